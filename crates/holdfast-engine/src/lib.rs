@@ -1,1 +1,21 @@
+//! holdfast's engine: everything between the repository format and the
+//! sources. It opens and initialises repositories, keeps the compact blob
+//! index, chunks streams, runs the parallel compress/encrypt/pack pipeline,
+//! reads blobs and trees back, finds snapshots, and takes locks.
+//!
+//! The engine is synchronous and thread-based: callers that live in an async
+//! runtime run it on blocking threads.
 
+pub mod blob_saver;
+pub mod chunker;
+pub mod error;
+pub mod index;
+pub mod lock;
+pub mod parallel;
+pub mod repository;
+pub mod snapshots;
+pub mod system;
+pub mod tree_walk;
+
+pub use error::{EngineError, Result};
+pub use repository::{Compression, Repository};

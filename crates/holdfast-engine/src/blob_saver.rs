@@ -1,0 +1,432 @@
+//! The write pipeline: deduplicate, compress, encrypt, pack, store, index.
+//!
+//! ```text
+//! caller threads ──save()──▶ [dedup: index + session set]
+//!     ──▶ compress+seal workers (N) ──▶ packer (1) ──▶ uploader (1)
+//!                                                   └─▶ index files
+//! ```
+//!
+//! Every stage is connected by a bounded channel, so memory is bounded by
+//! (queue lengths × blob size) + (two packs per blob type). The uploader
+//! records a pack in an index file only after the pack is durably stored,
+//! and [`BlobSaver::finish`] returns only after every pack and the index
+//! covering it are stored: the caller may then write a snapshot (restic's
+//! ordering: packs → index → snapshot).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use holdfast_format::index::{IndexFile, IndexPack};
+use holdfast_format::pack::{FinishedPack, PackBuilder};
+use holdfast_format::{BlobType, Id};
+use holdfast_storage::FileType;
+
+use crate::error::{EngineError, Result};
+use crate::index::MasterIndex;
+use crate::repository::{Compression, Repository, name};
+
+#[derive(Debug, Clone)]
+pub struct SaverOptions {
+    pub compression: Compression,
+    /// Target size of a pack file.
+    pub pack_size: usize,
+    /// Compress/encrypt threads.
+    pub workers: usize,
+    /// Write an index file once this many blobs are stored but unindexed.
+    pub index_every_blobs: usize,
+    /// Count what would be written, but write nothing (`--dry-run`).
+    pub dry_run: bool,
+}
+
+impl Default for SaverOptions {
+    fn default() -> Self {
+        SaverOptions {
+            compression: Compression::Auto,
+            pack_size: 16 * 1024 * 1024,
+            workers: crate::parallel::cpus(),
+            index_every_blobs: 50_000,
+            dry_run: false,
+        }
+    }
+}
+
+/// Counters of what this session added to the repository.
+#[derive(Debug, Default)]
+pub struct SaverStats {
+    pub data_blobs: AtomicU64,
+    pub tree_blobs: AtomicU64,
+    /// Plaintext bytes of new blobs.
+    pub added_plain: AtomicU64,
+    /// Bytes the new blobs take in packs (compressed and sealed).
+    pub added_packed: AtomicU64,
+    pub packs: AtomicU64,
+    pub index_files: AtomicU64,
+}
+
+/// What `finish` returns.
+#[derive(Debug, Default, Clone)]
+pub struct SaverSummary {
+    pub data_blobs: u64,
+    pub tree_blobs: u64,
+    pub added_plain: u64,
+    pub added_packed: u64,
+    pub packs: Vec<IndexPack>,
+    pub index_files: Vec<Id>,
+}
+
+struct Work {
+    blob_type: BlobType,
+    id: Id,
+    data: Vec<u8>,
+}
+
+struct Sealed {
+    blob_type: BlobType,
+    id: Id,
+    sealed: Vec<u8>,
+    uncompressed_length: Option<u32>,
+}
+
+struct Shared {
+    repo: Arc<Repository>,
+    index: Arc<MasterIndex>,
+    session: Mutex<HashSet<(Id, BlobType)>>,
+    error: Mutex<Option<EngineError>>,
+    stats: SaverStats,
+    opts: SaverOptions,
+    written: Mutex<Vec<IndexPack>>,
+    index_files: Mutex<Vec<Id>>,
+}
+
+impl Shared {
+    fn fail(&self, e: EngineError) {
+        let mut slot = self.error.lock().unwrap();
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+    fn failed(&self) -> bool {
+        self.error.lock().unwrap().is_some()
+    }
+}
+
+/// Whether `save` stored a new blob or found it already present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaveOutcome {
+    pub id: Id,
+    pub new: bool,
+}
+
+pub struct BlobSaver {
+    shared: Arc<Shared>,
+    work_tx: Option<Sender<Work>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl BlobSaver {
+    pub fn new(repo: Arc<Repository>, index: Arc<MasterIndex>, opts: SaverOptions) -> BlobSaver {
+        let workers = opts.workers.max(1);
+        let shared = Arc::new(Shared {
+            repo,
+            index,
+            session: Mutex::new(HashSet::new()),
+            error: Mutex::new(None),
+            stats: SaverStats::default(),
+            opts,
+            written: Mutex::new(Vec::new()),
+            index_files: Mutex::new(Vec::new()),
+        });
+        let (work_tx, work_rx) = bounded::<Work>(workers * 2);
+        let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 2);
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);
+        let mut threads = Vec::new();
+        for i in 0..workers {
+            let rx = work_rx.clone();
+            let tx = sealed_tx.clone();
+            let sh = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("hf-seal-{i}"))
+                    .spawn(move || seal_worker(sh, rx, tx))
+                    .expect("spawn thread"),
+            );
+        }
+        drop(sealed_tx);
+        let sh = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("hf-packer".into())
+                .spawn(move || packer(sh, sealed_rx, pack_tx))
+                .expect("spawn thread"),
+        );
+        let sh = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("hf-upload".into())
+                .spawn(move || uploader(sh, pack_rx))
+                .expect("spawn thread"),
+        );
+        BlobSaver {
+            shared,
+            work_tx: Some(work_tx),
+            threads,
+        }
+    }
+
+    pub fn stats(&self) -> &SaverStats {
+        &self.shared.stats
+    }
+
+    /// True when the blob is in the repository or was saved in this session.
+    pub fn known(&self, id: &Id, t: BlobType) -> bool {
+        self.shared.index.has(id, t) || self.shared.session.lock().unwrap().contains(&(*id, t))
+    }
+
+    fn check(&self) -> Result<()> {
+        if let Some(e) = self.shared.error.lock().unwrap().take() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Store `data` as a blob unless it already exists. Blocks when the
+    /// pipeline is full.
+    pub fn save(&self, blob_type: BlobType, data: Vec<u8>) -> Result<SaveOutcome> {
+        let id = Id::hash(&data);
+        self.save_hashed(blob_type, id, data)
+    }
+
+    /// Like [`BlobSaver::save`] with the id already computed by the caller.
+    pub fn save_hashed(&self, blob_type: BlobType, id: Id, data: Vec<u8>) -> Result<SaveOutcome> {
+        if self.shared.index.has(&id, blob_type) {
+            return Ok(SaveOutcome { id, new: false });
+        }
+        if !self.shared.session.lock().unwrap().insert((id, blob_type)) {
+            return Ok(SaveOutcome { id, new: false });
+        }
+        if self.shared.failed() {
+            return Err(self.take_error());
+        }
+        let st = &self.shared.stats;
+        match blob_type {
+            BlobType::Data => st.data_blobs.fetch_add(1, Ordering::Relaxed),
+            BlobType::Tree => st.tree_blobs.fetch_add(1, Ordering::Relaxed),
+        };
+        st.added_plain.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let tx = self.work_tx.as_ref().expect("saver not finished");
+        if tx.send(Work { blob_type, id, data }).is_err() {
+            return Err(self.take_error());
+        }
+        Ok(SaveOutcome { id, new: true })
+    }
+
+    fn take_error(&self) -> EngineError {
+        self.shared
+            .error
+            .lock()
+            .unwrap()
+            .take()
+            .unwrap_or_else(|| EngineError::Invalid("blob pipeline stopped".into()))
+    }
+
+    /// Flush partial packs, store them, write the index for everything
+    /// stored, and return what was added.
+    pub fn finish(mut self) -> Result<SaverSummary> {
+        drop(self.work_tx.take());
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                self.shared
+                    .fail(EngineError::Invalid("a pipeline thread panicked".into()));
+            }
+        }
+        self.check()?;
+        let st = &self.shared.stats;
+        Ok(SaverSummary {
+            data_blobs: st.data_blobs.load(Ordering::Relaxed),
+            tree_blobs: st.tree_blobs.load(Ordering::Relaxed),
+            added_plain: st.added_plain.load(Ordering::Relaxed),
+            added_packed: st.added_packed.load(Ordering::Relaxed),
+            packs: std::mem::take(&mut *self.shared.written.lock().unwrap()),
+            index_files: std::mem::take(&mut *self.shared.index_files.lock().unwrap()),
+        })
+    }
+}
+
+impl Drop for BlobSaver {
+    fn drop(&mut self) {
+        // Abandoned without finish (an error upstream): stop the threads.
+        if self.work_tx.is_some() {
+            self.shared
+                .fail(EngineError::Invalid("backup abandoned".into()));
+            drop(self.work_tx.take());
+            for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+fn seal_worker(sh: Arc<Shared>, rx: Receiver<Work>, tx: Sender<Sealed>) {
+    let level = sh.opts.compression.zstd_level();
+    let mut compressor = level.and_then(|l| zstd::bulk::Compressor::new(l).ok());
+    let key = sh.repo.key().clone();
+    let mut cbuf: Vec<u8> = Vec::new();
+    for w in rx {
+        if sh.failed() {
+            continue;
+        }
+        let mut uncompressed_length = None;
+        let sealed = match compressor.as_mut() {
+            Some(c) => {
+                let bound = zstd::zstd_safe::compress_bound(w.data.len());
+                cbuf.clear();
+                cbuf.reserve(bound);
+                match c.compress_to_buffer(&w.data, &mut cbuf) {
+                    // Store compressed only when it actually saves space.
+                    Ok(n) if n < w.data.len() => {
+                        uncompressed_length = Some(w.data.len() as u32);
+                        key.seal(&cbuf[..n])
+                    }
+                    _ => key.seal(&w.data),
+                }
+            }
+            None => key.seal(&w.data),
+        };
+        sh.stats
+            .added_packed
+            .fetch_add(sealed.len() as u64, Ordering::Relaxed);
+        let s = Sealed {
+            blob_type: w.blob_type,
+            id: w.id,
+            sealed,
+            uncompressed_length,
+        };
+        if tx.send(s).is_err() {
+            break;
+        }
+    }
+}
+
+fn packer(sh: Arc<Shared>, rx: Receiver<Sealed>, tx: Sender<FinishedPack>) {
+    let target = sh.opts.pack_size;
+    let mut data: Option<PackBuilder> = None;
+    let mut tree: Option<PackBuilder> = None;
+    let key = sh.repo.key().clone();
+    for s in rx {
+        if sh.failed() {
+            continue;
+        }
+        let slot = match s.blob_type {
+            BlobType::Data => &mut data,
+            BlobType::Tree => &mut tree,
+        };
+        let b = slot.get_or_insert_with(|| PackBuilder::with_capacity(target + 1024 * 1024));
+        b.add(s.blob_type, s.id, &s.sealed, s.uncompressed_length);
+        if b.len() >= target {
+            let full = slot.take().unwrap().finish(&key);
+            if tx.send(full).is_err() {
+                return;
+            }
+        }
+    }
+    for b in [data, tree].into_iter().flatten() {
+        if !b.is_empty() && !sh.failed() && tx.send(b.finish(&key)).is_err() {
+            return;
+        }
+    }
+}
+
+fn uploader(sh: Arc<Shared>, rx: Receiver<FinishedPack>) {
+    let mut pending: Vec<IndexPack> = Vec::new();
+    let mut pending_blobs = 0usize;
+    let write_index = |pending: &mut Vec<IndexPack>| -> Result<()> {
+        if pending.is_empty() || sh.opts.dry_run {
+            pending.clear();
+            return Ok(());
+        }
+        let file = IndexFile {
+            supersedes: Vec::new(),
+            packs: std::mem::take(pending),
+        };
+        let id = sh.repo.save_json(FileType::Index, &file.to_json())?;
+        sh.index_files.lock().unwrap().push(id);
+        sh.stats.index_files.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    };
+    for p in rx {
+        if sh.failed() {
+            continue;
+        }
+        if !sh.opts.dry_run
+            && let Err(e) = sh.repo.backend().put(&name(FileType::Pack, &p.id), &p.bytes)
+        {
+            sh.fail(e.into());
+            continue;
+        }
+        sh.stats.packs.fetch_add(1, Ordering::Relaxed);
+        let ip = IndexPack::from_packed(p.id, &p.blobs);
+        pending_blobs += ip.blobs.len();
+        sh.written.lock().unwrap().push(ip.clone());
+        pending.push(ip);
+        if pending_blobs >= sh.opts.index_every_blobs {
+            if let Err(e) = write_index(&mut pending) {
+                sh.fail(e);
+            }
+            pending_blobs = 0;
+        }
+    }
+    if !sh.failed()
+        && let Err(e) = write_index(&mut pending)
+    {
+        sh.fail(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repository::InitOptions;
+    use holdfast_storage::{Backend, MemoryBackend};
+
+    #[test]
+    fn saves_dedups_and_indexes() {
+        let be: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let repo = Arc::new(Repository::init(be.clone(), b"pw", &InitOptions { kdf_log_n: 10 }).unwrap());
+        let idx = repo.index().unwrap();
+        let opts = SaverOptions {
+            pack_size: 4096,
+            index_every_blobs: 5,
+            ..Default::default()
+        };
+        let saver = BlobSaver::new(repo.clone(), idx, opts);
+        let mut ids = Vec::new();
+        for i in 0..20u32 {
+            let data = format!("blob number {i} ").repeat(100 + i as usize).into_bytes();
+            let o = saver.save(BlobType::Data, data.clone()).unwrap();
+            assert!(o.new);
+            assert!(!saver.save(BlobType::Data, data).unwrap().new);
+            ids.push(o.id);
+        }
+        let t = saver.save(BlobType::Tree, b"{\"nodes\":[]}\n".to_vec()).unwrap();
+        let sum = saver.finish().unwrap();
+        assert_eq!(sum.data_blobs, 20);
+        assert_eq!(sum.tree_blobs, 1);
+        assert!(sum.added_packed < sum.added_plain, "compressed");
+        assert!(sum.index_files.len() >= 2);
+        // packs hold one blob type only
+        for p in &sum.packs {
+            let t0 = p.blobs[0].blob_type;
+            assert!(p.blobs.iter().all(|b| b.blob_type == t0));
+        }
+        // a fresh open sees every blob through the stored index
+        let repo2 = Repository::open(be, b"pw").unwrap();
+        for id in ids {
+            let d = repo2.load_blob(&id, BlobType::Data).unwrap();
+            assert_eq!(Id::hash(&d), id);
+        }
+        assert_eq!(repo2.load_blob(&t.id, BlobType::Tree).unwrap(), b"{\"nodes\":[]}\n");
+    }
+}
