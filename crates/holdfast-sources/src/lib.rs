@@ -1,1 +1,12 @@
+//! Sources: what holdfast reads backups from and restores them to.
+//!
+//! - [`dir`]: directory trees with full metadata (backup and restore);
+//! - [`stream`]: one byte stream stored as a one-file snapshot (`--stdin`,
+//!   and the base of the database sources);
+//! - [`filter`]: the include/exclude patterns both use.
 
+pub mod commit;
+pub mod dir;
+pub mod filter;
+pub mod progress;
+pub mod stream;

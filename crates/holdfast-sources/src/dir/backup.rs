@@ -1,0 +1,717 @@
+//! Backing up directory trees.
+//!
+//! ```text
+//!  walker (this thread)          readers (N)                finisher (1)
+//!  readdir, lstat, compare  ──▶  open, chunk, hash,    ──▶  wait for a dir's
+//!  with the parent tree          save blobs                 entries, save its
+//!  ─────── one DirJob per directory, in post-order ──────▶  tree blob
+//! ```
+//!
+//! The walker never waits for file contents: each directory becomes a job
+//! holding its finished nodes and one-shot receivers for the pending ones.
+//! Directories are queued in post-order, so when the finisher reaches a
+//! directory every subdirectory has already been finished. All queues are
+//! bounded. Unreadable entries are reported and left out; repository errors
+//! stop the backup before any snapshot is written.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use holdfast_engine::blob_saver::{BlobSaver, SaverOptions};
+use holdfast_engine::chunker::{Chunker, ChunkerParams};
+use holdfast_engine::repository::Repository;
+use holdfast_engine::{EngineError, Result};
+use holdfast_format::gotime::GoTime;
+use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
+use holdfast_format::tree::{Node, NodeType, Tree};
+use holdfast_format::{BlobType, Id};
+
+use super::metadata::{node_from_metadata, read_xattrs};
+use crate::commit::{SnapshotMeta, commit};
+use crate::filter::PathMatcher;
+use crate::progress::{ItemError, Progress};
+
+pub struct DirBackupOptions {
+    /// Files and directories to back up, as given (relative ones are made
+    /// absolute against the current directory).
+    pub paths: Vec<PathBuf>,
+    pub excludes: PathMatcher,
+    pub one_file_system: bool,
+    pub chunker: ChunkerParams,
+    pub saver: SaverOptions,
+    /// Files read in parallel.
+    pub readers: usize,
+    /// The snapshot to compare with (unchanged files are not read again).
+    pub parent: Option<(Id, Snapshot)>,
+    pub meta: SnapshotMeta,
+    pub dry_run: bool,
+    /// Count the source first so progress can show totals and an ETA.
+    pub scan: bool,
+}
+
+pub struct DirBackupResult {
+    pub snapshot_id: Option<Id>,
+    pub snapshot: Snapshot,
+    pub errors: Vec<ItemError>,
+}
+
+/// Make `p` absolute and remove `.` and `..` lexically, as restic does.
+pub fn clean_absolute(p: &Path) -> io::Result<PathBuf> {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    };
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+        }
+    }
+    Ok(out)
+}
+
+/// The backed-up paths, organised by component: intermediate directories
+/// (recorded with their own metadata but only the listed children) and the
+/// targets themselves (recorded whole).
+enum Trie {
+    Target,
+    Inner(BTreeMap<Vec<u8>, Trie>),
+}
+
+fn build_trie(paths: &[PathBuf]) -> BTreeMap<Vec<u8>, Trie> {
+    let mut root: BTreeMap<Vec<u8>, Trie> = BTreeMap::new();
+    for p in paths {
+        let parts: Vec<Vec<u8>> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.as_bytes().to_vec()),
+                _ => None,
+            })
+            .collect();
+        let mut level = &mut root;
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let entry = level
+                .entry(part.clone())
+                .or_insert_with(|| if last { Trie::Target } else { Trie::Inner(BTreeMap::new()) });
+            if last {
+                *entry = Trie::Target;
+                break;
+            }
+            match entry {
+                Trie::Target => break, // an ancestor is already backed up whole
+                Trie::Inner(m) => level = m,
+            }
+        }
+    }
+    root
+}
+
+#[derive(Default)]
+struct Counters {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unmodified: AtomicU64,
+    dirs_new: AtomicU64,
+    dirs_changed: AtomicU64,
+    dirs_unmodified: AtomicU64,
+    total_files: AtomicU64,
+    total_bytes: AtomicU64,
+}
+
+fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+type DirOutcome = Result<Id>;
+
+enum Slot {
+    Ready(Node),
+    File(Receiver<Option<Node>>),
+    Dir(Node, Receiver<DirOutcome>),
+}
+
+struct DirJob {
+    slots: Vec<Slot>,
+    prev: Option<Id>,
+    /// Count this directory in the summary (the virtual root is not).
+    counted: bool,
+    reply: Sender<DirOutcome>,
+}
+
+struct FileJob {
+    path: PathBuf,
+    node: Node,
+    prev: Option<Node>,
+    reply: Sender<Option<Node>>,
+}
+
+struct Ctx<'a> {
+    repo: &'a Arc<Repository>,
+    saver: &'a BlobSaver,
+    progress: &'a Progress,
+    excludes: &'a PathMatcher,
+    one_file_system: bool,
+    chunker: ChunkerParams,
+    seed: u64,
+    counters: Counters,
+    fatal: Mutex<Option<EngineError>>,
+}
+
+impl Ctx<'_> {
+    fn fail(&self, e: EngineError) {
+        let mut f = self.fatal.lock().unwrap();
+        if f.is_none() {
+            *f = Some(e);
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.fatal.lock().unwrap().is_some()
+    }
+
+    fn item_error(&self, path: &Path, during: &'static str, e: impl std::fmt::Display) {
+        self.progress.error(ItemError {
+            path: path.display().to_string(),
+            during,
+            message: e.to_string(),
+        });
+    }
+
+    fn load_tree(&self, id: Option<Id>, path: &Path) -> Option<Tree> {
+        let id = id?;
+        match self.repo.load_tree(&id) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.item_error(path, "load parent tree", format!("{e}; reading everything below it"));
+                None
+            }
+        }
+    }
+}
+
+fn prev_node<'t>(tree: &'t Option<Tree>, name: &[u8]) -> Option<&'t Node> {
+    let t = tree.as_ref()?;
+    t.nodes
+        .binary_search_by(|n| n.name.as_slice().cmp(name))
+        .ok()
+        .map(|i| &t.nodes[i])
+}
+
+fn snap_path(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = parent.to_vec();
+    p.push(b'/');
+    p.extend_from_slice(name);
+    p
+}
+
+struct Walker<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    files: Sender<FileJob>,
+    dirs: Sender<DirJob>,
+}
+
+impl Walker<'_, '_> {
+    fn queue_dir(&self, slots: Vec<Slot>, prev: Option<Id>, counted: bool) -> Receiver<DirOutcome> {
+        let (tx, rx) = bounded(1);
+        let job = DirJob {
+            slots,
+            prev,
+            counted,
+            reply: tx,
+        };
+        if let Err(e) = self.dirs.send(job) {
+            let _ = e.into_inner().reply.send(Err(EngineError::Interrupted));
+        }
+        rx
+    }
+
+    /// The virtual levels above the targets.
+    fn walk_trie(
+        &self,
+        dir: &Path,
+        spath: &[u8],
+        children: &BTreeMap<Vec<u8>, Trie>,
+        prev_tree: Option<Id>,
+        counted: bool,
+    ) -> Receiver<DirOutcome> {
+        let prev = self.ctx.load_tree(prev_tree, dir);
+        let mut slots = Vec::new();
+        for (name, child) in children {
+            let path = dir.join(std::ffi::OsStr::from_bytes(name));
+            let sp = snap_path(spath, name);
+            let old = prev_node(&prev, name).cloned();
+            match child {
+                Trie::Target => match fs::symlink_metadata(&path) {
+                    Ok(md) => {
+                        if let Some(s) = self.entry(&path, &sp, name, &md, old, md.dev()) {
+                            slots.push(s);
+                        }
+                    }
+                    Err(e) => self.ctx.item_error(&path, "lstat", e),
+                },
+                Trie::Inner(grand) => {
+                    // An intermediate directory: follow a symlink here, the
+                    // user named a path through it.
+                    let md = match fs::metadata(&path) {
+                        Ok(md) => md,
+                        Err(e) => {
+                            self.ctx.item_error(&path, "stat", e);
+                            continue;
+                        }
+                    };
+                    let mut node = node_from_metadata(name, &md);
+                    node.node_type = NodeType::Dir;
+                    let sub = old.filter(|o| o.node_type == NodeType::Dir).and_then(|o| o.subtree);
+                    let rx = self.walk_trie(&path, &sp, grand, sub, true);
+                    slots.push(Slot::Dir(node, rx));
+                }
+            }
+        }
+        self.queue_dir(slots, prev_tree, counted)
+    }
+
+    /// A whole directory below a target.
+    fn walk_dir(&self, dir: &Path, spath: &[u8], prev_tree: Option<Id>, dev: u64) -> Receiver<DirOutcome> {
+        let prev = self.ctx.load_tree(prev_tree, dir);
+        let mut slots = Vec::new();
+        let mut names: Vec<Vec<u8>> = match fs::read_dir(dir) {
+            Ok(rd) => rd
+                .filter_map(|e| match e {
+                    Ok(e) => Some(e.file_name().into_vec()),
+                    Err(err) => {
+                        self.ctx.item_error(dir, "readdir", err);
+                        None
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                self.ctx.item_error(dir, "readdir", e);
+                Vec::new()
+            }
+        };
+        names.sort();
+        for name in names {
+            if self.ctx.failed() {
+                break;
+            }
+            let path = dir.join(std::ffi::OsStr::from_bytes(&name));
+            let sp = snap_path(spath, &name);
+            if self.ctx.excludes.matches_exact(&sp) {
+                continue;
+            }
+            let md = match fs::symlink_metadata(&path) {
+                Ok(md) => md,
+                Err(e) => {
+                    self.ctx.item_error(&path, "lstat", e);
+                    continue;
+                }
+            };
+            let old = prev_node(&prev, &name).cloned();
+            if let Some(s) = self.entry(&path, &sp, &name, &md, old, dev) {
+                slots.push(s);
+            }
+        }
+        self.ctx.progress.dirs_done.fetch_add(1, Ordering::Relaxed);
+        self.queue_dir(slots, prev_tree, true)
+    }
+
+    fn entry(
+        &self,
+        path: &Path,
+        sp: &[u8],
+        name: &[u8],
+        md: &fs::Metadata,
+        old: Option<Node>,
+        dev: u64,
+    ) -> Option<Slot> {
+        let mut node = node_from_metadata(name, md);
+        match read_xattrs(path) {
+            Ok(x) => node.extended_attributes = x,
+            Err(e) => self.ctx.item_error(path, "read extended attributes", e),
+        }
+        match node.node_type {
+            NodeType::Dir => {
+                if self.ctx.one_file_system && md.dev() != dev {
+                    // A mount point: recorded, its contents are not.
+                    let rx = self.queue_dir(Vec::new(), None, true);
+                    return Some(Slot::Dir(node, rx));
+                }
+                let sub = old.filter(|o| o.node_type == NodeType::Dir).and_then(|o| o.subtree);
+                let rx = self.walk_dir(path, sp, sub, dev);
+                Some(Slot::Dir(node, rx))
+            }
+            NodeType::File => {
+                inc(&self.ctx.counters.total_files);
+                self.ctx
+                    .counters
+                    .total_bytes
+                    .fetch_add(md.size(), Ordering::Relaxed);
+                if let Some(o) = &old
+                    && unchanged(o, &node)
+                    && o.content
+                        .as_ref()
+                        .is_some_and(|c| c.iter().all(|id| self.ctx.saver.known(id, BlobType::Data)))
+                {
+                    node.content = o.content.clone();
+                    inc(&self.ctx.counters.files_unmodified);
+                    self.ctx.progress.add_bytes(node.size);
+                    self.ctx.progress.file_done();
+                    return Some(Slot::Ready(node));
+                }
+                let (tx, rx) = bounded(1);
+                let job = FileJob {
+                    path: path.to_path_buf(),
+                    node,
+                    prev: old,
+                    reply: tx,
+                };
+                if self.files.send(job).is_err() {
+                    return None;
+                }
+                Some(Slot::File(rx))
+            }
+            NodeType::Symlink => match fs::read_link(path) {
+                Ok(t) => {
+                    node.set_link_target(t.as_os_str().as_bytes());
+                    Some(Slot::Ready(node))
+                }
+                Err(e) => {
+                    self.ctx.item_error(path, "readlink", e);
+                    None
+                }
+            },
+            _ => Some(Slot::Ready(node)),
+        }
+    }
+}
+
+/// restic's change detection: same type, size, mtime, ctime and inode.
+fn unchanged(old: &Node, new: &Node) -> bool {
+    old.node_type == NodeType::File
+        && old.size == new.size
+        && old.mtime == new.mtime
+        && old.ctime == new.ctime
+        && old.inode == new.inode
+}
+
+fn open_for_reading(path: &Path) -> io::Result<File> {
+    let attempt = |noatime: bool| {
+        let mut o = fs::OpenOptions::new();
+        o.read(true);
+        let mut flags = libc_o_nofollow();
+        if noatime {
+            flags |= libc_o_noatime();
+        }
+        o.custom_flags(flags);
+        o.open(path)
+    };
+    match attempt(true) {
+        // O_NOATIME needs ownership or CAP_FOWNER.
+        Err(e) if e.raw_os_error() == Some(1) => attempt(false),
+        r => r,
+    }
+}
+
+fn libc_o_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+fn libc_o_noatime() -> i32 {
+    rustix::fs::OFlags::NOATIME.bits() as i32
+}
+
+fn read_file(ctx: &Ctx, job: FileJob) -> Option<Node> {
+    let FileJob {
+        path, mut node, prev, ..
+    } = job;
+    let f = match open_for_reading(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            ctx.item_error(&path, "open", e);
+            return None;
+        }
+    };
+    match f.metadata() {
+        Ok(md) if md.is_file() => {
+            if md.ino() != node.inode || md.size() != node.size {
+                // replaced or changed since lstat: describe what we read
+                let x = std::mem::take(&mut node.extended_attributes);
+                node = node_from_metadata(&node.name, &md);
+                node.extended_attributes = x;
+            }
+        }
+        Ok(_) => {
+            ctx.item_error(&path, "open", "no longer a regular file");
+            return None;
+        }
+        Err(e) => {
+            ctx.item_error(&path, "fstat", e);
+            return None;
+        }
+    }
+    ctx.progress.set_current(Some(path.display().to_string()));
+    let mut chunker = Chunker::new(f, ctx.chunker, ctx.seed);
+    let mut content = Vec::new();
+    loop {
+        if ctx.failed() {
+            return None;
+        }
+        let chunk = match chunker.next_chunk() {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => {
+                ctx.item_error(&path, "read", e);
+                return None;
+            }
+        };
+        let id = Id::hash(chunk);
+        let len = chunk.len() as u64;
+        if !ctx.saver.known(&id, BlobType::Data)
+            && let Err(e) = ctx.saver.save_hashed(BlobType::Data, id, chunk.to_vec())
+        {
+            ctx.fail(e);
+            return None;
+        }
+        content.push(id);
+        ctx.progress.add_bytes(len);
+    }
+    node.size = chunker.position;
+    let same = prev
+        .as_ref()
+        .is_some_and(|p| p.content.as_deref() == Some(content.as_slice()));
+    node.content = Some(content);
+    match (&prev, same) {
+        (None, _) => inc(&ctx.counters.files_new),
+        (Some(_), true) => inc(&ctx.counters.files_unmodified),
+        (Some(_), false) => inc(&ctx.counters.files_changed),
+    }
+    ctx.progress.file_done();
+    Some(node)
+}
+
+fn finish_dir(ctx: &Ctx, job: DirJob) -> DirOutcome {
+    let mut nodes = Vec::with_capacity(job.slots.len());
+    for slot in job.slots {
+        match slot {
+            Slot::Ready(n) => nodes.push(n),
+            Slot::File(rx) => {
+                if let Ok(Some(n)) = rx.recv() {
+                    nodes.push(n);
+                }
+            }
+            Slot::Dir(mut n, rx) => match rx.recv() {
+                Ok(Ok(id)) => {
+                    n.subtree = Some(id);
+                    nodes.push(n);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(EngineError::Interrupted),
+            },
+        }
+    }
+    let mut tree = Tree { nodes };
+    tree.sort();
+    let blob = tree.to_blob();
+    let id = Id::hash(&blob);
+    ctx.saver.save_hashed(BlobType::Tree, id, blob)?;
+    if job.counted {
+        let c = &ctx.counters;
+        match job.prev {
+            None => inc(&c.dirs_new),
+            Some(p) if p == id => inc(&c.dirs_unmodified),
+            Some(_) => inc(&c.dirs_changed),
+        }
+    }
+    Ok(id)
+}
+
+/// Count files and bytes below `paths` for progress totals.
+fn scan(paths: &[PathBuf], excludes: &PathMatcher, progress: &Progress, stop: &dyn Fn() -> bool) {
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        if stop() {
+            return;
+        }
+        let Ok(md) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if md.is_file() {
+            progress.total_files.fetch_add(1, Ordering::Relaxed);
+            progress.total_bytes.fetch_add(md.size(), Ordering::Relaxed);
+        } else if md.is_dir()
+            && let Ok(rd) = fs::read_dir(&p)
+        {
+            for e in rd.flatten() {
+                let child = e.path();
+                if !excludes.matches_exact(child.as_os_str().as_bytes()) {
+                    stack.push(child);
+                }
+            }
+        }
+    }
+    progress
+        .scan_finished
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Back up `opts.paths` into `repo`.
+pub fn backup_dirs(
+    repo: &Arc<Repository>,
+    opts: DirBackupOptions,
+    progress: &Progress,
+) -> Result<DirBackupResult> {
+    let start = GoTime::now();
+    let mut targets = Vec::new();
+    for p in &opts.paths {
+        let abs = clean_absolute(p).map_err(|e| EngineError::io("current directory", e))?;
+        match fs::symlink_metadata(&abs) {
+            Ok(_) => targets.push(abs),
+            Err(e) => progress.error(ItemError {
+                path: abs.display().to_string(),
+                during: "lstat",
+                message: e.to_string(),
+            }),
+        }
+    }
+    if targets.is_empty() {
+        return Err(EngineError::Invalid(
+            "none of the source paths exist; nothing to back up".into(),
+        ));
+    }
+    targets.sort();
+    targets.dedup();
+    let trie = build_trie(&targets);
+    let index = repo.load_index()?;
+    let saver = BlobSaver::new(
+        repo.clone(),
+        index,
+        SaverOptions {
+            dry_run: opts.dry_run,
+            ..opts.saver.clone()
+        },
+    );
+    let (parent_id, parent_tree) = match &opts.parent {
+        Some((id, s)) => (Some(*id), Some(s.tree)),
+        None => (None, None),
+    };
+    let ctx = Ctx {
+        repo,
+        saver: &saver,
+        progress,
+        excludes: &opts.excludes,
+        one_file_system: opts.one_file_system,
+        chunker: opts.chunker,
+        seed: repo.chunker_seed(),
+        counters: Counters::default(),
+        fatal: Mutex::new(None),
+    };
+    let readers = opts.readers.max(1);
+    let root = std::thread::scope(|s| -> DirOutcome {
+        let (file_tx, file_rx) = bounded::<FileJob>(readers * 8);
+        let (dir_tx, dir_rx) = bounded::<DirJob>(256);
+        let ctx = &ctx;
+        if opts.scan {
+            let t = &targets;
+            let ex = &opts.excludes;
+            s.spawn(move || scan(t, ex, progress, &|| ctx.failed()));
+        }
+        for _ in 0..readers {
+            let rx = file_rx.clone();
+            s.spawn(move || {
+                for job in rx {
+                    let reply = job.reply.clone();
+                    let r = if ctx.failed() { None } else { read_file(ctx, job) };
+                    let _ = reply.send(r);
+                }
+            });
+        }
+        drop(file_rx);
+        let finisher = s.spawn(move || {
+            for job in dir_rx {
+                let reply = job.reply.clone();
+                let r = if ctx.failed() {
+                    Err(EngineError::Interrupted)
+                } else {
+                    // The first real error is kept for the caller; parents
+                    // waiting on this directory only learn it stopped.
+                    finish_dir(ctx, job).map_err(|e| {
+                        ctx.fail(e);
+                        EngineError::Interrupted
+                    })
+                };
+                let _ = reply.send(r);
+            }
+        });
+        let walker = Walker {
+            ctx,
+            files: file_tx,
+            dirs: dir_tx,
+        };
+        let rx = walker.walk_trie(Path::new("/"), b"", &trie, parent_tree, false);
+        drop(walker);
+        let r = rx.recv().unwrap_or(Err(EngineError::Interrupted));
+        let _ = finisher.join();
+        r
+    });
+    if let Some(e) = ctx.fatal.lock().unwrap().take() {
+        return Err(e);
+    }
+    let root = root?;
+    let c = &ctx.counters;
+    let summary = SnapshotSummary {
+        files_new: c.files_new.load(Ordering::Relaxed),
+        files_changed: c.files_changed.load(Ordering::Relaxed),
+        files_unmodified: c.files_unmodified.load(Ordering::Relaxed),
+        dirs_new: c.dirs_new.load(Ordering::Relaxed),
+        dirs_changed: c.dirs_changed.load(Ordering::Relaxed),
+        dirs_unmodified: c.dirs_unmodified.load(Ordering::Relaxed),
+        total_files_processed: c.total_files.load(Ordering::Relaxed),
+        total_bytes_processed: c.total_bytes.load(Ordering::Relaxed),
+        ..Default::default()
+    };
+    let mut meta = opts.meta;
+    meta.paths = targets
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    meta.parent = parent_id;
+    meta.excludes = opts.excludes.patterns();
+    let (snapshot_id, snapshot, _) = commit(repo, saver, root, meta, summary, start, opts.dry_run)?;
+    Ok(DirBackupResult {
+        snapshot_id,
+        snapshot,
+        errors: progress.errors(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean_absolute(Path::new("/a/./b/../c")).unwrap(), PathBuf::from("/a/c"));
+        assert_eq!(clean_absolute(Path::new("/../..")).unwrap(), PathBuf::from("/"));
+    }
+
+    #[test]
+    fn trie_merges_nested_targets() {
+        let t = build_trie(&[PathBuf::from("/a/b"), PathBuf::from("/a/b/c"), PathBuf::from("/a/d")]);
+        let Trie::Inner(a) = &t[&b"a".to_vec()] else { panic!() };
+        assert!(matches!(a[&b"b".to_vec()], Trie::Target));
+        assert!(matches!(a[&b"d".to_vec()], Trie::Target));
+    }
+}

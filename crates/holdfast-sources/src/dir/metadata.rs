@@ -1,0 +1,94 @@
+//! Reading a file system entry's metadata into a restic tree node.
+
+use std::fs::Metadata;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use holdfast_engine::system;
+use holdfast_format::gotime::GoTime;
+use holdfast_format::tree::{ExtendedAttribute, Node, NodeType, gomode};
+
+/// The node type of an `st_mode`.
+pub fn node_type(mode: u32) -> NodeType {
+    match mode & 0o170000 {
+        0o100000 => NodeType::File,
+        0o040000 => NodeType::Dir,
+        0o120000 => NodeType::Symlink,
+        0o060000 => NodeType::Dev,
+        0o020000 => NodeType::Chardev,
+        0o010000 => NodeType::Fifo,
+        0o140000 => NodeType::Socket,
+        _ => NodeType::Irregular,
+    }
+}
+
+fn time(secs: i64, nanos: i64) -> GoTime {
+    GoTime::utc(secs, nanos.clamp(0, 999_999_999) as u32)
+}
+
+/// A node for `md` named `name`. Content, link target and extended
+/// attributes are filled in by the caller.
+pub fn node_from_metadata(name: &[u8], md: &Metadata) -> Node {
+    let t = node_type(md.mode());
+    let mut n = Node::new(name.to_vec(), t);
+    n.mode = gomode::from_unix(md.mode());
+    n.mtime = time(md.mtime(), md.mtime_nsec());
+    n.atime = time(md.atime(), md.atime_nsec());
+    n.ctime = time(md.ctime(), md.ctime_nsec());
+    n.uid = md.uid();
+    n.gid = md.gid();
+    n.user = system::user_name(md.uid()).unwrap_or_default();
+    n.group = system::group_name(md.gid()).unwrap_or_default();
+    n.inode = md.ino();
+    n.device_id = md.dev();
+    if t != NodeType::Dir {
+        n.links = md.nlink();
+    }
+    match t {
+        NodeType::File => n.size = md.size(),
+        NodeType::Dev | NodeType::Chardev => n.device = md.rdev(),
+        _ => {}
+    }
+    n
+}
+
+/// Extended attributes of `path` (not following symlinks), sorted by name.
+/// A file system without xattr support yields none.
+pub fn read_xattrs(path: &Path) -> io::Result<Vec<ExtendedAttribute>> {
+    let mut names = vec![0u8; 1024];
+    let len = loop {
+        match rustix::fs::llistxattr(path, &mut names[..]) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => {
+                let need = rustix::fs::llistxattr_query(path).map_err(io::Error::from)?;
+                names.resize(need.max(names.len() * 2), 0);
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut out = Vec::new();
+    for raw in names[..len].split(|&c| c == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(raw).into_owned();
+        let mut value = vec![0u8; 256];
+        let vlen = loop {
+            match rustix::fs::lgetxattr(path, raw, &mut value[..]) {
+                Ok(n) => break Some(n),
+                Err(rustix::io::Errno::RANGE) => {
+                    let need = rustix::fs::lgetxattr_query(path, raw).map_err(io::Error::from)?;
+                    value.resize(need.max(value.len() * 2), 0);
+                }
+                // removed between list and get
+                Err(rustix::io::Errno::NODATA) => break None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if let Some(vlen) = vlen {
+            value.truncate(vlen);
+            out.push(ExtendedAttribute { name, value });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
