@@ -593,6 +593,10 @@ pub fn backup_dirs(
     }
     targets.sort();
     targets.dedup();
+    // A path inside another target adds nothing: it is backed up whole
+    // with its ancestor (and the snapshot's path list stays canonical).
+    let all = targets.clone();
+    targets.retain(|t| !all.iter().any(|o| o != t && t.starts_with(o)));
     let trie = build_trie(&targets);
     let index = repo.load_index()?;
     let saver = BlobSaver::new(

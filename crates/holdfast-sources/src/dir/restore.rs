@@ -73,6 +73,8 @@ pub struct RestoreSummary {
     pub special: u64,
     pub deleted: u64,
     pub bytes_written: u64,
+    /// Device nodes not created because the restore does not run as root.
+    pub skipped_devices: u64,
     pub errors: u64,
 }
 
@@ -88,6 +90,7 @@ struct Counters {
     special: AtomicU64,
     deleted: AtomicU64,
     bytes_written: AtomicU64,
+    skipped_devices: AtomicU64,
 }
 
 /// A name is safe to create in a directory: one component, nothing that
@@ -524,11 +527,23 @@ impl Walk<'_> {
             }
             NodeType::Fifo | NodeType::Dev | NodeType::Chardev => {
                 if node.node_type != NodeType::Fifo && !self.am_root {
-                    self.progress.error(ItemError {
-                        path: display,
-                        during: "restore",
-                        message: "device nodes are restored only when running as root; skipped".into(),
-                    });
+                    // Creating device nodes needs root; not an error.
+                    self.counters.skipped_devices.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                let want = match node.node_type {
+                    NodeType::Fifo => 0o010000,
+                    NodeType::Dev => 0o060000,
+                    _ => 0o020000,
+                };
+                if let Some(st) = &existing
+                    && file_type_bits(st) == want
+                    && (node.node_type == NodeType::Fifo || st.st_rdev as u64 == node.device)
+                {
+                    (self.on_action)(Action::Unchanged(display));
+                    if !self.opts.dry_run {
+                        self.set_meta_at(dir, name, node, spath);
+                    }
                     return Ok(());
                 }
                 (self.on_action)(if existing.is_some() { Action::Update(display) } else { Action::Create(display) });
@@ -603,6 +618,40 @@ fn display_rel(rel: &[Vec<u8>]) -> String {
     lossy(&snapshot_path(rel))
 }
 
+/// Granularity of hole detection: a file system block.
+const HOLE_BLOCK: usize = 4096;
+
+/// Write `data` at `off`, leaving aligned all-zero blocks unwritten (holes,
+/// since the file was truncated to empty first). Returns the bytes written.
+fn write_sparse(f: &File, data: &[u8], off: u64) -> io::Result<u64> {
+    let mut written = 0u64;
+    let mut pos = 0usize;
+    // first piece up to the next block boundary of the file
+    let lead = ((HOLE_BLOCK as u64 - off % HOLE_BLOCK as u64) % HOLE_BLOCK as u64) as usize;
+    let mut run_start: Option<usize> = None;
+    let flush = |start: usize, end: usize, written: &mut u64| -> io::Result<()> {
+        f.write_all_at(&data[start..end], off + start as u64)?;
+        *written += (end - start) as u64;
+        Ok(())
+    };
+    while pos < data.len() {
+        let end = if pos == 0 && lead > 0 { lead.min(data.len()) } else { (pos + HOLE_BLOCK).min(data.len()) };
+        let block = &data[pos..end];
+        if is_zero(block) {
+            if let Some(s) = run_start.take() {
+                flush(s, pos, &mut written)?;
+            }
+        } else if run_start.is_none() {
+            run_start = Some(pos);
+        }
+        pos = end;
+    }
+    if let Some(s) = run_start {
+        flush(s, data.len(), &mut written)?;
+    }
+    Ok(written)
+}
+
 fn is_zero(b: &[u8]) -> bool {
     let (pre, mid, post) = unsafe { b.align_to::<u128>() };
     pre.iter().all(|&x| x == 0) && mid.iter().all(|&x| x == 0) && post.iter().all(|&x| x == 0)
@@ -656,12 +705,15 @@ fn fill(w: &WorkerCtx, job: &FileJob, content: &[Id]) -> std::result::Result<(),
         let data = w.repo.load_blob(id, BlobType::Data).map_err(|e| {
             format!("blob {} of this file cannot be restored: {e}", id.short())
         })?;
-        if !(w.sparse && is_zero(&data)) {
-            f.write_all_at(&data, off).map_err(|e| e.to_string())?;
-            w.counters
-                .bytes_written
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let written = if w.sparse {
+            write_sparse(f, &data, off)
+        } else {
+            f.write_all_at(&data, off).map(|()| data.len() as u64)
         }
+        .map_err(|e| e.to_string())?;
+        w.counters
+            .bytes_written
+            .fetch_add(written, Ordering::Relaxed);
         off += data.len() as u64;
         w.progress.add_bytes(data.len() as u64);
     }
@@ -839,6 +891,7 @@ pub fn restore(
         special: counters.special.load(Ordering::Relaxed),
         deleted: counters.deleted.load(Ordering::Relaxed),
         bytes_written: counters.bytes_written.load(Ordering::Relaxed),
+        skipped_devices: counters.skipped_devices.load(Ordering::Relaxed),
         errors: progress.errors.load(Ordering::Relaxed),
     })
 }

@@ -1,0 +1,232 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use holdfast_engine::blob_saver::SaverOptions;
+use holdfast_engine::chunker::ChunkerParams;
+use holdfast_engine::snapshots::{self, SnapshotFilter};
+use holdfast_engine::system;
+use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
+use holdfast_sources::commit::SnapshotMeta;
+use holdfast_sources::dir::backup::{DirBackupOptions, backup_dirs, clean_absolute};
+use holdfast_sources::filter::{PathMatcher, read_pattern_file};
+use holdfast_sources::progress::Progress;
+use holdfast_sources::stream::{StreamBackupOptions, backup_stream};
+use serde_json::json;
+
+use crate::global::GlobalOpts;
+use crate::ui::{Ui, fmt_bytes, fmt_duration};
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Files and directories to back up
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Back up the data read from standard input as one file
+    #[arg(long)]
+    pub stdin: bool,
+    /// File name to store standard input under
+    #[arg(long, default_value = "stdin", value_name = "NAME")]
+    pub stdin_filename: String,
+    /// Add a tag to the snapshot (repeatable, or comma-separated)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Host name to record (default: this machine's)
+    #[arg(long, short = 'H', value_name = "HOST")]
+    pub host: Option<String>,
+    /// Exclude paths matching a pattern (repeatable)
+    #[arg(long, short = 'e', value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Read exclude patterns from a file (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Do not cross file system boundaries
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Compare with this snapshot instead of the latest one of the same host and paths
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub parent: Option<String>,
+    /// Read every file again, ignoring the parent snapshot
+    #[arg(long)]
+    pub force: bool,
+    /// Do everything except writing to the repository
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Chunk sizes MIN:AVG:MAX (e.g. 16K:64K:256K for database dumps)
+    #[arg(long, value_name = "MIN:AVG:MAX")]
+    pub chunk_size: Option<String>,
+    /// Files read in parallel
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub read_concurrency: usize,
+}
+
+pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
+    if a.stdin && !a.paths.is_empty() {
+        bail!("--stdin and paths cannot be combined");
+    }
+    if !a.stdin && a.paths.is_empty() {
+        bail!("nothing to back up: give paths, or --stdin");
+    }
+    let chunker = match &a.chunk_size {
+        Some(s) => ChunkerParams::parse(s).map_err(anyhow::Error::msg)?,
+        None => ChunkerParams::FILES,
+    };
+    let saver = SaverOptions {
+        compression: g.compression()?,
+        pack_size: g.pack_size()?,
+        ..Default::default()
+    };
+    let mut excludes = a.exclude.clone();
+    for f in &a.exclude_file {
+        excludes.extend(read_pattern_file(f).map_err(anyhow::Error::msg)?);
+    }
+    let excludes = PathMatcher::new(&excludes).map_err(anyhow::Error::msg)?;
+    let tags: Vec<String> = a
+        .tags
+        .iter()
+        .flat_map(|t| t.split(','))
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    let host = a.host.clone().unwrap_or_else(system::hostname);
+    let meta = SnapshotMeta {
+        hostname: host.clone(),
+        username: system::username(),
+        uid: system::uid(),
+        gid: system::gid(),
+        tags,
+        ..Default::default()
+    };
+
+    let repo = g.open()?;
+    let _lock = g.lock(&repo, false, ui)?;
+    let started = Instant::now();
+    let ui2 = ui.clone();
+    let progress = Arc::new(Progress::new(Box::new(move |e| ui2.item_error(e))));
+
+    let (id, snap): (Option<holdfast_format::Id>, Snapshot) = if a.stdin {
+        let handle = ui.start_progress(progress.clone(), "");
+        let stdin = std::io::stdin();
+        let r = backup_stream(
+            &repo,
+            stdin.lock(),
+            StreamBackupOptions {
+                filename: a.stdin_filename.clone(),
+                chunker,
+                saver,
+                meta,
+                dry_run: a.dry_run,
+            },
+            &progress,
+        );
+        handle.finish();
+        let r = r?;
+        (r.snapshot_id, r.snapshot)
+    } else {
+        let mut abs: Vec<String> = Vec::new();
+        for p in &a.paths {
+            abs.push(
+                clean_absolute(p)
+                    .context("cannot resolve the current directory")?
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+        let parent = if let Some(p) = &a.parent {
+            Some(snapshots::find(&repo, p, &SnapshotFilter::default())?)
+        } else if a.force {
+            None
+        } else {
+            snapshots::find_parent(&repo, &host, &abs)?
+        };
+        if let Some((pid, _)) = &parent {
+            ui.notice(&format!("using parent snapshot {}", pid.short()));
+        }
+        let handle = ui.start_progress(progress.clone(), "");
+        let r = backup_dirs(
+            &repo,
+            DirBackupOptions {
+                paths: a.paths.clone(),
+                excludes,
+                one_file_system: a.one_file_system,
+                chunker,
+                saver,
+                readers: a.read_concurrency,
+                parent,
+                meta,
+                dry_run: a.dry_run,
+                scan: !ui.quiet && (ui.json || std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            },
+            &progress,
+        );
+        handle.finish();
+        let r = r?;
+        (r.snapshot_id, r.snapshot)
+    };
+    let s = snap.summary.clone().unwrap_or_default();
+    print_summary(ui, &s, id.as_ref(), a.dry_run, started.elapsed());
+    let errors = progress.errors.load(std::sync::atomic::Ordering::Relaxed);
+    if errors > 0 {
+        ui.warn(&format!(
+            "{errors} source file(s) could not be read and were left out of the snapshot"
+        ));
+        return Ok(crate::exit::PARTIAL);
+    }
+    Ok(crate::exit::OK)
+}
+
+fn print_summary(
+    ui: &Ui,
+    s: &SnapshotSummary,
+    id: Option<&holdfast_format::Id>,
+    dry_run: bool,
+    took: std::time::Duration,
+) {
+    let mut v = json!({
+        "message_type": "summary",
+        "dry_run": dry_run,
+        "files_new": s.files_new,
+        "files_changed": s.files_changed,
+        "files_unmodified": s.files_unmodified,
+        "dirs_new": s.dirs_new,
+        "dirs_changed": s.dirs_changed,
+        "dirs_unmodified": s.dirs_unmodified,
+        "data_blobs": s.data_blobs,
+        "tree_blobs": s.tree_blobs,
+        "data_added": s.data_added,
+        "data_added_packed": s.data_added_packed,
+        "total_files_processed": s.total_files_processed,
+        "total_bytes_processed": s.total_bytes_processed,
+        "total_duration": took.as_secs_f64(),
+        "backup_start": s.backup_start.to_string(),
+        "backup_end": s.backup_end.to_string(),
+    });
+    if let Some(id) = id {
+        v["snapshot_id"] = json!(id.to_hex());
+    }
+    ui.json_line(&v);
+    ui.print(&format!(
+        "\nFiles:       {:>6} new, {:>6} changed, {:>6} unmodified\n\
+         Dirs:        {:>6} new, {:>6} changed, {:>6} unmodified\n\
+         Added to the repository: {} ({} stored)\n\n\
+         processed {} files, {} in {}",
+        s.files_new,
+        s.files_changed,
+        s.files_unmodified,
+        s.dirs_new,
+        s.dirs_changed,
+        s.dirs_unmodified,
+        fmt_bytes(s.data_added),
+        fmt_bytes(s.data_added_packed),
+        s.total_files_processed,
+        fmt_bytes(s.total_bytes_processed),
+        fmt_duration(took)
+    ));
+    match (id, dry_run) {
+        (_, true) => ui.print("dry run: no snapshot written"),
+        (Some(id), false) => ui.print(&format!("snapshot {} saved", id.short())),
+        (None, false) => {}
+    }
+}
