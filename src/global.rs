@@ -19,7 +19,13 @@ use crate::ui::Ui;
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOpts {
     /// Repository location: a directory (or local:DIR) [env: HOLDFAST_REPO, RESTIC_REPOSITORY]
-    #[arg(short = 'r', long = "repo", alias = "repository", global = true, value_name = "REPO")]
+    #[arg(
+        short = 'r',
+        long = "repo",
+        alias = "repository",
+        global = true,
+        value_name = "REPO"
+    )]
     pub repo: Option<String>,
 
     /// Read the repository location from a file [env: HOLDFAST_REPO_FILE, RESTIC_REPOSITORY_FILE]
@@ -85,11 +91,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             'm' => 60,
             'h' => 3600,
             'd' => 86400,
-            _ => return Err(format!("invalid duration unit {c:?} in {s:?} (use s, m, h, d)")),
+            _ => {
+                return Err(format!(
+                    "invalid duration unit {c:?} in {s:?} (use s, m, h, d)"
+                ));
+            }
         };
     }
     if !num.is_empty() {
-        return Err(format!("invalid duration {s:?}: a number needs a unit (s, m, h, d)"));
+        return Err(format!(
+            "invalid duration {s:?}: a number needs a unit (s, m, h, d)"
+        ));
     }
     Ok(Duration::from_secs(total))
 }
@@ -189,7 +201,12 @@ impl GlobalOpts {
     }
 
     /// Take a lock unless `--no-lock`.
-    pub fn lock(&self, repo: &Arc<Repository>, exclusive: bool, ui: &Ui) -> Result<Option<RepoLock>> {
+    pub fn lock(
+        &self,
+        repo: &Arc<Repository>,
+        exclusive: bool,
+        ui: &Ui,
+    ) -> Result<Option<RepoLock>> {
         if self.no_lock {
             return Ok(None);
         }
@@ -214,7 +231,8 @@ pub fn open_backend(loc: &str) -> Result<Arc<dyn Backend>> {
 }
 
 pub fn read_password_file(f: &std::path::Path) -> Result<Vec<u8>> {
-    let mut s = std::fs::read(f).with_context(|| format!("cannot read password file {}", f.display()))?;
+    let mut s =
+        std::fs::read(f).with_context(|| format!("cannot read password file {}", f.display()))?;
     while s.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
         s.pop();
     }

@@ -113,7 +113,11 @@ impl Ui {
     }
 
     /// Show `progress` until the returned handle is finished.
-    pub fn start_progress(self: &Arc<Self>, progress: Arc<Progress>, what: &'static str) -> ProgressHandle {
+    pub fn start_progress(
+        self: &Arc<Self>,
+        progress: Arc<Progress>,
+        what: &'static str,
+    ) -> ProgressHandle {
         let stop = Arc::new(AtomicBool::new(false));
         let show_bar = !self.quiet && !self.json && std::io::stderr().is_terminal();
         let show_json = self.json && !self.quiet;
@@ -149,7 +153,11 @@ impl Ui {
                 if show_json && last_json.elapsed() >= Duration::from_secs(1) {
                     last_json = Instant::now();
                     let elapsed = start.elapsed().as_secs_f64();
-                    let pct = if tb > 0 { (bytes as f64 / tb as f64).min(1.0) } else { 0.0 };
+                    let pct = if tb > 0 {
+                        (bytes as f64 / tb as f64).min(1.0)
+                    } else {
+                        0.0
+                    };
                     let remaining = if pct > 0.0 && progress.scan_finished.load(Ordering::Relaxed) {
                         (elapsed / pct - elapsed).max(0.0) as u64
                     } else {

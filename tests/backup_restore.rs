@@ -32,7 +32,11 @@ fn round_trip_preserves_every_metadata_kind() {
     assert_same_tree(&src, &restored(&target, &src));
     // the hole stayed a hole
     let md = fs::metadata(restored(&target, &src).join("sparse.img")).unwrap();
-    assert!(md.blocks() * 512 < 1 << 20, "sparse file restored with {} blocks", md.blocks());
+    assert!(
+        md.blocks() * 512 < 1 << 20,
+        "sparse file restored with {} blocks",
+        md.blocks()
+    );
 }
 
 #[test]
@@ -44,7 +48,11 @@ fn incremental_backup_reads_only_what_changed() {
     let total = first["total_files_processed"].as_u64().unwrap();
 
     let again = repo.backup(&[&src], &[]);
-    assert_eq!(again["files_unmodified"].as_u64().unwrap(), total, "{again}");
+    assert_eq!(
+        again["files_unmodified"].as_u64().unwrap(),
+        total,
+        "{again}"
+    );
     assert_eq!(again["files_new"], 0);
     assert_eq!(again["files_changed"], 0);
     assert_eq!(again["data_blobs"], 0, "nothing new was stored: {again}");
@@ -56,7 +64,11 @@ fn incremental_backup_reads_only_what_changed() {
     let third = repo.backup(&[&src], &[]);
     assert_eq!(third["files_new"], 1, "{third}");
     assert_eq!(third["files_changed"], 1, "{third}");
-    assert_eq!(third["files_unmodified"].as_u64().unwrap(), total - 2, "{third}");
+    assert_eq!(
+        third["files_unmodified"].as_u64().unwrap(),
+        total - 2,
+        "{third}"
+    );
     assert!(third["data_added"].as_u64().unwrap() < 64 * 1024, "{third}");
 
     // the latest snapshot restores the changed tree
@@ -81,7 +93,10 @@ fn explicit_parent_and_force() {
     fs::write(src.join("f"), b"x").unwrap();
     repo.backup(&[&src], &[]);
     let forced = repo.backup(&[&src], &["--force"]);
-    assert_eq!(forced["files_new"], 1, "--force ignores the parent: {forced}");
+    assert_eq!(
+        forced["files_new"], 1,
+        "--force ignores the parent: {forced}"
+    );
     let id = &repo.snapshot_ids()[0];
     let with_parent = repo.backup(&[&src], &["--parent", &id[..8]]);
     assert_eq!(with_parent["files_unmodified"], 1);
@@ -90,10 +105,20 @@ fn explicit_parent_and_force() {
 #[test]
 fn stdin_stream_becomes_one_file() {
     let repo = Repo::new();
-    let data: Vec<u8> = (0..3_000_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+    let data: Vec<u8> = (0..3_000_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
     let mut child = repo
         .cmd()
-        .args(["backup", "--stdin", "--stdin-filename", "dump.sql", "--json", "--tag", "db"])
+        .args([
+            "backup",
+            "--stdin",
+            "--stdin-filename",
+            "dump.sql",
+            "--json",
+            "--tag",
+            "db",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -102,10 +127,17 @@ fn stdin_stream_becomes_one_file() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let s = summary(&String::from_utf8(out.stdout).unwrap());
-    assert_eq!(s["total_bytes_processed"].as_u64().unwrap(), data.len() as u64);
+    assert_eq!(
+        s["total_bytes_processed"].as_u64().unwrap(),
+        data.len() as u64
+    );
     let ls = repo.ok(&["ls", "latest"]);
     assert_eq!(ls.trim(), "/dump.sql");
-    let dumped = repo.cmd().args(["dump", "latest", "/dump.sql"]).output().unwrap();
+    let dumped = repo
+        .cmd()
+        .args(["dump", "latest", "/dump.sql"])
+        .output()
+        .unwrap();
     assert!(dumped.status.success());
     assert!(dumped.stdout == data, "dump differs from what went in");
     let snaps = repo.ok(&["snapshots", "--json", "--tag", "db"]);
@@ -117,7 +149,13 @@ fn stdin_stream_becomes_one_file() {
 fn excludes_leave_no_trace() {
     let repo = Repo::new();
     let src = repo.dir.path().join("src");
-    for f in ["keep.txt", "app.log", "cache/big.bin", "deep/node_modules/x.js", "deep/keep/y.txt"] {
+    for f in [
+        "keep.txt",
+        "app.log",
+        "cache/big.bin",
+        "deep/node_modules/x.js",
+        "deep/keep/y.txt",
+    ] {
         let p = src.join(f);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, f).unwrap();
@@ -125,7 +163,17 @@ fn excludes_leave_no_trace() {
     let exfile = repo.dir.path().join("excludes");
     fs::write(&exfile, "# comment\n\nnode_modules\n").unwrap();
     let cache = format!("{}/cache", src.display());
-    repo.backup(&[&src], &["--exclude", "*.log", "--exclude", &cache, "--exclude-file", exfile.to_str().unwrap()]);
+    repo.backup(
+        &[&src],
+        &[
+            "--exclude",
+            "*.log",
+            "--exclude",
+            &cache,
+            "--exclude-file",
+            exfile.to_str().unwrap(),
+        ],
+    );
     let ls = repo.ok(&["ls", "latest"]);
     assert!(ls.contains("/keep.txt"));
     assert!(ls.contains("/deep/keep/y.txt"));
@@ -148,7 +196,11 @@ fn multiple_paths_keep_their_full_paths() {
     assert!(ls.contains(&format!("{}/1", a.display())));
     assert!(ls.contains(&format!("{}/2", b.display())));
     let v: serde_json::Value = serde_json::from_str(&repo.ok(&["snapshots", "--json"])).unwrap();
-    assert_eq!(v[0]["paths"].as_array().unwrap().len(), 2, "nested path folded into its parent");
+    assert_eq!(
+        v[0]["paths"].as_array().unwrap().len(),
+        2,
+        "nested path folded into its parent"
+    );
 }
 
 #[test]
@@ -174,7 +226,15 @@ fn restore_over_existing_tree_rewrites_only_what_differs() {
     fs::write(live.join("page2.html"), b"short").unwrap();
     fs::write(live.join("uploaded.php"), b"<?php evil(); ?>").unwrap();
 
-    let dry = repo.ok(&["restore", "latest", "--target", target.to_str().unwrap(), "--delete", "--dry-run", "--json"]);
+    let dry = repo.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--delete",
+        "--dry-run",
+        "--json",
+    ]);
     let actions: Vec<serde_json::Value> = dry
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -193,13 +253,24 @@ fn restore_over_existing_tree_rewrites_only_what_differs() {
     assert!(live.join("uploaded.php").exists());
     assert_eq!(fs::read(live.join("page2.html")).unwrap(), b"short");
 
-    let out = repo.ok(&["restore", "latest", "--target", target.to_str().unwrap(), "--delete", "--json"]);
+    let out = repo.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--delete",
+        "--json",
+    ]);
     let s = summary(&out);
     assert_eq!(s["files_restored"], 2, "{s}");
     assert_eq!(s["files_unchanged"], 18, "{s}");
     assert_eq!(s["files_deleted"], 1, "{s}");
     assert!(!live.join("uploaded.php").exists());
-    assert_eq!(fs::metadata(live.join("page3.html")).unwrap().ino(), ino_before, "identical file was not rewritten");
+    assert_eq!(
+        fs::metadata(live.join("page3.html")).unwrap().ino(),
+        ino_before,
+        "identical file was not rewritten"
+    );
     assert_same_tree(&src, &live);
 }
 
@@ -207,19 +278,38 @@ fn restore_over_existing_tree_rewrites_only_what_differs() {
 fn restore_include_and_exclude() {
     let repo = Repo::new();
     let src = repo.dir.path().join("src");
-    for f in ["a/keep.txt", "a/skip.log", "b/other.txt", "c/deep/wanted.txt"] {
+    for f in [
+        "a/keep.txt",
+        "a/skip.log",
+        "b/other.txt",
+        "c/deep/wanted.txt",
+    ] {
         let p = src.join(f);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, f).unwrap();
     }
     repo.backup(&[&src], &[]);
     let t = repo.dir.path().join("t");
-    repo.ok(&["restore", "latest", "--target", t.to_str().unwrap(), "--include", "wanted.txt", "--include", &format!("{}/a", src.display()), "--exclude", "*.log"]);
+    repo.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t.to_str().unwrap(),
+        "--include",
+        "wanted.txt",
+        "--include",
+        &format!("{}/a", src.display()),
+        "--exclude",
+        "*.log",
+    ]);
     let r = restored(&t, &src);
     assert!(r.join("a/keep.txt").exists());
     assert!(r.join("c/deep/wanted.txt").exists());
     assert!(!r.join("a/skip.log").exists());
-    assert!(!r.join("b").exists(), "directories with nothing selected are not created");
+    assert!(
+        !r.join("b").exists(),
+        "directories with nothing selected are not created"
+    );
 }
 
 #[test]
@@ -229,14 +319,35 @@ fn dump_directory_as_tar_that_gnu_tar_extracts() {
     make_rich_tree(&src);
     repo.backup(&[&src], &[]);
     let tarfile = repo.dir.path().join("out.tar");
-    let out = repo.cmd().args(["dump", "latest", src.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = repo
+        .cmd()
+        .args(["dump", "latest", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     fs::write(&tarfile, &out.stdout).unwrap();
     let x = repo.dir.path().join("x");
     fs::create_dir(&x).unwrap();
-    run_ok(std::process::Command::new("tar").args(["--xattrs", "--xattrs-include=user.*", "-xpf"]).arg(&tarfile).arg("-C").arg(&x));
+    run_ok(
+        std::process::Command::new("tar")
+            .args(["--xattrs", "--xattrs-include=user.*", "-xpf"])
+            .arg(&tarfile)
+            .arg("-C")
+            .arg(&x),
+    );
     // tar stores the sparse file's holes as zeros: all else must match
-    assert_same_tree_with(&src, &restored(&x, &src), Compare { sparse: false, ..Compare::ALL });
+    assert_same_tree_with(
+        &src,
+        &restored(&x, &src),
+        Compare {
+            sparse: false,
+            ..Compare::ALL
+        },
+    );
 }
 
 #[test]
@@ -291,23 +402,34 @@ fn diff_stats_and_cat() {
     assert!(has("+", "/d/new"), "{d}");
     assert!(!d.contains("/same"), "{d}");
 
-    let st: serde_json::Value = serde_json::from_str(repo.ok(&["stats", "--json", &ids[1]]).trim()).unwrap();
+    let st: serde_json::Value =
+        serde_json::from_str(repo.ok(&["stats", "--json", &ids[1]]).trim()).unwrap();
     assert_eq!(st["total_file_count"], 3);
     assert_eq!(st["total_size"], 4 + 9 + 2);
-    let raw: serde_json::Value = serde_json::from_str(repo.ok(&["stats", "--json", "--mode", "raw-data"]).trim()).unwrap();
+    let raw: serde_json::Value =
+        serde_json::from_str(repo.ok(&["stats", "--json", "--mode", "raw-data"]).trim()).unwrap();
     assert!(raw["total_blob_count"].as_u64().unwrap() >= 5);
 
     let cfg: serde_json::Value = serde_json::from_str(&repo.ok(&["cat", "config"])).unwrap();
     assert_eq!(cfg["version"], 2);
-    let snap: serde_json::Value = serde_json::from_str(&repo.ok(&["cat", "snapshot", &ids[0][..10]])).unwrap();
+    let snap: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["cat", "snapshot", &ids[0][..10]])).unwrap();
     assert_eq!(snap["paths"][0], src.to_str().unwrap());
-    assert!(snap["program_version"].as_str().unwrap().starts_with("holdfast "));
+    assert!(
+        snap["program_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("holdfast ")
+    );
 }
 
 #[test]
 fn completion_scripts() {
     for sh in ["bash", "zsh", "fish"] {
-        let out = std::process::Command::new(holdfast_bin()).args(["completion", sh]).output().unwrap();
+        let out = std::process::Command::new(holdfast_bin())
+            .args(["completion", sh])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("holdfast"));
     }
@@ -324,9 +446,14 @@ fn unreadable_file_is_skipped_with_exit_code_3() {
     fs::set_permissions(src.join("secret.txt"), fs::Permissions::from_mode(0o000)).unwrap();
     // root reads everything: run the backup as an unprivileged user
     let mut cmd = if is_root() {
-        run_ok(std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(repo.dir.path()));
+        run_ok(
+            std::process::Command::new("chown")
+                .args(["-R", "65534:65534"])
+                .arg(repo.dir.path()),
+        );
         let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(holdfast_bin());
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(holdfast_bin());
         c
     } else {
         std::process::Command::new(holdfast_bin())
@@ -341,7 +468,10 @@ fn unreadable_file_is_skipped_with_exit_code_3() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "stderr: {stderr}");
-    assert!(stderr.contains("secret.txt") && stderr.contains("ermission denied"), "{stderr}");
+    assert!(
+        stderr.contains("secret.txt") && stderr.contains("ermission denied"),
+        "{stderr}"
+    );
     let ls = repo.ok(&["ls", "latest"]);
     assert!(ls.contains("ok.txt") && !ls.contains("secret.txt"), "{ls}");
 }

@@ -157,7 +157,8 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
                 parent,
                 meta,
                 dry_run: a.dry_run,
-                scan: !ui.quiet && (ui.json || std::io::IsTerminal::is_terminal(&std::io::stderr())),
+                scan: !ui.quiet
+                    && (ui.json || std::io::IsTerminal::is_terminal(&std::io::stderr())),
             },
             &progress,
         );

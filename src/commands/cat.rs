@@ -62,9 +62,15 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &CatArgs) -> Result<u8> {
             serde_json::to_string_pretty(&v)?
         }
         "blob" | "tree" => {
-            let Some(s) = &a.id else { bail!("cat {} needs an id", a.kind) };
+            let Some(s) = &a.id else {
+                bail!("cat {} needs an id", a.kind)
+            };
             let id = Id::from_hex(s)?;
-            let t = if a.kind == "tree" { BlobType::Tree } else { BlobType::Data };
+            let t = if a.kind == "tree" {
+                BlobType::Tree
+            } else {
+                BlobType::Data
+            };
             let data = repo.load_blob(&id, t)?;
             if t == BlobType::Tree {
                 pretty(&data)?

@@ -69,7 +69,8 @@ impl Differ<'_> {
             'U' => "U",
             _ => "T",
         };
-        self.ui.json_line(&json!({"message_type": "change", "path": p, "modifier": modifier}));
+        self.ui
+            .json_line(&json!({"message_type": "change", "path": p, "modifier": modifier}));
         self.ui.result(&format!("{mark}    {p}"));
     }
 
@@ -151,7 +152,11 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &DiffArgs) -> Result<u8> {
     let f = Default::default();
     let (id1, s1) = snapshots::find(&repo, &a.first, &f)?;
     let (id2, s2) = snapshots::find(&repo, &a.second, &f)?;
-    ui.notice(&format!("comparing snapshot {} to {}:", id1.short(), id2.short()));
+    ui.notice(&format!(
+        "comparing snapshot {} to {}:",
+        id1.short(),
+        id2.short()
+    ));
     let mut d = Differ {
         repo: &repo,
         ui,

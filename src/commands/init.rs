@@ -35,7 +35,13 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &InitArgs) -> Result<u8> {
     if a.kdf_log_n < 10 || a.kdf_log_n > 22 {
         bail!("--kdf-log-n must be between 10 and 22");
     }
-    let repo = Repository::init(backend, &password, &InitOptions { kdf_log_n: a.kdf_log_n })?;
+    let repo = Repository::init(
+        backend,
+        &password,
+        &InitOptions {
+            kdf_log_n: a.kdf_log_n,
+        },
+    )?;
     ui.json_line(&json!({
         "message_type": "initialized",
         "id": repo.config().id,

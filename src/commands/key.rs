@@ -31,11 +31,9 @@ pub struct NewPassword {
 }
 
 fn new_password(a: &NewPassword) -> Result<Vec<u8>> {
-    if let Some(f) = a
-        .new_password_file
-        .clone()
-        .or_else(|| env2("HOLDFAST_NEW_PASSWORD_FILE", "RESTIC_NEW_PASSWORD_FILE").map(PathBuf::from))
-    {
+    if let Some(f) = a.new_password_file.clone().or_else(|| {
+        env2("HOLDFAST_NEW_PASSWORD_FILE", "RESTIC_NEW_PASSWORD_FILE").map(PathBuf::from)
+    }) {
         return read_password_file(&f);
     }
     if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -104,9 +102,14 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, cmd: &KeyCmd) -> Result<u8> {
             let pw = new_password(a)?;
             // The new key is durable before the old one is removed.
             let id = repo.add_key(&pw, a.kdf_log_n)?;
-            repo.backend()
-                .delete(&holdfast_engine::repository::name(FileType::Key, &repo.key_id()))?;
-            ui.print(&format!("saved new key as {}; removed the old key", id.short()));
+            repo.backend().delete(&holdfast_engine::repository::name(
+                FileType::Key,
+                &repo.key_id(),
+            ))?;
+            ui.print(&format!(
+                "saved new key as {}; removed the old key",
+                id.short()
+            ));
         }
     }
     Ok(crate::exit::OK)

@@ -39,7 +39,10 @@ pub fn mode_string(n: &Node) -> String {
     let p = n.unix_perm();
     let mut s = String::with_capacity(10);
     s.push(t);
-    for (i, c) in ['r', 'w', 'x', 'r', 'w', 'x', 'r', 'w', 'x'].iter().enumerate() {
+    for (i, c) in ['r', 'w', 'x', 'r', 'w', 'x', 'r', 'w', 'x']
+        .iter()
+        .enumerate()
+    {
         let bit = 1 << (8 - i);
         let mut ch = if p & bit != 0 { *c } else { '-' };
         if i == 2 && p & 0o4000 != 0 {
@@ -83,7 +86,11 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &LsArgs) -> Result<u8> {
         .iter()
         .map(|d| {
             let t = d.trim_end_matches('/');
-            let t = if t.starts_with('/') { t.to_string() } else { format!("/{t}") };
+            let t = if t.starts_with('/') {
+                t.to_string()
+            } else {
+                format!("/{t}")
+            };
             t.into_bytes()
         })
         .collect();
@@ -127,8 +134,16 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &LsArgs) -> Result<u8> {
                 ui.result(&format!(
                     "{} {:>8} {:>8} {:>12} {} {}{}",
                     mode_string(node),
-                    if node.user.is_empty() { node.uid.to_string() } else { node.user.clone() },
-                    if node.group.is_empty() { node.gid.to_string() } else { node.group.clone() },
+                    if node.user.is_empty() {
+                        node.uid.to_string()
+                    } else {
+                        node.user.clone()
+                    },
+                    if node.group.is_empty() {
+                        node.gid.to_string()
+                    } else {
+                        node.group.clone()
+                    },
                     node.size,
                     fmt_local(&node.mtime),
                     p,
@@ -138,7 +153,11 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &LsArgs) -> Result<u8> {
                 ui.result(&p);
             }
         }
-        Ok(if descend { Visit::Continue } else { Visit::SkipSubtree })
+        Ok(if descend {
+            Visit::Continue
+        } else {
+            Visit::SkipSubtree
+        })
     })?;
     Ok(crate::exit::OK)
 }

@@ -83,7 +83,11 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
         if ui3.json {
             ui3.json_line(&json!({"message_type": "verbose_status", "action": kind, "item": p}));
         } else if kind != "unchanged" || ui3.verbose > 1 {
-            let prefix = if a.dry_run { "would restore" } else { "restored" };
+            let prefix = if a.dry_run {
+                "would restore"
+            } else {
+                "restored"
+            };
             let verb = match kind {
                 "deleted" if a.dry_run => "would delete".to_string(),
                 "deleted" => "deleted".to_string(),
@@ -116,7 +120,11 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
     }));
     ui.print(&format!(
         "Summary: {} {} files, {} unchanged, {} deleted, {} written in {}",
-        if a.dry_run { "would restore" } else { "restored" },
+        if a.dry_run {
+            "would restore"
+        } else {
+            "restored"
+        },
         s.files_restored,
         s.files_unchanged,
         s.deleted,
@@ -130,7 +138,10 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
         ));
     }
     if s.errors > 0 {
-        anyhow::bail!("{} error(s) during restore; see the messages above", s.errors);
+        anyhow::bail!(
+            "{} error(s) during restore; see the messages above",
+            s.errors
+        );
     }
     Ok(crate::exit::OK)
 }

@@ -32,10 +32,11 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &SnapshotsArgs) -> Result<u8> {
     let repo = g.open()?;
     let _lock = g.lock(&repo, false, ui)?;
     let f = a.filter.filter();
-    let mut all: Vec<(Id, Snapshot)> = snapshots::load_all(&repo, &mut |e| ui.warn(&e.to_string()))?
-        .into_iter()
-        .filter(|(_, s)| f.matches(s))
-        .collect();
+    let mut all: Vec<(Id, Snapshot)> =
+        snapshots::load_all(&repo, &mut |e| ui.warn(&e.to_string()))?
+            .into_iter()
+            .filter(|(_, s)| f.matches(s))
+            .collect();
     if let Some(n) = a.latest {
         let skip = all.len().saturating_sub(n);
         all.drain(..skip);
@@ -67,8 +68,15 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &SnapshotsArgs) -> Result<u8> {
     let line = |r: &[String]| {
         format!(
             "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
-            r[0], r[1], r[2], r[3], r[4],
-            w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3]
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3]
         )
     };
     let hdr: Vec<String> = header.iter().map(|s| s.to_string()).collect();

@@ -105,7 +105,11 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &StatsArgs) -> Result<u8> {
         v["total_blob_count"] = json!(blobs.len());
         v["total_uncompressed_size"] = json!(plain);
         v["total_size"] = json!(packed);
-        v["compression_ratio"] = json!(if packed > 0 { plain as f64 / packed as f64 } else { 0.0 });
+        v["compression_ratio"] = json!(if packed > 0 {
+            plain as f64 / packed as f64
+        } else {
+            0.0
+        });
         ui.result(&format!(
             "Stats in raw-data mode:\n     Snapshots processed:  {}\n        Total Blob Count:  {}\n Total Uncompressed Size:  {}\n              Total Size:  {}\n       Compression Ratio:  {:.2}x",
             snaps.len(),

@@ -80,7 +80,10 @@ impl Repo {
     pub fn backup(&self, paths: &[&Path], extra: &[&str]) -> serde_json::Value {
         let mut args: Vec<&str> = vec!["backup", "--json"];
         args.extend_from_slice(extra);
-        let ps: Vec<String> = paths.iter().map(|p| p.to_str().unwrap().to_string()).collect();
+        let ps: Vec<String> = paths
+            .iter()
+            .map(|p| p.to_str().unwrap().to_string())
+            .collect();
         for p in &ps {
             args.push(p);
         }
@@ -134,10 +137,22 @@ pub fn run_ok(cmd: &mut Command) -> String {
 
 fn set_mtime(p: &Path, secs: i64, nanos: i64) {
     let t = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec { tv_sec: secs - 100, tv_nsec: nanos as _ },
-        last_modification: rustix::fs::Timespec { tv_sec: secs, tv_nsec: nanos as _ },
+        last_access: rustix::fs::Timespec {
+            tv_sec: secs - 100,
+            tv_nsec: nanos as _,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: secs,
+            tv_nsec: nanos as _,
+        },
     };
-    rustix::fs::utimensat(rustix::fs::CWD, p, &t, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        p,
+        &t,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
 }
 
 fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
@@ -179,7 +194,13 @@ pub fn make_rich_tree(root: &Path) {
     let mut big = pseudo_random(5 << 20, 3);
     big.extend(std::iter::repeat_n(b'a', 4 << 20));
     w("dir/sub/big.bin", &big);
-    w("text/lines.txt", (0..50_000).map(|i| format!("line {i}\n")).collect::<String>().as_bytes());
+    w(
+        "text/lines.txt",
+        (0..50_000)
+            .map(|i| format!("line {i}\n"))
+            .collect::<String>()
+            .as_bytes(),
+    );
     fs::create_dir_all(root.join("empty-dir/nested-empty")).unwrap();
 
     // names
@@ -201,7 +222,9 @@ pub fn make_rich_tree(root: &Path) {
     fs::hard_link(&h, root.join("dir/hard-c")).unwrap();
 
     // modes
-    let m = |rel: &str, mode: u32| fs::set_permissions(root.join(rel), fs::Permissions::from_mode(mode)).unwrap();
+    let m = |rel: &str, mode: u32| {
+        fs::set_permissions(root.join(rel), fs::Permissions::from_mode(mode)).unwrap()
+    };
     w("modes/private", b"p");
     m("modes/private", 0o600);
     w("modes/script.sh", b"#!/bin/sh\n");
@@ -225,26 +248,87 @@ pub fn make_rich_tree(root: &Path) {
         let f = fs::File::create(&sp).unwrap();
         f.set_len(16 << 20).unwrap();
         use std::os::unix::fs::FileExt;
-        f.write_all_at(b"data in the middle of a hole", 8 << 20).unwrap();
+        f.write_all_at(b"data in the middle of a hole", 8 << 20)
+            .unwrap();
     }
 
     // special files
-    rustix::fs::mknodat(rustix::fs::CWD, &root.join("fifo"), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o640), 0).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o640),
+        0,
+    )
+    .unwrap();
 
     if xattrs_supported(root) {
         let x = root.join("small.txt");
-        rustix::fs::setxattr(&x, "user.comment", b"an attribute", rustix::fs::XattrFlags::empty()).unwrap();
-        rustix::fs::setxattr(&x, "user.binary", &[0u8, 1, 2, 255], rustix::fs::XattrFlags::empty()).unwrap();
-        rustix::fs::setxattr(root.join("dir"), "user.on-dir", b"d", rustix::fs::XattrFlags::empty()).unwrap();
+        rustix::fs::setxattr(
+            &x,
+            "user.comment",
+            b"an attribute",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        rustix::fs::setxattr(
+            &x,
+            "user.binary",
+            &[0u8, 1, 2, 255],
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        rustix::fs::setxattr(
+            root.join("dir"),
+            "user.on-dir",
+            b"d",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
     }
 
     if is_root() {
         w("owned/by-1234", b"o");
-        rustix::fs::chownat(rustix::fs::CWD, &root.join("owned/by-1234"), Some(rustix::fs::Uid::from_raw(1234)), Some(rustix::fs::Gid::from_raw(5678)), rustix::fs::AtFlags::empty()).unwrap();
-        rustix::fs::chownat(rustix::fs::CWD, &root.join("owned"), Some(rustix::fs::Uid::from_raw(4321)), Some(rustix::fs::Gid::from_raw(8765)), rustix::fs::AtFlags::empty()).unwrap();
-        rustix::fs::chownat(rustix::fs::CWD, &root.join("link-rel"), Some(rustix::fs::Uid::from_raw(777)), Some(rustix::fs::Gid::from_raw(778)), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
-        rustix::fs::mknodat(rustix::fs::CWD, &root.join("null-dev"), rustix::fs::FileType::CharacterDevice, rustix::fs::Mode::from_raw_mode(0o666), rustix::fs::makedev(1, 3)).unwrap();
-        rustix::fs::mknodat(rustix::fs::CWD, &root.join("loop-dev"), rustix::fs::FileType::BlockDevice, rustix::fs::Mode::from_raw_mode(0o660), rustix::fs::makedev(7, 200)).unwrap();
+        rustix::fs::chownat(
+            rustix::fs::CWD,
+            root.join("owned/by-1234"),
+            Some(rustix::fs::Uid::from_raw(1234)),
+            Some(rustix::fs::Gid::from_raw(5678)),
+            rustix::fs::AtFlags::empty(),
+        )
+        .unwrap();
+        rustix::fs::chownat(
+            rustix::fs::CWD,
+            root.join("owned"),
+            Some(rustix::fs::Uid::from_raw(4321)),
+            Some(rustix::fs::Gid::from_raw(8765)),
+            rustix::fs::AtFlags::empty(),
+        )
+        .unwrap();
+        rustix::fs::chownat(
+            rustix::fs::CWD,
+            root.join("link-rel"),
+            Some(rustix::fs::Uid::from_raw(777)),
+            Some(rustix::fs::Gid::from_raw(778)),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("null-dev"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(1, 3),
+        )
+        .unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("loop-dev"),
+            rustix::fs::FileType::BlockDevice,
+            rustix::fs::Mode::from_raw_mode(0o660),
+            rustix::fs::makedev(7, 200),
+        )
+        .unwrap();
     }
 
     // nanosecond times on everything, children before parents
@@ -287,7 +371,9 @@ pub struct Entry {
 fn xattrs(p: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut names = vec![0u8; 4096];
-    let Ok(n) = rustix::fs::llistxattr(p, &mut names[..]) else { return out };
+    let Ok(n) = rustix::fs::llistxattr(p, &mut names[..]) else {
+        return out;
+    };
     for raw in names[..n].split(|&c| c == 0).filter(|n| !n.is_empty()) {
         let name = String::from_utf8_lossy(raw).into_owned();
         if !name.starts_with("user.") {
@@ -309,15 +395,27 @@ pub fn scan_tree(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
     let mut by_inode: BTreeMap<(u64, u64), Vec<Vec<u8>>> = BTreeMap::new();
     let mut out = BTreeMap::new();
     for p in &paths {
-        let rel = p.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
         let md = fs::symlink_metadata(p).unwrap();
         let kind = md.mode() & 0o170000;
         if kind != 0o040000 && md.nlink() > 1 {
-            by_inode.entry((md.dev(), md.ino())).or_default().push(rel.clone());
+            by_inode
+                .entry((md.dev(), md.ino()))
+                .or_default()
+                .push(rel.clone());
         }
         let content_hash = (kind == 0o100000).then(|| {
             use sha2::Digest;
-            let data = if md.mode() & 0o444 == 0 && !is_root() { Vec::new() } else { fs::read(p).unwrap() };
+            let data = if md.mode() & 0o444 == 0 && !is_root() {
+                Vec::new()
+            } else {
+                fs::read(p).unwrap()
+            };
             sha2::Sha256::digest(&data).into()
         });
         let e = Entry {
@@ -326,9 +424,14 @@ pub fn scan_tree(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
             uid: md.uid(),
             gid: md.gid(),
             size: if kind == 0o100000 { md.size() } else { 0 },
-            mtime: if rel.is_empty() { (0, 0) } else { (md.mtime(), md.mtime_nsec()) },
+            mtime: if rel.is_empty() {
+                (0, 0)
+            } else {
+                (md.mtime(), md.mtime_nsec())
+            },
             rdev: md.rdev(),
-            link: (kind == 0o120000).then(|| fs::read_link(p).unwrap().as_os_str().as_bytes().to_vec()),
+            link: (kind == 0o120000)
+                .then(|| fs::read_link(p).unwrap().as_os_str().as_bytes().to_vec()),
             xattrs: xattrs(p),
             content_hash,
             link_group: None,
@@ -356,7 +459,10 @@ pub struct Compare {
 }
 
 impl Compare {
-    pub const ALL: Compare = Compare { sparse: true, non_utf8_links: true };
+    pub const ALL: Compare = Compare {
+        sparse: true,
+        non_utf8_links: true,
+    };
 }
 
 /// Assert that two trees are identical in every recorded field.
@@ -367,15 +473,26 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
 pub fn assert_same_tree_with(a: &Path, b: &Path, c: Compare) {
     let ta = scan_tree(a);
     let tb = scan_tree(b);
-    let ka: Vec<_> = ta.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
-    let kb: Vec<_> = tb.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+    let ka: Vec<_> = ta
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    let kb: Vec<_> = tb
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
     assert_eq!(ka, kb, "the two trees hold different paths");
     for (k, ea) in &ta {
         let mut eb = tb[k].clone();
         if !c.sparse {
             eb.sparse = ea.sparse;
         }
-        if !c.non_utf8_links && ea.link.as_ref().is_some_and(|l| std::str::from_utf8(l).is_err()) {
+        if !c.non_utf8_links
+            && ea
+                .link
+                .as_ref()
+                .is_some_and(|l| std::str::from_utf8(l).is_err())
+        {
             eb.link = ea.link.clone();
         }
         assert_eq!(ea, &eb, "entry {:?} differs", String::from_utf8_lossy(k));

@@ -215,9 +215,17 @@ impl BlobSaver {
             BlobType::Data => st.data_blobs.fetch_add(1, Ordering::Relaxed),
             BlobType::Tree => st.tree_blobs.fetch_add(1, Ordering::Relaxed),
         };
-        st.added_plain.fetch_add(data.len() as u64, Ordering::Relaxed);
+        st.added_plain
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         let tx = self.work_tx.as_ref().expect("saver not finished");
-        if tx.send(Work { blob_type, id, data }).is_err() {
+        if tx
+            .send(Work {
+                blob_type,
+                id,
+                data,
+            })
+            .is_err()
+        {
             return Err(self.take_error());
         }
         Ok(SaveOutcome { id, new: true })
@@ -361,7 +369,10 @@ fn uploader(sh: Arc<Shared>, rx: Receiver<FinishedPack>) {
             continue;
         }
         if !sh.opts.dry_run
-            && let Err(e) = sh.repo.backend().put(&name(FileType::Pack, &p.id), &p.bytes)
+            && let Err(e) = sh
+                .repo
+                .backend()
+                .put(&name(FileType::Pack, &p.id), &p.bytes)
         {
             sh.fail(e.into());
             continue;
@@ -394,7 +405,8 @@ mod tests {
     #[test]
     fn saves_dedups_and_indexes() {
         let be: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-        let repo = Arc::new(Repository::init(be.clone(), b"pw", &InitOptions { kdf_log_n: 10 }).unwrap());
+        let repo =
+            Arc::new(Repository::init(be.clone(), b"pw", &InitOptions { kdf_log_n: 10 }).unwrap());
         let idx = repo.index().unwrap();
         let opts = SaverOptions {
             pack_size: 4096,
@@ -404,13 +416,17 @@ mod tests {
         let saver = BlobSaver::new(repo.clone(), idx, opts);
         let mut ids = Vec::new();
         for i in 0..20u32 {
-            let data = format!("blob number {i} ").repeat(100 + i as usize).into_bytes();
+            let data = format!("blob number {i} ")
+                .repeat(100 + i as usize)
+                .into_bytes();
             let o = saver.save(BlobType::Data, data.clone()).unwrap();
             assert!(o.new);
             assert!(!saver.save(BlobType::Data, data).unwrap().new);
             ids.push(o.id);
         }
-        let t = saver.save(BlobType::Tree, b"{\"nodes\":[]}\n".to_vec()).unwrap();
+        let t = saver
+            .save(BlobType::Tree, b"{\"nodes\":[]}\n".to_vec())
+            .unwrap();
         let sum = saver.finish().unwrap();
         assert_eq!(sum.data_blobs, 20);
         assert_eq!(sum.tree_blobs, 1);
@@ -427,6 +443,9 @@ mod tests {
             let d = repo2.load_blob(&id, BlobType::Data).unwrap();
             assert_eq!(Id::hash(&d), id);
         }
-        assert_eq!(repo2.load_blob(&t.id, BlobType::Tree).unwrap(), b"{\"nodes\":[]}\n");
+        assert_eq!(
+            repo2.load_blob(&t.id, BlobType::Tree).unwrap(),
+            b"{\"nodes\":[]}\n"
+        );
     }
 }

@@ -23,8 +23,10 @@ pub struct BlobLocation {
 impl BlobLocation {
     /// Plaintext length of the blob.
     pub fn plain_len(&self) -> u32 {
-        self.uncompressed_length
-            .unwrap_or(self.length.saturating_sub(holdfast_format::crypto::OVERHEAD as u32))
+        self.uncompressed_length.unwrap_or(
+            self.length
+                .saturating_sub(holdfast_format::crypto::OVERHEAD as u32),
+        )
     }
 }
 
@@ -100,7 +102,11 @@ impl MasterIndex {
     fn add_pack_unsorted(&mut self, p: &IndexPack) {
         let n = self.pack_no(p.id);
         for b in &p.blobs {
-            let t = if b.blob_type == BlobType::Tree { TREE_BIT } else { 0 };
+            let t = if b.blob_type == BlobType::Tree {
+                TREE_BIT
+            } else {
+                0
+            };
             self.entries.push(Entry {
                 id: b.id,
                 pack_and_type: n | t,
@@ -121,8 +127,14 @@ impl MasterIndex {
 
     /// Sort and build the lookup table after adding entries.
     pub fn finish(&mut self) {
-        self.entries
-            .sort_unstable_by(|a, b| (a.id, a.blob_type(), a.pack_no(), a.offset).cmp(&(b.id, b.blob_type(), b.pack_no(), b.offset)));
+        self.entries.sort_unstable_by(|a, b| {
+            (a.id, a.blob_type(), a.pack_no(), a.offset).cmp(&(
+                b.id,
+                b.blob_type(),
+                b.pack_no(),
+                b.offset,
+            ))
+        });
         self.entries.dedup();
         self.entries.shrink_to_fit();
         self.rebuild_buckets();
@@ -244,7 +256,10 @@ mod tests {
         assert!(idx.has(&a, BlobType::Data));
         assert!(!idx.has(&a, BlobType::Tree));
         let l = idx.lookup(&b, BlobType::Tree).unwrap();
-        assert_eq!((l.pack, l.offset, l.uncompressed_length), (Id([1; 32]), 100, None));
+        assert_eq!(
+            (l.pack, l.offset, l.uncompressed_length),
+            (Id([1; 32]), 100, None)
+        );
         assert_eq!(idx.lookup(&a, BlobType::Data).unwrap().plain_len(), 500);
         // a second copy in another pack
         idx.add_packs(&[pack(2, &[(a, BlobType::Data)])]);

@@ -46,8 +46,7 @@ impl FoundLock {
         match &self.lock {
             None => false,
             Some(l) => {
-                l.is_expired(now)
-                    || (l.hostname == host && l.pid > 0 && !pid_alive(l.pid as i32))
+                l.is_expired(now) || (l.hostname == host && l.pid > 0 && !pid_alive(l.pid as i32))
             }
         }
     }
@@ -59,7 +58,11 @@ impl FoundLock {
                 let age = (now.secs - l.time.secs).max(0);
                 format!(
                     "{} lock {} held by PID {} on host {:?} (user {:?}), created {} ago",
-                    if l.exclusive { "an exclusive" } else { "a shared" },
+                    if l.exclusive {
+                        "an exclusive"
+                    } else {
+                        "a shared"
+                    },
                     self.id.short(),
                     l.pid,
                     l.hostname,
@@ -222,7 +225,9 @@ impl RepoLock {
                         last = Instant::now();
                         // New lock first, then remove the old one: the lock
                         // is never absent.
-                        if let Ok(new_id) = repo.save_json(FileType::Lock, &new_lock(exclusive).to_json()) {
+                        if let Ok(new_id) =
+                            repo.save_json(FileType::Lock, &new_lock(exclusive).to_json())
+                        {
                             let old = std::mem::replace(&mut *current.lock().unwrap(), new_id);
                             let _ = repo.backend().delete(&name(FileType::Lock, &old));
                         }

@@ -30,7 +30,11 @@ where
                     if i >= n || error.lock().unwrap().is_some() {
                         break;
                     }
-                    let item = work[i].lock().unwrap().take().expect("each item taken once");
+                    let item = work[i]
+                        .lock()
+                        .unwrap()
+                        .take()
+                        .expect("each item taken once");
                     match f(item) {
                         Ok(r) => *results[i].lock().unwrap() = Some(r),
                         Err(e) => {
@@ -49,7 +53,11 @@ where
     }
     Ok(results
         .into_iter()
-        .map(|r| r.into_inner().unwrap().expect("every item produced a result"))
+        .map(|r| {
+            r.into_inner()
+                .unwrap()
+                .expect("every item produced a result")
+        })
         .collect())
 }
 
@@ -66,8 +74,9 @@ mod tests {
     fn keeps_order_and_reports_errors() {
         let r: Result<Vec<u32>, ()> = super::map((0..100).collect(), 4, |x: u32| Ok(x * 2));
         assert_eq!(r.unwrap(), (0..100).map(|x| x * 2).collect::<Vec<_>>());
-        let r: Result<Vec<u32>, String> =
-            super::map((0..100).collect(), 3, |x: u32| if x == 50 { Err("boom".into()) } else { Ok(x) });
+        let r: Result<Vec<u32>, String> = super::map((0..100).collect(), 3, |x: u32| {
+            if x == 50 { Err("boom".into()) } else { Ok(x) }
+        });
         assert_eq!(r.unwrap_err(), "boom");
     }
 }

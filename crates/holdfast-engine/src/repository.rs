@@ -150,8 +150,8 @@ impl Repository {
                 location: backend.location(),
             });
         };
-        let config = Config::open(&key, config_sealed)
-            .map_err(|e| EngineError::corrupt("config", e))?;
+        let config =
+            Config::open(&key, config_sealed).map_err(|e| EngineError::corrupt("config", e))?;
         Ok(Repository {
             backend,
             key,
@@ -267,9 +267,7 @@ impl Repository {
             return Ok(idx.clone());
         }
         let ids = self.list_ids(FileType::Index)?;
-        let files = crate::parallel::map(ids, 4, |id| {
-            self.load_index_file(&id).map(|f| (id, f))
-        })?;
+        let files = crate::parallel::map(ids, 4, |id| self.load_index_file(&id).map(|f| (id, f)))?;
         let mut idx = MasterIndex::new();
         for (id, f) in &files {
             idx.add_index_file(Some(*id), f);
@@ -312,8 +310,9 @@ impl Repository {
         let plain = self.key.open_owned(sealed).map_err(|e| e.to_string())?;
         let data = match loc.uncompressed_length {
             None => plain,
-            Some(n) => zstd::bulk::decompress(&plain, n as usize)
-                .map_err(|e| format!("zstd: {e}"))?,
+            Some(n) => {
+                zstd::bulk::decompress(&plain, n as usize).map_err(|e| format!("zstd: {e}"))?
+            }
         };
         if let Some(n) = loc.uncompressed_length
             && data.len() != n as usize
@@ -479,7 +478,10 @@ mod tests {
         let mut bytes = mb.get(&n).unwrap();
         bytes[20] ^= 1;
         mb.overwrite(&n, bytes);
-        let err = r.load_json(FileType::Snapshot, &id).unwrap_err().to_string();
+        let err = r
+            .load_json(FileType::Snapshot, &id)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&id.to_hex()), "{err}");
     }
 }

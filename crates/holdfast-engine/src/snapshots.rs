@@ -21,7 +21,7 @@ pub struct SnapshotFilter {
 
 impl SnapshotFilter {
     pub fn matches(&self, s: &Snapshot) -> bool {
-        if !self.hosts.is_empty() && !self.hosts.iter().any(|h| *h == s.hostname) {
+        if !self.hosts.is_empty() && !self.hosts.contains(&s.hostname) {
             return false;
         }
         if !self.tags.is_empty()
@@ -84,7 +84,11 @@ pub fn find(repo: &Repository, spec: &str, filter: &SnapshotFilter) -> Result<(I
 
 /// The newest snapshot of `host` with exactly `paths`: the parent of a new
 /// backup of the same source.
-pub fn find_parent(repo: &Repository, host: &str, paths: &[String]) -> Result<Option<(Id, Snapshot)>> {
+pub fn find_parent(
+    repo: &Repository,
+    host: &str,
+    paths: &[String],
+) -> Result<Option<(Id, Snapshot)>> {
     let mut want = paths.to_vec();
     want.sort();
     let all = load_all(repo, &mut |_| {})?;

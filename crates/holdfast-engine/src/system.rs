@@ -40,11 +40,20 @@ pub fn user_name(uid: u32) -> Option<String> {
     let cache = cache.get_or_insert_with(HashMap::new);
     cache
         .entry(uid)
-        .or_insert_with(|| lookup(|buf, len, out| unsafe {
-            let mut pw: libc::passwd = std::mem::zeroed();
-            let rc = libc::getpwuid_r(uid, &mut pw, buf, len, out as *mut *mut libc::passwd);
-            (rc, if (*out).is_null() { std::ptr::null() } else { pw.pw_name as *const libc::c_char })
-        }))
+        .or_insert_with(|| {
+            lookup(|buf, len, out| unsafe {
+                let mut pw: libc::passwd = std::mem::zeroed();
+                let rc = libc::getpwuid_r(uid, &mut pw, buf, len, out as *mut *mut libc::passwd);
+                (
+                    rc,
+                    if (*out).is_null() {
+                        std::ptr::null()
+                    } else {
+                        pw.pw_name as *const libc::c_char
+                    },
+                )
+            })
+        })
         .clone()
 }
 
@@ -54,11 +63,20 @@ pub fn group_name(gid: u32) -> Option<String> {
     let cache = cache.get_or_insert_with(HashMap::new);
     cache
         .entry(gid)
-        .or_insert_with(|| lookup(|buf, len, out| unsafe {
-            let mut gr: libc::group = std::mem::zeroed();
-            let rc = libc::getgrgid_r(gid, &mut gr, buf, len, out as *mut *mut libc::group);
-            (rc, if (*out).is_null() { std::ptr::null() } else { gr.gr_name as *const libc::c_char })
-        }))
+        .or_insert_with(|| {
+            lookup(|buf, len, out| unsafe {
+                let mut gr: libc::group = std::mem::zeroed();
+                let rc = libc::getgrgid_r(gid, &mut gr, buf, len, out as *mut *mut libc::group);
+                (
+                    rc,
+                    if (*out).is_null() {
+                        std::ptr::null()
+                    } else {
+                        gr.gr_name as *const libc::c_char
+                    },
+                )
+            })
+        })
         .clone()
 }
 

@@ -47,10 +47,11 @@ fn walk_inner(
         path.push(b'/');
         path.extend_from_slice(&node.name);
         let action = visit(path, node)?;
-        if action == Visit::Continue && node.node_type == NodeType::Dir {
-            if let Some(sub) = &node.subtree {
-                walk_inner(repo, sub, path, depth + 1, visit)?;
-            }
+        if action == Visit::Continue
+            && node.node_type == NodeType::Dir
+            && let Some(sub) = &node.subtree
+        {
+            walk_inner(repo, sub, path, depth + 1, visit)?;
         }
         path.truncate(len);
     }
@@ -61,7 +62,10 @@ fn walk_inner(
 /// root has no node of its own).
 pub fn find_node(repo: &Repository, tree: &Id, path: &[u8]) -> Result<Option<Node>> {
     let mut current = *tree;
-    let parts: Vec<&[u8]> = path.split(|&c| c == b'/').filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&[u8]> = path
+        .split(|&c| c == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
     if parts.is_empty() {
         return Ok(None);
     }

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use holdfast_engine::repository::Repository;
@@ -66,11 +66,7 @@ pub fn write_tar<W: Write>(
     b.mode(tar::HeaderMode::Complete);
     b.follow_symlinks(false);
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
-    let base: Vec<u8> = prefix
-        .iter()
-        .copied()
-        .skip_while(|&c| c == b'/')
-        .collect();
+    let base: Vec<u8> = prefix.iter().copied().skip_while(|&c| c == b'/').collect();
     if let Some(node) = dir_node
         && !base.is_empty()
     {
@@ -100,7 +96,8 @@ pub fn write_tar<W: Write>(
         match node.node_type {
             NodeType::Dir => {
                 h.set_entry_type(EntryType::Directory);
-                b.append_data(&mut h, name_path, io::empty()).map_err(io_err)?;
+                b.append_data(&mut h, name_path, io::empty())
+                    .map_err(io_err)?;
             }
             NodeType::File => {
                 let key = (node.device_id, node.inode);
@@ -138,7 +135,8 @@ pub fn write_tar<W: Write>(
                     h.set_device_major(major as u32).map_err(io_err)?;
                     h.set_device_minor(minor as u32).map_err(io_err)?;
                 }
-                b.append_data(&mut h, name_path, io::empty()).map_err(io_err)?;
+                b.append_data(&mut h, name_path, io::empty())
+                    .map_err(io_err)?;
             }
             _ => {}
         }

@@ -143,7 +143,10 @@ mod tests {
 
     #[test]
     fn unquotes_go_forms() {
-        assert_eq!(unquote("\\xff\\u00e4\\U0001F600\\101").unwrap(), b"\xff\xc3\xa4\xf0\x9f\x98\x80A");
+        assert_eq!(
+            unquote("\\xff\\u00e4\\U0001F600\\101").unwrap(),
+            b"\xff\xc3\xa4\xf0\x9f\x98\x80A"
+        );
         assert!(unquote("bad\\q").is_err());
         assert!(unquote("a\"b").is_err());
         assert!(unquote("trailing\\").is_err());

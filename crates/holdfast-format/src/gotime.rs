@@ -132,7 +132,13 @@ fn digits(b: &[u8]) -> Option<i64> {
 
 fn parse(s: &str) -> Option<GoTime> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let year = digits(&b[0..4])?;
@@ -141,7 +147,13 @@ fn parse(s: &str) -> Option<GoTime> {
     let hour = digits(&b[11..13])?;
     let min = digits(&b[14..16])?;
     let sec = digits(&b[17..19])?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 || min > 59 || sec > 60 {
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || min > 59
+        || sec > 60
+    {
         return None;
     }
     let mut pos = 19;
@@ -251,12 +263,19 @@ mod tests {
         assert_eq!(GoTime::utc(0, 0).to_string(), "1970-01-01T00:00:00Z");
         assert_eq!(GoTime::zero().to_string(), "0001-01-01T00:00:00Z");
         assert_eq!(
-            GoTime::utc(1419259679, 912418701).with_offset(3600).to_string(),
+            GoTime::utc(1419259679, 912418701)
+                .with_offset(3600)
+                .to_string(),
             "2014-12-22T15:47:59.912418701+01:00"
         );
-        assert_eq!(GoTime::utc(1, 500_000_000).to_string(), "1970-01-01T00:00:01.5Z");
         assert_eq!(
-            GoTime::utc(0, 0).with_offset(-(5 * 3600 + 30 * 60)).to_string(),
+            GoTime::utc(1, 500_000_000).to_string(),
+            "1970-01-01T00:00:01.5Z"
+        );
+        assert_eq!(
+            GoTime::utc(0, 0)
+                .with_offset(-(5 * 3600 + 30 * 60))
+                .to_string(),
             "1969-12-31T18:30:00-05:30"
         );
     }
@@ -267,7 +286,14 @@ mod tests {
         assert_eq!((t.secs, t.nanos, t.offset), (1419256079, 912418701, 3600));
         assert_eq!(t.to_string(), "2014-12-22T14:47:59.912418701+01:00");
         assert!(GoTime::parse("0001-01-01T00:00:00Z").unwrap().is_zero());
-        for bad in ["", "2014-12-22", "2014-13-01T00:00:00Z", "2014-02-30T00:00:00Z", "2014-12-22T14:47:59+0100", "2014-12-22T14:47:59.Z"] {
+        for bad in [
+            "",
+            "2014-12-22",
+            "2014-13-01T00:00:00Z",
+            "2014-02-30T00:00:00Z",
+            "2014-12-22T14:47:59+0100",
+            "2014-12-22T14:47:59.Z",
+        ] {
             assert!(GoTime::parse(bad).is_err(), "{bad}");
         }
     }

@@ -130,7 +130,14 @@ mod tests {
     #[test]
     fn wrap_and_unwrap() {
         let master = MasterKey::random();
-        let kf = KeyFile::create(&master, b"secret", "u", "h", "2024-01-01T00:00:00Z".into(), 10);
+        let kf = KeyFile::create(
+            &master,
+            b"secret",
+            "u",
+            "h",
+            "2024-01-01T00:00:00Z".into(),
+            10,
+        );
         let parsed = KeyFile::parse(&kf.to_bytes()).unwrap();
         assert!(parsed.open(b"secret").unwrap() == master);
         assert!(matches!(
@@ -149,6 +156,9 @@ mod tests {
         let kf = KeyFile::parse(json).unwrap();
         let master = kf.open(b"geheim").unwrap();
         assert!(master == MasterKey::from_json(want).unwrap());
-        assert!(matches!(kf.open(b"Geheim"), Err(KeyFileError::WrongPassword)));
+        assert!(matches!(
+            kf.open(b"Geheim"),
+            Err(KeyFileError::WrongPassword)
+        ));
     }
 }

@@ -9,8 +9,8 @@
 pub mod blob;
 pub mod config;
 pub mod crypto;
-pub mod gotime;
 pub mod goquote;
+pub mod gotime;
 pub mod id;
 pub mod index;
 pub mod keyfile;

@@ -52,7 +52,9 @@ pub enum PackError {
     Crypto(#[from] CryptoError),
     #[error("pack header is malformed: {0}")]
     Malformed(String),
-    #[error("pack blobs ({blobs} bytes) and header ({header} bytes) do not add up to the pack size {size}")]
+    #[error(
+        "pack blobs ({blobs} bytes) and header ({header} bytes) do not add up to the pack size {size}"
+    )]
     SizeMismatch { blobs: u64, header: u64, size: u64 },
 }
 
@@ -172,7 +174,11 @@ pub fn decode_header(plain: &[u8]) -> Result<Vec<PackedBlob>, PackError> {
                 )));
             }
         };
-        let need = if compressed { ENTRY_COMPRESSED } else { ENTRY_PLAIN };
+        let need = if compressed {
+            ENTRY_COMPRESSED
+        } else {
+            ENTRY_PLAIN
+        };
         if plain.len() - pos < need {
             return Err(PackError::Malformed(format!(
                 "entry {} truncated",

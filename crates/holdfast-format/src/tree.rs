@@ -335,8 +335,14 @@ mod tests {
         assert_eq!(gomode::from_unix(0o040755), gomode::DIR | 0o755);
         assert_eq!(gomode::from_unix(0o120777), gomode::SYMLINK | 0o777);
         assert_eq!(gomode::from_unix(0o104755), gomode::SETUID | 0o755);
-        assert_eq!(gomode::from_unix(0o041777), gomode::DIR | gomode::STICKY | 0o777);
-        assert_eq!(gomode::from_unix(0o020620), gomode::DEVICE | gomode::CHAR_DEVICE | 0o620);
+        assert_eq!(
+            gomode::from_unix(0o041777),
+            gomode::DIR | gomode::STICKY | 0o777
+        );
+        assert_eq!(
+            gomode::from_unix(0o020620),
+            gomode::DEVICE | gomode::CHAR_DEVICE | 0o620
+        );
         assert_eq!(gomode::to_unix_perm(gomode::from_unix(0o106755)), 0o6755);
     }
 

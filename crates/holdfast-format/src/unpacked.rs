@@ -64,6 +64,9 @@ mod tests {
             open_json(&k, bad),
             Err(UnpackedError::UnknownEncoding(7))
         ));
-        assert!(matches!(open_json(&k, k.seal(&[])), Err(UnpackedError::Empty)));
+        assert!(matches!(
+            open_json(&k, k.seal(&[])),
+            Err(UnpackedError::Empty)
+        ));
     }
 }

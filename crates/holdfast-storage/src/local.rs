@@ -39,10 +39,8 @@ impl LocalBackend {
 
     fn make_dir(&self, p: &Path) -> Result<()> {
         match fs::create_dir(p) {
-            Ok(()) => {
-                fs::set_permissions(p, fs::Permissions::from_mode(DIR_MODE))
-                    .map_err(|e| StorageError::io("chmod", p.display(), e))
-            }
+            Ok(()) => fs::set_permissions(p, fs::Permissions::from_mode(DIR_MODE))
+                .map_err(|e| StorageError::io("chmod", p.display(), e)),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(StorageError::io("create directory", p.display(), e)),
         }
@@ -294,12 +292,21 @@ mod tests {
         assert_eq!(fmode, 0o600);
         assert_eq!(b.get(&n).unwrap(), b"hello world");
         assert_eq!(b.get_range(&n, 6, 5).unwrap(), b"world");
-        assert!(matches!(b.get_range(&n, 6, 50), Err(StorageError::ShortRead { .. })));
+        assert!(matches!(
+            b.get_range(&n, 6, 50),
+            Err(StorageError::ShortRead { .. })
+        ));
         assert_eq!(b.stat(&n).unwrap(), 11);
         // a stray file in data/aa is not listed
         fs::write(b.root().join("data/aa/garbage"), b"x").unwrap();
         let l = b.list(FileType::Pack).unwrap();
-        assert_eq!(l, vec![ObjectInfo { name: hex('a'), size: 11 }]);
+        assert_eq!(
+            l,
+            vec![ObjectInfo {
+                name: hex('a'),
+                size: 11
+            }]
+        );
         b.delete(&n).unwrap();
         assert!(b.get(&n).unwrap_err().is_not_found());
         assert!(b.list(FileType::Pack).unwrap().is_empty());
@@ -312,8 +319,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(dir.path());
         b.create_layout().unwrap();
-        let dead = b.tmp_dir().join(format!("{}-{}-00.tmp", host_tag(), i32::MAX - 1));
-        let live = b.tmp_dir().join(format!("{}-{}-00.tmp", host_tag(), std::process::id()));
+        let dead = b
+            .tmp_dir()
+            .join(format!("{}-{}-00.tmp", host_tag(), i32::MAX - 1));
+        let live = b
+            .tmp_dir()
+            .join(format!("{}-{}-00.tmp", host_tag(), std::process::id()));
         fs::write(&dead, b"partial").unwrap();
         fs::write(&live, b"in progress").unwrap();
         assert_eq!(b.clean_temporary(Duration::from_secs(3600)).unwrap(), 1);

@@ -31,7 +31,10 @@ impl Backend for MemoryBackend {
     }
 
     fn put(&self, name: &ObjectName, data: &[u8]) -> Result<()> {
-        self.files.lock().unwrap().insert(name.clone(), data.to_vec());
+        self.files
+            .lock()
+            .unwrap()
+            .insert(name.clone(), data.to_vec());
         Ok(())
     }
 

@@ -73,7 +73,10 @@ impl ObjectName {
             }
         } else if name.len() != 64 {
             return Err(invalid("expected 64 hexadecimal digits"));
-        } else if !name.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+        } else if !name
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        {
             return Err(invalid("expected lowercase hexadecimal digits only"));
         }
         Ok(ObjectName {
@@ -121,14 +124,28 @@ mod tests {
     #[test]
     fn layout_paths() {
         let id = "ab".repeat(32);
-        assert_eq!(ObjectName::new(FileType::Pack, &id).unwrap().path(), format!("data/ab/{id}"));
-        assert_eq!(ObjectName::new(FileType::Snapshot, &id).unwrap().path(), format!("snapshots/{id}"));
+        assert_eq!(
+            ObjectName::new(FileType::Pack, &id).unwrap().path(),
+            format!("data/ab/{id}")
+        );
+        assert_eq!(
+            ObjectName::new(FileType::Snapshot, &id).unwrap().path(),
+            format!("snapshots/{id}")
+        );
         assert_eq!(ObjectName::config().path(), "config");
     }
 
     #[test]
     fn hostile_names_are_refused() {
-        for bad in ["../../etc/passwd", "/etc/passwd", "", "config", &"A".repeat(64), &format!("{}/x", "a".repeat(62)), &"a".repeat(65)] {
+        for bad in [
+            "../../etc/passwd",
+            "/etc/passwd",
+            "",
+            "config",
+            &"A".repeat(64),
+            &format!("{}/x", "a".repeat(62)),
+            &"a".repeat(65),
+        ] {
             assert!(ObjectName::new(FileType::Index, bad).is_err(), "{bad}");
         }
         assert!(ObjectName::new(FileType::Config, "../config").is_err());

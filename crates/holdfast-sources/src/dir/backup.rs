@@ -103,9 +103,13 @@ fn build_trie(paths: &[PathBuf]) -> BTreeMap<Vec<u8>, Trie> {
         let mut level = &mut root;
         for (i, part) in parts.iter().enumerate() {
             let last = i + 1 == parts.len();
-            let entry = level
-                .entry(part.clone())
-                .or_insert_with(|| if last { Trie::Target } else { Trie::Inner(BTreeMap::new()) });
+            let entry = level.entry(part.clone()).or_insert_with(|| {
+                if last {
+                    Trie::Target
+                } else {
+                    Trie::Inner(BTreeMap::new())
+                }
+            });
             if last {
                 *entry = Trie::Target;
                 break;
@@ -195,7 +199,11 @@ impl Ctx<'_> {
         match self.repo.load_tree(&id) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.item_error(path, "load parent tree", format!("{e}; reading everything below it"));
+                self.item_error(
+                    path,
+                    "load parent tree",
+                    format!("{e}; reading everything below it"),
+                );
                 None
             }
         }
@@ -274,7 +282,9 @@ impl Walker<'_, '_> {
                     };
                     let mut node = node_from_metadata(name, &md);
                     node.node_type = NodeType::Dir;
-                    let sub = old.filter(|o| o.node_type == NodeType::Dir).and_then(|o| o.subtree);
+                    let sub = old
+                        .filter(|o| o.node_type == NodeType::Dir)
+                        .and_then(|o| o.subtree);
                     let rx = self.walk_trie(&path, &sp, grand, sub, true);
                     slots.push(Slot::Dir(node, rx));
                 }
@@ -284,7 +294,13 @@ impl Walker<'_, '_> {
     }
 
     /// A whole directory below a target.
-    fn walk_dir(&self, dir: &Path, spath: &[u8], prev_tree: Option<Id>, dev: u64) -> Receiver<DirOutcome> {
+    fn walk_dir(
+        &self,
+        dir: &Path,
+        spath: &[u8],
+        prev_tree: Option<Id>,
+        dev: u64,
+    ) -> Receiver<DirOutcome> {
         let prev = self.ctx.load_tree(prev_tree, dir);
         let mut slots = Vec::new();
         let mut names: Vec<Vec<u8>> = match fs::read_dir(dir) {
@@ -349,7 +365,9 @@ impl Walker<'_, '_> {
                     let rx = self.queue_dir(Vec::new(), None, true);
                     return Some(Slot::Dir(node, rx));
                 }
-                let sub = old.filter(|o| o.node_type == NodeType::Dir).and_then(|o| o.subtree);
+                let sub = old
+                    .filter(|o| o.node_type == NodeType::Dir)
+                    .and_then(|o| o.subtree);
                 let rx = self.walk_dir(path, sp, sub, dev);
                 Some(Slot::Dir(node, rx))
             }
@@ -361,9 +379,9 @@ impl Walker<'_, '_> {
                     .fetch_add(md.size(), Ordering::Relaxed);
                 if let Some(o) = &old
                     && unchanged(o, &node)
-                    && o.content
-                        .as_ref()
-                        .is_some_and(|c| c.iter().all(|id| self.ctx.saver.known(id, BlobType::Data)))
+                    && o.content.as_ref().is_some_and(|c| {
+                        c.iter().all(|id| self.ctx.saver.known(id, BlobType::Data))
+                    })
                 {
                     node.content = o.content.clone();
                     inc(&self.ctx.counters.files_unmodified);
@@ -435,7 +453,10 @@ fn libc_o_noatime() -> i32 {
 
 fn read_file(ctx: &Ctx, job: FileJob) -> Option<Node> {
     let FileJob {
-        path, mut node, prev, ..
+        path,
+        mut node,
+        prev,
+        ..
     } = job;
     let f = match open_for_reading(&path) {
         Ok(f) => f,
@@ -637,7 +658,11 @@ pub fn backup_dirs(
             s.spawn(move || {
                 for job in rx {
                     let reply = job.reply.clone();
-                    let r = if ctx.failed() { None } else { read_file(ctx, job) };
+                    let r = if ctx.failed() {
+                        None
+                    } else {
+                        read_file(ctx, job)
+                    };
                     let _ = reply.send(r);
                 }
             });
@@ -707,14 +732,26 @@ mod tests {
 
     #[test]
     fn clean_paths() {
-        assert_eq!(clean_absolute(Path::new("/a/./b/../c")).unwrap(), PathBuf::from("/a/c"));
-        assert_eq!(clean_absolute(Path::new("/../..")).unwrap(), PathBuf::from("/"));
+        assert_eq!(
+            clean_absolute(Path::new("/a/./b/../c")).unwrap(),
+            PathBuf::from("/a/c")
+        );
+        assert_eq!(
+            clean_absolute(Path::new("/../..")).unwrap(),
+            PathBuf::from("/")
+        );
     }
 
     #[test]
     fn trie_merges_nested_targets() {
-        let t = build_trie(&[PathBuf::from("/a/b"), PathBuf::from("/a/b/c"), PathBuf::from("/a/d")]);
-        let Trie::Inner(a) = &t[&b"a".to_vec()] else { panic!() };
+        let t = build_trie(&[
+            PathBuf::from("/a/b"),
+            PathBuf::from("/a/b/c"),
+            PathBuf::from("/a/d"),
+        ]);
+        let Trie::Inner(a) = &t[&b"a".to_vec()] else {
+            panic!()
+        };
         assert!(matches!(a[&b"b".to_vec()], Trie::Target));
         assert!(matches!(a[&b"d".to_vec()], Trie::Target));
     }

@@ -225,9 +225,7 @@ impl Walk<'_> {
         if let Some(fd) = dir.fd.get() {
             return Ok(fd.clone());
         }
-        let parent = dir
-            .parent
-            .expect("the root cursor is always materialized");
+        let parent = dir.parent.expect("the root cursor is always materialized");
         let fd = match self.materialize(parent)? {
             None => {
                 (self.on_action)(Action::Create(display_rel(&dir.rel)));
@@ -235,7 +233,8 @@ impl Walk<'_> {
             }
             Some(pfd) => {
                 let name = dir.rel.last().expect("non-root cursors have a name");
-                self.ensure_dir(&pfd, name, &dir.rel, &dir.existed)?.map(Arc::new)
+                self.ensure_dir(&pfd, name, &dir.rel, &dir.existed)?
+                    .map(Arc::new)
             }
         };
         let _ = dir.fd.set(fd.clone());
@@ -274,9 +273,18 @@ impl Walk<'_> {
         open_dir_at(parent, name).map(Some)
     }
 
-    fn walk_tree(&mut self, tree: &Id, dir: &DirCursor, selected: bool, depth: usize) -> Result<()> {
+    fn walk_tree(
+        &mut self,
+        tree: &Id,
+        dir: &DirCursor,
+        selected: bool,
+        depth: usize,
+    ) -> Result<()> {
         if depth > holdfast_engine::tree_walk::MAX_DEPTH {
-            return Err(EngineError::corrupt(format!("tree {tree}"), "nested too deep"));
+            return Err(EngineError::corrupt(
+                format!("tree {tree}"),
+                "nested too deep",
+            ));
         }
         let t = self.repo.load_tree(tree)?;
         let mut seen: HashSet<&[u8]> = HashSet::new();
@@ -285,11 +293,19 @@ impl Walk<'_> {
             rel.push(node.name.clone());
             let spath = snapshot_path(&rel);
             if !valid_name(&node.name) {
-                self.error(&spath, "restore", "refusing an entry whose name is empty, '.', '..' or contains '/' or NUL");
+                self.error(
+                    &spath,
+                    "restore",
+                    "refusing an entry whose name is empty, '.', '..' or contains '/' or NUL",
+                );
                 continue;
             }
             if !seen.insert(&node.name) {
-                self.error(&spath, "restore", "refusing a second entry with the same name in one directory");
+                self.error(
+                    &spath,
+                    "restore",
+                    "refusing a second entry with the same name in one directory",
+                );
                 continue;
             }
             if self.opts.excludes.matches_exact(&spath) {
@@ -399,7 +415,12 @@ impl Walk<'_> {
             self.error(spath, "chown", errno(e));
         }
         if node.node_type != NodeType::Symlink
-            && let Err(e) = rustix::fs::chmodat(dir, name, Mode::from_raw_mode(node.unix_perm()), AtFlags::empty())
+            && let Err(e) = rustix::fs::chmodat(
+                dir,
+                name,
+                Mode::from_raw_mode(node.unix_perm()),
+                AtFlags::empty(),
+            )
         {
             self.error(spath, "chmod", errno(e));
         }
@@ -408,11 +429,19 @@ impl Walk<'_> {
             let mut p = proc_path.into_bytes();
             p.extend_from_slice(name);
             for x in &node.extended_attributes {
-                if let Err(e) = rustix::fs::lsetxattr(p.as_slice(), x.name.as_str(), &x.value, rustix::fs::XattrFlags::empty())
-                    && (self.am_root || x.name.starts_with("user."))
+                if let Err(e) = rustix::fs::lsetxattr(
+                    p.as_slice(),
+                    x.name.as_str(),
+                    &x.value,
+                    rustix::fs::XattrFlags::empty(),
+                ) && (self.am_root || x.name.starts_with("user."))
                     && e != Errno::PERM
                 {
-                    self.error(spath, "set extended attribute", format!("{}: {}", x.name, errno(e)));
+                    self.error(
+                        spath,
+                        "set extended attribute",
+                        format!("{}: {}", x.name, errno(e)),
+                    );
                 }
             }
         }
@@ -425,7 +454,13 @@ impl Walk<'_> {
         }
     }
 
-    fn restore_entry(&mut self, dir: &Arc<OwnedFd>, node: &Node, rel: &[Vec<u8>], spath: &[u8]) -> io::Result<()> {
+    fn restore_entry(
+        &mut self,
+        dir: &Arc<OwnedFd>,
+        node: &Node,
+        rel: &[Vec<u8>],
+        spath: &[u8],
+    ) -> io::Result<()> {
         let name = node.name.as_slice();
         let display = lossy(spath);
         let existing = stat_at(dir, name)?;
@@ -439,9 +474,9 @@ impl Walk<'_> {
                     }
                     self.links.insert(key, rel.to_vec());
                 }
-                let same_size = existing
-                    .as_ref()
-                    .is_some_and(|st| file_type_bits(st) == 0o100000 && st.st_size as u64 == node.size);
+                let same_size = existing.as_ref().is_some_and(|st| {
+                    file_type_bits(st) == 0o100000 && st.st_size as u64 == node.size
+                });
                 if let Some(st) = &existing
                     && same_size
                     && st.st_mtime == node.mtime.secs
@@ -449,12 +484,19 @@ impl Walk<'_> {
                 {
                     // Same size and modification time: identical, like rsync.
                     (self.on_action)(Action::Unchanged(display.clone()));
-                    self.counters.files_unchanged.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .files_unchanged
+                        .fetch_add(1, Ordering::Relaxed);
                     self.progress.add_bytes(node.size);
                     self.progress.file_done();
                     if !self.opts.dry_run {
-                        let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                            .map_err(errno)?;
+                        let fd = rustix::fs::openat(
+                            dir,
+                            name,
+                            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        )
+                        .map_err(errno)?;
                         self.meta.set_meta_fd(&fd, node, spath);
                     }
                     return Ok(());
@@ -468,7 +510,11 @@ impl Walk<'_> {
                 let existed = existing.is_some();
                 let flags = if self.opts.dry_run {
                     if !same_size {
-                        (self.on_action)(if existed { Action::Update(display) } else { Action::Create(display) });
+                        (self.on_action)(if existed {
+                            Action::Update(display)
+                        } else {
+                            Action::Create(display)
+                        });
                         self.counters.files_restored.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
@@ -528,7 +574,9 @@ impl Walk<'_> {
             NodeType::Fifo | NodeType::Dev | NodeType::Chardev => {
                 if node.node_type != NodeType::Fifo && !self.am_root {
                     // Creating device nodes needs root; not an error.
-                    self.counters.skipped_devices.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .skipped_devices
+                        .fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
                 let want = match node.node_type {
@@ -538,7 +586,7 @@ impl Walk<'_> {
                 };
                 if let Some(st) = &existing
                     && file_type_bits(st) == want
-                    && (node.node_type == NodeType::Fifo || st.st_rdev as u64 == node.device)
+                    && (node.node_type == NodeType::Fifo || st.st_rdev == node.device)
                 {
                     (self.on_action)(Action::Unchanged(display));
                     if !self.opts.dry_run {
@@ -546,7 +594,11 @@ impl Walk<'_> {
                     }
                     return Ok(());
                 }
-                (self.on_action)(if existing.is_some() { Action::Update(display) } else { Action::Create(display) });
+                (self.on_action)(if existing.is_some() {
+                    Action::Update(display)
+                } else {
+                    Action::Create(display)
+                });
                 if self.opts.dry_run {
                     return Ok(());
                 }
@@ -558,7 +610,8 @@ impl Walk<'_> {
                     NodeType::Dev => rustix::fs::FileType::BlockDevice,
                     _ => rustix::fs::FileType::CharacterDevice,
                 };
-                rustix::fs::mknodat(dir, name, ft, Mode::from_raw_mode(0o600), node.device as _).map_err(errno)?;
+                rustix::fs::mknodat(dir, name, ft, Mode::from_raw_mode(0o600), node.device as _)
+                    .map_err(errno)?;
                 self.counters.special.fetch_add(1, Ordering::Relaxed);
                 self.set_meta_at(dir, name, node, spath);
                 Ok(())
@@ -635,7 +688,11 @@ fn write_sparse(f: &File, data: &[u8], off: u64) -> io::Result<u64> {
         Ok(())
     };
     while pos < data.len() {
-        let end = if pos == 0 && lead > 0 { lead.min(data.len()) } else { (pos + HOLE_BLOCK).min(data.len()) };
+        let end = if pos == 0 && lead > 0 {
+            lead.min(data.len())
+        } else {
+            (pos + HOLE_BLOCK).min(data.len())
+        };
         let block = &data[pos..end];
         if is_zero(block) {
             if let Some(s) = run_start.take() {
@@ -702,9 +759,10 @@ fn fill(w: &WorkerCtx, job: &FileJob, content: &[Id]) -> std::result::Result<(),
     f.set_len(0).map_err(|e| e.to_string())?;
     let mut off = 0u64;
     for id in content {
-        let data = w.repo.load_blob(id, BlobType::Data).map_err(|e| {
-            format!("blob {} of this file cannot be restored: {e}", id.short())
-        })?;
+        let data = w
+            .repo
+            .load_blob(id, BlobType::Data)
+            .map_err(|e| format!("blob {} of this file cannot be restored: {e}", id.short()))?;
         let written = if w.sparse {
             write_sparse(f, &data, off)
         } else {
@@ -786,10 +844,18 @@ impl MetaSetter<'_> {
             self.error(spath, "chmod", errno(e));
         }
         for x in &node.extended_attributes {
-            if let Err(e) = rustix::fs::fsetxattr(fd, x.name.as_str(), &x.value, rustix::fs::XattrFlags::empty())
-                && (self.am_root || x.name.starts_with("user."))
+            if let Err(e) = rustix::fs::fsetxattr(
+                fd,
+                x.name.as_str(),
+                &x.value,
+                rustix::fs::XattrFlags::empty(),
+            ) && (self.am_root || x.name.starts_with("user."))
             {
-                self.error(spath, "set extended attribute", format!("{}: {}", x.name, errno(e)));
+                self.error(
+                    spath,
+                    "set extended attribute",
+                    format!("{}: {}", x.name, errno(e)),
+                );
             }
         }
         let times = Timestamps {
@@ -821,10 +887,12 @@ pub fn restore(
         Mode::empty(),
     ) {
         Ok(fd) => fd,
-        Err(Errno::NOENT) if opts.dry_run => {
-            rustix::fs::open(".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| EngineError::io("open .", errno(e)))?
-        }
+        Err(Errno::NOENT) if opts.dry_run => rustix::fs::open(
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| EngineError::io("open .", errno(e)))?,
         Err(e) => {
             return Err(EngineError::io(
                 format!("open target {}", opts.target.display()),
