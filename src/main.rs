@@ -60,6 +60,7 @@ pub mod exit {
     pub const NO_REPO: u8 = 10;
     pub const LOCKED: u8 = 11;
     pub const WRONG_PASSWORD: u8 = 12;
+    pub const INTERRUPTED: u8 = 130;
 }
 
 fn exit_code_of(e: &anyhow::Error) -> u8 {
@@ -69,6 +70,7 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
                 EngineError::RepoNotFound(_) => exit::NO_REPO,
                 EngineError::Locked(_) => exit::LOCKED,
                 EngineError::WrongPassword { .. } => exit::WRONG_PASSWORD,
+                EngineError::Interrupted => exit::INTERRUPTED,
                 _ => exit::FAILURE,
             };
         }
@@ -76,7 +78,42 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
     exit::FAILURE
 }
 
+/// Serve large buffers (chunks, packs) with mmap and give them back on
+/// free: glibc's adaptive threshold otherwise keeps freed multi-megabyte
+/// buffers in per-thread arenas and the resident size grows far past what
+/// is live.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+extern "C" fn on_signal(_: libc::c_int) {
+    if holdfast_engine::cancel::requested() {
+        // second Ctrl-C: stop now
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+    holdfast_engine::cancel::request();
+}
+
+/// SIGINT/SIGTERM ask running operations to stop cleanly (locks released,
+/// no snapshot written); a second signal exits at once.
+fn install_signal_handlers() {
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    // SAFETY: the handler only touches an atomic flag or calls _exit.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
+    install_signal_handlers();
     let cli = Cli::parse();
     let ui = Arc::new(Ui::new(&cli.global));
     let g = &cli.global;

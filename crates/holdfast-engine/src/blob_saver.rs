@@ -21,9 +21,10 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use holdfast_format::index::{IndexFile, IndexPack};
 use holdfast_format::pack::{FinishedPack, PackBuilder};
-use holdfast_format::{BlobType, Id};
+use holdfast_format::{BlobType, Id, crypto};
 use holdfast_storage::FileType;
 
+use crate::buffer_pool::BufferPool;
 use crate::error::{EngineError, Result};
 use crate::index::MasterIndex;
 use crate::repository::{Compression, Repository, name};
@@ -99,6 +100,10 @@ struct Shared {
     opts: SaverOptions,
     written: Mutex<Vec<IndexPack>>,
     index_files: Mutex<Vec<Id>>,
+    /// Chunk and sealed-blob buffers.
+    blobs: BufferPool,
+    /// Pack buffers.
+    packs: BufferPool,
 }
 
 impl Shared {
@@ -135,13 +140,19 @@ impl BlobSaver {
             session: Mutex::new(HashSet::new()),
             error: Mutex::new(None),
             stats: SaverStats::default(),
-            opts,
+            opts: opts.clone(),
             written: Mutex::new(Vec::new()),
             index_files: Mutex::new(Vec::new()),
+            // Enough for the queues between the stages; chunks above
+            // 4 MiB are rare and not kept.
+            blobs: BufferPool::new(workers * 4 + 4, 4 << 20),
+            packs: BufferPool::new(2, opts.pack_size * 2),
         });
         let (work_tx, work_rx) = bounded::<Work>(workers * 2);
         let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 2);
-        let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);
+        // Two finished packs may wait while one is being stored, so an fsync
+        // does not stall compression.
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(2);
         let mut threads = Vec::new();
         for i in 0..workers {
             let rx = work_rx.clone();
@@ -180,6 +191,12 @@ impl BlobSaver {
         &self.shared.stats
     }
 
+    /// A buffer to copy a chunk into before [`BlobSaver::save_hashed`];
+    /// the pipeline hands it back to the pool once the blob is sealed.
+    pub fn buffer(&self, len: usize) -> Vec<u8> {
+        self.shared.blobs.get(len)
+    }
+
     /// True when the blob is in the repository or was saved in this session.
     pub fn known(&self, id: &Id, t: BlobType) -> bool {
         self.shared.index.has(id, t) || self.shared.session.lock().unwrap().contains(&(*id, t))
@@ -201,10 +218,10 @@ impl BlobSaver {
 
     /// Like [`BlobSaver::save`] with the id already computed by the caller.
     pub fn save_hashed(&self, blob_type: BlobType, id: Id, data: Vec<u8>) -> Result<SaveOutcome> {
-        if self.shared.index.has(&id, blob_type) {
-            return Ok(SaveOutcome { id, new: false });
-        }
-        if !self.shared.session.lock().unwrap().insert((id, blob_type)) {
+        if self.shared.index.has(&id, blob_type)
+            || !self.shared.session.lock().unwrap().insert((id, blob_type))
+        {
+            self.shared.blobs.put(data);
             return Ok(SaveOutcome { id, new: false });
         }
         if self.shared.failed() {
@@ -284,10 +301,12 @@ fn seal_worker(sh: Arc<Shared>, rx: Receiver<Work>, tx: Sender<Sealed>) {
     let mut cbuf: Vec<u8> = Vec::new();
     for w in rx {
         if sh.failed() {
+            sh.blobs.put(w.data);
             continue;
         }
         let mut uncompressed_length = None;
-        let sealed = match compressor.as_mut() {
+        let mut sealed = sh.blobs.get(w.data.len() + crypto::OVERHEAD);
+        match compressor.as_mut() {
             Some(c) => {
                 let bound = zstd::zstd_safe::compress_bound(w.data.len());
                 cbuf.clear();
@@ -296,13 +315,14 @@ fn seal_worker(sh: Arc<Shared>, rx: Receiver<Work>, tx: Sender<Sealed>) {
                     // Store compressed only when it actually saves space.
                     Ok(n) if n < w.data.len() => {
                         uncompressed_length = Some(w.data.len() as u32);
-                        key.seal(&cbuf[..n])
+                        key.seal_into(&cbuf[..n], &mut sealed);
                     }
-                    _ => key.seal(&w.data),
+                    _ => key.seal_into(&w.data, &mut sealed),
                 }
             }
-            None => key.seal(&w.data),
-        };
+            None => key.seal_into(&w.data, &mut sealed),
+        }
+        sh.blobs.put(w.data);
         sh.stats
             .added_packed
             .fetch_add(sealed.len() as u64, Ordering::Relaxed);
@@ -331,8 +351,10 @@ fn packer(sh: Arc<Shared>, rx: Receiver<Sealed>, tx: Sender<FinishedPack>) {
             BlobType::Data => &mut data,
             BlobType::Tree => &mut tree,
         };
-        let b = slot.get_or_insert_with(|| PackBuilder::with_capacity(target + 1024 * 1024));
+        let b = slot
+            .get_or_insert_with(|| PackBuilder::with_buffer(sh.packs.get(target + 1024 * 1024)));
         b.add(s.blob_type, s.id, &s.sealed, s.uncompressed_length);
+        sh.blobs.put(s.sealed);
         if b.len() >= target {
             let full = slot.take().unwrap().finish(&key);
             if tx.send(full).is_err() {
@@ -366,6 +388,7 @@ fn uploader(sh: Arc<Shared>, rx: Receiver<FinishedPack>) {
     };
     for p in rx {
         if sh.failed() {
+            sh.packs.put(p.bytes);
             continue;
         }
         if !sh.opts.dry_run
@@ -379,6 +402,7 @@ fn uploader(sh: Arc<Shared>, rx: Receiver<FinishedPack>) {
         }
         sh.stats.packs.fetch_add(1, Ordering::Relaxed);
         let ip = IndexPack::from_packed(p.id, &p.blobs);
+        sh.packs.put(p.bytes);
         pending_blobs += ip.blobs.len();
         sh.written.lock().unwrap().push(ip.clone());
         pending.push(ip);

@@ -99,12 +99,19 @@ pub struct Chunker<R> {
 
 impl<R: Read> Chunker<R> {
     pub fn new(reader: R, params: ChunkerParams, seed: u64) -> Chunker<R> {
+        Chunker::with_buffer(reader, params, seed, Vec::new())
+    }
+
+    /// Like `new`, reusing a buffer from an earlier chunker (see
+    /// [`Chunker::into_buffer`]) so that chunking many small files does not
+    /// allocate and zero a large buffer for each.
+    pub fn with_buffer(reader: R, params: ChunkerParams, seed: u64, buf: Vec<u8>) -> Chunker<R> {
         let (mask_s, mask_l) = select_masks(params.avg, Normalization::Level1);
         let (gear, gear_ls) = get_gear_with_seed(seed);
         Chunker {
             reader,
             params,
-            buf: vec![0u8; params.max * 2],
+            buf,
             start: 0,
             end: 0,
             eof: false,
@@ -116,6 +123,11 @@ impl<R: Read> Chunker<R> {
         }
     }
 
+    /// The internal buffer, for reuse.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+
     fn fill(&mut self) -> io::Result<()> {
         if self.end - self.start >= self.params.max || self.eof {
             return Ok(());
@@ -125,7 +137,17 @@ impl<R: Read> Chunker<R> {
             self.end -= self.start;
             self.start = 0;
         }
-        while self.end < self.buf.len() {
+        let cap = self.params.max * 2;
+        loop {
+            if self.end == self.buf.len() {
+                if self.buf.len() >= cap {
+                    break;
+                }
+                // Grow with the data actually read: a small file never
+                // touches more than a few times its size.
+                let new_len = (self.buf.len() * 2).max(64 * 1024).min(cap);
+                self.buf.resize(new_len, 0);
+            }
             match self.reader.read(&mut self.buf[self.end..]) {
                 Ok(0) => {
                     self.eof = true;

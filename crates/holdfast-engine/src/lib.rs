@@ -7,6 +7,8 @@
 //! runtime run it on blocking threads.
 
 pub mod blob_saver;
+pub mod buffer_pool;
+pub mod cancel;
 pub mod chunker;
 pub mod error;
 pub mod index;

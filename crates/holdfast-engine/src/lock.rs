@@ -177,6 +177,7 @@ pub fn lock(
     let deadline = Instant::now() + retry;
     let mut wait = Duration::from_millis(200);
     loop {
+        crate::cancel::check()?;
         let pre = conflicts(repo, exclusive, None, notice)?;
         if pre.is_empty() {
             let id = repo.save_json(FileType::Lock, &new_lock(exclusive).to_json())?;

@@ -43,6 +43,7 @@ fn walk_inner(
     }
     let t = repo.load_tree(tree)?;
     for node in &t.nodes {
+        crate::cancel::check()?;
         let len = path.len();
         path.push(b'/');
         path.extend_from_slice(&node.name);

@@ -75,8 +75,14 @@ pub struct FinishedPack {
 
 impl PackBuilder {
     pub fn with_capacity(cap: usize) -> PackBuilder {
+        PackBuilder::with_buffer(Vec::with_capacity(cap))
+    }
+
+    /// Build into `buf` (cleared first), e.g. a buffer from a pool.
+    pub fn with_buffer(mut buf: Vec<u8>) -> PackBuilder {
+        buf.clear();
         PackBuilder {
-            buf: Vec::with_capacity(cap),
+            buf,
             blobs: Vec::new(),
             blob_type: None,
         }

@@ -68,6 +68,7 @@ pub fn backup_stream(
     let mut chunker = Chunker::new(reader, opts.chunker, repo.chunker_seed());
     let mut content = Vec::new();
     loop {
+        holdfast_engine::cancel::check()?;
         let chunk = match chunker.next_chunk() {
             Ok(Some(c)) => c,
             Ok(None) => break,
@@ -82,7 +83,9 @@ pub fn backup_stream(
         let id = Id::hash(chunk);
         progress.add_bytes(chunk.len() as u64);
         if !saver.known(&id, BlobType::Data) {
-            saver.save_hashed(BlobType::Data, id, chunk.to_vec())?;
+            let mut b = saver.buffer(chunk.len());
+            b.extend_from_slice(chunk);
+            saver.save_hashed(BlobType::Data, id, b)?;
         }
         content.push(id);
     }

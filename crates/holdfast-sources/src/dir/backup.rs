@@ -320,6 +320,9 @@ impl Walker<'_, '_> {
         };
         names.sort();
         for name in names {
+            if holdfast_engine::cancel::requested() {
+                self.ctx.fail(EngineError::Interrupted);
+            }
             if self.ctx.failed() {
                 break;
             }
@@ -451,7 +454,7 @@ fn libc_o_noatime() -> i32 {
     rustix::fs::OFlags::NOATIME.bits() as i32
 }
 
-fn read_file(ctx: &Ctx, job: FileJob) -> Option<Node> {
+fn read_file(ctx: &Ctx, job: FileJob, buf: &mut Vec<u8>) -> Option<Node> {
     let FileJob {
         path,
         mut node,
@@ -484,10 +487,14 @@ fn read_file(ctx: &Ctx, job: FileJob) -> Option<Node> {
         }
     }
     ctx.progress.set_current(Some(path.display().to_string()));
-    let mut chunker = Chunker::new(f, ctx.chunker, ctx.seed);
+    let mut chunker = Chunker::with_buffer(f, ctx.chunker, ctx.seed, std::mem::take(buf));
     let mut content = Vec::new();
     loop {
+        if holdfast_engine::cancel::requested() {
+            ctx.fail(EngineError::Interrupted);
+        }
         if ctx.failed() {
+            *buf = chunker.into_buffer();
             return None;
         }
         let chunk = match chunker.next_chunk() {
@@ -495,13 +502,18 @@ fn read_file(ctx: &Ctx, job: FileJob) -> Option<Node> {
             Ok(None) => break,
             Err(e) => {
                 ctx.item_error(&path, "read", e);
+                *buf = chunker.into_buffer();
                 return None;
             }
         };
         let id = Id::hash(chunk);
         let len = chunk.len() as u64;
         if !ctx.saver.known(&id, BlobType::Data)
-            && let Err(e) = ctx.saver.save_hashed(BlobType::Data, id, chunk.to_vec())
+            && let Err(e) = ctx.saver.save_hashed(BlobType::Data, id, {
+                let mut b = ctx.saver.buffer(chunk.len());
+                b.extend_from_slice(chunk);
+                b
+            })
         {
             ctx.fail(e);
             return None;
@@ -510,6 +522,7 @@ fn read_file(ctx: &Ctx, job: FileJob) -> Option<Node> {
         ctx.progress.add_bytes(len);
     }
     node.size = chunker.position;
+    *buf = chunker.into_buffer();
     let same = prev
         .as_ref()
         .is_some_and(|p| p.content.as_deref() == Some(content.as_slice()));
@@ -656,12 +669,14 @@ pub fn backup_dirs(
         for _ in 0..readers {
             let rx = file_rx.clone();
             s.spawn(move || {
+                // one chunker buffer per reader, reused for every file
+                let mut buf = Vec::new();
                 for job in rx {
                     let reply = job.reply.clone();
                     let r = if ctx.failed() {
                         None
                     } else {
-                        read_file(ctx, job)
+                        read_file(ctx, job, &mut buf)
                     };
                     let _ = reply.send(r);
                 }

@@ -289,6 +289,7 @@ impl Walk<'_> {
         let t = self.repo.load_tree(tree)?;
         let mut seen: HashSet<&[u8]> = HashSet::new();
         for node in &t.nodes {
+            holdfast_engine::cancel::check()?;
             let mut rel = dir.rel.clone();
             rel.push(node.name.clone());
             let spath = snapshot_path(&rel);
@@ -759,6 +760,9 @@ fn fill(w: &WorkerCtx, job: &FileJob, content: &[Id]) -> std::result::Result<(),
     f.set_len(0).map_err(|e| e.to_string())?;
     let mut off = 0u64;
     for id in content {
+        if holdfast_engine::cancel::requested() {
+            return Err("interrupted".into());
+        }
         let data = w
             .repo
             .load_blob(id, BlobType::Data)
