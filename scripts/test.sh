@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v restic >/dev/null 2>&1 || need+=(restic)
 command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
+[ -x /usr/bin/time ] || need+=(time)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
