@@ -11,7 +11,10 @@
 #   restore    restore of the first snapshot into an empty directory
 #   check      check --read-data (restic; holdfast once `check` exists)
 # Timings are medians of $REPS runs; peak RSS from /usr/bin/time. The source stays in the page cache
-# (vmtouch -l) so that both tools read it at memory speed and the comparison is of the tools.
+# (vmtouch -l) so that both tools read it at memory speed and the comparison is of the tools. Nothing
+# big is deleted between timed steps: ext4 slows down creating files right after deleting tens of
+# thousands (the inode allocator skips recently deleted inodes), which would penalise whichever tool
+# runs next. Repositories and restored trees are moved aside and deleted at the end.
 # Output: a Markdown table on stdout and $BENCH_WORK/results.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,13 +54,14 @@ BYTES=$(find "$SRC" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}
 log "source $SRC: $FILES files, $BYTES bytes"
 
 rm -rf "$BENCH_WORK"
-mkdir -p "$BENCH_WORK"
+mkdir -p "$BENCH_WORK/trash"
+trash() { for p in "$@"; do [ -e "$p" ] && mv "$p" "$BENCH_WORK/trash/$(date +%s%N)"; done; true; }
 RESULTS=$BENCH_WORK/results.tsv
 printf 'tool\trep\tstep\tseconds\tuser\tsys\tmax_rss_kb\trepo_bytes\n' >"$RESULTS"
 
 vmtouch -ql "$SRC" &
 VMTOUCH=$!
-trap 'kill $VMTOUCH 2>/dev/null || true; revert_churn' EXIT
+trap 'kill $VMTOUCH 2>/dev/null || true; revert_churn; rm -rf "$BENCH_WORK/trash"' EXIT
 sleep 2
 
 CHURN_LIST=$BENCH_WORK/churn.list
@@ -100,7 +104,7 @@ for rep in $(seq 1 "$REPS"); do
   for tool in $TOOLS; do
     repo=$BENCH_WORK/repo-$tool
     target=$BENCH_WORK/restore-$tool
-    rm -rf "$repo" "$target" "$RESTIC_CACHE_DIR"
+    trash "$repo" "$target" "$RESTIC_CACHE_DIR"
     case $tool in
       holdfast)
         "$HF" -r "$repo" init >/dev/null
@@ -131,7 +135,7 @@ for rep in $(seq 1 "$REPS"); do
         log "WARNING: $tool restore differs from the source (see $BENCH_WORK/$tool-verify.log)"
       fi
     fi
-    rm -rf "$target"
+    trash "$target"
     if ((${#check[@]})); then timed "$tool" "$rep" check "$repo" "${check[@]}"; fi
   done
 done

@@ -9,7 +9,6 @@
 //! is refreshed every 5 minutes by writing a new file before removing the
 //! old one, so it never looks stale while its holder lives.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,7 +26,8 @@ use crate::system;
 pub struct RepoLock {
     repo: Arc<Repository>,
     current: Arc<Mutex<Id>>,
-    stop: Arc<AtomicBool>,
+    /// Dropping this wakes and stops the refresher at once.
+    stop: Option<std::sync::mpsc::Sender<()>>,
     refresher: Option<JoinHandle<()>>,
 }
 
@@ -209,21 +209,17 @@ fn locked_error(holders: &[FoundLock]) -> EngineError {
 impl RepoLock {
     fn start(repo: Arc<Repository>, id: Id, exclusive: bool) -> RepoLock {
         let current = Arc::new(Mutex::new(id));
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let refresher = {
             let repo = repo.clone();
             let current = current.clone();
-            let stop = stop.clone();
             std::thread::Builder::new()
                 .name("hf-lock-refresh".into())
                 .spawn(move || {
-                    let mut last = Instant::now();
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(200));
-                        if last.elapsed() < Duration::from_secs(REFRESH_EVERY_SECS) {
-                            continue;
-                        }
-                        last = Instant::now();
+                    let every = Duration::from_secs(REFRESH_EVERY_SECS);
+                    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                        stopped.recv_timeout(every)
+                    {
                         // New lock first, then remove the old one: the lock
                         // is never absent.
                         if let Ok(new_id) =
@@ -239,7 +235,7 @@ impl RepoLock {
         RepoLock {
             repo,
             current,
-            stop,
+            stop: Some(stop),
             refresher: Some(refresher),
         }
     }
@@ -251,7 +247,7 @@ impl RepoLock {
 
 impl Drop for RepoLock {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(t) = self.refresher.take() {
             let _ = t.join();
         }

@@ -310,9 +310,7 @@ impl Repository {
         let plain = self.key.open_owned(sealed).map_err(|e| e.to_string())?;
         let data = match loc.uncompressed_length {
             None => plain,
-            Some(n) => {
-                zstd::bulk::decompress(&plain, n as usize).map_err(|e| format!("zstd: {e}"))?
-            }
+            Some(n) => decompress(&plain, n as usize).map_err(|e| format!("zstd: {e}"))?,
         };
         if let Some(n) = loc.uncompressed_length
             && data.len() != n as usize
@@ -408,6 +406,22 @@ impl Repository {
         self.backend.delete(&name(FileType::Key, id))?;
         Ok(())
     }
+}
+
+thread_local! {
+    /// One decompression context per thread, reused for every blob.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().expect("just set").decompress(data, capacity)
+    })
 }
 
 /// The object name of a file given its type and id.

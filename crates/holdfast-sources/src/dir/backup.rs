@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +33,7 @@ use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
 use holdfast_format::tree::{Node, NodeType, Tree};
 use holdfast_format::{BlobType, Id};
 
-use super::metadata::{node_from_metadata, read_xattrs};
+use super::metadata::{node_from_stat, read_xattrs};
 use crate::commit::{SnapshotMeta, commit};
 use crate::filter::PathMatcher;
 use crate::progress::{ItemError, Progress};
@@ -262,25 +262,25 @@ impl Walker<'_, '_> {
             let sp = snap_path(spath, name);
             let old = prev_node(&prev, name).cloned();
             match child {
-                Trie::Target => match fs::symlink_metadata(&path) {
-                    Ok(md) => {
-                        if let Some(s) = self.entry(&path, &sp, name, &md, old, md.dev()) {
+                Trie::Target => match rustix::fs::lstat(&path) {
+                    Ok(st) => {
+                        if let Some(s) = self.entry(&path, &sp, name, &st, old, st.st_dev) {
                             slots.push(s);
                         }
                     }
-                    Err(e) => self.ctx.item_error(&path, "lstat", e),
+                    Err(e) => self.ctx.item_error(&path, "lstat", io::Error::from(e)),
                 },
                 Trie::Inner(grand) => {
                     // An intermediate directory: follow a symlink here, the
                     // user named a path through it.
-                    let md = match fs::metadata(&path) {
-                        Ok(md) => md,
+                    let st = match rustix::fs::stat(&path) {
+                        Ok(st) => st,
                         Err(e) => {
-                            self.ctx.item_error(&path, "stat", e);
+                            self.ctx.item_error(&path, "stat", io::Error::from(e));
                             continue;
                         }
                     };
-                    let mut node = node_from_metadata(name, &md);
+                    let mut node = node_from_stat(name, &st);
                     node.node_type = NodeType::Dir;
                     let sub = old
                         .filter(|o| o.node_type == NodeType::Dir)
@@ -303,19 +303,13 @@ impl Walker<'_, '_> {
     ) -> Receiver<DirOutcome> {
         let prev = self.ctx.load_tree(prev_tree, dir);
         let mut slots = Vec::new();
-        let mut names: Vec<Vec<u8>> = match fs::read_dir(dir) {
-            Ok(rd) => rd
-                .filter_map(|e| match e {
-                    Ok(e) => Some(e.file_name().into_vec()),
-                    Err(err) => {
-                        self.ctx.item_error(dir, "readdir", err);
-                        None
-                    }
-                })
-                .collect(),
+        // Entries are examined relative to a descriptor of the directory:
+        // one path walk per directory, not one per entry.
+        let (dirfd, mut names) = match list_dir(dir) {
+            Ok(x) => x,
             Err(e) => {
                 self.ctx.item_error(dir, "readdir", e);
-                Vec::new()
+                (None, Vec::new())
             }
         };
         names.sort();
@@ -331,15 +325,20 @@ impl Walker<'_, '_> {
             if self.ctx.excludes.matches_exact(&sp) {
                 continue;
             }
-            let md = match fs::symlink_metadata(&path) {
-                Ok(md) => md,
+            let Some(fd) = &dirfd else { break };
+            let st = match rustix::fs::statat(
+                fd,
+                name.as_slice(),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st) => st,
                 Err(e) => {
-                    self.ctx.item_error(&path, "lstat", e);
+                    self.ctx.item_error(&path, "lstat", io::Error::from(e));
                     continue;
                 }
             };
             let old = prev_node(&prev, &name).cloned();
-            if let Some(s) = self.entry(&path, &sp, &name, &md, old, dev) {
+            if let Some(s) = self.entry(&path, &sp, &name, &st, old, dev) {
                 slots.push(s);
             }
         }
@@ -352,18 +351,28 @@ impl Walker<'_, '_> {
         path: &Path,
         sp: &[u8],
         name: &[u8],
-        md: &fs::Metadata,
+        st: &rustix::fs::Stat,
         old: Option<Node>,
         dev: u64,
     ) -> Option<Slot> {
-        let mut node = node_from_metadata(name, md);
-        match read_xattrs(path) {
-            Ok(x) => node.extended_attributes = x,
-            Err(e) => self.ctx.item_error(path, "read extended attributes", e),
+        let mut node = node_from_stat(name, st);
+        // Extended attributes and link targets change only together with
+        // the ctime: an entry with the parent's inode and ctime keeps them.
+        let same_inode = old.as_ref().is_some_and(|o| {
+            o.node_type == node.node_type && o.inode == node.inode && o.ctime == node.ctime
+        });
+        if same_inode {
+            let o = old.as_ref().expect("checked above");
+            node.extended_attributes = o.extended_attributes.clone();
+        } else {
+            match read_xattrs(path) {
+                Ok(x) => node.extended_attributes = x,
+                Err(e) => self.ctx.item_error(path, "read extended attributes", e),
+            }
         }
         match node.node_type {
             NodeType::Dir => {
-                if self.ctx.one_file_system && md.dev() != dev {
+                if self.ctx.one_file_system && st.st_dev != dev {
                     // A mount point: recorded, its contents are not.
                     let rx = self.queue_dir(Vec::new(), None, true);
                     return Some(Slot::Dir(node, rx));
@@ -379,7 +388,7 @@ impl Walker<'_, '_> {
                 self.ctx
                     .counters
                     .total_bytes
-                    .fetch_add(md.size(), Ordering::Relaxed);
+                    .fetch_add(node.size, Ordering::Relaxed);
                 if let Some(o) = &old
                     && unchanged(o, &node)
                     && o.content.as_ref().is_some_and(|c| {
@@ -404,6 +413,12 @@ impl Walker<'_, '_> {
                 }
                 Some(Slot::File(rx))
             }
+            NodeType::Symlink if same_inode => {
+                let o = old.as_ref().expect("same_inode implies a parent node");
+                node.linktarget = o.linktarget.clone();
+                node.linktarget_raw = o.linktarget_raw.clone();
+                Some(Slot::Ready(node))
+            }
             NodeType::Symlink => match fs::read_link(path) {
                 Ok(t) => {
                     node.set_link_target(t.as_os_str().as_bytes());
@@ -417,6 +432,27 @@ impl Walker<'_, '_> {
             _ => Some(Slot::Ready(node)),
         }
     }
+}
+
+/// Open a directory (not following a symlink) and list its entry names.
+fn list_dir(dir: &Path) -> io::Result<(Option<std::os::fd::OwnedFd>, Vec<Vec<u8>>)> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut names = Vec::new();
+    let dup = rustix::io::dup(&fd)?;
+    let mut d = rustix::fs::Dir::read_from(&dup)?;
+    while let Some(e) = d.read() {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(n.to_vec());
+        }
+    }
+    Ok((Some(fd), names))
 }
 
 /// restic's change detection: same type, size, mtime, ctime and inode.
@@ -468,12 +504,12 @@ fn read_file(ctx: &Ctx, job: FileJob, buf: &mut Vec<u8>) -> Option<Node> {
             return None;
         }
     };
-    match f.metadata() {
-        Ok(md) if md.is_file() => {
-            if md.ino() != node.inode || md.size() != node.size {
+    match rustix::fs::fstat(&f) {
+        Ok(st) if st.st_mode & 0o170000 == 0o100000 => {
+            if st.st_ino != node.inode || st.st_size as u64 != node.size {
                 // replaced or changed since lstat: describe what we read
                 let x = std::mem::take(&mut node.extended_attributes);
-                node = node_from_metadata(&node.name, &md);
+                node = node_from_stat(&node.name, &st);
                 node.extended_attributes = x;
             }
         }
@@ -482,7 +518,7 @@ fn read_file(ctx: &Ctx, job: FileJob, buf: &mut Vec<u8>) -> Option<Node> {
             return None;
         }
         Err(e) => {
-            ctx.item_error(&path, "fstat", e);
+            ctx.item_error(&path, "fstat", io::Error::from(e));
             return None;
         }
     }

@@ -1,13 +1,12 @@
 //! Reading a file system entry's metadata into a restic tree node.
 
-use std::fs::Metadata;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use holdfast_engine::system;
 use holdfast_format::gotime::GoTime;
 use holdfast_format::tree::{ExtendedAttribute, Node, NodeType, gomode};
+use rustix::fs::Stat;
 
 /// The node type of an `st_mode`.
 pub fn node_type(mode: u32) -> NodeType {
@@ -27,27 +26,28 @@ fn time(secs: i64, nanos: i64) -> GoTime {
     GoTime::utc(secs, nanos.clamp(0, 999_999_999) as u32)
 }
 
-/// A node for `md` named `name`. Content, link target and extended
+/// A node for `st` named `name`. Content, link target and extended
 /// attributes are filled in by the caller.
-pub fn node_from_metadata(name: &[u8], md: &Metadata) -> Node {
-    let t = node_type(md.mode());
+pub fn node_from_stat(name: &[u8], st: &Stat) -> Node {
+    let mode = st.st_mode;
+    let t = node_type(mode);
     let mut n = Node::new(name.to_vec(), t);
-    n.mode = gomode::from_unix(md.mode());
-    n.mtime = time(md.mtime(), md.mtime_nsec());
-    n.atime = time(md.atime(), md.atime_nsec());
-    n.ctime = time(md.ctime(), md.ctime_nsec());
-    n.uid = md.uid();
-    n.gid = md.gid();
-    n.user = system::user_name(md.uid()).unwrap_or_default();
-    n.group = system::group_name(md.gid()).unwrap_or_default();
-    n.inode = md.ino();
-    n.device_id = md.dev();
+    n.mode = gomode::from_unix(mode);
+    n.mtime = time(st.st_mtime, st.st_mtime_nsec as i64);
+    n.atime = time(st.st_atime, st.st_atime_nsec as i64);
+    n.ctime = time(st.st_ctime, st.st_ctime_nsec as i64);
+    n.uid = st.st_uid;
+    n.gid = st.st_gid;
+    n.user = system::user_name(st.st_uid).unwrap_or_default();
+    n.group = system::group_name(st.st_gid).unwrap_or_default();
+    n.inode = st.st_ino;
+    n.device_id = st.st_dev;
     if t != NodeType::Dir {
-        n.links = md.nlink();
+        n.links = st.st_nlink;
     }
     match t {
-        NodeType::File => n.size = md.size(),
-        NodeType::Dev | NodeType::Chardev => n.device = md.rdev(),
+        NodeType::File => n.size = st.st_size as u64,
+        NodeType::Dev | NodeType::Chardev => n.device = st.st_rdev,
         _ => {}
     }
     n
