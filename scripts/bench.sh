@@ -9,7 +9,7 @@
 #   unchanged  backup again, nothing changed
 #   churn      backup after 1 % of the files changed (every 100th file gets 64 bytes appended); reverted after
 #   restore    restore of the first snapshot into an empty directory
-#   check      check --read-data (restic; holdfast once `check` exists)
+#   check      check --read-data
 # Timings are medians of $REPS runs; peak RSS from /usr/bin/time. The source stays in the page cache
 # (vmtouch -l) so that both tools read it at memory speed and the comparison is of the tools. Nothing
 # big is deleted between timed steps: ext4 slows down creating files right after deleting tens of
@@ -53,7 +53,13 @@ FILES=$(find "$SRC" -type f | wc -l)
 BYTES=$(find "$SRC" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
 log "source $SRC: $FILES files, $BYTES bytes"
 
-rm -rf "$BENCH_WORK"
+SETTLE_S=${SETTLE_S:-300}
+if [ -d "$BENCH_WORK" ]; then
+  log "deleting the previous run's work directory, then waiting ${SETTLE_S}s for ext4 to settle"
+  rm -rf "$BENCH_WORK"
+  sync
+  sleep "$SETTLE_S"
+fi
 mkdir -p "$BENCH_WORK/trash"
 trash() { for p in "$@"; do [ -e "$p" ] && mv "$p" "$BENCH_WORK/trash/$(date +%s%N)"; done; true; }
 RESULTS=$BENCH_WORK/results.tsv
@@ -111,7 +117,7 @@ for rep in $(seq 1 "$REPS"); do
         backup=("$HF" -r "$repo" -q backup "$SRC")
         list=("$HF" -r "$repo" snapshots --json)
         restore=("$HF" -r "$repo" -q restore)
-        check=()
+        check=("$HF" -r "$repo" -q check --read-data)
         ;;
       restic)
         restic -r "$repo" init >/dev/null
@@ -127,6 +133,8 @@ for rep in $(seq 1 "$REPS"); do
     timed "$tool" "$rep" churn "$repo" "${backup[@]}"
     revert_churn
     id=$("${list[@]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+    # this VM drops file pages idle for ~30 s: read the repository back in
+    vmtouch -qt "$repo"
     timed "$tool" "$rep" restore "$repo" "${restore[@]}" "$id" --target "$target"
     if [ "$rep" = 1 ]; then
       if diff -rq --no-dereference "$SRC" "$target$SRC" >"$BENCH_WORK/$tool-verify.log" 2>&1; then
@@ -136,7 +144,10 @@ for rep in $(seq 1 "$REPS"); do
       fi
     fi
     trash "$target"
-    if ((${#check[@]})); then timed "$tool" "$rep" check "$repo" "${check[@]}"; fi
+    if ((${#check[@]})); then
+      vmtouch -qt "$repo"
+      timed "$tool" "$rep" check "$repo" "${check[@]}"
+    fi
   done
 done
 

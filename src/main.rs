@@ -43,6 +43,12 @@ enum Cmd {
     Stats(commands::stats::StatsArgs),
     /// Show the differences between two snapshots
     Diff(commands::diff::DiffArgs),
+    /// Verify the repository's integrity
+    Check(commands::check::CheckArgs),
+    /// Remove snapshots by policy (restic's --keep-* rules) or by id
+    Forget(commands::forget::ForgetArgs),
+    /// Remove data no snapshot needs
+    Prune(commands::prune::PruneArgs),
     /// Manage the repository's keys (passwords)
     #[command(subcommand)]
     Key(commands::key::KeyCmd),
@@ -127,6 +133,9 @@ fn main() -> ExitCode {
         Cmd::Cat(a) => commands::cat::run(g, &ui, a),
         Cmd::Stats(a) => commands::stats::run(g, &ui, a),
         Cmd::Diff(a) => commands::diff::run(g, &ui, a),
+        Cmd::Check(a) => commands::check::run(g, &ui, a),
+        Cmd::Forget(a) => commands::forget::run(g, &ui, a),
+        Cmd::Prune(a) => commands::prune::run(g, &ui, a),
         Cmd::Key(a) => commands::key::run(g, &ui, a),
         Cmd::Unlock(a) => commands::unlock::run(g, &ui, a),
         Cmd::Completion(a) => {

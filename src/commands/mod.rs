@@ -2,12 +2,15 @@
 
 pub mod backup;
 pub mod cat;
+pub mod check;
 pub mod completion;
 pub mod diff;
 pub mod dump;
+pub mod forget;
 pub mod init;
 pub mod key;
 pub mod ls;
+pub mod prune;
 pub mod restore;
 pub mod snapshots;
 pub mod stats;
@@ -19,7 +22,7 @@ use holdfast_engine::snapshots::SnapshotFilter;
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct FilterArgs {
     /// Only consider snapshots of this host (repeatable)
-    #[arg(long = "host", short = 'H', value_name = "HOST")]
+    #[arg(long = "host", value_name = "HOST")]
     pub hosts: Vec<String>,
     /// Only consider snapshots with these tags (comma = all of them; repeat = any)
     #[arg(long = "tag", value_name = "TAG[,TAG…]")]

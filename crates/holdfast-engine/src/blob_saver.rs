@@ -82,6 +82,9 @@ struct Work {
     blob_type: BlobType,
     id: Id,
     data: Vec<u8>,
+    /// `data` is already sealed (repacking copies blobs without
+    /// re-encrypting them): `Some(uncompressed length if compressed)`.
+    presealed: Option<Option<u32>>,
 }
 
 struct Sealed {
@@ -234,17 +237,50 @@ impl BlobSaver {
         };
         st.added_plain
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.send(Work {
+            blob_type,
+            id,
+            data,
+            presealed: None,
+        })?;
+        Ok(SaveOutcome { id, new: true })
+    }
+
+    fn send(&self, w: Work) -> Result<()> {
         let tx = self.work_tx.as_ref().expect("saver not finished");
-        if tx
-            .send(Work {
-                blob_type,
-                id,
-                data,
-            })
-            .is_err()
-        {
+        tx.send(w).map_err(|_| self.take_error())
+    }
+
+    /// Store a blob that is already sealed (and verified by the caller), as
+    /// prune does when it repacks: the bytes are copied, not re-encrypted.
+    pub fn save_sealed(
+        &self,
+        blob_type: BlobType,
+        id: Id,
+        sealed: Vec<u8>,
+        uncompressed_length: Option<u32>,
+    ) -> Result<SaveOutcome> {
+        if !self.shared.session.lock().unwrap().insert((id, blob_type)) {
+            return Ok(SaveOutcome { id, new: false });
+        }
+        if self.shared.failed() {
             return Err(self.take_error());
         }
+        let st = &self.shared.stats;
+        match blob_type {
+            BlobType::Data => st.data_blobs.fetch_add(1, Ordering::Relaxed),
+            BlobType::Tree => st.tree_blobs.fetch_add(1, Ordering::Relaxed),
+        };
+        let plain = uncompressed_length
+            .map(|u| u as u64)
+            .unwrap_or(sealed.len().saturating_sub(crypto::OVERHEAD) as u64);
+        st.added_plain.fetch_add(plain, Ordering::Relaxed);
+        self.send(Work {
+            blob_type,
+            id,
+            data: sealed,
+            presealed: Some(uncompressed_length),
+        })?;
         Ok(SaveOutcome { id, new: true })
     }
 
@@ -302,6 +338,21 @@ fn seal_worker(sh: Arc<Shared>, rx: Receiver<Work>, tx: Sender<Sealed>) {
     for w in rx {
         if sh.failed() {
             sh.blobs.put(w.data);
+            continue;
+        }
+        if let Some(ulen) = w.presealed {
+            sh.stats
+                .added_packed
+                .fetch_add(w.data.len() as u64, Ordering::Relaxed);
+            let s = Sealed {
+                blob_type: w.blob_type,
+                id: w.id,
+                sealed: w.data,
+                uncompressed_length: ulen,
+            };
+            if tx.send(s).is_err() {
+                break;
+            }
             continue;
         }
         let mut uncompressed_length = None;

@@ -173,6 +173,16 @@ impl MasterIndex {
         }
     }
 
+    /// Position of the blob's first copy in [`MasterIndex::iter`] order.
+    pub fn position(&self, id: &Id, t: BlobType) -> Option<usize> {
+        let r = self.range(id, t);
+        if r.is_empty() {
+            return None;
+        }
+        let base = self.entries.as_ptr() as usize;
+        Some((r.as_ptr() as usize - base) / std::mem::size_of::<Entry>())
+    }
+
     pub fn has(&self, id: &Id, t: BlobType) -> bool {
         !self.range(id, t).is_empty()
     }

@@ -9,12 +9,15 @@
 pub mod blob_saver;
 pub mod buffer_pool;
 pub mod cancel;
+pub mod check;
 pub mod chunker;
 pub mod error;
 pub mod index;
 pub mod lock;
 pub mod parallel;
+pub mod prune;
 pub mod repository;
+pub mod retention;
 pub mod snapshots;
 pub mod system;
 pub mod tree_walk;

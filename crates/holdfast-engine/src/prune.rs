@@ -1,0 +1,454 @@
+//! Removing data no snapshot needs.
+//!
+//! Planning reads only the index and the trees: it marks every blob a
+//! snapshot references (one bit per index entry), then sorts packs into
+//! keep (all used), delete (none used) and repack candidates (partly used),
+//! repacking the emptiest first until the unused share left is within
+//! `max_unused`. Executing follows restic's ordering rules:
+//!
+//! 1. repack: used blobs of repacked packs are verified and copied (still
+//!    sealed) into new packs; their index is written;
+//! 2. write new index files for every pack kept;
+//! 3. only then delete the old index files, and then the packs — in
+//!    parallel — never a pack the prune did not know about when it started.
+//!
+//! If a snapshot appears while prune runs, nothing is deleted. A crash at
+//! any point leaves a repository that passes check (at worst duplicate index
+//! entries or unreferenced packs, which the next prune removes).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use holdfast_format::index::{IndexBlob, IndexFile, IndexPack};
+use holdfast_format::tree::NodeType;
+use holdfast_format::{BlobType, Id};
+use holdfast_storage::FileType;
+use serde::Serialize;
+
+use crate::blob_saver::{BlobSaver, SaverOptions};
+use crate::error::{EngineError, Result};
+use crate::index::{BlobLocation, MasterIndex};
+use crate::repository::{Repository, name};
+
+/// How much unused data may stay in kept packs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxUnused {
+    /// Share of the repository's size, in percent.
+    Percent(f64),
+    Bytes(u64),
+    Unlimited,
+}
+
+/// Parse a size with an optional k/m/g/t suffix (powers of 1024).
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("invalid size {s:?}: use e.g. 500M, 2G"))
+}
+
+impl MaxUnused {
+    pub fn parse(s: &str) -> std::result::Result<MaxUnused, String> {
+        if s == "unlimited" {
+            return Ok(MaxUnused::Unlimited);
+        }
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().map_err(|_| format!("invalid percentage {s:?}"))?;
+            if !(0.0..100.0).contains(&v) {
+                return Err(format!("--max-unused {s:?} must be in [0%, 100%)"));
+            }
+            return Ok(MaxUnused::Percent(v));
+        }
+        parse_size(s).map(MaxUnused::Bytes)
+    }
+
+    /// Unused bytes tolerated next to `used` bytes.
+    fn allowed(&self, used: u64) -> u64 {
+        match *self {
+            MaxUnused::Percent(p) => (p / (100.0 - p) * used as f64) as u64,
+            MaxUnused::Bytes(b) => b,
+            MaxUnused::Unlimited => u64::MAX,
+        }
+    }
+}
+
+pub struct PruneOptions {
+    pub max_unused: MaxUnused,
+    pub max_repack_bytes: Option<u64>,
+    pub dry_run: bool,
+    pub saver: SaverOptions,
+    pub threads: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PackStats {
+    used_blobs: u64,
+    used_bytes: u64,
+    unused_blobs: u64,
+    unused_bytes: u64,
+    size: u64,
+}
+
+/// What prune will do (and, after `execute`, did).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PrunePlan {
+    pub snapshots: usize,
+    pub packs_total: usize,
+    pub bytes_total: u64,
+    pub blobs_used: u64,
+    pub bytes_used: u64,
+    pub blobs_unused: u64,
+    pub bytes_unused: u64,
+    pub packs_delete: Vec<Id>,
+    pub bytes_delete: u64,
+    pub packs_repack: Vec<Id>,
+    pub bytes_repack: u64,
+    pub bytes_repack_unused: u64,
+    pub packs_unindexed: Vec<Id>,
+    pub bytes_unindexed: u64,
+    pub packs_keep: usize,
+    /// Listed in the index but not stored, and holding nothing a snapshot
+    /// needs: dropped from the new index.
+    pub packs_missing: Vec<Id>,
+    pub bytes_unused_after: u64,
+    #[serde(skip)]
+    used: Vec<u64>,
+    #[serde(skip)]
+    snapshot_ids: HashSet<Id>,
+    #[serde(skip)]
+    index_files: Vec<Id>,
+}
+
+impl PrunePlan {
+    pub fn bytes_freed(&self) -> u64 {
+        self.bytes_delete + self.bytes_repack_unused + self.bytes_unindexed
+    }
+
+    pub fn is_noop(&self) -> bool {
+        self.packs_delete.is_empty()
+            && self.packs_repack.is_empty()
+            && self.packs_unindexed.is_empty()
+            && self.packs_missing.is_empty()
+    }
+
+    fn is_used(&self, pos: usize) -> bool {
+        self.used[pos / 64] >> (pos % 64) & 1 == 1
+    }
+}
+
+fn mark(used: &mut [u64], pos: usize) -> bool {
+    let was = used[pos / 64] >> (pos % 64) & 1 == 1;
+    used[pos / 64] |= 1 << (pos % 64);
+    !was
+}
+
+/// Work out what to delete and repack. Reads the index and trees only.
+pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
+    let idx = repo.load_index()?;
+    let listed: HashMap<Id, u64> = repo
+        .backend()
+        .list(FileType::Pack)?
+        .into_iter()
+        .filter_map(|o| Id::from_hex(&o.name).ok().map(|id| (id, o.size)))
+        .collect();
+    let snapshot_ids: HashSet<Id> = repo.list_ids(FileType::Snapshot)?.into_iter().collect();
+
+    // mark every blob a snapshot needs
+    let mut used = vec![0u64; idx.len().div_ceil(64) + 1];
+    let mut stack: Vec<Id> = Vec::new();
+    for sid in &snapshot_ids {
+        let s = repo.load_snapshot(sid)?;
+        stack.push(s.tree);
+    }
+    let missing = |what: &str, id: &Id| {
+        EngineError::Invalid(format!(
+            "a snapshot needs {what} {id}, which is not in the index: the repository is damaged. \
+             Prune deletes nothing; run `holdfast check` to see what is affected."
+        ))
+    };
+    while let Some(tree) = stack.pop() {
+        let pos = idx.position(&tree, BlobType::Tree).ok_or_else(|| missing("tree", &tree))?;
+        if !mark(&mut used, pos) {
+            continue; // seen before
+        }
+        let t = repo.load_tree(&tree)?;
+        for n in &t.nodes {
+            match n.node_type {
+                NodeType::Dir => {
+                    if let Some(sub) = n.subtree {
+                        stack.push(sub);
+                    }
+                }
+                NodeType::File => {
+                    for b in n.content.as_deref().unwrap_or(&[]) {
+                        let p = idx.position(b, BlobType::Data).ok_or_else(|| missing("data blob", b))?;
+                        mark(&mut used, p);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    let mut plan = PrunePlan {
+        snapshots: snapshot_ids.len(),
+        packs_total: listed.len(),
+        bytes_total: listed.values().sum(),
+        used,
+        snapshot_ids,
+        index_files: idx.index_files().to_vec(),
+        ..Default::default()
+    };
+
+    // per-pack statistics
+    let mut stats: HashMap<Id, PackStats> = HashMap::new();
+    for (pos, (_, _, loc)) in idx.iter().enumerate() {
+        let st = stats.entry(loc.pack).or_default();
+        if plan.is_used(pos) {
+            st.used_blobs += 1;
+            st.used_bytes += loc.length as u64;
+            plan.blobs_used += 1;
+            plan.bytes_used += loc.length as u64;
+        } else {
+            st.unused_blobs += 1;
+            st.unused_bytes += loc.length as u64;
+            plan.blobs_unused += 1;
+            plan.bytes_unused += loc.length as u64;
+        }
+    }
+    for (pack, st) in stats.iter_mut() {
+        match listed.get(pack) {
+            Some(&size) => st.size = size,
+            None if st.used_blobs > 0 => {
+                return Err(EngineError::Invalid(format!(
+                    "pack {pack} holds blobs snapshots need but is missing: the repository is damaged. \
+                     Prune deletes nothing; run `holdfast check`."
+                )));
+            }
+            None => {}
+        }
+    }
+    for (pack, size) in &listed {
+        if !stats.contains_key(pack) {
+            plan.packs_unindexed.push(*pack);
+            plan.bytes_unindexed += size;
+        }
+    }
+
+    // delete packs nothing uses; repack the emptiest until within limits
+    let mut candidates: Vec<(Id, PackStats)> = Vec::new();
+    let mut unused_after = 0u64;
+    for (pack, st) in &stats {
+        if !listed.contains_key(pack) {
+            plan.packs_missing.push(*pack);
+            continue;
+        }
+        if st.used_blobs == 0 {
+            plan.packs_delete.push(*pack);
+            plan.bytes_delete += st.size;
+        } else if st.unused_blobs > 0 {
+            candidates.push((*pack, *st));
+            unused_after += st.unused_bytes;
+        } else {
+            plan.packs_keep += 1;
+        }
+    }
+    candidates.sort_by(|a, b| {
+        let ra = a.1.unused_bytes as f64 / a.1.size.max(1) as f64;
+        let rb = b.1.unused_bytes as f64 / b.1.size.max(1) as f64;
+        rb.partial_cmp(&ra).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(&b.0))
+    });
+    let allowed = opts.max_unused.allowed(plan.bytes_used);
+    let mut repacked = 0u64;
+    for (pack, st) in candidates {
+        let over_limit = unused_after > allowed;
+        let budget_ok = opts.max_repack_bytes.is_none_or(|m| repacked + st.size <= m);
+        if over_limit && budget_ok {
+            plan.packs_repack.push(pack);
+            plan.bytes_repack += st.size;
+            plan.bytes_repack_unused += st.unused_bytes;
+            unused_after -= st.unused_bytes;
+            repacked += st.size;
+        } else {
+            plan.packs_keep += 1;
+        }
+    }
+    plan.bytes_unused_after = unused_after;
+    plan.packs_delete.sort();
+    plan.packs_repack.sort();
+    plan.packs_unindexed.sort();
+    Ok(plan)
+}
+
+/// What `execute` did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PruneResult {
+    pub packs_written: usize,
+    pub index_files_written: usize,
+    pub index_files_deleted: usize,
+    pub packs_deleted: usize,
+    pub bytes_freed: u64,
+    /// Snapshots appeared while pruning: nothing was deleted.
+    pub deletion_skipped: bool,
+}
+
+/// Carry out `plan`.
+pub fn execute(
+    repo: &Arc<Repository>,
+    plan: &PrunePlan,
+    opts: &PruneOptions,
+    notice: &mut dyn FnMut(String),
+) -> Result<PruneResult> {
+    let mut result = PruneResult::default();
+    if opts.dry_run || plan.is_noop() {
+        return Ok(result);
+    }
+    let idx = repo.load_index()?;
+    let repack: HashSet<Id> = plan.packs_repack.iter().copied().collect();
+    let drop: HashSet<Id> = plan.packs_delete.iter().chain(&plan.packs_repack).copied().collect();
+
+    // 1. repack used blobs of repacked packs (verified, copied sealed)
+    let mut new_packs = Vec::new();
+    if !repack.is_empty() {
+        let mut by_pack: HashMap<Id, Vec<(Id, BlobType, BlobLocation)>> = HashMap::new();
+        for (pos, (id, t, loc)) in idx.iter().enumerate() {
+            if repack.contains(&loc.pack) && plan.is_used(pos) {
+                by_pack.entry(loc.pack).or_default().push((id, t, loc));
+            }
+        }
+        let saver = BlobSaver::new(repo.clone(), Arc::new(MasterIndex::new()), opts.saver.clone());
+        for (pack, blobs) in &by_pack {
+            crate::cancel::check()?;
+            let bytes = repo.backend().get(&name(FileType::Pack, pack))?;
+            for (id, t, loc) in blobs {
+                let start = loc.offset as usize;
+                let sealed = bytes
+                    .get(start..start + loc.length as usize)
+                    .ok_or_else(|| EngineError::corrupt(name(FileType::Pack, pack), "blob extends past the end"))?;
+                repo.decode_blob(id, loc, sealed.to_vec()).map_err(|why| {
+                    EngineError::corrupt(
+                        name(FileType::Pack, pack),
+                        format!("blob {id}: {why}; prune stops before deleting anything"),
+                    )
+                })?;
+                saver.save_sealed(*t, *id, sealed.to_vec(), loc.uncompressed_length)?;
+            }
+        }
+        let sum = saver.finish()?;
+        result.packs_written = sum.packs.len();
+        result.index_files_written += sum.index_files.len();
+        new_packs = sum.packs;
+    }
+
+    // 2. new index files for every pack kept
+    let mut kept: HashMap<Id, Vec<IndexBlob>> = HashMap::new();
+    for (id, t, loc) in idx.iter() {
+        if drop.contains(&loc.pack) || plan.packs_missing.contains(&loc.pack) {
+            continue;
+        }
+        kept.entry(loc.pack).or_default().push(IndexBlob {
+            id,
+            blob_type: t,
+            offset: loc.offset,
+            length: loc.length,
+            uncompressed_length: loc.uncompressed_length,
+        });
+    }
+    let mut packs: Vec<IndexPack> = kept
+        .into_iter()
+        .map(|(id, mut blobs)| {
+            blobs.sort_by_key(|b| b.offset);
+            blobs.dedup_by_key(|b| b.offset);
+            IndexPack { id, blobs }
+        })
+        .collect();
+    packs.sort_by_key(|p| p.id);
+    let mut batch = IndexFile {
+        supersedes: plan.index_files.clone(),
+        packs: Vec::new(),
+    };
+    let mut count = 0usize;
+    let mut written = Vec::new();
+    for p in packs {
+        count += p.blobs.len();
+        batch.packs.push(p);
+        if count >= 50_000 {
+            written.push(repo.save_json(FileType::Index, &batch.to_json())?);
+            batch.packs.clear();
+            count = 0;
+        }
+    }
+    if !batch.packs.is_empty() {
+        written.push(repo.save_json(FileType::Index, &batch.to_json())?);
+    }
+    result.index_files_written += written.len();
+
+    // a snapshot written meanwhile could need what we would delete
+    let now: HashSet<Id> = repo.list_ids(FileType::Snapshot)?.into_iter().collect();
+    if !now.is_subset(&plan.snapshot_ids) {
+        notice("new snapshots appeared while pruning: nothing deleted (run prune again)".into());
+        result.deletion_skipped = true;
+        return Ok(result);
+    }
+
+    // 3. old index files, then packs
+    let old = plan.index_files.clone();
+    crate::parallel::map(old, opts.threads, |id| -> Result<()> {
+        match repo.backend().delete(&name(FileType::Index, &id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    })?;
+    result.index_files_deleted = plan.index_files.len();
+    let doomed: Vec<Id> = plan
+        .packs_delete
+        .iter()
+        .chain(&plan.packs_repack)
+        .chain(&plan.packs_unindexed)
+        .copied()
+        .collect();
+    result.packs_deleted = doomed.len();
+    crate::parallel::map(doomed, opts.threads.max(4), |id| -> Result<()> {
+        match repo.backend().delete(&name(FileType::Pack, &id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    })?;
+    result.bytes_freed = plan.bytes_freed();
+    let _ = repo.backend().clean_temporary(std::time::Duration::from_secs(3600));
+    let mut new_idx = MasterIndex::new();
+    for id in &written {
+        if let Ok(f) = repo.load_index_file(id) {
+            new_idx.add_index_file(Some(*id), &f);
+        }
+    }
+    new_idx.add_packs(&new_packs);
+    repo.set_index(new_idx);
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits() {
+        assert_eq!(MaxUnused::parse("5%").unwrap(), MaxUnused::Percent(5.0));
+        assert_eq!(MaxUnused::parse("10M").unwrap(), MaxUnused::Bytes(10 << 20));
+        assert_eq!(MaxUnused::parse("unlimited").unwrap(), MaxUnused::Unlimited);
+        assert!(MaxUnused::parse("100%").is_err());
+        assert_eq!(MaxUnused::Percent(50.0).allowed(100), 100);
+        assert_eq!(MaxUnused::Percent(0.0).allowed(100), 0);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+    }
+}
