@@ -46,7 +46,7 @@ enum Cmd {
     /// Verify the repository's integrity
     Check(commands::check::CheckArgs),
     /// Remove snapshots by policy (restic's --keep-* rules) or by id
-    Forget(commands::forget::ForgetArgs),
+    Forget(Box<commands::forget::ForgetArgs>),
     /// Remove data no snapshot needs
     Prune(commands::prune::PruneArgs),
     /// Manage the repository's keys (passwords)

@@ -37,7 +37,11 @@ fn describe(f: &Finding) -> String {
     }
     s.push_str(&f.message);
     for a in f.affects.iter().take(20) {
-        s.push_str(&format!("\n    affects snapshot {} path {}", &a.snapshot[..8], a.path));
+        s.push_str(&format!(
+            "\n    affects snapshot {} path {}",
+            &a.snapshot[..8],
+            a.path
+        ));
     }
     if f.affects.len() > 20 {
         s.push_str(&format!("\n    … and {} more", f.affects.len() - 20));

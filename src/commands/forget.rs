@@ -99,7 +99,12 @@ impl ForgetArgs {
             tags: self
                 .keep_tag
                 .iter()
-                .map(|t| t.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
+                .map(|t| {
+                    t.split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
                 .collect(),
         })
     }
@@ -107,7 +112,10 @@ impl ForgetArgs {
 
 fn table(ui: &Ui, title: &str, rows: &[(&Id, &Snapshot, String)]) {
     ui.print(title);
-    ui.print(&format!("{:<8}  {:<19}  {:<12}  {:<12}  {:<28}  Paths", "ID", "Time", "Host", "Tags", "Reasons"));
+    ui.print(&format!(
+        "{:<8}  {:<19}  {:<12}  {:<12}  {:<28}  Paths",
+        "ID", "Time", "Host", "Tags", "Reasons"
+    ));
     for (id, s, why) in rows {
         ui.print(&format!(
             "{:<8}  {:<19}  {:<12}  {:<12}  {:<28}  {}",
@@ -149,10 +157,11 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &ForgetArgs) -> Result<u8> {
             bail!("no policy given: use --keep-last, --keep-daily, … or name snapshots to forget");
         }
         let f = a.filter.filter();
-        let all: Vec<(Id, Snapshot)> = snapshots::load_all(&repo, &mut |e| ui.warn(&e.to_string()))?
-            .into_iter()
-            .filter(|(_, s)| f.matches(s))
-            .collect();
+        let all: Vec<(Id, Snapshot)> =
+            snapshots::load_all(&repo, &mut |e| ui.warn(&e.to_string()))?
+                .into_iter()
+                .filter(|(_, s)| f.matches(s))
+                .collect();
         let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, (_, s)) in all.iter().enumerate() {
             groups
@@ -167,8 +176,16 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &ForgetArgs) -> Result<u8> {
             let label = format!(
                 "snapshots for (host [{}], paths [{}]{}):",
                 if by_host { first.hostname.as_str() } else { "" },
-                if by_paths { first.paths.join(", ") } else { String::new() },
-                if by_tags { format!(", tags [{}]", first.tags.join(",")) } else { String::new() }
+                if by_paths {
+                    first.paths.join(", ")
+                } else {
+                    String::new()
+                },
+                if by_tags {
+                    format!(", tags [{}]", first.tags.join(","))
+                } else {
+                    String::new()
+                }
             );
             let keep_rows: Vec<(&Id, &Snapshot, String)> = d
                 .reasons
@@ -187,9 +204,17 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &ForgetArgs) -> Result<u8> {
                 })
                 .collect();
             ui.print(&label);
-            table(ui, &format!("keep {} snapshots:", keep_rows.len()), &keep_rows);
+            table(
+                ui,
+                &format!("keep {} snapshots:", keep_rows.len()),
+                &keep_rows,
+            );
             if !remove_rows.is_empty() {
-                table(ui, &format!("remove {} snapshots:", remove_rows.len()), &remove_rows);
+                table(
+                    ui,
+                    &format!("remove {} snapshots:", remove_rows.len()),
+                    &remove_rows,
+                );
             }
             groups_json.push(json!({
                 "host": if by_host { json!(first.hostname) } else { Value::Null },
@@ -234,5 +259,9 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &ForgetArgs) -> Result<u8> {
         };
         super::prune::prune(g, ui, &repo, &p)?;
     }
-    Ok(if failed > 0 { crate::exit::PARTIAL } else { crate::exit::OK })
+    Ok(if failed > 0 {
+        crate::exit::PARTIAL
+    } else {
+        crate::exit::OK
+    })
 }

@@ -86,11 +86,11 @@ pub fn prune(g: &GlobalOpts, ui: &Arc<Ui>, repo: &Arc<Repository>, a: &PruneArgs
         ui.print("dry run: nothing changed");
         return Ok(());
     }
+    let r = execute(repo, &p, &opts, &mut |m| ui.warn(&m))?;
     if p.is_noop() {
         ui.print("nothing to prune");
         return Ok(());
     }
-    let r = execute(repo, &p, &opts, &mut |m| ui.warn(&m))?;
     let mut v = serde_json::to_value(&r)?;
     v["message_type"] = json!("summary");
     ui.json_line(&v);

@@ -136,6 +136,13 @@ pub struct BlobSaver {
 
 impl BlobSaver {
     pub fn new(repo: Arc<Repository>, index: Arc<MasterIndex>, opts: SaverOptions) -> BlobSaver {
+        if !opts.dry_run {
+            // What a writer killed on this host left in tmp/ goes now; the
+            // packs it stored are removed by the next prune.
+            let _ = repo
+                .backend()
+                .clean_temporary(std::time::Duration::from_secs(3600));
+        }
         let workers = opts.workers.max(1);
         let shared = Arc::new(Shared {
             repo,

@@ -27,7 +27,10 @@ pub enum ReadData {
     All,
     /// Part `n` of `m` (1-based): packs whose first id byte mod `m` is `n-1`,
     /// restic's deterministic subsets.
-    Subset { n: u32, m: u32 },
+    Subset {
+        n: u32,
+        m: u32,
+    },
     /// A random share of the packs, in percent.
     Percent(f64),
 }
@@ -36,7 +39,10 @@ impl ReadData {
     /// Parse `N/M` or `P%`.
     pub fn parse_subset(s: &str) -> std::result::Result<ReadData, String> {
         if let Some(p) = s.strip_suffix('%') {
-            let v: f64 = p.trim().parse().map_err(|_| format!("invalid percentage {s:?}"))?;
+            let v: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("invalid percentage {s:?}"))?;
             if !(v > 0.0 && v <= 100.0) {
                 return Err(format!("percentage {s:?} must be in (0, 100]"));
             }
@@ -45,8 +51,14 @@ impl ReadData {
         let (n, m) = s
             .split_once('/')
             .ok_or_else(|| format!("invalid subset {s:?}: use N/M or P%"))?;
-        let n: u32 = n.trim().parse().map_err(|_| format!("invalid subset {s:?}"))?;
-        let m: u32 = m.trim().parse().map_err(|_| format!("invalid subset {s:?}"))?;
+        let n: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid subset {s:?}"))?;
+        let m: u32 = m
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid subset {s:?}"))?;
         if m == 0 || n == 0 || n > m {
             return Err(format!("invalid subset {s:?}: need 1 <= N <= M"));
         }
@@ -145,7 +157,13 @@ impl Reporter<'_> {
 fn header_size(blobs: &[&(Id, BlobType, BlobLocation)]) -> u64 {
     let entries: u64 = blobs
         .iter()
-        .map(|(_, _, l)| if l.uncompressed_length.is_some() { 41 } else { 37 })
+        .map(|(_, _, l)| {
+            if l.uncompressed_length.is_some() {
+                41
+            } else {
+                37
+            }
+        })
         .sum();
     entries + crypto::OVERHEAD as u64 + pack::TRAILER_LEN as u64
 }
@@ -182,7 +200,12 @@ pub fn check(
     for id in &key_ids {
         let n = name(FileType::Key, id);
         match repo.backend().get(&n) {
-            Ok(b) if Id::hash(&b) != *id => rep.error("key", Some(n.path()), None, "content does not match its name (SHA-256 mismatch)".into()),
+            Ok(b) if Id::hash(&b) != *id => rep.error(
+                "key",
+                Some(n.path()),
+                None,
+                "content does not match its name (SHA-256 mismatch)".into(),
+            ),
             Ok(b) => {
                 if let Err(e) = holdfast_format::keyfile::KeyFile::parse(&b) {
                     rep.error("key", Some(n.path()), None, e.to_string());
@@ -207,7 +230,12 @@ pub fn check(
                 }
                 idx.add_index_file(Some(id), &file);
             }
-            Err(e) => rep.error("index", Some(name(FileType::Index, &id).path()), None, e.to_string()),
+            Err(e) => rep.error(
+                "index",
+                Some(name(FileType::Index, &id).path()),
+                None,
+                e.to_string(),
+            ),
         }
     }
     idx.finish();
@@ -256,7 +284,11 @@ pub fn check(
                 None,
                 format!(
                     "missing, but index file(s) {} list it",
-                    pack_in_index[pack_id].iter().map(|i| i.short()).collect::<Vec<_>>().join(", ")
+                    pack_in_index[pack_id]
+                        .iter()
+                        .map(|i| i.short())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
             let mut d = damaged.lock().unwrap();
@@ -265,7 +297,8 @@ pub fn check(
             }
             continue;
         };
-        let expected: u64 = blobs.iter().map(|(_, _, l)| l.length as u64).sum::<u64>() + header_size(blobs);
+        let expected: u64 =
+            blobs.iter().map(|(_, _, l)| l.length as u64).sum::<u64>() + header_size(blobs);
         if expected != actual {
             rep.error(
                 "pack",
@@ -280,61 +313,85 @@ pub fn check(
     rep.summary.lock().unwrap().packs = listed.len();
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
     let packs_read = std::sync::atomic::AtomicUsize::new(0);
-    crate::parallel::map(work, threads, |(pack_id, size, blobs, read)| -> Result<()> {
-        let pname = name(FileType::Pack, &pack_id);
-        let mark_all = |why: &str| {
-            let mut d = damaged.lock().unwrap();
-            for (id, t, _) in &blobs {
-                d.insert((*id, *t));
-            }
-            let _ = why;
-        };
-        if !read {
-            match repo.read_pack_header(&pack_id, size) {
-                Ok(h) if same_blobs(&blobs, &h) => {}
-                Ok(_) => rep.error("pack", Some(pname.path()), None, "header does not agree with the index".into()),
-                Err(e) => {
-                    rep.error("pack", Some(pname.path()), None, e.to_string());
-                    mark_all("header");
+    crate::parallel::map(
+        work,
+        threads,
+        |(pack_id, size, blobs, read)| -> Result<()> {
+            let pname = name(FileType::Pack, &pack_id);
+            let mark_all = |why: &str| {
+                let mut d = damaged.lock().unwrap();
+                for (id, t, _) in &blobs {
+                    d.insert((*id, *t));
                 }
-            }
-            return Ok(());
-        }
-        let bytes = match repo.backend().get(&pname) {
-            Ok(b) => b,
-            Err(e) => {
-                rep.error("pack", Some(pname.path()), None, e.to_string());
-                mark_all("read");
+                let _ = why;
+            };
+            if !read {
+                match repo.read_pack_header(&pack_id, size) {
+                    Ok(h) if same_blobs(&blobs, &h) => {}
+                    Ok(_) => rep.error(
+                        "pack",
+                        Some(pname.path()),
+                        None,
+                        "header does not agree with the index".into(),
+                    ),
+                    Err(e) => {
+                        rep.error("pack", Some(pname.path()), None, e.to_string());
+                        mark_all("header");
+                    }
+                }
                 return Ok(());
             }
-        };
-        bytes_read.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        packs_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if Id::hash(&bytes) != pack_id {
-            rep.error("pack", Some(pname.path()), None, "content does not match its name (SHA-256 mismatch)".into());
-        }
-        match pack::parse_tail(repo.key(), &bytes, bytes.len() as u64) {
-            Ok(h) => {
-                if !same_blobs(&blobs, &h) {
-                    rep.error("pack", Some(pname.path()), None, "header does not agree with the index".into());
+            let bytes = match repo.backend().get(&pname) {
+                Ok(b) => b,
+                Err(e) => {
+                    rep.error("pack", Some(pname.path()), None, e.to_string());
+                    mark_all("read");
+                    return Ok(());
+                }
+            };
+            bytes_read.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            packs_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if Id::hash(&bytes) != pack_id {
+                rep.error(
+                    "pack",
+                    Some(pname.path()),
+                    None,
+                    "content does not match its name (SHA-256 mismatch)".into(),
+                );
+            }
+            match pack::parse_tail(repo.key(), &bytes, bytes.len() as u64) {
+                Ok(h) => {
+                    if !same_blobs(&blobs, &h) {
+                        rep.error(
+                            "pack",
+                            Some(pname.path()),
+                            None,
+                            "header does not agree with the index".into(),
+                        );
+                    }
+                }
+                Err(e) => rep.error("pack", Some(pname.path()), None, format!("header: {e}")),
+            }
+            for (id, t, loc) in &blobs {
+                let start = loc.offset as usize;
+                let end = start + loc.length as usize;
+                let r = match bytes.get(start..end) {
+                    None => Err("extends past the end of the pack".to_string()),
+                    Some(sealed) => repo.decode_blob(id, loc, sealed.to_vec()).map(|_| ()),
+                };
+                if let Err(why) = r {
+                    rep.error(
+                        "blob",
+                        Some(pname.path()),
+                        Some(*id),
+                        format!("{t} blob: {why}"),
+                    );
+                    damaged.lock().unwrap().insert((*id, *t));
                 }
             }
-            Err(e) => rep.error("pack", Some(pname.path()), None, format!("header: {e}")),
-        }
-        for (id, t, loc) in &blobs {
-            let start = loc.offset as usize;
-            let end = start + loc.length as usize;
-            let r = match bytes.get(start..end) {
-                None => Err("extends past the end of the pack".to_string()),
-                Some(sealed) => repo.decode_blob(id, loc, sealed.to_vec()).map(|_| ()),
-            };
-            if let Err(why) = r {
-                rep.error("blob", Some(pname.path()), Some(*id), format!("{t} blob: {why}"));
-                damaged.lock().unwrap().insert((*id, *t));
-            }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     {
         let mut s = rep.summary.lock().unwrap();
         s.keys = key_ids.len();
@@ -360,7 +417,12 @@ pub fn check(
         let snap = match repo.load_snapshot(sid) {
             Ok(s) => s,
             Err(e) => {
-                rep.error("snapshot", Some(name(FileType::Snapshot, sid).path()), None, e.to_string());
+                rep.error(
+                    "snapshot",
+                    Some(name(FileType::Snapshot, sid).path()),
+                    None,
+                    e.to_string(),
+                );
                 continue;
             }
         };
@@ -372,7 +434,11 @@ pub fn check(
                 .or_default()
                 .push(Affected {
                     snapshot: sid.to_hex(),
-                    path: if p.path.is_empty() { "/".into() } else { String::from_utf8_lossy(&p.path).into_owned() },
+                    path: if p.path.is_empty() {
+                        "/".into()
+                    } else {
+                        String::from_utf8_lossy(&p.path).into_owned()
+                    },
                 });
         }
     }
@@ -381,8 +447,13 @@ pub fn check(
         affects.dedup();
         let kind: &'static str = if kind == "tree" { "tree" } else { "blob" };
         let file = blob.and_then(|b| {
-            let t = if kind == "tree" { BlobType::Tree } else { BlobType::Data };
-            idx.lookup(&b, t).map(|l| name(FileType::Pack, &l.pack).path())
+            let t = if kind == "tree" {
+                BlobType::Tree
+            } else {
+                BlobType::Data
+            };
+            idx.lookup(&b, t)
+                .map(|l| name(FileType::Pack, &l.pack).path())
         });
         rep.report(Finding {
             severity: Severity::Error,
@@ -443,43 +514,113 @@ impl TreeChecker<'_> {
             }
         };
         if depth > crate::tree_walk::MAX_DEPTH {
-            push(&mut out, Problem { kind: "tree", blob: Some(*id), message: "nested too deep".into(), path: Vec::new() });
+            push(
+                &mut out,
+                Problem {
+                    kind: "tree",
+                    blob: Some(*id),
+                    message: "nested too deep".into(),
+                    path: Vec::new(),
+                },
+            );
         } else if let Some(why) = self.blob_problem(id, BlobType::Tree) {
-            push(&mut out, Problem { kind: "tree", blob: Some(*id), message: why, path: Vec::new() });
+            push(
+                &mut out,
+                Problem {
+                    kind: "tree",
+                    blob: Some(*id),
+                    message: why,
+                    path: Vec::new(),
+                },
+            );
         } else {
             match self.repo.load_tree(id) {
-                Err(e) => push(&mut out, Problem { kind: "tree", blob: Some(*id), message: e.to_string(), path: Vec::new() }),
+                Err(e) => push(
+                    &mut out,
+                    Problem {
+                        kind: "tree",
+                        blob: Some(*id),
+                        message: e.to_string(),
+                        path: Vec::new(),
+                    },
+                ),
                 Ok(t) => {
                     for node in &t.nodes {
                         let mut p = b"/".to_vec();
                         p.extend_from_slice(&node.name);
                         if node.name.is_empty() || node.name.contains(&b'/') {
-                            push(&mut out, Problem { kind: "tree", blob: Some(*id), message: "node with an invalid name".into(), path: p.clone() });
+                            push(
+                                &mut out,
+                                Problem {
+                                    kind: "tree",
+                                    blob: Some(*id),
+                                    message: "node with an invalid name".into(),
+                                    path: p.clone(),
+                                },
+                            );
                         }
                         match node.node_type {
                             NodeType::File => match &node.content {
-                                None => push(&mut out, Problem { kind: "tree", blob: Some(*id), message: "file without a content list".into(), path: p.clone() }),
+                                None => push(
+                                    &mut out,
+                                    Problem {
+                                        kind: "tree",
+                                        blob: Some(*id),
+                                        message: "file without a content list".into(),
+                                        path: p.clone(),
+                                    },
+                                ),
                                 Some(c) => {
                                     for b in c {
                                         self.data_blobs.insert(*b);
                                         if let Some(why) = self.blob_problem(b, BlobType::Data) {
-                                            push(&mut out, Problem { kind: "blob", blob: Some(*b), message: why, path: p.clone() });
+                                            push(
+                                                &mut out,
+                                                Problem {
+                                                    kind: "blob",
+                                                    blob: Some(*b),
+                                                    message: why,
+                                                    path: p.clone(),
+                                                },
+                                            );
                                         }
                                     }
                                 }
                             },
                             NodeType::Dir => match node.subtree {
-                                None => push(&mut out, Problem { kind: "tree", blob: Some(*id), message: "directory without a subtree".into(), path: p.clone() }),
+                                None => push(
+                                    &mut out,
+                                    Problem {
+                                        kind: "tree",
+                                        blob: Some(*id),
+                                        message: "directory without a subtree".into(),
+                                        path: p.clone(),
+                                    },
+                                ),
                                 Some(sub) => {
                                     let below = self.tree(&sub, depth + 1);
                                     for q in below.iter() {
                                         let mut qp = p.clone();
                                         qp.extend_from_slice(&q.path);
-                                        push(&mut out, Problem { path: qp, ..q.clone() });
+                                        push(
+                                            &mut out,
+                                            Problem {
+                                                path: qp,
+                                                ..q.clone()
+                                            },
+                                        );
                                     }
                                 }
                             },
-                            NodeType::Unknown => push(&mut out, Problem { kind: "tree", blob: Some(*id), message: "node of an unknown type".into(), path: p.clone() }),
+                            NodeType::Unknown => push(
+                                &mut out,
+                                Problem {
+                                    kind: "tree",
+                                    blob: Some(*id),
+                                    message: "node of an unknown type".into(),
+                                    path: p.clone(),
+                                },
+                            ),
                             _ => {}
                         }
                     }
@@ -506,8 +647,14 @@ mod tests {
 
     #[test]
     fn subsets() {
-        assert_eq!(ReadData::parse_subset("2/5").unwrap(), ReadData::Subset { n: 2, m: 5 });
-        assert_eq!(ReadData::parse_subset("10%").unwrap(), ReadData::Percent(10.0));
+        assert_eq!(
+            ReadData::parse_subset("2/5").unwrap(),
+            ReadData::Subset { n: 2, m: 5 }
+        );
+        assert_eq!(
+            ReadData::parse_subset("10%").unwrap(),
+            ReadData::Percent(10.0)
+        );
         for bad in ["0/5", "6/5", "x", "0%", "101%", "1/0"] {
             assert!(ReadData::parse_subset(bad).is_err(), "{bad}");
         }
@@ -515,7 +662,9 @@ mod tests {
         let mut coin = || 0.5;
         for b in 0..=255u8 {
             let id = Id([b; 32]);
-            let hits = (1..=4).filter(|n| ReadData::Subset { n: *n, m: 4 }.selects(&id, &mut coin)).count();
+            let hits = (1..=4)
+                .filter(|n| ReadData::Subset { n: *n, m: 4 }.selects(&id, &mut coin))
+                .count();
             assert_eq!(hits, 1);
         }
     }

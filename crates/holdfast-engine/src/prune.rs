@@ -61,7 +61,10 @@ impl MaxUnused {
             return Ok(MaxUnused::Unlimited);
         }
         if let Some(p) = s.strip_suffix('%') {
-            let v: f64 = p.trim().parse().map_err(|_| format!("invalid percentage {s:?}"))?;
+            let v: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("invalid percentage {s:?}"))?;
             if !(0.0..100.0).contains(&v) {
                 return Err(format!("--max-unused {s:?} must be in [0%, 100%)"));
             }
@@ -175,7 +178,9 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
         ))
     };
     while let Some(tree) = stack.pop() {
-        let pos = idx.position(&tree, BlobType::Tree).ok_or_else(|| missing("tree", &tree))?;
+        let pos = idx
+            .position(&tree, BlobType::Tree)
+            .ok_or_else(|| missing("tree", &tree))?;
         if !mark(&mut used, pos) {
             continue; // seen before
         }
@@ -189,7 +194,9 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
                 }
                 NodeType::File => {
                     for b in n.content.as_deref().unwrap_or(&[]) {
-                        let p = idx.position(b, BlobType::Data).ok_or_else(|| missing("data blob", b))?;
+                        let p = idx
+                            .position(b, BlobType::Data)
+                            .ok_or_else(|| missing("data blob", b))?;
                         mark(&mut used, p);
                     }
                 }
@@ -264,13 +271,17 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     candidates.sort_by(|a, b| {
         let ra = a.1.unused_bytes as f64 / a.1.size.max(1) as f64;
         let rb = b.1.unused_bytes as f64 / b.1.size.max(1) as f64;
-        rb.partial_cmp(&ra).unwrap_or(std::cmp::Ordering::Equal).then(a.0.cmp(&b.0))
+        rb.partial_cmp(&ra)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.0.cmp(&b.0))
     });
     let allowed = opts.max_unused.allowed(plan.bytes_used);
     let mut repacked = 0u64;
     for (pack, st) in candidates {
         let over_limit = unused_after > allowed;
-        let budget_ok = opts.max_repack_bytes.is_none_or(|m| repacked + st.size <= m);
+        let budget_ok = opts
+            .max_repack_bytes
+            .is_none_or(|m| repacked + st.size <= m);
         if over_limit && budget_ok {
             plan.packs_repack.push(pack);
             plan.bytes_repack += st.size;
@@ -308,12 +319,23 @@ pub fn execute(
     notice: &mut dyn FnMut(String),
 ) -> Result<PruneResult> {
     let mut result = PruneResult::default();
-    if opts.dry_run || plan.is_noop() {
+    if opts.dry_run {
+        return Ok(result);
+    }
+    // temporary files of writers that died on this host (and old ones)
+    repo.backend()
+        .clean_temporary(std::time::Duration::from_secs(3600))?;
+    if plan.is_noop() {
         return Ok(result);
     }
     let idx = repo.load_index()?;
     let repack: HashSet<Id> = plan.packs_repack.iter().copied().collect();
-    let drop: HashSet<Id> = plan.packs_delete.iter().chain(&plan.packs_repack).copied().collect();
+    let drop: HashSet<Id> = plan
+        .packs_delete
+        .iter()
+        .chain(&plan.packs_repack)
+        .copied()
+        .collect();
 
     // 1. repack used blobs of repacked packs (verified, copied sealed)
     let mut new_packs = Vec::new();
@@ -324,7 +346,11 @@ pub fn execute(
                 by_pack.entry(loc.pack).or_default().push((id, t, loc));
             }
         }
-        let saver = BlobSaver::new(repo.clone(), Arc::new(MasterIndex::new()), opts.saver.clone());
+        let saver = BlobSaver::new(
+            repo.clone(),
+            Arc::new(MasterIndex::new()),
+            opts.saver.clone(),
+        );
         for (pack, blobs) in &by_pack {
             crate::cancel::check()?;
             let bytes = repo.backend().get(&name(FileType::Pack, pack))?;
@@ -332,7 +358,12 @@ pub fn execute(
                 let start = loc.offset as usize;
                 let sealed = bytes
                     .get(start..start + loc.length as usize)
-                    .ok_or_else(|| EngineError::corrupt(name(FileType::Pack, pack), "blob extends past the end"))?;
+                    .ok_or_else(|| {
+                        EngineError::corrupt(
+                            name(FileType::Pack, pack),
+                            "blob extends past the end",
+                        )
+                    })?;
                 repo.decode_blob(id, loc, sealed.to_vec()).map_err(|why| {
                     EngineError::corrupt(
                         name(FileType::Pack, pack),
@@ -425,7 +456,6 @@ pub fn execute(
         }
     })?;
     result.bytes_freed = plan.bytes_freed();
-    let _ = repo.backend().clean_temporary(std::time::Duration::from_secs(3600));
     let mut new_idx = MasterIndex::new();
     for id in &written {
         if let Ok(f) = repo.load_index_file(id) {

@@ -50,11 +50,17 @@ impl Within {
                 'm' => w.months += n,
                 'd' => w.days += n,
                 'h' => w.hours += n,
-                _ => return Err(format!("invalid unit {c:?} in duration {s:?} (use y, m, d, h)")),
+                _ => {
+                    return Err(format!(
+                        "invalid unit {c:?} in duration {s:?} (use y, m, d, h)"
+                    ));
+                }
             }
         }
         if !num.is_empty() {
-            return Err(format!("invalid duration {s:?}: a number needs a unit (y, m, d, h)"));
+            return Err(format!(
+                "invalid duration {s:?}: a number needs a unit (y, m, d, h)"
+            ));
         }
         Ok(w)
     }
@@ -83,7 +89,12 @@ impl Within {
 impl std::fmt::Display for Within {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut s = String::new();
-        for (v, u) in [(self.years, 'y'), (self.months, 'm'), (self.days, 'd'), (self.hours, 'h')] {
+        for (v, u) in [
+            (self.years, 'y'),
+            (self.months, 'm'),
+            (self.days, 'd'),
+            (self.hours, 'h'),
+        ] {
             if v != 0 {
                 s.push_str(&format!("{v}{u}"));
             }
@@ -199,12 +210,42 @@ pub fn apply(snaps: &[&Snapshot], p: &Policy) -> Decision {
         reason: &'static str,
     }
     let mut buckets = [
-        Bucket { count: p.last, bucker: by_nr, last: None, reason: "last snapshot" },
-        Bucket { count: p.hourly, bucker: by_hour, last: None, reason: "hourly snapshot" },
-        Bucket { count: p.daily, bucker: by_day, last: None, reason: "daily snapshot" },
-        Bucket { count: p.weekly, bucker: by_week, last: None, reason: "weekly snapshot" },
-        Bucket { count: p.monthly, bucker: by_month, last: None, reason: "monthly snapshot" },
-        Bucket { count: p.yearly, bucker: by_year, last: None, reason: "yearly snapshot" },
+        Bucket {
+            count: p.last,
+            bucker: by_nr,
+            last: None,
+            reason: "last snapshot",
+        },
+        Bucket {
+            count: p.hourly,
+            bucker: by_hour,
+            last: None,
+            reason: "hourly snapshot",
+        },
+        Bucket {
+            count: p.daily,
+            bucker: by_day,
+            last: None,
+            reason: "daily snapshot",
+        },
+        Bucket {
+            count: p.weekly,
+            bucker: by_week,
+            last: None,
+            reason: "weekly snapshot",
+        },
+        Bucket {
+            count: p.monthly,
+            bucker: by_month,
+            last: None,
+            reason: "monthly snapshot",
+        },
+        Bucket {
+            count: p.yearly,
+            bucker: by_year,
+            last: None,
+            reason: "yearly snapshot",
+        },
     ];
     struct WithinBucket {
         within: Within,
@@ -213,11 +254,36 @@ pub fn apply(snaps: &[&Snapshot], p: &Policy) -> Decision {
         reason: &'static str,
     }
     let mut within_buckets = [
-        WithinBucket { within: p.within_hourly, bucker: by_hour, last: None, reason: "hourly within" },
-        WithinBucket { within: p.within_daily, bucker: by_day, last: None, reason: "daily within" },
-        WithinBucket { within: p.within_weekly, bucker: by_week, last: None, reason: "weekly within" },
-        WithinBucket { within: p.within_monthly, bucker: by_month, last: None, reason: "monthly within" },
-        WithinBucket { within: p.within_yearly, bucker: by_year, last: None, reason: "yearly within" },
+        WithinBucket {
+            within: p.within_hourly,
+            bucker: by_hour,
+            last: None,
+            reason: "hourly within",
+        },
+        WithinBucket {
+            within: p.within_daily,
+            bucker: by_day,
+            last: None,
+            reason: "daily within",
+        },
+        WithinBucket {
+            within: p.within_weekly,
+            bucker: by_week,
+            last: None,
+            reason: "weekly within",
+        },
+        WithinBucket {
+            within: p.within_monthly,
+            bucker: by_month,
+            last: None,
+            reason: "monthly within",
+        },
+        WithinBucket {
+            within: p.within_yearly,
+            bucker: by_year,
+            last: None,
+            reason: "yearly within",
+        },
     ];
     let latest = snaps[order[0]].time;
     let n = order.len();
@@ -271,7 +337,10 @@ pub fn apply(snaps: &[&Snapshot], p: &Policy) -> Decision {
         }
         if keep {
             out.keep.push(i);
-            out.reasons.push(KeepReason { index: i, matches: reasons });
+            out.reasons.push(KeepReason {
+                index: i,
+                matches: reasons,
+            });
         } else {
             out.remove.push(i);
         }
@@ -336,14 +405,38 @@ mod tests {
             snap("2024-01-01T10:00:00Z"),
         ];
         let refs: Vec<&Snapshot> = s.iter().collect();
-        let d = apply(&refs, &Policy { daily: 2, ..Default::default() });
+        let d = apply(
+            &refs,
+            &Policy {
+                daily: 2,
+                ..Default::default()
+            },
+        );
         assert_eq!(d.keep, vec![0, 2]);
         assert_eq!(d.remove, vec![1, 3]);
-        let d = apply(&refs, &Policy { daily: 5, ..Default::default() });
+        let d = apply(
+            &refs,
+            &Policy {
+                daily: 5,
+                ..Default::default()
+            },
+        );
         assert_eq!(d.keep, vec![0, 2, 3]);
-        let d = apply(&refs, &Policy { last: 1, ..Default::default() });
+        let d = apply(
+            &refs,
+            &Policy {
+                last: 1,
+                ..Default::default()
+            },
+        );
         assert_eq!(d.keep, vec![0]);
-        let d = apply(&refs, &Policy { daily: -1, ..Default::default() });
+        let d = apply(
+            &refs,
+            &Policy {
+                daily: -1,
+                ..Default::default()
+            },
+        );
         assert_eq!(d.keep, vec![0, 2, 3]);
     }
 }
