@@ -9,7 +9,9 @@
 #   unchanged  backup again, nothing changed
 #   churn      backup after 1 % of the files changed (every 100th file gets 64 bytes appended); reverted after
 #   restore    restore of the first snapshot into an empty directory
-#   check      check --read-data
+#   check      check (metadata only) and check --read-data of that repository
+#   prune      after MANY snapshots (default 30, each after a 1 % churn) and forgetting every other one,
+#              prune (default --max-unused 5 % for both)
 # Timings are medians of $REPS runs; peak RSS from /usr/bin/time. The source stays in the page cache
 # (vmtouch -l) so that both tools read it at memory speed and the comparison is of the tools. Nothing
 # big is deleted between timed steps: ext4 slows down creating files right after deleting tens of
@@ -21,6 +23,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 REPS=${REPS:-3}
+MANY=${MANY:-30}
 TOOLS=${TOOLS:-"holdfast restic"}
 BENCH_DATA=${BENCH_DATA:-/tmp/holdfast-bench-data}
 BENCH_WORK=${BENCH_WORK:-/tmp/holdfast-bench-work}
@@ -117,14 +120,18 @@ for rep in $(seq 1 "$REPS"); do
         backup=("$HF" -r "$repo" -q backup "$SRC")
         list=("$HF" -r "$repo" snapshots --json)
         restore=("$HF" -r "$repo" -q restore)
-        check=("$HF" -r "$repo" -q check --read-data)
+        check=("$HF" -r "$repo" -q check)
+        forget=("$HF" -r "$repo" -q forget)
+        prune=("$HF" -r "$repo" -q prune)
         ;;
       restic)
         restic -r "$repo" init >/dev/null
         backup=(restic -r "$repo" -q backup "$SRC")
         list=(restic -r "$repo" snapshots --json)
         restore=(restic -r "$repo" -q restore)
-        check=(restic -r "$repo" -q check --read-data)
+        check=(restic -r "$repo" -q check)
+        forget=(restic -r "$repo" -q forget)
+        prune=(restic -r "$repo" -q prune)
         ;;
     esac
     timed "$tool" "$rep" first "$repo" "${backup[@]}"
@@ -144,9 +151,22 @@ for rep in $(seq 1 "$REPS"); do
       fi
     fi
     trash "$target"
-    if ((${#check[@]})); then
+    vmtouch -qt "$repo"
+    timed "$tool" "$rep" check "$repo" "${check[@]}"
+    vmtouch -qt "$repo"
+    timed "$tool" "$rep" check-read-data "$repo" "${check[@]}" --read-data
+    if [ "$rep" = 1 ]; then
+      # prune: many snapshots, every other one forgotten
+      for n in $(seq 1 "$MANY"); do
+        apply_churn
+        "${backup[@]}" >/dev/null
+        revert_churn
+      done
+      ids=$("${list[@]}" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(" ".join(x["id"] for x in s[::2]))')
+      "${forget[@]}" $ids >/dev/null
       vmtouch -qt "$repo"
-      timed "$tool" "$rep" check "$repo" "${check[@]}"
+      timed "$tool" "$rep" prune "$repo" "${prune[@]}"
+      "${check[@]}" >/dev/null || log "WARNING: $tool check failed after prune"
     fi
   done
 done
@@ -160,8 +180,8 @@ for (tool, step) in {(r["tool"], r["step"]) for r in rows}:
     rs = [r for r in rows if r["tool"] == tool and r["step"] == step]
     med[tool, step] = {k: statistics.median(float(r[k]) for r in rs) for k in ("seconds", "user", "sys", "max_rss_kb", "repo_bytes")}
 tools = sorted({t for t, _ in med}, key=lambda t: t != "holdfast")
-steps = ["first", "unchanged", "churn", "restore", "check"]
-print(f"Source: {files} files, {src_bytes / 1e6:.1f} MB. Medians of {len({r['rep'] for r in rows})} runs.\n")
+steps = ["first", "unchanged", "churn", "restore", "check", "check-read-data", "prune"]
+print(f"Source: {files} files, {src_bytes / 1e6:.1f} MB. Medians of {len({r['rep'] for r in rows})} runs (prune: one run).\n")
 print("| step | " + " | ".join(f"{t} s | {t} CPU s | {t} RSS MB" for t in tools) + " | speed-up |")
 print("|---|" + "---:|" * (3 * len(tools) + 1))
 for s in steps:

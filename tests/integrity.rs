@@ -555,3 +555,41 @@ fn key_management() {
         .env("RESTIC_PASSWORD_FILE", &pw3);
     run_ok(r.arg("snapshots"));
 }
+
+#[test]
+fn damaged_key_file_is_named_by_check() {
+    let repo = Repo::new();
+    let pw2 = repo.dir.path().join("pw2");
+    fs::write(&pw2, "second").unwrap();
+    repo.ok(&[
+        "key",
+        "add",
+        "--new-password-file",
+        pw2.to_str().unwrap(),
+        "--kdf-log-n",
+        "10",
+    ]);
+    let keys: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["key", "list", "--json"])).unwrap();
+    let other = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = files(&repo.path, "keys")
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&other))
+        .unwrap();
+    flip(&path, |n| n / 2);
+    let out = repo.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("keys/{other}")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -154,7 +154,7 @@ impl Reporter<'_> {
 }
 
 /// Header overhead of a pack with these blobs: sealed header plus length.
-fn header_size(blobs: &[&(Id, BlobType, BlobLocation)]) -> u64 {
+fn header_size(blobs: &[(Id, BlobType, BlobLocation)]) -> u64 {
     let entries: u64 = blobs
         .iter()
         .map(|(_, _, l)| {
@@ -168,7 +168,7 @@ fn header_size(blobs: &[&(Id, BlobType, BlobLocation)]) -> u64 {
     entries + crypto::OVERHEAD as u64 + pack::TRAILER_LEN as u64
 }
 
-fn same_blobs(index: &[&(Id, BlobType, BlobLocation)], header: &[PackedBlob]) -> bool {
+fn same_blobs(index: &[(Id, BlobType, BlobLocation)], header: &[PackedBlob]) -> bool {
     let mut a: Vec<(Id, BlobType, u32, u32, Option<u32>)> = index
         .iter()
         .map(|(id, t, l)| (*id, *t, l.offset, l.length, l.uncompressed_length))
@@ -247,11 +247,25 @@ pub fn check(
         .into_iter()
         .filter_map(|o| Id::from_hex(&o.name).ok().map(|id| (id, o.size)))
         .collect();
-    let entries: Vec<(Id, BlobType, BlobLocation)> = idx.iter().collect();
-    let mut by_pack: BTreeMap<Id, Vec<&(Id, BlobType, BlobLocation)>> = BTreeMap::new();
-    for e in &entries {
-        by_pack.entry(e.2.pack).or_default().push(e);
+    // entry positions grouped by pack (4 bytes per blob, no copy of the index)
+    let order = idx.positions_by_pack();
+    let mut by_pack: BTreeMap<Id, (usize, usize)> = BTreeMap::new();
+    let mut i = 0;
+    while i < order.len() {
+        let pack = idx.entry(order[i] as usize).2.pack;
+        let mut j = i + 1;
+        while j < order.len() && idx.entry(order[j] as usize).2.pack == pack {
+            j += 1;
+        }
+        by_pack.insert(pack, (i, j));
+        i = j;
     }
+    let blobs_of = |range: (usize, usize)| -> Vec<(Id, BlobType, BlobLocation)> {
+        order[range.0..range.1]
+            .iter()
+            .map(|&p| idx.entry(p as usize))
+            .collect()
+    };
     for (id, size) in &listed {
         if !by_pack.contains_key(id) {
             rep.report(Finding {
@@ -275,7 +289,8 @@ pub fn check(
     };
     let damaged: Mutex<HashSet<(Id, BlobType)>> = Mutex::new(HashSet::new());
     let mut work = Vec::new();
-    for (pack_id, blobs) in &by_pack {
+    for (pack_id, range) in &by_pack {
+        let blobs = blobs_of(*range);
         let pname = name(FileType::Pack, pack_id);
         let Some(&actual) = listed.get(pack_id) else {
             rep.error(
@@ -292,13 +307,13 @@ pub fn check(
                 ),
             );
             let mut d = damaged.lock().unwrap();
-            for (id, t, _) in blobs {
+            for (id, t, _) in &blobs {
                 d.insert((*id, *t));
             }
             continue;
         };
         let expected: u64 =
-            blobs.iter().map(|(_, _, l)| l.length as u64).sum::<u64>() + header_size(blobs);
+            blobs.iter().map(|(_, _, l)| l.length as u64).sum::<u64>() + header_size(&blobs);
         if expected != actual {
             rep.error(
                 "pack",
@@ -308,7 +323,7 @@ pub fn check(
             );
         }
         let read = opts.read_data.selects(pack_id, &mut coin);
-        work.push((*pack_id, actual, blobs.clone(), read));
+        work.push((*pack_id, actual, *range, read));
     }
     rep.summary.lock().unwrap().packs = listed.len();
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
@@ -316,14 +331,14 @@ pub fn check(
     crate::parallel::map(
         work,
         threads,
-        |(pack_id, size, blobs, read)| -> Result<()> {
+        |(pack_id, size, range, read)| -> Result<()> {
+            let blobs = blobs_of(range);
             let pname = name(FileType::Pack, &pack_id);
-            let mark_all = |why: &str| {
+            let mark_all = || {
                 let mut d = damaged.lock().unwrap();
                 for (id, t, _) in &blobs {
                     d.insert((*id, *t));
                 }
-                let _ = why;
             };
             if !read {
                 match repo.read_pack_header(&pack_id, size) {
@@ -336,7 +351,7 @@ pub fn check(
                     ),
                     Err(e) => {
                         rep.error("pack", Some(pname.path()), None, e.to_string());
-                        mark_all("header");
+                        mark_all();
                     }
                 }
                 return Ok(());
@@ -345,7 +360,7 @@ pub fn check(
                 Ok(b) => b,
                 Err(e) => {
                     rep.error("pack", Some(pname.path()), None, e.to_string());
-                    mark_all("read");
+                    mark_all();
                     return Ok(());
                 }
             };

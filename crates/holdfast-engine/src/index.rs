@@ -214,6 +214,24 @@ impl MasterIndex {
         &self.index_files
     }
 
+    /// The entry at `pos` (a position in [`MasterIndex::iter`] order).
+    pub fn entry(&self, pos: usize) -> (Id, BlobType, BlobLocation) {
+        let e = &self.entries[pos];
+        (e.id, e.blob_type(), self.location(e))
+    }
+
+    /// Every entry position, ordered by pack and offset: walking this groups
+    /// a pack's blobs together at 4 bytes per entry, without copying the
+    /// index.
+    pub fn positions_by_pack(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = (0..self.entries.len() as u32).collect();
+        v.sort_unstable_by_key(|&p| {
+            let e = &self.entries[p as usize];
+            (e.pack_no(), e.offset)
+        });
+        v
+    }
+
     /// Every entry: (blob id, type, location).
     pub fn iter(&self) -> impl Iterator<Item = (Id, BlobType, BlobLocation)> + '_ {
         self.entries

@@ -330,7 +330,7 @@ pub fn execute(
     }
     let idx = repo.load_index()?;
     let repack: HashSet<Id> = plan.packs_repack.iter().copied().collect();
-    let drop: HashSet<Id> = plan
+    let dropped: HashSet<Id> = plan
         .packs_delete
         .iter()
         .chain(&plan.packs_repack)
@@ -379,13 +379,43 @@ pub fn execute(
         new_packs = sum.packs;
     }
 
-    // 2. new index files for every pack kept
-    let mut kept: HashMap<Id, Vec<IndexBlob>> = HashMap::new();
-    for (id, t, loc) in idx.iter() {
-        if drop.contains(&loc.pack) || plan.packs_missing.contains(&loc.pack) {
+    // 2. new index files for every pack kept, streamed pack by pack
+    let mut batch = IndexFile {
+        supersedes: plan.index_files.clone(),
+        packs: Vec::new(),
+    };
+    let mut count = 0usize;
+    let mut written = Vec::new();
+    let mut current: Option<IndexPack> = None;
+    let order = idx.positions_by_pack();
+    let mut flush_pack = |p: IndexPack, batch: &mut IndexFile, count: &mut usize| -> Result<()> {
+        *count += p.blobs.len();
+        batch.packs.push(p);
+        if *count >= 50_000 {
+            written.push(repo.save_json(FileType::Index, &batch.to_json())?);
+            batch.packs.clear();
+            *count = 0;
+        }
+        Ok(())
+    };
+    for pos in order {
+        let (id, t, loc) = idx.entry(pos as usize);
+        if dropped.contains(&loc.pack) || plan.packs_missing.contains(&loc.pack) {
             continue;
         }
-        kept.entry(loc.pack).or_default().push(IndexBlob {
+        if current.as_ref().is_some_and(|c| c.id != loc.pack)
+            && let Some(done) = current.take()
+        {
+            flush_pack(done, &mut batch, &mut count)?;
+        }
+        let cur = current.get_or_insert_with(|| IndexPack {
+            id: loc.pack,
+            blobs: Vec::new(),
+        });
+        if cur.blobs.last().is_some_and(|b| b.offset == loc.offset) {
+            continue; // the same blob listed by two index files
+        }
+        cur.blobs.push(IndexBlob {
             id,
             blob_type: t,
             offset: loc.offset,
@@ -393,29 +423,8 @@ pub fn execute(
             uncompressed_length: loc.uncompressed_length,
         });
     }
-    let mut packs: Vec<IndexPack> = kept
-        .into_iter()
-        .map(|(id, mut blobs)| {
-            blobs.sort_by_key(|b| b.offset);
-            blobs.dedup_by_key(|b| b.offset);
-            IndexPack { id, blobs }
-        })
-        .collect();
-    packs.sort_by_key(|p| p.id);
-    let mut batch = IndexFile {
-        supersedes: plan.index_files.clone(),
-        packs: Vec::new(),
-    };
-    let mut count = 0usize;
-    let mut written = Vec::new();
-    for p in packs {
-        count += p.blobs.len();
-        batch.packs.push(p);
-        if count >= 50_000 {
-            written.push(repo.save_json(FileType::Index, &batch.to_json())?);
-            batch.packs.clear();
-            count = 0;
-        }
+    if let Some(done) = current.take() {
+        flush_pack(done, &mut batch, &mut count)?;
     }
     if !batch.packs.is_empty() {
         written.push(repo.save_json(FileType::Index, &batch.to_json())?);
