@@ -68,7 +68,8 @@ trash() { for p in "$@"; do [ -e "$p" ] && mv "$p" "$BENCH_WORK/trash/$(date +%s
 RESULTS=$BENCH_WORK/results.tsv
 printf 'tool\trep\tstep\tseconds\tuser\tsys\tmax_rss_kb\trepo_bytes\n' >"$RESULTS"
 
-vmtouch -ql "$SRC" &
+vmtouch -qt "$SRC"            # read it in now, synchronously
+vmtouch -ql "$SRC" &          # and keep it resident
 VMTOUCH=$!
 trap 'kill $VMTOUCH 2>/dev/null || true; revert_churn; rm -rf "$BENCH_WORK/trash"' EXIT
 sleep 2

@@ -180,26 +180,42 @@ fn open_beneath(root: &OwnedFd, rel: &[Vec<u8>]) -> io::Result<OwnedFd> {
     Ok(cur)
 }
 
+/// What a worker does with one regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileAction {
+    /// Same size and modification time: only set metadata.
+    MetaOnly,
+    /// Same size: compare content, rewrite only if it differs.
+    Compare,
+    /// Create (or truncate and rewrite) the file.
+    Write,
+}
+
 struct FileJob {
-    file: File,
+    dir: Arc<OwnedFd>,
+    name: Vec<u8>,
     node: Node,
     path: String,
-    /// The file existed with the same size: compare before writing.
-    compare: bool,
+    action: FileAction,
     existed: bool,
 }
 
 struct Walk<'a> {
     repo: &'a Repository,
     opts: &'a RestoreOptions,
-    progress: &'a Progress,
     on_action: ActionSink<'a>,
     counters: &'a Counters,
     root: OwnedFd,
-    jobs: crossbeam_channel::Sender<FileJob>,
+    /// Closed (set to `None`) when the walk is done.
+    jobs: Option<crossbeam_channel::Sender<FileJob>>,
     meta: &'a MetaSetter<'a>,
     /// (device, inode) of hardlinked files already restored → their path.
     links: HashMap<(u64, u64), Vec<Vec<u8>>>,
+    /// Further names of hard-linked files: (name, first name), created once
+    /// the workers have created every file.
+    pending_links: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)>,
+    /// Directories' metadata, applied children first after everything else.
+    dir_meta: Vec<(Vec<Vec<u8>>, Node)>,
     am_root: bool,
 }
 
@@ -355,8 +371,9 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// After a directory's subtree: delete extras, then set its metadata.
-    fn finish_dir(&self, fd: &Arc<OwnedFd>, node: &Node, cursor: &DirCursor, spath: &[u8]) {
+    /// After a directory's subtree: delete extras; its metadata is set at
+    /// the end, once workers no longer create entries in it.
+    fn finish_dir(&mut self, fd: &Arc<OwnedFd>, node: &Node, cursor: &DirCursor, spath: &[u8]) {
         if self.opts.delete
             && cursor.existed.get()
             && let Some(sub) = node.subtree
@@ -364,7 +381,7 @@ impl Walk<'_> {
             self.delete_extras(fd, &sub, spath);
         }
         if !self.opts.dry_run {
-            self.meta.set_meta_fd(fd.as_ref(), node, spath);
+            self.dir_meta.push((cursor.rel.clone(), node.clone()));
         }
     }
 
@@ -467,77 +484,45 @@ impl Walk<'_> {
         let existing = stat_at(dir, name)?;
         match node.node_type {
             NodeType::File => {
-                // Hard links: the second and later names link to the first.
+                // Hard links: the second and later names link to the first,
+                // once every file exists.
                 let key = (node.device_id, node.inode);
                 if node.links > 1 && node.inode != 0 {
                     if let Some(first) = self.links.get(&key).cloned() {
-                        return self.link(dir, name, &first, existing.as_ref(), &display);
+                        self.pending_links.push((rel.to_vec(), first));
+                        return Ok(());
                     }
                     self.links.insert(key, rel.to_vec());
                 }
-                let same_size = existing.as_ref().is_some_and(|st| {
-                    file_type_bits(st) == 0o100000 && st.st_size as u64 == node.size
-                });
-                if let Some(st) = &existing
-                    && same_size
-                    && st.st_mtime == node.mtime.secs
-                    && st.st_mtime_nsec as u32 == node.mtime.nanos
-                {
-                    // Same size and modification time: identical, like rsync.
-                    (self.on_action)(Action::Unchanged(display.clone()));
-                    self.counters
-                        .files_unchanged
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.progress.add_bytes(node.size);
-                    self.progress.file_done();
-                    if !self.opts.dry_run {
-                        let fd = rustix::fs::openat(
-                            dir,
-                            name,
-                            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                            Mode::empty(),
-                        )
-                        .map_err(errno)?;
-                        self.meta.set_meta_fd(&fd, node, spath);
+                let regular = existing
+                    .as_ref()
+                    .is_some_and(|st| file_type_bits(st) == 0o100000);
+                let same_size =
+                    regular && existing.as_ref().is_some_and(|st| st.st_size as u64 == node.size);
+                let action = match &existing {
+                    Some(st)
+                        if same_size
+                            && st.st_mtime == node.mtime.secs
+                            && st.st_mtime_nsec as u32 == node.mtime.nanos =>
+                    {
+                        FileAction::MetaOnly
                     }
-                    return Ok(());
-                }
-                if let Some(st) = &existing
-                    && file_type_bits(st) != 0o100000
-                    && !self.opts.dry_run
-                {
+                    _ if same_size => FileAction::Compare,
+                    _ => FileAction::Write,
+                };
+                if existing.is_some() && !regular && !self.opts.dry_run {
                     remove_at(dir, name, 0)?;
                 }
-                let existed = existing.is_some();
-                let flags = if self.opts.dry_run {
-                    if !same_size {
-                        (self.on_action)(if existed {
-                            Action::Update(display)
-                        } else {
-                            Action::Create(display)
-                        });
-                        self.counters.files_restored.fetch_add(1, Ordering::Relaxed);
-                        return Ok(());
-                    }
-                    OFlags::RDONLY
-                } else {
-                    OFlags::RDWR | OFlags::CREATE
-                };
-                let fd = rustix::fs::openat(
-                    dir,
-                    name,
-                    flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(errno)?;
                 let job = FileJob {
-                    file: File::from(fd),
+                    dir: dir.clone(),
+                    name: name.to_vec(),
                     node: node.clone(),
                     path: display,
-                    compare: same_size,
-                    existed,
+                    action,
+                    existed: existing.is_some(),
                 };
-                if self.jobs.send(job).is_err() {
+                let sent = self.jobs.as_ref().map(|j| j.send(job).is_ok());
+                if sent != Some(true) {
                     return Err(io::Error::other("restore workers stopped"));
                 }
                 Ok(())
@@ -622,6 +607,39 @@ impl Walk<'_> {
                 "unsupported node type {:?}",
                 node.node_type.as_str()
             ))),
+        }
+    }
+
+    /// Create the deferred hard links, then set directory metadata.
+    fn finish(&mut self) {
+        for (rel, first) in std::mem::take(&mut self.pending_links) {
+            let display = display_rel(&rel);
+            let spath = snapshot_path(&rel);
+            let (name, dirs) = rel.split_last().expect("paths have a name");
+            if self.opts.dry_run {
+                match open_beneath(&self.root, dirs) {
+                    Ok(dfd) => {
+                        let existing = stat_at(&dfd, name).ok().flatten();
+                        let _ = self.link(&dfd, name, &first, existing.as_ref(), &display);
+                    }
+                    Err(_) => (self.on_action)(Action::Create(display)),
+                }
+                continue;
+            }
+            let r = open_beneath(&self.root, dirs).and_then(|dfd| {
+                let existing = stat_at(&dfd, name)?;
+                self.link(&dfd, name, &first, existing.as_ref(), &display)
+            });
+            if let Err(e) = r {
+                self.error(&spath, "link", e);
+            }
+        }
+        for (rel, node) in std::mem::take(&mut self.dir_meta) {
+            let spath = snapshot_path(&rel);
+            match open_beneath(&self.root, &rel) {
+                Ok(fd) => self.meta.set_meta_fd(&fd, &node, &spath),
+                Err(e) => self.error(&spath, "set directory metadata", e),
+            }
         }
     }
 
@@ -715,28 +733,54 @@ fn is_zero(b: &[u8]) -> bool {
     pre.iter().all(|&x| x == 0) && mid.iter().all(|&x| x == 0) && post.iter().all(|&x| x == 0)
 }
 
-/// Fill one file (or confirm it is already identical), then set metadata.
+/// Create or open one file, fill it (or confirm it is already identical),
+/// then set its metadata.
 fn write_file(w: &WorkerCtx, job: FileJob) {
     let spath = job.path.as_bytes();
     let content = job.node.content.clone().unwrap_or_default();
-    if job.compare {
-        match same_content(w.repo, &job.file, &content) {
-            Ok(true) => {
-                (w.on_action)(Action::Unchanged(job.path.clone()));
-                w.counters.files_unchanged.fetch_add(1, Ordering::Relaxed);
-                w.progress.add_bytes(job.node.size);
-                w.progress.file_done();
-                if !w.dry_run {
-                    w.meta.set_meta_fd(&job.file, &job.node, spath);
-                }
-                return;
+    let open = |flags: OFlags| -> io::Result<File> {
+        rustix::fs::openat(
+            job.dir.as_ref(),
+            job.name.as_slice(),
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map(File::from)
+        .map_err(errno)
+    };
+    let unchanged = |file: Option<&File>| {
+        (w.on_action)(Action::Unchanged(job.path.clone()));
+        w.counters.files_unchanged.fetch_add(1, Ordering::Relaxed);
+        w.progress.add_bytes(job.node.size);
+        w.progress.file_done();
+        if let Some(f) = file {
+            w.meta.set_meta_fd(f, &job.node, spath);
+        }
+    };
+    let mut file = None;
+    match job.action {
+        FileAction::MetaOnly => {
+            if w.dry_run {
+                return unchanged(None);
             }
-            Ok(false) => {}
-            Err(e) => {
-                w.meta.error(spath, "compare", e);
-                return;
+            match open(OFlags::RDONLY) {
+                Ok(f) => return unchanged(Some(&f)),
+                Err(e) => return w.meta.error(spath, "open", e),
             }
         }
+        FileAction::Compare => {
+            let flags = if w.dry_run { OFlags::RDONLY } else { OFlags::RDWR };
+            let f = match open(flags) {
+                Ok(f) => f,
+                Err(e) => return w.meta.error(spath, "open", e),
+            };
+            match same_content(w.repo, &f, &content) {
+                Ok(true) => return unchanged((!w.dry_run).then_some(&f)),
+                Ok(false) => file = Some(f),
+                Err(e) => return w.meta.error(spath, "compare", e),
+            }
+        }
+        FileAction::Write => {}
     }
     (w.on_action)(if job.existed {
         Action::Update(job.path.clone())
@@ -747,16 +791,22 @@ fn write_file(w: &WorkerCtx, job: FileJob) {
     if w.dry_run {
         return;
     }
-    if let Err(e) = fill(w, &job, &content) {
+    let f = match file {
+        Some(f) => f,
+        None => match open(OFlags::RDWR | OFlags::CREATE) {
+            Ok(f) => f,
+            Err(e) => return w.meta.error(spath, "create", e),
+        },
+    };
+    if let Err(e) = fill(w, &f, &job.node, &content) {
         w.meta.error(spath, "write", e);
         return;
     }
-    w.meta.set_meta_fd(&job.file, &job.node, spath);
+    w.meta.set_meta_fd(&f, &job.node, spath);
     w.progress.file_done();
 }
 
-fn fill(w: &WorkerCtx, job: &FileJob, content: &[Id]) -> std::result::Result<(), String> {
-    let f = &job.file;
+fn fill(w: &WorkerCtx, f: &File, node: &Node, content: &[Id]) -> std::result::Result<(), String> {
     f.set_len(0).map_err(|e| e.to_string())?;
     let mut off = 0u64;
     for id in content {
@@ -780,10 +830,10 @@ fn fill(w: &WorkerCtx, job: &FileJob, content: &[Id]) -> std::result::Result<(),
         w.progress.add_bytes(data.len() as u64);
     }
     f.set_len(off).map_err(|e| e.to_string())?;
-    if off != job.node.size {
+    if off != node.size {
         return Err(format!(
             "restored {off} bytes, the snapshot records {} bytes",
-            job.node.size
+            node.size
         ));
     }
     Ok(())
@@ -922,25 +972,28 @@ pub fn restore(
         let (tx, rx) = bounded::<FileJob>(workers * 4);
         let wctx = &wctx;
         let meta = &meta;
-        for _ in 0..workers {
-            let rx = rx.clone();
-            s.spawn(move || {
-                for job in rx {
-                    write_file(wctx, job);
-                }
-            });
-        }
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let rx = rx.clone();
+                s.spawn(move || {
+                    for job in rx {
+                        write_file(wctx, job);
+                    }
+                })
+            })
+            .collect();
         drop(rx);
         let mut walk = Walk {
             repo,
             opts,
-            progress,
             on_action,
             counters: &counters,
             root,
-            jobs: tx,
+            jobs: Some(tx),
             meta,
             links: HashMap::new(),
+            pending_links: Vec::new(),
+            dir_meta: Vec::new(),
             am_root,
         };
         let top = DirCursor {
@@ -950,7 +1003,15 @@ pub fn restore(
             existed: std::cell::Cell::new(true),
         };
         let r = walk.walk_tree(tree, &top, opts.includes.is_empty(), 0);
-        drop(walk);
+        // every file exists once the workers are done: then the links,
+        // then the directories' own metadata, children first
+        walk.jobs = None;
+        for h in handles {
+            let _ = h.join();
+        }
+        if r.is_ok() {
+            walk.finish();
+        }
         r
     });
     result?;
