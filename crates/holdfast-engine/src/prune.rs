@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use holdfast_format::index::{IndexBlob, IndexFile, IndexPack};
-use holdfast_format::tree::NodeType;
+use holdfast_format::tree::{NodeType, TreeRefs};
 use holdfast_format::{BlobType, Id};
 use holdfast_storage::FileType;
 use serde::Serialize;
@@ -164,43 +164,54 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
         .collect();
     let snapshot_ids: HashSet<Id> = repo.list_ids(FileType::Snapshot)?.into_iter().collect();
 
-    // mark every blob a snapshot needs
+    // mark every blob a snapshot needs: trees level by level, each level's
+    // trees loaded in parallel and parsed only for the ids they reference
     let mut used = vec![0u64; idx.len().div_ceil(64) + 1];
-    let mut stack: Vec<Id> = Vec::new();
-    for sid in &snapshot_ids {
-        let s = repo.load_snapshot(sid)?;
-        stack.push(s.tree);
-    }
     let missing = |what: &str, id: &Id| {
         EngineError::Invalid(format!(
             "a snapshot needs {what} {id}, which is not in the index: the repository is damaged. \
              Prune deletes nothing; run `holdfast check` to see what is affected."
         ))
     };
-    while let Some(tree) = stack.pop() {
-        let pos = idx
-            .position(&tree, BlobType::Tree)
-            .ok_or_else(|| missing("tree", &tree))?;
-        if !mark(&mut used, pos) {
-            continue; // seen before
+    let mut frontier: Vec<Id> = Vec::new();
+    for sid in &snapshot_ids {
+        frontier.push(repo.load_snapshot(sid)?.tree);
+    }
+    while !frontier.is_empty() {
+        crate::cancel::check()?;
+        let mut todo = Vec::new();
+        for tree in frontier.drain(..) {
+            let pos = idx
+                .position(&tree, BlobType::Tree)
+                .ok_or_else(|| missing("tree", &tree))?;
+            if mark(&mut used, pos) {
+                todo.push(tree);
+            }
         }
-        let t = repo.load_tree(&tree)?;
-        for n in &t.nodes {
-            match n.node_type {
-                NodeType::Dir => {
-                    if let Some(sub) = n.subtree {
-                        stack.push(sub);
+        // in batches, so memory holds a bounded number of parsed trees
+        while !todo.is_empty() {
+            let batch: Vec<Id> = todo.drain(..todo.len().min(256)).collect();
+            let loaded =
+                crate::parallel::map(batch, opts.threads.max(2), |tree| -> Result<TreeRefs> {
+                    let data = repo.load_blob(&tree, BlobType::Tree)?;
+                    TreeRefs::from_blob(&data)
+                        .map_err(|e| EngineError::corrupt(format!("tree {tree}"), e))
+                })?;
+            for t in loaded {
+                for n in &t.nodes {
+                    match n.node_type {
+                        NodeType::Dir => frontier.extend(n.subtree),
+                        NodeType::File => {
+                            for b in n.content.as_deref().unwrap_or(&[]) {
+                                let p = idx
+                                    .position(b, BlobType::Data)
+                                    .ok_or_else(|| missing("data blob", b))?;
+                                mark(&mut used, p);
+                            }
+                        }
+                        _ => {}
                     }
                 }
-                NodeType::File => {
-                    for b in n.content.as_deref().unwrap_or(&[]) {
-                        let p = idx
-                            .position(b, BlobType::Data)
-                            .ok_or_else(|| missing("data blob", b))?;
-                        mark(&mut used, p);
-                    }
-                }
-                _ => {}
             }
         }
     }

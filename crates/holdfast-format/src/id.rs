@@ -48,10 +48,15 @@ impl Id {
             return Err(ParseIdError(s.to_string()));
         }
         let mut out = [0u8; 32];
+        let mut bad = 0u8;
         for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            let hi = hex_val(pair[0]).ok_or_else(|| ParseIdError(s.to_string()))?;
-            let lo = hex_val(pair[1]).ok_or_else(|| ParseIdError(s.to_string()))?;
-            out[i] = (hi << 4) | lo;
+            let hi = HEX_VALUE[pair[0] as usize];
+            let lo = HEX_VALUE[pair[1] as usize];
+            bad |= (hi | lo) & 0x80;
+            out[i] = (hi << 4) | (lo & 0x0f);
+        }
+        if bad != 0 {
+            return Err(ParseIdError(s.to_string()));
         }
         Ok(Id(out))
     }
@@ -63,14 +68,22 @@ impl Id {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// Value of each hex digit; 0x80 marks bytes that are not hex digits.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// True when `s` is a non-empty string of lowercase hex digits no longer than
 /// an id: a valid id prefix as the CLI accepts it.

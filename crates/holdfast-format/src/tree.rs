@@ -254,6 +254,35 @@ impl Tree {
     }
 }
 
+/// Only what a traversal needs from a tree: each node's type, content and
+/// subtree. Parsing this skips names, times and attributes, which makes
+/// walking every tree of a repository (prune) several times cheaper.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TreeRefs {
+    #[serde(deserialize_with = "null_as_empty_refs")]
+    pub nodes: Vec<NodeRefs>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NodeRefs {
+    #[serde(rename = "type")]
+    pub node_type: NodeType,
+    #[serde(default)]
+    pub content: Option<Vec<Id>>,
+    #[serde(default)]
+    pub subtree: Option<Id>,
+}
+
+fn null_as_empty_refs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NodeRefs>, D::Error> {
+    Ok(Option::<Vec<NodeRefs>>::deserialize(d)?.unwrap_or_default())
+}
+
+impl TreeRefs {
+    pub fn from_blob(bytes: &[u8]) -> Result<TreeRefs, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
 mod quoted_name {
     use super::*;
     pub fn serialize<S: Serializer>(name: &[u8], s: S) -> Result<S::Ok, S::Error> {

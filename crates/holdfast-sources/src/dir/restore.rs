@@ -497,8 +497,10 @@ impl Walk<'_> {
                 let regular = existing
                     .as_ref()
                     .is_some_and(|st| file_type_bits(st) == 0o100000);
-                let same_size =
-                    regular && existing.as_ref().is_some_and(|st| st.st_size as u64 == node.size);
+                let same_size = regular
+                    && existing
+                        .as_ref()
+                        .is_some_and(|st| st.st_size as u64 == node.size);
                 let action = match &existing {
                     Some(st)
                         if same_size
@@ -769,7 +771,11 @@ fn write_file(w: &WorkerCtx, job: FileJob) {
             }
         }
         FileAction::Compare => {
-            let flags = if w.dry_run { OFlags::RDONLY } else { OFlags::RDWR };
+            let flags = if w.dry_run {
+                OFlags::RDONLY
+            } else {
+                OFlags::RDWR
+            };
             let f = match open(flags) {
                 Ok(f) => f,
                 Err(e) => return w.meta.error(spath, "open", e),
