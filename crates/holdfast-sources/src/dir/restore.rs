@@ -191,6 +191,9 @@ enum FileAction {
     Write,
 }
 
+/// A path below the restore target, as its components.
+type RelPath = Vec<Vec<u8>>;
+
 struct FileJob {
     dir: Arc<OwnedFd>,
     name: Vec<u8>,
@@ -213,9 +216,9 @@ struct Walk<'a> {
     links: HashMap<(u64, u64), Vec<Vec<u8>>>,
     /// Further names of hard-linked files: (name, first name), created once
     /// the workers have created every file.
-    pending_links: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)>,
+    pending_links: Vec<(RelPath, RelPath)>,
     /// Directories' metadata, applied children first after everything else.
-    dir_meta: Vec<(Vec<Vec<u8>>, Node)>,
+    dir_meta: Vec<(RelPath, Node)>,
     am_root: bool,
 }
 
