@@ -196,6 +196,8 @@ type RelPath = Vec<Vec<u8>>;
 
 struct FileJob {
     dir: Arc<OwnedFd>,
+    /// The directory makes new entries inherit its group (setgid bit).
+    parent_setgid: bool,
     name: Vec<u8>,
     node: Node,
     path: String,
@@ -219,6 +221,7 @@ struct Walk<'a> {
     pending_links: Vec<(RelPath, RelPath)>,
     /// Directories' metadata, applied children first after everything else.
     dir_meta: Vec<(RelPath, Node)>,
+    last_dir_setgid: Option<(usize, bool)>,
     am_root: bool,
 }
 
@@ -518,8 +521,10 @@ impl Walk<'_> {
                 if existing.is_some() && !regular && !self.opts.dry_run {
                     remove_at(dir, name, 0)?;
                 }
+                let parent_setgid = self.setgid_dir(dir);
                 let job = FileJob {
                     dir: dir.clone(),
+                    parent_setgid,
                     name: name.to_vec(),
                     node: node.clone(),
                     path: display,
@@ -615,6 +620,22 @@ impl Walk<'_> {
         }
     }
 
+    /// Does `dir` have the setgid bit (new entries inherit its group)?
+    /// Cached for the directory whose entries are being restored.
+    fn setgid_dir(&mut self, dir: &Arc<OwnedFd>) -> bool {
+        let key = Arc::as_ptr(dir) as usize;
+        if let Some((k, v)) = self.last_dir_setgid
+            && k == key
+        {
+            return v;
+        }
+        let v = rustix::fs::fstat(dir.as_ref())
+            .map(|st| st.st_mode & 0o2000 != 0)
+            .unwrap_or(true);
+        self.last_dir_setgid = Some((key, v));
+        v
+    }
+
     /// Create the deferred hard links, then set directory metadata.
     fn finish(&mut self) {
         for (rel, first) in std::mem::take(&mut self.pending_links) {
@@ -699,16 +720,19 @@ fn display_rel(rel: &[Vec<u8>]) -> String {
 const HOLE_BLOCK: usize = 4096;
 
 /// Write `data` at `off`, leaving aligned all-zero blocks unwritten (holes,
-/// since the file was truncated to empty first). Returns the bytes written.
-fn write_sparse(f: &File, data: &[u8], off: u64) -> io::Result<u64> {
+/// since the file was empty to begin with). Returns the bytes written and
+/// the file offset just past the last byte written (`off` if none was).
+fn write_sparse(f: &File, data: &[u8], off: u64) -> io::Result<(u64, u64)> {
     let mut written = 0u64;
+    let mut end = off;
     let mut pos = 0usize;
     // first piece up to the next block boundary of the file
     let lead = ((HOLE_BLOCK as u64 - off % HOLE_BLOCK as u64) % HOLE_BLOCK as u64) as usize;
     let mut run_start: Option<usize> = None;
-    let flush = |start: usize, end: usize, written: &mut u64| -> io::Result<()> {
-        f.write_all_at(&data[start..end], off + start as u64)?;
-        *written += (end - start) as u64;
+    let mut flush = |start: usize, stop: usize, written: &mut u64| -> io::Result<()> {
+        f.write_all_at(&data[start..stop], off + start as u64)?;
+        *written += (stop - start) as u64;
+        end = off + stop as u64;
         Ok(())
     };
     while pos < data.len() {
@@ -730,7 +754,7 @@ fn write_sparse(f: &File, data: &[u8], off: u64) -> io::Result<u64> {
     if let Some(s) = run_start {
         flush(s, data.len(), &mut written)?;
     }
-    Ok(written)
+    Ok((written, end))
 }
 
 fn is_zero(b: &[u8]) -> bool {
@@ -749,6 +773,17 @@ fn write_file(w: &WorkerCtx, job: FileJob) {
             job.name.as_slice(),
             flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
+        )
+        .map(File::from)
+        .map_err(errno)
+    };
+    // a new file is created with its final permission bits: one chmod fewer
+    let open_create = |perm: u32| -> io::Result<File> {
+        rustix::fs::openat(
+            job.dir.as_ref(),
+            job.name.as_slice(),
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(perm),
         )
         .map(File::from)
         .map_err(errno)
@@ -800,24 +835,39 @@ fn write_file(w: &WorkerCtx, job: FileJob) {
     if w.dry_run {
         return;
     }
+    let file_was_open = file.is_some();
     let f = match file {
         Some(f) => f,
-        None => match open(OFlags::RDWR | OFlags::CREATE) {
+        None => match open_create(job.node.unix_perm() & 0o777) {
             Ok(f) => f,
             Err(e) => return w.meta.error(spath, "create", e),
         },
     };
-    if let Err(e) = fill(w, &f, &job.node, &content) {
+    if let Err(e) = fill(w, &f, &job.node, &content, job.existed || file_was_open) {
         w.meta.error(spath, "write", e);
         return;
     }
-    w.meta.set_meta_fd(&f, &job.node, spath);
+    if job.existed || file_was_open {
+        w.meta.set_meta_fd(&f, &job.node, spath);
+    } else {
+        w.meta
+            .set_meta_created(&f, &job.node, spath, job.parent_setgid);
+    }
     w.progress.file_done();
 }
 
-fn fill(w: &WorkerCtx, f: &File, node: &Node, content: &[Id]) -> std::result::Result<(), String> {
-    f.set_len(0).map_err(|e| e.to_string())?;
+fn fill(
+    w: &WorkerCtx,
+    f: &File,
+    node: &Node,
+    content: &[Id],
+    existed: bool,
+) -> std::result::Result<(), String> {
+    if existed {
+        f.set_len(0).map_err(|e| e.to_string())?;
+    }
     let mut off = 0u64;
+    let mut end = 0u64;
     for id in content {
         if holdfast_engine::cancel::requested() {
             return Err("interrupted".into());
@@ -826,19 +876,24 @@ fn fill(w: &WorkerCtx, f: &File, node: &Node, content: &[Id]) -> std::result::Re
             .repo
             .load_blob(id, BlobType::Data)
             .map_err(|e| format!("blob {} of this file cannot be restored: {e}", id.short()))?;
-        let written = if w.sparse {
+        let (written, last) = if w.sparse {
             write_sparse(f, &data, off)
         } else {
-            f.write_all_at(&data, off).map(|()| data.len() as u64)
+            f.write_all_at(&data, off)
+                .map(|()| (data.len() as u64, off + data.len() as u64))
         }
         .map_err(|e| e.to_string())?;
+        end = end.max(last);
         w.counters
             .bytes_written
             .fetch_add(written, Ordering::Relaxed);
         off += data.len() as u64;
         w.progress.add_bytes(data.len() as u64);
     }
-    f.set_len(off).map_err(|e| e.to_string())?;
+    // a trailing hole (or an empty file) needs the size set explicitly
+    if end != off {
+        f.set_len(off).map_err(|e| e.to_string())?;
+    }
     if off != node.size {
         return Err(format!(
             "restored {off} bytes, the snapshot records {} bytes",
@@ -883,6 +938,21 @@ struct WorkerCtx<'a> {
 struct MetaSetter<'a> {
     progress: &'a Progress,
     am_root: bool,
+    euid: u32,
+    egid: u32,
+    umask: u32,
+}
+
+/// The process's umask, read without changing it.
+fn current_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o777)
 }
 
 impl MetaSetter<'_> {
@@ -892,6 +962,19 @@ impl MetaSetter<'_> {
             during,
             message: e.to_string(),
         });
+    }
+
+    /// Metadata of a file this restore just created with mode `perm & 0o777`
+    /// (so far owned by us): skip the calls that would change nothing.
+    fn set_meta_created(&self, fd: &impl AsFd, node: &Node, spath: &[u8], parent_setgid: bool) {
+        let perm = node.unix_perm();
+        let owner_ok = node.uid == self.euid && node.gid == self.egid && !parent_setgid;
+        let mode_ok = perm & 0o7000 == 0 && perm & self.umask == 0;
+        if owner_ok && mode_ok {
+            self.set_xattrs_and_times(fd, node, spath);
+        } else {
+            self.set_meta_fd(fd, node, spath);
+        }
     }
 
     fn set_meta_fd(&self, fd: &impl AsFd, node: &Node, spath: &[u8]) {
@@ -906,6 +989,10 @@ impl MetaSetter<'_> {
         if let Err(e) = rustix::fs::fchmod(fd, Mode::from_raw_mode(node.unix_perm())) {
             self.error(spath, "chmod", errno(e));
         }
+        self.set_xattrs_and_times(fd, node, spath);
+    }
+
+    fn set_xattrs_and_times(&self, fd: &impl AsFd, node: &Node, spath: &[u8]) {
         for x in &node.extended_attributes {
             if let Err(e) = rustix::fs::fsetxattr(
                 fd,
@@ -965,7 +1052,13 @@ pub fn restore(
     };
     let am_root = rustix::process::geteuid().is_root();
     let counters = Counters::default();
-    let meta = MetaSetter { progress, am_root };
+    let meta = MetaSetter {
+        progress,
+        am_root,
+        euid: rustix::process::geteuid().as_raw(),
+        egid: rustix::process::getegid().as_raw(),
+        umask: current_umask(),
+    };
     let workers = opts.workers.max(1);
     let root_fd = Arc::new(rustix::io::dup(&root).map_err(|e| EngineError::io("dup", errno(e)))?);
     let wctx = WorkerCtx {
@@ -1003,6 +1096,7 @@ pub fn restore(
             links: HashMap::new(),
             pending_links: Vec::new(),
             dir_meta: Vec::new(),
+            last_dir_setgid: None,
             am_root,
         };
         let top = DirCursor {
