@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,7 +33,7 @@ use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
 use holdfast_format::tree::{Node, NodeType, Tree};
 use holdfast_format::{BlobType, Id};
 
-use super::metadata::{node_from_stat, read_xattrs};
+use super::metadata::{node_from_stat, read_xattrs, read_xattrs_fd};
 use crate::commit::{SnapshotMeta, commit};
 use crate::filter::PathMatcher;
 use crate::progress::{ItemError, Progress};
@@ -156,8 +156,12 @@ struct DirJob {
 }
 
 struct FileJob {
+    /// The directory, open, so the file is opened without a path walk.
+    dir: DirFd,
     path: PathBuf,
     node: Node,
+    /// Extended attributes still to be read (from the open file).
+    read_xattrs: bool,
     prev: Option<Node>,
     reply: Sender<Option<Node>>,
 }
@@ -257,6 +261,13 @@ impl Walker<'_, '_> {
     ) -> Receiver<DirOutcome> {
         let prev = self.ctx.load_tree(prev_tree, dir);
         let mut slots = Vec::new();
+        let dirfd = match open_dir(dir, false) {
+            Ok(fd) => Arc::new(fd),
+            Err(e) => {
+                self.ctx.item_error(dir, "open directory", e);
+                return self.queue_dir(slots, prev_tree, counted);
+            }
+        };
         for (name, child) in children {
             let path = dir.join(std::ffi::OsStr::from_bytes(name));
             let sp = snap_path(spath, name);
@@ -264,7 +275,7 @@ impl Walker<'_, '_> {
             match child {
                 Trie::Target => match rustix::fs::lstat(&path) {
                     Ok(st) => {
-                        if let Some(s) = self.entry(&path, &sp, name, &st, old, st.st_dev) {
+                        if let Some(s) = self.entry(&dirfd, &path, &sp, name, &st, old, st.st_dev) {
                             slots.push(s);
                         }
                     }
@@ -306,7 +317,7 @@ impl Walker<'_, '_> {
         // Entries are examined relative to a descriptor of the directory:
         // one path walk per directory, not one per entry.
         let (dirfd, mut names) = match list_dir(dir) {
-            Ok(x) => x,
+            Ok((fd, names)) => (Some(fd), names),
             Err(e) => {
                 self.ctx.item_error(dir, "readdir", e);
                 (None, Vec::new())
@@ -338,7 +349,7 @@ impl Walker<'_, '_> {
                 }
             };
             let old = prev_node(&prev, &name).cloned();
-            if let Some(s) = self.entry(&path, &sp, &name, &st, old, dev) {
+            if let Some(s) = self.entry(fd, &path, &sp, &name, &st, old, dev) {
                 slots.push(s);
             }
         }
@@ -346,8 +357,10 @@ impl Walker<'_, '_> {
         self.queue_dir(slots, prev_tree, true)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn entry(
         &self,
+        dirfd: &DirFd,
         path: &Path,
         sp: &[u8],
         name: &[u8],
@@ -361,10 +374,12 @@ impl Walker<'_, '_> {
         let same_inode = old.as_ref().is_some_and(|o| {
             o.node_type == node.node_type && o.inode == node.inode && o.ctime == node.ctime
         });
+        // (a regular file's are read from the open file by the reader)
+        let file_reads_xattrs = !same_inode && node.node_type == NodeType::File;
         if same_inode {
             let o = old.as_ref().expect("checked above");
             node.extended_attributes = o.extended_attributes.clone();
-        } else {
+        } else if !file_reads_xattrs {
             match read_xattrs(path) {
                 Ok(x) => node.extended_attributes = x,
                 Err(e) => self.ctx.item_error(path, "read extended attributes", e),
@@ -403,8 +418,10 @@ impl Walker<'_, '_> {
                 }
                 let (tx, rx) = bounded(1);
                 let job = FileJob {
+                    dir: dirfd.clone(),
                     path: path.to_path_buf(),
                     node,
+                    read_xattrs: file_reads_xattrs,
                     prev: old,
                     reply: tx,
                 };
@@ -434,14 +451,19 @@ impl Walker<'_, '_> {
     }
 }
 
-/// Open a directory (not following a symlink) and list its entry names.
-fn list_dir(dir: &Path) -> io::Result<(Option<std::os::fd::OwnedFd>, Vec<Vec<u8>>)> {
+/// Open a directory, following a symlink in its last component or not.
+fn open_dir(dir: &Path, follow: bool) -> io::Result<std::os::fd::OwnedFd> {
     use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(
-        dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    Ok(rustix::fs::open(dir, flags, Mode::empty())?)
+}
+
+/// Open a directory (not following a symlink) and list its entry names.
+fn list_dir(dir: &Path) -> io::Result<(DirFd, Vec<Vec<u8>>)> {
+    let fd = open_dir(dir, false)?;
     let mut names = Vec::new();
     let dup = rustix::io::dup(&fd)?;
     let mut d = rustix::fs::Dir::read_from(&dup)?;
@@ -452,8 +474,11 @@ fn list_dir(dir: &Path) -> io::Result<(Option<std::os::fd::OwnedFd>, Vec<Vec<u8>
             names.push(n.to_vec());
         }
     }
-    Ok((Some(fd), names))
+    Ok((Arc::new(fd), names))
 }
+
+/// An open directory shared by the jobs reading its files.
+type DirFd = Arc<std::os::fd::OwnedFd>;
 
 /// restic's change detection: same type, size, mtime, ctime and inode.
 fn unchanged(old: &Node, new: &Node) -> bool {
@@ -464,40 +489,34 @@ fn unchanged(old: &Node, new: &Node) -> bool {
         && old.inode == new.inode
 }
 
-fn open_for_reading(path: &Path) -> io::Result<File> {
-    let attempt = |noatime: bool| {
-        let mut o = fs::OpenOptions::new();
-        o.read(true);
-        let mut flags = libc_o_nofollow();
-        if noatime {
-            flags |= libc_o_noatime();
-        }
-        o.custom_flags(flags);
-        o.open(path)
-    };
-    match attempt(true) {
+/// Open `name` in `dir` for reading: no symlink followed, no path walk, and
+/// without updating its access time where allowed.
+fn open_for_reading(dir: &std::os::fd::OwnedFd, name: &[u8]) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(dir, name, base | OFlags::NOATIME, Mode::empty()) {
+        Ok(fd) => Ok(File::from(fd)),
         // O_NOATIME needs ownership or CAP_FOWNER.
-        Err(e) if e.raw_os_error() == Some(1) => attempt(false),
-        r => r,
+        Err(rustix::io::Errno::PERM) => Ok(File::from(rustix::fs::openat(
+            dir,
+            name,
+            base,
+            Mode::empty(),
+        )?)),
+        Err(e) => Err(e.into()),
     }
-}
-
-fn libc_o_nofollow() -> i32 {
-    rustix::fs::OFlags::NOFOLLOW.bits() as i32
-}
-
-fn libc_o_noatime() -> i32 {
-    rustix::fs::OFlags::NOATIME.bits() as i32
 }
 
 fn read_file(ctx: &Ctx, job: FileJob, buf: &mut Vec<u8>) -> Option<Node> {
     let FileJob {
+        dir,
         path,
         mut node,
+        read_xattrs,
         prev,
         ..
     } = job;
-    let f = match open_for_reading(&path) {
+    let f = match open_for_reading(&dir, &node.name) {
         Ok(f) => f,
         Err(e) => {
             ctx.item_error(&path, "open", e);
@@ -522,8 +541,18 @@ fn read_file(ctx: &Ctx, job: FileJob, buf: &mut Vec<u8>) -> Option<Node> {
             return None;
         }
     }
+    drop(dir);
+    if read_xattrs {
+        match read_xattrs_fd(&f) {
+            Ok(x) => node.extended_attributes = x,
+            Err(e) => ctx.item_error(&path, "read extended attributes", e),
+        }
+    }
     ctx.progress.set_current(Some(path.display().to_string()));
-    let mut chunker = Chunker::with_buffer(f, ctx.chunker, ctx.seed, std::mem::take(buf));
+    // Read what the file held when it was examined: no extra read to find
+    // the end (a file that grows meanwhile is caught by the next backup).
+    let reader = io::Read::take(f, node.size);
+    let mut chunker = Chunker::with_buffer(reader, ctx.chunker, ctx.seed, std::mem::take(buf));
     let mut content = Vec::new();
     loop {
         if holdfast_engine::cancel::requested() {

@@ -1,12 +1,14 @@
 //! Reading a file system entry's metadata into a restic tree node.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use holdfast_engine::system;
 use holdfast_format::gotime::GoTime;
 use holdfast_format::tree::{ExtendedAttribute, Node, NodeType, gomode};
 use rustix::fs::Stat;
+use rustix::io::Errno;
 
 /// The node type of an `st_mode`.
 pub fn node_type(mode: u32) -> NodeType {
@@ -56,15 +58,39 @@ pub fn node_from_stat(name: &[u8], st: &Stat) -> Node {
 /// Extended attributes of `path` (not following symlinks), sorted by name.
 /// A file system without xattr support yields none.
 pub fn read_xattrs(path: &Path) -> io::Result<Vec<ExtendedAttribute>> {
+    collect_xattrs(
+        |buf| rustix::fs::llistxattr(path, buf),
+        || rustix::fs::llistxattr_query(path),
+        |name, buf| rustix::fs::lgetxattr(path, name, buf),
+        |name| rustix::fs::lgetxattr_query(path, name),
+    )
+}
+
+/// Extended attributes of an open file, sorted by name.
+pub fn read_xattrs_fd(fd: &impl AsFd) -> io::Result<Vec<ExtendedAttribute>> {
+    collect_xattrs(
+        |buf| rustix::fs::flistxattr(fd, buf),
+        || rustix::fs::flistxattr_query(fd),
+        |name, buf| rustix::fs::fgetxattr(fd, name, buf),
+        |name| rustix::fs::fgetxattr_query(fd, name),
+    )
+}
+
+fn collect_xattrs(
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    list_len: impl Fn() -> rustix::io::Result<usize>,
+    get: impl Fn(&[u8], &mut [u8]) -> rustix::io::Result<usize>,
+    get_len: impl Fn(&[u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Vec<ExtendedAttribute>> {
     let mut names = vec![0u8; 1024];
     let len = loop {
-        match rustix::fs::llistxattr(path, &mut names[..]) {
+        match list(&mut names[..]) {
             Ok(n) => break n,
-            Err(rustix::io::Errno::RANGE) => {
-                let need = rustix::fs::llistxattr_query(path).map_err(io::Error::from)?;
+            Err(Errno::RANGE) => {
+                let need = list_len()?;
                 names.resize(need.max(names.len() * 2), 0);
             }
-            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(Errno::NOTSUP) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         }
     };
@@ -73,14 +99,14 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<ExtendedAttribute>> {
         let name = String::from_utf8_lossy(raw).into_owned();
         let mut value = vec![0u8; 256];
         let vlen = loop {
-            match rustix::fs::lgetxattr(path, raw, &mut value[..]) {
+            match get(raw, &mut value[..]) {
                 Ok(n) => break Some(n),
-                Err(rustix::io::Errno::RANGE) => {
-                    let need = rustix::fs::lgetxattr_query(path, raw).map_err(io::Error::from)?;
+                Err(Errno::RANGE) => {
+                    let need = get_len(raw)?;
                     value.resize(need.max(value.len() * 2), 0);
                 }
                 // removed between list and get
-                Err(rustix::io::Errno::NODATA) => break None,
+                Err(Errno::NODATA) => break None,
                 Err(e) => return Err(e.into()),
             }
         };
