@@ -338,8 +338,7 @@ impl Drop for BlobSaver {
 }
 
 fn seal_worker(sh: Arc<Shared>, rx: Receiver<Work>, tx: Sender<Sealed>) {
-    let level = sh.opts.compression.zstd_level();
-    let mut compressor = level.and_then(|l| zstd::bulk::Compressor::new(l).ok());
+    let mut compressor = sh.opts.compression.compressor();
     let key = sh.repo.key().clone();
     let mut cbuf: Vec<u8> = Vec::new();
     for w in rx {
