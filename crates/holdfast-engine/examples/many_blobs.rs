@@ -23,19 +23,34 @@ const FILES_PER_DIR: usize = 1000;
 fn main() {
     let mut args = std::env::args().skip(1);
     let repo_path = args.next().expect("usage: many_blobs REPO BLOBS");
-    let n: usize = args.next().expect("usage: many_blobs REPO BLOBS").parse().expect("BLOBS is a number");
+    let n: usize = args
+        .next()
+        .expect("usage: many_blobs REPO BLOBS")
+        .parse()
+        .expect("BLOBS is a number");
     let password = std::env::var("HOLDFAST_PASSWORD").expect("HOLDFAST_PASSWORD");
     let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(&repo_path));
-    let repo = Arc::new(Repository::init(be, password.as_bytes(), &InitOptions { kdf_log_n: 10 }).expect("init"));
-    let saver = BlobSaver::new(repo.clone(), repo.load_index().expect("index"), SaverOptions::default());
+    let repo = Arc::new(
+        Repository::init(be, password.as_bytes(), &InitOptions { kdf_log_n: 10 }).expect("init"),
+    );
+    let saver = BlobSaver::new(
+        repo.clone(),
+        repo.load_index().expect("index"),
+        SaverOptions::default(),
+    );
     let mut files: Vec<Node> = Vec::new();
     let mut dirs_all: Vec<Node> = Vec::new();
     let mut dirs_half: Vec<Node> = Vec::new();
     let mut content = Vec::new();
     let flush_dir = |files: &mut Vec<Node>, dirs: &mut Vec<Node>, saver: &BlobSaver| {
-        let mut t = Tree { nodes: std::mem::take(files) };
+        let mut t = Tree {
+            nodes: std::mem::take(files),
+        };
         t.sort();
-        let id = saver.save(BlobType::Tree, t.to_blob()).expect("save tree").id;
+        let id = saver
+            .save(BlobType::Tree, t.to_blob())
+            .expect("save tree")
+            .id;
         let mut d = Node::new(format!("d{:08}", dirs.len()).into_bytes(), NodeType::Dir);
         d.mode = gomode::DIR | 0o755;
         d.subtree = Some(id);
@@ -63,7 +78,10 @@ fn main() {
     }
     let mut roots = Vec::new();
     for dirs in [dirs_all, dirs_half] {
-        let id = saver.save(BlobType::Tree, Tree { nodes: dirs }.to_blob()).expect("save root").id;
+        let id = saver
+            .save(BlobType::Tree, Tree { nodes: dirs }.to_blob())
+            .expect("save root")
+            .id;
         roots.push(id);
     }
     saver.finish().expect("finish");

@@ -99,7 +99,8 @@ impl MasterIndex {
         }
     }
 
-    fn add_pack_unsorted(&mut self, p: &IndexPack) {
+    /// Add one pack's entries; call [`MasterIndex::finish`] before lookups.
+    pub fn add_pack_unsorted(&mut self, p: &IndexPack) {
         let n = self.pack_no(p.id);
         for b in &p.blobs {
             let t = if b.blob_type == BlobType::Tree {

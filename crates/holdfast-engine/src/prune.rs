@@ -1,10 +1,15 @@
 //! Removing data no snapshot needs.
 //!
-//! Planning reads only the index and the trees: it marks every blob a
-//! snapshot references (one bit per index entry), then sorts packs into
-//! keep (all used), delete (none used) and repack candidates (partly used),
-//! repacking the emptiest first until the unused share left is within
-//! `max_unused`. Executing follows restic's ordering rules:
+//! Planning reads only the index and the trees. Memory stays small however
+//! many blobs the repository holds: only tree blobs are kept in an
+//! in-memory index (to walk the snapshots); the data blobs the snapshots use
+//! are kept as 8-byte id prefixes; the index files are then streamed, one at
+//! a time, to count each pack's used and unused bytes. A prefix collision
+//! can only make an unused blob look used — prune then keeps a little more,
+//! never less. Packs are sorted into keep (all used), delete (none used) and
+//! repack candidates (partly used), repacking the emptiest first until the
+//! unused share left is within `max_unused`. Executing follows restic's
+//! ordering rules:
 //!
 //! 1. repack: used blobs of repacked packs are verified and copied (still
 //!    sealed) into new packs; their index is written;
@@ -123,7 +128,7 @@ pub struct PrunePlan {
     pub packs_missing: Vec<Id>,
     pub bytes_unused_after: u64,
     #[serde(skip)]
-    used: Vec<u64>,
+    used: UsedBlobs,
     #[serde(skip)]
     snapshot_ids: HashSet<Id>,
     #[serde(skip)]
@@ -141,21 +146,53 @@ impl PrunePlan {
             && self.packs_unindexed.is_empty()
             && self.packs_missing.is_empty()
     }
+}
 
-    fn is_used(&self, pos: usize) -> bool {
-        self.used[pos / 64] >> (pos % 64) & 1 == 1
+/// The blobs the snapshots use: trees exactly (they are few), data blobs as
+/// sorted 8-byte id prefixes.
+#[derive(Debug, Default, Clone)]
+struct UsedBlobs {
+    trees: HashSet<Id>,
+    data: Vec<u64>,
+}
+
+fn prefix(id: &Id) -> u64 {
+    u64::from_be_bytes(id.0[..8].try_into().expect("ids are 32 bytes"))
+}
+
+impl UsedBlobs {
+    fn contains(&self, id: &Id, t: BlobType) -> bool {
+        match t {
+            BlobType::Tree => self.trees.contains(id),
+            BlobType::Data => self.data.binary_search(&prefix(id)).is_ok(),
+        }
     }
 }
 
-fn mark(used: &mut [u64], pos: usize) -> bool {
-    let was = used[pos / 64] >> (pos % 64) & 1 == 1;
-    used[pos / 64] |= 1 << (pos % 64);
-    !was
+/// Apply `f` to every blob of every index file, one file at a time (files
+/// are loaded a few at a time in parallel, then handed over in order).
+fn for_each_index_entry(
+    repo: &Repository,
+    files: &[Id],
+    threads: usize,
+    f: &mut dyn FnMut(Id, &IndexPack),
+) -> Result<()> {
+    for batch in files.chunks(threads.max(1)) {
+        let loaded = crate::parallel::map(batch.to_vec(), threads.max(1), |id| {
+            repo.load_index_file(&id).map(|file| (id, file))
+        })?;
+        for (id, file) in loaded {
+            for p in &file.packs {
+                f(id, p);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Work out what to delete and repack. Reads the index and trees only.
 pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
-    let idx = repo.load_index()?;
+    let threads = opts.threads.max(2);
     let listed: HashMap<Id, u64> = repo
         .backend()
         .list(FileType::Pack)?
@@ -163,16 +200,32 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
         .filter_map(|o| Id::from_hex(&o.name).ok().map(|id| (id, o.size)))
         .collect();
     let snapshot_ids: HashSet<Id> = repo.list_ids(FileType::Snapshot)?.into_iter().collect();
+    let index_files = repo.list_ids(FileType::Index)?;
 
-    // mark every blob a snapshot needs: trees level by level, each level's
-    // trees loaded in parallel and parsed only for the ids they reference
-    let mut used = vec![0u64; idx.len().div_ceil(64) + 1];
+    // pass 1: where the tree blobs are
+    let mut trees = MasterIndex::new();
+    for_each_index_entry(repo, &index_files, threads, &mut |_, p| {
+        let t: Vec<_> = p
+            .blobs
+            .iter()
+            .filter(|b| b.blob_type == BlobType::Tree)
+            .cloned()
+            .collect();
+        if !t.is_empty() {
+            trees.add_pack_unsorted(&IndexPack { id: p.id, blobs: t });
+        }
+    })?;
+    trees.finish();
+
+    // walk every snapshot: trees level by level, each level's trees loaded
+    // in parallel and parsed only for the ids they reference
     let missing = |what: &str, id: &Id| {
         EngineError::Invalid(format!(
             "a snapshot needs {what} {id}, which is not in the index: the repository is damaged. \
              Prune deletes nothing; run `holdfast check` to see what is affected."
         ))
     };
+    let mut used = UsedBlobs::default();
     let mut frontier: Vec<Id> = Vec::new();
     for sid in &snapshot_ids {
         frontier.push(repo.load_snapshot(sid)?.tree);
@@ -181,66 +234,87 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
         crate::cancel::check()?;
         let mut todo = Vec::new();
         for tree in frontier.drain(..) {
-            let pos = idx
-                .position(&tree, BlobType::Tree)
-                .ok_or_else(|| missing("tree", &tree))?;
-            if mark(&mut used, pos) {
+            if used.trees.insert(tree) {
                 todo.push(tree);
             }
         }
         // in batches, so memory holds a bounded number of parsed trees
         while !todo.is_empty() {
             let batch: Vec<Id> = todo.drain(..todo.len().min(256)).collect();
-            let loaded =
-                crate::parallel::map(batch, opts.threads.max(2), |tree| -> Result<TreeRefs> {
-                    let data = repo.load_blob(&tree, BlobType::Tree)?;
-                    TreeRefs::from_blob(&data)
-                        .map_err(|e| EngineError::corrupt(format!("tree {tree}"), e))
-                })?;
+            let loaded = crate::parallel::map(batch, threads, |tree| -> Result<TreeRefs> {
+                let loc = trees
+                    .lookup(&tree, BlobType::Tree)
+                    .ok_or_else(|| missing("tree", &tree))?;
+                let data = repo.read_blob_at(&tree, &loc)?;
+                TreeRefs::from_blob(&data)
+                    .map_err(|e| EngineError::corrupt(format!("tree {tree}"), e))
+            })?;
             for t in loaded {
                 for n in &t.nodes {
                     match n.node_type {
                         NodeType::Dir => frontier.extend(n.subtree),
-                        NodeType::File => {
-                            for b in n.content.as_deref().unwrap_or(&[]) {
-                                let p = idx
-                                    .position(b, BlobType::Data)
-                                    .ok_or_else(|| missing("data blob", b))?;
-                                mark(&mut used, p);
-                            }
-                        }
+                        NodeType::File => used
+                            .data
+                            .extend(n.content.as_deref().unwrap_or(&[]).iter().map(prefix)),
                         _ => {}
                     }
                 }
             }
+            if used.data.len() > 1 << 22 {
+                used.data.sort_unstable();
+                used.data.dedup();
+            }
         }
     }
+    used.data.sort_unstable();
+    used.data.dedup();
+    drop(trees);
 
+    // pass 2: count each pack's used and unused bytes
     let mut plan = PrunePlan {
         snapshots: snapshot_ids.len(),
         packs_total: listed.len(),
         bytes_total: listed.values().sum(),
-        used,
         snapshot_ids,
-        index_files: idx.index_files().to_vec(),
+        index_files: index_files.clone(),
         ..Default::default()
     };
-
-    // per-pack statistics
     let mut stats: HashMap<Id, PackStats> = HashMap::new();
-    for (pos, (_, _, loc)) in idx.iter().enumerate() {
-        let st = stats.entry(loc.pack).or_default();
-        if plan.is_used(pos) {
-            st.used_blobs += 1;
-            st.used_bytes += loc.length as u64;
-            plan.blobs_used += 1;
-            plan.bytes_used += loc.length as u64;
-        } else {
-            st.unused_blobs += 1;
-            st.unused_bytes += loc.length as u64;
-            plan.blobs_unused += 1;
-            plan.bytes_unused += loc.length as u64;
+    let mut seen_data = vec![0u64; used.data.len().div_ceil(64) + 1];
+    for_each_index_entry(repo, &index_files, threads, &mut |_, p| {
+        // a pack listed by two index files (after an interrupted prune) is
+        // counted once
+        if stats.contains_key(&p.id) {
+            return;
         }
+        let st = stats.entry(p.id).or_default();
+        for b in &p.blobs {
+            let is_used = used.contains(&b.id, b.blob_type);
+            if is_used
+                && b.blob_type == BlobType::Data
+                && let Ok(i) = used.data.binary_search(&prefix(&b.id))
+            {
+                seen_data[i / 64] |= 1 << (i % 64);
+            }
+            if is_used {
+                st.used_blobs += 1;
+                st.used_bytes += b.length as u64;
+                plan.blobs_used += 1;
+                plan.bytes_used += b.length as u64;
+            } else {
+                st.unused_blobs += 1;
+                st.unused_bytes += b.length as u64;
+                plan.blobs_unused += 1;
+                plan.bytes_unused += b.length as u64;
+            }
+        }
+    })?;
+    if let Some(i) = (0..used.data.len()).find(|&i| seen_data[i / 64] >> (i % 64) & 1 == 0) {
+        return Err(EngineError::Invalid(format!(
+            "a snapshot needs a data blob with id prefix {:016x} that is not in the index: the repository \
+             is damaged. Prune deletes nothing; run `holdfast check` to see what is affected.",
+            used.data[i]
+        )));
     }
     for (pack, st) in stats.iter_mut() {
         match listed.get(pack) {
@@ -307,6 +381,8 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     plan.packs_delete.sort();
     plan.packs_repack.sort();
     plan.packs_unindexed.sort();
+    plan.packs_missing.sort();
+    plan.used = used;
     Ok(plan)
 }
 
@@ -339,24 +415,31 @@ pub fn execute(
     if plan.is_noop() {
         return Ok(result);
     }
-    let idx = repo.load_index()?;
+    let threads = opts.threads.max(2);
     let repack: HashSet<Id> = plan.packs_repack.iter().copied().collect();
     let dropped: HashSet<Id> = plan
         .packs_delete
         .iter()
         .chain(&plan.packs_repack)
+        .chain(&plan.packs_missing)
         .copied()
         .collect();
 
     // 1. repack used blobs of repacked packs (verified, copied sealed)
-    let mut new_packs = Vec::new();
     if !repack.is_empty() {
-        let mut by_pack: HashMap<Id, Vec<(Id, BlobType, BlobLocation)>> = HashMap::new();
-        for (pos, (id, t, loc)) in idx.iter().enumerate() {
-            if repack.contains(&loc.pack) && plan.is_used(pos) {
-                by_pack.entry(loc.pack).or_default().push((id, t, loc));
+        let mut by_pack: HashMap<Id, Vec<IndexBlob>> = HashMap::new();
+        for_each_index_entry(repo, &plan.index_files, threads, &mut |_, p| {
+            // a pack listed by two index files is taken once
+            if repack.contains(&p.id) && !by_pack.contains_key(&p.id) {
+                let used: Vec<IndexBlob> = p
+                    .blobs
+                    .iter()
+                    .filter(|b| plan.used.contains(&b.id, b.blob_type))
+                    .cloned()
+                    .collect();
+                by_pack.insert(p.id, used);
             }
-        }
+        })?;
         let saver = BlobSaver::new(
             repo.clone(),
             Arc::new(MasterIndex::new()),
@@ -364,78 +447,60 @@ pub fn execute(
         );
         for (pack, blobs) in &by_pack {
             crate::cancel::check()?;
-            let bytes = repo.backend().get(&name(FileType::Pack, pack))?;
-            for (id, t, loc) in blobs {
-                let start = loc.offset as usize;
+            let pname = name(FileType::Pack, pack);
+            let bytes = repo.backend().get(&pname)?;
+            for b in blobs {
+                let start = b.offset as usize;
                 let sealed = bytes
-                    .get(start..start + loc.length as usize)
-                    .ok_or_else(|| {
+                    .get(start..start + b.length as usize)
+                    .ok_or_else(|| EngineError::corrupt(&pname, "blob extends past the end"))?;
+                let loc = BlobLocation {
+                    pack: *pack,
+                    offset: b.offset,
+                    length: b.length,
+                    uncompressed_length: b.uncompressed_length,
+                };
+                repo.decode_blob(&b.id, &loc, sealed.to_vec())
+                    .map_err(|why| {
                         EngineError::corrupt(
-                            name(FileType::Pack, pack),
-                            "blob extends past the end",
+                            &pname,
+                            format!("blob {}: {why}; prune stops before deleting anything", b.id),
                         )
                     })?;
-                repo.decode_blob(id, loc, sealed.to_vec()).map_err(|why| {
-                    EngineError::corrupt(
-                        name(FileType::Pack, pack),
-                        format!("blob {id}: {why}; prune stops before deleting anything"),
-                    )
-                })?;
-                saver.save_sealed(*t, *id, sealed.to_vec(), loc.uncompressed_length)?;
+                saver.save_sealed(b.blob_type, b.id, sealed.to_vec(), b.uncompressed_length)?;
             }
         }
         let sum = saver.finish()?;
         result.packs_written = sum.packs.len();
         result.index_files_written += sum.index_files.len();
-        new_packs = sum.packs;
     }
 
-    // 2. new index files for every pack kept, streamed pack by pack
+    // 2. new index files for every pack kept, streamed file by file
     let mut batch = IndexFile {
         supersedes: plan.index_files.clone(),
         packs: Vec::new(),
     };
     let mut count = 0usize;
     let mut written = Vec::new();
-    let mut current: Option<IndexPack> = None;
-    let order = idx.positions_by_pack();
-    let mut flush_pack = |p: IndexPack, batch: &mut IndexFile, count: &mut usize| -> Result<()> {
-        *count += p.blobs.len();
-        batch.packs.push(p);
-        if *count >= 50_000 {
-            written.push(repo.save_json(FileType::Index, &batch.to_json())?);
+    let mut emitted: HashSet<Id> = HashSet::new();
+    let mut err = None;
+    for_each_index_entry(repo, &plan.index_files, threads, &mut |_, p| {
+        if err.is_some() || dropped.contains(&p.id) || !emitted.insert(p.id) {
+            return;
+        }
+        count += p.blobs.len();
+        batch.packs.push(p.clone());
+        if count >= 50_000 {
+            match repo.save_json(FileType::Index, &batch.to_json()) {
+                Ok(id) => written.push(id),
+                Err(e) => err = Some(e),
+            }
             batch.packs.clear();
-            *count = 0;
+            count = 0;
         }
-        Ok(())
-    };
-    for pos in order {
-        let (id, t, loc) = idx.entry(pos as usize);
-        if dropped.contains(&loc.pack) || plan.packs_missing.contains(&loc.pack) {
-            continue;
-        }
-        if current.as_ref().is_some_and(|c| c.id != loc.pack)
-            && let Some(done) = current.take()
-        {
-            flush_pack(done, &mut batch, &mut count)?;
-        }
-        let cur = current.get_or_insert_with(|| IndexPack {
-            id: loc.pack,
-            blobs: Vec::new(),
-        });
-        if cur.blobs.last().is_some_and(|b| b.offset == loc.offset) {
-            continue; // the same blob listed by two index files
-        }
-        cur.blobs.push(IndexBlob {
-            id,
-            blob_type: t,
-            offset: loc.offset,
-            length: loc.length,
-            uncompressed_length: loc.uncompressed_length,
-        });
-    }
-    if let Some(done) = current.take() {
-        flush_pack(done, &mut batch, &mut count)?;
+    })?;
+    if let Some(e) = err {
+        return Err(e);
     }
     if !batch.packs.is_empty() {
         written.push(repo.save_json(FileType::Index, &batch.to_json())?);
@@ -451,8 +516,7 @@ pub fn execute(
     }
 
     // 3. old index files, then packs
-    let old = plan.index_files.clone();
-    crate::parallel::map(old, opts.threads, |id| -> Result<()> {
+    crate::parallel::map(plan.index_files.clone(), threads, |id| -> Result<()> {
         match repo.backend().delete(&name(FileType::Index, &id)) {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
@@ -468,7 +532,7 @@ pub fn execute(
         .copied()
         .collect();
     result.packs_deleted = doomed.len();
-    crate::parallel::map(doomed, opts.threads.max(4), |id| -> Result<()> {
+    crate::parallel::map(doomed, threads.max(4), |id| -> Result<()> {
         match repo.backend().delete(&name(FileType::Pack, &id)) {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
@@ -476,14 +540,6 @@ pub fn execute(
         }
     })?;
     result.bytes_freed = plan.bytes_freed();
-    let mut new_idx = MasterIndex::new();
-    for id in &written {
-        if let Ok(f) = repo.load_index_file(id) {
-            new_idx.add_index_file(Some(*id), &f);
-        }
-    }
-    new_idx.add_packs(&new_packs);
-    repo.set_index(new_idx);
     Ok(result)
 }
 
