@@ -12,6 +12,8 @@
 #   check      check (metadata only) and check --read-data of that repository
 #   prune      after MANY snapshots (default 30, each after a 1 % churn) and forgetting every other one,
 #              prune (default --max-unused 5 % for both)
+#   prune-Nb   memory of prune with very many blobs: a synthetic repository of N small blobs (the
+#              many_blobs example; MANY_BLOBS="1000000 3000000"), half of them dropped
 # Timings are medians of $REPS runs; peak RSS from /usr/bin/time. The source stays in the page cache
 # (vmtouch -l) so that both tools read it at memory speed and the comparison is of the tools. Nothing
 # big is deleted between timed steps: ext4 slows down creating files right after deleting tens of
@@ -172,6 +174,27 @@ for rep in $(seq 1 "$REPS"); do
   done
 done
 
+if [ -n "${MANY_BLOBS-1000000 3000000}" ]; then
+  cargo build --release --quiet -p holdfast-engine --example many_blobs
+  for n in ${MANY_BLOBS-1000000 3000000}; do
+    gen=$BENCH_WORK/many-$n
+    ids=$(HOLDFAST_PASSWORD=$RESTIC_PASSWORD "$ROOT/target/release/examples/many_blobs" "$gen" "$n")
+    first=$(echo "$ids" | head -1)
+    for tool in $TOOLS; do
+      repo=$BENCH_WORK/many-$n-$tool
+      cp -a "$gen" "$repo"
+      case $tool in
+        holdfast) "$HF" -r "$repo" -q forget "$first" >/dev/null; prune=("$HF" -r "$repo" -q prune) ;;
+        restic) restic -r "$repo" -q forget "$first" >/dev/null; prune=(restic -r "$repo" -q prune) ;;
+      esac
+      vmtouch -qt "$repo"
+      timed "$tool" 1 "prune-${n}b" "$repo" "${prune[@]}"
+      trash "$repo"
+    done
+    trash "$gen"
+  done
+fi
+
 python3 - "$RESULTS" "$BYTES" "$FILES" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
@@ -181,7 +204,7 @@ for (tool, step) in {(r["tool"], r["step"]) for r in rows}:
     rs = [r for r in rows if r["tool"] == tool and r["step"] == step]
     med[tool, step] = {k: statistics.median(float(r[k]) for r in rs) for k in ("seconds", "user", "sys", "max_rss_kb", "repo_bytes")}
 tools = sorted({t for t, _ in med}, key=lambda t: t != "holdfast")
-steps = ["first", "unchanged", "churn", "restore", "check", "check-read-data", "prune"]
+steps = ["first", "unchanged", "churn", "restore", "check", "check-read-data", "prune"] + sorted({s for _, s in med if s.startswith("prune-")}, key=lambda s: int(s[6:-1]))
 print(f"Source: {files} files, {src_bytes / 1e6:.1f} MB. Medians of {len({r['rep'] for r in rows})} runs (prune: one run).\n")
 print("| step | " + " | ".join(f"{t} s | {t} CPU s | {t} RSS MB" for t in tools) + " | speed-up |")
 print("|---|" + "---:|" * (3 * len(tools) + 1))
