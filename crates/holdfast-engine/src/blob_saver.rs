@@ -78,6 +78,9 @@ pub struct SaverSummary {
     pub index_files: Vec<Id>,
 }
 
+/// Most blobs one pack holds, whatever their size.
+pub const MAX_BLOBS_PER_PACK: usize = 10_000;
+
 struct Work {
     blob_type: BlobType,
     id: Id,
@@ -260,6 +263,7 @@ impl BlobSaver {
 
     /// Store a blob that is already sealed (and verified by the caller), as
     /// prune does when it repacks: the bytes are copied, not re-encrypted.
+    /// No deduplication: the caller copies each blob once.
     pub fn save_sealed(
         &self,
         blob_type: BlobType,
@@ -267,9 +271,6 @@ impl BlobSaver {
         sealed: Vec<u8>,
         uncompressed_length: Option<u32>,
     ) -> Result<SaveOutcome> {
-        if !self.shared.session.lock().unwrap().insert((id, blob_type)) {
-            return Ok(SaveOutcome { id, new: false });
-        }
         if self.shared.failed() {
             return Err(self.take_error());
         }
@@ -412,7 +413,9 @@ fn packer(sh: Arc<Shared>, rx: Receiver<Sealed>, tx: Sender<FinishedPack>) {
             .get_or_insert_with(|| PackBuilder::with_buffer(sh.packs.get(target + 1024 * 1024)));
         b.add(s.blob_type, s.id, &s.sealed, s.uncompressed_length);
         sh.blobs.put(s.sealed);
-        if b.len() >= target {
+        // Many tiny blobs would make a pack's header (and its index entry)
+        // huge: a pack also closes at MAX_BLOBS_PER_PACK blobs.
+        if b.len() >= target || b.count() >= MAX_BLOBS_PER_PACK {
             let full = slot.take().unwrap().finish(&key);
             if tx.send(full).is_err() {
                 return;

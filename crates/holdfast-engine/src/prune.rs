@@ -24,7 +24,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use holdfast_format::index::{IndexBlob, IndexFile, IndexPack};
+use holdfast_format::index::{IndexFile, IndexPack};
 use holdfast_format::tree::{NodeType, TreeRefs};
 use holdfast_format::{BlobType, Id};
 use holdfast_storage::FileType;
@@ -177,8 +177,8 @@ fn for_each_index_entry(
     threads: usize,
     f: &mut dyn FnMut(Id, &IndexPack),
 ) -> Result<()> {
-    for batch in files.chunks(threads.max(1)) {
-        let loaded = crate::parallel::map(batch.to_vec(), threads.max(1), |id| {
+    for batch in files.chunks(threads.clamp(1, 2)) {
+        let loaded = crate::parallel::map(batch.to_vec(), threads.clamp(1, 2), |id| {
             repo.load_index_file(&id).map(|file| (id, file))
         })?;
         for (id, file) in loaded {
@@ -238,9 +238,19 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
                 todo.push(tree);
             }
         }
-        // in batches, so memory holds a bounded number of parsed trees
+        // in batches of at most 256 trees and 16 MiB of tree data, so memory
+        // holds a bounded amount of parsed trees however large they are
         while !todo.is_empty() {
-            let batch: Vec<Id> = todo.drain(..todo.len().min(256)).collect();
+            let mut take = 0;
+            let mut bytes = 0u64;
+            while take < todo.len() && take < 256 && bytes < 16 << 20 {
+                bytes += trees
+                    .lookup(&todo[take], BlobType::Tree)
+                    .map(|l| l.plain_len() as u64)
+                    .unwrap_or(0);
+                take += 1;
+            }
+            let batch: Vec<Id> = todo.drain(..take).collect();
             let loaded = crate::parallel::map(batch, threads, |tree| -> Result<TreeRefs> {
                 let loc = trees
                     .lookup(&tree, BlobType::Tree)
@@ -398,6 +408,43 @@ pub struct PruneResult {
     pub deletion_skipped: bool,
 }
 
+/// Copy the used blobs of one pack into the saver, verifying each.
+fn repack_pack(
+    repo: &Repository,
+    saver: &BlobSaver,
+    plan: &PrunePlan,
+    p: &IndexPack,
+) -> Result<()> {
+    crate::cancel::check()?;
+    let pname = name(FileType::Pack, &p.id);
+    let bytes = repo.backend().get(&pname)?;
+    for b in p
+        .blobs
+        .iter()
+        .filter(|b| plan.used.contains(&b.id, b.blob_type))
+    {
+        let start = b.offset as usize;
+        let sealed = bytes
+            .get(start..start + b.length as usize)
+            .ok_or_else(|| EngineError::corrupt(&pname, "blob extends past the end"))?;
+        let loc = BlobLocation {
+            pack: p.id,
+            offset: b.offset,
+            length: b.length,
+            uncompressed_length: b.uncompressed_length,
+        };
+        repo.decode_blob(&b.id, &loc, sealed.to_vec())
+            .map_err(|why| {
+                EngineError::corrupt(
+                    &pname,
+                    format!("blob {}: {why}; prune stops before deleting anything", b.id),
+                )
+            })?;
+        saver.save_sealed(b.blob_type, b.id, sealed.to_vec(), b.uncompressed_length)?;
+    }
+    Ok(())
+}
+
 /// Carry out `plan`.
 pub fn execute(
     repo: &Arc<Repository>,
@@ -425,50 +472,27 @@ pub fn execute(
         .copied()
         .collect();
 
-    // 1. repack used blobs of repacked packs (verified, copied sealed)
+    // 1. repack used blobs of repacked packs (verified, copied sealed), one
+    //    pack at a time as the index files list them
     if !repack.is_empty() {
-        let mut by_pack: HashMap<Id, Vec<IndexBlob>> = HashMap::new();
-        for_each_index_entry(repo, &plan.index_files, threads, &mut |_, p| {
-            // a pack listed by two index files is taken once
-            if repack.contains(&p.id) && !by_pack.contains_key(&p.id) {
-                let used: Vec<IndexBlob> = p
-                    .blobs
-                    .iter()
-                    .filter(|b| plan.used.contains(&b.id, b.blob_type))
-                    .cloned()
-                    .collect();
-                by_pack.insert(p.id, used);
-            }
-        })?;
         let saver = BlobSaver::new(
             repo.clone(),
             Arc::new(MasterIndex::new()),
             opts.saver.clone(),
         );
-        for (pack, blobs) in &by_pack {
-            crate::cancel::check()?;
-            let pname = name(FileType::Pack, pack);
-            let bytes = repo.backend().get(&pname)?;
-            for b in blobs {
-                let start = b.offset as usize;
-                let sealed = bytes
-                    .get(start..start + b.length as usize)
-                    .ok_or_else(|| EngineError::corrupt(&pname, "blob extends past the end"))?;
-                let loc = BlobLocation {
-                    pack: *pack,
-                    offset: b.offset,
-                    length: b.length,
-                    uncompressed_length: b.uncompressed_length,
-                };
-                repo.decode_blob(&b.id, &loc, sealed.to_vec())
-                    .map_err(|why| {
-                        EngineError::corrupt(
-                            &pname,
-                            format!("blob {}: {why}; prune stops before deleting anything", b.id),
-                        )
-                    })?;
-                saver.save_sealed(b.blob_type, b.id, sealed.to_vec(), b.uncompressed_length)?;
+        let mut done: HashSet<Id> = HashSet::new();
+        let mut failure = None;
+        for_each_index_entry(repo, &plan.index_files, threads, &mut |_, p| {
+            // a pack listed by two index files is taken once
+            if failure.is_some() || !repack.contains(&p.id) || !done.insert(p.id) {
+                return;
             }
+            if let Err(e) = repack_pack(repo, &saver, plan, p) {
+                failure = Some(e);
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
         }
         let sum = saver.finish()?;
         result.packs_written = sum.packs.len();
