@@ -475,3 +475,57 @@ fn unreadable_file_is_skipped_with_exit_code_3() {
     let ls = repo.ok(&["ls", "latest"]);
     assert!(ls.contains("ok.txt") && !ls.contains("secret.txt"), "{ls}");
 }
+
+#[test]
+fn dry_run_writes_nothing() {
+    let repo = Repo::new();
+    let src = repo.dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), vec![7u8; 100_000]).unwrap();
+    let s = repo.backup(&[&src], &["--dry-run"]);
+    assert_eq!(s["dry_run"], true);
+    assert_eq!(s["files_new"], 1);
+    assert!(s.get("snapshot_id").is_none());
+    assert!(repo.snapshot_ids().is_empty());
+    for dir in ["index", "snapshots"] {
+        assert_eq!(
+            fs::read_dir(repo.path.join(dir)).unwrap().count(),
+            0,
+            "{dir} is empty"
+        );
+    }
+    let packs: usize = fs::read_dir(repo.path.join("data"))
+        .unwrap()
+        .map(|d| fs::read_dir(d.unwrap().path()).unwrap().count())
+        .sum();
+    assert_eq!(packs, 0);
+}
+
+#[test]
+fn chunk_size_is_chosen_per_backup() {
+    let repo = Repo::new();
+    let src = repo.dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let mut x: u64 = 88172645463325252;
+    let data: Vec<u8> = (0..4_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::write(src.join("f"), &data).unwrap();
+    let big = repo.backup(&[&src], &[]);
+    let small = repo.backup(&[&src], &["--force", "--chunk-size", "16K:64K:256K"]);
+    assert!(big["data_blobs"].as_u64().unwrap() <= 8, "{big}");
+    assert!(small["data_blobs"].as_u64().unwrap() >= 16, "{small}");
+    let bad = repo.run(&[
+        "backup",
+        "--chunk-size",
+        "64K:16K:256K",
+        src.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid chunk sizes"));
+}
