@@ -237,6 +237,18 @@ impl BlobSaver {
             self.shared.blobs.put(data);
             return Ok(SaveOutcome { id, new: false });
         }
+        self.count_new(blob_type, data.len() as u64)?;
+        self.send(Work {
+            blob_type,
+            id,
+            data,
+            presealed: None,
+        })?;
+        Ok(SaveOutcome { id, new: true })
+    }
+
+    /// Count a blob about to enter the pipeline (failing if it stopped).
+    fn count_new(&self, blob_type: BlobType, plain_len: u64) -> Result<()> {
         if self.shared.failed() {
             return Err(self.take_error());
         }
@@ -245,15 +257,8 @@ impl BlobSaver {
             BlobType::Data => st.data_blobs.fetch_add(1, Ordering::Relaxed),
             BlobType::Tree => st.tree_blobs.fetch_add(1, Ordering::Relaxed),
         };
-        st.added_plain
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.send(Work {
-            blob_type,
-            id,
-            data,
-            presealed: None,
-        })?;
-        Ok(SaveOutcome { id, new: true })
+        st.added_plain.fetch_add(plain_len, Ordering::Relaxed);
+        Ok(())
     }
 
     fn send(&self, w: Work) -> Result<()> {
@@ -271,18 +276,10 @@ impl BlobSaver {
         sealed: Vec<u8>,
         uncompressed_length: Option<u32>,
     ) -> Result<SaveOutcome> {
-        if self.shared.failed() {
-            return Err(self.take_error());
-        }
-        let st = &self.shared.stats;
-        match blob_type {
-            BlobType::Data => st.data_blobs.fetch_add(1, Ordering::Relaxed),
-            BlobType::Tree => st.tree_blobs.fetch_add(1, Ordering::Relaxed),
-        };
         let plain = uncompressed_length
             .map(|u| u as u64)
             .unwrap_or(sealed.len().saturating_sub(crypto::OVERHEAD) as u64);
-        st.added_plain.fetch_add(plain, Ordering::Relaxed);
+        self.count_new(blob_type, plain)?;
         self.send(Work {
             blob_type,
             id,

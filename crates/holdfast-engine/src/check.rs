@@ -241,12 +241,7 @@ pub fn check(
     idx.finish();
 
     // packs: listed vs indexed, sizes, headers, and (optionally) all data
-    let listed: HashMap<Id, u64> = repo
-        .backend()
-        .list(FileType::Pack)?
-        .into_iter()
-        .filter_map(|o| Id::from_hex(&o.name).ok().map(|id| (id, o.size)))
-        .collect();
+    let listed: HashMap<Id, u64> = repo.list_packs()?;
     // entry positions grouped by pack (4 bytes per blob, no copy of the index)
     let order = idx.positions_by_pack();
     let mut by_pack: BTreeMap<Id, (usize, usize)> = BTreeMap::new();

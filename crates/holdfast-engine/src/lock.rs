@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use holdfast_format::Id;
 use holdfast_format::gotime::GoTime;
 use holdfast_format::lock::{Lock, REFRESH_EVERY_SECS};
-use holdfast_storage::FileType;
+use holdfast_storage::{FileType, pid_alive};
 
 use crate::error::{EngineError, Result};
 use crate::repository::{Repository, name};
@@ -81,16 +81,6 @@ fn human_duration(secs: i64) -> String {
         format!("{}m{}s", secs / 60, secs % 60)
     } else {
         format!("{}h{}m", secs / 3600, secs % 3600 / 60)
-    }
-}
-
-fn pid_alive(pid: i32) -> bool {
-    match rustix::process::Pid::from_raw(pid) {
-        None => false,
-        Some(p) => match rustix::process::test_kill_process(p) {
-            Ok(()) => true,
-            Err(e) => e != rustix::io::Errno::SRCH,
-        },
     }
 }
 

@@ -193,12 +193,7 @@ fn for_each_index_entry(
 /// Work out what to delete and repack. Reads the index and trees only.
 pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     let threads = opts.threads.max(2);
-    let listed: HashMap<Id, u64> = repo
-        .backend()
-        .list(FileType::Pack)?
-        .into_iter()
-        .filter_map(|o| Id::from_hex(&o.name).ok().map(|id| (id, o.size)))
-        .collect();
+    let listed: HashMap<Id, u64> = repo.list_packs()?;
     let snapshot_ids: HashSet<Id> = repo.list_ids(FileType::Snapshot)?.into_iter().collect();
     let index_files = repo.list_ids(FileType::Index)?;
 

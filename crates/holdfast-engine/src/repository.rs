@@ -242,6 +242,16 @@ impl Repository {
         Ok(ids)
     }
 
+    /// Every pack file with its size.
+    pub fn list_packs(&self) -> Result<std::collections::HashMap<Id, u64>> {
+        Ok(self
+            .backend
+            .list(FileType::Pack)?
+            .into_iter()
+            .filter_map(|o| Id::from_hex(&o.name).ok().map(|id| (id, o.size)))
+            .collect())
+    }
+
     /// Resolve an id prefix among the files of one type.
     pub fn find_id(&self, ftype: FileType, prefix: &str) -> Result<Id> {
         if let Ok(id) = Id::from_hex(prefix) {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use holdfast_engine::Result;
-use holdfast_engine::blob_saver::{BlobSaver, SaverSummary};
+use holdfast_engine::blob_saver::{BlobSaver, SaverOptions, SaverSummary};
 use holdfast_engine::repository::Repository;
 use holdfast_format::Id;
 use holdfast_format::gotime::GoTime;
@@ -23,6 +23,23 @@ pub struct SnapshotMeta {
     pub parent: Option<Id>,
     /// holdfast's own fields, stored under the `holdfast` key.
     pub extra: Option<serde_json::Value>,
+}
+
+/// Start the blob pipeline of a backup, against the repository's index.
+pub fn start_saver(
+    repo: &Arc<Repository>,
+    opts: &SaverOptions,
+    dry_run: bool,
+) -> Result<BlobSaver> {
+    let index = repo.load_index()?;
+    Ok(BlobSaver::new(
+        repo.clone(),
+        index,
+        SaverOptions {
+            dry_run,
+            ..opts.clone()
+        },
+    ))
 }
 
 /// The version string written into snapshots.

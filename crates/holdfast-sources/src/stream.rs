@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use holdfast_engine::blob_saver::{BlobSaver, SaverOptions};
+use holdfast_engine::blob_saver::SaverOptions;
 use holdfast_engine::chunker::{Chunker, ChunkerParams};
 use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result, system};
@@ -14,7 +14,7 @@ use holdfast_format::tree::{Node, NodeType, Tree, gomode};
 use holdfast_format::{BlobType, Id};
 use sha2::{Digest, Sha256};
 
-use crate::commit::{SnapshotMeta, commit};
+use crate::commit::{SnapshotMeta, commit, start_saver};
 use crate::progress::Progress;
 
 pub struct StreamBackupOptions {
@@ -55,15 +55,7 @@ pub fn backup_stream(
 ) -> Result<StreamBackupResult> {
     validate_filename(&opts.filename)?;
     let start = GoTime::now();
-    let index = repo.load_index()?;
-    let saver = BlobSaver::new(
-        repo.clone(),
-        index,
-        SaverOptions {
-            dry_run: opts.dry_run,
-            ..opts.saver.clone()
-        },
-    );
+    let saver = start_saver(repo, &opts.saver, opts.dry_run)?;
     let mut hasher = Sha256::new();
     let mut chunker = Chunker::new(reader, opts.chunker, repo.chunker_seed());
     let mut content = Vec::new();

@@ -17,7 +17,7 @@ mod local;
 mod memory;
 mod name;
 
-pub use local::LocalBackend;
+pub use local::{LocalBackend, pid_alive};
 pub use memory::MemoryBackend;
 pub use name::{FileType, ObjectName};
 

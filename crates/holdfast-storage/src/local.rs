@@ -70,7 +70,8 @@ fn random_hex() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn pid_alive(pid: i32) -> bool {
+/// Whether a process with this id exists on this host.
+pub fn pid_alive(pid: i32) -> bool {
     match rustix::process::Pid::from_raw(pid) {
         None => false,
         Some(p) => match rustix::process::test_kill_process(p) {

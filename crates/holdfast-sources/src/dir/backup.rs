@@ -34,7 +34,7 @@ use holdfast_format::tree::{Node, NodeType, Tree};
 use holdfast_format::{BlobType, Id};
 
 use super::metadata::{node_from_stat, read_xattrs, read_xattrs_fd};
-use crate::commit::{SnapshotMeta, commit};
+use crate::commit::{SnapshotMeta, commit, start_saver};
 use crate::filter::PathMatcher;
 use crate::progress::{ItemError, Progress};
 
@@ -697,15 +697,7 @@ pub fn backup_dirs(
     let all = targets.clone();
     targets.retain(|t| !all.iter().any(|o| o != t && t.starts_with(o)));
     let trie = build_trie(&targets);
-    let index = repo.load_index()?;
-    let saver = BlobSaver::new(
-        repo.clone(),
-        index,
-        SaverOptions {
-            dry_run: opts.dry_run,
-            ..opts.saver.clone()
-        },
-    );
+    let saver = start_saver(repo, &opts.saver, opts.dry_run)?;
     let (parent_id, parent_tree) = match &opts.parent {
         Some((id, s)) => (Some(*id), Some(s.tree)),
         None => (None, None),

@@ -452,22 +452,18 @@ impl Walk<'_> {
             let proc_path = format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(dir));
             let mut p = proc_path.into_bytes();
             p.extend_from_slice(name);
-            for x in &node.extended_attributes {
-                if let Err(e) = rustix::fs::lsetxattr(
+            self.meta.set_xattrs(node, spath, |name, value| {
+                match rustix::fs::lsetxattr(
                     p.as_slice(),
-                    x.name.as_str(),
-                    &x.value,
+                    name,
+                    value,
                     rustix::fs::XattrFlags::empty(),
-                ) && (self.am_root || x.name.starts_with("user."))
-                    && e != Errno::PERM
-                {
-                    self.error(
-                        spath,
-                        "set extended attribute",
-                        format!("{}: {}", x.name, errno(e)),
-                    );
+                ) {
+                    // symlinks take no user.* attributes on Linux
+                    Err(Errno::PERM) => Ok(()),
+                    r => r,
                 }
-            }
+            });
         }
         let times = Timestamps {
             last_access: ts(&node.atime),
@@ -992,14 +988,17 @@ impl MetaSetter<'_> {
         self.set_xattrs_and_times(fd, node, spath);
     }
 
-    fn set_xattrs_and_times(&self, fd: &impl AsFd, node: &Node, spath: &[u8]) {
+    /// Set each extended attribute with `set`; failures an unprivileged
+    /// user expects (trusted.*, security.*) are not reported.
+    fn set_xattrs(
+        &self,
+        node: &Node,
+        spath: &[u8],
+        set: impl Fn(&str, &[u8]) -> rustix::io::Result<()>,
+    ) {
         for x in &node.extended_attributes {
-            if let Err(e) = rustix::fs::fsetxattr(
-                fd,
-                x.name.as_str(),
-                &x.value,
-                rustix::fs::XattrFlags::empty(),
-            ) && (self.am_root || x.name.starts_with("user."))
+            if let Err(e) = set(x.name.as_str(), &x.value)
+                && (self.am_root || x.name.starts_with("user."))
             {
                 self.error(
                     spath,
@@ -1008,6 +1007,12 @@ impl MetaSetter<'_> {
                 );
             }
         }
+    }
+
+    fn set_xattrs_and_times(&self, fd: &impl AsFd, node: &Node, spath: &[u8]) {
+        self.set_xattrs(node, spath, |name, value| {
+            rustix::fs::fsetxattr(fd, name, value, rustix::fs::XattrFlags::empty())
+        });
         let times = Timestamps {
             last_access: ts(&node.atime),
             last_modification: ts(&node.mtime),
