@@ -9,6 +9,7 @@ use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::snapshots::{self, SnapshotFilter};
 use holdfast_engine::system;
 use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
+use holdfast_sources::command::backup_command;
 use holdfast_sources::commit::SnapshotMeta;
 use holdfast_sources::dir::backup::{DirBackupOptions, backup_dirs, clean_absolute};
 use holdfast_sources::filter::{PathMatcher, read_pattern_file};
@@ -27,9 +28,13 @@ pub struct BackupArgs {
     /// Back up the data read from standard input as one file
     #[arg(long)]
     pub stdin: bool,
-    /// File name to store standard input under
+    /// File name to store standard input (or --command's output) under
     #[arg(long, default_value = "stdin", value_name = "NAME")]
     pub stdin_filename: String,
+    /// Back up the standard output of a command (run with /bin/sh -c); a
+    /// non-zero exit status or a signal fails the backup
+    #[arg(long, value_name = "CMD", conflicts_with = "stdin")]
+    pub command: Option<String>,
     /// Add a tag to the snapshot (repeatable, or comma-separated)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
@@ -63,11 +68,12 @@ pub struct BackupArgs {
 }
 
 pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
-    if a.stdin && !a.paths.is_empty() {
-        bail!("--stdin and paths cannot be combined");
+    let streamed = a.stdin || a.command.is_some();
+    if streamed && !a.paths.is_empty() {
+        bail!("--stdin and --command cannot be combined with paths");
     }
-    if !a.stdin && a.paths.is_empty() {
-        bail!("nothing to back up: give paths, or --stdin");
+    if !streamed && a.paths.is_empty() {
+        bail!("nothing to back up: give paths, --stdin or --command");
     }
     let chunker = match &a.chunk_size {
         Some(s) => ChunkerParams::parse(s).map_err(anyhow::Error::msg)?,
@@ -106,7 +112,24 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
     let ui2 = ui.clone();
     let progress = Arc::new(Progress::new(Box::new(move |e| ui2.item_error(e))));
 
-    let (id, snap): (Option<holdfast_format::Id>, Snapshot) = if a.stdin {
+    let (id, snap): (Option<holdfast_format::Id>, Snapshot) = if let Some(cmd) = &a.command {
+        let handle = ui.start_progress(progress.clone(), "");
+        let r = backup_command(
+            &repo,
+            cmd,
+            StreamBackupOptions {
+                filename: a.stdin_filename.clone(),
+                chunker,
+                saver,
+                meta,
+                dry_run: a.dry_run,
+            },
+            &progress,
+        );
+        handle.finish();
+        let r = r?;
+        (r.snapshot_id, r.snapshot)
+    } else if a.stdin {
         let handle = ui.start_progress(progress.clone(), "");
         let stdin = std::io::stdin();
         let r = backup_stream(

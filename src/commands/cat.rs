@@ -33,7 +33,11 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &CatArgs) -> Result<u8> {
     let text = match a.kind.as_str() {
         "config" => serde_json::to_string_pretty(repo.config())?,
         "masterkey" => pretty(&repo.key().to_json())?,
-        "snapshot" => pretty(&repo.load_json(FileType::Snapshot, &need_id(FileType::Snapshot)?)?)?,
+        "snapshot" => {
+            let spec = a.id.as_deref().unwrap_or("latest");
+            let (id, _) = holdfast_engine::snapshots::find(&repo, spec, &Default::default())?;
+            pretty(&repo.load_json(FileType::Snapshot, &id)?)?
+        }
         "index" => pretty(&repo.load_json(FileType::Index, &need_id(FileType::Index)?)?)?,
         "lock" => pretty(&repo.load_json(FileType::Lock, &need_id(FileType::Lock)?)?)?,
         "key" => {

@@ -3,6 +3,8 @@
 //! of metadata, and comparing two trees field by field.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;

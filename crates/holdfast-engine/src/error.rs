@@ -37,6 +37,10 @@ pub enum EngineError {
     },
     #[error("interrupted")]
     Interrupted,
+    /// A source (a dump tool, a database, a stream) failed; the message says
+    /// what happened and that no snapshot was written.
+    #[error("{0}")]
+    Source(String),
 }
 
 impl EngineError {

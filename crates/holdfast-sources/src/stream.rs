@@ -4,18 +4,16 @@
 use std::io::Read;
 use std::sync::Arc;
 
+use holdfast_engine::Result;
 use holdfast_engine::blob_saver::SaverOptions;
-use holdfast_engine::chunker::{Chunker, ChunkerParams};
+use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::repository::Repository;
-use holdfast_engine::{EngineError, Result, system};
-use holdfast_format::gotime::GoTime;
-use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
-use holdfast_format::tree::{Node, NodeType, Tree, gomode};
-use holdfast_format::{BlobType, Id};
-use sha2::{Digest, Sha256};
+use holdfast_format::Id;
+use holdfast_format::snapshot::Snapshot;
 
-use crate::commit::{SnapshotMeta, commit, start_saver};
+use crate::commit::SnapshotMeta;
 use crate::progress::Progress;
+use crate::writer::SnapshotWriter;
 
 pub struct StreamBackupOptions {
     /// Name of the file in the snapshot.
@@ -37,12 +35,14 @@ pub struct StreamBackupResult {
 
 /// Check a file name given for a stream: one non-empty path component.
 pub fn validate_filename(name: &str) -> Result<()> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(EngineError::Invalid(format!(
-            "stream file name {name:?} must be a single file name (no '/', not '.' or '..')"
-        )));
-    }
-    Ok(())
+    crate::writer::validate_name(name)
+}
+
+/// What a stream turned out to be, for the caller's verdict before the
+/// snapshot is written.
+pub struct StreamFacts {
+    pub size: u64,
+    pub sha256: Id,
 }
 
 /// Read `reader` to its end and store it as a snapshot holding one file.
@@ -53,66 +53,37 @@ pub fn backup_stream(
     opts: StreamBackupOptions,
     progress: &Progress,
 ) -> Result<StreamBackupResult> {
+    backup_stream_checked(repo, reader, opts, progress, |_| Ok(None))
+}
+
+/// Like [`backup_stream`], with a verdict: once the stream has ended,
+/// `verify` decides whether it is complete (an error means no snapshot, as
+/// for a dump tool that failed) and may return holdfast's own metadata for
+/// the snapshot.
+pub fn backup_stream_checked(
+    repo: &Arc<Repository>,
+    reader: impl Read,
+    opts: StreamBackupOptions,
+    progress: &Progress,
+    verify: impl FnOnce(&StreamFacts) -> Result<Option<serde_json::Value>>,
+) -> Result<StreamBackupResult> {
     validate_filename(&opts.filename)?;
-    let start = GoTime::now();
-    let saver = start_saver(repo, &opts.saver, opts.dry_run)?;
-    let mut hasher = Sha256::new();
-    let mut chunker = Chunker::new(reader, opts.chunker, repo.chunker_seed());
-    let mut content = Vec::new();
-    loop {
-        holdfast_engine::cancel::check()?;
-        let chunk = match chunker.next_chunk() {
-            Ok(Some(c)) => c,
-            Ok(None) => break,
-            Err(e) => {
-                return Err(EngineError::io(
-                    format!("reading the stream for {}", opts.filename),
-                    e,
-                ));
-            }
-        };
-        hasher.update(chunk);
-        let id = Id::hash(chunk);
-        progress.add_bytes(chunk.len() as u64);
-        if !saver.known(&id, BlobType::Data) {
-            let mut b = saver.buffer(chunk.len());
-            b.extend_from_slice(chunk);
-            saver.save_hashed(BlobType::Data, id, b)?;
-        }
-        content.push(id);
-    }
-    let size = chunker.position;
-    let now = GoTime::now();
-    let mut node = Node::new(opts.filename.as_bytes().to_vec(), NodeType::File);
-    node.mode = gomode::from_unix(0o100644);
-    node.mtime = now;
-    node.atime = now;
-    node.ctime = now;
-    node.uid = system::uid();
-    node.gid = system::gid();
-    node.user = system::user_name(node.uid).unwrap_or_default();
-    node.group = system::group_name(node.gid).unwrap_or_default();
-    node.size = size;
-    node.links = 1;
-    node.content = Some(content);
-    let tree = Tree { nodes: vec![node] };
-    let blob = tree.to_blob();
-    let root = saver.save(BlobType::Tree, blob)?.id;
-    progress.file_done();
-    let summary = SnapshotSummary {
-        files_new: 1,
-        total_files_processed: 1,
-        total_bytes_processed: size,
-        ..Default::default()
-    };
+    let mut w = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
+    let facts = w.add_file(&opts.filename, reader)?;
+    let extra = verify(&StreamFacts {
+        size: facts.size,
+        sha256: facts.sha256,
+    })?;
     let mut meta = opts.meta;
     meta.paths = vec![format!("/{}", opts.filename)];
-    let sha256 = Id(hasher.finalize().into());
-    let (snapshot_id, snapshot, _) = commit(repo, saver, root, meta, summary, start, opts.dry_run)?;
+    if extra.is_some() {
+        meta.extra = extra;
+    }
+    let (snapshot_id, snapshot) = w.commit(meta)?;
     Ok(StreamBackupResult {
         snapshot_id,
         snapshot,
-        size,
-        sha256,
+        size: facts.size,
+        sha256: facts.sha256,
     })
 }

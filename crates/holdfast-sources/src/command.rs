@@ -1,0 +1,149 @@
+//! Any command's standard output as a one-file snapshot (`--command`), and
+//! the plumbing the dump tools share: a child process whose failure — a
+//! non-zero exit status or a signal — fails the backup before any snapshot
+//! is written, with the tail of its standard error in the message.
+
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use holdfast_engine::repository::Repository;
+use holdfast_engine::{EngineError, Result};
+use serde_json::json;
+
+use crate::progress::Progress;
+use crate::stream::{StreamBackupOptions, StreamBackupResult, backup_stream_checked};
+
+/// Bytes of a child's standard error kept for error messages.
+const STDERR_TAIL: usize = 8 * 1024;
+
+/// A running child whose standard output is read and whose standard error
+/// is collected (its last few kilobytes) for error messages.
+pub struct Spawned {
+    child: Child,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    drain: Option<JoinHandle<()>>,
+    /// What to call it in messages ("pg_dump", "the command").
+    pub what: String,
+}
+
+impl Spawned {
+    /// Start `cmd` with stdout and stderr piped and stdin closed.
+    pub fn start(mut cmd: Command, what: &str) -> Result<(Spawned, ChildStdout)> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| EngineError::io(format!("cannot start {what}"), e))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut err = child.stderr.take().expect("stderr is piped");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = stderr.clone();
+        let drain = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut s = sink.lock().unwrap();
+                s.extend_from_slice(&buf[..n]);
+                if s.len() > STDERR_TAIL * 2 {
+                    let cut = s.len() - STDERR_TAIL;
+                    s.drain(..cut);
+                }
+            }
+        });
+        Ok((
+            Spawned {
+                child,
+                stderr,
+                drain: Some(drain),
+                what: what.to_string(),
+            },
+            stdout,
+        ))
+    }
+
+    /// Wait for the child and turn a failure into an error.
+    pub fn finish(mut self) -> Result<ExitStatus> {
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| EngineError::io(format!("waiting for {}", self.what), e))?;
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+        if status.success() {
+            return Ok(status);
+        }
+        Err(EngineError::Source(self.failure(status)))
+    }
+
+    /// The standard error collected so far, trimmed.
+    pub fn stderr_tail(&self) -> String {
+        let s = self.stderr.lock().unwrap();
+        let text = String::from_utf8_lossy(&s);
+        let t = text.trim();
+        let start = t.len().saturating_sub(STDERR_TAIL);
+        t[t.floor_char_boundary(start)..].to_string()
+    }
+
+    fn failure(&self, status: ExitStatus) -> String {
+        let how = match (status.code(), status.signal()) {
+            (Some(c), _) => format!("exited with status {c}"),
+            (None, Some(sig)) => format!("was killed by signal {sig}"),
+            _ => "failed".to_string(),
+        };
+        let tail = self.stderr_tail();
+        if tail.is_empty() {
+            format!("{} {how}; no snapshot was written", self.what)
+        } else {
+            format!("{} {how}; no snapshot was written:\n{tail}", self.what)
+        }
+    }
+
+    /// Stop the child (after our side failed).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+    }
+}
+
+/// Back up the standard output of `command` (run by `/bin/sh -c`).
+pub fn backup_command(
+    repo: &Arc<Repository>,
+    command: &str,
+    opts: StreamBackupOptions,
+    progress: &Progress,
+) -> Result<StreamBackupResult> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(command);
+    // Only the program's name is recorded: the rest of a command line can
+    // hold secrets.
+    let program = command.split_whitespace().next().unwrap_or("").to_string();
+    let (child, stdout) = Spawned::start(cmd, "the command")?;
+    let child = Mutex::new(Some(child));
+    let r = backup_stream_checked(repo, stdout, opts, progress, |facts| {
+        let c = child.lock().unwrap().take().expect("child present");
+        let status = c.finish()?;
+        Ok(Some(json!({
+            "source": {
+                "kind": "command",
+                "program": program,
+                "exit_status": status.code(),
+                "size": facts.size,
+                "sha256": facts.sha256.to_hex(),
+            }
+        })))
+    });
+    if let Some(c) = child.lock().unwrap().take() {
+        c.kill();
+    }
+    r
+}

@@ -1,0 +1,226 @@
+//! Building a snapshot from streams: each file's content comes from a
+//! reader (a dump tool's output, a COPY stream, an HTTP body), nothing is
+//! held whole in memory, and the snapshot is written only by `commit`. The
+//! stream source and the database sources build on this.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use holdfast_engine::blob_saver::{BlobSaver, SaverOptions};
+use holdfast_engine::chunker::{Chunker, ChunkerParams};
+use holdfast_engine::repository::Repository;
+use holdfast_engine::{EngineError, Result, system};
+use holdfast_format::gotime::GoTime;
+use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
+use holdfast_format::tree::{Node, NodeType, Tree, gomode};
+use holdfast_format::{BlobType, Id};
+use sha2::{Digest, Sha256};
+
+use crate::commit::{SnapshotMeta, commit, start_saver};
+use crate::progress::Progress;
+
+/// What was stored for one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileFacts {
+    pub size: u64,
+    pub sha256: Id,
+}
+
+enum Entry {
+    File(Node),
+    Dir(BTreeMap<Vec<u8>, Entry>),
+}
+
+pub struct SnapshotWriter<'a> {
+    repo: Arc<Repository>,
+    saver: BlobSaver,
+    chunker: ChunkerParams,
+    seed: u64,
+    root: BTreeMap<Vec<u8>, Entry>,
+    start: GoTime,
+    files: u64,
+    bytes: u64,
+    dirs: u64,
+    buf: Vec<u8>,
+    progress: &'a Progress,
+    dry_run: bool,
+}
+
+/// Check one path component given for a stored file.
+pub fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(EngineError::Invalid(format!(
+            "file name {name:?} must be a single file name (no '/', not '.' or '..')"
+        )));
+    }
+    Ok(())
+}
+
+fn file_node(name: &str, size: u64, content: Vec<Id>, now: GoTime) -> Node {
+    let mut node = Node::new(name.as_bytes().to_vec(), NodeType::File);
+    node.mode = gomode::from_unix(0o100644);
+    node.mtime = now;
+    node.atime = now;
+    node.ctime = now;
+    node.uid = system::uid();
+    node.gid = system::gid();
+    node.user = system::user_name(node.uid).unwrap_or_default();
+    node.group = system::group_name(node.gid).unwrap_or_default();
+    node.size = size;
+    node.links = 1;
+    node.content = Some(content);
+    node
+}
+
+impl<'a> SnapshotWriter<'a> {
+    pub fn new(
+        repo: &Arc<Repository>,
+        chunker: ChunkerParams,
+        saver: &SaverOptions,
+        dry_run: bool,
+        progress: &'a Progress,
+    ) -> Result<SnapshotWriter<'a>> {
+        Ok(SnapshotWriter {
+            repo: repo.clone(),
+            saver: start_saver(repo, saver, dry_run)?,
+            chunker,
+            seed: repo.chunker_seed(),
+            root: BTreeMap::new(),
+            start: GoTime::now(),
+            files: 0,
+            bytes: 0,
+            dirs: 0,
+            buf: Vec::new(),
+            progress,
+            dry_run,
+        })
+    }
+
+    /// Store `reader`'s content as the file at `path` (`/`-separated,
+    /// relative). A read error fails the whole snapshot.
+    pub fn add_file(&mut self, path: &str, reader: impl Read) -> Result<FileFacts> {
+        let parts: Vec<&str> = path.split('/').collect();
+        for p in &parts {
+            validate_name(p)?;
+        }
+        let mut hasher = Sha256::new();
+        let mut chunker = Chunker::with_buffer(
+            reader,
+            self.chunker,
+            self.seed,
+            std::mem::take(&mut self.buf),
+        );
+        let mut content = Vec::new();
+        loop {
+            holdfast_engine::cancel::check()?;
+            let chunk = match chunker.next_chunk() {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => return Err(EngineError::io(format!("reading the data for {path}"), e)),
+            };
+            hasher.update(chunk);
+            let id = Id::hash(chunk);
+            self.progress.add_bytes(chunk.len() as u64);
+            if !self.saver.known(&id, BlobType::Data) {
+                let mut b = self.saver.buffer(chunk.len());
+                b.extend_from_slice(chunk);
+                self.saver.save_hashed(BlobType::Data, id, b)?;
+            }
+            content.push(id);
+        }
+        let size = chunker.position;
+        self.buf = chunker.into_buffer();
+        let (name, dirs) = parts.split_last().expect("split yields at least one part");
+        let mut level = &mut self.root;
+        for d in dirs {
+            let e = level
+                .entry(d.as_bytes().to_vec())
+                .or_insert_with(|| Entry::Dir(BTreeMap::new()));
+            level = match e {
+                Entry::Dir(m) => m,
+                Entry::File(_) => {
+                    return Err(EngineError::Invalid(format!(
+                        "{path}: {d} is already a file"
+                    )));
+                }
+            };
+        }
+        if level.contains_key(name.as_bytes()) {
+            return Err(EngineError::Invalid(format!("{path} is stored twice")));
+        }
+        level.insert(
+            name.as_bytes().to_vec(),
+            Entry::File(file_node(name, size, content, GoTime::now())),
+        );
+        self.files += 1;
+        self.bytes += size;
+        self.progress.file_done();
+        Ok(FileFacts {
+            size,
+            sha256: Id(hasher.finalize().into()),
+        })
+    }
+
+    /// Store a small in-memory document (a manifest, a schema).
+    pub fn add_bytes(&mut self, path: &str, data: &[u8]) -> Result<FileFacts> {
+        self.add_file(path, data)
+    }
+
+    fn save_dir(&mut self, entries: BTreeMap<Vec<u8>, Entry>) -> Result<Id> {
+        let mut nodes = Vec::new();
+        let now = GoTime::now();
+        for (name, e) in entries {
+            match e {
+                Entry::File(n) => nodes.push(n),
+                Entry::Dir(children) => {
+                    let sub = self.save_dir(children)?;
+                    let mut d = Node::new(name, NodeType::Dir);
+                    d.mode = gomode::from_unix(0o040755);
+                    d.mtime = now;
+                    d.atime = now;
+                    d.ctime = now;
+                    d.uid = system::uid();
+                    d.gid = system::gid();
+                    d.user = system::user_name(d.uid).unwrap_or_default();
+                    d.group = system::group_name(d.gid).unwrap_or_default();
+                    d.subtree = Some(sub);
+                    self.dirs += 1;
+                    nodes.push(d);
+                }
+            }
+        }
+        let blob = Tree { nodes }.to_blob();
+        Ok(self.saver.save(BlobType::Tree, blob)?.id)
+    }
+
+    /// Flush everything, then write the snapshot (unless a dry run). The
+    /// snapshot's paths are its top-level entries.
+    pub fn commit(mut self, mut meta: SnapshotMeta) -> Result<(Option<Id>, Snapshot)> {
+        let root = std::mem::take(&mut self.root);
+        if meta.paths.is_empty() {
+            meta.paths = root
+                .keys()
+                .map(|k| format!("/{}", String::from_utf8_lossy(k)))
+                .collect();
+        }
+        let tree = self.save_dir(root)?;
+        let summary = SnapshotSummary {
+            files_new: self.files,
+            dirs_new: self.dirs,
+            total_files_processed: self.files,
+            total_bytes_processed: self.bytes,
+            ..Default::default()
+        };
+        let (id, snap, _) = commit(
+            &self.repo,
+            self.saver,
+            tree,
+            meta,
+            summary,
+            self.start,
+            self.dry_run,
+        )?;
+        Ok((id, snap))
+    }
+}

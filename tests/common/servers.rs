@@ -1,0 +1,321 @@
+//! Private database servers for the tests: a PostgreSQL and a MariaDB
+//! instance each started from the Debian packages in a temporary directory,
+//! on a free port, with a password user. They are killed with the test
+//! process (`setpriv --pdeathsig KILL`). Nothing here relies on a service
+//! someone started by hand.
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::is_root;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what} did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A command run as `user` (when we are root) that dies with this process.
+fn as_user(user: Option<&str>, program: &Path) -> Command {
+    let mut c = Command::new("setpriv");
+    if let Some(u) = user {
+        c.arg(format!("--reuid={u}"))
+            .arg(format!("--regid={u}"))
+            .arg("--clear-groups");
+    }
+    c.arg("--pdeathsig=KILL").arg(program);
+    c
+}
+
+pub struct Postgres {
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub bin: PathBuf,
+    pub dir: PathBuf,
+    _server: Child,
+}
+
+/// The highest-versioned PostgreSQL installation.
+pub fn pg_bin() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (scripts/test.sh installs it)")
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("postgres").exists())
+        .collect();
+    dirs.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    dirs.pop()
+        .expect("a PostgreSQL server binary under /usr/lib/postgresql")
+}
+
+impl Postgres {
+    /// One server per test binary.
+    pub fn shared() -> &'static Postgres {
+        static PG: OnceLock<Postgres> = OnceLock::new();
+        PG.get_or_init(Postgres::start)
+    }
+
+    fn start() -> Postgres {
+        let bin = pg_bin();
+        let dir = std::env::temp_dir().join(format!(
+            "holdfast-test-pg-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let user = "holdfast".to_string();
+        let password = format!("pg-secret-{}", free_port());
+        let pwfile = dir.join("pw");
+        std::fs::write(&pwfile, &password).unwrap();
+        std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let os_user = is_root().then_some("postgres");
+        run(
+            as_user(os_user, &bin.join("initdb"))
+                .arg("-D")
+                .arg(dir.join("data"))
+                .args([
+                    "-U",
+                    &user,
+                    "--auth=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ])
+                .arg(format!("--pwfile={}", pwfile.display())),
+            "initdb",
+        );
+        let port = free_port();
+        let server = as_user(os_user, &bin.join("postgres"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&dir)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start postgres");
+        let pg = Postgres {
+            port,
+            user,
+            password,
+            bin,
+            dir,
+            _server: server,
+        };
+        wait_until("PostgreSQL", || {
+            Command::new(pg.bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        });
+        pg
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://{}@127.0.0.1:{}/{}", self.user, self.port, db)
+    }
+
+    /// Run SQL with psql (password from the environment, as holdfast's users
+    /// do); returns unaligned, tuples-only output.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                &self.user,
+                "-d",
+                db,
+            ])
+            .env("PGPASSWORD", &self.password)
+            .arg("-c")
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn create_db(&self, name: &str) {
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+    }
+}
+
+pub struct MariaDb {
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub dir: PathBuf,
+    _server: Child,
+}
+
+impl MariaDb {
+    pub fn shared() -> &'static MariaDb {
+        static DB: OnceLock<MariaDb> = OnceLock::new();
+        DB.get_or_init(MariaDb::start)
+    }
+
+    fn start() -> MariaDb {
+        let dir = std::env::temp_dir().join(format!(
+            "holdfast-test-maria-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let me = if is_root() {
+            "root".to_string()
+        } else {
+            std::env::var("USER").unwrap_or_default()
+        };
+        run(
+            Command::new("mariadb-install-db")
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", dir.join("data").display()))
+                .arg(format!("--user={me}"))
+                .args(["--auth-root-authentication-method=normal", "--skip-test-db"]),
+            "mariadb-install-db",
+        );
+        let port = free_port();
+        let server = as_user(None, Path::new("/usr/sbin/mariadbd"))
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--socket={}", dir.join("sock").display()))
+            .arg(format!("--port={port}"))
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .arg(format!("--log-error={}", dir.join("err").display()))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--innodb-buffer-pool-size=64M",
+            ])
+            .arg(format!("--user={me}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        let password = format!("maria-secret-{}", free_port());
+        let db = MariaDb {
+            port,
+            user: "holdfast".into(),
+            password,
+            dir,
+            _server: server,
+        };
+        wait_until("MariaDB", || db.root_sql("SELECT 1").is_some());
+        db.root_sql(&format!(
+            "CREATE USER 'holdfast'@'%' IDENTIFIED BY '{}'; GRANT ALL ON *.* TO 'holdfast'@'%' WITH GRANT OPTION;",
+            db.password
+        ))
+        .expect("create the test user");
+        db
+    }
+
+    fn root_sql(&self, sql: &str) -> Option<String> {
+        let out = Command::new("mariadb")
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", self.dir.join("sock").display()))
+            .args(["-uroot", "-N", "-B", "-e", sql])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("mysql://{}@127.0.0.1:{}/{}", self.user, self.port, db)
+    }
+
+    /// Run SQL as the test user over TCP (password from the environment).
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new("mariadb")
+            .arg("--no-defaults")
+            .args([
+                "--protocol=tcp",
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+                "-u",
+                &self.user,
+                "-N",
+                "-B",
+                "--raw",
+            ])
+            .arg(format!("--database={db}"))
+            .env("MYSQL_PWD", &self.password)
+            .args(["-e", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mariadb {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn create_db(&self, name: &str) {
+        self.sql("mysql", &format!("CREATE DATABASE `{name}`"));
+    }
+}
