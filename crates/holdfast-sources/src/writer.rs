@@ -28,7 +28,7 @@ pub struct FileFacts {
 }
 
 enum Entry {
-    File(Node),
+    File(Box<Node>),
     Dir(BTreeMap<Vec<u8>, Entry>),
 }
 
@@ -151,7 +151,7 @@ impl<'a> SnapshotWriter<'a> {
         }
         level.insert(
             name.as_bytes().to_vec(),
-            Entry::File(file_node(name, size, content, GoTime::now())),
+            Entry::File(Box::new(file_node(name, size, content, GoTime::now()))),
         );
         self.files += 1;
         self.bytes += size;
@@ -172,7 +172,7 @@ impl<'a> SnapshotWriter<'a> {
         let now = GoTime::now();
         for (name, e) in entries {
             match e {
-                Entry::File(n) => nodes.push(n),
+                Entry::File(n) => nodes.push(*n),
                 Entry::Dir(children) => {
                     let sub = self.save_dir(children)?;
                     let mut d = Node::new(name, NodeType::Dir);
