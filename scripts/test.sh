@@ -9,12 +9,27 @@ need=()
 command -v restic >/dev/null 2>&1 || need+=(restic)
 command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 [ -x /usr/bin/time ] || need+=(time)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+# Private database servers for the source tests (started by the tests
+# themselves in temporary directories, never the system services).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
+command -v mariadb-dump >/dev/null 2>&1 || need+=(mariadb-client)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "installing: ${need[*]}" >&2
   $sudo apt-get update -qq
+  # Installing must not start the system database services: the tests
+  # run their own instances.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+    policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  [ -z "$policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
 cargo fmt --all -- --check

@@ -13,7 +13,9 @@ use holdfast_sources::command::backup_command;
 use holdfast_sources::commit::SnapshotMeta;
 use holdfast_sources::dir::backup::{DirBackupOptions, backup_dirs, clean_absolute};
 use holdfast_sources::filter::{PathMatcher, read_pattern_file};
+use holdfast_sources::postgres::dump::DumpBackupOptions;
 use holdfast_sources::progress::Progress;
+use holdfast_sources::source_url::SourceAddress;
 use holdfast_sources::stream::{StreamBackupOptions, backup_stream};
 use serde_json::json;
 
@@ -65,6 +67,9 @@ pub struct BackupArgs {
     /// Files read in parallel
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub read_concurrency: usize,
+    /// Read the database password (or the HTTP token) from this file
+    #[arg(long, value_name = "FILE")]
+    pub source_password_file: Option<std::path::PathBuf>,
 }
 
 pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
@@ -75,9 +80,23 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
     if !streamed && a.paths.is_empty() {
         bail!("nothing to back up: give paths, --stdin or --command");
     }
-    let chunker = match &a.chunk_size {
-        Some(s) => ChunkerParams::parse(s).map_err(anyhow::Error::msg)?,
-        None => ChunkerParams::FILES,
+    let source = match a.paths.as_slice() {
+        [one] => address_of(one)?,
+        many => {
+            for p in many {
+                if address_of(p)?.is_some() {
+                    bail!(
+                        "a database or stream address must be the only thing backed up in one run"
+                    );
+                }
+            }
+            None
+        }
+    };
+    let chunker = match (&a.chunk_size, &source) {
+        (Some(s), _) => ChunkerParams::parse(s).map_err(anyhow::Error::msg)?,
+        (None, Some(_)) => ChunkerParams::ROWS,
+        (None, None) => ChunkerParams::FILES,
     };
     let saver = SaverOptions {
         compression: g.compression()?,
@@ -112,7 +131,32 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
     let ui2 = ui.clone();
     let progress = Arc::new(Progress::new(Box::new(move |e| ui2.item_error(e))));
 
-    let (id, snap): (Option<holdfast_format::Id>, Snapshot) = if let Some(cmd) = &a.command {
+    let mut source_summary = None;
+    let (id, snap): (Option<holdfast_format::Id>, Snapshot) = if let Some(addr) = source {
+        let handle = ui.start_progress(progress.clone(), "");
+        let r = super::database::backup(
+            ui,
+            &repo,
+            addr,
+            a.source_password_file.as_deref(),
+            DumpBackupOptions {
+                chunker,
+                saver,
+                meta,
+                dry_run: a.dry_run,
+            },
+            &progress,
+        );
+        handle.finish();
+        let r = r?;
+        source_summary = r
+            .snapshot
+            .extra
+            .get("holdfast")
+            .and_then(|h| h.get("source"))
+            .cloned();
+        (r.snapshot_id, r.snapshot)
+    } else if let Some(cmd) = &a.command {
         let handle = ui.start_progress(progress.clone(), "");
         let r = backup_command(
             &repo,
@@ -190,7 +234,14 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
         (r.snapshot_id, r.snapshot)
     };
     let s = snap.summary.clone().unwrap_or_default();
-    print_summary(ui, &s, id.as_ref(), a.dry_run, started.elapsed());
+    print_summary(
+        ui,
+        &s,
+        id.as_ref(),
+        a.dry_run,
+        started.elapsed(),
+        source_summary.as_ref(),
+    );
     let errors = progress.errors.load(std::sync::atomic::Ordering::Relaxed);
     if errors > 0 {
         ui.warn(&format!(
@@ -201,12 +252,22 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
     Ok(crate::exit::OK)
 }
 
+/// The database or stream address a backup argument names, if it is one.
+fn address_of(p: &std::path::Path) -> Result<Option<SourceAddress>> {
+    let Some(s) = p.to_str() else { return Ok(None) };
+    Ok(match SourceAddress::parse(s)? {
+        SourceAddress::Path(_) => None,
+        addr => Some(addr),
+    })
+}
+
 fn print_summary(
     ui: &Ui,
     s: &SnapshotSummary,
     id: Option<&holdfast_format::Id>,
     dry_run: bool,
     took: std::time::Duration,
+    source: Option<&serde_json::Value>,
 ) {
     let mut v = json!({
         "message_type": "summary",
@@ -230,7 +291,13 @@ fn print_summary(
     if let Some(id) = id {
         v["snapshot_id"] = json!(id.to_hex());
     }
+    if let Some(src) = source {
+        v["source"] = src.clone();
+    }
     ui.json_line(&v);
+    if let Some(src) = source {
+        ui.print(&format!("\n{}", super::database::describe_source(src)));
+    }
     ui.print(&format!(
         "\nFiles:       {:>6} new, {:>6} changed, {:>6} unmodified\n\
          Dirs:        {:>6} new, {:>6} changed, {:>6} unmodified\n\

@@ -3,9 +3,9 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use holdfast_engine::blob_reader::BlobReader;
 use holdfast_engine::snapshots;
 use holdfast_engine::tree_walk;
-use holdfast_export::blob_reader::BlobReader;
 use holdfast_export::tar_export::write_tar;
 use holdfast_format::tree::NodeType;
 

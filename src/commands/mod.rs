@@ -4,6 +4,7 @@ pub mod backup;
 pub mod cat;
 pub mod check;
 pub mod completion;
+pub mod database;
 pub mod diff;
 pub mod dump;
 pub mod forget;

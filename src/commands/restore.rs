@@ -8,6 +8,7 @@ use holdfast_engine::snapshots;
 use holdfast_sources::dir::restore::{Action, RestoreOptions, restore};
 use holdfast_sources::filter::PathMatcher;
 use holdfast_sources::progress::Progress;
+use holdfast_sources::source_url::SourceAddress;
 use serde_json::json;
 
 use super::FilterArgs;
@@ -19,8 +20,23 @@ pub struct RestoreArgs {
     /// Snapshot id, unique id prefix, or "latest"
     pub snapshot: String,
     /// Directory to restore into
-    #[arg(long, short = 't')]
-    pub target: PathBuf,
+    #[arg(
+        long,
+        short = 't',
+        required_unless_present = "to",
+        conflicts_with = "to"
+    )]
+    pub target: Option<PathBuf>,
+    /// Restore a database snapshot into this database (postgres://…/DB,
+    /// mysql://…/DB); created if absent
+    #[arg(long, value_name = "ADDRESS")]
+    pub to: Option<String>,
+    /// With --to: drop and recreate a target database that is not empty
+    #[arg(long, requires = "to")]
+    pub clean: bool,
+    /// With --to: read the database password from this file
+    #[arg(long, value_name = "FILE", requires = "to")]
+    pub source_password_file: Option<PathBuf>,
     /// Restore only paths matching a pattern (repeatable)
     #[arg(long, short = 'i', value_name = "PATTERN")]
     pub include: Vec<String>,
@@ -49,18 +65,46 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
     let repo = g.open()?;
     let _lock = g.lock(&repo, false, ui)?;
     let (id, snap) = snapshots::find(&repo, &a.snapshot, &a.filter.filter())?;
+    if let Some(to) = &a.to {
+        let addr = SourceAddress::parse(to)?;
+        ui.notice(&format!(
+            "restoring snapshot {} of {:?} into {addr}",
+            id.short(),
+            snap.paths
+        ));
+        let started = Instant::now();
+        let ui2 = ui.clone();
+        let progress = Arc::new(Progress::new(Box::new(move |e| ui2.item_error(e))));
+        let handle = ui.start_progress(progress.clone(), "");
+        let r = super::database::restore(
+            ui,
+            &repo,
+            &snap,
+            addr,
+            a.source_password_file.as_deref(),
+            a.clean,
+            &progress,
+        );
+        handle.finish();
+        super::database::print_restore_report(ui, &r?, started.elapsed());
+        return Ok(crate::exit::OK);
+    }
+    let target = a
+        .target
+        .clone()
+        .expect("clap requires --target without --to");
     ui.notice(&format!(
         "restoring snapshot {} of {:?} at {} to {}",
         id.short(),
         snap.paths,
         crate::ui::fmt_local(&snap.time),
-        a.target.display()
+        target.display()
     ));
     let started = Instant::now();
     let ui2 = ui.clone();
     let progress = Arc::new(Progress::new(Box::new(move |e| ui2.item_error(e))));
     let opts = RestoreOptions {
-        target: a.target.clone(),
+        target,
         includes,
         excludes,
         delete: a.delete,

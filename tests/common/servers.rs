@@ -45,6 +45,41 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Remove the directories of servers whose test process is gone.
+fn sweep_stale(prefix: &str) {
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Start a server from a thread that lives as long as the test process:
+/// `--pdeathsig` fires when the thread that started the child ends, and
+/// test threads end after each test.
+fn spawn_for_process_lifetime(mut cmd: Command, what: &str) -> Child {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tx.send(cmd.spawn()).unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"))
+}
+
 /// A command run as `user` (when we are root) that dies with this process.
 fn as_user(user: Option<&str>, program: &Path) -> Command {
     let mut c = Command::new("setpriv");
@@ -93,6 +128,7 @@ impl Postgres {
     }
 
     fn start() -> Postgres {
+        sweep_stale("holdfast-test-pg-");
         let bin = pg_bin();
         let dir = std::env::temp_dir().join(format!(
             "holdfast-test-pg-{}-{}",
@@ -124,8 +160,8 @@ impl Postgres {
             "initdb",
         );
         let port = free_port();
-        let server = as_user(os_user, &bin.join("postgres"))
-            .arg("-D")
+        let mut cmd = as_user(os_user, &bin.join("postgres"));
+        cmd.arg("-D")
             .arg(dir.join("data"))
             .args(["-p", &port.to_string(), "-k"])
             .arg(&dir)
@@ -138,9 +174,8 @@ impl Postgres {
                 "full_page_writes=off",
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start postgres");
+            .stderr(Stdio::null());
+        let server = spawn_for_process_lifetime(cmd, "postgres");
         let pg = Postgres {
             port,
             user,
@@ -215,6 +250,7 @@ impl MariaDb {
     }
 
     fn start() -> MariaDb {
+        sweep_stale("holdfast-test-maria-");
         let dir = std::env::temp_dir().join(format!(
             "holdfast-test-maria-{}-{}",
             std::process::id(),
@@ -236,8 +272,8 @@ impl MariaDb {
             "mariadb-install-db",
         );
         let port = free_port();
-        let server = as_user(None, Path::new("/usr/sbin/mariadbd"))
-            .arg("--no-defaults")
+        let mut cmd = as_user(None, Path::new("/usr/sbin/mariadbd"));
+        cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", dir.join("data").display()))
             .arg(format!("--socket={}", dir.join("sock").display()))
             .arg(format!("--port={port}"))
@@ -250,9 +286,8 @@ impl MariaDb {
             ])
             .arg(format!("--user={me}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mariadbd");
+            .stderr(Stdio::null());
+        let server = spawn_for_process_lifetime(cmd, "mariadbd");
         let password = format!("maria-secret-{}", free_port());
         let db = MariaDb {
             port,

@@ -6,6 +6,7 @@
 //! The engine is synchronous and thread-based: callers that live in an async
 //! runtime run it on blocking threads.
 
+pub mod blob_reader;
 pub mod blob_saver;
 pub mod buffer_pool;
 pub mod cancel;

@@ -2,5 +2,4 @@
 //! without holdfast. Every exporter streams: memory stays constant whatever
 //! the snapshot's size.
 
-pub mod blob_reader;
 pub mod tar_export;

@@ -15,7 +15,7 @@ use holdfast_format::Id;
 use holdfast_format::tree::{Node, NodeType};
 use tar::{Builder, EntryType, Header};
 
-use crate::blob_reader::BlobReader;
+use holdfast_engine::blob_reader::BlobReader;
 
 fn io_err(e: io::Error) -> EngineError {
     EngineError::io("writing the tar stream", e)

@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -27,18 +27,41 @@ pub struct Spawned {
     drain: Option<JoinHandle<()>>,
     /// What to call it in messages ("pg_dump", "the command").
     pub what: String,
+    /// What its failure means, for messages.
+    consequence: String,
 }
 
 impl Spawned {
-    /// Start `cmd` with stdout and stderr piped and stdin closed.
+    /// Start `cmd` with stdout and stderr piped and stdin closed: the
+    /// caller reads what it writes.
     pub fn start(mut cmd: Command, what: &str) -> Result<(Spawned, ChildStdout)> {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| EngineError::io(format!("cannot start {what}"), e))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut s = Spawned::spawn(cmd, what)?;
+        let stdout = s.child.stdout.take().expect("stdout is piped");
+        Ok((s, stdout))
+    }
+
+    /// Start `cmd` with stdin piped and stdout discarded: the caller feeds
+    /// it (a restore into psql or mariadb).
+    pub fn start_feeding(mut cmd: Command, what: &str) -> Result<(Spawned, ChildStdin)> {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+        let mut s = Spawned::spawn(cmd, what)?;
+        let stdin = s.child.stdin.take().expect("stdin is piped");
+        Ok((s, stdin))
+    }
+
+    fn spawn(mut cmd: Command, what: &str) -> Result<Spawned> {
+        cmd.stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                EngineError::Source(format!(
+                    "cannot start {what}: {:?} not found",
+                    cmd.get_program()
+                ))
+            } else {
+                EngineError::io(format!("cannot start {what}"), e)
+            }
+        })?;
         let mut err = child.stderr.take().expect("stderr is piped");
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = stderr.clone();
@@ -56,15 +79,26 @@ impl Spawned {
                 }
             }
         });
-        Ok((
-            Spawned {
-                child,
-                stderr,
-                drain: Some(drain),
-                what: what.to_string(),
-            },
-            stdout,
-        ))
+        Ok(Spawned {
+            child,
+            stderr,
+            drain: Some(drain),
+            what: what.to_string(),
+            consequence: "no snapshot was written".to_string(),
+        })
+    }
+
+    /// Wait for the child; its status whatever it is, and its standard
+    /// error.
+    pub fn wait(mut self) -> Result<(ExitStatus, String)> {
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| EngineError::io(format!("waiting for {}", self.what), e))?;
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+        Ok((status, self.stderr_tail()))
     }
 
     /// Wait for the child and turn a failure into an error.
@@ -92,17 +126,18 @@ impl Spawned {
     }
 
     fn failure(&self, status: ExitStatus) -> String {
-        let how = match (status.code(), status.signal()) {
-            (Some(c), _) => format!("exited with status {c}"),
-            (None, Some(sig)) => format!("was killed by signal {sig}"),
-            _ => "failed".to_string(),
-        };
+        let how = how_it_ended(status);
         let tail = self.stderr_tail();
         if tail.is_empty() {
-            format!("{} {how}; no snapshot was written", self.what)
+            format!("{} {how}; {}", self.what, self.consequence)
         } else {
-            format!("{} {how}; no snapshot was written:\n{tail}", self.what)
+            format!("{} {how}; {}:\n{tail}", self.what, self.consequence)
         }
+    }
+
+    /// Say what a failure means ("the restore was rolled back").
+    pub fn set_consequence(&mut self, s: &str) {
+        self.consequence = s.to_string();
     }
 
     /// Stop the child (after our side failed).
@@ -112,6 +147,15 @@ impl Spawned {
         if let Some(d) = self.drain.take() {
             let _ = d.join();
         }
+    }
+}
+
+/// "exited with status 3", "was killed by signal 9".
+pub fn how_it_ended(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        _ => "failed".to_string(),
     }
 }
 

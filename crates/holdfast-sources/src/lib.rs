@@ -8,8 +8,14 @@
 
 pub mod command;
 pub mod commit;
+pub mod db_restore;
 pub mod dir;
+pub mod dump_scan;
 pub mod filter;
+pub mod manifest;
+pub mod postgres;
 pub mod progress;
+pub mod secret;
+pub mod source_url;
 pub mod stream;
 pub mod writer;

@@ -3,7 +3,7 @@
 
 use std::io::{self, Read};
 
-use holdfast_engine::repository::Repository;
+use crate::repository::Repository;
 use holdfast_format::{BlobType, Id};
 
 pub struct BlobReader<'a> {

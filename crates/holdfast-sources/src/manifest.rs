@@ -1,0 +1,197 @@
+//! `manifest.json`: what a database or stream snapshot holds, stored as a
+//! file inside the snapshot (so `restic restore` brings it back too) and
+//! copied into every export. It lists every other file with its size and
+//! SHA-256, and every table with its row count — the numbers a restore is
+//! verified against.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use holdfast_engine::blob_reader::BlobReader;
+use holdfast_engine::repository::Repository;
+use holdfast_engine::{EngineError, Result};
+use holdfast_format::Id;
+use holdfast_format::snapshot::Snapshot;
+use holdfast_format::tree::{Node, NodeType};
+use serde::{Deserialize, Serialize};
+
+/// The file name of the manifest at the root of a snapshot.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The value of `format`.
+pub const MANIFEST_FORMAT: &str = "holdfast-manifest/1";
+/// Manifests are small; a larger one is not ours.
+const MAX_MANIFEST: u64 = 64 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: String,
+    /// `postgres`, `mysql`, `sqlite`, `jsonl`.
+    pub kind: String,
+    /// `dump`, `tables`, `file`, `events`.
+    pub mode: String,
+    /// The source's address, redacted.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// The tool that produced the data (`pg_dump (PostgreSQL) 15.10`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// RFC 3339.
+    pub created: String,
+    /// Every file of the snapshot except the manifest.
+    pub files: Vec<ManifestFile>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<ManifestTable>,
+    /// Kind-specific facts (encoding, event ids, …).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestFile {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestTable {
+    /// `schema.table` (PostgreSQL) or `table`, unquoted.
+    pub name: String,
+    /// The name's parts, unquoted (schema, table).
+    pub parts: Vec<String>,
+    pub rows: u64,
+    /// The table's own file (tables mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ManifestColumn>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub sql_type: String,
+}
+
+impl Manifest {
+    pub fn new(kind: &str, mode: &str, source: String) -> Manifest {
+        Manifest {
+            format: MANIFEST_FORMAT.into(),
+            kind: kind.into(),
+            mode: mode.into(),
+            source,
+            database: None,
+            server_version: None,
+            tool: None,
+            created: jiff::Timestamp::now().to_string(),
+            files: Vec::new(),
+            tables: Vec::new(),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    pub fn add_file(&mut self, path: &str, size: u64, sha256: &Id) {
+        self.files.push(ManifestFile {
+            path: path.into(),
+            size,
+            sha256: sha256.to_hex(),
+        });
+    }
+
+    pub fn file(&self, path: &str) -> Option<&ManifestFile> {
+        self.files.iter().find(|f| f.path == path)
+    }
+
+    pub fn total_rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows).sum()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("manifest serialises");
+        v.push(b'\n');
+        v
+    }
+
+    pub fn parse(data: &[u8]) -> Result<Manifest> {
+        let m: Manifest = serde_json::from_slice(data)
+            .map_err(|e| EngineError::Invalid(format!("manifest.json cannot be read: {e}")))?;
+        if m.format != MANIFEST_FORMAT {
+            return Err(EngineError::Invalid(format!(
+                "manifest.json has format {:?}; this holdfast reads {MANIFEST_FORMAT}",
+                m.format
+            )));
+        }
+        Ok(m)
+    }
+
+    /// The manifest stored in a snapshot, if it has one.
+    pub fn load(repo: &Repository, snapshot: &Snapshot) -> Result<Option<Manifest>> {
+        let Some(node) = root_file(repo, snapshot, MANIFEST_FILE)? else {
+            return Ok(None);
+        };
+        if node.size > MAX_MANIFEST {
+            return Err(EngineError::Invalid(format!(
+                "manifest.json is {} bytes: not a holdfast manifest",
+                node.size
+            )));
+        }
+        let content = node.content.unwrap_or_default();
+        let mut data = Vec::new();
+        BlobReader::new(repo, &content)
+            .read_to_end(&mut data)
+            .map_err(|e| EngineError::io("reading manifest.json", e))?;
+        Manifest::parse(&data).map(Some)
+    }
+}
+
+/// The regular file `name` at the root of a snapshot.
+pub fn root_file(repo: &Repository, snapshot: &Snapshot, name: &str) -> Result<Option<Node>> {
+    let root = repo.load_tree(&snapshot.tree)?;
+    Ok(root
+        .nodes
+        .into_iter()
+        .find(|n| n.name == name.as_bytes() && n.node_type == NodeType::File))
+}
+
+/// holdfast's own summary of a source, stored in the snapshot's `holdfast`
+/// object (`holdfast.source`), so listings need not read the tree.
+pub fn source_summary(m: &Manifest, main_file: Option<&str>) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "kind": m.kind,
+        "mode": m.mode,
+        "address": m.source,
+    });
+    let o = v.as_object_mut().unwrap();
+    if let Some(d) = &m.database {
+        o.insert("database".into(), d.clone().into());
+    }
+    if let Some(s) = &m.server_version {
+        o.insert("server_version".into(), s.clone().into());
+    }
+    if !m.tables.is_empty() {
+        o.insert("tables".into(), m.tables.len().into());
+        o.insert("rows".into(), m.total_rows().into());
+    }
+    if let Some(f) = main_file.and_then(|p| m.file(p)) {
+        o.insert("file".into(), f.path.clone().into());
+        o.insert("size".into(), f.size.into());
+        o.insert("sha256".into(), f.sha256.clone().into());
+    }
+    serde_json::json!({ "source": v })
+}
+
+/// The `holdfast.source.kind` of a snapshot, if holdfast recorded one.
+pub fn snapshot_kind(s: &Snapshot) -> Option<(String, String)> {
+    let src = s.extra.get("holdfast")?.get("source")?;
+    Some((
+        src.get("kind")?.as_str()?.to_string(),
+        src.get("mode")
+            .and_then(|m| m.as_str())
+            .unwrap_or("")
+            .to_string(),
+    ))
+}

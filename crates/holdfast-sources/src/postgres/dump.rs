@@ -1,0 +1,142 @@
+//! Dump mode: `pg_dump`'s plain SQL streamed straight into the repository
+//! (no temporary file), uncompressed so that consecutive dumps share
+//! chunks. While it streams, the COPY blocks are counted per table; the dump
+//! counts as whole only if pg_dump exits 0 and its output reached the
+//! completion marker. Otherwise no snapshot is written.
+//!
+//! The snapshot holds `<database>.sql` and `manifest.json` (server version,
+//! database, per-table row counts, the dump's SHA-256).
+
+use std::sync::Arc;
+
+use holdfast_engine::blob_saver::SaverOptions;
+use holdfast_engine::chunker::ChunkerParams;
+use holdfast_engine::repository::Repository;
+use holdfast_engine::{EngineError, Result};
+use holdfast_format::Id;
+use holdfast_format::snapshot::Snapshot;
+use serde_json::json;
+
+use super::PgClient;
+use crate::command::Spawned;
+use crate::commit::SnapshotMeta;
+use crate::dump_scan::postgres::PgDumpScan;
+use crate::dump_scan::{ScanningReader, TableRows};
+use crate::manifest::{MANIFEST_FILE, Manifest, ManifestTable, source_summary};
+use crate::progress::Progress;
+use crate::writer::SnapshotWriter;
+
+pub struct DumpBackupOptions {
+    pub chunker: ChunkerParams,
+    pub saver: SaverOptions,
+    pub meta: SnapshotMeta,
+    pub dry_run: bool,
+}
+
+pub struct DumpBackupResult {
+    pub snapshot_id: Option<Id>,
+    pub snapshot: Snapshot,
+    pub manifest: Manifest,
+}
+
+/// A file name for a database's dump: its name, made safe.
+pub fn dump_file_name(database: &str, ext: &str) -> String {
+    let clean: String = database
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\0' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let base = if clean.is_empty() || clean == "." || clean == ".." || clean == "manifest" {
+        format!("database-{clean}")
+    } else {
+        clean
+    };
+    format!("{base}.{ext}")
+}
+
+pub(crate) fn manifest_tables(tables: Vec<TableRows>) -> Vec<ManifestTable> {
+    tables
+        .into_iter()
+        .map(|t| ManifestTable {
+            name: t.display_name(),
+            parts: t.parts,
+            rows: t.rows,
+            file: None,
+            columns: Vec::new(),
+        })
+        .collect()
+}
+
+/// Back up one database with pg_dump.
+pub fn backup_pg_dump(
+    repo: &Arc<Repository>,
+    client: &mut PgClient,
+    opts: DumpBackupOptions,
+    progress: &Progress,
+) -> Result<DumpBackupResult> {
+    let database = client.addr.database.clone();
+    let server = client.server_info(&database)?;
+    client.pick_tools(&server)?;
+    let file = dump_file_name(&database, "sql");
+
+    let mut cmd = client.command(&client.tools.pg_dump, &database);
+    // Plain SQL that loads into any database of any owner: no owner or
+    // privilege statements (roles are cluster-wide and not in the dump).
+    cmd.args([
+        "--format=plain",
+        "--no-owner",
+        "--no-privileges",
+        "--no-password",
+    ]);
+    let (child, stdout) = Spawned::start(cmd, "pg_dump")?;
+
+    let mut writer =
+        match SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress) {
+            Ok(w) => w,
+            Err(e) => {
+                child.kill();
+                return Err(e);
+            }
+        };
+    let mut reader = ScanningReader::new(stdout, PgDumpScan::default());
+    let facts = match writer.add_file(&file, &mut reader) {
+        Ok(f) => f,
+        Err(e) => {
+            child.kill();
+            return Err(e);
+        }
+    };
+    child.finish()?;
+    let scan = reader.scanner;
+    scan.verdict().map_err(|why| {
+        EngineError::Source(format!(
+            "pg_dump output is incomplete: {why}; no snapshot was written"
+        ))
+    })?;
+
+    let mut manifest = Manifest::new("postgres", "dump", client.display());
+    manifest.database = Some(database.clone());
+    manifest.server_version = Some(server.version.clone());
+    manifest.tool = Some(client.tools.version.clone());
+    manifest
+        .extra
+        .insert("encoding".into(), json!(server.encoding));
+    manifest.add_file(&file, facts.size, &facts.sha256);
+    manifest.tables = manifest_tables(scan.into_tables());
+    writer.add_bytes(MANIFEST_FILE, &manifest.to_json())?;
+
+    let mut meta = opts.meta;
+    meta.paths = vec![client.display()];
+    meta.extra = Some(source_summary(&manifest, Some(&file)));
+    let (snapshot_id, snapshot) = writer.commit(meta)?;
+    Ok(DumpBackupResult {
+        snapshot_id,
+        snapshot,
+        manifest,
+    })
+}

@@ -1,0 +1,186 @@
+//! `restore SNAPSHOT --to postgres://…/DB`: the dump loaded by psql in one
+//! transaction (`--single-transaction`, `ON_ERROR_STOP`), so a failure
+//! leaves nothing half-loaded; then every table's row count is compared
+//! with the manifest.
+//!
+//! The target database is created when absent. An existing database must
+//! be empty, unless `clean` — then it is dropped and created again.
+
+use holdfast_engine::repository::Repository;
+use holdfast_engine::{EngineError, Result};
+use holdfast_format::snapshot::Snapshot;
+
+use super::PgClient;
+use crate::command::Spawned;
+use crate::db_restore::{RestoreReport, feed_file, verify_counts};
+use crate::dump_scan::postgres::quote_ident;
+use crate::manifest::Manifest;
+use crate::progress::Progress;
+
+pub struct PgRestoreOptions {
+    /// Drop and recreate a target database that is not empty.
+    pub clean: bool,
+}
+
+/// Objects that make a database "not empty": relations, functions and
+/// schemas besides the built-in ones.
+const USER_OBJECTS: &str = "SELECT \
+    (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+      WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_') + \
+    (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+      WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_') + \
+    (SELECT count(*) FROM pg_namespace n \
+      WHERE n.nspname NOT IN ('public', 'information_schema') AND n.nspname !~ '^pg_');";
+
+/// The database to connect to for CREATE/DROP DATABASE.
+fn maintenance_db(client: &PgClient) -> Result<String> {
+    let mut last = None;
+    for db in ["postgres", "template1"] {
+        match client.query(db, "SELECT 1;", &[]) {
+            Ok(_) => return Ok(db.to_string()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("tried at least one"))
+}
+
+/// Count the rows of every manifest table in `database`.
+pub fn count_rows(client: &PgClient, database: &str, manifest: &Manifest) -> Result<Vec<u64>> {
+    if manifest.tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let selects: Vec<String> = manifest
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let name: Vec<String> = t.parts.iter().map(|p| quote_ident(p)).collect();
+            format!("SELECT {i}, count(*) FROM {}", name.join("."))
+        })
+        .collect();
+    let sql = format!("{};", selects.join(" UNION ALL "));
+    let rows = client.query(database, &sql, &[])?;
+    let mut counts = vec![0u64; manifest.tables.len()];
+    for r in rows {
+        let (Some(i), Some(n)) = (
+            r.first().and_then(|v| v.parse::<usize>().ok()),
+            r.get(1).and_then(|v| v.parse::<u64>().ok()),
+        ) else {
+            return Err(EngineError::Source(format!(
+                "unexpected row count output {r:?}"
+            )));
+        };
+        if let Some(c) = counts.get_mut(i) {
+            *c = n;
+        }
+    }
+    Ok(counts)
+}
+
+pub fn restore_pg_dump(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    manifest: &Manifest,
+    client: &mut PgClient,
+    opts: &PgRestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreReport> {
+    let file = manifest
+        .files
+        .first()
+        .map(|f| f.path.clone())
+        .ok_or_else(|| EngineError::Invalid("the manifest lists no dump file".into()))?;
+    let target = client.addr.database.clone();
+    let maint = maintenance_db(client)?;
+    let server = client.server_info(&maint)?;
+    client.pick_tools(&server)?;
+
+    let exists = client.query(
+        &maint,
+        "SELECT count(*) FROM pg_database WHERE datname = :'db';",
+        &[("db", &target)],
+    )?;
+    let exists = exists
+        .first()
+        .and_then(|r| r.first())
+        .map(|v| v != "0")
+        .unwrap_or(false);
+    let mut created = false;
+    if exists {
+        let objects = client.query(&target, USER_OBJECTS, &[])?;
+        let objects: u64 = objects
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if objects > 0 {
+            if !opts.clean {
+                return Err(EngineError::Invalid(format!(
+                    "the target database {target:?} is not empty ({objects} tables, functions or schemas): \
+                     restore into a new database, or add --clean to drop and recreate it"
+                )));
+            }
+            let force = if server.major() >= 13 {
+                " WITH (FORCE)"
+            } else {
+                ""
+            };
+            client.query(
+                &maint,
+                &format!("DROP DATABASE :\"db\"{force};"),
+                &[("db", &target)],
+            )?;
+        }
+    }
+    if !exists || opts.clean {
+        let encoding = manifest
+            .extra
+            .get("encoding")
+            .and_then(|e| e.as_str())
+            .unwrap_or("UTF8")
+            .to_string();
+        let still = client.query(
+            &maint,
+            "SELECT count(*) FROM pg_database WHERE datname = :'db';",
+            &[("db", &target)],
+        )?;
+        if still
+            .first()
+            .and_then(|r| r.first())
+            .map(|v| v == "0")
+            .unwrap_or(true)
+        {
+            client.query(
+                &maint,
+                "CREATE DATABASE :\"db\" TEMPLATE template0 ENCODING :'enc';",
+                &[("db", &target), ("enc", &encoding)],
+            )?;
+            created = true;
+        }
+    }
+
+    let mut cmd = client.command(&client.tools.psql, &target);
+    cmd.args([
+        "-X",
+        "-q",
+        "-w",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+        "-o",
+        "/dev/null",
+    ]);
+    let (mut loader, stdin) = Spawned::start_feeding(cmd, "psql")?;
+    loader.set_consequence("the restore was rolled back");
+    let bytes = feed_file(repo, snapshot, manifest, &file, loader, stdin, progress)?;
+
+    let found = count_rows(client, &target, manifest)?;
+    let tables = verify_counts(manifest, &found)?;
+    Ok(RestoreReport {
+        target: client.display(),
+        database: target,
+        created,
+        bytes,
+        tables,
+    })
+}
