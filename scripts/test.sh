@@ -10,6 +10,10 @@ command -v restic >/dev/null 2>&1 || need+=(restic)
 command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 [ -x /usr/bin/time ] || need+=(time)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+# Exports must open with the everyday tools.
+command -v bsdtar >/dev/null 2>&1 || need+=(libarchive-tools)
+command -v unzip >/dev/null 2>&1 || need+=(unzip)
+command -v zstd >/dev/null 2>&1 || need+=(zstd)
 # Private database servers for the source tests (started by the tests
 # themselves in temporary directories, never the system services).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)

@@ -37,6 +37,9 @@ enum Cmd {
     Ls(commands::ls::LsArgs),
     /// Write a file (or a directory as tar) from a snapshot to stdout
     Dump(commands::dump::DumpArgs),
+    /// Write a snapshot as standard files (tar, zip, SQL, JSON Lines) with a
+    /// checksum manifest; or check such a file with --verify
+    Export(commands::export::ExportArgs),
     /// Print a repository object
     Cat(commands::cat::CatArgs),
     /// Show sizes of snapshots and of the repository
@@ -130,6 +133,7 @@ fn main() -> ExitCode {
         Cmd::Snapshots(a) => commands::snapshots::run(g, &ui, a),
         Cmd::Ls(a) => commands::ls::run(g, &ui, a),
         Cmd::Dump(a) => commands::dump::run(g, &ui, a),
+        Cmd::Export(a) => commands::export::run(g, &ui, a),
         Cmd::Cat(a) => commands::cat::run(g, &ui, a),
         Cmd::Stats(a) => commands::stats::run(g, &ui, a),
         Cmd::Diff(a) => commands::diff::run(g, &ui, a),

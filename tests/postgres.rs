@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::servers::Postgres;
+use common::servers::{Postgres, pg_bin};
 use common::*;
 
 fn stderr(o: &Output) -> String {
@@ -482,4 +482,55 @@ fn the_password_never_appears_in_any_command_line() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(saw_pg_dump, "the scan never saw pg_dump running");
     assert_eq!(repo.snapshot_ids().len(), 1);
+}
+
+#[test]
+fn sql_exports_load_with_psql_and_verify() {
+    let pg = Postgres::shared();
+    let src = db_name("exported");
+    pg.create_db(&src);
+    pg.psql(&src, TRICKY);
+    let repo = Repo::new();
+    let s = backup_json(&repo, pg, &src, &[]);
+    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let dump_sha = s["source"]["sha256"].as_str().unwrap().to_string();
+    for (format, decompress) in [
+        ("sql", "cat"),
+        ("sql.gz", "gzip -dc"),
+        ("sql.zst", "zstd -dcq"),
+    ] {
+        let file = repo.dir.path().join(format!("{src}.{format}"));
+        let out = repo
+            .cmd()
+            .args(["export", "--json", &id, "-o", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{format}: {}", stderr(&out));
+        let e = summary(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(e["format"], format);
+        repo.ok(&["export", "--verify", file.to_str().unwrap()]);
+        // The SQL inside is byte for byte what pg_dump wrote.
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(format!("{}.manifest.json", file.display())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m["files"][0]["sha256"], dump_sha.as_str());
+        // It loads with the everyday tools, without holdfast.
+        let dst = db_name("from_export");
+        pg.create_db(&dst);
+        let load = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{decompress} \"$1\" | \"$2\" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p {} -U {} -d {dst} -o /dev/null",
+                pg.port, pg.user
+            ))
+            .arg("sh")
+            .arg(&file)
+            .arg(pg_bin().join("psql"))
+            .env("PGPASSWORD", &pg.password)
+            .output()
+            .unwrap();
+        assert!(load.status.success(), "{format}: {}", stderr(&load));
+        assert_eq!(fingerprint(pg, &src), fingerprint(pg, &dst), "{format}");
+    }
 }

@@ -32,9 +32,11 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &DumpArgs) -> Result<u8> {
     let out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let node = tree_walk::find_node(&repo, &snap.tree, path.as_bytes())?;
     let mut out = match node {
-        None => write_tar(&repo, &snap.tree, b"/", None, out)?,
+        None => write_tar(&repo, &snap.tree, b"/", None, out, &mut Vec::new())?,
         Some(n) => match (n.node_type, n.subtree) {
-            (NodeType::Dir, Some(sub)) => write_tar(&repo, &sub, path.as_bytes(), Some(&n), out)?,
+            (NodeType::Dir, Some(sub)) => {
+                write_tar(&repo, &sub, path.as_bytes(), Some(&n), out, &mut Vec::new())?
+            }
             (NodeType::File, _) => {
                 let content = n.content.clone().unwrap_or_default();
                 let mut r = BlobReader::new(&repo, &content);

@@ -7,6 +7,7 @@ pub mod completion;
 pub mod database;
 pub mod diff;
 pub mod dump;
+pub mod export;
 pub mod forget;
 pub mod init;
 pub mod key;

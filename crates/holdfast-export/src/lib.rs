@@ -1,5 +1,21 @@
 //! Exports: a snapshot (or part of one) written as standard files that open
 //! without holdfast. Every exporter streams: memory stays constant whatever
-//! the snapshot's size.
+//! the size of the files (zip's central directory and the export manifest
+//! keep one small record per file).
+//!
+//! - [`export`]: the entry point — format × snapshot kind → writer;
+//! - [`tar_export`], [`zip_export`]: directory trees; single-file formats
+//!   (SQL dumps, JSON Lines) are streamed by [`export`] itself;
+//! - [`compression`]: gzip and zstd wrappers; [`digest`]: hashing as bytes
+//!   pass;
+//! - [`export_manifest`]: the `.manifest.json` written beside an export;
+//!   [`verify`]: `export --verify`.
 
+pub mod compression;
+pub mod digest;
+pub mod export;
+pub mod export_manifest;
+pub mod format;
 pub mod tar_export;
+pub mod verify;
+pub mod zip_export;

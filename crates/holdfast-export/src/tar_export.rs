@@ -16,6 +16,9 @@ use holdfast_format::tree::{Node, NodeType};
 use tar::{Builder, EntryType, Header};
 
 use holdfast_engine::blob_reader::BlobReader;
+use holdfast_sources::manifest::ManifestFile;
+
+use crate::digest::HashingReader;
 
 fn io_err(e: io::Error) -> EngineError {
     EngineError::io("writing the tar stream", e)
@@ -55,12 +58,15 @@ fn pax_records(node: &Node) -> Vec<(String, Vec<u8>)> {
 /// path of `tree` (`/` or e.g. `/home/me`); entries are named by their
 /// snapshot path without the leading `/`. `dir_node`, when given, is the
 /// node of `prefix` itself and is written first so its metadata survives.
+/// Every regular file written (not hard links to one already written) is
+/// appended to `files` with its size and SHA-256.
 pub fn write_tar<W: Write>(
     repo: &Repository,
     tree: &Id,
     prefix: &[u8],
     dir_node: Option<&Node>,
     out: W,
+    files: &mut Vec<ManifestFile>,
 ) -> Result<W> {
     let mut b = Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
@@ -113,8 +119,15 @@ pub fn write_tar<W: Write>(
                 h.set_entry_type(EntryType::Regular);
                 h.set_size(node.size);
                 let content = node.content.as_deref().unwrap_or(&[]);
-                let reader = BlobReader::new(repo, content);
-                b.append_data(&mut h, name_path, reader).map_err(io_err)?;
+                let mut reader = HashingReader::new(BlobReader::new(repo, content));
+                b.append_data(&mut h, name_path, &mut reader)
+                    .map_err(io_err)?;
+                let (size, sha256) = reader.finish();
+                files.push(ManifestFile {
+                    path: String::from_utf8_lossy(&name).into_owned(),
+                    size,
+                    sha256: sha256.to_hex(),
+                });
             }
             NodeType::Symlink => {
                 h.set_entry_type(EntryType::Symlink);

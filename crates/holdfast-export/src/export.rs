@@ -1,0 +1,175 @@
+//! One entry point for every export: pick the writer for the format, check
+//! that it fits the snapshot, stream, and describe what was written.
+
+use std::io::{self, Write};
+
+use holdfast_engine::blob_reader::BlobReader;
+use holdfast_engine::repository::Repository;
+use holdfast_engine::{EngineError, Result};
+use holdfast_format::Id;
+use holdfast_format::snapshot::Snapshot;
+use holdfast_sources::manifest::{Manifest, ManifestFile, root_file};
+
+use crate::compression::Compression;
+use crate::digest::{HashingReader, HashingWriter};
+use crate::export_manifest::{EXPORT_MANIFEST_FORMAT, ExportManifest};
+use crate::format::ExportFormat;
+use crate::tar_export::write_tar;
+use crate::zip_export::write_zip;
+
+/// The format an export of `snapshot` gets when none is named: the SQL of
+/// a dump, the events of a stream, a tar of anything else.
+pub fn default_format(manifest: Option<&Manifest>) -> ExportFormat {
+    match manifest {
+        Some(m) if m.mode == "dump" => ExportFormat::Sql(Compression::None),
+        Some(m) if m.kind == "jsonl" => ExportFormat::Jsonl(Compression::None),
+        _ => ExportFormat::Tar(Compression::None),
+    }
+}
+
+/// The snapshot file a single-file format exports, checked against the
+/// snapshot's kind.
+fn single_file(
+    format: ExportFormat,
+    manifest: Option<&Manifest>,
+) -> Result<Option<&ManifestFile>> {
+    let (want_ext, what) = match format {
+        ExportFormat::Sql(_) => (".sql", "a database dump"),
+        ExportFormat::Jsonl(_) => (".jsonl", "an event stream"),
+        _ => return Ok(None),
+    };
+    let fits = |m: &Manifest| match format {
+        ExportFormat::Sql(_) => m.mode == "dump",
+        _ => m.kind == "jsonl",
+    };
+    let Some(m) = manifest.filter(|m| fits(m)) else {
+        let is = match manifest {
+            None => "files".to_string(),
+            Some(m) => format!("a {} {} snapshot", m.kind, m.mode),
+        };
+        return Err(EngineError::Invalid(format!(
+            "--format {format} needs {what} snapshot, and this snapshot holds {is}; \
+             use tar, tar.gz, tar.zst or zip"
+        )));
+    };
+    m.files
+        .iter()
+        .find(|f| f.path.ends_with(want_ext))
+        .map(Some)
+        .ok_or_else(|| {
+            EngineError::Invalid(format!("the snapshot's manifest lists no {want_ext} file"))
+        })
+}
+
+/// Stream `snapshot` (or its subtree at `subpath`) to `out` in `format`.
+/// Returns the writer and the export's manifest, whose `artifact.path` is
+/// `artifact_name`.
+pub fn export_snapshot<W: Write>(
+    repo: &Repository,
+    snapshot_id: &Id,
+    snapshot: &Snapshot,
+    format: ExportFormat,
+    subpath: Option<&str>,
+    artifact_name: &str,
+    out: W,
+) -> Result<(W, ExportManifest)> {
+    let manifest = Manifest::load(repo, snapshot)?;
+    let single = single_file(format, manifest.as_ref())?;
+    if single.is_some() && subpath.is_some() {
+        return Err(EngineError::Invalid(format!(
+            "--format {format} exports the whole snapshot; --path applies to tar and zip"
+        )));
+    }
+    // The subtree to export, and its snapshot path.
+    let (tree, prefix, dir_node) = match subpath.map(|p| p.trim_end_matches('/')) {
+        None | Some("") => (snapshot.tree, "/".to_string(), None),
+        Some(p) => {
+            let node =
+                holdfast_engine::tree_walk::find_node(repo, &snapshot.tree, p.as_bytes())?
+                    .ok_or_else(|| EngineError::Invalid(format!("{p} is not in the snapshot")))?;
+            let sub = node.subtree.ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "{p} is not a directory; use `holdfast dump` for one file"
+                ))
+            })?;
+            let prefix = if p.starts_with('/') {
+                p.to_string()
+            } else {
+                format!("/{p}")
+            };
+            (sub, prefix, Some(node))
+        }
+    };
+
+    let hashed = HashingWriter::new(out);
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    let hashed = match format {
+        ExportFormat::Tar(c) => {
+            let w = c.writer(hashed).map_err(io_err)?;
+            let w = write_tar(
+                repo,
+                &tree,
+                prefix.as_bytes(),
+                dir_node.as_ref(),
+                w,
+                &mut files,
+            )?;
+            w.finish().map_err(io_err)?
+        }
+        ExportFormat::Zip => {
+            let (w, summary) = write_zip(repo, &tree, prefix.as_bytes(), hashed)?;
+            files = summary.files;
+            skipped = summary.skipped;
+            w
+        }
+        ExportFormat::Sql(c) | ExportFormat::Jsonl(c) => {
+            let expected = single.expect("checked above");
+            let node = root_file(repo, snapshot, &expected.path)?.ok_or_else(|| {
+                EngineError::Invalid(format!("{} is missing from the snapshot", expected.path))
+            })?;
+            let content = node.content.unwrap_or_default();
+            let mut reader = HashingReader::new(BlobReader::new(repo, &content));
+            let mut w = c.writer(hashed).map_err(io_err)?;
+            io::copy(&mut reader, &mut w)
+                .map_err(|e| EngineError::io(format!("exporting {}", expected.path), e))?;
+            let (size, sha256) = reader.finish();
+            if size != expected.size || sha256.to_hex() != expected.sha256 {
+                return Err(EngineError::Corrupt {
+                    file: expected.path.clone(),
+                    why: format!(
+                        "the snapshot's copy ({size} bytes, SHA-256 {}) differs from its manifest \
+                         ({} bytes, {})",
+                        sha256.to_hex(),
+                        expected.size,
+                        expected.sha256
+                    ),
+                });
+            }
+            files.push(expected.clone());
+            w.finish().map_err(io_err)?
+        }
+    };
+    let (out, size, sha256) = hashed.finish();
+    let manifest = ExportManifest {
+        format: EXPORT_MANIFEST_FORMAT.into(),
+        export_format: format.extension(),
+        snapshot: snapshot_id.to_hex(),
+        paths: snapshot.paths.clone(),
+        hostname: snapshot.hostname.clone(),
+        snapshot_time: snapshot.time.to_string(),
+        created: jiff::Timestamp::now().to_string(),
+        artifact: ManifestFile {
+            path: artifact_name.to_string(),
+            size,
+            sha256: sha256.to_hex(),
+        },
+        files,
+        skipped,
+    };
+    Ok((out, manifest))
+}
+
+fn io_err(e: io::Error) -> EngineError {
+    EngineError::io("writing the export", e)
+}
