@@ -16,6 +16,8 @@ use holdfast_sources::postgres::restore::{PgRestoreOptions, restore_pg_dump};
 use holdfast_sources::progress::Progress;
 use holdfast_sources::secret;
 use holdfast_sources::source_url::SourceAddress;
+use holdfast_sources::sqlite::backup::backup_sqlite;
+use holdfast_sources::sqlite::restore::{SqliteRestoreOptions, restore_sqlite};
 
 use crate::ui::{Ui, fmt_bytes};
 
@@ -43,6 +45,12 @@ pub fn backup(
             let pw = secret::resolve(password_file, db.password.as_deref())?;
             let mut client = PgClient::new(db, pw)?;
             Ok(backup_pg_dump(repo, &mut client, opts, progress)?)
+        }
+        SourceAddress::Sqlite(path) => {
+            if password_file.is_some() {
+                bail!("--source-password-file does not apply to SQLite, which has no passwords");
+            }
+            Ok(backup_sqlite(repo, &path, opts, progress)?)
         }
         other => bail!("backing up {other} is not supported yet"),
     }
@@ -78,6 +86,14 @@ pub fn restore(
                 progress,
             )?)
         }
+        (SourceAddress::Sqlite(path), "sqlite", "file") => Ok(restore_sqlite(
+            repo,
+            snapshot,
+            &manifest,
+            &path,
+            &SqliteRestoreOptions { clean },
+            progress,
+        )?),
         (addr, kind, mode) => bail!("a {kind} {mode} snapshot cannot be restored into {addr}"),
     }
 }

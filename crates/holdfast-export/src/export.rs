@@ -29,10 +29,7 @@ pub fn default_format(manifest: Option<&Manifest>) -> ExportFormat {
 
 /// The snapshot file a single-file format exports, checked against the
 /// snapshot's kind.
-fn single_file(
-    format: ExportFormat,
-    manifest: Option<&Manifest>,
-) -> Result<Option<&ManifestFile>> {
+fn single_file(format: ExportFormat, manifest: Option<&Manifest>) -> Result<Option<&ManifestFile>> {
     let (want_ext, what) = match format {
         ExportFormat::Sql(_) => (".sql", "a database dump"),
         ExportFormat::Jsonl(_) => (".jsonl", "an event stream"),

@@ -17,5 +17,6 @@ pub mod postgres;
 pub mod progress;
 pub mod secret;
 pub mod source_url;
+pub mod sqlite;
 pub mod stream;
 pub mod writer;

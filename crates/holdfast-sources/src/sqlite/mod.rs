@@ -1,0 +1,169 @@
+//! SQLite: a consistent copy taken with SQLite's online backup API while
+//! the application keeps writing, stored as the database file itself (so
+//! `restic restore` gives back a working database), and restored to a
+//! file that must pass `PRAGMA integrity_check` and the manifest's row
+//! counts before it replaces anything.
+
+pub mod backup;
+pub mod restore;
+
+use std::path::Path;
+use std::time::Duration;
+
+use holdfast_engine::{EngineError, Result};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::manifest::{ManifestColumn, ManifestTable};
+
+/// How long a statement waits for another connection's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) fn sqlite_err(what: impl std::fmt::Display, e: rusqlite::Error) -> EngineError {
+    EngineError::Source(format!("{what}: {e}"))
+}
+
+/// Open an existing database read-only, with a clear error when it is
+/// missing or not a database.
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(EngineError::Source(format!(
+                "no SQLite database at {}: the file does not exist",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(EngineError::io(format!("reading {}", path.display()), e)),
+        Ok(m) if !m.is_file() => {
+            return Err(EngineError::Source(format!(
+                "{} is not a file, so not a SQLite database",
+                path.display()
+            )));
+        }
+        Ok(_) => {}
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| sqlite_err(format!("opening {}", path.display()), e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| sqlite_err("setting the busy timeout", e))?;
+    // The first read tells a database from any other file.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| {
+        sqlite_err(
+            format!("{} is not a readable SQLite database", path.display()),
+            e,
+        )
+    })?;
+    Ok(conn)
+}
+
+/// Every table (not SQLite's own) with its columns and row count, in name
+/// order.
+pub(crate) fn tables(conn: &Connection) -> Result<Vec<ManifestTable>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+        )
+        .map_err(|e| sqlite_err("listing tables", e))?;
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| sqlite_err("listing tables", e))?;
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let q = quote_ident(&name);
+        let rows: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM {q}"), [], |r| r.get(0))
+            .map_err(|e| sqlite_err(format!("counting rows of {name}"), e))?;
+        let mut cols = conn
+            .prepare(&format!("PRAGMA table_info({q})"))
+            .map_err(|e| sqlite_err(format!("reading the columns of {name}"), e))?;
+        let columns: Vec<ManifestColumn> = cols
+            .query_map([], |r| {
+                Ok(ManifestColumn {
+                    name: r.get(1)?,
+                    sql_type: r.get(2)?,
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| sqlite_err(format!("reading the columns of {name}"), e))?;
+        out.push(ManifestTable {
+            name: name.clone(),
+            parts: vec![name],
+            rows: rows as u64,
+            file: None,
+            columns,
+        });
+    }
+    Ok(out)
+}
+
+/// `PRAGMA integrity_check` (or `quick_check`): Ok when SQLite says "ok",
+/// else the first problems it lists.
+pub(crate) fn check_integrity(conn: &Connection, quick: bool) -> Result<()> {
+    let pragma = if quick {
+        "quick_check"
+    } else {
+        "integrity_check"
+    };
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA {pragma}(5)"))
+        .map_err(|e| sqlite_err(format!("running {pragma}"), e))?;
+    let lines: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| sqlite_err(format!("running {pragma}"), e))?;
+    if lines.len() == 1 && lines[0] == "ok" {
+        return Ok(());
+    }
+    Err(EngineError::Source(format!(
+        "PRAGMA {pragma} found problems:\n  {}",
+        lines.join("\n  ")
+    )))
+}
+
+/// A name quoted as an SQLite identifier.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_and_integrity_of_a_fresh_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.db");
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch(
+            "CREATE TABLE \"we\"\"ird\" (a INTEGER PRIMARY KEY, b TEXT);
+             INSERT INTO \"we\"\"ird\" (b) VALUES ('x'), ('y');
+             CREATE TABLE empty (z BLOB);",
+        )
+        .unwrap();
+        drop(c);
+        let c = open_read_only(&p).unwrap();
+        let t = tables(&c).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!((t[0].name.as_str(), t[0].rows), ("empty", 0));
+        assert_eq!((t[1].name.as_str(), t[1].rows), ("we\"ird", 2));
+        assert_eq!(t[1].columns[1].sql_type, "TEXT");
+        check_integrity(&c, false).unwrap();
+
+        let missing = open_read_only(&dir.path().join("nope.db"))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("does not exist"), "{missing}");
+        std::fs::write(dir.path().join("junk.db"), vec![7u8; 8192]).unwrap();
+        let junk = open_read_only(&dir.path().join("junk.db"))
+            .unwrap_err()
+            .to_string();
+        assert!(junk.contains("not a readable SQLite database"), "{junk}");
+    }
+}

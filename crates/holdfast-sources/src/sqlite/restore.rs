@@ -1,0 +1,188 @@
+//! `restore SNAPSHOT --to sqlite:///path/new.db`: the stored database file
+//! is written beside the target as `NAME.holdfast-partial`, its SHA-256
+//! checked against the manifest, `PRAGMA integrity_check` run and the rows
+//! counted; only then does it replace the target (an atomic rename, after
+//! removing the old database's `-wal`, `-shm` and `-journal` files, which
+//! would otherwise be replayed into the new one).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use holdfast_engine::blob_reader::BlobReader;
+use holdfast_engine::repository::Repository;
+use holdfast_engine::{EngineError, Result};
+use holdfast_format::Id;
+use holdfast_format::snapshot::Snapshot;
+use sha2::{Digest, Sha256};
+
+use super::{check_integrity, open_read_only, tables};
+use crate::db_restore::{RestoreReport, verify_counts};
+use crate::manifest::{Manifest, root_file};
+use crate::progress::Progress;
+
+pub struct SqliteRestoreOptions {
+    /// Replace a target database that exists and is not empty.
+    pub clean: bool,
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Restore a `sqlite` snapshot to the database file `target`.
+pub fn restore_sqlite(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    manifest: &Manifest,
+    target: &Path,
+    opts: &SqliteRestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreReport> {
+    let display = format!("sqlite://{}", target.display());
+    let existed = match std::fs::metadata(target) {
+        Ok(m) if m.is_dir() => {
+            return Err(EngineError::Invalid(format!(
+                "{} is a directory; give the database file's path",
+                target.display()
+            )));
+        }
+        Ok(m) if m.len() > 0 && !opts.clean => {
+            return Err(EngineError::Invalid(format!(
+                "{} already exists and is not empty; restore to a new path, or add --clean \
+                 to replace it (stop the application first)",
+                target.display()
+            )));
+        }
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(EngineError::io(format!("reading {}", target.display()), e)),
+    };
+    let expected = manifest
+        .files
+        .first()
+        .ok_or_else(|| EngineError::Invalid("the manifest lists no database file".into()))?;
+    let node = root_file(repo, snapshot, &expected.path)?.ok_or_else(|| {
+        EngineError::Invalid(format!("{} is missing from the snapshot", expected.path))
+    })?;
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| EngineError::io(format!("creating {}", parent.display()), e))?;
+    }
+    let partial = with_suffix(target, ".holdfast-partial");
+    let result = write_and_check(
+        repo,
+        &node.content.unwrap_or_default(),
+        &partial,
+        manifest,
+        progress,
+    );
+    let (bytes, counted) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    if existed {
+        for side in ["-wal", "-shm", "-journal"] {
+            match std::fs::remove_file(with_suffix(target, side)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(EngineError::io(
+                        format!("removing the old database's {side} file"),
+                        e,
+                    ));
+                }
+            }
+        }
+    }
+    std::fs::rename(&partial, target).map_err(|e| {
+        EngineError::io(format!("moving the database into {}", target.display()), e)
+    })?;
+    if let Some(parent) = target.parent()
+        && let Ok(d) = File::open(parent)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(RestoreReport {
+        target: display,
+        database: expected.path.clone(),
+        created: !existed,
+        bytes,
+        tables: counted,
+    })
+}
+
+/// Write the stored file to `partial`, then prove it: SHA-256, integrity
+/// check, row counts. Returns the bytes written and the tables counted.
+fn write_and_check(
+    repo: &Repository,
+    content: &[Id],
+    partial: &Path,
+    manifest: &Manifest,
+    progress: &Progress,
+) -> Result<(u64, Vec<(String, u64)>)> {
+    let expected = &manifest.files[0];
+    let file = File::create(partial)
+        .map_err(|e| EngineError::io(format!("creating {}", partial.display()), e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut reader = BlobReader::new(repo, content);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut written = 0u64;
+    loop {
+        holdfast_engine::cancel::check()?;
+        let n = io::Read::read(&mut reader, &mut buf).map_err(|e| {
+            EngineError::io(format!("reading {} from the repository", expected.path), e)
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|e| EngineError::io(format!("writing {}", partial.display()), e))?;
+        written += n as u64;
+        progress.add_bytes(n as u64);
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| EngineError::io(format!("writing {}", partial.display()), e.into_error()))?;
+    file.sync_all()
+        .map_err(|e| EngineError::io(format!("writing {}", partial.display()), e))?;
+    drop(file);
+    let digest = Id(hasher.finalize().into());
+    if digest.to_hex() != expected.sha256 || written != expected.size {
+        return Err(EngineError::Source(format!(
+            "{} read back from the repository does not match the manifest (SHA-256 {}, expected {}); \
+             nothing was replaced",
+            expected.path,
+            digest.to_hex(),
+            expected.sha256
+        )));
+    }
+    let conn = open_read_only(partial)?;
+    check_integrity(&conn, false).map_err(|e| {
+        EngineError::Source(format!(
+            "the restored database failed its check: {e}; nothing was replaced"
+        ))
+    })?;
+    let found: Vec<u64> = {
+        let now = tables(&conn)?;
+        let by_name: std::collections::HashMap<_, _> =
+            now.iter().map(|t| (t.name.as_str(), t.rows)).collect();
+        manifest
+            .tables
+            .iter()
+            .map(|t| by_name.get(t.name.as_str()).copied().unwrap_or(u64::MAX))
+            .collect()
+    };
+    drop(conn);
+    let counted = verify_counts(manifest, &found)?;
+    progress.file_done();
+    Ok((written, counted))
+}

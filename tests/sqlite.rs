@@ -1,0 +1,334 @@
+//! SQLite: online backup while the application writes, restore to a file
+//! that must pass `PRAGMA integrity_check` and the manifest's row counts,
+//! and clear failures for missing, foreign and damaged files.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use common::*;
+use rusqlite::Connection;
+use rusqlite::types::Value;
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn url(p: &Path) -> String {
+    format!("sqlite://{}", p.display())
+}
+
+const TRICKY: &str = r#"
+PRAGMA journal_mode = WAL;
+PRAGMA foreign_keys = ON;
+PRAGMA user_version = 42;
+CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, note TEXT, score REAL, avatar BLOB, profile TEXT);
+CREATE TABLE orders (id INTEGER PRIMARY KEY AUTOINCREMENT, customer_id INTEGER NOT NULL REFERENCES customers(id), total NUMERIC, placed TEXT DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT);
+CREATE TABLE "odd ""name""" ("weird col" INTEGER, "tab	col" TEXT);
+CREATE INDEX orders_by_customer ON orders(customer_id);
+CREATE TRIGGER orders_audit AFTER INSERT ON orders BEGIN INSERT INTO audit(what) VALUES ('order ' || NEW.id); END;
+CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100;
+INSERT INTO customers (name, note, score, avatar, profile) VALUES
+  ('Zoë Ünïcødé 日本語 🎉', NULL, 1.5e300, x'00ff10deadbeef', '{"k": [1, 2, {"x": null}]}'),
+  ('empty note', '', -0.0, x'', 'null'),
+  ('big', printf('%.*c', 1000000, 'x'), NULL, randomblob(100000), NULL);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+  INSERT INTO orders (customer_id, total) SELECT 1 + (i % 3), i * 1.5 FROM n;
+INSERT INTO "odd ""name""" VALUES (1, 'a'), (NULL, NULL), (3, '');
+"#;
+
+/// Every row of every table, in rowid order, as text: equal fingerprints
+/// mean equal contents.
+fn fingerprint(path: &Path) -> BTreeMap<String, Vec<String>> {
+    let c = Connection::open(path).unwrap();
+    let names: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_schema WHERE type IN ('table','view','index','trigger') ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut out = BTreeMap::new();
+    let schema: Vec<String> = c
+        .prepare("SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_schema ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    out.insert("(schema)".to_string(), schema);
+    for name in names {
+        let kind: String = c
+            .query_row(
+                "SELECT type FROM sqlite_schema WHERE name = ?",
+                [&name],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if kind != "table" || name.starts_with("sqlite_") {
+            continue;
+        }
+        let q = format!(
+            "SELECT * FROM \"{}\" ORDER BY rowid",
+            name.replace('"', "\"\"")
+        );
+        let mut stmt = c.prepare(&q).unwrap();
+        let n = stmt.column_count();
+        let rows: Vec<String> = stmt
+            .query_map([], |r| {
+                let mut line = String::new();
+                for i in 0..n {
+                    let v: Value = r.get(i)?;
+                    line.push_str(&format!("{v:?}|"));
+                }
+                Ok(line)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        out.insert(name, rows);
+    }
+    out
+}
+
+#[test]
+fn sqlite_backup_restores_identically_and_restic_agrees() {
+    let repo = Repo::new();
+    let db = repo.dir.path().join("app.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(TRICKY)
+        .unwrap();
+    let out = repo.ok(&["backup", "--json", &url(&db)]);
+    let s = summary(&out);
+    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    assert_eq!(s["source"]["kind"], "sqlite");
+    assert_eq!(s["source"]["tables"], 4);
+    assert_eq!(s["source"]["rows"], 3 + 3000 + 3000 + 3);
+
+    let manifest: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
+    assert_eq!(manifest["kind"], "sqlite");
+    assert_eq!(manifest["user_version"], 42);
+    let orders = manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "orders")
+        .unwrap();
+    assert_eq!(orders["rows"], 3000);
+    assert_eq!(orders["columns"][3]["name"], "placed");
+
+    // Restore into a new file: same rows, same schema, integrity checked.
+    let restored = repo.dir.path().join("restored/app.db");
+    let out = repo.ok(&["restore", &id, "--json", "--to", &url(&restored)]);
+    let r = summary(&out);
+    assert_eq!(r["verified"], true);
+    assert_eq!(r["created"], true);
+    assert_eq!(fingerprint(&db), fingerprint(&restored));
+    let c = Connection::open(&restored).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 42);
+    assert!(
+        !repo
+            .dir
+            .path()
+            .join("restored/app.db.holdfast-partial")
+            .exists()
+    );
+
+    // restic restores a database file that opens and holds the same rows.
+    run_ok(repo.restic().args(["check", "--read-data"]));
+    let rt = repo.dir.path().join("restic-out");
+    run_ok(
+        repo.restic()
+            .args(["restore", &id, "--target", rt.to_str().unwrap()]),
+    );
+    assert_eq!(fingerprint(&db), fingerprint(&rt.join("app.db")));
+}
+
+#[test]
+fn backup_is_consistent_while_the_application_writes() {
+    let repo = Repo::new();
+    let db = repo.dir.path().join("busy.db");
+    {
+        let c = Connection::open(&db).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+             CREATE TABLE ledger (id INTEGER PRIMARY KEY, account INTEGER, delta INTEGER, pad BLOB);
+             CREATE TABLE ledger_copy (id INTEGER PRIMARY KEY, pad BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+               INSERT INTO accounts SELECT i, 1000 FROM n;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+               INSERT INTO ledger_copy SELECT i, randomblob(1000) FROM n;",
+        )
+        .unwrap();
+    }
+    // The application: each transaction moves money between two accounts
+    // and writes one ledger line; the total and the ledger's line count
+    // tie together at every commit.
+    let stop = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (db, stop, commits) = (db.clone(), stop.clone(), commits.clone());
+        std::thread::spawn(move || {
+            let mut c = Connection::open(&db).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            let mut i: i64 = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let (a, b) = (1 + i % 1000, 1 + (i * 7) % 1000);
+                let t = c.transaction().unwrap();
+                t.execute(
+                    "UPDATE accounts SET balance = balance - 5 WHERE id = ?",
+                    [a],
+                )
+                .unwrap();
+                t.execute(
+                    "UPDATE accounts SET balance = balance + 5 WHERE id = ?",
+                    [b],
+                )
+                .unwrap();
+                t.execute(
+                    "INSERT INTO ledger (account, delta, pad) VALUES (?, 5, randomblob(200))",
+                    [a],
+                )
+                .unwrap();
+                t.commit().unwrap();
+                commits.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    while commits.load(Ordering::Relaxed) < 200 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let before = commits.load(Ordering::Relaxed);
+    let out = repo.ok(&["backup", "--json", &url(&db)]);
+    let after = commits.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        after > before,
+        "the application was not blocked during the backup"
+    );
+    let id = summary(&out)["snapshot_id"].as_str().unwrap().to_string();
+
+    let restored = repo.dir.path().join("busy-restored.db");
+    repo.ok(&["restore", &id, "--to", &url(&restored)]);
+    let c = Connection::open(&restored).unwrap();
+    let (total, lines): (i64, i64) = c
+        .query_row(
+            "SELECT (SELECT sum(balance) FROM accounts), (SELECT count(*) FROM ledger)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(total, 1000 * 1000, "a torn transaction in the snapshot");
+    assert!(
+        lines >= before as i64 && lines <= after as i64,
+        "{lines} not in {before}..={after}"
+    );
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
+
+#[test]
+fn restore_refuses_an_existing_database_unless_clean() {
+    let repo = Repo::new();
+    let db = repo.dir.path().join("a.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(TRICKY)
+        .unwrap();
+    let id = summary(&repo.ok(&["backup", "--json", &url(&db)]))["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = repo.dir.path().join("live.db");
+    {
+        let c = Connection::open(&target).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE other (x); INSERT INTO other VALUES (1);",
+        )
+        .unwrap();
+    }
+    let before = fs::read(&target).unwrap();
+    let out = repo.run(&["restore", &id, "--to", &url(&target)]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already exists and is not empty"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--clean"), "{}", stderr(&out));
+    assert_eq!(fs::read(&target).unwrap(), before, "the target was touched");
+    // A stale WAL of the old database must not be replayed into the new one.
+    fs::write(format!("{}-wal", target.display()), vec![0x37u8; 4096]).unwrap();
+    repo.ok(&["restore", &id, "--to", &url(&target), "--clean"]);
+    assert!(!Path::new(&format!("{}-wal", target.display())).exists());
+    assert_eq!(fingerprint(&db), fingerprint(&target));
+}
+
+#[test]
+fn missing_foreign_and_damaged_databases_fail_clearly() {
+    let repo = Repo::new();
+    let missing = repo.dir.path().join("missing.db");
+    let out = repo.run(&["backup", &url(&missing)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+
+    let foreign = repo.dir.path().join("notes.txt");
+    fs::write(&foreign, "just some text, not a database\n".repeat(200)).unwrap();
+    let out = repo.run(&["backup", &url(&foreign)]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a readable SQLite database"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = repo.run(&["backup", "sqlite://relative/app.db"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("absolute path"), "{}", stderr(&out));
+
+    // A database whose table pages are damaged: the copy fails its check.
+    let damaged = repo.dir.path().join("damaged.db");
+    {
+        let c = Connection::open(&damaged).unwrap();
+        c.execute_batch(
+            "PRAGMA page_size = 4096;
+             CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+             CREATE INDEX t_v ON t(v);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+               INSERT INTO t SELECT i, 'value ' || i FROM n;",
+        )
+        .unwrap();
+    }
+    let mut bytes = fs::read(&damaged).unwrap();
+    // Scribble over the middle of the file (b-tree pages, not the header).
+    let mid = bytes.len() / 2 / 4096 * 4096;
+    for b in &mut bytes[mid + 8..mid + 4000] {
+        *b = 0xA5;
+    }
+    fs::write(&damaged, &bytes).unwrap();
+    let out = repo.run(&["backup", &url(&damaged)]);
+    assert!(!out.status.success(), "a damaged database was backed up");
+    let err = stderr(&out);
+    assert!(
+        err.contains("damaged") || err.contains("malformed"),
+        "{err}"
+    );
+    assert!(repo.snapshot_ids().is_empty());
+    repo.ok(&["check", "--read-data"]);
+}
