@@ -12,6 +12,7 @@ pub mod db_restore;
 pub mod dir;
 pub mod dump_scan;
 pub mod filter;
+pub mod jsonl;
 pub mod manifest;
 pub mod postgres;
 pub mod progress;
