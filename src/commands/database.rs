@@ -10,6 +10,9 @@ use holdfast_engine::repository::Repository;
 use holdfast_format::snapshot::Snapshot;
 use holdfast_sources::db_restore::RestoreReport;
 use holdfast_sources::manifest::{Manifest, snapshot_kind};
+use holdfast_sources::mysql::MyClient;
+use holdfast_sources::mysql::dump::backup_mysql_dump;
+use holdfast_sources::mysql::restore::{MyRestoreOptions, restore_mysql_dump};
 use holdfast_sources::postgres::PgClient;
 use holdfast_sources::postgres::dump::{DumpBackupOptions, DumpBackupResult, backup_pg_dump};
 use holdfast_sources::postgres::restore::{PgRestoreOptions, restore_pg_dump};
@@ -44,6 +47,11 @@ pub fn backup(
             let mut client = PgClient::new(db, pw)?;
             Ok(backup_pg_dump(repo, &mut client, opts, progress)?)
         }
+        SourceAddress::Mysql(db) => {
+            let pw = secret::resolve(password_file, db.password.as_deref())?;
+            let client = MyClient::new(db, pw)?;
+            Ok(backup_mysql_dump(repo, &client, opts, progress)?)
+        }
         other => bail!("backing up {other} is not supported yet"),
     }
 }
@@ -75,6 +83,18 @@ pub fn restore(
                 &manifest,
                 &mut client,
                 &PgRestoreOptions { clean },
+                progress,
+            )?)
+        }
+        (SourceAddress::Mysql(db), "mysql", "dump") => {
+            let pw = secret::resolve(password_file, db.password.as_deref())?;
+            let client = MyClient::new(db, pw)?;
+            Ok(restore_mysql_dump(
+                repo,
+                snapshot,
+                &manifest,
+                &client,
+                &MyRestoreOptions { clean },
                 progress,
             )?)
         }
