@@ -70,6 +70,9 @@ pub struct BackupArgs {
     /// Read the database password (or the HTTP token) from this file
     #[arg(long, value_name = "FILE")]
     pub source_password_file: Option<std::path::PathBuf>,
+    /// Event streams: refuse events whose schemaVersion is higher
+    #[arg(long, value_name = "N")]
+    pub max_schema_version: Option<u64>,
 }
 
 pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
@@ -139,6 +142,9 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
             &repo,
             addr,
             a.source_password_file.as_deref(),
+            &super::database::SourceOptions {
+                max_schema_version: a.max_schema_version,
+            },
             DumpBackupOptions {
                 chunker,
                 saver,

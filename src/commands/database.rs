@@ -2,16 +2,24 @@
 //! `restore SNAPSHOT --to ADDRESS`: one place that maps an address to its
 //! source, and prints what a source run did.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use holdfast_engine::repository::Repository;
+use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
+use holdfast_sources::db_backup::{DumpBackupOptions, DumpBackupResult};
 use holdfast_sources::db_restore::RestoreReport;
+use holdfast_sources::jsonl::Endpoint;
+use holdfast_sources::jsonl::backup::{JsonlBackupOptions, backup_jsonl};
+use holdfast_sources::jsonl::replay::{ReplayOptions, replay_events};
 use holdfast_sources::manifest::{Manifest, snapshot_kind};
+use holdfast_sources::mysql::MyClient;
+use holdfast_sources::mysql::dump::backup_mysql_dump;
+use holdfast_sources::mysql::restore::{MyRestoreOptions, restore_mysql_dump};
 use holdfast_sources::postgres::PgClient;
-use holdfast_sources::postgres::dump::{DumpBackupOptions, DumpBackupResult, backup_pg_dump};
+use holdfast_sources::postgres::dump::backup_pg_dump;
 use holdfast_sources::postgres::restore::{PgRestoreOptions, restore_pg_dump};
 use holdfast_sources::progress::Progress;
 use holdfast_sources::secret;
@@ -31,11 +39,41 @@ fn warn_password_in_address(ui: &Ui, addr: &SourceAddress) {
     }
 }
 
+/// Source options that only some kinds of source take.
+pub struct SourceOptions {
+    pub max_schema_version: Option<u64>,
+}
+
+/// The bearer token for an HTTP source: a token file, else
+/// `HOLDFAST_SOURCE_TOKEN`.
+fn http_token(password_file: Option<&Path>) -> Result<Option<secret::Secret>> {
+    if let Some(t) = secret::resolve(password_file, None)? {
+        return Ok(Some(t));
+    }
+    Ok(std::env::var("HOLDFAST_SOURCE_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(secret::Secret::new))
+}
+
+/// Where resumable work (event replays) keeps its progress.
+fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HOLDFAST_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("holdfast")
+}
+
 pub fn backup(
     ui: &Ui,
     repo: &Arc<Repository>,
     addr: SourceAddress,
     password_file: Option<&Path>,
+    source_opts: &SourceOptions,
     opts: DumpBackupOptions,
     progress: &Progress,
 ) -> Result<DumpBackupResult> {
@@ -46,20 +84,37 @@ pub fn backup(
             let mut client = PgClient::new(db, pw)?;
             Ok(backup_pg_dump(repo, &mut client, opts, progress)?)
         }
+        SourceAddress::Mysql(db) => {
+            let pw = secret::resolve(password_file, db.password.as_deref())?;
+            let client = MyClient::new(db, pw)?;
+            Ok(backup_mysql_dump(repo, &client, opts, progress)?)
+        }
         SourceAddress::Sqlite(path) => {
             if password_file.is_some() {
                 bail!("--source-password-file does not apply to SQLite, which has no passwords");
             }
             Ok(backup_sqlite(repo, &path, opts, progress)?)
         }
-        other => bail!("backing up {other} is not supported yet"),
+        SourceAddress::Jsonl(address) => {
+            let endpoint = Endpoint {
+                address,
+                token: http_token(password_file)?,
+            };
+            let jopts = JsonlBackupOptions {
+                max_schema_version: source_opts.max_schema_version,
+            };
+            Ok(backup_jsonl(repo, &endpoint, &jopts, opts, progress)?)
+        }
+        SourceAddress::Path(p) => bail!("{} is a path, not a source address", p.display()),
     }
 }
 
 /// Restore a database or stream snapshot into `addr`.
+#[allow(clippy::too_many_arguments)]
 pub fn restore(
     ui: &Ui,
     repo: &Repository,
+    snapshot_id: &Id,
     snapshot: &Snapshot,
     addr: SourceAddress,
     password_file: Option<&Path>,
@@ -86,6 +141,18 @@ pub fn restore(
                 progress,
             )?)
         }
+        (SourceAddress::Mysql(db), "mysql", "dump") => {
+            let pw = secret::resolve(password_file, db.password.as_deref())?;
+            let client = MyClient::new(db, pw)?;
+            Ok(restore_mysql_dump(
+                repo,
+                snapshot,
+                &manifest,
+                &client,
+                &MyRestoreOptions { clean },
+                progress,
+            )?)
+        }
         (SourceAddress::Sqlite(path), "sqlite", "file") => Ok(restore_sqlite(
             repo,
             snapshot,
@@ -94,6 +161,22 @@ pub fn restore(
             &SqliteRestoreOptions { clean },
             progress,
         )?),
+        (SourceAddress::Jsonl(address), "jsonl", "events") => {
+            let endpoint = Endpoint {
+                address,
+                token: http_token(password_file)?,
+            };
+            let replay = ReplayOptions::new(state_dir().join("replay"));
+            Ok(replay_events(
+                repo,
+                snapshot_id,
+                snapshot,
+                &manifest,
+                &endpoint,
+                &replay,
+                progress,
+            )?)
+        }
         (addr, kind, mode) => bail!("a {kind} {mode} snapshot cannot be restored into {addr}"),
     }
 }
@@ -125,8 +208,25 @@ pub fn print_restore_report(ui: &Ui, r: &RestoreReport, took: std::time::Duratio
         "tables": r.tables.len(),
         "rows": r.rows(),
         "verified": true,
+        "resumed_after": r.resumed_after,
         "total_duration": took.as_secs_f64(),
     }));
+    if r.database.ends_with(".jsonl") {
+        ui.print(&format!(
+            "replayed {} events ({}) into {}{}; every batch acknowledged, the stream's SHA-256 \
+             verified, in {}",
+            r.rows(),
+            fmt_bytes(r.bytes),
+            r.target,
+            if r.resumed_after > 0 {
+                format!(" (resumed after event {})", r.resumed_after)
+            } else {
+                String::new()
+            },
+            crate::ui::fmt_duration(took)
+        ));
+        return;
+    }
     ui.print(&format!(
         "restored {} into {}{}: {} tables, {} rows; row counts verified against the manifest in {}",
         fmt_bytes(r.bytes),

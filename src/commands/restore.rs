@@ -28,7 +28,8 @@ pub struct RestoreArgs {
     )]
     pub target: Option<PathBuf>,
     /// Restore a database snapshot into this database (postgres://…/DB,
-    /// mysql://…/DB); created if absent
+    /// mysql://…/DB, sqlite:///FILE; created if absent), or replay an event
+    /// stream into jsonl+https://… (resumes where an interrupted replay stopped)
     #[arg(long, value_name = "ADDRESS")]
     pub to: Option<String>,
     /// With --to: drop and recreate a target database that is not empty
@@ -79,6 +80,7 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
         let r = super::database::restore(
             ui,
             &repo,
+            &id,
             &snap,
             addr,
             a.source_password_file.as_deref(),

@@ -3,6 +3,7 @@
 //! of metadata, and comparing two trees field by field.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod servers;
 
 use std::collections::BTreeMap;

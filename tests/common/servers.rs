@@ -283,6 +283,11 @@ impl MariaDb {
                 "--bind-address=127.0.0.1",
                 "--skip-name-resolve",
                 "--innodb-buffer-pool-size=64M",
+                "--innodb-flush-log-at-trx-commit=0",
+                // What Debian's packaged configuration sets; without it the
+                // compiled-in default is latin1.
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_general_ci",
             ])
             .arg(format!("--user={me}"))
             .stdout(Stdio::null())
@@ -296,7 +301,15 @@ impl MariaDb {
             dir,
             _server: server,
         };
-        wait_until("MariaDB", || db.root_sql("SELECT 1").is_some());
+        let started = Instant::now();
+        while db.root_sql("SELECT 1").is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "MariaDB did not come up:\n{}",
+                std::fs::read_to_string(db.dir.join("err.err")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         db.root_sql(&format!(
             "CREATE USER 'holdfast'@'%' IDENTIFIED BY '{}'; GRANT ALL ON *.* TO 'holdfast'@'%' WITH GRANT OPTION;",
             db.password
@@ -309,7 +322,14 @@ impl MariaDb {
         let out = Command::new("mariadb")
             .arg("--no-defaults")
             .arg(format!("--socket={}", self.dir.join("sock").display()))
-            .args(["-uroot", "-N", "-B", "-e", sql])
+            .args([
+                "--default-character-set=utf8mb4",
+                "-uroot",
+                "-N",
+                "-B",
+                "-e",
+                sql,
+            ])
             .output()
             .ok()?;
         out.status
@@ -321,10 +341,11 @@ impl MariaDb {
         format!("mysql://{}@127.0.0.1:{}/{}", self.user, self.port, db)
     }
 
-    /// Run SQL as the test user over TCP (password from the environment).
-    pub fn sql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new("mariadb")
-            .arg("--no-defaults")
+    /// A client command as the test user over TCP (password from the
+    /// environment, as holdfast's users do).
+    pub fn client(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.arg("--no-defaults")
             .args([
                 "--protocol=tcp",
                 "-h",
@@ -333,18 +354,35 @@ impl MariaDb {
                 &self.port.to_string(),
                 "-u",
                 &self.user,
-                "-N",
-                "-B",
-                "--raw",
+                "--default-character-set=utf8mb4",
             ])
+            .env("MYSQL_PWD", &self.password);
+        c
+    }
+
+    /// Run an SQL script (fed on stdin, so `DELIMITER` works) in `db`;
+    /// returns tab-separated rows, unescaped.
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .client("mariadb")
+            .args(["-N", "-B", "--raw", "--max-allowed-packet=64M"])
             .arg(format!("--database={db}"))
-            .env("MYSQL_PWD", &self.password)
-            .args(["-e", sql])
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let script = sql.to_string();
+        let writer = std::thread::spawn(move || stdin.write_all(script.as_bytes()));
+        let out = child.wait_with_output().unwrap();
+        // A client that stopped early broke the pipe: its stderr says why.
+        let _ = writer.join();
         assert!(
             out.status.success(),
-            "mariadb {sql}: {}",
+            "mariadb {}: {}",
+            &sql[..sql.floor_char_boundary(300)],
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()

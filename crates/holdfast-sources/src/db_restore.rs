@@ -30,6 +30,8 @@ pub struct RestoreReport {
     /// Every table with the row count found in the restored database, equal
     /// to the manifest's.
     pub tables: Vec<(String, u64)>,
+    /// Items an earlier, interrupted run had already delivered (replays).
+    pub resumed_after: u64,
 }
 
 impl RestoreReport {

@@ -4,16 +4,20 @@
 //! - [`stream`]: one byte stream stored as a one-file snapshot (`--stdin`,
 //!   and the base of the database sources); [`command`]: a command's output;
 //! - [`writer`]: a snapshot built file by file from streams;
+//! - [`postgres`], [`mysql`]: databases through their own dump tools, with
+//!   what they share in [`db_backup`] and [`db_restore`];
 //! - [`filter`]: the include/exclude patterns both use.
 
 pub mod command;
 pub mod commit;
+pub mod db_backup;
 pub mod db_restore;
 pub mod dir;
 pub mod dump_scan;
 pub mod filter;
 pub mod jsonl;
 pub mod manifest;
+pub mod mysql;
 pub mod postgres;
 pub mod progress;
 pub mod secret;

@@ -230,7 +230,10 @@ impl DbAddress {
 
 fn is_secret_param(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
-    k.contains("password") || k.contains("secret") || k.contains("token") || k == "sslkey"
+    // Over-masking costs a less useful log line; under-masking leaks.
+    ["pass", "secret", "token", "key", "sig", "auth", "credential"]
+        .iter()
+        .any(|s| k.contains(s))
 }
 
 /// Redact whatever looks like a password in a raw address string (for

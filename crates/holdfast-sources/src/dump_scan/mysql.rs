@@ -1,11 +1,14 @@
 //! mysqldump / mariadb-dump output: `CREATE TABLE `t` (` opens a table,
-//! `INSERT INTO `t` VALUES (…),(…);` lines carry its rows (one statement per
-//! line, strings with backslash escapes, binary as 0x… with --hex-blob);
-//! the dump ends with `-- Dump completed`.
+//! `INSERT INTO `t` VALUES (…),(…);` statements carry its rows (strings with
+//! backslash escapes, binary as 0x… with --hex-blob); the dump ends with
+//! `-- Dump completed`. MySQL and older MariaDB write each INSERT on one
+//! line; mariadb-dump 10.11 and later starts every row on a line of its own
+//! (`INSERT INTO `t` VALUES` then `(1,…),` lines), so an INSERT ends at the
+//! `;` outside a string, not at a newline.
 //!
 //! Rows are counted as tuples opened outside string literals, so a byte
-//! state machine runs over INSERT lines (which can be megabytes long); all
-//! other lines are looked at only by their first bytes.
+//! state machine runs over INSERT statements (which can be megabytes long);
+//! all other lines are looked at only by their first bytes.
 
 use super::{StreamScanner, TableRows};
 
@@ -17,7 +20,7 @@ const PREFIX: usize = 1024;
 enum State {
     /// Collecting the first bytes of a line.
     LineStart,
-    /// Inside the VALUES of an INSERT line.
+    /// Inside the VALUES of an INSERT statement.
     Values { in_string: bool, escaped: bool },
     /// The rest of an uninteresting line.
     Skip,
@@ -94,10 +97,13 @@ impl MysqlDumpScan {
     fn classify(&mut self, line: &[u8], whole: bool) -> Option<usize> {
         if let Some(rest) = line.strip_prefix(b"INSERT INTO ") {
             if let Some((name, n)) = parse_backtick_name(rest)
-                && rest[n..].starts_with(b" VALUES ")
+                && let Some(after) = rest[n..].strip_prefix(b" VALUES")
+                && ((after.is_empty() && whole)
+                    || after.starts_with(b" ")
+                    || after.starts_with(b"("))
             {
                 self.current = self.table_index(name);
-                return Some(12 + n + 8);
+                return Some(12 + n + 7);
             }
         } else if let Some(rest) = line.strip_prefix(b"CREATE TABLE ") {
             if let Some((name, _)) = parse_backtick_name(rest) {
@@ -115,7 +121,8 @@ impl MysqlDumpScan {
     }
 
     /// Scan VALUES bytes; returns how many were consumed (up to and
-    /// including the line's newline, if reached).
+    /// including the statement's closing `;`, if reached — the rest of its
+    /// line is then skipped).
     fn values(&mut self, data: &[u8]) -> usize {
         let State::Values {
             mut in_string,
@@ -146,7 +153,7 @@ impl MysqlDumpScan {
                     }
                 }
             } else {
-                match memchr::memchr3(b'\'', b'(', b'\n', &data[i..]) {
+                match memchr::memchr3(b'\'', b'(', b';', &data[i..]) {
                     None => i = data.len(),
                     Some(p) => {
                         let c = data[i + p];
@@ -155,7 +162,7 @@ impl MysqlDumpScan {
                             b'\'' => in_string = true,
                             b'(' => self.tables[self.current].rows += 1,
                             _ => {
-                                self.state = State::LineStart;
+                                self.state = State::Skip;
                                 return i;
                             }
                         }
@@ -239,7 +246,9 @@ impl StreamScanner for MysqlDumpScan {
                                 escaped: false,
                             };
                             self.values(&line[at..]);
-                            // The newline, if reached, ends the VALUES.
+                            // The line's newline (if `take` reached it) is
+                            // left to the VALUES or to the skipped rest of
+                            // the statement's line.
                             data = &data[take..];
                         }
                         None if whole => data = &data[take + 1..],
@@ -310,6 +319,44 @@ mod tests {
             let s = scan(&parts);
             assert_eq!(s.verdict(), Ok(()));
             assert_eq!(s.tables()[0].rows, 5000);
+        }
+    }
+
+    /// mariadb-dump 10.11's layout: one row per line after a bare
+    /// `INSERT INTO … VALUES` line.
+    const ROW_PER_LINE: &str = "/*M!999999\\- enable the sandbox mode */ \n\
+        -- MariaDB dump 10.19  Distrib 10.11.14-MariaDB\n\
+        CREATE TABLE `c` (\n  `id` int(11) NOT NULL\n) ENGINE=InnoDB;\n\
+        LOCK TABLES `c` WRITE;\n\
+        INSERT INTO `c` VALUES\n\
+        (1,'Zo\u{eb} (\\'x\\')',0x00FF27,'{\\\"a\\\":1}'),\n\
+        (2,NULL,NULL,NULL),\n\
+        (3,'a\\0b\\\\c\\'d\\n;(','','[]');\n\
+        UNLOCK TABLES;\n\
+        CREATE TABLE `d` (\n  `id` int(11)\n);\n\
+        INSERT INTO `d` VALUES\n(7);\n\
+        -- Dump completed\n";
+
+    #[test]
+    fn counts_rows_one_per_line() {
+        for step in [1, 3, 7, 4096] {
+            let parts: Vec<&[u8]> = ROW_PER_LINE.as_bytes().chunks(step).collect();
+            let s = scan(&parts);
+            assert_eq!(s.verdict(), Ok(()), "step {step}");
+            let got: Vec<(String, u64)> = s
+                .tables()
+                .iter()
+                .map(|t| (t.display_name(), t.rows))
+                .collect();
+            assert_eq!(got, vec![("c".into(), 3), ("d".into(), 1)], "step {step}");
+        }
+        // Cut between two rows, or right after the INSERT line: inside the rows.
+        for at in ["(2,NULL", "(3,", "(7)"] {
+            let cut = ROW_PER_LINE.find(at).unwrap();
+            let err = scan(&[&ROW_PER_LINE.as_bytes()[..cut]])
+                .verdict()
+                .unwrap_err();
+            assert!(err.contains("inside the rows"), "{at}: {err}");
         }
     }
 

@@ -18,8 +18,8 @@ use serde_json::json;
 
 use super::events::{EventReader, EventValidator};
 use super::{EVENTS_FILE, Endpoint, body_excerpt};
+use crate::db_backup::{DumpBackupOptions, DumpBackupResult};
 use crate::manifest::{MANIFEST_FILE, Manifest, source_summary};
-use crate::postgres::dump::{DumpBackupOptions, DumpBackupResult};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 
@@ -43,9 +43,14 @@ pub fn backup_jsonl(
     let client = endpoint.client(STALL)?;
     let resp = endpoint
         .request(&client, reqwest::Method::GET)
-        .header(reqwest::header::ACCEPT, "application/x-ndjson, application/jsonl, */*")
+        .header(
+            reqwest::header::ACCEPT,
+            "application/x-ndjson, application/jsonl, */*",
+        )
         .send()
-        .map_err(|e| EngineError::Source(format!("{}; no snapshot was written", endpoint.describe(e))))?;
+        .map_err(|e| {
+            EngineError::Source(format!("{}; no snapshot was written", endpoint.describe(e)))
+        })?;
     let status = resp.status();
     if !status.is_success() {
         let hint = match status.as_u16() {
@@ -92,11 +97,13 @@ pub fn backup_jsonl(
         .insert("last_event_id".into(), json!(stats.last_event_id));
     manifest.extra.insert(
         "schema_versions".into(),
-        json!(stats
-            .schema_versions
-            .iter()
-            .map(|(v, n)| (v.to_string(), json!(n)))
-            .collect::<serde_json::Map<String, serde_json::Value>>()),
+        json!(
+            stats
+                .schema_versions
+                .iter()
+                .map(|(v, n)| (v.to_string(), json!(n)))
+                .collect::<serde_json::Map<String, serde_json::Value>>()
+        ),
     );
     if let Some(max) = jopts.max_schema_version {
         manifest

@@ -173,7 +173,11 @@ impl<R: BufRead> EventReader<R> {
                 Some(i) => (i + 1, true),
                 None => (buf.len(), false),
             };
-            let body = if found { &buf[..take - 1] } else { &buf[..take] };
+            let body = if found {
+                &buf[..take - 1]
+            } else {
+                &buf[..take]
+            };
             self.line.extend_from_slice(body);
             self.inner.consume(take);
             if self.line.len() > MAX_LINE {
@@ -206,7 +210,8 @@ impl<R: BufRead> Read for EventReader<R> {
             match outcome {
                 Ok(true) => {
                     self.out.clear();
-                    self.out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(&line));
+                    self.out
+                        .extend_from_slice(line.strip_suffix(b"\r").unwrap_or(&line));
                     self.out.push(b'\n');
                     self.out_pos = 0;
                 }
@@ -252,18 +257,45 @@ mod tests {
     #[test]
     fn bad_lines_are_named() {
         let cases: &[(&[u8], Option<u64>, &str, u64)] = &[
-            (b"{\"eventId\":1}\n{\"eventId\":2,\"a\":\"cut", None, "ends in the middle", 2),
+            (
+                b"{\"eventId\":1}\n{\"eventId\":2,\"a\":\"cut",
+                None,
+                "ends in the middle",
+                2,
+            ),
             (b"{\"eventId\":1}\n[1,2]\n", None, "not a JSON object", 2),
             (b"{\"id\":1}\n", None, "no eventId", 1),
             (b"{\"eventId\":\"\"}\n", None, "non-empty string", 1),
-            (b"{\"eventId\":1.5}\n", None, "non-empty string or an integer", 1),
-            (b"{\"eventId\":1,\"schemaVersion\":0}\n", None, "positive integer", 1),
-            (b"{\"eventId\":1,\"schemaVersion\":\"2\"}\n", None, "positive integer", 1),
-            (b"{\"eventId\":1}\n\n{\"eventId\":2,\"schemaVersion\":4}\n", Some(3), "above --max-schema-version 3", 3),
+            (
+                b"{\"eventId\":1.5}\n",
+                None,
+                "non-empty string or an integer",
+                1,
+            ),
+            (
+                b"{\"eventId\":1,\"schemaVersion\":0}\n",
+                None,
+                "positive integer",
+                1,
+            ),
+            (
+                b"{\"eventId\":1,\"schemaVersion\":\"2\"}\n",
+                None,
+                "positive integer",
+                1,
+            ),
+            (
+                b"{\"eventId\":1}\n\n{\"eventId\":2,\"schemaVersion\":4}\n",
+                Some(3),
+                "above --max-schema-version 3",
+                3,
+            ),
         ];
         for (input, max, want, line) in cases {
             let (_, r) = run(input, *max);
-            let f = r.failure.unwrap_or_else(|| panic!("{:?} accepted", String::from_utf8_lossy(input)));
+            let f = r
+                .failure
+                .unwrap_or_else(|| panic!("{:?} accepted", String::from_utf8_lossy(input)));
             assert!(f.why.contains(want), "{f}");
             assert_eq!(f.line, *line, "{f}");
         }
@@ -275,7 +307,10 @@ mod tests {
         impl Read for Broken {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 if self.0 == 0 {
-                    return Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset by peer"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "reset by peer",
+                    ));
                 }
                 self.0 -= 1;
                 let line = b"{\"eventId\":1}\n";

@@ -42,7 +42,9 @@ impl Endpoint {
             .timeout(read_timeout)
             .user_agent(concat!("holdfast/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| EngineError::Source(format!("setting up the HTTP client: {}", e.without_url())))
+            .map_err(|e| {
+                EngineError::Source(format!("setting up the HTTP client: {}", e.without_url()))
+            })
     }
 
     pub(crate) fn request(
@@ -90,5 +92,9 @@ pub(crate) fn body_excerpt(resp: reqwest::blocking::Response) -> String {
     let mut buf = Vec::new();
     let _ = resp.take(500).read_to_end(&mut buf);
     let s = String::from_utf8_lossy(&buf).trim().to_string();
-    if s.is_empty() { String::new() } else { format!(": {s}") }
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(": {s}")
+    }
 }

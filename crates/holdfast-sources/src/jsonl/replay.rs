@@ -72,10 +72,12 @@ fn state_path(dir: &Path, snapshot: &Id, target_url: &str) -> PathBuf {
 
 fn load_state(path: &Path) -> Result<Option<ReplayState>> {
     match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| EngineError::Corrupt {
-            file: path.display().to_string(),
-            why: format!("not a replay state file: {e}; delete it to start the replay over"),
-        }),
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| EngineError::Corrupt {
+                file: path.display().to_string(),
+                why: format!("not a replay state file: {e}; delete it to start the replay over"),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(EngineError::io(format!("reading {}", path.display()), e)),
     }
@@ -112,9 +114,14 @@ pub fn replay_events(
     let expected = manifest
         .file(EVENTS_FILE)
         .ok_or_else(|| EngineError::Invalid(format!("the manifest does not list {EVENTS_FILE}")))?;
-    let total = manifest.extra.get("events").and_then(|v| v.as_u64()).unwrap_or(0);
-    let node = root_file(repo, snapshot, EVENTS_FILE)?
-        .ok_or_else(|| EngineError::Invalid(format!("{EVENTS_FILE} is missing from the snapshot")))?;
+    let total = manifest
+        .extra
+        .get("events")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let node = root_file(repo, snapshot, EVENTS_FILE)?.ok_or_else(|| {
+        EngineError::Invalid(format!("{EVENTS_FILE} is missing from the snapshot"))
+    })?;
     let content = node.content.unwrap_or_default();
 
     let state_file = state_path(&opts.state_dir, snapshot_id, &endpoint.address.url);
@@ -131,7 +138,8 @@ pub fn replay_events(
     let resumed_at = state.acknowledged;
 
     let client = endpoint.client(Duration::from_secs(120))?;
-    let mut reader = BufReader::with_capacity(1 << 20, HashRead::new(BlobReader::new(repo, &content)));
+    let mut reader =
+        BufReader::with_capacity(1 << 20, HashRead::new(BlobReader::new(repo, &content)));
     let mut line = Vec::new();
     let mut index = 0u64; // events read so far
     let mut batch: Vec<u8> = Vec::new();
@@ -141,9 +149,9 @@ pub fn replay_events(
     loop {
         holdfast_engine::cancel::check()?;
         line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| EngineError::io(format!("reading {EVENTS_FILE} from the repository"), e))?;
+        let n = reader.read_until(b'\n', &mut line).map_err(|e| {
+            EngineError::io(format!("reading {EVENTS_FILE} from the repository"), e)
+        })?;
         let at_end = n == 0;
         if !at_end {
             index += 1;
@@ -209,16 +217,13 @@ pub fn replay_events(
     }
     let _ = std::fs::remove_file(&state_file);
     progress.file_done();
-    let mut tables = vec![("events".to_string(), total)];
-    if resumed_at > 0 {
-        tables.push(("resumed after".to_string(), resumed_at));
-    }
     Ok(RestoreReport {
         target: shown,
         database: EVENTS_FILE.into(),
         created: false,
         bytes: bytes_sent,
-        tables,
+        tables: vec![("events".to_string(), total)],
+        resumed_after: resumed_at,
     })
 }
 
@@ -251,9 +256,17 @@ fn post_batch(
                 if status.is_success() {
                     Sent::Ok
                 } else if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
-                    Sent::Retry(format!("{} answered HTTP {status}{}", endpoint.display(), body_excerpt(resp)))
+                    Sent::Retry(format!(
+                        "{} answered HTTP {status}{}",
+                        endpoint.display(),
+                        body_excerpt(resp)
+                    ))
                 } else {
-                    Sent::Fatal(format!("{} refused a batch with HTTP {status}{}", endpoint.display(), body_excerpt(resp)))
+                    Sent::Fatal(format!(
+                        "{} refused a batch with HTTP {status}{}",
+                        endpoint.display(),
+                        body_excerpt(resp)
+                    ))
                 }
             }
         };

@@ -9,68 +9,20 @@
 
 use std::sync::Arc;
 
-use holdfast_engine::blob_saver::SaverOptions;
-use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
-use holdfast_format::Id;
-use holdfast_format::snapshot::Snapshot;
 use serde_json::json;
 
 use super::PgClient;
 use crate::command::Spawned;
-use crate::commit::SnapshotMeta;
+use crate::db_backup::manifest_tables;
+// The shared dump-backup types, where the CLI has always found them.
+pub use crate::db_backup::{DumpBackupOptions, DumpBackupResult, dump_file_name};
+use crate::dump_scan::ScanningReader;
 use crate::dump_scan::postgres::PgDumpScan;
-use crate::dump_scan::{ScanningReader, TableRows};
-use crate::manifest::{MANIFEST_FILE, Manifest, ManifestTable, source_summary};
+use crate::manifest::{MANIFEST_FILE, Manifest, source_summary};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
-
-pub struct DumpBackupOptions {
-    pub chunker: ChunkerParams,
-    pub saver: SaverOptions,
-    pub meta: SnapshotMeta,
-    pub dry_run: bool,
-}
-
-pub struct DumpBackupResult {
-    pub snapshot_id: Option<Id>,
-    pub snapshot: Snapshot,
-    pub manifest: Manifest,
-}
-
-/// A file name for a database's dump: its name, made safe.
-pub fn dump_file_name(database: &str, ext: &str) -> String {
-    let clean: String = database
-        .chars()
-        .map(|c| {
-            if c == '/' || c == '\0' || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    let base = if clean.is_empty() || clean == "." || clean == ".." || clean == "manifest" {
-        format!("database-{clean}")
-    } else {
-        clean
-    };
-    format!("{base}.{ext}")
-}
-
-pub(crate) fn manifest_tables(tables: Vec<TableRows>) -> Vec<ManifestTable> {
-    tables
-        .into_iter()
-        .map(|t| ManifestTable {
-            name: t.display_name(),
-            parts: t.parts,
-            rows: t.rows,
-            file: None,
-            columns: Vec::new(),
-        })
-        .collect()
-}
 
 /// Back up one database with pg_dump.
 pub fn backup_pg_dump(

@@ -182,5 +182,6 @@ pub fn restore_pg_dump(
         created,
         bytes,
         tables,
+        resumed_after: 0,
     })
 }

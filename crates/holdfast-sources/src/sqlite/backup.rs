@@ -19,8 +19,8 @@ use rusqlite::backup::{Backup, StepResult};
 use serde_json::json;
 
 use super::{check_integrity, open_read_only, sqlite_err, tables};
+use crate::db_backup::{DumpBackupOptions, DumpBackupResult, dump_file_name};
 use crate::manifest::{MANIFEST_FILE, Manifest, source_summary};
-use crate::postgres::dump::{DumpBackupOptions, DumpBackupResult, dump_file_name};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 

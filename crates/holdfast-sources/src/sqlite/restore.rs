@@ -115,6 +115,7 @@ pub fn restore_sqlite(
         created: !existed,
         bytes,
         tables: counted,
+        resumed_after: 0,
     })
 }
 

@@ -1,0 +1,927 @@
+//! MySQL/MariaDB against a real server (a private MariaDB instance the test
+//! starts): dump-mode backup, restore into a new database, verification,
+//! and every way a dump or a load can go wrong.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::servers::MariaDb;
+use common::*;
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A database name unique to this test process.
+fn db_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every byte value, as an SQL hex literal's digits.
+fn all_bytes_hex() -> String {
+    (0..=255u8).map(|b| format!("{b:02X}")).collect()
+}
+
+/// Everything MySQL makes hard to dump: NULLs next to empty strings,
+/// 4-byte unicode, every byte value in a BLOB, JSON, DECIMAL, DATETIME and
+/// TIMESTAMP with microseconds, BIT, ENUM, extreme doubles, a 1 MB text and
+/// a 1 MB blob in one row, strings holding `(`, `;`, quotes and
+/// backslashes, odd table names, foreign keys, a trigger, AUTO_INCREMENT
+/// ahead of the data, a MyISAM table, a view, a procedure, a function and
+/// an event.
+fn tricky_sql() -> String {
+    let bytes = all_bytes_hex();
+    r#"
+CREATE TABLE customers (
+  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  name VARCHAR(200) NOT NULL,
+  note LONGTEXT,
+  profile JSON,
+  balance DECIMAL(20,6),
+  seen TIMESTAMP(6) NULL DEFAULT NULL,
+  born DATETIME,
+  avatar LONGBLOB,
+  flags BIT(8),
+  kind ENUM('a','b','c'),
+  ratio DOUBLE
+) ENGINE=InnoDB;
+CREATE TABLE orders (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  customer_id BIGINT NOT NULL,
+  total DECIMAL(12,2),
+  placed DATETIME NOT NULL DEFAULT '2024-01-01 00:00:00',
+  CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id)
+) ENGINE=InnoDB;
+CREATE TABLE audit (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, what TEXT) ENGINE=InnoDB;
+CREATE TABLE `Odd ``Name`` (x)` (`weird col` INT, `semi;colon` TEXT) ENGINE=InnoDB;
+CREATE TABLE bytes (id INT PRIMARY KEY, b BLOB, vb VARBINARY(300)) ENGINE=InnoDB;
+CREATE TABLE legacy (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=MyISAM;
+CREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW
+  INSERT INTO audit (what) VALUES (CONCAT('order ', NEW.id));
+CREATE VIEW big_orders AS
+  SELECT o.id, c.name, o.total FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.total > 100;
+DELIMITER //
+CREATE PROCEDURE order_count(IN cid BIGINT, OUT n INT)
+BEGIN
+  SELECT COUNT(*) INTO n FROM orders WHERE customer_id = cid;
+END//
+CREATE FUNCTION double_it(x INT) RETURNS INT DETERMINISTIC RETURN x * 2//
+DELIMITER ;
+CREATE EVENT nightly_cleanup ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00'
+  DO DELETE FROM audit WHERE id < 0;
+INSERT INTO customers (name, note, profile, balance, seen, born, avatar, flags, kind, ratio) VALUES
+  ('Zoë Ünïcødé 日本語 🎉', NULL, '{"k": [1, 2, {"x": null}], "s": "tab\\tnewline\\n🎉"}',
+   12345678901234.123456, '2024-02-29 23:59:59.999999', '1000-01-01 00:00:00',
+   X'00FF10DEADBEEF', b'10100101', 'a', 1.5e300),
+  ('empty note', '', 'null', -0.000001, '2001-01-01 00:00:00', '9999-12-31 23:59:59',
+   '', b'0', NULL, -2.5e-300),
+  ('back\\slash and "quotes" and ''single'' and `ticks`', 'line1\nline2\r\n\\N\0end (not a row);',
+   NULL, 0, NULL, NULL, NULL, NULL, 'c', NULL),
+  ('big', REPEAT('x', 1000000), NULL, NULL, NULL, NULL, REPEAT(X'AB', 1000000), NULL, 'b', 0);
+ALTER TABLE customers AUTO_INCREMENT = 1000;
+INSERT INTO orders (customer_id, total) SELECT 1 + (seq % 4), seq * 1.5 FROM seq_1_to_3000;
+INSERT INTO `Odd ``Name`` (x)` VALUES (1, 'a'), (NULL, NULL), (3, '(x), (y);');
+INSERT INTO bytes VALUES (1, X'BYTES', X'BYTES'), (2, '', NULL);
+INSERT INTO legacy VALUES (1, 'a'), (2, NULL);
+"#
+    .replace("BYTES", &bytes)
+}
+
+fn many_tables_sql(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let mut s = format!("CREATE TABLE t{i:03} (id INT PRIMARY KEY, v VARCHAR(64));\n");
+            if i > 0 {
+                s.push_str(&format!(
+                    "INSERT INTO t{i:03} SELECT seq, MD5(seq) FROM seq_1_to_{};\n",
+                    i * 3
+                ));
+            }
+            s
+        })
+        .collect()
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+/// The database as mariadb-dump sees it, without the comments (the only
+/// place the dump names the database).
+fn canonical_dump(db: &MariaDb, name: &str) -> String {
+    let out = db
+        .client("mariadb-dump")
+        .args([
+            "--skip-comments",
+            "--single-transaction",
+            "--routines",
+            "--triggers",
+            "--events",
+            "--hex-blob",
+            "--order-by-primary",
+            "--",
+            name,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mariadb-dump {name}: {}",
+        stderr(&out)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Row count and the server's own content checksum of every table.
+fn checksums(db: &MariaDb, name: &str) -> BTreeMap<String, String> {
+    let tables = db.sql(
+        name,
+        "SELECT TABLE_NAME FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1",
+    );
+    let mut out = BTreeMap::new();
+    for t in tables.lines() {
+        let q = quote_ident(t);
+        let count = db.sql(name, &format!("SELECT COUNT(*) FROM {q}"));
+        let sum = db.sql(name, &format!("CHECKSUM TABLE {q} EXTENDED"));
+        let sum = sum.trim().rsplit('\t').next().unwrap().to_string();
+        out.insert(
+            t.to_string(),
+            format!("{} rows, checksum {sum}", count.trim()),
+        );
+    }
+    out
+}
+
+/// The two databases hold the same tables, rows, views, routines,
+/// triggers and events.
+fn assert_same_database(db: &MariaDb, a: &str, b: &str) {
+    assert_eq!(checksums(db, a), checksums(db, b));
+    let (da, dbb) = (canonical_dump(db, a), canonical_dump(db, b));
+    if da != dbb {
+        let (i, (la, lb)) = da
+            .lines()
+            .zip(dbb.lines())
+            .enumerate()
+            .find(|(_, (x, y))| x != y)
+            .unwrap_or((0, ("(one dump is a prefix of the other)", "")));
+        let cut = |s: &str| s.chars().take(300).collect::<String>();
+        panic!(
+            "dumps of {a} and {b} differ at line {}:\n{}\n{}",
+            i + 1,
+            cut(la),
+            cut(lb)
+        );
+    }
+}
+
+fn my_cmd(repo: &Repo, db: &MariaDb) -> Command {
+    let mut c = repo.cmd();
+    c.env("MYSQL_PWD", &db.password);
+    c
+}
+
+fn backup_json(repo: &Repo, db: &MariaDb, name: &str, extra: &[&str]) -> serde_json::Value {
+    let out = my_cmd(repo, db)
+        .args(["backup", "--json"])
+        .args(extra)
+        .arg(db.url(name))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "backup failed: {}", stderr(&out));
+    summary(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn restore(repo: &Repo, db: &MariaDb, id: &str, to: &str, extra: &[&str]) -> Output {
+    my_cmd(repo, db)
+        .args(["restore", id, "--json"])
+        .args(extra)
+        .args(["--to", to])
+        .output()
+        .unwrap()
+}
+
+fn database_exists(db: &MariaDb, name: &str) -> bool {
+    db.sql(
+        "mysql",
+        &format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{name}'"),
+    )
+    .trim()
+        == "1"
+}
+
+#[test]
+fn dump_restores_into_a_new_database_identically() {
+    let db = MariaDb::shared();
+    let src = db_name("shop");
+    db.create_db(&src);
+    db.sql(&src, &tricky_sql());
+    db.sql(&src, &many_tables_sql(40));
+    let repo = Repo::new();
+
+    let s = backup_json(&repo, db, &src, &["--tag", "nightly"]);
+    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    assert_eq!(s["source"]["kind"], "mysql");
+    assert_eq!(s["source"]["mode"], "dump");
+    assert_eq!(s["source"]["database"], src.as_str());
+    assert_eq!(s["source"]["tables"], 46);
+
+    // The manifest records server version, character set, per-table rows
+    // and the dump's hash.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &repo
+            .cmd()
+            .args(["dump", &id, "/manifest.json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(manifest["kind"], "mysql");
+    assert_eq!(
+        manifest["server_version"],
+        db.sql("mysql", "SELECT VERSION()").trim()
+    );
+    assert!(
+        manifest["tool"].as_str().unwrap().contains("MariaDB"),
+        "{manifest}"
+    );
+    assert_eq!(manifest["character_set"], "utf8mb4");
+    let rows: BTreeMap<String, u64> = manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows["customers"], 4);
+    assert_eq!(rows["orders"], 3000);
+    assert_eq!(rows["audit"], 3000);
+    assert_eq!(rows["Odd `Name` (x)"], 3);
+    assert_eq!(rows["bytes"], 2);
+    assert_eq!(rows["legacy"], 2);
+    assert_eq!(rows["t000"], 0);
+    assert_eq!(rows["t039"], 117);
+    assert!(!rows.contains_key("big_orders"), "a view is not a table");
+    let dump = repo
+        .cmd()
+        .args(["dump", &id, &format!("/{src}.sql")])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(manifest["files"][0]["path"], format!("{src}.sql"));
+    assert_eq!(manifest["files"][0]["sha256"], sha256_hex(&dump));
+    assert_eq!(manifest["files"][0]["size"], dump.len() as u64);
+    let text = String::from_utf8_lossy(&dump);
+    assert!(text.contains("-- Dump completed"));
+    // Nothing ties the dump to the database it came from.
+    assert!(!text.contains("CREATE DATABASE") && !text.contains("\nUSE "));
+
+    // restic reads the same snapshot and agrees.
+    run_ok(repo.restic().args(["check", "--read-data"]));
+    let r = repo
+        .restic()
+        .args(["dump", &id, &format!("/{src}.sql")])
+        .output()
+        .unwrap();
+    assert_eq!(r.stdout, dump);
+
+    // Restore into a database that does not exist yet.
+    let dst = db_name("restored");
+    let out = restore(&repo, db, &id, &db.url(&dst), &[]);
+    assert!(out.status.success(), "restore failed: {}", stderr(&out));
+    let r = summary(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(r["created"], true);
+    assert_eq!(r["verified"], true);
+    assert_eq!(r["tables"], 46);
+    assert_eq!(r["rows"], rows.values().sum::<u64>());
+    assert_same_database(db, &src, &dst);
+
+    // The restored data is the data that was written, not just equal to
+    // the source: 4-byte unicode, every byte value, the 1 MB row.
+    assert_eq!(
+        db.sql(&dst, "SELECT name FROM customers WHERE id = 1")
+            .trim_end_matches('\n'),
+        "Zoë Ünïcødé 日本語 🎉"
+    );
+    assert_eq!(
+        db.sql(&dst, "SELECT HEX(b), HEX(vb) FROM bytes WHERE id = 1")
+            .trim(),
+        format!("{0}\t{0}", all_bytes_hex())
+    );
+    assert_eq!(
+        db.sql(
+            &dst,
+            "SELECT LENGTH(note), LENGTH(avatar), HEX(SUBSTR(avatar, 1, 2)) FROM customers WHERE name = 'big'"
+        )
+        .trim(),
+        "1000000\t1000000\tABAB"
+    );
+    // The view, the routines and the trigger work in the new database.
+    assert_eq!(
+        db.sql(&dst, "SELECT COUNT(*) FROM big_orders").trim(),
+        db.sql(&src, "SELECT COUNT(*) FROM big_orders").trim()
+    );
+    assert_eq!(
+        db.sql(&dst, "SELECT double_it(21)").trim(),
+        "42",
+        "function"
+    );
+    assert_eq!(
+        db.sql(&dst, "CALL order_count(2, @n); SELECT @n").trim(),
+        "750"
+    );
+    db.sql(
+        &dst,
+        "INSERT INTO orders (customer_id, total) VALUES (1, 5)",
+    );
+    assert_eq!(db.sql(&dst, "SELECT COUNT(*) FROM audit").trim(), "3001");
+    // AUTO_INCREMENT continues where the source would.
+    db.sql(&dst, "INSERT INTO customers (name) VALUES ('next')");
+    assert_eq!(
+        db.sql(&dst, "SELECT id FROM customers WHERE name = 'next'")
+            .trim(),
+        "1000"
+    );
+
+    // The secret never lands in the repository's metadata.
+    let snap = repo.ok(&["cat", "snapshot", &id]);
+    assert!(!snap.contains(&db.password));
+    assert!(snap.contains(&db.url(&src)), "{snap}");
+}
+
+#[test]
+fn restore_refuses_a_non_empty_database_unless_clean() {
+    let db = MariaDb::shared();
+    let src = db_name("small");
+    db.create_db(&src);
+    db.sql(
+        &src,
+        "CREATE TABLE a (id INT PRIMARY KEY, v TEXT); INSERT INTO a SELECT seq, CONCAT('v', seq) FROM seq_1_to_500;",
+    );
+    let repo = Repo::new();
+    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let dst = db_name("busy");
+    db.create_db(&dst);
+    db.sql(
+        &dst,
+        "CREATE TABLE precious (x INT); INSERT INTO precious VALUES (42);",
+    );
+    let out = restore(&repo, db, &id, &db.url(&dst), &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--clean"), "{}", stderr(&out));
+    assert_eq!(db.sql(&dst, "SELECT x FROM precious").trim(), "42");
+
+    // A routine alone makes a database not empty too.
+    let routine_only = db_name("routine");
+    db.create_db(&routine_only);
+    db.sql(
+        &routine_only,
+        "CREATE FUNCTION one() RETURNS INT DETERMINISTIC RETURN 1",
+    );
+    let out = restore(&repo, db, &id, &db.url(&routine_only), &[]);
+    assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
+
+    let out = restore(&repo, db, &id, &db.url(&dst), &["--clean"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        summary(&String::from_utf8_lossy(&out.stdout))["created"],
+        true
+    );
+    assert_same_database(db, &src, &dst);
+
+    // An existing empty database is used as it is.
+    let empty = db_name("empty");
+    db.create_db(&empty);
+    let out = restore(&repo, db, &id, &db.url(&empty), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        summary(&String::from_utf8_lossy(&out.stdout))["created"],
+        false
+    );
+    assert_eq!(db.sql(&empty, "SELECT COUNT(*) FROM a").trim(), "500");
+}
+
+/// The first executable `name` on PATH.
+fn on_path(name: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is not on PATH"))
+}
+
+fn write_script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A tool directory with the real client and a scripted mariadb-dump
+/// (`$REAL` is the real one).
+fn fake_dump_bin(dir: &Path, dump_script: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::os::unix::fs::symlink(on_path("mariadb"), dir.join("mariadb")).unwrap();
+    write_script(
+        &dir.join("mariadb-dump"),
+        &format!(
+            "REAL={}\n[ \"$1\" = --version ] && exec $REAL --version\n{dump_script}",
+            on_path("mariadb-dump").display()
+        ),
+    );
+}
+
+#[test]
+fn broken_dumps_write_no_snapshot() {
+    let db = MariaDb::shared();
+    let src = db_name("broken");
+    db.create_db(&src);
+    db.sql(
+        &src,
+        "CREATE TABLE a (id INT PRIMARY KEY, v TEXT); INSERT INTO a SELECT seq, REPEAT('v', 100) FROM seq_1_to_20000;",
+    );
+    let repo = Repo::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "truncated",
+            "$REAL \"$@\" | head -c 300000",
+            "inside the rows of table a",
+        ),
+        ("empty", "exit 0", "the dump is empty"),
+        (
+            "no marker",
+            "$REAL \"$@\" | grep -v 'Dump completed'",
+            "\"-- Dump completed\" marker",
+        ),
+        (
+            "failing",
+            "$REAL \"$@\"\necho 'mariadb-dump: Got error: 1030: \"disk on fire\" when dumping' >&2\nexit 2",
+            "disk on fire",
+        ),
+        (
+            "killed",
+            "$REAL \"$@\" | head -c 100000\nkill -9 $$",
+            "killed by signal 9",
+        ),
+    ];
+    for (name, script, expect) in cases {
+        let dir = tmp.path().join(name);
+        fake_dump_bin(&dir, script);
+        let out = my_cmd(&repo, db)
+            .env("HOLDFAST_MYSQL_BIN", &dir)
+            .args(["backup", &db.url(&src)])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{name}: succeeded");
+        assert!(err.contains(expect), "{name}: {err}");
+        assert!(err.contains("no snapshot was written"), "{name}: {err}");
+    }
+    assert!(repo.snapshot_ids().is_empty());
+    repo.ok(&["check", "--read-data"]);
+    run_ok(repo.restic().args(["check"]));
+
+    // No tools at all, or a client without a dump tool: named.
+    let empty = tmp.path().join("nothing");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = my_cmd(&repo, db)
+        .env("HOLDFAST_MYSQL_BIN", &empty)
+        .args(["backup", &db.url(&src)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("mariadb or mysql not found in HOLDFAST_MYSQL_BIN="),
+        "{}",
+        stderr(&out)
+    );
+    let client_only = tmp.path().join("client-only");
+    std::fs::create_dir_all(&client_only).unwrap();
+    std::os::unix::fs::symlink(on_path("mariadb"), client_only.join("mysql")).unwrap();
+    let out = my_cmd(&repo, db)
+        .env("HOLDFAST_MYSQL_BIN", &client_only)
+        .args(["backup", &db.url(&src)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("mariadb-dump or mysqldump not found"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(repo.snapshot_ids().is_empty());
+}
+
+#[test]
+fn a_failed_load_is_undone() {
+    let db = MariaDb::shared();
+    let src = db_name("loadfail");
+    db.create_db(&src);
+    db.sql(
+        &src,
+        "CREATE TABLE a (id INT PRIMARY KEY, v TEXT); INSERT INTO a SELECT seq, REPEAT('v', 100) FROM seq_1_to_5000;",
+    );
+    let repo = Repo::new();
+    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A client that loads only the first 50 kB of the dump (cut inside the
+    // INSERT) and answers every other question truthfully.
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    write_script(
+        &bin.join("mariadb"),
+        &format!(
+            "REAL={}\ncase \"$*\" in *--max-allowed-packet=1G*) head -c 50000 | $REAL \"$@\"; exit $?;; esac\nexec $REAL \"$@\"",
+            on_path("mariadb").display()
+        ),
+    );
+    let load = |to: &str| {
+        my_cmd(&repo, db)
+            .env("HOLDFAST_MYSQL_BIN", &bin)
+            .args(["restore", &id, "--to", to])
+            .output()
+            .unwrap()
+    };
+
+    // Into a new database: it is gone again.
+    let fresh = db_name("fresh");
+    let out = load(&db.url(&fresh));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("rolled back"), "{}", stderr(&out));
+    assert!(!database_exists(db, &fresh));
+
+    // Into an existing empty database: it is empty again, character set
+    // and all.
+    let empty = db_name("keepme");
+    db.sql(
+        "mysql",
+        &format!("CREATE DATABASE `{empty}` CHARACTER SET latin1 COLLATE latin1_general_ci"),
+    );
+    let out = load(&db.url(&empty));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("rolled back"), "{}", stderr(&out));
+    assert!(database_exists(db, &empty));
+    assert_eq!(
+        db.sql(
+            "mysql",
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{empty}'"
+            )
+        )
+        .trim(),
+        "0"
+    );
+    assert_eq!(
+        db.sql(
+            "mysql",
+            &format!(
+                "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{empty}'"
+            )
+        )
+        .trim(),
+        "latin1_general_ci"
+    );
+
+    // The same restore with the real client works.
+    let out = restore(&repo, db, &id, &db.url(&fresh), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_database(db, &src, &fresh);
+}
+
+#[test]
+fn nightly_dumps_deduplicate() {
+    let db = MariaDb::shared();
+    let src = db_name("nightly");
+    db.create_db(&src);
+    db.sql(
+        &src,
+        "CREATE TABLE events (id INT PRIMARY KEY, payload TEXT); \
+         INSERT INTO events SELECT seq, CONCAT(MD5(seq), REPEAT(' ', 60), MD5(seq * 7)) FROM seq_1_to_200000;",
+    );
+    let repo = Repo::new();
+    let first = backup_json(&repo, db, &src, &[]);
+    db.sql(
+        &src,
+        "UPDATE events SET payload = 'changed' WHERE id % 5000 = 0; INSERT INTO events VALUES (300000, 'new');",
+    );
+    let second = backup_json(&repo, db, &src, &[]);
+    assert_eq!(second["source"]["rows"], 200001);
+    let size = first["total_bytes_processed"].as_u64().unwrap();
+    let added = second["data_added"].as_u64().unwrap();
+    assert!(size > 20_000_000, "{size}");
+    // 41 changed rows in a 26 MB dump: a few small chunks, not megabytes.
+    assert!(
+        added < size / 20,
+        "second dump added {added} of {size} bytes"
+    );
+}
+
+#[test]
+fn the_database_character_set_is_kept() {
+    let db = MariaDb::shared();
+    let src = db_name("latin");
+    db.sql(
+        "mysql",
+        &format!("CREATE DATABASE `{src}` CHARACTER SET latin1 COLLATE latin1_swedish_ci"),
+    );
+    db.sql(
+        &src,
+        "CREATE TABLE words (w VARCHAR(20)); INSERT INTO words VALUES ('café'), ('naïve'), ('Ærø');",
+    );
+    let repo = Repo::new();
+
+    // A dry run dumps and counts, but writes nothing.
+    let dry = backup_json(&repo, db, &src, &["--dry-run"]);
+    assert_eq!(dry["source"]["rows"], 3);
+    assert!(repo.snapshot_ids().is_empty());
+
+    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dst = db_name("latin_restored");
+    let out = restore(&repo, db, &id, &db.url(&dst), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let charset = |name: &str| {
+        db.sql(
+            "mysql",
+            &format!(
+                "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+                 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{name}'"
+            ),
+        )
+    };
+    assert_eq!(charset(&dst).trim(), "latin1\tlatin1_swedish_ci");
+    assert_same_database(db, &src, &dst);
+    assert_eq!(
+        db.sql(
+            &dst,
+            "SELECT GROUP_CONCAT(w ORDER BY w SEPARATOR ',') FROM words"
+        )
+        .trim(),
+        "café,naïve,Ærø"
+    );
+}
+
+#[test]
+fn connection_problems_are_clear_and_secret_free() {
+    let db = MariaDb::shared();
+    let repo = Repo::new();
+    let src = db_name("conn");
+    db.create_db(&src);
+    // Wrong password.
+    let out = repo
+        .cmd()
+        .env("MYSQL_PWD", "not-the-password")
+        .args(["backup", &db.url(&src)])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("authentication failed for {}", db.url(&src))),
+        "{err}"
+    );
+    assert!(err.contains("Access denied"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
+    // A wrong password in the address is never shown, and the tools get it.
+    let url = format!("mysql://holdfast:sekrit-in-url@127.0.0.1:{}/{src}", db.port);
+    let out = repo.cmd().args(["backup", &url]).output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        !err.contains("sekrit-in-url") && err.contains("holdfast:***@"),
+        "{err}"
+    );
+    assert!(err.contains("authentication failed"), "{err}");
+    // Nobody listening.
+    let port = common::servers::free_port();
+    let out = my_cmd(&repo, db)
+        .args(["backup", &format!("mysql://holdfast@127.0.0.1:{port}/x")])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cannot connect to mysql://holdfast@127.0.0.1") && err.contains("refused"),
+        "{err}"
+    );
+    // A database that does not exist.
+    let out = my_cmd(&repo, db)
+        .args(["backup", &db.url("no_such_db")])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("database \"no_such_db\" does not exist"),
+        "{err}"
+    );
+    // A parameter the tools do not have.
+    let out = my_cmd(&repo, db)
+        .args(["backup", &format!("{}?sslmode=require", db.url(&src))])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("unknown connection parameter \"sslmode\""),
+        "{}",
+        stderr(&out)
+    );
+    assert!(repo.snapshot_ids().is_empty());
+
+    // A restore with the wrong password fails the same way.
+    db.sql(&src, "CREATE TABLE a (id INT); INSERT INTO a VALUES (1);");
+    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = repo
+        .cmd()
+        .env("MYSQL_PWD", "not-the-password")
+        .args(["restore", &id, "--to", &db.url(&db_name("never"))])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("authentication failed"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
+}
+
+/// Percent-encode everything but unreserved characters.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn passwords_with_quotes_backslashes_and_spaces_work() {
+    let db = MariaDb::shared();
+    let src = db_name("nasty");
+    db.create_db(&src);
+    db.sql(
+        &src,
+        "CREATE TABLE a (id INT); INSERT INTO a VALUES (1), (2);",
+    );
+    let user = db_name("nasty_user");
+    let password = " a\"b\\c#d 'e;f\\ ";
+    let sql_literal = password.replace('\\', "\\\\").replace('\'', "\\'");
+    db.sql(
+        "mysql",
+        &format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY '{sql_literal}'; GRANT ALL ON *.* TO '{user}'@'%';"
+        ),
+    );
+    let repo = Repo::new();
+    let url = |pw: Option<&str>, name: &str| match pw {
+        Some(pw) => format!(
+            "mysql://{user}:{}@127.0.0.1:{}/{name}",
+            url_encode(pw),
+            db.port
+        ),
+        None => format!("mysql://{user}@127.0.0.1:{}/{name}", db.port),
+    };
+
+    // From a password file.
+    let tmp = tempfile::tempdir().unwrap();
+    let pwfile = tmp.path().join("pw");
+    std::fs::write(&pwfile, format!("{password}\n")).unwrap();
+    let out = repo
+        .cmd()
+        .args(["backup", "--json", "--source-password-file"])
+        .arg(&pwfile)
+        .arg(url(None, &src))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = summary(&String::from_utf8_lossy(&out.stdout))["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // From the address (with a warning), for a restore.
+    let dst = db_name("nasty_restored");
+    let out = repo
+        .cmd()
+        .args(["restore", &id, "--to", &url(Some(password), &dst)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("holds a password"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(db.sql(&dst, "SELECT COUNT(*) FROM a").trim(), "2");
+}
+
+/// The parent of a process, from `/proc/PID/stat` (its fourth field,
+/// after the parenthesised command name).
+fn parent_pid(proc_dir: &Path) -> Option<u32> {
+    let stat = std::fs::read_to_string(proc_dir.join("stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn the_password_never_appears_in_any_command_line() {
+    let db = MariaDb::shared();
+    let src = db_name("argv");
+    db.create_db(&src);
+    db.sql(
+        &src,
+        "CREATE TABLE a (id INT PRIMARY KEY, v TEXT); \
+         INSERT INTO a SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_300000;",
+    );
+    let repo = Repo::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let pwfile = tmp.path().join("pw");
+    std::fs::write(&pwfile, format!("{}\n", db.password)).unwrap();
+    let mut child = repo
+        .cmd()
+        .args(["backup", "--source-password-file"])
+        .arg(&pwfile)
+        .arg(db.url(&src))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut option_file: Option<PathBuf> = None;
+    loop {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&cmdline);
+            assert!(
+                !text.contains(&db.password),
+                "password in argv of {}: {text}",
+                e.path().display()
+            );
+            // Our backup's own mariadb-dump (other tests run theirs).
+            let ours = parent_pid(&e.path()) == Some(child.id());
+            let dumping = text.contains("mariadb-dump\0") && !text.contains("\0--version");
+            if ours && dumping && option_file.is_none() {
+                // The password reaches the tool through a private file.
+                let arg = text
+                    .split('\0')
+                    .nth(1)
+                    .and_then(|a| a.strip_prefix("--defaults-extra-file="))
+                    .unwrap_or_else(|| panic!("the option file is not the first argument: {text}"));
+                let path = PathBuf::from(arg);
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+                }
+                option_file = Some(path);
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let option_file = option_file.expect("the scan never saw mariadb-dump running");
+    assert!(
+        !option_file.exists(),
+        "{} was left behind",
+        option_file.display()
+    );
+    assert_eq!(repo.snapshot_ids().len(), 1);
+}
