@@ -11,6 +11,7 @@ use holdfast_engine::system;
 use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
 use holdfast_sources::command::backup_command;
 use holdfast_sources::commit::SnapshotMeta;
+use holdfast_sources::db_backup::{TablesOptions, Tenant};
 use holdfast_sources::dir::backup::{DirBackupOptions, backup_dirs, clean_absolute};
 use holdfast_sources::filter::{PathMatcher, read_pattern_file};
 use holdfast_sources::postgres::dump::DumpBackupOptions;
@@ -73,6 +74,30 @@ pub struct BackupArgs {
     /// Event streams: refuse events whose schemaVersion is higher
     #[arg(long, value_name = "N")]
     pub max_schema_version: Option<u64>,
+    /// Databases: "dump" (the dump tool's SQL) or "tables" (one CSV per
+    /// table, all at one instant, with DDL and a manifest)
+    #[arg(long, value_name = "MODE", default_value = "dump", value_parser = ["dump", "tables"])]
+    pub mode: String,
+    /// Tables mode: export only tables matching this pattern (schema.table or
+    /// table, * and ? wildcards; repeatable). With --tenant-column: also
+    /// export these tables whole (reference data)
+    #[arg(long, value_name = "PATTERN")]
+    pub include_table: Vec<String>,
+    /// Tables mode: leave out tables matching this pattern entirely — no
+    /// file, no manifest entry, no DDL (repeatable)
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude_table: Vec<String>,
+    /// Tables mode: keep only the rows of one customer, in every table that
+    /// has this column (tables without it are left out unless included)
+    #[arg(long, value_name = "COLUMN", requires = "tenant_value")]
+    pub tenant_column: Option<String>,
+    /// Tables mode: the customer's value of --tenant-column
+    #[arg(long, value_name = "VALUE", requires = "tenant_column")]
+    pub tenant_value: Option<String>,
+    /// Tables mode: add a query's result as its own file, NAME='SELECT …
+    /// ORDER BY …' (repeatable)
+    #[arg(long, value_name = "NAME=SQL")]
+    pub query: Vec<String>,
 }
 
 pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
@@ -96,6 +121,16 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
             None
         }
     };
+    let table_flags = !a.include_table.is_empty()
+        || !a.exclude_table.is_empty()
+        || a.tenant_column.is_some()
+        || !a.query.is_empty();
+    if table_flags && a.mode != "tables" {
+        bail!("--include-table, --exclude-table, --tenant-column and --query need --mode tables");
+    }
+    if a.mode == "tables" && source.is_none() {
+        bail!("--mode tables applies to database addresses (postgres://…)");
+    }
     let chunker = match (&a.chunk_size, &source) {
         (Some(s), _) => ChunkerParams::parse(s).map_err(anyhow::Error::msg)?,
         (None, Some(_)) => ChunkerParams::ROWS,
@@ -144,6 +179,9 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
             a.source_password_file.as_deref(),
             &super::database::SourceOptions {
                 max_schema_version: a.max_schema_version,
+                tables: (a.mode == "tables")
+                    .then(|| tables_options(a))
+                    .transpose()?,
             },
             DumpBackupOptions {
                 chunker,
@@ -155,6 +193,9 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
         );
         handle.finish();
         let r = r?;
+        for w in &r.warnings {
+            ui.warn(w);
+        }
         source_summary = r
             .snapshot
             .extra
@@ -259,6 +300,33 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
 }
 
 /// The database or stream address a backup argument names, if it is one.
+/// The tables-mode options, checked.
+fn tables_options(a: &BackupArgs) -> Result<TablesOptions> {
+    let mut queries = Vec::new();
+    for q in &a.query {
+        let Some((name, sql)) = q.split_once('=') else {
+            bail!("--query needs NAME=SQL, got {q:?}");
+        };
+        let name = name.trim();
+        if name.is_empty() || sql.trim().is_empty() {
+            bail!("--query needs a name and a query: NAME='SELECT … ORDER BY …'");
+        }
+        queries.push((name.to_string(), sql.to_string()));
+    }
+    Ok(TablesOptions {
+        include: a.include_table.clone(),
+        exclude: a.exclude_table.clone(),
+        tenant: match (&a.tenant_column, &a.tenant_value) {
+            (Some(c), Some(v)) => Some(Tenant {
+                column: c.clone(),
+                value: v.clone(),
+            }),
+            _ => None,
+        },
+        queries,
+    })
+}
+
 fn address_of(p: &std::path::Path) -> Result<Option<SourceAddress>> {
     let Some(s) = p.to_str() else { return Ok(None) };
     Ok(match SourceAddress::parse(s)? {

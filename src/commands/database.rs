@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use holdfast_engine::repository::Repository;
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
-use holdfast_sources::db_backup::{DumpBackupOptions, DumpBackupResult};
+use holdfast_sources::db_backup::{DumpBackupOptions, DumpBackupResult, TablesOptions};
 use holdfast_sources::db_restore::RestoreReport;
 use holdfast_sources::jsonl::Endpoint;
 use holdfast_sources::jsonl::backup::{JsonlBackupOptions, backup_jsonl};
@@ -20,7 +20,8 @@ use holdfast_sources::mysql::dump::backup_mysql_dump;
 use holdfast_sources::mysql::restore::{MyRestoreOptions, restore_mysql_dump};
 use holdfast_sources::postgres::PgClient;
 use holdfast_sources::postgres::dump::backup_pg_dump;
-use holdfast_sources::postgres::restore::{PgRestoreOptions, restore_pg_dump};
+use holdfast_sources::postgres::restore::{PgRestoreOptions, restore_pg_dump, restore_pg_tables};
+use holdfast_sources::postgres::tables::backup_pg_tables;
 use holdfast_sources::progress::Progress;
 use holdfast_sources::secret;
 use holdfast_sources::source_url::SourceAddress;
@@ -42,6 +43,8 @@ fn warn_password_in_address(ui: &Ui, addr: &SourceAddress) {
 /// Source options that only some kinds of source take.
 pub struct SourceOptions {
     pub max_schema_version: Option<u64>,
+    /// Tables mode (`--mode tables`) and its selection; None for dump mode.
+    pub tables: Option<TablesOptions>,
 }
 
 /// The bearer token for an HTTP source: a token file, else
@@ -78,11 +81,17 @@ pub fn backup(
     progress: &Progress,
 ) -> Result<DumpBackupResult> {
     warn_password_in_address(ui, &addr);
+    if source_opts.tables.is_some() && !matches!(addr, SourceAddress::Postgres(_)) {
+        bail!("--mode tables is available for PostgreSQL so far; back up {addr} in dump mode");
+    }
     match addr {
         SourceAddress::Postgres(db) => {
             let pw = secret::resolve(password_file, db.password.as_deref())?;
             let mut client = PgClient::new(db, pw)?;
-            Ok(backup_pg_dump(repo, &mut client, opts, progress)?)
+            match &source_opts.tables {
+                Some(t) => Ok(backup_pg_tables(repo, &mut client, t, opts, progress)?),
+                None => Ok(backup_pg_dump(repo, &mut client, opts, progress)?),
+            }
         }
         SourceAddress::Mysql(db) => {
             let pw = secret::resolve(password_file, db.password.as_deref())?;
@@ -133,6 +142,18 @@ pub fn restore(
             let pw = secret::resolve(password_file, db.password.as_deref())?;
             let mut client = PgClient::new(db, pw)?;
             Ok(restore_pg_dump(
+                repo,
+                snapshot,
+                &manifest,
+                &mut client,
+                &PgRestoreOptions { clean },
+                progress,
+            )?)
+        }
+        (SourceAddress::Postgres(db), "postgres", "tables") => {
+            let pw = secret::resolve(password_file, db.password.as_deref())?;
+            let mut client = PgClient::new(db, pw)?;
+            Ok(restore_pg_tables(
                 repo,
                 snapshot,
                 &manifest,

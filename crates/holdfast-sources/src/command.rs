@@ -41,6 +41,25 @@ impl Spawned {
         Ok((s, stdout))
     }
 
+    /// Start `cmd` with `script` on its stdin (written from a thread, then
+    /// closed) and stdout piped: a psql session that streams a query's
+    /// result.
+    pub fn start_with_script(
+        mut cmd: Command,
+        what: &str,
+        script: String,
+    ) -> Result<(Spawned, ChildStdout)> {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut s = Spawned::spawn(cmd, what)?;
+        let mut stdin = s.child.stdin.take().expect("stdin is piped");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(script.as_bytes());
+        });
+        let stdout = s.child.stdout.take().expect("stdout is piped");
+        Ok((s, stdout))
+    }
+
     /// Start `cmd` with stdin piped and stdout discarded: the caller feeds
     /// it (a restore into psql or mariadb).
     pub fn start_feeding(mut cmd: Command, what: &str) -> Result<(Spawned, ChildStdin)> {

@@ -22,6 +22,8 @@ pub struct DumpBackupResult {
     pub snapshot_id: Option<Id>,
     pub snapshot: Snapshot,
     pub manifest: Manifest,
+    /// Things the operator should know (also in the manifest).
+    pub warnings: Vec<String>,
 }
 
 /// A file name for a database's dump: its name, made safe.
@@ -56,4 +58,183 @@ pub(crate) fn manifest_tables(tables: Vec<TableRows>) -> Vec<ManifestTable> {
             columns: Vec::new(),
         })
         .collect()
+}
+
+/// What a tables-mode backup exports (`--include-table`, `--exclude-table`,
+/// `--tenant-column/--tenant-value`, `--query`).
+#[derive(Debug, Clone, Default)]
+pub struct TablesOptions {
+    /// Glob patterns on `schema.table` or `table`.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Keep only rows whose column has this value.
+    pub tenant: Option<Tenant>,
+    /// Extra result sets: (name, SELECT …).
+    pub queries: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub column: String,
+    pub value: String,
+}
+
+/// How one table enters a tables-mode snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// Not at all: no file, no manifest entry, no DDL.
+    Left,
+    /// Every row.
+    Whole,
+    /// Only the tenant's rows.
+    TenantRows,
+}
+
+/// The include/exclude/tenant rules, compiled.
+pub struct TableFilter {
+    include: globset::GlobSet,
+    has_include: bool,
+    exclude: globset::GlobSet,
+    tenant: Option<Tenant>,
+}
+
+fn glob_set(patterns: &[String], flag: &str) -> holdfast_engine::Result<globset::GlobSet> {
+    let mut b = globset::GlobSetBuilder::new();
+    for p in patterns {
+        let g = globset::GlobBuilder::new(p)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| holdfast_engine::EngineError::Invalid(format!("{flag} {p:?}: {e}")))?;
+        b.add(g);
+    }
+    b.build()
+        .map_err(|e| holdfast_engine::EngineError::Invalid(format!("{flag}: {e}")))
+}
+
+impl TableFilter {
+    pub fn new(opts: &TablesOptions) -> holdfast_engine::Result<TableFilter> {
+        Ok(TableFilter {
+            include: glob_set(&opts.include, "--include-table")?,
+            has_include: !opts.include.is_empty(),
+            exclude: glob_set(&opts.exclude, "--exclude-table")?,
+            tenant: opts.tenant.clone(),
+        })
+    }
+
+    fn matches(set: &globset::GlobSet, schema: Option<&str>, table: &str) -> bool {
+        set.is_match(table) || schema.is_some_and(|s| set.is_match(format!("{s}.{table}")))
+    }
+
+    /// How `schema.table` (with these columns) enters the snapshot.
+    pub fn select(&self, schema: Option<&str>, table: &str, columns: &[String]) -> Selection {
+        if Self::matches(&self.exclude, schema, table) {
+            return Selection::Left;
+        }
+        let included = Self::matches(&self.include, schema, table);
+        match &self.tenant {
+            Some(t) if columns.iter().any(|c| c == &t.column) => Selection::TenantRows,
+            // Without the tenant column: reference data, only when named.
+            Some(_) if included => Selection::Whole,
+            Some(_) => Selection::Left,
+            None if !self.has_include || included => Selection::Whole,
+            None => Selection::Left,
+        }
+    }
+}
+
+/// Whether a query's text orders its rows (a result set without ORDER BY
+/// comes out in whatever order the server likes, which defeats dedup and
+/// comparison).
+pub fn has_order_by(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    words
+        .windows(2)
+        .any(|w| w[0] == "order" && w[1].starts_with("by"))
+}
+
+/// A file name for a table or query inside the snapshot: `tables/NAME.csv`
+/// with `/`, control characters and a leading dot made safe.
+pub fn table_file(dir: &str, name: &str) -> String {
+    let mut clean: String = name
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if clean.starts_with('.') || clean.is_empty() {
+        clean.insert(0, '_');
+    }
+    format!("{dir}/{clean}.csv")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(c: &[&str]) -> Vec<String> {
+        c.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn selection_rules() {
+        let f = TableFilter::new(&TablesOptions {
+            exclude: vec!["audit*".into(), "secret.*".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(f.select(Some("public"), "orders", &[]), Selection::Whole);
+        assert_eq!(f.select(Some("public"), "audit_log", &[]), Selection::Left);
+        assert_eq!(f.select(Some("secret"), "keys", &[]), Selection::Left);
+
+        let f = TableFilter::new(&TablesOptions {
+            include: vec!["public.orders".into(), "customers".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(f.select(Some("public"), "orders", &[]), Selection::Whole);
+        assert_eq!(f.select(Some("other"), "customers", &[]), Selection::Whole);
+        assert_eq!(f.select(Some("other"), "orders", &[]), Selection::Left);
+
+        let f = TableFilter::new(&TablesOptions {
+            include: vec!["countries".into()],
+            exclude: vec!["sessions".into()],
+            tenant: Some(Tenant {
+                column: "org_id".into(),
+                value: "42".into(),
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+        let with = cols(&["id", "org_id"]);
+        assert_eq!(
+            f.select(Some("public"), "orders", &with),
+            Selection::TenantRows
+        );
+        assert_eq!(f.select(Some("public"), "sessions", &with), Selection::Left);
+        assert_eq!(
+            f.select(Some("public"), "countries", &cols(&["code"])),
+            Selection::Whole
+        );
+        assert_eq!(
+            f.select(Some("public"), "plans", &cols(&["id"])),
+            Selection::Left
+        );
+    }
+
+    #[test]
+    fn order_by_detection_and_file_names() {
+        assert!(has_order_by("select * from t ORDER  BY id"));
+        assert!(has_order_by("select * from t order\nby(id)"));
+        assert!(!has_order_by("select * from orders_by_day"));
+        assert_eq!(
+            table_file("tables", "public.orders"),
+            "tables/public.orders.csv"
+        );
+        assert_eq!(table_file("queries", "../x"), "queries/_.._x.csv");
+    }
 }

@@ -11,10 +11,11 @@ use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
+use holdfast_format::tree::{Node, NodeType, Tree};
 use sha2::{Digest, Sha256};
 
 use crate::command::Spawned;
-use crate::manifest::{Manifest, root_file};
+use crate::manifest::Manifest;
 use crate::progress::Progress;
 
 /// What a database restore did.
@@ -40,6 +41,14 @@ impl RestoreReport {
     }
 }
 
+/// One piece of what a loader is fed.
+pub enum FeedPart {
+    /// Literal text (SQL between the stored files).
+    Text(String),
+    /// A file of the snapshot, checked against the manifest's SHA-256.
+    File(String),
+}
+
 /// Stream `file` of the snapshot into `stdin` of `loader`. The loader is
 /// told the input ended only if every byte arrived and the SHA-256 equals
 /// the manifest's; otherwise it is killed, so a single-transaction load
@@ -50,55 +59,113 @@ pub fn feed_file(
     manifest: &Manifest,
     file: &str,
     loader: Spawned,
+    stdin: ChildStdin,
+    progress: &Progress,
+) -> Result<u64> {
+    feed_parts(
+        repo,
+        snapshot,
+        manifest,
+        &[FeedPart::File(file.to_string())],
+        loader,
+        stdin,
+        progress,
+    )
+}
+
+/// Stream `parts` in order into `stdin` of `loader`: text as is, files from
+/// the snapshot, each checked against the manifest (size and SHA-256)
+/// before the next part. Any mismatch or failure kills the loader before
+/// its input ends, so a single-transaction load rolls back.
+pub fn feed_parts(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    manifest: &Manifest,
+    parts: &[FeedPart],
+    loader: Spawned,
     mut stdin: ChildStdin,
     progress: &Progress,
 ) -> Result<u64> {
-    let expected = manifest
-        .file(file)
-        .ok_or_else(|| EngineError::Invalid(format!("the manifest does not list {file}")))?;
-    let node = root_file(repo, snapshot, file)?
-        .ok_or_else(|| EngineError::Invalid(format!("{file} is missing from the snapshot")))?;
-    let content = node.content.unwrap_or_default();
     let what = loader.what.clone();
-    let mut reader = BlobReader::new(repo, &content);
-    let mut hasher = Sha256::new();
+    let root = repo.load_tree(&snapshot.tree)?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut fed = 0u64;
-    let outcome: Result<()> = (|| {
-        loop {
-            holdfast_engine::cancel::check()?;
-            let n = reader
-                .read(&mut buf)
-                .map_err(|e| EngineError::io(format!("reading {file} from the repository"), e))?;
-            if n == 0 {
-                return Ok(());
+    // Err(Ok(e)): our failure; Err(Err(e)): the stored data is wrong.
+    let outcome: std::result::Result<(), std::result::Result<EngineError, EngineError>> = (|| {
+        for part in parts {
+            match part {
+                FeedPart::Text(t) => {
+                    stdin
+                        .write_all(t.as_bytes())
+                        .map_err(|e| Ok(EngineError::io(format!("writing to {what}"), e)))?;
+                    fed += t.len() as u64;
+                }
+                FeedPart::File(file) => {
+                    let expected = manifest.file(file).ok_or_else(|| {
+                        Err(EngineError::Invalid(format!(
+                            "the manifest does not list {file}"
+                        )))
+                    })?;
+                    let node = root
+                        .nodes
+                        .iter()
+                        .find(|n| n.name == file.as_bytes() && n.node_type == NodeType::File)
+                        .cloned()
+                        .or(stored_below(repo, &root, file).map_err(Ok)?)
+                        .ok_or_else(|| {
+                            Err(EngineError::Invalid(format!(
+                                "{file} is missing from the snapshot"
+                            )))
+                        })?;
+                    let content = node.content.unwrap_or_default();
+                    let mut reader = BlobReader::new(repo, &content);
+                    let mut hasher = Sha256::new();
+                    let mut size = 0u64;
+                    loop {
+                        holdfast_engine::cancel::check().map_err(Ok)?;
+                        let n = reader.read(&mut buf).map_err(|e| {
+                            Ok(EngineError::io(
+                                format!("reading {file} from the repository"),
+                                e,
+                            ))
+                        })?;
+                        if n == 0 {
+                            break;
+                        }
+                        hasher.update(&buf[..n]);
+                        stdin
+                            .write_all(&buf[..n])
+                            .map_err(|e| Ok(EngineError::io(format!("writing to {what}"), e)))?;
+                        size += n as u64;
+                        fed += n as u64;
+                        progress.add_bytes(n as u64);
+                    }
+                    let digest = Id(hasher.finalize().into());
+                    if digest.to_hex() != expected.sha256 || size != expected.size {
+                        return Err(Err(EngineError::Invalid(format!(
+                            "{file} read back from the repository does not match the manifest \
+                             (SHA-256 {}, expected {}); the restore was rolled back",
+                            digest.to_hex(),
+                            expected.sha256
+                        ))));
+                    }
+                    progress.file_done();
+                }
             }
-            hasher.update(&buf[..n]);
-            if let Err(e) = stdin.write_all(&buf[..n]) {
-                return Err(EngineError::io(format!("writing to {what}"), e));
-            }
-            fed += n as u64;
-            progress.add_bytes(n as u64);
         }
+        Ok(())
     })();
-    let digest = Id(hasher.finalize().into());
     match outcome {
-        Ok(()) if digest.to_hex() == expected.sha256 && fed == expected.size => {
+        Ok(()) => {
             drop(stdin);
             loader.finish()?;
-            progress.file_done();
             Ok(fed)
         }
-        Ok(()) => {
+        Err(Err(mismatch)) => {
             loader.kill();
-            Err(EngineError::Invalid(format!(
-                "{file} read back from the repository does not match the manifest \
-                 (SHA-256 {}, expected {}); the restore was rolled back",
-                digest.to_hex(),
-                expected.sha256
-            )))
+            Err(mismatch)
         }
-        Err(e) => {
+        Err(Ok(e)) => {
             drop(stdin);
             // The loader stopping early (a failed statement) shows as a
             // broken pipe on our side: its own error is the one to report.
@@ -111,6 +178,30 @@ pub fn feed_file(
             }
         }
     }
+}
+
+/// A file in a subdirectory of the snapshot root (`tables/x.csv`).
+fn stored_below(repo: &Repository, root: &Tree, path: &str) -> Result<Option<Node>> {
+    let Some((dir, name)) = path.split_once('/') else {
+        return Ok(None);
+    };
+    let Some(sub) = root
+        .nodes
+        .iter()
+        .find(|n| n.name == dir.as_bytes() && n.node_type == NodeType::Dir)
+        .and_then(|n| n.subtree)
+    else {
+        return Ok(None);
+    };
+    let tree = repo.load_tree(&sub)?;
+    stored_below(repo, &tree, name).map(|found| {
+        found.or_else(|| {
+            tree.nodes
+                .iter()
+                .find(|n| n.name == name.as_bytes() && n.node_type == NodeType::File)
+                .cloned()
+        })
+    })
 }
 
 /// Compare row counts found after a restore with the manifest's.

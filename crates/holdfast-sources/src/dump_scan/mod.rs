@@ -3,6 +3,7 @@
 //! tool's completion marker (a dump without it was cut short). The scanners
 //! are pure: they see bytes, never a process or a file.
 
+pub mod csv;
 pub mod mysql;
 pub mod postgres;
 

@@ -126,5 +126,6 @@ pub fn backup_jsonl(
         snapshot_id,
         snapshot,
         manifest,
+        warnings: Vec::new(),
     })
 }

@@ -123,6 +123,7 @@ pub fn backup_mysql_dump(
         snapshot_id,
         snapshot,
         manifest,
+        warnings: Vec::new(),
     })
 }
 

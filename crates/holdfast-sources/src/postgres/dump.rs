@@ -90,5 +90,6 @@ pub fn backup_pg_dump(
         snapshot_id,
         snapshot,
         manifest,
+        warnings: Vec::new(),
     })
 }

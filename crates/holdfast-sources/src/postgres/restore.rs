@@ -12,9 +12,9 @@ use holdfast_format::snapshot::Snapshot;
 
 use super::PgClient;
 use crate::command::Spawned;
-use crate::db_restore::{RestoreReport, feed_file, verify_counts};
+use crate::db_restore::{FeedPart, RestoreReport, feed_file, feed_parts, verify_counts};
 use crate::dump_scan::postgres::quote_ident;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestTable};
 use crate::progress::Progress;
 
 pub struct PgRestoreOptions {
@@ -77,24 +77,18 @@ pub fn count_rows(client: &PgClient, database: &str, manifest: &Manifest) -> Res
     Ok(counts)
 }
 
-pub fn restore_pg_dump(
-    repo: &Repository,
-    snapshot: &Snapshot,
-    manifest: &Manifest,
+/// Make `client`'s database ready to load into: created when absent;
+/// refused when it holds objects, unless `clean` (then dropped and created
+/// again). Returns (database, created).
+fn prepare_target(
     client: &mut PgClient,
-    opts: &PgRestoreOptions,
-    progress: &Progress,
-) -> Result<RestoreReport> {
-    let file = manifest
-        .files
-        .first()
-        .map(|f| f.path.clone())
-        .ok_or_else(|| EngineError::Invalid("the manifest lists no dump file".into()))?;
+    manifest: &Manifest,
+    clean: bool,
+) -> Result<(String, bool)> {
     let target = client.addr.database.clone();
     let maint = maintenance_db(client)?;
     let server = client.server_info(&maint)?;
     client.pick_tools(&server)?;
-
     let exists = client.query(
         &maint,
         "SELECT count(*) FROM pg_database WHERE datname = :'db';",
@@ -114,7 +108,7 @@ pub fn restore_pg_dump(
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         if objects > 0 {
-            if !opts.clean {
+            if !clean {
                 return Err(EngineError::Invalid(format!(
                     "the target database {target:?} is not empty ({objects} tables, functions or schemas): \
                      restore into a new database, or add --clean to drop and recreate it"
@@ -132,7 +126,7 @@ pub fn restore_pg_dump(
             )?;
         }
     }
-    if !exists || opts.clean {
+    if !exists || clean {
         let encoding = manifest
             .extra
             .get("encoding")
@@ -159,6 +153,23 @@ pub fn restore_pg_dump(
         }
     }
 
+    Ok((target, created))
+}
+
+pub fn restore_pg_dump(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    manifest: &Manifest,
+    client: &mut PgClient,
+    opts: &PgRestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreReport> {
+    let file = manifest
+        .files
+        .first()
+        .map(|f| f.path.clone())
+        .ok_or_else(|| EngineError::Invalid("the manifest lists no dump file".into()))?;
+    let (target, created) = prepare_target(client, manifest, opts.clean)?;
     let mut cmd = client.command(&client.tools.psql, &target);
     cmd.args([
         "-X",
@@ -184,4 +195,95 @@ pub fn restore_pg_dump(
         tables,
         resumed_after: 0,
     })
+}
+
+/// Restore a tables-mode snapshot: one psql session, one transaction —
+/// the pre-data DDL, every table's CSV through `COPY … FROM STDIN`, then
+/// indexes, constraints and triggers, then the sequences' values. Any
+/// failure (a bad row, a violated constraint, a file that does not match
+/// the manifest) rolls the whole load back.
+pub fn restore_pg_tables(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    manifest: &Manifest,
+    client: &mut PgClient,
+    opts: &PgRestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreReport> {
+    let tables: Vec<ManifestTable> = super::tables::restorable_tables(manifest)
+        .into_iter()
+        .cloned()
+        .collect();
+    let (target, created) = prepare_target(client, manifest, opts.clean)?;
+    let mut parts = vec![
+        FeedPart::Text("SET client_encoding = 'UTF8';\n".into()),
+        FeedPart::File("schema.sql".into()),
+    ];
+    for t in &tables {
+        let Some(file) = &t.file else {
+            return Err(EngineError::Invalid(format!(
+                "the manifest names no file for table {}",
+                t.name
+            )));
+        };
+        let name: Vec<String> = t.parts.iter().map(|p| quote_ident(p)).collect();
+        let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        parts.push(FeedPart::Text(format!(
+            "COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER);\n",
+            name.join("."),
+            cols.join(", ")
+        )));
+        parts.push(FeedPart::File(file.clone()));
+        parts.push(FeedPart::Text("\\.\n".into()));
+    }
+    parts.push(FeedPart::File("schema-post.sql".into()));
+    parts.push(FeedPart::File("sequences.sql".into()));
+
+    let mut cmd = client.command(&client.tools.psql, &target);
+    cmd.args([
+        "-X",
+        "-q",
+        "-w",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+        "-o",
+        "/dev/null",
+    ]);
+    let (mut loader, stdin) = Spawned::start_feeding(cmd, "psql")?;
+    loader.set_consequence("the restore was rolled back");
+    let fed = feed_parts(repo, snapshot, manifest, &parts, loader, stdin, progress);
+    let bytes = match fed {
+        Ok(b) => b,
+        Err(e) => {
+            if created {
+                let _ = drop_database(client, &target);
+            }
+            return Err(e);
+        }
+    };
+    let mut only_tables = manifest.clone();
+    only_tables.tables = tables;
+    let found = count_rows(client, &target, &only_tables)?;
+    let tables = verify_counts(&only_tables, &found)?;
+    Ok(RestoreReport {
+        target: client.display(),
+        database: target,
+        created,
+        bytes,
+        tables,
+        resumed_after: 0,
+    })
+}
+
+/// Drop a database this restore created (after a failed load, so a retry
+/// starts from nothing).
+fn drop_database(client: &PgClient, database: &str) -> Result<()> {
+    let maint = maintenance_db(client)?;
+    client.query(
+        &maint,
+        "DROP DATABASE IF EXISTS :\"db\";",
+        &[("db", database)],
+    )?;
+    Ok(())
 }

@@ -140,5 +140,6 @@ pub fn backup_sqlite(
         snapshot_id,
         snapshot,
         manifest,
+        warnings: Vec::new(),
     })
 }

@@ -1,0 +1,592 @@
+//! Tables mode: every selected table exported as CSV, all at one instant.
+//!
+//! A holder session opens `REPEATABLE READ READ ONLY` and exports its
+//! snapshot (`pg_export_snapshot()`); every other session — the catalog
+//! query, one `COPY … TO STDOUT` per table, pg_dump for the DDL — adopts
+//! it with `SET TRANSACTION SNAPSHOT` / `--snapshot`, so all files show
+//! the same instant while the application keeps writing.
+//!
+//! Snapshot layout: `schema.sql` (pre-data DDL), `schema-post.sql`
+//! (indexes, constraints, triggers), `sequences.sql` (setval lines),
+//! `tables/<schema.table>.csv`, `queries/<name>.csv`, `manifest.json`.
+//! CSV: header row, NULL as an empty unquoted field, empty string as `""`,
+//! bytea as hex (`\x…`), timestamps in ISO format at UTC.
+//! An excluded table leaves no file, no manifest entry and no DDL.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use holdfast_engine::repository::Repository;
+use holdfast_engine::{EngineError, Result};
+use serde_json::json;
+
+use super::PgClient;
+use crate::command::Spawned;
+use crate::db_backup::{
+    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, has_order_by,
+    table_file,
+};
+use crate::dump_scan::ScanningReader;
+use crate::dump_scan::csv::CsvRecords;
+use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
+use crate::manifest::{MANIFEST_FILE, Manifest, ManifestColumn, ManifestTable, source_summary};
+use crate::progress::Progress;
+use crate::writer::SnapshotWriter;
+
+/// Session settings that make the CSV the same on every server.
+const SESSION: &str = "SET bytea_output = hex; SET DateStyle = 'ISO, YMD'; \
+    SET IntervalStyle = postgres; SET extra_float_digits = 3; SET TimeZone = 'UTC';\n";
+
+/// A table as the catalog describes it.
+#[derive(Debug, Clone)]
+pub struct PgTable {
+    pub schema: String,
+    pub name: String,
+    /// (name, type) of the stored columns (generated columns left out).
+    pub columns: Vec<(String, String)>,
+    /// Primary key columns, in key order.
+    pub primary_key: Vec<String>,
+}
+
+impl PgTable {
+    pub fn display_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    pub fn sql_name(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+
+    pub fn column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|(c, _)| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A session that holds the exported snapshot open until dropped.
+struct SnapshotHolder {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    id: String,
+    _dir: tempfile::TempDir,
+}
+
+impl SnapshotHolder {
+    fn start(client: &PgClient, database: &str) -> Result<SnapshotHolder> {
+        // psql buffers its output on a pipe; the id goes to a file instead,
+        // which `\o` closes (and so flushes) after the one query.
+        let dir = tempfile::tempdir()
+            .map_err(|e| EngineError::io("creating a temporary directory", e))?;
+        let id_file: PathBuf = dir.path().join("snapshot-id");
+        let mut cmd = client.command(&client.tools.psql, database);
+        cmd.args(["-X", "-q", "-w", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| {
+            EngineError::io(format!("cannot start {}", client.tools.psql.display()), e)
+        })?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let script = format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n\\o {}\nSELECT pg_export_snapshot();\n\\o\n",
+            id_file.display()
+        );
+        stdin
+            .write_all(script.as_bytes())
+            .and_then(|()| stdin.flush())
+            .map_err(|e| EngineError::io("starting the snapshot session", e))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&id_file)
+                && text.ends_with('\n')
+                && !text.trim().is_empty()
+            {
+                return Ok(SnapshotHolder {
+                    child,
+                    stdin: Some(stdin),
+                    id: text.trim().to_string(),
+                    _dir: dir,
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                let err = err
+                    .trim()
+                    .trim_start_matches("psql: error: ")
+                    .trim()
+                    .to_string();
+                return Err(EngineError::Source(if status.code() == Some(2) {
+                    format!("cannot connect to {}: {err}", client.display())
+                } else {
+                    format!("cannot open a snapshot on {}: {err}", client.display())
+                }));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(EngineError::Source(format!(
+                    "{} did not export a snapshot within a minute",
+                    client.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn finish(mut self) {
+        if let Some(mut s) = self.stdin.take() {
+            let _ = s.write_all(b"COMMIT;\n");
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SnapshotHolder {
+    fn drop(&mut self) {
+        if self.stdin.is_some() {
+            self.stdin = None;
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn in_snapshot(id: &str, sql: &str) -> String {
+    format!(
+        "{SESSION}BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSET TRANSACTION SNAPSHOT '{id}';\n{sql}\nCOMMIT;\n"
+    )
+}
+
+/// Every user table (partitioned parents, not their partitions; not
+/// extensions' tables) with its columns and primary key.
+pub fn list_tables(
+    client: &PgClient,
+    database: &str,
+    snapshot: Option<&str>,
+) -> Result<Vec<PgTable>> {
+    let sql = "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), \
+         coalesce(array_position(i.indkey::int2[], a.attnum)::text, ''), a.attgenerated <> '' \
+       FROM pg_class c \
+       JOIN pg_namespace n ON n.oid = c.relnamespace \
+       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+       LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+         AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                         AND d.objid = c.oid AND d.deptype = 'e') \
+       ORDER BY n.nspname, c.relname, a.attnum;";
+    let script = match snapshot {
+        Some(id) => in_snapshot(id, sql),
+        None => sql.to_string(),
+    };
+    let rows = client.query(database, &script, &[])?;
+    let mut out: Vec<PgTable> = Vec::new();
+    let mut keys: Vec<Vec<(usize, String)>> = Vec::new();
+    for r in rows {
+        let [schema, name, col, ty, pk, generated] = <[String; 6]>::try_from(r)
+            .map_err(|r| EngineError::Source(format!("unexpected catalog row {r:?}")))?;
+        if out
+            .last()
+            .is_none_or(|t| t.schema != schema || t.name != name)
+        {
+            out.push(PgTable {
+                schema,
+                name,
+                columns: Vec::new(),
+                primary_key: Vec::new(),
+            });
+            keys.push(Vec::new());
+        }
+        let t = out.last_mut().expect("pushed above");
+        if let Ok(pos) = pk.parse::<usize>() {
+            keys.last_mut()
+                .expect("pushed above")
+                .push((pos, col.clone()));
+        }
+        if generated != "t" {
+            t.columns.push((col, ty));
+        }
+    }
+    for (t, mut k) in out.iter_mut().zip(keys) {
+        k.sort();
+        t.primary_key = k.into_iter().map(|(_, c)| c).collect();
+    }
+    Ok(out)
+}
+
+/// The SELECT that exports a table: its stored columns, the tenant's rows
+/// when asked, in primary-key order (all columns as text when there is no
+/// primary key, so the order is still deterministic).
+fn table_select(t: &PgTable, tenant: Option<(&str, &str)>) -> String {
+    let mut sql = format!("SELECT {} FROM {}", t.column_list(), t.sql_name());
+    if let Some((col, value)) = tenant {
+        sql.push_str(&format!(
+            " WHERE {} = {}",
+            quote_ident(col),
+            quote_literal(value)
+        ));
+    }
+    let order: Vec<String> = if t.primary_key.is_empty() {
+        t.columns
+            .iter()
+            .map(|(c, _)| format!("{}::text COLLATE \"C\"", quote_ident(c)))
+            .collect()
+    } else {
+        t.primary_key.iter().map(|c| quote_ident(c)).collect()
+    };
+    if !order.is_empty() {
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    }
+    sql
+}
+
+/// A string literal (standard_conforming_strings is on in every
+/// supported server).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Stream `COPY (select) TO STDOUT` into the snapshot as `file`; returns
+/// (rows, size, sha256).
+fn copy_out(
+    client: &PgClient,
+    database: &str,
+    snapshot: &str,
+    select: &str,
+    file: &str,
+    writer: &mut SnapshotWriter,
+) -> Result<(u64, crate::writer::FileFacts)> {
+    let mut cmd = client.command(&client.tools.psql, database);
+    cmd.args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"]);
+    cmd.env("PGCLIENTENCODING", "UTF8");
+    let script = in_snapshot(
+        snapshot,
+        &format!("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER);"),
+    );
+    let (child, stdout) = Spawned::start_with_script(cmd, "psql", script)?;
+    let mut reader = ScanningReader::new(stdout, CsvRecords::default());
+    let facts = match writer.add_file(file, &mut reader) {
+        Ok(f) => f,
+        Err(e) => {
+            child.kill();
+            return Err(e);
+        }
+    };
+    child.finish()?;
+    let scan = reader.scanner;
+    if scan.open_quote() || scan.records() == 0 {
+        return Err(EngineError::Source(format!(
+            "the export of {file} ended early; no snapshot was written"
+        )));
+    }
+    Ok((scan.records() - 1, facts))
+}
+
+/// Column names and types of a query's result (psql's `\gdesc`, which
+/// describes without running it).
+fn describe_query(
+    client: &PgClient,
+    database: &str,
+    snapshot: &str,
+    sql: &str,
+) -> Result<Vec<ManifestColumn>> {
+    let rows = client.query(
+        database,
+        &in_snapshot(snapshot, &format!("{sql} \\gdesc")),
+        &[],
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let mut it = r.into_iter();
+            Some(ManifestColumn {
+                name: it.next()?,
+                sql_type: it.next()?,
+            })
+        })
+        .collect())
+}
+
+/// Run pg_dump for one DDL section of the selected tables into `file`.
+#[allow(clippy::too_many_arguments)]
+fn dump_ddl(
+    client: &PgClient,
+    database: &str,
+    snapshot: &str,
+    section: &str,
+    left_out: &[&PgTable],
+    left_sequences: &[String],
+    file: &str,
+    writer: &mut SnapshotWriter,
+) -> Result<crate::writer::FileFacts> {
+    let mut cmd = client.command(&client.tools.pg_dump, database);
+    // --section alone: pg_dump refuses it next to --schema-only.
+    cmd.args(["--no-owner", "--no-privileges", "--no-password"]);
+    cmd.arg(format!("--section={section}"));
+    cmd.arg(format!("--snapshot={snapshot}"));
+    for t in left_out {
+        // Double quotes make the pattern literal (no wildcards, exact case).
+        cmd.arg(format!("--exclude-table={}", t.sql_name()));
+    }
+    for s in left_sequences {
+        cmd.arg(format!("--exclude-table={s}"));
+    }
+    let (child, stdout) = Spawned::start(cmd, "pg_dump")?;
+    let mut reader = ScanningReader::new(stdout, PgDumpScan::default());
+    let facts = match writer.add_file(file, &mut reader) {
+        Ok(f) => f,
+        Err(e) => {
+            child.kill();
+            return Err(e);
+        }
+    };
+    child.finish()?;
+    reader.scanner.verdict().map_err(|why| {
+        EngineError::Source(format!(
+            "pg_dump --section={section} output is incomplete: {why}; no snapshot was written"
+        ))
+    })?;
+    Ok(facts)
+}
+
+/// A sequence, its value at the snapshot and the table that owns it.
+struct PgSequence {
+    schema: String,
+    name: String,
+    last_value: Option<String>,
+    owner: Option<(String, String)>,
+}
+
+impl PgSequence {
+    fn sql_name(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+
+    /// Owned by one of these tables (and so leaves with it).
+    fn owned_by_any(&self, tables: &[&PgTable]) -> bool {
+        self.owner
+            .as_ref()
+            .is_some_and(|(s, t)| tables.iter().any(|x| &x.schema == s && &x.name == t))
+    }
+}
+
+fn list_sequences(client: &PgClient, database: &str, snapshot: &str) -> Result<Vec<PgSequence>> {
+    let sql = "SELECT s.schemaname, s.sequencename, coalesce(s.last_value::text, ''), \
+         coalesce(tn.nspname, ''), coalesce(t.relname, '') \
+       FROM pg_sequences s \
+       JOIN pg_namespace sn ON sn.nspname = s.schemaname \
+       JOIN pg_class sc ON sc.relname = s.sequencename AND sc.relnamespace = sn.oid \
+       LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sc.oid \
+            AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
+       LEFT JOIN pg_class t ON t.oid = d.refobjid \
+       LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+       ORDER BY 1, 2;";
+    let rows = client.query(database, &in_snapshot(snapshot, sql), &[])?;
+    rows.into_iter()
+        .map(|r| {
+            let [schema, name, value, owner_schema, owner] = <[String; 5]>::try_from(r)
+                .map_err(|r| EngineError::Source(format!("unexpected sequence row {r:?}")))?;
+            Ok(PgSequence {
+                schema,
+                name,
+                last_value: (!value.is_empty()).then_some(value),
+                owner: (!owner.is_empty()).then_some((owner_schema, owner)),
+            })
+        })
+        .collect()
+}
+
+/// `SELECT setval(…)` for every used sequence that stays in the snapshot.
+fn sequences_sql(sequences: &[PgSequence], left_out: &[&PgTable]) -> String {
+    let mut out = String::from("-- Sequence values at the snapshot's instant.\n");
+    for s in sequences {
+        if s.owned_by_any(left_out) {
+            continue;
+        }
+        if let Some(v) = &s.last_value {
+            out.push_str(&format!(
+                "SELECT pg_catalog.setval({}, {v}, true);\n",
+                quote_literal(&s.sql_name())
+            ));
+        }
+    }
+    out
+}
+
+/// Back up one database in tables mode.
+pub fn backup_pg_tables(
+    repo: &Arc<Repository>,
+    client: &mut PgClient,
+    topts: &TablesOptions,
+    opts: DumpBackupOptions,
+    progress: &Progress,
+) -> Result<DumpBackupResult> {
+    let database = client.addr.database.clone();
+    let server = client.server_info(&database)?;
+    client.pick_tools(&server)?;
+    let filter = TableFilter::new(topts)?;
+    let mut warnings = Vec::new();
+
+    let holder = SnapshotHolder::start(client, &database)?;
+    let snap = holder.id.clone();
+    let tables = list_tables(client, &database, Some(&snap))?;
+    let mut chosen: Vec<(&PgTable, Selection)> = Vec::new();
+    let mut left_out: Vec<&PgTable> = Vec::new();
+    for t in &tables {
+        let cols: Vec<String> = t.columns.iter().map(|c| c.0.clone()).collect();
+        match filter.select(Some(&t.schema), &t.name, &cols) {
+            Selection::Left => left_out.push(t),
+            s => chosen.push((t, s)),
+        }
+    }
+    if let Some(tenant) = &topts.tenant
+        && !chosen.iter().any(|(_, s)| *s == Selection::TenantRows)
+    {
+        return Err(EngineError::Invalid(format!(
+            "no table of {database:?} has the tenant column {:?}; no snapshot was written",
+            tenant.column
+        )));
+    }
+    if chosen.is_empty() && topts.queries.is_empty() {
+        return Err(EngineError::Invalid(format!(
+            "no table of {database:?} matches the selection; no snapshot was written"
+        )));
+    }
+    for (name, sql) in &topts.queries {
+        if !has_order_by(sql) {
+            warnings.push(format!(
+                "query {name} has no ORDER BY: its rows come in no defined order, which \
+                 defeats deduplication and comparison between runs"
+            ));
+        }
+    }
+
+    let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
+    let mut manifest = Manifest::new("postgres", "tables", client.display());
+    manifest.database = Some(database.clone());
+    manifest.server_version = Some(server.version.clone());
+    manifest.tool = Some(client.tools.version.clone());
+    manifest.extra.insert("encoding".into(), json!("UTF8"));
+    manifest
+        .extra
+        .insert("server_encoding".into(), json!(server.encoding));
+
+    let sequences = list_sequences(client, &database, &snap)?;
+    let left_sequences: Vec<String> = sequences
+        .iter()
+        .filter(|s| s.owned_by_any(&left_out))
+        .map(PgSequence::sql_name)
+        .collect();
+    for (section, file) in [("pre-data", "schema.sql"), ("post-data", "schema-post.sql")] {
+        let f = dump_ddl(
+            client,
+            &database,
+            &snap,
+            section,
+            &left_out,
+            &left_sequences,
+            file,
+            &mut writer,
+        )?;
+        manifest.add_file(file, f.size, &f.sha256);
+    }
+    let seq = sequences_sql(&sequences, &left_out);
+    let f = writer.add_bytes("sequences.sql", seq.as_bytes())?;
+    manifest.add_file("sequences.sql", f.size, &f.sha256);
+
+    let tenant = topts
+        .tenant
+        .as_ref()
+        .map(|t| (t.column.as_str(), t.value.as_str()));
+    for (t, selection) in &chosen {
+        let file = table_file("tables", &t.display_name());
+        let select = table_select(
+            t,
+            if *selection == Selection::TenantRows {
+                tenant
+            } else {
+                None
+            },
+        );
+        let (rows, facts) = copy_out(client, &database, &snap, &select, &file, &mut writer)?;
+        manifest.add_file(&file, facts.size, &facts.sha256);
+        manifest.tables.push(ManifestTable {
+            name: t.display_name(),
+            parts: vec![t.schema.clone(), t.name.clone()],
+            rows,
+            file: Some(file),
+            columns: t
+                .columns
+                .iter()
+                .map(|(n, ty)| ManifestColumn {
+                    name: n.clone(),
+                    sql_type: ty.clone(),
+                })
+                .collect(),
+        });
+    }
+    let mut query_names = Vec::new();
+    for (name, sql) in &topts.queries {
+        let sql = sql.trim().trim_end_matches(';').trim();
+        let columns = describe_query(client, &database, &snap, sql)?;
+        let file = table_file("queries", name);
+        let (rows, facts) = copy_out(client, &database, &snap, sql, &file, &mut writer)?;
+        manifest.add_file(&file, facts.size, &facts.sha256);
+        manifest.tables.push(ManifestTable {
+            name: name.clone(),
+            parts: vec![name.clone()],
+            rows,
+            file: Some(file),
+            columns,
+        });
+        query_names.push(name.clone());
+    }
+    holder.finish();
+
+    if let Some(t) = &topts.tenant {
+        manifest.extra.insert(
+            "tenant".into(),
+            json!({"column": t.column, "value": t.value}),
+        );
+    }
+    if !query_names.is_empty() {
+        manifest.extra.insert("queries".into(), json!(query_names));
+    }
+    if !warnings.is_empty() {
+        manifest.extra.insert("warnings".into(), json!(warnings));
+    }
+    writer.add_bytes(MANIFEST_FILE, &manifest.to_json())?;
+    let mut meta = opts.meta;
+    meta.paths = vec![client.display()];
+    meta.extra = Some(source_summary(&manifest, None));
+    let (snapshot_id, snapshot) = writer.commit(meta)?;
+    Ok(DumpBackupResult {
+        snapshot_id,
+        snapshot,
+        manifest,
+        warnings,
+    })
+}
+
+/// Names of the manifest's tables that are tables (not `--query` results).
+pub fn restorable_tables(manifest: &Manifest) -> Vec<&ManifestTable> {
+    let queries: Vec<&str> = manifest
+        .extra
+        .get("queries")
+        .and_then(|q| q.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    manifest
+        .tables
+        .iter()
+        .filter(|t| !queries.contains(&t.name.as_str()) || t.parts.len() > 1)
+        .collect()
+}
