@@ -332,3 +332,142 @@ fn missing_foreign_and_damaged_databases_fail_clearly() {
     assert!(repo.snapshot_ids().is_empty());
     repo.ok(&["check", "--read-data"]);
 }
+
+#[test]
+fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
+    let repo = Repo::new();
+    let db = repo.dir.path().join("shop.db");
+    {
+        let c = Connection::open(&db).unwrap();
+        c.execute_batch(TRICKY).unwrap();
+        c.execute_batch(
+            "CREATE TABLE vault_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, secret TEXT, org_id INTEGER);
+             CREATE INDEX vault_keys_secret ON vault_keys(secret);
+             INSERT INTO vault_keys (secret, org_id) VALUES ('key-aaa', 1), ('key-bbb', 2);",
+        )
+        .unwrap();
+    }
+    let out = repo.ok(&[
+        "backup",
+        "--json",
+        "--mode",
+        "tables",
+        "--exclude-table",
+        "vault_*",
+        &url(&db),
+    ]);
+    let s = summary(&out);
+    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    assert_eq!(s["source"]["mode"], "tables");
+    assert_eq!(s["source"]["tables"], 4);
+    let csv = repo.ok(&["dump", &id, "/tables/customers.csv"]);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next().unwrap(), "id,name,note,score,avatar,profile");
+    // Reals as the shortest text that reads back as the same double.
+    let score: f64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT score FROM customers WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!(
+            "1,Zoë Ünïcødé 日本語 🎉,,{score:?},\\x00ff10deadbeef,\"{{\"\"k\"\": [1, 2, {{\"\"x\"\": null}}]}}\""
+        )
+    );
+    assert_eq!(lines.next().unwrap(), "2,empty note,\"\",0.0,\\x,null");
+    // No trace of the excluded table in any file.
+    let files = repo.dir.path().join("files");
+    repo.ok(&["restore", &id, "--target", files.to_str().unwrap()]);
+    let grep = std::process::Command::new("grep")
+        .args(["-rl", "-e", "vault_keys", "-e", "key-aaa"])
+        .arg(&files)
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "traces in {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+
+    // Restore: every kept table identical, the excluded one absent.
+    let restored = repo.dir.path().join("from-tables.db");
+    let r = summary(&repo.ok(&["restore", &id, "--json", "--to", &url(&restored)]));
+    assert_eq!(r["tables"], 4);
+    let mut want = fingerprint(&db);
+    let mut got = fingerprint(&restored);
+    want.remove("vault_keys");
+    want.remove("(schema)");
+    got.remove("(schema)");
+    assert_eq!(want, got);
+    let c = Connection::open(&restored).unwrap();
+    let n: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'vault%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 0);
+    // AUTOINCREMENT goes on where it stopped.
+    c.execute("INSERT INTO orders (customer_id, total) VALUES (1, 1)", [])
+        .unwrap();
+    let last: i64 = c
+        .query_row("SELECT max(id) FROM orders", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(last, 3001);
+}
+
+#[test]
+fn tables_mode_tenant_scope_on_sqlite() {
+    let repo = Repo::new();
+    let db = repo.dir.path().join("saas.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE countries (code TEXT PRIMARY KEY, name TEXT);
+             INSERT INTO countries VALUES ('DE', 'Germany'), ('FR', 'France');
+             CREATE TABLE plans (id INTEGER PRIMARY KEY, name TEXT);
+             CREATE TABLE users (id INTEGER PRIMARY KEY, org_id INTEGER, email TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+               INSERT INTO users SELECT i, 1 + i % 3, 'u' || i || '@example.com' FROM n;",
+        )
+        .unwrap();
+    let out = repo.ok(&[
+        "backup",
+        "--json",
+        "--mode",
+        "tables",
+        "--tenant-column",
+        "org_id",
+        "--tenant-value",
+        "2",
+        "--include-table",
+        "countries",
+        "--query",
+        "n=SELECT count(*) AS users FROM users WHERE org_id = 2 ORDER BY 1",
+        &url(&db),
+    ]);
+    let id = summary(&out)["snapshot_id"].as_str().unwrap().to_string();
+    let m: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
+    let rows: BTreeMap<String, u64> = m["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        BTreeMap::from([
+            ("countries".into(), 2),
+            ("users".into(), 100),
+            ("n".into(), 1)
+        ])
+    );
+    assert_eq!(repo.ok(&["dump", &id, "/queries/n.csv"]), "users\n100\n");
+}

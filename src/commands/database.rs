@@ -27,6 +27,7 @@ use holdfast_sources::secret;
 use holdfast_sources::source_url::SourceAddress;
 use holdfast_sources::sqlite::backup::backup_sqlite;
 use holdfast_sources::sqlite::restore::{SqliteRestoreOptions, restore_sqlite};
+use holdfast_sources::sqlite::tables::{backup_sqlite_tables, restore_sqlite_tables};
 
 use crate::ui::{Ui, fmt_bytes};
 
@@ -81,8 +82,12 @@ pub fn backup(
     progress: &Progress,
 ) -> Result<DumpBackupResult> {
     warn_password_in_address(ui, &addr);
-    if source_opts.tables.is_some() && !matches!(addr, SourceAddress::Postgres(_)) {
-        bail!("--mode tables is available for PostgreSQL so far; back up {addr} in dump mode");
+    if source_opts.tables.is_some()
+        && !matches!(addr, SourceAddress::Postgres(_) | SourceAddress::Sqlite(_))
+    {
+        bail!(
+            "--mode tables is available for PostgreSQL and SQLite so far; back up {addr} in dump mode"
+        );
     }
     match addr {
         SourceAddress::Postgres(db) => {
@@ -102,7 +107,10 @@ pub fn backup(
             if password_file.is_some() {
                 bail!("--source-password-file does not apply to SQLite, which has no passwords");
             }
-            Ok(backup_sqlite(repo, &path, opts, progress)?)
+            match &source_opts.tables {
+                Some(t) => Ok(backup_sqlite_tables(repo, &path, t, opts, progress)?),
+                None => Ok(backup_sqlite(repo, &path, opts, progress)?),
+            }
         }
         SourceAddress::Jsonl(address) => {
             let endpoint = Endpoint {
@@ -198,6 +206,14 @@ pub fn restore(
                 progress,
             )?)
         }
+        (SourceAddress::Sqlite(path), "sqlite", "tables") => Ok(restore_sqlite_tables(
+            repo,
+            snapshot,
+            &manifest,
+            &path,
+            &SqliteRestoreOptions { clean },
+            progress,
+        )?),
         (addr, kind, mode) => bail!("a {kind} {mode} snapshot cannot be restored into {addr}"),
     }
 }

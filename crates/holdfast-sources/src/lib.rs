@@ -10,6 +10,7 @@
 
 pub mod command;
 pub mod commit;
+pub mod csv_format;
 pub mod db_backup;
 pub mod db_restore;
 pub mod dir;

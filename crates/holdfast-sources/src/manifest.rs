@@ -106,6 +106,15 @@ impl Manifest {
         self.files.iter().find(|f| f.path == path)
     }
 
+    /// The tables a restore loads: every table entry except `--query`
+    /// results (whose files live under `queries/`).
+    pub fn restorable_tables(&self) -> Vec<&ManifestTable> {
+        self.tables
+            .iter()
+            .filter(|t| !t.file.as_deref().is_some_and(|f| f.starts_with("queries/")))
+            .collect()
+    }
+
     pub fn total_rows(&self) -> u64 {
         self.tables.iter().map(|t| t.rows).sum()
     }

@@ -210,10 +210,7 @@ pub fn restore_pg_tables(
     opts: &PgRestoreOptions,
     progress: &Progress,
 ) -> Result<RestoreReport> {
-    let tables: Vec<ManifestTable> = super::tables::restorable_tables(manifest)
-        .into_iter()
-        .cloned()
-        .collect();
+    let tables: Vec<ManifestTable> = manifest.restorable_tables().into_iter().cloned().collect();
     let (target, created) = prepare_target(client, manifest, opts.clean)?;
     let mut parts = vec![
         FeedPart::Text("SET client_encoding = 'UTF8';\n".into()),

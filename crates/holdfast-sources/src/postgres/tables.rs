@@ -575,18 +575,3 @@ pub fn backup_pg_tables(
         warnings,
     })
 }
-
-/// Names of the manifest's tables that are tables (not `--query` results).
-pub fn restorable_tables(manifest: &Manifest) -> Vec<&ManifestTable> {
-    let queries: Vec<&str> = manifest
-        .extra
-        .get("queries")
-        .and_then(|q| q.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
-    manifest
-        .tables
-        .iter()
-        .filter(|t| !queries.contains(&t.name.as_str()) || t.parts.len() > 1)
-        .collect()
-}

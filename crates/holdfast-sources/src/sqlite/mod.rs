@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod restore;
+pub mod tables;
 
 use std::path::Path;
 use std::time::Duration;

@@ -33,53 +33,41 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Restore a `sqlite` snapshot to the database file `target`.
-pub fn restore_sqlite(
-    repo: &Repository,
-    snapshot: &Snapshot,
-    manifest: &Manifest,
+/// Check `target` may be written: Ok(true) when it exists (and `clean`
+/// allows replacing it), Ok(false) when it does not.
+pub(crate) fn check_target(target: &Path, clean: bool) -> Result<bool> {
+    match std::fs::metadata(target) {
+        Ok(m) if m.is_dir() => Err(EngineError::Invalid(format!(
+            "{} is a directory; give the database file's path",
+            target.display()
+        ))),
+        Ok(m) if m.len() > 0 && !clean => Err(EngineError::Invalid(format!(
+            "{} already exists and is not empty; restore to a new path, or add --clean \
+             to replace it (stop the application first)",
+            target.display()
+        ))),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(EngineError::io(format!("reading {}", target.display()), e)),
+    }
+}
+
+/// Build the database at `TARGET.holdfast-partial` with `build`, then put
+/// it in place of `target`: the old database's `-wal`, `-shm` and
+/// `-journal` files go first (they would be replayed into the new one),
+/// then an atomic rename. A failed build leaves `target` untouched.
+pub(crate) fn replace_with<T>(
     target: &Path,
-    opts: &SqliteRestoreOptions,
-    progress: &Progress,
-) -> Result<RestoreReport> {
-    let display = format!("sqlite://{}", target.display());
-    let existed = match std::fs::metadata(target) {
-        Ok(m) if m.is_dir() => {
-            return Err(EngineError::Invalid(format!(
-                "{} is a directory; give the database file's path",
-                target.display()
-            )));
-        }
-        Ok(m) if m.len() > 0 && !opts.clean => {
-            return Err(EngineError::Invalid(format!(
-                "{} already exists and is not empty; restore to a new path, or add --clean \
-                 to replace it (stop the application first)",
-                target.display()
-            )));
-        }
-        Ok(_) => true,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-        Err(e) => return Err(EngineError::io(format!("reading {}", target.display()), e)),
-    };
-    let expected = manifest
-        .files
-        .first()
-        .ok_or_else(|| EngineError::Invalid("the manifest lists no database file".into()))?;
-    let node = root_file(repo, snapshot, &expected.path)?.ok_or_else(|| {
-        EngineError::Invalid(format!("{} is missing from the snapshot", expected.path))
-    })?;
+    existed: bool,
+    build: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| EngineError::io(format!("creating {}", parent.display()), e))?;
     }
     let partial = with_suffix(target, ".holdfast-partial");
-    let result = write_and_check(
-        repo,
-        &node.content.unwrap_or_default(),
-        &partial,
-        manifest,
-        progress,
-    );
-    let (bytes, counted) = match result {
+    let _ = std::fs::remove_file(&partial);
+    let built = match build(&partial) {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
@@ -109,8 +97,32 @@ pub fn restore_sqlite(
     {
         let _ = d.sync_all();
     }
+    Ok(built)
+}
+
+/// Restore a `sqlite` snapshot to the database file `target`.
+pub fn restore_sqlite(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    manifest: &Manifest,
+    target: &Path,
+    opts: &SqliteRestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreReport> {
+    let existed = check_target(target, opts.clean)?;
+    let expected = manifest
+        .files
+        .first()
+        .ok_or_else(|| EngineError::Invalid("the manifest lists no database file".into()))?;
+    let node = root_file(repo, snapshot, &expected.path)?.ok_or_else(|| {
+        EngineError::Invalid(format!("{} is missing from the snapshot", expected.path))
+    })?;
+    let content = node.content.unwrap_or_default();
+    let (bytes, counted) = replace_with(target, existed, |partial| {
+        write_and_check(repo, &content, partial, manifest, progress)
+    })?;
     Ok(RestoreReport {
-        target: display,
+        target: format!("sqlite://{}", target.display()),
         database: expected.path.clone(),
         created: !existed,
         bytes,
