@@ -129,7 +129,7 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
         bail!("--include-table, --exclude-table, --tenant-column and --query need --mode tables");
     }
     if a.mode == "tables" && source.is_none() {
-        bail!("--mode tables applies to database addresses (postgres://…, sqlite:///…)");
+        bail!("--mode tables applies to database addresses (postgres://…, mysql://…, sqlite:///…)");
     }
     let chunker = match (&a.chunk_size, &source) {
         (Some(s), _) => ChunkerParams::parse(s).map_err(anyhow::Error::msg)?,

@@ -18,6 +18,7 @@ use holdfast_sources::manifest::{Manifest, snapshot_kind};
 use holdfast_sources::mysql::MyClient;
 use holdfast_sources::mysql::dump::backup_mysql_dump;
 use holdfast_sources::mysql::restore::{MyRestoreOptions, restore_mysql_dump};
+use holdfast_sources::mysql::tables::{backup_mysql_tables, restore_mysql_tables};
 use holdfast_sources::postgres::PgClient;
 use holdfast_sources::postgres::dump::backup_pg_dump;
 use holdfast_sources::postgres::restore::{PgRestoreOptions, restore_pg_dump, restore_pg_tables};
@@ -82,12 +83,8 @@ pub fn backup(
     progress: &Progress,
 ) -> Result<DumpBackupResult> {
     warn_password_in_address(ui, &addr);
-    if source_opts.tables.is_some()
-        && !matches!(addr, SourceAddress::Postgres(_) | SourceAddress::Sqlite(_))
-    {
-        bail!(
-            "--mode tables is available for PostgreSQL and SQLite so far; back up {addr} in dump mode"
-        );
+    if source_opts.tables.is_some() && matches!(addr, SourceAddress::Jsonl(_)) {
+        bail!("--mode tables applies to databases, not to event streams");
     }
     match addr {
         SourceAddress::Postgres(db) => {
@@ -101,7 +98,10 @@ pub fn backup(
         SourceAddress::Mysql(db) => {
             let pw = secret::resolve(password_file, db.password.as_deref())?;
             let client = MyClient::new(db, pw)?;
-            Ok(backup_mysql_dump(repo, &client, opts, progress)?)
+            match &source_opts.tables {
+                Some(t) => Ok(backup_mysql_tables(repo, &client, t, opts, progress)?),
+                None => Ok(backup_mysql_dump(repo, &client, opts, progress)?),
+            }
         }
         SourceAddress::Sqlite(path) => {
             if password_file.is_some() {
@@ -174,6 +174,18 @@ pub fn restore(
             let pw = secret::resolve(password_file, db.password.as_deref())?;
             let client = MyClient::new(db, pw)?;
             Ok(restore_mysql_dump(
+                repo,
+                snapshot,
+                &manifest,
+                &client,
+                &MyRestoreOptions { clean },
+                progress,
+            )?)
+        }
+        (SourceAddress::Mysql(db), "mysql", "tables") => {
+            let pw = secret::resolve(password_file, db.password.as_deref())?;
+            let client = MyClient::new(db, pw)?;
+            Ok(restore_mysql_tables(
                 repo,
                 snapshot,
                 &manifest,

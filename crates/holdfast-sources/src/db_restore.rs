@@ -3,7 +3,7 @@
 //! the manifest before the loader may commit, and the report of what was
 //! restored and verified.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::ChildStdin;
 
 use holdfast_engine::blob_reader::BlobReader;
@@ -47,7 +47,13 @@ pub enum FeedPart {
     Text(String),
     /// A file of the snapshot, checked against the manifest's SHA-256.
     File(String),
+    /// A file of the snapshot turned into the loader's input by `convert`
+    /// (CSV into INSERT statements); the file is checked all the same.
+    Converted { file: String, convert: Converter },
 }
+
+/// Reads a stored file, writes what the loader should get.
+pub type Converter = Box<dyn Fn(&mut dyn BufRead, &mut dyn Write) -> std::io::Result<()>>;
 
 /// Stream `file` of the snapshot into `stdin` of `loader`. The loader is
 /// told the input ended only if every byte arrived and the SHA-256 equals
@@ -88,7 +94,6 @@ pub fn feed_parts(
 ) -> Result<u64> {
     let what = loader.what.clone();
     let root = repo.load_tree(&snapshot.tree)?;
-    let mut buf = vec![0u8; 256 * 1024];
     let mut fed = 0u64;
     // Err(Ok(e)): our failure; Err(Err(e)): the stored data is wrong.
     let outcome: std::result::Result<(), std::result::Result<EngineError, EngineError>> = (|| {
@@ -100,7 +105,7 @@ pub fn feed_parts(
                         .map_err(|e| Ok(EngineError::io(format!("writing to {what}"), e)))?;
                     fed += t.len() as u64;
                 }
-                FeedPart::File(file) => {
+                FeedPart::File(file) | FeedPart::Converted { file, .. } => {
                     let expected = manifest.file(file).ok_or_else(|| {
                         Err(EngineError::Invalid(format!(
                             "the manifest does not list {file}"
@@ -118,30 +123,27 @@ pub fn feed_parts(
                             )))
                         })?;
                     let content = node.content.unwrap_or_default();
-                    let mut reader = BlobReader::new(repo, &content);
-                    let mut hasher = Sha256::new();
-                    let mut size = 0u64;
-                    loop {
-                        holdfast_engine::cancel::check().map_err(Ok)?;
-                        let n = reader.read(&mut buf).map_err(|e| {
-                            Ok(EngineError::io(
-                                format!("reading {file} from the repository"),
-                                e,
-                            ))
-                        })?;
-                        if n == 0 {
-                            break;
+                    let mut reader = CheckedRead {
+                        inner: BlobReader::new(repo, &content),
+                        hasher: Sha256::new(),
+                        size: 0,
+                        progress,
+                    };
+                    let copied = match part {
+                        FeedPart::Converted { convert, .. } => {
+                            let mut buffered = BufReader::with_capacity(1 << 20, &mut reader);
+                            convert(&mut buffered, &mut stdin).and_then(|()| {
+                                std::io::copy(&mut buffered, &mut std::io::sink()).map(drop)
+                            })
                         }
-                        hasher.update(&buf[..n]);
-                        stdin
-                            .write_all(&buf[..n])
-                            .map_err(|e| Ok(EngineError::io(format!("writing to {what}"), e)))?;
-                        size += n as u64;
-                        fed += n as u64;
-                        progress.add_bytes(n as u64);
-                    }
-                    let digest = Id(hasher.finalize().into());
-                    if digest.to_hex() != expected.sha256 || size != expected.size {
+                        _ => std::io::copy(&mut reader, &mut stdin).map(drop),
+                    };
+                    copied.map_err(|e| {
+                        Ok(EngineError::io(format!("loading {file} into {what}"), e))
+                    })?;
+                    fed += reader.size;
+                    let digest = Id(reader.hasher.finalize().into());
+                    if digest.to_hex() != expected.sha256 || reader.size != expected.size {
                         return Err(Err(EngineError::Invalid(format!(
                             "{file} read back from the repository does not match the manifest \
                              (SHA-256 {}, expected {}); the restore was rolled back",
@@ -177,6 +179,27 @@ pub fn feed_parts(
                 _ => Err(e),
             }
         }
+    }
+}
+
+/// Hashes and counts what is read from a stored file, and reports progress.
+struct CheckedRead<'p, R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+    progress: &'p Progress,
+}
+
+impl<R: Read> Read for CheckedRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if holdfast_engine::cancel::check().is_err() {
+            return Err(std::io::Error::other("interrupted"));
+        }
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        self.progress.add_bytes(n as u64);
+        Ok(n)
     }
 }
 

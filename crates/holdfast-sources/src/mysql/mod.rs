@@ -20,6 +20,7 @@
 
 pub mod dump;
 pub mod restore;
+pub mod tables;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

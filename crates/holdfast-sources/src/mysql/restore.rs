@@ -35,13 +35,13 @@ const COUNT_BATCH: usize = 100;
 
 /// A database's default character set and collation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Charset {
+pub(super) struct Charset {
     character_set: String,
     collation: String,
 }
 
 /// The database's character set, if it exists (and we may see it).
-fn existing(client: &MyClient, db: &str) -> Result<Option<Charset>> {
+pub(super) fn existing(client: &MyClient, db: &str) -> Result<Option<Charset>> {
     let rows = client.query(
         None,
         &format!(
@@ -60,7 +60,7 @@ fn existing(client: &MyClient, db: &str) -> Result<Option<Charset>> {
 }
 
 /// Tables, views, routines and events in `db`: what makes it "not empty".
-fn object_count(client: &MyClient, db: &str) -> Result<u64> {
+pub(super) fn object_count(client: &MyClient, db: &str) -> Result<u64> {
     let name = sql_string(db);
     let rows = client.query(
         None,
@@ -77,7 +77,7 @@ fn object_count(client: &MyClient, db: &str) -> Result<u64> {
         .ok_or_else(|| EngineError::Source(format!("unexpected object count output {rows:?}")))
 }
 
-fn create_database(client: &MyClient, db: &str, cs: &Charset) -> Result<()> {
+pub(super) fn create_database(client: &MyClient, db: &str, cs: &Charset) -> Result<()> {
     let mut sql = format!(
         "CREATE DATABASE {} CHARACTER SET {}",
         quote_ident(db),
@@ -90,7 +90,7 @@ fn create_database(client: &MyClient, db: &str, cs: &Charset) -> Result<()> {
     client.query(None, &sql).map(drop)
 }
 
-fn drop_database(client: &MyClient, db: &str) -> Result<()> {
+pub(super) fn drop_database(client: &MyClient, db: &str) -> Result<()> {
     client
         .query(None, &format!("DROP DATABASE {};", quote_ident(db)))
         .map(drop)
@@ -98,7 +98,7 @@ fn drop_database(client: &MyClient, db: &str) -> Result<()> {
 
 /// The character set the dumped database had (`utf8mb4` for manifests
 /// that do not say).
-fn dumped_charset(manifest: &Manifest) -> Charset {
+pub(super) fn dumped_charset(manifest: &Manifest) -> Charset {
     let get = |k: &str| {
         manifest
             .extra

@@ -1,0 +1,600 @@
+//! MySQL/MariaDB tables mode: every selected table as CSV, all read in ONE
+//! client session inside `START TRANSACTION WITH CONSISTENT SNAPSHOT, READ
+//! ONLY` (one instant for InnoDB tables), with the DDL from the dump tool
+//! and a manifest — the layout and CSV dialect of PostgreSQL's tables mode.
+//!
+//! The server builds each CSV record itself (`CONCAT_WS` of quoted values,
+//! binary columns as `\x` + hex, NULL as an empty field); the session's
+//! output is one stream, split into per-table files at marker lines. A
+//! marker starts with `#`, which no record can start with outside quotes
+//! (a record starts with `"`, `,` or a newline), so the split is exact.
+//!
+//! Layout: `schema.sql` (tables and views, no triggers), `schema-post.sql`
+//! (triggers, routines, events), `tables/<table>.csv`, `manifest.json`.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::Arc;
+
+use holdfast_engine::repository::Repository;
+use holdfast_engine::{EngineError, Result};
+use holdfast_format::snapshot::Snapshot;
+use serde_json::json;
+
+use super::restore::{
+    MyRestoreOptions, count_rows, create_database, drop_database, dumped_charset, existing,
+    object_count,
+};
+use super::{MyClient, sql_string};
+use crate::command::Spawned;
+use crate::csv_format::{CsvReader, Field, parse_hex_field};
+use crate::db_backup::{
+    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, table_file,
+};
+use crate::db_restore::{FeedPart, RestoreReport, feed_parts, verify_counts};
+use crate::dump_scan::ScanningReader;
+use crate::dump_scan::csv::CsvRecords;
+use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
+use crate::manifest::{MANIFEST_FILE, Manifest, ManifestColumn, ManifestTable, source_summary};
+use crate::progress::Progress;
+use crate::writer::SnapshotWriter;
+
+const MARK_TABLE: &str = "#holdfast-table";
+const MARK_END: &str = "#holdfast-end";
+
+/// A table as information_schema describes it.
+#[derive(Debug, Clone)]
+struct MyTable {
+    name: String,
+    /// (name, COLUMN_TYPE, DATA_TYPE) of stored (not generated) columns.
+    columns: Vec<(String, String, String)>,
+    primary_key: Vec<String>,
+}
+
+fn is_binary(data_type: &str) -> bool {
+    matches!(
+        data_type,
+        "binary"
+            | "varbinary"
+            | "tinyblob"
+            | "blob"
+            | "mediumblob"
+            | "longblob"
+            | "geometry"
+            | "point"
+            | "linestring"
+            | "polygon"
+            | "multipoint"
+            | "multilinestring"
+            | "multipolygon"
+            | "geometrycollection"
+    )
+}
+
+fn list_tables(client: &MyClient, db: &str) -> Result<Vec<MyTable>> {
+    let name = sql_string(db);
+    let rows = client.query(
+        None,
+        &format!(
+            "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.DATA_TYPE, \
+               IFNULL(k.ORDINAL_POSITION, ''), IF(c.EXTRA LIKE '%GENERATED%', 'g', '') \
+             FROM information_schema.COLUMNS c \
+             JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA \
+               AND t.TABLE_NAME = c.TABLE_NAME AND t.TABLE_TYPE = 'BASE TABLE' \
+             LEFT JOIN information_schema.KEY_COLUMN_USAGE k ON k.TABLE_SCHEMA = c.TABLE_SCHEMA \
+               AND k.TABLE_NAME = c.TABLE_NAME AND k.COLUMN_NAME = c.COLUMN_NAME \
+               AND k.CONSTRAINT_NAME = 'PRIMARY' \
+             WHERE c.TABLE_SCHEMA = {name} \
+             ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION;"
+        ),
+    )?;
+    let mut out: Vec<MyTable> = Vec::new();
+    let mut keys: Vec<Vec<(u32, String)>> = Vec::new();
+    for r in rows {
+        let [table, col, col_type, data_type, pk, generated] = <[String; 6]>::try_from(r)
+            .map_err(|r| EngineError::Source(format!("unexpected catalog row {r:?}")))?;
+        if out.last().is_none_or(|t| t.name != table) {
+            out.push(MyTable {
+                name: table,
+                columns: Vec::new(),
+                primary_key: Vec::new(),
+            });
+            keys.push(Vec::new());
+        }
+        if let Ok(p) = pk.parse::<u32>() {
+            keys.last_mut().expect("pushed").push((p, col.clone()));
+        }
+        if generated.is_empty() {
+            out.last_mut().expect("pushed").columns.push((
+                col,
+                col_type,
+                data_type.to_ascii_lowercase(),
+            ));
+        }
+    }
+    for (t, mut k) in out.iter_mut().zip(keys) {
+        k.sort();
+        t.primary_key = k.into_iter().map(|(_, c)| c).collect();
+    }
+    Ok(out)
+}
+
+/// The SELECT that makes the server write a table's CSV records.
+fn csv_select(t: &MyTable, tenant: Option<(&str, &str)>) -> String {
+    let fields: Vec<String> = t
+        .columns
+        .iter()
+        .map(|(c, _, dt)| {
+            let q = quote_ident(c);
+            let text = if is_binary(dt) {
+                format!("CONCAT('\\\\x', LOWER(HEX({q})))")
+            } else if dt == "bit" {
+                // BIT as its number: HEX() drops leading zero digits.
+                format!("CONCAT('\"', CAST({q} + 0 AS CHAR), '\"')")
+            } else {
+                format!("CONCAT('\"', REPLACE(CAST({q} AS CHAR), '\"', '\"\"'), '\"')")
+            };
+            format!("IF({q} IS NULL, '', {text})")
+        })
+        .collect();
+    let mut sql = format!(
+        "SELECT CONCAT_WS(',', {}) FROM {}",
+        fields.join(", "),
+        quote_ident(&t.name)
+    );
+    if let Some((col, value)) = tenant {
+        sql.push_str(&format!(
+            " WHERE {} = {}",
+            quote_ident(col),
+            sql_string(value)
+        ));
+    }
+    let order: Vec<String> = if t.primary_key.is_empty() {
+        t.columns.iter().map(|(c, _, _)| quote_ident(c)).collect()
+    } else {
+        t.primary_key.iter().map(|c| quote_ident(c)).collect()
+    };
+    if !order.is_empty() {
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    }
+    sql
+}
+
+/// One table's records from the shared session output: bytes up to the
+/// next marker line (a line starting with `#` outside quotes).
+struct TableRecords<'a, R> {
+    inner: &'a mut R,
+    in_quotes: bool,
+    at_line_start: bool,
+    done: bool,
+}
+
+impl<R: BufRead> Read for TableRecords<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.done || out.is_empty() {
+            return Ok(0);
+        }
+        let buf = self.inner.fill_buf()?;
+        if buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the client's output ended in the middle of a table",
+            ));
+        }
+        if self.at_line_start && !self.in_quotes && buf[0] == b'#' {
+            self.done = true;
+            return Ok(0);
+        }
+        let limit = buf.len().min(out.len());
+        let mut n = 0;
+        while n < limit {
+            let b = buf[n];
+            n += 1;
+            self.at_line_start = false;
+            if b == b'"' {
+                self.in_quotes = !self.in_quotes;
+            } else if b == b'\n' && !self.in_quotes {
+                self.at_line_start = true;
+                break;
+            }
+        }
+        out[..n].copy_from_slice(&buf[..n]);
+        self.inner.consume(n);
+        Ok(n)
+    }
+}
+
+fn expect_marker(r: &mut impl BufRead, want: &str) -> Result<()> {
+    let mut line = String::new();
+    r.read_line(&mut line)
+        .map_err(|e| EngineError::io("reading the client's output", e))?;
+    if line.trim_end() != want {
+        return Err(EngineError::Source(format!(
+            "the table export lost its place (expected {want:?}, got {:?}); no snapshot was written",
+            line.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+/// Run the dump tool for DDL only into `file`.
+fn dump_ddl(
+    client: &MyClient,
+    db: &str,
+    post: bool,
+    left_out: &[String],
+    file: &str,
+    writer: &mut SnapshotWriter,
+) -> Result<crate::writer::FileFacts> {
+    let tool = client.tools.dump_tool()?;
+    let mut cmd = client.command(&tool.path);
+    cmd.args([
+        "--single-transaction",
+        "--no-data",
+        "--skip-dump-date",
+        "--no-tablespaces",
+        "--default-character-set=utf8mb4",
+    ]);
+    if post {
+        cmd.args(["--no-create-info", "--triggers", "--routines", "--events"]);
+    } else {
+        cmd.arg("--skip-triggers");
+    }
+    for t in left_out {
+        cmd.arg(format!("--ignore-table={db}.{t}"));
+    }
+    cmd.arg("--").arg(db);
+    let (child, stdout) = Spawned::start(cmd, &tool.name())?;
+    let mut reader = ScanningReader::new(stdout, MysqlDumpScan::default());
+    let facts = match writer.add_file(file, &mut reader) {
+        Ok(f) => f,
+        Err(e) => {
+            child.kill();
+            return Err(e);
+        }
+    };
+    child.finish()?;
+    reader.scanner.verdict().map_err(|why| {
+        EngineError::Source(format!(
+            "{} (DDL) output is incomplete: {why}; no snapshot was written",
+            tool.name()
+        ))
+    })?;
+    Ok(facts)
+}
+
+/// Back up one MySQL/MariaDB database in tables mode.
+pub fn backup_mysql_tables(
+    repo: &Arc<Repository>,
+    client: &MyClient,
+    topts: &TablesOptions,
+    opts: DumpBackupOptions,
+    progress: &Progress,
+) -> Result<DumpBackupResult> {
+    if !topts.queries.is_empty() {
+        return Err(EngineError::Invalid(
+            "--query is available for PostgreSQL and SQLite so far, not for MySQL/MariaDB".into(),
+        ));
+    }
+    let database = client.addr.database.clone();
+    let server = client.server_info(Some(&database))?;
+    let filter = TableFilter::new(topts)?;
+    let all = list_tables(client, &database)?;
+    let mut chosen = Vec::new();
+    let mut left_out = Vec::new();
+    for t in &all {
+        let cols: Vec<String> = t.columns.iter().map(|c| c.0.clone()).collect();
+        match filter.select(None, &t.name, &cols) {
+            Selection::Left => left_out.push(t.name.clone()),
+            s => chosen.push((t, s)),
+        }
+    }
+    if let Some(tenant) = &topts.tenant
+        && !chosen.iter().any(|(_, s)| *s == Selection::TenantRows)
+    {
+        return Err(EngineError::Invalid(format!(
+            "no table of {database:?} has the tenant column {:?}; no snapshot was written",
+            tenant.column
+        )));
+    }
+    if chosen.is_empty() {
+        return Err(EngineError::Invalid(format!(
+            "no table of {database:?} matches the selection; no snapshot was written"
+        )));
+    }
+
+    let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
+    let mut manifest = Manifest::new("mysql", "tables", client.display());
+    manifest.database = Some(database.clone());
+    manifest.server_version = Some(server.version.clone());
+    manifest
+        .extra
+        .insert("character_set".into(), json!(server.character_set));
+    manifest
+        .extra
+        .insert("collation".into(), json!(server.collation));
+    for (post, file) in [(false, "schema.sql"), (true, "schema-post.sql")] {
+        let f = dump_ddl(client, &database, post, &left_out, file, &mut writer)?;
+        manifest.add_file(file, f.size, &f.sha256);
+    }
+
+    // One session, one snapshot, every table.
+    let tenant = topts
+        .tenant
+        .as_ref()
+        .map(|t| (t.column.as_str(), t.value.as_str()));
+    let mut script = String::from(
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;\n\
+         START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY;\n",
+    );
+    for (i, (t, selection)) in chosen.iter().enumerate() {
+        script.push_str(&format!("SELECT '{MARK_TABLE} {i}';\n"));
+        let scope = if *selection == Selection::TenantRows {
+            tenant
+        } else {
+            None
+        };
+        script.push_str(&csv_select(t, scope));
+        script.push_str(";\n");
+    }
+    script.push_str(&format!("SELECT '{MARK_END}';\nCOMMIT;\n"));
+    let program = client.tools.client()?.to_path_buf();
+    let mut cmd = client.command(&program);
+    cmd.args([
+        "--batch",
+        "--raw",
+        "--quick",
+        "--skip-column-names",
+        "--default-character-set=utf8mb4",
+        "--max-allowed-packet=1G",
+        super::CONNECT_TIMEOUT,
+    ])
+    .arg(format!("--database={database}"));
+    let (child, stdout) = Spawned::start_with_script(cmd, "mariadb", script)?;
+    let mut out = BufReader::with_capacity(1 << 20, stdout);
+    let result: Result<()> = (|| {
+        for (i, (t, _)) in chosen.iter().enumerate() {
+            expect_marker(&mut out, &format!("{MARK_TABLE} {i}"))?;
+            let file = table_file("tables", &t.name);
+            let mut header = Vec::new();
+            for (j, (c, _, _)) in t.columns.iter().enumerate() {
+                if j > 0 {
+                    header.push(b',');
+                }
+                crate::csv_format::write_text(&mut header, c)
+                    .map_err(|e| EngineError::io("writing a header", e))?;
+            }
+            header.push(b'\n');
+            let records = TableRecords {
+                inner: &mut out,
+                in_quotes: false,
+                at_line_start: true,
+                done: false,
+            };
+            let mut scan = ScanningReader::new(records, CsvRecords::default());
+            let facts = writer.add_file(&file, (&header[..]).chain(&mut scan))?;
+            let rows = scan.scanner.records();
+            manifest.add_file(&file, facts.size, &facts.sha256);
+            manifest.tables.push(ManifestTable {
+                name: t.name.clone(),
+                parts: vec![t.name.clone()],
+                rows,
+                file: Some(file),
+                columns: t
+                    .columns
+                    .iter()
+                    .map(|(n, ty, _)| ManifestColumn {
+                        name: n.clone(),
+                        sql_type: ty.clone(),
+                    })
+                    .collect(),
+            });
+        }
+        expect_marker(&mut out, MARK_END)
+    })();
+    if let Err(e) = result {
+        child.kill();
+        return Err(e);
+    }
+    child.finish()?;
+
+    if let Some(t) = &topts.tenant {
+        manifest.extra.insert(
+            "tenant".into(),
+            json!({"column": t.column, "value": t.value}),
+        );
+    }
+    writer.add_bytes(MANIFEST_FILE, &manifest.to_json())?;
+    let mut meta = opts.meta;
+    meta.paths = vec![client.display()];
+    meta.extra = Some(source_summary(&manifest, None));
+    let (snapshot_id, snapshot) = writer.commit(meta)?;
+    Ok(DumpBackupResult {
+        snapshot_id,
+        snapshot,
+        manifest,
+        warnings: Vec::new(),
+    })
+}
+
+/// CSV records of a table as multi-row INSERT statements of at most about
+/// 1 MiB each; text as hex literals (no escaping to get wrong), binary
+/// columns back from `\x` hex.
+/// How a column's CSV text goes back into SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Literal {
+    Text,
+    /// `\x…` hex → `X'…'`.
+    Binary,
+    /// BIT: a bare number.
+    Number,
+}
+
+fn csv_to_inserts(table: &str, columns: Vec<(String, Literal)>) -> crate::db_restore::Converter {
+    let table = table.to_string();
+    Box::new(move |r: &mut dyn BufRead, w: &mut dyn Write| {
+        let mut csv = CsvReader::new(r);
+        csv.record()?; // the header
+        let head = format!(
+            "INSERT INTO {} ({}) VALUES ",
+            quote_ident(&table),
+            columns
+                .iter()
+                .map(|(c, _)| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut stmt = String::new();
+        while let Some(rec) = csv.record()? {
+            if rec.len() != columns.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "a record of {table} has {} fields, not {}",
+                        rec.len(),
+                        columns.len()
+                    ),
+                ));
+            }
+            stmt.push_str(if stmt.is_empty() { &head } else { "," });
+            stmt.push('(');
+            for (i, (f, (_, literal))) in rec.into_iter().zip(&columns).enumerate() {
+                if i > 0 {
+                    stmt.push(',');
+                }
+                match f {
+                    Field::Null => stmt.push_str("NULL"),
+                    Field::Text(s)
+                        if *literal == Literal::Number
+                            && !s.is_empty()
+                            && s.bytes().all(|b| b.is_ascii_digit()) =>
+                    {
+                        stmt.push_str(&s)
+                    }
+                    Field::Text(s) if *literal == Literal::Binary => match parse_hex_field(&s) {
+                        Some(b) if b.is_empty() => stmt.push_str("''"),
+                        Some(b) => {
+                            stmt.push_str("X'");
+                            for byte in b {
+                                stmt.push_str(&format!("{byte:02X}"));
+                            }
+                            stmt.push('\'');
+                        }
+                        None => stmt.push_str(&sql_string(&s)),
+                    },
+                    Field::Text(s) => stmt.push_str(&sql_string(&s)),
+                }
+            }
+            stmt.push(')');
+            if stmt.len() > 1 << 20 {
+                stmt.push_str(";\n");
+                w.write_all(stmt.as_bytes())?;
+                stmt.clear();
+            }
+        }
+        if !stmt.is_empty() {
+            stmt.push_str(";\n");
+            w.write_all(stmt.as_bytes())?;
+        }
+        Ok(())
+    })
+}
+
+/// Restore a tables-mode snapshot: DDL, then every table's rows as INSERTs
+/// with foreign key checks off, then triggers, routines and events; then
+/// row counts. MySQL cannot roll DDL back, so a failed load drops the
+/// database it created (or empties the one it was given).
+pub fn restore_mysql_tables(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    manifest: &Manifest,
+    client: &MyClient,
+    opts: &MyRestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreReport> {
+    let target = client.addr.database.clone();
+    let mut before = existing(client, &target)?;
+    if before.is_some() {
+        let objects = object_count(client, &target)?;
+        if objects > 0 {
+            if !opts.clean {
+                return Err(EngineError::Invalid(format!(
+                    "the target database {target:?} is not empty ({objects} tables, views, routines or events): \
+                     restore into a new database, or add --clean to drop and recreate it"
+                )));
+            }
+            drop_database(client, &target)?;
+            before = None;
+        }
+    }
+    let created = before.is_none();
+    if created {
+        create_database(client, &target, &dumped_charset(manifest))?;
+    }
+    let tables: Vec<ManifestTable> = manifest.restorable_tables().into_iter().cloned().collect();
+    let mut parts = vec![
+        FeedPart::Text("SET FOREIGN_KEY_CHECKS = 0;\nSET UNIQUE_CHECKS = 0;\n".into()),
+        FeedPart::File("schema.sql".into()),
+    ];
+    for t in &tables {
+        let columns: Vec<(String, Literal)> = t
+            .columns
+            .iter()
+            .map(|c| {
+                let base = c
+                    .sql_type
+                    .split(['(', ' '])
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                let literal = match base.as_str() {
+                    "bit" => Literal::Number,
+                    b if is_binary(b) => Literal::Binary,
+                    _ => Literal::Text,
+                };
+                (c.name.clone(), literal)
+            })
+            .collect();
+        parts.push(FeedPart::Converted {
+            file: t.file.clone().unwrap_or_default(),
+            convert: csv_to_inserts(&t.name, columns),
+        });
+    }
+    parts.push(FeedPart::File("schema-post.sql".into()));
+    parts.push(FeedPart::Text("SET FOREIGN_KEY_CHECKS = 1;\n".into()));
+
+    let program = client.tools.client()?.to_path_buf();
+    let mut cmd = client.command(&program);
+    cmd.args([
+        "--batch",
+        "--default-character-set=utf8mb4",
+        "--max-allowed-packet=1G",
+        super::CONNECT_TIMEOUT,
+    ])
+    .arg(format!("--database={target}"));
+    let loaded = Spawned::start_feeding(cmd, "mariadb").and_then(|(mut loader, stdin)| {
+        loader.set_consequence("the partial restore was removed");
+        feed_parts(repo, snapshot, manifest, &parts, loader, stdin, progress)
+    });
+    let bytes = match loaded {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = drop_database(client, &target).and_then(|()| match &before {
+                Some(cs) => create_database(client, &target, cs),
+                None => Ok(()),
+            });
+            return Err(e);
+        }
+    };
+    let mut only = manifest.clone();
+    only.tables = tables;
+    let found = count_rows(client, &target, &only)?;
+    let tables = verify_counts(&only, &found)?;
+    Ok(RestoreReport {
+        target: client.display(),
+        database: target,
+        created,
+        bytes,
+        tables,
+        resumed_after: 0,
+    })
+}
