@@ -4,9 +4,12 @@
 //! - [`stream`]: one byte stream stored as a one-file snapshot (`--stdin`,
 //!   and the base of the database sources); [`command`]: a command's output;
 //! - [`writer`]: a snapshot built file by file from streams;
-//! - [`postgres`], [`mysql`]: databases through their own dump tools, with
-//!   what they share in [`db_backup`] and [`db_restore`];
-//! - [`filter`]: the include/exclude patterns both use.
+//! - [`postgres`], [`mysql`], [`sqlite`]: databases in dump (or file) and
+//!   tables modes, with what they share in [`db_backup`], [`db_restore`],
+//!   [`csv_format`] and [`dump_scan`]; [`jsonl`]: event streams;
+//! - [`source_url`], [`secret`]: addresses (always shown redacted) and
+//!   passwords; [`manifest`]: what a database/stream snapshot holds;
+//! - [`filter`]: the include/exclude patterns of directory backups.
 
 pub mod command;
 pub mod commit;
