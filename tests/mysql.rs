@@ -1070,3 +1070,77 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
         "countries and users; plans has no org_id and was not included"
     );
 }
+
+#[test]
+fn writes_during_a_tables_backup_do_not_tear_the_snapshot() {
+    let db = MariaDb::shared();
+    let name = db_name("busy");
+    db.create_db(&name);
+    db.sql(
+        &name,
+        "CREATE TABLE a_counter (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB;
+         INSERT INTO a_counter VALUES (1, 0);
+         CREATE TABLE b_padding (id INT PRIMARY KEY, pad TEXT) ENGINE=InnoDB;
+         INSERT INTO b_padding SELECT seq, REPEAT(MD5(seq), 20) FROM seq_1_to_20000;
+         CREATE TABLE z_ledger (id BIGINT AUTO_INCREMENT PRIMARY KEY, delta INT) ENGINE=InnoDB;",
+    );
+    // Counter and ledger move together in every transaction, and are read
+    // at different moments of the export: only one snapshot keeps them equal.
+    let script: String = (0..200_000)
+        .map(|_| "START TRANSACTION; UPDATE a_counter SET n = n + 1; INSERT INTO z_ledger (delta) VALUES (5); COMMIT;\n")
+        .collect();
+    let mut writer = db
+        .client("mariadb")
+        .arg(format!("--database={name}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(script.as_bytes());
+    });
+    let count = || {
+        db.sql(&name, "SELECT n FROM a_counter")
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    while count() < 300 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let repo = Repo::new();
+    let before = count();
+    let s = backup_json(&repo, db, &name, &["--mode", "tables"]);
+    let after = count();
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let _ = feeder.join();
+    assert!(
+        after > before + 50,
+        "the application kept writing ({before} → {after})"
+    );
+    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let counter = repo.ok(&["dump", &id, "/tables/a_counter.csv"]);
+    let n: u64 = counter
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .trim_matches('"')
+        .parse()
+        .unwrap();
+    let ledger = repo.ok(&["dump", &id, "/tables/z_ledger.csv"]);
+    assert_eq!(
+        ledger.lines().count() as u64 - 1,
+        n,
+        "counter and ledger torn apart"
+    );
+    assert!(
+        n >= before && n <= after,
+        "{n} not within {before}..={after}"
+    );
+}
