@@ -1020,6 +1020,8 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
             "countries",
             "--exclude-table",
             "vault_*",
+            "--query",
+            "per_org=SELECT org_id, COUNT(*) AS n FROM users GROUP BY org_id ORDER BY org_id DESC",
         ],
     );
     let id = s["snapshot_id"].as_str().unwrap().to_string();
@@ -1038,7 +1040,16 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
         .collect();
     assert_eq!(
         rows,
-        BTreeMap::from([("countries".into(), 2), ("users".into(), 100)])
+        BTreeMap::from([
+            ("countries".into(), 2),
+            ("users".into(), 100),
+            ("per_org".into(), 3)
+        ])
+    );
+    // The query's own order is kept.
+    assert_eq!(
+        repo.ok(&["dump", &id, "/queries/per_org.csv"]),
+        "org_id,n\n\"3\",\"100\"\n\"2\",\"100\"\n\"1\",\"100\"\n"
     );
     let files = repo.dir.path().join("files");
     repo.ok(&["restore", &id, "--target", files.to_str().unwrap()]);

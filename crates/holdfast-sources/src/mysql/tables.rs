@@ -28,7 +28,8 @@ use super::{MyClient, sql_string};
 use crate::command::Spawned;
 use crate::csv_format::{CsvReader, Field, parse_hex_field};
 use crate::db_backup::{
-    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, table_file,
+    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, has_order_by,
+    table_file,
 };
 use crate::db_restore::{FeedPart, RestoreReport, feed_parts, verify_counts};
 use crate::dump_scan::ScanningReader;
@@ -270,11 +271,6 @@ pub fn backup_mysql_tables(
     opts: DumpBackupOptions,
     progress: &Progress,
 ) -> Result<DumpBackupResult> {
-    if !topts.queries.is_empty() {
-        return Err(EngineError::Invalid(
-            "--query is available for PostgreSQL and SQLite so far, not for MySQL/MariaDB".into(),
-        ));
-    }
     let database = client.addr.database.clone();
     let server = client.server_info(Some(&database))?;
     let filter = TableFilter::new(topts)?;
@@ -296,10 +292,26 @@ pub fn backup_mysql_tables(
             tenant.column
         )));
     }
-    if chosen.is_empty() {
+    if chosen.is_empty() && topts.queries.is_empty() {
         return Err(EngineError::Invalid(format!(
             "no table of {database:?} matches the selection; no snapshot was written"
         )));
+    }
+    let mut warnings = Vec::new();
+    let mut queries = Vec::new();
+    for (name, sql) in &topts.queries {
+        let sql = sql.trim().trim_end_matches(';').trim().to_string();
+        if !has_order_by(&sql) {
+            warnings.push(format!(
+                "query {name} has no ORDER BY: its rows come in no defined order, which \
+                 defeats deduplication and comparison between runs"
+            ));
+        }
+        queries.push(MyTable {
+            name: name.clone(),
+            columns: describe_query(client, &database, &sql)?,
+            primary_key: Vec::new(),
+        });
     }
 
     let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
@@ -336,6 +348,11 @@ pub fn backup_mysql_tables(
         script.push_str(&csv_select(t, scope));
         script.push_str(";\n");
     }
+    for (k, (q, (_, sql))) in queries.iter().zip(&topts.queries).enumerate() {
+        script.push_str(&format!("SELECT '{MARK_TABLE} q{k}';\n"));
+        script.push_str(&query_select(q, sql.trim().trim_end_matches(';').trim()));
+        script.push_str(";\n");
+    }
     script.push_str(&format!("SELECT '{MARK_END}';\nCOMMIT;\n"));
     let program = client.tools.client()?.to_path_buf();
     let mut cmd = client.command(&program);
@@ -352,9 +369,19 @@ pub fn backup_mysql_tables(
     let (child, stdout) = Spawned::start_with_script(cmd, "mariadb", script)?;
     let mut out = BufReader::with_capacity(1 << 20, stdout);
     let result: Result<()> = (|| {
-        for (i, (t, _)) in chosen.iter().enumerate() {
-            expect_marker(&mut out, &format!("{MARK_TABLE} {i}"))?;
-            let file = table_file("tables", &t.name);
+        let parts = chosen
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| (format!("{MARK_TABLE} {i}"), *t, "tables"))
+            .chain(
+                queries
+                    .iter()
+                    .enumerate()
+                    .map(|(k, q)| (format!("{MARK_TABLE} q{k}"), q, "queries")),
+            );
+        for (marker, t, dir) in parts {
+            expect_marker(&mut out, &marker)?;
+            let file = table_file(dir, &t.name);
             let mut header = Vec::new();
             for (j, (c, _, _)) in t.columns.iter().enumerate() {
                 if j > 0 {
@@ -412,13 +439,55 @@ pub fn backup_mysql_tables(
         snapshot_id,
         snapshot,
         manifest,
-        warnings: Vec::new(),
+        warnings,
     })
 }
 
-/// CSV records of a table as multi-row INSERT statements of at most about
-/// 1 MiB each; text as hex literals (no escaping to get wrong), binary
-/// columns back from `\x` hex.
+/// The columns of a query's result: materialised empty (`LIMIT 0`) as a
+/// temporary table in a session of its own, then described.
+fn describe_query(client: &MyClient, db: &str, sql: &str) -> Result<Vec<(String, String, String)>> {
+    let rows = client.query(
+        Some(db),
+        &format!(
+            "CREATE TEMPORARY TABLE `holdfast_query_columns` AS SELECT * FROM ({sql}) AS q LIMIT 0;\n\
+             SHOW COLUMNS FROM `holdfast_query_columns`;"
+        ),
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let mut it = r.into_iter();
+            let name = it.next()?;
+            let ty = it.next()?;
+            let base = ty
+                .split(['(', ' '])
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            Some((name, ty, base))
+        })
+        .collect())
+}
+
+/// A `--query` result as CSV records. The query becomes a derived table;
+/// a LIMIT inside keeps MariaDB from dropping its ORDER BY, and the rows
+/// come out in the order it gives.
+fn query_select(q: &MyTable, sql: &str) -> String {
+    let lower = sql.to_ascii_lowercase();
+    let inner = if lower.split_whitespace().any(|w| w == "limit") {
+        sql.to_string()
+    } else {
+        format!("{sql} LIMIT 18446744073709551615")
+    };
+    let select = csv_select(q, None);
+    // csv_select reads a table; a query's rows come from a derived table.
+    let from = format!(" FROM {}", quote_ident(&q.name));
+    match select.find(&from) {
+        Some(i) => format!("{} FROM ({inner}) AS q", &select[..i]),
+        None => select,
+    }
+}
+
 /// How a column's CSV text goes back into SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Literal {
