@@ -141,6 +141,41 @@ fn parse_record(text: &str) -> io::Result<Vec<Field>> {
     }
 }
 
+/// Rewrite a CSV stream (with its header) as PostgreSQL's COPY text format
+/// (no header): tab-separated, `\N` for NULL, backslash escapes. In this
+/// form no data line can be `\.` — which psql would take for the end of
+/// inline COPY data, even inside a quoted CSV field.
+pub fn csv_to_copy_text(r: &mut dyn BufRead, w: &mut dyn Write) -> io::Result<()> {
+    let mut csv = CsvReader::new(r);
+    csv.record()?; // the header
+    let mut line = String::new();
+    while let Some(rec) = csv.record()? {
+        line.clear();
+        for (i, f) in rec.iter().enumerate() {
+            if i > 0 {
+                line.push('\t');
+            }
+            match f {
+                Field::Null => line.push_str("\\N"),
+                Field::Text(s) => {
+                    for c in s.chars() {
+                        match c {
+                            '\\' => line.push_str("\\\\"),
+                            '\n' => line.push_str("\\n"),
+                            '\r' => line.push_str("\\r"),
+                            '\t' => line.push_str("\\t"),
+                            c => line.push(c),
+                        }
+                    }
+                }
+            }
+        }
+        line.push('\n');
+        w.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +215,16 @@ mod tests {
             vec![0, 255, 16]
         );
         assert!(parse_hex_field("\\xg0").is_none());
+    }
+
+    #[test]
+    fn copy_text_escapes_what_psql_would_misread() {
+        let csv = b"id,v\n1,\"x\n\\.\ny\"\n2,\n3,\"\"\n4,\"a\tb\\c\"\n";
+        let mut out = Vec::new();
+        csv_to_copy_text(&mut &csv[..], &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1\tx\\n\\\\.\\ny\n2\t\\N\n3\t\n4\ta\\tb\\\\c\n"
+        );
     }
 }

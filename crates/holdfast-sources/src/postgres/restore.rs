@@ -12,6 +12,7 @@ use holdfast_format::snapshot::Snapshot;
 
 use super::PgClient;
 use crate::command::Spawned;
+use crate::csv_format::csv_to_copy_text;
 use crate::db_restore::{FeedPart, RestoreReport, feed_file, feed_parts, verify_counts};
 use crate::dump_scan::postgres::quote_ident;
 use crate::manifest::{Manifest, ManifestTable};
@@ -225,12 +226,16 @@ pub fn restore_pg_tables(
         };
         let name: Vec<String> = t.parts.iter().map(|p| quote_ident(p)).collect();
         let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        // Text format, not the stored CSV: see csv_to_copy_text.
         parts.push(FeedPart::Text(format!(
-            "COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER);\n",
+            "COPY {} ({}) FROM STDIN;\n",
             name.join("."),
             cols.join(", ")
         )));
-        parts.push(FeedPart::File(file.clone()));
+        parts.push(FeedPart::Converted {
+            file: file.clone(),
+            convert: Box::new(csv_to_copy_text),
+        });
         parts.push(FeedPart::Text("\\.\n".into()));
     }
     parts.push(FeedPart::File("schema-post.sql".into()));
