@@ -60,6 +60,59 @@ pub(crate) fn manifest_tables(tables: Vec<TableRows>) -> Vec<ManifestTable> {
         .collect()
 }
 
+/// Finish a database or stream snapshot: write `manifest.json` (with the
+/// warnings, if any), then the snapshot — its path is the (redacted)
+/// address, its `holdfast.source` the manifest's summary plus `extra`.
+pub(crate) fn commit_source(
+    mut writer: crate::writer::SnapshotWriter,
+    mut manifest: Manifest,
+    mut meta: crate::commit::SnapshotMeta,
+    main_file: Option<&str>,
+    extra: serde_json::Map<String, serde_json::Value>,
+    warnings: Vec<String>,
+) -> holdfast_engine::Result<DumpBackupResult> {
+    if !warnings.is_empty() {
+        manifest
+            .extra
+            .insert("warnings".into(), serde_json::json!(warnings));
+    }
+    writer.add_bytes(crate::manifest::MANIFEST_FILE, &manifest.to_json())?;
+    meta.paths = vec![manifest.source.clone()];
+    let mut summary = crate::manifest::source_summary(&manifest, main_file);
+    if let Some(o) = summary.get_mut("source").and_then(|v| v.as_object_mut()) {
+        o.extend(extra);
+    }
+    meta.extra = Some(summary);
+    let (snapshot_id, snapshot) = writer.commit(meta)?;
+    Ok(DumpBackupResult {
+        snapshot_id,
+        snapshot,
+        manifest,
+        warnings,
+    })
+}
+
+/// Stream a tool's stdout through `scanner` into the snapshot as `file`;
+/// the tool is killed if storing fails, and its exit status checked after.
+pub(crate) fn store_tool_output<S: crate::dump_scan::StreamScanner>(
+    writer: &mut crate::writer::SnapshotWriter,
+    file: &str,
+    child: crate::command::Spawned,
+    stdout: std::process::ChildStdout,
+    scanner: S,
+) -> holdfast_engine::Result<(crate::writer::FileFacts, S)> {
+    let mut reader = crate::dump_scan::ScanningReader::new(stdout, scanner);
+    let facts = match writer.add_file(file, &mut reader) {
+        Ok(f) => f,
+        Err(e) => {
+            child.kill();
+            return Err(e);
+        }
+    };
+    child.finish()?;
+    Ok((facts, reader.scanner))
+}
+
 /// What a tables-mode backup exports (`--include-table`, `--exclude-table`,
 /// `--tenant-column/--tenant-value`, `--query`).
 #[derive(Debug, Clone, Default)]
@@ -138,6 +191,56 @@ impl TableFilter {
             Some(_) => Selection::Left,
             None if !self.has_include || included => Selection::Whole,
             None => Selection::Left,
+        }
+    }
+}
+
+impl TablesOptions {
+    /// Warnings for `--query` results without ORDER BY.
+    pub fn query_warnings(&self) -> Vec<String> {
+        self.queries
+            .iter()
+            .filter(|(_, sql)| !has_order_by(sql))
+            .map(|(name, _)| {
+                format!(
+                    "query {name} has no ORDER BY: its rows come in no defined order, which \
+                     defeats deduplication and comparison between runs"
+                )
+            })
+            .collect()
+    }
+
+    /// With a tenant, at least one table must hold its column: otherwise
+    /// the operator named the wrong column, and an empty export would hide it.
+    pub fn check_tenant_found(
+        &self,
+        selections: impl IntoIterator<Item = Selection>,
+        source: &str,
+    ) -> holdfast_engine::Result<()> {
+        if let Some(tenant) = &self.tenant
+            && !selections.into_iter().any(|s| s == Selection::TenantRows)
+        {
+            return Err(holdfast_engine::EngineError::Invalid(format!(
+                "no table of {source} has the tenant column {:?}; no snapshot was written",
+                tenant.column
+            )));
+        }
+        Ok(())
+    }
+
+    /// Record the tenant and the query names in the manifest.
+    pub fn describe_in(&self, manifest: &mut Manifest) {
+        if let Some(t) = &self.tenant {
+            manifest.extra.insert(
+                "tenant".into(),
+                serde_json::json!({"column": t.column, "value": t.value}),
+            );
+        }
+        if !self.queries.is_empty() {
+            let names: Vec<&str> = self.queries.iter().map(|(n, _)| n.as_str()).collect();
+            manifest
+                .extra
+                .insert("queries".into(), serde_json::json!(names));
         }
     }
 }

@@ -18,8 +18,8 @@ use serde_json::json;
 
 use super::events::{EventReader, EventValidator};
 use super::{EVENTS_FILE, Endpoint, body_excerpt};
-use crate::db_backup::{DumpBackupOptions, DumpBackupResult};
-use crate::manifest::{MANIFEST_FILE, Manifest, source_summary};
+use crate::db_backup::{DumpBackupOptions, DumpBackupResult, commit_source};
+use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 
@@ -110,22 +110,16 @@ pub fn backup_jsonl(
             .extra
             .insert("max_schema_version".into(), json!(max));
     }
-    writer.add_bytes(MANIFEST_FILE, &manifest.to_json())?;
-
-    let mut meta = opts.meta;
-    meta.paths = vec![shown];
-    let mut summary = source_summary(&manifest, Some(EVENTS_FILE));
-    if let Some(o) = summary.get_mut("source").and_then(|v| v.as_object_mut()) {
-        o.insert("events".into(), json!(stats.events));
-        o.insert("first_event_id".into(), json!(stats.first_event_id));
-        o.insert("last_event_id".into(), json!(stats.last_event_id));
-    }
-    meta.extra = Some(summary);
-    let (snapshot_id, snapshot) = writer.commit(meta)?;
-    Ok(DumpBackupResult {
-        snapshot_id,
-        snapshot,
+    let mut extra = serde_json::Map::new();
+    extra.insert("events".into(), json!(stats.events));
+    extra.insert("first_event_id".into(), json!(stats.first_event_id));
+    extra.insert("last_event_id".into(), json!(stats.last_event_id));
+    commit_source(
+        writer,
         manifest,
-        warnings: Vec::new(),
-    })
+        opts.meta,
+        Some(EVENTS_FILE),
+        extra,
+        Vec::new(),
+    )
 }

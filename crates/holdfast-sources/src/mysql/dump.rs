@@ -16,10 +16,12 @@ use serde_json::json;
 
 use super::{DumpTool, Flavor, MyClient};
 use crate::command::Spawned;
-use crate::db_backup::{DumpBackupOptions, DumpBackupResult, dump_file_name, manifest_tables};
-use crate::dump_scan::ScanningReader;
+use crate::db_backup::{
+    DumpBackupOptions, DumpBackupResult, commit_source, dump_file_name, manifest_tables,
+    store_tool_output,
+};
 use crate::dump_scan::mysql::MysqlDumpScan;
-use crate::manifest::{MANIFEST_FILE, Manifest, source_summary};
+use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 
@@ -85,16 +87,8 @@ pub fn backup_mysql_dump(
                 return Err(e);
             }
         };
-    let mut reader = ScanningReader::new(stdout, MysqlDumpScan::default());
-    let facts = match writer.add_file(&file, &mut reader) {
-        Ok(f) => f,
-        Err(e) => {
-            child.kill();
-            return Err(e);
-        }
-    };
-    child.finish()?;
-    let scan = reader.scanner;
+    let (facts, scan) =
+        store_tool_output(&mut writer, &file, child, stdout, MysqlDumpScan::default())?;
     scan.verdict().map_err(|why| {
         EngineError::Source(format!(
             "{name} output is incomplete: {why}; no snapshot was written"
@@ -113,18 +107,14 @@ pub fn backup_mysql_dump(
         .insert("collation".into(), json!(server.collation));
     manifest.add_file(&file, facts.size, &facts.sha256);
     manifest.tables = manifest_tables(scan.into_tables());
-    writer.add_bytes(MANIFEST_FILE, &manifest.to_json())?;
-
-    let mut meta = opts.meta;
-    meta.paths = vec![client.display()];
-    meta.extra = Some(source_summary(&manifest, Some(&file)));
-    let (snapshot_id, snapshot) = writer.commit(meta)?;
-    Ok(DumpBackupResult {
-        snapshot_id,
-        snapshot,
+    commit_source(
+        writer,
         manifest,
-        warnings: Vec::new(),
-    })
+        opts.meta,
+        Some(&file),
+        Default::default(),
+        Vec::new(),
+    )
 }
 
 #[cfg(test)]

@@ -28,14 +28,14 @@ use super::{MyClient, sql_string};
 use crate::command::Spawned;
 use crate::csv_format::{CsvReader, Field, parse_hex_field};
 use crate::db_backup::{
-    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, has_order_by,
-    table_file,
+    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
+    store_tool_output, table_file,
 };
 use crate::db_restore::{FeedPart, RestoreReport, feed_parts, verify_counts};
 use crate::dump_scan::ScanningReader;
 use crate::dump_scan::csv::CsvRecords;
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
-use crate::manifest::{MANIFEST_FILE, Manifest, ManifestColumn, ManifestTable, source_summary};
+use crate::manifest::{Manifest, ManifestColumn, ManifestTable};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 
@@ -245,16 +245,9 @@ fn dump_ddl(
     }
     cmd.arg("--").arg(db);
     let (child, stdout) = Spawned::start(cmd, &tool.name())?;
-    let mut reader = ScanningReader::new(stdout, MysqlDumpScan::default());
-    let facts = match writer.add_file(file, &mut reader) {
-        Ok(f) => f,
-        Err(e) => {
-            child.kill();
-            return Err(e);
-        }
-    };
-    child.finish()?;
-    reader.scanner.verdict().map_err(|why| {
+    let (facts, scanner) =
+        store_tool_output(writer, file, child, stdout, MysqlDumpScan::default())?;
+    scanner.verdict().map_err(|why| {
         EngineError::Source(format!(
             "{} (DDL) output is incomplete: {why}; no snapshot was written",
             tool.name()
@@ -284,29 +277,16 @@ pub fn backup_mysql_tables(
             s => chosen.push((t, s)),
         }
     }
-    if let Some(tenant) = &topts.tenant
-        && !chosen.iter().any(|(_, s)| *s == Selection::TenantRows)
-    {
-        return Err(EngineError::Invalid(format!(
-            "no table of {database:?} has the tenant column {:?}; no snapshot was written",
-            tenant.column
-        )));
-    }
+    topts.check_tenant_found(chosen.iter().map(|(_, s)| *s), &format!("{database:?}"))?;
     if chosen.is_empty() && topts.queries.is_empty() {
         return Err(EngineError::Invalid(format!(
             "no table of {database:?} matches the selection; no snapshot was written"
         )));
     }
-    let mut warnings = Vec::new();
+    let warnings = topts.query_warnings();
     let mut queries = Vec::new();
     for (name, sql) in &topts.queries {
         let sql = sql.trim().trim_end_matches(';').trim().to_string();
-        if !has_order_by(&sql) {
-            warnings.push(format!(
-                "query {name} has no ORDER BY: its rows come in no defined order, which \
-                 defeats deduplication and comparison between runs"
-            ));
-        }
         queries.push(MyTable {
             name: name.clone(),
             columns: describe_query(client, &database, &sql)?,
@@ -424,23 +404,15 @@ pub fn backup_mysql_tables(
     }
     child.finish()?;
 
-    if let Some(t) = &topts.tenant {
-        manifest.extra.insert(
-            "tenant".into(),
-            json!({"column": t.column, "value": t.value}),
-        );
-    }
-    writer.add_bytes(MANIFEST_FILE, &manifest.to_json())?;
-    let mut meta = opts.meta;
-    meta.paths = vec![client.display()];
-    meta.extra = Some(source_summary(&manifest, None));
-    let (snapshot_id, snapshot) = writer.commit(meta)?;
-    Ok(DumpBackupResult {
-        snapshot_id,
-        snapshot,
+    topts.describe_in(&mut manifest);
+    commit_source(
+        writer,
         manifest,
+        opts.meta,
+        None,
+        Default::default(),
         warnings,
-    })
+    )
 }
 
 /// The columns of a query's result: materialised empty (`LIMIT 0`) as a

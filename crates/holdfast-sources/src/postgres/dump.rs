@@ -15,12 +15,11 @@ use serde_json::json;
 
 use super::PgClient;
 use crate::command::Spawned;
-use crate::db_backup::manifest_tables;
+use crate::db_backup::{commit_source, manifest_tables, store_tool_output};
 // The shared dump-backup types, where the CLI has always found them.
 pub use crate::db_backup::{DumpBackupOptions, DumpBackupResult, dump_file_name};
-use crate::dump_scan::ScanningReader;
 use crate::dump_scan::postgres::PgDumpScan;
-use crate::manifest::{MANIFEST_FILE, Manifest, source_summary};
+use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 
@@ -55,16 +54,8 @@ pub fn backup_pg_dump(
                 return Err(e);
             }
         };
-    let mut reader = ScanningReader::new(stdout, PgDumpScan::default());
-    let facts = match writer.add_file(&file, &mut reader) {
-        Ok(f) => f,
-        Err(e) => {
-            child.kill();
-            return Err(e);
-        }
-    };
-    child.finish()?;
-    let scan = reader.scanner;
+    let (facts, scan) =
+        store_tool_output(&mut writer, &file, child, stdout, PgDumpScan::default())?;
     scan.verdict().map_err(|why| {
         EngineError::Source(format!(
             "pg_dump output is incomplete: {why}; no snapshot was written"
@@ -80,16 +71,12 @@ pub fn backup_pg_dump(
         .insert("encoding".into(), json!(server.encoding));
     manifest.add_file(&file, facts.size, &facts.sha256);
     manifest.tables = manifest_tables(scan.into_tables());
-    writer.add_bytes(MANIFEST_FILE, &manifest.to_json())?;
-
-    let mut meta = opts.meta;
-    meta.paths = vec![client.display()];
-    meta.extra = Some(source_summary(&manifest, Some(&file)));
-    let (snapshot_id, snapshot) = writer.commit(meta)?;
-    Ok(DumpBackupResult {
-        snapshot_id,
-        snapshot,
+    commit_source(
+        writer,
         manifest,
-        warnings: Vec::new(),
-    })
+        opts.meta,
+        Some(&file),
+        Default::default(),
+        Vec::new(),
+    )
 }

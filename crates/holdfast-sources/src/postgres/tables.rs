@@ -26,13 +26,12 @@ use serde_json::json;
 use super::PgClient;
 use crate::command::Spawned;
 use crate::db_backup::{
-    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, has_order_by,
-    table_file,
+    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
+    store_tool_output, table_file,
 };
-use crate::dump_scan::ScanningReader;
 use crate::dump_scan::csv::CsvRecords;
 use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
-use crate::manifest::{MANIFEST_FILE, Manifest, ManifestColumn, ManifestTable, source_summary};
+use crate::manifest::{Manifest, ManifestColumn, ManifestTable};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 
@@ -272,16 +271,7 @@ fn copy_out(
         &format!("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER);"),
     );
     let (child, stdout) = Spawned::start_with_script(cmd, "psql", script)?;
-    let mut reader = ScanningReader::new(stdout, CsvRecords::default());
-    let facts = match writer.add_file(file, &mut reader) {
-        Ok(f) => f,
-        Err(e) => {
-            child.kill();
-            return Err(e);
-        }
-    };
-    child.finish()?;
-    let scan = reader.scanner;
+    let (facts, scan) = store_tool_output(writer, file, child, stdout, CsvRecords::default())?;
     if scan.open_quote() || scan.records() == 0 {
         return Err(EngineError::Source(format!(
             "the export of {file} ended early; no snapshot was written"
@@ -340,16 +330,8 @@ fn dump_ddl(
         cmd.arg(format!("--exclude-table={s}"));
     }
     let (child, stdout) = Spawned::start(cmd, "pg_dump")?;
-    let mut reader = ScanningReader::new(stdout, PgDumpScan::default());
-    let facts = match writer.add_file(file, &mut reader) {
-        Ok(f) => f,
-        Err(e) => {
-            child.kill();
-            return Err(e);
-        }
-    };
-    child.finish()?;
-    reader.scanner.verdict().map_err(|why| {
+    let (facts, scanner) = store_tool_output(writer, file, child, stdout, PgDumpScan::default())?;
+    scanner.verdict().map_err(|why| {
         EngineError::Source(format!(
             "pg_dump --section={section} output is incomplete: {why}; no snapshot was written"
         ))
@@ -433,7 +415,7 @@ pub fn backup_pg_tables(
     let server = client.server_info(&database)?;
     client.pick_tools(&server)?;
     let filter = TableFilter::new(topts)?;
-    let mut warnings = Vec::new();
+    let warnings = topts.query_warnings();
 
     let holder = SnapshotHolder::start(client, &database)?;
     let snap = holder.id.clone();
@@ -447,26 +429,11 @@ pub fn backup_pg_tables(
             s => chosen.push((t, s)),
         }
     }
-    if let Some(tenant) = &topts.tenant
-        && !chosen.iter().any(|(_, s)| *s == Selection::TenantRows)
-    {
-        return Err(EngineError::Invalid(format!(
-            "no table of {database:?} has the tenant column {:?}; no snapshot was written",
-            tenant.column
-        )));
-    }
+    topts.check_tenant_found(chosen.iter().map(|(_, s)| *s), &format!("{database:?}"))?;
     if chosen.is_empty() && topts.queries.is_empty() {
         return Err(EngineError::Invalid(format!(
             "no table of {database:?} matches the selection; no snapshot was written"
         )));
-    }
-    for (name, sql) in &topts.queries {
-        if !has_order_by(sql) {
-            warnings.push(format!(
-                "query {name} has no ORDER BY: its rows come in no defined order, which \
-                 defeats deduplication and comparison between runs"
-            ));
-        }
     }
 
     let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
@@ -533,7 +500,6 @@ pub fn backup_pg_tables(
                 .collect(),
         });
     }
-    let mut query_names = Vec::new();
     for (name, sql) in &topts.queries {
         let sql = sql.trim().trim_end_matches(';').trim();
         let columns = describe_query(client, &database, &snap, sql)?;
@@ -547,31 +513,16 @@ pub fn backup_pg_tables(
             file: Some(file),
             columns,
         });
-        query_names.push(name.clone());
     }
     holder.finish();
 
-    if let Some(t) = &topts.tenant {
-        manifest.extra.insert(
-            "tenant".into(),
-            json!({"column": t.column, "value": t.value}),
-        );
-    }
-    if !query_names.is_empty() {
-        manifest.extra.insert("queries".into(), json!(query_names));
-    }
-    if !warnings.is_empty() {
-        manifest.extra.insert("warnings".into(), json!(warnings));
-    }
-    writer.add_bytes(MANIFEST_FILE, &manifest.to_json())?;
-    let mut meta = opts.meta;
-    meta.paths = vec![client.display()];
-    meta.extra = Some(source_summary(&manifest, None));
-    let (snapshot_id, snapshot) = writer.commit(meta)?;
-    Ok(DumpBackupResult {
-        snapshot_id,
-        snapshot,
+    topts.describe_in(&mut manifest);
+    commit_source(
+        writer,
         manifest,
+        opts.meta,
+        None,
+        Default::default(),
         warnings,
-    })
+    )
 }

@@ -19,8 +19,8 @@ use rusqlite::backup::{Backup, StepResult};
 use serde_json::json;
 
 use super::{check_integrity, open_read_only, sqlite_err, tables};
-use crate::db_backup::{DumpBackupOptions, DumpBackupResult, dump_file_name};
-use crate::manifest::{MANIFEST_FILE, Manifest, source_summary};
+use crate::db_backup::{DumpBackupOptions, DumpBackupResult, commit_source, dump_file_name};
+use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 
@@ -130,16 +130,12 @@ pub fn backup_sqlite(
     manifest.extra.insert("user_version".into(), user_version);
     manifest.add_file(&file_name, facts.size, &facts.sha256);
     manifest.tables = table_list;
-    writer.add_bytes(MANIFEST_FILE, &manifest.to_json())?;
-
-    let mut meta = opts.meta;
-    meta.paths = vec![address];
-    meta.extra = Some(source_summary(&manifest, Some(&file_name)));
-    let (snapshot_id, snapshot) = writer.commit(meta)?;
-    Ok(DumpBackupResult {
-        snapshot_id,
-        snapshot,
+    commit_source(
+        writer,
         manifest,
-        warnings: Vec::new(),
-    })
+        opts.meta,
+        Some(&file_name),
+        Default::default(),
+        Vec::new(),
+    )
 }

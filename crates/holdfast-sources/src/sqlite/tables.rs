@@ -28,13 +28,11 @@ use super::restore::{SqliteRestoreOptions, check_target, replace_with};
 use super::{check_integrity, open_read_only, quote_ident, sqlite_err, tables};
 use crate::csv_format::{CsvReader, Field, hex_field, parse_hex_field, write_text};
 use crate::db_backup::{
-    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, has_order_by,
+    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
     table_file,
 };
 use crate::db_restore::{RestoreReport, verify_counts};
-use crate::manifest::{
-    MANIFEST_FILE, Manifest, ManifestColumn, ManifestTable, root_file, source_summary,
-};
+use crate::manifest::{Manifest, ManifestColumn, ManifestTable, root_file};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 
@@ -157,24 +155,8 @@ pub fn backup_sqlite_tables(
             s => chosen.push((t, s)),
         }
     }
-    if let Some(tenant) = &topts.tenant
-        && !chosen.iter().any(|(_, s)| *s == Selection::TenantRows)
-    {
-        return Err(EngineError::Invalid(format!(
-            "no table of {} has the tenant column {:?}; no snapshot was written",
-            path.display(),
-            tenant.column
-        )));
-    }
-    let mut warnings = Vec::new();
-    for (name, sql) in &topts.queries {
-        if !has_order_by(sql) {
-            warnings.push(format!(
-                "query {name} has no ORDER BY: its rows come in no defined order, which \
-                 defeats deduplication and comparison between runs"
-            ));
-        }
-    }
+    topts.check_tenant_found(chosen.iter().map(|(_, s)| *s), &path.display().to_string())?;
+    let warnings = topts.query_warnings();
 
     let address = format!("sqlite://{}", path.display());
     let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
@@ -278,7 +260,6 @@ pub fn backup_sqlite_tables(
             columns: t.columns.clone(),
         });
     }
-    let mut query_names = Vec::new();
     for (name, sql) in &topts.queries {
         let file = table_file("queries", name);
         let (rows, facts, columns) =
@@ -291,35 +272,20 @@ pub fn backup_sqlite_tables(
             file: Some(file),
             columns,
         });
-        query_names.push(name.clone());
     }
     conn.execute_batch("COMMIT")
         .map_err(|e| sqlite_err("ending the read transaction", e))?;
     drop(conn);
 
-    if let Some(t) = &topts.tenant {
-        manifest.extra.insert(
-            "tenant".into(),
-            json!({"column": t.column, "value": t.value}),
-        );
-    }
-    if !query_names.is_empty() {
-        manifest.extra.insert("queries".into(), json!(query_names));
-    }
-    if !warnings.is_empty() {
-        manifest.extra.insert("warnings".into(), json!(warnings));
-    }
-    writer.add_bytes(MANIFEST_FILE, &manifest.to_json())?;
-    let mut meta = opts.meta;
-    meta.paths = vec![address];
-    meta.extra = Some(source_summary(&manifest, None));
-    let (snapshot_id, snapshot) = writer.commit(meta)?;
-    Ok(DumpBackupResult {
-        snapshot_id,
-        snapshot,
+    topts.describe_in(&mut manifest);
+    commit_source(
+        writer,
         manifest,
+        opts.meta,
+        None,
+        Default::default(),
         warnings,
-    })
+    )
 }
 
 /// A table's primary key columns, in key order.
