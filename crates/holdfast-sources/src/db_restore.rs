@@ -55,30 +55,6 @@ pub enum FeedPart {
 /// Reads a stored file, writes what the loader should get.
 pub type Converter = Box<dyn Fn(&mut dyn BufRead, &mut dyn Write) -> std::io::Result<()>>;
 
-/// Stream `file` of the snapshot into `stdin` of `loader`. The loader is
-/// told the input ended only if every byte arrived and the SHA-256 equals
-/// the manifest's; otherwise it is killed, so a single-transaction load
-/// rolls back. Returns the bytes fed.
-pub fn feed_file(
-    repo: &Repository,
-    snapshot: &Snapshot,
-    manifest: &Manifest,
-    file: &str,
-    loader: Spawned,
-    stdin: ChildStdin,
-    progress: &Progress,
-) -> Result<u64> {
-    feed_parts(
-        repo,
-        snapshot,
-        manifest,
-        &[FeedPart::File(file.to_string())],
-        loader,
-        stdin,
-        progress,
-    )
-}
-
 /// Stream `parts` in order into `stdin` of `loader`: text as is, files from
 /// the snapshot, each checked against the manifest (size and SHA-256)
 /// before the next part. Any mismatch or failure kills the loader before

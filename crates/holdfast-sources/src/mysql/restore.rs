@@ -19,7 +19,7 @@ use holdfast_format::snapshot::Snapshot;
 
 use super::{MyClient, sql_string};
 use crate::command::Spawned;
-use crate::db_restore::{RestoreReport, feed_file, verify_counts};
+use crate::db_restore::{FeedPart, RestoreReport, feed_parts, verify_counts};
 use crate::dump_scan::mysql::quote_ident;
 use crate::manifest::Manifest;
 use crate::progress::Progress;
@@ -35,13 +35,13 @@ const COUNT_BATCH: usize = 100;
 
 /// A database's default character set and collation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Charset {
+struct Charset {
     character_set: String,
     collation: String,
 }
 
 /// The database's character set, if it exists (and we may see it).
-pub(super) fn existing(client: &MyClient, db: &str) -> Result<Option<Charset>> {
+fn existing(client: &MyClient, db: &str) -> Result<Option<Charset>> {
     let rows = client.query(
         None,
         &format!(
@@ -60,7 +60,7 @@ pub(super) fn existing(client: &MyClient, db: &str) -> Result<Option<Charset>> {
 }
 
 /// Tables, views, routines and events in `db`: what makes it "not empty".
-pub(super) fn object_count(client: &MyClient, db: &str) -> Result<u64> {
+fn object_count(client: &MyClient, db: &str) -> Result<u64> {
     let name = sql_string(db);
     let rows = client.query(
         None,
@@ -77,7 +77,7 @@ pub(super) fn object_count(client: &MyClient, db: &str) -> Result<u64> {
         .ok_or_else(|| EngineError::Source(format!("unexpected object count output {rows:?}")))
 }
 
-pub(super) fn create_database(client: &MyClient, db: &str, cs: &Charset) -> Result<()> {
+fn create_database(client: &MyClient, db: &str, cs: &Charset) -> Result<()> {
     let mut sql = format!(
         "CREATE DATABASE {} CHARACTER SET {}",
         quote_ident(db),
@@ -90,7 +90,7 @@ pub(super) fn create_database(client: &MyClient, db: &str, cs: &Charset) -> Resu
     client.query(None, &sql).map(drop)
 }
 
-pub(super) fn drop_database(client: &MyClient, db: &str) -> Result<()> {
+fn drop_database(client: &MyClient, db: &str) -> Result<()> {
     client
         .query(None, &format!("DROP DATABASE {};", quote_ident(db)))
         .map(drop)
@@ -98,7 +98,7 @@ pub(super) fn drop_database(client: &MyClient, db: &str) -> Result<()> {
 
 /// The character set the dumped database had (`utf8mb4` for manifests
 /// that do not say).
-pub(super) fn dumped_charset(manifest: &Manifest) -> Charset {
+fn dumped_charset(manifest: &Manifest) -> Charset {
     let get = |k: &str| {
         manifest
             .extra
@@ -156,19 +156,20 @@ pub fn count_rows(client: &MyClient, database: &str, manifest: &Manifest) -> Res
     Ok(counts)
 }
 
-pub fn restore_mysql_dump(
+/// Make the target database ready (created when absent; refused when not
+/// empty unless `clean`), feed it `parts` through the client, and undo the
+/// load if it fails — MySQL cannot roll DDL back, so the database is
+/// dropped (and recreated empty if it existed before). Returns (database,
+/// created, bytes fed).
+pub(super) fn load_into_target(
     repo: &Repository,
     snapshot: &Snapshot,
     manifest: &Manifest,
     client: &MyClient,
-    opts: &MyRestoreOptions,
+    clean: bool,
+    parts: &[FeedPart],
     progress: &Progress,
-) -> Result<RestoreReport> {
-    let file = manifest
-        .files
-        .first()
-        .map(|f| f.path.clone())
-        .ok_or_else(|| EngineError::Invalid("the manifest lists no dump file".into()))?;
+) -> Result<(String, bool, u64)> {
     let loader_program = client.tools.client()?.to_path_buf();
     let target = client.addr.database.clone();
 
@@ -178,7 +179,7 @@ pub fn restore_mysql_dump(
     if before.is_some() {
         let objects = object_count(client, &target)?;
         if objects > 0 {
-            if !opts.clean {
+            if !clean {
                 return Err(EngineError::Invalid(format!(
                     "the target database {target:?} is not empty ({objects} tables, views, routines or events): \
                      restore into a new database, or add --clean to drop and recreate it"
@@ -207,25 +208,49 @@ pub fn restore_mysql_dump(
         .unwrap_or_else(|| "mysql".into());
     let loaded = Spawned::start_feeding(cmd, &name).and_then(|(mut loader, stdin)| {
         loader.set_consequence("the restore was rolled back");
-        feed_file(repo, snapshot, manifest, &file, loader, stdin, progress)
+        feed_parts(repo, snapshot, manifest, parts, loader, stdin, progress)
     });
-    let bytes = match loaded {
-        Ok(b) => b,
+    match loaded {
+        Ok(bytes) => Ok((target, created, bytes)),
         Err(e) => {
             // Put the database back as it was before the load.
             let undo = drop_database(client, &target).and_then(|()| match &before {
                 Some(cs) => create_database(client, &target, cs),
                 None => Ok(()),
             });
-            return Err(match undo {
+            Err(match undo {
                 Ok(()) => e,
                 Err(u) => EngineError::Source(format!(
                     "{e}\n(but removing the partial restore failed: {u}; the database {target:?} \
                      may hold part of the dump)"
                 )),
-            });
+            })
         }
-    };
+    }
+}
+
+pub fn restore_mysql_dump(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    manifest: &Manifest,
+    client: &MyClient,
+    opts: &MyRestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreReport> {
+    let file = manifest
+        .files
+        .first()
+        .map(|f| f.path.clone())
+        .ok_or_else(|| EngineError::Invalid("the manifest lists no dump file".into()))?;
+    let (target, created, bytes) = load_into_target(
+        repo,
+        snapshot,
+        manifest,
+        client,
+        opts.clean,
+        &[FeedPart::File(file)],
+        progress,
+    )?;
 
     let found = count_rows(client, &target, manifest)?;
     let tables = verify_counts(manifest, &found)?;

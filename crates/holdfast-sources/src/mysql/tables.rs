@@ -20,10 +20,7 @@ use holdfast_engine::{EngineError, Result};
 use holdfast_format::snapshot::Snapshot;
 use serde_json::json;
 
-use super::restore::{
-    MyRestoreOptions, count_rows, create_database, drop_database, dumped_charset, existing,
-    object_count,
-};
+use super::restore::{MyRestoreOptions, count_rows, load_into_target};
 use super::{MyClient, sql_string};
 use crate::command::Spawned;
 use crate::csv_format::{CsvReader, Field, parse_hex_field};
@@ -31,7 +28,7 @@ use crate::db_backup::{
     DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
     store_tool_output, table_file,
 };
-use crate::db_restore::{FeedPart, RestoreReport, feed_parts, verify_counts};
+use crate::db_restore::{FeedPart, RestoreReport, verify_counts};
 use crate::dump_scan::ScanningReader;
 use crate::dump_scan::csv::CsvRecords;
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
@@ -552,25 +549,6 @@ pub fn restore_mysql_tables(
     opts: &MyRestoreOptions,
     progress: &Progress,
 ) -> Result<RestoreReport> {
-    let target = client.addr.database.clone();
-    let mut before = existing(client, &target)?;
-    if before.is_some() {
-        let objects = object_count(client, &target)?;
-        if objects > 0 {
-            if !opts.clean {
-                return Err(EngineError::Invalid(format!(
-                    "the target database {target:?} is not empty ({objects} tables, views, routines or events): \
-                     restore into a new database, or add --clean to drop and recreate it"
-                )));
-            }
-            drop_database(client, &target)?;
-            before = None;
-        }
-    }
-    let created = before.is_none();
-    if created {
-        create_database(client, &target, &dumped_charset(manifest))?;
-    }
     let tables: Vec<ManifestTable> = manifest.restorable_tables().into_iter().cloned().collect();
     let mut parts = vec![
         FeedPart::Text("SET FOREIGN_KEY_CHECKS = 0;\nSET UNIQUE_CHECKS = 0;\n".into()),
@@ -603,29 +581,9 @@ pub fn restore_mysql_tables(
     parts.push(FeedPart::File("schema-post.sql".into()));
     parts.push(FeedPart::Text("SET FOREIGN_KEY_CHECKS = 1;\n".into()));
 
-    let program = client.tools.client()?.to_path_buf();
-    let mut cmd = client.command(&program);
-    cmd.args([
-        "--batch",
-        "--default-character-set=utf8mb4",
-        "--max-allowed-packet=1G",
-        super::CONNECT_TIMEOUT,
-    ])
-    .arg(format!("--database={target}"));
-    let loaded = Spawned::start_feeding(cmd, "mariadb").and_then(|(mut loader, stdin)| {
-        loader.set_consequence("the partial restore was removed");
-        feed_parts(repo, snapshot, manifest, &parts, loader, stdin, progress)
-    });
-    let bytes = match loaded {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = drop_database(client, &target).and_then(|()| match &before {
-                Some(cs) => create_database(client, &target, cs),
-                None => Ok(()),
-            });
-            return Err(e);
-        }
-    };
+    let (target, created, bytes) = load_into_target(
+        repo, snapshot, manifest, client, opts.clean, &parts, progress,
+    )?;
     let mut only = manifest.clone();
     only.tables = tables;
     let found = count_rows(client, &target, &only)?;

@@ -13,7 +13,7 @@ use holdfast_format::snapshot::Snapshot;
 use super::PgClient;
 use crate::command::Spawned;
 use crate::csv_format::csv_to_copy_text;
-use crate::db_restore::{FeedPart, RestoreReport, feed_file, feed_parts, verify_counts};
+use crate::db_restore::{FeedPart, RestoreReport, feed_parts, verify_counts};
 use crate::dump_scan::postgres::quote_ident;
 use crate::manifest::{Manifest, ManifestTable};
 use crate::progress::Progress;
@@ -157,6 +157,46 @@ fn prepare_target(
     Ok((target, created))
 }
 
+/// Make the target ready ([`prepare_target`]), then feed `parts` to one
+/// psql session in one transaction (`--single-transaction`,
+/// `ON_ERROR_STOP`): a failure rolls everything back, and a database this
+/// restore created is dropped again. Returns (database, created, bytes).
+fn load_into_target(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    manifest: &Manifest,
+    client: &mut PgClient,
+    clean: bool,
+    parts: &[FeedPart],
+    progress: &Progress,
+) -> Result<(String, bool, u64)> {
+    let (target, created) = prepare_target(client, manifest, clean)?;
+    let mut cmd = client.command(&client.tools.psql, &target);
+    cmd.args([
+        "-X",
+        "-q",
+        "-w",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+        "-o",
+        "/dev/null",
+    ]);
+    let fed = Spawned::start_feeding(cmd, "psql").and_then(|(mut loader, stdin)| {
+        loader.set_consequence("the restore was rolled back");
+        feed_parts(repo, snapshot, manifest, parts, loader, stdin, progress)
+    });
+    match fed {
+        Ok(bytes) => Ok((target, created, bytes)),
+        Err(e) => {
+            if created {
+                let _ = drop_database(client, &target);
+            }
+            Err(e)
+        }
+    }
+}
+
 pub fn restore_pg_dump(
     repo: &Repository,
     snapshot: &Snapshot,
@@ -170,21 +210,15 @@ pub fn restore_pg_dump(
         .first()
         .map(|f| f.path.clone())
         .ok_or_else(|| EngineError::Invalid("the manifest lists no dump file".into()))?;
-    let (target, created) = prepare_target(client, manifest, opts.clean)?;
-    let mut cmd = client.command(&client.tools.psql, &target);
-    cmd.args([
-        "-X",
-        "-q",
-        "-w",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "--single-transaction",
-        "-o",
-        "/dev/null",
-    ]);
-    let (mut loader, stdin) = Spawned::start_feeding(cmd, "psql")?;
-    loader.set_consequence("the restore was rolled back");
-    let bytes = feed_file(repo, snapshot, manifest, &file, loader, stdin, progress)?;
+    let (target, created, bytes) = load_into_target(
+        repo,
+        snapshot,
+        manifest,
+        client,
+        opts.clean,
+        &[FeedPart::File(file)],
+        progress,
+    )?;
 
     let found = count_rows(client, &target, manifest)?;
     let tables = verify_counts(manifest, &found)?;
@@ -212,7 +246,6 @@ pub fn restore_pg_tables(
     progress: &Progress,
 ) -> Result<RestoreReport> {
     let tables: Vec<ManifestTable> = manifest.restorable_tables().into_iter().cloned().collect();
-    let (target, created) = prepare_target(client, manifest, opts.clean)?;
     let mut parts = vec![
         FeedPart::Text("SET client_encoding = 'UTF8';\n".into()),
         FeedPart::File("schema.sql".into()),
@@ -241,29 +274,9 @@ pub fn restore_pg_tables(
     parts.push(FeedPart::File("schema-post.sql".into()));
     parts.push(FeedPart::File("sequences.sql".into()));
 
-    let mut cmd = client.command(&client.tools.psql, &target);
-    cmd.args([
-        "-X",
-        "-q",
-        "-w",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "--single-transaction",
-        "-o",
-        "/dev/null",
-    ]);
-    let (mut loader, stdin) = Spawned::start_feeding(cmd, "psql")?;
-    loader.set_consequence("the restore was rolled back");
-    let fed = feed_parts(repo, snapshot, manifest, &parts, loader, stdin, progress);
-    let bytes = match fed {
-        Ok(b) => b,
-        Err(e) => {
-            if created {
-                let _ = drop_database(client, &target);
-            }
-            return Err(e);
-        }
-    };
+    let (target, created, bytes) = load_into_target(
+        repo, snapshot, manifest, client, opts.clean, &parts, progress,
+    )?;
     let mut only_tables = manifest.clone();
     only_tables.tables = tables;
     let found = count_rows(client, &target, &only_tables)?;
