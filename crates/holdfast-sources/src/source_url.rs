@@ -231,9 +231,17 @@ impl DbAddress {
 fn is_secret_param(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
     // Over-masking costs a less useful log line; under-masking leaks.
-    ["pass", "secret", "token", "key", "sig", "auth", "credential"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "pass",
+        "secret",
+        "token",
+        "key",
+        "sig",
+        "auth",
+        "credential",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// Redact whatever looks like a password in a raw address string (for
