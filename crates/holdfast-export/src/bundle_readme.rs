@@ -285,4 +285,62 @@ mod tests {
     fn cells_cannot_break_the_table() {
         assert_eq!(cell("a|b\nc"), "a\\|b c");
     }
+
+    #[test]
+    fn a_split_table_and_its_warning_are_in_the_readme() {
+        use crate::bundle::{BundleSnapshot, BundleSource, BundleTable};
+        use holdfast_format::Id;
+        use holdfast_format::gotime::GoTime;
+
+        let mut time = GoTime::utc(1_714_572_300, 0);
+        time.offset = 2 * 3600;
+        let snapshot = Snapshot::new(Id([0; 32]), vec!["/tables".into()], time);
+        let bundle = BundleManifest {
+            format: crate::bundle::BUNDLE_FORMAT.into(),
+            created: "2024-05-01T14:05:00Z".into(),
+            snapshot: BundleSnapshot {
+                id: "ab".repeat(32),
+                time: time.to_string(),
+                hostname: "h".into(),
+                paths: vec![],
+            },
+            source: BundleSource {
+                kind: "mysql".into(),
+                mode: "tables".into(),
+                address: "mysql://app@db/shop".into(),
+                database: Some("shop".into()),
+                server_version: None,
+                backed_up: "2024-05-01T14:05:00Z".into(),
+                tenant: None,
+            },
+            workbook: "shop.xlsx".into(),
+            tables: vec![BundleTable {
+                name: "events".into(),
+                kind: "table".into(),
+                rows: 2_000_000,
+                columns: vec![],
+                csv: "csv/events.csv".into(),
+                json: "json/events.json".into(),
+                sheets: vec!["events".into(), "events (2)".into()],
+                notes: vec!["split".into()],
+            }],
+            files: vec![],
+            warnings: vec!["events: its 2000000 rows are more than one Excel sheet holds".into()],
+        };
+        let text = readme(&bundle, &snapshot, false);
+        assert!(text.contains("1 May 2024 at 16:05 (UTC+02:00)"), "{text}");
+        assert!(
+            text.contains("| events | 2,000,000 | events, events (2) |"),
+            "{text}"
+        );
+        assert!(text.contains("### Please note"), "{text}");
+        assert!(
+            text.contains("- events: its 2000000 rows are more"),
+            "{text}"
+        );
+        assert!(text.contains("the whole database"), "{text}");
+        assert!(text.contains("MySQL database **shop**"), "{text}");
+        assert!(text.contains("`abababab`"), "{text}");
+        assert!(!text.contains("schema.sql"), "{text}");
+    }
 }
