@@ -13,6 +13,9 @@ command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 # Exports must open with the everyday tools.
 command -v bsdtar >/dev/null 2>&1 || need+=(libarchive-tools)
 command -v unzip >/dev/null 2>&1 || need+=(unzip)
+command -v zip >/dev/null 2>&1 || need+=(zip)
+# The export bundle's workbook is read back with Python's zipfile.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 # Private database servers for the source tests (started by the tests
 # themselves in temporary directories, never the system services).

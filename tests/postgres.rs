@@ -898,3 +898,50 @@ fn tenant_scoped_tables_keep_one_customers_rows() {
     );
     assert_eq!(repo.snapshot_ids().len(), 1);
 }
+
+#[test]
+fn a_tables_snapshot_exports_as_a_bundle_that_verifies() {
+    let pg = Postgres::shared();
+    let src = db_name("bundle_src");
+    pg.create_db(&src);
+    pg.psql(&src, TRICKY);
+    let repo = Repo::new();
+    let s = tables_backup(&repo, pg, &src, &[]);
+    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let file = repo.dir.path().join("shop.zip");
+    let out = repo
+        .cmd()
+        .args(["export", &id, "-o", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    repo.ok(&["export", "--verify", file.to_str().unwrap()]);
+    let x = repo.dir.path().join("bundle");
+    run_ok(
+        std::process::Command::new("unzip")
+            .arg("-q")
+            .arg(&file)
+            .arg("-d")
+            .arg(&x),
+    );
+    // The CSVs are the snapshot's, byte for byte.
+    let stored = snapshot_file(&repo, &id, "/tables/public.customers.csv");
+    assert_eq!(
+        std::fs::read(x.join("csv/public.customers.csv")).unwrap(),
+        stored
+    );
+    // JSON keeps NULL and "" apart.
+    let rows: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(x.join("json/public.customers.json")).unwrap())
+            .unwrap();
+    assert_eq!(rows[0]["note"], serde_json::Value::Null);
+    assert_eq!(rows[1]["note"], "");
+    assert_eq!(rows[1]["name"], "empty note");
+    // A workbook and a README that names every table with its rows.
+    assert!(x.join(format!("{src}.xlsx")).exists());
+    let readme = std::fs::read_to_string(x.join("README.md")).unwrap();
+    assert!(
+        readme.contains("public.orders") && (readme.contains("3000") || readme.contains("3,000")),
+        "{readme}"
+    );
+}

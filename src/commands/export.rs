@@ -1,6 +1,8 @@
 //! `holdfast export`: a snapshot as standard files (tar, zip, SQL, JSON
 //! Lines) that open without holdfast, with a manifest of checksums beside
-//! it; `export --verify FILE` checks such a file later.
+//! it; `export --verify FILE` checks such a file later. A tables-mode
+//! database snapshot exported as zip becomes the portable bundle (CSV,
+//! JSON, an Excel workbook and a README in one zip).
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -11,7 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use holdfast_engine::snapshots;
-use holdfast_export::export::{default_format, export_snapshot};
+use holdfast_export::export::{ExportOptions, default_format, export_snapshot_with};
 use holdfast_export::export_manifest::{ExportManifest, sidecar_path};
 use holdfast_export::format::ExportFormat;
 use holdfast_export::verify::verify_export;
@@ -28,9 +30,11 @@ pub struct ExportArgs {
     #[arg(required_unless_present = "verify")]
     pub snapshot: Option<String>,
     /// tar, tar.gz, tar.zst, zip (any snapshot); sql, sql.gz, sql.zst (database
-    /// dumps); jsonl, jsonl.gz, jsonl.zst (event streams). Default: from the
-    /// output file's extension, else sql for dumps, jsonl for event streams,
-    /// tar for the rest
+    /// dumps); jsonl, jsonl.gz, jsonl.zst (event streams). zip of a tables-mode
+    /// database snapshot writes the portable bundle: each table as CSV and
+    /// JSON, an Excel workbook, a README and a checksum manifest. Default: from
+    /// the output file's extension, else sql for dumps, jsonl for event
+    /// streams, the zip bundle for tables-mode snapshots, tar for the rest
     #[arg(long, short = 'f')]
     pub format: Option<ExportFormat>,
     /// Write to FILE (atomically, with FILE.manifest.json beside it), or "-"
@@ -77,12 +81,33 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &ExportArgs) -> Result<u8> {
         _ => default_format(Manifest::load(&repo, &snap)?.as_ref()),
     };
     let started = Instant::now();
+    // A bundle's workbook keeps temp files as large as its sheets: next to
+    // the output, on the disk that has room for the export, rather than in
+    // a temp dir that may be a small RAM disk.
+    let options = ExportOptions {
+        temp_dir: a
+            .output
+            .as_deref()
+            .filter(|_| !to_stdout)
+            .map(|p| match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            }),
+    };
 
     let (manifest, written_to, manifest_path) = if to_stdout {
         let out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         let name = format!("{}.{}", id.short(), format.extension());
-        let (mut out, m) =
-            export_snapshot(&repo, &id, &snap, format, a.subtree.as_deref(), &name, out)?;
+        let (mut out, m) = export_snapshot_with(
+            &repo,
+            &id,
+            &snap,
+            format,
+            a.subtree.as_deref(),
+            &name,
+            &options,
+            out,
+        )?;
         out.flush().context("writing to standard output")?;
         if let Some(mp) = &a.manifest {
             write_manifest(mp, &m)?;
@@ -97,13 +122,14 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &ExportArgs) -> Result<u8> {
         let partial = partial_path(&path);
         let file =
             File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
-        let result = export_snapshot(
+        let result = export_snapshot_with(
             &repo,
             &id,
             &snap,
             format,
             a.subtree.as_deref(),
             &name,
+            &options,
             BufWriter::with_capacity(1 << 20, file),
         )
         .map_err(anyhow::Error::from)
@@ -132,6 +158,9 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &ExportArgs) -> Result<u8> {
     for s in &manifest.skipped {
         ui.warn(&format!("left out of the export: {s}"));
     }
+    for w in &manifest.warnings {
+        ui.warn(w);
+    }
     let took = started.elapsed();
     let summary = json!({
         "message_type": "summary",
@@ -142,6 +171,7 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &ExportArgs) -> Result<u8> {
         "sha256": manifest.artifact.sha256,
         "files": manifest.files.len(),
         "skipped": manifest.skipped.len(),
+        "warnings": manifest.warnings,
         "manifest": manifest_path.as_ref().map(|p| p.display().to_string()),
         "total_duration": took.as_secs_f64(),
     });
@@ -196,6 +226,7 @@ fn verify(ui: &Ui, file: &Path, manifest: Option<&Path>) -> Result<u8> {
         "artifact": r.artifact.display().to_string(),
         "manifest": r.manifest.display().to_string(),
         "format": r.format.extension(),
+        "bundle": r.bundle,
         "files_checked": r.files_checked,
         "bytes_checked": r.bytes_checked,
         "problems": r.problems,
@@ -213,11 +244,16 @@ fn verify(ui: &Ui, file: &Path, manifest: Option<&Path>) -> Result<u8> {
         );
     }
     ui.print(&format!(
-        "{} is intact: {} files, {} checked against {} in {}",
+        "{} is intact: {} files, {} checked against {}{} in {}",
         file.display(),
         r.files_checked,
         fmt_bytes(r.bytes_checked),
         r.manifest.display(),
+        if r.bundle && r.manifest != file.join("manifest.json") {
+            " and the bundle's own manifest.json"
+        } else {
+            ""
+        },
         fmt_duration(started.elapsed())
     ));
     Ok(crate::exit::OK)

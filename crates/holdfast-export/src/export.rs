@@ -2,6 +2,7 @@
 //! that it fits the snapshot, stream, and describe what was written.
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 
 use holdfast_engine::blob_reader::BlobReader;
 use holdfast_engine::repository::Repository;
@@ -10,6 +11,7 @@ use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
 use holdfast_sources::manifest::{Manifest, ManifestFile, root_file};
 
+use crate::bundle::{BundleOptions, is_bundle_source, write_bundle};
 use crate::compression::Compression;
 use crate::digest::{HashingReader, HashingWriter};
 use crate::export_manifest::{EXPORT_MANIFEST_FORMAT, ExportManifest};
@@ -18,10 +20,12 @@ use crate::tar_export::write_tar;
 use crate::zip_export::write_zip;
 
 /// The format an export of `snapshot` gets when none is named: the SQL of
-/// a dump, the events of a stream, a tar of anything else.
+/// a dump, the events of a stream, the portable bundle (a zip) of a
+/// tables-mode database snapshot, a tar of anything else.
 pub fn default_format(manifest: Option<&Manifest>) -> ExportFormat {
     match manifest {
         Some(m) if m.mode == "dump" => ExportFormat::Sql(Compression::None),
+        m if is_bundle_source(m) => ExportFormat::Zip,
         Some(m) if m.kind == "jsonl" => ExportFormat::Jsonl(Compression::None),
         _ => ExportFormat::Tar(Compression::None),
     }
@@ -58,6 +62,15 @@ fn single_file(format: ExportFormat, manifest: Option<&Manifest>) -> Result<Opti
         })
 }
 
+/// Settings an export rarely needs to change.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// Where a bundle's workbook keeps its temp files (as large as its
+    /// sheets' XML): best on the disk the export goes to, since the system
+    /// temp dir may be a small RAM disk. Default: the system temp dir.
+    pub temp_dir: Option<PathBuf>,
+}
+
 /// Stream `snapshot` (or its subtree at `subpath`) to `out` in `format`.
 /// Returns the writer and the export's manifest, whose `artifact.path` is
 /// `artifact_name`.
@@ -68,6 +81,32 @@ pub fn export_snapshot<W: Write>(
     format: ExportFormat,
     subpath: Option<&str>,
     artifact_name: &str,
+    out: W,
+) -> Result<(W, ExportManifest)> {
+    export_snapshot_with(
+        repo,
+        snapshot_id,
+        snapshot,
+        format,
+        subpath,
+        artifact_name,
+        &ExportOptions::default(),
+        out,
+    )
+}
+
+/// [`export_snapshot`] with [`ExportOptions`]. A tables-mode database
+/// snapshot exported whole as `zip` becomes the portable bundle
+/// ([`crate::bundle`]); with `subpath`, a plain zip of that directory.
+#[allow(clippy::too_many_arguments)]
+pub fn export_snapshot_with<W: Write>(
+    repo: &Repository,
+    snapshot_id: &Id,
+    snapshot: &Snapshot,
+    format: ExportFormat,
+    subpath: Option<&str>,
+    artifact_name: &str,
+    options: &ExportOptions,
     out: W,
 ) -> Result<(W, ExportManifest)> {
     let manifest = Manifest::load(repo, snapshot)?;
@@ -101,7 +140,26 @@ pub fn export_snapshot<W: Write>(
     let hashed = HashingWriter::new(out);
     let mut files = Vec::new();
     let mut skipped = Vec::new();
+    let mut warnings = Vec::new();
+    let bundle_of = match (&manifest, subpath) {
+        (Some(m), None) if format == ExportFormat::Zip && is_bundle_source(Some(m)) => Some(m),
+        _ => None,
+    };
     let hashed = match format {
+        ExportFormat::Zip if let Some(m) = bundle_of => {
+            let temp_dir = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let (w, summary) = write_bundle(
+                repo,
+                snapshot_id,
+                snapshot,
+                m,
+                &BundleOptions::new(&temp_dir),
+                hashed,
+            )?;
+            files = summary.files;
+            warnings = summary.warnings;
+            w
+        }
         ExportFormat::Tar(c) => {
             let w = c.writer(hashed).map_err(io_err)?;
             let w = write_tar(
@@ -163,6 +221,7 @@ pub fn export_snapshot<W: Write>(
         },
         files,
         skipped,
+        warnings,
     };
     Ok((out, manifest))
 }

@@ -33,6 +33,10 @@ pub struct ExportManifest {
     /// What the format could not hold, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// What the export changed to fit a format's limits (a table split
+    /// across spreadsheet sheets, a cell cut short), and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Where the manifest of the export at `artifact` lives.

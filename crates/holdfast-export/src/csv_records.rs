@@ -1,0 +1,353 @@
+//! A streaming reader for the CSV of tables-mode snapshots (RFC 4180,
+//! PostgreSQL's `COPY … CSV` convention): one record at a time, quoted
+//! fields may hold commas, `""` and newlines.
+//!
+//! Hand-written rather than the `csv` crate because the dialect gives
+//! quoting a meaning: an empty *unquoted* field is SQL NULL and `""` is the
+//! empty string. The `csv` crate hides whether a field was quoted, so it
+//! cannot tell the two apart; this reader reports it per field.
+
+use std::io::{self, BufRead};
+
+/// One field of a record. `quoted` says whether any part of it was inside
+/// quotes, which is what separates the empty string from NULL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsvField {
+    pub text: String,
+    pub quoted: bool,
+}
+
+impl CsvField {
+    /// The field's SQL value: `None` for NULL (empty and unquoted).
+    pub fn value(&self) -> Option<&str> {
+        if self.text.is_empty() && !self.quoted {
+            None
+        } else {
+            Some(&self.text)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum State {
+    /// At the first byte of a field.
+    #[default]
+    FieldStart,
+    /// In an unquoted field (or after a quoted part, leniently).
+    Unquoted,
+    /// Inside quotes.
+    Quoted,
+    /// Just read a `"` inside quotes: an escaped quote or the closing one.
+    QuoteInQuoted,
+}
+
+/// Reads records from a CSV stream. Memory holds one record, never the
+/// file: the field buffers are reused from record to record.
+pub struct CsvRecords<R> {
+    inner: R,
+    /// The record being read, as raw bytes per field (UTF-8 is checked
+    /// once the field is complete, since a multi-byte character may span
+    /// two reads).
+    raw: Vec<Vec<u8>>,
+    /// 1-based line number where the next record starts, for errors.
+    line: u64,
+    done: bool,
+}
+
+impl<R: BufRead> CsvRecords<R> {
+    pub fn new(inner: R) -> Self {
+        CsvRecords {
+            inner,
+            raw: Vec::new(),
+            line: 1,
+            done: false,
+        }
+    }
+
+    /// The line the next record starts on (1-based).
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Read the next record into `fields` (resized to the record's field
+    /// count). Returns false at the end of the stream. An empty line is a
+    /// record of one NULL field (a one-column table's NULL row), not
+    /// something to skip; only the end of the stream ends the records.
+    pub fn read_record(&mut self, fields: &mut Vec<CsvField>) -> io::Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        let start_line = self.line;
+        let mut quoted: Vec<bool> = Vec::with_capacity(fields.len().max(1));
+        let mut count = 0usize;
+        let mut state = State::FieldStart;
+        let mut any = false;
+        // Start the first field.
+        begin_field(&mut self.raw, &mut count, &mut quoted);
+        loop {
+            let buf = self.inner.fill_buf()?;
+            if buf.is_empty() {
+                // End of the stream.
+                self.done = true;
+                if state == State::Quoted {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("a quoted field opened on line {start_line} is never closed"),
+                    ));
+                }
+                if !any {
+                    return Ok(false);
+                }
+                break;
+            }
+            any = true;
+            let mut used = 0;
+            let mut end_of_record = false;
+            for &b in buf {
+                used += 1;
+                let field = &mut self.raw[count - 1];
+                match state {
+                    State::FieldStart | State::Unquoted => match b {
+                        b'"' if state == State::FieldStart => {
+                            quoted[count - 1] = true;
+                            state = State::Quoted;
+                        }
+                        b',' => {
+                            state = State::FieldStart;
+                            begin_field(&mut self.raw, &mut count, &mut quoted);
+                        }
+                        b'\n' => {
+                            // A CRLF line end: the CR is not data (a CR
+                            // in a value is always quoted).
+                            if field.last() == Some(&b'\r') && state == State::Unquoted {
+                                field.pop();
+                            }
+                            self.line += 1;
+                            end_of_record = true;
+                            break;
+                        }
+                        _ => {
+                            state = State::Unquoted;
+                            field.push(b);
+                        }
+                    },
+                    State::Quoted => {
+                        if b == b'"' {
+                            state = State::QuoteInQuoted;
+                        } else {
+                            if b == b'\n' {
+                                self.line += 1;
+                            }
+                            field.push(b);
+                        }
+                    }
+                    State::QuoteInQuoted => match b {
+                        b'"' => {
+                            field.push(b'"');
+                            state = State::Quoted;
+                        }
+                        b',' => {
+                            state = State::FieldStart;
+                            begin_field(&mut self.raw, &mut count, &mut quoted);
+                        }
+                        b'\n' => {
+                            self.line += 1;
+                            end_of_record = true;
+                            break;
+                        }
+                        b'\r' => {
+                            // `"…"\r\n`: wait for the LF, keep nothing.
+                        }
+                        _ => {
+                            // `"ab"c`: not RFC 4180; keep the bytes rather
+                            // than fail, as most readers do.
+                            state = State::Unquoted;
+                            field.push(b);
+                        }
+                    },
+                }
+            }
+            self.inner.consume(used);
+            if end_of_record {
+                break;
+            }
+        }
+        fields.resize_with(count, CsvField::default);
+        for (i, f) in fields.iter_mut().enumerate() {
+            f.quoted = quoted[i];
+            f.text.clear();
+            match std::str::from_utf8(&self.raw[i]) {
+                Ok(s) => f.text.push_str(s),
+                Err(e) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "field {} of the record on line {start_line} is not UTF-8: {e}",
+                            i + 1
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Counts a CSV stream's records as its bytes pass, by the same rules as
+/// [`CsvRecords`] but without keeping any field: the bundle counts rows
+/// while copying a table's CSV, to know how large its JSON and sheets can
+/// grow before they are started.
+#[derive(Debug, Default)]
+pub struct RecordCounter {
+    state: State,
+    records: u64,
+    /// Bytes of a record not yet ended by a newline.
+    pending: bool,
+}
+
+impl RecordCounter {
+    pub fn feed(&mut self, data: &[u8]) {
+        for &b in data {
+            self.pending = true;
+            self.state = match (self.state, b) {
+                (State::FieldStart, b'"') => State::Quoted,
+                (State::FieldStart | State::Unquoted | State::QuoteInQuoted, b',') => {
+                    State::FieldStart
+                }
+                (State::FieldStart | State::Unquoted | State::QuoteInQuoted, b'\n') => {
+                    self.records += 1;
+                    self.pending = false;
+                    State::FieldStart
+                }
+                (State::FieldStart | State::Unquoted, _) => State::Unquoted,
+                (State::Quoted, b'"') => State::QuoteInQuoted,
+                (State::Quoted, _) => State::Quoted,
+                (State::QuoteInQuoted, b'"') => State::Quoted,
+                (State::QuoteInQuoted, b'\r') => State::QuoteInQuoted,
+                (State::QuoteInQuoted, _) => State::Unquoted,
+            };
+        }
+    }
+
+    /// Records seen so far, a last one without its newline included.
+    pub fn records(&self) -> u64 {
+        self.records + u64::from(self.pending)
+    }
+}
+
+/// Start field number `count + 1`, reusing its buffer from an earlier record.
+fn begin_field(raw: &mut Vec<Vec<u8>>, count: &mut usize, quoted: &mut Vec<bool>) {
+    if raw.len() <= *count {
+        raw.push(Vec::new());
+    }
+    raw[*count].clear();
+    *count += 1;
+    quoted.push(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(data: &[u8]) -> Vec<Vec<Option<String>>> {
+        // A tiny buffer so fields and quotes span reads.
+        let mut r = CsvRecords::new(io::BufReader::with_capacity(3, data));
+        let mut out = Vec::new();
+        let mut fields = Vec::new();
+        while r.read_record(&mut fields).unwrap() {
+            out.push(
+                fields
+                    .iter()
+                    .map(|f| f.value().map(str::to_string))
+                    .collect(),
+            );
+        }
+        out
+    }
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_string())
+    }
+
+    #[test]
+    fn null_is_an_empty_unquoted_field_and_quotes_make_the_empty_string() {
+        let got = records(b"a,b,c\n,\"\",x\n\"\",,\n");
+        assert_eq!(
+            got,
+            vec![
+                vec![s("a"), s("b"), s("c")],
+                vec![None, s(""), s("x")],
+                vec![s(""), None, None],
+            ]
+        );
+    }
+
+    #[test]
+    fn quoted_fields_hold_commas_quotes_newlines_and_unicode() {
+        let got = records("id,t\n1,\"a, \"\"b\"\"\nc\"\n2,\"ünï ✓ 😀\"\n3,\"\r\n\"\n".as_bytes());
+        assert_eq!(
+            got,
+            vec![
+                vec![s("id"), s("t")],
+                vec![s("1"), s("a, \"b\"\nc")],
+                vec![s("2"), s("ünï ✓ 😀")],
+                vec![s("3"), s("\r\n")],
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_lines_are_one_null_field_and_a_missing_last_newline_is_fine() {
+        assert_eq!(
+            records(b"x\n\n1\n\n"),
+            vec![vec![s("x")], vec![None], vec![s("1")], vec![None]]
+        );
+        assert_eq!(
+            records(b"x,y\n1,2"),
+            vec![vec![s("x"), s("y")], vec![s("1"), s("2")]]
+        );
+        assert_eq!(records(b"x\n\"\""), vec![vec![s("x")], vec![s("")]]);
+        assert!(records(b"").is_empty());
+    }
+
+    #[test]
+    fn crlf_line_ends_and_lenient_quotes() {
+        assert_eq!(
+            records(b"a,b\r\n1,\"2\"\r\n"),
+            vec![vec![s("a"), s("b")], vec![s("1"), s("2")]]
+        );
+        // A quote inside an unquoted field is data.
+        assert_eq!(records(b"a\"b,c\n"), vec![vec![s("a\"b"), s("c")]]);
+    }
+
+    #[test]
+    fn the_counter_agrees_with_the_reader() {
+        for data in [
+            &b"a,b\n1,\"x\ny\"\n\n\"\"\n"[..],
+            b"x\n1",
+            b"",
+            b"\n\n",
+            b"a\"b,\"c\"\"\nd\"\r\n",
+            b"q,\"a\"b\nc\n",
+        ] {
+            let mut c = RecordCounter::default();
+            for chunk in data.chunks(2) {
+                c.feed(chunk);
+            }
+            assert_eq!(c.records() as usize, records(data).len(), "{data:?}");
+        }
+    }
+
+    #[test]
+    fn an_unclosed_quote_and_bad_utf8_are_errors_with_the_line() {
+        let mut r = CsvRecords::new(&b"a\n\"open\nstill\n"[..]);
+        let mut f = Vec::new();
+        assert!(r.read_record(&mut f).unwrap());
+        let e = r.read_record(&mut f).unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let mut r = CsvRecords::new(&b"a\n\xff\n"[..]);
+        assert!(r.read_record(&mut f).unwrap());
+        let e = r.read_record(&mut f).unwrap_err();
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+    }
+}
