@@ -104,7 +104,6 @@ impl<'a> SnapshotWriter<'a> {
         for p in &parts {
             validate_name(p)?;
         }
-        let mut hasher = Sha256::new();
         let mut chunker = Chunker::with_buffer(
             reader,
             self.chunker,
@@ -112,23 +111,42 @@ impl<'a> SnapshotWriter<'a> {
             std::mem::take(&mut self.buf),
         );
         let mut content = Vec::new();
-        loop {
-            holdfast_engine::cancel::check()?;
-            let chunk = match chunker.next_chunk() {
-                Ok(Some(c)) => c,
-                Ok(None) => break,
-                Err(e) => return Err(EngineError::io(format!("reading the data for {path}"), e)),
-            };
-            hasher.update(chunk);
-            let id = Id::hash(chunk);
-            self.progress.add_bytes(chunk.len() as u64);
-            if !self.saver.known(&id, BlobType::Data) {
-                let mut b = self.saver.buffer(chunk.len());
-                b.extend_from_slice(chunk);
-                self.saver.save_hashed(BlobType::Data, id, b)?;
+        // The whole file's SHA-256 (for manifests) is a second pass over
+        // every byte: it runs on a thread of its own, so the reading
+        // thread — the one a dump tool waits on — only chunks and names
+        // chunks. Chunks reach it in order through a bounded channel.
+        let (to_hasher, chunks) = crossbeam_channel::bounded::<Vec<u8>>(64);
+        let hasher = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            for c in chunks {
+                h.update(&c);
             }
-            content.push(id);
-        }
+            Id(h.finalize().into())
+        });
+        let stored: Result<()> = (|| {
+            loop {
+                holdfast_engine::cancel::check()?;
+                let chunk = match chunker.next_chunk() {
+                    Ok(Some(c)) => c,
+                    Ok(None) => return Ok(()),
+                    Err(e) => {
+                        return Err(EngineError::io(format!("reading the data for {path}"), e));
+                    }
+                };
+                let _ = to_hasher.send(chunk.to_vec());
+                let id = Id::hash(chunk);
+                self.progress.add_bytes(chunk.len() as u64);
+                if !self.saver.known(&id, BlobType::Data) {
+                    let mut b = self.saver.buffer(chunk.len());
+                    b.extend_from_slice(chunk);
+                    self.saver.save_hashed(BlobType::Data, id, b)?;
+                }
+                content.push(id);
+            }
+        })();
+        drop(to_hasher);
+        let sha256 = hasher.join().expect("the hashing thread does not panic");
+        stored?;
         let size = chunker.position;
         self.buf = chunker.into_buffer();
         let (name, dirs) = parts.split_last().expect("split yields at least one part");
@@ -156,10 +174,7 @@ impl<'a> SnapshotWriter<'a> {
         self.files += 1;
         self.bytes += size;
         self.progress.file_done();
-        Ok(FileFacts {
-            size,
-            sha256: Id(hasher.finalize().into()),
-        })
+        Ok(FileFacts { size, sha256 })
     }
 
     /// Store a small in-memory document (a manifest, a schema).
