@@ -304,12 +304,12 @@ seed_sweep() {
       repo=$W/seed-repo
       rm -rf "$repo"
       "$HF" -r "$repo" init >/dev/null
-      out=$("$HF" -r "$repo" --json backup --host bench --stdin --stdin-filename bench.sql --chunk-size "$cs" <"$W/$part-A.sql" \
+      out=$("$HF" -r "$repo" --json backup --host bench --stdin --rows --stdin-filename bench.sql --chunk-size "$cs" <"$W/$part-A.sql" \
         | grep '"message_type":"summary"')
       local blobs_a repo_a added_b data_b
       blobs_a=$(echo "$out" | grep -o '"data_blobs":[0-9]*' | cut -d: -f2)
       repo_a=$(size_of "$repo")
-      out=$("$HF" -r "$repo" --json backup --host bench --stdin --stdin-filename bench.sql --chunk-size "$cs" <"$W/$part-B.sql" \
+      out=$("$HF" -r "$repo" --json backup --host bench --stdin --rows --stdin-filename bench.sql --chunk-size "$cs" <"$W/$part-B.sql" \
         | grep '"message_type":"summary"')
       data_b=$(echo "$out" | grep -o '"data_added":[0-9]*' | cut -d: -f2)
       added_b=$(($(size_of "$repo") - repo_a))

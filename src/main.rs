@@ -59,6 +59,17 @@ enum Cmd {
     Unlock(commands::unlock::UnlockArgs),
     /// Print a shell completion script
     Completion(commands::completion::CompletionArgs),
+    /// Run the backup service: REST API, job workers, catalog
+    Serve(commands::serve::ServeArgs),
+    /// Manage the service's API tokens
+    #[command(subcommand)]
+    Token(commands::serve::TokenCmd),
+    /// Service tenants: export a tenant's repository password
+    #[command(subcommand)]
+    Tenant(commands::serve::TenantCmd),
+    /// The service's audit log
+    #[command(subcommand)]
+    Audit(commands::serve::AuditCmd),
 }
 
 /// restic's exit codes.
@@ -142,6 +153,10 @@ fn main() -> ExitCode {
         Cmd::Prune(a) => commands::prune::run(g, &ui, a),
         Cmd::Key(a) => commands::key::run(g, &ui, a),
         Cmd::Unlock(a) => commands::unlock::run(g, &ui, a),
+        Cmd::Serve(a) => commands::serve::serve(&ui, a),
+        Cmd::Token(a) => commands::serve::token(&ui, a),
+        Cmd::Tenant(a) => commands::serve::tenant(&ui, a),
+        Cmd::Audit(a) => commands::serve::audit(&ui, a),
         Cmd::Completion(a) => {
             commands::completion::run(a, &mut Cli::command());
             Ok(exit::OK)

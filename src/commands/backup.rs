@@ -62,9 +62,14 @@ pub struct BackupArgs {
     /// Do everything except writing to the repository
     #[arg(long, short = 'n')]
     pub dry_run: bool,
-    /// Chunk sizes MIN:AVG:MAX (e.g. 16K:64K:256K for database dumps)
+    /// Chunk sizes MIN:AVG:MAX (default 512K:1M:8M for files, 2K:8K:64K for
+    /// database sources and --rows)
     #[arg(long, value_name = "MIN:AVG:MAX")]
     pub chunk_size: Option<String>,
+    /// The input is rows (a dump, CSV, JSON Lines piped in with --stdin or
+    /// --command): small chunks cut where a row ends, as for database sources
+    #[arg(long)]
+    pub rows: bool,
     /// Files read in parallel
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub read_concurrency: usize,
@@ -131,10 +136,17 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
     if a.mode == "tables" && source.is_none() {
         bail!("--mode tables applies to database addresses (postgres://…, mysql://…, sqlite:///…)");
     }
-    let chunker = match (&a.chunk_size, &source) {
-        (Some(s), _) => ChunkerParams::parse(s).map_err(anyhow::Error::msg)?,
-        (None, Some(_)) => ChunkerParams::ROWS,
-        (None, None) => ChunkerParams::FILES,
+    if a.rows && !streamed {
+        bail!("--rows applies to --stdin and --command (database sources are rows already)");
+    }
+    // database sources are rows: cut at record ends whatever the sizes
+    let rows = source.is_some() || a.rows;
+    let chunker = match &a.chunk_size {
+        Some(s) => ChunkerParams::parse(s)
+            .map_err(anyhow::Error::msg)?
+            .with_records(rows),
+        None if rows => ChunkerParams::ROWS,
+        None => ChunkerParams::FILES,
     };
     let saver = SaverOptions {
         compression: g.compression()?,

@@ -9,26 +9,23 @@ use anyhow::{Result, bail};
 use holdfast_engine::repository::Repository;
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
-use holdfast_sources::db_backup::{DumpBackupOptions, DumpBackupResult, TablesOptions};
+use holdfast_sources::db_backup::{DumpBackupOptions, DumpBackupResult};
 use holdfast_sources::db_restore::RestoreReport;
+pub use holdfast_sources::dispatch::SourceOptions;
+use holdfast_sources::dispatch::backup_address;
 use holdfast_sources::jsonl::Endpoint;
-use holdfast_sources::jsonl::backup::{JsonlBackupOptions, backup_jsonl};
 use holdfast_sources::jsonl::replay::{ReplayOptions, replay_events};
 use holdfast_sources::manifest::{Manifest, snapshot_kind};
 use holdfast_sources::mysql::MyClient;
-use holdfast_sources::mysql::dump::backup_mysql_dump;
 use holdfast_sources::mysql::restore::{MyRestoreOptions, restore_mysql_dump};
-use holdfast_sources::mysql::tables::{backup_mysql_tables, restore_mysql_tables};
+use holdfast_sources::mysql::tables::restore_mysql_tables;
 use holdfast_sources::postgres::PgClient;
-use holdfast_sources::postgres::dump::backup_pg_dump;
 use holdfast_sources::postgres::restore::{PgRestoreOptions, restore_pg_dump, restore_pg_tables};
-use holdfast_sources::postgres::tables::backup_pg_tables;
 use holdfast_sources::progress::Progress;
 use holdfast_sources::secret;
 use holdfast_sources::source_url::SourceAddress;
-use holdfast_sources::sqlite::backup::backup_sqlite;
 use holdfast_sources::sqlite::restore::{SqliteRestoreOptions, restore_sqlite};
-use holdfast_sources::sqlite::tables::{backup_sqlite_tables, restore_sqlite_tables};
+use holdfast_sources::sqlite::tables::restore_sqlite_tables;
 
 use crate::ui::{Ui, fmt_bytes};
 
@@ -40,13 +37,6 @@ fn warn_password_in_address(ui: &Ui, addr: &SourceAddress) {
              or --source-password-file",
         );
     }
-}
-
-/// Source options that only some kinds of source take.
-pub struct SourceOptions {
-    pub max_schema_version: Option<u64>,
-    /// Tables mode (`--mode tables`) and its selection; None for dump mode.
-    pub tables: Option<TablesOptions>,
 }
 
 /// The bearer token for an HTTP source: a token file, else
@@ -83,47 +73,21 @@ pub fn backup(
     progress: &Progress,
 ) -> Result<DumpBackupResult> {
     warn_password_in_address(ui, &addr);
-    if source_opts.tables.is_some() && matches!(addr, SourceAddress::Jsonl(_)) {
-        bail!("--mode tables applies to databases, not to event streams");
-    }
-    match addr {
-        SourceAddress::Postgres(db) => {
-            let pw = secret::resolve(password_file, db.password.as_deref())?;
-            let mut client = PgClient::new(db, pw)?;
-            match &source_opts.tables {
-                Some(t) => Ok(backup_pg_tables(repo, &mut client, t, opts, progress)?),
-                None => Ok(backup_pg_dump(repo, &mut client, opts, progress)?),
-            }
+    let credential = match &addr {
+        SourceAddress::Jsonl(_) => http_token(password_file)?,
+        SourceAddress::Sqlite(_) if password_file.is_some() => {
+            bail!("--source-password-file does not apply to SQLite, which has no passwords")
         }
-        SourceAddress::Mysql(db) => {
-            let pw = secret::resolve(password_file, db.password.as_deref())?;
-            let client = MyClient::new(db, pw)?;
-            match &source_opts.tables {
-                Some(t) => Ok(backup_mysql_tables(repo, &client, t, opts, progress)?),
-                None => Ok(backup_mysql_dump(repo, &client, opts, progress)?),
-            }
-        }
-        SourceAddress::Sqlite(path) => {
-            if password_file.is_some() {
-                bail!("--source-password-file does not apply to SQLite, which has no passwords");
-            }
-            match &source_opts.tables {
-                Some(t) => Ok(backup_sqlite_tables(repo, &path, t, opts, progress)?),
-                None => Ok(backup_sqlite(repo, &path, opts, progress)?),
-            }
-        }
-        SourceAddress::Jsonl(address) => {
-            let endpoint = Endpoint {
-                address,
-                token: http_token(password_file)?,
-            };
-            let jopts = JsonlBackupOptions {
-                max_schema_version: source_opts.max_schema_version,
-            };
-            Ok(backup_jsonl(repo, &endpoint, &jopts, opts, progress)?)
-        }
-        SourceAddress::Path(p) => bail!("{} is a path, not a source address", p.display()),
-    }
+        _ => password_file.map(secret::read_password_file).transpose()?,
+    };
+    Ok(backup_address(
+        repo,
+        addr,
+        credential,
+        source_opts,
+        opts,
+        progress,
+    )?)
 }
 
 /// Restore a database or stream snapshot into `addr`.

@@ -14,6 +14,7 @@ pub mod key;
 pub mod ls;
 pub mod prune;
 pub mod restore;
+pub mod serve;
 pub mod snapshots;
 pub mod stats;
 pub mod unlock;

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod servers;
+pub mod service;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

@@ -38,6 +38,7 @@ impl Spawned {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         let mut s = Spawned::spawn(cmd, what)?;
         let stdout = s.child.stdout.take().expect("stdout is piped");
+        widen_pipe(&stdout);
         Ok((s, stdout))
     }
 
@@ -57,6 +58,7 @@ impl Spawned {
             let _ = stdin.write_all(script.as_bytes());
         });
         let stdout = s.child.stdout.take().expect("stdout is piped");
+        widen_pipe(&stdout);
         Ok((s, stdout))
     }
 
@@ -209,4 +211,17 @@ pub fn backup_command(
         c.kill();
     }
     r
+}
+
+/// Grow a pipe we read a tool's output from to 1 MiB (Linux's default
+/// limit for unprivileged processes; the kernel's default is 64 KiB): the
+/// tool blocks less often on a full pipe and each read returns more, which
+/// on a dump of a gigabyte saves about a second of system time in context
+/// switches. Best effort: a smaller pipe works, only slower.
+fn widen_pipe(pipe: &impl std::os::fd::AsRawFd) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: F_SETPIPE_SZ on a descriptor we own; failure is harmless.
+    unsafe {
+        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
 }

@@ -9,6 +9,7 @@
 //!   [`csv_format`] and [`dump_scan`]; [`jsonl`]: event streams;
 //! - [`source_url`], [`secret`]: addresses (always shown redacted) and
 //!   passwords; [`manifest`]: what a database/stream snapshot holds;
+//! - [`dispatch`]: an address to its source, for the CLI and the service;
 //! - [`filter`]: the include/exclude patterns of directory backups.
 
 pub mod command;
@@ -17,6 +18,7 @@ pub mod csv_format;
 pub mod db_backup;
 pub mod db_restore;
 pub mod dir;
+pub mod dispatch;
 pub mod dump_scan;
 pub mod filter;
 pub mod jsonl;

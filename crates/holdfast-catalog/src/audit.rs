@@ -1,0 +1,228 @@
+//! The append-only audit log. Rows are appended inside the transaction of
+//! the change they describe (so the row exists before the work starts), and
+//! chained (see `chain`). Appends are serialised: on SQLite by the write
+//! lock every write transaction holds, on PostgreSQL by an advisory lock
+//! taken for the rest of the transaction.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::chain::{ChainBreak, ChainVerifier, GENESIS, row_hash};
+use crate::{Actor, Catalog, CatalogError, Dialect, Result, WriteTx, clock};
+
+/// One audit event as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub time: String,
+    pub actor: Actor,
+    pub tenant_id: Option<String>,
+    pub event: String,
+    pub subject: Option<String>,
+    /// The metadata JSON exactly as stored (the chain hashes this text).
+    pub metadata_text: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The API's view of a row.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditView {
+    pub seq: i64,
+    pub time: String,
+    pub event: String,
+    pub actor: Actor,
+    pub tenant: Option<String>,
+    pub subject: Option<String>,
+    pub metadata: serde_json::Value,
+    pub hash: String,
+}
+
+impl AuditRow {
+    pub fn view(&self) -> AuditView {
+        AuditView {
+            seq: self.seq,
+            time: self.time.clone(),
+            event: self.event.clone(),
+            actor: self.actor.clone(),
+            tenant: self.tenant_id.clone(),
+            subject: self.subject.clone(),
+            metadata: serde_json::from_str(&self.metadata_text).unwrap_or(serde_json::Value::Null),
+            hash: self.hash.clone(),
+        }
+    }
+
+    fn from_row(r: &AnyRow) -> std::result::Result<AuditRow, sqlx::Error> {
+        Ok(AuditRow {
+            seq: r.try_get("seq")?,
+            time: r.try_get("time")?,
+            actor: Actor {
+                token_id: r.try_get("actor_token_id")?,
+                label: r.try_get("actor_label")?,
+            },
+            tenant_id: r.try_get("tenant_id")?,
+            event: r.try_get("event")?,
+            subject: r.try_get("subject")?,
+            metadata_text: r.try_get("metadata")?,
+            prev_hash: r.try_get("prev_hash")?,
+            hash: r.try_get("hash")?,
+        })
+    }
+}
+
+/// An event to append.
+pub struct NewEvent<'a> {
+    pub actor: &'a Actor,
+    pub tenant_id: Option<&'a str>,
+    pub event: &'a str,
+    pub subject: Option<&'a str>,
+    pub metadata: serde_json::Value,
+}
+
+impl WriteTx<'_> {
+    /// Append an event to the chain; its sequence number.
+    pub async fn audit(&mut self, ev: NewEvent<'_>) -> Result<i64> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7265727)")
+                .execute(&mut *self.tx)
+                .await
+                .map_err(CatalogError::db)?;
+        }
+        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(CatalogError::db)?;
+        let (seq, prev) = match last {
+            Some(r) => (
+                r.try_get::<i64, _>("seq").map_err(CatalogError::db)? + 1,
+                r.try_get::<String, _>("hash").map_err(CatalogError::db)?,
+            ),
+            None => (1, GENESIS.to_string()),
+        };
+        let mut row = AuditRow {
+            seq,
+            time: clock::now(),
+            actor: ev.actor.clone(),
+            tenant_id: ev.tenant_id.map(str::to_string),
+            event: ev.event.to_string(),
+            subject: ev.subject.map(str::to_string),
+            metadata_text: ev.metadata.to_string(),
+            prev_hash: prev,
+            hash: String::new(),
+        };
+        row.hash = row_hash(&self.audit_key, &row.prev_hash, &row);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, time, actor_token_id, actor_label, tenant_id, event, subject, \
+             metadata, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(row.seq)
+        .bind(&row.time)
+        .bind(&row.actor.token_id)
+        .bind(&row.actor.label)
+        .bind(&row.tenant_id)
+        .bind(&row.event)
+        .bind(&row.subject)
+        .bind(&row.metadata_text)
+        .bind(&row.prev_hash)
+        .bind(&row.hash)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        Ok(seq)
+    }
+}
+
+/// Filters of `GET /api/v1/audit`.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub tenant_id: Option<String>,
+    pub event: Option<String>,
+}
+
+/// One page, newest first.
+pub struct AuditPage {
+    pub items: Vec<AuditRow>,
+    /// The `seq` to continue below, when there is more.
+    pub next_before: Option<i64>,
+}
+
+impl Catalog {
+    /// A page of events, newest first, below sequence `before`.
+    pub async fn audit_page(
+        &self,
+        f: &AuditFilter,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<AuditPage> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR event = $2) \
+             AND seq < $3 ORDER BY seq DESC LIMIT $4",
+        )
+        .bind(&f.tenant_id)
+        .bind(&f.event)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::db)?;
+        let mut items = rows
+            .iter()
+            .map(AuditRow::from_row)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(CatalogError::db)?;
+        let more = items.len() as i64 > limit;
+        items.truncate(limit as usize);
+        Ok(AuditPage {
+            next_before: if more {
+                items.last().map(|r| r.seq)
+            } else {
+                None
+            },
+            items,
+        })
+    }
+
+    /// Events in sequence order after `after`, at most `limit`.
+    pub async fn audit_after(
+        &self,
+        f: &AuditFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR event = $2) \
+             AND seq > $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(&f.tenant_id)
+        .bind(&f.event)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(AuditRow::from_row)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(CatalogError::db)
+    }
+
+    /// Walk the whole chain. `Ok(n)`: n rows, all intact; `Err` names the
+    /// first row that was edited, inserted or deleted.
+    pub async fn verify_audit(&self) -> Result<std::result::Result<u64, ChainBreak>> {
+        let mut v = ChainVerifier::new(self.key().audit_key());
+        let all = AuditFilter::default();
+        let mut after = 0;
+        loop {
+            let rows = self.audit_after(&all, after, 1000).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.seq;
+            for r in &rows {
+                if let Err(b) = v.check(r) {
+                    return Ok(Err(b));
+                }
+            }
+        }
+        Ok(Ok(v.rows))
+    }
+}

@@ -1,0 +1,500 @@
+//! Backup runs, one row each, and the job queue they form. A row is
+//! `queued` → `running` (a worker holds its lease) → `done` | `failed`;
+//! a transient failure with attempts left goes back to `queued` with a
+//! later `run_after`. Deleting a backup (`deleting` → `deleted`) keeps the
+//! row and sets `deleted_at`.
+
+use jiff::SignedDuration;
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::audit::NewEvent;
+use crate::sources::Source;
+use crate::{Actor, Catalog, CatalogError, Dialect, Result, clock};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    pub id: String,
+    pub tenant_id: String,
+    pub source_id: String,
+    pub source_name: String,
+    /// `scheduled` or `on_demand`.
+    pub kind: String,
+    pub status: String,
+    pub requested_by: Option<String>,
+    pub requested_by_label: String,
+    pub snapshot_id: Option<String>,
+    pub repository: String,
+    pub size: Option<i64>,
+    pub bytes_added: Option<i64>,
+    pub counts: Option<serde_json::Value>,
+    pub warnings: Vec<String>,
+    pub error: Option<String>,
+    /// `transient`, `permanent` or `interrupted`.
+    pub error_kind: Option<String>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub run_after: String,
+    #[serde(skip)]
+    pub lease_owner: Option<String>,
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub deleted_at: Option<String>,
+}
+
+impl Backup {
+    fn from_row(r: &AnyRow) -> std::result::Result<Backup, sqlx::Error> {
+        let counts: Option<String> = r.try_get("counts")?;
+        let warnings: String = r.try_get("warnings")?;
+        Ok(Backup {
+            id: r.try_get("id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            source_id: r.try_get("source_id")?,
+            source_name: r.try_get("source_name")?,
+            kind: r.try_get("kind")?,
+            status: r.try_get("status")?,
+            requested_by: r.try_get("requested_by")?,
+            requested_by_label: r.try_get("requested_by_label")?,
+            snapshot_id: r.try_get("snapshot_id")?,
+            repository: r.try_get("repository")?,
+            size: r.try_get("size")?,
+            bytes_added: r.try_get("bytes_added")?,
+            counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
+            warnings: serde_json::from_str(&warnings).unwrap_or_default(),
+            error: r.try_get("error")?,
+            error_kind: r.try_get("error_kind")?,
+            attempts: r.try_get("attempts")?,
+            max_attempts: r.try_get("max_attempts")?,
+            run_after: r.try_get("run_after")?,
+            lease_owner: r.try_get("lease_owner")?,
+            queued_at: r.try_get("queued_at")?,
+            started_at: r.try_get("started_at")?,
+            finished_at: r.try_get("finished_at")?,
+            deleted_at: r.try_get("deleted_at")?,
+        })
+    }
+}
+
+/// What a successful run produced.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub snapshot_id: String,
+    pub size: u64,
+    pub bytes_added: u64,
+    pub counts: serde_json::Value,
+    pub warnings: Vec<String>,
+}
+
+/// Why a run failed, which decides whether it is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Network, a lock held, a server's 5xx: worth another attempt.
+    Transient,
+    /// Authentication, a missing source, bad configuration: another attempt
+    /// would fail the same way.
+    Permanent,
+    /// The worker went away (crash, `kill -9`, lease expired).
+    Interrupted,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Transient => "transient",
+            FailureKind::Permanent => "permanent",
+            FailureKind::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Filters of the list endpoint.
+#[derive(Debug, Default, Clone)]
+pub struct BackupFilter {
+    pub status: Option<String>,
+    pub source_id: Option<String>,
+}
+
+pub struct BackupPage {
+    pub items: Vec<Backup>,
+    /// The id to continue below, when there is more.
+    pub next_before: Option<String>,
+}
+
+/// The delay before attempt `attempt + 1` after a transient failure:
+/// 30 s, 2 min, 8 min, … (×4), at most an hour.
+pub fn backoff(base: SignedDuration, attempt: i64) -> SignedDuration {
+    let factor = 4i64.saturating_pow(attempt.clamp(1, 8) as u32 - 1);
+    let secs = base.as_secs().saturating_mul(factor).min(3600);
+    SignedDuration::from_secs(secs)
+}
+
+async fn fetch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Backup> {
+    let row = sqlx::query("SELECT * FROM backups WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(CatalogError::db)?
+        .ok_or(CatalogError::NotFound { what: "backup" })?;
+    Backup::from_row(&row).map_err(CatalogError::db)
+}
+
+impl Catalog {
+    /// Queue a run of `source`. `slot` (scheduled runs) makes the insert
+    /// idempotent: a second request for the same slot returns `None`.
+    pub async fn enqueue_backup(
+        &self,
+        source: &Source,
+        repository: &str,
+        scheduled_slot: Option<&str>,
+        max_attempts: i64,
+        actor: &Actor,
+    ) -> Result<Option<Backup>> {
+        let id = crate::tenants::new_id();
+        let now = clock::now();
+        let kind = if scheduled_slot.is_some() {
+            "scheduled"
+        } else {
+            "on_demand"
+        };
+        let mut w = self.write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO backups (id, tenant_id, source_id, source_name, kind, status, requested_by, \
+             requested_by_label, repository, warnings, attempts, max_attempts, run_after, queued_at, slot) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, '[]', 0, $9, $10, $10, $11) \
+             ON CONFLICT (source_id, slot) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&source.tenant_id)
+        .bind(&source.id)
+        .bind(&source.name)
+        .bind(kind)
+        .bind(&actor.token_id)
+        .bind(&actor.label)
+        .bind(repository)
+        .bind(max_attempts.max(1))
+        .bind(&now)
+        .bind(scheduled_slot)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(None);
+        }
+        w.audit(NewEvent {
+            actor,
+            tenant_id: Some(&source.tenant_id),
+            event: "backup_created",
+            subject: Some(&id),
+            metadata: serde_json::json!({
+                "source_id": source.id, "source_name": source.name, "kind": kind, "slot": scheduled_slot,
+            }),
+        })
+        .await?;
+        let b = fetch(&mut w.tx, &id).await?;
+        w.commit().await?;
+        Ok(Some(b))
+    }
+
+    pub async fn backup(&self, id: &str) -> Result<Backup> {
+        let row = sqlx::query("SELECT * FROM backups WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(CatalogError::db)?
+            .ok_or(CatalogError::NotFound { what: "backup" })?;
+        Backup::from_row(&row).map_err(CatalogError::db)
+    }
+
+    /// A page of a tenant's backups, newest first, below id `before`. Ids
+    /// are UUIDv7 (time-ordered), so a page boundary stays put while new
+    /// rows arrive.
+    pub async fn backups_page(
+        &self,
+        tenant_id: &str,
+        f: &BackupFilter,
+        limit: i64,
+        before: Option<&str>,
+    ) -> Result<BackupPage> {
+        let rows = sqlx::query(
+            "SELECT * FROM backups WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR source_id = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+        )
+        .bind(tenant_id)
+        .bind(&f.status)
+        .bind(&f.source_id)
+        .bind(before)
+        .bind(limit + 1)
+        .fetch_all(self.pool())
+        .await
+        .map_err(CatalogError::db)?;
+        let mut items = rows
+            .iter()
+            .map(Backup::from_row)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(CatalogError::db)?;
+        let more = items.len() as i64 > limit;
+        items.truncate(limit as usize);
+        Ok(BackupPage {
+            next_before: if more {
+                items.last().map(|b| b.id.clone())
+            } else {
+                None
+            },
+            items,
+        })
+    }
+
+    /// Take the next queued run whose time has come: it becomes `running`,
+    /// leased to `worker` until now + `lease`. Each run is taken by exactly
+    /// one worker: on PostgreSQL `FOR UPDATE SKIP LOCKED`, on SQLite the
+    /// single writer.
+    pub async fn claim_backup(
+        &self,
+        worker: &str,
+        lease: SignedDuration,
+    ) -> Result<Option<Backup>> {
+        let now = clock::now();
+        let skip_locked = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let mut w = self.write().await?;
+        // the only dynamic part is one of two fixed strings
+        let next = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM backups WHERE status = 'queued' AND run_after <= $1 \
+             ORDER BY run_after, id LIMIT 1{skip_locked}"
+        )))
+        .bind(&now)
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        let Some(next) = next else {
+            return Ok(None);
+        };
+        let id: String = next.try_get("id").map_err(CatalogError::db)?;
+        sqlx::query(
+            "UPDATE backups SET status = 'running', lease_owner = $1, lease_until = $2, progress_at = $3, \
+             started_at = $3, finished_at = NULL, attempts = attempts + 1 WHERE id = $4",
+        )
+        .bind(worker)
+        .bind(clock::after(lease))
+        .bind(&now)
+        .bind(&id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        let b = fetch(&mut w.tx, &id).await?;
+        w.commit().await?;
+        Ok(Some(b))
+    }
+
+    /// Extend the lease of a running job; `false` when the worker no longer
+    /// holds it (another node declared it interrupted).
+    pub async fn heartbeat(
+        &self,
+        id: &str,
+        worker: &str,
+        lease: SignedDuration,
+        progressed: bool,
+    ) -> Result<bool> {
+        let now = clock::now();
+        let n = sqlx::query(
+            "UPDATE backups SET lease_until = $1, progress_at = CASE WHEN $2 = 1 THEN $3 ELSE progress_at END \
+             WHERE id = $4 AND lease_owner = $5 AND status = 'running'",
+        )
+        .bind(clock::after(lease))
+        .bind(progressed as i64)
+        .bind(&now)
+        .bind(id)
+        .bind(worker)
+        .execute(self.pool())
+        .await
+        .map_err(CatalogError::db)?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Record a successful run.
+    pub async fn finish_backup(&self, id: &str, worker: &str, o: &Outcome) -> Result<Backup> {
+        let mut w = self.write().await?;
+        let b = fetch(&mut w.tx, id).await?;
+        if b.status != "running" || b.lease_owner.as_deref() != Some(worker) {
+            return Err(CatalogError::Conflict(format!(
+                "backup {id} is no longer held by this worker (status {})",
+                b.status
+            )));
+        }
+        sqlx::query(
+            "UPDATE backups SET status = 'done', snapshot_id = $1, size = $2, bytes_added = $3, counts = $4, \
+             warnings = $5, error = NULL, error_kind = NULL, lease_owner = NULL, lease_until = NULL, \
+             finished_at = $6 WHERE id = $7",
+        )
+        .bind(&o.snapshot_id)
+        .bind(o.size as i64)
+        .bind(o.bytes_added as i64)
+        .bind(o.counts.to_string())
+        .bind(serde_json::to_string(&o.warnings).unwrap_or_else(|_| "[]".into()))
+        .bind(clock::now())
+        .bind(id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        w.audit(NewEvent {
+            actor: &Actor::system(),
+            tenant_id: Some(&b.tenant_id),
+            event: "backup_succeeded",
+            subject: Some(id),
+            metadata: serde_json::json!({
+                "snapshot_id": o.snapshot_id, "size": o.size, "bytes_added": o.bytes_added,
+                "attempt": b.attempts, "warnings": o.warnings.len(),
+            }),
+        })
+        .await?;
+        let b = fetch(&mut w.tx, id).await?;
+        w.commit().await?;
+        Ok(b)
+    }
+
+    /// Record a failed attempt. A transient or interrupted failure with
+    /// attempts left is queued again after `retry_delay`; otherwise the
+    /// run ends `failed`. `worker` must hold the lease (`None`: recovery,
+    /// which takes over whatever lease there was).
+    pub async fn fail_backup(
+        &self,
+        id: &str,
+        worker: Option<&str>,
+        error: &str,
+        kind: FailureKind,
+        retry_delay: SignedDuration,
+    ) -> Result<Backup> {
+        let mut w = self.write().await?;
+        let b = fetch(&mut w.tx, id).await?;
+        if b.status != "running" || (worker.is_some() && b.lease_owner.as_deref() != worker) {
+            return Err(CatalogError::Conflict(format!(
+                "backup {id} is no longer held by this worker (status {})",
+                b.status
+            )));
+        }
+        let retry = kind != FailureKind::Permanent && b.attempts < b.max_attempts;
+        let now = clock::now();
+        sqlx::query(
+            "UPDATE backups SET status = $1, error = $2, error_kind = $3, lease_owner = NULL, \
+             lease_until = NULL, finished_at = $4, run_after = $5 WHERE id = $6",
+        )
+        .bind(if retry { "queued" } else { "failed" })
+        .bind(error)
+        .bind(kind.as_str())
+        .bind(if retry { None } else { Some(&now) })
+        .bind(if retry {
+            clock::after(retry_delay)
+        } else {
+            b.run_after.clone()
+        })
+        .bind(id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        let system = Actor::system();
+        w.audit(NewEvent {
+            actor: &system,
+            tenant_id: Some(&b.tenant_id),
+            event: "backup_failed",
+            subject: Some(id),
+            metadata: serde_json::json!({
+                "error": error, "error_kind": kind.as_str(), "attempt": b.attempts,
+                "will_retry": retry,
+            }),
+        })
+        .await?;
+        if retry {
+            w.audit(NewEvent {
+                actor: &system,
+                tenant_id: Some(&b.tenant_id),
+                event: "backup_retried",
+                subject: Some(id),
+                metadata: serde_json::json!({
+                    "automatic": true, "attempt": b.attempts + 1, "after_seconds": retry_delay.as_secs(),
+                }),
+            })
+            .await?;
+        }
+        let b = fetch(&mut w.tx, id).await?;
+        w.commit().await?;
+        Ok(b)
+    }
+
+    /// Runs whose worker is gone: `running` with a lease that expired, or
+    /// (`all_running`, at the start of the only node) every running row.
+    pub async fn orphaned_backups(&self, all_running: bool) -> Result<Vec<Backup>> {
+        let rows = sqlx::query(
+            "SELECT * FROM backups WHERE status = 'running' AND ($1 = 1 OR lease_until < $2)",
+        )
+        .bind(all_running as i64)
+        .bind(clock::now())
+        .fetch_all(self.pool())
+        .await
+        .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(Backup::from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(CatalogError::db)
+    }
+
+    /// Queue a failed run again (`POST …/retry`): one more attempt.
+    pub async fn retry_backup(&self, id: &str, actor: &Actor) -> Result<Backup> {
+        let mut w = self.write().await?;
+        let b = fetch(&mut w.tx, id).await?;
+        if b.status != "failed" {
+            return Err(CatalogError::Conflict(format!(
+                "backup {id} is {}: only a failed backup can be retried",
+                b.status
+            )));
+        }
+        sqlx::query(
+            "UPDATE backups SET status = 'queued', run_after = $1, max_attempts = attempts + 1, \
+             finished_at = NULL WHERE id = $2",
+        )
+        .bind(clock::now())
+        .bind(id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        w.audit(NewEvent {
+            actor,
+            tenant_id: Some(&b.tenant_id),
+            event: "backup_retried",
+            subject: Some(id),
+            metadata: serde_json::json!({"automatic": false, "attempt": b.attempts + 1}),
+        })
+        .await?;
+        let b = fetch(&mut w.tx, id).await?;
+        w.commit().await?;
+        Ok(b)
+    }
+
+    /// Runs waiting (for `/metrics`).
+    pub async fn queue_depth(&self) -> Result<i64> {
+        sqlx::query("SELECT COUNT(*) AS n FROM backups WHERE status = 'queued'")
+            .fetch_one(self.pool())
+            .await
+            .and_then(|r| r.try_get::<i64, _>("n"))
+            .map_err(CatalogError::db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_fourfold_to_an_hour() {
+        let base = SignedDuration::from_secs(30);
+        assert_eq!(backoff(base, 1).as_secs(), 30);
+        assert_eq!(backoff(base, 2).as_secs(), 120);
+        assert_eq!(backoff(base, 3).as_secs(), 480);
+        assert_eq!(backoff(base, 9).as_secs(), 3600);
+    }
+}

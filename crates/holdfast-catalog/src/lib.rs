@@ -1,0 +1,236 @@
+//! The service's catalog: every tenant, token, source, backup run, restore
+//! run and audit event, in one SQL database — an embedded SQLite file by
+//! default, PostgreSQL when several nodes share the work.
+//!
+//! One code path serves both: queries go through sqlx's `Any` driver with
+//! portable SQL (`$n` parameters, `TEXT`/`BIGINT` columns, times as
+//! RFC 3339 text in UTC that sorts as it reads). Where the dialects must
+//! differ (taking the queue's next job, serialising writers of the audit
+//! chain) [`Dialect`] says which form to use. The job queue *is* the
+//! `backups` table: a row's status, lease and attempts are the job's state,
+//! so there is no second source of truth to reconcile.
+//!
+//! Rows are kept forever: deleting a backup sets `deleted_at`.
+
+pub mod audit;
+pub mod backups;
+pub mod chain;
+pub mod clock;
+mod error;
+mod migrations;
+pub mod server_key;
+pub mod sources;
+pub mod tenants;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
+
+pub use error::CatalogError;
+pub use server_key::ServerKey;
+
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// Which SQL database holds the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Who did something: a token, or the service itself (the scheduler, the
+/// retention sweep, recovery after a crash).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Actor {
+    /// The token's id; `None` for the service itself.
+    pub token_id: Option<String>,
+    /// The token's label, or [`Actor::SYSTEM`].
+    pub label: String,
+}
+
+impl Actor {
+    /// The label of everything the service does on its own.
+    pub const SYSTEM: &'static str = "system";
+
+    pub fn system() -> Actor {
+        Actor {
+            token_id: None,
+            label: Actor::SYSTEM.to_string(),
+        }
+    }
+}
+
+/// The catalog: a connection pool and the key that seals secrets and keys
+/// the audit chain.
+#[derive(Clone)]
+pub struct Catalog {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// SQLite has one writer at a time; writers in this process queue here
+    /// rather than fail with "database is locked".
+    write_lock: Arc<Mutex<()>>,
+    key: Arc<ServerKey>,
+    /// The URL with any password masked, for messages.
+    shown_url: String,
+}
+
+/// A write transaction. On SQLite it holds the process's write lock (and
+/// `BEGIN IMMEDIATE`), on PostgreSQL it is an ordinary transaction.
+pub struct WriteTx<'c> {
+    pub(crate) tx: Transaction<'static, Any>,
+    pub(crate) dialect: Dialect,
+    pub(crate) audit_key: [u8; 32],
+    _guard: Option<MutexGuard<'c, ()>>,
+}
+
+impl WriteTx<'_> {
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await.map_err(CatalogError::db)
+    }
+}
+
+impl Catalog {
+    /// Open (creating the SQLite file if needed) and bring the schema up to
+    /// date. `url` is `sqlite://PATH` or `postgres://…`.
+    pub async fn open(url: &str, key: ServerKey) -> Result<Catalog> {
+        install_default_drivers();
+        let shown_url = redact_url(url);
+        let (dialect, connect_url, max) = if let Some(path) = url.strip_prefix("sqlite://") {
+            (Dialect::Sqlite, format!("sqlite://{path}?mode=rwc"), 8)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Dialect::Postgres, url.to_string(), 16)
+        } else {
+            return Err(CatalogError::Invalid {
+                field: "catalog_url".into(),
+                message: format!("{shown_url}: expected sqlite://PATH or postgres://…"),
+            });
+        };
+        let mut opts = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(std::time::Duration::from_secs(10));
+        if dialect == Dialect::Sqlite {
+            opts = opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
+                         PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = opts
+            .connect(&connect_url)
+            .await
+            .map_err(|e| CatalogError::Unavailable(format!("{shown_url}: {}", redact_error(&e))))?;
+        let catalog = Catalog {
+            pool,
+            dialect,
+            write_lock: Arc::new(Mutex::new(())),
+            key: Arc::new(key),
+            shown_url,
+        };
+        migrations::apply(&catalog).await?;
+        Ok(catalog)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn key(&self) -> &ServerKey {
+        &self.key
+    }
+
+    /// The catalog's URL with any password masked.
+    pub fn shown_url(&self) -> &str {
+        &self.shown_url
+    }
+
+    /// Start a write transaction (see [`WriteTx`]).
+    pub async fn write(&self) -> Result<WriteTx<'_>> {
+        let guard = match self.dialect {
+            Dialect::Sqlite => Some(self.write_lock.lock().await),
+            Dialect::Postgres => None,
+        };
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+        .map_err(CatalogError::db)?;
+        Ok(WriteTx {
+            tx,
+            dialect: self.dialect,
+            audit_key: self.key.audit_key(),
+            _guard: guard,
+        })
+    }
+
+    /// Is the catalog reachable? (`/readyz`)
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(CatalogError::db)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `scheme://user:secret@host/…` → `scheme://user:***@host/…`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***{}", &rest[at..])
+            } else {
+                url.to_string()
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// sqlx errors can quote the connection string; keep only the message kind.
+fn redact_error(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Configuration(_) => "invalid catalog URL".to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_password() {
+        assert_eq!(
+            redact_url("postgres://hf:s3cret@db:5432/catalog"),
+            "postgres://hf:***@db:5432/catalog"
+        );
+        assert_eq!(
+            redact_url("sqlite:///var/lib/x.db"),
+            "sqlite:///var/lib/x.db"
+        );
+        assert_eq!(redact_url("postgres://hf@db/c"), "postgres://hf@db/c");
+    }
+}

@@ -1,0 +1,148 @@
+//! The schema, as numbered steps applied at start in one transaction each.
+//! Portable SQL only: `TEXT` ids (UUIDv7), `TEXT` times (see `clock`),
+//! `BIGINT` counters, JSON documents as `TEXT`.
+
+use sqlx::Row;
+
+use crate::{Catalog, CatalogError, Result};
+
+const STEPS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    repository TEXT NOT NULL,
+    repository_password TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    tenant_id TEXT REFERENCES tenants(id),
+    label TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT,
+    revoked_at TEXT
+);
+CREATE TABLE sources (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    options TEXT NOT NULL,
+    schedule TEXT,
+    retention TEXT NOT NULL,
+    credentials TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    deleted_at TEXT
+);
+CREATE INDEX sources_tenant ON sources (tenant_id, name);
+CREATE TABLE backups (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    source_id TEXT NOT NULL REFERENCES sources(id),
+    source_name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    requested_by TEXT,
+    requested_by_label TEXT NOT NULL,
+    snapshot_id TEXT,
+    repository TEXT NOT NULL,
+    size BIGINT,
+    bytes_added BIGINT,
+    counts TEXT,
+    warnings TEXT NOT NULL,
+    error TEXT,
+    error_kind TEXT,
+    attempts BIGINT NOT NULL,
+    max_attempts BIGINT NOT NULL,
+    run_after TEXT NOT NULL,
+    lease_owner TEXT,
+    lease_until TEXT,
+    progress_at TEXT,
+    queued_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    deleted_at TEXT,
+    slot TEXT
+);
+CREATE INDEX backups_tenant_id ON backups (tenant_id, id);
+CREATE INDEX backups_queue ON backups (status, run_after);
+CREATE UNIQUE INDEX backups_source_slot ON backups (source_id, slot);
+CREATE TABLE restores (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    backup_id TEXT NOT NULL REFERENCES backups(id),
+    target TEXT NOT NULL,
+    status TEXT NOT NULL,
+    requested_by TEXT,
+    requested_by_label TEXT NOT NULL,
+    verification TEXT,
+    error TEXT,
+    queued_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE TABLE audit_log (
+    seq BIGINT PRIMARY KEY,
+    time TEXT NOT NULL,
+    actor_token_id TEXT,
+    actor_label TEXT NOT NULL,
+    tenant_id TEXT,
+    event TEXT NOT NULL,
+    subject TEXT,
+    metadata TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX audit_tenant ON audit_log (tenant_id, seq);
+"#,
+)];
+
+pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {
+    let mut w = catalog.write().await?;
+    if w.dialect == crate::Dialect::Postgres {
+        // nodes starting together: one migrates, the others wait and see it done
+        sqlx::query("SELECT pg_advisory_xact_lock(7265726)")
+            .execute(&mut *w.tx)
+            .await
+            .map_err(CatalogError::db)?;
+    }
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS holdfast_schema (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )
+    .execute(&mut *w.tx)
+    .await
+    .map_err(CatalogError::db)?;
+    let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM holdfast_schema")
+        .fetch_one(&mut *w.tx)
+        .await
+        .and_then(|r| r.try_get::<i64, _>("v"))
+        .map_err(CatalogError::db)?;
+    let newest = STEPS.last().map(|s| s.0).unwrap_or(0);
+    if current > newest {
+        return Err(CatalogError::Conflict(format!(
+            "the catalog has schema version {current}, newer than this holdfast knows ({newest}): \
+             upgrade holdfast"
+        )));
+    }
+    for (version, sql) in STEPS.iter().filter(|s| s.0 > current) {
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(|e| CatalogError::Database(format!("schema step {version}: {e}")))?;
+        }
+        sqlx::query("INSERT INTO holdfast_schema (version, applied_at) VALUES ($1, $2)")
+            .bind(*version)
+            .bind(crate::clock::now())
+            .execute(&mut *w.tx)
+            .await
+            .map_err(CatalogError::db)?;
+    }
+    w.commit().await
+}

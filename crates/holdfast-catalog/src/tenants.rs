@@ -1,0 +1,137 @@
+//! Tenants: each has its own repository and its own repository password,
+//! stored sealed under the server key.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::audit::NewEvent;
+use crate::{Actor, Catalog, CatalogError, Result};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    /// Where the tenant's repository lives (a local path for now).
+    pub repository: String,
+    pub created_at: String,
+}
+
+impl Tenant {
+    fn from_row(r: &AnyRow) -> std::result::Result<Tenant, sqlx::Error> {
+        Ok(Tenant {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            repository: r.try_get("repository")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+/// Tenant names: what an operator types and sees in paths and file names.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(CatalogError::invalid(
+            "name",
+            "1–64 characters of letters, digits, '-', '_' and '.', not starting with '.'",
+        ))
+    }
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+impl Catalog {
+    /// Create a tenant whose repository (at `repository`, opened with
+    /// `password`) the caller has just initialised.
+    pub async fn create_tenant(
+        &self,
+        id: &str,
+        name: &str,
+        repository: &str,
+        password: &str,
+        actor: &Actor,
+    ) -> Result<Tenant> {
+        validate_name(name)?;
+        let t = Tenant {
+            id: id.to_string(),
+            name: name.to_string(),
+            repository: repository.to_string(),
+            created_at: crate::clock::now(),
+        };
+        let mut w = self.write().await?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, repository, repository_password, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.repository)
+        .bind(self.key().seal(password.as_bytes()))
+        .bind(&t.created_at)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| match CatalogError::db(e) {
+            CatalogError::Conflict(_) => {
+                CatalogError::Conflict(format!("a tenant named {name:?} exists"))
+            }
+            other => other,
+        })?;
+        w.audit(NewEvent {
+            actor,
+            tenant_id: Some(&t.id),
+            event: "tenant_created",
+            subject: Some(&t.id),
+            metadata: serde_json::json!({"name": t.name}),
+        })
+        .await?;
+        w.commit().await?;
+        Ok(t)
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query("SELECT * FROM tenants ORDER BY name")
+            .fetch_all(self.pool())
+            .await
+            .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(Tenant::from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(CatalogError::db)
+    }
+
+    /// A tenant by id, or by name.
+    pub async fn tenant(&self, id_or_name: &str) -> Result<Tenant> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1 OR name = $1")
+            .bind(id_or_name)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(CatalogError::db)?
+            .ok_or(CatalogError::NotFound { what: "tenant" })?;
+        Tenant::from_row(&row).map_err(CatalogError::db)
+    }
+
+    /// The tenant's repository password (for the workers and for
+    /// `tenant export-key`).
+    pub async fn tenant_password(&self, tenant_id: &str) -> Result<String> {
+        let sealed: String = sqlx::query("SELECT repository_password FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(CatalogError::db)?
+            .ok_or(CatalogError::NotFound { what: "tenant" })?
+            .try_get("repository_password")
+            .map_err(CatalogError::db)?;
+        String::from_utf8(self.key().open(&sealed)?)
+            .map_err(|_| CatalogError::Sealed("a repository password is not UTF-8".into()))
+    }
+}

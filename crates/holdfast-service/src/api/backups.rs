@@ -1,0 +1,120 @@
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use holdfast_catalog::backups::{Backup, BackupFilter};
+use holdfast_catalog::tokens::Role;
+use serde::Deserialize;
+
+use super::{decode_cursor, encode_cursor, page_limit};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::problem::{ApiError, ApiJson, query_rejection};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBackup {
+    source_id: String,
+}
+
+/// `POST /api/v1/tenants/{tenant}/backups`: queue an on-demand run; 202
+/// with the queued row.
+pub async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<NewBackup>,
+) -> Result<(StatusCode, Json<Backup>), ApiError> {
+    let t = super::tenants::resolve(&s, &caller, &tenant, Role::Operator).await?;
+    let source = s.catalog.source(&t.id, &body.source_id).await?;
+    let b = s
+        .catalog
+        .enqueue_backup(
+            &source,
+            &t.repository,
+            None,
+            s.config.jobs.max_attempts,
+            &caller.actor(),
+        )
+        .await?
+        .ok_or_else(|| ApiError::Internal("the run was not queued".into()))?;
+    s.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(b)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    status: Option<String>,
+    source_id: Option<String>,
+}
+
+const STATUSES: &[&str] = &["queued", "running", "done", "failed", "deleting", "deleted"];
+
+/// `GET /api/v1/tenants/{tenant}/backups`: newest first, by pages.
+pub async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = q.map_err(query_rejection)?;
+    let t = super::tenants::resolve(&s, &caller, &tenant, Role::Viewer).await?;
+    let limit = page_limit(q.limit)?;
+    if let Some(st) = &q.status
+        && !STATUSES.contains(&st.as_str())
+    {
+        return Err(ApiError::invalid(
+            "status",
+            format!("one of {}", STATUSES.join(", ")),
+        ));
+    }
+    let before = decode_cursor(q.cursor.as_deref())?;
+    let page = s
+        .catalog
+        .backups_page(
+            &t.id,
+            &BackupFilter {
+                status: q.status,
+                source_id: q.source_id,
+            },
+            limit,
+            before.as_deref(),
+        )
+        .await?;
+    Ok(Json(serde_json::json!({
+        "items": page.items,
+        "has_more": page.next_before.is_some(),
+        "next_cursor": page.next_before.as_deref().map(encode_cursor),
+    })))
+}
+
+/// A backup the caller may see with `need`; another tenant's is not found.
+async fn visible(s: &AppState, caller: &Caller, id: &str, need: Role) -> Result<Backup, ApiError> {
+    let b = s.catalog.backup(id).await?;
+    caller.tenant(&b.tenant_id, need, "backup")?;
+    Ok(b)
+}
+
+pub async fn get_one(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Backup>, ApiError> {
+    Ok(Json(visible(&s, &caller, &id, Role::Viewer).await?))
+}
+
+/// `POST /api/v1/backups/{id}/retry`: 202 when the backup failed, 409
+/// otherwise.
+pub async fn retry(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Backup>), ApiError> {
+    visible(&s, &caller, &id, Role::Operator).await?;
+    let b = s.catalog.retry_backup(&id, &caller.actor()).await?;
+    s.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(b)))
+}

@@ -1,0 +1,25 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::AppState;
+use crate::problem::ApiError;
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the catalog answers and the storage directory is there.
+pub async fn readyz(State(s): State<AppState>) -> Result<(StatusCode, &'static str), ApiError> {
+    s.catalog
+        .ping()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let storage = s.config.storage_dir();
+    if !storage.is_dir() {
+        return Err(ApiError::Unavailable(format!(
+            "storage {} is not reachable",
+            storage.display()
+        )));
+    }
+    Ok((StatusCode::OK, "ready\n"))
+}

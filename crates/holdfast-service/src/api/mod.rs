@@ -1,0 +1,75 @@
+//! The REST API under `/api/v1`, plus `/healthz` and `/readyz`.
+
+mod audit;
+mod backups;
+mod health;
+mod sources;
+mod tenants;
+mod tokens;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::AppState;
+use crate::problem::ApiError;
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/v1/tenants", post(tenants::create).get(tenants::list))
+        .route("/api/v1/tenants/{tenant}", get(tenants::get_one))
+        .route(
+            "/api/v1/tenants/{tenant}/sources",
+            post(sources::create).get(sources::list),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/sources/{id}",
+            get(sources::get_one)
+                .patch(sources::update)
+                .delete(sources::delete),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/backups",
+            post(backups::create).get(backups::list),
+        )
+        .route("/api/v1/backups/{id}", get(backups::get_one))
+        .route("/api/v1/backups/{id}/retry", post(backups::retry))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .fallback(|| async { ApiError::NotFound("resource") })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Page sizes: 50 unless asked, at most 200.
+pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=200).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid("limit", "between 1 and 200")),
+    }
+}
+
+/// Cursors are opaque to clients: base64 of where the page ended.
+pub(crate) fn encode_cursor(position: &str) -> String {
+    URL_SAFE_NO_PAD.encode(position)
+}
+
+pub(crate) fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
+    cursor
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this API returned"))
+        })
+        .transpose()
+}

@@ -1,0 +1,288 @@
+//! The server's configuration: defaults, then a TOML file (`--config`),
+//! then `HOLDFAST_…` environment variables, then command-line flags. An
+//! invalid value fails the start with a message naming its key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn bad(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Holds the SQLite catalog, the server key and the tenants' repositories.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` (default: DATA_DIR/catalog.db) or `postgres://…`.
+    pub catalog_url: Option<String>,
+    /// Where tenants' repositories are created (default: DATA_DIR/repos).
+    pub storage: Option<PathBuf>,
+    /// Jobs run at once on this node.
+    pub workers: usize,
+    pub jobs: JobsConfig,
+    pub schedule: ScheduleConfig,
+    pub retention: RetentionConfig,
+    /// Largest request body, in bytes (larger: 413).
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Attempts per run for transient failures (network, lock held, 5xx).
+    pub max_attempts: i64,
+    /// Delay before the second attempt; ×4 for each further one.
+    pub retry_base_seconds: u64,
+    /// A worker holds a job for this long and renews it every quarter.
+    pub lease_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// The default cron schedule of a new source.
+    pub default: String,
+    /// Time zone of schedules.
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Default maximum age of a backup, in days.
+    pub max_age_days: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("holdfast-data"),
+            catalog_url: None,
+            storage: None,
+            workers: 2,
+            jobs: JobsConfig::default(),
+            schedule: ScheduleConfig::default(),
+            retention: RetentionConfig::default(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for JobsConfig {
+    fn default() -> JobsConfig {
+        JobsConfig {
+            max_attempts: 3,
+            retry_base_seconds: 30,
+            lease_seconds: 60,
+        }
+    }
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> ScheduleConfig {
+        ScheduleConfig {
+            default: "0 3 * * *".into(),
+            timezone: "UTC".into(),
+        }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> RetentionConfig {
+        RetentionConfig { max_age_days: 30 }
+    }
+}
+
+impl Config {
+    /// Defaults, the file (if any), then the environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut c = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str::<Config>(&text).map_err(|e| {
+                    // toml names the key and the line; keep its words
+                    bad(
+                        &path.display().to_string(),
+                        e.message().to_string() + &span_line(&text, e.span()),
+                    )
+                })?
+            }
+            None => Config::default(),
+        };
+        c.apply_env(env)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
+            v.trim()
+                .parse()
+                .map_err(|_| bad(key, format!("{v:?} is not a valid number")))
+        }
+        if let Some(v) = env("HOLDFAST_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = env("HOLDFAST_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("HOLDFAST_CATALOG_URL") {
+            self.catalog_url = Some(v);
+        }
+        if let Some(v) = env("HOLDFAST_STORAGE") {
+            self.storage = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("HOLDFAST_WORKERS") {
+            self.workers = num("HOLDFAST_WORKERS", &v)?;
+        }
+        if let Some(v) = env("HOLDFAST_MAX_ATTEMPTS") {
+            self.jobs.max_attempts = num("HOLDFAST_MAX_ATTEMPTS", &v)?;
+        }
+        if let Some(v) = env("HOLDFAST_RETRY_BASE_SECONDS") {
+            self.jobs.retry_base_seconds = num("HOLDFAST_RETRY_BASE_SECONDS", &v)?;
+        }
+        if let Some(v) = env("HOLDFAST_LEASE_SECONDS") {
+            self.jobs.lease_seconds = num("HOLDFAST_LEASE_SECONDS", &v)?;
+        }
+        if let Some(v) = env("HOLDFAST_SCHEDULE") {
+            self.schedule.default = v;
+        }
+        if let Some(v) = env("HOLDFAST_TIMEZONE") {
+            self.schedule.timezone = v;
+        }
+        if let Some(v) = env("HOLDFAST_RETENTION_DAYS") {
+            self.retention.max_age_days = num("HOLDFAST_RETENTION_DAYS", &v)?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+            bad(
+                "listen",
+                format!("{:?} is not an address like 127.0.0.1:8080", self.listen),
+            )
+        })?;
+        if self.workers == 0 || self.workers > 64 {
+            return Err(bad("workers", "between 1 and 64"));
+        }
+        if !(1..=10).contains(&self.jobs.max_attempts) {
+            return Err(bad("jobs.max_attempts", "between 1 and 10"));
+        }
+        if self.jobs.lease_seconds < 4 {
+            return Err(bad("jobs.lease_seconds", "at least 4"));
+        }
+        if let Some(url) = &self.catalog_url {
+            let ok = url.starts_with("sqlite://")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://");
+            if !ok {
+                return Err(bad(
+                    "catalog_url",
+                    format!(
+                        "{} is neither sqlite://PATH nor postgres://…",
+                        holdfast_catalog::redact_url(url)
+                    ),
+                ));
+            }
+        }
+        if jiff::tz::TimeZone::get(&self.schedule.timezone).is_err() {
+            return Err(bad(
+                "schedule.timezone",
+                format!("unknown time zone {:?}", self.schedule.timezone),
+            ));
+        }
+        if self.retention.max_age_days == 0 {
+            return Err(bad("retention.max_age_days", "at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn catalog_url(&self) -> String {
+        self.catalog_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("catalog.db").display()))
+    }
+
+    pub fn storage_dir(&self) -> PathBuf {
+        self.storage
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("repos"))
+    }
+
+    pub fn server_key_path(&self) -> PathBuf {
+        self.data_dir.join("server.key")
+    }
+}
+
+fn span_line(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(s) => format!(
+            " (line {})",
+            text[..s.start.min(text.len())].lines().count().max(1)
+        ),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn file_then_environment_and_bad_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("holdfast.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9999\"\nworkers = 4\n[retention]\nmax_age_days = 7\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), &no_env).unwrap();
+        assert_eq!(
+            (c.listen.as_str(), c.workers, c.retention.max_age_days),
+            ("127.0.0.1:9999", 4, 7)
+        );
+        let env = |k: &str| (k == "HOLDFAST_RETENTION_DAYS").then(|| "90".to_string());
+        assert_eq!(
+            Config::load(Some(&f), &env).unwrap().retention.max_age_days,
+            90
+        );
+
+        std::fs::write(&f, "workers = 0\n").unwrap();
+        let e = Config::load(Some(&f), &no_env).unwrap_err();
+        assert_eq!(e.key, "workers");
+        std::fs::write(&f, "wrokers = 2\n").unwrap();
+        let e = Config::load(Some(&f), &no_env).unwrap_err().to_string();
+        assert!(e.contains("wrokers"), "{e}");
+        let env = |k: &str| (k == "HOLDFAST_WORKERS").then(|| "many".to_string());
+        let e = Config::load(None, &env).unwrap_err();
+        assert_eq!(e.key, "HOLDFAST_WORKERS");
+        let env = |k: &str| (k == "HOLDFAST_CATALOG_URL").then(|| "mysql://u:pw@h/db".to_string());
+        let e = Config::load(None, &env).unwrap_err().to_string();
+        assert!(e.contains("catalog_url") && !e.contains("pw@"), "{e}");
+    }
+}

@@ -1,0 +1,167 @@
+//! Every API error, and the one place it becomes an HTTP response:
+//! `application/problem+json` (RFC 9457) with a stable `code`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use holdfast_catalog::CatalogError;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    /// Also what another tenant's resource looks like.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> ApiError {
+        match e {
+            CatalogError::Unavailable(m) => ApiError::Unavailable(m),
+            CatalogError::NotFound { what } => ApiError::NotFound(what),
+            CatalogError::Conflict(m) => ApiError::Conflict(m),
+            CatalogError::Invalid { field, message } => ApiError::Invalid { field, message },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let mut body = serde_json::json!({
+            "type": format!("https://holdfast.invalid/problems/{code}"),
+            "title": status.canonical_reason().unwrap_or(""),
+            "status": status.as_u16(),
+            "code": code,
+            "detail": self.to_string(),
+        });
+        if let ApiError::Invalid { field, .. } = &self {
+            body["field"] = serde_json::Value::String(field.clone());
+        }
+        let mut resp = (status, body.to_string()).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+/// `Json<T>` whose rejections are problems: 413 for a body over the limit,
+/// 422 naming the field for anything that does not parse.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(r) => Err(json_rejection(r)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::TooLarge(crate::MAX_BODY_DEFAULT);
+    }
+    let text = r.body_text();
+    ApiError::Invalid {
+        field: field_in(&text).unwrap_or_else(|| "body".to_string()),
+        message: text,
+    }
+}
+
+pub fn query_rejection(r: QueryRejection) -> ApiError {
+    let text = r.body_text();
+    ApiError::Invalid {
+        field: field_in(&text).unwrap_or_else(|| "query".to_string()),
+        message: text,
+    }
+}
+
+/// Where a serde message names the field: a path before the error
+/// ("…target type: kind: invalid type…"), or in backquotes ("missing
+/// field `name`", "unknown field `nmae`").
+fn field_in(message: &str) -> Option<String> {
+    let after = message
+        .split_once("target type: ")
+        .map(|(_, a)| a)
+        .unwrap_or(message);
+    if let Some((path, _)) = after.split_once(": ")
+        && !path.is_empty()
+        && !path.contains(' ')
+    {
+        return Some(path.to_string());
+    }
+    let start = after.find('`')?;
+    let rest = &after[start + 1..];
+    let end = rest.find('`')?;
+    Some(rest[..end].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_come_out_of_serde_messages() {
+        assert_eq!(
+            field_in(
+                "Failed to deserialize the JSON body into the target type: missing field `name` at line 1"
+            ),
+            Some("name".into())
+        );
+        assert_eq!(
+            field_in(
+                "Failed to deserialize the JSON body into the target type: kind: invalid type: integer"
+            ),
+            Some("kind".into())
+        );
+    }
+}

@@ -1,0 +1,431 @@
+//! Running one backup of one source into its tenant's repository: the
+//! blocking work a worker hands to a thread. The sources do the work; this
+//! maps a catalog source (kind, target, options, credentials) onto them
+//! and a result onto the catalog's outcome, classifying failures as
+//! transient or permanent.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use holdfast_catalog::backups::{FailureKind, Outcome};
+use holdfast_catalog::sources::Source;
+use holdfast_engine::EngineError;
+use holdfast_engine::blob_saver::SaverOptions;
+use holdfast_engine::chunker::ChunkerParams;
+use holdfast_engine::repository::{InitOptions, Repository};
+use holdfast_engine::{snapshots, system};
+use holdfast_format::Id;
+use holdfast_format::snapshot::Snapshot;
+use holdfast_sources::command::backup_command;
+use holdfast_sources::commit::SnapshotMeta;
+use holdfast_sources::db_backup::{DumpBackupOptions, TablesOptions, Tenant};
+use holdfast_sources::dir::backup::{DirBackupOptions, backup_dirs};
+use holdfast_sources::dispatch::{SourceOptions, backup_address};
+use holdfast_sources::filter::PathMatcher;
+use holdfast_sources::progress::Progress;
+use holdfast_sources::secret::Secret;
+use holdfast_sources::source_url::SourceAddress;
+use holdfast_sources::stream::StreamBackupOptions;
+use holdfast_storage::LocalBackend;
+use serde::Deserialize;
+
+use crate::problem::ApiError;
+
+/// A source's `options`, by kind. Unknown keys are refused when the
+/// source is created, naming the key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceSettings {
+    /// Databases: `dump` (default) or `tables`.
+    pub mode: Option<String>,
+    pub include_tables: Vec<String>,
+    pub exclude_tables: Vec<String>,
+    pub tenant_column: Option<String>,
+    pub tenant_value: Option<String>,
+    /// Tables mode: extra result sets, name → `SELECT … ORDER BY …`.
+    pub queries: std::collections::BTreeMap<String, String>,
+    /// Event streams: refuse events above this schemaVersion.
+    pub max_schema_version: Option<u64>,
+    /// Directories: exclude patterns.
+    pub exclude: Vec<String>,
+    pub one_file_system: bool,
+    /// Commands: the file name the output is stored under.
+    pub filename: Option<String>,
+    /// Commands: the output is rows (a dump): small chunks cut at row ends.
+    pub rows: bool,
+}
+
+impl SourceSettings {
+    pub fn parse(options: &serde_json::Value) -> Result<SourceSettings, ApiError> {
+        serde_json::from_value(options.clone()).map_err(|e| {
+            let text = e.to_string();
+            let field = text
+                .split('`')
+                .nth(1)
+                .map(|f| format!("options.{f}"))
+                .unwrap_or_else(|| "options".into());
+            ApiError::invalid(&field, text)
+        })
+    }
+
+    fn tables(&self) -> Option<TablesOptions> {
+        (self.mode.as_deref() == Some("tables")).then(|| TablesOptions {
+            include: self.include_tables.clone(),
+            exclude: self.exclude_tables.clone(),
+            tenant: match (&self.tenant_column, &self.tenant_value) {
+                (Some(c), Some(v)) => Some(Tenant {
+                    column: c.clone(),
+                    value: v.clone(),
+                }),
+                _ => None,
+            },
+            queries: self.queries.clone().into_iter().collect(),
+        })
+    }
+}
+
+/// Check a source definition before it is stored: its kind fits its
+/// target, and its options parse.
+pub fn validate_source(
+    kind: &str,
+    target: &str,
+    options: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let s = SourceSettings::parse(options)?;
+    if let Some(mode) = &s.mode
+        && (!matches!(mode.as_str(), "dump" | "tables")
+            || !matches!(kind, "postgres" | "mysql" | "sqlite"))
+    {
+        return Err(ApiError::invalid(
+            "options.mode",
+            "dump or tables, for postgres, mysql and sqlite sources",
+        ));
+    }
+    if s.tenant_column.is_some() != s.tenant_value.is_some() {
+        return Err(ApiError::invalid(
+            "options.tenant_value",
+            "tenant_column and tenant_value go together",
+        ));
+    }
+    let expect = match kind {
+        "directory" => {
+            if !target.starts_with('/') {
+                return Err(ApiError::invalid(
+                    "target",
+                    "a directory source needs an absolute path",
+                ));
+            }
+            return Ok(());
+        }
+        "command" => return Ok(()),
+        "postgres" => "postgres",
+        "mysql" => "mysql",
+        "sqlite" => "sqlite",
+        "jsonl" => "jsonl",
+        _ => return Err(ApiError::invalid("kind", "unknown kind")),
+    };
+    let addr =
+        SourceAddress::parse(target).map_err(|e| ApiError::invalid("target", e.to_string()))?;
+    let got = match addr {
+        SourceAddress::Postgres(_) => "postgres",
+        SourceAddress::Mysql(_) => "mysql",
+        SourceAddress::Sqlite(_) => "sqlite",
+        SourceAddress::Jsonl(_) => "jsonl",
+        SourceAddress::Path(_) => "path",
+    };
+    if got != expect {
+        return Err(ApiError::invalid(
+            "target",
+            format!("a {kind} source needs a {expect} address, not {target:?}"),
+        ));
+    }
+    if matches!(kind, "postgres" | "mysql") && addr_has_password(target) {
+        return Err(ApiError::invalid(
+            "target",
+            "keep the password out of the address: send it as \"credentials\" (stored encrypted)",
+        ));
+    }
+    Ok(())
+}
+
+fn addr_has_password(target: &str) -> bool {
+    matches!(SourceAddress::parse(target), Ok(a) if a.has_password())
+}
+
+/// A failed run: its message (safe to show: addresses are redacted by the
+/// sources) and whether another attempt could help.
+#[derive(Debug)]
+pub struct RunFailure {
+    pub message: String,
+    pub kind: FailureKind,
+}
+
+/// Classify an engine error: a repository lock held by someone else,
+/// storage I/O and network trouble are transient; everything else
+/// (authentication, a missing source, bad options) is permanent.
+pub fn classify(e: &EngineError) -> FailureKind {
+    match e {
+        EngineError::Locked(_) | EngineError::Storage(_) | EngineError::Interrupted => {
+            FailureKind::Transient
+        }
+        EngineError::Source(m) => classify_message(m),
+        EngineError::Io { source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                FailureKind::Permanent
+            }
+            _ => FailureKind::Transient,
+        },
+        _ => FailureKind::Permanent,
+    }
+}
+
+fn classify_message(m: &str) -> FailureKind {
+    let m = m.to_ascii_lowercase();
+    let permanent = [
+        "password authentication failed",
+        "access denied",
+        "authentication",
+        "does not exist",
+        "unknown database",
+        "no such file",
+        "not found",
+        "permission denied",
+        "http 401",
+        "http 403",
+        "http 404",
+        "schemaversion",
+    ];
+    let transient = [
+        "connection refused",
+        "could not connect",
+        "can't connect",
+        "timed out",
+        "timeout",
+        "connection reset",
+        "broken pipe",
+        "server closed the connection",
+        "too many connections",
+        "http 5",
+        "temporarily",
+        "killed by signal",
+        "lost connection",
+    ];
+    if permanent.iter().any(|p| m.contains(p)) {
+        FailureKind::Permanent
+    } else if transient.iter().any(|p| m.contains(p)) {
+        FailureKind::Transient
+    } else {
+        FailureKind::Permanent
+    }
+}
+
+fn failure(e: EngineError) -> RunFailure {
+    RunFailure {
+        kind: classify(&e),
+        message: e.to_string(),
+    }
+}
+
+/// Create a tenant's repository (scrypt: a blocking call).
+pub fn init_repository(path: &std::path::Path, password: &str) -> Result<(), EngineError> {
+    let backend = Arc::new(LocalBackend::new(path));
+    Repository::init(backend, password.as_bytes(), &InitOptions::default()).map(|_| ())
+}
+
+/// What one run needs.
+pub struct RunInput {
+    pub repository: PathBuf,
+    pub password: String,
+    pub source: Source,
+    pub credentials: Option<String>,
+    pub backup_id: String,
+}
+
+/// Back up `input.source` into its repository.
+pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunFailure> {
+    let settings = SourceSettings::parse(&input.source.options).map_err(|e| RunFailure {
+        message: e.to_string(),
+        kind: FailureKind::Permanent,
+    })?;
+    let backend = Arc::new(LocalBackend::new(&input.repository));
+    let repo = Arc::new(Repository::open(backend, input.password.as_bytes()).map_err(failure)?);
+    let _lock = holdfast_engine::lock::lock(&repo, false, Duration::from_secs(60), &mut |_| {})
+        .map_err(failure)?;
+    let host = system::hostname();
+    let meta = SnapshotMeta {
+        hostname: host.clone(),
+        username: system::username(),
+        uid: system::uid(),
+        gid: system::gid(),
+        tags: vec![
+            "holdfast-serve".to_string(),
+            format!("source:{}", input.source.id),
+            format!("backup:{}", input.backup_id),
+        ],
+        ..Default::default()
+    };
+    let saver = SaverOptions::default();
+    let credential = input.credentials.clone().map(Secret::new);
+    let (snapshot_id, snapshot, warnings): (Option<Id>, Snapshot, Vec<String>) =
+        match input.source.kind.as_str() {
+            "directory" => {
+                let paths = vec![PathBuf::from(&input.source.target)];
+                let abs = vec![input.source.target.clone()];
+                let parent = snapshots::find_parent(&repo, &host, &abs).map_err(failure)?;
+                let excludes = PathMatcher::new(&settings.exclude).map_err(|m| RunFailure {
+                    message: m,
+                    kind: FailureKind::Permanent,
+                })?;
+                if !std::path::Path::new(&input.source.target).exists() {
+                    return Err(RunFailure {
+                        message: format!("{}: no such file or directory", input.source.target),
+                        kind: FailureKind::Permanent,
+                    });
+                }
+                let r = backup_dirs(
+                    &repo,
+                    DirBackupOptions {
+                        paths,
+                        excludes,
+                        one_file_system: settings.one_file_system,
+                        chunker: ChunkerParams::FILES,
+                        saver,
+                        readers: 2,
+                        parent,
+                        meta,
+                        dry_run: false,
+                        scan: false,
+                    },
+                    progress,
+                )
+                .map_err(failure)?;
+                let warnings = r.errors.iter().map(|e| e.to_string()).collect();
+                (r.snapshot_id, r.snapshot, warnings)
+            }
+            "command" => {
+                let r = backup_command(
+                    &repo,
+                    &input.source.target,
+                    StreamBackupOptions {
+                        filename: settings.filename.clone().unwrap_or_else(|| "stdout".into()),
+                        chunker: if settings.rows {
+                            ChunkerParams::ROWS
+                        } else {
+                            ChunkerParams::FILES
+                        },
+                        saver,
+                        meta,
+                        dry_run: false,
+                    },
+                    progress,
+                )
+                .map_err(failure)?;
+                (r.snapshot_id, r.snapshot, Vec::new())
+            }
+            _ => {
+                let addr = SourceAddress::parse(&input.source.target).map_err(failure)?;
+                let r = backup_address(
+                    &repo,
+                    addr,
+                    credential,
+                    &SourceOptions {
+                        max_schema_version: settings.max_schema_version,
+                        tables: settings.tables(),
+                    },
+                    DumpBackupOptions {
+                        chunker: ChunkerParams::ROWS,
+                        saver,
+                        meta,
+                        dry_run: false,
+                    },
+                    progress,
+                )
+                .map_err(failure)?;
+                (r.snapshot_id, r.snapshot, r.warnings)
+            }
+        };
+    let snapshot_id = snapshot_id.map(|id| id.to_string()).unwrap_or_default();
+    let summary = snapshot.summary.clone().unwrap_or_default();
+    let source = snapshot
+        .extra
+        .get("holdfast")
+        .and_then(|h| h.get("source"))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    let mut counts = serde_json::json!({"files": summary.total_files_processed});
+    for key in ["tables", "rows", "events"] {
+        if let Some(v) = source.get(key) {
+            counts[key] = v.clone();
+        }
+    }
+    Ok(Outcome {
+        snapshot_id,
+        size: summary.total_bytes_processed,
+        bytes_added: summary.data_added_packed,
+        counts,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_sorted_into_transient_and_permanent() {
+        let t = |m: &str| classify(&EngineError::Source(m.to_string()));
+        assert_eq!(
+            t(
+                "pg_dump: error: connection to server at \"127.0.0.1\", port 1 failed: Connection refused"
+            ),
+            FailureKind::Transient
+        );
+        assert_eq!(
+            t("FATAL: password authentication failed for user \"app\""),
+            FailureKind::Permanent
+        );
+        assert_eq!(t("HTTP 503 from https://x/events"), FailureKind::Transient);
+        assert_eq!(
+            classify(&EngineError::Locked("by pid 1".into())),
+            FailureKind::Transient
+        );
+        assert_eq!(
+            classify(&EngineError::Invalid("bad".into())),
+            FailureKind::Permanent
+        );
+    }
+
+    #[test]
+    fn source_definitions_are_checked_before_they_are_stored() {
+        let none = serde_json::json!({});
+        assert!(validate_source("directory", "/srv/app", &none).is_ok());
+        assert!(validate_source("directory", "srv/app", &none).is_err());
+        assert!(validate_source("postgres", "postgres://app@db:5432/app", &none).is_ok());
+        let e = validate_source("postgres", "mysql://app@db/app", &none).unwrap_err();
+        assert!(
+            matches!(e, ApiError::Invalid { ref field, .. } if field == "target"),
+            "{e:?}"
+        );
+        let e = validate_source("postgres", "postgres://app:pw@db/app", &none).unwrap_err();
+        assert!(!e.to_string().contains("pw@"), "{e}");
+        let e = validate_source(
+            "postgres",
+            "postgres://app@db/app",
+            &serde_json::json!({"mdoe": "tables"}),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, ApiError::Invalid { ref field, .. } if field == "options.mdoe"),
+            "{e:?}"
+        );
+        assert!(
+            validate_source(
+                "postgres",
+                "postgres://app@db/app",
+                &serde_json::json!({"mode": "tables"})
+            )
+            .is_ok()
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! The workers: each claims the next queued run, runs it on a blocking
+//! thread while renewing its lease, and records the outcome. At start, and
+//! then every half lease, runs whose worker is gone (a crash, `kill -9`, a
+//! lease that expired on another node) are failed with cause
+//! `interrupted` and queued again if attempts remain, so no row stays
+//! `running` once its worker is gone.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use holdfast_catalog::Dialect;
+use holdfast_catalog::backups::{Backup, FailureKind, backoff};
+use jiff::SignedDuration;
+
+use crate::runner::{RunFailure, RunInput, run_backup};
+use crate::{AppState, ServeError};
+
+/// Recover orphaned runs, then start the workers and the reaper.
+pub async fn start(state: AppState) -> Result<(), ServeError> {
+    // SQLite is one node: every `running` row belonged to a process that is
+    // gone. On PostgreSQL other nodes may be running jobs: only expired
+    // leases are orphans.
+    let all_running = state.catalog.dialect() == Dialect::Sqlite;
+    recover(&state, all_running).await?;
+    for i in 0..state.config.workers {
+        let s = state.clone();
+        let name = format!("{}/{}", state.node, i);
+        tokio::spawn(async move { worker_loop(s, name).await });
+    }
+    let s = state.clone();
+    tokio::spawn(async move {
+        let every = Duration::from_secs(s.config.jobs.lease_seconds / 2);
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = recover(&s, false).await {
+                log(&format!("reaper: {e}"));
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn recover(state: &AppState, all_running: bool) -> Result<(), ServeError> {
+    for b in state.catalog.orphaned_backups(all_running).await? {
+        let delay = backoff(retry_base(state), b.attempts);
+        let r = state
+            .catalog
+            .fail_backup(
+                &b.id,
+                None,
+                "interrupted: the worker running this backup stopped (crash, kill or lost lease)",
+                FailureKind::Interrupted,
+                delay,
+            )
+            .await;
+        match r {
+            Ok(b) => log(&format!(
+                "backup {} was interrupted; now {}",
+                b.id, b.status
+            )),
+            Err(e) => log(&format!(
+                "backup {}: cannot record the interruption: {e}",
+                b.id
+            )),
+        }
+    }
+    Ok(())
+}
+
+fn retry_base(state: &AppState) -> SignedDuration {
+    SignedDuration::from_secs(state.config.jobs.retry_base_seconds as i64)
+}
+
+fn lease(state: &AppState) -> SignedDuration {
+    SignedDuration::from_secs(state.config.jobs.lease_seconds as i64)
+}
+
+async fn worker_loop(state: AppState, name: String) {
+    loop {
+        match state.catalog.claim_backup(&name, lease(&state)).await {
+            Ok(Some(b)) => run_one(&state, &name, b).await,
+            Ok(None) => {
+                tokio::select! {
+                    _ = state.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => {
+                log(&format!("{name}: cannot take a job: {e}"));
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+async fn run_one(state: &AppState, worker: &str, b: Backup) {
+    let input = match prepare(state, &b).await {
+        Ok(i) => i,
+        Err(f) => return record(state, worker, &b, Err(f)).await,
+    };
+    let progress = Arc::new(holdfast_sources::progress::Progress::silent());
+    let p = progress.clone();
+    let mut job = tokio::task::spawn_blocking(move || run_backup(&input, &p));
+    let mut tick = tokio::time::interval(Duration::from_secs(
+        (state.config.jobs.lease_seconds / 4).max(1),
+    ));
+    tick.tick().await;
+    let mut last_bytes = 0;
+    let result = loop {
+        tokio::select! {
+            r = &mut job => break r.unwrap_or_else(|e| Err(RunFailure {
+                message: format!("the backup thread failed: {e}"),
+                kind: FailureKind::Transient,
+            })),
+            _ = tick.tick() => {
+                let bytes = progress.bytes_done.load(Ordering::Relaxed);
+                let progressed = bytes != last_bytes;
+                last_bytes = bytes;
+                match state.catalog.heartbeat(&b.id, worker, lease(state), progressed).await {
+                    Ok(true) => {}
+                    Ok(false) => log(&format!("backup {}: lease lost; its result will not be recorded", b.id)),
+                    Err(e) => log(&format!("backup {}: heartbeat failed: {e}", b.id)),
+                }
+            }
+        }
+    };
+    record(state, worker, &b, result).await;
+}
+
+async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
+    let permanent = |message: String| RunFailure {
+        message,
+        kind: FailureKind::Permanent,
+    };
+    let transient = |message: String| RunFailure {
+        message,
+        kind: FailureKind::Transient,
+    };
+    let source = state
+        .catalog
+        .source(&b.tenant_id, &b.source_id)
+        .await
+        .map_err(|e| match e {
+            holdfast_catalog::CatalogError::NotFound { .. } => permanent(format!(
+                "source {} ({}) was deleted",
+                b.source_name, b.source_id
+            )),
+            other => transient(other.to_string()),
+        })?;
+    let password = state
+        .catalog
+        .tenant_password(&b.tenant_id)
+        .await
+        .map_err(|e| permanent(e.to_string()))?;
+    let credentials = state
+        .catalog
+        .source_credentials(&b.source_id)
+        .await
+        .map_err(|e| permanent(e.to_string()))?;
+    Ok(RunInput {
+        repository: b.repository.clone().into(),
+        password,
+        source,
+        credentials,
+        backup_id: b.id.clone(),
+    })
+}
+
+async fn record(
+    state: &AppState,
+    worker: &str,
+    b: &Backup,
+    result: Result<holdfast_catalog::backups::Outcome, RunFailure>,
+) {
+    let r = match result {
+        Ok(outcome) => state.catalog.finish_backup(&b.id, worker, &outcome).await,
+        Err(f) => {
+            let delay = backoff(retry_base(state), b.attempts);
+            let message = format!("{} ({} failure)", f.message, f.kind.as_str());
+            state
+                .catalog
+                .fail_backup(&b.id, Some(worker), &message, f.kind, delay)
+                .await
+        }
+    };
+    match r {
+        Ok(done) => log(&format!(
+            "backup {} of {}: {}",
+            done.id, done.source_name, done.status
+        )),
+        Err(e) => log(&format!("backup {}: cannot record the outcome: {e}", b.id)),
+    }
+}
+
+/// One line on standard error, with the time.
+pub fn log(line: &str) {
+    eprintln!("{} {line}", holdfast_catalog::clock::now());
+}

@@ -1,0 +1,92 @@
+//! One place that maps a database or stream address to its source: the
+//! CLI's `backup ADDRESS` and the service's workers both come through here.
+
+use std::sync::Arc;
+
+use holdfast_engine::repository::Repository;
+use holdfast_engine::{EngineError, Result};
+
+use crate::db_backup::{DumpBackupOptions, DumpBackupResult, TablesOptions};
+use crate::jsonl::Endpoint;
+use crate::jsonl::backup::{JsonlBackupOptions, backup_jsonl};
+use crate::mysql::MyClient;
+use crate::mysql::dump::backup_mysql_dump;
+use crate::mysql::tables::backup_mysql_tables;
+use crate::postgres::PgClient;
+use crate::postgres::dump::backup_pg_dump;
+use crate::postgres::tables::backup_pg_tables;
+use crate::progress::Progress;
+use crate::secret::Secret;
+use crate::source_url::SourceAddress;
+use crate::sqlite::backup::backup_sqlite;
+use crate::sqlite::tables::backup_sqlite_tables;
+
+/// Source options that only some kinds of source take.
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    pub max_schema_version: Option<u64>,
+    /// Tables mode (`--mode tables`) and its selection; None for dump mode.
+    pub tables: Option<TablesOptions>,
+}
+
+/// Back up the database or event stream at `addr`. `credential` is the
+/// password (databases) or bearer token (event streams); without it a
+/// password in the address is used, else the tools' own means (PGPASSWORD,
+/// ~/.pgpass, MYSQL_PWD, option files).
+pub fn backup_address(
+    repo: &Arc<Repository>,
+    addr: SourceAddress,
+    credential: Option<Secret>,
+    source_opts: &SourceOptions,
+    opts: DumpBackupOptions,
+    progress: &Progress,
+) -> Result<DumpBackupResult> {
+    if source_opts.tables.is_some() && matches!(addr, SourceAddress::Jsonl(_)) {
+        return Err(EngineError::Invalid(
+            "--mode tables applies to databases, not to event streams".into(),
+        ));
+    }
+    match addr {
+        SourceAddress::Postgres(db) => {
+            let pw = credential.or_else(|| db.password.as_deref().map(Secret::new));
+            let mut client = PgClient::new(db, pw)?;
+            match &source_opts.tables {
+                Some(t) => backup_pg_tables(repo, &mut client, t, opts, progress),
+                None => backup_pg_dump(repo, &mut client, opts, progress),
+            }
+        }
+        SourceAddress::Mysql(db) => {
+            let pw = credential.or_else(|| db.password.as_deref().map(Secret::new));
+            let client = MyClient::new(db, pw)?;
+            match &source_opts.tables {
+                Some(t) => backup_mysql_tables(repo, &client, t, opts, progress),
+                None => backup_mysql_dump(repo, &client, opts, progress),
+            }
+        }
+        SourceAddress::Sqlite(path) => {
+            if credential.is_some() {
+                return Err(EngineError::Invalid(
+                    "SQLite has no passwords: no credentials apply to it".into(),
+                ));
+            }
+            match &source_opts.tables {
+                Some(t) => backup_sqlite_tables(repo, &path, t, opts, progress),
+                None => backup_sqlite(repo, &path, opts, progress),
+            }
+        }
+        SourceAddress::Jsonl(address) => {
+            let endpoint = Endpoint {
+                address,
+                token: credential,
+            };
+            let jopts = JsonlBackupOptions {
+                max_schema_version: source_opts.max_schema_version,
+            };
+            backup_jsonl(repo, &endpoint, &jopts, opts, progress)
+        }
+        SourceAddress::Path(p) => Err(EngineError::Invalid(format!(
+            "{} is a path, not a source address",
+            p.display()
+        ))),
+    }
+}

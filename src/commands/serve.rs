@@ -1,0 +1,263 @@
+//! `holdfast serve` and the commands that work on the service's catalog
+//! directly: `token`, `tenant export-key`, `audit verify`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use holdfast_catalog::tokens::Role;
+use holdfast_catalog::{Actor, Catalog};
+use holdfast_service::{AppState, Config};
+
+use crate::exit;
+use crate::ui::Ui;
+
+/// Where the service's state is: shared by `serve` and the catalog commands.
+#[derive(Args, Debug, Clone)]
+pub struct ServiceDirArgs {
+    /// Data directory: the SQLite catalog, the server key, the tenants'
+    /// repositories [default: ./holdfast-data]
+    #[arg(long, value_name = "DIR", env = "HOLDFAST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file (HOLDFAST_… variables override it)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ServiceDirArgs {
+    fn config(&self) -> Result<Config> {
+        let mut c = Config::load(self.config.as_deref(), &|k| std::env::var(k).ok())?;
+        if let Some(d) = &self.data_dir {
+            c.data_dir = d.clone();
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub dir: ServiceDirArgs,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn open(config: &Config) -> Result<Catalog> {
+    let (catalog, _) = holdfast_service::open_catalog(config).await?;
+    Ok(catalog)
+}
+
+pub fn serve(ui: &Ui, a: &ServeArgs) -> Result<u8> {
+    let mut config = a.dir.config()?;
+    if let Some(l) = &a.listen {
+        config.listen = l.clone();
+        l.parse::<std::net::SocketAddr>()
+            .with_context(|| format!("--listen {l:?}: not an address like 127.0.0.1:8080"))?;
+    }
+    runtime()?.block_on(async {
+        let (catalog, key_created) = holdfast_service::open_catalog(&config).await?;
+        if key_created {
+            ui.notice(&format!(
+                "created the server key {} — it encrypts every tenant's repository password: back it up \
+                 (or keep each password with `holdfast tenant export-key`)",
+                config.server_key_path().display()
+            ));
+        }
+        if let Some(secret) = holdfast_service::bootstrap_admin(&catalog).await? {
+            ui.print("first start: created an admin token; it is shown only this once:");
+            ui.print(&secret);
+        }
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        ui.print(&format!(
+            "holdfast serve: listening on http://{addr} (catalog {}, data {})",
+            catalog.shown_url(),
+            config.data_dir.display()
+        ));
+        let state = AppState {
+            catalog,
+            config: Arc::new(config),
+            node: format!("{}/{}", holdfast_engine::system::hostname(), std::process::id()),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        };
+        let shutdown = async {
+            while !holdfast_engine::cancel::requested() {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        };
+        holdfast_service::serve(state, listener, shutdown).await?;
+        Ok(exit::OK)
+    })
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create an API token; its secret is the last line of the output
+    Create {
+        #[command(flatten)]
+        dir: ServiceDirArgs,
+        /// admin, operator or viewer
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+        /// The tenant (name or id) an operator or viewer token is limited to
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// What the token is for, shown in the audit log
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        label: String,
+    },
+    /// List tokens (never their secrets)
+    List {
+        #[command(flatten)]
+        dir: ServiceDirArgs,
+    },
+    /// Revoke a token
+    Revoke {
+        #[command(flatten)]
+        dir: ServiceDirArgs,
+        /// The token's id
+        id: String,
+    },
+}
+
+/// The operator at the server's console.
+fn console() -> Actor {
+    Actor {
+        token_id: None,
+        label: format!("console:{}", holdfast_engine::system::username()),
+    }
+}
+
+pub fn token(ui: &Ui, cmd: &TokenCmd) -> Result<u8> {
+    runtime()?.block_on(async {
+        match cmd {
+            TokenCmd::Create {
+                dir,
+                role,
+                tenant,
+                label,
+            } => {
+                let catalog = open(&dir.config()?).await?;
+                let role = Role::parse(role)?;
+                let tenant_id = match tenant {
+                    Some(t) => Some(
+                        catalog
+                            .tenant(t)
+                            .await
+                            .with_context(|| format!("tenant {t:?}"))?
+                            .id,
+                    ),
+                    None => None,
+                };
+                let (t, secret) = catalog
+                    .create_token(role, tenant_id.as_deref(), label, &console())
+                    .await?;
+                ui.json_line(&serde_json::json!({"token": t, "secret": secret}));
+                if !ui.json {
+                    ui.print(&format!(
+                        "created {} token {} ({})",
+                        t.role.as_str(),
+                        t.id,
+                        t.label
+                    ));
+                    println!("{secret}");
+                }
+            }
+            TokenCmd::List { dir } => {
+                let catalog = open(&dir.config()?).await?;
+                let tokens = catalog.tokens(None).await?;
+                if ui.json {
+                    ui.json_line(&serde_json::json!(tokens));
+                } else {
+                    for t in tokens {
+                        println!(
+                            "{}  {:<8}  {:<36}  {}{}",
+                            t.id,
+                            t.role.as_str(),
+                            t.tenant_id.as_deref().unwrap_or("(all tenants)"),
+                            t.label,
+                            if t.revoked_at.is_some() {
+                                "  [revoked]"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                }
+            }
+            TokenCmd::Revoke { dir, id } => {
+                let catalog = open(&dir.config()?).await?;
+                let t = catalog.revoke_token(id, &console()).await?;
+                ui.print(&format!("revoked token {} ({})", t.id, t.label));
+            }
+        }
+        Ok(exit::OK)
+    })
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Check the audit log's hash chain; names the first row that was
+    /// edited, inserted or deleted and exits non-zero
+    Verify {
+        #[command(flatten)]
+        dir: ServiceDirArgs,
+    },
+}
+
+pub fn audit(ui: &Ui, cmd: &AuditCmd) -> Result<u8> {
+    let AuditCmd::Verify { dir } = cmd;
+    runtime()?.block_on(async {
+        let catalog = open(&dir.config()?).await?;
+        match catalog.verify_audit().await? {
+            Ok(n) => {
+                ui.print(&format!(
+                    "audit log intact: {n} rows, every link and hash verified"
+                ));
+                Ok(exit::OK)
+            }
+            Err(b) => bail!("the audit log was tampered with: {b}"),
+        }
+    })
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCmd {
+    /// Print a tenant's repository location and password (opens the
+    /// repository with holdfast or restic, without the server)
+    ExportKey {
+        #[command(flatten)]
+        dir: ServiceDirArgs,
+        /// Tenant name or id
+        tenant: String,
+    },
+}
+
+pub fn tenant(ui: &Ui, cmd: &TenantCmd) -> Result<u8> {
+    let TenantCmd::ExportKey { dir, tenant } = cmd;
+    runtime()?.block_on(async {
+        let catalog = open(&dir.config()?).await?;
+        let t = catalog
+            .tenant(tenant)
+            .await
+            .with_context(|| format!("tenant {tenant:?}"))?;
+        let password = catalog.tenant_password(&t.id).await?;
+        ui.notice(&format!(
+            "repository of tenant {} ({}): {}",
+            t.name, t.id, t.repository
+        ));
+        println!("{password}");
+        Ok(exit::OK)
+    })
+}

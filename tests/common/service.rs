@@ -1,0 +1,168 @@
+//! `holdfast serve` as the tests run it: a real process on a free port with
+//! its own data directory, spoken to over real HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    /// The first admin token (printed on first start only).
+    pub admin: Option<String>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+}
+
+impl Server {
+    /// Start a server on `data_dir` with extra environment.
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(super::holdfast_bin());
+        super::clean(&mut cmd);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start holdfast serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut admin = None;
+        let mut base = None;
+        let mut expect_token = false;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if expect_token {
+                admin = Some(line.trim().to_string());
+                expect_token = false;
+            } else if line.contains("shown only this once") {
+                expect_token = true;
+            } else if let Some(rest) = line.split("listening on http://").nth(1) {
+                base = Some(format!(
+                    "http://{}",
+                    rest.split_whitespace().next().unwrap()
+                ));
+                break;
+            }
+        }
+        // keep draining stdout so the server never blocks on a full pipe
+        std::thread::spawn(move || for _ in lines {});
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[serve] {l}");
+            }
+        });
+        Server {
+            child,
+            base: base.expect("the server printed its address"),
+            data_dir: data_dir.to_path_buf(),
+            admin,
+        }
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let client = reqwest::blocking::Client::new();
+        let mut req = client.request(method.parse().unwrap(), format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().expect("HTTP request");
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        Reply {
+            status,
+            content_type,
+            text: resp.text().unwrap(),
+        }
+    }
+
+    /// A request that must answer `status`; its JSON.
+    pub fn expect(
+        &self,
+        status: u16,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Value {
+        let r = self.request(method, path, token, body);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.text);
+        if r.text.is_empty() {
+            Value::Null
+        } else {
+            r.json()
+        }
+    }
+
+    /// Poll a backup until it leaves queued/running.
+    pub fn wait_backup(&self, id: &str, token: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let b = self.expect(
+                200,
+                "GET",
+                &format!("/api/v1/backups/{id}"),
+                Some(token),
+                None,
+            );
+            let st = b["status"].as_str().unwrap().to_string();
+            if st != "queued" && st != "running" {
+                return b;
+            }
+            assert!(Instant::now() < deadline, "backup {id} still {st}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A holdfast command on this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(super::holdfast_bin());
+        super::clean(&mut cmd);
+        cmd.args(args).arg("--data-dir").arg(&self.data_dir);
+        cmd.output().unwrap()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

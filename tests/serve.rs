@@ -1,0 +1,772 @@
+//! `holdfast serve` over real HTTP: tenants, sources, backups run by the
+//! workers into per-tenant repositories that restic checks and restores,
+//! paging, retries, tenant-scoped tokens, the audit log and its chain.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+
+use common::service::Server;
+use serde_json::{Value, json};
+
+fn restic_with(repo: &str, password: &str) -> Command {
+    let mut c = Command::new("restic");
+    common::clean(&mut c);
+    c.env("RESTIC_REPOSITORY", repo)
+        .env("RESTIC_PASSWORD", password)
+        .env("RESTIC_CACHE_DIR", format!("{repo}.restic-cache"));
+    c
+}
+
+fn new_token(s: &Server, admin: &str, role: &str, tenant: Option<&str>) -> (String, String) {
+    let mut body = json!({"role": role, "label": format!("{role} of {tenant:?}")});
+    if let Some(t) = tenant {
+        body["tenant"] = json!(t);
+    }
+    let r = s.expect(201, "POST", "/api/v1/tokens", Some(admin), Some(&body));
+    (
+        r["token"]["id"].as_str().unwrap().to_string(),
+        r["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[("HOLDFAST_RETRY_BASE_SECONDS", "1")]);
+    let admin = s.admin.clone().expect("first start prints an admin token");
+    assert!(admin.starts_with("hf_"), "{admin}");
+    // the key and catalog exist; the key file is private
+    use std::os::unix::fs::PermissionsExt;
+    let key_mode = fs::metadata(data.join("server.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+
+    assert_eq!(s.request("GET", "/healthz", None, None).status, 200);
+    assert_eq!(s.request("GET", "/readyz", None, None).status, 200);
+
+    // tenants
+    let acme = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let acme_id = acme["id"].as_str().unwrap().to_string();
+    let other = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "other"})),
+    );
+    let other_id = other["id"].as_str().unwrap().to_string();
+    s.expect(
+        409,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let bad = s.request(
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "../x"})),
+    );
+    assert_eq!(bad.status, 422);
+    assert_eq!(bad.content_type, "application/problem+json");
+    assert_eq!(bad.json()["field"], "name");
+    let listed = s.expect(200, "GET", "/api/v1/tenants", Some(&admin), None);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+
+    // a directory source, backed up on demand
+    let src_dir = dir.path().join("site");
+    fs::create_dir_all(src_dir.join("uploads")).unwrap();
+    fs::write(src_dir.join("index.html"), b"<h1>acme</h1>\n").unwrap();
+    fs::write(src_dir.join("uploads/logo.bin"), vec![7u8; 300_000]).unwrap();
+    let source = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{acme_id}/sources"),
+        Some(&admin),
+        Some(&json!({"name": "site", "kind": "directory", "target": src_dir})),
+    );
+    let source_id = source["id"].as_str().unwrap().to_string();
+    assert_eq!(source["schedule"], "0 3 * * *", "the default schedule");
+    assert_eq!(
+        source["retention"]["max_age_days"], 30,
+        "the default retention"
+    );
+    let e = s.request(
+        "POST",
+        &format!("/api/v1/tenants/{acme_id}/sources"),
+        Some(&admin),
+        Some(&json!({"name": "x", "kind": "directory", "target": "/x", "retention": {"keep_lots": 1}})),
+    );
+    assert_eq!(
+        (e.status, e.json()["field"].as_str()),
+        (422, Some("retention.keep_lots"))
+    );
+
+    let queued = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{acme_id}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": source_id})),
+    );
+    assert_eq!(queued["status"], "queued");
+    assert_eq!(queued["kind"], "on_demand");
+    assert_eq!(queued["source_name"], "site");
+    let b = s.wait_backup(queued["id"].as_str().unwrap(), &admin);
+    assert_eq!(b["status"], "done", "{b}");
+    assert_eq!(b["attempts"], 1);
+    assert_eq!(b["size"], 300_000 + 14);
+    assert!(b["bytes_added"].as_i64().unwrap() > 0);
+    let snapshot_id = b["snapshot_id"].as_str().unwrap().to_string();
+    assert_eq!(snapshot_id.len(), 64);
+
+    // the tenant's repository opens with restic, with the exported password
+    let out = s.cli(&["tenant", "export-key", "acme"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let repo = b["repository"].as_str().unwrap().to_string();
+    assert!(repo.contains(&acme_id), "one repository per tenant: {repo}");
+    common::run_ok(restic_with(&repo, &password).args(["check", "--read-data"]));
+    let restored = dir.path().join("restored");
+    common::run_ok(restic_with(&repo, &password).args([
+        "restore",
+        &snapshot_id,
+        "--target",
+        restored.to_str().unwrap(),
+    ]));
+    let inside = restored.join(src_dir.strip_prefix("/").unwrap());
+    assert_eq!(
+        fs::read(inside.join("uploads/logo.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    assert_eq!(
+        fs::read(inside.join("index.html")).unwrap(),
+        b"<h1>acme</h1>\n"
+    );
+    // the other tenant's repository is a different one, with another password
+    let out = s.cli(&["tenant", "export-key", "other"]);
+    let other_password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_ne!(other_password, password);
+
+    // more runs, then page through the list: newest first, stable cursor
+    let mut ids = vec![b["id"].as_str().unwrap().to_string()];
+    for _ in 0..4 {
+        let q = s.expect(
+            202,
+            "POST",
+            &format!("/api/v1/tenants/{acme_id}/backups"),
+            Some(&admin),
+            Some(&json!({"source_id": source_id})),
+        );
+        ids.push(q["id"].as_str().unwrap().to_string());
+        assert_eq!(
+            s.wait_backup(q["id"].as_str().unwrap(), &admin)["status"],
+            "done"
+        );
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/tenants/{acme_id}/backups?limit=2&cursor={c}"),
+            None => format!("/api/v1/tenants/{acme_id}/backups?limit=2"),
+        };
+        let page = s.expect(200, "GET", &path, Some(&admin), None);
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["id"].as_str().unwrap().to_string());
+        }
+        if cursor.is_none() {
+            // a row inserted while paging does not move the pages after the first
+            let source_b = s.expect(
+                202,
+                "POST",
+                &format!("/api/v1/tenants/{acme_id}/backups"),
+                Some(&admin),
+                Some(&json!({"source_id": source_id})),
+            );
+            s.wait_backup(source_b["id"].as_str().unwrap(), &admin);
+        }
+        if page["has_more"] == false {
+            assert!(page["next_cursor"].is_null());
+            break;
+        }
+        cursor = Some(page["next_cursor"].as_str().unwrap().to_string());
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+    let done = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/tenants/{acme_id}/backups?status=done&limit=200"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(done["items"].as_array().unwrap().len(), 6);
+    s.expect(
+        422,
+        "GET",
+        &format!("/api/v1/tenants/{acme_id}/backups?cursor=@@@"),
+        Some(&admin),
+        None,
+    );
+
+    // a source that cannot work: failed, permanent, not retried by itself
+    let missing = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{acme_id}/sources"),
+        Some(&admin),
+        Some(&json!({"name": "gone", "kind": "directory", "target": dir.path().join("nope"), "schedule": null})),
+    );
+    assert!(missing["schedule"].is_null());
+    let q = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{acme_id}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": missing["id"]})),
+    );
+    let failed_id = q["id"].as_str().unwrap().to_string();
+    let f = s.wait_backup(&failed_id, &admin);
+    assert_eq!(f["status"], "failed");
+    assert_eq!(f["error_kind"], "permanent");
+    assert_eq!(f["attempts"], 1);
+    let err = f["error"].as_str().unwrap();
+    assert!(
+        err.contains("no such file") && err.contains("permanent"),
+        "{err}"
+    );
+    // retry: 202 for a failed backup, then it fails again; 409 for a done one
+    s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{failed_id}/retry"),
+        Some(&admin),
+        None,
+    );
+    let f = s.wait_backup(&failed_id, &admin);
+    assert_eq!(
+        (f["status"].as_str(), f["attempts"].as_i64()),
+        (Some("failed"), Some(2))
+    );
+    let r = s.request(
+        "POST",
+        &format!("/api/v1/backups/{}/retry", ids[0]),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (409, Some("conflict"))
+    );
+
+    // tenant-scoped tokens
+    let (_, viewer) = new_token(&s, &admin, "viewer", Some("acme"));
+    let (_, operator) = new_token(&s, &admin, "operator", Some("acme"));
+    let (other_op_id, other_op) = new_token(&s, &admin, "operator", Some("other"));
+    let acme_backups = format!("/api/v1/tenants/{acme_id}/backups");
+    let one = format!("/api/v1/backups/{}", ids[0]);
+    s.expect(200, "GET", &acme_backups, Some(&viewer), None);
+    s.expect(200, "GET", &one, Some(&viewer), None);
+    let r = s.request(
+        "POST",
+        &acme_backups,
+        Some(&viewer),
+        Some(&json!({"source_id": source_id})),
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let q = s.expect(
+        202,
+        "POST",
+        &acme_backups,
+        Some(&operator),
+        Some(&json!({"source_id": source_id})),
+    );
+    let by_operator = s.wait_backup(q["id"].as_str().unwrap(), &operator);
+    assert_eq!(
+        by_operator["requested_by_label"],
+        "operator of Some(\"acme\")"
+    );
+    // another tenant's resources are not found, as if they did not exist
+    let not_there = s.request(
+        "GET",
+        "/api/v1/backups/0190aaaa-0000-7000-8000-000000000000",
+        Some(&other_op),
+        None,
+    );
+    for (method, path, body) in [
+        ("GET", one.clone(), None),
+        ("GET", acme_backups.clone(), None),
+        (
+            "POST",
+            acme_backups.clone(),
+            Some(json!({"source_id": source_id})),
+        ),
+        (
+            "GET",
+            format!("/api/v1/tenants/{acme_id}/sources/{source_id}"),
+            None,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/tenants/{acme_id}/sources/{source_id}"),
+            None,
+        ),
+        ("POST", format!("/api/v1/backups/{failed_id}/retry"), None),
+        ("GET", format!("/api/v1/tenants/{acme_id}"), None),
+    ] {
+        let r = s.request(method, &path, Some(&other_op), body.as_ref());
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.text);
+        assert_eq!(r.json()["code"], not_there.json()["code"]);
+    }
+    // the other operator's own source id cannot run against acme either
+    let other_src = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{other_id}/sources"),
+        Some(&other_op),
+        Some(&json!({"name": "o", "kind": "directory", "target": "/nonexistent"})),
+    );
+    s.expect(
+        404,
+        "POST",
+        &acme_backups,
+        Some(&operator),
+        Some(&json!({"source_id": other_src["id"]})),
+    );
+    // admin-only endpoints
+    s.expect(403, "GET", "/api/v1/tokens", Some(&operator), None);
+    s.expect(
+        403,
+        "POST",
+        "/api/v1/tenants",
+        Some(&operator),
+        Some(&json!({"name": "x"})),
+    );
+    let tenants = s.expect(200, "GET", "/api/v1/tenants", Some(&viewer), None);
+    assert_eq!(
+        tenants["items"].as_array().unwrap().len(),
+        1,
+        "a tenant token lists its own tenant"
+    );
+    // no token, a bad token, a revoked token
+    let r = s.request("GET", &acme_backups, None, None);
+    assert_eq!(
+        (r.status, r.content_type.as_str()),
+        (401, "application/problem+json")
+    );
+    s.expect(401, "GET", &acme_backups, Some("hf_not-a-token"), None);
+    s.expect(
+        200,
+        "DELETE",
+        &format!("/api/v1/tokens/{other_op_id}"),
+        Some(&admin),
+        None,
+    );
+    s.expect(401, "GET", "/api/v1/tenants", Some(&other_op), None);
+    // bodies: too large, not JSON, a wrong field
+    let big = json!({"name": "x".repeat(100_000)});
+    let r = s.request("POST", "/api/v1/tenants", Some(&admin), Some(&big));
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+    let r = s.request(
+        "POST",
+        &acme_backups,
+        Some(&admin),
+        Some(&json!({"source": 1})),
+    );
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["field"], "source");
+
+    // the audit log, as JSON Lines, with actors
+    let audit = s.request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None);
+    assert_eq!(audit.status, 200);
+    assert_eq!(audit.content_type, "application/x-ndjson");
+    let rows: Vec<Value> = audit
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |ev: &str| rows.iter().filter(|r| r["event"] == ev).count();
+    assert_eq!(count("tenant_created"), 2);
+    assert_eq!(count("backup_created"), 8);
+    assert_eq!(count("backup_succeeded"), 7);
+    assert_eq!(count("backup_failed"), 2);
+    assert_eq!(count("backup_retried"), 1);
+    assert_eq!(
+        count("token_created"),
+        4,
+        "the first admin token and three more"
+    );
+    assert_eq!(count("token_revoked"), 1);
+    assert!(count("source_created") >= 3);
+    let created_by_operator = rows
+        .iter()
+        .find(|r| r["event"] == "backup_created" && r["subject"] == by_operator["id"])
+        .unwrap();
+    assert_eq!(
+        created_by_operator["actor"]["label"],
+        "operator of Some(\"acme\")"
+    );
+    assert!(created_by_operator["actor"]["token_id"].is_string());
+    let succeeded = rows
+        .iter()
+        .find(|r| r["event"] == "backup_succeeded")
+        .unwrap();
+    assert_eq!(succeeded["actor"]["label"], "system");
+    // the audit row of a run comes before the run's outcome
+    let pos = |ev: &str, subject: &Value| {
+        rows.iter()
+            .position(|r| r["event"] == ev && &r["subject"] == subject)
+    };
+    assert!(pos("backup_created", &b["id"]) < pos("backup_succeeded", &b["id"]));
+    // a tenant's viewer sees only its tenant's events; pages work
+    let page = s.expect(200, "GET", "/api/v1/audit?limit=5", Some(&viewer), None);
+    assert_eq!(page["items"].as_array().unwrap().len(), 5);
+    assert!(
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["tenant"] == acme_id.as_str())
+    );
+    assert_eq!(page["has_more"], true);
+    s.expect(
+        404,
+        "GET",
+        &format!("/api/v1/audit?tenant={other_id}"),
+        Some(&viewer),
+        None,
+    );
+
+    // the chain verifies; then each kind of tampering is named
+    drop(s);
+    let verify = |expect_ok: bool, needle: &str| {
+        let mut cmd = Command::new(common::holdfast_bin());
+        common::clean(&mut cmd);
+        let out = cmd
+            .args(["audit", "verify", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.success(), expect_ok, "{text}");
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    };
+    verify(true, "audit log intact");
+    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
+    let saved: String = db
+        .query_row("SELECT metadata FROM audit_log WHERE seq = 4", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    db.execute(
+        "UPDATE audit_log SET metadata = '{\"name\":\"evil\"}' WHERE seq = 4",
+        [],
+    )
+    .unwrap();
+    verify(false, "audit row 4 does not match its hash (it was edited)");
+    db.execute("UPDATE audit_log SET metadata = ?1 WHERE seq = 4", [&saved])
+        .unwrap();
+    verify(true, "audit log intact");
+    db.execute(
+        "CREATE TABLE saved AS SELECT * FROM audit_log WHERE seq = 6",
+        [],
+    )
+    .unwrap();
+    db.execute("DELETE FROM audit_log WHERE seq = 6", [])
+        .unwrap();
+    verify(false, "audit row 6 is missing");
+    db.execute("INSERT INTO audit_log SELECT * FROM saved", [])
+        .unwrap();
+    verify(true, "audit log intact");
+    let last: i64 = db
+        .query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+    db.execute(
+        "INSERT INTO audit_log SELECT seq + 1, time, NULL, 'intruder', tenant_id, 'backup_deleted', subject, \
+         metadata, hash, prev_hash FROM audit_log WHERE seq = ?1",
+        [last],
+    )
+    .unwrap();
+    verify(false, &format!("audit row {}", last + 1));
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn kill_9_mid_backup_then_restart_fails_the_run_as_interrupted_and_retries_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [("HOLDFAST_RETRY_BASE_SECONDS", "1")];
+    let mut s = Server::start(&data, &env);
+    let admin = s.admin.clone().unwrap();
+    let t = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let tid = t["id"].as_str().unwrap().to_string();
+    // first run: writes 20 MB, then hangs until killed; second run: quick
+    let marker = dir.path().join("first-run");
+    let pidfile = dir.path().join("pid");
+    let script = format!(
+        "if [ -e {m} ]; then echo second run; else echo $$ > {p}; touch {m}; \
+         head -c 20000000 /dev/urandom; sleep 120; fi",
+        m = marker.display(),
+        p = pidfile.display()
+    );
+    let src = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(&json!({"name": "slow", "kind": "command", "target": script, "options": {"filename": "out.bin"}})),
+    );
+    let q = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": src["id"]})),
+    );
+    let id = q["id"].as_str().unwrap().to_string();
+    wait_for("the run to start and write", || {
+        let b = s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/backups/{id}"),
+            Some(&admin),
+            None,
+        );
+        b["status"] == "running" && marker.exists()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    s.kill9();
+    // the command the dead server started is an orphan now: stop it too
+    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    let _ = Command::new("kill").args(["-9", &pid]).status();
+
+    let s = Server::start(&data, &env);
+    assert!(
+        s.admin.is_none(),
+        "the admin token is printed on the first start only"
+    );
+    let b = s.wait_backup(&id, &admin);
+    assert_eq!(b["status"], "done", "{b}");
+    assert_eq!(b["attempts"], 2);
+    assert_eq!(b["size"], "second run\n".len());
+    let audit = s.request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None);
+    let rows: Vec<Value> = audit
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["subject"] == id.as_str())
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "backup_created",
+            "backup_failed",
+            "backup_retried",
+            "backup_succeeded"
+        ]
+    );
+    let failed = rows.iter().find(|r| r["event"] == "backup_failed").unwrap();
+    assert_eq!(failed["metadata"]["error_kind"], "interrupted");
+    assert_eq!(failed["actor"]["label"], "system");
+
+    // the repository the killed run was writing to passes restic's check
+    let out = s.cli(&["tenant", "export-key", "acme"]);
+    let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let repo = b["repository"].as_str().unwrap();
+    common::run_ok(restic_with(repo, &password).args(["check", "--read-data"]));
+    let snaps = common::run_ok(restic_with(repo, &password).args(["snapshots", "--json"]));
+    let snaps: Value = serde_json::from_str(&snaps).unwrap();
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        1,
+        "the killed run left no snapshot"
+    );
+}
+
+#[test]
+fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
+    let pg = common::servers::Postgres::shared();
+    pg.create_db("serve_app");
+    pg.psql(
+        "serve_app",
+        "CREATE TABLE customers (id int PRIMARY KEY, name text, note text); \
+         INSERT INTO customers SELECT g, 'customer ' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE 'n' END \
+         FROM generate_series(1, 2500) g; \
+         CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers(id), total numeric); \
+         INSERT INTO orders SELECT g, 1 + g % 2500, g * 1.5 FROM generate_series(1, 4000) g;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[("HOLDFAST_RETRY_BASE_SECONDS", "1")]);
+    let admin = s.admin.clone().unwrap();
+    let t = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let tid = t["id"].as_str().unwrap().to_string();
+
+    // a password in the address is refused, and not echoed
+    let with_pw = format!(
+        "postgres://{}:{}@127.0.0.1:{}/serve_app",
+        pg.user, pg.password, pg.port
+    );
+    let r = s.request(
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(&json!({"name": "db", "kind": "postgres", "target": with_pw})),
+    );
+    assert_eq!(r.status, 422);
+    assert!(!r.text.contains(&pg.password), "{}", r.text);
+
+    let src = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(
+            &json!({"name": "db", "kind": "postgres", "target": pg.url("serve_app"),
+                     "credentials": pg.password, "options": {"mode": "tables"}}),
+        ),
+    );
+    assert_eq!(src["has_credentials"], true);
+    assert!(
+        !src.to_string().contains(&pg.password),
+        "credentials are never returned"
+    );
+    let listed = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        None,
+    );
+    assert!(!listed.to_string().contains(&pg.password));
+    let q = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": src["id"]})),
+    );
+    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(b["status"], "done", "{b}");
+    assert_eq!(b["counts"]["tables"], 2);
+    assert_eq!(b["counts"]["rows"], 6500);
+
+    // restored with the CLI from the tenant's repository: the same rows
+    let out = s.cli(&["tenant", "export-key", "acme"]);
+    let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut restore = Command::new(common::holdfast_bin());
+    common::clean(&mut restore);
+    let out = restore
+        .args([
+            "-r",
+            b["repository"].as_str().unwrap(),
+            "restore",
+            b["snapshot_id"].as_str().unwrap(),
+        ])
+        .arg("--to")
+        .arg(pg.url("serve_restored"))
+        .env("HOLDFAST_PASSWORD", &password)
+        .env("PGPASSWORD", &pg.password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let q = "SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM customers c";
+    assert_eq!(pg.psql("serve_app", q), pg.psql("serve_restored", q));
+    let q = "SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o";
+    assert_eq!(pg.psql("serve_app", q), pg.psql("serve_restored", q));
+
+    // wrong stored credentials: a failed run, permanent, the password nowhere
+    let patched = s.expect(
+        200,
+        "PATCH",
+        &format!(
+            "/api/v1/tenants/{tid}/sources/{}",
+            src["id"].as_str().unwrap()
+        ),
+        Some(&admin),
+        Some(&json!({"credentials": "wrong-password-123"})),
+    );
+    assert_eq!(patched["has_credentials"], true);
+    let q = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": src["id"]})),
+    );
+    let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(f["status"], "failed", "{f}");
+    assert_eq!(f["error_kind"], "permanent", "{f}");
+    assert_eq!(f["attempts"], 1);
+    let err = f["error"].as_str().unwrap();
+    assert!(err.contains("password authentication failed"), "{err}");
+    let audit = s
+        .request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None)
+        .text;
+    for secret in [pg.password.as_str(), "wrong-password-123"] {
+        assert!(!err.contains(secret) && !audit.contains(secret));
+    }
+    let source_updated = audit
+        .lines()
+        .find(|l| l.contains("source_updated"))
+        .unwrap();
+    assert!(source_updated.contains("credentials"), "{source_updated}");
+}
