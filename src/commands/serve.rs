@@ -30,6 +30,7 @@ impl ServiceDirArgs {
         let mut c = Config::load(self.config.as_deref(), &|k| std::env::var(k).ok())?;
         if let Some(d) = &self.data_dir {
             c.data_dir = d.clone();
+            c.make_absolute()?;
         }
         Ok(c)
     }

@@ -129,8 +129,25 @@ impl Config {
             None => Config::default(),
         };
         c.apply_env(env)?;
+        c.make_absolute()?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// Resolve a relative `data_dir` and `storage` against the current
+    /// directory (without touching the file system): repository paths are
+    /// stored in the catalog, and must mean the same for every process that
+    /// reads them, wherever it was started. Call again after changing
+    /// `data_dir` (the `--data-dir` flag).
+    pub fn make_absolute(&mut self) -> Result<(), ConfigError> {
+        fn absolute(key: &str, p: &Path) -> Result<PathBuf, ConfigError> {
+            std::path::absolute(p).map_err(|e| bad(key, format!("{}: {e}", p.display())))
+        }
+        self.data_dir = absolute("data_dir", &self.data_dir)?;
+        if let Some(s) = &self.storage {
+            self.storage = Some(absolute("storage", s)?);
+        }
+        Ok(())
     }
 
     fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -284,5 +301,48 @@ mod tests {
         let env = |k: &str| (k == "HOLDFAST_CATALOG_URL").then(|| "mysql://u:pw@h/db".to_string());
         let e = Config::load(None, &env).unwrap_err().to_string();
         assert!(e.contains("catalog_url") && !e.contains("pw@"), "{e}");
+    }
+
+    #[test]
+    fn relative_directories_become_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        let c = Config::load(None, &no_env).unwrap();
+        assert_eq!(c.data_dir, cwd.join("holdfast-data"), "the default too");
+        assert_eq!(c.storage_dir(), cwd.join("holdfast-data").join("repos"));
+        assert_eq!(
+            c.catalog_url(),
+            format!(
+                "sqlite://{}",
+                cwd.join("holdfast-data/catalog.db").display()
+            )
+        );
+
+        let env = |k: &str| match k {
+            "HOLDFAST_DATA_DIR" => Some("state/../data".to_string()),
+            "HOLDFAST_STORAGE" => Some("repos".to_string()),
+            _ => None,
+        };
+        let c = Config::load(None, &env).unwrap();
+        // made absolute, not resolved: no symlink is followed, nothing created
+        assert_eq!(c.data_dir, cwd.join("state/../data"));
+        assert_eq!(c.storage_dir(), cwd.join("repos"));
+        assert!(c.data_dir.is_absolute() && c.storage_dir().is_absolute());
+
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("holdfast.toml");
+        std::fs::write(&f, "data_dir = \"/srv/holdfast\"\nstorage = \"rel\"\n").unwrap();
+        let c = Config::load(Some(&f), &no_env).unwrap();
+        assert_eq!(c.data_dir, Path::new("/srv/holdfast"), "absolute stays");
+        assert_eq!(c.storage_dir(), cwd.join("rel"));
+
+        // what the --data-dir flag sets is made absolute the same way
+        let mut c = Config::load(None, &no_env).unwrap();
+        c.data_dir = PathBuf::from("elsewhere");
+        c.make_absolute().unwrap();
+        assert_eq!(c.data_dir, cwd.join("elsewhere"));
+
+        let env = |k: &str| (k == "HOLDFAST_DATA_DIR").then(String::new);
+        let e = Config::load(None, &env).unwrap_err();
+        assert_eq!(e.key, "data_dir");
     }
 }
