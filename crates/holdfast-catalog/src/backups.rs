@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
 use crate::sources::Source;
-use crate::{Actor, Catalog, CatalogError, Dialect, Result, clock};
+use crate::{Actor, Catalog, CatalogError, Dialect, Result, WriteTx, clock};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Backup {
@@ -38,6 +38,8 @@ pub struct Backup {
     pub run_after: String,
     #[serde(skip)]
     pub lease_owner: Option<String>,
+    #[serde(skip)]
+    pub lease_until: Option<String>,
     pub queued_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -69,6 +71,7 @@ impl Backup {
             max_attempts: r.try_get("max_attempts")?,
             run_after: r.try_get("run_after")?,
             lease_owner: r.try_get("lease_owner")?,
+            lease_until: r.try_get("lease_until")?,
             queued_at: r.try_get("queued_at")?,
             started_at: r.try_get("started_at")?,
             finished_at: r.try_get("finished_at")?,
@@ -122,6 +125,10 @@ pub struct BackupPage {
     pub next_before: Option<String>,
 }
 
+fn unreachable_none(id: &str) -> CatalogError {
+    CatalogError::Database(format!("backup {id}: a worker's failure was not recorded"))
+}
+
 /// The delay before attempt `attempt + 1` after a transient failure:
 /// 30 s, 2 min, 8 min, … (×4), at most an hour.
 pub fn backoff(base: SignedDuration, attempt: i64) -> SignedDuration {
@@ -138,6 +145,36 @@ async fn fetch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Resu
         .map_err(CatalogError::db)?
         .ok_or(CatalogError::NotFound { what: "backup" })?;
     Backup::from_row(&row).map_err(CatalogError::db)
+}
+
+/// The row, held for the rest of the write transaction, so that what is
+/// checked (status, lease) is still true when it is changed. On PostgreSQL
+/// `FOR UPDATE`: a concurrent finish, failure, recovery or retry of the
+/// same run waits here, then reads the row as the first one left it. On
+/// SQLite the write transaction already excludes every other writer.
+async fn fetch_for_update(w: &mut WriteTx<'_>, id: &str) -> Result<Backup> {
+    let sql = match w.dialect {
+        Dialect::Postgres => "SELECT * FROM backups WHERE id = $1 FOR UPDATE",
+        Dialect::Sqlite => "SELECT * FROM backups WHERE id = $1",
+    };
+    let row = sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?
+        .ok_or(CatalogError::NotFound { what: "backup" })?;
+    Backup::from_row(&row).map_err(CatalogError::db)
+}
+
+/// Who fails a run: the worker holding its lease, or recovery.
+#[derive(Clone, Copy)]
+enum Failer<'a> {
+    /// A worker (`None`: recovery that takes over whatever lease there
+    /// was, the old meaning of `fail_backup(…, None, …)`).
+    Worker(Option<&'a str>),
+    /// Recovery of an orphan: only while the run is still `running` and,
+    /// unless `all_running`, its lease has run out.
+    Orphan { all_running: bool },
 }
 
 impl Catalog {
@@ -181,6 +218,7 @@ impl Catalog {
         .map_err(CatalogError::db)?
         .rows_affected();
         if inserted == 0 {
+            w.rollback().await?;
             return Ok(None);
         }
         w.audit(NewEvent {
@@ -272,6 +310,7 @@ impl Catalog {
         .await
         .map_err(CatalogError::db)?;
         let Some(next) = next else {
+            w.rollback().await?;
             return Ok(None);
         };
         let id: String = next.try_get("id").map_err(CatalogError::db)?;
@@ -320,12 +359,14 @@ impl Catalog {
     /// Record a successful run.
     pub async fn finish_backup(&self, id: &str, worker: &str, o: &Outcome) -> Result<Backup> {
         let mut w = self.write().await?;
-        let b = fetch(&mut w.tx, id).await?;
+        let b = fetch_for_update(&mut w, id).await?;
         if b.status != "running" || b.lease_owner.as_deref() != Some(worker) {
-            return Err(CatalogError::Conflict(format!(
-                "backup {id} is no longer held by this worker (status {})",
-                b.status
-            )));
+            return w
+                .abort(CatalogError::Conflict(format!(
+                    "backup {id} is no longer held by this worker (status {})",
+                    b.status
+                )))
+                .await;
         }
         sqlx::query(
             "UPDATE backups SET status = 'done', snapshot_id = $1, size = $2, bytes_added = $3, counts = $4, \
@@ -370,16 +411,66 @@ impl Catalog {
         kind: FailureKind,
         retry_delay: SignedDuration,
     ) -> Result<Backup> {
+        self.fail(id, Failer::Worker(worker), error, kind, retry_delay)
+            .await?
+            .ok_or_else(|| unreachable_none(id))
+    }
+
+    /// Recovery of a run [`Catalog::orphaned_backups`] listed: fail it as
+    /// `interrupted` (queued again if attempts remain), but only if it is
+    /// still an orphan once its row is held: still `running` and, unless
+    /// `all_running`, with a lease that has run out. `None` when it is not
+    /// (its worker renewed the lease or recorded the outcome meanwhile, or
+    /// another node recovered it first).
+    pub async fn interrupt_backup(
+        &self,
+        id: &str,
+        all_running: bool,
+        error: &str,
+        retry_delay: SignedDuration,
+    ) -> Result<Option<Backup>> {
+        self.fail(
+            id,
+            Failer::Orphan { all_running },
+            error,
+            FailureKind::Interrupted,
+            retry_delay,
+        )
+        .await
+    }
+
+    async fn fail(
+        &self,
+        id: &str,
+        by: Failer<'_>,
+        error: &str,
+        kind: FailureKind,
+        retry_delay: SignedDuration,
+    ) -> Result<Option<Backup>> {
         let mut w = self.write().await?;
-        let b = fetch(&mut w.tx, id).await?;
-        if b.status != "running" || (worker.is_some() && b.lease_owner.as_deref() != worker) {
-            return Err(CatalogError::Conflict(format!(
-                "backup {id} is no longer held by this worker (status {})",
-                b.status
-            )));
+        let b = fetch_for_update(&mut w, id).await?;
+        let now = clock::now();
+        match by {
+            Failer::Worker(worker) => {
+                if b.status != "running" || (worker.is_some() && b.lease_owner.as_deref() != worker)
+                {
+                    return w
+                        .abort(CatalogError::Conflict(format!(
+                            "backup {id} is no longer held by this worker (status {})",
+                            b.status
+                        )))
+                        .await;
+                }
+            }
+            Failer::Orphan { all_running } => {
+                let expired = b.lease_until.as_deref().is_none_or(|l| l < now.as_str());
+                if b.status != "running" || !(all_running || expired) {
+                    w.rollback().await?;
+                    return Ok(None);
+                }
+            }
         }
         let retry = kind != FailureKind::Permanent && b.attempts < b.max_attempts;
-        let now = clock::now();
         sqlx::query(
             "UPDATE backups SET status = $1, error = $2, error_kind = $3, lease_owner = NULL, \
              lease_until = NULL, finished_at = $4, run_after = $5 WHERE id = $6",
@@ -423,11 +514,13 @@ impl Catalog {
         }
         let b = fetch(&mut w.tx, id).await?;
         w.commit().await?;
-        Ok(b)
+        Ok(Some(b))
     }
 
     /// Runs whose worker is gone: `running` with a lease that expired, or
     /// (`all_running`, at the start of the only node) every running row.
+    /// Recovery fails each with [`Catalog::interrupt_backup`], which checks
+    /// again under the row's lock.
     pub async fn orphaned_backups(&self, all_running: bool) -> Result<Vec<Backup>> {
         let rows = sqlx::query(
             "SELECT * FROM backups WHERE status = 'running' AND ($1 = 1 OR lease_until < $2)",
@@ -446,12 +539,14 @@ impl Catalog {
     /// Queue a failed run again (`POST …/retry`): one more attempt.
     pub async fn retry_backup(&self, id: &str, actor: &Actor) -> Result<Backup> {
         let mut w = self.write().await?;
-        let b = fetch(&mut w.tx, id).await?;
+        let b = fetch_for_update(&mut w, id).await?;
         if b.status != "failed" {
-            return Err(CatalogError::Conflict(format!(
-                "backup {id} is {}: only a failed backup can be retried",
-                b.status
-            )));
+            return w
+                .abort(CatalogError::Conflict(format!(
+                    "backup {id} is {}: only a failed backup can be retried",
+                    b.status
+                )))
+                .await;
         }
         sqlx::query(
             "UPDATE backups SET status = 'queued', run_after = $1, max_attempts = attempts + 1, \

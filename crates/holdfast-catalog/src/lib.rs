@@ -90,6 +90,21 @@ impl WriteTx<'_> {
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await.map_err(CatalogError::db)
     }
+
+    /// End without changes, now. Dropping a transaction rolls it back only
+    /// when its connection is next used, after the write lock is released;
+    /// until then a row lock it took (`FOR UPDATE`) stays held, and a
+    /// claim's `SKIP LOCKED` would pass that row over.
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await.map_err(CatalogError::db)
+    }
+
+    /// Roll back, then fail with `e`.
+    pub(crate) async fn abort<T>(self, e: CatalogError) -> Result<T> {
+        // the error that decided to stop is the one to report
+        let _ = self.rollback().await;
+        Err(e)
+    }
 }
 
 impl Catalog {

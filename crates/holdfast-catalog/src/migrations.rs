@@ -6,9 +6,10 @@ use sqlx::Row;
 
 use crate::{Catalog, CatalogError, Result};
 
-const STEPS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const STEPS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE tenants (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -101,7 +102,17 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_tenant ON audit_log (tenant_id, seq);
 "#,
-)];
+    ),
+    (
+        2,
+        // A live source's name is unique within its tenant. Checking before
+        // inserting is enough for SQLite's single writer, not for
+        // PostgreSQL's concurrent transactions: the index decides there.
+        r#"
+CREATE UNIQUE INDEX sources_live_name ON sources (tenant_id, name) WHERE deleted_at IS NULL;
+"#,
+    ),
+];
 
 pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {
     let mut w = catalog.write().await?;
@@ -125,10 +136,12 @@ pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {
         .map_err(CatalogError::db)?;
     let newest = STEPS.last().map(|s| s.0).unwrap_or(0);
     if current > newest {
-        return Err(CatalogError::Conflict(format!(
-            "the catalog has schema version {current}, newer than this holdfast knows ({newest}): \
-             upgrade holdfast"
-        )));
+        return w
+            .abort(CatalogError::Conflict(format!(
+                "the catalog has schema version {current}, newer than this holdfast knows ({newest}): \
+                 upgrade holdfast"
+            )))
+            .await;
     }
     for (version, sql) in STEPS.iter().filter(|s| s.0 > current) {
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
-use crate::{Actor, Catalog, CatalogError, Result, clock};
+use crate::{Actor, Catalog, CatalogError, Dialect, Result, clock};
 
 /// The kinds of source the service runs.
 pub const KINDS: &[&str] = &[
@@ -116,6 +116,17 @@ fn validate(f: &SourceFields) -> Result<()> {
     Ok(())
 }
 
+/// A unique violation here is the live-name index (`sources_live_name`):
+/// another transaction took the name between the check and the write.
+fn name_taken(e: sqlx::Error, name: &str) -> CatalogError {
+    match CatalogError::db(e) {
+        CatalogError::Conflict(_) => {
+            CatalogError::Conflict(format!("a source named {name:?} exists"))
+        }
+        other => other,
+    }
+}
+
 impl Catalog {
     /// Create a source (the service has checked its target, options,
     /// schedule and retention; this checks the fields and the name).
@@ -150,9 +161,11 @@ impl Catalog {
         .await
         .map_err(CatalogError::db)?;
         if taken.is_some() {
-            return Err(CatalogError::Conflict(format!(
-                "a source named {name:?} exists"
-            )));
+            return w
+                .abort(CatalogError::Conflict(format!(
+                    "a source named {name:?} exists"
+                )))
+                .await;
         }
         sqlx::query(
             "INSERT INTO sources (id, tenant_id, name, kind, target, options, schedule, retention, \
@@ -171,7 +184,7 @@ impl Catalog {
         .bind(&now)
         .execute(&mut *w.tx)
         .await
-        .map_err(CatalogError::db)?;
+        .map_err(|e| name_taken(e, &name))?;
         w.audit(NewEvent {
             actor,
             tenant_id: Some(tenant_id),
@@ -263,8 +276,27 @@ impl Catalog {
                 "cannot change; create a new source",
             ));
         }
-        let current = self.source(tenant_id, id).await?;
         let mut w = self.write().await?;
+        // read under the write transaction (and on PostgreSQL the row's
+        // lock): two updates of different fields both stay
+        let sql = match w.dialect {
+            Dialect::Postgres => {
+                "SELECT * FROM sources WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL FOR UPDATE"
+            }
+            Dialect::Sqlite => {
+                "SELECT * FROM sources WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
+            }
+        };
+        let row = sqlx::query(sql)
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(&mut *w.tx)
+            .await
+            .map_err(CatalogError::db)?;
+        let Some(row) = row else {
+            return w.abort(CatalogError::NotFound { what: "source" }).await;
+        };
+        let current = Source::from_row(&row).map_err(CatalogError::db)?;
         if let Some(name) = &f.name {
             let taken = sqlx::query(
                 "SELECT id FROM sources WHERE tenant_id = $1 AND name = $2 AND deleted_at IS NULL AND id <> $3",
@@ -276,9 +308,11 @@ impl Catalog {
             .await
             .map_err(CatalogError::db)?;
             if taken.is_some() {
-                return Err(CatalogError::Conflict(format!(
-                    "a source named {name:?} exists"
-                )));
+                return w
+                    .abort(CatalogError::Conflict(format!(
+                        "a source named {name:?} exists"
+                    )))
+                    .await;
             }
         }
         let mut changed: Vec<&str> = Vec::new();
@@ -317,7 +351,7 @@ impl Catalog {
         .bind(tenant_id)
         .execute(&mut *w.tx)
         .await
-        .map_err(CatalogError::db)?;
+        .map_err(|e| name_taken(e, f.name.as_ref().unwrap_or(&current.name)))?;
         w.audit(NewEvent {
             actor,
             tenant_id: Some(tenant_id),

@@ -44,21 +44,24 @@ pub async fn start(state: AppState) -> Result<(), ServeError> {
 async fn recover(state: &AppState, all_running: bool) -> Result<(), ServeError> {
     for b in state.catalog.orphaned_backups(all_running).await? {
         let delay = backoff(retry_base(state), b.attempts);
+        // checked again under the row's lock: a lease renewed (or a run
+        // finished, or recovered by another node) since the list was read
+        // is left alone
         let r = state
             .catalog
-            .fail_backup(
+            .interrupt_backup(
                 &b.id,
-                None,
+                all_running,
                 "interrupted: the worker running this backup stopped (crash, kill or lost lease)",
-                FailureKind::Interrupted,
                 delay,
             )
             .await;
         match r {
-            Ok(b) => log(&format!(
+            Ok(Some(b)) => log(&format!(
                 "backup {} was interrupted; now {}",
                 b.id, b.status
             )),
+            Ok(None) => {}
             Err(e) => log(&format!(
                 "backup {}: cannot record the interruption: {e}",
                 b.id
