@@ -1,0 +1,1332 @@
+//! The catalog on both databases it supports: every test body runs once on
+//! SQLite (a file in a temporary directory) and once on PostgreSQL (a fresh
+//! database on the private server `common::servers` starts), through the
+//! same code path the service uses.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use holdfast_catalog::audit::AuditFilter;
+use holdfast_catalog::backups::{BackupFilter, FailureKind, Outcome};
+use holdfast_catalog::chain::ChainBreak;
+use holdfast_catalog::sources::{Source, SourceFields};
+use holdfast_catalog::tenants::{Tenant, new_id};
+use holdfast_catalog::tokens::Role;
+use holdfast_catalog::{Actor, Catalog, CatalogError, Dialect, ServerKey};
+use jiff::SignedDuration;
+use sqlx::Row;
+
+/// Where one test's catalog lives; `open` may be called more than once
+/// (reopening, racing opens).
+struct Db {
+    url: String,
+    key: [u8; 32],
+    dialect: Dialect,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Db {
+    fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        Db {
+            url: format!("sqlite://{}", dir.path().join("catalog.db").display()),
+            key: random_key(),
+            dialect: Dialect::Sqlite,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A new, empty database on the shared private server.
+    fn postgres(test: &str) -> Db {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let pg = common::servers::Postgres::shared();
+        // PostgreSQL cuts identifiers at 63 bytes
+        let name = format!(
+            "cat_{}_{}",
+            &test[..test.len().min(40)],
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        pg.create_db(&name);
+        Db {
+            url: format!(
+                "postgres://{}:{}@127.0.0.1:{}/{name}",
+                pg.user, pg.password, pg.port
+            ),
+            key: random_key(),
+            dialect: Dialect::Postgres,
+            _dir: None,
+        }
+    }
+
+    async fn open(&self) -> Catalog {
+        let c = Catalog::open(&self.url, ServerKey::from_bytes(self.key))
+            .await
+            .unwrap_or_else(|e| panic!("open {}: {e}", holdfast_catalog::redact_url(&self.url)));
+        assert_eq!(c.dialect(), self.dialect);
+        c
+    }
+}
+
+fn random_key() -> [u8; 32] {
+    let mut k = [0u8; 32];
+    holdfast_format::crypto::fill_random(&mut k);
+    k
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `both!(body)`: `body::sqlite` and `body::postgres`, the same
+/// `async fn body(db: Db)` on each database.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::runtime().block_on(super::$name(super::Db::sqlite()));
+            }
+            #[test]
+            fn postgres() {
+                let db = super::Db::postgres(stringify!($name));
+                super::runtime().block_on(super::$name(db));
+            }
+        }
+    )*};
+}
+
+both!(
+    migrations_apply_once_and_reopen_idempotently,
+    tenants_tokens_and_sources,
+    a_scheduled_slot_is_queued_once,
+    claim_heartbeat_finish,
+    failures_retry_or_fail,
+    orphans_are_expired_leases_or_every_running_row,
+    only_a_failed_backup_is_retried,
+    backups_page_newest_first_with_a_stable_cursor,
+    the_audit_chain_verifies_and_catches_an_edit,
+    concurrent_audit_appends_leave_one_unbroken_chain,
+    concurrent_claims_hand_each_run_out_once,
+    concurrent_creates_of_one_source_name_leave_one,
+    finish_and_recovery_race_with_one_winner,
+    concurrent_updates_of_one_source_keep_every_field,
+);
+
+fn system() -> Actor {
+    Actor::system()
+}
+
+async fn schema_versions(c: &Catalog) -> Vec<i64> {
+    sqlx::query("SELECT version FROM holdfast_schema ORDER BY version")
+        .fetch_all(c.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<i64, _>("version").unwrap())
+        .collect()
+}
+
+async fn count(c: &Catalog, sql: &str) -> i64 {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(c.pool())
+        .await
+        .unwrap()
+        .try_get::<i64, _>(0)
+        .unwrap()
+}
+
+async fn tenant(c: &Catalog, name: &str) -> Tenant {
+    c.create_tenant(
+        &new_id(),
+        name,
+        &format!("/srv/repos/{name}"),
+        "repo-pw",
+        &system(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn source(c: &Catalog, t: &Tenant, name: &str) -> Source {
+    c.create_source(
+        &t.id,
+        SourceFields {
+            name: Some(name.into()),
+            kind: Some("command".into()),
+            target: Some("echo hello".into()),
+            ..Default::default()
+        },
+        &system(),
+    )
+    .await
+    .unwrap()
+}
+
+fn minutes(n: i64) -> SignedDuration {
+    SignedDuration::from_secs(60 * n)
+}
+
+fn outcome(snapshot: &str) -> Outcome {
+    Outcome {
+        snapshot_id: snapshot.into(),
+        size: 1234,
+        bytes_added: 56,
+        counts: serde_json::json!({"files": 3}),
+        warnings: vec!["one".into()],
+    }
+}
+
+async fn migrations_apply_once_and_reopen_idempotently(db: Db) {
+    // two nodes starting at once on an empty catalog: one migrates, the
+    // other waits and finds it done
+    let (a, b) = tokio::join!(db.open(), db.open());
+    assert_eq!(schema_versions(&a).await, [1, 2]);
+    tenant(&a, "acme").await;
+    a.close().await;
+    b.close().await;
+    let c = db.open().await;
+    assert_eq!(
+        schema_versions(&c).await,
+        [1, 2],
+        "reopening migrates nothing"
+    );
+    assert_eq!(c.tenants().await.unwrap().len(), 1, "and keeps the rows");
+    c.ping().await.unwrap();
+    assert!(!c.shown_url().contains("pg-secret"), "{}", c.shown_url());
+
+    // a catalog newer than this binary is refused
+    sqlx::query("INSERT INTO holdfast_schema (version, applied_at) VALUES (99, 'x')")
+        .execute(c.pool())
+        .await
+        .unwrap();
+    c.close().await;
+    let e = Catalog::open(&db.url, ServerKey::from_bytes(db.key))
+        .await
+        .err()
+        .expect("a newer schema is refused");
+    assert!(
+        matches!(e, CatalogError::Conflict(ref m) if m.contains("schema version 99")),
+        "{e}"
+    );
+}
+
+async fn tenants_tokens_and_sources(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let other = tenant(&c, "other").await;
+    assert_eq!(c.tenant("acme").await.unwrap().id, t.id);
+    assert_eq!(c.tenant(&t.id).await.unwrap().name, "acme");
+    assert!(matches!(
+        c.tenant("nobody").await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    let e = c
+        .create_tenant(&new_id(), "acme", "/x", "pw", &system())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CatalogError::Conflict(_)), "{e}");
+    assert!(matches!(
+        c.create_tenant(&new_id(), "../x", "/x", "pw", &system())
+            .await,
+        Err(CatalogError::Invalid { .. })
+    ));
+    let names: Vec<String> = c
+        .tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["acme", "other"]);
+    assert_eq!(c.tenant_password(&t.id).await.unwrap(), "repo-pw");
+
+    // tokens: only the hash is stored; tenant-scoped listing; revoke once
+    let (admin, admin_secret) = c
+        .create_token(Role::Admin, None, "", &system())
+        .await
+        .unwrap();
+    assert_eq!(admin.label, "admin token");
+    let (op, op_secret) = c
+        .create_token(Role::Operator, Some(&t.id), "ci", &admin.actor())
+        .await
+        .unwrap();
+    c.create_token(Role::Viewer, Some(&other.id), "", &admin.actor())
+        .await
+        .unwrap();
+    assert!(matches!(
+        c.create_token(Role::Viewer, None, "", &system()).await,
+        Err(CatalogError::Invalid { .. })
+    ));
+    let stored = count(
+        &c,
+        &format!("SELECT COUNT(*) FROM tokens WHERE secret_hash = '{op_secret}'"),
+    )
+    .await;
+    assert_eq!(stored, 0, "the secret itself is not stored");
+    let who = c.authenticate(&op_secret).await.unwrap().unwrap();
+    assert_eq!(
+        (who.id.as_str(), who.role, who.tenant_id.as_deref()),
+        (op.id.as_str(), Role::Operator, Some(t.id.as_str()))
+    );
+    assert_eq!(
+        c.authenticate(&admin_secret).await.unwrap().unwrap().role,
+        Role::Admin
+    );
+    assert!(c.authenticate("hf_nope").await.unwrap().is_none());
+    assert_eq!(c.tokens(None).await.unwrap().len(), 3);
+    let mine: Vec<String> = c
+        .tokens(Some(&t.id))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(mine, std::slice::from_ref(&op.id));
+    let revoked = c.revoke_token(&op.id, &admin.actor()).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let again = c.revoke_token(&op.id, &admin.actor()).await.unwrap();
+    assert_eq!(again.revoked_at, revoked.revoked_at);
+    assert!(c.authenticate(&op_secret).await.unwrap().is_none());
+    assert_eq!(c.token(&op.id).await.unwrap().label, "ci");
+    let revokes = c
+        .audit_page(
+            &AuditFilter {
+                event: Some("token_revoked".into()),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(revokes.items.len(), 1, "revoking twice audits once");
+    assert_eq!(revokes.items[0].actor, admin.actor());
+
+    // sources: credentials write-only, names unique per tenant among live ones
+    let s = c
+        .create_source(
+            &t.id,
+            SourceFields {
+                name: Some("db".into()),
+                kind: Some("postgres".into()),
+                target: Some("postgres://app@db/app".into()),
+                options: Some(serde_json::json!({"mode": "dump"})),
+                schedule: Some(Some("0 3 * * *".into())),
+                retention: Some(serde_json::json!({"max_age_days": 7})),
+                credentials: Some(Some("db-secret".into())),
+            },
+            &system(),
+        )
+        .await
+        .unwrap();
+    assert!(s.has_credentials);
+    assert_eq!(s.options["mode"], "dump");
+    assert_eq!(s.retention["max_age_days"], 7);
+    assert_eq!(
+        c.source_credentials(&s.id).await.unwrap().as_deref(),
+        Some("db-secret")
+    );
+    let stored = count(
+        &c,
+        "SELECT COUNT(*) FROM sources WHERE credentials LIKE '%db-secret%'",
+    )
+    .await;
+    assert_eq!(stored, 0, "credentials are sealed");
+    let plain = source(&c, &t, "files").await;
+    assert!(!plain.has_credentials && plain.schedule.is_none());
+    let e = c
+        .create_source(
+            &t.id,
+            SourceFields {
+                name: Some("db".into()),
+                kind: Some("command".into()),
+                target: Some("true".into()),
+                ..Default::default()
+            },
+            &system(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CatalogError::Conflict(_)), "{e}");
+    source(&c, &other, "db").await; // another tenant may use the name
+    assert!(matches!(
+        c.source(&other.id, &s.id).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    let names: Vec<String> = c
+        .sources(&t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["db", "files"]);
+    let scheduled: Vec<String> = c
+        .scheduled_sources()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(scheduled, std::slice::from_ref(&s.id));
+
+    // update: unchanged fields stay, credentials only when given
+    let u = c
+        .update_source(
+            &t.id,
+            &s.id,
+            SourceFields {
+                target: Some("postgres://app@db2/app".into()),
+                schedule: Some(None),
+                ..Default::default()
+            },
+            &system(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (u.name.as_str(), u.target.as_str(), u.schedule.as_deref()),
+        ("db", "postgres://app@db2/app", None)
+    );
+    assert_eq!(u.options["mode"], "dump");
+    assert!(u.has_credentials, "credentials not given: kept");
+    assert!(u.updated_at >= s.updated_at);
+    assert!(c.scheduled_sources().await.unwrap().is_empty());
+    let e = c
+        .update_source(
+            &t.id,
+            &s.id,
+            SourceFields {
+                name: Some("files".into()),
+                ..Default::default()
+            },
+            &system(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CatalogError::Conflict(_)), "{e}");
+    let u = c
+        .update_source(
+            &t.id,
+            &s.id,
+            SourceFields {
+                credentials: Some(None),
+                ..Default::default()
+            },
+            &system(),
+        )
+        .await
+        .unwrap();
+    assert!(!u.has_credentials);
+    assert_eq!(c.source_credentials(&s.id).await.unwrap(), None);
+    let u = c
+        .update_source(
+            &t.id,
+            &s.id,
+            SourceFields {
+                credentials: Some(Some("new-secret".into())),
+                ..Default::default()
+            },
+            &system(),
+        )
+        .await
+        .unwrap();
+    assert!(u.has_credentials);
+    assert_eq!(
+        c.source_credentials(&s.id).await.unwrap().as_deref(),
+        Some("new-secret")
+    );
+
+    // delete: gone from the tenant's view, its name free again
+    c.delete_source(&t.id, &plain.id, &system()).await.unwrap();
+    assert!(matches!(
+        c.source(&t.id, &plain.id).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    assert_eq!(c.sources(&t.id).await.unwrap().len(), 1);
+    source(&c, &t, "files").await;
+
+    assert!(c.verify_audit().await.unwrap().is_ok());
+}
+
+async fn a_scheduled_slot_is_queued_once(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    let slot = "2026-01-02T03:00:00Z";
+    let first = c
+        .enqueue_backup(&s, &t.repository, Some(slot), 3, &system())
+        .await
+        .unwrap()
+        .expect("the first request for a slot queues a run");
+    assert_eq!(
+        (first.kind.as_str(), first.status.as_str(), first.attempts),
+        ("scheduled", "queued", 0)
+    );
+    assert_eq!(first.max_attempts, 3);
+    assert!(
+        c.enqueue_backup(&s, &t.repository, Some(slot), 3, &system())
+            .await
+            .unwrap()
+            .is_none(),
+        "the second request for the same slot queues nothing"
+    );
+    // nodes' schedulers racing for one slot: one run
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (c, s, repo) = (c.clone(), s.clone(), t.repository.clone());
+        tasks.push(tokio::spawn(async move {
+            c.enqueue_backup(&s, &repo, Some("2026-01-02T04:00:00Z"), 3, &system())
+                .await
+                .unwrap()
+                .is_some()
+        }));
+    }
+    let mut queued = 0;
+    for task in tasks {
+        queued += task.await.unwrap() as usize;
+    }
+    assert_eq!(queued, 1, "one run for the raced slot");
+    // another slot, and on-demand runs (no slot), queue as often as asked
+    assert!(
+        c.enqueue_backup(
+            &s,
+            &t.repository,
+            Some("2026-01-03T03:00:00Z"),
+            3,
+            &system()
+        )
+        .await
+        .unwrap()
+        .is_some()
+    );
+    for _ in 0..2 {
+        let b = c
+            .enqueue_backup(&s, &t.repository, None, 0, &system())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((b.kind.as_str(), b.max_attempts), ("on_demand", 1));
+    }
+    assert_eq!(c.queue_depth().await.unwrap(), 5);
+    let created = c
+        .audit_page(
+            &AuditFilter {
+                event: Some("backup_created".into()),
+                ..Default::default()
+            },
+            100,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.items.len(), 5, "one backup_created per queued run");
+}
+
+async fn claim_heartbeat_finish(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    assert!(c.claim_backup("w1", minutes(1)).await.unwrap().is_none());
+    let q = c
+        .enqueue_backup(&s, &t.repository, None, 3, &system())
+        .await
+        .unwrap()
+        .unwrap();
+    let b = c.claim_backup("w1", minutes(1)).await.unwrap().unwrap();
+    assert_eq!(b.id, q.id);
+    assert_eq!(
+        (b.status.as_str(), b.attempts, b.lease_owner.as_deref()),
+        ("running", 1, Some("w1"))
+    );
+    assert!(b.started_at.is_some());
+    assert!(c.claim_backup("w2", minutes(1)).await.unwrap().is_none());
+    assert_eq!(c.queue_depth().await.unwrap(), 0);
+
+    let lease_before: String = lease_until(&c, &b.id).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(c.heartbeat(&b.id, "w1", minutes(1), true).await.unwrap());
+    assert!(lease_until(&c, &b.id).await.unwrap() > lease_before);
+    assert!(c.heartbeat(&b.id, "w1", minutes(1), false).await.unwrap());
+    assert!(
+        !c.heartbeat(&b.id, "w2", minutes(1), true).await.unwrap(),
+        "another worker does not hold the lease"
+    );
+    let e = c
+        .finish_backup(&b.id, "w2", &outcome("s1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CatalogError::Conflict(_)), "{e}");
+
+    let done = c.finish_backup(&b.id, "w1", &outcome("s1")).await.unwrap();
+    assert_eq!(done.status, "done");
+    assert_eq!(done.snapshot_id.as_deref(), Some("s1"));
+    assert_eq!((done.size, done.bytes_added), (Some(1234), Some(56)));
+    assert_eq!(done.counts, Some(serde_json::json!({"files": 3})));
+    assert_eq!(done.warnings, ["one"]);
+    assert_eq!((done.lease_owner, done.error), (None, None));
+    assert!(done.finished_at.is_some());
+    assert_eq!(lease_until(&c, &b.id).await, None);
+    assert!(!c.heartbeat(&b.id, "w1", minutes(1), true).await.unwrap());
+    let e = c
+        .finish_backup(&b.id, "w1", &outcome("s2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CatalogError::Conflict(_)), "finished once: {e}");
+    assert_eq!(
+        c.backup(&b.id).await.unwrap().snapshot_id.as_deref(),
+        Some("s1")
+    );
+    assert!(c.claim_backup("w1", minutes(1)).await.unwrap().is_none());
+    let ok = c
+        .audit_page(
+            &AuditFilter {
+                event: Some("backup_succeeded".into()),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.items.len(), 1);
+    assert_eq!(ok.items[0].subject.as_deref(), Some(b.id.as_str()));
+}
+
+async fn lease_until(c: &Catalog, id: &str) -> Option<String> {
+    sqlx::query("SELECT lease_until FROM backups WHERE id = $1")
+        .bind(id)
+        .fetch_one(c.pool())
+        .await
+        .unwrap()
+        .try_get("lease_until")
+        .unwrap()
+}
+
+async fn failures_retry_or_fail(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+
+    // transient with attempts left: queued again, later
+    let q = c
+        .enqueue_backup(&s, &t.repository, None, 2, &system())
+        .await
+        .unwrap()
+        .unwrap();
+    let b = c.claim_backup("w1", minutes(1)).await.unwrap().unwrap();
+    let e = c
+        .fail_backup(&b.id, Some("w2"), "x", FailureKind::Transient, minutes(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CatalogError::Conflict(_)), "not w2's: {e}");
+    let f = c
+        .fail_backup(
+            &b.id,
+            Some("w1"),
+            "connection reset",
+            FailureKind::Transient,
+            minutes(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.status, "queued");
+    assert_eq!(f.error_kind.as_deref(), Some("transient"));
+    assert_eq!(f.error.as_deref(), Some("connection reset"));
+    assert_eq!((f.attempts, f.lease_owner.as_deref()), (1, None));
+    assert!(f.finished_at.is_none());
+    assert!(
+        f.run_after > q.run_after && f.run_after >= holdfast_catalog::clock::after(minutes(9)),
+        "{} after {}",
+        f.run_after,
+        q.run_after
+    );
+    assert!(
+        c.claim_backup("w1", minutes(1)).await.unwrap().is_none(),
+        "not before its run_after"
+    );
+    assert_eq!(c.queue_depth().await.unwrap(), 1);
+    let events: Vec<String> = subject_events(&c, &b.id).await;
+    assert_eq!(
+        events,
+        ["backup_created", "backup_failed", "backup_retried"]
+    );
+
+    // the retry comes due; the last attempt fails transiently: failed
+    sqlx::query("UPDATE backups SET run_after = $1 WHERE id = $2")
+        .bind(holdfast_catalog::clock::now())
+        .bind(&b.id)
+        .execute(c.pool())
+        .await
+        .unwrap();
+    let b2 = c.claim_backup("w1", minutes(1)).await.unwrap().unwrap();
+    assert_eq!((b2.id.as_str(), b2.attempts), (b.id.as_str(), 2));
+    let f = c
+        .fail_backup(
+            &b.id,
+            Some("w1"),
+            "again",
+            FailureKind::Transient,
+            minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!((f.status.as_str(), f.attempts), ("failed", 2));
+    assert!(f.finished_at.is_some());
+
+    // permanent: failed at once, attempts left or not
+    c.enqueue_backup(&s, &t.repository, None, 5, &system())
+        .await
+        .unwrap()
+        .unwrap();
+    let p = c.claim_backup("w1", minutes(1)).await.unwrap().unwrap();
+    let f = c
+        .fail_backup(
+            &p.id,
+            Some("w1"),
+            "authentication failed",
+            FailureKind::Permanent,
+            minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (f.status.as_str(), f.error_kind.as_deref(), f.attempts),
+        ("failed", Some("permanent"), 1)
+    );
+    assert!(f.finished_at.is_some());
+    assert_eq!(
+        subject_events(&c, &p.id).await,
+        ["backup_created", "backup_failed"]
+    );
+    let failed = c
+        .backups_page(
+            &t.id,
+            &BackupFilter {
+                status: Some("failed".into()),
+                source_id: None,
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.items.len(), 2);
+    assert!(c.verify_audit().await.unwrap().is_ok());
+}
+
+async fn subject_events(c: &Catalog, subject: &str) -> Vec<String> {
+    c.audit_after(&AuditFilter::default(), 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.subject.as_deref() == Some(subject))
+        .map(|r| r.event)
+        .collect()
+}
+
+async fn orphans_are_expired_leases_or_every_running_row(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    for _ in 0..4 {
+        c.enqueue_backup(&s, &t.repository, None, 3, &system())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // a lease that has already run out, one that has not, one that ran out
+    // but is renewed before recovery gets to it, one run still queued
+    let expired = c
+        .claim_backup("gone", SignedDuration::from_secs(-5))
+        .await
+        .unwrap()
+        .unwrap();
+    let live = c.claim_backup("alive", minutes(5)).await.unwrap().unwrap();
+    let late = c
+        .claim_backup("slowpoke", SignedDuration::from_secs(-5))
+        .await
+        .unwrap()
+        .unwrap();
+    let ids = |v: Vec<holdfast_catalog::backups::Backup>| -> BTreeSet<String> {
+        v.into_iter().map(|b| b.id).collect()
+    };
+    assert_eq!(
+        ids(c.orphaned_backups(false).await.unwrap()),
+        BTreeSet::from([expired.id.clone(), late.id.clone()])
+    );
+    assert_eq!(
+        ids(c.orphaned_backups(true).await.unwrap()),
+        BTreeSet::from([expired.id.clone(), live.id.clone(), late.id.clone()])
+    );
+    // the slow worker renews its lease after the list was read: recovery,
+    // checking again under the row's lock, leaves it alone
+    assert!(
+        c.heartbeat(&late.id, "slowpoke", minutes(5), false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        c.interrupt_backup(&late.id, false, "x", SignedDuration::ZERO)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let still = c.backup(&late.id).await.unwrap();
+    assert_eq!(
+        (still.status.as_str(), still.lease_owner.as_deref()),
+        ("running", Some("slowpoke"))
+    );
+    assert_eq!(
+        ids(c.orphaned_backups(false).await.unwrap()),
+        BTreeSet::from([expired.id.clone()])
+    );
+
+    // recovery on a shared catalog leaves a live lease alone; at the start
+    // of the only node (`all_running`) it takes every running row
+    assert!(
+        c.interrupt_backup(&live.id, false, "x", SignedDuration::ZERO)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(c.backup(&live.id).await.unwrap().status, "running");
+    let r = c
+        .interrupt_backup(&live.id, true, "interrupted", minutes(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.status.as_str(), r.attempts), ("queued", 1));
+
+    // recovery fails the expired one as interrupted and queues it again
+    let r = c
+        .interrupt_backup(&expired.id, false, "interrupted", SignedDuration::ZERO)
+        .await
+        .unwrap()
+        .expect("an expired lease is recovered");
+    assert_eq!(
+        (r.status.as_str(), r.error_kind.as_deref(), r.attempts),
+        ("queued", Some("interrupted"), 1)
+    );
+    assert!(c.orphaned_backups(false).await.unwrap().is_empty());
+    assert!(
+        c.interrupt_backup(&expired.id, true, "again", SignedDuration::ZERO)
+            .await
+            .unwrap()
+            .is_none(),
+        "recovered once"
+    );
+    // the old worker cannot record anything for it any more
+    assert!(
+        !c.heartbeat(&expired.id, "gone", minutes(1), true)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        c.finish_backup(&expired.id, "gone", &outcome("late")).await,
+        Err(CatalogError::Conflict(_))
+    ));
+    // both queued runs are taken again, the interrupted one among them
+    let mut next = BTreeSet::new();
+    while let Some(b) = c.claim_backup("w", minutes(1)).await.unwrap() {
+        next.insert((b.id, b.attempts));
+    }
+    assert_eq!(next.len(), 2, "{next:?}");
+    assert!(next.contains(&(expired.id.clone(), 2)), "{next:?}");
+}
+
+async fn only_a_failed_backup_is_retried(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    let (op, _) = c
+        .create_token(Role::Operator, Some(&t.id), "ops", &system())
+        .await
+        .unwrap();
+    let q = c
+        .enqueue_backup(&s, &t.repository, None, 1, &system())
+        .await
+        .unwrap()
+        .unwrap();
+    let conflict = |r: Result<_, CatalogError>| matches!(r, Err(CatalogError::Conflict(_)));
+    assert!(conflict(c.retry_backup(&q.id, &op.actor()).await), "queued");
+    c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+    assert!(
+        conflict(c.retry_backup(&q.id, &op.actor()).await),
+        "running"
+    );
+    let f = c
+        .fail_backup(&q.id, Some("w"), "boom", FailureKind::Transient, minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(f.status, "failed", "no attempts left");
+    let r = c.retry_backup(&q.id, &op.actor()).await.unwrap();
+    assert_eq!(
+        (r.status.as_str(), r.attempts, r.max_attempts),
+        ("queued", 1, 2)
+    );
+    assert!(r.finished_at.is_none());
+    assert!(
+        conflict(c.retry_backup(&q.id, &op.actor()).await),
+        "queued again"
+    );
+    let b = c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+    assert_eq!((b.id.as_str(), b.attempts), (q.id.as_str(), 2));
+    c.finish_backup(&b.id, "w", &outcome("s")).await.unwrap();
+    assert!(conflict(c.retry_backup(&q.id, &op.actor()).await), "done");
+    assert!(matches!(
+        c.retry_backup("no-such-id", &op.actor()).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    let retried = c
+        .audit_page(
+            &AuditFilter {
+                event: Some("backup_retried".into()),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(retried.items.len(), 1);
+    assert_eq!(retried.items[0].actor, op.actor());
+    assert_eq!(retried.items[0].view().metadata["automatic"], false);
+}
+
+async fn backups_page_newest_first_with_a_stable_cursor(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let other = tenant(&c, "other").await;
+    let a = source(&c, &t, "a").await;
+    let b = source(&c, &t, "b").await;
+    let x = source(&c, &other, "x").await;
+    let mut queued = Vec::new();
+    for i in 0..7 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let q = c
+            .enqueue_backup(s, &t.repository, None, 3, &system())
+            .await
+            .unwrap()
+            .unwrap();
+        queued.push(q.id);
+        c.enqueue_backup(&x, &other.repository, None, 3, &system())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let newest_first: Vec<String> = queued.iter().rev().cloned().collect();
+    let all = BackupFilter::default();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = c
+            .backups_page(&t.id, &all, 3, cursor.as_deref())
+            .await
+            .unwrap();
+        pages += 1;
+        seen.extend(page.items.iter().map(|b| b.id.clone()));
+        if pages == 1 {
+            // a run queued while paging does not move the later pages
+            c.enqueue_backup(&a, &t.repository, None, 3, &system())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        match page.next_before {
+            Some(n) => {
+                assert_eq!(Some(&n), seen.last());
+                cursor = Some(n);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, newest_first);
+    // an exact multiple of the limit: the last full page says there is no more
+    let page = c.backups_page(&t.id, &all, 8, None).await.unwrap();
+    assert_eq!((page.items.len(), page.next_before), (8, None));
+
+    let only_b = c
+        .backups_page(
+            &t.id,
+            &BackupFilter {
+                status: None,
+                source_id: Some(b.id.clone()),
+            },
+            100,
+            None,
+        )
+        .await
+        .unwrap();
+    let want: Vec<String> = newest_first
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert_eq!(
+        only_b
+            .items
+            .iter()
+            .map(|b| b.id.clone())
+            .collect::<Vec<_>>(),
+        want
+    );
+    let running = c
+        .backups_page(
+            &t.id,
+            &BackupFilter {
+                status: Some("running".into()),
+                source_id: Some(a.id.clone()),
+            },
+            100,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(running.items.is_empty());
+    let theirs = c.backups_page(&other.id, &all, 100, None).await.unwrap();
+    assert_eq!(theirs.items.len(), 7);
+    assert!(theirs.items.iter().all(|b| b.tenant_id == other.id));
+}
+
+async fn the_audit_chain_verifies_and_catches_an_edit(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    let (admin, _) = c
+        .create_token(Role::Admin, None, "root", &system())
+        .await
+        .unwrap();
+    c.enqueue_backup(&s, &t.repository, None, 3, &admin.actor())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.verify_audit().await.unwrap(), Ok(4));
+    let page = c
+        .audit_page(&AuditFilter::default(), 2, None)
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = page.items.iter().map(|r| r.seq).collect();
+    assert_eq!((seqs, page.next_before), (vec![4, 3], Some(3)));
+    let rest = c
+        .audit_page(&AuditFilter::default(), 10, Some(3))
+        .await
+        .unwrap();
+    assert_eq!(rest.items.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 1]);
+    let first = &rest.items[1];
+    assert_eq!(first.prev_hash, holdfast_catalog::chain::GENESIS);
+    assert_eq!(first.event, "tenant_created");
+    let mine = c
+        .audit_page(
+            &AuditFilter {
+                tenant_id: Some(t.id.clone()),
+                event: None,
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(mine.items.len(), 3, "the admin token belongs to no tenant");
+    let created = &mine.items[0];
+    assert_eq!(created.event, "backup_created");
+    assert_eq!(created.actor, admin.actor());
+    assert_eq!(created.view().metadata["source_name"], "files");
+
+    // a second catalog on the same database with the same key agrees
+    let again = db.open().await;
+    assert_eq!(again.verify_audit().await.unwrap(), Ok(4));
+    // editing a row is caught, and named
+    sqlx::query("UPDATE audit_log SET metadata = $1 WHERE seq = 2")
+        .bind(r#"{"name":"evil","kind":"command"}"#)
+        .execute(c.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        c.verify_audit().await.unwrap(),
+        Err(ChainBreak::Edited { seq: 2 })
+    );
+}
+
+async fn concurrent_audit_appends_leave_one_unbroken_chain(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let (c, t, s) = (c.clone(), t.clone(), s.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                if (task + i) % 2 == 0 {
+                    c.create_token(
+                        Role::Viewer,
+                        Some(&t.id),
+                        &format!("t{task}-{i}"),
+                        &system(),
+                    )
+                    .await
+                    .unwrap();
+                } else {
+                    c.enqueue_backup(&s, &t.repository, None, 3, &system())
+                        .await
+                        .unwrap()
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rows = c
+        .audit_after(&AuditFilter::default(), 0, 10_000)
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=162).collect::<Vec<i64>>(),
+        "no gaps, no duplicates"
+    );
+    for w in rows.windows(2) {
+        assert_eq!(
+            w[1].prev_hash, w[0].hash,
+            "row {} links to {}",
+            w[1].seq, w[0].seq
+        );
+    }
+    let mut by_event = BTreeMap::new();
+    for r in &rows {
+        *by_event.entry(r.event.as_str()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        by_event,
+        BTreeMap::from([
+            ("backup_created", 80),
+            ("source_created", 1),
+            ("tenant_created", 1),
+            ("token_created", 80)
+        ])
+    );
+    assert_eq!(c.verify_audit().await.unwrap(), Ok(162));
+    assert_eq!(c.queue_depth().await.unwrap(), 80);
+}
+
+async fn concurrent_claims_hand_each_run_out_once(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    let mut queued = BTreeSet::new();
+    for _ in 0..40 {
+        let q = c
+            .enqueue_backup(&s, &t.repository, None, 3, &system())
+            .await
+            .unwrap()
+            .unwrap();
+        queued.insert(q.id);
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("worker-{w}");
+            let mut got = Vec::new();
+            while let Some(b) = c.claim_backup(&name, minutes(1)).await.unwrap() {
+                assert_eq!(b.lease_owner.as_deref(), Some(name.as_str()));
+                assert_eq!(b.attempts, 1, "{} claimed twice", b.id);
+                got.push(b.id);
+                tokio::task::yield_now().await;
+            }
+            got
+        }));
+    }
+    let mut claimed = Vec::new();
+    let mut per_worker = Vec::new();
+    for t in tasks {
+        let got = t.await.unwrap();
+        per_worker.push(got.len());
+        claimed.extend(got);
+    }
+    assert_eq!(claimed.len(), 40, "per worker: {per_worker:?}");
+    let unique: BTreeSet<String> = claimed.into_iter().collect();
+    assert_eq!(unique, queued, "each run handed out exactly once");
+    assert_eq!(c.queue_depth().await.unwrap(), 0);
+    let attempts = count(
+        &c,
+        "SELECT COUNT(*) FROM backups WHERE status = 'running' AND attempts = 1",
+    )
+    .await;
+    assert_eq!(attempts, 40);
+}
+
+async fn concurrent_creates_of_one_source_name_leave_one(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (c, t) = (c.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            c.create_source(
+                &t.id,
+                SourceFields {
+                    name: Some("db".into()),
+                    kind: Some("command".into()),
+                    target: Some(format!("echo {i}")),
+                    ..Default::default()
+                },
+                &system(),
+            )
+            .await
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(CatalogError::Conflict(m)) => assert!(m.contains("\"db\""), "{m}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(c.sources(&t.id).await.unwrap().len(), 1);
+    assert!(c.verify_audit().await.unwrap().is_ok());
+}
+
+/// A worker finishing a run whose lease ran out races recovery failing it:
+/// exactly one of them wins, and the row says which.
+async fn finish_and_recovery_race_with_one_winner(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    for _ in 0..40 {
+        c.enqueue_backup(&s, &t.repository, None, 3, &system())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut runs = Vec::new();
+    while let Some(b) = c
+        .claim_backup("slow", SignedDuration::from_secs(-1))
+        .await
+        .unwrap()
+    {
+        runs.push(b.id);
+    }
+    assert_eq!(runs.len(), 40);
+    let mut tasks = Vec::new();
+    for id in runs {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let o = outcome("snap");
+            let (finished, recovered) = tokio::join!(
+                c.finish_backup(&id, "slow", &o),
+                c.interrupt_backup(&id, false, "interrupted", SignedDuration::ZERO),
+            );
+            let recovered = match recovered {
+                Ok(r) => r.is_some(),
+                Err(e) => panic!("{e}"),
+            };
+            (id, finished.is_ok(), recovered)
+        }));
+    }
+    for task in tasks {
+        let (id, finished, recovered) = task.await.unwrap();
+        let b = c.backup(&id).await.unwrap();
+        assert!(
+            finished != recovered,
+            "{id}: finished {finished}, recovered {recovered}, now {}",
+            b.status
+        );
+        let want = if finished { "done" } else { "queued" };
+        assert_eq!(b.status, want, "{id}");
+        let events = subject_events(&c, &id).await;
+        let want: &[&str] = if finished {
+            &["backup_created", "backup_succeeded"]
+        } else {
+            &["backup_created", "backup_failed", "backup_retried"]
+        };
+        assert_eq!(events, want, "{id}");
+    }
+    assert!(c.verify_audit().await.unwrap().is_ok());
+}
+
+/// Updates of different fields of one source at the same time: each one
+/// stays (none writes back a value it read before another's change).
+async fn concurrent_updates_of_one_source_keep_every_field(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    let changes = [
+        SourceFields {
+            name: Some("renamed".into()),
+            ..Default::default()
+        },
+        SourceFields {
+            target: Some("echo changed".into()),
+            ..Default::default()
+        },
+        SourceFields {
+            options: Some(serde_json::json!({"filename": "out.txt"})),
+            ..Default::default()
+        },
+        SourceFields {
+            schedule: Some(Some("0 4 * * *".into())),
+            ..Default::default()
+        },
+        SourceFields {
+            retention: Some(serde_json::json!({"max_age_days": 9})),
+            ..Default::default()
+        },
+        SourceFields {
+            credentials: Some(Some("pw".into())),
+            ..Default::default()
+        },
+    ];
+    for round in 0..3 {
+        let mut tasks = Vec::new();
+        for f in changes.clone() {
+            let (c, tid, id) = (c.clone(), t.id.clone(), s.id.clone());
+            tasks.push(tokio::spawn(async move {
+                c.update_source(&tid, &id, f, &system()).await.unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let u = c.source(&t.id, &s.id).await.unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.target.as_str(), u.schedule.as_deref()),
+            ("renamed", "echo changed", Some("0 4 * * *")),
+            "round {round}"
+        );
+        assert_eq!(u.options["filename"], "out.txt", "round {round}");
+        assert_eq!(u.retention["max_age_days"], 9, "round {round}");
+        assert!(u.has_credentials, "round {round}");
+        // back to the start for the next round
+        c.update_source(
+            &t.id,
+            &s.id,
+            SourceFields {
+                name: Some("files".into()),
+                target: Some("echo hello".into()),
+                options: Some(serde_json::json!({})),
+                schedule: Some(None),
+                retention: Some(serde_json::json!({})),
+                credentials: Some(None),
+                ..Default::default()
+            },
+            &system(),
+        )
+        .await
+        .unwrap();
+    }
+}
