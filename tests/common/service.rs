@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -15,6 +16,14 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// The first admin token (printed on first start only).
     pub admin: Option<String>,
+    /// The environment it was started with; `cli` passes it on, so the
+    /// commands see the same catalog and server key.
+    pub env: Vec<(String, String)>,
+    /// What it printed on standard output up to its address.
+    pub startup: Vec<String>,
+    /// Every line it printed on standard error so far (also forwarded to
+    /// the test's standard error with a `[serve]` prefix).
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 pub struct Reply {
@@ -47,8 +56,10 @@ impl Server {
         let mut admin = None;
         let mut base = None;
         let mut expect_token = false;
+        let mut startup = Vec::new();
         for line in lines.by_ref() {
             let line = line.unwrap();
+            startup.push(line.clone());
             if expect_token {
                 admin = Some(line.trim().to_string());
                 expect_token = false;
@@ -65,9 +76,12 @@ impl Server {
         // keep draining stdout so the server never blocks on a full pipe
         std::thread::spawn(move || for _ in lines {});
         let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             for l in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[serve] {l}");
+                kept.lock().unwrap().push(l);
             }
         });
         Server {
@@ -75,7 +89,18 @@ impl Server {
             base: base.expect("the server printed its address"),
             data_dir: data_dir.to_path_buf(),
             admin,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            startup,
+            log,
         }
+    }
+
+    /// The standard error lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     pub fn request(
@@ -152,6 +177,7 @@ impl Server {
         let mut cmd = Command::new(super::holdfast_bin());
         super::clean(&mut cmd);
         cmd.args(args).arg("--data-dir").arg(&self.data_dir);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.output().unwrap()
     }
 

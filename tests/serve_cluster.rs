@@ -1,0 +1,255 @@
+//! Two `holdfast serve` nodes on one PostgreSQL catalog (a private server
+//! the test starts), sharing the server key and the storage directory:
+//! every queued run is taken by exactly one worker of one node, a node
+//! starting does not take over the other's running jobs, and both nodes do
+//! work.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::servers::Postgres;
+use common::service::Server;
+use serde_json::{Value, json};
+
+const RUNS: usize = 50;
+
+fn restic_with(repo: &str, password: &str) -> Command {
+    let mut c = Command::new("restic");
+    common::clean(&mut c);
+    c.env("RESTIC_REPOSITORY", repo)
+        .env("RESTIC_PASSWORD", password)
+        .env("RESTIC_CACHE_DIR", format!("{repo}.restic-cache"));
+    c
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The runs a node's log says it finished: `backup <id> of <source>: done`.
+fn done_by(s: &Server, source: &str) -> BTreeSet<String> {
+    let suffix = format!(" of {source}: done");
+    s.log_lines()
+        .iter()
+        .filter_map(|l| {
+            let rest = l.split(" backup ").nth(1)?;
+            let id = rest.strip_suffix(&suffix)?;
+            Some(id.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn two_nodes_on_one_postgres_catalog_run_each_backup_exactly_once() {
+    let pg = Postgres::shared();
+    pg.create_db("serve_cluster");
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("repos");
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/serve_cluster",
+        pg.user, pg.password, pg.port
+    );
+    let key = holdfast_catalog::ServerKey::random().to_base64();
+    let env = [
+        ("HOLDFAST_CATALOG_URL", url.as_str()),
+        ("HOLDFAST_SERVER_KEY", key.as_str()),
+        ("HOLDFAST_STORAGE", storage.to_str().unwrap()),
+        ("HOLDFAST_WORKERS", "2"),
+        // a short lease: heartbeats every 2 s and each node's reaper every
+        // 4 s run many times while the runs go on
+        ("HOLDFAST_LEASE_SECONDS", "8"),
+    ];
+    let node_a = dir.path().join("node-a");
+    let node_b = dir.path().join("node-b");
+    let a = Server::start(&node_a, &env);
+    let admin = a
+        .admin
+        .clone()
+        .expect("the first node on an empty catalog prints an admin token");
+    let listening = a
+        .startup
+        .iter()
+        .find(|l| l.contains("listening on"))
+        .unwrap();
+    assert!(
+        listening.contains(&format!("catalog postgres://{}:***@", pg.user)),
+        "{listening}"
+    );
+    assert!(
+        !node_a.join("catalog.db").exists(),
+        "the catalog is PostgreSQL, not a SQLite file"
+    );
+
+    let t = a.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let tid = t["id"].as_str().unwrap().to_string();
+    let src = a.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(
+            &json!({"name": "hello", "kind": "command", "target": "sleep 0.4; echo hello",
+                     "schedule": null, "options": {"filename": "hello.txt"}}),
+        ),
+    );
+    let queue = |s: &Server| -> String {
+        let q = s.expect(
+            202,
+            "POST",
+            &format!("/api/v1/tenants/{tid}/backups"),
+            Some(&admin),
+            Some(&json!({"source_id": src["id"]})),
+        );
+        assert_eq!(q["status"], "queued");
+        q["id"].as_str().unwrap().to_string()
+    };
+
+    // node A alone starts working; node B starts while A runs jobs
+    let mut ids: Vec<String> = (0..10).map(|_| queue(&a)).collect();
+    wait_for("node A to run a job", 30, || {
+        let running = a.expect(
+            200,
+            "GET",
+            &format!("/api/v1/tenants/{tid}/backups?status=running"),
+            Some(&admin),
+            None,
+        );
+        !running["items"].as_array().unwrap().is_empty()
+    });
+    let b = Server::start(&node_b, &env);
+    assert!(
+        b.admin.is_none(),
+        "the second node finds tokens in the catalog and prints none"
+    );
+    for i in 10..RUNS {
+        ids.push(queue(if i % 2 == 0 { &a } else { &b }));
+    }
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), RUNS);
+
+    // every run done, each on its first attempt
+    let mut snapshots = BTreeSet::new();
+    let mut repository = None;
+    for (i, id) in ids.iter().enumerate() {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let r = node.wait_backup(id, &admin);
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(r["attempts"], 1, "{r}");
+        assert_eq!(r["size"], "hello\n".len(), "{r}");
+        let snap = r["snapshot_id"].as_str().unwrap().to_string();
+        assert_eq!(snap.len(), 64, "{r}");
+        snapshots.insert(snap);
+        repository = Some(r["repository"].as_str().unwrap().to_string());
+    }
+    assert_eq!(snapshots.len(), RUNS, "one snapshot per run");
+    let repository = repository.unwrap();
+    assert!(
+        repository.starts_with(storage.to_str().unwrap()),
+        "{repository}"
+    );
+
+    // the catalog agrees, read directly
+    let row = pg.psql(
+        "serve_cluster",
+        "SELECT count(*), count(DISTINCT snapshot_id), min(attempts), max(attempts) \
+         FROM backups WHERE status = 'done'",
+    );
+    assert_eq!(row.trim(), format!("{RUNS}|{RUNS}|1|1"));
+
+    // the audit log: one success per run, no failure, an intact chain
+    let audit = b.request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None);
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    let rows: Vec<Value> = audit
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let succeeded: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["event"] == "backup_succeeded")
+        .map(|r| r["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(succeeded.len(), RUNS);
+    assert_eq!(
+        succeeded
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>(),
+        ids.iter().cloned().collect::<BTreeSet<_>>()
+    );
+    let failed: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["event"] == "backup_failed" || r["event"] == "backup_retried")
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let out = b.cli(&["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
+
+    // the tenant's repository holds exactly those snapshots, and checks
+    let out = a.cli(&["tenant", "export-key", "acme"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let listed = common::run_ok(restic_with(&repository, &password).args(["snapshots", "--json"]));
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let listed: BTreeSet<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, snapshots);
+    common::run_ok(restic_with(&repository, &password).arg("check"));
+
+    // both nodes worked, and no run was done by both
+    let by_a = done_by(&a, "hello");
+    let by_b = done_by(&b, "hello");
+    assert!(
+        !by_a.is_empty() && !by_b.is_empty(),
+        "node A ran {}, node B ran {}",
+        by_a.len(),
+        by_b.len()
+    );
+    assert!(by_a.is_disjoint(&by_b), "{:?}", by_a.intersection(&by_b));
+    assert_eq!(
+        by_a.union(&by_b).cloned().collect::<BTreeSet<_>>(),
+        ids.iter().cloned().collect::<BTreeSet<_>>()
+    );
+    eprintln!("node A ran {}, node B ran {}", by_a.len(), by_b.len());
+
+    // nothing was recovered or lost, and no line shows the catalog password
+    let all: Vec<String> = [
+        a.startup.clone(),
+        a.log_lines(),
+        b.startup.clone(),
+        b.log_lines(),
+    ]
+    .concat();
+    for l in &all {
+        assert!(
+            !l.contains("interrupted") && !l.contains("cannot") && !l.contains("lease lost"),
+            "{l}"
+        );
+        assert!(!l.contains(&pg.password), "the password leaked: {l}");
+    }
+}
