@@ -159,6 +159,127 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         fs::read(inside.join("index.html")).unwrap(),
         b"<h1>acme</h1>\n"
     );
+    // downloaded as a portable tar that GNU tar extracts, audited with the actor
+    let client = reqwest::blocking::Client::new();
+    let resp = client
+        .get(format!(
+            "{}/api/v1/backups/{}/file?format=tar",
+            s.base,
+            b["id"].as_str().unwrap()
+        ))
+        .header("Authorization", format!("Bearer {admin}"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment; filename=\"acme-site-")
+            && disposition.ends_with(".tar\""),
+        "{disposition}"
+    );
+    let tar_path = dir.path().join("site.tar");
+    fs::write(&tar_path, resp.bytes().unwrap()).unwrap();
+    let untarred = dir.path().join("untarred");
+    fs::create_dir_all(&untarred).unwrap();
+    common::run_ok(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&tar_path)
+            .arg("-C")
+            .arg(&untarred),
+    );
+    let inside_tar = untarred.join(src_dir.strip_prefix("/").unwrap());
+    assert_eq!(
+        fs::read(inside_tar.join("uploads/logo.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    let r = s.request(
+        "GET",
+        &format!(
+            "/api/v1/backups/{}/file?format=docx",
+            b["id"].as_str().unwrap()
+        ),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (422, Some("format"))
+    );
+
+    // restored over the API into a new directory (the default target), verified
+    let r = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(r["status"], "queued");
+    let rid = r["id"].as_str().unwrap().to_string();
+    let mut done = Value::Null;
+    wait_for("the restore", || {
+        done = s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/restores/{rid}"),
+            Some(&admin),
+            None,
+        );
+        done["status"] != "queued" && done["status"] != "running"
+    });
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["verification"]["files"], 2);
+    let target = std::path::PathBuf::from(done["target"].as_str().unwrap());
+    assert!(target.starts_with(&data), "{target:?}");
+    let inside = target.join(src_dir.strip_prefix("/").unwrap());
+    assert_eq!(
+        fs::read(inside.join("uploads/logo.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    // and into a target of the caller's choosing
+    let chosen = dir.path().join("chosen");
+    let r = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+        Some(&admin),
+        Some(&json!({"target": chosen})),
+    );
+    let rid2 = r["id"].as_str().unwrap().to_string();
+    wait_for("the second restore", || {
+        s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/restores/{rid2}"),
+            Some(&admin),
+            None,
+        )["status"]
+            == "done"
+    });
+    assert_eq!(
+        fs::read(
+            chosen
+                .join(src_dir.strip_prefix("/").unwrap())
+                .join("index.html")
+        )
+        .unwrap(),
+        b"<h1>acme</h1>\n"
+    );
+    let r = s.request(
+        "POST",
+        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+        Some(&admin),
+        Some(&json!({"target": "relative/dir"})),
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (422, Some("target"))
+    );
+
     // the other tenant's repository is a different one, with another password
     let out = s.cli(&["tenant", "export-key", "other"]);
     let other_password = String::from_utf8(out.stdout).unwrap().trim().to_string();
@@ -285,6 +406,15 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     let one = format!("/api/v1/backups/{}", ids[0]);
     s.expect(200, "GET", &acme_backups, Some(&viewer), None);
     s.expect(200, "GET", &one, Some(&viewer), None);
+    s.expect(403, "GET", &format!("{one}/file"), Some(&viewer), None);
+    s.expect(403, "POST", &format!("{one}/restore"), Some(&viewer), None);
+    s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/restores/{rid}"),
+        Some(&viewer),
+        None,
+    );
     let r = s.request(
         "POST",
         &acme_backups,
@@ -333,6 +463,10 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
             None,
         ),
         ("POST", format!("/api/v1/backups/{failed_id}/retry"), None),
+        ("GET", format!("{one}/file"), None),
+        ("POST", format!("{one}/restore"), None),
+        ("GET", format!("/api/v1/restores/{rid}"), None),
+        ("DELETE", one.clone(), None),
         ("GET", format!("/api/v1/tenants/{acme_id}"), None),
     ] {
         let r = s.request(method, &path, Some(&other_op), body.as_ref());
@@ -733,6 +867,74 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
     let q = "SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o";
     assert_eq!(pg.psql("serve_app", q), pg.psql("serve_restored", q));
 
+    // restored over the API into a new database beside the source (the default), verified
+    let r = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+        Some(&admin),
+        None,
+    );
+    let rid = r["id"].as_str().unwrap().to_string();
+    assert!(
+        r["target"]
+            .as_str()
+            .unwrap()
+            .contains("/serve_app_restored_"),
+        "{r}"
+    );
+    wait_for("the database restore", || {
+        let st = s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/restores/{rid}"),
+            Some(&admin),
+            None,
+        )["status"]
+            .clone();
+        st == "done" || st == "failed"
+    });
+    let done = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/restores/{rid}"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["verification"]["rows"], 6500);
+    assert_eq!(done["verification"]["created"], true);
+    let new_db = done["verification"]["database"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let q = "SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o";
+    assert_eq!(pg.psql("serve_app", q), pg.psql(&new_db, q));
+
+    // downloaded as the portable bundle (the default for tables mode), which checks itself
+    let client = reqwest::blocking::Client::new();
+    let resp = client
+        .get(format!(
+            "{}/api/v1/backups/{}/file",
+            s.base,
+            b["id"].as_str().unwrap()
+        ))
+        .header("Authorization", format!("Bearer {admin}"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/zip");
+    let zip_path = dir.path().join("bundle.zip");
+    fs::write(&zip_path, resp.bytes().unwrap()).unwrap();
+    let mut verify = Command::new(common::holdfast_bin());
+    common::clean(&mut verify);
+    common::run_ok(verify.arg("export").arg("--verify").arg(&zip_path));
+    let listing = common::run_ok(Command::new("unzip").arg("-l").arg(&zip_path));
+    assert!(
+        listing.contains("customers.csv") && listing.contains(".xlsx"),
+        "{listing}"
+    );
+
     // wrong stored credentials: a failed run, permanent, the password nowhere
     let patched = s.expect(
         200,
@@ -769,4 +971,242 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
         .find(|l| l.contains("source_updated"))
         .unwrap();
     assert!(source_updated.contains("credentials"), "{source_updated}");
+}
+
+fn snapshot_count(repo: &str, password: &str) -> usize {
+    let out = common::run_ok(restic_with(repo, password).args(["snapshots", "--json"]));
+    serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn schedules_fire_missed_slots_once_and_retention_and_deletes_remove_snapshots_but_keep_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [
+        ("HOLDFAST_SCHEDULER_TICK_SECONDS", "1"),
+        ("HOLDFAST_RETRY_BASE_SECONDS", "1"),
+    ];
+    let s = Server::start(&data, &env);
+    let admin = s.admin.clone().unwrap();
+    let t = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let tid = t["id"].as_str().unwrap().to_string();
+    let site = dir.path().join("site");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(site.join("a.txt"), b"a").unwrap();
+    let bad = s.request(
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(&json!({"name": "x", "kind": "directory", "target": site, "schedule": "0 25 * * *"})),
+    );
+    assert_eq!(
+        (bad.status, bad.json()["field"].as_str()),
+        (422, Some("schedule"))
+    );
+    let src = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(
+            &json!({"name": "site", "kind": "directory", "target": site, "schedule": "0 3 * * *",
+                     "retention": {"max_age_days": 2, "keep_last": 1}}),
+        ),
+    );
+    let sid = src["id"].as_str().unwrap().to_string();
+    let list = |q: &str| {
+        s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/tenants/{tid}/backups?limit=200{q}"),
+            Some(&admin),
+            None,
+        )["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(
+        list("").is_empty(),
+        "no slot has come since the source was created"
+    );
+
+    // the server was "down" for months: the source is older than any slot it queued
+    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let three_days_ago = "2000-01-01T00:00:00.000Z".to_string(); // far back: bounded by the look-back window
+    db.execute(
+        "UPDATE sources SET created_at = ?1 WHERE id = ?2",
+        [&three_days_ago, &sid],
+    )
+    .unwrap();
+    wait_for("the scheduled run", || {
+        list("").iter().any(|b| b["status"] == "done")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    let runs = list("");
+    assert_eq!(
+        runs.len(),
+        1,
+        "one missed slot fired, not one per missed day: {runs:?}"
+    );
+    assert_eq!(runs[0]["kind"], "scheduled");
+    assert!(runs[0]["requested_by"].is_null());
+    assert_eq!(runs[0]["requested_by_label"], "system");
+    let slot: String = db
+        .query_row(
+            "SELECT slot FROM backups WHERE id = ?1",
+            [runs[0]["id"].as_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(slot.ends_with("T03:00:00.000Z"), "{slot}");
+
+    // two more runs on demand; then the first two are made old
+    let mut ids = vec![runs[0]["id"].as_str().unwrap().to_string()];
+    for _ in 0..2 {
+        fs::write(site.join("a.txt"), ids.len().to_string()).unwrap();
+        let q = s.expect(
+            202,
+            "POST",
+            &format!("/api/v1/tenants/{tid}/backups"),
+            Some(&admin),
+            Some(&json!({"source_id": sid})),
+        );
+        ids.push(q["id"].as_str().unwrap().to_string());
+        assert_eq!(s.wait_backup(ids.last().unwrap(), &admin)["status"], "done");
+    }
+    let repo = runs[0]["repository"].as_str().unwrap().to_string();
+    let password = String::from_utf8(s.cli(&["tenant", "export-key", "acme"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(snapshot_count(&repo, &password), 3);
+
+    // DELETE: 202, the row stays with deleted_at, the snapshot goes
+    let d = s.expect(
+        202,
+        "DELETE",
+        &format!("/api/v1/backups/{}", ids[2]),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(d["status"], "deleting");
+    wait_for("the deletion", || {
+        s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/backups/{}", ids[2]),
+            Some(&admin),
+            None,
+        )["status"]
+            == "deleted"
+    });
+    let gone = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/backups/{}", ids[2]),
+        Some(&admin),
+        None,
+    );
+    assert!(gone["deleted_at"].is_string());
+    assert_eq!(
+        gone["snapshot_id"].as_str().unwrap().len(),
+        64,
+        "the row keeps what it was"
+    );
+    assert_eq!(snapshot_count(&repo, &password), 2);
+    common::run_ok(restic_with(&repo, &password).args(["check"]));
+    drop(s);
+
+    // retention: the two remaining are months old; max_age 2 days, keep_last 1
+    for (id, day) in ids[..2].iter().zip(["01", "02"]) {
+        let at = format!("2026-01-{day}T00:00:00.000Z");
+        db.execute(
+            "UPDATE backups SET started_at = ?1 WHERE id = ?2",
+            [&at, id],
+        )
+        .unwrap();
+    }
+    let env = [
+        ("HOLDFAST_SCHEDULER_TICK_SECONDS", "1"),
+        ("HOLDFAST_CLEANUP_SCHEDULE", "* * * * *"),
+        ("HOLDFAST_SCHEDULE", "0 3 * * *"),
+    ];
+    let s = Server::start(&data, &env);
+    wait_for("retention", || {
+        s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/backups/{}", ids[0]),
+            Some(&admin),
+            None,
+        )["status"]
+            == "deleted"
+    });
+    // both are older than 2 days; keep_last 1 keeps the newer, ids[1]
+    let statuses: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            s.expect(
+                200,
+                "GET",
+                &format!("/api/v1/backups/{id}"),
+                Some(&admin),
+                None,
+            )["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "deleted").count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "done").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(snapshot_count(&repo, &password), 1);
+    common::run_ok(restic_with(&repo, &password).args(["check", "--read-data"]));
+    let audit = s
+        .request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None)
+        .text;
+    let rows: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let applied: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["event"] == "retention_applied")
+        .collect();
+    assert!(!applied.is_empty());
+    assert_eq!(
+        applied[0]["metadata"]["deleted"].as_array().unwrap().len(),
+        1
+    );
+    let by_retention = rows
+        .iter()
+        .filter(|r| r["event"] == "backup_deleted" && r["metadata"]["reason"] == "retention")
+        .count();
+    assert_eq!(by_retention, 1);
+    let by_api = rows
+        .iter()
+        .find(|r| r["event"] == "backup_deleted" && r["metadata"]["reason"] == "requested")
+        .unwrap();
+    assert_eq!(by_api["actor"]["label"], "initial admin");
 }

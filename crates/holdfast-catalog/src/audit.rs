@@ -148,6 +148,15 @@ pub struct AuditPage {
 }
 
 impl Catalog {
+    /// Append one event on its own (an action with no row change of its
+    /// own, such as a download), before the action is carried out.
+    pub async fn record_event(&self, ev: NewEvent<'_>) -> Result<i64> {
+        let mut w = self.write().await?;
+        let seq = w.audit(ev).await?;
+        w.commit().await?;
+        Ok(seq)
+    }
+
     /// A page of events, newest first, below sequence `before`.
     pub async fn audit_page(
         &self,

@@ -45,7 +45,7 @@ pub struct Backup {
 }
 
 impl Backup {
-    fn from_row(r: &AnyRow) -> std::result::Result<Backup, sqlx::Error> {
+    pub(crate) fn from_row(r: &AnyRow) -> std::result::Result<Backup, sqlx::Error> {
         let counts: Option<String> = r.try_get("counts")?;
         let warnings: String = r.try_get("warnings")?;
         Ok(Backup {
@@ -130,7 +130,10 @@ pub fn backoff(base: SignedDuration, attempt: i64) -> SignedDuration {
     SignedDuration::from_secs(secs)
 }
 
-async fn fetch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Backup> {
+pub(crate) async fn fetch(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+) -> Result<Backup> {
     let row = sqlx::query("SELECT * FROM backups WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)

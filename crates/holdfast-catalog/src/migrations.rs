@@ -6,9 +6,10 @@ use sqlx::Row;
 
 use crate::{Catalog, CatalogError, Result};
 
-const STEPS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const STEPS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE tenants (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -101,7 +102,24 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_tenant ON audit_log (tenant_id, seq);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE job_slots (
+    name TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    node TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (name, slot)
+);
+ALTER TABLE restores ADD COLUMN source_id TEXT;
+ALTER TABLE restores ADD COLUMN lease_owner TEXT;
+ALTER TABLE restores ADD COLUMN lease_until TEXT;
+CREATE INDEX restores_queue ON restores (status, queued_at)
+"#,
+    ),
+];
 
 pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {
     let mut w = catalog.write().await?;

@@ -8,13 +8,19 @@
 //! - [`worker`]: claiming, running, heartbeating and finishing jobs, and
 //!   recovering the ones a dead worker left;
 //! - [`runner`]: one backup of one source (blocking), and the
-//!   transient/permanent classification of its failures.
+//!   transient/permanent classification of its failures; deleting snapshots;
+//! - [`schedule`]: cron expressions (pure); [`scheduler`]: queueing due
+//!   slots once, and the retention sweep; [`retention`]: what a source's
+//!   retention lets go (pure).
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod problem;
+pub mod retention;
 pub mod runner;
+pub mod schedule;
+pub mod scheduler;
 pub mod worker;
 
 use std::sync::Arc;
@@ -86,6 +92,7 @@ pub async fn serve(
         ))
     })?;
     worker::start(state.clone()).await?;
+    scheduler::start(state.clone());
     let app = api::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -2,7 +2,9 @@
 
 mod audit;
 mod backups;
+mod download;
 mod health;
+mod restores;
 mod sources;
 mod tenants;
 mod tokens;
@@ -37,8 +39,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/tenants/{tenant}/backups",
             post(backups::create).get(backups::list),
         )
-        .route("/api/v1/backups/{id}", get(backups::get_one))
+        .route(
+            "/api/v1/backups/{id}",
+            get(backups::get_one).delete(backups::delete),
+        )
         .route("/api/v1/backups/{id}/retry", post(backups::retry))
+        .route("/api/v1/backups/{id}/file", get(download::download))
+        .route("/api/v1/backups/{id}/restore", post(restores::create))
+        .route("/api/v1/restores/{id}", get(restores::get_one))
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
