@@ -534,6 +534,42 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["field"], "source");
 
+    // metrics: the catalog's state and this node's counters (admin only)
+    let m = s.request("GET", "/metrics", Some(&admin), None);
+    assert_eq!(m.status, 200);
+    assert!(
+        m.content_type.starts_with("text/plain"),
+        "{}",
+        m.content_type
+    );
+    assert!(
+        m.text.contains("holdfast_backups{status=\"done\"} 7"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text.contains("holdfast_backups{status=\"failed\"} 1"),
+        "{}",
+        m.text
+    );
+    assert!(m.text.contains("holdfast_queue_depth 0"), "{}", m.text);
+    assert!(
+        m.text
+            .contains("holdfast_backup_duration_seconds_count{outcome=\"done\"} 7"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text.contains(&format!("holdfast_source_last_success_timestamp_seconds{{tenant=\"acme\",source_id=\"{source_id}\",source=\"site\"}}")),
+        "{}",
+        m.text
+    );
+    assert_eq!(
+        s.request("GET", "/metrics", Some(&viewer), None).status,
+        403
+    );
+    assert_eq!(s.request("GET", "/metrics", None, None).status, 401);
+
     // the audit log, as JSON Lines, with actors
     let audit = s.request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None);
     assert_eq!(audit.status, 200);

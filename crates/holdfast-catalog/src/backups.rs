@@ -501,3 +501,52 @@ mod tests {
         assert_eq!(backoff(base, 9).as_secs(), 3600);
     }
 }
+
+/// What `/metrics` reads from the catalog.
+impl Catalog {
+    /// Runs by status.
+    pub async fn backup_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM backups GROUP BY status")
+            .fetch_all(self.pool())
+            .await
+            .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(CatalogError::db)
+    }
+
+    /// When the longest-running job started.
+    pub async fn oldest_running_start(&self) -> Result<Option<String>> {
+        sqlx::query("SELECT MIN(started_at) AS s FROM backups WHERE status = 'running'")
+            .fetch_one(self.pool())
+            .await
+            .and_then(|r| r.try_get::<Option<String>, _>("s"))
+            .map_err(CatalogError::db)
+    }
+
+    /// (tenant name, source id, source name, last finished_at) of every
+    /// source with a successful run.
+    pub async fn last_successes(&self) -> Result<Vec<(String, String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT t.name AS tenant, s.id AS source_id, s.name AS source, MAX(b.finished_at) AS finished \
+             FROM backups b JOIN sources s ON s.id = b.source_id JOIN tenants t ON t.id = b.tenant_id \
+             WHERE b.status IN ('done', 'deleting', 'deleted') AND b.finished_at IS NOT NULL \
+             GROUP BY t.name, s.id, s.name ORDER BY t.name, s.name",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("tenant")?,
+                    r.try_get("source_id")?,
+                    r.try_get("source")?,
+                    r.try_get("finished")?,
+                ))
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(CatalogError::db)
+    }
+}

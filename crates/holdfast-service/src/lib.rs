@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: defaults, TOML file, environment;
 //! - [`problem`]: every API error and its HTTP form (the one place);
+//! - [`metrics`]: `/metrics`, from the catalog and this node's counters;
 //! - [`auth`]: bearer tokens, roles and tenant scoping;
 //! - [`api`]: the handlers, one module per resource;
 //! - [`worker`]: claiming, running, heartbeating and finishing jobs, and
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod metrics;
 pub mod problem;
 pub mod retention;
 pub mod runner;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub node: String,
     /// Wakes idle workers when a job is queued.
     pub wake: Arc<Notify>,
+    /// This node's counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]

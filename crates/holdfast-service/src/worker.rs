@@ -315,6 +315,30 @@ async fn record(
                 .await
         }
     };
+    if let Ok(done) = &r {
+        let seconds = match (
+            done.started_at
+                .as_deref()
+                .and_then(holdfast_catalog::clock::parse),
+            done.finished_at
+                .as_deref()
+                .and_then(holdfast_catalog::clock::parse),
+        ) {
+            (Some(a), Some(b)) => (b - a).total(jiff::Unit::Second).unwrap_or(0.0),
+            _ => 0.0,
+        };
+        let outcome = if done.status == "done" {
+            "done"
+        } else {
+            "failed"
+        };
+        state.metrics.run_finished(
+            outcome,
+            seconds,
+            done.size.unwrap_or(0) as u64,
+            done.bytes_added.unwrap_or(0) as u64,
+        );
+    }
     match r {
         Ok(done) => log(&format!(
             "backup {} of {}: {}",
