@@ -47,6 +47,10 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     assert_eq!(key_mode & 0o777, 0o600);
 
     assert_eq!(s.request("GET", "/healthz", None, None).status, 200);
+    let openapi = s.request("GET", "/api/v1/openapi.json", None, None);
+    assert_eq!(openapi.status, 200);
+    assert_eq!(openapi.json()["openapi"], "3.1.0");
+    assert!(openapi.json()["paths"]["/api/v1/tenants/{tenant}/backups"]["get"].is_object());
     assert_eq!(s.request("GET", "/readyz", None, None).status, 200);
 
     // tenants
