@@ -221,18 +221,34 @@ impl Catalog {
         limit: i64,
         before: Option<&str>,
     ) -> Result<BackupPage> {
-        let rows = sqlx::query(
-            "SELECT * FROM backups WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) \
-             AND ($3 IS NULL OR source_id = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
-        )
-        .bind(tenant_id)
-        .bind(&f.status)
-        .bind(&f.source_id)
-        .bind(before)
-        .bind(limit + 1)
-        .fetch_all(self.pool())
-        .await
-        .map_err(CatalogError::db)?;
+        // Only the filters given appear in the query, so that the planner
+        // walks an index ((tenant, id) or (tenant, status|source, id))
+        // from the cursor down instead of testing every row.
+        let mut sql = String::from("SELECT * FROM backups WHERE tenant_id = $1");
+        let mut binds: Vec<&str> = Vec::new();
+        if let Some(st) = &f.status {
+            binds.push(st);
+            sql.push_str(&format!(" AND status = ${}", binds.len() + 1));
+        }
+        if let Some(src) = &f.source_id {
+            binds.push(src);
+            sql.push_str(&format!(" AND source_id = ${}", binds.len() + 1));
+        }
+        if let Some(b) = before {
+            binds.push(b);
+            sql.push_str(&format!(" AND id < ${}", binds.len() + 1));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", binds.len() + 2));
+        // the text is built from fixed fragments only; values are bound
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(limit + 1)
+            .fetch_all(self.pool())
+            .await
+            .map_err(CatalogError::db)?;
         let mut items = rows
             .iter()
             .map(Backup::from_row)

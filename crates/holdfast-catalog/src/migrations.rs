@@ -119,6 +119,14 @@ ALTER TABLE restores ADD COLUMN lease_until TEXT;
 CREATE INDEX restores_queue ON restores (status, queued_at)
 "#,
     ),
+    (
+        3,
+        r#"
+CREATE INDEX backups_tenant_status ON backups (tenant_id, status, id);
+CREATE INDEX backups_tenant_source ON backups (tenant_id, source_id, id);
+CREATE INDEX audit_event ON audit_log (event, seq)
+"#,
+    ),
 ];
 
 pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {
