@@ -1250,3 +1250,314 @@ fn schedules_fire_missed_slots_once_and_retention_and_deletes_remove_snapshots_b
         .unwrap();
     assert_eq!(by_api["actor"]["label"], "initial admin");
 }
+
+/// Every endpoint × every kind of caller: admin, operator and viewer of the
+/// tenant that owns the resource, operator and viewer of another tenant,
+/// a revoked token, no token. No cross-tenant read or write anywhere.
+#[test]
+fn authorization_matrix_over_every_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[]);
+    let admin = s.admin.clone().unwrap();
+    let a = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "a"})),
+    );
+    let b = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "b"})),
+    );
+    let (aid, bid) = (
+        a["id"].as_str().unwrap().to_string(),
+        b["id"].as_str().unwrap().to_string(),
+    );
+    let site = dir.path().join("site");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(site.join("f"), b"x").unwrap();
+    // tenant a's resources: a source, a finished backup, a failed one, a restore
+    let src = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{aid}/sources"),
+        Some(&admin),
+        Some(&json!({"name": "site", "kind": "directory", "target": site, "schedule": null})),
+    );
+    let sid = src["id"].as_str().unwrap().to_string();
+    let done = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{aid}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": sid})),
+    );
+    let done_id = done["id"].as_str().unwrap().to_string();
+    assert_eq!(s.wait_backup(&done_id, &admin)["status"], "done");
+    let r = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{done_id}/restore"),
+        Some(&admin),
+        None,
+    );
+    let rid = r["id"].as_str().unwrap().to_string();
+
+    let (_, op_a) = new_token(&s, &admin, "operator", Some("a"));
+    let (_, view_a) = new_token(&s, &admin, "viewer", Some("a"));
+    let (_, op_b) = new_token(&s, &admin, "operator", Some("b"));
+    let (_, view_b) = new_token(&s, &admin, "viewer", Some("b"));
+    let (revoked_id, revoked) = new_token(&s, &admin, "operator", Some("a"));
+    s.expect(
+        200,
+        "DELETE",
+        &format!("/api/v1/tokens/{revoked_id}"),
+        Some(&admin),
+        None,
+    );
+
+    // (method, path, body, least role of tenant a that may do it: "viewer", "operator" or "admin")
+    let src_body = json!({"name": "n2", "kind": "directory", "target": site, "schedule": null});
+    let cases: Vec<(&str, String, Option<Value>, &str)> = vec![
+        ("GET", format!("/api/v1/tenants/{aid}"), None, "viewer"),
+        (
+            "GET",
+            format!("/api/v1/tenants/{aid}/sources"),
+            None,
+            "viewer",
+        ),
+        (
+            "POST",
+            format!("/api/v1/tenants/{aid}/sources"),
+            Some(src_body),
+            "operator",
+        ),
+        (
+            "GET",
+            format!("/api/v1/tenants/{aid}/sources/{sid}"),
+            None,
+            "viewer",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/tenants/{aid}/sources/{sid}"),
+            Some(json!({"retention": {"keep_last": 3}})),
+            "operator",
+        ),
+        (
+            "GET",
+            format!("/api/v1/tenants/{aid}/backups"),
+            None,
+            "viewer",
+        ),
+        (
+            "POST",
+            format!("/api/v1/tenants/{aid}/backups"),
+            Some(json!({"source_id": sid})),
+            "operator",
+        ),
+        ("GET", format!("/api/v1/backups/{done_id}"), None, "viewer"),
+        (
+            "GET",
+            format!("/api/v1/backups/{done_id}/file?format=tar"),
+            None,
+            "operator",
+        ),
+        (
+            "POST",
+            format!("/api/v1/backups/{done_id}/restore"),
+            Some(json!({"target": dir.path().join("r2")})),
+            "operator",
+        ),
+        ("GET", format!("/api/v1/restores/{rid}"), None, "viewer"),
+        (
+            "POST",
+            format!("/api/v1/backups/{done_id}/retry"),
+            None,
+            "operator",
+        ),
+        ("GET", format!("/api/v1/audit?tenant={aid}"), None, "viewer"),
+        ("GET", "/api/v1/tokens".to_string(), None, "admin"),
+        (
+            "POST",
+            "/api/v1/tokens".to_string(),
+            Some(json!({"role": "viewer", "tenant": "a"})),
+            "admin",
+        ),
+        (
+            "POST",
+            "/api/v1/tenants".to_string(),
+            Some(json!({"name": "c"})),
+            "admin",
+        ),
+        ("GET", "/metrics".to_string(), None, "admin"),
+        (
+            "DELETE",
+            format!("/api/v1/tenants/{aid}/sources/{sid}"),
+            None,
+            "operator",
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/backups/{done_id}"),
+            None,
+            "operator",
+        ),
+    ];
+    let rank = |r: &str| match r {
+        "viewer" => 0,
+        "operator" => 1,
+        _ => 2,
+    };
+    let tenant_scoped = |path: &str| {
+        path.contains(&aid) || path.contains("/backups/") || path.contains("/restores/")
+    };
+    // callers other than admin first: admin's requests change state (deletes) last
+    let callers: Vec<(&str, Option<&str>, Option<&str>)> = vec![
+        // (name, token, role within tenant a; None = not of tenant a)
+        ("none", None, None),
+        ("revoked", Some(&revoked), None),
+        ("viewer of b", Some(&view_b), None),
+        ("operator of b", Some(&op_b), None),
+        ("viewer of a", Some(&view_a), Some("viewer")),
+        ("operator of a", Some(&op_a), Some("operator")),
+    ];
+    for (method, path, body, least) in &cases {
+        for (name, token, role) in &callers {
+            let r = s.request(method, path, *token, body.as_ref());
+            let expected: &[u16] = match (token, role) {
+                (None, _) => &[401],
+                (_, _) if *name == "revoked" => &[401],
+                // another tenant: not found for tenant resources, forbidden for admin-only ones
+                (_, None) if *least == "admin" => &[403],
+                (_, None) if tenant_scoped(path) => &[404],
+                (_, None) => &[403],
+                (_, Some(role)) if rank(role) >= rank(least) => &[200, 201, 202, 204, 409],
+                (_, Some(_)) => &[403],
+            };
+            assert!(
+                expected.contains(&r.status),
+                "{name}: {method} {path} → {} (expected {expected:?}): {}",
+                r.status,
+                r.text
+            );
+            assert!(
+                !r.text.contains(&bid) || *name == "operator of b",
+                "{name}: {method} {path} leaked tenant b"
+            );
+        }
+    }
+    // the admin may do everything (the source was deleted by tenant a's
+    // operator above: it is gone for everyone now, admin included)
+    for (method, path, body, _) in &cases {
+        let r = s.request(method, path, Some(&admin), body.as_ref());
+        let uses_source =
+            path.contains(&sid) || body.as_ref().is_some_and(|b| b.to_string().contains(&sid));
+        assert!(
+            [200, 201, 202, 204, 409].contains(&r.status) || (uses_source && r.status == 404),
+            "admin: {method} {path} → {}: {}",
+            r.status,
+            r.text
+        );
+    }
+    // tenant b's callers never saw tenant a in listings
+    for token in [&op_b, &view_b] {
+        let t = s.expect(200, "GET", "/api/v1/tenants", Some(token), None);
+        assert_eq!(t["items"].as_array().unwrap().len(), 1);
+        assert_eq!(t["items"][0]["id"], bid.as_str());
+        let audit = s
+            .request("GET", "/api/v1/audit?format=jsonl", Some(token), None)
+            .text;
+        assert!(!audit.contains(&aid), "tenant b's audit shows tenant a");
+        let backups = s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/tenants/{bid}/backups"),
+            Some(token),
+            None,
+        );
+        assert!(backups["items"].as_array().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn tokens_from_the_console_and_configuration_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[]);
+    let admin = s.admin.clone().unwrap();
+    s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let out = s.cli(&[
+        "token", "create", "--role", "viewer", "--tenant", "acme", "--label", "grafana",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let secret = stdout.lines().last().unwrap().trim().to_string();
+    assert!(secret.starts_with("hf_"), "{stdout}");
+    let tenants = s.expect(200, "GET", "/api/v1/tenants", Some(&secret), None);
+    assert_eq!(tenants["items"][0]["name"], "acme");
+    let list = String::from_utf8(s.cli(&["token", "list"]).stdout).unwrap();
+    let line = list
+        .lines()
+        .find(|l| l.contains("grafana"))
+        .unwrap()
+        .to_string();
+    assert!(!list.contains(&secret), "secrets are never listed");
+    let id = line.split_whitespace().next().unwrap();
+    assert!(s.cli(&["token", "revoke", id]).status.success());
+    s.expect(401, "GET", "/api/v1/tenants", Some(&secret), None);
+    let audit = s
+        .request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None)
+        .text;
+    let created = audit
+        .lines()
+        .find(|l| l.contains("token_created") && l.contains("grafana"))
+        .unwrap();
+    assert!(created.contains("console:"), "{created}");
+    assert!(audit.lines().any(|l| l.contains("token_revoked")));
+    drop(s);
+
+    // a bad configuration stops the start and names the key
+    let conf = dir.path().join("holdfast.toml");
+    fs::write(&conf, "workers = 0\n").unwrap();
+    let mut cmd = Command::new(common::holdfast_bin());
+    common::clean(&mut cmd);
+    let out = cmd
+        .args(["serve", "--config"])
+        .arg(&conf)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("workers"), "{err}");
+    let mut cmd = Command::new(common::holdfast_bin());
+    common::clean(&mut cmd);
+    let out = cmd
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .env("HOLDFAST_CATALOG_URL", "mysql://u:hunter2@h/db")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("catalog_url") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
