@@ -47,6 +47,10 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     assert_eq!(key_mode & 0o777, 0o600);
 
     assert_eq!(s.request("GET", "/healthz", None, None).status, 200);
+    let openapi = s.request("GET", "/api/v1/openapi.json", None, None);
+    assert_eq!(openapi.status, 200);
+    assert_eq!(openapi.json()["openapi"], "3.1.0");
+    assert!(openapi.json()["paths"]["/api/v1/tenants/{tenant}/backups"]["get"].is_object());
     assert_eq!(s.request("GET", "/readyz", None, None).status, 200);
 
     // tenants
@@ -159,6 +163,127 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         fs::read(inside.join("index.html")).unwrap(),
         b"<h1>acme</h1>\n"
     );
+    // downloaded as a portable tar that GNU tar extracts, audited with the actor
+    let client = reqwest::blocking::Client::new();
+    let resp = client
+        .get(format!(
+            "{}/api/v1/backups/{}/file?format=tar",
+            s.base,
+            b["id"].as_str().unwrap()
+        ))
+        .header("Authorization", format!("Bearer {admin}"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment; filename=\"acme-site-")
+            && disposition.ends_with(".tar\""),
+        "{disposition}"
+    );
+    let tar_path = dir.path().join("site.tar");
+    fs::write(&tar_path, resp.bytes().unwrap()).unwrap();
+    let untarred = dir.path().join("untarred");
+    fs::create_dir_all(&untarred).unwrap();
+    common::run_ok(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&tar_path)
+            .arg("-C")
+            .arg(&untarred),
+    );
+    let inside_tar = untarred.join(src_dir.strip_prefix("/").unwrap());
+    assert_eq!(
+        fs::read(inside_tar.join("uploads/logo.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    let r = s.request(
+        "GET",
+        &format!(
+            "/api/v1/backups/{}/file?format=docx",
+            b["id"].as_str().unwrap()
+        ),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (422, Some("format"))
+    );
+
+    // restored over the API into a new directory (the default target), verified
+    let r = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(r["status"], "queued");
+    let rid = r["id"].as_str().unwrap().to_string();
+    let mut done = Value::Null;
+    wait_for("the restore", || {
+        done = s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/restores/{rid}"),
+            Some(&admin),
+            None,
+        );
+        done["status"] != "queued" && done["status"] != "running"
+    });
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["verification"]["files"], 2);
+    let target = std::path::PathBuf::from(done["target"].as_str().unwrap());
+    assert!(target.starts_with(&data), "{target:?}");
+    let inside = target.join(src_dir.strip_prefix("/").unwrap());
+    assert_eq!(
+        fs::read(inside.join("uploads/logo.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    // and into a target of the caller's choosing
+    let chosen = dir.path().join("chosen");
+    let r = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+        Some(&admin),
+        Some(&json!({"target": chosen})),
+    );
+    let rid2 = r["id"].as_str().unwrap().to_string();
+    wait_for("the second restore", || {
+        s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/restores/{rid2}"),
+            Some(&admin),
+            None,
+        )["status"]
+            == "done"
+    });
+    assert_eq!(
+        fs::read(
+            chosen
+                .join(src_dir.strip_prefix("/").unwrap())
+                .join("index.html")
+        )
+        .unwrap(),
+        b"<h1>acme</h1>\n"
+    );
+    let r = s.request(
+        "POST",
+        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+        Some(&admin),
+        Some(&json!({"target": "relative/dir"})),
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (422, Some("target"))
+    );
+
     // the other tenant's repository is a different one, with another password
     let out = s.cli(&["tenant", "export-key", "other"]);
     let other_password = String::from_utf8(out.stdout).unwrap().trim().to_string();
@@ -285,6 +410,15 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     let one = format!("/api/v1/backups/{}", ids[0]);
     s.expect(200, "GET", &acme_backups, Some(&viewer), None);
     s.expect(200, "GET", &one, Some(&viewer), None);
+    s.expect(403, "GET", &format!("{one}/file"), Some(&viewer), None);
+    s.expect(403, "POST", &format!("{one}/restore"), Some(&viewer), None);
+    s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/restores/{rid}"),
+        Some(&viewer),
+        None,
+    );
     let r = s.request(
         "POST",
         &acme_backups,
@@ -333,6 +467,10 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
             None,
         ),
         ("POST", format!("/api/v1/backups/{failed_id}/retry"), None),
+        ("GET", format!("{one}/file"), None),
+        ("POST", format!("{one}/restore"), None),
+        ("GET", format!("/api/v1/restores/{rid}"), None),
+        ("DELETE", one.clone(), None),
         ("GET", format!("/api/v1/tenants/{acme_id}"), None),
     ] {
         let r = s.request(method, &path, Some(&other_op), body.as_ref());
@@ -399,6 +537,42 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     );
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["field"], "source");
+
+    // metrics: the catalog's state and this node's counters (admin only)
+    let m = s.request("GET", "/metrics", Some(&admin), None);
+    assert_eq!(m.status, 200);
+    assert!(
+        m.content_type.starts_with("text/plain"),
+        "{}",
+        m.content_type
+    );
+    assert!(
+        m.text.contains("holdfast_backups{status=\"done\"} 7"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text.contains("holdfast_backups{status=\"failed\"} 1"),
+        "{}",
+        m.text
+    );
+    assert!(m.text.contains("holdfast_queue_depth 0"), "{}", m.text);
+    assert!(
+        m.text
+            .contains("holdfast_backup_duration_seconds_count{outcome=\"done\"} 7"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text.contains(&format!("holdfast_source_last_success_timestamp_seconds{{tenant=\"acme\",source_id=\"{source_id}\",source=\"site\"}}")),
+        "{}",
+        m.text
+    );
+    assert_eq!(
+        s.request("GET", "/metrics", Some(&viewer), None).status,
+        403
+    );
+    assert_eq!(s.request("GET", "/metrics", None, None).status, 401);
 
     // the audit log, as JSON Lines, with actors
     let audit = s.request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None);
@@ -733,6 +907,74 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
     let q = "SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o";
     assert_eq!(pg.psql("serve_app", q), pg.psql("serve_restored", q));
 
+    // restored over the API into a new database beside the source (the default), verified
+    let r = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+        Some(&admin),
+        None,
+    );
+    let rid = r["id"].as_str().unwrap().to_string();
+    assert!(
+        r["target"]
+            .as_str()
+            .unwrap()
+            .contains("/serve_app_restored_"),
+        "{r}"
+    );
+    wait_for("the database restore", || {
+        let st = s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/restores/{rid}"),
+            Some(&admin),
+            None,
+        )["status"]
+            .clone();
+        st == "done" || st == "failed"
+    });
+    let done = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/restores/{rid}"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["verification"]["rows"], 6500);
+    assert_eq!(done["verification"]["created"], true);
+    let new_db = done["verification"]["database"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let q = "SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o";
+    assert_eq!(pg.psql("serve_app", q), pg.psql(&new_db, q));
+
+    // downloaded as the portable bundle (the default for tables mode), which checks itself
+    let client = reqwest::blocking::Client::new();
+    let resp = client
+        .get(format!(
+            "{}/api/v1/backups/{}/file",
+            s.base,
+            b["id"].as_str().unwrap()
+        ))
+        .header("Authorization", format!("Bearer {admin}"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/zip");
+    let zip_path = dir.path().join("bundle.zip");
+    fs::write(&zip_path, resp.bytes().unwrap()).unwrap();
+    let mut verify = Command::new(common::holdfast_bin());
+    common::clean(&mut verify);
+    common::run_ok(verify.arg("export").arg("--verify").arg(&zip_path));
+    let listing = common::run_ok(Command::new("unzip").arg("-l").arg(&zip_path));
+    assert!(
+        listing.contains("customers.csv") && listing.contains(".xlsx"),
+        "{listing}"
+    );
+
     // wrong stored credentials: a failed run, permanent, the password nowhere
     let patched = s.expect(
         200,
@@ -769,4 +1011,553 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
         .find(|l| l.contains("source_updated"))
         .unwrap();
     assert!(source_updated.contains("credentials"), "{source_updated}");
+}
+
+fn snapshot_count(repo: &str, password: &str) -> usize {
+    let out = common::run_ok(restic_with(repo, password).args(["snapshots", "--json"]));
+    serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn schedules_fire_missed_slots_once_and_retention_and_deletes_remove_snapshots_but_keep_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [
+        ("HOLDFAST_SCHEDULER_TICK_SECONDS", "1"),
+        ("HOLDFAST_RETRY_BASE_SECONDS", "1"),
+    ];
+    let s = Server::start(&data, &env);
+    let admin = s.admin.clone().unwrap();
+    let t = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let tid = t["id"].as_str().unwrap().to_string();
+    let site = dir.path().join("site");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(site.join("a.txt"), b"a").unwrap();
+    let bad = s.request(
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(&json!({"name": "x", "kind": "directory", "target": site, "schedule": "0 25 * * *"})),
+    );
+    assert_eq!(
+        (bad.status, bad.json()["field"].as_str()),
+        (422, Some("schedule"))
+    );
+    let src = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(
+            &json!({"name": "site", "kind": "directory", "target": site, "schedule": "0 3 * * *",
+                     "retention": {"max_age_days": 2, "keep_last": 1}}),
+        ),
+    );
+    let sid = src["id"].as_str().unwrap().to_string();
+    let list = |q: &str| {
+        s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/tenants/{tid}/backups?limit=200{q}"),
+            Some(&admin),
+            None,
+        )["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(
+        list("").is_empty(),
+        "no slot has come since the source was created"
+    );
+
+    // the server was "down" for months: the source is older than any slot it queued
+    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    let three_days_ago = "2000-01-01T00:00:00.000Z".to_string(); // far back: bounded by the look-back window
+    db.execute(
+        "UPDATE sources SET created_at = ?1 WHERE id = ?2",
+        [&three_days_ago, &sid],
+    )
+    .unwrap();
+    wait_for("the scheduled run", || {
+        list("").iter().any(|b| b["status"] == "done")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    let runs = list("");
+    assert_eq!(
+        runs.len(),
+        1,
+        "one missed slot fired, not one per missed day: {runs:?}"
+    );
+    assert_eq!(runs[0]["kind"], "scheduled");
+    assert!(runs[0]["requested_by"].is_null());
+    assert_eq!(runs[0]["requested_by_label"], "system");
+    let slot: String = db
+        .query_row(
+            "SELECT slot FROM backups WHERE id = ?1",
+            [runs[0]["id"].as_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(slot.ends_with("T03:00:00.000Z"), "{slot}");
+
+    // two more runs on demand; then the first two are made old
+    let mut ids = vec![runs[0]["id"].as_str().unwrap().to_string()];
+    for _ in 0..2 {
+        fs::write(site.join("a.txt"), ids.len().to_string()).unwrap();
+        let q = s.expect(
+            202,
+            "POST",
+            &format!("/api/v1/tenants/{tid}/backups"),
+            Some(&admin),
+            Some(&json!({"source_id": sid})),
+        );
+        ids.push(q["id"].as_str().unwrap().to_string());
+        assert_eq!(s.wait_backup(ids.last().unwrap(), &admin)["status"], "done");
+    }
+    let repo = runs[0]["repository"].as_str().unwrap().to_string();
+    let password = String::from_utf8(s.cli(&["tenant", "export-key", "acme"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(snapshot_count(&repo, &password), 3);
+
+    // DELETE: 202, the row stays with deleted_at, the snapshot goes
+    let d = s.expect(
+        202,
+        "DELETE",
+        &format!("/api/v1/backups/{}", ids[2]),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(d["status"], "deleting");
+    wait_for("the deletion", || {
+        s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/backups/{}", ids[2]),
+            Some(&admin),
+            None,
+        )["status"]
+            == "deleted"
+    });
+    let gone = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/backups/{}", ids[2]),
+        Some(&admin),
+        None,
+    );
+    assert!(gone["deleted_at"].is_string());
+    assert_eq!(
+        gone["snapshot_id"].as_str().unwrap().len(),
+        64,
+        "the row keeps what it was"
+    );
+    assert_eq!(snapshot_count(&repo, &password), 2);
+    common::run_ok(restic_with(&repo, &password).args(["check"]));
+    drop(s);
+
+    // retention: the two remaining are months old; max_age 2 days, keep_last 1
+    for (id, day) in ids[..2].iter().zip(["01", "02"]) {
+        let at = format!("2026-01-{day}T00:00:00.000Z");
+        db.execute(
+            "UPDATE backups SET started_at = ?1 WHERE id = ?2",
+            [&at, id],
+        )
+        .unwrap();
+    }
+    let env = [
+        ("HOLDFAST_SCHEDULER_TICK_SECONDS", "1"),
+        ("HOLDFAST_CLEANUP_SCHEDULE", "* * * * *"),
+        ("HOLDFAST_SCHEDULE", "0 3 * * *"),
+    ];
+    let s = Server::start(&data, &env);
+    wait_for("retention", || {
+        s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/backups/{}", ids[0]),
+            Some(&admin),
+            None,
+        )["status"]
+            == "deleted"
+    });
+    // both are older than 2 days; keep_last 1 keeps the newer, ids[1]
+    let statuses: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            s.expect(
+                200,
+                "GET",
+                &format!("/api/v1/backups/{id}"),
+                Some(&admin),
+                None,
+            )["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "deleted").count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "done").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(snapshot_count(&repo, &password), 1);
+    common::run_ok(restic_with(&repo, &password).args(["check", "--read-data"]));
+    let audit = s
+        .request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None)
+        .text;
+    let rows: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let applied: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["event"] == "retention_applied")
+        .collect();
+    assert!(!applied.is_empty());
+    assert_eq!(
+        applied[0]["metadata"]["deleted"].as_array().unwrap().len(),
+        1
+    );
+    let by_retention = rows
+        .iter()
+        .filter(|r| r["event"] == "backup_deleted" && r["metadata"]["reason"] == "retention")
+        .count();
+    assert_eq!(by_retention, 1);
+    let by_api = rows
+        .iter()
+        .find(|r| r["event"] == "backup_deleted" && r["metadata"]["reason"] == "requested")
+        .unwrap();
+    assert_eq!(by_api["actor"]["label"], "initial admin");
+}
+
+/// Every endpoint × every kind of caller: admin, operator and viewer of the
+/// tenant that owns the resource, operator and viewer of another tenant,
+/// a revoked token, no token. No cross-tenant read or write anywhere.
+#[test]
+fn authorization_matrix_over_every_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[]);
+    let admin = s.admin.clone().unwrap();
+    let a = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "a"})),
+    );
+    let b = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "b"})),
+    );
+    let (aid, bid) = (
+        a["id"].as_str().unwrap().to_string(),
+        b["id"].as_str().unwrap().to_string(),
+    );
+    let site = dir.path().join("site");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(site.join("f"), b"x").unwrap();
+    // tenant a's resources: a source, a finished backup, a failed one, a restore
+    let src = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{aid}/sources"),
+        Some(&admin),
+        Some(&json!({"name": "site", "kind": "directory", "target": site, "schedule": null})),
+    );
+    let sid = src["id"].as_str().unwrap().to_string();
+    let done = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{aid}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": sid})),
+    );
+    let done_id = done["id"].as_str().unwrap().to_string();
+    assert_eq!(s.wait_backup(&done_id, &admin)["status"], "done");
+    let r = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{done_id}/restore"),
+        Some(&admin),
+        None,
+    );
+    let rid = r["id"].as_str().unwrap().to_string();
+
+    let (_, op_a) = new_token(&s, &admin, "operator", Some("a"));
+    let (_, view_a) = new_token(&s, &admin, "viewer", Some("a"));
+    let (_, op_b) = new_token(&s, &admin, "operator", Some("b"));
+    let (_, view_b) = new_token(&s, &admin, "viewer", Some("b"));
+    let (revoked_id, revoked) = new_token(&s, &admin, "operator", Some("a"));
+    s.expect(
+        200,
+        "DELETE",
+        &format!("/api/v1/tokens/{revoked_id}"),
+        Some(&admin),
+        None,
+    );
+
+    // (method, path, body, least role of tenant a that may do it: "viewer", "operator" or "admin")
+    let src_body = json!({"name": "n2", "kind": "directory", "target": site, "schedule": null});
+    let cases: Vec<(&str, String, Option<Value>, &str)> = vec![
+        ("GET", format!("/api/v1/tenants/{aid}"), None, "viewer"),
+        (
+            "GET",
+            format!("/api/v1/tenants/{aid}/sources"),
+            None,
+            "viewer",
+        ),
+        (
+            "POST",
+            format!("/api/v1/tenants/{aid}/sources"),
+            Some(src_body),
+            "operator",
+        ),
+        (
+            "GET",
+            format!("/api/v1/tenants/{aid}/sources/{sid}"),
+            None,
+            "viewer",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/tenants/{aid}/sources/{sid}"),
+            Some(json!({"retention": {"keep_last": 3}})),
+            "operator",
+        ),
+        (
+            "GET",
+            format!("/api/v1/tenants/{aid}/backups"),
+            None,
+            "viewer",
+        ),
+        (
+            "POST",
+            format!("/api/v1/tenants/{aid}/backups"),
+            Some(json!({"source_id": sid})),
+            "operator",
+        ),
+        ("GET", format!("/api/v1/backups/{done_id}"), None, "viewer"),
+        (
+            "GET",
+            format!("/api/v1/backups/{done_id}/file?format=tar"),
+            None,
+            "operator",
+        ),
+        (
+            "POST",
+            format!("/api/v1/backups/{done_id}/restore"),
+            Some(json!({"target": dir.path().join("r2")})),
+            "operator",
+        ),
+        ("GET", format!("/api/v1/restores/{rid}"), None, "viewer"),
+        (
+            "POST",
+            format!("/api/v1/backups/{done_id}/retry"),
+            None,
+            "operator",
+        ),
+        ("GET", format!("/api/v1/audit?tenant={aid}"), None, "viewer"),
+        ("GET", "/api/v1/tokens".to_string(), None, "admin"),
+        (
+            "POST",
+            "/api/v1/tokens".to_string(),
+            Some(json!({"role": "viewer", "tenant": "a"})),
+            "admin",
+        ),
+        (
+            "POST",
+            "/api/v1/tenants".to_string(),
+            Some(json!({"name": "c"})),
+            "admin",
+        ),
+        ("GET", "/metrics".to_string(), None, "admin"),
+        (
+            "DELETE",
+            format!("/api/v1/tenants/{aid}/sources/{sid}"),
+            None,
+            "operator",
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/backups/{done_id}"),
+            None,
+            "operator",
+        ),
+    ];
+    let rank = |r: &str| match r {
+        "viewer" => 0,
+        "operator" => 1,
+        _ => 2,
+    };
+    let tenant_scoped = |path: &str| {
+        path.contains(&aid) || path.contains("/backups/") || path.contains("/restores/")
+    };
+    // callers other than admin first: admin's requests change state (deletes) last
+    let callers: Vec<(&str, Option<&str>, Option<&str>)> = vec![
+        // (name, token, role within tenant a; None = not of tenant a)
+        ("none", None, None),
+        ("revoked", Some(&revoked), None),
+        ("viewer of b", Some(&view_b), None),
+        ("operator of b", Some(&op_b), None),
+        ("viewer of a", Some(&view_a), Some("viewer")),
+        ("operator of a", Some(&op_a), Some("operator")),
+    ];
+    for (method, path, body, least) in &cases {
+        for (name, token, role) in &callers {
+            let r = s.request(method, path, *token, body.as_ref());
+            let expected: &[u16] = match (token, role) {
+                (None, _) => &[401],
+                (_, _) if *name == "revoked" => &[401],
+                // another tenant: not found for tenant resources, forbidden for admin-only ones
+                (_, None) if *least == "admin" => &[403],
+                (_, None) if tenant_scoped(path) => &[404],
+                (_, None) => &[403],
+                (_, Some(role)) if rank(role) >= rank(least) => &[200, 201, 202, 204, 409],
+                (_, Some(_)) => &[403],
+            };
+            assert!(
+                expected.contains(&r.status),
+                "{name}: {method} {path} → {} (expected {expected:?}): {}",
+                r.status,
+                r.text
+            );
+            assert!(
+                !r.text.contains(&bid) || *name == "operator of b",
+                "{name}: {method} {path} leaked tenant b"
+            );
+        }
+    }
+    // the admin may do everything (the source was deleted by tenant a's
+    // operator above: it is gone for everyone now, admin included)
+    for (method, path, body, _) in &cases {
+        let r = s.request(method, path, Some(&admin), body.as_ref());
+        let uses_source =
+            path.contains(&sid) || body.as_ref().is_some_and(|b| b.to_string().contains(&sid));
+        assert!(
+            [200, 201, 202, 204, 409].contains(&r.status) || (uses_source && r.status == 404),
+            "admin: {method} {path} → {}: {}",
+            r.status,
+            r.text
+        );
+    }
+    // tenant b's callers never saw tenant a in listings
+    for token in [&op_b, &view_b] {
+        let t = s.expect(200, "GET", "/api/v1/tenants", Some(token), None);
+        assert_eq!(t["items"].as_array().unwrap().len(), 1);
+        assert_eq!(t["items"][0]["id"], bid.as_str());
+        let audit = s
+            .request("GET", "/api/v1/audit?format=jsonl", Some(token), None)
+            .text;
+        assert!(!audit.contains(&aid), "tenant b's audit shows tenant a");
+        let backups = s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/tenants/{bid}/backups"),
+            Some(token),
+            None,
+        );
+        assert!(backups["items"].as_array().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn tokens_from_the_console_and_configuration_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[]);
+    let admin = s.admin.clone().unwrap();
+    s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let out = s.cli(&[
+        "token", "create", "--role", "viewer", "--tenant", "acme", "--label", "grafana",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let secret = stdout.lines().last().unwrap().trim().to_string();
+    assert!(secret.starts_with("hf_"), "{stdout}");
+    let tenants = s.expect(200, "GET", "/api/v1/tenants", Some(&secret), None);
+    assert_eq!(tenants["items"][0]["name"], "acme");
+    let list = String::from_utf8(s.cli(&["token", "list"]).stdout).unwrap();
+    let line = list
+        .lines()
+        .find(|l| l.contains("grafana"))
+        .unwrap()
+        .to_string();
+    assert!(!list.contains(&secret), "secrets are never listed");
+    let id = line.split_whitespace().next().unwrap();
+    assert!(s.cli(&["token", "revoke", id]).status.success());
+    s.expect(401, "GET", "/api/v1/tenants", Some(&secret), None);
+    let audit = s
+        .request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None)
+        .text;
+    let created = audit
+        .lines()
+        .find(|l| l.contains("token_created") && l.contains("grafana"))
+        .unwrap();
+    assert!(created.contains("console:"), "{created}");
+    assert!(audit.lines().any(|l| l.contains("token_revoked")));
+    drop(s);
+
+    // a bad configuration stops the start and names the key
+    let conf = dir.path().join("holdfast.toml");
+    fs::write(&conf, "workers = 0\n").unwrap();
+    let mut cmd = Command::new(common::holdfast_bin());
+    common::clean(&mut cmd);
+    let out = cmd
+        .args(["serve", "--config"])
+        .arg(&conf)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("workers"), "{err}");
+    let mut cmd = Command::new(common::holdfast_bin());
+    common::clean(&mut cmd);
+    let out = cmd
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .env("HOLDFAST_CATALOG_URL", "mysql://u:hunter2@h/db")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("catalog_url") && !err.contains("hunter2"),
+        "{err}"
+    );
 }

@@ -12,20 +12,10 @@ use holdfast_format::snapshot::Snapshot;
 use holdfast_sources::db_backup::{DumpBackupOptions, DumpBackupResult};
 use holdfast_sources::db_restore::RestoreReport;
 pub use holdfast_sources::dispatch::SourceOptions;
-use holdfast_sources::dispatch::backup_address;
-use holdfast_sources::jsonl::Endpoint;
-use holdfast_sources::jsonl::replay::{ReplayOptions, replay_events};
-use holdfast_sources::manifest::{Manifest, snapshot_kind};
-use holdfast_sources::mysql::MyClient;
-use holdfast_sources::mysql::restore::{MyRestoreOptions, restore_mysql_dump};
-use holdfast_sources::mysql::tables::restore_mysql_tables;
-use holdfast_sources::postgres::PgClient;
-use holdfast_sources::postgres::restore::{PgRestoreOptions, restore_pg_dump, restore_pg_tables};
+use holdfast_sources::dispatch::{backup_address, restore_address};
 use holdfast_sources::progress::Progress;
 use holdfast_sources::secret;
 use holdfast_sources::source_url::SourceAddress;
-use holdfast_sources::sqlite::restore::{SqliteRestoreOptions, restore_sqlite};
-use holdfast_sources::sqlite::tables::restore_sqlite_tables;
 
 use crate::ui::{Ui, fmt_bytes};
 
@@ -103,95 +93,20 @@ pub fn restore(
     progress: &Progress,
 ) -> Result<RestoreReport> {
     warn_password_in_address(ui, &addr);
-    let Some((kind, mode)) = snapshot_kind(snapshot) else {
-        bail!("this snapshot holds files, not a database: restore it with --target DIR");
+    let credential = match &addr {
+        SourceAddress::Jsonl(_) => http_token(password_file)?,
+        _ => password_file.map(secret::read_password_file).transpose()?,
     };
-    let Some(manifest) = Manifest::load(repo, snapshot)? else {
-        bail!("the snapshot has no manifest.json: it cannot be restored into a database");
-    };
-    match (addr, kind.as_str(), mode.as_str()) {
-        (SourceAddress::Postgres(db), "postgres", "dump") => {
-            let pw = secret::resolve(password_file, db.password.as_deref())?;
-            let mut client = PgClient::new(db, pw)?;
-            Ok(restore_pg_dump(
-                repo,
-                snapshot,
-                &manifest,
-                &mut client,
-                &PgRestoreOptions { clean },
-                progress,
-            )?)
-        }
-        (SourceAddress::Postgres(db), "postgres", "tables") => {
-            let pw = secret::resolve(password_file, db.password.as_deref())?;
-            let mut client = PgClient::new(db, pw)?;
-            Ok(restore_pg_tables(
-                repo,
-                snapshot,
-                &manifest,
-                &mut client,
-                &PgRestoreOptions { clean },
-                progress,
-            )?)
-        }
-        (SourceAddress::Mysql(db), "mysql", "dump") => {
-            let pw = secret::resolve(password_file, db.password.as_deref())?;
-            let client = MyClient::new(db, pw)?;
-            Ok(restore_mysql_dump(
-                repo,
-                snapshot,
-                &manifest,
-                &client,
-                &MyRestoreOptions { clean },
-                progress,
-            )?)
-        }
-        (SourceAddress::Mysql(db), "mysql", "tables") => {
-            let pw = secret::resolve(password_file, db.password.as_deref())?;
-            let client = MyClient::new(db, pw)?;
-            Ok(restore_mysql_tables(
-                repo,
-                snapshot,
-                &manifest,
-                &client,
-                &MyRestoreOptions { clean },
-                progress,
-            )?)
-        }
-        (SourceAddress::Sqlite(path), "sqlite", "file") => Ok(restore_sqlite(
-            repo,
-            snapshot,
-            &manifest,
-            &path,
-            &SqliteRestoreOptions { clean },
-            progress,
-        )?),
-        (SourceAddress::Jsonl(address), "jsonl", "events") => {
-            let endpoint = Endpoint {
-                address,
-                token: http_token(password_file)?,
-            };
-            let replay = ReplayOptions::new(state_dir().join("replay"));
-            Ok(replay_events(
-                repo,
-                snapshot_id,
-                snapshot,
-                &manifest,
-                &endpoint,
-                &replay,
-                progress,
-            )?)
-        }
-        (SourceAddress::Sqlite(path), "sqlite", "tables") => Ok(restore_sqlite_tables(
-            repo,
-            snapshot,
-            &manifest,
-            &path,
-            &SqliteRestoreOptions { clean },
-            progress,
-        )?),
-        (addr, kind, mode) => bail!("a {kind} {mode} snapshot cannot be restored into {addr}"),
-    }
+    Ok(restore_address(
+        repo,
+        snapshot_id,
+        snapshot,
+        addr,
+        credential,
+        clean,
+        &state_dir().join("replay"),
+        progress,
+    )?)
 }
 
 /// One line about a source run, from the snapshot's `holdfast.source`.

@@ -147,7 +147,38 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
+/// The audit query with only the filters given (so indexes are used),
+/// followed by `AND <position>$n <order> LIMIT $n+1`; the filter values
+/// to bind first.
+fn audit_query<'f>(f: &'f AuditFilter, position: &str, order: &str) -> (String, Vec<&'f str>) {
+    let mut sql = String::from("SELECT * FROM audit_log WHERE 1 = 1");
+    let mut binds: Vec<&str> = Vec::new();
+    if let Some(t) = &f.tenant_id {
+        binds.push(t);
+        sql.push_str(&format!(" AND tenant_id = ${}", binds.len()));
+    }
+    if let Some(e) = &f.event {
+        binds.push(e);
+        sql.push_str(&format!(" AND event = ${}", binds.len()));
+    }
+    sql.push_str(&format!(
+        " AND {position}${} {order} LIMIT ${}",
+        binds.len() + 1,
+        binds.len() + 2
+    ));
+    (sql, binds)
+}
+
 impl Catalog {
+    /// Append one event on its own (an action with no row change of its
+    /// own, such as a download), before the action is carried out.
+    pub async fn record_event(&self, ev: NewEvent<'_>) -> Result<i64> {
+        let mut w = self.write().await?;
+        let seq = w.audit(ev).await?;
+        w.commit().await?;
+        Ok(seq)
+    }
+
     /// A page of events, newest first, below sequence `before`.
     pub async fn audit_page(
         &self,
@@ -155,17 +186,17 @@ impl Catalog {
         limit: i64,
         before: Option<i64>,
     ) -> Result<AuditPage> {
-        let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR event = $2) \
-             AND seq < $3 ORDER BY seq DESC LIMIT $4",
-        )
-        .bind(&f.tenant_id)
-        .bind(&f.event)
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(limit + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(CatalogError::db)?;
+        let (sql, binds) = audit_query(f, "seq < ", "ORDER BY seq DESC");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(CatalogError::db)?;
         let mut items = rows
             .iter()
             .map(AuditRow::from_row)
@@ -190,17 +221,17 @@ impl Catalog {
         after: i64,
         limit: i64,
     ) -> Result<Vec<AuditRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR event = $2) \
-             AND seq > $3 ORDER BY seq LIMIT $4",
-        )
-        .bind(&f.tenant_id)
-        .bind(&f.event)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(CatalogError::db)?;
+        let (sql, binds) = audit_query(f, "seq > ", "ORDER BY seq");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(CatalogError::db)?;
         rows.iter()
             .map(AuditRow::from_row)
             .collect::<std::result::Result<Vec<_>, _>>()

@@ -47,7 +47,7 @@ pub struct Backup {
 }
 
 impl Backup {
-    fn from_row(r: &AnyRow) -> std::result::Result<Backup, sqlx::Error> {
+    pub(crate) fn from_row(r: &AnyRow) -> std::result::Result<Backup, sqlx::Error> {
         let counts: Option<String> = r.try_get("counts")?;
         let warnings: String = r.try_get("warnings")?;
         Ok(Backup {
@@ -137,7 +137,10 @@ pub fn backoff(base: SignedDuration, attempt: i64) -> SignedDuration {
     SignedDuration::from_secs(secs)
 }
 
-async fn fetch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Backup> {
+pub(crate) async fn fetch(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+) -> Result<Backup> {
     let row = sqlx::query("SELECT * FROM backups WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -256,18 +259,34 @@ impl Catalog {
         limit: i64,
         before: Option<&str>,
     ) -> Result<BackupPage> {
-        let rows = sqlx::query(
-            "SELECT * FROM backups WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) \
-             AND ($3 IS NULL OR source_id = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
-        )
-        .bind(tenant_id)
-        .bind(&f.status)
-        .bind(&f.source_id)
-        .bind(before)
-        .bind(limit + 1)
-        .fetch_all(self.pool())
-        .await
-        .map_err(CatalogError::db)?;
+        // Only the filters given appear in the query, so that the planner
+        // walks an index ((tenant, id) or (tenant, status|source, id))
+        // from the cursor down instead of testing every row.
+        let mut sql = String::from("SELECT * FROM backups WHERE tenant_id = $1");
+        let mut binds: Vec<&str> = Vec::new();
+        if let Some(st) = &f.status {
+            binds.push(st);
+            sql.push_str(&format!(" AND status = ${}", binds.len() + 1));
+        }
+        if let Some(src) = &f.source_id {
+            binds.push(src);
+            sql.push_str(&format!(" AND source_id = ${}", binds.len() + 1));
+        }
+        if let Some(b) = before {
+            binds.push(b);
+            sql.push_str(&format!(" AND id < ${}", binds.len() + 1));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", binds.len() + 2));
+        // the text is built from fixed fragments only; values are bound
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(limit + 1)
+            .fetch_all(self.pool())
+            .await
+            .map_err(CatalogError::db)?;
         let mut items = rows
             .iter()
             .map(Backup::from_row)
@@ -591,5 +610,54 @@ mod tests {
         assert_eq!(backoff(base, 2).as_secs(), 120);
         assert_eq!(backoff(base, 3).as_secs(), 480);
         assert_eq!(backoff(base, 9).as_secs(), 3600);
+    }
+}
+
+/// What `/metrics` reads from the catalog.
+impl Catalog {
+    /// Runs by status.
+    pub async fn backup_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM backups GROUP BY status")
+            .fetch_all(self.pool())
+            .await
+            .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(CatalogError::db)
+    }
+
+    /// When the longest-running job started.
+    pub async fn oldest_running_start(&self) -> Result<Option<String>> {
+        sqlx::query("SELECT MIN(started_at) AS s FROM backups WHERE status = 'running'")
+            .fetch_one(self.pool())
+            .await
+            .and_then(|r| r.try_get::<Option<String>, _>("s"))
+            .map_err(CatalogError::db)
+    }
+
+    /// (tenant name, source id, source name, last finished_at) of every
+    /// source with a successful run.
+    pub async fn last_successes(&self) -> Result<Vec<(String, String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT t.name AS tenant, s.id AS source_id, s.name AS source, MAX(b.finished_at) AS finished \
+             FROM backups b JOIN sources s ON s.id = b.source_id JOIN tenants t ON t.id = b.tenant_id \
+             WHERE b.status IN ('done', 'deleting', 'deleted') AND b.finished_at IS NOT NULL \
+             GROUP BY t.name, s.id, s.name ORDER BY t.name, s.name",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("tenant")?,
+                    r.try_get("source_id")?,
+                    r.try_get("source")?,
+                    r.try_get("finished")?,
+                ))
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(CatalogError::db)
     }
 }

@@ -105,11 +105,35 @@ CREATE INDEX audit_tenant ON audit_log (tenant_id, seq);
     ),
     (
         2,
+        r#"
+CREATE TABLE job_slots (
+    name TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    node TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (name, slot)
+);
+ALTER TABLE restores ADD COLUMN source_id TEXT;
+ALTER TABLE restores ADD COLUMN lease_owner TEXT;
+ALTER TABLE restores ADD COLUMN lease_until TEXT;
+CREATE INDEX restores_queue ON restores (status, queued_at)
+"#,
+    ),
+    (
+        3,
+        r#"
+CREATE INDEX backups_tenant_status ON backups (tenant_id, status, id);
+CREATE INDEX backups_tenant_source ON backups (tenant_id, source_id, id);
+CREATE INDEX audit_event ON audit_log (event, seq)
+"#,
+    ),
+    (
+        4,
         // A live source's name is unique within its tenant. Checking before
         // inserting is enough for SQLite's single writer, not for
         // PostgreSQL's concurrent transactions: the index decides there.
         r#"
-CREATE UNIQUE INDEX sources_live_name ON sources (tenant_id, name) WHERE deleted_at IS NULL;
+CREATE UNIQUE INDEX sources_live_name ON sources (tenant_id, name) WHERE deleted_at IS NULL
 "#,
     ),
 ];

@@ -216,6 +216,17 @@ impl Catalog {
         Source::from_row(&row).map_err(CatalogError::db)
     }
 
+    /// A source by id even if deleted (a restore of its old backups).
+    pub async fn source_any(&self, id: &str) -> Result<Source> {
+        let row = sqlx::query("SELECT * FROM sources WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(CatalogError::db)?
+            .ok_or(CatalogError::NotFound { what: "source" })?;
+        Source::from_row(&row).map_err(CatalogError::db)
+    }
+
     pub async fn sources(&self, tenant_id: &str) -> Result<Vec<Source>> {
         let rows = sqlx::query(
             "SELECT * FROM sources WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY name",

@@ -58,6 +58,8 @@ pub struct ScheduleConfig {
     pub default: String,
     /// Time zone of schedules.
     pub timezone: String,
+    /// How often the scheduler looks for due slots, in seconds.
+    pub tick_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +67,8 @@ pub struct ScheduleConfig {
 pub struct RetentionConfig {
     /// Default maximum age of a backup, in days.
     pub max_age_days: u32,
+    /// When the retention sweep runs (cron, in the schedule time zone).
+    pub cleanup: String,
 }
 
 impl Default for Config {
@@ -98,13 +102,17 @@ impl Default for ScheduleConfig {
         ScheduleConfig {
             default: "0 3 * * *".into(),
             timezone: "UTC".into(),
+            tick_seconds: 10,
         }
     }
 }
 
 impl Default for RetentionConfig {
     fn default() -> RetentionConfig {
-        RetentionConfig { max_age_days: 30 }
+        RetentionConfig {
+            max_age_days: 30,
+            cleanup: "0 5 * * *".into(),
+        }
     }
 }
 
@@ -186,6 +194,12 @@ impl Config {
         if let Some(v) = env("HOLDFAST_TIMEZONE") {
             self.schedule.timezone = v;
         }
+        if let Some(v) = env("HOLDFAST_CLEANUP_SCHEDULE") {
+            self.retention.cleanup = v;
+        }
+        if let Some(v) = env("HOLDFAST_SCHEDULER_TICK_SECONDS") {
+            self.schedule.tick_seconds = num("HOLDFAST_SCHEDULER_TICK_SECONDS", &v)?;
+        }
         if let Some(v) = env("HOLDFAST_RETENTION_DAYS") {
             self.retention.max_age_days = num("HOLDFAST_RETENTION_DAYS", &v)?;
         }
@@ -228,6 +242,10 @@ impl Config {
                 format!("unknown time zone {:?}", self.schedule.timezone),
             ));
         }
+        crate::schedule::Schedule::parse(&self.schedule.default)
+            .map_err(|e| bad("schedule.default", e))?;
+        crate::schedule::Schedule::parse(&self.retention.cleanup)
+            .map_err(|e| bad("retention.cleanup", e))?;
         if self.retention.max_age_days == 0 {
             return Err(bad("retention.max_age_days", "at least 1"));
         }

@@ -3,18 +3,26 @@
 //!
 //! - [`config`]: defaults, TOML file, environment;
 //! - [`problem`]: every API error and its HTTP form (the one place);
+//! - [`metrics`]: `/metrics`, from the catalog and this node's counters;
 //! - [`auth`]: bearer tokens, roles and tenant scoping;
 //! - [`api`]: the handlers, one module per resource;
 //! - [`worker`]: claiming, running, heartbeating and finishing jobs, and
 //!   recovering the ones a dead worker left;
 //! - [`runner`]: one backup of one source (blocking), and the
-//!   transient/permanent classification of its failures.
+//!   transient/permanent classification of its failures; deleting snapshots;
+//! - [`schedule`]: cron expressions (pure); [`scheduler`]: queueing due
+//!   slots once, and the retention sweep; [`retention`]: what a source's
+//!   retention lets go (pure).
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod metrics;
 pub mod problem;
+pub mod retention;
 pub mod runner;
+pub mod schedule;
+pub mod scheduler;
 pub mod worker;
 
 use std::sync::Arc;
@@ -36,6 +44,8 @@ pub struct AppState {
     pub node: String,
     /// Wakes idle workers when a job is queued.
     pub wake: Arc<Notify>,
+    /// This node's counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +96,7 @@ pub async fn serve(
         ))
     })?;
     worker::start(state.clone()).await?;
+    scheduler::start(state.clone());
     let app = api::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -42,6 +42,20 @@ pub async fn start(state: AppState) -> Result<(), ServeError> {
 }
 
 async fn recover(state: &AppState, all_running: bool) -> Result<(), ServeError> {
+    for r in state.catalog.orphaned_restores(all_running).await? {
+        let msg = "interrupted: the worker running this restore stopped (crash, kill or lost lease); \
+                   the target may hold part of the data";
+        if let Err(e) = state
+            .catalog
+            .finish_restore(&r.id, None, Err(msg.to_string()))
+            .await
+        {
+            log(&format!(
+                "restore {}: cannot record the interruption: {e}",
+                r.id
+            ));
+        }
+    }
     for b in state.catalog.orphaned_backups(all_running).await? {
         let delay = backoff(retry_base(state), b.attempts);
         // checked again under the row's lock: a lease renewed (or a run
@@ -84,6 +98,22 @@ async fn worker_loop(state: AppState, name: String) {
         match state.catalog.claim_backup(&name, lease(&state)).await {
             Ok(Some(b)) => run_one(&state, &name, b).await,
             Ok(None) => {
+                match state.catalog.claim_restore(&name, lease(&state)).await {
+                    Ok(Some(r)) => {
+                        restore_one(&state, &name, r).await;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => log(&format!("{name}: cannot take a restore: {e}")),
+                }
+                match state.catalog.claim_deletion(&name, lease(&state)).await {
+                    Ok(Some(b)) => {
+                        delete_one(&state, &name, b).await;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => log(&format!("{name}: cannot take a deletion: {e}")),
+                }
                 tokio::select! {
                     _ = state.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -129,6 +159,107 @@ async fn run_one(state: &AppState, worker: &str, b: Backup) {
         }
     };
     record(state, worker, &b, result).await;
+}
+
+/// Restore a backup into the restore's target, renewing the lease.
+async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restores::Restore) {
+    let prepared = async {
+        let b = state.catalog.backup(&r.backup_id).await?;
+        let password = state.catalog.tenant_password(&r.tenant_id).await?;
+        let source = state.catalog.source_any(&b.source_id).await?;
+        let credentials = state.catalog.source_credentials(&b.source_id).await?;
+        Ok::<_, holdfast_catalog::CatalogError>(crate::runner::RestoreInput {
+            repository: b.repository.clone().into(),
+            password,
+            snapshot_id: b.snapshot_id.clone().unwrap_or_default(),
+            kind: source.kind,
+            target: r.target.clone(),
+            credentials,
+            replay_state: state.config.data_dir.join("replay"),
+        })
+    }
+    .await;
+    let outcome = match prepared {
+        Err(e) => Err(e.to_string()),
+        Ok(input) => {
+            let progress = Arc::new(holdfast_sources::progress::Progress::silent());
+            let mut job =
+                tokio::task::spawn_blocking(move || crate::runner::run_restore(&input, &progress));
+            let mut tick = tokio::time::interval(Duration::from_secs(
+                (state.config.jobs.lease_seconds / 4).max(1),
+            ));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    out = &mut job => break out.unwrap_or_else(|e| Err(format!("the restore thread failed: {e}"))),
+                    _ = tick.tick() => {
+                        let _ = state.catalog.heartbeat_restore(&r.id, worker, lease(state)).await;
+                    }
+                }
+            }
+        }
+    };
+    match state
+        .catalog
+        .finish_restore(&r.id, Some(worker), outcome)
+        .await
+    {
+        Ok(done) => log(&format!(
+            "restore {} into {}: {}",
+            done.id, done.target, done.status
+        )),
+        Err(e) => log(&format!("restore {}: cannot record the outcome: {e}", r.id)),
+    }
+}
+
+/// Remove a backup's snapshot and prune; a failure leaves the row
+/// `deleting` and tries again later.
+async fn delete_one(state: &AppState, worker: &str, b: Backup) {
+    let password = match state.catalog.tenant_password(&b.tenant_id).await {
+        Ok(p) => p,
+        Err(e) => return log(&format!("deletion of {}: {e}", b.id)),
+    };
+    let repo: std::path::PathBuf = b.repository.clone().into();
+    let ids: Vec<String> = b
+        .snapshot_id
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect();
+    let r = tokio::task::spawn_blocking(move || {
+        crate::runner::delete_snapshots(&repo, &password, &ids)
+    })
+    .await;
+    let outcome = match r {
+        Ok(Ok(())) => state
+            .catalog
+            .finish_deletion(&b.id, worker)
+            .await
+            .map(|_| ()),
+        Ok(Err(f)) => {
+            log(&format!(
+                "deletion of {} failed, will try again: {}",
+                b.id, f.message
+            ));
+            state
+                .catalog
+                .defer_deletion(&b.id, worker, &f.message, backoff(retry_base(state), 2))
+                .await
+        }
+        Err(e) => {
+            state
+                .catalog
+                .defer_deletion(&b.id, worker, &e.to_string(), backoff(retry_base(state), 2))
+                .await
+        }
+    };
+    match outcome {
+        Ok(()) => log(&format!("backup {} of {}: deleted", b.id, b.source_name)),
+        Err(e) => log(&format!(
+            "deletion of {}: cannot record the outcome: {e}",
+            b.id
+        )),
+    }
 }
 
 async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
@@ -187,6 +318,30 @@ async fn record(
                 .await
         }
     };
+    if let Ok(done) = &r {
+        let seconds = match (
+            done.started_at
+                .as_deref()
+                .and_then(holdfast_catalog::clock::parse),
+            done.finished_at
+                .as_deref()
+                .and_then(holdfast_catalog::clock::parse),
+        ) {
+            (Some(a), Some(b)) => (b - a).total(jiff::Unit::Second).unwrap_or(0.0),
+            _ => 0.0,
+        };
+        let outcome = if done.status == "done" {
+            "done"
+        } else {
+            "failed"
+        };
+        state.metrics.run_finished(
+            outcome,
+            seconds,
+            done.size.unwrap_or(0) as u64,
+            done.bytes_added.unwrap_or(0) as u64,
+        );
+    }
     match r {
         Ok(done) => log(&format!(
             "backup {} of {}: {}",

@@ -1,25 +1,37 @@
 //! One place that maps a database or stream address to its source: the
 //! CLI's `backup ADDRESS` and the service's workers both come through here.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
 
+use holdfast_format::Id;
+use holdfast_format::snapshot::Snapshot;
+
 use crate::db_backup::{DumpBackupOptions, DumpBackupResult, TablesOptions};
+use crate::db_restore::RestoreReport;
 use crate::jsonl::Endpoint;
 use crate::jsonl::backup::{JsonlBackupOptions, backup_jsonl};
+use crate::jsonl::replay::{ReplayOptions, replay_events};
+use crate::manifest::{Manifest, snapshot_kind};
 use crate::mysql::MyClient;
 use crate::mysql::dump::backup_mysql_dump;
+use crate::mysql::restore::{MyRestoreOptions, restore_mysql_dump};
 use crate::mysql::tables::backup_mysql_tables;
+use crate::mysql::tables::restore_mysql_tables;
 use crate::postgres::PgClient;
 use crate::postgres::dump::backup_pg_dump;
+use crate::postgres::restore::{PgRestoreOptions, restore_pg_dump, restore_pg_tables};
 use crate::postgres::tables::backup_pg_tables;
 use crate::progress::Progress;
 use crate::secret::Secret;
 use crate::source_url::SourceAddress;
 use crate::sqlite::backup::backup_sqlite;
+use crate::sqlite::restore::{SqliteRestoreOptions, restore_sqlite};
 use crate::sqlite::tables::backup_sqlite_tables;
+use crate::sqlite::tables::restore_sqlite_tables;
 
 /// Source options that only some kinds of source take.
 #[derive(Debug, Clone, Default)]
@@ -87,6 +99,125 @@ pub fn backup_address(
         SourceAddress::Path(p) => Err(EngineError::Invalid(format!(
             "{} is a path, not a source address",
             p.display()
+        ))),
+    }
+}
+
+/// Restore a database or stream snapshot into `addr`.
+/// `credential` as for [`backup_address`]; `replay_state` is where event
+/// replays keep their progress so an interrupted one resumes.
+#[allow(clippy::too_many_arguments)]
+pub fn restore_address(
+    repo: &Repository,
+    snapshot_id: &Id,
+    snapshot: &Snapshot,
+    addr: SourceAddress,
+    credential: Option<Secret>,
+    clean: bool,
+    replay_state: &Path,
+    progress: &Progress,
+) -> Result<RestoreReport> {
+    let Some((kind, mode)) = snapshot_kind(snapshot) else {
+        return Err(EngineError::Invalid(
+            "this snapshot holds files, not a database: restore it into a directory".into(),
+        ));
+    };
+    let Some(manifest) = Manifest::load(repo, snapshot)? else {
+        return Err(EngineError::Invalid(
+            "the snapshot has no manifest.json: it cannot be restored into a database".into(),
+        ));
+    };
+    match (addr, kind.as_str(), mode.as_str()) {
+        (SourceAddress::Postgres(db), "postgres", "dump") => {
+            let pw = credential
+                .clone()
+                .or_else(|| db.password.as_deref().map(Secret::new));
+            let mut client = PgClient::new(db, pw)?;
+            restore_pg_dump(
+                repo,
+                snapshot,
+                &manifest,
+                &mut client,
+                &PgRestoreOptions { clean },
+                progress,
+            )
+        }
+        (SourceAddress::Postgres(db), "postgres", "tables") => {
+            let pw = credential
+                .clone()
+                .or_else(|| db.password.as_deref().map(Secret::new));
+            let mut client = PgClient::new(db, pw)?;
+            restore_pg_tables(
+                repo,
+                snapshot,
+                &manifest,
+                &mut client,
+                &PgRestoreOptions { clean },
+                progress,
+            )
+        }
+        (SourceAddress::Mysql(db), "mysql", "dump") => {
+            let pw = credential
+                .clone()
+                .or_else(|| db.password.as_deref().map(Secret::new));
+            let client = MyClient::new(db, pw)?;
+            restore_mysql_dump(
+                repo,
+                snapshot,
+                &manifest,
+                &client,
+                &MyRestoreOptions { clean },
+                progress,
+            )
+        }
+        (SourceAddress::Mysql(db), "mysql", "tables") => {
+            let pw = credential
+                .clone()
+                .or_else(|| db.password.as_deref().map(Secret::new));
+            let client = MyClient::new(db, pw)?;
+            restore_mysql_tables(
+                repo,
+                snapshot,
+                &manifest,
+                &client,
+                &MyRestoreOptions { clean },
+                progress,
+            )
+        }
+        (SourceAddress::Sqlite(path), "sqlite", "file") => restore_sqlite(
+            repo,
+            snapshot,
+            &manifest,
+            &path,
+            &SqliteRestoreOptions { clean },
+            progress,
+        ),
+        (SourceAddress::Jsonl(address), "jsonl", "events") => {
+            let endpoint = Endpoint {
+                address,
+                token: credential.clone(),
+            };
+            let replay = ReplayOptions::new(replay_state.to_path_buf());
+            replay_events(
+                repo,
+                snapshot_id,
+                snapshot,
+                &manifest,
+                &endpoint,
+                &replay,
+                progress,
+            )
+        }
+        (SourceAddress::Sqlite(path), "sqlite", "tables") => restore_sqlite_tables(
+            repo,
+            snapshot,
+            &manifest,
+            &path,
+            &SqliteRestoreOptions { clean },
+            progress,
+        ),
+        (addr, kind, mode) => Err(EngineError::Invalid(format!(
+            "a {kind} {mode} snapshot cannot be restored into {addr}"
         ))),
     }
 }

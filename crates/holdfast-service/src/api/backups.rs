@@ -106,6 +106,22 @@ pub async fn get_one(
     Ok(Json(visible(&s, &caller, &id, Role::Viewer).await?))
 }
 
+/// `DELETE /api/v1/backups/{id}`: 202; the row stays, `deleting` until a
+/// worker has removed the snapshot and pruned, then `deleted`.
+pub async fn delete(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Backup>), ApiError> {
+    visible(&s, &caller, &id, Role::Operator).await?;
+    let b = s
+        .catalog
+        .request_deletion(&id, &caller.actor(), "requested")
+        .await?;
+    s.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(b)))
+}
+
 /// `POST /api/v1/backups/{id}/retry`: 202 when the backup failed, 409
 /// otherwise.
 pub async fn retry(

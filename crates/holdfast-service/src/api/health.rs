@@ -23,3 +23,19 @@ pub async fn readyz(State(s): State<AppState>) -> Result<(StatusCode, &'static s
     }
     Ok((StatusCode::OK, "ready\n"))
 }
+
+/// `GET /metrics` (admin token): Prometheus' text format.
+pub async fn metrics(
+    State(s): State<AppState>,
+    caller: crate::auth::Caller,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    caller.admin()?;
+    let body = crate::metrics::render(&s).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    ))
+}

@@ -2,7 +2,9 @@
 
 mod audit;
 mod backups;
+mod download;
 mod health;
+mod restores;
 mod sources;
 mod tenants;
 mod tokens;
@@ -21,6 +23,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/api/v1/tenants/{tenant}", get(tenants::get_one))
         .route(
@@ -37,14 +41,31 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/tenants/{tenant}/backups",
             post(backups::create).get(backups::list),
         )
-        .route("/api/v1/backups/{id}", get(backups::get_one))
+        .route(
+            "/api/v1/backups/{id}",
+            get(backups::get_one).delete(backups::delete),
+        )
         .route("/api/v1/backups/{id}/retry", post(backups::retry))
+        .route("/api/v1/backups/{id}/file", get(download::download))
+        .route("/api/v1/backups/{id}/restore", post(restores::create))
+        .route("/api/v1/restores/{id}", get(restores::get_one))
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .fallback(|| async { ApiError::NotFound("resource") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+}
+
+/// The API described for clients and tools (OpenAPI 3.1, kept by hand
+/// beside the router; a test checks every route is in it).
+pub const OPENAPI: &str = include_str!("../../assets/openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
 
 /// Page sizes: 50 unless asked, at most 200.
@@ -72,4 +93,27 @@ pub(crate) fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiE
                 .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this API returned"))
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let src = include_str!("mod.rs");
+        let src = &src[..src.find("#[cfg(test)]").unwrap()];
+        let routes: Vec<&str> = src
+            .split(".route(")
+            .skip(1)
+            .filter_map(|r| r.trim_start().strip_prefix('"')?.split('"').next())
+            .filter(|p| *p != "/api/v1/openapi.json")
+            .collect();
+        assert!(routes.len() > 15, "{routes:?}");
+        for r in routes {
+            assert!(
+                doc["paths"].get(r).is_some(),
+                "{r} is not in assets/openapi.json"
+            );
+        }
+    }
 }

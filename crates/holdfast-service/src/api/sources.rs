@@ -9,51 +9,40 @@ use crate::auth::Caller;
 use crate::problem::{ApiError, ApiJson};
 use crate::runner::validate_source;
 
-const RETENTION_KEYS: &[&str] = &[
-    "max_age_days",
-    "keep_last",
-    "keep_daily",
-    "keep_weekly",
-    "keep_monthly",
-    "keep_yearly",
-];
-
 fn check_retention(r: &serde_json::Value) -> Result<(), ApiError> {
-    let obj = r
-        .as_object()
-        .ok_or_else(|| ApiError::invalid("retention", "must be an object"))?;
-    for (k, v) in obj {
-        if !RETENTION_KEYS.contains(&k.as_str()) {
-            return Err(ApiError::invalid(
-                &format!("retention.{k}"),
-                format!("unknown; expected one of {}", RETENTION_KEYS.join(", ")),
-            ));
-        }
-        if v.as_u64().is_none_or(|n| n > 100_000) {
+    let r: crate::retention::Retention = serde_json::from_value(r.clone()).map_err(|e| {
+        let text = e.to_string();
+        let field = text
+            .split('`')
+            .nth(1)
+            .map(|f| format!("retention.{f}"))
+            .unwrap_or_else(|| "retention".into());
+        ApiError::invalid(&field, text)
+    })?;
+    for (k, v) in [
+        ("keep_last", r.keep_last),
+        ("keep_daily", r.keep_daily),
+        ("keep_weekly", r.keep_weekly),
+        ("keep_monthly", r.keep_monthly),
+        ("keep_yearly", r.keep_yearly),
+    ] {
+        if !(0..=100_000).contains(&v) {
             return Err(ApiError::invalid(
                 &format!("retention.{k}"),
                 "a whole number ≥ 0",
             ));
         }
     }
+    if r.max_age_days == Some(0) {
+        return Err(ApiError::invalid("retention.max_age_days", "at least 1"));
+    }
     Ok(())
 }
 
-/// Five cron fields (minute hour day-of-month month day-of-week).
+/// A cron expression the scheduler can run (`null`: on demand only).
 fn check_schedule(s: &Option<String>) -> Result<(), ApiError> {
     if let Some(s) = s {
-        let fields = s.split_whitespace().count();
-        let ok = fields == 5
-            && s.split_whitespace().all(|f| {
-                f.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "*/,-?LW#".contains(c))
-            });
-        if !ok {
-            return Err(ApiError::invalid(
-                "schedule",
-                format!("{s:?} is not a cron expression of five fields, like \"0 3 * * *\""),
-            ));
-        }
+        crate::schedule::Schedule::parse(s).map_err(|e| ApiError::invalid("schedule", e))?;
     }
     Ok(())
 }

@@ -1,0 +1,220 @@
+//! Deleting backups: the row stays (status `deleting`, then `deleted`
+//! with `deleted_at`); a worker removes the snapshot and prunes. Also the
+//! slots of service-wide periodic jobs (the retention sweep), claimed once
+//! across every node.
+
+use jiff::SignedDuration;
+use sqlx::Row;
+
+use crate::audit::NewEvent;
+use crate::backups::{Backup, fetch};
+use crate::{Actor, Catalog, CatalogError, Dialect, Result, clock};
+
+impl Catalog {
+    /// Ask for a backup's deletion. A finished backup becomes `deleting`
+    /// (a worker removes its snapshot); one that failed has no snapshot and
+    /// becomes `deleted` at once. Asking again changes nothing. The audit
+    /// row (`backup_deleted`, with `reason`) is written now, before the work.
+    pub async fn request_deletion(&self, id: &str, actor: &Actor, reason: &str) -> Result<Backup> {
+        let mut w = self.write().await?;
+        let b = fetch(&mut w.tx, id).await?;
+        let now = clock::now();
+        let next = match b.status.as_str() {
+            "deleting" | "deleted" => return Ok(b),
+            "queued" | "running" => {
+                return Err(CatalogError::Conflict(format!(
+                    "backup {id} is {}: delete it once it has finished",
+                    b.status
+                )));
+            }
+            "done" => "deleting",
+            _ => "deleted",
+        };
+        sqlx::query(
+            "UPDATE backups SET status = $1, run_after = $2, lease_owner = NULL, lease_until = NULL, \
+             deleted_at = CASE WHEN $1 = 'deleted' THEN $2 ELSE deleted_at END WHERE id = $3",
+        )
+        .bind(next)
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        w.audit(NewEvent {
+            actor,
+            tenant_id: Some(&b.tenant_id),
+            event: "backup_deleted",
+            subject: Some(id),
+            metadata: serde_json::json!({
+                "reason": reason, "snapshot_id": b.snapshot_id, "source_id": b.source_id,
+                "previous_status": b.status,
+            }),
+        })
+        .await?;
+        let b = fetch(&mut w.tx, id).await?;
+        w.commit().await?;
+        Ok(b)
+    }
+
+    /// Take the next deletion whose time has come (as `claim_backup`).
+    pub async fn claim_deletion(
+        &self,
+        worker: &str,
+        lease: SignedDuration,
+    ) -> Result<Option<Backup>> {
+        let now = clock::now();
+        let skip_locked = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let mut w = self.write().await?;
+        // the only dynamic part is one of two fixed strings
+        let next = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM backups WHERE status = 'deleting' AND run_after <= $1 \
+             AND (lease_until IS NULL OR lease_until < $1) ORDER BY run_after, id LIMIT 1{skip_locked}"
+        )))
+        .bind(&now)
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        let Some(next) = next else {
+            return Ok(None);
+        };
+        let id: String = next.try_get("id").map_err(CatalogError::db)?;
+        sqlx::query("UPDATE backups SET lease_owner = $1, lease_until = $2 WHERE id = $3")
+            .bind(worker)
+            .bind(clock::after(lease))
+            .bind(&id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(CatalogError::db)?;
+        let b = fetch(&mut w.tx, &id).await?;
+        w.commit().await?;
+        Ok(Some(b))
+    }
+
+    /// The snapshot is gone: `deleted`, with `deleted_at`.
+    pub async fn finish_deletion(&self, id: &str, worker: &str) -> Result<Backup> {
+        let mut w = self.write().await?;
+        let n = sqlx::query(
+            "UPDATE backups SET status = 'deleted', deleted_at = $1, lease_owner = NULL, lease_until = NULL, \
+             error = NULL WHERE id = $2 AND status = 'deleting' AND lease_owner = $3",
+        )
+        .bind(clock::now())
+        .bind(id)
+        .bind(worker)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?
+        .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::Conflict(format!(
+                "deletion of {id} is no longer held by this worker"
+            )));
+        }
+        let b = fetch(&mut w.tx, id).await?;
+        w.commit().await?;
+        Ok(b)
+    }
+
+    /// A deletion that failed (the repository locked, storage down): keep
+    /// it `deleting` and try again after `delay`.
+    pub async fn defer_deletion(
+        &self,
+        id: &str,
+        worker: &str,
+        error: &str,
+        delay: SignedDuration,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE backups SET lease_owner = NULL, lease_until = NULL, error = $1, run_after = $2 \
+             WHERE id = $3 AND status = 'deleting' AND lease_owner = $4",
+        )
+        .bind(error)
+        .bind(clock::after(delay))
+        .bind(id)
+        .bind(worker)
+        .execute(self.pool())
+        .await
+        .map_err(CatalogError::db)?;
+        Ok(())
+    }
+
+    /// The source's finished backups that still have a snapshot (what
+    /// retention decides about), newest first.
+    pub async fn live_backups(&self, source_id: &str) -> Result<Vec<Backup>> {
+        let rows = sqlx::query(
+            "SELECT * FROM backups WHERE source_id = $1 AND status = 'done' AND deleted_at IS NULL \
+             ORDER BY id DESC",
+        )
+        .bind(source_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(Backup::from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(CatalogError::db)
+    }
+
+    /// The latest scheduled slot that was queued for a source.
+    pub async fn last_slot(&self, source_id: &str) -> Result<Option<String>> {
+        sqlx::query("SELECT MAX(slot) AS s FROM backups WHERE source_id = $1")
+            .bind(source_id)
+            .fetch_one(self.pool())
+            .await
+            .and_then(|r| r.try_get::<Option<String>, _>("s"))
+            .map_err(CatalogError::db)
+    }
+
+    /// Claim the `slot` of the periodic job `name` for `node`: `true` for
+    /// exactly one caller across every node.
+    pub async fn claim_slot(&self, name: &str, slot: &str, node: &str) -> Result<bool> {
+        let mut w = self.write().await?;
+        let n = sqlx::query(
+            "INSERT INTO job_slots (name, slot, node, claimed_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name, slot) DO NOTHING",
+        )
+        .bind(name)
+        .bind(slot)
+        .bind(node)
+        .bind(clock::now())
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?
+        .rows_affected();
+        w.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// The latest claimed slot of a periodic job.
+    pub async fn last_job_slot(&self, name: &str) -> Result<Option<String>> {
+        sqlx::query("SELECT MAX(slot) AS s FROM job_slots WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.pool())
+            .await
+            .and_then(|r| r.try_get::<Option<String>, _>("s"))
+            .map_err(CatalogError::db)
+    }
+
+    /// Record what a retention pass decided for one source.
+    pub async fn record_retention(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+        kept: usize,
+        deleted: &[String],
+        failed: &[String],
+    ) -> Result<()> {
+        let mut w = self.write().await?;
+        w.audit(NewEvent {
+            actor: &Actor::system(),
+            tenant_id: Some(tenant_id),
+            event: "retention_applied",
+            subject: Some(source_id),
+            metadata: serde_json::json!({"kept": kept, "deleted": deleted, "failed": failed}),
+        })
+        .await?;
+        w.commit().await
+    }
+}

@@ -1,0 +1,241 @@
+//! Restore runs: one row each (target, status, verification, error, times),
+//! queued like backups and taken by the same workers. A restore is tried
+//! once: writing into a target twice is for the operator to decide.
+
+use jiff::SignedDuration;
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::audit::NewEvent;
+use crate::backups::Backup;
+use crate::{Actor, Catalog, CatalogError, Dialect, Result, clock};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Restore {
+    pub id: String,
+    pub tenant_id: String,
+    pub backup_id: String,
+    pub source_id: Option<String>,
+    /// Where the backup is restored to (addresses shown redacted).
+    pub target: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    pub requested_by: Option<String>,
+    pub requested_by_label: String,
+    /// What the restore proved (row counts against the manifest, files).
+    pub verification: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl Restore {
+    fn from_row(r: &AnyRow) -> std::result::Result<Restore, sqlx::Error> {
+        let verification: Option<String> = r.try_get("verification")?;
+        Ok(Restore {
+            id: r.try_get("id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            backup_id: r.try_get("backup_id")?,
+            source_id: r.try_get("source_id")?,
+            target: r.try_get("target")?,
+            status: r.try_get("status")?,
+            requested_by: r.try_get("requested_by")?,
+            requested_by_label: r.try_get("requested_by_label")?,
+            verification: verification.and_then(|v| serde_json::from_str(&v).ok()),
+            error: r.try_get("error")?,
+            queued_at: r.try_get("queued_at")?,
+            started_at: r.try_get("started_at")?,
+            finished_at: r.try_get("finished_at")?,
+        })
+    }
+}
+
+async fn fetch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Restore> {
+    let row = sqlx::query("SELECT * FROM restores WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(CatalogError::db)?
+        .ok_or(CatalogError::NotFound { what: "restore" })?;
+    Restore::from_row(&row).map_err(CatalogError::db)
+}
+
+impl Catalog {
+    /// Queue the restore of a finished backup into `target`; audits
+    /// `restore_started` before any work.
+    pub async fn enqueue_restore(
+        &self,
+        backup: &Backup,
+        target: &str,
+        actor: &Actor,
+    ) -> Result<Restore> {
+        if backup.status != "done" {
+            return Err(CatalogError::Conflict(format!(
+                "backup {} is {}: only a finished backup can be restored",
+                backup.id, backup.status
+            )));
+        }
+        let id = crate::tenants::new_id();
+        let mut w = self.write().await?;
+        sqlx::query(
+            "INSERT INTO restores (id, tenant_id, backup_id, source_id, target, status, requested_by, \
+             requested_by_label, queued_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(&backup.tenant_id)
+        .bind(&backup.id)
+        .bind(&backup.source_id)
+        .bind(target)
+        .bind(&actor.token_id)
+        .bind(&actor.label)
+        .bind(clock::now())
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        w.audit(NewEvent {
+            actor,
+            tenant_id: Some(&backup.tenant_id),
+            event: "restore_started",
+            subject: Some(&id),
+            metadata: serde_json::json!({"backup_id": backup.id, "target": target}),
+        })
+        .await?;
+        let r = fetch(&mut w.tx, &id).await?;
+        w.commit().await?;
+        Ok(r)
+    }
+
+    pub async fn restore_run(&self, id: &str) -> Result<Restore> {
+        let row = sqlx::query("SELECT * FROM restores WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(CatalogError::db)?
+            .ok_or(CatalogError::NotFound { what: "restore" })?;
+        Restore::from_row(&row).map_err(CatalogError::db)
+    }
+
+    /// Take the oldest queued restore.
+    pub async fn claim_restore(
+        &self,
+        worker: &str,
+        lease: SignedDuration,
+    ) -> Result<Option<Restore>> {
+        let skip_locked = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let mut w = self.write().await?;
+        // the only dynamic part is one of two fixed strings
+        let next = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM restores WHERE status = 'queued' ORDER BY queued_at, id LIMIT 1{skip_locked}"
+        )))
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        let Some(next) = next else {
+            return Ok(None);
+        };
+        let id: String = next.try_get("id").map_err(CatalogError::db)?;
+        sqlx::query(
+            "UPDATE restores SET status = 'running', lease_owner = $1, lease_until = $2, started_at = $3 \
+             WHERE id = $4",
+        )
+        .bind(worker)
+        .bind(clock::after(lease))
+        .bind(clock::now())
+        .bind(&id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        let r = fetch(&mut w.tx, &id).await?;
+        w.commit().await?;
+        Ok(Some(r))
+    }
+
+    pub async fn heartbeat_restore(
+        &self,
+        id: &str,
+        worker: &str,
+        lease: SignedDuration,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE restores SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
+        )
+        .bind(clock::after(lease))
+        .bind(id)
+        .bind(worker)
+        .execute(self.pool())
+        .await
+        .map_err(CatalogError::db)?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Record how a restore ended (`worker` `None`: recovery after a crash).
+    pub async fn finish_restore(
+        &self,
+        id: &str,
+        worker: Option<&str>,
+        outcome: std::result::Result<serde_json::Value, String>,
+    ) -> Result<Restore> {
+        let mut w = self.write().await?;
+        let r = fetch(&mut w.tx, id).await?;
+        let (status, verification, error, event) = match &outcome {
+            Ok(v) => ("done", Some(v.to_string()), None, "restore_succeeded"),
+            Err(e) => ("failed", None, Some(e.clone()), "restore_failed"),
+        };
+        let n = sqlx::query(
+            "UPDATE restores SET status = $1, verification = $2, error = $3, finished_at = $4, \
+             lease_owner = NULL, lease_until = NULL \
+             WHERE id = $5 AND status = 'running' AND ($6 IS NULL OR lease_owner = $6)",
+        )
+        .bind(status)
+        .bind(verification)
+        .bind(error)
+        .bind(clock::now())
+        .bind(id)
+        .bind(worker)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?
+        .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::Conflict(format!(
+                "restore {id} is no longer held by this worker"
+            )));
+        }
+        w.audit(NewEvent {
+            actor: &Actor::system(),
+            tenant_id: Some(&r.tenant_id),
+            event,
+            subject: Some(id),
+            metadata: match outcome {
+                Ok(v) => serde_json::json!({"backup_id": r.backup_id, "verification": v}),
+                Err(e) => serde_json::json!({"backup_id": r.backup_id, "error": e}),
+            },
+        })
+        .await?;
+        let r = fetch(&mut w.tx, id).await?;
+        w.commit().await?;
+        Ok(r)
+    }
+
+    /// Restores whose worker is gone (as `orphaned_backups`).
+    pub async fn orphaned_restores(&self, all_running: bool) -> Result<Vec<Restore>> {
+        let rows = sqlx::query(
+            "SELECT * FROM restores WHERE status = 'running' AND ($1 = 1 OR lease_until < $2)",
+        )
+        .bind(all_running as i64)
+        .bind(clock::now())
+        .fetch_all(self.pool())
+        .await
+        .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(Restore::from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(CatalogError::db)
+    }
+}

@@ -1,0 +1,137 @@
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use holdfast_catalog::restores::Restore;
+use holdfast_catalog::tokens::Role;
+use holdfast_sources::source_url::SourceAddress;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::problem::ApiError;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NewRestore {
+    /// Where to restore to; default: a new directory under the data
+    /// directory, or a new database beside the source's.
+    target: Option<String>,
+}
+
+/// The default target: never the source itself, so that a restore cannot
+/// overwrite live data unasked.
+fn default_target(
+    s: &AppState,
+    kind: &str,
+    source_target: &str,
+    stamp: &str,
+) -> Result<String, ApiError> {
+    match kind {
+        "directory" | "command" => Ok(s
+            .config
+            .data_dir
+            .join("restores")
+            .join(stamp)
+            .to_string_lossy()
+            .into_owned()),
+        "postgres" | "mysql" => {
+            let (base, query) = match source_target.split_once('?') {
+                Some((b, q)) => (b, format!("?{q}")),
+                None => (source_target, String::new()),
+            };
+            let (prefix, db) = base
+                .rsplit_once('/')
+                .ok_or_else(|| ApiError::invalid("target", "required"))?;
+            Ok(format!(
+                "{prefix}/{db}_restored_{}{query}",
+                stamp.replace('-', "_")
+            ))
+        }
+        "sqlite" => Ok(format!("{source_target}.restored-{stamp}")),
+        _ => Err(ApiError::invalid(
+            "target",
+            "required for event streams: the endpoint to replay into",
+        )),
+    }
+}
+
+/// `POST /api/v1/backups/{id}/restore`: 202 with the queued restore.
+pub async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Restore>), ApiError> {
+    let b = s.catalog.backup(&id).await?;
+    caller.tenant(&b.tenant_id, Role::Operator, "backup")?;
+    // the body is optional: empty means every default
+    let body: NewRestore = if body.iter().all(u8::is_ascii_whitespace) {
+        NewRestore::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            let text = e.to_string();
+            let field = text.split('`').nth(1).unwrap_or("body").to_string();
+            ApiError::invalid(&field, text)
+        })?
+    };
+    let source = s.catalog.source_any(&b.source_id).await?;
+    let stamp = holdfast_catalog::clock::now()
+        .replace([':', '.'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_lowercase();
+    let target = match body.target {
+        Some(t) if !t.trim().is_empty() => t,
+        _ => default_target(&s, &source.kind, &source.target, &stamp)?,
+    };
+    match source.kind.as_str() {
+        "directory" | "command" => {
+            if !target.starts_with('/') {
+                return Err(ApiError::invalid("target", "an absolute directory path"));
+            }
+        }
+        kind => {
+            let addr = SourceAddress::parse(&target)
+                .map_err(|e| ApiError::invalid("target", e.to_string()))?;
+            if addr.has_password() {
+                return Err(ApiError::invalid(
+                    "target",
+                    "keep the password out of the address: the source's stored credentials are used",
+                ));
+            }
+            let ok = matches!(
+                (kind, &addr),
+                ("postgres", SourceAddress::Postgres(_))
+                    | ("mysql", SourceAddress::Mysql(_))
+                    | ("sqlite", SourceAddress::Sqlite(_))
+                    | ("jsonl", SourceAddress::Jsonl(_))
+            );
+            if !ok {
+                return Err(ApiError::invalid(
+                    "target",
+                    format!("a {kind} backup restores into a {kind} address"),
+                ));
+            }
+        }
+    }
+    let shown = match SourceAddress::parse(&target) {
+        Ok(SourceAddress::Path(_)) | Err(_) => target.clone(),
+        Ok(a) => a.to_string(),
+    };
+    let r = s
+        .catalog
+        .enqueue_restore(&b, &shown, &caller.actor())
+        .await?;
+    s.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(r)))
+}
+
+pub async fn get_one(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Restore>, ApiError> {
+    let r = s.catalog.restore_run(&id).await?;
+    caller.tenant(&r.tenant_id, Role::Viewer, "restore")?;
+    Ok(Json(r))
+}

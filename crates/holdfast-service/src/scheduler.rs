@@ -1,0 +1,166 @@
+//! The scheduler: every few seconds, for every source with a schedule, the
+//! latest slot at or before now that has not been queued is queued — once,
+//! however long the server was down (a slot is unique per source in the
+//! catalog, so with several nodes each slot fires once). The retention
+//! sweep runs on its own schedule (default 05:00 UTC), claimed once across
+//! nodes, and asks for the deletion of what each source's retention lets go.
+
+use std::time::Duration;
+
+use holdfast_catalog::{Actor, clock};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::AppState;
+use crate::retention::{Retention, expired};
+use crate::schedule::Schedule;
+use crate::worker::log;
+
+/// How far back a slot may be fired (a source idle for longer than this
+/// fires its latest slot only within this window).
+const LOOKBACK_DAYS: i64 = 400;
+
+pub fn start(state: AppState) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = tick(&state).await {
+                log(&format!("scheduler: {e}"));
+            }
+            tokio::time::sleep(Duration::from_secs(
+                state.config.schedule.tick_seconds.max(1),
+            ))
+            .await;
+        }
+    });
+}
+
+async fn tick(state: &AppState) -> Result<(), holdfast_catalog::CatalogError> {
+    let now = Timestamp::now();
+    let zone =
+        jiff::tz::TimeZone::get(&state.config.schedule.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let floor = now
+        .checked_sub(SignedDuration::from_hours(24 * LOOKBACK_DAYS))
+        .unwrap_or(now);
+    let mut queued = false;
+    for src in state.catalog.scheduled_sources().await? {
+        let Some(text) = &src.schedule else { continue };
+        let schedule = match Schedule::parse(text) {
+            Ok(s) => s,
+            Err(e) => {
+                log(&format!(
+                    "source {} ({}): schedule {text:?}: {e}",
+                    src.name, src.id
+                ));
+                continue;
+            }
+        };
+        let since = match state.catalog.last_slot(&src.id).await? {
+            Some(slot) => clock::parse(&slot),
+            None => clock::parse(&src.created_at),
+        }
+        .unwrap_or(now)
+        .max(floor);
+        let Some(slot) = schedule.latest_due(since, now, &zone) else {
+            continue;
+        };
+        let tenant = state.catalog.tenant(&src.tenant_id).await?;
+        let slot_text = clock::format(slot);
+        if let Some(b) = state
+            .catalog
+            .enqueue_backup(
+                &src,
+                &tenant.repository,
+                Some(&slot_text),
+                state.config.jobs.max_attempts,
+                &Actor::system(),
+            )
+            .await?
+        {
+            log(&format!(
+                "scheduled backup {} of {} for {slot_text}",
+                b.id, src.name
+            ));
+            queued = true;
+        }
+    }
+    if queued {
+        state.wake.notify_waiters();
+    }
+    cleanup_if_due(state, now, &zone).await
+}
+
+/// The retention sweep, when its slot is due and this node claims it.
+async fn cleanup_if_due(
+    state: &AppState,
+    now: Timestamp,
+    zone: &jiff::tz::TimeZone,
+) -> Result<(), holdfast_catalog::CatalogError> {
+    let Ok(schedule) = Schedule::parse(&state.config.retention.cleanup) else {
+        return Ok(());
+    };
+    const JOB: &str = "retention";
+    let since = match state.catalog.last_job_slot(JOB).await? {
+        Some(s) => clock::parse(&s).unwrap_or(now),
+        // first start: the next slot, not one from before the server existed
+        None => now
+            .checked_sub(SignedDuration::from_secs(60))
+            .unwrap_or(now),
+    };
+    let Some(slot) = schedule.latest_due(since, now, zone) else {
+        return Ok(());
+    };
+    if !state
+        .catalog
+        .claim_slot(JOB, &clock::format(slot), &state.node)
+        .await?
+    {
+        return Ok(());
+    }
+    apply_retention(state, now).await
+}
+
+/// Ask for the deletion of every backup its source's retention lets go;
+/// one failure does not stop the others. Returns when the requests are
+/// recorded; workers do the deleting.
+pub async fn apply_retention(
+    state: &AppState,
+    now: Timestamp,
+) -> Result<(), holdfast_catalog::CatalogError> {
+    let system = Actor::system();
+    for tenant in state.catalog.tenants().await? {
+        for src in state.catalog.sources(&tenant.id).await? {
+            let r: Retention = serde_json::from_value(src.retention.clone()).unwrap_or_default();
+            let live = state.catalog.live_backups(&src.id).await?;
+            let dated: Vec<(String, Timestamp)> = live
+                .iter()
+                .filter_map(|b| Some((b.id.clone(), clock::parse(b.started_at.as_deref()?)?)))
+                .collect();
+            let gone = expired(&dated, &r, state.config.retention.max_age_days, now);
+            let (mut deleted, mut failed) = (Vec::new(), Vec::new());
+            for id in &gone {
+                match state
+                    .catalog
+                    .request_deletion(id, &system, "retention")
+                    .await
+                {
+                    Ok(_) => deleted.push(id.clone()),
+                    Err(e) => {
+                        log(&format!("retention: backup {id}: {e}"));
+                        failed.push(id.clone());
+                    }
+                }
+            }
+            state
+                .catalog
+                .record_retention(
+                    &tenant.id,
+                    &src.id,
+                    live.len() - deleted.len(),
+                    &deleted,
+                    &failed,
+                )
+                .await?;
+        }
+    }
+    state.wake.notify_waiters();
+    Ok(())
+}
