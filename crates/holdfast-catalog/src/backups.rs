@@ -155,7 +155,7 @@ pub(crate) async fn fetch(
 /// `FOR UPDATE`: a concurrent finish, failure, recovery or retry of the
 /// same run waits here, then reads the row as the first one left it. On
 /// SQLite the write transaction already excludes every other writer.
-async fn fetch_for_update(w: &mut WriteTx<'_>, id: &str) -> Result<Backup> {
+pub(crate) async fn fetch_for_update(w: &mut WriteTx<'_>, id: &str) -> Result<Backup> {
     let sql = match w.dialect {
         Dialect::Postgres => "SELECT * FROM backups WHERE id = $1 FOR UPDATE",
         Dialect::Sqlite => "SELECT * FROM backups WHERE id = $1",
@@ -599,20 +599,6 @@ impl Catalog {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_fourfold_to_an_hour() {
-        let base = SignedDuration::from_secs(30);
-        assert_eq!(backoff(base, 1).as_secs(), 30);
-        assert_eq!(backoff(base, 2).as_secs(), 120);
-        assert_eq!(backoff(base, 3).as_secs(), 480);
-        assert_eq!(backoff(base, 9).as_secs(), 3600);
-    }
-}
-
 /// What `/metrics` reads from the catalog.
 impl Catalog {
     /// Runs by status.
@@ -659,5 +645,19 @@ impl Catalog {
             })
             .collect::<std::result::Result<_, sqlx::Error>>()
             .map_err(CatalogError::db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_fourfold_to_an_hour() {
+        let base = SignedDuration::from_secs(30);
+        assert_eq!(backoff(base, 1).as_secs(), 30);
+        assert_eq!(backoff(base, 2).as_secs(), 120);
+        assert_eq!(backoff(base, 3).as_secs(), 480);
+        assert_eq!(backoff(base, 9).as_secs(), 3600);
     }
 }

@@ -7,7 +7,7 @@ use jiff::SignedDuration;
 use sqlx::Row;
 
 use crate::audit::NewEvent;
-use crate::backups::{Backup, fetch};
+use crate::backups::{Backup, fetch, fetch_for_update};
 use crate::{Actor, Catalog, CatalogError, Dialect, Result, clock};
 
 impl Catalog {
@@ -17,15 +17,21 @@ impl Catalog {
     /// row (`backup_deleted`, with `reason`) is written now, before the work.
     pub async fn request_deletion(&self, id: &str, actor: &Actor, reason: &str) -> Result<Backup> {
         let mut w = self.write().await?;
-        let b = fetch(&mut w.tx, id).await?;
+        // held until the change: two requests at once audit one deletion
+        let b = fetch_for_update(&mut w, id).await?;
         let now = clock::now();
         let next = match b.status.as_str() {
-            "deleting" | "deleted" => return Ok(b),
+            "deleting" | "deleted" => {
+                w.rollback().await?;
+                return Ok(b);
+            }
             "queued" | "running" => {
-                return Err(CatalogError::Conflict(format!(
-                    "backup {id} is {}: delete it once it has finished",
-                    b.status
-                )));
+                return w
+                    .abort(CatalogError::Conflict(format!(
+                        "backup {id} is {}: delete it once it has finished",
+                        b.status
+                    )))
+                    .await;
             }
             "done" => "deleting",
             _ => "deleted",
@@ -78,6 +84,7 @@ impl Catalog {
         .await
         .map_err(CatalogError::db)?;
         let Some(next) = next else {
+            w.rollback().await?;
             return Ok(None);
         };
         let id: String = next.try_get("id").map_err(CatalogError::db)?;
@@ -108,9 +115,11 @@ impl Catalog {
         .map_err(CatalogError::db)?
         .rows_affected();
         if n == 0 {
-            return Err(CatalogError::Conflict(format!(
-                "deletion of {id} is no longer held by this worker"
-            )));
+            return w
+                .abort(CatalogError::Conflict(format!(
+                    "deletion of {id} is no longer held by this worker"
+                )))
+                .await;
         }
         let b = fetch(&mut w.tx, id).await?;
         w.commit().await?;

@@ -136,6 +136,7 @@ impl Catalog {
         .await
         .map_err(CatalogError::db)?;
         let Some(next) = next else {
+            w.rollback().await?;
             return Ok(None);
         };
         let id: String = next.try_get("id").map_err(CatalogError::db)?;
@@ -203,9 +204,11 @@ impl Catalog {
         .map_err(CatalogError::db)?
         .rows_affected();
         if n == 0 {
-            return Err(CatalogError::Conflict(format!(
-                "restore {id} is no longer held by this worker"
-            )));
+            return w
+                .abort(CatalogError::Conflict(format!(
+                    "restore {id} is no longer held by this worker"
+                )))
+                .await;
         }
         w.audit(NewEvent {
             actor: &Actor::system(),
