@@ -116,6 +116,10 @@ both!(
     concurrent_creates_of_one_source_name_leave_one,
     finish_and_recovery_race_with_one_winner,
     concurrent_updates_of_one_source_keep_every_field,
+    restores_queue_lease_and_finish,
+    deletions_keep_the_row_and_are_taken_once,
+    job_slots_are_claimed_once_across_nodes,
+    concurrent_restore_claims_hand_each_out_once,
 );
 
 fn system() -> Actor {
@@ -1329,4 +1333,302 @@ async fn concurrent_updates_of_one_source_keep_every_field(db: Db) {
         .await
         .unwrap();
     }
+}
+
+/// A finished backup of a new tenant's source.
+async fn done_backup(c: &Catalog, t: &Tenant, s: &Source, snapshot: &str) -> String {
+    let q = c
+        .enqueue_backup(s, &t.repository, None, 3, &system())
+        .await
+        .unwrap()
+        .unwrap();
+    let b = c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+    assert_eq!(b.id, q.id);
+    c.finish_backup(&b.id, "w", &outcome(snapshot))
+        .await
+        .unwrap();
+    b.id
+}
+
+async fn restores_queue_lease_and_finish(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    let q = c
+        .enqueue_backup(&s, &t.repository, None, 3, &system())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        c.enqueue_restore(&q, "/restore/here", &system()).await,
+        Err(CatalogError::Conflict(_))
+    ));
+    c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+    c.finish_backup(&q.id, "w", &outcome("s1")).await.unwrap();
+    let done = c.backup(&q.id).await.unwrap();
+
+    assert!(c.claim_restore("w", minutes(1)).await.unwrap().is_none());
+    let r = c
+        .enqueue_restore(&done, "/restore/here", &system())
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_str(), r.source_id.as_deref()),
+        ("queued", Some(s.id.as_str()))
+    );
+    let taken = c.claim_restore("w1", minutes(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (taken.id.as_str(), taken.status.as_str()),
+        (r.id.as_str(), "running")
+    );
+    assert!(c.claim_restore("w2", minutes(1)).await.unwrap().is_none());
+    assert!(c.heartbeat_restore(&r.id, "w1", minutes(1)).await.unwrap());
+    assert!(!c.heartbeat_restore(&r.id, "w2", minutes(1)).await.unwrap());
+    assert!(matches!(
+        c.finish_restore(&r.id, Some("w2"), Ok(serde_json::json!({})))
+            .await,
+        Err(CatalogError::Conflict(_))
+    ));
+    let f = c
+        .finish_restore(&r.id, Some("w1"), Ok(serde_json::json!({"files": 3})))
+        .await
+        .unwrap();
+    assert_eq!(f.status, "done");
+    assert_eq!(f.verification, Some(serde_json::json!({"files": 3})));
+    assert!(f.finished_at.is_some());
+    assert!(matches!(
+        c.finish_restore(&r.id, Some("w1"), Ok(serde_json::json!({})))
+            .await,
+        Err(CatalogError::Conflict(_))
+    ));
+
+    // a restore whose worker is gone: recovery fails it (tried once)
+    let r2 = c
+        .enqueue_restore(&done, "/elsewhere", &system())
+        .await
+        .unwrap();
+    let r3 = c.enqueue_restore(&done, "/third", &system()).await.unwrap();
+    c.claim_restore("gone", SignedDuration::from_secs(-1))
+        .await
+        .unwrap()
+        .unwrap();
+    c.claim_restore("alive", minutes(5)).await.unwrap().unwrap();
+    let orphans: Vec<String> = c
+        .orphaned_restores(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(orphans, std::slice::from_ref(&r2.id));
+    assert_eq!(c.orphaned_restores(true).await.unwrap().len(), 2);
+    let failed = c
+        .finish_restore(&r2.id, None, Err("interrupted".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (failed.status.as_str(), failed.error.as_deref()),
+        ("failed", Some("interrupted"))
+    );
+    assert!(c.orphaned_restores(false).await.unwrap().is_empty());
+    assert_eq!(c.restore_run(&r3.id).await.unwrap().status, "running");
+    let events: Vec<String> = c
+        .audit_after(&AuditFilter::default(), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.starts_with("restore_"))
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "restore_started",
+            "restore_succeeded",
+            "restore_started",
+            "restore_started",
+            "restore_failed"
+        ]
+    );
+    assert!(c.verify_audit().await.unwrap().is_ok());
+}
+
+async fn deletions_keep_the_row_and_are_taken_once(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    let first = done_backup(&c, &t, &s, "s1").await;
+    let second = done_backup(&c, &t, &s, "s2").await;
+    let live: Vec<String> = c
+        .live_backups(&s.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(live, [second.clone(), first.clone()], "newest first");
+
+    // a queued run cannot be deleted; a failed one is deleted at once
+    let q = c
+        .enqueue_backup(&s, &t.repository, None, 1, &system())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        c.request_deletion(&q.id, &system(), "asked").await,
+        Err(CatalogError::Conflict(_))
+    ));
+    c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+    c.fail_backup(&q.id, Some("w"), "boom", FailureKind::Permanent, minutes(1))
+        .await
+        .unwrap();
+    let gone = c.request_deletion(&q.id, &system(), "asked").await.unwrap();
+    assert_eq!(gone.status, "deleted");
+    assert!(gone.deleted_at.is_some());
+
+    // asked for by several callers at once (the sweep, the API): one
+    // deletion, audited once
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (c, id) = (c.clone(), first.clone());
+        tasks.push(tokio::spawn(async move {
+            c.request_deletion(&id, &system(), "retention")
+                .await
+                .unwrap()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().status, "deleting");
+    }
+    assert_eq!(
+        subject_events(&c, &first).await,
+        ["backup_created", "backup_succeeded", "backup_deleted"]
+    );
+    c.request_deletion(&second, &system(), "asked")
+        .await
+        .unwrap();
+    assert!(c.live_backups(&s.id).await.unwrap().is_empty());
+
+    let a = c.claim_deletion("w1", minutes(1)).await.unwrap().unwrap();
+    let b = c.claim_deletion("w2", minutes(1)).await.unwrap().unwrap();
+    assert_ne!(a.id, b.id);
+    assert!(
+        c.claim_deletion("w3", minutes(1)).await.unwrap().is_none(),
+        "both are leased"
+    );
+    assert!(matches!(
+        c.finish_deletion(&a.id, "w2").await,
+        Err(CatalogError::Conflict(_))
+    ));
+    let del = c.finish_deletion(&a.id, "w1").await.unwrap();
+    assert_eq!(del.status, "deleted");
+    assert!(del.deleted_at.is_some());
+    // the other fails for now and waits
+    c.defer_deletion(&b.id, "w2", "repository locked", minutes(10))
+        .await
+        .unwrap();
+    let waiting = c.backup(&b.id).await.unwrap();
+    assert_eq!(
+        (
+            waiting.status.as_str(),
+            waiting.error.as_deref(),
+            waiting.lease_owner
+        ),
+        ("deleting", Some("repository locked"), None)
+    );
+    assert!(c.claim_deletion("w3", minutes(1)).await.unwrap().is_none());
+    let deleted_events = c
+        .audit_page(
+            &AuditFilter {
+                event: Some("backup_deleted".into()),
+                ..Default::default()
+            },
+            100,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted_events.items.len(), 3);
+    c.record_retention(&t.id, &s.id, 0, std::slice::from_ref(&first), &[])
+        .await
+        .unwrap();
+    assert!(c.verify_audit().await.unwrap().is_ok());
+}
+
+/// Each node's scheduler claims the same periodic slot: one wins.
+async fn job_slots_are_claimed_once_across_nodes(db: Db) {
+    let c = db.open().await;
+    let other_node = db.open().await;
+    assert_eq!(c.last_job_slot("retention").await.unwrap(), None);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let c = if i % 2 == 0 {
+            c.clone()
+        } else {
+            other_node.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            c.claim_slot("retention", "2026-01-02T05:00:00Z", &format!("node-{i}"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        won += task.await.unwrap() as usize;
+    }
+    assert_eq!(won, 1);
+    assert!(
+        c.claim_slot("retention", "2026-01-03T05:00:00Z", "node-0")
+            .await
+            .unwrap()
+    );
+    assert!(
+        c.claim_slot("other-job", "2026-01-02T05:00:00Z", "node-0")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        other_node
+            .last_job_slot("retention")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("2026-01-03T05:00:00Z")
+    );
+}
+
+async fn concurrent_restore_claims_hand_each_out_once(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "files").await;
+    let id = done_backup(&c, &t, &s, "s").await;
+    let done = c.backup(&id).await.unwrap();
+    let mut queued = BTreeSet::new();
+    for i in 0..20 {
+        let r = c
+            .enqueue_restore(&done, &format!("/target/{i}"), &system())
+            .await
+            .unwrap();
+        queued.insert(r.id);
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("worker-{w}");
+            let mut got = Vec::new();
+            while let Some(r) = c.claim_restore(&name, minutes(1)).await.unwrap() {
+                got.push(r.id);
+                tokio::task::yield_now().await;
+            }
+            got
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        claimed.extend(t.await.unwrap());
+    }
+    assert_eq!(claimed.len(), 20);
+    assert_eq!(claimed.into_iter().collect::<BTreeSet<_>>(), queued);
 }
