@@ -1632,3 +1632,31 @@ async fn concurrent_restore_claims_hand_each_out_once(db: Db) {
     assert_eq!(claimed.len(), 20);
     assert_eq!(claimed.into_iter().collect::<BTreeSet<_>>(), queued);
 }
+
+/// A catalog that cannot be opened says where, without the password.
+#[test]
+fn postgres_errors_do_not_show_the_password() {
+    let pg = common::servers::Postgres::shared();
+    let secret = format!("wrong-{}", pg.port);
+    let url = format!(
+        "postgres://{}:{secret}@127.0.0.1:{}/postgres",
+        pg.user, pg.port
+    );
+    let e = runtime()
+        .block_on(Catalog::open(&url, ServerKey::random()))
+        .err()
+        .expect("a wrong password is refused")
+        .to_string();
+    assert!(!e.contains(&secret), "{e}");
+    assert!(e.contains(&format!("postgres://{}:***@", pg.user)), "{e}");
+    assert!(e.contains("password authentication failed"), "{e}");
+    // nobody listening there
+    let port = common::servers::free_port();
+    let url = format!("postgres://{}:{secret}@127.0.0.1:{port}/postgres", pg.user);
+    let e = runtime()
+        .block_on(Catalog::open(&url, ServerKey::random()))
+        .err()
+        .expect("nothing listens there");
+    assert!(matches!(e, CatalogError::Unavailable(_)), "{e}");
+    assert!(!e.to_string().contains(&secret), "{e}");
+}
