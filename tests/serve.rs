@@ -1561,3 +1561,104 @@ fn tokens_from_the_console_and_configuration_errors_name_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(
+        &data,
+        &[
+            ("HOLDFAST_MAX_ATTEMPTS", "1"),
+            ("HOLDFAST_NO_PROGRESS_MINUTES", "0.05"),
+            ("HOLDFAST_LEASE_SECONDS", "4"),
+        ],
+    );
+    let admin = s.admin.clone().unwrap();
+    let t = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let tid = t["id"].as_str().unwrap().to_string();
+    let pidfile = dir.path().join("sleep.pid");
+    // stalls: a child of the shell that never writes
+    let stalled = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(
+            &json!({"name": "stalled", "kind": "command", "schedule": null,
+                     "target": format!("sleep 600 & echo $! > {}; wait", pidfile.display())}),
+        ),
+    );
+    let q = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": stalled["id"]})),
+    );
+    let started = std::time::Instant::now();
+    let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(f["status"], "failed", "{f}");
+    assert_eq!(f["error_kind"], "transient");
+    let err = f["error"].as_str().unwrap();
+    assert!(
+        err.contains("timed out: no progress for 3 seconds"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // the shell's child was killed with its process group
+    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    wait_for("the stalled tool to be gone", || {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.contains(") Z ")
+    });
+    drop(s);
+
+    // writes slowly but steadily: only the hard limit stops it
+    let s = Server::start(
+        &data,
+        &[
+            ("HOLDFAST_MAX_ATTEMPTS", "1"),
+            ("HOLDFAST_HARD_LIMIT_MINUTES", "0.05"),
+            ("HOLDFAST_NO_PROGRESS_MINUTES", "0.05"),
+        ],
+    );
+    let steady = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(
+            &json!({"name": "steady", "kind": "command", "schedule": null,
+                     "target": "while true; do echo tick; sleep 0.2; done"}),
+        ),
+    );
+    let q = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": steady["id"]})),
+    );
+    let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(f["status"], "failed", "{f}");
+    let err = f["error"].as_str().unwrap();
+    assert!(
+        err.contains("timed out: the hard limit of 3 seconds was reached"),
+        "{err}"
+    );
+    // nothing was recorded as a snapshot, and the repository is sound
+    let password = String::from_utf8(s.cli(&["tenant", "export-key", "acme"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let repo = f["repository"].as_str().unwrap();
+    assert_eq!(snapshot_count(repo, &password), 0);
+    common::run_ok(restic_with(repo, &password).args(["check"]));
+}

@@ -3,8 +3,17 @@
 //! stop with [`EngineError::Interrupted`]. Nothing half-written is ever
 //! referenced: an interrupted backup writes no snapshot, and held locks are
 //! released as the stack unwinds normally.
+//!
+//! A service runs several jobs in one process and must stop one of them
+//! (a timeout) without stopping the others: [`JobCancel`] is that job's own
+//! flag, installed for the job's thread with [`run_as_job`]. `check` on
+//! that thread sees it too, and the tools a job starts are put in process
+//! groups of their own that cancelling kills, so a job blocked reading a
+//! dump tool's output is released as well.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{EngineError, Result};
 
@@ -19,11 +28,112 @@ pub fn requested() -> bool {
     REQUESTED.load(Ordering::Relaxed)
 }
 
-/// `Err(Interrupted)` once cancellation was requested.
+/// One job's cancellation.
+#[derive(Debug, Default)]
+pub struct JobCancel {
+    flag: AtomicBool,
+    reason: Mutex<Option<String>>,
+    /// Process groups of the tools the job started.
+    groups: Mutex<Vec<i32>>,
+}
+
+impl JobCancel {
+    pub fn new() -> Arc<JobCancel> {
+        Arc::default()
+    }
+
+    /// Stop the job: its loops stop at their next check, and its tools are
+    /// killed (their whole process groups, so a shell's children too).
+    pub fn cancel(&self, reason: &str) {
+        {
+            let mut r = self.reason.lock().expect("not poisoned");
+            if r.is_none() {
+                *r = Some(reason.to_string());
+            }
+        }
+        self.flag.store(true, Ordering::SeqCst);
+        for g in self.groups.lock().expect("not poisoned").iter() {
+            // SAFETY: kill(2) on a process group this job created.
+            unsafe {
+                libc::kill(-*g, libc::SIGKILL);
+            }
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// Why it was cancelled.
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().expect("not poisoned").clone()
+    }
+
+    /// A tool started in its own process group `pgid`; if the job is
+    /// already cancelled it is killed at once.
+    pub fn add_group(&self, pgid: i32) {
+        self.groups.lock().expect("not poisoned").push(pgid);
+        if self.is_cancelled() {
+            // SAFETY: as in `cancel`.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// The tool ended and was reaped: its group id may be reused.
+    pub fn remove_group(&self, pgid: i32) {
+        self.groups
+            .lock()
+            .expect("not poisoned")
+            .retain(|g| *g != pgid);
+    }
+}
+
+thread_local! {
+    static JOB: RefCell<Option<Arc<JobCancel>>> = const { RefCell::new(None) };
+}
+
+/// Run `f` on this thread as `job`.
+pub fn run_as_job<T>(job: Arc<JobCancel>, f: impl FnOnce() -> T) -> T {
+    JOB.with(|j| *j.borrow_mut() = Some(job));
+    let out = f();
+    JOB.with(|j| *j.borrow_mut() = None);
+    out
+}
+
+/// The job this thread runs, if any.
+pub fn current_job() -> Option<Arc<JobCancel>> {
+    JOB.with(|j| j.borrow().clone())
+}
+
+/// `Err(Interrupted)` once cancellation was requested, for the process or
+/// for this thread's job.
 pub fn check() -> Result<()> {
-    if requested() {
+    if requested() || JOB.with(|j| j.borrow().as_ref().is_some_and(|j| j.is_cancelled())) {
         Err(EngineError::Interrupted)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_is_cancelled_on_its_own_thread_only() {
+        let job = JobCancel::new();
+        let other = std::thread::spawn(|| check().is_ok());
+        let j = job.clone();
+        let seen = run_as_job(job.clone(), move || {
+            assert!(check().is_ok());
+            j.cancel("no progress for 10 minutes");
+            check().is_err()
+        });
+        assert!(seen);
+        assert!(check().is_ok(), "outside the job nothing is cancelled");
+        assert!(other.join().unwrap());
+        assert_eq!(job.reason().as_deref(), Some("no progress for 10 minutes"));
     }
 }

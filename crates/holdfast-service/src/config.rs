@@ -49,6 +49,35 @@ pub struct JobsConfig {
     pub retry_base_seconds: u64,
     /// A worker holds a job for this long and renews it every quarter.
     pub lease_seconds: u64,
+    /// A run that reads nothing for this long is stopped (and retried as
+    /// a transient failure).
+    pub no_progress_minutes: f64,
+    /// A run that takes longer than this is stopped (none by default).
+    pub hard_limit_minutes: Option<f64>,
+    /// The same two limits for one kind of source: `[jobs.kinds.postgres]`.
+    pub kinds: std::collections::BTreeMap<String, KindLimits>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KindLimits {
+    pub no_progress_minutes: Option<f64>,
+    pub hard_limit_minutes: Option<f64>,
+}
+
+impl JobsConfig {
+    /// (no progress, hard limit) for a kind of source.
+    pub fn limits(&self, kind: &str) -> (std::time::Duration, Option<std::time::Duration>) {
+        let k = self.kinds.get(kind);
+        let minutes = |m: f64| std::time::Duration::from_secs_f64(m * 60.0);
+        let no_progress = k
+            .and_then(|k| k.no_progress_minutes)
+            .unwrap_or(self.no_progress_minutes);
+        let hard = k
+            .and_then(|k| k.hard_limit_minutes)
+            .or(self.hard_limit_minutes);
+        (minutes(no_progress), hard.map(minutes))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +122,9 @@ impl Default for JobsConfig {
             max_attempts: 3,
             retry_base_seconds: 30,
             lease_seconds: 60,
+            no_progress_minutes: 10.0,
+            hard_limit_minutes: None,
+            kinds: Default::default(),
         }
     }
 }
@@ -188,6 +220,12 @@ impl Config {
         if let Some(v) = env("HOLDFAST_LEASE_SECONDS") {
             self.jobs.lease_seconds = num("HOLDFAST_LEASE_SECONDS", &v)?;
         }
+        if let Some(v) = env("HOLDFAST_NO_PROGRESS_MINUTES") {
+            self.jobs.no_progress_minutes = num("HOLDFAST_NO_PROGRESS_MINUTES", &v)?;
+        }
+        if let Some(v) = env("HOLDFAST_HARD_LIMIT_MINUTES") {
+            self.jobs.hard_limit_minutes = Some(num("HOLDFAST_HARD_LIMIT_MINUTES", &v)?);
+        }
         if let Some(v) = env("HOLDFAST_SCHEDULE") {
             self.schedule.default = v;
         }
@@ -218,6 +256,32 @@ impl Config {
         }
         if !(1..=10).contains(&self.jobs.max_attempts) {
             return Err(bad("jobs.max_attempts", "between 1 and 10"));
+        }
+        let positive = |m: f64| m.is_finite() && m > 0.0;
+        if !positive(self.jobs.no_progress_minutes) {
+            return Err(bad(
+                "jobs.no_progress_minutes",
+                "a number of minutes above 0",
+            ));
+        }
+        if self.jobs.hard_limit_minutes.is_some_and(|m| !positive(m)) {
+            return Err(bad(
+                "jobs.hard_limit_minutes",
+                "a number of minutes above 0",
+            ));
+        }
+        for (kind, k) in &self.jobs.kinds {
+            if !holdfast_catalog::sources::KINDS.contains(&kind.as_str()) {
+                return Err(bad(&format!("jobs.kinds.{kind}"), "not a kind of source"));
+            }
+            if k.no_progress_minutes.is_some_and(|m| !positive(m))
+                || k.hard_limit_minutes.is_some_and(|m| !positive(m))
+            {
+                return Err(bad(
+                    &format!("jobs.kinds.{kind}"),
+                    "limits are minutes above 0",
+                ));
+            }
         }
         if self.jobs.lease_seconds < 4 {
             return Err(bad("jobs.lease_seconds", "at least 4"));
@@ -305,6 +369,24 @@ mod tests {
         assert_eq!(
             Config::load(Some(&f), &env).unwrap().retention.max_age_days,
             90
+        );
+
+        std::fs::write(
+            &f,
+            "[jobs]\nno_progress_minutes = 30\n[jobs.kinds.postgres]\nhard_limit_minutes = 120\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), &no_env).unwrap();
+        let (np, hard) = c.jobs.limits("postgres");
+        assert_eq!(
+            (np.as_secs(), hard.map(|h| h.as_secs())),
+            (1800, Some(7200))
+        );
+        assert_eq!(c.jobs.limits("directory").1, None);
+        std::fs::write(&f, "[jobs.kinds.postgre]\nhard_limit_minutes = 1\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&f), &no_env).unwrap_err().key,
+            "jobs.kinds.postgre"
         );
 
         std::fs::write(&f, "workers = 0\n").unwrap();

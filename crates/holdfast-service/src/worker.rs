@@ -9,8 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use std::time::Instant;
+
 use holdfast_catalog::Dialect;
 use holdfast_catalog::backups::{Backup, FailureKind, backoff};
+use holdfast_engine::cancel::{self, JobCancel};
 use jiff::SignedDuration;
 
 use crate::runner::{RunFailure, RunInput, run_backup};
@@ -134,12 +137,19 @@ async fn run_one(state: &AppState, worker: &str, b: Backup) {
     };
     let progress = Arc::new(holdfast_sources::progress::Progress::silent());
     let p = progress.clone();
-    let mut job = tokio::task::spawn_blocking(move || run_backup(&input, &p));
-    let mut tick = tokio::time::interval(Duration::from_secs(
-        (state.config.jobs.lease_seconds / 4).max(1),
-    ));
+    let cancel = JobCancel::new();
+    let c = cancel.clone();
+    let (no_progress, hard_limit) = state.config.jobs.limits(&input.source.kind);
+    let mut job =
+        tokio::task::spawn_blocking(move || cancel::run_as_job(c, || run_backup(&input, &p)));
+    let tick_every = Duration::from_secs((state.config.jobs.lease_seconds / 4).max(1))
+        .min(no_progress / 4)
+        .max(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(tick_every);
     tick.tick().await;
+    let started = Instant::now();
     let mut last_bytes = 0;
+    let mut last_progress = Instant::now();
     let result = loop {
         tokio::select! {
             r = &mut job => break r.unwrap_or_else(|e| Err(RunFailure {
@@ -149,7 +159,15 @@ async fn run_one(state: &AppState, worker: &str, b: Backup) {
             _ = tick.tick() => {
                 let bytes = progress.bytes_done.load(Ordering::Relaxed);
                 let progressed = bytes != last_bytes;
+                if progressed {
+                    last_progress = Instant::now();
+                }
                 last_bytes = bytes;
+                if last_progress.elapsed() >= no_progress {
+                    cancel.cancel(&format!("no progress for {}", minutes(no_progress)));
+                } else if let Some(h) = hard_limit.filter(|h| started.elapsed() >= *h) {
+                    cancel.cancel(&format!("the hard limit of {} was reached", minutes(h)));
+                }
                 match state.catalog.heartbeat(&b.id, worker, lease(state), progressed).await {
                     Ok(true) => {}
                     Ok(false) => log(&format!("backup {}: lease lost; its result will not be recorded", b.id)),
@@ -157,6 +175,14 @@ async fn run_one(state: &AppState, worker: &str, b: Backup) {
                 }
             }
         }
+    };
+    // a run stopped by a timeout fails as such, whatever error it ended with
+    let result = match (result, cancel.reason()) {
+        (Err(_), Some(reason)) => Err(RunFailure {
+            message: format!("timed out: {reason}"),
+            kind: FailureKind::Transient,
+        }),
+        (r, _) => r,
     };
     record(state, worker, &b, result).await;
 }
@@ -348,6 +374,16 @@ async fn record(
             done.id, done.source_name, done.status
         )),
         Err(e) => log(&format!("backup {}: cannot record the outcome: {e}", b.id)),
+    }
+}
+
+/// "10 minutes", "3 seconds".
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 120.0 {
+        format!("{:.0} minutes", s / 60.0)
+    } else {
+        format!("{s:.0} seconds")
     }
 }
 

@@ -22,6 +22,8 @@ const STDERR_TAIL: usize = 8 * 1024;
 /// A running child whose standard output is read and whose standard error
 /// is collected (its last few kilobytes) for error messages.
 pub struct Spawned {
+    /// The service job that started it (its process group is the job's).
+    job: Option<std::sync::Arc<holdfast_engine::cancel::JobCancel>>,
     child: Child,
     stderr: Arc<Mutex<Vec<u8>>>,
     drain: Option<JoinHandle<()>>,
@@ -73,6 +75,13 @@ impl Spawned {
 
     fn spawn(mut cmd: Command, what: &str) -> Result<Spawned> {
         cmd.stderr(Stdio::piped());
+        // In a service job the tool gets a process group of its own, which
+        // the job's cancellation (a timeout) kills, children and all.
+        let job = holdfast_engine::cancel::current_job();
+        if job.is_some() {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
         let mut child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 EngineError::Source(format!(
@@ -100,7 +109,11 @@ impl Spawned {
                 }
             }
         });
+        if let Some(j) = &job {
+            j.add_group(child.id() as i32);
+        }
         Ok(Spawned {
+            job,
             child,
             stderr,
             drain: Some(drain),
@@ -128,6 +141,7 @@ impl Spawned {
             .child
             .wait()
             .map_err(|e| EngineError::io(format!("waiting for {}", self.what), e))?;
+        self.forget_group();
         if let Some(d) = self.drain.take() {
             let _ = d.join();
         }
@@ -165,8 +179,18 @@ impl Spawned {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.forget_group();
         if let Some(d) = self.drain.take() {
             let _ = d.join();
+        }
+    }
+}
+
+impl Spawned {
+    /// The child was reaped: its group id must not be killed any more.
+    fn forget_group(&mut self) {
+        if let Some(j) = &self.job {
+            j.remove_group(self.child.id() as i32);
         }
     }
 }

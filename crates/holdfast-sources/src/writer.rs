@@ -104,6 +104,13 @@ impl<'a> SnapshotWriter<'a> {
         for p in &parts {
             validate_name(p)?;
         }
+        // bytes count as progress when they are read, not when a chunk is
+        // complete: a slow stream must not look stalled to a service's
+        // no-progress timeout while a large chunk fills
+        let reader = CountingReader {
+            inner: reader,
+            progress: self.progress,
+        };
         let mut chunker = Chunker::with_buffer(
             reader,
             self.chunker,
@@ -135,7 +142,6 @@ impl<'a> SnapshotWriter<'a> {
                 };
                 let _ = to_hasher.send(chunk.to_vec());
                 let id = Id::hash(chunk);
-                self.progress.add_bytes(chunk.len() as u64);
                 if !self.saver.known(&id, BlobType::Data) {
                     let mut b = self.saver.buffer(chunk.len());
                     b.extend_from_slice(chunk);
@@ -237,5 +243,19 @@ impl<'a> SnapshotWriter<'a> {
             self.dry_run,
         )?;
         Ok((id, snap))
+    }
+}
+
+/// Adds what passes through to the progress counters.
+struct CountingReader<'p, R> {
+    inner: R,
+    progress: &'p Progress,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add_bytes(n as u64);
+        Ok(n)
     }
 }
