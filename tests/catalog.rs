@@ -1432,6 +1432,12 @@ async fn restores_queue_lease_and_finish(db: Db) {
     );
     assert!(c.orphaned_restores(false).await.unwrap().is_empty());
     assert_eq!(c.restore_run(&r3.id).await.unwrap().status, "running");
+    assert!(
+        c.finish_restore(&r3.id, None, Err("interrupted".into()))
+            .await
+            .is_err(),
+        "recovery leaves a live lease alone"
+    );
     let events: Vec<String> = c
         .audit_after(&AuditFilter::default(), 0, 1000)
         .await

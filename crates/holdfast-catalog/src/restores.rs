@@ -175,7 +175,9 @@ impl Catalog {
         Ok(n > 0)
     }
 
-    /// Record how a restore ended (`worker` `None`: recovery after a crash).
+    /// Record how a restore ended. `worker` `None` is recovery after a
+    /// crash: it takes effect only once the lease has expired, checked in
+    /// the same statement, so a lease renewed meanwhile is left alone.
     pub async fn finish_restore(
         &self,
         id: &str,
@@ -191,7 +193,7 @@ impl Catalog {
         let n = sqlx::query(
             "UPDATE restores SET status = $1, verification = $2, error = $3, finished_at = $4, \
              lease_owner = NULL, lease_until = NULL \
-             WHERE id = $5 AND status = 'running' AND ($6 IS NULL OR lease_owner = $6)",
+             WHERE id = $5 AND status = 'running' AND (($6 IS NULL AND lease_until < $4) OR lease_owner = $6)",
         )
         .bind(status)
         .bind(verification)
