@@ -4,6 +4,8 @@
 # starting the job on an idle server.
 #
 #   scripts/bench-api.sh                   # SQLite catalog (the embedded default)
+#   CATALOG=postgres scripts/bench-api.sh  # a private PostgreSQL catalog (initdb in a temporary directory,
+#                                          # a free port; as the postgres user when run as root)
 #
 # Starts its own `holdfast serve` (release build) on a free port in a temporary data directory. The rows
 # are inserted straight into the catalog (as a year of nightly runs of many sources would leave them),
@@ -12,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-100000}
+CATALOG=${CATALOG:-sqlite}
 DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-16}
 BENCH_WORK=${BENCH_WORK:-/tmp/holdfast-bench-api}
@@ -19,11 +22,33 @@ command -v wrk >/dev/null || { echo "installing wrk"; DEBIAN_FRONTEND=noninterac
 cargo build --release --quiet
 HF=$(pwd)/target/release/holdfast
 rm -rf "$BENCH_WORK"; mkdir -p "$BENCH_WORK"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
+PG_PID=
+SERVE=
+cleanup() { [ -n "$SERVE" ] && kill "$SERVE" 2>/dev/null; [ -n "$PG_PID" ] && kill "$PG_PID" 2>/dev/null; true; }
+trap cleanup EXIT
+if [ "$CATALOG" = postgres ]; then
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  AS_DB_USER=()
+  [ "$(id -u)" = 0 ] && AS_DB_USER=(setpriv --reuid=postgres --regid=postgres --clear-groups)
+  PG_PW=bench-$RANDOM$RANDOM
+  mkdir -p "$BENCH_WORK/pg"; chmod 777 "$BENCH_WORK/pg"
+  printf '%s' "$PG_PW" >"$BENCH_WORK/pg/pw"; chmod 644 "$BENCH_WORK/pg/pw"
+  "${AS_DB_USER[@]}" "$PGBIN/initdb" -D "$BENCH_WORK/pg/data" -U hf --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
+    --pwfile="$BENCH_WORK/pg/pw" >"$BENCH_WORK/pg-initdb.log" 2>&1
+  PG_PORT=$(free_port)
+  "${AS_DB_USER[@]}" "$PGBIN/postgres" -D "$BENCH_WORK/pg/data" -p "$PG_PORT" -k "$BENCH_WORK/pg" \
+    -c listen_addresses=127.0.0.1 -c shared_buffers=256MB >"$BENCH_WORK/pg-server.log" 2>&1 &
+  PG_PID=$!
+  for _ in $(seq 600); do "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.1; done
+  PGPASSWORD=$PG_PW "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U hf catalog
+  # the password reaches holdfast in its environment, never its argv
+  export HOLDFAST_CATALOG_URL="postgres://hf:$PG_PW@127.0.0.1:$PG_PORT/catalog"
+fi
 "$HF" serve --data-dir "$BENCH_WORK/data" --listen "127.0.0.1:$PORT" >"$BENCH_WORK/serve.out" 2>"$BENCH_WORK/serve.err" &
 SERVE=$!
-trap 'kill $SERVE 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q "listening on" "$BENCH_WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
 TOKEN=$(grep -A1 "shown only this once" "$BENCH_WORK/serve.out" | tail -1)
 api() { curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
@@ -54,26 +79,16 @@ lat.sort()
 print(f"queued → started: median {lat[len(lat)//2]*1000:.0f} ms, max {lat[-1]*1000:.0f} ms over {len(lat)} runs")
 EOF
 
-# many rows: ROWS finished runs over a year, ids time-ordered like UUIDv7
-python3 - "$BENCH_WORK/data/catalog.db" "$TENANT" "$SOURCE" "$ROWS" <<'EOF'
-import sqlite3, sys, os, time
-db, tenant, source, rows = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-c = sqlite3.connect(db, timeout=30)
-repo = c.execute("SELECT repository FROM tenants WHERE id = ?", (tenant,)).fetchone()[0]
-start = int(time.time() * 1000) - 365 * 86400 * 1000
-batch = []
-for i in range(rows):
-    ms = start + i * (365 * 86400 * 1000 // rows)
-    uid = f"{ms:012x}"; uid = f"{uid[:8]}-{uid[8:12]}-7{os.urandom(2).hex()[1:]}-8{os.urandom(2).hex()[1:]}-{os.urandom(6).hex()}"
-    t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + ".000Z"
-    batch.append((uid, tenant, source, "echo", "scheduled", "done", None, "system", "ab" * 32, repo, 6, 100,
-                  '{"files":1}', "[]", None, None, 1, 3, t, None, None, t, t, t, t, None, t))
-    if len(batch) == 10000:
-        c.executemany("INSERT INTO backups VALUES (" + ",".join("?" * 27) + ")", batch); batch = []
-if batch: c.executemany("INSERT INTO backups VALUES (" + ",".join("?" * 27) + ")", batch)
-c.commit()
-print(c.execute("SELECT COUNT(*) FROM backups").fetchone()[0], "rows")
-EOF
+# many rows: ROWS finished runs over a year (scripts/bench-api-rows.py), loaded by COPY on PostgreSQL and by
+# executemany on SQLite
+REPO=$(api "$BASE/api/v1/tenants/$TENANT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["repository"])')
+python3 scripts/bench-api-rows.py tsv "$TENANT" "$SOURCE" "$ROWS" "$REPO" >"$BENCH_WORK/rows.tsv"
+if [ "$CATALOG" = postgres ]; then
+  PGPASSWORD=$PG_PW "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U hf -d catalog \
+    -c "\\copy backups FROM '$BENCH_WORK/rows.tsv'" -c "ANALYZE backups"
+else
+  python3 scripts/bench-api-rows.py sqlite "$BENCH_WORK/data/catalog.db" "$BENCH_WORK/rows.tsv"
+fi
 
 DEEP=$(api "$BASE/api/v1/tenants/$TENANT/backups?limit=50" >/dev/null; python3 - "$BASE" "$TOKEN" "$TENANT" <<'EOF'
 import json, sys, urllib.request
@@ -93,7 +108,7 @@ run_wrk "$BASE/api/v1/tenants/$TENANT/backups?limit=50&status=failed" "$BENCH_WO
 summ() { awk '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /Requests\/sec/{rps=$2} END{printf "| %s | %s | %s | %s |\n", name, p50, p99, rps}' name="$1" "$2"; }
 {
   echo "date: $(date -Is); nproc: $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); holdfast $(git rev-parse --short HEAD)"
-  echo "catalog: SQLite (WAL); $ROWS backup rows; wrk -t2 -c$CONNECTIONS -d${DURATION}s on loopback, same machine"
+  echo "catalog: $CATALOG; $ROWS backup rows; wrk -t2 -c$CONNECTIONS -d${DURATION}s on loopback, same machine"
   echo
   echo "| request | p50 | p99 | requests/s |"
   echo "|---|---:|---:|---:|"
