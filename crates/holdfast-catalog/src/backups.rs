@@ -314,25 +314,18 @@ impl Catalog {
         lease: SignedDuration,
     ) -> Result<Option<Backup>> {
         let now = clock::now();
-        let skip_locked = match self.dialect() {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
-        let mut w = self.write().await?;
-        // the only dynamic part is one of two fixed strings
-        let next = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id FROM backups WHERE status = 'queued' AND run_after <= $1 \
-             ORDER BY run_after, id LIMIT 1{skip_locked}"
-        )))
-        .bind(&now)
-        .fetch_optional(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
-        let Some(next) = next else {
-            w.rollback().await?;
+        let w = self.write().await?;
+        let Some((mut w, id)) = w
+            .next_due(
+                "backups",
+                "status = 'queued' AND run_after <= $1",
+                "run_after, id",
+                &now,
+            )
+            .await?
+        else {
             return Ok(None);
         };
-        let id: String = next.try_get("id").map_err(CatalogError::db)?;
         sqlx::query(
             "UPDATE backups SET status = 'running', lease_owner = $1, lease_until = $2, progress_at = $3, \
              started_at = $3, finished_at = NULL, attempts = attempts + 1 WHERE id = $4",

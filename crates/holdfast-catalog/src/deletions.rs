@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use crate::audit::NewEvent;
 use crate::backups::{Backup, fetch, fetch_for_update};
-use crate::{Actor, Catalog, CatalogError, Dialect, Result, clock};
+use crate::{Actor, Catalog, CatalogError, Result, clock};
 
 impl Catalog {
     /// Ask for a backup's deletion. A finished backup becomes `deleting`
@@ -69,25 +69,18 @@ impl Catalog {
         lease: SignedDuration,
     ) -> Result<Option<Backup>> {
         let now = clock::now();
-        let skip_locked = match self.dialect() {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
-        let mut w = self.write().await?;
-        // the only dynamic part is one of two fixed strings
-        let next = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id FROM backups WHERE status = 'deleting' AND run_after <= $1 \
-             AND (lease_until IS NULL OR lease_until < $1) ORDER BY run_after, id LIMIT 1{skip_locked}"
-        )))
-        .bind(&now)
-        .fetch_optional(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
-        let Some(next) = next else {
-            w.rollback().await?;
+        let w = self.write().await?;
+        let Some((mut w, id)) = w
+            .next_due(
+                "backups",
+                "status = 'deleting' AND run_after <= $1 AND (lease_until IS NULL OR lease_until < $1)",
+                "run_after, id",
+                &now,
+            )
+            .await?
+        else {
             return Ok(None);
         };
-        let id: String = next.try_get("id").map_err(CatalogError::db)?;
         sqlx::query("UPDATE backups SET lease_owner = $1, lease_until = $2 WHERE id = $3")
             .bind(worker)
             .bind(clock::after(lease))

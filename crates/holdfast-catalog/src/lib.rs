@@ -107,6 +107,43 @@ impl WriteTx<'_> {
         let _ = self.rollback().await;
         Err(e)
     }
+
+    /// The queue's step shared by every kind of job: the id of the first
+    /// row of `table` matching `condition` (where `$1` is now) in `order`,
+    /// locked on PostgreSQL so that other nodes' claims skip it (`FOR
+    /// UPDATE SKIP LOCKED`; SQLite has one writer). The caller leases the
+    /// row in the same transaction. `None` (and the transaction rolled
+    /// back) when nothing is due.
+    pub(crate) async fn next_due(
+        mut self,
+        table: &'static str,
+        condition: &'static str,
+        order: &'static str,
+        now: &str,
+    ) -> Result<Option<(Self, String)>> {
+        let skip_locked = match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        // built from the caller's fixed strings only; values are bound
+        let next = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM {table} WHERE {condition} ORDER BY {order} LIMIT 1{skip_locked}"
+        )))
+        .bind(now)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        match next {
+            Some(row) => {
+                let id: String = sqlx::Row::try_get(&row, "id").map_err(CatalogError::db)?;
+                Ok(Some((self, id)))
+            }
+            None => {
+                self.rollback().await?;
+                Ok(None)
+            }
+        }
+    }
 }
 
 impl Catalog {

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
 use crate::backups::Backup;
-use crate::{Actor, Catalog, CatalogError, Dialect, Result, clock};
+use crate::{Actor, Catalog, CatalogError, Result, clock};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Restore {
@@ -123,30 +123,26 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<Option<Restore>> {
-        let skip_locked = match self.dialect() {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
-        let mut w = self.write().await?;
-        // the only dynamic part is one of two fixed strings
-        let next = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id FROM restores WHERE status = 'queued' ORDER BY queued_at, id LIMIT 1{skip_locked}"
-        )))
-        .fetch_optional(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
-        let Some(next) = next else {
-            w.rollback().await?;
+        let now = clock::now();
+        let w = self.write().await?;
+        let Some((mut w, id)) = w
+            .next_due(
+                "restores",
+                "status = 'queued' AND queued_at <= $1",
+                "queued_at, id",
+                &now,
+            )
+            .await?
+        else {
             return Ok(None);
         };
-        let id: String = next.try_get("id").map_err(CatalogError::db)?;
         sqlx::query(
             "UPDATE restores SET status = 'running', lease_owner = $1, lease_until = $2, started_at = $3 \
              WHERE id = $4",
         )
         .bind(worker)
         .bind(clock::after(lease))
-        .bind(clock::now())
+        .bind(&now)
         .bind(&id)
         .execute(&mut *w.tx)
         .await
