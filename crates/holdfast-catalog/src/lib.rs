@@ -146,16 +146,57 @@ impl WriteTx<'_> {
     }
 }
 
+/// SQLite counts every allocation under one process-wide mutex unless told
+/// not to (`SQLITE_CONFIG_MEMSTATUS`; SQLite's docs recommend turning it
+/// off). With eight catalog connections copying rows out on two cores,
+/// that mutex and its bookkeeping were a tenth of a list request's CPU. The
+/// setting only takes before SQLite initialises; if something in this
+/// process used SQLite first, it stays on, which is merely slower.
+fn sqlite_without_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config with SQLITE_CONFIG_MEMSTATUS takes one int;
+        // before sqlite3_initialize it only sets a flag, afterwards it
+        // returns SQLITE_MISUSE and changes nothing.
+        unsafe {
+            libsqlite3_sys::sqlite3_config(
+                libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::ffi::c_int,
+            );
+        }
+    });
+}
+
 impl Catalog {
     /// Open (creating the SQLite file if needed) and bring the schema up to
-    /// date. `url` is `sqlite://PATH` or `postgres://…`.
+    /// date. `url` is `sqlite://PATH` or `postgres://…`. At most
+    /// [`Catalog::default_connections`] connections.
     pub async fn open(url: &str, key: ServerKey) -> Result<Catalog> {
+        Catalog::open_with_connections(url, key, Catalog::default_connections()).await
+    }
+
+    /// Connections a pool holds at most unless told: 2 × cores + 2, at least
+    /// 4. More connections than that queue on the CPU instead of in the
+    /// pool: with 16 on two cores, the PostgreSQL list benchmark's p99 at 16
+    /// clients was 22–100 ms, with 6 it was 15–16 ms (docs/BENCHMARKS.md).
+    pub fn default_connections() -> u32 {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+        (2 * cores + 2).clamp(4, 64)
+    }
+
+    /// [`Catalog::open`] with a pool of at most `max_connections`.
+    pub async fn open_with_connections(
+        url: &str,
+        key: ServerKey,
+        max_connections: u32,
+    ) -> Result<Catalog> {
         install_default_drivers();
         let shown_url = redact_url(url);
-        let (dialect, connect_url, max) = if let Some(path) = url.strip_prefix("sqlite://") {
-            (Dialect::Sqlite, format!("sqlite://{path}?mode=rwc"), 8)
+        let (dialect, connect_url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            sqlite_without_memory_statistics();
+            (Dialect::Sqlite, format!("sqlite://{path}?mode=rwc"))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Dialect::Postgres, url.to_string(), 16)
+            (Dialect::Postgres, url.to_string())
         } else {
             return Err(CatalogError::Invalid {
                 field: "catalog_url".into(),
@@ -163,7 +204,7 @@ impl Catalog {
             });
         };
         let mut opts = AnyPoolOptions::new()
-            .max_connections(max)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(std::time::Duration::from_secs(10));
         if dialect == Dialect::Sqlite {
             opts = opts.after_connect(|conn, _| {

@@ -29,6 +29,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` (default: DATA_DIR/catalog.db) or `postgres://…`.
     pub catalog_url: Option<String>,
+    /// Catalog connections this node holds at most (default: 2 × cores + 2,
+    /// and at least workers + 2).
+    pub catalog_connections: Option<u32>,
     /// Where tenants' repositories are created (default: DATA_DIR/repos).
     pub storage: Option<PathBuf>,
     /// Jobs run at once on this node.
@@ -106,6 +109,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("holdfast-data"),
             catalog_url: None,
+            catalog_connections: None,
             storage: None,
             workers: 2,
             jobs: JobsConfig::default(),
@@ -205,6 +209,9 @@ impl Config {
         if let Some(v) = env("HOLDFAST_CATALOG_URL") {
             self.catalog_url = Some(v);
         }
+        if let Some(v) = env("HOLDFAST_CATALOG_CONNECTIONS") {
+            self.catalog_connections = Some(num("HOLDFAST_CATALOG_CONNECTIONS", &v)?);
+        }
         if let Some(v) = env("HOLDFAST_STORAGE") {
             self.storage = Some(PathBuf::from(v));
         }
@@ -253,6 +260,11 @@ impl Config {
         })?;
         if self.workers == 0 || self.workers > 64 {
             return Err(bad("workers", "between 1 and 64"));
+        }
+        if let Some(n) = self.catalog_connections
+            && !(2..=1000).contains(&n)
+        {
+            return Err(bad("catalog_connections", "between 2 and 1000"));
         }
         if !(1..=10).contains(&self.jobs.max_attempts) {
             return Err(bad("jobs.max_attempts", "between 1 and 10"));
@@ -322,6 +334,14 @@ impl Config {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("catalog.db").display()))
     }
 
+    /// The catalog pool's size: as configured, else the catalog's default
+    /// but room for every worker and two more (API, scheduler).
+    pub fn catalog_connections(&self) -> u32 {
+        self.catalog_connections.unwrap_or_else(|| {
+            holdfast_catalog::Catalog::default_connections().max(self.workers as u32 + 2)
+        })
+    }
+
     pub fn storage_dir(&self) -> PathBuf {
         self.storage
             .clone()
@@ -349,6 +369,20 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn the_catalog_pool_has_room_for_every_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("holdfast.toml");
+        std::fs::write(&f, "workers = 40\n").unwrap();
+        let c = Config::load(Some(&f), &no_env).unwrap();
+        assert!(c.catalog_connections() >= 42, "{}", c.catalog_connections());
+        let env = |k: &str| (k == "HOLDFAST_CATALOG_CONNECTIONS").then(|| "3".to_string());
+        assert_eq!(Config::load(None, &env).unwrap().catalog_connections(), 3);
+        std::fs::write(&f, "catalog_connections = 1\n").unwrap();
+        let e = Config::load(Some(&f), &no_env).unwrap_err();
+        assert_eq!(e.key, "catalog_connections");
     }
 
     #[test]

@@ -67,7 +67,9 @@ pub async fn open_catalog(config: &Config) -> Result<(Catalog, bool), ServeError
         Ok(text) if !text.is_empty() => (ServerKey::parse(&text)?, false),
         _ => ServerKey::load_or_create(&config.server_key_path())?,
     };
-    let catalog = Catalog::open(&config.catalog_url(), key).await?;
+    let catalog =
+        Catalog::open_with_connections(&config.catalog_url(), key, config.catalog_connections())
+            .await?;
     Ok((catalog, created))
 }
 

@@ -9,7 +9,7 @@ use holdfast_catalog::audit::AuditFilter;
 use holdfast_catalog::tokens::Role;
 use serde::Deserialize;
 
-use super::{decode_cursor, encode_cursor, page_limit};
+use super::{Page, decode_cursor, page_limit};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::problem::{ApiError, query_rejection};
@@ -66,12 +66,8 @@ pub async fn list(
         .transpose()?;
     let page = s.catalog.audit_page(&filter, limit, before).await?;
     let items: Vec<_> = page.items.iter().map(|r| r.view()).collect();
-    Ok(Json(serde_json::json!({
-        "items": items,
-        "has_more": page.next_before.is_some(),
-        "next_cursor": page.next_before.map(|n| encode_cursor(&n.to_string())),
-    }))
-    .into_response())
+    let next = page.next_before.map(|n| n.to_string());
+    Ok(Json(Page::new(items, next.as_deref())).into_response())
 }
 
 fn jsonl(s: AppState, filter: AuditFilter) -> Response {

@@ -6,7 +6,7 @@ use holdfast_catalog::backups::{Backup, BackupFilter};
 use holdfast_catalog::tokens::Role;
 use serde::Deserialize;
 
-use super::{decode_cursor, encode_cursor, page_limit};
+use super::{Page, decode_cursor, page_limit};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::problem::{ApiError, ApiJson, query_rejection};
@@ -59,7 +59,7 @@ pub async fn list(
     caller: Caller,
     Path(tenant): Path<String>,
     q: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Page<Backup>>, ApiError> {
     let Query(q) = q.map_err(query_rejection)?;
     let t = super::tenants::resolve(&s, &caller, &tenant, Role::Viewer).await?;
     let limit = page_limit(q.limit)?;
@@ -84,11 +84,7 @@ pub async fn list(
             before.as_deref(),
         )
         .await?;
-    Ok(Json(serde_json::json!({
-        "items": page.items,
-        "has_more": page.next_before.is_some(),
-        "next_cursor": page.next_before.as_deref().map(encode_cursor),
-    })))
+    Ok(Json(Page::new(page.items, page.next_before.as_deref())))
 }
 
 /// A backup the caller may see with `need`; another tenant's is not found.

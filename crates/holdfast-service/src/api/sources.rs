@@ -91,10 +91,10 @@ pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
     Path(tenant): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<super::Items<holdfast_catalog::sources::Source>>, ApiError> {
     let t = super::tenants::resolve(&s, &caller, &tenant, Role::Viewer).await?;
     let items = s.catalog.sources(&t.id).await?;
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(super::Items { items }))
 }
 
 pub async fn get_one(

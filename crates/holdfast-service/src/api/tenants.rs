@@ -65,13 +65,13 @@ pub async fn create(
 pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<super::Items<Tenant>>, ApiError> {
     let all = s.catalog.tenants().await?;
     let items: Vec<Tenant> = all
         .into_iter()
         .filter(|t| caller.is_admin() || caller.0.tenant_id.as_deref() == Some(&t.id))
         .collect();
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(super::Items { items }))
 }
 
 pub async fn get_one(

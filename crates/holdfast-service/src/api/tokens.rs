@@ -49,10 +49,10 @@ pub async fn create(
 pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<super::Items<Token>>, ApiError> {
     caller.admin()?;
     let items: Vec<Token> = s.catalog.tokens(None).await?;
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(super::Items { items }))
 }
 
 pub async fn revoke(
