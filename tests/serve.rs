@@ -1661,4 +1661,132 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
     let repo = f["repository"].as_str().unwrap();
     assert_eq!(snapshot_count(repo, &password), 0);
     common::run_ok(restic_with(repo, &password).args(["check"]));
+    drop(s);
+
+    // a directory backup is stopped too, with all its reader threads: a
+    // sparse file of 1 TiB reads as zeros for many minutes
+    let tree = dir.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("small.txt"), "small").unwrap();
+    fs::File::create(tree.join("huge.img"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let s = Server::start(
+        &data,
+        &[
+            ("HOLDFAST_MAX_ATTEMPTS", "1"),
+            ("HOLDFAST_HARD_LIMIT_MINUTES", "0.05"),
+        ],
+    );
+    let big = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(
+            &json!({"name": "tree", "kind": "directory", "schedule": null,
+                     "target": tree.to_str().unwrap()}),
+        ),
+    );
+    let q = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": big["id"]})),
+    );
+    let started = std::time::Instant::now();
+    let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(f["status"], "failed", "{f}");
+    let err = f["error"].as_str().unwrap();
+    assert!(
+        err.contains("timed out: the hard limit of 3 seconds was reached"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the directory backup ran on for {:?}",
+        started.elapsed()
+    );
+    assert_eq!(snapshot_count(repo, &password), 0);
+    common::run_ok(restic_with(repo, &password).args(["check"]));
+}
+
+#[test]
+fn sigterm_stops_running_jobs_and_their_tools_and_records_them_as_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut s = Server::start(&data, &[("HOLDFAST_MAX_ATTEMPTS", "1")]);
+    let admin = s.admin.clone().unwrap();
+    let t = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let tid = t["id"].as_str().unwrap().to_string();
+    let pidfile = dir.path().join("sleep.pid");
+    let src = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(
+            &json!({"name": "long", "kind": "command", "schedule": null,
+                     "target": format!("echo start; sleep 600 & echo $! > {}; wait", pidfile.display())}),
+        ),
+    );
+    let q = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": src["id"]})),
+    );
+    let id = q["id"].as_str().unwrap().to_string();
+    wait_for("the run to start its tool", || {
+        fs::read_to_string(&pidfile).is_ok_and(|p| !p.trim().is_empty())
+    });
+    let status = s.terminate(std::time::Duration::from_secs(20));
+    assert!(status.success(), "serve exited with {status}");
+    // the tool went with the job
+    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    wait_for("the tool to be gone", || {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.contains(") Z ")
+    });
+    // recorded before the exit: failed as interrupted (no attempt left), not
+    // left `running` for the next start to find
+    let db = data.join("catalog.db");
+    let row = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute(\
+             'SELECT status, error_kind, error FROM backups WHERE id=?', (sys.argv[2],)).fetchone(); \
+             print('|'.join(map(str, r)))",
+        ])
+        .arg(&db)
+        .arg(&id)
+        .output()
+        .unwrap();
+    let row = String::from_utf8(row.stdout).unwrap();
+    assert!(
+        row.starts_with("failed|interrupted|interrupted: the server shut down while it ran"),
+        "{row}"
+    );
+    // and a restarted server keeps it so (nothing to recover), audit intact
+    let s = Server::start(&data, &[]);
+    let b = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/backups/{id}"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(b["status"], "failed", "{b}");
+    assert_eq!(b["error_kind"], "interrupted", "{b}");
+    let v = s.cli(&["audit", "verify"]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
 }

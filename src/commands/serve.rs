@@ -92,6 +92,7 @@ pub fn serve(ui: &Ui, a: &ServeArgs) -> Result<u8> {
             node: format!("{}/{}", holdfast_engine::system::hostname(), std::process::id()),
             wake: Arc::new(tokio::sync::Notify::new()),
             metrics: Arc::default(),
+            jobs: Arc::default(),
         };
         let shutdown = async {
             while !holdfast_engine::cancel::requested() {

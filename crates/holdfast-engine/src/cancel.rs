@@ -96,10 +96,32 @@ thread_local! {
 
 /// Run `f` on this thread as `job`.
 pub fn run_as_job<T>(job: Arc<JobCancel>, f: impl FnOnce() -> T) -> T {
-    JOB.with(|j| *j.borrow_mut() = Some(job));
+    let before = JOB.with(|j| j.borrow_mut().replace(job));
     let out = f();
-    JOB.with(|j| *j.borrow_mut() = None);
+    JOB.with(|j| *j.borrow_mut() = before);
     out
+}
+
+/// The job of this thread, carried into the helper threads it starts (a
+/// directory backup's readers, a restore's writers, a prune's loaders), so
+/// that cancelling the job stops them too: `check` on a new thread sees no
+/// job unless it enters this one.
+#[derive(Clone, Debug, Default)]
+pub struct JobScope(Option<Arc<JobCancel>>);
+
+impl JobScope {
+    /// This thread's job (none outside a job).
+    pub fn current() -> JobScope {
+        JobScope(current_job())
+    }
+
+    /// Run `f` on this thread within the same job.
+    pub fn enter<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.0 {
+            Some(job) => run_as_job(job.clone(), f),
+            None => f(),
+        }
+    }
 }
 
 /// The job this thread runs, if any.
@@ -135,5 +157,22 @@ mod tests {
         assert!(check().is_ok(), "outside the job nothing is cancelled");
         assert!(other.join().unwrap());
         assert_eq!(job.reason().as_deref(), Some("no progress for 10 minutes"));
+    }
+
+    #[test]
+    fn helper_threads_that_enter_the_job_see_it_cancelled() {
+        let job = JobCancel::new();
+        let (entered, plain) = run_as_job(job.clone(), || {
+            let scope = JobScope::current();
+            job.cancel("hard limit");
+            std::thread::scope(|s| {
+                let entered = s.spawn(|| scope.enter(check).is_err());
+                let plain = s.spawn(|| check().is_err());
+                (entered.join().unwrap(), plain.join().unwrap())
+            })
+        });
+        assert!(entered, "a helper inside the job stops");
+        assert!(!plain, "a thread outside it does not");
+        assert!(check().is_ok());
     }
 }

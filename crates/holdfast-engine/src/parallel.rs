@@ -22,29 +22,33 @@ where
     let results: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let error: Mutex<Option<E>> = Mutex::new(None);
+    // the caller's job (if any) is cancelled in the helpers too
+    let job = crate::cancel::JobScope::current();
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n || error.lock().unwrap().is_some() {
-                        break;
-                    }
-                    let item = work[i]
-                        .lock()
-                        .unwrap()
-                        .take()
-                        .expect("each item taken once");
-                    match f(item) {
-                        Ok(r) => *results[i].lock().unwrap() = Some(r),
-                        Err(e) => {
-                            let mut slot = error.lock().unwrap();
-                            if slot.is_none() {
-                                *slot = Some(e);
+                job.enter(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n || error.lock().unwrap().is_some() {
+                            break;
+                        }
+                        let item = work[i]
+                            .lock()
+                            .unwrap()
+                            .take()
+                            .expect("each item taken once");
+                        match f(item) {
+                            Ok(r) => *results[i].lock().unwrap() = Some(r),
+                            Err(e) => {
+                                let mut slot = error.lock().unwrap();
+                                if slot.is_none() {
+                                    *slot = Some(e);
+                                }
                             }
                         }
                     }
-                }
+                })
             });
         }
     });

@@ -46,6 +46,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// This node's counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// The runs this node works on (stopped at shutdown).
+    pub jobs: Arc<worker::RunningJobs>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +87,8 @@ pub async fn bootstrap_admin(catalog: &Catalog) -> Result<Option<String>, ServeE
     Ok(Some(secret))
 }
 
-/// Serve until `shutdown` resolves.
+/// Serve until `shutdown` resolves, then stop the running jobs (see
+/// [`worker::Workers::stop`]).
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -97,11 +100,17 @@ pub async fn serve(
             state.config.storage_dir().display()
         ))
     })?;
-    worker::start(state.clone()).await?;
+    let workers = worker::start(state.clone()).await?;
     scheduler::start(state.clone());
-    let app = api::router(state);
-    axum::serve(listener, app)
+    let app = api::router(state.clone());
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| ServeError::Io(e.to_string()))
+        .map_err(|e| ServeError::Io(e.to_string()));
+    // the running jobs are stopped and recorded before the process exits,
+    // so that another node (or the next start) retries them at once
+    workers
+        .stop(&state, std::time::Duration::from_secs(30))
+        .await;
+    served
 }

@@ -4,12 +4,15 @@
 //! lease that expired on another node) are failed with cause
 //! `interrupted` and queued again if attempts remain, so no row stays
 //! `running` once its worker is gone.
+//!
+//! Every run is supervised the same way ([`supervise`]): its lease renewed,
+//! and the run stopped — its loops and its tools — when it reads nothing
+//! for too long or passes its hard limit, or when the server shuts down
+//! (the run is then recorded as `interrupted` and queued again).
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use holdfast_catalog::Dialect;
 use holdfast_catalog::backups::{Backup, FailureKind, backoff};
@@ -20,16 +23,17 @@ use crate::runner::{RunFailure, RunInput, run_backup};
 use crate::{AppState, ServeError};
 
 /// Recover orphaned runs, then start the workers and the reaper.
-pub async fn start(state: AppState) -> Result<(), ServeError> {
+pub async fn start(state: AppState) -> Result<Workers, ServeError> {
     // SQLite is one node: every `running` row belonged to a process that is
     // gone. On PostgreSQL other nodes may be running jobs: only expired
     // leases are orphans.
     let all_running = state.catalog.dialect() == Dialect::Sqlite;
     recover(&state, all_running).await?;
+    let mut handles = Vec::new();
     for i in 0..state.config.workers {
         let s = state.clone();
         let name = format!("{}/{}", state.node, i);
-        tokio::spawn(async move { worker_loop(s, name).await });
+        handles.push(tokio::spawn(async move { worker_loop(s, name).await }));
     }
     let s = state.clone();
     tokio::spawn(async move {
@@ -41,7 +45,68 @@ pub async fn start(state: AppState) -> Result<(), ServeError> {
             }
         }
     });
-    Ok(())
+    Ok(Workers { handles })
+}
+
+/// This node's workers, to stop at shutdown.
+pub struct Workers {
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Take no more jobs, stop the running ones (their tools killed) and
+    /// wait until each has recorded its outcome: a backup goes back to the
+    /// queue as `interrupted` (or fails so when no attempt is left), a
+    /// restore fails as interrupted. Gives up waiting after `patience`.
+    pub async fn stop(self, state: &AppState, patience: Duration) {
+        state.jobs.stop();
+        state.wake.notify_waiters();
+        let all = futures_util::future::join_all(self.handles);
+        if tokio::time::timeout(patience, all).await.is_err() {
+            log("workers did not stop in time; their runs are recovered at the next start");
+        }
+    }
+}
+
+/// The runs this node is working on, so that a shutdown can stop them.
+#[derive(Debug, Default)]
+pub struct RunningJobs {
+    stopping: AtomicBool,
+    jobs: Mutex<Vec<Arc<JobCancel>>>,
+}
+
+/// Why runs stopped by a shutdown stopped.
+const SHUTTING_DOWN: &str = "the server shut down while it ran";
+
+impl RunningJobs {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for j in self.jobs.lock().expect("not poisoned").iter() {
+            j.cancel(SHUTTING_DOWN);
+        }
+    }
+
+    /// A new run's cancellation, already cancelled if the server is
+    /// stopping.
+    fn begin(&self) -> Arc<JobCancel> {
+        let job = JobCancel::new();
+        self.jobs.lock().expect("not poisoned").push(job.clone());
+        if self.stopping() {
+            job.cancel(SHUTTING_DOWN);
+        }
+        job
+    }
+
+    fn end(&self, job: &Arc<JobCancel>) {
+        self.jobs
+            .lock()
+            .expect("not poisoned")
+            .retain(|j| !Arc::ptr_eq(j, job));
+    }
 }
 
 async fn recover(state: &AppState, all_running: bool) -> Result<(), ServeError> {
@@ -97,7 +162,7 @@ fn lease(state: &AppState) -> SignedDuration {
 }
 
 async fn worker_loop(state: AppState, name: String) {
-    loop {
+    while !state.jobs.stopping() {
         match state.catalog.claim_backup(&name, lease(&state)).await {
             Ok(Some(b)) => run_one(&state, &name, b).await,
             Ok(None) => {
@@ -130,32 +195,54 @@ async fn worker_loop(state: AppState, name: String) {
     }
 }
 
-async fn run_one(state: &AppState, worker: &str, b: Backup) {
-    let input = match prepare(state, &b).await {
-        Ok(i) => i,
-        Err(f) => return record(state, worker, &b, Err(f)).await,
-    };
+/// The lease a supervised run renews.
+enum Lease<'a> {
+    Backup(&'a str),
+    Restore(&'a str),
+}
+
+/// How a supervised run ended.
+struct Supervised<T> {
+    /// The run's own result (`None`: its thread panicked).
+    result: Option<T>,
+    /// Why it was stopped, if it was: a timeout or the shutdown.
+    stopped: Option<Stop>,
+}
+
+enum Stop {
+    Timeout(String),
+    Shutdown,
+}
+
+/// Run `work` on a blocking thread as a job of this node, renewing `lease`
+/// every quarter lease; stop it when it reads nothing for `no_progress`
+/// (`None`: never) or runs past `hard_limit`, or when the server shuts
+/// down. Stopping cancels the job: its loops stop at their next check and
+/// its tools are killed with their process groups.
+async fn supervise<T: Send + 'static>(
+    state: &AppState,
+    worker: &str,
+    lease_of: Lease<'_>,
+    (no_progress, hard_limit): (Option<Duration>, Option<Duration>),
+    work: impl FnOnce(&holdfast_sources::progress::Progress) -> T + Send + 'static,
+) -> Supervised<T> {
     let progress = Arc::new(holdfast_sources::progress::Progress::silent());
     let p = progress.clone();
-    let cancel = JobCancel::new();
+    let cancel = state.jobs.begin();
     let c = cancel.clone();
-    let (no_progress, hard_limit) = state.config.jobs.limits(&input.source.kind);
-    let mut job =
-        tokio::task::spawn_blocking(move || cancel::run_as_job(c, || run_backup(&input, &p)));
-    let tick_every = Duration::from_secs((state.config.jobs.lease_seconds / 4).max(1))
-        .min(no_progress / 4)
-        .max(Duration::from_millis(200));
-    let mut tick = tokio::time::interval(tick_every);
+    let mut job = tokio::task::spawn_blocking(move || cancel::run_as_job(c, || work(&p)));
+    let mut tick_every = Duration::from_secs((state.config.jobs.lease_seconds / 4).max(1));
+    if let Some(n) = no_progress {
+        tick_every = tick_every.min(n / 4);
+    }
+    let mut tick = tokio::time::interval(tick_every.max(Duration::from_millis(200)));
     tick.tick().await;
     let started = Instant::now();
     let mut last_bytes = 0;
     let mut last_progress = Instant::now();
     let result = loop {
         tokio::select! {
-            r = &mut job => break r.unwrap_or_else(|e| Err(RunFailure {
-                message: format!("the backup thread failed: {e}"),
-                kind: FailureKind::Transient,
-            })),
+            r = &mut job => break r.ok(),
             _ = tick.tick() => {
                 let bytes = progress.bytes_done.load(Ordering::Relaxed);
                 let progressed = bytes != last_bytes;
@@ -163,31 +250,71 @@ async fn run_one(state: &AppState, worker: &str, b: Backup) {
                     last_progress = Instant::now();
                 }
                 last_bytes = bytes;
-                if last_progress.elapsed() >= no_progress {
-                    cancel.cancel(&format!("no progress for {}", minutes(no_progress)));
+                if let Some(n) = no_progress.filter(|n| last_progress.elapsed() >= *n) {
+                    cancel.cancel(&format!("no progress for {}", minutes(n)));
                 } else if let Some(h) = hard_limit.filter(|h| started.elapsed() >= *h) {
                     cancel.cancel(&format!("the hard limit of {} was reached", minutes(h)));
                 }
-                match state.catalog.heartbeat(&b.id, worker, lease(state), progressed).await {
+                let renewed = match lease_of {
+                    Lease::Backup(id) => state.catalog.heartbeat(id, worker, lease(state), progressed).await,
+                    Lease::Restore(id) => state.catalog.heartbeat_restore(id, worker, lease(state)).await,
+                };
+                match renewed {
                     Ok(true) => {}
-                    Ok(false) => log(&format!("backup {}: lease lost; its result will not be recorded", b.id)),
-                    Err(e) => log(&format!("backup {}: heartbeat failed: {e}", b.id)),
+                    Ok(false) => log(&format!("{worker}: lease lost; the run's result will not be recorded")),
+                    Err(e) => log(&format!("{worker}: heartbeat failed: {e}")),
                 }
             }
         }
     };
-    // a run stopped by a timeout fails as such, whatever error it ended with
-    let result = match (result, cancel.reason()) {
-        (Err(_), Some(reason)) => Err(RunFailure {
+    state.jobs.end(&cancel);
+    // SIGTERM also stops every loop of the process at once (the binary's
+    // handler), possibly before the workers cancel their jobs
+    let stopped = match cancel.reason() {
+        Some(r) if r != SHUTTING_DOWN => Some(Stop::Timeout(r)),
+        Some(_) => Some(Stop::Shutdown),
+        None => cancel::requested().then_some(Stop::Shutdown),
+    };
+    Supervised { result, stopped }
+}
+
+async fn run_one(state: &AppState, worker: &str, b: Backup) {
+    let input = match prepare(state, &b).await {
+        Ok(i) => i,
+        Err(f) => return record(state, worker, &b, Err(f)).await,
+    };
+    let (no_progress, hard_limit) = state.config.jobs.limits(&input.source.kind);
+    let run = supervise(
+        state,
+        worker,
+        Lease::Backup(&b.id),
+        (Some(no_progress), hard_limit),
+        move |p| run_backup(&input, p),
+    )
+    .await;
+    // a run that was stopped fails as such, whatever error it ended with
+    let result = match (run.result, run.stopped) {
+        (None, _) => Err(RunFailure {
+            message: "the backup thread panicked".into(),
+            kind: FailureKind::Transient,
+        }),
+        (Some(Err(_)), Some(Stop::Timeout(reason))) => Err(RunFailure {
             message: format!("timed out: {reason}"),
             kind: FailureKind::Transient,
         }),
-        (r, _) => r,
+        (Some(Err(_)), Some(Stop::Shutdown)) => Err(RunFailure {
+            message: format!("interrupted: {SHUTTING_DOWN}"),
+            kind: FailureKind::Interrupted,
+        }),
+        (Some(r), _) => r,
     };
     record(state, worker, &b, result).await;
 }
 
-/// Restore a backup into the restore's target, renewing the lease.
+/// Restore a backup into the restore's target, renewing the lease. A
+/// restore has the hard limit of its source's kind but no no-progress
+/// limit: a database builds its indexes after the last byte arrives, and
+/// may read nothing from us for a long time while it does.
 async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restores::Restore) {
     let prepared = async {
         let b = state.catalog.backup(&r.backup_id).await?;
@@ -208,20 +335,24 @@ async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restor
     let outcome = match prepared {
         Err(e) => Err(e.to_string()),
         Ok(input) => {
-            let progress = Arc::new(holdfast_sources::progress::Progress::silent());
-            let mut job =
-                tokio::task::spawn_blocking(move || crate::runner::run_restore(&input, &progress));
-            let mut tick = tokio::time::interval(Duration::from_secs(
-                (state.config.jobs.lease_seconds / 4).max(1),
-            ));
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    out = &mut job => break out.unwrap_or_else(|e| Err(format!("the restore thread failed: {e}"))),
-                    _ = tick.tick() => {
-                        let _ = state.catalog.heartbeat_restore(&r.id, worker, lease(state)).await;
-                    }
-                }
+            let (_, hard_limit) = state.config.jobs.limits(&input.kind);
+            let run = supervise(
+                state,
+                worker,
+                Lease::Restore(&r.id),
+                (None, hard_limit),
+                move |p| crate::runner::run_restore(&input, p),
+            )
+            .await;
+            match (run.result, run.stopped) {
+                (None, _) => Err("the restore thread panicked".to_string()),
+                (Some(Err(_)), Some(Stop::Timeout(reason))) => Err(format!(
+                    "timed out: {reason}; the target may hold part of the data"
+                )),
+                (Some(Err(_)), Some(Stop::Shutdown)) => Err(format!(
+                    "interrupted: {SHUTTING_DOWN}; the target may hold part of the data"
+                )),
+                (Some(r), _) => r,
             }
         }
     };

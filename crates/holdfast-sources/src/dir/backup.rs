@@ -325,7 +325,7 @@ impl Walker<'_, '_> {
         };
         names.sort();
         for name in names {
-            if holdfast_engine::cancel::requested() {
+            if holdfast_engine::cancel::check().is_err() {
                 self.ctx.fail(EngineError::Interrupted);
             }
             if self.ctx.failed() {
@@ -555,7 +555,7 @@ fn read_file(ctx: &Ctx, job: FileJob, buf: &mut Vec<u8>) -> Option<Node> {
     let mut chunker = Chunker::with_buffer(reader, ctx.chunker, ctx.seed, std::mem::take(buf));
     let mut content = Vec::new();
     loop {
-        if holdfast_engine::cancel::requested() {
+        if holdfast_engine::cancel::check().is_err() {
             ctx.fail(EngineError::Interrupted);
         }
         if ctx.failed() {
@@ -714,6 +714,9 @@ pub fn backup_dirs(
         fatal: Mutex::new(None),
     };
     let readers = opts.readers.max(1);
+    // the readers and the finisher belong to the caller's job: cancelling it
+    // (a service timeout) stops them at their next file or chunk
+    let job = &holdfast_engine::cancel::JobScope::current();
     let root = std::thread::scope(|s| -> DirOutcome {
         let (file_tx, file_rx) = bounded::<FileJob>(readers * 8);
         let (dir_tx, dir_rx) = bounded::<DirJob>(256);
@@ -721,40 +724,44 @@ pub fn backup_dirs(
         if opts.scan {
             let t = &targets;
             let ex = &opts.excludes;
-            s.spawn(move || scan(t, ex, progress, &|| ctx.failed()));
+            s.spawn(move || job.enter(|| scan(t, ex, progress, &|| ctx.failed())));
         }
         for _ in 0..readers {
             let rx = file_rx.clone();
             s.spawn(move || {
-                // one chunker buffer per reader, reused for every file
-                let mut buf = Vec::new();
-                for job in rx {
-                    let reply = job.reply.clone();
-                    let r = if ctx.failed() {
-                        None
-                    } else {
-                        read_file(ctx, job, &mut buf)
-                    };
-                    let _ = reply.send(r);
-                }
+                job.enter(|| {
+                    // one chunker buffer per reader, reused for every file
+                    let mut buf = Vec::new();
+                    for job in rx {
+                        let reply = job.reply.clone();
+                        let r = if ctx.failed() {
+                            None
+                        } else {
+                            read_file(ctx, job, &mut buf)
+                        };
+                        let _ = reply.send(r);
+                    }
+                })
             });
         }
         drop(file_rx);
         let finisher = s.spawn(move || {
-            for job in dir_rx {
-                let reply = job.reply.clone();
-                let r = if ctx.failed() {
-                    Err(EngineError::Interrupted)
-                } else {
-                    // The first real error is kept for the caller; parents
-                    // waiting on this directory only learn it stopped.
-                    finish_dir(ctx, job).map_err(|e| {
-                        ctx.fail(e);
-                        EngineError::Interrupted
-                    })
-                };
-                let _ = reply.send(r);
-            }
+            job.enter(|| {
+                for job in dir_rx {
+                    let reply = job.reply.clone();
+                    let r = if ctx.failed() {
+                        Err(EngineError::Interrupted)
+                    } else {
+                        // The first real error is kept for the caller; parents
+                        // waiting on this directory only learn it stopped.
+                        finish_dir(ctx, job).map_err(|e| {
+                            ctx.fail(e);
+                            EngineError::Interrupted
+                        })
+                    };
+                    let _ = reply.send(r);
+                }
+            })
         });
         let walker = Walker {
             ctx,

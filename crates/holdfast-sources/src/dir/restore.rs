@@ -865,7 +865,7 @@ fn fill(
     let mut off = 0u64;
     let mut end = 0u64;
     for id in content {
-        if holdfast_engine::cancel::requested() {
+        if holdfast_engine::cancel::check().is_err() {
             return Err("interrupted".into());
         }
         let data = w
@@ -1075,6 +1075,8 @@ pub fn restore(
         sparse: opts.sparse,
         meta: &meta,
     };
+    // the writers belong to the caller's job (a service timeout stops them)
+    let job = &holdfast_engine::cancel::JobScope::current();
     let result = std::thread::scope(|s| -> Result<()> {
         let (tx, rx) = bounded::<FileJob>(workers * 4);
         let wctx = &wctx;
@@ -1083,9 +1085,11 @@ pub fn restore(
             .map(|_| {
                 let rx = rx.clone();
                 s.spawn(move || {
-                    for job in rx {
-                        write_file(wctx, job);
-                    }
+                    job.enter(|| {
+                        for job in rx {
+                            write_file(wctx, job);
+                        }
+                    })
                 })
             })
             .collect();
