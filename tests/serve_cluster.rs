@@ -253,3 +253,59 @@ fn two_nodes_on_one_postgres_catalog_run_each_backup_exactly_once() {
         assert!(!l.contains(&pg.password), "the password leaked: {l}");
     }
 }
+
+#[test]
+fn a_catalog_that_goes_away_answers_503_and_readyz_says_so_quickly() {
+    let mut pg = Postgres::private();
+    pg.create_db("gone");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/gone",
+        pg.user, pg.password, pg.port
+    );
+    let key = holdfast_catalog::ServerKey::random().to_base64();
+    let s = Server::start(
+        &dir.path().join("node"),
+        &[
+            ("HOLDFAST_CATALOG_URL", url.as_str()),
+            ("HOLDFAST_SERVER_KEY", key.as_str()),
+        ],
+    );
+    let admin = s.admin.clone().unwrap();
+    assert_eq!(s.request("GET", "/readyz", None, None).status, 200);
+    s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+
+    pg.stop();
+    let started = Instant::now();
+    let r = s.request("GET", "/readyz", None, None);
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "/readyz took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.content_type, "application/problem+json");
+    assert_eq!(r.json()["code"], "unavailable", "{}", r.text);
+    // the API too, with no secret in the answer
+    for (method, path) in [
+        ("GET", "/api/v1/tenants".to_string()),
+        ("POST", "/api/v1/tenants".to_string()),
+        ("GET", "/api/v1/audit".to_string()),
+    ] {
+        let body = (method == "POST").then(|| json!({"name": "other"}));
+        let r = s.request(method, &path, Some(&admin), body.as_ref());
+        assert_eq!(r.status, 503, "{method} {path}: {}", r.text);
+        assert_eq!(r.json()["code"], "unavailable", "{}", r.text);
+        assert!(!r.text.contains(&pg.password), "{}", r.text);
+    }
+    assert!(
+        s.log_lines().iter().all(|l| !l.contains(&pg.password)),
+        "the catalog password was logged"
+    );
+}

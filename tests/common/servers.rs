@@ -127,6 +127,20 @@ impl Postgres {
         PG.get_or_init(Postgres::start)
     }
 
+    /// A server of the caller's own, which it may stop.
+    pub fn private() -> Postgres {
+        Postgres::start()
+    }
+
+    /// Fast shutdown (SIGINT to the postmaster: sessions are ended with
+    /// "terminating connection due to administrator command"); waits for
+    /// the server to exit.
+    pub fn stop(&mut self) {
+        let pid = rustix::process::Pid::from_child(&self._server);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        let _ = self._server.wait();
+    }
+
     fn start() -> Postgres {
         sweep_stale("holdfast-test-pg-");
         let bin = pg_bin();

@@ -24,8 +24,19 @@ pub enum CatalogError {
 impl CatalogError {
     pub(crate) fn db(e: sqlx::Error) -> CatalogError {
         match &e {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                CatalogError::Unavailable(e.to_string())
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => CatalogError::Unavailable(e.to_string()),
+            // PostgreSQL going away: connection exceptions (class 08), and
+            // an administrator's or a crash's shutdown, or one starting up
+            sqlx::Error::Database(d)
+                if d.code().is_some_and(|c| {
+                    c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")
+                }) =>
+            {
+                CatalogError::Unavailable(d.message().to_string())
             }
             sqlx::Error::Database(d) if d.is_unique_violation() => {
                 CatalogError::Conflict(format!("already exists ({})", d.message()))

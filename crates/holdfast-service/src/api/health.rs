@@ -8,11 +8,22 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the catalog answers and the storage directory is there.
+/// How long `/readyz` waits for the catalog: probes time out after a
+/// second or a few, and a pool reconnecting to a catalog that is gone would
+/// otherwise wait its whole acquire timeout (10 s).
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Ready when the catalog answers (within [`READY_WAIT`]) and the storage
+/// directory is there.
 pub async fn readyz(State(s): State<AppState>) -> Result<(StatusCode, &'static str), ApiError> {
-    s.catalog
-        .ping()
+    tokio::time::timeout(READY_WAIT, s.catalog.ping())
         .await
+        .map_err(|_| {
+            ApiError::Unavailable(format!(
+                "the catalog did not answer within {} s",
+                READY_WAIT.as_secs()
+            ))
+        })?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let storage = s.config.storage_dir();
     if !storage.is_dir() {
