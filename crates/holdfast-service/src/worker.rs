@@ -476,17 +476,17 @@ async fn record(
         }
     };
     if let Ok(done) = &r {
-        let seconds = match (
-            done.started_at
-                .as_deref()
-                .and_then(holdfast_catalog::clock::parse),
-            done.finished_at
-                .as_deref()
-                .and_then(holdfast_catalog::clock::parse),
-        ) {
-            (Some(a), Some(b)) => (b - a).total(jiff::Unit::Second).unwrap_or(0.0),
-            _ => 0.0,
-        };
+        // this attempt's duration: from its claim (`b` is the claimed row) to
+        // now; a run queued again for another attempt has no finished_at
+        let seconds = b
+            .started_at
+            .as_deref()
+            .and_then(holdfast_catalog::clock::parse)
+            .map_or(0.0, |a| {
+                (jiff::Timestamp::now() - a)
+                    .total(jiff::Unit::Second)
+                    .unwrap_or(0.0)
+            });
         let outcome = if done.status == "done" {
             "done"
         } else {

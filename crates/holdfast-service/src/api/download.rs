@@ -153,7 +153,9 @@ pub async fn download(
                 .map_err(|e| holdfast_engine::EngineError::io("sending", e))
         });
         if let Err(e) = r {
-            // the client sees the connection end early, not a complete file
+            // the client sees the connection end early, not a complete file;
+            // the operator sees why in the log
+            crate::worker::log(&format!("download of {artifact} stopped: {e}"));
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }
     });
