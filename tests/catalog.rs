@@ -1522,6 +1522,14 @@ async fn deletions_keep_the_row_and_are_taken_once(db: Db) {
         c.claim_deletion("w3", minutes(1)).await.unwrap().is_none(),
         "both are leased"
     );
+    // a long prune renews its lease; only its holder can
+    assert!(c.heartbeat_deletion(&a.id, "w1", minutes(5)).await.unwrap());
+    assert!(!c.heartbeat_deletion(&a.id, "w2", minutes(5)).await.unwrap());
+    let renewed = c.backup(&a.id).await.unwrap();
+    assert!(
+        renewed.lease_until.as_deref().unwrap() > a.lease_until.as_deref().unwrap(),
+        "{renewed:?}"
+    );
     assert!(matches!(
         c.finish_deletion(&a.id, "w2").await,
         Err(CatalogError::Conflict(_))
@@ -1529,6 +1537,10 @@ async fn deletions_keep_the_row_and_are_taken_once(db: Db) {
     let del = c.finish_deletion(&a.id, "w1").await.unwrap();
     assert_eq!(del.status, "deleted");
     assert!(del.deleted_at.is_some());
+    assert!(
+        !c.heartbeat_deletion(&a.id, "w1", minutes(5)).await.unwrap(),
+        "a finished deletion has no lease"
+    );
     // the other fails for now and waits
     c.defer_deletion(&b.id, "w2", "repository locked", minutes(10))
         .await

@@ -1790,3 +1790,95 @@ fn sigterm_stops_running_jobs_and_their_tools_and_records_them_as_interrupted() 
     let v = s.cli(&["audit", "verify"]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
 }
+
+#[test]
+fn a_restore_over_its_hard_limit_is_stopped_and_fails_as_timed_out() {
+    use common::http::{HttpServer, Route};
+    let http = HttpServer::start();
+    let events: Vec<u8> = (0..3000)
+        .flat_map(|i| {
+            format!("{{\"eventId\":\"e{i:05}\",\"schemaVersion\":1,\"n\":{i}}}\n").into_bytes()
+        })
+        .collect();
+    http.route(
+        "/events",
+        Route::Body {
+            chunks: events.chunks(16 * 1024).map(<[u8]>::to_vec).collect(),
+            cut_after: None,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &dir.path().join("data"),
+        &[
+            ("HOLDFAST_MAX_ATTEMPTS", "1"),
+            ("HOLDFAST_HARD_LIMIT_MINUTES", "0.05"),
+        ],
+    );
+    let admin = s.admin.clone().unwrap();
+    let t = s.expect(
+        201,
+        "POST",
+        "/api/v1/tenants",
+        Some(&admin),
+        Some(&json!({"name": "acme"})),
+    );
+    let tid = t["id"].as_str().unwrap().to_string();
+    let src = s.expect(
+        201,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(&json!({"name": "events", "kind": "jsonl", "schedule": null,
+                     "target": format!("jsonl+{}", http.url("/events"))})),
+    );
+    let q = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/backups"),
+        Some(&admin),
+        Some(&json!({"source_id": src["id"]})),
+    );
+    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(b["status"], "done", "{b}");
+
+    // a receiver that takes 1.5 s per batch of 500: six batches are 9 s, the
+    // hard limit is 3 s
+    http.state.lock().unwrap().ack_delay = Some(std::time::Duration::from_millis(1500));
+    let r = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+        Some(&admin),
+        Some(&json!({"target": format!("jsonl+{}", http.url("/ingest"))})),
+    );
+    let rid = r["id"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let mut done = Value::Null;
+    wait_for("the restore", || {
+        done = s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/restores/{rid}"),
+            Some(&admin),
+            None,
+        );
+        done["status"] != "queued" && done["status"] != "running"
+    });
+    assert_eq!(done["status"], "failed", "{done}");
+    let err = done["error"].as_str().unwrap();
+    assert!(
+        err.contains("timed out: the hard limit of 3 seconds was reached"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "the restore ran on for {:?}",
+        started.elapsed()
+    );
+    let received = http.state.lock().unwrap().received.len();
+    assert!(
+        (1..3000).contains(&received),
+        "{received} events arrived: the replay was not stopped partway"
+    );
+}

@@ -39,6 +39,8 @@ pub struct ServerState {
     pub accept_batches: Option<u32>,
     /// Every Authorization header seen.
     pub auth_headers: Vec<String>,
+    /// Wait this long before acknowledging each batch (a slow receiver).
+    pub ack_delay: Option<std::time::Duration>,
 }
 
 pub struct HttpServer {
@@ -123,6 +125,10 @@ fn handle(mut conn: TcpStream, st: &Mutex<ServerState>) -> std::io::Result<()> {
             .unwrap_or(0);
         let mut body = vec![0u8; len];
         reader.read_exact(&mut body)?;
+        let delay = st.lock().unwrap().ack_delay;
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
         let mut s = st.lock().unwrap();
         if let Some(n) = s.accept_batches {
             if n == 0 {

@@ -93,6 +93,28 @@ impl Catalog {
         Ok(Some(b))
     }
 
+    /// Extend the lease of a deletion in progress (a prune can outlast
+    /// one lease); `false` when `worker` no longer holds it.
+    pub async fn heartbeat_deletion(
+        &self,
+        id: &str,
+        worker: &str,
+        lease: SignedDuration,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE backups SET lease_until = $1 \
+             WHERE id = $2 AND status = 'deleting' AND lease_owner = $3",
+        )
+        .bind(clock::after(lease))
+        .bind(id)
+        .bind(worker)
+        .execute(self.pool())
+        .await
+        .map_err(CatalogError::db)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     /// The snapshot is gone: `deleted`, with `deleted_at`.
     pub async fn finish_deletion(&self, id: &str, worker: &str) -> Result<Backup> {
         let mut w = self.write().await?;

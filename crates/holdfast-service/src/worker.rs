@@ -199,6 +199,7 @@ async fn worker_loop(state: AppState, name: String) {
 enum Lease<'a> {
     Backup(&'a str),
     Restore(&'a str),
+    Deletion(&'a str),
 }
 
 /// How a supervised run ended.
@@ -232,8 +233,9 @@ async fn supervise<T: Send + 'static>(
     let c = cancel.clone();
     let mut job = tokio::task::spawn_blocking(move || cancel::run_as_job(c, || work(&p)));
     let mut tick_every = Duration::from_secs((state.config.jobs.lease_seconds / 4).max(1));
-    if let Some(n) = no_progress {
-        tick_every = tick_every.min(n / 4);
+    // often enough to see each limit within a quarter of it
+    for limit in [no_progress, hard_limit].into_iter().flatten() {
+        tick_every = tick_every.min(limit / 4);
     }
     let mut tick = tokio::time::interval(tick_every.max(Duration::from_millis(200)));
     tick.tick().await;
@@ -258,6 +260,7 @@ async fn supervise<T: Send + 'static>(
                 let renewed = match lease_of {
                     Lease::Backup(id) => state.catalog.heartbeat(id, worker, lease(state), progressed).await,
                     Lease::Restore(id) => state.catalog.heartbeat_restore(id, worker, lease(state)).await,
+                    Lease::Deletion(id) => state.catalog.heartbeat_deletion(id, worker, lease(state)).await,
                 };
                 match renewed {
                     Ok(true) => {}
@@ -383,10 +386,20 @@ async fn delete_one(state: &AppState, worker: &str, b: Backup) {
         .filter(|s| !s.is_empty())
         .cloned()
         .collect();
-    let r = tokio::task::spawn_blocking(move || {
-        crate::runner::delete_snapshots(&repo, &password, &ids)
-    })
+    // supervised like a run: its lease renewed while prune works (it can
+    // outlast one lease), stopped at shutdown (and tried again later)
+    let run = supervise(
+        state,
+        worker,
+        Lease::Deletion(&b.id),
+        (None, None),
+        move |_| crate::runner::delete_snapshots(&repo, &password, &ids),
+    )
     .await;
+    let r = match run.result {
+        Some(r) => Ok(r),
+        None => Err("the deletion thread panicked".to_string()),
+    };
     let outcome = match r {
         Ok(Ok(())) => state
             .catalog
@@ -406,7 +419,7 @@ async fn delete_one(state: &AppState, worker: &str, b: Backup) {
         Err(e) => {
             state
                 .catalog
-                .defer_deletion(&b.id, worker, &e.to_string(), backoff(retry_base(state), 2))
+                .defer_deletion(&b.id, worker, &e, backoff(retry_base(state), 2))
                 .await
         }
     };
