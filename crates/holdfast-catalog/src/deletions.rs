@@ -101,18 +101,8 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE backups SET lease_until = $1 \
-             WHERE id = $2 AND status = 'deleting' AND lease_owner = $3",
-        )
-        .bind(clock::after(lease))
-        .bind(id)
-        .bind(worker)
-        .execute(self.pool())
-        .await
-        .map_err(CatalogError::db)?
-        .rows_affected();
-        Ok(n == 1)
+        self.renew_lease("backups", "deleting", id, worker, lease)
+            .await
     }
 
     /// The snapshot is gone: `deleted`, with `deleted_at`.

@@ -269,6 +269,32 @@ impl Catalog {
         })
     }
 
+    /// Extend the lease `worker` holds on row `id` of a queue `table` while
+    /// the row is in `status`; `false` when it no longer holds it (the job
+    /// finished, or another node recovered it). The text is built from the
+    /// callers' fixed table and status names only.
+    pub(crate) async fn renew_lease(
+        &self,
+        table: &'static str,
+        status: &'static str,
+        id: &str,
+        worker: &str,
+        lease: jiff::SignedDuration,
+    ) -> Result<bool> {
+        let sql = format!(
+            "UPDATE {table} SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = '{status}'"
+        );
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(clock::after(lease))
+            .bind(id)
+            .bind(worker)
+            .execute(&self.pool)
+            .await
+            .map_err(CatalogError::db)?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
     /// Is the catalog reachable? (`/readyz`)
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")

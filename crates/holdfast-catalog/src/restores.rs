@@ -158,17 +158,8 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE restores SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
-        )
-        .bind(clock::after(lease))
-        .bind(id)
-        .bind(worker)
-        .execute(self.pool())
-        .await
-        .map_err(CatalogError::db)?
-        .rows_affected();
-        Ok(n > 0)
+        self.renew_lease("restores", "running", id, worker, lease)
+            .await
     }
 
     /// Record how a restore ended. `worker` `None` is recovery after a
