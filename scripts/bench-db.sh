@@ -19,6 +19,9 @@
 #                   the third backup: bytes added
 # MariaDB (database `bench`, one sysbench-like table sbtest1 of $MY_ROWS rows generated with SQL):
 #   my-dump-null, my-dump-gzip, first (holdfast backup mysql://…, mariadb-dump | restic), then
+#   day             the pgbench day translated to this table: $MY_DAY_TX TPC-B-like transactions (by
+#                   default the pgbench day's share of rows, 0.86 %), each adding a random delta to
+#                   the k of a uniformly random row and appending a row to sbtest_history: bytes added
 #   update1pct (UPDATE sbtest1 SET k = k + 1 WHERE id % 100 = 0): bytes added.
 #
 # Every pipeline dumps with the options holdfast itself passes to the dump tool (PG_DUMP_ARGS,
@@ -42,6 +45,8 @@ ROOT=$(pwd)
 PG_SCALE=${PG_SCALE:-100}          # pgbench scale: 100 → 10 M account rows, plain dump ≈ 1 GB
 DAY_TX=${DAY_TX:-43200}            # pgbench transactions per client (×2 clients: one per second for a day)
 MY_ROWS=${MY_ROWS:-2000000}        # sysbench-like rows: 2 M → dump ≈ 400 MB
+# MariaDB's day: the same share of rows as the pgbench day (2 × DAY_TX of PG_SCALE × 100,000 accounts)
+MY_DAY_TX=${MY_DAY_TX:-$((MY_ROWS * DAY_TX * 2 / (PG_SCALE * 100000)))}
 REPS=${REPS:-3}
 PARTS=${PARTS:-"pg my"}
 ALT_CHUNKS=${ALT_CHUNKS-1K:4K:32K} # extra holdfast series with --chunk-size (empty: none)
@@ -139,7 +144,7 @@ size_of() { find "$1" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f\
   echo "postgresql: $("$PGBIN/postgres" --version); $("$PGBIN/pg_dump" --version); $("$PGBIN/pgbench" --version)"
   echo "mariadb: $(mariadbd --version 2>/dev/null | head -1); $(mariadb-dump --version)"
   echo "gzip: $(gzip --version | head -1)"
-  echo "settings: PG_SCALE=$PG_SCALE DAY_TX=$DAY_TX MY_ROWS=$MY_ROWS REPS=$REPS ALT_CHUNKS='$ALT_CHUNKS' SEEDS=$SEEDS"
+  echo "settings: PG_SCALE=$PG_SCALE DAY_TX=$DAY_TX MY_ROWS=$MY_ROWS MY_DAY_TX=$MY_DAY_TX REPS=$REPS ALT_CHUNKS='$ALT_CHUNKS' SEEDS=$SEEDS"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$W/machine.txt" >&2
 
@@ -370,6 +375,9 @@ run_my() {
     mysql_ "$MY_DB" -e "INSERT INTO sbtest1 (k, c, pad) SELECT FLOOR(1 + RAND() * $MY_ROWS), $c, $pad FROM seq_1_to_$n"
     done=$((done + n))
   done
+  # the day's transactions append here (pgbench_history's shape)
+  mysql_ "$MY_DB" -e "CREATE TABLE sbtest_history (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    sbtest_id INT NOT NULL, delta INT NOT NULL, mtime DATETIME(6) NOT NULL, filler CHAR(22)) ENGINE=InnoDB"
   mysql_ "$MY_DB" -e "ANALYZE TABLE sbtest1" >/dev/null
   log "table generated in $((SECONDS - t0)) s"
   echo "my.rows: $(mysql_ "$MY_DB" -e 'select count(*) from sbtest1'); data+index bytes: $(mysql_ -e "select sum(data_length + index_length) from information_schema.tables where table_schema = '$MY_DB'")" \
@@ -377,6 +385,16 @@ run_my() {
   local dump="mariadb-dump --no-defaults --protocol=tcp -h 127.0.0.1 -P $MY_PORT -u $MY_USER $MY_DUMP_ARGS -- $MY_DB"
   local url="mysql://$MY_USER@127.0.0.1:$MY_PORT/$MY_DB" warm=$W/my/data
   firsts my "$warm" "$dump" "$url"
+  # a day of writes: TPC-B's account update and history insert, on uniformly random rows
+  log "MariaDB: a day of $MY_DAY_TX transactions"
+  mysql_ "$MY_DB" -e "INSERT INTO sbtest_history (sbtest_id, delta, mtime)
+    SELECT FLOOR(1 + RAND() * $MY_ROWS), FLOOR(RAND() * 10001) - 5000,
+      TIMESTAMP '2026-01-01 00:00:00' + INTERVAL seq * 86400 DIV $MY_DAY_TX SECOND FROM seq_1_to_$MY_DAY_TX"
+  mysql_ "$MY_DB" -e "UPDATE sbtest1 s JOIN (SELECT sbtest_id, SUM(delta) AS d FROM sbtest_history GROUP BY sbtest_id) h
+    ON s.id = h.sbtest_id SET s.k = s.k + h.d"
+  echo "my.day: $MY_DAY_TX transactions, distinct rows updated: $(mysql_ "$MY_DB" -e 'select count(distinct sbtest_id) from sbtest_history')" \
+    | tee -a "$W/machine.txt" >&2
+  nightly my "$warm" "$dump" "$url" day
   [ "$SEEDS" = 0 ] || $dump >"$W/my-A.sql"
   log "UPDATE 1 % of sbtest1"
   mysql_ "$MY_DB" -e "UPDATE sbtest1 SET k = k + 1 WHERE id % 100 = 0"

@@ -20,6 +20,11 @@ use sha2::{Digest, Sha256};
 use crate::commit::{SnapshotMeta, commit, start_saver};
 use crate::progress::Progress;
 
+/// Bytes per batch handed to the whole-file hashing thread, and how many
+/// batches may wait for it.
+const HASH_BATCH: usize = 1 << 20;
+const HASH_BATCHES: usize = 4;
+
 /// What was stored for one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileFacts {
@@ -121,15 +126,20 @@ impl<'a> SnapshotWriter<'a> {
         // The whole file's SHA-256 (for manifests) is a second pass over
         // every byte: it runs on a thread of its own, so the reading
         // thread — the one a dump tool waits on — only chunks and names
-        // chunks. Chunks reach it in order through a bounded channel.
-        let (to_hasher, chunks) = crossbeam_channel::bounded::<Vec<u8>>(64);
+        // chunks. The bytes reach it in order, copied into batches of
+        // about HASH_BATCH whose buffers come back for reuse: one hand-off
+        // per chunk cost more than the hashing (database chunks are ~8 KiB).
+        let (to_hasher, batches) = crossbeam_channel::bounded::<Vec<u8>>(HASH_BATCHES);
+        let (recycle, recycled) = crossbeam_channel::bounded::<Vec<u8>>(HASH_BATCHES + 2);
         let hasher = std::thread::spawn(move || {
             let mut h = Sha256::new();
-            for c in chunks {
-                h.update(&c);
+            for b in batches {
+                h.update(&b);
+                let _ = recycle.try_send(b);
             }
             Id(h.finalize().into())
         });
+        let mut batch = Vec::with_capacity(HASH_BATCH);
         let stored: Result<()> = (|| {
             loop {
                 holdfast_engine::cancel::check()?;
@@ -140,7 +150,14 @@ impl<'a> SnapshotWriter<'a> {
                         return Err(EngineError::io(format!("reading the data for {path}"), e));
                     }
                 };
-                let _ = to_hasher.send(chunk.to_vec());
+                batch.extend_from_slice(chunk);
+                if batch.len() >= HASH_BATCH {
+                    let mut next = recycled
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(HASH_BATCH));
+                    next.clear();
+                    let _ = to_hasher.send(std::mem::replace(&mut batch, next));
+                }
                 let id = Id::hash(chunk);
                 if !self.saver.known(&id, BlobType::Data) {
                     let mut b = self.saver.buffer(chunk.len());
@@ -150,6 +167,9 @@ impl<'a> SnapshotWriter<'a> {
                 content.push(id);
             }
         })();
+        if !batch.is_empty() {
+            let _ = to_hasher.send(batch);
+        }
         drop(to_hasher);
         let sha256 = hasher.join().expect("the hashing thread does not panic");
         stored?;
