@@ -1002,7 +1002,12 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
          INSERT INTO users SELECT seq, 1 + seq % 3, CONCAT('u', seq, '@example.com') FROM seq_1_to_300;
          CREATE TABLE vault_keys (id INT PRIMARY KEY, org_id INT, secret TEXT);
          INSERT INTO vault_keys VALUES (1, 2, 'key-aaa');
-         CREATE TRIGGER vault_keys_guard BEFORE INSERT ON vault_keys FOR EACH ROW SET NEW.secret = UPPER(NEW.secret);",
+         CREATE TRIGGER vault_keys_guard BEFORE INSERT ON vault_keys FOR EACH ROW SET NEW.secret = UPPER(NEW.secret);
+         CREATE TABLE key_uses (id INT PRIMARY KEY, org_id INT, key_id INT,
+           CONSTRAINT key_uses_key_fk FOREIGN KEY (key_id) REFERENCES vault_keys (id));
+         INSERT INTO key_uses VALUES (1, 2, 1), (2, 1, NULL);
+         CREATE VIEW secret_list AS SELECT secret FROM vault_keys;
+         CREATE VIEW secret_count AS SELECT COUNT(*) AS n FROM secret_list;",
     );
     let repo = Repo::new();
     let s = backup_json(
@@ -1042,6 +1047,7 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
         rows,
         BTreeMap::from([
             ("countries".into(), 2),
+            ("key_uses".into(), 1),
             ("users".into(), 100),
             ("per_org".into(), 3)
         ])
@@ -1063,6 +1069,17 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
         "traces in {}",
         String::from_utf8_lossy(&grep.stdout)
     );
+    // the views over it are named only by the manifest's warnings
+    let grep = Command::new("grep")
+        .args(["-rl", "--exclude=manifest.json", "-e", "secret_"])
+        .arg(&files)
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "views over the excluded table in {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
     let dst = db_name("saas_one");
     let out = restore(&repo, db, &id, &db.url(&dst), &[]);
     assert!(out.status.success(), "restore: {}", stderr(&out));
@@ -1077,9 +1094,26 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
             "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
         )
         .trim(),
-        "2",
-        "countries and users; plans has no org_id and was not included"
+        "3",
+        "countries, users and key_uses; plans has no org_id and was not included"
     );
+    // the foreign key into the excluded table was left out, with a warning
+    assert_eq!(
+        db.sql(
+            &dst,
+            "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()"
+        )
+        .trim(),
+        "0"
+    );
+    let warnings = m["warnings"].to_string();
+    for w in [
+        "view secret_list",
+        "view secret_count",
+        "foreign key key_uses_key_fk of key_uses",
+    ] {
+        assert!(warnings.contains(w), "{w} not in {warnings}");
+    }
 }
 
 #[test]

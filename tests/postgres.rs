@@ -732,12 +732,30 @@ fn an_excluded_table_leaves_no_trace() {
          CREATE TABLE vault_tokens (id serial PRIMARY KEY, token text UNIQUE, owner int);
          CREATE INDEX vault_tokens_owner ON vault_tokens(owner);
          COMMENT ON TABLE vault_tokens IS 'very private';
-         INSERT INTO vault_tokens (token, owner) VALUES ('tok-aaa', 1), ('tok-bbb', 2);",
+         INSERT INTO vault_tokens (token, owner) VALUES ('tok-aaa', 1), ('tok-bbb', 2);
+         -- what kept objects say about the excluded table goes too
+         CREATE TABLE keep_refs (id int PRIMARY KEY,
+           token_id int CONSTRAINT keep_refs_token_fk REFERENCES vault_tokens(id));
+         INSERT INTO keep_refs VALUES (1, 1), (2, NULL);
+         COMMENT ON CONSTRAINT keep_refs_token_fk ON keep_refs IS 'points into the safe';
+         CREATE VIEW token_list AS SELECT token FROM vault_tokens;
+         CREATE VIEW token_count AS SELECT count(*) AS n FROM token_list;
+         CREATE VIEW keep_view AS SELECT v FROM keep_me;",
     );
     let repo = Repo::new();
     let s = tables_backup(&repo, pg, &db, &["--exclude-table", "vault_*"]);
     let id = s["snapshot_id"].as_str().unwrap().to_string();
-    assert_eq!(s["source"]["tables"], 1);
+    assert_eq!(s["source"]["tables"], 2);
+    let m: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
+    let warnings = m["warnings"].to_string();
+    for w in [
+        "view public.token_list",
+        "view public.token_count",
+        "foreign key keep_refs_token_fk of public.keep_refs",
+    ] {
+        assert!(warnings.contains(w), "{w} not in {warnings}");
+    }
     // Not in any file of the snapshot, in any form.
     let out = repo.dir.path().join("restored-files");
     repo.ok(&["restore", &id, "--target", out.to_str().unwrap()]);
@@ -750,6 +768,8 @@ fn an_excluded_table_leaves_no_trace() {
             "tok-aaa",
             "-e",
             "very private",
+            "-e",
+            "points into the safe",
         ])
         .arg(&out)
         .output()
@@ -760,6 +780,24 @@ fn an_excluded_table_leaves_no_trace() {
         String::from_utf8_lossy(&grep.stdout)
     );
     assert!(out.join("tables/public.keep_me.csv").exists());
+    // the views over it are named only by the manifest's warnings
+    let grep = std::process::Command::new("grep")
+        .args([
+            "-rl",
+            "--exclude=manifest.json",
+            "-e",
+            "token_list",
+            "-e",
+            "token_count",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "views over the excluded table in: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
     let dst = db_name("excl_dst");
     restore_to(&repo, pg, &id, &dst);
     assert_eq!(
@@ -774,10 +812,19 @@ fn an_excluded_table_leaves_no_trace() {
     assert_eq!(
         pg.psql(
             &dst,
-            "SELECT count(*) FROM pg_class WHERE relname LIKE 'vault%'"
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'vault%' OR relname LIKE 'token%'"
         )
         .trim(),
         "0"
+    );
+    assert_eq!(
+        pg.psql(
+            &dst,
+            "SELECT (SELECT count(*) FROM keep_refs) || ' ' || (SELECT string_agg(v, ',') FROM keep_view) \
+             || ' ' || (SELECT count(*) FROM pg_constraint WHERE contype = 'f')"
+        )
+        .trim(),
+        "2 a,b 0"
     );
 }
 

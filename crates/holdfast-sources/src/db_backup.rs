@@ -98,7 +98,7 @@ pub(crate) fn store_tool_output<S: crate::dump_scan::StreamScanner>(
     writer: &mut crate::writer::SnapshotWriter,
     file: &str,
     child: crate::command::Spawned,
-    stdout: std::process::ChildStdout,
+    stdout: impl std::io::Read,
     scanner: S,
 ) -> holdfast_engine::Result<(crate::writer::FileFacts, S)> {
     let mut reader = crate::dump_scan::ScanningReader::new(stdout, scanner);

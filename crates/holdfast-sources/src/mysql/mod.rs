@@ -18,6 +18,7 @@
 //! - [`dump`]: dump mode backup (mariadb-dump's SQL, streamed in);
 //! - [`restore`]: a dump loaded into a database, then verified.
 
+pub mod ddl_filter;
 pub mod dump;
 pub mod restore;
 pub mod tables;

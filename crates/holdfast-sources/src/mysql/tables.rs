@@ -12,6 +12,7 @@
 //! Layout: `schema.sql` (tables and views, no triggers), `schema-post.sql`
 //! (triggers, routines, events), `tables/<table>.csv`, `manifest.json`.
 
+use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use holdfast_engine::{EngineError, Result};
 use holdfast_format::snapshot::Snapshot;
 use serde_json::json;
 
+use super::ddl_filter::DropForeignKeys;
 use super::restore::{MyRestoreOptions, count_rows, load_into_target};
 use super::{MyClient, sql_string};
 use crate::command::Spawned;
@@ -220,6 +222,7 @@ fn dump_ddl(
     db: &str,
     post: bool,
     left_out: &[String],
+    drop_keys: &HashSet<(String, String)>,
     file: &str,
     writer: &mut SnapshotWriter,
 ) -> Result<crate::writer::FileFacts> {
@@ -242,6 +245,7 @@ fn dump_ddl(
     }
     cmd.arg("--").arg(db);
     let (child, stdout) = Spawned::start(cmd, &tool.name())?;
+    let stdout = DropForeignKeys::new(std::io::BufReader::new(stdout), drop_keys.clone());
     let (facts, scanner) =
         store_tool_output(writer, file, child, stdout, MysqlDumpScan::default())?;
     scanner.verdict().map_err(|why| {
@@ -251,6 +255,68 @@ fn dump_ddl(
         ))
     })?;
     Ok(facts)
+}
+
+/// Views of `db` that read one of `tables`, directly or through other
+/// views. The server stores a view's definition with every table named
+/// `` `db`.`table` ``, which is what is looked for.
+fn views_over(client: &MyClient, db: &str, tables: &[String]) -> Result<Vec<String>> {
+    let rows = client.query(
+        None,
+        &format!(
+            "SELECT TABLE_NAME, VIEW_DEFINITION \
+             FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {} ORDER BY TABLE_NAME;",
+            sql_string(db)
+        ),
+    )?;
+    let quoted = |name: &str| format!("`{}`", name.replace('`', "``"));
+    let views: Vec<(String, String)> = rows
+        .into_iter()
+        .filter_map(|r| <[String; 2]>::try_from(r).ok())
+        .map(|[name, definition]| (name, definition))
+        .collect();
+    let mut reads: Vec<String> = tables
+        .iter()
+        .map(|t| format!("{}.{}", quoted(db), quoted(t)))
+        .collect();
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for (name, definition) in &views {
+            if !out.contains(name) && reads.iter().any(|r| definition.contains(r.as_str())) {
+                out.push(name.clone());
+                reads.push(format!("{}.{}", quoted(db), quoted(name)));
+            }
+        }
+        if out.len() == before {
+            return Ok(out);
+        }
+    }
+}
+
+/// Foreign keys of other tables of `db` that reference one of `tables`:
+/// (table, constraint).
+fn foreign_keys_into(
+    client: &MyClient,
+    db: &str,
+    tables: &[String],
+) -> Result<Vec<(String, String)>> {
+    let rows = client.query(
+        None,
+        &format!(
+            "SELECT TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME \
+             FROM information_schema.REFERENTIAL_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = {0} AND UNIQUE_CONSTRAINT_SCHEMA = {0} \
+             ORDER BY TABLE_NAME, CONSTRAINT_NAME;",
+            sql_string(db)
+        ),
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| <[String; 3]>::try_from(r).ok())
+        .filter(|[table, _, referenced]| tables.contains(referenced) && !tables.contains(table))
+        .map(|[table, constraint, _]| (table, constraint))
+        .collect())
 }
 
 /// Back up one MySQL/MariaDB database in tables mode.
@@ -280,7 +346,25 @@ pub fn backup_mysql_tables(
             "no table of {database:?} matches the selection; no snapshot was written"
         )));
     }
-    let warnings = topts.query_warnings();
+    let mut warnings = topts.query_warnings();
+    // What kept objects say about left-out tables goes too: views over
+    // them, and foreign keys that reference them (the dump tool keeps both).
+    let mut drop_keys = HashSet::new();
+    if !left_out.is_empty() {
+        for view in views_over(client, &database, &left_out)? {
+            warnings.push(format!(
+                "view {view} reads a table that is left out: it is left out too"
+            ));
+            left_out.push(view);
+        }
+        for (table, constraint) in foreign_keys_into(client, &database, &left_out)? {
+            warnings.push(format!(
+                "foreign key {constraint} of {table} references a table that is left out: \
+                 the constraint is left out"
+            ));
+            drop_keys.insert((table, constraint));
+        }
+    }
     let mut queries = Vec::new();
     for (name, sql) in &topts.queries {
         let sql = sql.trim().trim_end_matches(';').trim().to_string();
@@ -302,7 +386,15 @@ pub fn backup_mysql_tables(
         .extra
         .insert("collation".into(), json!(server.collation));
     for (post, file) in [(false, "schema.sql"), (true, "schema-post.sql")] {
-        let f = dump_ddl(client, &database, post, &left_out, file, &mut writer)?;
+        let f = dump_ddl(
+            client,
+            &database,
+            post,
+            &left_out,
+            &drop_keys,
+            file,
+            &mut writer,
+        )?;
         manifest.add_file(file, f.size, &f.sha256);
     }
 

@@ -11,7 +11,9 @@
 //! `tables/<schema.table>.csv`, `queries/<name>.csv`, `manifest.json`.
 //! CSV: header row, NULL as an empty unquoted field, empty string as `""`,
 //! bytea as hex (`\x…`), timestamps in ISO format at UTC.
-//! An excluded table leaves no file, no manifest entry and no DDL.
+//! An excluded table leaves no file, no manifest entry and no DDL: views
+//! that read it and foreign keys that reference it are left out too (with
+//! a warning each), since restoring them would fail without it.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,6 +26,7 @@ use holdfast_engine::{EngineError, Result};
 use serde_json::json;
 
 use super::PgClient;
+use super::ddl_filter::{DropEntries, foreign_key_headers};
 use crate::command::Spawned;
 use crate::db_backup::{
     DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
@@ -313,7 +316,8 @@ fn dump_ddl(
     snapshot: &str,
     section: &str,
     left_out: &[&PgTable],
-    left_sequences: &[String],
+    left_relations: &[String],
+    drop_entries: &[String],
     file: &str,
     writer: &mut SnapshotWriter,
 ) -> Result<crate::writer::FileFacts> {
@@ -326,10 +330,11 @@ fn dump_ddl(
         // Double quotes make the pattern literal (no wildcards, exact case).
         cmd.arg(format!("--exclude-table={}", t.sql_name()));
     }
-    for s in left_sequences {
+    for s in left_relations {
         cmd.arg(format!("--exclude-table={s}"));
     }
     let (child, stdout) = Spawned::start(cmd, "pg_dump")?;
+    let stdout = DropEntries::new(std::io::BufReader::new(stdout), drop_entries.to_vec());
     let (facts, scanner) = store_tool_output(writer, file, child, stdout, PgDumpScan::default())?;
     scanner.verdict().map_err(|why| {
         EngineError::Source(format!(
@@ -337,6 +342,72 @@ fn dump_ddl(
         ))
     })?;
     Ok(facts)
+}
+
+/// `ARRAY[...]::regclass[]` of the given tables, for catalog queries.
+fn regclass_array(tables: &[&PgTable]) -> String {
+    let names: Vec<String> = tables
+        .iter()
+        .map(|t| quote_literal(&t.sql_name()))
+        .collect();
+    format!("ARRAY[{}]::regclass[]", names.join(", "))
+}
+
+/// Views and materialized views that read one of `tables`, directly or
+/// through other views: (schema, name).
+fn views_over(
+    client: &PgClient,
+    database: &str,
+    snapshot: &str,
+    tables: &[&PgTable],
+) -> Result<Vec<(String, String)>> {
+    let sql = format!(
+        "WITH RECURSIVE reads(oid) AS ( \
+           SELECT unnest({}::oid[]) \
+           UNION \
+           SELECT r.ev_class FROM pg_depend d \
+             JOIN pg_rewrite r ON r.oid = d.objid \
+             JOIN reads ON d.refobjid = reads.oid \
+           WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass \
+             AND r.ev_class <> d.refobjid) \
+         SELECT n.nspname, c.relname FROM reads JOIN pg_class c ON c.oid = reads.oid \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('v', 'm') ORDER BY 1, 2;",
+        regclass_array(tables)
+    );
+    let rows = client.query(database, &in_snapshot(snapshot, &sql), &[])?;
+    rows.into_iter()
+        .map(|r| match <[String; 2]>::try_from(r) {
+            Ok([schema, name]) => Ok((schema, name)),
+            Err(r) => Err(EngineError::Source(format!("unexpected view row {r:?}"))),
+        })
+        .collect()
+}
+
+/// Foreign keys of other tables that reference one of `tables`:
+/// (schema, table, constraint).
+fn foreign_keys_into(
+    client: &PgClient,
+    database: &str,
+    snapshot: &str,
+    tables: &[&PgTable],
+) -> Result<Vec<(String, String, String)>> {
+    let left = regclass_array(tables);
+    let sql = format!(
+        "SELECT n.nspname, c.relname, con.conname FROM pg_constraint con \
+           JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE con.contype = 'f' AND con.confrelid = ANY({left}) AND NOT con.conrelid = ANY({left}) \
+         ORDER BY 1, 2, 3;"
+    );
+    let rows = client.query(database, &in_snapshot(snapshot, &sql), &[])?;
+    rows.into_iter()
+        .map(|r| match <[String; 3]>::try_from(r) {
+            Ok([schema, table, constraint]) => Ok((schema, table, constraint)),
+            Err(r) => Err(EngineError::Source(format!(
+                "unexpected foreign key row {r:?}"
+            ))),
+        })
+        .collect()
 }
 
 /// A sequence, its value at the snapshot and the table that owns it.
@@ -447,11 +518,30 @@ pub fn backup_pg_tables(
         .insert("server_encoding".into(), json!(server.encoding));
 
     let sequences = list_sequences(client, &database, &snap)?;
-    let left_sequences: Vec<String> = sequences
+    let mut left_relations: Vec<String> = sequences
         .iter()
         .filter(|s| s.owned_by_any(&left_out))
         .map(PgSequence::sql_name)
         .collect();
+    // What kept objects say about left-out tables goes too: views over
+    // them, and foreign keys that reference them (pg_dump keeps both).
+    let mut warnings = warnings;
+    let mut drop_entries = Vec::new();
+    if !left_out.is_empty() {
+        for (schema, name) in views_over(client, &database, &snap, &left_out)? {
+            warnings.push(format!(
+                "view {schema}.{name} reads a table that is left out: it is left out too"
+            ));
+            left_relations.push(format!("{}.{}", quote_ident(&schema), quote_ident(&name)));
+        }
+        for (schema, table, constraint) in foreign_keys_into(client, &database, &snap, &left_out)? {
+            warnings.push(format!(
+                "foreign key {constraint} of {schema}.{table} references a table that is left out: \
+                 the constraint is left out"
+            ));
+            drop_entries.extend(foreign_key_headers(&schema, &table, &constraint));
+        }
+    }
     for (section, file) in [("pre-data", "schema.sql"), ("post-data", "schema-post.sql")] {
         let f = dump_ddl(
             client,
@@ -459,7 +549,8 @@ pub fn backup_pg_tables(
             &snap,
             section,
             &left_out,
-            &left_sequences,
+            &left_relations,
+            &drop_entries,
             file,
             &mut writer,
         )?;

@@ -1,0 +1,195 @@
+//! mysqldump/mariadb-dump DDL without the foreign keys that reference
+//! left-out tables.
+//!
+//! `--ignore-table` leaves a table out, but a kept table's `CREATE TABLE`
+//! still carries its foreign keys, and one that references a left-out
+//! table names it (and fails to restore without it). The dump tools write
+//! `CREATE TABLE` as `SHOW CREATE TABLE` does — one definition per line:
+//!
+//! ```text
+//! CREATE TABLE `orders` (
+//!   `id` int(11) NOT NULL,
+//!   PRIMARY KEY (`id`),
+//!   CONSTRAINT `orders_vault_fk` FOREIGN KEY (`vault_id`) REFERENCES `vault` (`id`)
+//! ) ENGINE=InnoDB …;
+//! ```
+//!
+//! so a constraint is one line, dropped whole; when it was the last
+//! definition, the comma that ended the line before goes too. Lines are
+//! handled one at a time: memory is bounded by the longest line.
+
+use std::collections::HashSet;
+use std::io::{self, BufRead, Read};
+
+/// Reads the dump tool's DDL, leaving out the foreign keys named in `drop`
+/// as (table, constraint).
+pub struct DropForeignKeys<R> {
+    inner: R,
+    drop: HashSet<(String, String)>,
+    /// The table whose `CREATE TABLE` body is being read.
+    table: Option<String>,
+    /// The previous line, held back in case its comma must go.
+    held: Vec<u8>,
+    line: Vec<u8>,
+    out: Vec<u8>,
+    at: usize,
+    /// Constraints left out so far.
+    pub dropped: usize,
+}
+
+/// The name quoted by backticks at the start of `s` (`` `a``b` `` → a`b)
+/// and what follows it.
+fn backticked(s: &[u8]) -> Option<(String, &[u8])> {
+    let s = s.strip_prefix(b"`")?;
+    let mut name = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'`' {
+            if s.get(i + 1) == Some(&b'`') {
+                name.push(b'`');
+                i += 2;
+                continue;
+            }
+            return Some((String::from_utf8_lossy(&name).into_owned(), &s[i + 1..]));
+        }
+        name.push(s[i]);
+        i += 1;
+    }
+    None
+}
+
+impl<R: BufRead> DropForeignKeys<R> {
+    pub fn new(inner: R, drop: HashSet<(String, String)>) -> DropForeignKeys<R> {
+        DropForeignKeys {
+            inner,
+            drop,
+            table: None,
+            held: Vec::new(),
+            line: Vec::new(),
+            out: Vec::new(),
+            at: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Whether `self.line` is a foreign key to leave out.
+    fn is_dropped_constraint(&self) -> bool {
+        let Some(table) = &self.table else {
+            return false;
+        };
+        let Some(rest) = self.line.strip_prefix(b"  CONSTRAINT ") else {
+            return false;
+        };
+        match backticked(rest) {
+            Some((name, after)) if after.starts_with(b" FOREIGN KEY") => {
+                self.drop.contains(&(table.clone(), name))
+            }
+            _ => false,
+        }
+    }
+
+    /// Read lines until there is output to hand on (or the end).
+    fn advance(&mut self) -> io::Result<()> {
+        self.out.clear();
+        self.at = 0;
+        while self.out.is_empty() {
+            self.line.clear();
+            if self.inner.read_until(b'\n', &mut self.line)? == 0 {
+                self.out = std::mem::take(&mut self.held);
+                return Ok(());
+            }
+            if let Some(rest) = self.line.strip_prefix(b"CREATE TABLE ") {
+                self.table = backticked(rest).map(|(name, _)| name);
+            } else if self.is_dropped_constraint() {
+                self.dropped += 1;
+                continue;
+            } else if self.table.is_some() && self.line.starts_with(b")") {
+                // a well-formed body has no comma before its `)`: one
+                // here ended a definition that was left out
+                if self.held.ends_with(b",\n") {
+                    let n = self.held.len();
+                    self.held.remove(n - 2);
+                }
+                self.table = None;
+            }
+            self.out = std::mem::replace(&mut self.held, self.line.clone());
+        }
+        Ok(())
+    }
+}
+
+impl<R: BufRead> Read for DropForeignKeys<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drop.is_empty() {
+            return self.inner.read(buf);
+        }
+        if self.at == self.out.len() {
+            self.advance()?;
+        }
+        let n = buf.len().min(self.out.len() - self.at);
+        buf[..n].copy_from_slice(&self.out[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DDL: &str = "/*!40101 SET character_set_client = utf8mb4 */;
+CREATE TABLE `orders` (
+  `id` int(11) NOT NULL,
+  `vault_id` int(11) DEFAULT NULL,
+  `customer_id` int(11) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  CONSTRAINT `orders_customer_fk` FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`),
+  CONSTRAINT `orders_vault_fk` FOREIGN KEY (`vault_id`) REFERENCES `vault` (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE `we``ird` (
+  `id` int(11) NOT NULL,
+  CONSTRAINT `w_fk` FOREIGN KEY (`id`) REFERENCES `vault` (`id`),
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB;
+-- Dump completed
+";
+
+    fn filtered(drop: &[(&str, &str)]) -> (String, usize) {
+        let set = drop
+            .iter()
+            .map(|(t, c)| (t.to_string(), c.to_string()))
+            .collect();
+        let mut r = DropForeignKeys::new(io::BufReader::with_capacity(5, DDL.as_bytes()), set);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 3];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        (String::from_utf8(out).unwrap(), r.dropped)
+    }
+
+    #[test]
+    fn drops_the_named_foreign_keys_and_a_comma_left_dangling() {
+        let (out, dropped) = filtered(&[("orders", "orders_vault_fk"), ("we`ird", "w_fk")]);
+        assert_eq!(dropped, 2);
+        assert!(!out.contains("vault`"), "{out}");
+        assert!(out.contains(
+            "  CONSTRAINT `orders_customer_fk` FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`)\n) ENGINE"
+        ));
+        assert!(out.contains("  `id` int(11) NOT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;"));
+        assert!(out.ends_with("-- Dump completed\n"));
+    }
+
+    #[test]
+    fn other_constraints_pass_unchanged() {
+        assert_eq!(filtered(&[]), (DDL.to_string(), 0));
+        assert_eq!(
+            filtered(&[("customers", "orders_vault_fk")]),
+            (DDL.to_string(), 0)
+        );
+    }
+}

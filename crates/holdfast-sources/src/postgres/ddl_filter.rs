@@ -1,0 +1,180 @@
+//! pg_dump's plain DDL with some of its entries left out.
+//!
+//! pg_dump's `--exclude-table` leaves out a table and what belongs to it,
+//! but not what *other* objects say about it: a foreign key of a kept
+//! table that references an excluded one is still dumped (its line names
+//! the excluded table, and restoring it fails). pg_dump has no option to
+//! leave out one constraint, so the plain output is filtered by its table
+//! of contents: every entry starts with a header comment
+//!
+//! ```text
+//! -- Name: orders orders_customer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+//! ```
+//!
+//! and runs to the next header. An entry whose header starts with one of
+//! the given prefixes is dropped, header to header; everything else passes
+//! through unchanged. Lines are handled one at a time, so memory stays
+//! bounded by the longest line.
+
+use std::io::{self, BufRead, Read};
+
+/// The header prefixes of the entries that belong to the foreign key
+/// `constraint` on `schema.table`: the constraint and a comment on it.
+pub fn foreign_key_headers(schema: &str, table: &str, constraint: &str) -> Vec<String> {
+    vec![
+        format!("-- Name: {table} {constraint}; Type: FK CONSTRAINT; Schema: {schema}; Owner:"),
+        format!(
+            "-- Name: CONSTRAINT {constraint} ON {table}; Type: COMMENT; Schema: {schema}; Owner:"
+        ),
+    ]
+}
+
+/// Reads pg_dump's plain output, leaving out the entries whose header
+/// line starts with one of `drop` (see the module documentation).
+pub struct DropEntries<R> {
+    inner: R,
+    drop: Vec<String>,
+    line: Vec<u8>,
+    at: usize,
+    skipping: bool,
+    /// Entries left out so far.
+    pub dropped: usize,
+}
+
+const HEADER: &[u8] = b"-- Name: ";
+const TRAILER: &[u8] = b"-- PostgreSQL database dump complete";
+
+impl<R: BufRead> DropEntries<R> {
+    pub fn new(inner: R, drop: Vec<String>) -> DropEntries<R> {
+        DropEntries {
+            inner,
+            drop,
+            line: Vec::new(),
+            at: 0,
+            skipping: false,
+            dropped: 0,
+        }
+    }
+
+    /// The next line to pass on, or an empty buffer at the end.
+    fn next_line(&mut self) -> io::Result<()> {
+        loop {
+            self.line.clear();
+            self.at = 0;
+            if self.inner.read_until(b'\n', &mut self.line)? == 0 {
+                return Ok(());
+            }
+            if self.line.starts_with(HEADER) {
+                self.skipping = self
+                    .drop
+                    .iter()
+                    .any(|p| self.line.starts_with(p.as_bytes()));
+                if self.skipping {
+                    self.dropped += 1;
+                }
+            } else if self.line.starts_with(TRAILER) {
+                self.skipping = false;
+            }
+            if !self.skipping {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl<R: BufRead> Read for DropEntries<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drop.is_empty() {
+            return self.inner.read(buf);
+        }
+        if self.at == self.line.len() {
+            self.next_line()?;
+        }
+        let n = buf.len().min(self.line.len() - self.at);
+        buf[..n].copy_from_slice(&self.line[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DUMP: &str = "--
+-- PostgreSQL database dump
+--
+
+--
+-- Name: orders orders_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.orders
+    ADD CONSTRAINT orders_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: orders orders_vault_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.orders
+    ADD CONSTRAINT orders_vault_fkey FOREIGN KEY (vault_id) REFERENCES public.vault(id);
+
+
+--
+-- Name: CONSTRAINT orders_vault_fkey ON orders; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON CONSTRAINT orders_vault_fkey ON public.orders IS 'points at the vault';
+
+
+--
+-- Name: orders orders_customer_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.orders
+    ADD CONSTRAINT orders_customer_fkey FOREIGN KEY (customer_id) REFERENCES public.customers(id);
+
+
+--
+-- PostgreSQL database dump complete
+--
+
+";
+
+    fn filtered(drop: Vec<String>, step: usize) -> (String, usize) {
+        let mut r = DropEntries::new(io::BufReader::with_capacity(7, DUMP.as_bytes()), drop);
+        let mut out = Vec::new();
+        let mut buf = vec![0; step];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        (String::from_utf8(out).unwrap(), r.dropped)
+    }
+
+    #[test]
+    fn drops_a_foreign_key_and_its_comment_and_nothing_else() {
+        for step in [1, 5, 4096] {
+            let (out, dropped) = filtered(
+                foreign_key_headers("public", "orders", "orders_vault_fkey"),
+                step,
+            );
+            assert_eq!(dropped, 2);
+            assert!(!out.contains("vault"), "{out}");
+            assert!(out.contains("ADD CONSTRAINT orders_pkey PRIMARY KEY (id);"));
+            assert!(out.contains("REFERENCES public.customers(id);"));
+            assert!(out.ends_with("-- PostgreSQL database dump complete\n--\n\n"));
+        }
+    }
+
+    #[test]
+    fn without_prefixes_the_output_is_unchanged() {
+        assert_eq!(filtered(Vec::new(), 3), (DUMP.to_string(), 0));
+        let other = foreign_key_headers("other", "orders", "orders_vault_fkey");
+        assert_eq!(filtered(other, 3), (DUMP.to_string(), 0));
+    }
+}
