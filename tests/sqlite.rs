@@ -343,7 +343,16 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
         c.execute_batch(
             "CREATE TABLE vault_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, secret TEXT, org_id INTEGER);
              CREATE INDEX vault_keys_secret ON vault_keys(secret);
-             INSERT INTO vault_keys (secret, org_id) VALUES ('key-aaa', 1), ('key-bbb', 2);",
+             INSERT INTO vault_keys (secret, org_id) VALUES ('key-aaa', 1), ('key-bbb', 2);
+             -- what names the excluded table goes with it
+             CREATE TABLE key_uses (id INTEGER PRIMARY KEY,
+               key_id INTEGER REFERENCES vault_keys(id) ON DELETE CASCADE, other INTEGER,
+               CONSTRAINT key_uses_other FOREIGN KEY (other) REFERENCES \"vault_keys\" (id));
+             INSERT INTO key_uses VALUES (1, 1, 2);
+             CREATE VIEW secret_list AS SELECT secret FROM vault_keys;
+             CREATE VIEW secret_count AS SELECT count(*) AS n FROM secret_list;
+             CREATE TRIGGER key_uses_touch AFTER INSERT ON key_uses
+               BEGIN UPDATE vault_keys SET org_id = org_id WHERE id = NEW.key_id; END;",
         )
         .unwrap();
     }
@@ -359,7 +368,18 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
     let s = summary(&out);
     let id = s["snapshot_id"].as_str().unwrap().to_string();
     assert_eq!(s["source"]["mode"], "tables");
-    assert_eq!(s["source"]["tables"], 4);
+    assert_eq!(s["source"]["tables"], 5);
+    let m: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
+    let warnings = m["warnings"].to_string();
+    for w in [
+        "view secret_list",
+        "view secret_count",
+        "2 foreign key(s) of key_uses",
+        "trigger key_uses_touch",
+    ] {
+        assert!(warnings.contains(w), "{w} not in {warnings}");
+    }
     let csv = repo.ok(&["dump", &id, "/tables/customers.csv"]);
     let mut lines = csv.lines();
     assert_eq!(lines.next().unwrap(), "id,name,note,score,avatar,profile");
@@ -388,14 +408,39 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
         "traces in {}",
         String::from_utf8_lossy(&grep.stdout)
     );
+    // what was left out with it is named only by the manifest's warnings
+    let grep = std::process::Command::new("grep")
+        .args([
+            "-rl",
+            "--exclude=manifest.json",
+            "-e",
+            "secret_",
+            "-e",
+            "key_uses_touch",
+        ])
+        .arg(&files)
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "left-out objects in {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
 
     // Restore: every kept table identical, the excluded one absent.
     let restored = repo.dir.path().join("from-tables.db");
     let r = summary(&repo.ok(&["restore", &id, "--json", "--to", &url(&restored)]));
-    assert_eq!(r["tables"], 4);
+    assert_eq!(r["tables"], 5);
     let mut want = fingerprint(&db);
     let mut got = fingerprint(&restored);
-    want.remove("vault_keys");
+    for gone in [
+        "vault_keys",
+        "secret_list",
+        "secret_count",
+        "key_uses_touch",
+    ] {
+        want.remove(gone);
+    }
     want.remove("(schema)");
     got.remove("(schema)");
     assert_eq!(want, got);
@@ -408,6 +453,14 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
         )
         .unwrap();
     assert_eq!(n, 0);
+    let fks: i64 = c
+        .query_row(
+            "SELECT count(*) FROM pragma_foreign_key_list('key_uses')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(fks, 0);
     // AUTOINCREMENT goes on where it stopped.
     c.execute("INSERT INTO orders (customer_id, total) VALUES (1, 1)", [])
         .unwrap();

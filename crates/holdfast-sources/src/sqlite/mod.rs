@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod restore;
+pub mod schema_sql;
 pub mod tables;
 
 use std::path::Path;

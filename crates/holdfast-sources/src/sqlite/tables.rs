@@ -25,7 +25,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::restore::{SqliteRestoreOptions, check_target, replace_with};
-use super::{check_integrity, open_read_only, quote_ident, sqlite_err, tables};
+use super::{check_integrity, open_read_only, quote_ident, schema_sql, sqlite_err, tables};
 use crate::csv_format::{CsvReader, Field, hex_field, parse_hex_field, write_text};
 use crate::db_backup::{
     DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
@@ -156,7 +156,7 @@ pub fn backup_sqlite_tables(
         }
     }
     topts.check_tenant_found(chosen.iter().map(|(_, s)| *s), &path.display().to_string())?;
-    let warnings = topts.query_warnings();
+    let mut warnings = topts.query_warnings();
 
     let address = format!("sqlite://{}", path.display());
     let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
@@ -173,8 +173,7 @@ pub fn backup_sqlite_tables(
         .extra
         .insert("user_version".into(), json!(user_version));
 
-    // DDL of what stays: tables first, then indexes, triggers and views
-    // (a view naming a left-out table is left out with it).
+    // DDL of what stays: tables first, then indexes, triggers and views.
     let mut stmt = conn
         .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid")
         .map_err(|e| sqlite_err("reading the schema", e))?;
@@ -184,13 +183,48 @@ pub fn backup_sqlite_tables(
         .map_err(|e| sqlite_err("reading the schema", e))?;
     drop(stmt);
     let kept = |tbl: &str| chosen.iter().any(|(t, _)| t.name == tbl);
-    let mentions_left = |sql: &str| left_out.iter().any(|l| sql.contains(l.as_str()));
+    // What names a left-out table goes with it: views over it (and views
+    // over those), triggers that name it, foreign keys into it.
+    let mut gone = left_out.clone();
+    loop {
+        let before = gone.len();
+        for (kind, name, _, sql) in &schema {
+            if kind == "view" && !gone.contains(name) && schema_sql::names_any(sql, &gone) {
+                warnings.push(format!(
+                    "view {name} reads a table that is left out: it is left out too"
+                ));
+                gone.push(name.clone());
+            }
+        }
+        if gone.len() == before {
+            break;
+        }
+    }
     let (mut pre, mut post) = (String::new(), String::new());
-    for (kind, _name, tbl, sql) in &schema {
+    for (kind, name, tbl, sql) in &schema {
         match kind.as_str() {
-            "table" if kept(tbl) => pre.push_str(&format!("{sql};\n")),
-            "index" | "trigger" if kept(tbl) => post.push_str(&format!("{sql};\n")),
-            "view" if !mentions_left(sql) => post.push_str(&format!("{sql};\n")),
+            "table" if kept(tbl) => {
+                let (sql, n) = schema_sql::without_foreign_keys_into(sql, &left_out);
+                if n > 0 {
+                    warnings.push(format!(
+                        "{n} foreign key(s) of {tbl} reference a table that is left out: \
+                         they are left out"
+                    ));
+                }
+                pre.push_str(&format!("{sql};\n"));
+            }
+            "index" if kept(tbl) => post.push_str(&format!("{sql};\n")),
+            "trigger" if kept(tbl) => {
+                if schema_sql::names_any(sql, &gone) {
+                    warnings.push(format!(
+                        "trigger {name} on {tbl} names a table or view that is left out: \
+                         it is left out too"
+                    ));
+                } else {
+                    post.push_str(&format!("{sql};\n"));
+                }
+            }
+            "view" if !gone.contains(name) => post.push_str(&format!("{sql};\n")),
             _ => {}
         }
     }
