@@ -164,6 +164,7 @@ fn store_generated_snapshot(repo: &Repo, rows: u64) {
         .map(|(n, t)| ManifestColumn {
             name: n.to_string(),
             sql_type: t.to_string(),
+            generated: false,
         })
         .collect(),
     });
@@ -217,6 +218,7 @@ fn store_tables_snapshot(repo: &Repo) {
                 .map(|(n, ty)| ManifestColumn {
                     name: n.to_string(),
                     sql_type: ty.to_string(),
+                    generated: false,
                 })
                 .collect(),
         });

@@ -64,6 +64,8 @@ CREATE TABLE orders (
   customer_id BIGINT NOT NULL,
   total DECIMAL(12,2),
   placed DATETIME NOT NULL DEFAULT '2024-01-01 00:00:00',
+  with_tax DECIMAL(14,4) AS (total * 1.19) PERSISTENT,
+  doubled DECIMAL(14,2) AS (total * 2) VIRTUAL,
   CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id)
 ) ENGINE=InnoDB;
 CREATE TABLE audit (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, what TEXT) ENGINE=InnoDB;
@@ -965,6 +967,26 @@ fn tables_mode_exports_csv_and_restores_identically() {
             all_bytes_hex().to_lowercase()
         )
     );
+    // generated columns are exported, marked, and computed again on restore
+    let orders = repo.ok(&["dump", &id, "/tables/orders.csv"]);
+    let mut lines = orders.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "id,customer_id,total,placed,with_tax,doubled"
+    );
+    assert_eq!(
+        lines.next().unwrap(),
+        "\"1\",\"2\",\"1.50\",\"2024-01-01 00:00:00\",\"1.7850\",\"3.00\""
+    );
+    let columns = &m["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "orders")
+        .unwrap()["columns"];
+    assert_eq!(columns[4]["generated"], true);
+    assert_eq!(columns[5]["generated"], true);
+    assert!(columns[3].get("generated").is_none());
     let customers = repo.ok(&["dump", &id, "/tables/customers.csv"]);
     assert!(
         customers.contains("\"empty note\",\"\","),

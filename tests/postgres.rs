@@ -26,7 +26,7 @@ fn db_name(prefix: &str) -> String {
 /// Everything PostgreSQL makes hard to dump: NULLs next to empty strings,
 /// unicode, bytea, JSON, arrays, numerics, zoned timestamps, a 1 MB row,
 /// many tables, foreign keys, a trigger, sequences, odd names, a view, an
-/// enum, a function.
+/// enum, a function, a generated column.
 const TRICKY: &str = r#"
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TABLE customers (
@@ -45,7 +45,8 @@ CREATE TABLE orders (
   customer_id bigint NOT NULL REFERENCES customers(id),
   total numeric,
   placed timestamptz DEFAULT now(),
-  lines json
+  lines json,
+  with_tax numeric GENERATED ALWAYS AS (total * 1.19) STORED
 );
 CREATE TABLE "Odd ""Name"" (x)" ("weird col" int, "tab	col" text);
 CREATE TABLE audit (id serial PRIMARY KEY, what text);
@@ -617,6 +618,21 @@ fn tables_mode_exports_csv_and_restores_identically() {
         csv.contains("1,Zoë Ünïcødé 日本語 🎉,,happy,"),
         "NULL note is an empty unquoted field"
     );
+    // A generated column is exported (marked in the manifest) and computed
+    // again by the database on restore.
+    let orders = String::from_utf8(snapshot_file(&repo, &id, "/tables/public.orders.csv")).unwrap();
+    let mut lines = orders.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "id,customer_id,total,placed,lines,with_tax"
+    );
+    let first = lines.next().unwrap();
+    assert!(
+        first.starts_with("1,2,1.5,") && first.ends_with(r#","[1, ""line 1""]",1.785"#),
+        "{first}"
+    );
+    assert_eq!(t("public.orders")["columns"][5]["generated"], true);
+    assert!(t("public.orders")["columns"][4].get("generated").is_none());
 
     // Restore into a fresh database: same contents, sequences, triggers.
     let dst = db_name("tables_dst");

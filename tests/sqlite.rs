@@ -28,7 +28,7 @@ PRAGMA journal_mode = WAL;
 PRAGMA foreign_keys = ON;
 PRAGMA user_version = 42;
 CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, note TEXT, score REAL, avatar BLOB, profile TEXT);
-CREATE TABLE orders (id INTEGER PRIMARY KEY AUTOINCREMENT, customer_id INTEGER NOT NULL REFERENCES customers(id), total NUMERIC, placed TEXT DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE orders (id INTEGER PRIMARY KEY AUTOINCREMENT, customer_id INTEGER NOT NULL REFERENCES customers(id), total NUMERIC, placed TEXT DEFAULT CURRENT_TIMESTAMP, with_tax NUMERIC GENERATED ALWAYS AS (total * 2) STORED, half AS (total / 2) VIRTUAL);
 CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT);
 CREATE TABLE "odd ""name""" ("weird col" INTEGER, "tab	col" TEXT);
 CREATE INDEX orders_by_customer ON orders(customer_id);
@@ -395,6 +395,27 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
         )
     );
     assert_eq!(lines.next().unwrap(), "2,empty note,\"\",0.0,\\x,null");
+    // generated columns are exported, marked, and computed again on restore
+    let orders = repo.ok(&["dump", &id, "/tables/orders.csv"]);
+    let mut lines = orders.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "id,customer_id,total,placed,with_tax,half"
+    );
+    let first = lines.next().unwrap();
+    assert!(
+        first.starts_with("1,2,1.5,") && first.ends_with(",3,0.75"),
+        "{first}"
+    );
+    let columns = &m["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "orders")
+        .unwrap()["columns"];
+    assert_eq!(columns[4]["generated"], true);
+    assert_eq!(columns[5]["generated"], true);
+    assert!(columns[2].get("generated").is_none());
     // No trace of the excluded table in any file.
     let files = repo.dir.path().join("files");
     repo.ok(&["restore", &id, "--target", files.to_str().unwrap()]);

@@ -331,10 +331,12 @@ mod tests {
             ManifestColumn {
                 name: "id".into(),
                 sql_type: "integer".into(),
+                generated: false,
             },
             ManifestColumn {
                 name: "ok".into(),
                 sql_type: "boolean".into(),
+                generated: false,
             },
         ];
         let field = |t: &str| CsvField {

@@ -109,6 +109,7 @@ mod tests {
             .map(|(n, t)| ManifestColumn {
                 name: n.to_string(),
                 sql_type: t.to_string(),
+                generated: false,
             })
             .collect();
         let mut r = CsvRecords::new(csv.as_bytes());

@@ -460,10 +460,12 @@ mod tests {
             ManifestColumn {
                 name: "id".into(),
                 sql_type: "integer".into(),
+                generated: false,
             },
             ManifestColumn {
                 name: "ok".into(),
                 sql_type: "boolean".into(),
+                generated: false,
             },
         ];
         let tables = [
@@ -556,6 +558,7 @@ mod tests {
         let cols = [ManifestColumn {
             name: "n".into(),
             sql_type: "numeric".into(),
+            generated: false,
         }];
         let tmp = tempfile::tempdir().unwrap();
         let mut out = Vec::new();

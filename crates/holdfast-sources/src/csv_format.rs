@@ -144,15 +144,17 @@ fn parse_record(text: &str) -> io::Result<Vec<Field>> {
 /// Rewrite a CSV stream (with its header) as PostgreSQL's COPY text format
 /// (no header): tab-separated, `\N` for NULL, backslash escapes. In this
 /// form no data line can be `\.` — which psql would take for the end of
-/// inline COPY data, even inside a quoted CSV field.
-pub fn csv_to_copy_text(r: &mut dyn BufRead, w: &mut dyn Write) -> io::Result<()> {
+/// inline COPY data, even inside a quoted CSV field. The fields at the
+/// indexes in `skip` (generated columns) are left out.
+pub fn csv_to_copy_text(r: &mut dyn BufRead, w: &mut dyn Write, skip: &[usize]) -> io::Result<()> {
     let mut csv = CsvReader::new(r);
     csv.record()?; // the header
     let mut line = String::new();
     while let Some(rec) = csv.record()? {
         line.clear();
-        for (i, f) in rec.iter().enumerate() {
-            if i > 0 {
+        let kept = rec.iter().enumerate().filter(|(i, _)| !skip.contains(i));
+        for (n, (_, f)) in kept.enumerate() {
+            if n > 0 {
                 line.push('\t');
             }
             match f {
@@ -221,10 +223,14 @@ mod tests {
     fn copy_text_escapes_what_psql_would_misread() {
         let csv = b"id,v\n1,\"x\n\\.\ny\"\n2,\n3,\"\"\n4,\"a\tb\\c\"\n";
         let mut out = Vec::new();
-        csv_to_copy_text(&mut &csv[..], &mut out).unwrap();
+        csv_to_copy_text(&mut &csv[..], &mut out, &[]).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "1\tx\\n\\\\.\\ny\n2\t\\N\n3\t\n4\ta\\tb\\\\c\n"
         );
+        // generated columns are left to the database
+        let mut out = Vec::new();
+        csv_to_copy_text(&mut &b"a,g,b,h\n1,2,3,4\n,x,,y\n"[..], &mut out, &[1, 3]).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "1\t3\n\\N\t\\N\n");
     }
 }

@@ -75,6 +75,10 @@ pub struct ManifestColumn {
     pub name: String,
     #[serde(rename = "type")]
     pub sql_type: String,
+    /// The database computes this column (a generated column): its values
+    /// are exported, and a restore leaves them to the database.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generated: bool,
 }
 
 impl Manifest {

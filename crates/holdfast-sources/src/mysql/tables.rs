@@ -45,8 +45,12 @@ const MARK_END: &str = "#holdfast-end";
 #[derive(Debug, Clone)]
 struct MyTable {
     name: String,
-    /// (name, COLUMN_TYPE, DATA_TYPE) of stored (not generated) columns.
+    /// (name, COLUMN_TYPE, DATA_TYPE) of every column, generated ones
+    /// included: an export shows the table as its users see it.
     columns: Vec<(String, String, String)>,
+    /// The columns the server computes (VIRTUAL/PERSISTENT/STORED):
+    /// exported, never loaded back.
+    generated: Vec<String>,
     primary_key: Vec<String>,
 }
 
@@ -96,6 +100,7 @@ fn list_tables(client: &MyClient, db: &str) -> Result<Vec<MyTable>> {
             out.push(MyTable {
                 name: table,
                 columns: Vec::new(),
+                generated: Vec::new(),
                 primary_key: Vec::new(),
             });
             keys.push(Vec::new());
@@ -103,13 +108,12 @@ fn list_tables(client: &MyClient, db: &str) -> Result<Vec<MyTable>> {
         if let Ok(p) = pk.parse::<u32>() {
             keys.last_mut().expect("pushed").push((p, col.clone()));
         }
-        if generated.is_empty() {
-            out.last_mut().expect("pushed").columns.push((
-                col,
-                col_type,
-                data_type.to_ascii_lowercase(),
-            ));
+        let t = out.last_mut().expect("pushed");
+        if !generated.is_empty() {
+            t.generated.push(col.clone());
         }
+        t.columns
+            .push((col, col_type, data_type.to_ascii_lowercase()));
     }
     for (t, mut k) in out.iter_mut().zip(keys) {
         k.sort();
@@ -371,6 +375,7 @@ pub fn backup_mysql_tables(
         queries.push(MyTable {
             name: name.clone(),
             columns: describe_query(client, &database, &sql)?,
+            generated: Vec::new(),
             primary_key: Vec::new(),
         });
     }
@@ -481,6 +486,7 @@ pub fn backup_mysql_tables(
                     .map(|(n, ty, _)| ManifestColumn {
                         name: n.clone(),
                         sql_type: ty.clone(),
+                        generated: t.generated.contains(n),
                     })
                     .collect(),
             });
@@ -557,6 +563,8 @@ enum Literal {
     Binary,
     /// BIT: a bare number.
     Number,
+    /// A generated column: exported, left to the server on restore.
+    Computed,
 }
 
 fn csv_to_inserts(table: &str, columns: Vec<(String, Literal)>) -> crate::db_restore::Converter {
@@ -569,6 +577,7 @@ fn csv_to_inserts(table: &str, columns: Vec<(String, Literal)>) -> crate::db_res
             quote_ident(&table),
             columns
                 .iter()
+                .filter(|(_, l)| *l != Literal::Computed)
                 .map(|(c, _)| quote_ident(c))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -587,7 +596,11 @@ fn csv_to_inserts(table: &str, columns: Vec<(String, Literal)>) -> crate::db_res
             }
             stmt.push_str(if stmt.is_empty() { &head } else { "," });
             stmt.push('(');
-            for (i, (f, (_, literal))) in rec.into_iter().zip(&columns).enumerate() {
+            let values = rec
+                .into_iter()
+                .zip(&columns)
+                .filter(|(_, (_, l))| *l != Literal::Computed);
+            for (i, (f, (_, literal))) in values.enumerate() {
                 if i > 0 {
                     stmt.push(',');
                 }
@@ -658,6 +671,7 @@ pub fn restore_mysql_tables(
                     .unwrap_or("")
                     .to_ascii_lowercase();
                 let literal = match base.as_str() {
+                    _ if c.generated => Literal::Computed,
                     "bit" => Literal::Number,
                     b if is_binary(b) => Literal::Binary,
                     _ => Literal::Text,

@@ -258,7 +258,16 @@ pub fn restore_pg_tables(
             )));
         };
         let name: Vec<String> = t.parts.iter().map(|p| quote_ident(p)).collect();
-        let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        // generated columns are exported but computed again by the database
+        let cols: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| !c.generated)
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        let computed: Vec<usize> = (0..t.columns.len())
+            .filter(|&i| t.columns[i].generated)
+            .collect();
         // Text format, not the stored CSV: see csv_to_copy_text.
         parts.push(FeedPart::Text(format!(
             "COPY {} ({}) FROM STDIN;\n",
@@ -267,7 +276,7 @@ pub fn restore_pg_tables(
         )));
         parts.push(FeedPart::Converted {
             file: file.clone(),
-            convert: Box::new(csv_to_copy_text),
+            convert: Box::new(move |r, w| csv_to_copy_text(r, w, &computed)),
         });
         parts.push(FeedPart::Text("\\.\n".into()));
     }

@@ -47,8 +47,12 @@ const SESSION: &str = "SET bytea_output = hex; SET DateStyle = 'ISO, YMD'; \
 pub struct PgTable {
     pub schema: String,
     pub name: String,
-    /// (name, type) of the stored columns (generated columns left out).
+    /// (name, type) of every column, generated ones included: an export
+    /// shows the table as its users see it.
     pub columns: Vec<(String, String)>,
+    /// The columns the database computes (`GENERATED ALWAYS AS … STORED`):
+    /// exported, never loaded back.
+    pub generated: Vec<String>,
     /// Primary key columns, in key order.
     pub primary_key: Vec<String>,
 }
@@ -203,6 +207,7 @@ pub fn list_tables(
                 schema,
                 name,
                 columns: Vec::new(),
+                generated: Vec::new(),
                 primary_key: Vec::new(),
             });
             keys.push(Vec::new());
@@ -213,9 +218,10 @@ pub fn list_tables(
                 .expect("pushed above")
                 .push((pos, col.clone()));
         }
-        if generated != "t" {
-            t.columns.push((col, ty));
+        if generated == "t" {
+            t.generated.push(col.clone());
         }
+        t.columns.push((col, ty));
     }
     for (t, mut k) in out.iter_mut().zip(keys) {
         k.sort();
@@ -303,6 +309,7 @@ fn describe_query(
             Some(ManifestColumn {
                 name: it.next()?,
                 sql_type: it.next()?,
+                generated: false,
             })
         })
         .collect())
@@ -587,6 +594,7 @@ pub fn backup_pg_tables(
                 .map(|(n, ty)| ManifestColumn {
                     name: n.clone(),
                     sql_type: ty.clone(),
+                    generated: t.generated.contains(n),
                 })
                 .collect(),
         });

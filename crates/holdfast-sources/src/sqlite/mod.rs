@@ -82,14 +82,20 @@ pub(crate) fn tables(conn: &Connection) -> Result<Vec<ManifestTable>> {
         let rows: i64 = conn
             .query_row(&format!("SELECT count(*) FROM {q}"), [], |r| r.get(0))
             .map_err(|e| sqlite_err(format!("counting rows of {name}"), e))?;
+        // table_xinfo also lists generated columns (hidden 2: virtual,
+        // 3: stored); hidden 1 is a virtual table's hidden column
         let mut cols = conn
-            .prepare(&format!("PRAGMA table_info({q})"))
+            .prepare(&format!(
+                "SELECT name, type, hidden FROM pragma_table_xinfo({}) WHERE hidden <> 1 ORDER BY cid",
+                format_args!("'{}'", name.replace('\'', "''"))
+            ))
             .map_err(|e| sqlite_err(format!("reading the columns of {name}"), e))?;
         let columns: Vec<ManifestColumn> = cols
             .query_map([], |r| {
                 Ok(ManifestColumn {
-                    name: r.get(1)?,
-                    sql_type: r.get(2)?,
+                    name: r.get(0)?,
+                    sql_type: r.get(1)?,
+                    generated: r.get::<_, i64>(2)? != 0,
                 })
             })
             .and_then(|rows| rows.collect())

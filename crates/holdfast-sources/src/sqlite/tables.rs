@@ -114,6 +114,7 @@ fn export_query(
         .map(|c| ManifestColumn {
             name: c.name().to_string(),
             sql_type: c.decl_type().unwrap_or("").to_string(),
+            generated: false,
         })
         .collect();
     let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
@@ -444,8 +445,18 @@ pub fn restore_sqlite_tables(
         bytes += run_file("schema.sql", &tx)?;
         for t in &restorable {
             let file = t.file.clone().unwrap_or_default();
-            let affinity: Vec<char> = t.columns.iter().map(|c| affinity(&c.sql_type)).collect();
-            let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(&c.name)).collect();
+            // generated columns are exported, and computed again here
+            let affinity: Vec<Option<char>> = t
+                .columns
+                .iter()
+                .map(|c| (!c.generated).then(|| affinity(&c.sql_type)))
+                .collect();
+            let cols: Vec<String> = t
+                .columns
+                .iter()
+                .filter(|c| !c.generated)
+                .map(|c| quote_ident(&c.name))
+                .collect();
             let marks = vec!["?"; cols.len()].join(", ");
             let mut insert = tx
                 .prepare(&format!(
@@ -471,7 +482,7 @@ pub fn restore_sqlite_tables(
                         let values: Vec<rusqlite::types::Value> = rec
                             .into_iter()
                             .zip(affinity.iter())
-                            .map(|(f, a)| typed(f, *a))
+                            .filter_map(|(f, a)| a.map(|a| typed(f, a)))
                             .collect();
                         insert
                             .execute(rusqlite::params_from_iter(values))
