@@ -22,6 +22,7 @@ pub mod dispatch;
 pub mod dump_scan;
 pub mod filter;
 pub mod jsonl;
+pub mod line_filter;
 pub mod manifest;
 pub mod mysql;
 pub mod postgres;

@@ -70,6 +70,21 @@ pub struct ManifestTable {
     pub columns: Vec<ManifestColumn>,
 }
 
+impl ManifestTable {
+    /// The columns a restore loads: all but the generated ones, which the
+    /// database computes again.
+    pub fn loaded_columns(&self) -> impl Iterator<Item = &ManifestColumn> {
+        self.columns.iter().filter(|c| !c.generated)
+    }
+
+    /// Positions of the generated columns in the table's files.
+    pub fn generated_positions(&self) -> Vec<usize> {
+        (0..self.columns.len())
+            .filter(|&i| self.columns[i].generated)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ManifestColumn {
     pub name: String,

@@ -19,20 +19,17 @@
 //! handled one at a time: memory is bounded by the longest line.
 
 use std::collections::HashSet;
-use std::io::{self, BufRead, Read};
 
-/// Reads the dump tool's DDL, leaving out the foreign keys named in `drop`
-/// as (table, constraint).
-pub struct DropForeignKeys<R> {
-    inner: R,
+use crate::line_filter::LineEdit;
+
+/// Leaves out the foreign keys named in `drop` as (table, constraint); use
+/// with [`LineFilter`](crate::line_filter::LineFilter).
+pub struct DropForeignKeys {
     drop: HashSet<(String, String)>,
     /// The table whose `CREATE TABLE` body is being read.
     table: Option<String>,
     /// The previous line, held back in case its comma must go.
     held: Vec<u8>,
-    line: Vec<u8>,
-    out: Vec<u8>,
-    at: usize,
     /// Constraints left out so far.
     pub dropped: usize,
 }
@@ -58,26 +55,22 @@ fn backticked(s: &[u8]) -> Option<(String, &[u8])> {
     None
 }
 
-impl<R: BufRead> DropForeignKeys<R> {
-    pub fn new(inner: R, drop: HashSet<(String, String)>) -> DropForeignKeys<R> {
+impl DropForeignKeys {
+    pub fn new(drop: HashSet<(String, String)>) -> DropForeignKeys {
         DropForeignKeys {
-            inner,
             drop,
             table: None,
             held: Vec::new(),
-            line: Vec::new(),
-            out: Vec::new(),
-            at: 0,
             dropped: 0,
         }
     }
 
-    /// Whether `self.line` is a foreign key to leave out.
-    fn is_dropped_constraint(&self) -> bool {
+    /// Whether `line` is a foreign key to leave out.
+    fn is_dropped_constraint(&self, line: &[u8]) -> bool {
         let Some(table) = &self.table else {
             return false;
         };
-        let Some(rest) = self.line.strip_prefix(b"  CONSTRAINT ") else {
+        let Some(rest) = line.strip_prefix(b"  CONSTRAINT ") else {
             return false;
         };
         match backticked(rest) {
@@ -87,55 +80,43 @@ impl<R: BufRead> DropForeignKeys<R> {
             _ => false,
         }
     }
-
-    /// Read lines until there is output to hand on (or the end).
-    fn advance(&mut self) -> io::Result<()> {
-        self.out.clear();
-        self.at = 0;
-        while self.out.is_empty() {
-            self.line.clear();
-            if self.inner.read_until(b'\n', &mut self.line)? == 0 {
-                self.out = std::mem::take(&mut self.held);
-                return Ok(());
-            }
-            if let Some(rest) = self.line.strip_prefix(b"CREATE TABLE ") {
-                self.table = backticked(rest).map(|(name, _)| name);
-            } else if self.is_dropped_constraint() {
-                self.dropped += 1;
-                continue;
-            } else if self.table.is_some() && self.line.starts_with(b")") {
-                // a well-formed body has no comma before its `)`: one
-                // here ended a definition that was left out
-                if self.held.ends_with(b",\n") {
-                    let n = self.held.len();
-                    self.held.remove(n - 2);
-                }
-                self.table = None;
-            }
-            self.out = std::mem::replace(&mut self.held, self.line.clone());
-        }
-        Ok(())
-    }
 }
 
-impl<R: BufRead> Read for DropForeignKeys<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.drop.is_empty() {
-            return self.inner.read(buf);
+impl LineEdit for DropForeignKeys {
+    fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        if let Some(rest) = line.strip_prefix(b"CREATE TABLE ") {
+            self.table = backticked(rest).map(|(name, _)| name);
+        } else if self.is_dropped_constraint(line) {
+            self.dropped += 1;
+            return;
+        } else if self.table.is_some() && line.starts_with(b")") {
+            // a well-formed body has no comma before its `)`: one here
+            // ended a definition that was left out
+            if self.held.ends_with(b",\n") {
+                let n = self.held.len();
+                self.held.remove(n - 2);
+            }
+            self.table = None;
         }
-        if self.at == self.out.len() {
-            self.advance()?;
-        }
-        let n = buf.len().min(self.out.len() - self.at);
-        buf[..n].copy_from_slice(&self.out[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+        out.append(&mut self.held);
+        self.held.extend_from_slice(line);
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.held);
+    }
+
+    fn is_identity(&self) -> bool {
+        self.drop.is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{self, Read};
+
     use super::*;
+    use crate::line_filter::LineFilter;
 
     const DDL: &str = "/*!40101 SET character_set_client = utf8mb4 */;
 CREATE TABLE `orders` (
@@ -159,7 +140,10 @@ CREATE TABLE `we``ird` (
             .iter()
             .map(|(t, c)| (t.to_string(), c.to_string()))
             .collect();
-        let mut r = DropForeignKeys::new(io::BufReader::with_capacity(5, DDL.as_bytes()), set);
+        let mut r = LineFilter::new(
+            io::BufReader::with_capacity(5, DDL.as_bytes()),
+            DropForeignKeys::new(set),
+        );
         let mut out = Vec::new();
         let mut buf = [0u8; 3];
         loop {
@@ -169,7 +153,7 @@ CREATE TABLE `we``ird` (
             }
             out.extend_from_slice(&buf[..n]);
         }
-        (String::from_utf8(out).unwrap(), r.dropped)
+        (String::from_utf8(out).unwrap(), r.edit.dropped)
     }
 
     #[test]

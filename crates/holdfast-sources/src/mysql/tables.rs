@@ -34,6 +34,7 @@ use crate::db_restore::{FeedPart, RestoreReport, verify_counts};
 use crate::dump_scan::ScanningReader;
 use crate::dump_scan::csv::CsvRecords;
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
+use crate::line_filter::LineFilter;
 use crate::manifest::{Manifest, ManifestColumn, ManifestTable};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
@@ -249,7 +250,10 @@ fn dump_ddl(
     }
     cmd.arg("--").arg(db);
     let (child, stdout) = Spawned::start(cmd, &tool.name())?;
-    let stdout = DropForeignKeys::new(std::io::BufReader::new(stdout), drop_keys.clone());
+    let stdout = LineFilter::new(
+        std::io::BufReader::new(stdout),
+        DropForeignKeys::new(drop_keys.clone()),
+    );
     let (facts, scanner) =
         store_tool_output(writer, file, child, stdout, MysqlDumpScan::default())?;
     scanner.verdict().map_err(|why| {

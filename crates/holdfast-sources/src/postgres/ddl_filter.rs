@@ -16,7 +16,7 @@
 //! through unchanged. Lines are handled one at a time, so memory stays
 //! bounded by the longest line.
 
-use std::io::{self, BufRead, Read};
+use crate::line_filter::LineEdit;
 
 /// The header prefixes of the entries that belong to the foreign key
 /// `constraint` on `schema.table`: the constraint and a comment on it.
@@ -29,13 +29,11 @@ pub fn foreign_key_headers(schema: &str, table: &str, constraint: &str) -> Vec<S
     ]
 }
 
-/// Reads pg_dump's plain output, leaving out the entries whose header
-/// line starts with one of `drop` (see the module documentation).
-pub struct DropEntries<R> {
-    inner: R,
+/// Leaves out pg_dump's entries whose header line starts with one of the
+/// prefixes (see the module documentation); use with
+/// [`LineFilter`](crate::line_filter::LineFilter).
+pub struct DropEntries {
     drop: Vec<String>,
-    line: Vec<u8>,
-    at: usize,
     skipping: bool,
     /// Entries left out so far.
     pub dropped: usize,
@@ -44,62 +42,40 @@ pub struct DropEntries<R> {
 const HEADER: &[u8] = b"-- Name: ";
 const TRAILER: &[u8] = b"-- PostgreSQL database dump complete";
 
-impl<R: BufRead> DropEntries<R> {
-    pub fn new(inner: R, drop: Vec<String>) -> DropEntries<R> {
+impl DropEntries {
+    pub fn new(drop: Vec<String>) -> DropEntries {
         DropEntries {
-            inner,
             drop,
-            line: Vec::new(),
-            at: 0,
             skipping: false,
             dropped: 0,
         }
     }
-
-    /// The next line to pass on, or an empty buffer at the end.
-    fn next_line(&mut self) -> io::Result<()> {
-        loop {
-            self.line.clear();
-            self.at = 0;
-            if self.inner.read_until(b'\n', &mut self.line)? == 0 {
-                return Ok(());
-            }
-            if self.line.starts_with(HEADER) {
-                self.skipping = self
-                    .drop
-                    .iter()
-                    .any(|p| self.line.starts_with(p.as_bytes()));
-                if self.skipping {
-                    self.dropped += 1;
-                }
-            } else if self.line.starts_with(TRAILER) {
-                self.skipping = false;
-            }
-            if !self.skipping {
-                return Ok(());
-            }
-        }
-    }
 }
 
-impl<R: BufRead> Read for DropEntries<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.drop.is_empty() {
-            return self.inner.read(buf);
+impl LineEdit for DropEntries {
+    fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        if line.starts_with(HEADER) {
+            self.skipping = self.drop.iter().any(|p| line.starts_with(p.as_bytes()));
+            self.dropped += usize::from(self.skipping);
+        } else if line.starts_with(TRAILER) {
+            self.skipping = false;
         }
-        if self.at == self.line.len() {
-            self.next_line()?;
+        if !self.skipping {
+            out.extend_from_slice(line);
         }
-        let n = buf.len().min(self.line.len() - self.at);
-        buf[..n].copy_from_slice(&self.line[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+    }
+
+    fn is_identity(&self) -> bool {
+        self.drop.is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{self, Read};
+
     use super::*;
+    use crate::line_filter::LineFilter;
 
     const DUMP: &str = "--
 -- PostgreSQL database dump
@@ -143,7 +119,10 @@ ALTER TABLE ONLY public.orders
 ";
 
     fn filtered(drop: Vec<String>, step: usize) -> (String, usize) {
-        let mut r = DropEntries::new(io::BufReader::with_capacity(7, DUMP.as_bytes()), drop);
+        let mut r = LineFilter::new(
+            io::BufReader::with_capacity(7, DUMP.as_bytes()),
+            DropEntries::new(drop),
+        );
         let mut out = Vec::new();
         let mut buf = vec![0; step];
         loop {
@@ -153,7 +132,7 @@ ALTER TABLE ONLY public.orders
             }
             out.extend_from_slice(&buf[..n]);
         }
-        (String::from_utf8(out).unwrap(), r.dropped)
+        (String::from_utf8(out).unwrap(), r.edit.dropped)
     }
 
     #[test]

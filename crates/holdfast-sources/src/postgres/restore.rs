@@ -259,15 +259,8 @@ pub fn restore_pg_tables(
         };
         let name: Vec<String> = t.parts.iter().map(|p| quote_ident(p)).collect();
         // generated columns are exported but computed again by the database
-        let cols: Vec<String> = t
-            .columns
-            .iter()
-            .filter(|c| !c.generated)
-            .map(|c| quote_ident(&c.name))
-            .collect();
-        let computed: Vec<usize> = (0..t.columns.len())
-            .filter(|&i| t.columns[i].generated)
-            .collect();
+        let cols: Vec<String> = t.loaded_columns().map(|c| quote_ident(&c.name)).collect();
+        let computed = t.generated_positions();
         // Text format, not the stored CSV: see csv_to_copy_text.
         parts.push(FeedPart::Text(format!(
             "COPY {} ({}) FROM STDIN;\n",

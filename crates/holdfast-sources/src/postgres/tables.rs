@@ -34,6 +34,7 @@ use crate::db_backup::{
 };
 use crate::dump_scan::csv::CsvRecords;
 use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
+use crate::line_filter::LineFilter;
 use crate::manifest::{Manifest, ManifestColumn, ManifestTable};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
@@ -341,7 +342,10 @@ fn dump_ddl(
         cmd.arg(format!("--exclude-table={s}"));
     }
     let (child, stdout) = Spawned::start(cmd, "pg_dump")?;
-    let stdout = DropEntries::new(std::io::BufReader::new(stdout), drop_entries.to_vec());
+    let stdout = LineFilter::new(
+        std::io::BufReader::new(stdout),
+        DropEntries::new(drop_entries.to_vec()),
+    );
     let (facts, scanner) = store_tool_output(writer, file, child, stdout, PgDumpScan::default())?;
     scanner.verdict().map_err(|why| {
         EngineError::Source(format!(

@@ -451,12 +451,7 @@ pub fn restore_sqlite_tables(
                 .iter()
                 .map(|c| (!c.generated).then(|| affinity(&c.sql_type)))
                 .collect();
-            let cols: Vec<String> = t
-                .columns
-                .iter()
-                .filter(|c| !c.generated)
-                .map(|c| quote_ident(&c.name))
-                .collect();
+            let cols: Vec<String> = t.loaded_columns().map(|c| quote_ident(&c.name)).collect();
             let marks = vec!["?"; cols.len()].join(", ");
             let mut insert = tx
                 .prepare(&format!(
