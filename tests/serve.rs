@@ -94,12 +94,10 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     fs::create_dir_all(src_dir.join("uploads")).unwrap();
     fs::write(src_dir.join("index.html"), b"<h1>acme</h1>\n").unwrap();
     fs::write(src_dir.join("uploads/logo.bin"), vec![7u8; 300_000]).unwrap();
-    let source = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{acme_id}/sources"),
-        Some(&admin),
-        Some(&json!({"name": "site", "kind": "directory", "target": src_dir})),
+    let source = s.create_source(
+        &admin,
+        &acme_id,
+        json!({"name": "site", "kind": "directory", "target": src_dir}),
     );
     let source_id = source["id"].as_str().unwrap().to_string();
     assert_eq!(source["schedule"], "0 3 * * *", "the default schedule");
@@ -118,13 +116,7 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         (422, Some("retention.keep_lots"))
     );
 
-    let queued = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/tenants/{acme_id}/backups"),
-        Some(&admin),
-        Some(&json!({"source_id": source_id})),
-    );
+    let queued = s.queue_backup(&admin, &acme_id, &source_id);
     assert_eq!(queued["status"], "queued");
     assert_eq!(queued["kind"], "on_demand");
     assert_eq!(queued["source_name"], "site");
@@ -292,13 +284,7 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     // more runs, then page through the list: newest first, stable cursor
     let mut ids = vec![b["id"].as_str().unwrap().to_string()];
     for _ in 0..4 {
-        let q = s.expect(
-            202,
-            "POST",
-            &format!("/api/v1/tenants/{acme_id}/backups"),
-            Some(&admin),
-            Some(&json!({"source_id": source_id})),
-        );
+        let q = s.queue_backup(&admin, &acme_id, &source_id);
         ids.push(q["id"].as_str().unwrap().to_string());
         assert_eq!(
             s.wait_backup(q["id"].as_str().unwrap(), &admin)["status"],
@@ -318,13 +304,7 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         }
         if cursor.is_none() {
             // a row inserted while paging does not move the pages after the first
-            let source_b = s.expect(
-                202,
-                "POST",
-                &format!("/api/v1/tenants/{acme_id}/backups"),
-                Some(&admin),
-                Some(&json!({"source_id": source_id})),
-            );
+            let source_b = s.queue_backup(&admin, &acme_id, &source_id);
             s.wait_backup(source_b["id"].as_str().unwrap(), &admin);
         }
         if page["has_more"] == false {
@@ -353,21 +333,9 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     );
 
     // a source that cannot work: failed, permanent, not retried by itself
-    let missing = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{acme_id}/sources"),
-        Some(&admin),
-        Some(&json!({"name": "gone", "kind": "directory", "target": dir.path().join("nope"), "schedule": null})),
-    );
+    let missing = s.create_source(&admin, &acme_id, json!({"name": "gone", "kind": "directory", "target": dir.path().join("nope"), "schedule": null}));
     assert!(missing["schedule"].is_null());
-    let q = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/tenants/{acme_id}/backups"),
-        Some(&admin),
-        Some(&json!({"source_id": missing["id"]})),
-    );
+    let q = s.queue_backup(&admin, &acme_id, &missing["id"]);
     let failed_id = q["id"].as_str().unwrap().to_string();
     let f = s.wait_backup(&failed_id, &admin);
     assert_eq!(f["status"], "failed");
@@ -478,12 +446,10 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         assert_eq!(r.json()["code"], not_there.json()["code"]);
     }
     // the other operator's own source id cannot run against acme either
-    let other_src = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{other_id}/sources"),
-        Some(&other_op),
-        Some(&json!({"name": "o", "kind": "directory", "target": "/nonexistent"})),
+    let other_src = s.create_source(
+        &other_op,
+        &other_id,
+        json!({"name": "o", "kind": "directory", "target": "/nonexistent"}),
     );
     s.expect(
         404,
@@ -710,14 +676,7 @@ fn kill_9_mid_backup_then_restart_fails_the_run_as_interrupted_and_retries_it() 
     let env = [("HOLDFAST_RETRY_BASE_SECONDS", "1")];
     let mut s = Server::start(&data, &env);
     let admin = s.admin.clone().unwrap();
-    let t = s.expect(
-        201,
-        "POST",
-        "/api/v1/tenants",
-        Some(&admin),
-        Some(&json!({"name": "acme"})),
-    );
-    let tid = t["id"].as_str().unwrap().to_string();
+    let tid = s.create_tenant(&admin, "acme");
     // first run: writes 20 MB, then hangs until killed; second run: quick
     let marker = dir.path().join("first-run");
     let pidfile = dir.path().join("pid");
@@ -727,20 +686,8 @@ fn kill_9_mid_backup_then_restart_fails_the_run_as_interrupted_and_retries_it() 
         m = marker.display(),
         p = pidfile.display()
     );
-    let src = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/sources"),
-        Some(&admin),
-        Some(&json!({"name": "slow", "kind": "command", "target": script, "options": {"filename": "out.bin"}})),
-    );
-    let q = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/backups"),
-        Some(&admin),
-        Some(&json!({"source_id": src["id"]})),
-    );
+    let src = s.create_source(&admin, &tid, json!({"name": "slow", "kind": "command", "target": script, "options": {"filename": "out.bin"}}));
+    let q = s.queue_backup(&admin, &tid, &src["id"]);
     let id = q["id"].as_str().unwrap().to_string();
     wait_for("the run to start and write", || {
         let b = s.expect(
@@ -821,14 +768,7 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
     let data = dir.path().join("data");
     let s = Server::start(&data, &[("HOLDFAST_RETRY_BASE_SECONDS", "1")]);
     let admin = s.admin.clone().unwrap();
-    let t = s.expect(
-        201,
-        "POST",
-        "/api/v1/tenants",
-        Some(&admin),
-        Some(&json!({"name": "acme"})),
-    );
-    let tid = t["id"].as_str().unwrap().to_string();
+    let tid = s.create_tenant(&admin, "acme");
 
     // a password in the address is refused, and not echoed
     let with_pw = format!(
@@ -867,13 +807,7 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
         None,
     );
     assert!(!listed.to_string().contains(&pg.password));
-    let q = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/backups"),
-        Some(&admin),
-        Some(&json!({"source_id": src["id"]})),
-    );
+    let q = s.queue_backup(&admin, &tid, &src["id"]);
     let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
     assert_eq!(b["status"], "done", "{b}");
     assert_eq!(b["counts"]["tables"], 2);
@@ -987,13 +921,7 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
         Some(&json!({"credentials": "wrong-password-123"})),
     );
     assert_eq!(patched["has_credentials"], true);
-    let q = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/backups"),
-        Some(&admin),
-        Some(&json!({"source_id": src["id"]})),
-    );
+    let q = s.queue_backup(&admin, &tid, &src["id"]);
     let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
     assert_eq!(f["status"], "failed", "{f}");
     assert_eq!(f["error_kind"], "permanent", "{f}");
@@ -1032,14 +960,7 @@ fn schedules_fire_missed_slots_once_and_retention_and_deletes_remove_snapshots_b
     ];
     let s = Server::start(&data, &env);
     let admin = s.admin.clone().unwrap();
-    let t = s.expect(
-        201,
-        "POST",
-        "/api/v1/tenants",
-        Some(&admin),
-        Some(&json!({"name": "acme"})),
-    );
-    let tid = t["id"].as_str().unwrap().to_string();
+    let tid = s.create_tenant(&admin, "acme");
     let site = dir.path().join("site");
     fs::create_dir_all(&site).unwrap();
     fs::write(site.join("a.txt"), b"a").unwrap();
@@ -1117,13 +1038,7 @@ fn schedules_fire_missed_slots_once_and_retention_and_deletes_remove_snapshots_b
     let mut ids = vec![runs[0]["id"].as_str().unwrap().to_string()];
     for _ in 0..2 {
         fs::write(site.join("a.txt"), ids.len().to_string()).unwrap();
-        let q = s.expect(
-            202,
-            "POST",
-            &format!("/api/v1/tenants/{tid}/backups"),
-            Some(&admin),
-            Some(&json!({"source_id": sid})),
-        );
+        let q = s.queue_backup(&admin, &tid, &sid);
         ids.push(q["id"].as_str().unwrap().to_string());
         assert_eq!(s.wait_backup(ids.last().unwrap(), &admin)["status"], "done");
     }
@@ -1282,21 +1197,13 @@ fn authorization_matrix_over_every_endpoint() {
     fs::create_dir_all(&site).unwrap();
     fs::write(site.join("f"), b"x").unwrap();
     // tenant a's resources: a source, a finished backup, a failed one, a restore
-    let src = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{aid}/sources"),
-        Some(&admin),
-        Some(&json!({"name": "site", "kind": "directory", "target": site, "schedule": null})),
+    let src = s.create_source(
+        &admin,
+        &aid,
+        json!({"name": "site", "kind": "directory", "target": site, "schedule": null}),
     );
     let sid = src["id"].as_str().unwrap().to_string();
-    let done = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/tenants/{aid}/backups"),
-        Some(&admin),
-        Some(&json!({"source_id": sid})),
-    );
+    let done = s.queue_backup(&admin, &aid, &sid);
     let done_id = done["id"].as_str().unwrap().to_string();
     assert_eq!(s.wait_backup(&done_id, &admin)["status"], "done");
     let r = s.expect(
@@ -1575,14 +1482,7 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
         ],
     );
     let admin = s.admin.clone().unwrap();
-    let t = s.expect(
-        201,
-        "POST",
-        "/api/v1/tenants",
-        Some(&admin),
-        Some(&json!({"name": "acme"})),
-    );
-    let tid = t["id"].as_str().unwrap().to_string();
+    let tid = s.create_tenant(&admin, "acme");
     let pidfile = dir.path().join("sleep.pid");
     // stalls: a child of the shell that never writes
     let stalled = s.expect(
@@ -1595,13 +1495,7 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
                      "target": format!("sleep 600 & echo $! > {}; wait", pidfile.display())}),
         ),
     );
-    let q = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/backups"),
-        Some(&admin),
-        Some(&json!({"source_id": stalled["id"]})),
-    );
+    let q = s.queue_backup(&admin, &tid, &stalled["id"]);
     let started = std::time::Instant::now();
     let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
     assert_eq!(f["status"], "failed", "{f}");
@@ -1639,13 +1533,7 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
                      "target": "while true; do echo tick; sleep 0.2; done"}),
         ),
     );
-    let q = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/backups"),
-        Some(&admin),
-        Some(&json!({"source_id": steady["id"]})),
-    );
+    let q = s.queue_backup(&admin, &tid, &steady["id"]);
     let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
     assert_eq!(f["status"], "failed", "{f}");
     let err = f["error"].as_str().unwrap();
@@ -1689,13 +1577,7 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
                      "target": tree.to_str().unwrap()}),
         ),
     );
-    let q = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/backups"),
-        Some(&admin),
-        Some(&json!({"source_id": big["id"]})),
-    );
+    let q = s.queue_backup(&admin, &tid, &big["id"]);
     let started = std::time::Instant::now();
     let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
     assert_eq!(f["status"], "failed", "{f}");
@@ -1719,14 +1601,7 @@ fn sigterm_stops_running_jobs_and_their_tools_and_records_them_as_interrupted() 
     let data = dir.path().join("data");
     let mut s = Server::start(&data, &[("HOLDFAST_MAX_ATTEMPTS", "1")]);
     let admin = s.admin.clone().unwrap();
-    let t = s.expect(
-        201,
-        "POST",
-        "/api/v1/tenants",
-        Some(&admin),
-        Some(&json!({"name": "acme"})),
-    );
-    let tid = t["id"].as_str().unwrap().to_string();
+    let tid = s.create_tenant(&admin, "acme");
     let pidfile = dir.path().join("sleep.pid");
     let src = s.expect(
         201,
@@ -1738,13 +1613,7 @@ fn sigterm_stops_running_jobs_and_their_tools_and_records_them_as_interrupted() 
                      "target": format!("echo start; sleep 600 & echo $! > {}; wait", pidfile.display())}),
         ),
     );
-    let q = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/backups"),
-        Some(&admin),
-        Some(&json!({"source_id": src["id"]})),
-    );
+    let q = s.queue_backup(&admin, &tid, &src["id"]);
     let id = q["id"].as_str().unwrap().to_string();
     wait_for("the run to start its tool", || {
         fs::read_to_string(&pidfile).is_ok_and(|p| !p.trim().is_empty())
@@ -1816,29 +1685,14 @@ fn a_restore_over_its_hard_limit_is_stopped_and_fails_as_timed_out() {
         ],
     );
     let admin = s.admin.clone().unwrap();
-    let t = s.expect(
-        201,
-        "POST",
-        "/api/v1/tenants",
-        Some(&admin),
-        Some(&json!({"name": "acme"})),
+    let tid = s.create_tenant(&admin, "acme");
+    let src = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "events", "kind": "jsonl", "schedule": null,
+                     "target": format!("jsonl+{}", http.url("/events"))}),
     );
-    let tid = t["id"].as_str().unwrap().to_string();
-    let src = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/sources"),
-        Some(&admin),
-        Some(&json!({"name": "events", "kind": "jsonl", "schedule": null,
-                     "target": format!("jsonl+{}", http.url("/events"))})),
-    );
-    let q = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/backups"),
-        Some(&admin),
-        Some(&json!({"source_id": src["id"]})),
-    );
+    let q = s.queue_backup(&admin, &tid, &src["id"]);
     let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
     assert_eq!(b["status"], "done", "{b}");
 

@@ -87,14 +87,7 @@ fn two_nodes_on_one_postgres_catalog_run_each_backup_exactly_once() {
         "the catalog is PostgreSQL, not a SQLite file"
     );
 
-    let t = a.expect(
-        201,
-        "POST",
-        "/api/v1/tenants",
-        Some(&admin),
-        Some(&json!({"name": "acme"})),
-    );
-    let tid = t["id"].as_str().unwrap().to_string();
+    let tid = a.create_tenant(&admin, "acme");
     let src = a.expect(
         201,
         "POST",
@@ -106,13 +99,7 @@ fn two_nodes_on_one_postgres_catalog_run_each_backup_exactly_once() {
         ),
     );
     let queue = |s: &Server| -> String {
-        let q = s.expect(
-            202,
-            "POST",
-            &format!("/api/v1/tenants/{tid}/backups"),
-            Some(&admin),
-            Some(&json!({"source_id": src["id"]})),
-        );
+        let q = s.queue_backup(&admin, &tid, &src["id"]);
         assert_eq!(q["status"], "queued");
         q["id"].as_str().unwrap().to_string()
     };

@@ -152,6 +152,45 @@ impl Server {
         }
     }
 
+    /// Create a tenant (answer 201); its id.
+    pub fn create_tenant(&self, token: &str, name: &str) -> String {
+        let t = self.expect(
+            201,
+            "POST",
+            "/api/v1/tenants",
+            Some(token),
+            Some(&serde_json::json!({ "name": name })),
+        );
+        t["id"].as_str().unwrap().to_string()
+    }
+
+    /// Create a source of tenant `tenant` (answer 201); its JSON.
+    pub fn create_source(&self, token: &str, tenant: &str, body: Value) -> Value {
+        self.expect(
+            201,
+            "POST",
+            &format!("/api/v1/tenants/{tenant}/sources"),
+            Some(token),
+            Some(&body),
+        )
+    }
+
+    /// Queue a backup of `source_id` (answer 202); its JSON.
+    pub fn queue_backup(
+        &self,
+        token: &str,
+        tenant: &str,
+        source_id: impl serde::Serialize,
+    ) -> Value {
+        self.expect(
+            202,
+            "POST",
+            &format!("/api/v1/tenants/{tenant}/backups"),
+            Some(token),
+            Some(&serde_json::json!({ "source_id": source_id })),
+        )
+    }
+
     /// Poll a backup until it leaves queued/running.
     pub fn wait_backup(&self, id: &str, token: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(120);
