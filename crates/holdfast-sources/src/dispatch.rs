@@ -128,12 +128,15 @@ pub fn restore_address(
         ));
     };
     match (addr, kind.as_str(), mode.as_str()) {
-        (SourceAddress::Postgres(db), "postgres", "dump") => {
-            let pw = credential
-                .clone()
-                .or_else(|| db.password.as_deref().map(Secret::new));
+        (SourceAddress::Postgres(db), "postgres", mode @ ("dump" | "tables")) => {
+            let pw = credential.or_else(|| db.password.as_deref().map(Secret::new));
             let mut client = PgClient::new(db, pw)?;
-            restore_pg_dump(
+            let restore = if mode == "dump" {
+                restore_pg_dump
+            } else {
+                restore_pg_tables
+            };
+            restore(
                 repo,
                 snapshot,
                 &manifest,
@@ -142,26 +145,15 @@ pub fn restore_address(
                 progress,
             )
         }
-        (SourceAddress::Postgres(db), "postgres", "tables") => {
-            let pw = credential
-                .clone()
-                .or_else(|| db.password.as_deref().map(Secret::new));
-            let mut client = PgClient::new(db, pw)?;
-            restore_pg_tables(
-                repo,
-                snapshot,
-                &manifest,
-                &mut client,
-                &PgRestoreOptions { clean },
-                progress,
-            )
-        }
-        (SourceAddress::Mysql(db), "mysql", "dump") => {
-            let pw = credential
-                .clone()
-                .or_else(|| db.password.as_deref().map(Secret::new));
+        (SourceAddress::Mysql(db), "mysql", mode @ ("dump" | "tables")) => {
+            let pw = credential.or_else(|| db.password.as_deref().map(Secret::new));
             let client = MyClient::new(db, pw)?;
-            restore_mysql_dump(
+            let restore = if mode == "dump" {
+                restore_mysql_dump
+            } else {
+                restore_mysql_tables
+            };
+            restore(
                 repo,
                 snapshot,
                 &manifest,
@@ -170,32 +162,25 @@ pub fn restore_address(
                 progress,
             )
         }
-        (SourceAddress::Mysql(db), "mysql", "tables") => {
-            let pw = credential
-                .clone()
-                .or_else(|| db.password.as_deref().map(Secret::new));
-            let client = MyClient::new(db, pw)?;
-            restore_mysql_tables(
+        (SourceAddress::Sqlite(path), "sqlite", mode @ ("file" | "tables")) => {
+            let restore = if mode == "file" {
+                restore_sqlite
+            } else {
+                restore_sqlite_tables
+            };
+            restore(
                 repo,
                 snapshot,
                 &manifest,
-                &client,
-                &MyRestoreOptions { clean },
+                &path,
+                &SqliteRestoreOptions { clean },
                 progress,
             )
         }
-        (SourceAddress::Sqlite(path), "sqlite", "file") => restore_sqlite(
-            repo,
-            snapshot,
-            &manifest,
-            &path,
-            &SqliteRestoreOptions { clean },
-            progress,
-        ),
         (SourceAddress::Jsonl(address), "jsonl", "events") => {
             let endpoint = Endpoint {
                 address,
-                token: credential.clone(),
+                token: credential,
             };
             let replay = ReplayOptions::new(replay_state.to_path_buf());
             replay_events(
@@ -208,14 +193,6 @@ pub fn restore_address(
                 progress,
             )
         }
-        (SourceAddress::Sqlite(path), "sqlite", "tables") => restore_sqlite_tables(
-            repo,
-            snapshot,
-            &manifest,
-            &path,
-            &SqliteRestoreOptions { clean },
-            progress,
-        ),
         (addr, kind, mode) => Err(EngineError::Invalid(format!(
             "a {kind} {mode} snapshot cannot be restored into {addr}"
         ))),
