@@ -784,15 +784,11 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
     assert_eq!(r.status, 422);
     assert!(!r.text.contains(&pg.password), "{}", r.text);
 
-    let src = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/sources"),
-        Some(&admin),
-        Some(
-            &json!({"name": "db", "kind": "postgres", "target": pg.url("serve_app"),
+    let src = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "db", "kind": "postgres", "target": pg.url("serve_app"),
                      "credentials": pg.password, "options": {"mode": "tables"}}),
-        ),
     );
     assert_eq!(src["has_credentials"], true);
     assert!(
@@ -974,15 +970,11 @@ fn schedules_fire_missed_slots_once_and_retention_and_deletes_remove_snapshots_b
         (bad.status, bad.json()["field"].as_str()),
         (422, Some("schedule"))
     );
-    let src = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/sources"),
-        Some(&admin),
-        Some(
-            &json!({"name": "site", "kind": "directory", "target": site, "schedule": "0 3 * * *",
+    let src = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "site", "kind": "directory", "target": site, "schedule": "0 3 * * *",
                      "retention": {"max_age_days": 2, "keep_last": 1}}),
-        ),
     );
     let sid = src["id"].as_str().unwrap().to_string();
     let list = |q: &str| {
@@ -1398,13 +1390,7 @@ fn tokens_from_the_console_and_configuration_errors_name_the_key() {
     let data = dir.path().join("data");
     let s = Server::start(&data, &[]);
     let admin = s.admin.clone().unwrap();
-    s.expect(
-        201,
-        "POST",
-        "/api/v1/tenants",
-        Some(&admin),
-        Some(&json!({"name": "acme"})),
-    );
+    s.create_tenant(&admin, "acme");
     let out = s.cli(&[
         "token", "create", "--role", "viewer", "--tenant", "acme", "--label", "grafana",
     ]);
@@ -1485,15 +1471,11 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
     let tid = s.create_tenant(&admin, "acme");
     let pidfile = dir.path().join("sleep.pid");
     // stalls: a child of the shell that never writes
-    let stalled = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/sources"),
-        Some(&admin),
-        Some(
-            &json!({"name": "stalled", "kind": "command", "schedule": null,
+    let stalled = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "stalled", "kind": "command", "schedule": null,
                      "target": format!("sleep 600 & echo $! > {}; wait", pidfile.display())}),
-        ),
     );
     let q = s.queue_backup(&admin, &tid, &stalled["id"]);
     let started = std::time::Instant::now();
@@ -1523,15 +1505,11 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
             ("HOLDFAST_NO_PROGRESS_MINUTES", "0.05"),
         ],
     );
-    let steady = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/sources"),
-        Some(&admin),
-        Some(
-            &json!({"name": "steady", "kind": "command", "schedule": null,
+    let steady = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "steady", "kind": "command", "schedule": null,
                      "target": "while true; do echo tick; sleep 0.2; done"}),
-        ),
     );
     let q = s.queue_backup(&admin, &tid, &steady["id"]);
     let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
@@ -1567,15 +1545,11 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
             ("HOLDFAST_HARD_LIMIT_MINUTES", "0.05"),
         ],
     );
-    let big = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/sources"),
-        Some(&admin),
-        Some(
-            &json!({"name": "tree", "kind": "directory", "schedule": null,
+    let big = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "tree", "kind": "directory", "schedule": null,
                      "target": tree.to_str().unwrap()}),
-        ),
     );
     let q = s.queue_backup(&admin, &tid, &big["id"]);
     let started = std::time::Instant::now();
@@ -1603,16 +1577,8 @@ fn sigterm_stops_running_jobs_and_their_tools_and_records_them_as_interrupted() 
     let admin = s.admin.clone().unwrap();
     let tid = s.create_tenant(&admin, "acme");
     let pidfile = dir.path().join("sleep.pid");
-    let src = s.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/sources"),
-        Some(&admin),
-        Some(
-            &json!({"name": "long", "kind": "command", "schedule": null,
-                     "target": format!("echo start; sleep 600 & echo $! > {}; wait", pidfile.display())}),
-        ),
-    );
+    let src = s.create_source(&admin, &tid, json!({"name": "long", "kind": "command", "schedule": null,
+                     "target": format!("echo start; sleep 600 & echo $! > {}; wait", pidfile.display())}));
     let q = s.queue_backup(&admin, &tid, &src["id"]);
     let id = q["id"].as_str().unwrap().to_string();
     wait_for("the run to start its tool", || {

@@ -88,15 +88,11 @@ fn two_nodes_on_one_postgres_catalog_run_each_backup_exactly_once() {
     );
 
     let tid = a.create_tenant(&admin, "acme");
-    let src = a.expect(
-        201,
-        "POST",
-        &format!("/api/v1/tenants/{tid}/sources"),
-        Some(&admin),
-        Some(
-            &json!({"name": "hello", "kind": "command", "target": "sleep 0.4; echo hello",
+    let src = a.create_source(
+        &admin,
+        &tid,
+        json!({"name": "hello", "kind": "command", "target": "sleep 0.4; echo hello",
                      "schedule": null, "options": {"filename": "hello.txt"}}),
-        ),
     );
     let queue = |s: &Server| -> String {
         let q = s.queue_backup(&admin, &tid, &src["id"]);
@@ -260,13 +256,7 @@ fn a_catalog_that_goes_away_answers_503_and_readyz_says_so_quickly() {
     );
     let admin = s.admin.clone().unwrap();
     assert_eq!(s.request("GET", "/readyz", None, None).status, 200);
-    s.expect(
-        201,
-        "POST",
-        "/api/v1/tenants",
-        Some(&admin),
-        Some(&json!({"name": "acme"})),
-    );
+    s.create_tenant(&admin, "acme");
 
     pg.stop();
     let started = Instant::now();

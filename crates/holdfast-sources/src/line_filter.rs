@@ -62,3 +62,20 @@ impl<R: BufRead, E: LineEdit> Read for LineFilter<R, E> {
         Ok(n)
     }
 }
+
+/// `text` through `edit`, fed in 7-byte pieces and read `step` bytes at a
+/// time (edge cases of line assembly), with the edit afterwards.
+#[cfg(test)]
+pub(crate) fn filter_in_pieces<E: LineEdit>(text: &str, edit: E, step: usize) -> (String, E) {
+    let mut r = LineFilter::new(io::BufReader::with_capacity(7, text.as_bytes()), edit);
+    let mut out = Vec::new();
+    let mut buf = vec![0; step];
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    (String::from_utf8(out).unwrap(), r.edit)
+}

@@ -113,10 +113,8 @@ impl LineEdit for DropForeignKeys {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{self, Read};
-
     use super::*;
-    use crate::line_filter::LineFilter;
+    use crate::line_filter::filter_in_pieces;
 
     const DDL: &str = "/*!40101 SET character_set_client = utf8mb4 */;
 CREATE TABLE `orders` (
@@ -140,20 +138,8 @@ CREATE TABLE `we``ird` (
             .iter()
             .map(|(t, c)| (t.to_string(), c.to_string()))
             .collect();
-        let mut r = LineFilter::new(
-            io::BufReader::with_capacity(5, DDL.as_bytes()),
-            DropForeignKeys::new(set),
-        );
-        let mut out = Vec::new();
-        let mut buf = [0u8; 3];
-        loop {
-            let n = r.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        (String::from_utf8(out).unwrap(), r.edit.dropped)
+        let (out, edit) = filter_in_pieces(DDL, DropForeignKeys::new(set), 3);
+        (out, edit.dropped)
     }
 
     #[test]

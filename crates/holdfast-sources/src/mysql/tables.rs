@@ -46,13 +46,22 @@ const MARK_END: &str = "#holdfast-end";
 #[derive(Debug, Clone)]
 struct MyTable {
     name: String,
-    /// (name, COLUMN_TYPE, DATA_TYPE) of every column, generated ones
-    /// included: an export shows the table as its users see it.
-    columns: Vec<(String, String, String)>,
-    /// The columns the server computes (VIRTUAL/PERSISTENT/STORED):
-    /// exported, never loaded back.
-    generated: Vec<String>,
+    /// Every column, generated ones included: an export shows the table as
+    /// its users see it.
+    columns: Vec<MyColumn>,
     primary_key: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct MyColumn {
+    name: String,
+    /// COLUMN_TYPE, e.g. `decimal(12,2)`.
+    column_type: String,
+    /// DATA_TYPE, lower case, e.g. `decimal`.
+    data_type: String,
+    /// The server computes it (VIRTUAL/PERSISTENT/STORED): exported, never
+    /// loaded back.
+    generated: bool,
 }
 
 fn is_binary(data_type: &str) -> bool {
@@ -101,7 +110,6 @@ fn list_tables(client: &MyClient, db: &str) -> Result<Vec<MyTable>> {
             out.push(MyTable {
                 name: table,
                 columns: Vec::new(),
-                generated: Vec::new(),
                 primary_key: Vec::new(),
             });
             keys.push(Vec::new());
@@ -109,12 +117,12 @@ fn list_tables(client: &MyClient, db: &str) -> Result<Vec<MyTable>> {
         if let Ok(p) = pk.parse::<u32>() {
             keys.last_mut().expect("pushed").push((p, col.clone()));
         }
-        let t = out.last_mut().expect("pushed");
-        if !generated.is_empty() {
-            t.generated.push(col.clone());
-        }
-        t.columns
-            .push((col, col_type, data_type.to_ascii_lowercase()));
+        out.last_mut().expect("pushed").columns.push(MyColumn {
+            name: col,
+            column_type: col_type,
+            data_type: data_type.to_ascii_lowercase(),
+            generated: !generated.is_empty(),
+        });
     }
     for (t, mut k) in out.iter_mut().zip(keys) {
         k.sort();
@@ -128,8 +136,8 @@ fn csv_select(t: &MyTable, tenant: Option<(&str, &str)>) -> String {
     let fields: Vec<String> = t
         .columns
         .iter()
-        .map(|(c, _, dt)| {
-            let q = quote_ident(c);
+        .map(|c| {
+            let (q, dt) = (quote_ident(&c.name), c.data_type.as_str());
             let text = if is_binary(dt) {
                 format!("CONCAT('\\\\x', LOWER(HEX({q})))")
             } else if dt == "bit" {
@@ -154,7 +162,7 @@ fn csv_select(t: &MyTable, tenant: Option<(&str, &str)>) -> String {
         ));
     }
     let order: Vec<String> = if t.primary_key.is_empty() {
-        t.columns.iter().map(|(c, _, _)| quote_ident(c)).collect()
+        t.columns.iter().map(|c| quote_ident(&c.name)).collect()
     } else {
         t.primary_key.iter().map(|c| quote_ident(c)).collect()
     };
@@ -342,7 +350,7 @@ pub fn backup_mysql_tables(
     let mut chosen = Vec::new();
     let mut left_out = Vec::new();
     for t in &all {
-        let cols: Vec<String> = t.columns.iter().map(|c| c.0.clone()).collect();
+        let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
         match filter.select(None, &t.name, &cols) {
             Selection::Left => left_out.push(t.name.clone()),
             s => chosen.push((t, s)),
@@ -379,7 +387,6 @@ pub fn backup_mysql_tables(
         queries.push(MyTable {
             name: name.clone(),
             columns: describe_query(client, &database, &sql)?,
-            generated: Vec::new(),
             primary_key: Vec::new(),
         });
     }
@@ -461,11 +468,11 @@ pub fn backup_mysql_tables(
             expect_marker(&mut out, &marker)?;
             let file = table_file(dir, &t.name);
             let mut header = Vec::new();
-            for (j, (c, _, _)) in t.columns.iter().enumerate() {
+            for (j, c) in t.columns.iter().enumerate() {
                 if j > 0 {
                     header.push(b',');
                 }
-                crate::csv_format::write_text(&mut header, c)
+                crate::csv_format::write_text(&mut header, &c.name)
                     .map_err(|e| EngineError::io("writing a header", e))?;
             }
             header.push(b'\n');
@@ -487,10 +494,10 @@ pub fn backup_mysql_tables(
                 columns: t
                     .columns
                     .iter()
-                    .map(|(n, ty, _)| ManifestColumn {
-                        name: n.clone(),
-                        sql_type: ty.clone(),
-                        generated: t.generated.contains(n),
+                    .map(|c| ManifestColumn {
+                        name: c.name.clone(),
+                        sql_type: c.column_type.clone(),
+                        generated: c.generated,
                     })
                     .collect(),
             });
@@ -516,7 +523,7 @@ pub fn backup_mysql_tables(
 
 /// The columns of a query's result: materialised empty (`LIMIT 0`) as a
 /// temporary table in a session of its own, then described.
-fn describe_query(client: &MyClient, db: &str, sql: &str) -> Result<Vec<(String, String, String)>> {
+fn describe_query(client: &MyClient, db: &str, sql: &str) -> Result<Vec<MyColumn>> {
     let rows = client.query(
         Some(db),
         &format!(
@@ -535,7 +542,12 @@ fn describe_query(client: &MyClient, db: &str, sql: &str) -> Result<Vec<(String,
                 .next()
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            Some((name, ty, base))
+            Some(MyColumn {
+                name,
+                column_type: ty,
+                data_type: base,
+                generated: false,
+            })
         })
         .collect())
 }

@@ -72,10 +72,8 @@ impl LineEdit for DropEntries {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{self, Read};
-
     use super::*;
-    use crate::line_filter::LineFilter;
+    use crate::line_filter::filter_in_pieces;
 
     const DUMP: &str = "--
 -- PostgreSQL database dump
@@ -119,20 +117,8 @@ ALTER TABLE ONLY public.orders
 ";
 
     fn filtered(drop: Vec<String>, step: usize) -> (String, usize) {
-        let mut r = LineFilter::new(
-            io::BufReader::with_capacity(7, DUMP.as_bytes()),
-            DropEntries::new(drop),
-        );
-        let mut out = Vec::new();
-        let mut buf = vec![0; step];
-        loop {
-            let n = r.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        (String::from_utf8(out).unwrap(), r.edit.dropped)
+        let (out, edit) = filter_in_pieces(DUMP, DropEntries::new(drop), step);
+        (out, edit.dropped)
     }
 
     #[test]

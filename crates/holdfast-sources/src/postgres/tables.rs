@@ -48,12 +48,10 @@ const SESSION: &str = "SET bytea_output = hex; SET DateStyle = 'ISO, YMD'; \
 pub struct PgTable {
     pub schema: String,
     pub name: String,
-    /// (name, type) of every column, generated ones included: an export
-    /// shows the table as its users see it.
-    pub columns: Vec<(String, String)>,
-    /// The columns the database computes (`GENERATED ALWAYS AS … STORED`):
-    /// exported, never loaded back.
-    pub generated: Vec<String>,
+    /// Every column with its type, generated ones (`GENERATED ALWAYS AS …
+    /// STORED`) included and marked: an export shows the table as its users
+    /// see it, a restore leaves those to the database.
+    pub columns: Vec<ManifestColumn>,
     /// Primary key columns, in key order.
     pub primary_key: Vec<String>,
 }
@@ -70,7 +68,7 @@ impl PgTable {
     pub fn column_list(&self) -> String {
         self.columns
             .iter()
-            .map(|(c, _)| quote_ident(c))
+            .map(|c| quote_ident(&c.name))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -208,7 +206,6 @@ pub fn list_tables(
                 schema,
                 name,
                 columns: Vec::new(),
-                generated: Vec::new(),
                 primary_key: Vec::new(),
             });
             keys.push(Vec::new());
@@ -219,10 +216,11 @@ pub fn list_tables(
                 .expect("pushed above")
                 .push((pos, col.clone()));
         }
-        if generated == "t" {
-            t.generated.push(col.clone());
-        }
-        t.columns.push((col, ty));
+        t.columns.push(ManifestColumn {
+            name: col,
+            sql_type: ty,
+            generated: generated == "t",
+        });
     }
     for (t, mut k) in out.iter_mut().zip(keys) {
         k.sort();
@@ -246,7 +244,7 @@ fn table_select(t: &PgTable, tenant: Option<(&str, &str)>) -> String {
     let order: Vec<String> = if t.primary_key.is_empty() {
         t.columns
             .iter()
-            .map(|(c, _)| format!("{}::text COLLATE \"C\"", quote_ident(c)))
+            .map(|c| format!("{}::text COLLATE \"C\"", quote_ident(&c.name)))
             .collect()
     } else {
         t.primary_key.iter().map(|c| quote_ident(c)).collect()
@@ -497,7 +495,7 @@ pub fn backup_pg_tables(
     let server = client.server_info(&database)?;
     client.pick_tools(&server)?;
     let filter = TableFilter::new(topts)?;
-    let warnings = topts.query_warnings();
+    let mut warnings = topts.query_warnings();
 
     let holder = SnapshotHolder::start(client, &database)?;
     let snap = holder.id.clone();
@@ -505,7 +503,7 @@ pub fn backup_pg_tables(
     let mut chosen: Vec<(&PgTable, Selection)> = Vec::new();
     let mut left_out: Vec<&PgTable> = Vec::new();
     for t in &tables {
-        let cols: Vec<String> = t.columns.iter().map(|c| c.0.clone()).collect();
+        let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
         match filter.select(Some(&t.schema), &t.name, &cols) {
             Selection::Left => left_out.push(t),
             s => chosen.push((t, s)),
@@ -536,7 +534,6 @@ pub fn backup_pg_tables(
         .collect();
     // What kept objects say about left-out tables goes too: views over
     // them, and foreign keys that reference them (pg_dump keeps both).
-    let mut warnings = warnings;
     let mut drop_entries = Vec::new();
     if !left_out.is_empty() {
         for (schema, name) in views_over(client, &database, &snap, &left_out)? {
@@ -592,15 +589,7 @@ pub fn backup_pg_tables(
             parts: vec![t.schema.clone(), t.name.clone()],
             rows,
             file: Some(file),
-            columns: t
-                .columns
-                .iter()
-                .map(|(n, ty)| ManifestColumn {
-                    name: n.clone(),
-                    sql_type: ty.clone(),
-                    generated: t.generated.contains(n),
-                })
-                .collect(),
+            columns: t.columns.clone(),
         });
     }
     for (name, sql) in &topts.queries {

@@ -85,13 +85,12 @@ pub(crate) fn tables(conn: &Connection) -> Result<Vec<ManifestTable>> {
         // table_xinfo also lists generated columns (hidden 2: virtual,
         // 3: stored); hidden 1 is a virtual table's hidden column
         let mut cols = conn
-            .prepare(&format!(
-                "SELECT name, type, hidden FROM pragma_table_xinfo({}) WHERE hidden <> 1 ORDER BY cid",
-                format_args!("'{}'", name.replace('\'', "''"))
-            ))
+            .prepare(
+                "SELECT name, type, hidden FROM pragma_table_xinfo(?1) WHERE hidden <> 1 ORDER BY cid",
+            )
             .map_err(|e| sqlite_err(format!("reading the columns of {name}"), e))?;
         let columns: Vec<ManifestColumn> = cols
-            .query_map([], |r| {
+            .query_map([&name], |r| {
                 Ok(ManifestColumn {
                     name: r.get(0)?,
                     sql_type: r.get(1)?,
