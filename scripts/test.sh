@@ -17,6 +17,8 @@ command -v zip >/dev/null 2>&1 || need+=(zip)
 # The export bundle's workbook is read back with Python's zipfile.
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+# A self-signed certificate for the service's TLS test.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # Private database servers for the source tests (started by the tests
 # themselves in temporary directories, never the system services).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)

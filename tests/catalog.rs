@@ -166,6 +166,7 @@ async fn source(c: &Catalog, t: &Tenant, name: &str) -> Source {
             target: Some("echo hello".into()),
             ..Default::default()
         },
+        "admin",
         &system(),
     )
     .await
@@ -190,14 +191,14 @@ async fn migrations_apply_once_and_reopen_idempotently(db: Db) {
     // two nodes starting at once on an empty catalog: one migrates, the
     // other waits and finds it done
     let (a, b) = tokio::join!(db.open(), db.open());
-    assert_eq!(schema_versions(&a).await, [1, 2, 3, 4]);
+    assert_eq!(schema_versions(&a).await, [1, 2, 3, 4, 5]);
     tenant(&a, "acme").await;
     a.close().await;
     b.close().await;
     let c = db.open().await;
     assert_eq!(
         schema_versions(&c).await,
-        [1, 2, 3, 4],
+        [1, 2, 3, 4, 5],
         "reopening migrates nothing"
     );
     assert_eq!(c.tenants().await.unwrap().len(), 1, "and keeps the rows");
@@ -325,6 +326,7 @@ async fn tenants_tokens_and_sources(db: Db) {
                 retention: Some(serde_json::json!({"max_age_days": 7})),
                 credentials: Some(Some("db-secret".into())),
             },
+            "admin",
             &system(),
         )
         .await
@@ -353,6 +355,7 @@ async fn tenants_tokens_and_sources(db: Db) {
                 target: Some("true".into()),
                 ..Default::default()
             },
+            "admin",
             &system(),
         )
         .await
@@ -390,6 +393,7 @@ async fn tenants_tokens_and_sources(db: Db) {
                 schedule: Some(None),
                 ..Default::default()
             },
+            "admin",
             &system(),
         )
         .await
@@ -399,7 +403,10 @@ async fn tenants_tokens_and_sources(db: Db) {
         ("db", "postgres://app@db2/app", None)
     );
     assert_eq!(u.options["mode"], "dump");
-    assert!(u.has_credentials, "credentials not given: kept");
+    // credentials follow their target: a new target without new ones
+    // drops them (they were given for the old host)
+    assert!(!u.has_credentials, "a new target drops the credentials");
+    assert_eq!(c.source_credentials(&s.id).await.unwrap(), None);
     assert!(u.updated_at >= s.updated_at);
     assert!(c.scheduled_sources().await.unwrap().is_empty());
     let e = c
@@ -410,6 +417,7 @@ async fn tenants_tokens_and_sources(db: Db) {
                 name: Some("files".into()),
                 ..Default::default()
             },
+            "admin",
             &system(),
         )
         .await
@@ -423,6 +431,7 @@ async fn tenants_tokens_and_sources(db: Db) {
                 credentials: Some(None),
                 ..Default::default()
             },
+            "admin",
             &system(),
         )
         .await
@@ -437,6 +446,7 @@ async fn tenants_tokens_and_sources(db: Db) {
                 credentials: Some(Some("new-secret".into())),
                 ..Default::default()
             },
+            "admin",
             &system(),
         )
         .await
@@ -1187,6 +1197,7 @@ async fn concurrent_creates_of_one_source_name_leave_one(db: Db) {
                     target: Some(format!("echo {i}")),
                     ..Default::default()
                 },
+                "admin",
                 &system(),
             )
             .await
@@ -1275,7 +1286,10 @@ async fn concurrent_updates_of_one_source_keep_every_field(db: Db) {
             ..Default::default()
         },
         SourceFields {
+            // a new target drops stored credentials unless new ones come
+            // with it: these come with it, whichever update lands last
             target: Some("echo changed".into()),
+            credentials: Some(Some("pw".into())),
             ..Default::default()
         },
         SourceFields {
@@ -1300,7 +1314,9 @@ async fn concurrent_updates_of_one_source_keep_every_field(db: Db) {
         for f in changes.clone() {
             let (c, tid, id) = (c.clone(), t.id.clone(), s.id.clone());
             tasks.push(tokio::spawn(async move {
-                c.update_source(&tid, &id, f, &system()).await.unwrap();
+                c.update_source(&tid, &id, f, "admin", &system())
+                    .await
+                    .unwrap();
             }));
         }
         for task in tasks {
@@ -1328,6 +1344,7 @@ async fn concurrent_updates_of_one_source_keep_every_field(db: Db) {
                 credentials: Some(None),
                 ..Default::default()
             },
+            "admin",
             &system(),
         )
         .await
@@ -1360,7 +1377,8 @@ async fn restores_queue_lease_and_finish(db: Db) {
         .unwrap()
         .unwrap();
     assert!(matches!(
-        c.enqueue_restore(&q, "/restore/here", &system()).await,
+        c.enqueue_restore(&q, "/restore/here", "admin", &system())
+            .await,
         Err(CatalogError::Conflict(_))
     ));
     c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
@@ -1369,7 +1387,7 @@ async fn restores_queue_lease_and_finish(db: Db) {
 
     assert!(c.claim_restore("w", minutes(1)).await.unwrap().is_none());
     let r = c
-        .enqueue_restore(&done, "/restore/here", &system())
+        .enqueue_restore(&done, "/restore/here", "admin", &system())
         .await
         .unwrap();
     assert_eq!(
@@ -1404,10 +1422,13 @@ async fn restores_queue_lease_and_finish(db: Db) {
 
     // a restore whose worker is gone: recovery fails it (tried once)
     let r2 = c
-        .enqueue_restore(&done, "/elsewhere", &system())
+        .enqueue_restore(&done, "/elsewhere", "admin", &system())
         .await
         .unwrap();
-    let r3 = c.enqueue_restore(&done, "/third", &system()).await.unwrap();
+    let r3 = c
+        .enqueue_restore(&done, "/third", "admin", &system())
+        .await
+        .unwrap();
     c.claim_restore("gone", SignedDuration::from_secs(-1))
         .await
         .unwrap()
@@ -1625,7 +1646,7 @@ async fn concurrent_restore_claims_hand_each_out_once(db: Db) {
     let mut queued = BTreeSet::new();
     for i in 0..20 {
         let r = c
-            .enqueue_restore(&done, &format!("/target/{i}"), &system())
+            .enqueue_restore(&done, &format!("/target/{i}"), "admin", &system())
             .await
             .unwrap();
         queued.insert(r.id);

@@ -447,7 +447,7 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     }
     // the other operator's own source id cannot run against acme either
     let other_src = s.create_source(
-        &other_op,
+        &admin,
         &other_id,
         json!({"name": "o", "kind": "directory", "target": "/nonexistent"}),
     );
@@ -673,10 +673,6 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 fn kill_9_mid_backup_then_restart_fails_the_run_as_interrupted_and_retries_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let env = [("HOLDFAST_RETRY_BASE_SECONDS", "1")];
-    let mut s = Server::start(&data, &env);
-    let admin = s.admin.clone().unwrap();
-    let tid = s.create_tenant(&admin, "acme");
     // first run: writes 20 MB, then hangs until killed; second run: quick
     let marker = dir.path().join("first-run");
     let pidfile = dir.path().join("pid");
@@ -686,7 +682,15 @@ fn kill_9_mid_backup_then_restart_fails_the_run_as_interrupted_and_retries_it() 
         m = marker.display(),
         p = pidfile.display()
     );
-    let src = s.create_source(&admin, &tid, json!({"name": "slow", "kind": "command", "target": script, "options": {"filename": "out.bin"}}));
+    let config = common::service::commands_config(dir.path(), &[("slow", &script)]);
+    let env = [
+        ("HOLDFAST_RETRY_BASE_SECONDS", "1"),
+        ("HOLDFAST_CONFIG", config.to_str().unwrap()),
+    ];
+    let mut s = Server::start(&data, &env);
+    let admin = s.admin.clone().unwrap();
+    let tid = s.create_tenant(&admin, "acme");
+    let src = s.create_source(&admin, &tid, json!({"name": "slow", "kind": "command", "target": "slow", "options": {"filename": "out.bin"}}));
     let q = s.queue_backup(&admin, &tid, &src["id"]);
     let id = q["id"].as_str().unwrap().to_string();
     wait_for("the run to start and write", || {
@@ -1165,7 +1169,8 @@ fn schedules_fire_missed_slots_once_and_retention_and_deletes_remove_snapshots_b
 fn authorization_matrix_over_every_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let s = Server::start(&data, &[]);
+    // the revoked token is tried on every endpoint: above the failed-login limit
+    let s = Server::start(&data, &[("HOLDFAST_AUTH_FAILURES_PER_MINUTE", "100000")]);
     let admin = s.admin.clone().unwrap();
     let a = s.expect(
         201,
@@ -1185,9 +1190,19 @@ fn authorization_matrix_over_every_endpoint() {
         a["id"].as_str().unwrap().to_string(),
         b["id"].as_str().unwrap().to_string(),
     );
-    let site = dir.path().join("site");
+    // tenant a's operators may use paths beneath dir/t
+    let root = dir.path().join("t");
+    let site = root.join("site");
     fs::create_dir_all(&site).unwrap();
     fs::write(site.join("f"), b"x").unwrap();
+    let policy = json!({"directory_roots": [root]});
+    s.expect(
+        200,
+        "PUT",
+        &format!("/api/v1/tenants/{aid}/policy"),
+        Some(&admin),
+        Some(&policy),
+    );
     // tenant a's resources: a source, a finished backup, a failed one, a restore
     let src = s.create_source(
         &admin,
@@ -1270,8 +1285,20 @@ fn authorization_matrix_over_every_endpoint() {
         (
             "POST",
             format!("/api/v1/backups/{done_id}/restore"),
-            Some(json!({"target": dir.path().join("r2")})),
+            Some(json!({"target": root.join("r2")})),
             "operator",
+        ),
+        (
+            "GET",
+            format!("/api/v1/tenants/{aid}/policy"),
+            None,
+            "viewer",
+        ),
+        (
+            "PUT",
+            format!("/api/v1/tenants/{aid}/policy"),
+            Some(policy.clone()),
+            "admin",
         ),
         ("GET", format!("/api/v1/restores/{rid}"), None, "viewer"),
         (
@@ -1459,23 +1486,32 @@ fn tokens_from_the_console_and_configuration_errors_name_the_key() {
 fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let pidfile = dir.path().join("sleep.pid");
+    let stall = format!("sleep 600 & echo $! > {}; wait", pidfile.display());
+    let config = common::service::commands_config(
+        dir.path(),
+        &[
+            ("stall", &stall),
+            ("tick", "while true; do echo tick; sleep 0.2; done"),
+        ],
+    );
+    let config = config.to_str().unwrap();
     let s = Server::start(
         &data,
         &[
             ("HOLDFAST_MAX_ATTEMPTS", "1"),
             ("HOLDFAST_NO_PROGRESS_MINUTES", "0.05"),
             ("HOLDFAST_LEASE_SECONDS", "4"),
+            ("HOLDFAST_CONFIG", config),
         ],
     );
     let admin = s.admin.clone().unwrap();
     let tid = s.create_tenant(&admin, "acme");
-    let pidfile = dir.path().join("sleep.pid");
     // stalls: a child of the shell that never writes
     let stalled = s.create_source(
         &admin,
         &tid,
-        json!({"name": "stalled", "kind": "command", "schedule": null,
-                     "target": format!("sleep 600 & echo $! > {}; wait", pidfile.display())}),
+        json!({"name": "stalled", "kind": "command", "schedule": null, "target": "stall"}),
     );
     let q = s.queue_backup(&admin, &tid, &stalled["id"]);
     let started = std::time::Instant::now();
@@ -1503,13 +1539,13 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
             ("HOLDFAST_MAX_ATTEMPTS", "1"),
             ("HOLDFAST_HARD_LIMIT_MINUTES", "0.05"),
             ("HOLDFAST_NO_PROGRESS_MINUTES", "0.05"),
+            ("HOLDFAST_CONFIG", config),
         ],
     );
     let steady = s.create_source(
         &admin,
         &tid,
-        json!({"name": "steady", "kind": "command", "schedule": null,
-                     "target": "while true; do echo tick; sleep 0.2; done"}),
+        json!({"name": "steady", "kind": "command", "schedule": null, "target": "tick"}),
     );
     let q = s.queue_backup(&admin, &tid, &steady["id"]);
     let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
@@ -1573,12 +1609,26 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
 fn sigterm_stops_running_jobs_and_their_tools_and_records_them_as_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut s = Server::start(&data, &[("HOLDFAST_MAX_ATTEMPTS", "1")]);
+    let pidfile = dir.path().join("sleep.pid");
+    let long = format!(
+        "echo start; sleep 600 & echo $! > {}; wait",
+        pidfile.display()
+    );
+    let config = common::service::commands_config(dir.path(), &[("long", &long)]);
+    let mut s = Server::start(
+        &data,
+        &[
+            ("HOLDFAST_MAX_ATTEMPTS", "1"),
+            ("HOLDFAST_CONFIG", config.to_str().unwrap()),
+        ],
+    );
     let admin = s.admin.clone().unwrap();
     let tid = s.create_tenant(&admin, "acme");
-    let pidfile = dir.path().join("sleep.pid");
-    let src = s.create_source(&admin, &tid, json!({"name": "long", "kind": "command", "schedule": null,
-                     "target": format!("echo start; sleep 600 & echo $! > {}; wait", pidfile.display())}));
+    let src = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "long", "kind": "command", "schedule": null, "target": "long"}),
+    );
     let q = s.queue_backup(&admin, &tid, &src["id"]);
     let id = q["id"].as_str().unwrap().to_string();
     wait_for("the run to start its tool", || {

@@ -57,7 +57,10 @@ fn two_nodes_on_one_postgres_catalog_run_each_backup_exactly_once() {
         pg.user, pg.password, pg.port
     );
     let key = holdfast_catalog::ServerKey::random().to_base64();
+    let config =
+        common::service::commands_config(dir.path(), &[("hello", "sleep 0.4; echo hello")]);
     let env = [
+        ("HOLDFAST_CONFIG", config.to_str().unwrap()),
         ("HOLDFAST_CATALOG_URL", url.as_str()),
         ("HOLDFAST_SERVER_KEY", key.as_str()),
         ("HOLDFAST_STORAGE", storage.to_str().unwrap()),
@@ -91,7 +94,7 @@ fn two_nodes_on_one_postgres_catalog_run_each_backup_exactly_once() {
     let src = a.create_source(
         &admin,
         &tid,
-        json!({"name": "hello", "kind": "command", "target": "sleep 0.4; echo hello",
+        json!({"name": "hello", "kind": "command", "target": "hello",
                      "schedule": null, "options": {"filename": "hello.txt"}}),
     );
     let queue = |s: &Server| -> String {

@@ -285,6 +285,7 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
                 dry_run: a.dry_run,
                 scan: !ui.quiet
                     && (ui.json || std::io::IsTerminal::is_terminal(&std::io::stderr())),
+                confine: None,
             },
             &progress,
         );

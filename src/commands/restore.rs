@@ -113,6 +113,7 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
         dry_run: a.dry_run,
         workers: a.workers,
         sparse: !a.no_sparse,
+        confine: None,
     };
     let show_actions = a.dry_run || ui.verbose > 0;
     let ui3 = ui.clone();

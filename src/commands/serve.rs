@@ -21,7 +21,7 @@ pub struct ServiceDirArgs {
     #[arg(long, value_name = "DIR", env = "HOLDFAST_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// TOML configuration file (HOLDFAST_… variables override it)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "HOLDFAST_CONFIG")]
     pub config: Option<PathBuf>,
 }
 
@@ -53,7 +53,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 async fn open(config: &Config) -> Result<Catalog> {
-    let (catalog, _) = holdfast_service::open_catalog(config).await?;
+    let (catalog, _) =
+        holdfast_service::open_catalog(config, holdfast_service::Opening::Console).await?;
     Ok(catalog)
 }
 
@@ -65,7 +66,13 @@ pub fn serve(ui: &Ui, a: &ServeArgs) -> Result<u8> {
             .with_context(|| format!("--listen {l:?}: not an address like 127.0.0.1:8080"))?;
     }
     runtime()?.block_on(async {
-        let (catalog, key_created) = holdfast_service::open_catalog(&config).await?;
+        let (catalog, key_created) =
+            holdfast_service::open_catalog(&config, holdfast_service::Opening::Serve).await?;
+        // tools run for tenants never see the server's environment or HOME
+        let home = config.data_dir.join("tool-home");
+        std::fs::create_dir_all(&home)
+            .with_context(|| format!("cannot create {}", home.display()))?;
+        holdfast_sources::tool_env::confine(&home);
         if key_created {
             ui.notice(&format!(
                 "created the server key {} — it encrypts every tenant's repository password: back it up \
@@ -81,8 +88,16 @@ pub fn serve(ui: &Ui, a: &ServeArgs) -> Result<u8> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        if let Some(t) = &config.tls {
+            // a bad certificate stops the start before it says it listens
+            holdfast_service::http::tls_config(&t.cert, &t.key).map_err(anyhow::Error::msg)?;
+        }
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        let auth_limiter = Arc::new(holdfast_service::auth::AuthLimiter::new(
+            config.auth_failures_per_minute,
+        ));
         ui.print(&format!(
-            "holdfast serve: listening on http://{addr} (catalog {}, data {})",
+            "holdfast serve: listening on {scheme}://{addr} (catalog {}, data {})",
             catalog.shown_url(),
             config.data_dir.display()
         ));
@@ -93,6 +108,7 @@ pub fn serve(ui: &Ui, a: &ServeArgs) -> Result<u8> {
             wake: Arc::new(tokio::sync::Notify::new()),
             metrics: Arc::default(),
             jobs: Arc::default(),
+            auth_limiter,
         };
         let shutdown = async {
             while !holdfast_engine::cancel::requested() {

@@ -22,6 +22,8 @@ pub enum Route {
     },
     /// This status with this body.
     Status(u16, String),
+    /// 302 to this location.
+    Redirect(String),
 }
 
 #[derive(Default)]
@@ -33,6 +35,8 @@ pub struct ServerState {
     pub received: BTreeMap<String, String>,
     /// eventIds in the order they were first received.
     pub order: Vec<String>,
+    /// Every GET path requested, in order.
+    pub gets: Vec<String>,
     /// The first eventId of every batch received, in order.
     pub batch_starts: Vec<String>,
     /// Accept this many more batches, then answer 503 (None: always accept).
@@ -157,10 +161,15 @@ fn handle(mut conn: TcpStream, st: &Mutex<ServerState>) -> std::io::Result<()> {
         drop(s);
         return respond(&mut conn, 200, "{\"ok\":true}");
     }
+    st.lock().unwrap().gets.push(path_only.clone());
     let route = st.lock().unwrap().routes.get(&path_only).cloned();
     match route {
         None => respond(&mut conn, 404, "no such stream"),
         Some(Route::Status(code, body)) => respond(&mut conn, code, &body),
+        Some(Route::Redirect(to)) => write!(
+            conn,
+            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
         Some(Route::Body { chunks, cut_after }) => {
             write!(
                 conn,

@@ -65,11 +65,9 @@ impl Server {
                 expect_token = false;
             } else if line.contains("shown only this once") {
                 expect_token = true;
-            } else if let Some(rest) = line.split("listening on http://").nth(1) {
-                base = Some(format!(
-                    "http://{}",
-                    rest.split_whitespace().next().unwrap()
-                ));
+            } else if let Some(rest) = line.split("listening on ").nth(1) {
+                // http://ADDR or https://ADDR
+                base = Some(rest.split_whitespace().next().unwrap().to_string());
                 break;
             }
         }
@@ -110,7 +108,11 @@ impl Server {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Reply {
-        let client = reqwest::blocking::Client::new();
+        // a TLS test server has a self-signed certificate
+        let client = reqwest::blocking::Client::builder()
+            .danger_accept_invalid_certs(self.base.starts_with("https://"))
+            .build()
+            .unwrap();
         let mut req = client.request(method.parse().unwrap(), format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
@@ -248,4 +250,17 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// A configuration file naming `commands` (`[commands] name = "text"`),
+/// for `HOLDFAST_CONFIG`: command sources name a command, never its text.
+pub fn commands_config(dir: &Path, commands: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut text = String::from("[commands]\n");
+    for (name, cmd) in commands {
+        let quoted = cmd.replace('\\', "\\\\").replace('"', "\\\"");
+        text.push_str(&format!("{name} = \"{quoted}\"\n"));
+    }
+    let path = dir.join("holdfast-commands.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }

@@ -136,6 +136,24 @@ CREATE INDEX audit_event ON audit_log (event, seq)
 CREATE UNIQUE INDEX sources_live_name ON sources (tenant_id, name) WHERE deleted_at IS NULL
 "#,
     ),
+    (
+        5,
+        // The trust boundary: each tenant's policy (what its operators may
+        // reach on the host), and who set each source's and restore's
+        // target. Sources from before: `admin` only when an admin token
+        // created them and no other token changed them since (from the
+        // audit log); everything else is held to the tenant's policy.
+        r#"
+ALTER TABLE tenants ADD COLUMN policy TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE sources ADD COLUMN defined_by TEXT NOT NULL DEFAULT 'operator';
+UPDATE sources SET defined_by = 'admin'
+ WHERE id IN (SELECT a.subject FROM audit_log a JOIN tokens t ON t.id = a.actor_token_id
+               WHERE a.event = 'source_created' AND t.role = 'admin')
+   AND id NOT IN (SELECT a.subject FROM audit_log a JOIN tokens t ON t.id = a.actor_token_id
+                   WHERE a.event = 'source_updated' AND t.role <> 'admin');
+ALTER TABLE restores ADD COLUMN defined_by TEXT NOT NULL DEFAULT 'operator'
+"#,
+    ),
 ];
 
 pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {

@@ -29,6 +29,8 @@ pub struct Restore {
     pub queued_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// Who chose the target: `admin`, `operator` or `server` (a default).
+    pub defined_by: String,
 }
 
 impl Restore {
@@ -48,6 +50,7 @@ impl Restore {
             queued_at: r.try_get("queued_at")?,
             started_at: r.try_get("started_at")?,
             finished_at: r.try_get("finished_at")?,
+            defined_by: r.try_get("defined_by")?,
         })
     }
 }
@@ -69,6 +72,7 @@ impl Catalog {
         &self,
         backup: &Backup,
         target: &str,
+        defined_by: &str,
         actor: &Actor,
     ) -> Result<Restore> {
         if backup.status != "done" {
@@ -81,7 +85,7 @@ impl Catalog {
         let mut w = self.write().await?;
         sqlx::query(
             "INSERT INTO restores (id, tenant_id, backup_id, source_id, target, status, requested_by, \
-             requested_by_label, queued_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)",
+             requested_by_label, queued_at, defined_by) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9)",
         )
         .bind(&id)
         .bind(&backup.tenant_id)
@@ -91,6 +95,7 @@ impl Catalog {
         .bind(&actor.token_id)
         .bind(&actor.label)
         .bind(clock::now())
+        .bind(defined_by)
         .execute(&mut *w.tx)
         .await
         .map_err(CatalogError::db)?;

@@ -25,6 +25,12 @@ impl std::fmt::Debug for ServerKey {
     }
 }
 
+impl Clone for ServerKey {
+    fn clone(&self) -> ServerKey {
+        ServerKey::from_bytes(self.raw)
+    }
+}
+
 impl ServerKey {
     pub fn from_bytes(raw: [u8; 32]) -> ServerKey {
         // two independent 32-byte keys (AES-256 and Poly1305-AES) derived
@@ -61,6 +67,37 @@ impl ServerKey {
 
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.raw)
+    }
+
+    /// Read `path`; `None` if it does not exist.
+    pub fn load(path: &Path) -> Result<Option<ServerKey>, CatalogError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(ServerKey::parse(&text)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CatalogError::Unavailable(format!(
+                "cannot read the server key {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Write this key to `path` (mode 0600), which must not exist.
+    pub fn store_new(&self, path: &Path) -> Result<(), CatalogError> {
+        let io = |e: std::io::Error| {
+            CatalogError::Unavailable(format!(
+                "cannot write the server key {}: {e}",
+                path.display()
+            ))
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode_0600()
+            .open(path)
+            .map_err(io)?;
+        f.write_all(self.to_base64().as_bytes()).map_err(io)?;
+        f.write_all(b"\n").map_err(io)?;
+        f.sync_all().map_err(io)
     }
 
     /// Read `path`, or create it (mode 0600) with a new random key.

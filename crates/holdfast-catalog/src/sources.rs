@@ -32,6 +32,9 @@ pub struct Source {
     pub retention: serde_json::Value,
     /// Whether credentials are stored (they are never returned).
     pub has_credentials: bool,
+    /// Who set the kind, target and options: `admin` (held only to the
+    /// server's own limits) or `operator` (held to the tenant's policy).
+    pub defined_by: String,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -52,6 +55,7 @@ impl Source {
             schedule: r.try_get("schedule")?,
             retention: json("retention")?,
             has_credentials: r.try_get::<Option<String>, _>("credentials")?.is_some(),
+            defined_by: r.try_get("defined_by")?,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
         })
@@ -130,10 +134,12 @@ fn name_taken(e: sqlx::Error, name: &str) -> CatalogError {
 impl Catalog {
     /// Create a source (the service has checked its target, options,
     /// schedule and retention; this checks the fields and the name).
+    /// `defined_by`: `admin` or `operator`, the role that set the target.
     pub async fn create_source(
         &self,
         tenant_id: &str,
         f: SourceFields,
+        defined_by: &str,
         actor: &Actor,
     ) -> Result<Source> {
         validate(&f)?;
@@ -169,19 +175,36 @@ impl Catalog {
         }
         sqlx::query(
             "INSERT INTO sources (id, tenant_id, name, kind, target, options, schedule, retention, \
-             credentials, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             credentials, created_at, updated_at, defined_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&id)
         .bind(tenant_id)
         .bind(&name)
         .bind(&kind)
         .bind(&target)
-        .bind(f.options.clone().unwrap_or_else(|| serde_json::json!({})).to_string())
+        .bind(
+            f.options
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({}))
+                .to_string(),
+        )
         .bind(f.schedule.clone().flatten())
-        .bind(f.retention.clone().unwrap_or_else(|| serde_json::json!({})).to_string())
-        .bind(f.credentials.clone().flatten().map(|c| self.key().seal(c.as_bytes())))
+        .bind(
+            f.retention
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({}))
+                .to_string(),
+        )
+        .bind(
+            f.credentials
+                .clone()
+                .flatten()
+                .map(|c| self.key().seal(c.as_bytes())),
+        )
         .bind(&now)
         .bind(&now)
+        .bind(defined_by)
         .execute(&mut *w.tx)
         .await
         .map_err(|e| name_taken(e, &name))?;
@@ -190,7 +213,8 @@ impl Catalog {
             tenant_id: Some(tenant_id),
             event: "source_created",
             subject: Some(&id),
-            metadata: serde_json::json!({"name": name, "kind": kind}),
+            metadata: serde_json::json!({"name": name, "kind": kind,
+                "target": crate::redact_url(&target), "defined_by": defined_by}),
         })
         .await?;
         let row = sqlx::query("SELECT * FROM sources WHERE id = $1")
@@ -273,11 +297,15 @@ impl Catalog {
             .transpose()
     }
 
+    /// A change of target or options records who made it (`defined_by`);
+    /// a change of target drops the stored credentials unless new ones
+    /// come with it — credentials follow the target they were given for.
     pub async fn update_source(
         &self,
         tenant_id: &str,
         id: &str,
         f: SourceFields,
+        defined_by: &str,
         actor: &Actor,
     ) -> Result<Source> {
         validate(&f)?;
@@ -327,12 +355,24 @@ impl Catalog {
             }
         }
         let mut changed: Vec<&str> = Vec::new();
+        let retargeted = f.target.as_ref().is_some_and(|t| *t != current.target);
         let credentials = match &f.credentials {
             Some(c) => {
                 changed.push("credentials");
                 Some(c.as_ref().map(|c| self.key().seal(c.as_bytes())))
             }
+            None if retargeted && current.has_credentials => {
+                changed.push("credentials_dropped");
+                Some(None)
+            }
             None => None,
+        };
+        // who set what the source reaches: changes to it take the
+        // changer's trust; schedule, retention and name do not
+        let definer = if retargeted || f.options.is_some() {
+            defined_by.to_string()
+        } else {
+            current.defined_by.clone()
         };
         for (field, present) in [
             ("name", f.name.is_some()),
@@ -347,8 +387,8 @@ impl Catalog {
         }
         sqlx::query(
             "UPDATE sources SET name = $1, target = $2, options = $3, schedule = $4, retention = $5, \
-             credentials = CASE WHEN $6 = 1 THEN $7 ELSE credentials END, updated_at = $8 \
-             WHERE id = $9 AND tenant_id = $10",
+             credentials = CASE WHEN $6 = 1 THEN $7 ELSE credentials END, updated_at = $8, \
+             defined_by = $11 WHERE id = $9 AND tenant_id = $10",
         )
         .bind(f.name.as_ref().unwrap_or(&current.name))
         .bind(f.target.as_ref().unwrap_or(&current.target))
@@ -360,15 +400,21 @@ impl Catalog {
         .bind(clock::now())
         .bind(id)
         .bind(tenant_id)
+        .bind(&definer)
         .execute(&mut *w.tx)
         .await
         .map_err(|e| name_taken(e, f.name.as_ref().unwrap_or(&current.name)))?;
+        let mut metadata = serde_json::json!({"changed": changed, "defined_by": definer});
+        if retargeted {
+            metadata["old_target"] = crate::redact_url(&current.target).into();
+            metadata["new_target"] = crate::redact_url(f.target.as_deref().unwrap_or("")).into();
+        }
         w.audit(NewEvent {
             actor,
             tenant_id: Some(tenant_id),
             event: "source_updated",
             subject: Some(id),
-            metadata: serde_json::json!({"changed": changed}),
+            metadata,
         })
         .await?;
         w.commit().await?;

@@ -134,4 +134,58 @@ impl Catalog {
         String::from_utf8(self.key().open(&sealed)?)
             .map_err(|_| CatalogError::Sealed("a repository password is not UTF-8".into()))
     }
+
+    /// The tenant's policy document (JSON; `{}` allows nothing).
+    pub async fn tenant_policy(&self, tenant_id: &str) -> Result<serde_json::Value> {
+        let text: String = sqlx::query("SELECT policy FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(CatalogError::db)?
+            .ok_or(CatalogError::NotFound { what: "tenant" })?
+            .try_get("policy")
+            .map_err(CatalogError::db)?;
+        serde_json::from_str(&text).map_err(|e| CatalogError::db(sqlx::Error::Decode(e.into())))
+    }
+
+    /// Replace the tenant's policy (the service has validated it);
+    /// audited as `tenant_policy_set` with the old and the new document.
+    pub async fn set_tenant_policy(
+        &self,
+        tenant_id: &str,
+        policy: &serde_json::Value,
+        actor: &Actor,
+    ) -> Result<()> {
+        let old = self.tenant_policy(tenant_id).await?;
+        let mut w = self.write().await?;
+        sqlx::query("UPDATE tenants SET policy = $1 WHERE id = $2")
+            .bind(policy.to_string())
+            .bind(tenant_id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(CatalogError::db)?;
+        w.audit(NewEvent {
+            actor,
+            tenant_id: Some(tenant_id),
+            event: "tenant_policy_set",
+            subject: Some(tenant_id),
+            metadata: serde_json::json!({"old": old, "new": policy}),
+        })
+        .await?;
+        w.commit().await
+    }
+
+    /// Whether the catalog holds anything sealed or chained under a server
+    /// key: tenants (their repository passwords), or audit rows.
+    pub async fn holds_sealed_state(&self) -> Result<bool> {
+        let n: i64 = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM tenants) + (SELECT COUNT(*) FROM audit_log) AS n",
+        )
+        .fetch_one(self.pool())
+        .await
+        .map_err(CatalogError::db)?
+        .try_get("n")
+        .map_err(CatalogError::db)?;
+        Ok(n > 0)
+    }
 }

@@ -31,6 +31,13 @@ pub fn default_format(manifest: Option<&Manifest>) -> ExportFormat {
     }
 }
 
+/// Whether `format` fits a snapshot with this manifest (`sql` needs a
+/// dump, `jsonl` an event stream; tar and zip fit every snapshot): the
+/// error says why not. For callers that answer before they export.
+pub fn check_format(format: ExportFormat, manifest: Option<&Manifest>) -> Result<()> {
+    single_file(format, manifest).map(drop)
+}
+
 /// The snapshot file a single-file format exports, checked against the
 /// snapshot's kind.
 fn single_file(format: ExportFormat, manifest: Option<&Manifest>) -> Result<Option<&ManifestFile>> {

@@ -41,6 +41,24 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Largest request body, in bytes (larger: 413).
     pub max_body_bytes: usize,
+    /// Named commands for command sources: `name = "shell text"`. A source
+    /// names one; the text never comes from the API.
+    pub commands: std::collections::BTreeMap<String, String>,
+    /// A client must send its request headers (and finish a TLS handshake)
+    /// within this many seconds.
+    pub header_timeout_seconds: u64,
+    /// Failed authentications one client address may make per minute; more
+    /// answer 429 until the minute has passed.
+    pub auth_failures_per_minute: u32,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +134,10 @@ impl Default for Config {
             schedule: ScheduleConfig::default(),
             retention: RetentionConfig::default(),
             max_body_bytes: 64 * 1024,
+            commands: Default::default(),
+            header_timeout_seconds: 10,
+            auth_failures_per_minute: 20,
+            tls: None,
         }
     }
 }
@@ -245,6 +267,27 @@ impl Config {
         if let Some(v) = env("HOLDFAST_SCHEDULER_TICK_SECONDS") {
             self.schedule.tick_seconds = num("HOLDFAST_SCHEDULER_TICK_SECONDS", &v)?;
         }
+        if let Some(v) = env("HOLDFAST_HEADER_TIMEOUT_SECONDS") {
+            self.header_timeout_seconds = num("HOLDFAST_HEADER_TIMEOUT_SECONDS", &v)?;
+        }
+        if let Some(v) = env("HOLDFAST_AUTH_FAILURES_PER_MINUTE") {
+            self.auth_failures_per_minute = num("HOLDFAST_AUTH_FAILURES_PER_MINUTE", &v)?;
+        }
+        match (env("HOLDFAST_TLS_CERT"), env("HOLDFAST_TLS_KEY")) {
+            (Some(cert), Some(key)) => {
+                self.tls = Some(TlsConfig {
+                    cert: PathBuf::from(cert),
+                    key: PathBuf::from(key),
+                })
+            }
+            (None, None) => {}
+            _ => {
+                return Err(bad(
+                    "HOLDFAST_TLS_CERT",
+                    "HOLDFAST_TLS_CERT and HOLDFAST_TLS_KEY go together",
+                ));
+            }
+        }
         if let Some(v) = env("HOLDFAST_RETENTION_DAYS") {
             self.retention.max_age_days = num("HOLDFAST_RETENTION_DAYS", &v)?;
         }
@@ -298,6 +341,28 @@ impl Config {
         if self.jobs.lease_seconds < 4 {
             return Err(bad("jobs.lease_seconds", "at least 4"));
         }
+        if !(1..=600).contains(&self.header_timeout_seconds) {
+            return Err(bad("header_timeout_seconds", "between 1 and 600"));
+        }
+        if self.auth_failures_per_minute == 0 {
+            return Err(bad("auth_failures_per_minute", "at least 1"));
+        }
+        for (name, text) in &self.commands {
+            let ok_name = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok_name {
+                return Err(bad(
+                    &format!("commands.{name}"),
+                    "names are 1–64 letters, digits, '-', '_' or '.'",
+                ));
+            }
+            if text.trim().is_empty() {
+                return Err(bad(&format!("commands.{name}"), "an empty command"));
+            }
+        }
         if let Some(url) = &self.catalog_url {
             let ok = url.starts_with("sqlite://")
                 || url.starts_with("postgres://")
@@ -350,6 +415,25 @@ impl Config {
 
     pub fn server_key_path(&self) -> PathBuf {
         self.data_dir.join("server.key")
+    }
+
+    /// The server's side of the tenant boundary: its own files, which no
+    /// source or restore may name, and the named commands.
+    pub fn host_facts(&self) -> crate::policy::HostFacts {
+        let mut protected = vec![self.data_dir.clone(), self.storage_dir()];
+        if let Some(path) = self
+            .catalog_url()
+            .strip_prefix("sqlite://")
+            .map(|p| p.split('?').next().unwrap_or(p))
+        {
+            protected.push(PathBuf::from(path));
+        }
+        protected.push(self.server_key_path());
+        let clean = |p: &PathBuf| -> PathBuf { p.components().collect() };
+        crate::policy::HostFacts {
+            protected: protected.iter().map(clean).collect(),
+            commands: self.commands.clone(),
+        }
     }
 }
 

@@ -17,7 +17,9 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod http;
 pub mod metrics;
+pub mod policy;
 pub mod problem;
 pub mod retention;
 pub mod runner;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The runs this node works on (stopped at shutdown).
     pub jobs: Arc<worker::RunningJobs>,
+    /// Failed authentications per client address.
+    pub auth_limiter: Arc<auth::AuthLimiter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,19 +64,124 @@ pub enum ServeError {
     Io(String),
 }
 
-/// Open (creating if needed) the data directory, the server key and the
-/// catalog.
-pub async fn open_catalog(config: &Config) -> Result<(Catalog, bool), ServeError> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| ServeError::Io(format!("cannot create {}: {e}", config.data_dir.display())))?;
-    let (key, created) = match std::env::var("HOLDFAST_SERVER_KEY") {
-        Ok(text) if !text.is_empty() => (ServerKey::parse(&text)?, false),
-        _ => ServerKey::load_or_create(&config.server_key_path())?,
+/// How [`open_catalog`] treats a data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// `holdfast serve`: create the data directory, the catalog and the
+    /// server key when they do not exist yet.
+    Serve,
+    /// A console command (`token`, `audit verify`, `tenant export-key`):
+    /// the data directory and the key must exist; nothing is created.
+    Console,
+}
+
+/// Open the data directory, the server key and the catalog. A missing
+/// server key is created only beside a catalog that holds nothing sealed
+/// or chained under one (a first start): beside one that does, a new key
+/// would open none of its secrets, so the start stops and says how to
+/// restore the key. Everything is created private (umask 077: directory
+/// 0700, catalog and key 0600), and an existing data directory or SQLite
+/// catalog readable by others is made private.
+pub async fn open_catalog(
+    config: &Config,
+    opening: Opening,
+) -> Result<(Catalog, bool), ServeError> {
+    let dir = &config.data_dir;
+    let sqlite_catalog = config.catalog_url().starts_with("sqlite://");
+    match opening {
+        Opening::Serve => {
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ServeError::Io(format!("cannot create {}: {e}", dir.display())))?;
+            make_private(config);
+        }
+        Opening::Console => {
+            if !dir.is_dir() {
+                return Err(ServeError::Io(format!(
+                    "{} is not a holdfast data directory (it does not exist): pass the \
+                     server's --data-dir (or HOLDFAST_DATA_DIR); nothing was created",
+                    dir.display()
+                )));
+            }
+            if sqlite_catalog && !std::path::Path::new(&sqlite_path(config)).exists() {
+                return Err(ServeError::Io(format!(
+                    "{} holds no catalog ({} is missing): pass the server's --data-dir; \
+                     nothing was created",
+                    dir.display(),
+                    sqlite_path(config)
+                )));
+            }
+        }
+    }
+    let key_path = config.server_key_path();
+    let from_env = std::env::var("HOLDFAST_SERVER_KEY")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let (key, missing) = match from_env {
+        Some(text) => (ServerKey::parse(&text)?, false),
+        None => match ServerKey::load(&key_path)? {
+            Some(k) => (k, false),
+            None if opening == Opening::Console => {
+                return Err(ServeError::Io(format!(
+                    "the server key {} is missing: restore it from your backup of the \
+                     server (or set HOLDFAST_SERVER_KEY); nothing was created",
+                    key_path.display()
+                )));
+            }
+            None => (ServerKey::random(), true),
+        },
     };
-    let catalog =
-        Catalog::open_with_connections(&config.catalog_url(), key, config.catalog_connections())
-            .await?;
-    Ok((catalog, created))
+    let catalog = Catalog::open_with_connections(
+        &config.catalog_url(),
+        key.clone(),
+        config.catalog_connections(),
+    )
+    .await?;
+    if missing {
+        if catalog.holds_sealed_state().await? {
+            catalog.close().await;
+            return Err(ServeError::Io(format!(
+                "the server key {} is missing, but the catalog ({}) holds tenants and an audit \
+                 log sealed under a key: a new key would open none of them. Restore server.key \
+                 from your backup of the server (or set HOLDFAST_SERVER_KEY). To start over \
+                 deliberately, move the catalog and the repositories away first.",
+                key_path.display(),
+                catalog.shown_url()
+            )));
+        }
+        key.store_new(&key_path)?;
+    }
+    if opening == Opening::Serve {
+        make_private(config);
+    }
+    Ok((catalog, missing))
+}
+
+fn sqlite_path(config: &Config) -> String {
+    let url = config.catalog_url();
+    let p = url.strip_prefix("sqlite://").unwrap_or(&url);
+    p.split('?').next().unwrap_or(p).to_string()
+}
+
+/// Data directory 0700; a SQLite catalog, its WAL and shared-memory files
+/// 0600 (an older holdfast left them readable by every local user).
+fn make_private(config: &Config) {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |p: &std::path::Path, mode: u32| {
+        if let Ok(m) = std::fs::metadata(p)
+            && m.permissions().mode() & 0o777 != mode
+            && std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).is_ok()
+        {
+            worker::log(&format!("made {} private (mode {mode:o})", p.display()));
+        }
+    };
+    set(&config.data_dir, 0o700);
+    if config.catalog_url().starts_with("sqlite://") {
+        let db = sqlite_path(config);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            set(std::path::Path::new(&format!("{db}{suffix}")), 0o600);
+        }
+    }
 }
 
 /// On a catalog without tokens, create the first admin token; its secret
@@ -103,10 +212,19 @@ pub async fn serve(
     let workers = worker::start(state.clone()).await?;
     scheduler::start(state.clone());
     let app = api::router(state.clone());
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| ServeError::Io(e.to_string()));
+    let tls = match &state.config.tls {
+        Some(t) => Some(http::tls_config(&t.cert, &t.key).map_err(ServeError::Io)?),
+        None => None,
+    };
+    let served = http::serve(
+        listener,
+        app,
+        tls,
+        std::time::Duration::from_secs(state.config.header_timeout_seconds),
+        shutdown,
+    )
+    .await
+    .map_err(|e| ServeError::Io(e.to_string()));
     // the running jobs are stopped and recorded before the process exits,
     // so that another node (or the next start) retries them at once
     workers

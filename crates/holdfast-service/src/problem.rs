@@ -21,8 +21,16 @@ pub enum ApiError {
     Conflict(String),
     #[error("invalid {field}: {message}")]
     Invalid { field: String, message: String },
+    /// A target outside what the caller may reach (the tenant's policy, or
+    /// the server's own files).
+    #[error("refused by policy: {field}: {message}")]
+    Refused { field: String, message: String },
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("send the body as JSON, with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("too many failed authentications from this address: try again in {0} seconds")]
+    TooManyRequests(u64),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -44,9 +52,23 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+            ApiError::Refused { .. } => (StatusCode::FORBIDDEN, "refused_by_policy"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<crate::policy::Refusal> for ApiError {
+    fn from(r: crate::policy::Refusal) -> ApiError {
+        ApiError::Refused {
+            field: r.field,
+            message: r.message,
         }
     }
 }
@@ -73,7 +95,7 @@ impl IntoResponse for ApiError {
             "code": code,
             "detail": self.to_string(),
         });
-        if let ApiError::Invalid { field, .. } = &self {
+        if let ApiError::Invalid { field, .. } | ApiError::Refused { field, .. } = &self {
             body["field"] = serde_json::Value::String(field.clone());
         }
         let mut resp = (status, body.to_string()).into_response();
@@ -81,6 +103,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::TooManyRequests(secs) = &self
+            && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -89,6 +116,54 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// Every error response is a problem: what axum or hyper answer on their
+/// own — 404 of an unknown path, 405, 413 of the body limit, 415, 400 — is
+/// rewritten here (headers such as `Allow` kept), so that a client sees one
+/// format whatever failed.
+pub async fn problems_only(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return resp;
+    }
+    let (code, detail) = match status.as_u16() {
+        400 => ("bad_request", "the request could not be read"),
+        404 => ("not_found", "resource not found"),
+        405 => (
+            "method_not_allowed",
+            "this method is not allowed on this resource",
+        ),
+        408 => ("request_timeout", "the request took too long to arrive"),
+        413 => ("body_too_large", "the request body is too large"),
+        415 => (
+            "unsupported_media_type",
+            "send the body as JSON, with Content-Type: application/json",
+        ),
+        _ if status.is_server_error() => ("internal", "the server failed"),
+        _ => ("error", status.canonical_reason().unwrap_or("error")),
+    };
+    let body = serde_json::json!({
+        "type": format!("https://holdfast.invalid/problems/{code}"),
+        "title": status.canonical_reason().unwrap_or(""),
+        "status": status.as_u16(),
+        "code": code,
+        "detail": detail,
+    });
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 /// `Json<T>` whose rejections are problems: 413 for a body over the limit,
@@ -109,6 +184,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 fn json_rejection(r: JsonRejection) -> ApiError {
     if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::TooLarge(crate::MAX_BODY_DEFAULT);
+    }
+    if matches!(r, JsonRejection::MissingJsonContentType(_)) {
+        return ApiError::UnsupportedMediaType;
     }
     let text = r.body_text();
     ApiError::Invalid {

@@ -19,9 +19,11 @@ use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
 use holdfast_sources::command::backup_command;
 use holdfast_sources::commit::SnapshotMeta;
+use holdfast_sources::confine::Confined;
 use holdfast_sources::db_backup::{DumpBackupOptions, TablesOptions, Tenant};
 use holdfast_sources::dir::backup::{DirBackupOptions, backup_dirs};
 use holdfast_sources::dispatch::{SourceOptions, backup_address};
+use holdfast_sources::egress;
 use holdfast_sources::filter::PathMatcher;
 use holdfast_sources::progress::Progress;
 use holdfast_sources::secret::Secret;
@@ -30,6 +32,7 @@ use holdfast_sources::stream::StreamBackupOptions;
 use holdfast_storage::LocalBackend;
 use serde::Deserialize;
 
+use crate::policy::Checked;
 use crate::problem::ApiError;
 
 /// A source's `options`, by kind. Unknown keys are refused when the
@@ -227,6 +230,69 @@ fn failure(e: EngineError) -> RunFailure {
     }
 }
 
+fn refused(target: &str) -> RunFailure {
+    RunFailure {
+        message: format!("refused by policy: {target}"),
+        kind: FailureKind::Permanent,
+    }
+}
+
+/// Make a checked address safe to connect to, before any I/O on it: a
+/// SQLite file must be reachable beneath its root without a symlink; a
+/// tenant's database or event-stream host is resolved, every address
+/// checked against the policy's rules, and the connection pinned to the
+/// checked one (no DNS rebinding between the check and the connect).
+pub fn enforce(addr: &mut SourceAddress, checked: &Checked) -> Result<(), RunFailure> {
+    let refuse = |message: String| RunFailure {
+        message: format!("refused by policy: {message}"),
+        kind: FailureKind::Permanent,
+    };
+    if let (SourceAddress::Sqlite(path), Some(root)) = (&*addr, &checked.confine) {
+        // the file may not exist yet (a restore): its directory must
+        let dir = path.parent().unwrap_or(path);
+        let c = Confined::new(root, dir).ok_or_else(|| refuse(path.display().to_string()))?;
+        c.check_exists().map_err(|e| RunFailure {
+            message: e.to_string(),
+            kind: FailureKind::Permanent,
+        })?;
+        if let Ok(m) = std::fs::symlink_metadata(path)
+            && m.file_type().is_symlink()
+        {
+            return Err(refuse(format!(
+                "{}: the path is a symbolic link",
+                path.display()
+            )));
+        }
+    }
+    let Some(rules) = &checked.hosts else {
+        return Ok(());
+    };
+    match addr {
+        SourceAddress::Postgres(db) => {
+            let host = db.host.clone().unwrap_or_default();
+            let p = egress::resolve_checked(rules, &host, db.port.unwrap_or(5432))
+                .map_err(|e| refuse(e.0))?;
+            // libpq connects to hostaddr and keeps host for TLS
+            db.params.insert("hostaddr".into(), p.addr.ip().to_string());
+        }
+        SourceAddress::Mysql(db) => {
+            let host = db.host.clone().unwrap_or_default();
+            let p = egress::resolve_checked(rules, &host, db.port.unwrap_or(3306))
+                .map_err(|e| refuse(e.0))?;
+            db.host = Some(p.addr.ip().to_string());
+        }
+        SourceAddress::Jsonl(h) => {
+            let (host, port) = h
+                .host_port()
+                .ok_or_else(|| refuse("not an HTTP URL".into()))?;
+            let p = egress::resolve_checked(rules, &host, port).map_err(|e| refuse(e.0))?;
+            h.pinned = Some(p.addr);
+        }
+        SourceAddress::Sqlite(_) | SourceAddress::Path(_) => {}
+    }
+    Ok(())
+}
+
 /// Create a tenant's repository (scrypt: a blocking call).
 pub fn init_repository(path: &std::path::Path, password: &str) -> Result<(), EngineError> {
     let backend = Arc::new(LocalBackend::new(path));
@@ -282,6 +348,8 @@ pub struct RestoreInput {
     pub credentials: Option<String>,
     /// Where event replays keep their progress.
     pub replay_state: PathBuf,
+    /// What the policy check decided for the target.
+    pub checked: Checked,
 }
 
 /// Restore a backup into `target` and say what was verified: row counts
@@ -307,6 +375,7 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
                 dry_run: false,
                 workers: 2,
                 sparse: true,
+                confine: input.checked.confine.clone(),
             };
             let s = holdfast_sources::dir::restore::restore(
                 &repo,
@@ -325,7 +394,8 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
             }))
         }
         _ => {
-            let addr = SourceAddress::parse(&input.target).map_err(|e| e.to_string())?;
+            let mut addr = SourceAddress::parse(&input.target).map_err(|e| e.to_string())?;
+            enforce(&mut addr, &input.checked).map_err(|f| f.message)?;
             let r = holdfast_sources::dispatch::restore_address(
                 &repo,
                 &id,
@@ -354,6 +424,8 @@ pub struct RunInput {
     pub source: Source,
     pub credentials: Option<String>,
     pub backup_id: String,
+    /// What the policy check decided for the source's target.
+    pub checked: Checked,
 }
 
 /// Back up `input.source` into its repository.
@@ -391,11 +463,22 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
                     message: m,
                     kind: FailureKind::Permanent,
                 })?;
-                if !std::path::Path::new(&input.source.target).exists() {
-                    return Err(RunFailure {
-                        message: format!("{}: no such file or directory", input.source.target),
-                        kind: FailureKind::Permanent,
-                    });
+                match &input.checked.confine {
+                    Some(root) => {
+                        let c = Confined::new(root, std::path::Path::new(&input.source.target))
+                            .ok_or_else(|| refused(&input.source.target))?;
+                        c.check_exists().map_err(|e| RunFailure {
+                            message: e.to_string(),
+                            kind: FailureKind::Permanent,
+                        })?;
+                    }
+                    None if !std::path::Path::new(&input.source.target).exists() => {
+                        return Err(RunFailure {
+                            message: format!("{}: no such file or directory", input.source.target),
+                            kind: FailureKind::Permanent,
+                        });
+                    }
+                    None => {}
                 }
                 let r = backup_dirs(
                     &repo,
@@ -410,6 +493,7 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
                         meta,
                         dry_run: false,
                         scan: false,
+                        confine: input.checked.confine.clone(),
                     },
                     progress,
                 )
@@ -418,9 +502,15 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
                 (r.snapshot_id, r.snapshot, warnings)
             }
             "command" => {
+                // the configured text of the named command, never the target
+                let text = input
+                    .checked
+                    .command
+                    .as_deref()
+                    .ok_or_else(|| refused(&input.source.target))?;
                 let r = backup_command(
                     &repo,
-                    &input.source.target,
+                    text,
                     StreamBackupOptions {
                         filename: settings.filename.clone().unwrap_or_else(|| "stdout".into()),
                         chunker: if settings.rows {
@@ -438,7 +528,8 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
                 (r.snapshot_id, r.snapshot, Vec::new())
             }
             _ => {
-                let addr = SourceAddress::parse(&input.source.target).map_err(failure)?;
+                let mut addr = SourceAddress::parse(&input.source.target).map_err(failure)?;
+                enforce(&mut addr, &input.checked)?;
                 let r = backup_address(
                     &repo,
                     addr,

@@ -320,11 +320,32 @@ async fn run_one(state: &AppState, worker: &str, b: Backup) {
 /// may read nothing from us for a long time while it does.
 async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restores::Restore) {
     let prepared = async {
-        let b = state.catalog.backup(&r.backup_id).await?;
-        let password = state.catalog.tenant_password(&r.tenant_id).await?;
-        let source = state.catalog.source_any(&b.source_id).await?;
-        let credentials = state.catalog.source_credentials(&b.source_id).await?;
-        Ok::<_, holdfast_catalog::CatalogError>(crate::runner::RestoreInput {
+        let s = |e: holdfast_catalog::CatalogError| e.to_string();
+        let b = state.catalog.backup(&r.backup_id).await.map_err(s)?;
+        let password = state
+            .catalog
+            .tenant_password(&r.tenant_id)
+            .await
+            .map_err(s)?;
+        let source = state.catalog.source_any(&b.source_id).await.map_err(s)?;
+        let credentials = state
+            .catalog
+            .source_credentials(&b.source_id)
+            .await
+            .map_err(s)?;
+        let policy = crate::api::policy_of(state, &r.tenant_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let checked = crate::policy::check_restore(
+            &state.config.host_facts(),
+            &policy,
+            crate::policy::Definer::parse(&r.defined_by),
+            &source.kind,
+            &source.target,
+            &r.target,
+        )
+        .map_err(|e| format!("refused by policy: {e}"))?;
+        Ok::<_, String>(crate::runner::RestoreInput {
             repository: b.repository.clone().into(),
             password,
             snapshot_id: b.snapshot_id.clone().unwrap_or_default(),
@@ -332,11 +353,12 @@ async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restor
             target: r.target.clone(),
             credentials,
             replay_state: state.config.data_dir.join("replay"),
+            checked,
         })
     }
     .await;
     let outcome = match prepared {
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
         Ok(input) => {
             let (_, hard_limit) = state.config.jobs.limits(&input.kind);
             let run = supervise(
@@ -462,12 +484,26 @@ async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
         .source_credentials(&b.source_id)
         .await
         .map_err(|e| permanent(e.to_string()))?;
+    // the policy as it is now, for whoever set the target: checked again
+    // before the job touches anything
+    let policy = crate::api::policy_of(state, &b.tenant_id)
+        .await
+        .map_err(|e| transient(e.to_string()))?;
+    let checked = crate::policy::check_source(
+        &state.config.host_facts(),
+        &policy,
+        crate::policy::Definer::parse(&source.defined_by),
+        &source.kind,
+        &source.target,
+    )
+    .map_err(|r| permanent(format!("refused by policy: {r}")))?;
     Ok(RunInput {
         repository: b.repository.clone().into(),
         password,
         source,
         credentials,
         backup_id: b.id.clone(),
+        checked,
     })
 }
 
@@ -532,6 +568,25 @@ fn minutes(d: Duration) -> String {
 }
 
 /// One line on standard error, with the time.
+/// Control characters (from names, paths, remote answers) are escaped, so
+/// that no text can forge or hide a log line.
 pub fn log(line: &str) {
-    eprintln!("{} {line}", holdfast_catalog::clock::now());
+    eprintln!(
+        "{} {}",
+        holdfast_catalog::clock::now(),
+        escape_controls(line)
+    );
+}
+
+/// `line` with every control character as an escape (`\n`, `\u{1b}`).
+pub fn escape_controls(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

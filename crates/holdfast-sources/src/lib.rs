@@ -14,12 +14,14 @@
 
 pub mod command;
 pub mod commit;
+pub mod confine;
 pub mod csv_format;
 pub mod db_backup;
 pub mod db_restore;
 pub mod dir;
 pub mod dispatch;
 pub mod dump_scan;
+pub mod egress;
 pub mod filter;
 pub mod jsonl;
 pub mod line_filter;
@@ -31,4 +33,5 @@ pub mod secret;
 pub mod source_url;
 pub mod sqlite;
 pub mod stream;
+pub mod tool_env;
 pub mod writer;

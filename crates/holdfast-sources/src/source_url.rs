@@ -41,6 +41,19 @@ pub struct HttpAddress {
     /// The full URL (with any password in it).
     pub url: String,
     pub has_password: bool,
+    /// A tenant's endpoint (the service): the one checked address to
+    /// connect to (see [`crate::egress`]). Redirects are then not followed
+    /// and what the server answers on an error stays out of the message.
+    pub pinned: Option<std::net::SocketAddr>,
+}
+
+impl HttpAddress {
+    /// The host and port the URL connects to.
+    pub fn host_port(&self) -> Option<(String, u16)> {
+        let u = reqwest::Url::parse(&self.url).ok()?;
+        let host = u.host_str()?.trim_matches(['[', ']']).to_string();
+        Some((host, u.port_or_known_default()?))
+    }
 }
 
 fn invalid(what: &str) -> EngineError {
@@ -104,6 +117,7 @@ impl SourceAddress {
                 Ok(SourceAddress::Jsonl(HttpAddress {
                     has_password: authority.contains('@'),
                     url,
+                    pinned: None,
                 }))
             }
             other => Err(invalid(&format!(

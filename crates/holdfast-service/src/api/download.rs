@@ -17,7 +17,7 @@ use holdfast_catalog::audit::NewEvent;
 use holdfast_catalog::tokens::Role;
 use holdfast_engine::repository::Repository;
 use holdfast_engine::snapshots::{self, SnapshotFilter};
-use holdfast_export::export::{ExportOptions, default_format, export_snapshot_with};
+use holdfast_export::export::{ExportOptions, check_format, default_format, export_snapshot_with};
 use holdfast_export::format::ExportFormat;
 use holdfast_sources::manifest::Manifest;
 use holdfast_storage::LocalBackend;
@@ -105,15 +105,19 @@ pub async fn download(
         let backend = Arc::new(LocalBackend::new(&repo_path));
         let repo = Repository::open(backend, password.as_bytes())?;
         let (sid, snap) = snapshots::find(&repo, &snapshot_id, &SnapshotFilter::default())?;
-        let format = match wanted {
-            Some(f) => f,
-            None => default_format(Manifest::load(&repo, &snap)?.as_ref()),
-        };
-        Ok::<_, holdfast_engine::EngineError>((repo, sid, snap, format))
+        let manifest = Manifest::load(&repo, &snap)?;
+        let format = wanted.unwrap_or_else(|| default_format(manifest.as_ref()));
+        // a format that does not fit answers 422 now, not 200 and a cut stream
+        let fits = check_format(format, manifest.as_ref()).map_err(|e| match e {
+            holdfast_engine::EngineError::Invalid(m) => m.replace("--format", "format"),
+            other => other.to_string(),
+        });
+        Ok::<_, holdfast_engine::EngineError>(fits.map(|()| (repo, sid, snap, format)))
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Unavailable(format!("cannot read the backup: {e}")))?;
+    .map_err(|e| ApiError::Unavailable(format!("cannot read the backup: {e}")))?
+    .map_err(|m| ApiError::invalid("format", m))?;
     let (repo, sid, snap, format) = prepared;
     let started = b.started_at.as_deref().unwrap_or("").replace(':', "");
     let name = format!(

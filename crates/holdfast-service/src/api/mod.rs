@@ -16,6 +16,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
+pub(crate) use tenants::policy_of;
+
 use crate::AppState;
 use crate::problem::ApiError;
 
@@ -28,6 +30,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/api/v1/tenants/{tenant}", get(tenants::get_one))
+        .route(
+            "/api/v1/tenants/{tenant}/policy",
+            get(tenants::get_policy).put(tenants::put_policy),
+        )
         .route(
             "/api/v1/tenants/{tenant}/sources",
             post(sources::create).get(sources::list),
@@ -55,6 +61,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .fallback(|| async { ApiError::NotFound("resource") })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(
+            crate::problem::problems_only,
+        ))
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::policy::Definer;
 use crate::problem::ApiError;
 
 #[derive(Deserialize, Default)]
@@ -22,6 +23,7 @@ pub struct NewRestore {
 /// overwrite live data unasked.
 fn default_target(
     s: &AppState,
+    tenant_id: &str,
     kind: &str,
     source_target: &str,
     stamp: &str,
@@ -31,6 +33,7 @@ fn default_target(
             .config
             .data_dir
             .join("restores")
+            .join(tenant_id)
             .join(stamp)
             .to_string_lossy()
             .into_owned()),
@@ -80,9 +83,19 @@ pub async fn create(
         .replace('T', "-")
         .trim_end_matches('Z')
         .to_lowercase();
-    let target = match body.target {
-        Some(t) if !t.trim().is_empty() => t,
-        _ => default_target(&s, &source.kind, &source.target, &stamp)?,
+    let (target, definer) = match body.target {
+        Some(t) if !t.trim().is_empty() => (
+            t,
+            if caller.is_admin() {
+                Definer::Admin
+            } else {
+                Definer::Operator
+            },
+        ),
+        _ => (
+            default_target(&s, &b.tenant_id, &source.kind, &source.target, &stamp)?,
+            Definer::Server,
+        ),
     };
     match source.kind.as_str() {
         "directory" | "command" => {
@@ -114,13 +127,22 @@ pub async fn create(
             }
         }
     }
+    let policy = super::tenants::policy_of(&s, &b.tenant_id).await?;
+    crate::policy::check_restore(
+        &s.config.host_facts(),
+        &policy,
+        definer,
+        &source.kind,
+        &source.target,
+        &target,
+    )?;
     let shown = match SourceAddress::parse(&target) {
         Ok(SourceAddress::Path(_)) | Err(_) => target.clone(),
         Ok(a) => a.to_string(),
     };
     let r = s
         .catalog
-        .enqueue_restore(&b, &shown, &caller.actor())
+        .enqueue_restore(&b, &shown, definer.as_str(), &caller.actor())
         .await?;
     s.wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(r)))

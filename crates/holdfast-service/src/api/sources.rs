@@ -39,6 +39,15 @@ fn check_retention(r: &serde_json::Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whose trust a definition carries.
+fn definer(caller: &Caller) -> crate::policy::Definer {
+    if caller.is_admin() {
+        crate::policy::Definer::Admin
+    } else {
+        crate::policy::Definer::Operator
+    }
+}
+
 /// A cron expression the scheduler can run (`null`: on demand only).
 fn check_schedule(s: &Option<String>) -> Result<(), ApiError> {
     if let Some(s) = s {
@@ -70,6 +79,9 @@ pub async fn create(
         .clone()
         .unwrap_or_else(|| serde_json::json!({}));
     validate_source(&kind, &target, &options)?;
+    let definer = definer(&caller);
+    let policy = super::tenants::policy_of(&s, &t.id).await?;
+    crate::policy::check_source(&s.config.host_facts(), &policy, definer, &kind, &target)?;
     if body.schedule.is_none() {
         body.schedule = Some(Some(s.config.schedule.default.clone()));
     }
@@ -82,7 +94,7 @@ pub async fn create(
     body.retention = Some(retention);
     let src = s
         .catalog
-        .create_source(&t.id, body, &caller.actor())
+        .create_source(&t.id, body, definer.as_str(), &caller.actor())
         .await?;
     Ok((StatusCode::CREATED, Json(src)))
 }
@@ -117,6 +129,18 @@ pub async fn update(
     let target = body.target.clone().unwrap_or(current.target.clone());
     let options = body.options.clone().unwrap_or(current.options.clone());
     validate_source(&current.kind, &target, &options)?;
+    let definer = definer(&caller);
+    if body.target.is_some() || body.options.is_some() {
+        // the changed source is held to the changer's trust
+        let policy = super::tenants::policy_of(&s, &t.id).await?;
+        crate::policy::check_source(
+            &s.config.host_facts(),
+            &policy,
+            definer,
+            &current.kind,
+            &target,
+        )?;
+    }
     if let Some(schedule) = &body.schedule {
         check_schedule(schedule)?;
     }
@@ -125,7 +149,7 @@ pub async fn update(
     }
     Ok(Json(
         s.catalog
-            .update_source(&t.id, &id, body, &caller.actor())
+            .update_source(&t.id, &id, body, definer.as_str(), &caller.actor())
             .await?,
     ))
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::policy::TenantPolicy;
 use crate::problem::{ApiError, ApiJson};
 
 #[derive(Deserialize)]
@@ -101,4 +102,45 @@ pub(crate) async fn resolve(
         return Err(ApiError::NotFound("tenant"));
     }
     Ok(t)
+}
+
+/// The tenant's policy as stored; a document that no longer parses
+/// allows nothing (and says so in the log).
+pub(crate) async fn policy_of(s: &AppState, tenant_id: &str) -> Result<TenantPolicy, ApiError> {
+    let doc = s.catalog.tenant_policy(tenant_id).await?;
+    Ok(serde_json::from_value(doc).unwrap_or_else(|e| {
+        crate::worker::log(&format!(
+            "tenant {tenant_id}: the stored policy does not parse ({e}); allowing nothing"
+        ));
+        TenantPolicy::default()
+    }))
+}
+
+/// `GET /api/v1/tenants/{tenant}/policy` (viewer of the tenant, admin).
+pub async fn get_policy(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<Json<TenantPolicy>, ApiError> {
+    let t = resolve(&s, &caller, &tenant, Role::Viewer).await?;
+    Ok(Json(policy_of(&s, &t.id).await?))
+}
+
+/// `PUT /api/v1/tenants/{tenant}/policy` (admin): replace what the
+/// tenant's operators may reach on the host; audited.
+pub async fn put_policy(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<TenantPolicy>,
+) -> Result<Json<TenantPolicy>, ApiError> {
+    caller.admin()?;
+    let t = resolve(&s, &caller, &tenant, Role::Viewer).await?;
+    body.validate(&s.config.host_facts())
+        .map_err(|r| ApiError::invalid(&r.field, r.message))?;
+    let doc = serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    s.catalog
+        .set_tenant_policy(&t.id, &doc, &caller.actor())
+        .await?;
+    Ok(Json(body))
 }

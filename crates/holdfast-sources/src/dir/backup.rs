@@ -54,6 +54,11 @@ pub struct DirBackupOptions {
     pub dry_run: bool,
     /// Count the source first so progress can show totals and an ETA.
     pub scan: bool,
+    /// A tenant's backup: every directory at or below this root is opened
+    /// with [`crate::confine`] (no symlink, no escape, checked by the
+    /// kernel at each open), so a symlink swapped in while the walk runs
+    /// cannot lead it outside. `None`: ordinary path opens.
+    pub confine: Option<PathBuf>,
 }
 
 pub struct DirBackupResult {
@@ -176,6 +181,7 @@ struct Ctx<'a> {
     seed: u64,
     counters: Counters,
     fatal: Mutex<Option<EngineError>>,
+    confine: Option<PathBuf>,
 }
 
 impl Ctx<'_> {
@@ -261,7 +267,7 @@ impl Walker<'_, '_> {
     ) -> Receiver<DirOutcome> {
         let prev = self.ctx.load_tree(prev_tree, dir);
         let mut slots = Vec::new();
-        let dirfd = match open_dir(dir, false) {
+        let dirfd = match open_dir(dir, self.ctx.confine.as_deref()) {
             Ok(fd) => Arc::new(fd),
             Err(e) => {
                 self.ctx.item_error(dir, "open directory", e);
@@ -273,7 +279,12 @@ impl Walker<'_, '_> {
             let sp = snap_path(spath, name);
             let old = prev_node(&prev, name).cloned();
             match child {
-                Trie::Target => match rustix::fs::lstat(&path) {
+                // relative to the (possibly confined) open parent
+                Trie::Target => match rustix::fs::statat(
+                    &*dirfd,
+                    name.as_slice(),
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                ) {
                     Ok(st) => {
                         if let Some(s) = self.entry(&dirfd, &path, &sp, name, &st, old, st.st_dev) {
                             slots.push(s);
@@ -316,7 +327,7 @@ impl Walker<'_, '_> {
         let mut slots = Vec::new();
         // Entries are examined relative to a descriptor of the directory:
         // one path walk per directory, not one per entry.
-        let (dirfd, mut names) = match list_dir(dir) {
+        let (dirfd, mut names) = match list_dir(dir, self.ctx.confine.as_deref()) {
             Ok((fd, names)) => (Some(fd), names),
             Err(e) => {
                 self.ctx.item_error(dir, "readdir", e);
@@ -451,19 +462,22 @@ impl Walker<'_, '_> {
     }
 }
 
-/// Open a directory, following a symlink in its last component or not.
-fn open_dir(dir: &Path, follow: bool) -> io::Result<std::os::fd::OwnedFd> {
+/// Open a directory, not following a symlink in its last component; at or
+/// below `confine`, not following one anywhere below the root either.
+/// Levels above the root (the virtual directories leading to it) are the
+/// admin's and opened as usual.
+fn open_dir(dir: &Path, confine: Option<&Path>) -> io::Result<std::os::fd::OwnedFd> {
     use rustix::fs::{Mode, OFlags};
-    let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    if !follow {
-        flags |= OFlags::NOFOLLOW;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    if let Some(c) = confine.and_then(|root| crate::confine::Confined::new(root, dir)) {
+        return c.open(OFlags::RDONLY | OFlags::DIRECTORY);
     }
     Ok(rustix::fs::open(dir, flags, Mode::empty())?)
 }
 
 /// Open a directory (not following a symlink) and list its entry names.
-fn list_dir(dir: &Path) -> io::Result<(DirFd, Vec<Vec<u8>>)> {
-    let fd = open_dir(dir, false)?;
+fn list_dir(dir: &Path, confine: Option<&Path>) -> io::Result<(DirFd, Vec<Vec<u8>>)> {
+    let fd = open_dir(dir, confine)?;
     let mut names = Vec::new();
     let dup = rustix::io::dup(&fd)?;
     let mut d = rustix::fs::Dir::read_from(&dup)?;
@@ -712,6 +726,7 @@ pub fn backup_dirs(
         seed: repo.chunker_seed(),
         counters: Counters::default(),
         fatal: Mutex::new(None),
+        confine: opts.confine.clone(),
     };
     let readers = opts.readers.max(1);
     // the readers and the finisher belong to the caller's job: cancelling it

@@ -48,6 +48,11 @@ pub struct RestoreOptions {
     pub workers: usize,
     /// Leave all-zero blobs as holes.
     pub sparse: bool,
+    /// A tenant's restore: `target` lies beneath this root and is created
+    /// and opened through [`crate::confine`] (no symlink in any component
+    /// below the root, no escape); everything below the target is reached
+    /// with `*at` calls from its descriptor as always.
+    pub confine: Option<PathBuf>,
 }
 
 /// What the restore did (or, with `dry_run`, would do) to one path.
@@ -1032,15 +1037,37 @@ pub fn restore(
     on_action: ActionSink,
 ) -> Result<RestoreSummary> {
     repo.load_index()?;
+    let confined = match &opts.confine {
+        Some(root) => Some(
+            crate::confine::Confined::new(root, &opts.target).ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "{}: refused: not beneath {}",
+                    opts.target.display(),
+                    root.display()
+                ))
+            })?,
+        ),
+        None => None,
+    };
     if !opts.dry_run {
-        std::fs::create_dir_all(&opts.target)
-            .map_err(|e| EngineError::io(format!("create target {}", opts.target.display()), e))?;
+        match &confined {
+            Some(c) => c.create_dirs().map(drop),
+            None => std::fs::create_dir_all(&opts.target),
+        }
+        .map_err(|e| EngineError::io(format!("create target {}", opts.target.display()), e))?;
     }
-    let root = match rustix::fs::open(
-        &opts.target,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+    let opened = match &confined {
+        Some(c) => c
+            .open(OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(|e| EngineError::io(format!("open target {}", opts.target.display()), e))
+            .map(Ok),
+        None => Ok(rustix::fs::open(
+            &opts.target,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )),
+    }?;
+    let root = match opened {
         Ok(fd) => fd,
         Err(Errno::NOENT) if opts.dry_run => rustix::fs::open(
             ".",

@@ -59,7 +59,7 @@ pub fn backup_jsonl(
         };
         return Err(EngineError::Source(format!(
             "{shown} answered HTTP {status}{hint}{}; no snapshot was written",
-            body_excerpt(resp)
+            body_excerpt(endpoint, resp)
         )));
     }
     let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;

@@ -35,16 +35,26 @@ impl Endpoint {
     /// A blocking client: connect within 15 s; `read_timeout` without a
     /// byte fails the transfer (a stalled stream is a failed backup).
     pub(crate) fn client(&self, read_timeout: Duration) -> Result<reqwest::blocking::Client> {
-        reqwest::blocking::Client::builder()
+        let mut b = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(15))
             // In the blocking client this bounds each wait: for the response
             // headers, and for every read of the body — not the whole body.
             .timeout(read_timeout)
-            .user_agent(concat!("holdfast/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                EngineError::Source(format!("setting up the HTTP client: {}", e.without_url()))
-            })
+            .user_agent(concat!("holdfast/", env!("CARGO_PKG_VERSION")));
+        if let Some(addr) = self.address.pinned {
+            // a tenant's endpoint: to the checked address only, and a
+            // redirect (which could point anywhere) is an error
+            let (host, _) = self.address.host_port().ok_or_else(|| {
+                EngineError::Invalid(format!("{}: not an HTTP URL", self.display()))
+            })?;
+            b = b
+                .resolve(&host, addr)
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy();
+        }
+        b.build().map_err(|e| {
+            EngineError::Source(format!("setting up the HTTP client: {}", e.without_url()))
+        })
     }
 
     pub(crate) fn request(
@@ -87,11 +97,28 @@ impl Endpoint {
 }
 
 /// Up to 500 bytes of an error response's body, for the error message.
-pub(crate) fn body_excerpt(resp: reqwest::blocking::Response) -> String {
+/// For a tenant's endpoint (pinned) the body goes to the server's log
+/// only: what another server answers never reaches a tenant verbatim.
+pub(crate) fn body_excerpt(endpoint: &Endpoint, resp: reqwest::blocking::Response) -> String {
     use std::io::Read;
+    let status = resp.status();
     let mut buf = Vec::new();
     let _ = resp.take(500).read_to_end(&mut buf);
     let s = String::from_utf8_lossy(&buf).trim().to_string();
+    if endpoint.address.pinned.is_some() {
+        if !s.is_empty() {
+            eprintln!(
+                "{} answered HTTP {status}; its body began: {}",
+                endpoint.display(),
+                s.escape_debug()
+            );
+        }
+        return if status.is_redirection() {
+            "; redirects are not followed".to_string()
+        } else {
+            String::new()
+        };
+    }
     if s.is_empty() {
         String::new()
     } else {

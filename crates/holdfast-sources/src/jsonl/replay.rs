@@ -259,13 +259,13 @@ fn post_batch(
                     Sent::Retry(format!(
                         "{} answered HTTP {status}{}",
                         endpoint.display(),
-                        body_excerpt(resp)
+                        body_excerpt(endpoint, resp)
                     ))
                 } else {
                     Sent::Fatal(format!(
                         "{} refused a batch with HTTP {status}{}",
                         endpoint.display(),
-                        body_excerpt(resp)
+                        body_excerpt(endpoint, resp)
                     ))
                 }
             }

@@ -110,7 +110,7 @@ impl MyTools {
     /// `mariadb-dump` or `mysqldump`, with its version.
     pub fn dump_tool(&self) -> Result<DumpTool> {
         let path = self.dump.clone().ok_or_else(|| self.missing(&DUMP_TOOLS))?;
-        let out = Command::new(&path)
+        let out = crate::tool_env::command(&path)
             .arg("--version")
             .stdin(Stdio::null())
             .output()
@@ -453,9 +453,16 @@ impl MyClient {
     /// The option file must be the first argument: the tools read
     /// `--defaults-extra-file` only there.
     pub fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new(program);
-        if let Some(f) = &self.option_file {
-            c.arg(format!("--defaults-extra-file={}", f.path().display()));
+        let mut c = crate::tool_env::command(program);
+        // Confined (the service): our option file only, or none at all —
+        // never the host's option files and the passwords they may hold.
+        match (&self.option_file, crate::tool_env::confined()) {
+            (Some(f), true) => c.arg(format!("--defaults-file={}", f.path().display())),
+            (Some(f), false) => c.arg(format!("--defaults-extra-file={}", f.path().display())),
+            (None, true) => c.arg("--no-defaults"),
+            (None, false) => &mut c,
+        };
+        if self.option_file.is_some() {
             // Ours, not one someone left in the environment.
             c.env_remove("MYSQL_PWD");
         }

@@ -1,0 +1,806 @@
+//! The trust boundary between tenants and the host, in one place.
+//!
+//! Every target a source or a restore names — a path, a database address,
+//! an event-stream URL, a command — is checked here against who set it:
+//!
+//! - an **admin** (trusted with the host) may name any path, host, URL or
+//!   named command, except the server's own files (data directory, catalog,
+//!   server key, storage), which no one may name;
+//! - an **operator** only what the tenant's [`TenantPolicy`] allows: paths
+//!   beneath its directory roots, database hosts it lists (private and
+//!   loopback addresses only when named), URLs under its prefixes, and the
+//!   named commands it lists;
+//! - the **server** itself (a default restore target it chose) is not
+//!   checked.
+//!
+//! The same check runs when a source or restore is defined (the API answers
+//! 403 `refused_by_policy`) and again when its job starts, before any I/O,
+//! with the policy as it is then ([`check_source`] → [`Checked`]); the job
+//! then enforces what the check decided: paths through
+//! `holdfast_sources::confine` (the kernel refuses symlinks and escapes),
+//! connections through `holdfast_sources::egress` (resolved, checked,
+//! pinned). Free-text commands never come from the API: a command source
+//! names a command from the server's configuration file.
+//!
+//! Everything here is pure: text and configuration in, a decision out.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use holdfast_sources::confine::Confined;
+use holdfast_sources::egress::{self, HostRule};
+use holdfast_sources::source_url::{DbAddress, SourceAddress};
+use serde::{Deserialize, Serialize};
+
+/// What an admin allows one tenant's operators (stored in the catalog).
+/// The default allows nothing that reaches the host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantPolicy {
+    /// Absolute directories under which the tenant's directory and SQLite
+    /// sources and restore targets may lie.
+    pub directory_roots: Vec<String>,
+    /// Database hosts (`db.internal`, `db.internal:5432`, `10.0.0.0/8`,
+    /// `*` for any public address).
+    pub database_hosts: Vec<String>,
+    /// URL prefixes for event streams (`https://api.example.com/events/`).
+    pub url_prefixes: Vec<String>,
+    /// Names of commands from the server's `[commands]` the operators may
+    /// use as command sources.
+    pub commands: Vec<String>,
+}
+
+/// Who set a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Definer {
+    Admin,
+    Operator,
+    /// The server chose it (a default restore directory).
+    Server,
+}
+
+impl Definer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Definer::Admin => "admin",
+            Definer::Operator => "operator",
+            Definer::Server => "server",
+        }
+    }
+
+    /// Unknown text is the least trusted.
+    pub fn parse(s: &str) -> Definer {
+        match s {
+            "admin" => Definer::Admin,
+            "server" => Definer::Server,
+            _ => Definer::Operator,
+        }
+    }
+}
+
+/// The server's side of the boundary (from its configuration).
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// No target may be at, inside or above these: the data directory,
+    /// the storage, the catalog file, the server key.
+    pub protected: Vec<PathBuf>,
+    /// Named commands: name → shell text.
+    pub commands: BTreeMap<String, String>,
+}
+
+/// A target refused: which field, and why (words for the caller; nothing
+/// about the host beyond what the caller named).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Refusal {
+    pub field: String,
+    pub message: String,
+}
+
+fn refuse(field: &str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// What a job must enforce for a checked target.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checked {
+    /// Paths: the root they are confined beneath (operators).
+    pub confine: Option<PathBuf>,
+    /// Connections: the rules every resolved address must pass
+    /// (operators); `None`: unchecked (admins).
+    pub hosts: Option<Vec<HostRule>>,
+    /// A command source: the shell text of the named command.
+    pub command: Option<String>,
+}
+
+impl TenantPolicy {
+    /// Check a policy before it is stored: roots absolute, clean and clear
+    /// of the server's files; hosts and prefixes well-formed; commands
+    /// named in the configuration.
+    pub fn validate(&self, host: &HostFacts) -> Result<(), Refusal> {
+        for (i, r) in self.directory_roots.iter().enumerate() {
+            let field = format!("directory_roots[{i}]");
+            let p = clean_path(&field, r)?;
+            if p == Path::new("/") {
+                return Err(refuse(&field, "the whole file system cannot be a root"));
+            }
+            not_protected(&field, &p, host)?;
+        }
+        for (i, h) in self.database_hosts.iter().enumerate() {
+            HostRule::parse(h).map_err(|m| refuse(&format!("database_hosts[{i}]"), m))?;
+        }
+        for (i, u) in self.url_prefixes.iter().enumerate() {
+            prefix_host(u).ok_or_else(|| {
+                refuse(
+                    &format!("url_prefixes[{i}]"),
+                    "an http:// or https:// URL with a host, like https://api.example.com/events/",
+                )
+            })?;
+        }
+        for (i, c) in self.commands.iter().enumerate() {
+            if !host.commands.contains_key(c) {
+                return Err(refuse(
+                    &format!("commands[{i}]"),
+                    format!("{c:?} is not a command in the server's configuration"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn host_rules(&self) -> Vec<HostRule> {
+        self.database_hosts
+            .iter()
+            .filter_map(|h| HostRule::parse(h).ok())
+            .collect()
+    }
+}
+
+/// An absolute path in plain components: no `.`/`..`, no NUL or control
+/// characters, at most 4096 bytes.
+fn clean_path(field: &str, text: &str) -> Result<PathBuf, Refusal> {
+    if text.len() > 4096 || text.chars().any(|c| c.is_control()) {
+        return Err(refuse(
+            field,
+            "a path of at most 4096 bytes without control characters",
+        ));
+    }
+    let p = Path::new(text);
+    if !p.is_absolute() {
+        return Err(refuse(field, "an absolute path"));
+    }
+    // by the text: `Path::components` silently drops `.` in the middle
+    if text.split('/').any(|seg| seg == "." || seg == "..")
+        || p.components()
+            .any(|c| !matches!(c, Component::RootDir | Component::Normal(_)))
+    {
+        return Err(refuse(field, "a path without `.` or `..` components"));
+    }
+    Ok(p.components().collect())
+}
+
+/// Neither inside nor above one of the server's own files.
+fn not_protected(field: &str, p: &Path, host: &HostFacts) -> Result<(), Refusal> {
+    for prot in &host.protected {
+        if p.starts_with(prot) {
+            return Err(refuse(
+                field,
+                "the server's own data (data directory, catalog, key, storage) cannot be a \
+                 source or a target",
+            ));
+        }
+        if prot.starts_with(p) {
+            return Err(refuse(
+                field,
+                "this path contains the server's own data (data directory, catalog, key, \
+                 storage); choose a narrower path",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A path target: clean, clear of the server's files, and for operators
+/// beneath one of the tenant's roots (whose root it returns).
+fn check_path(
+    field: &str,
+    text: &str,
+    host: &HostFacts,
+    policy: &TenantPolicy,
+    definer: Definer,
+) -> Result<Option<PathBuf>, Refusal> {
+    let p = clean_path(field, text)?;
+    if definer == Definer::Server {
+        return Ok(None);
+    }
+    not_protected(field, &p, host)?;
+    if definer == Definer::Admin {
+        return Ok(None);
+    }
+    for root in &policy.directory_roots {
+        let root: PathBuf = Path::new(root).components().collect();
+        if Confined::new(&root, &p).is_some() {
+            return Ok(Some(root));
+        }
+    }
+    Err(refuse(
+        field,
+        if policy.directory_roots.is_empty() {
+            format!(
+                "{text}: this tenant may not use paths on the server (no directory roots are allowed)"
+            )
+        } else {
+            format!(
+                "{text} is not beneath a directory this tenant may use ({})",
+                policy.directory_roots.join(", ")
+            )
+        },
+    ))
+}
+
+/// Query parameters an operator may set on a database address: none that
+/// names a file or another host.
+const TENANT_DB_PARAMS: &[&str] = &[
+    "sslmode",
+    "connect_timeout",
+    "application_name",
+    "target_session_attrs",
+];
+
+fn check_db(
+    field: &str,
+    db: &DbAddress,
+    default_port: u16,
+    policy: &TenantPolicy,
+) -> Result<Vec<HostRule>, Refusal> {
+    for k in db.params.keys() {
+        if !TENANT_DB_PARAMS.contains(&k.as_str()) {
+            return Err(refuse(
+                field,
+                format!(
+                    "the parameter {k:?} is not allowed in a tenant's address (allowed: {})",
+                    TENANT_DB_PARAMS.join(", ")
+                ),
+            ));
+        }
+    }
+    let Some(h) = db.host.as_deref().filter(|h| !h.starts_with('/')) else {
+        return Err(refuse(
+            field,
+            "a tenant's database address names its host (no local socket)",
+        ));
+    };
+    let rules = policy.host_rules();
+    egress::allowed_by_name(&rules, h, db.port.unwrap_or(default_port))
+        .map_err(|e| refuse(field, e.0))?;
+    Ok(rules)
+}
+
+/// `scheme://host[:port]` of an allowed URL prefix.
+fn prefix_host(prefix: &str) -> Option<(String, String, u16)> {
+    let addr = holdfast_sources::source_url::HttpAddress {
+        url: prefix.to_string(),
+        has_password: false,
+        pinned: None,
+    };
+    let (host, port) = addr.host_port()?;
+    let scheme = prefix.split_once("://")?.0.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "http" | "https") || prefix.contains('@') {
+        return None;
+    }
+    Some((scheme, host, port))
+}
+
+/// Whether `url` lies under `prefix`, at a boundary (so that `…/events`
+/// does not admit `…/events-admin`, nor `https://a.example` admit
+/// `https://a.example.evil.com`).
+fn under_prefix(url: &str, prefix: &str) -> bool {
+    let Some(rest) = url.strip_prefix(prefix) else {
+        return false;
+    };
+    prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?', '#'])
+}
+
+fn check_url(field: &str, url: &str, policy: &TenantPolicy) -> Result<Vec<HostRule>, Refusal> {
+    let Some(prefix) = policy.url_prefixes.iter().find(|p| under_prefix(url, p)) else {
+        return Err(refuse(
+            field,
+            if policy.url_prefixes.is_empty() {
+                "this tenant may not use event-stream URLs (none are allowed)".to_string()
+            } else {
+                format!(
+                    "the URL is not under a prefix this tenant may use ({})",
+                    policy.url_prefixes.join(", ")
+                )
+            },
+        ));
+    };
+    let (_, host, port) = prefix_host(prefix).ok_or_else(|| refuse(field, "bad prefix"))?;
+    // the admin named this host: its address may be private
+    Ok(vec![HostRule::Name {
+        name: host.to_ascii_lowercase(),
+        port: Some(port),
+    }])
+}
+
+/// Check a source's target (see the module comment).
+pub fn check_source(
+    host: &HostFacts,
+    policy: &TenantPolicy,
+    definer: Definer,
+    kind: &str,
+    target: &str,
+) -> Result<Checked, Refusal> {
+    let field = "target";
+    if kind == "command" {
+        let Some(text) = host.commands.get(target) else {
+            return Err(refuse(
+                field,
+                if host.commands.is_empty() {
+                    "a command source names a command from the server's configuration \
+                     ([commands]); none are configured"
+                        .to_string()
+                } else {
+                    format!(
+                        "a command source names a command from the server's configuration: one of {}",
+                        host.commands.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                },
+            ));
+        };
+        if definer == Definer::Operator && !policy.commands.iter().any(|c| c == target) {
+            return Err(refuse(
+                field,
+                format!("this tenant may not use the command {target:?}"),
+            ));
+        }
+        return Ok(Checked {
+            command: Some(text.clone()),
+            ..Checked::default()
+        });
+    }
+    if kind == "directory" {
+        let confine = check_path(field, target, host, policy, definer)?;
+        return Ok(Checked {
+            confine,
+            ..Checked::default()
+        });
+    }
+    let addr = SourceAddress::parse(target).map_err(|e| refuse(field, e.to_string()))?;
+    check_address(field, &addr, host, policy, definer)
+}
+
+fn check_address(
+    field: &str,
+    addr: &SourceAddress,
+    host: &HostFacts,
+    policy: &TenantPolicy,
+    definer: Definer,
+) -> Result<Checked, Refusal> {
+    match addr {
+        SourceAddress::Sqlite(p) => {
+            let text = p.to_str().ok_or_else(|| refuse(field, "a UTF-8 path"))?;
+            let confine = check_path(field, text, host, policy, definer)?;
+            Ok(Checked {
+                confine,
+                ..Checked::default()
+            })
+        }
+        SourceAddress::Path(p) => {
+            let text = p.to_str().ok_or_else(|| refuse(field, "a UTF-8 path"))?;
+            let confine = check_path(field, text, host, policy, definer)?;
+            Ok(Checked {
+                confine,
+                ..Checked::default()
+            })
+        }
+        _ if definer != Definer::Operator => Ok(Checked::default()),
+        SourceAddress::Postgres(db) => Ok(Checked {
+            hosts: Some(check_db(field, db, 5432, policy)?),
+            ..Checked::default()
+        }),
+        SourceAddress::Mysql(db) => Ok(Checked {
+            hosts: Some(check_db(field, db, 3306, policy)?),
+            ..Checked::default()
+        }),
+        SourceAddress::Jsonl(h) => Ok(Checked {
+            hosts: Some(check_url(field, &h.url, policy)?),
+            ..Checked::default()
+        }),
+    }
+}
+
+/// Check a restore's target. Operators may restore a directory backup in
+/// place (`/`: every path back where the source's snapshot had it) when
+/// the source itself is theirs to use, or into a new path beneath their
+/// roots; database and event-stream backups only on the source's own
+/// server (the source's stored credentials go to the target), under the
+/// policy's hosts and prefixes.
+pub fn check_restore(
+    host: &HostFacts,
+    policy: &TenantPolicy,
+    definer: Definer,
+    source_kind: &str,
+    source_target: &str,
+    target: &str,
+) -> Result<Checked, Refusal> {
+    let field = "target";
+    match source_kind {
+        "directory" | "command" => {
+            if target == "/" && source_kind == "directory" {
+                // in place: writes only where the source's snapshot was
+                check_source(host, policy, definer, source_kind, source_target)?;
+                return Ok(Checked::default());
+            }
+            let confine = check_path(field, target, host, policy, definer)?;
+            Ok(Checked {
+                confine,
+                ..Checked::default()
+            })
+        }
+        _ => {
+            let addr = SourceAddress::parse(target).map_err(|e| refuse(field, e.to_string()))?;
+            let checked = check_address(field, &addr, host, policy, definer)?;
+            if definer == Definer::Operator {
+                let src = SourceAddress::parse(source_target)
+                    .map_err(|e| refuse(field, e.to_string()))?;
+                if !same_server(&src, &addr) {
+                    return Err(refuse(
+                        field,
+                        "an operator restores into the source's own server (its credentials go \
+                         to the target); another server needs an admin",
+                    ));
+                }
+            }
+            Ok(checked)
+        }
+    }
+}
+
+/// Whether two addresses reach the same server as the same user.
+fn same_server(a: &SourceAddress, b: &SourceAddress) -> bool {
+    match (a, b) {
+        (SourceAddress::Postgres(x), SourceAddress::Postgres(y))
+        | (SourceAddress::Mysql(x), SourceAddress::Mysql(y)) => {
+            x.host.as_deref().map(str::to_ascii_lowercase)
+                == y.host.as_deref().map(str::to_ascii_lowercase)
+                && x.port == y.port
+                && x.user == y.user
+        }
+        (SourceAddress::Sqlite(_), SourceAddress::Sqlite(_)) => true,
+        (SourceAddress::Jsonl(x), SourceAddress::Jsonl(y)) => {
+            let origin = |h: &holdfast_sources::source_url::HttpAddress| {
+                let scheme = h.url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+                (
+                    scheme,
+                    h.host_port().map(|(h, p)| (h.to_ascii_lowercase(), p)),
+                )
+            };
+            origin(x) == origin(y)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> HostFacts {
+        HostFacts {
+            protected: vec![PathBuf::from("/var/lib/holdfast")],
+            commands: [("redis".to_string(), "redis-cli --rdb -".to_string())].into(),
+        }
+    }
+
+    fn policy() -> TenantPolicy {
+        TenantPolicy {
+            directory_roots: vec!["/srv/tenants/a".into()],
+            database_hosts: vec!["db.internal:5432".into(), "*".into()],
+            url_prefixes: vec!["https://api.example.com/events/".into()],
+            commands: vec!["redis".into()],
+        }
+    }
+
+    #[test]
+    fn operators_stay_inside_their_roots() {
+        let (h, p, op) = (host(), policy(), Definer::Operator);
+        let ok = check_source(&h, &p, op, "directory", "/srv/tenants/a/www").unwrap();
+        assert_eq!(ok.confine, Some(PathBuf::from("/srv/tenants/a")));
+        for bad in [
+            "/etc",
+            "/",
+            "/srv/tenants/b",
+            "/srv/tenants/ab",
+            "/srv/tenants/a/../b",
+            "/srv/tenants/a/./x",
+            "srv/tenants/a",
+            "/srv/tenants/a/x\0y",
+            "/srv/tenants/a/\u{1b}[31m",
+            "/var/lib/holdfast",
+        ] {
+            let e = check_source(&h, &p, op, "directory", bad).unwrap_err();
+            assert_eq!(e.field, "target", "{bad:?}");
+        }
+        // sqlite files the same way
+        assert!(check_source(&h, &p, op, "sqlite", "sqlite:///srv/tenants/a/app.db").is_ok());
+        assert!(
+            check_source(
+                &h,
+                &p,
+                op,
+                "sqlite",
+                "sqlite:///var/lib/holdfast/catalog.db"
+            )
+            .is_err()
+        );
+        // nothing allowed by default
+        let none = TenantPolicy::default();
+        assert!(check_source(&h, &none, op, "directory", "/srv/tenants/a").is_err());
+    }
+
+    #[test]
+    fn the_servers_own_files_are_refused_to_everyone() {
+        let (h, p) = (host(), policy());
+        for who in [Definer::Admin, Definer::Operator] {
+            for bad in [
+                "/var/lib/holdfast",
+                "/var/lib/holdfast/repos/x",
+                "/var/lib",
+                "/",
+            ] {
+                let e = check_source(&h, &p, who, "directory", bad).unwrap_err();
+                assert!(e.message.contains("server's own data"), "{bad}: {e}");
+            }
+            let e = check_source(
+                &h,
+                &p,
+                who,
+                "sqlite",
+                "sqlite:///var/lib/holdfast/catalog.db",
+            )
+            .unwrap_err();
+            assert!(e.message.contains("server's own data"), "{e}");
+        }
+        // an admin may name any other path
+        assert!(check_source(&h, &p, Definer::Admin, "directory", "/etc").is_ok());
+    }
+
+    #[test]
+    fn commands_are_named_never_free_text() {
+        let (h, p) = (host(), policy());
+        let c = check_source(&h, &p, Definer::Admin, "command", "redis").unwrap();
+        assert_eq!(c.command.as_deref(), Some("redis-cli --rdb -"));
+        for who in [Definer::Admin, Definer::Operator] {
+            assert!(check_source(&h, &p, who, "command", "id; head -2 /etc/shadow").is_err());
+        }
+        let mut q = policy();
+        q.commands.clear();
+        assert!(check_source(&h, &q, Definer::Operator, "command", "redis").is_err());
+        assert!(check_source(&h, &q, Definer::Admin, "command", "redis").is_ok());
+    }
+
+    #[test]
+    fn database_hosts_and_urls() {
+        let (h, p, op) = (host(), policy(), Definer::Operator);
+        assert!(check_source(&h, &p, op, "postgres", "postgres://app@db.internal/shop").is_ok());
+        // * admits public names; a literal private address is refused
+        assert!(check_source(&h, &p, op, "postgres", "postgres://app@db.example.com/shop").is_ok());
+        assert!(check_source(&h, &p, op, "postgres", "postgres://app@127.0.0.1/shop").is_err());
+        assert!(check_source(&h, &p, op, "postgres", "postgres://app@169.254.169.254/x").is_err());
+        // file-naming and socket parameters
+        for bad in [
+            "postgres://app@db.internal/shop?passfile=/root/.pgpass",
+            "postgres://app@db.internal/shop?host=/var/run/postgresql",
+            "postgres://app@db.internal/shop?sslrootcert=/etc/shadow",
+            "postgres:///shop",
+        ] {
+            assert!(check_source(&h, &p, op, "postgres", bad).is_err(), "{bad}");
+        }
+        assert!(
+            check_source(
+                &h,
+                &p,
+                op,
+                "postgres",
+                "postgres://app@db.internal/shop?sslmode=require"
+            )
+            .is_ok()
+        );
+        // URLs
+        assert!(
+            check_source(
+                &h,
+                &p,
+                op,
+                "jsonl",
+                "jsonl+https://api.example.com/events/all"
+            )
+            .is_ok()
+        );
+        for bad in [
+            "jsonl+https://api.example.com/other",
+            "jsonl+https://api.example.com.evil.net/events/",
+            "jsonl+http://127.0.0.1/events/",
+            "jsonl+https://api.example.com@evil.net/events/",
+        ] {
+            assert!(check_source(&h, &p, op, "jsonl", bad).is_err(), "{bad}");
+        }
+        assert!(under_prefix("https://a.example/x", "https://a.example"));
+        assert!(!under_prefix(
+            "https://a.example.evil/x",
+            "https://a.example"
+        ));
+        assert!(!under_prefix(
+            "https://a.example/events-admin",
+            "https://a.example/events"
+        ));
+    }
+
+    #[test]
+    fn restores() {
+        let (h, p, op) = (host(), policy(), Definer::Operator);
+        // in place, or a new path beneath a root
+        assert!(check_restore(&h, &p, op, "directory", "/srv/tenants/a/www", "/").is_ok());
+        assert!(check_restore(&h, &p, op, "directory", "/etc", "/").is_err());
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                op,
+                "directory",
+                "/srv/tenants/a/www",
+                "/srv/tenants/a/r"
+            )
+            .is_ok()
+        );
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                op,
+                "directory",
+                "/srv/tenants/a/www",
+                "/srv/tenants/b"
+            )
+            .is_err()
+        );
+        assert!(check_restore(&h, &p, op, "directory", "/srv/tenants/a/www", "/x/../y").is_err());
+        // the server's default restore directory
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                Definer::Server,
+                "directory",
+                "/srv/tenants/a/www",
+                "/var/lib/holdfast/restores/t/1"
+            )
+            .is_ok()
+        );
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                op,
+                "directory",
+                "/srv/tenants/a/www",
+                "/var/lib/holdfast/restores/t/1"
+            )
+            .is_err()
+        );
+        // databases: the source's own server only
+        let src = "postgres://app@db.internal/shop";
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                op,
+                "postgres",
+                src,
+                "postgres://app@db.internal/shop_copy"
+            )
+            .is_ok()
+        );
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                op,
+                "postgres",
+                src,
+                "postgres://app@db.example.com/shop"
+            )
+            .is_err()
+        );
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                Definer::Admin,
+                "postgres",
+                src,
+                "postgres://app@other/shop"
+            )
+            .is_ok()
+        );
+        let ev = "jsonl+https://api.example.com/events/all";
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                op,
+                "jsonl",
+                ev,
+                "jsonl+https://api.example.com/events/in"
+            )
+            .is_ok()
+        );
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                op,
+                "jsonl",
+                ev,
+                "jsonl+http://127.0.0.1:9/events/in"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn policies_are_checked_before_they_are_stored() {
+        let h = host();
+        assert!(policy().validate(&h).is_ok());
+        for (bad, field) in [
+            (
+                TenantPolicy {
+                    directory_roots: vec!["/".into()],
+                    ..Default::default()
+                },
+                "directory_roots[0]",
+            ),
+            (
+                TenantPolicy {
+                    directory_roots: vec!["/var".into()],
+                    ..Default::default()
+                },
+                "directory_roots[0]",
+            ),
+            (
+                TenantPolicy {
+                    directory_roots: vec!["rel".into()],
+                    ..Default::default()
+                },
+                "directory_roots[0]",
+            ),
+            (
+                TenantPolicy {
+                    database_hosts: vec!["a b".into()],
+                    ..Default::default()
+                },
+                "database_hosts[0]",
+            ),
+            (
+                TenantPolicy {
+                    url_prefixes: vec!["ftp://x/".into()],
+                    ..Default::default()
+                },
+                "url_prefixes[0]",
+            ),
+            (
+                TenantPolicy {
+                    commands: vec!["rm".into()],
+                    ..Default::default()
+                },
+                "commands[0]",
+            ),
+        ] {
+            assert_eq!(bad.validate(&h).unwrap_err().field, field);
+        }
+    }
+}
