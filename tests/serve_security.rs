@@ -1071,3 +1071,141 @@ fn tls_serves_https_with_the_configured_certificate() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tls"), "{err}");
 }
+
+/// `holdfast audit verify` on `data`: (success, its output).
+fn audit_verify(data: &Path) -> (bool, String) {
+    let mut cmd = Command::new(common::holdfast_bin());
+    common::clean(&mut cmd);
+    let out = cmd
+        .args(["audit", "verify", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn the_audit_log_cannot_lose_its_tail_or_be_rechained_unseen() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let site = dir.path().join("site");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(site.join("f"), "x").unwrap();
+    {
+        let s = Server::start(&data, &[]);
+        let admin = s.admin.clone().unwrap();
+        let a = s.create_tenant(&admin, "a");
+        let src = s.create_source(&admin, &a, dir_source("site", site.to_str().unwrap()));
+        let q = s.queue_backup(&admin, &a, &src["id"]);
+        assert_eq!(
+            s.wait_backup(q["id"].as_str().unwrap(), &admin)["status"],
+            "done"
+        );
+        // more events after the backup (its snapshot anchors an earlier head)
+        for i in 0..3 {
+            s.create_source(
+                &admin,
+                &a,
+                dir_source(&format!("more{i}"), site.to_str().unwrap()),
+            );
+        }
+        // every append is in the server's log too
+        assert!(s.log_lines().iter().any(|l| l.contains("audit head ")));
+    }
+    let (ok, text) = audit_verify(&data);
+    assert!(ok, "{text}");
+    assert!(text.contains("anchors outside the catalog agree"), "{text}");
+    let anchor: Value =
+        serde_json::from_str(&fs::read_to_string(data.join("audit-anchor.json")).unwrap()).unwrap();
+    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
+    let last: i64 = db
+        .query_row("SELECT MAX(seq) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(anchor["seq"], last, "{anchor}");
+
+    // the newest two rows deleted: every link still holds, the anchor not
+    db.execute_batch(&format!(
+        "CREATE TABLE saved AS SELECT * FROM audit_log WHERE seq > {};
+         DELETE FROM audit_log WHERE seq > {};",
+        last - 2,
+        last - 2
+    ))
+    .unwrap();
+    let (ok, text) = audit_verify(&data);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("ends at row {}", last - 2))
+            && text.contains("deleted from the end"),
+        "{text}"
+    );
+    db.execute_batch("INSERT INTO audit_log SELECT * FROM saved; DROP TABLE saved;")
+        .unwrap();
+    assert!(audit_verify(&data).0);
+
+    // re-chained with the server key: row 1's actor changed and every hash
+    // recomputed — a valid chain, which the anchors refuse
+    let key =
+        holdfast_catalog::ServerKey::parse(&fs::read_to_string(data.join("server.key")).unwrap())
+            .unwrap()
+            .audit_key();
+    let mut rows: Vec<holdfast_catalog::audit::AuditRow> = Vec::new();
+    {
+        let mut st = db
+            .prepare("SELECT seq, time, actor_token_id, actor_label, tenant_id, event, subject, metadata, prev_hash, hash FROM audit_log ORDER BY seq")
+            .unwrap();
+        let it = st
+            .query_map([], |r| {
+                Ok(holdfast_catalog::audit::AuditRow {
+                    seq: r.get(0)?,
+                    time: r.get(1)?,
+                    actor: holdfast_catalog::Actor {
+                        token_id: r.get(2)?,
+                        label: r.get(3)?,
+                    },
+                    tenant_id: r.get(4)?,
+                    event: r.get(5)?,
+                    subject: r.get(6)?,
+                    metadata_text: r.get(7)?,
+                    prev_hash: r.get(8)?,
+                    hash: r.get(9)?,
+                })
+            })
+            .unwrap();
+        for r in it {
+            rows.push(r.unwrap());
+        }
+    }
+    rows[0].actor.label = "someone else".into();
+    let mut prev = holdfast_catalog::chain::GENESIS.to_string();
+    for r in &mut rows {
+        r.prev_hash = prev.clone();
+        r.hash = holdfast_catalog::chain::row_hash(&key, &prev, r);
+        prev = r.hash.clone();
+        db.execute(
+            "UPDATE audit_log SET actor_label = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+            rusqlite::params![r.actor.label, r.prev_hash, r.hash, r.seq],
+        )
+        .unwrap();
+    }
+    let (ok, text) = audit_verify(&data);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("anchor file") && text.contains("rewritten"),
+        "{text}"
+    );
+    // without the anchor file, the tenant's snapshot still holds a head
+    fs::remove_file(data.join("audit-anchor.json")).unwrap();
+    let (ok, text) = audit_verify(&data);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("snapshot") && text.contains("rewritten"),
+        "{text}"
+    );
+}

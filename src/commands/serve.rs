@@ -68,6 +68,10 @@ pub fn serve(ui: &Ui, a: &ServeArgs) -> Result<u8> {
     runtime()?.block_on(async {
         let (catalog, key_created) =
             holdfast_service::open_catalog(&config, holdfast_service::Opening::Serve).await?;
+        // the audit chain's head, recorded outside the catalog after every append
+        let anchor = holdfast_service::anchor::AnchorWriter::new(&config.data_dir);
+        anchor.start(&catalog).await?;
+        let catalog = catalog.with_head_hook(anchor.hook());
         // tools run for tenants never see the server's environment or HOME
         let home = config.data_dir.join("tool-home");
         std::fs::create_dir_all(&home)
@@ -238,11 +242,42 @@ pub enum AuditCmd {
 pub fn audit(ui: &Ui, cmd: &AuditCmd) -> Result<u8> {
     let AuditCmd::Verify { dir } = cmd;
     runtime()?.block_on(async {
-        let catalog = open(&dir.config()?).await?;
-        match catalog.verify_audit().await? {
+        let config = dir.config()?;
+        let catalog = open(&config).await?;
+        // anchors outside the catalog: the anchor file, and the newest head
+        // recorded in each tenant's snapshots
+        let mut anchors = Vec::new();
+        let file = holdfast_service::anchor::anchor_path(&config.data_dir);
+        match holdfast_service::anchor::read_anchor(&file) {
+            Some(Ok(h)) => anchors.push((h, format!("the anchor file {}", file.display()))),
+            Some(Err(e)) => bail!("the audit anchor cannot be read: {e}"),
+            None => ui.notice(&format!(
+                "no anchor file at {} (written by holdfast serve)",
+                file.display()
+            )),
+        }
+        for t in catalog.tenants().await? {
+            let password = catalog.tenant_password(&t.id).await?;
+            let repo = PathBuf::from(&t.repository);
+            let found = tokio::task::spawn_blocking(move || {
+                holdfast_service::anchor::newest_snapshot_anchor(&repo, &password)
+            })
+            .await?;
+            match found {
+                Ok(Some(a)) => anchors.push(a),
+                Ok(None) => {}
+                Err(e) => ui.notice(&format!(
+                    "tenant {}: its snapshots cannot be read for anchors: {e}",
+                    t.name
+                )),
+            }
+        }
+        match catalog.verify_audit_with(&anchors).await? {
             Ok(n) => {
                 ui.print(&format!(
-                    "audit log intact: {n} rows, every link and hash verified"
+                    "audit log intact: {n} rows, every link and hash verified; {} anchors \
+                     outside the catalog agree",
+                    anchors.len()
                 ));
                 Ok(exit::OK)
             }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::chain::{ChainBreak, ChainVerifier, GENESIS, row_hash};
+use crate::chain::{AuditHead, ChainBreak, ChainVerifier, GENESIS, check_anchor, row_hash};
 use crate::{Actor, Catalog, CatalogError, Dialect, Result, WriteTx, clock};
 
 /// One audit event as stored.
@@ -129,6 +129,10 @@ impl WriteTx<'_> {
         .execute(&mut *self.tx)
         .await
         .map_err(CatalogError::db)?;
+        self.appended = Some(AuditHead {
+            seq,
+            hash: row.hash.clone(),
+        });
         Ok(seq)
     }
 }
@@ -255,5 +259,48 @@ impl Catalog {
             }
         }
         Ok(Ok(v.rows))
+    }
+
+    /// The chain's head now (None: an empty log).
+    pub async fn audit_head(&self) -> Result<Option<AuditHead>> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(CatalogError::db)?;
+        row.map(|r| {
+            Ok(AuditHead {
+                seq: r.try_get("seq").map_err(CatalogError::db)?,
+                hash: r.try_get("hash").map_err(CatalogError::db)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// [`Catalog::verify_audit`], then each anchor recorded outside the
+    /// catalog (`(anchor, where it was found)`): the log must still hold
+    /// each anchored row with the anchored hash.
+    pub async fn verify_audit_with(
+        &self,
+        anchors: &[(AuditHead, String)],
+    ) -> Result<std::result::Result<u64, ChainBreak>> {
+        let n = match self.verify_audit().await? {
+            Ok(n) => n,
+            Err(b) => return Ok(Err(b)),
+        };
+        let last = self.audit_head().await?.map_or(0, |h| h.seq);
+        for (anchor, source) in anchors {
+            let hash: Option<String> = sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
+                .bind(anchor.seq)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(CatalogError::db)?
+                .map(|r| r.try_get("hash"))
+                .transpose()
+                .map_err(CatalogError::db)?;
+            if let Err(b) = check_anchor(anchor, hash.as_deref(), last, source) {
+                return Ok(Err(b));
+            }
+        }
+        Ok(Ok(n))
     }
 }

@@ -46,6 +46,48 @@ pub enum ChainBreak {
     Unlinked { seq: i64 },
     /// The row's content does not match its hash: it was edited.
     Edited { seq: i64 },
+    /// The log ends before a head recorded outside the catalog: its newest
+    /// rows were deleted.
+    Truncated {
+        last: i64,
+        anchor: AuditHead,
+        source: String,
+    },
+    /// A row differs from the head recorded outside the catalog for it:
+    /// the log was rewritten (and re-chained) after the anchor was taken.
+    Rewritten { anchor: AuditHead, source: String },
+}
+
+/// The head of the chain: the newest row's number and hash. Recorded
+/// outside the catalog (an anchor) so that a shortened or re-chained log is
+/// caught even though every link in it is intact.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// Check one anchor against the catalog: `hash_at` is the stored hash of
+/// row `anchor.seq` (None: no such row), `last` the newest row's number.
+/// `source` says where the anchor was found, for the message.
+pub fn check_anchor(
+    anchor: &AuditHead,
+    hash_at: Option<&str>,
+    last: i64,
+    source: &str,
+) -> Result<(), ChainBreak> {
+    match hash_at {
+        None if anchor.seq > last => Err(ChainBreak::Truncated {
+            last,
+            anchor: anchor.clone(),
+            source: source.to_string(),
+        }),
+        Some(h) if h == anchor.hash => Ok(()),
+        _ => Err(ChainBreak::Rewritten {
+            anchor: anchor.clone(),
+            source: source.to_string(),
+        }),
+    }
 }
 
 impl std::fmt::Display for ChainBreak {
@@ -63,6 +105,24 @@ impl std::fmt::Display for ChainBreak {
             ChainBreak::Edited { seq } => {
                 write!(f, "audit row {seq} does not match its hash (it was edited)")
             }
+            ChainBreak::Truncated {
+                last,
+                anchor,
+                source,
+            } => write!(
+                f,
+                "the audit log ends at row {last}, but {source} recorded row {} (rows {}–{} were \
+                 deleted from the end)",
+                anchor.seq,
+                last + 1,
+                anchor.seq
+            ),
+            ChainBreak::Rewritten { anchor, source } => write!(
+                f,
+                "audit row {} differs from its hash recorded in {source} (the log was rewritten \
+                 or re-chained after that)",
+                anchor.seq
+            ),
         }
     }
 }
@@ -177,8 +237,38 @@ mod tests {
         inserted.push(fake);
         assert_eq!(verify(key, &inserted), Err(ChainBreak::Edited { seq: 7 }));
 
-        // the last row deleted cannot be told from a shorter log, but any
-        // row before it can
+        // the last row deleted cannot be told from a shorter log by the
+        // chain alone, but any row before it can
         assert!(verify([8u8; 32], &rows).is_err(), "another key verifies");
+    }
+
+    #[test]
+    fn anchors_catch_a_shortened_or_rewritten_log() {
+        let key = [7u8; 32];
+        let rows = chain(&key, 6);
+        let head = AuditHead {
+            seq: 6,
+            hash: rows[5].hash.clone(),
+        };
+        assert_eq!(check_anchor(&head, Some(&rows[5].hash), 6, "a"), Ok(()));
+        // the last two rows deleted: the chain still verifies, the anchor not
+        assert_eq!(verify(key, &rows[..4]), Ok(4));
+        assert!(matches!(
+            check_anchor(&head, None, 4, "a"),
+            Err(ChainBreak::Truncated { last: 4, .. })
+        ));
+        // re-chained with the key from row 3 on: row 6's hash differs
+        let other = chain(&[9u8; 32], 6);
+        assert!(matches!(
+            check_anchor(&head, Some(&other[5].hash), 6, "a"),
+            Err(ChainBreak::Rewritten { .. })
+        ));
+        let msg = check_anchor(&head, None, 4, "the anchor file")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("ends at row 4") && msg.contains("rows 5–6"),
+            "{msg}"
+        );
     }
 }

@@ -77,7 +77,13 @@ pub struct Catalog {
     key: Arc<ServerKey>,
     /// The URL with any password masked, for messages.
     shown_url: String,
+    /// Told the chain's new head after every committed append (the
+    /// service records it outside the catalog: an anchor).
+    head_hook: Option<HeadHook>,
 }
+
+/// See [`Catalog::with_head_hook`].
+pub type HeadHook = Arc<dyn Fn(&chain::AuditHead) + Send + Sync>;
 
 /// A write transaction. On SQLite it holds the process's write lock (and
 /// `BEGIN IMMEDIATE`), on PostgreSQL it is an ordinary transaction.
@@ -85,12 +91,20 @@ pub struct WriteTx<'c> {
     pub(crate) tx: Transaction<'static, Any>,
     pub(crate) dialect: Dialect,
     pub(crate) audit_key: [u8; 32],
+    /// The head after this transaction's last append, for the hook.
+    pub(crate) appended: Option<chain::AuditHead>,
+    pub(crate) head_hook: Option<HeadHook>,
     _guard: Option<MutexGuard<'c, ()>>,
 }
 
 impl WriteTx<'_> {
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await.map_err(CatalogError::db)
+        self.tx.commit().await.map_err(CatalogError::db)?;
+        // only a committed row may be anchored
+        if let (Some(head), Some(hook)) = (&self.appended, &self.head_hook) {
+            hook(head);
+        }
+        Ok(())
     }
 
     /// End without changes, now. Dropping a transaction rolls it back only
@@ -228,9 +242,17 @@ impl Catalog {
             write_lock: Arc::new(Mutex::new(())),
             key: Arc::new(key),
             shown_url,
+            head_hook: None,
         };
         migrations::apply(&catalog).await?;
         Ok(catalog)
+    }
+
+    /// Call `hook` with the chain's new head after every committed append
+    /// (the service writes it to an anchor file and its log).
+    pub fn with_head_hook(mut self, hook: HeadHook) -> Catalog {
+        self.head_hook = Some(hook);
+        self
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -265,6 +287,8 @@ impl Catalog {
             tx,
             dialect: self.dialect,
             audit_key: self.key.audit_key(),
+            appended: None,
+            head_hook: self.head_hook.clone(),
             _guard: guard,
         })
     }

@@ -148,7 +148,7 @@ impl ServerKey {
     }
 
     /// The key of the audit chain's MAC.
-    pub(crate) fn audit_key(&self) -> [u8; 32] {
+    pub fn audit_key(&self) -> [u8; 32] {
         Sha256::digest([b"holdfast audit chain\0".as_slice(), &self.raw].concat()).into()
     }
 }

@@ -14,6 +14,7 @@
 //!   slots once, and the retention sweep; [`retention`]: what a source's
 //!   retention lets go (pure).
 
+pub mod anchor;
 pub mod api;
 pub mod auth;
 pub mod config;

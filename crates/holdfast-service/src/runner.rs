@@ -426,6 +426,9 @@ pub struct RunInput {
     pub backup_id: String,
     /// What the policy check decided for the source's target.
     pub checked: Checked,
+    /// The audit chain's head when the run started, recorded in the
+    /// snapshot: an anchor outside the catalog.
+    pub audit_head: Option<holdfast_catalog::chain::AuditHead>,
 }
 
 /// Back up `input.source` into its repository.
@@ -451,6 +454,10 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
         ],
         ..Default::default()
     };
+    let mut meta = meta;
+    if let Some(h) = &input.audit_head {
+        meta.add_extra(serde_json::json!({"audit_head": h}));
+    }
     let saver = SaverOptions::default();
     let credential = input.credentials.clone().map(Secret::new);
     let (snapshot_id, snapshot, warnings): (Option<Id>, Snapshot, Vec<String>) =

@@ -497,6 +497,11 @@ async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
         &source.target,
     )
     .map_err(|r| permanent(format!("refused by policy: {r}")))?;
+    let audit_head = state
+        .catalog
+        .audit_head()
+        .await
+        .map_err(|e| transient(e.to_string()))?;
     Ok(RunInput {
         repository: b.repository.clone().into(),
         password,
@@ -504,6 +509,7 @@ async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
         credentials,
         backup_id: b.id.clone(),
         checked,
+        audit_head,
     })
 }
 

@@ -25,6 +25,19 @@ pub struct SnapshotMeta {
     pub extra: Option<serde_json::Value>,
 }
 
+impl SnapshotMeta {
+    /// Add holdfast's own fields to `extra`, keeping those already there
+    /// (a caller's, such as the service's audit anchor).
+    pub fn add_extra(&mut self, fields: serde_json::Value) {
+        match (&mut self.extra, fields) {
+            (Some(serde_json::Value::Object(have)), serde_json::Value::Object(new)) => {
+                have.extend(new)
+            }
+            (slot, new) => *slot = Some(new),
+        }
+    }
+}
+
 /// Start the blob pipeline of a backup, against the repository's index.
 pub fn start_saver(
     repo: &Arc<Repository>,

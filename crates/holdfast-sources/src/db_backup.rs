@@ -82,7 +82,7 @@ pub(crate) fn commit_source(
     if let Some(o) = summary.get_mut("source").and_then(|v| v.as_object_mut()) {
         o.extend(extra);
     }
-    meta.extra = Some(summary);
+    meta.add_extra(summary);
     let (snapshot_id, snapshot) = writer.commit(meta)?;
     Ok(DumpBackupResult {
         snapshot_id,

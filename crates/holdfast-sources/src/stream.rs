@@ -76,8 +76,8 @@ pub fn backup_stream_checked(
     })?;
     let mut meta = opts.meta;
     meta.paths = vec![format!("/{}", opts.filename)];
-    if extra.is_some() {
-        meta.extra = extra;
+    if let Some(extra) = extra {
+        meta.add_extra(extra);
     }
     let (snapshot_id, snapshot) = w.commit(meta)?;
     Ok(StreamBackupResult {
