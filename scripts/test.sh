@@ -16,6 +16,8 @@ command -v unzip >/dev/null 2>&1 || need+=(unzip)
 command -v zip >/dev/null 2>&1 || need+=(zip)
 # The export bundle's workbook is read back with Python's zipfile.
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# schemathesis (the API fuzzer) goes into a virtual environment.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 # A self-signed certificate for the service's TLS test.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -40,6 +42,16 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
   [ -z "$policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
+
+# schemathesis fuzzes the served OpenAPI document (tests/serve_fuzz.rs); a
+# pinned version in a virtual environment of its own, kept between runs.
+venv="${HOLDFAST_TEST_VENV:-$HOME/.cache/holdfast-test-venv}"
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  echo "installing schemathesis into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'schemathesis==4.32.5'
+fi
+export HOLDFAST_SCHEMATHESIS="$venv/bin/schemathesis"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
