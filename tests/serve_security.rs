@@ -1209,3 +1209,62 @@ fn the_audit_log_cannot_lose_its_tail_or_be_rechained_unseen() {
         "{text}"
     );
 }
+
+#[test]
+fn quotas_answer_403_naming_what_is_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]);
+    let admin = s.admin.clone().unwrap();
+    let a = s.create_tenant(&admin, "a");
+    let op = operator(&s, &admin, &a);
+    let root = dir.path().join("root");
+    fs::create_dir_all(root.join("site")).unwrap();
+    fs::write(root.join("site/f"), "x").unwrap();
+    let policy = |bytes: u64| {
+        json!({"directory_roots": [root], "max_sources": 1, "min_schedule_minutes": 60,
+               "max_repository_bytes": bytes})
+    };
+    set_policy(&s, &admin, &a, policy(1));
+    let body = |name: &str, schedule: &str| json!({"name": name, "kind": "directory", "target": root.join("site"), "schedule": schedule});
+    let quota = |r: common::service::Reply, field: &str| {
+        assert_eq!(r.status, 403, "{}", r.text);
+        let j = r.json();
+        assert_eq!(j["code"], "quota_exceeded", "{j}");
+        assert_eq!(j["field"], field, "{j}");
+        j["detail"].as_str().unwrap().to_string()
+    };
+    let d = quota(
+        try_source(&s, &op, &a, body("often", "*/5 * * * *")),
+        "schedule",
+    );
+    assert!(d.contains("5 minutes apart"), "{d}");
+    let src = s.create_source(&op, &a, body("nightly", "0 3 * * *"));
+    let d = quota(try_source(&s, &op, &a, body("second", "0 4 * * *")), "name");
+    assert!(d.contains("quota is 1"), "{d}");
+    // the repository (its config and key) already holds more than 1 byte
+    let r = s.request(
+        "POST",
+        &format!("/api/v1/tenants/{a}/backups"),
+        Some(&op),
+        Some(&json!({"source_id": src["id"]})),
+    );
+    let d = quota(r, "source_id");
+    assert!(d.contains("at or over its quota of 1"), "{d}");
+    // an update to a too frequent schedule is refused as well
+    let r = s.request(
+        "PATCH",
+        &format!(
+            "/api/v1/tenants/{a}/sources/{}",
+            src["id"].as_str().unwrap()
+        ),
+        Some(&op),
+        Some(&json!({"schedule": "*/10 * * * *"})),
+    );
+    quota(r, "schedule");
+    set_policy(&s, &admin, &a, policy(1 << 40));
+    let q = s.queue_backup(&op, &a, &src["id"]);
+    assert_eq!(
+        s.wait_backup(q["id"].as_str().unwrap(), &op)["status"],
+        "done"
+    );
+}

@@ -48,6 +48,73 @@ pub struct TenantPolicy {
     /// Names of commands from the server's `[commands]` the operators may
     /// use as command sources.
     pub commands: Vec<String>,
+    /// Quotas (absent: none). Live sources at most.
+    pub max_sources: Option<u32>,
+    /// Bytes the tenant's repository may hold before new backups are
+    /// refused.
+    pub max_repository_bytes: Option<u64>,
+    /// The shortest time between two runs a source's schedule may have.
+    pub min_schedule_minutes: Option<u32>,
+}
+
+/// A tenant's quota reached: which field, and the numbers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct QuotaExceeded {
+    pub field: String,
+    pub message: String,
+}
+
+fn quota(field: &str, message: impl Into<String>) -> QuotaExceeded {
+    QuotaExceeded {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+impl TenantPolicy {
+    /// Another source may be created when the tenant has `live` now.
+    pub fn check_source_count(&self, live: usize) -> Result<(), QuotaExceeded> {
+        match self.max_sources {
+            Some(max) if live as u64 >= max as u64 => Err(quota(
+                "name",
+                format!("the tenant has {live} sources, its quota is {max}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A schedule whose runs are `shortest` apart at the closest (None: it
+    /// never runs twice) fits the quota.
+    pub fn check_schedule(
+        &self,
+        shortest: Option<jiff::SignedDuration>,
+    ) -> Result<(), QuotaExceeded> {
+        match (self.min_schedule_minutes, shortest) {
+            (Some(min), Some(gap)) if gap.as_secs() < min as i64 * 60 => Err(quota(
+                "schedule",
+                format!(
+                    "runs {} minutes apart; this tenant's quota allows one run every {min} minutes at most",
+                    gap.as_secs() / 60
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A new backup may start when the repository holds `used` bytes.
+    pub fn check_repository_bytes(&self, used: u64) -> Result<(), QuotaExceeded> {
+        match self.max_repository_bytes {
+            Some(max) if used >= max => Err(quota(
+                "source_id",
+                format!(
+                    "the tenant's repository holds {used} bytes, at or over its quota of {max}: \
+                     delete backups or ask for more"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Who set a target.
@@ -502,6 +569,7 @@ mod tests {
             database_hosts: vec!["db.internal:5432".into(), "*".into()],
             url_prefixes: vec!["https://api.example.com/events/".into()],
             commands: vec!["redis".into()],
+            ..Default::default()
         }
     }
 
@@ -750,6 +818,30 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn quotas() {
+        let q = TenantPolicy {
+            max_sources: Some(2),
+            max_repository_bytes: Some(1000),
+            min_schedule_minutes: Some(60),
+            ..Default::default()
+        };
+        assert!(q.check_source_count(1).is_ok());
+        assert_eq!(q.check_source_count(2).unwrap_err().field, "name");
+        assert!(q.check_repository_bytes(999).is_ok());
+        assert!(q.check_repository_bytes(1000).is_err());
+        let mins = |m| Some(jiff::SignedDuration::from_mins(m));
+        assert!(q.check_schedule(mins(60)).is_ok());
+        assert!(q.check_schedule(None).is_ok());
+        let e = q.check_schedule(mins(5)).unwrap_err();
+        assert!(e.message.contains("5 minutes apart"), "{e}");
+        // no quota: anything goes
+        let none = TenantPolicy::default();
+        assert!(none.check_source_count(10_000).is_ok());
+        assert!(none.check_schedule(mins(1)).is_ok());
+        assert!(none.check_repository_bytes(u64::MAX).is_ok());
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// the server's own files).
     #[error("refused by policy: {field}: {message}")]
     Refused { field: String, message: String },
+    /// A tenant's quota reached.
+    #[error("quota exceeded: {field}: {message}")]
+    Quota { field: String, message: String },
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("send the body as JSON, with Content-Type: application/json")]
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
             ApiError::Refused { .. } => (StatusCode::FORBIDDEN, "refused_by_policy"),
+            ApiError::Quota { .. } => (StatusCode::FORBIDDEN, "quota_exceeded"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -69,6 +73,15 @@ impl From<crate::policy::Refusal> for ApiError {
         ApiError::Refused {
             field: r.field,
             message: r.message,
+        }
+    }
+}
+
+impl From<crate::policy::QuotaExceeded> for ApiError {
+    fn from(q: crate::policy::QuotaExceeded) -> ApiError {
+        ApiError::Quota {
+            field: q.field,
+            message: q.message,
         }
     }
 }
@@ -95,7 +108,10 @@ impl IntoResponse for ApiError {
             "code": code,
             "detail": self.to_string(),
         });
-        if let ApiError::Invalid { field, .. } | ApiError::Refused { field, .. } = &self {
+        if let ApiError::Invalid { field, .. }
+        | ApiError::Refused { field, .. }
+        | ApiError::Quota { field, .. } = &self
+        {
             body["field"] = serde_json::Value::String(field.clone());
         }
         let mut resp = (status, body.to_string()).into_response();

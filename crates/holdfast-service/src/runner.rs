@@ -293,6 +293,25 @@ pub fn enforce(addr: &mut SourceAddress, checked: &Checked) -> Result<(), RunFai
     Ok(())
 }
 
+/// The bytes a local repository holds (every file under it; blocking).
+pub fn repository_bytes(path: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut dirs = vec![path.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
 /// Create a tenant's repository (scrypt: a blocking call).
 pub fn init_repository(path: &std::path::Path, password: &str) -> Result<(), EngineError> {
     let backend = Arc::new(LocalBackend::new(path));

@@ -202,6 +202,37 @@ impl Schedule {
         None
     }
 
+    /// The shortest time between two consecutive slots from `from` on,
+    /// looking at most 2,000 slots or 400 days ahead (every pattern of
+    /// minutes, hours, weekdays and month days repeats within that); `None`
+    /// if fewer than two slots fall in that span.
+    pub fn shortest_interval(
+        &self,
+        from: Timestamp,
+        tz: &TimeZone,
+    ) -> Option<jiff::SignedDuration> {
+        let end = from
+            .checked_add(jiff::SignedDuration::from_hours(24 * 400))
+            .ok()?;
+        let mut prev = self.next_after(from, tz)?;
+        let mut best: Option<jiff::SignedDuration> = None;
+        for _ in 0..2000 {
+            let Some(next) = self.next_after(prev, tz) else {
+                break;
+            };
+            if next > end {
+                break;
+            }
+            let gap = next.duration_since(prev);
+            best = Some(best.map_or(gap, |b| b.min(gap)));
+            if gap <= jiff::SignedDuration::from_mins(1) {
+                break;
+            }
+            prev = next;
+        }
+        best
+    }
+
     /// The latest slot in (`since`, `now`], if any: what the scheduler
     /// fires (once, however many slots a downtime skipped).
     pub fn latest_due(&self, since: Timestamp, now: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
@@ -224,6 +255,24 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn shortest_intervals() {
+        let utc = TimeZone::UTC;
+        let from = ts("2026-12-04T10:17:00Z");
+        let mins = |text: &str| {
+            Schedule::parse(text)
+                .unwrap()
+                .shortest_interval(from, &utc)
+                .map(|d| d.as_secs() / 60)
+        };
+        assert_eq!(mins("*/5 * * * *"), Some(5));
+        assert_eq!(mins("0 3 * * *"), Some(24 * 60));
+        assert_eq!(mins("0 3,4 * * *"), Some(60));
+        assert_eq!(mins("0 0 1,2 * *"), Some(24 * 60));
+        assert_eq!(mins("@weekly"), Some(7 * 24 * 60));
+        assert_eq!(mins("* * * * *"), Some(1));
     }
 
     #[test]

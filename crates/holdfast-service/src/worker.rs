@@ -497,6 +497,15 @@ async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
         &source.target,
     )
     .map_err(|r| permanent(format!("refused by policy: {r}")))?;
+    if policy.max_repository_bytes.is_some() {
+        let repo = std::path::PathBuf::from(&b.repository);
+        let used = tokio::task::spawn_blocking(move || crate::runner::repository_bytes(&repo))
+            .await
+            .unwrap_or(0);
+        policy
+            .check_repository_bytes(used)
+            .map_err(|q| permanent(format!("quota exceeded: {}", q.message)))?;
+    }
     let audit_head = state
         .catalog
         .audit_head()

@@ -27,6 +27,14 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Backup>), ApiError> {
     let t = super::tenants::resolve(&s, &caller, &tenant, Role::Operator).await?;
     let source = s.catalog.source(&t.id, &body.source_id).await?;
+    let policy = super::tenants::policy_of(&s, &t.id).await?;
+    if policy.max_repository_bytes.is_some() {
+        let repo = std::path::PathBuf::from(&t.repository);
+        let used = tokio::task::spawn_blocking(move || crate::runner::repository_bytes(&repo))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        policy.check_repository_bytes(used)?;
+    }
     let b = s
         .catalog
         .enqueue_backup(

@@ -48,10 +48,21 @@ fn definer(caller: &Caller) -> crate::policy::Definer {
     }
 }
 
-/// A cron expression the scheduler can run (`null`: on demand only).
-fn check_schedule(s: &Option<String>) -> Result<(), ApiError> {
-    if let Some(s) = s {
-        crate::schedule::Schedule::parse(s).map_err(|e| ApiError::invalid("schedule", e))?;
+/// A cron expression the scheduler can run (`null`: on demand only), no
+/// more often than the tenant's quota allows.
+fn check_schedule(
+    s: &AppState,
+    policy: &crate::policy::TenantPolicy,
+    schedule: &Option<String>,
+) -> Result<(), ApiError> {
+    if let Some(text) = schedule {
+        let parsed =
+            crate::schedule::Schedule::parse(text).map_err(|e| ApiError::invalid("schedule", e))?;
+        if policy.min_schedule_minutes.is_some() {
+            let tz = jiff::tz::TimeZone::get(&s.config.schedule.timezone)
+                .unwrap_or(jiff::tz::TimeZone::UTC);
+            policy.check_schedule(parsed.shortest_interval(jiff::Timestamp::now(), &tz))?;
+        }
     }
     Ok(())
 }
@@ -82,10 +93,11 @@ pub async fn create(
     let definer = definer(&caller);
     let policy = super::tenants::policy_of(&s, &t.id).await?;
     crate::policy::check_source(&s.config.host_facts(), &policy, definer, &kind, &target)?;
+    policy.check_source_count(s.catalog.sources(&t.id).await?.len())?;
     if body.schedule.is_none() {
         body.schedule = Some(Some(s.config.schedule.default.clone()));
     }
-    check_schedule(body.schedule.as_ref().unwrap_or(&None))?;
+    check_schedule(&s, &policy, body.schedule.as_ref().unwrap_or(&None))?;
     let retention = body
         .retention
         .clone()
@@ -142,7 +154,8 @@ pub async fn update(
         )?;
     }
     if let Some(schedule) = &body.schedule {
-        check_schedule(schedule)?;
+        let policy = super::tenants::policy_of(&s, &t.id).await?;
+        check_schedule(&s, &policy, schedule)?;
     }
     if let Some(r) = &body.retention {
         check_retention(r)?;
