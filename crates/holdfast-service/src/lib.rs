@@ -24,6 +24,7 @@ pub mod policy;
 pub mod problem;
 pub mod retention;
 pub mod runner;
+pub mod sandbox;
 pub mod schedule;
 pub mod scheduler;
 pub mod worker;

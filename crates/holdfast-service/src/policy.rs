@@ -49,11 +49,14 @@ pub struct TenantPolicy {
     /// use as command sources.
     pub commands: Vec<String>,
     /// Quotas (absent: none). Live sources at most.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_sources: Option<u32>,
     /// Bytes the tenant's repository may hold before new backups are
     /// refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_repository_bytes: Option<u64>,
     /// The shortest time between two runs a source's schedule may have.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_schedule_minutes: Option<u32>,
 }
 

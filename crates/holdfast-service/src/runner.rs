@@ -364,6 +364,8 @@ pub struct RestoreInput {
     pub snapshot_id: String,
     pub kind: String,
     pub target: String,
+    /// The source's own target (an in-place restore writes only there).
+    pub source_target: PathBuf,
     pub credentials: Option<String>,
     /// Where event replays keep their progress.
     pub replay_state: PathBuf,
@@ -386,6 +388,27 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
     match input.kind.as_str() {
         "directory" | "command" => {
             let none = PathMatcher::new(&[]).map_err(|e| e.to_string())?;
+            // the target exists before the thread restricts itself to it
+            let target = PathBuf::from(&input.target);
+            match &input.checked.confine {
+                Some(root) => Confined::new(root, &target)
+                    .ok_or_else(|| format!("refused by policy: {}", input.target))?
+                    .create_dirs()
+                    .map(drop),
+                None => std::fs::create_dir_all(&target),
+            }
+            .map_err(|e| format!("create target {}: {e}", input.target))?;
+            // in place ("/"): only beneath the source's own path
+            let writes = if input.target == "/" && input.kind == "directory" {
+                input.source_target.clone()
+            } else {
+                target
+            };
+            crate::sandbox::restrict_thread(&crate::sandbox::Allowed {
+                read: None,
+                write: vec![writes],
+            })
+            .map_err(|e| format!("cannot restrict the job (Landlock): {e}"))?;
             let opts = holdfast_sources::dir::restore::RestoreOptions {
                 target: PathBuf::from(&input.target),
                 includes: none.clone(),
@@ -506,6 +529,23 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
                     }
                     None => {}
                 }
+                // from here this thread reads only the source and writes only
+                // the repository
+                crate::sandbox::restrict_thread(&crate::sandbox::Allowed {
+                    read: Some(vec![
+                        input
+                            .checked
+                            .confine
+                            .clone()
+                            .unwrap_or_else(|| PathBuf::from(&input.source.target)),
+                        input.repository.clone(),
+                    ]),
+                    write: vec![input.repository.clone()],
+                })
+                .map_err(|e| RunFailure {
+                    message: format!("cannot restrict the job (Landlock): {e}"),
+                    kind: FailureKind::Transient,
+                })?;
                 let r = backup_dirs(
                     &repo,
                     DirBackupOptions {

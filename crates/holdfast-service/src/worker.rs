@@ -231,7 +231,17 @@ async fn supervise<T: Send + 'static>(
     let p = progress.clone();
     let cancel = state.jobs.begin();
     let c = cancel.clone();
-    let mut job = tokio::task::spawn_blocking(move || cancel::run_as_job(c, || work(&p)));
+    // a thread of the job's own, which ends with it: a job may restrict its
+    // thread (Landlock, see `sandbox`), and a pool thread would carry that
+    // restriction on to the next job
+    let mut job = tokio::task::spawn_blocking(move || {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| cancel::run_as_job(c, || work(&p)))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    });
     let mut tick_every = Duration::from_secs((state.config.jobs.lease_seconds / 4).max(1));
     // often enough to see each limit within a quarter of it
     for limit in [no_progress, hard_limit].into_iter().flatten() {
@@ -349,6 +359,7 @@ async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restor
             repository: b.repository.clone().into(),
             password,
             snapshot_id: b.snapshot_id.clone().unwrap_or_default(),
+            source_target: source.target.clone().into(),
             kind: source.kind,
             target: r.target.clone(),
             credentials,

@@ -267,7 +267,11 @@ impl Walker<'_, '_> {
     ) -> Receiver<DirOutcome> {
         let prev = self.ctx.load_tree(prev_tree, dir);
         let mut slots = Vec::new();
-        let dirfd = match open_dir(dir, self.ctx.confine.as_deref()) {
+        // a virtual level is only a handle to look up the named children
+        // from (never listed, never read): O_PATH, which needs no read
+        // right on it (a job restricted to its source by Landlock may not
+        // read `/`); below a confine root, confined like every directory
+        let dirfd = match open_level(dir, self.ctx.confine.as_deref()) {
             Ok(fd) => Arc::new(fd),
             Err(e) => {
                 self.ctx.item_error(dir, "open directory", e);
@@ -473,6 +477,19 @@ fn open_dir(dir: &Path, confine: Option<&Path>) -> io::Result<std::os::fd::Owned
         return c.open(OFlags::RDONLY | OFlags::DIRECTORY);
     }
     Ok(rustix::fs::open(dir, flags, Mode::empty())?)
+}
+
+/// A virtual level above the targets: `O_PATH` (see `walk_trie`).
+fn open_level(dir: &Path, confine: Option<&Path>) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    if let Some(c) = confine.and_then(|root| crate::confine::Confined::new(root, dir)) {
+        return c.open(OFlags::PATH | OFlags::DIRECTORY);
+    }
+    Ok(rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// Open a directory (not following a symlink) and list its entry names.
