@@ -1268,3 +1268,333 @@ fn quotas_answer_403_naming_what_is_over() {
         "done"
     );
 }
+
+#[test]
+fn as_a_dedicated_user_the_host_protects_what_the_policy_does_not_cover() {
+    if !common::is_root() {
+        eprintln!("not root: cannot switch to an unprivileged user; skipped");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(NOBODY), Some(NOBODY)).unwrap();
+    // a directory only root may read, and one the service's user may read
+    let private = dir.path().join("root-only");
+    fs::create_dir(&private).unwrap();
+    fs::write(private.join("secret"), "root's").unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    let public = dir.path().join("public");
+    fs::create_dir(&public).unwrap();
+    fs::write(public.join("page.html"), "hello").unwrap();
+    let s = Server::start_as(&data, &[("HOLDFAST_MAX_ATTEMPTS", "1")], Some(NOBODY));
+    let admin = s.admin.clone().unwrap();
+    let a = s.create_tenant(&admin, "a");
+    // the data directory the service made is its own and private
+    use std::os::unix::fs::MetadataExt;
+    let key = fs::metadata(data.join("server.key")).unwrap();
+    assert_eq!((key.uid(), key.mode() & 0o777), (NOBODY, 0o600));
+    let ok = s.create_source(&admin, &a, dir_source("public", public.to_str().unwrap()));
+    let q = s.queue_backup(&admin, &a, &ok["id"]);
+    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(b["status"], "done", "{b}");
+    assert_eq!(b["counts"]["files"], 1, "{b}");
+    // even an admin's source of a root-only tree reads nothing of it
+    let no = s.create_source(&admin, &a, dir_source("private", private.to_str().unwrap()));
+    let q = s.queue_backup(&admin, &a, &no["id"]);
+    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(b["counts"]["files"], 0, "{b}");
+    assert!(b.to_string().contains("Permission denied"), "{b}");
+}
+
+#[test]
+fn queries_cannot_run_client_commands_or_attach_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]);
+    let admin = s.admin.clone().unwrap();
+    let a = s.create_tenant(&admin, "a");
+    let op = operator(&s, &admin, &a);
+    let root = dir.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let db = root.join("app.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x int); INSERT INTO t VALUES (1);")
+        .unwrap();
+    set_policy(
+        &s,
+        &admin,
+        &a,
+        json!({"directory_roots": [root], "database_hosts": ["*"]}),
+    );
+    let catalog = dir.path().join("data/catalog.db");
+    for (kind, target, query) in [
+        // psql runs backslash commands from its script input: `\!` is a shell
+        (
+            "postgres",
+            "postgres://app@db.example.com/shop".to_string(),
+            "SELECT 1 \\! cat /etc/shadow".to_string(),
+        ),
+        (
+            "mysql",
+            "mysql://app@db.example.com/shop".to_string(),
+            "SELECT 1\nsystem id".to_string(),
+        ),
+        // SQLite: the snapshot's transaction ended, another file attached
+        (
+            "sqlite",
+            format!("sqlite://{}", db.display()),
+            "COMMIT".to_string(),
+        ),
+        (
+            "sqlite",
+            format!("sqlite://{}", db.display()),
+            format!("ATTACH '{}' AS c", catalog.display()),
+        ),
+        (
+            "sqlite",
+            format!("sqlite://{}", db.display()),
+            "SELECT 1; ATTACH 'x' AS y".to_string(),
+        ),
+    ] {
+        for who in [&op, &admin] {
+            let r = try_source(
+                &s,
+                who,
+                &a,
+                json!({"name": "q", "kind": kind, "target": target, "schedule": null,
+                       "options": {"mode": "tables", "queries": {"q": query}}}),
+            );
+            assert_eq!(r.status, 422, "{kind} {query:?}: {}", r.text);
+            assert_eq!(r.json()["field"], "options.queries.q", "{}", r.text);
+        }
+    }
+    // a plain SELECT is fine
+    s.create_source(
+        &op,
+        &a,
+        json!({"name": "ok", "kind": "sqlite", "target": format!("sqlite://{}", db.display()),
+               "schedule": null, "options": {"mode": "tables", "queries": {"n": "SELECT count(*) FROM t ORDER BY 1"}}}),
+    );
+}
+
+#[test]
+fn an_operator_reshaping_an_admin_source_loses_its_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]);
+    let admin = s.admin.clone().unwrap();
+    let a = s.create_tenant(&admin, "a");
+    let op = operator(&s, &admin, &a);
+    set_policy(
+        &s,
+        &admin,
+        &a,
+        json!({"database_hosts": ["db.internal:5432"]}),
+    );
+    let src = s.create_source(
+        &admin,
+        &a,
+        json!({"name": "shop", "kind": "postgres", "schedule": null,
+               "target": "postgres://app@db.internal:5432/shop",
+               "options": {"mode": "tables", "tenant_column": "org", "tenant_value": "7"},
+               "credentials": "ADMIN-SECRET"}),
+    );
+    let id = src["id"].as_str().unwrap();
+    // a schedule change keeps the admin's trust and password
+    let kept = s.expect(
+        200,
+        "PATCH",
+        &format!("/api/v1/tenants/{a}/sources/{id}"),
+        Some(&op),
+        Some(&json!({"schedule": "0 4 * * *"})),
+    );
+    assert_eq!(
+        (
+            kept["defined_by"].as_str(),
+            kept["has_credentials"].as_bool()
+        ),
+        (Some("admin"), Some(true))
+    );
+    // another tenant's rows under the admin's password: not with it
+    let moved = s.expect(
+        200,
+        "PATCH",
+        &format!("/api/v1/tenants/{a}/sources/{id}"),
+        Some(&op),
+        Some(&json!({"options": {"mode": "tables", "tenant_column": "org", "tenant_value": "8"}})),
+    );
+    assert_eq!(moved["defined_by"], "operator", "{moved}");
+    assert_eq!(moved["has_credentials"], false, "{moved}");
+}
+
+#[test]
+fn default_and_in_place_restores_keep_to_the_policy() {
+    let pg = common::servers::Postgres::shared();
+    pg.create_db("sec_restore");
+    pg.psql(
+        "sec_restore",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[("HOLDFAST_MAX_ATTEMPTS", "1")]);
+    let admin = s.admin.clone().unwrap();
+    let a = s.create_tenant(&admin, "a");
+    let op = operator(&s, &admin, &a);
+    let root = dir.path().join("root");
+    fs::create_dir_all(root.join("site")).unwrap();
+    fs::create_dir_all(root.join("other")).unwrap();
+    fs::write(root.join("site/f"), "site").unwrap();
+    set_policy(
+        &s,
+        &admin,
+        &a,
+        json!({"directory_roots": [root], "database_hosts": [format!("127.0.0.1:{}", pg.port)]}),
+    );
+    // an operator's database source on an allowed (named) loopback host
+    let db = s.create_source(
+        &op,
+        &a,
+        json!({"name": "db", "kind": "postgres", "schedule": null,
+               "target": pg.url("sec_restore"), "credentials": pg.password}),
+    );
+    let q = s.queue_backup(&op, &a, &db["id"]);
+    let done = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    assert_eq!(done["status"], "done", "{done}");
+    // the admin narrows the policy to public hosts: the server's default
+    // target beside the source (a new database on loopback) is refused too
+    set_policy(
+        &s,
+        &admin,
+        &a,
+        json!({"directory_roots": [root], "database_hosts": ["*"]}),
+    );
+    let r = s.request(
+        "POST",
+        &format!("/api/v1/backups/{}/restore", done["id"].as_str().unwrap()),
+        Some(&op),
+        None,
+    );
+    assert_refused(&r, "default database target on loopback");
+
+    // in place, a snapshot taken under an earlier target is refused
+    let site = s.create_source(
+        &admin,
+        &a,
+        dir_source("site", root.join("site").to_str().unwrap()),
+    );
+    let q = s.queue_backup(&admin, &a, &site["id"]);
+    let old = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(old["status"], "done", "{old}");
+    s.expect(
+        200,
+        "PATCH",
+        &format!(
+            "/api/v1/tenants/{a}/sources/{}",
+            site["id"].as_str().unwrap()
+        ),
+        Some(&op),
+        Some(&json!({"target": root.join("other")})),
+    );
+    let r = s.request(
+        "POST",
+        &format!("/api/v1/backups/{}/restore", old["id"].as_str().unwrap()),
+        Some(&op),
+        Some(&json!({"target": "/"})),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    let rid = r.json()["id"].as_str().unwrap().to_string();
+    let mut done = Value::Null;
+    for _ in 0..300 {
+        done = s.expect(
+            200,
+            "GET",
+            &format!("/api/v1/restores/{rid}"),
+            Some(&op),
+            None,
+        );
+        if done["status"] != "queued" && done["status"] != "running" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["error"]
+            .as_str()
+            .unwrap()
+            .contains("outside the source's current target"),
+        "{done}"
+    );
+}
+
+#[test]
+fn sqlite_jobs_run_sandboxed_and_a_swapped_parent_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[("HOLDFAST_MAX_ATTEMPTS", "1")]);
+    let admin = s.admin.clone().unwrap();
+    let a = s.create_tenant(&admin, "a");
+    let op = operator(&s, &admin, &a);
+    let root = dir.path().join("root");
+    fs::create_dir_all(root.join("db")).unwrap();
+    let db = root.join("db/app.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x int); INSERT INTO t SELECT 1; INSERT INTO t SELECT 2;")
+        .unwrap();
+    set_policy(&s, &admin, &a, json!({"directory_roots": [root]}));
+    let src = s.create_source(
+        &op,
+        &a,
+        json!({"name": "app", "kind": "sqlite", "schedule": null,
+               "target": format!("sqlite://{}", db.display())}),
+    );
+    let q = s.queue_backup(&op, &a, &src["id"]);
+    let b = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    assert_eq!(b["status"], "done", "{b}");
+    let restore = |target: &Path| {
+        let r = s.request(
+            "POST",
+            &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+            Some(&op),
+            Some(&json!({"target": format!("sqlite://{}", target.display())})),
+        );
+        assert_eq!(r.status, 202, "{}", r.text);
+        let rid = r.json()["id"].as_str().unwrap().to_string();
+        for _ in 0..300 {
+            let d = s.expect(
+                200,
+                "GET",
+                &format!("/api/v1/restores/{rid}"),
+                Some(&op),
+                None,
+            );
+            if d["status"] != "queued" && d["status"] != "running" {
+                return d;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("restore did not finish");
+    };
+    let d = restore(&root.join("db/restored.db"));
+    assert_eq!(d["status"], "done", "{d}");
+    let n: i64 = rusqlite::Connection::open(root.join("db/restored.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2);
+    // a parent swapped for a symlink to the data directory: refused, and
+    // the catalog untouched
+    let before = fs::read(data.join("catalog.db")).unwrap().len();
+    std::os::unix::fs::symlink(&data, root.join("evil")).unwrap();
+    let d = restore(&root.join("evil/catalog.db"));
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(
+        d["error"].as_str().unwrap().contains("symbolic link"),
+        "{d}"
+    );
+    assert!(fs::read(data.join("catalog.db")).unwrap().len() >= before);
+    assert!(!data.join("catalog.db.holdfast-partial").exists());
+}

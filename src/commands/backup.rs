@@ -8,16 +8,15 @@ use holdfast_engine::blob_saver::SaverOptions;
 use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::snapshots::{self, SnapshotFilter};
 use holdfast_engine::system;
-use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
-use holdfast_sources::command::backup_command;
+use holdfast_format::snapshot::SnapshotSummary;
 use holdfast_sources::commit::SnapshotMeta;
 use holdfast_sources::db_backup::{TablesOptions, Tenant};
-use holdfast_sources::dir::backup::{DirBackupOptions, backup_dirs, clean_absolute};
+use holdfast_sources::dir::backup::clean_absolute;
+use holdfast_sources::dispatch::SourceOptions;
 use holdfast_sources::filter::{PathMatcher, read_pattern_file};
-use holdfast_sources::postgres::dump::DumpBackupOptions;
 use holdfast_sources::progress::Progress;
 use holdfast_sources::source_url::SourceAddress;
-use holdfast_sources::stream::{StreamBackupOptions, backup_stream};
+use holdfast_sources::spec::{BackupSettings, Confinement, SourceSpec};
 use serde_json::json;
 
 use crate::global::GlobalOpts;
@@ -181,75 +180,32 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
     let ui2 = ui.clone();
     let progress = Arc::new(Progress::new(Box::new(move |e| ui2.item_error(e))));
 
-    let mut source_summary = None;
-    let (id, snap): (Option<holdfast_format::Id>, Snapshot) = if let Some(addr) = source {
-        let handle = ui.start_progress(progress.clone(), "");
-        let r = super::database::backup(
-            ui,
-            &repo,
+    // one entry point for every kind of source: build the spec, then run it
+    let spec = if let Some(addr) = source {
+        SourceSpec::Address {
+            credential: super::database::credential_for(
+                ui,
+                &addr,
+                a.source_password_file.as_deref(),
+            )?,
             addr,
-            a.source_password_file.as_deref(),
-            &super::database::SourceOptions {
+            options: SourceOptions {
                 max_schema_version: a.max_schema_version,
                 tables: (a.mode == "tables")
                     .then(|| tables_options(a))
                     .transpose()?,
             },
-            DumpBackupOptions {
-                chunker,
-                saver,
-                meta,
-                dry_run: a.dry_run,
-            },
-            &progress,
-        );
-        handle.finish();
-        let r = r?;
-        for w in &r.warnings {
-            ui.warn(w);
         }
-        source_summary = r
-            .snapshot
-            .extra
-            .get("holdfast")
-            .and_then(|h| h.get("source"))
-            .cloned();
-        (r.snapshot_id, r.snapshot)
     } else if let Some(cmd) = &a.command {
-        let handle = ui.start_progress(progress.clone(), "");
-        let r = backup_command(
-            &repo,
-            cmd,
-            StreamBackupOptions {
-                filename: a.stdin_filename.clone(),
-                chunker,
-                saver,
-                meta,
-                dry_run: a.dry_run,
-            },
-            &progress,
-        );
-        handle.finish();
-        let r = r?;
-        (r.snapshot_id, r.snapshot)
+        SourceSpec::Command {
+            shell: cmd.clone(),
+            filename: a.stdin_filename.clone(),
+        }
     } else if a.stdin {
-        let handle = ui.start_progress(progress.clone(), "");
-        let stdin = std::io::stdin();
-        let r = backup_stream(
-            &repo,
-            stdin.lock(),
-            StreamBackupOptions {
-                filename: a.stdin_filename.clone(),
-                chunker,
-                saver,
-                meta,
-                dry_run: a.dry_run,
-            },
-            &progress,
-        );
-        handle.finish();
-        let r = r?;
-        (r.snapshot_id, r.snapshot)
+        SourceSpec::Stream {
+            reader: Box::new(std::io::stdin().lock()),
+            filename: a.stdin_filename.clone(),
+        }
     } else {
         let mut abs: Vec<String> = Vec::new();
         for p in &a.paths {
@@ -270,29 +226,41 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
         if let Some((pid, _)) = &parent {
             ui.notice(&format!("using parent snapshot {}", pid.short()));
         }
-        let handle = ui.start_progress(progress.clone(), "");
-        let r = backup_dirs(
-            &repo,
-            DirBackupOptions {
-                paths: a.paths.clone(),
-                excludes,
-                one_file_system: a.one_file_system,
-                chunker,
-                saver,
-                readers: a.read_concurrency,
-                parent,
-                meta,
-                dry_run: a.dry_run,
-                scan: !ui.quiet
-                    && (ui.json || std::io::IsTerminal::is_terminal(&std::io::stderr())),
-                confine: None,
-            },
-            &progress,
-        );
-        handle.finish();
-        let r = r?;
-        (r.snapshot_id, r.snapshot)
+        SourceSpec::Paths {
+            paths: a.paths.clone(),
+            excludes,
+            one_file_system: a.one_file_system,
+            readers: a.read_concurrency,
+            parent,
+            scan: !ui.quiet && (ui.json || std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        }
     };
+    let handle = ui.start_progress(progress.clone(), "");
+    let r = holdfast_sources::spec::backup(
+        &repo,
+        spec,
+        BackupSettings {
+            chunker,
+            saver,
+            meta,
+            dry_run: a.dry_run,
+        },
+        &Confinement::default(),
+        &progress,
+    );
+    handle.finish();
+    // the engine's error, for the exit code
+    let r = r.map_err(|e| e.error)?;
+    for w in &r.warnings {
+        ui.warn(w);
+    }
+    let source_summary = r
+        .snapshot
+        .extra
+        .get("holdfast")
+        .and_then(|h| h.get("source"))
+        .cloned();
+    let (id, snap) = (r.snapshot_id, r.snapshot);
     let s = snap.summary.clone().unwrap_or_default();
     print_summary(
         ui,

@@ -3,19 +3,16 @@
 //! source, and prints what a source run did.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use holdfast_engine::repository::Repository;
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
-use holdfast_sources::db_backup::{DumpBackupOptions, DumpBackupResult};
 use holdfast_sources::db_restore::RestoreReport;
-pub use holdfast_sources::dispatch::SourceOptions;
-use holdfast_sources::dispatch::{backup_address, restore_address};
 use holdfast_sources::progress::Progress;
 use holdfast_sources::secret;
 use holdfast_sources::source_url::SourceAddress;
+use holdfast_sources::spec::{Confinement, RestoreSpec};
 
 use crate::ui::{Ui, fmt_bytes};
 
@@ -53,34 +50,26 @@ fn state_dir() -> PathBuf {
     base.join("holdfast")
 }
 
-pub fn backup(
+/// The credential a backup of `addr` uses: the bearer token of an event
+/// stream, or the database password from `--source-password-file` (else
+/// the tools' own means: PGPASSWORD, ~/.pgpass, MYSQL_PWD, option files).
+pub fn credential_for(
     ui: &Ui,
-    repo: &Arc<Repository>,
-    addr: SourceAddress,
+    addr: &SourceAddress,
     password_file: Option<&Path>,
-    source_opts: &SourceOptions,
-    opts: DumpBackupOptions,
-    progress: &Progress,
-) -> Result<DumpBackupResult> {
-    warn_password_in_address(ui, &addr);
-    let credential = match &addr {
+) -> Result<Option<secret::Secret>> {
+    warn_password_in_address(ui, addr);
+    Ok(match addr {
         SourceAddress::Jsonl(_) => http_token(password_file)?,
         SourceAddress::Sqlite(_) if password_file.is_some() => {
             bail!("--source-password-file does not apply to SQLite, which has no passwords")
         }
         _ => password_file.map(secret::read_password_file).transpose()?,
-    };
-    Ok(backup_address(
-        repo,
-        addr,
-        credential,
-        source_opts,
-        opts,
-        progress,
-    )?)
+    })
 }
 
-/// Restore a database or stream snapshot into `addr`.
+/// Restore a database or stream snapshot into `addr`, through the sources'
+/// one entry point.
 #[allow(clippy::too_many_arguments)]
 pub fn restore(
     ui: &Ui,
@@ -97,16 +86,27 @@ pub fn restore(
         SourceAddress::Jsonl(_) => http_token(password_file)?,
         _ => password_file.map(secret::read_password_file).transpose()?,
     };
-    Ok(restore_address(
+    let r = holdfast_sources::spec::restore(
         repo,
         snapshot_id,
         snapshot,
-        addr,
-        credential,
-        clean,
-        &state_dir().join("replay"),
+        RestoreSpec::Address {
+            addr,
+            credential,
+            clean,
+            replay_state: state_dir().join("replay"),
+        },
+        &Confinement::default(),
         progress,
-    )?)
+        &|_| {},
+    )
+    .map_err(|e| e.error)?;
+    match r {
+        holdfast_sources::spec::RestoreReport::Address(r) => Ok(r),
+        holdfast_sources::spec::RestoreReport::Tree(_) => {
+            unreachable!("an address restores as one")
+        }
+    }
 }
 
 /// One line about a source run, from the snapshot's `holdfast.source`.

@@ -5,10 +5,11 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use holdfast_engine::snapshots;
-use holdfast_sources::dir::restore::{Action, RestoreOptions, restore};
+use holdfast_sources::dir::restore::Action;
 use holdfast_sources::filter::PathMatcher;
 use holdfast_sources::progress::Progress;
 use holdfast_sources::source_url::SourceAddress;
+use holdfast_sources::spec::{Confinement, RestoreReport, RestoreSpec};
 use serde_json::json;
 
 use super::FilterArgs;
@@ -105,7 +106,7 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
     let started = Instant::now();
     let ui2 = ui.clone();
     let progress = Arc::new(Progress::new(Box::new(move |e| ui2.item_error(e))));
-    let opts = RestoreOptions {
+    let spec = RestoreSpec::Tree {
         target,
         includes,
         excludes,
@@ -113,7 +114,6 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
         dry_run: a.dry_run,
         workers: a.workers,
         sparse: !a.no_sparse,
-        confine: None,
     };
     let show_actions = a.dry_run || ui.verbose > 0;
     let ui3 = ui.clone();
@@ -145,9 +145,21 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
         }
     };
     let handle = ui.start_progress(progress.clone(), "restored");
-    let r = restore(&repo, &snap.tree, &opts, &progress, &on_action);
+    let r = holdfast_sources::spec::restore(
+        &repo,
+        &id,
+        &snap,
+        spec,
+        &Confinement::default(),
+        &progress,
+        &on_action,
+    );
     handle.finish();
-    let s = r?;
+    // the engine's error, for the exit code
+    let s = match r.map_err(|e| e.error)? {
+        RestoreReport::Tree(s) => s,
+        RestoreReport::Address(_) => unreachable!("a tree restores as one"),
+    };
     let took = started.elapsed();
     ui.json_line(&json!({
         "message_type": "summary",

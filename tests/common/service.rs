@@ -41,7 +41,25 @@ impl Reply {
 impl Server {
     /// Start a server on `data_dir` with extra environment.
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(super::holdfast_bin());
+        Server::start_as(data_dir, env, None)
+    }
+
+    /// [`Server::start`], as the user `uid` (and group `uid`) when given:
+    /// the deployment SECURITY.md recommends, a dedicated unprivileged user
+    /// (the test must run as root to switch).
+    pub fn start_as(data_dir: &Path, env: &[(&str, &str)], uid: Option<u32>) -> Server {
+        let mut cmd = match uid {
+            None => Command::new(super::holdfast_bin()),
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .arg("--clear-groups")
+                    .arg("--")
+                    .arg(super::holdfast_bin());
+                c
+            }
+        };
         super::clean(&mut cmd);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)

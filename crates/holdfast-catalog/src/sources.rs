@@ -356,23 +356,27 @@ impl Catalog {
         }
         let mut changed: Vec<&str> = Vec::new();
         let retargeted = f.target.as_ref().is_some_and(|t| *t != current.target);
-        let credentials = match &f.credentials {
-            Some(c) => {
-                changed.push("credentials");
-                Some(c.as_ref().map(|c| self.key().seal(c.as_bytes())))
-            }
-            None if retargeted && current.has_credentials => {
-                changed.push("credentials_dropped");
-                Some(None)
-            }
-            None => None,
-        };
         // who set what the source reaches: changes to it take the
         // changer's trust; schedule, retention and name do not
         let definer = if retargeted || f.options.is_some() {
             defined_by.to_string()
         } else {
             current.defined_by.clone()
+        };
+        // credentials follow their target, and the trust they were given
+        // under: an admin's password does not stay on a source an operator
+        // has now shaped (its tables, its tenant scope, its queries)
+        let demoted = definer != current.defined_by && definer == "operator";
+        let credentials = match &f.credentials {
+            Some(c) => {
+                changed.push("credentials");
+                Some(c.as_ref().map(|c| self.key().seal(c.as_bytes())))
+            }
+            None if (retargeted || demoted) && current.has_credentials => {
+                changed.push("credentials_dropped");
+                Some(None)
+            }
+            None => None,
         };
         for (field, present) in [
             ("name", f.name.is_some()),

@@ -38,9 +38,22 @@ pub enum EngineError {
     #[error("interrupted")]
     Interrupted,
     /// A source (a dump tool, a database, a stream) failed; the message says
-    /// what happened and that no snapshot was written.
-    #[error("{0}")]
-    Source(String),
+    /// what happened and that no snapshot was written. `fault` is decided
+    /// where the failure is understood (the tool's error, the HTTP status):
+    /// whether the same run could succeed later.
+    #[error("{message}")]
+    Source { fault: Fault, message: String },
+}
+
+/// Whether a failed source run could succeed if tried again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The source cannot work as it is: authentication, a missing
+    /// database, a damaged or incomplete answer, bad settings.
+    Permanent,
+    /// The source was unreachable or overloaded for now: a refused or lost
+    /// connection, a timeout, HTTP 5xx or 429, a tool killed by a signal.
+    Transient,
 }
 
 impl EngineError {
@@ -48,6 +61,29 @@ impl EngineError {
         EngineError::Corrupt {
             file: file.to_string(),
             why: why.to_string(),
+        }
+    }
+
+    /// A source failure that trying again will not fix.
+    pub fn source(message: impl Into<String>) -> EngineError {
+        EngineError::Source {
+            fault: Fault::Permanent,
+            message: message.into(),
+        }
+    }
+
+    /// A source failure that may pass (see [`Fault::Transient`]).
+    pub fn source_transient(message: impl Into<String>) -> EngineError {
+        EngineError::Source {
+            fault: Fault::Transient,
+            message: message.into(),
+        }
+    }
+
+    pub fn source_with(fault: Fault, message: impl Into<String>) -> EngineError {
+        EngineError::Source {
+            fault,
+            message: message.into(),
         }
     }
 

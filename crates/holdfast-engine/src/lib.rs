@@ -23,5 +23,5 @@ pub mod snapshots;
 pub mod system;
 pub mod tree_walk;
 
-pub use error::{EngineError, Result};
+pub use error::{EngineError, Fault, Result};
 pub use repository::{Compression, Repository};

@@ -186,6 +186,16 @@ pub struct Checked {
     pub command: Option<String>,
 }
 
+impl Checked {
+    /// What the source layer enforces for this target.
+    pub fn confinement(&self) -> holdfast_sources::spec::Confinement {
+        holdfast_sources::spec::Confinement {
+            root: self.confine.clone(),
+            hosts: self.hosts.clone(),
+        }
+    }
+}
+
 impl TenantPolicy {
     /// Check a policy before it is stored: roots absolute, clean and clear
     /// of the server's files; hosts and prefixes well-formed; commands
@@ -375,6 +385,21 @@ fn under_prefix(url: &str, prefix: &str) -> bool {
 }
 
 fn check_url(field: &str, url: &str, policy: &TenantPolicy) -> Result<Vec<HostRule>, Refusal> {
+    // the HTTP client normalises `.`/`..` segments away: a URL that has
+    // any (or their escapes, or a backslash) could leave its prefix
+    let lower = url.to_ascii_lowercase();
+    let path = lower.split(['?', '#']).next().unwrap_or("");
+    if path.contains('\\')
+        || path.contains("%2e")
+        || path.contains("%2f")
+        || path.contains("%5c")
+        || path.split('/').skip(3).any(|seg| seg == "." || seg == "..")
+    {
+        return Err(refuse(
+            field,
+            "an event-stream URL without `.` or `..` segments, escaped dots or slashes, or backslashes",
+        ));
+    }
     let Some(prefix) = policy.url_prefixes.iter().find(|p| under_prefix(url, p)) else {
         return Err(refuse(
             field,
@@ -489,15 +514,25 @@ fn check_address(
 /// roots; database and event-stream backups only on the source's own
 /// server (the source's stored credentials go to the target), under the
 /// policy's hosts and prefixes.
+#[allow(clippy::too_many_arguments)]
 pub fn check_restore(
     host: &HostFacts,
     policy: &TenantPolicy,
     definer: Definer,
+    source_definer: Definer,
     source_kind: &str,
     source_target: &str,
     target: &str,
 ) -> Result<Checked, Refusal> {
     let field = "target";
+    // a default target the server chose beside a database or stream source
+    // reaches what the source reaches: it is held to the source's own
+    // definer (an operator's source to its policy, hosts checked and pinned)
+    let definer = match (definer, source_kind) {
+        (Definer::Server, "directory" | "command") => Definer::Server,
+        (Definer::Server, _) => source_definer,
+        (d, _) => d,
+    };
     match source_kind {
         "directory" | "command" => {
             if target == "/" && source_kind == "directory" {
@@ -539,6 +574,8 @@ fn same_server(a: &SourceAddress, b: &SourceAddress) -> bool {
                 == y.host.as_deref().map(str::to_ascii_lowercase)
                 && x.port == y.port
                 && x.user == y.user
+                // the credentials travel as the source's settings say
+                && x.params.get("sslmode") == y.params.get("sslmode")
         }
         (SourceAddress::Sqlite(_), SourceAddress::Sqlite(_)) => true,
         (SourceAddress::Jsonl(x), SourceAddress::Jsonl(y)) => {
@@ -693,6 +730,9 @@ mod tests {
             .is_ok()
         );
         for bad in [
+            "jsonl+https://api.example.com/events/../admin/x",
+            "jsonl+https://api.example.com/events/%2e%2e/admin",
+            "jsonl+https://api.example.com/events/..\\admin",
             "jsonl+https://api.example.com/other",
             "jsonl+https://api.example.com.evil.net/events/",
             "jsonl+http://127.0.0.1/events/",
@@ -715,13 +755,25 @@ mod tests {
     fn restores() {
         let (h, p, op) = (host(), policy(), Definer::Operator);
         // in place, or a new path beneath a root
-        assert!(check_restore(&h, &p, op, "directory", "/srv/tenants/a/www", "/").is_ok());
-        assert!(check_restore(&h, &p, op, "directory", "/etc", "/").is_err());
         assert!(
             check_restore(
                 &h,
                 &p,
                 op,
+                Definer::Operator,
+                "directory",
+                "/srv/tenants/a/www",
+                "/"
+            )
+            .is_ok()
+        );
+        assert!(check_restore(&h, &p, op, Definer::Operator, "directory", "/etc", "/").is_err());
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                op,
+                Definer::Operator,
                 "directory",
                 "/srv/tenants/a/www",
                 "/srv/tenants/a/r"
@@ -733,19 +785,32 @@ mod tests {
                 &h,
                 &p,
                 op,
+                Definer::Operator,
                 "directory",
                 "/srv/tenants/a/www",
                 "/srv/tenants/b"
             )
             .is_err()
         );
-        assert!(check_restore(&h, &p, op, "directory", "/srv/tenants/a/www", "/x/../y").is_err());
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                op,
+                Definer::Operator,
+                "directory",
+                "/srv/tenants/a/www",
+                "/x/../y"
+            )
+            .is_err()
+        );
         // the server's default restore directory
         assert!(
             check_restore(
                 &h,
                 &p,
                 Definer::Server,
+                Definer::Operator,
                 "directory",
                 "/srv/tenants/a/www",
                 "/var/lib/holdfast/restores/t/1"
@@ -757,6 +822,7 @@ mod tests {
                 &h,
                 &p,
                 op,
+                Definer::Operator,
                 "directory",
                 "/srv/tenants/a/www",
                 "/var/lib/holdfast/restores/t/1"
@@ -770,6 +836,7 @@ mod tests {
                 &h,
                 &p,
                 op,
+                Definer::Operator,
                 "postgres",
                 src,
                 "postgres://app@db.internal/shop_copy"
@@ -781,6 +848,7 @@ mod tests {
                 &h,
                 &p,
                 op,
+                Definer::Operator,
                 "postgres",
                 src,
                 "postgres://app@db.example.com/shop"
@@ -792,11 +860,50 @@ mod tests {
                 &h,
                 &p,
                 Definer::Admin,
+                Definer::Operator,
                 "postgres",
                 src,
                 "postgres://app@other/shop"
             )
             .is_ok()
+        );
+        // a server-chosen database target is held to the source's definer
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                Definer::Server,
+                Definer::Operator,
+                "postgres",
+                "postgres://app@localhost/shop",
+                "postgres://app@127.0.0.1/shop_restored"
+            )
+            .is_err()
+        );
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                Definer::Server,
+                Definer::Admin,
+                "postgres",
+                "postgres://app@localhost/shop",
+                "postgres://app@127.0.0.1/shop_restored"
+            )
+            .is_ok()
+        );
+        // no downgrade of the connection's security on the source's server
+        assert!(
+            check_restore(
+                &h,
+                &p,
+                op,
+                Definer::Operator,
+                "postgres",
+                "postgres://app@db.internal/shop?sslmode=require",
+                "postgres://app@db.internal/x?sslmode=disable"
+            )
+            .is_err()
         );
         let ev = "jsonl+https://api.example.com/events/all";
         assert!(
@@ -804,6 +911,7 @@ mod tests {
                 &h,
                 &p,
                 op,
+                Definer::Operator,
                 "jsonl",
                 ev,
                 "jsonl+https://api.example.com/events/in"
@@ -815,6 +923,7 @@ mod tests {
                 &h,
                 &p,
                 op,
+                Definer::Operator,
                 "jsonl",
                 ev,
                 "jsonl+http://127.0.0.1:9/events/in"

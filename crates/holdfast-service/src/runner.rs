@@ -16,19 +16,15 @@ use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::repository::{InitOptions, Repository};
 use holdfast_engine::{snapshots, system};
 use holdfast_format::Id;
-use holdfast_format::snapshot::Snapshot;
-use holdfast_sources::command::backup_command;
 use holdfast_sources::commit::SnapshotMeta;
 use holdfast_sources::confine::Confined;
-use holdfast_sources::db_backup::{DumpBackupOptions, TablesOptions, Tenant};
-use holdfast_sources::dir::backup::{DirBackupOptions, backup_dirs};
-use holdfast_sources::dispatch::{SourceOptions, backup_address};
-use holdfast_sources::egress;
+use holdfast_sources::db_backup::{TablesOptions, Tenant};
+use holdfast_sources::dispatch::SourceOptions;
 use holdfast_sources::filter::PathMatcher;
 use holdfast_sources::progress::Progress;
 use holdfast_sources::secret::Secret;
 use holdfast_sources::source_url::SourceAddress;
-use holdfast_sources::stream::StreamBackupOptions;
+use holdfast_sources::spec::{BackupSettings, ErrorKind, RestoreReport, RestoreSpec, SourceSpec};
 use holdfast_storage::LocalBackend;
 use serde::Deserialize;
 
@@ -96,6 +92,10 @@ pub fn validate_source(
     options: &serde_json::Value,
 ) -> Result<(), ApiError> {
     let s = SourceSettings::parse(options)?;
+    for (name, sql) in &s.queries {
+        holdfast_sources::db_backup::check_query(sql)
+            .map_err(|why| ApiError::invalid(&format!("options.queries.{name}"), why))?;
+    }
     if let Some(mode) = &s.mode
         && (!matches!(mode.as_str(), "dump" | "tables")
             || !matches!(kind, "postgres" | "mysql" | "sqlite"))
@@ -164,62 +164,21 @@ pub struct RunFailure {
     pub kind: FailureKind,
 }
 
-/// Classify an engine error: a repository lock held by someone else,
-/// storage I/O and network trouble are transient; everything else
-/// (authentication, a missing source, bad options) is permanent.
+/// Whether another attempt could help, from what the failure is (see
+/// `holdfast_sources::spec::ErrorKind`: decided where it was understood,
+/// never read from its words).
 pub fn classify(e: &EngineError) -> FailureKind {
-    match e {
-        EngineError::Locked(_) | EngineError::Storage(_) | EngineError::Interrupted => {
-            FailureKind::Transient
-        }
-        EngineError::Source(m) => classify_message(m),
-        EngineError::Io { source, .. } => match source.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
-                FailureKind::Permanent
-            }
-            _ => FailureKind::Transient,
-        },
-        _ => FailureKind::Permanent,
-    }
+    failure_kind(ErrorKind::of(e))
 }
 
-fn classify_message(m: &str) -> FailureKind {
-    let m = m.to_ascii_lowercase();
-    let permanent = [
-        "password authentication failed",
-        "access denied",
-        "authentication",
-        "does not exist",
-        "unknown database",
-        "no such file",
-        "not found",
-        "permission denied",
-        "http 401",
-        "http 403",
-        "http 404",
-        "schemaversion",
-    ];
-    let transient = [
-        "connection refused",
-        "could not connect",
-        "can't connect",
-        "timed out",
-        "timeout",
-        "connection reset",
-        "broken pipe",
-        "server closed the connection",
-        "too many connections",
-        "http 5",
-        "temporarily",
-        "killed by signal",
-        "lost connection",
-    ];
-    if permanent.iter().any(|p| m.contains(p)) {
-        FailureKind::Permanent
-    } else if transient.iter().any(|p| m.contains(p)) {
-        FailureKind::Transient
-    } else {
-        FailureKind::Permanent
+/// The queue's view of a source error's kind: transient ones (and
+/// interruptions) are tried again.
+pub fn failure_kind(k: ErrorKind) -> FailureKind {
+    match k {
+        ErrorKind::Transient | ErrorKind::Interrupted => FailureKind::Transient,
+        ErrorKind::Permanent | ErrorKind::InvalidInput | ErrorKind::Refused => {
+            FailureKind::Permanent
+        }
     }
 }
 
@@ -237,60 +196,33 @@ fn refused(target: &str) -> RunFailure {
     }
 }
 
-/// Make a checked address safe to connect to, before any I/O on it: a
-/// SQLite file must be reachable beneath its root without a symlink; a
-/// tenant's database or event-stream host is resolved, every address
-/// checked against the policy's rules, and the connection pinned to the
-/// checked one (no DNS rebinding between the check and the connect).
-pub fn enforce(addr: &mut SourceAddress, checked: &Checked) -> Result<(), RunFailure> {
-    let refuse = |message: String| RunFailure {
-        message: format!("refused by policy: {message}"),
-        kind: FailureKind::Permanent,
+/// Landlock for a SQLite job: read beneath the file's root (or, for an
+/// admin's source, its directory), write there too when restoring, or the
+/// repository when backing up; the temp directory for SQLite's and the
+/// copy's temp files.
+fn sandbox_sqlite(
+    checked: &Checked,
+    path: &std::path::Path,
+    repository: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let area = checked
+        .confine
+        .clone()
+        .unwrap_or_else(|| path.parent().unwrap_or(path).to_path_buf());
+    let temp = std::env::temp_dir();
+    let allowed = match repository {
+        Some(repo) => crate::sandbox::Allowed {
+            read: Some(vec![area, repo.to_path_buf(), temp.clone()]),
+            write: vec![repo.to_path_buf(), temp],
+        },
+        None => crate::sandbox::Allowed {
+            read: None,
+            write: vec![area, temp],
+        },
     };
-    if let (SourceAddress::Sqlite(path), Some(root)) = (&*addr, &checked.confine) {
-        // the file may not exist yet (a restore): its directory must
-        let dir = path.parent().unwrap_or(path);
-        let c = Confined::new(root, dir).ok_or_else(|| refuse(path.display().to_string()))?;
-        c.check_exists().map_err(|e| RunFailure {
-            message: e.to_string(),
-            kind: FailureKind::Permanent,
-        })?;
-        if let Ok(m) = std::fs::symlink_metadata(path)
-            && m.file_type().is_symlink()
-        {
-            return Err(refuse(format!(
-                "{}: the path is a symbolic link",
-                path.display()
-            )));
-        }
-    }
-    let Some(rules) = &checked.hosts else {
-        return Ok(());
-    };
-    match addr {
-        SourceAddress::Postgres(db) => {
-            let host = db.host.clone().unwrap_or_default();
-            let p = egress::resolve_checked(rules, &host, db.port.unwrap_or(5432))
-                .map_err(|e| refuse(e.0))?;
-            // libpq connects to hostaddr and keeps host for TLS
-            db.params.insert("hostaddr".into(), p.addr.ip().to_string());
-        }
-        SourceAddress::Mysql(db) => {
-            let host = db.host.clone().unwrap_or_default();
-            let p = egress::resolve_checked(rules, &host, db.port.unwrap_or(3306))
-                .map_err(|e| refuse(e.0))?;
-            db.host = Some(p.addr.ip().to_string());
-        }
-        SourceAddress::Jsonl(h) => {
-            let (host, port) = h
-                .host_port()
-                .ok_or_else(|| refuse("not an HTTP URL".into()))?;
-            let p = egress::resolve_checked(rules, &host, port).map_err(|e| refuse(e.0))?;
-            h.pinned = Some(p.addr);
-        }
-        SourceAddress::Sqlite(_) | SourceAddress::Path(_) => {}
-    }
-    Ok(())
+    crate::sandbox::restrict_thread(&allowed)
+        .map(drop)
+        .map_err(|e| format!("cannot restrict the job (Landlock): {e}"))
 }
 
 /// The bytes a local repository holds (every file under it; blocking).
@@ -385,7 +317,7 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
         &snapshots::SnapshotFilter::default(),
     )
     .map_err(|e| e.to_string())?;
-    match input.kind.as_str() {
+    let spec = match input.kind.as_str() {
         "directory" | "command" => {
             let none = PathMatcher::new(&[]).map_err(|e| e.to_string())?;
             // the target exists before the thread restricts itself to it
@@ -398,35 +330,67 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
                 None => std::fs::create_dir_all(&target),
             }
             .map_err(|e| format!("create target {}: {e}", input.target))?;
-            // in place ("/"): only beneath the source's own path
-            let writes = if input.target == "/" && input.kind == "directory" {
+            // in place ("/"): only beneath the source's own path, and only
+            // a snapshot whose paths all lie there (an older one may hold
+            // the paths of an earlier target)
+            let in_place = input.target == "/" && input.kind == "directory";
+            if in_place
+                && let Some(p) = snap
+                    .paths
+                    .iter()
+                    .find(|p| !std::path::Path::new(p).starts_with(&input.source_target))
+            {
+                return Err(format!(
+                    "refused by policy: the snapshot holds {p}, outside the source's current \
+                     target {}; restore it into a new directory instead",
+                    input.source_target.display()
+                ));
+            }
+            let writes = if in_place {
                 input.source_target.clone()
             } else {
-                target
+                target.clone()
             };
             crate::sandbox::restrict_thread(&crate::sandbox::Allowed {
                 read: None,
                 write: vec![writes],
             })
             .map_err(|e| format!("cannot restrict the job (Landlock): {e}"))?;
-            let opts = holdfast_sources::dir::restore::RestoreOptions {
-                target: PathBuf::from(&input.target),
+            RestoreSpec::Tree {
+                target,
                 includes: none.clone(),
                 excludes: none,
                 delete: false,
                 dry_run: false,
                 workers: 2,
                 sparse: true,
-                confine: input.checked.confine.clone(),
-            };
-            let s = holdfast_sources::dir::restore::restore(
-                &repo,
-                &snap.tree,
-                &opts,
-                progress,
-                &|_| {},
-            )
-            .map_err(|e| e.to_string())?;
+            }
+        }
+        _ => RestoreSpec::Address {
+            addr: {
+                let addr = SourceAddress::parse(&input.target).map_err(|e| e.to_string())?;
+                if let SourceAddress::Sqlite(path) = &addr {
+                    sandbox_sqlite(&input.checked, path, None)?;
+                }
+                addr
+            },
+            credential: input.credentials.clone().map(Secret::new),
+            clean: false,
+            replay_state: input.replay_state.clone(),
+        },
+    };
+    let report = holdfast_sources::spec::restore(
+        &repo,
+        &id,
+        &snap,
+        spec,
+        &input.checked.confinement(),
+        progress,
+        &|_| {},
+    )
+    .map_err(|e| e.to_string())?;
+    match report {
+        RestoreReport::Tree(s) => {
             if s.errors > 0 {
                 return Err(format!("{} entries could not be restored", s.errors));
             }
@@ -435,27 +399,12 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
                 "blobs_verified": true,
             }))
         }
-        _ => {
-            let mut addr = SourceAddress::parse(&input.target).map_err(|e| e.to_string())?;
-            enforce(&mut addr, &input.checked).map_err(|f| f.message)?;
-            let r = holdfast_sources::dispatch::restore_address(
-                &repo,
-                &id,
-                &snap,
-                addr,
-                input.credentials.clone().map(Secret::new),
-                false,
-                &input.replay_state,
-                progress,
-            )
-            .map_err(|e| e.to_string())?;
-            Ok(serde_json::json!({
-                "target": r.target, "database": r.database, "created": r.created, "bytes": r.bytes,
-                "tables": r.tables.iter().map(|(t, n)| serde_json::json!({"table": t, "rows": n})).collect::<Vec<_>>(),
-                "rows": r.tables.iter().map(|(_, n)| n).sum::<u64>(),
-                "row_counts_match_manifest": true,
-            }))
-        }
+        RestoreReport::Address(r) => Ok(serde_json::json!({
+            "target": r.target, "database": r.database, "created": r.created, "bytes": r.bytes,
+            "tables": r.tables.iter().map(|(t, n)| serde_json::json!({"table": t, "rows": n})).collect::<Vec<_>>(),
+            "rows": r.tables.iter().map(|(_, n)| n).sum::<u64>(),
+            "row_counts_match_manifest": true,
+        })),
     }
 }
 
@@ -500,122 +449,105 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
     if let Some(h) = &input.audit_head {
         meta.add_extra(serde_json::json!({"audit_head": h}));
     }
-    let saver = SaverOptions::default();
-    let credential = input.credentials.clone().map(Secret::new);
-    let (snapshot_id, snapshot, warnings): (Option<Id>, Snapshot, Vec<String>) =
-        match input.source.kind.as_str() {
-            "directory" => {
-                let paths = vec![PathBuf::from(&input.source.target)];
-                let abs = vec![input.source.target.clone()];
-                let parent = snapshots::find_parent(&repo, &host, &abs).map_err(failure)?;
-                let excludes = PathMatcher::new(&settings.exclude).map_err(|m| RunFailure {
-                    message: m,
+    let kind = input.source.kind.as_str();
+    let spec = match kind {
+        "directory" => {
+            let target = PathBuf::from(&input.source.target);
+            // a source names one path, which must be there (the CLI backs up
+            // what exists of several)
+            if input.checked.confine.is_none() && !target.exists() {
+                return Err(RunFailure {
+                    message: format!("{}: no such file or directory", target.display()),
                     kind: FailureKind::Permanent,
-                })?;
-                match &input.checked.confine {
-                    Some(root) => {
-                        let c = Confined::new(root, std::path::Path::new(&input.source.target))
-                            .ok_or_else(|| refused(&input.source.target))?;
-                        c.check_exists().map_err(|e| RunFailure {
-                            message: e.to_string(),
-                            kind: FailureKind::Permanent,
-                        })?;
-                    }
-                    None if !std::path::Path::new(&input.source.target).exists() => {
-                        return Err(RunFailure {
-                            message: format!("{}: no such file or directory", input.source.target),
-                            kind: FailureKind::Permanent,
-                        });
-                    }
-                    None => {}
-                }
-                // from here this thread reads only the source and writes only
-                // the repository
-                crate::sandbox::restrict_thread(&crate::sandbox::Allowed {
-                    read: Some(vec![
-                        input
-                            .checked
-                            .confine
-                            .clone()
-                            .unwrap_or_else(|| PathBuf::from(&input.source.target)),
-                        input.repository.clone(),
-                    ]),
-                    write: vec![input.repository.clone()],
-                })
-                .map_err(|e| RunFailure {
-                    message: format!("cannot restrict the job (Landlock): {e}"),
-                    kind: FailureKind::Transient,
-                })?;
-                let r = backup_dirs(
-                    &repo,
-                    DirBackupOptions {
-                        paths,
-                        excludes,
-                        one_file_system: settings.one_file_system,
-                        chunker: ChunkerParams::FILES,
-                        saver,
-                        readers: 2,
-                        parent,
-                        meta,
-                        dry_run: false,
-                        scan: false,
-                        confine: input.checked.confine.clone(),
-                    },
-                    progress,
-                )
-                .map_err(failure)?;
-                let warnings = r.errors.iter().map(|e| e.to_string()).collect();
-                (r.snapshot_id, r.snapshot, warnings)
+                });
             }
-            "command" => {
-                // the configured text of the named command, never the target
-                let text = input
-                    .checked
-                    .command
-                    .as_deref()
-                    .ok_or_else(|| refused(&input.source.target))?;
-                let r = backup_command(
-                    &repo,
-                    text,
-                    StreamBackupOptions {
-                        filename: settings.filename.clone().unwrap_or_else(|| "stdout".into()),
-                        chunker: if settings.rows {
-                            ChunkerParams::ROWS
-                        } else {
-                            ChunkerParams::FILES
+            let abs = vec![input.source.target.clone()];
+            let parent = snapshots::find_parent(&repo, &host, &abs).map_err(failure)?;
+            let excludes = PathMatcher::new(&settings.exclude).map_err(|m| RunFailure {
+                message: m,
+                kind: FailureKind::Permanent,
+            })?;
+            // from here this thread reads only the source and writes only
+            // the repository
+            crate::sandbox::restrict_thread(&crate::sandbox::Allowed {
+                read: Some(vec![
+                    input
+                        .checked
+                        .confine
+                        .clone()
+                        .unwrap_or_else(|| target.clone()),
+                    input.repository.clone(),
+                ]),
+                write: vec![input.repository.clone()],
+            })
+            .map_err(|e| RunFailure {
+                message: format!("cannot restrict the job (Landlock): {e}"),
+                kind: FailureKind::Transient,
+            })?;
+            SourceSpec::Paths {
+                paths: vec![target],
+                excludes,
+                one_file_system: settings.one_file_system,
+                readers: 2,
+                parent,
+                scan: false,
+            }
+        }
+        // the configured text of the named command, never the target
+        "command" => SourceSpec::Command {
+            shell: input
+                .checked
+                .command
+                .clone()
+                .ok_or_else(|| refused(&input.source.target))?,
+            filename: settings.filename.clone().unwrap_or_else(|| "stdout".into()),
+        },
+        _ => SourceSpec::Address {
+            addr: {
+                let addr = SourceAddress::parse(&input.source.target).map_err(failure)?;
+                if let SourceAddress::Sqlite(path) = &addr {
+                    // SQLite runs no tool: its thread reads only beneath
+                    // the file's root and writes the repository and temp
+                    sandbox_sqlite(&input.checked, path, Some(&input.repository)).map_err(
+                        |message| RunFailure {
+                            message,
+                            kind: FailureKind::Transient,
                         },
-                        saver,
-                        meta,
-                        dry_run: false,
-                    },
-                    progress,
-                )
-                .map_err(failure)?;
-                (r.snapshot_id, r.snapshot, Vec::new())
-            }
-            _ => {
-                let mut addr = SourceAddress::parse(&input.source.target).map_err(failure)?;
-                enforce(&mut addr, &input.checked)?;
-                let r = backup_address(
-                    &repo,
-                    addr,
-                    credential,
-                    &SourceOptions {
-                        max_schema_version: settings.max_schema_version,
-                        tables: settings.tables(),
-                    },
-                    DumpBackupOptions {
-                        chunker: ChunkerParams::ROWS,
-                        saver,
-                        meta,
-                        dry_run: false,
-                    },
-                    progress,
-                )
-                .map_err(failure)?;
-                (r.snapshot_id, r.snapshot, r.warnings)
-            }
-        };
+                    )?;
+                }
+                addr
+            },
+            credential: input.credentials.clone().map(Secret::new),
+            options: SourceOptions {
+                max_schema_version: settings.max_schema_version,
+                tables: settings.tables(),
+            },
+        },
+    };
+    let chunker = match kind {
+        "directory" => ChunkerParams::FILES,
+        "command" if !settings.rows => ChunkerParams::FILES,
+        _ => ChunkerParams::ROWS,
+    };
+    let report = holdfast_sources::spec::backup(
+        &repo,
+        spec,
+        BackupSettings {
+            chunker,
+            saver: SaverOptions::default(),
+            meta,
+            dry_run: false,
+        },
+        &input.checked.confinement(),
+        progress,
+    )
+    .map_err(|e| RunFailure {
+        kind: failure_kind(e.kind),
+        message: e.to_string(),
+    })?;
+    let mut warnings = report.warnings;
+    warnings.extend(report.unreadable.iter().map(|e| e.to_string()));
+    let (snapshot_id, snapshot) = (report.snapshot_id, report.snapshot);
     let snapshot_id = snapshot_id.map(|id| id.to_string()).unwrap_or_default();
     let summary = snapshot.summary.clone().unwrap_or_default();
     let source = snapshot
@@ -644,19 +576,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failures_are_sorted_into_transient_and_permanent() {
-        let t = |m: &str| classify(&EngineError::Source(m.to_string()));
-        assert_eq!(
-            t(
-                "pg_dump: error: connection to server at \"127.0.0.1\", port 1 failed: Connection refused"
-            ),
-            FailureKind::Transient
-        );
-        assert_eq!(
-            t("FATAL: password authentication failed for user \"app\""),
-            FailureKind::Permanent
-        );
-        assert_eq!(t("HTTP 503 from https://x/events"), FailureKind::Transient);
+    fn failures_are_sorted_by_their_kind_not_their_words() {
+        // the words would say "transient", the source decided permanent
+        let e = EngineError::source("connection refused by policy");
+        assert_eq!(classify(&e), FailureKind::Permanent);
+        let e = EngineError::source_transient("HTTP 503 from https://x/events");
+        assert_eq!(classify(&e), FailureKind::Transient);
         assert_eq!(
             classify(&EngineError::Locked("by pid 1".into())),
             FailureKind::Transient
@@ -664,6 +589,18 @@ mod tests {
         assert_eq!(
             classify(&EngineError::Invalid("bad".into())),
             FailureKind::Permanent
+        );
+        // where the tool's words are understood: the source's classifier
+        use holdfast_sources::command::tool_fault;
+        assert_eq!(
+            tool_fault(
+                "pg_dump: error: connection to server at \"127.0.0.1\", port 1 failed: Connection refused"
+            ),
+            holdfast_engine::Fault::Transient
+        );
+        assert_eq!(
+            tool_fault("FATAL: password authentication failed for user \"app\""),
+            holdfast_engine::Fault::Permanent
         );
     }
 

@@ -27,6 +27,8 @@ const SYSTEM_READ: &[&str] = &[
     "/etc/group",
     "/etc/nsswitch.conf",
     "/etc/localtime",
+    // SQLite seeds its randomness from it
+    "/dev/urandom",
 ];
 
 /// What a job's thread may reach.

@@ -350,6 +350,7 @@ async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restor
             &state.config.host_facts(),
             &policy,
             crate::policy::Definer::parse(&r.defined_by),
+            crate::policy::Definer::parse(&source.defined_by),
             &source.kind,
             &source.target,
             &r.target,

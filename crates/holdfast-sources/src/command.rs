@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use holdfast_engine::repository::Repository;
-use holdfast_engine::{EngineError, Result};
+use holdfast_engine::{EngineError, Fault, Result};
 use serde_json::json;
 
 use crate::progress::Progress;
@@ -84,7 +84,7 @@ impl Spawned {
         }
         let mut child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                EngineError::Source(format!(
+                EngineError::source(format!(
                     "cannot start {what}: {:?} not found",
                     cmd.get_program()
                 ))
@@ -148,7 +148,15 @@ impl Spawned {
         if status.success() {
             return Ok(status);
         }
-        Err(EngineError::Source(self.failure(status)))
+        // killed (by the OOM killer, an operator, a restart) or cut off from
+        // its server: another run may succeed; anything else it reported is
+        // about the source itself
+        let fault = if status.signal().is_some() {
+            Fault::Transient
+        } else {
+            tool_fault(&self.stderr_tail())
+        };
+        Err(EngineError::source_with(fault, self.failure(status)))
     }
 
     /// The standard error collected so far, trimmed.
@@ -192,6 +200,47 @@ impl Spawned {
         if let Some(j) = &self.job {
             j.remove_group(self.child.id() as i32);
         }
+    }
+}
+
+/// What a database tool's error output says about trying again: the
+/// connection-level failures libpq and the MySQL/MariaDB clients report
+/// (refused, lost, timed out, too many connections, a server starting up
+/// or shutting down) are transient; authentication, missing objects and
+/// everything else are permanent. Authentication is checked first: a
+/// refused password is never worth a retry.
+pub fn tool_fault(stderr: &str) -> Fault {
+    let m = stderr.to_ascii_lowercase();
+    let permanent = [
+        "password authentication failed",
+        "authentication failed",
+        "access denied",
+        "no pg_hba.conf entry",
+        "does not exist",
+        "unknown database",
+    ];
+    let transient = [
+        "connection refused",
+        "could not connect",
+        "can't connect",
+        "timeout expired",
+        "timed out",
+        "connection reset",
+        "server closed the connection unexpectedly",
+        "lost connection",
+        "too many connections",
+        "the database system is starting up",
+        "the database system is shutting down",
+        "server has gone away",
+        "could not translate host name",
+        "temporary failure in name resolution",
+    ];
+    if permanent.iter().any(|p| m.contains(p)) {
+        Fault::Permanent
+    } else if transient.iter().any(|p| m.contains(p)) {
+        Fault::Transient
+    } else {
+        Fault::Permanent
     }
 }
 

@@ -166,6 +166,7 @@ fn glob_set(patterns: &[String], flag: &str) -> holdfast_engine::Result<globset:
 
 impl TableFilter {
     pub fn new(opts: &TablesOptions) -> holdfast_engine::Result<TableFilter> {
+        opts.check_queries()?;
         Ok(TableFilter {
             include: glob_set(&opts.include, "--include-table")?,
             has_include: !opts.include.is_empty(),
@@ -195,7 +196,46 @@ impl TableFilter {
     }
 }
 
+/// Why `sql` cannot be a `--query`: each is one `SELECT` (or `WITH …
+/// SELECT`) on one line, without a backslash or a `;` inside. The queries
+/// reach the database through its client's script input (psql, mysql),
+/// where a backslash starts a client command (`\!` runs a shell) and a line
+/// can begin one (`system …`); SQLite's are also prepared read-only.
+pub fn check_query(sql: &str) -> Result<(), String> {
+    let body = sql.trim().trim_end_matches(';').trim_end();
+    let first = body
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if first != "select" && first != "with" {
+        return Err("a query is one SELECT (or WITH … SELECT) statement".into());
+    }
+    if body.contains('\\') {
+        return Err(
+            "a query may not contain a backslash (a client command in psql and mysql)".into(),
+        );
+    }
+    if body.contains(';') {
+        return Err("a query is one statement: no `;` inside".into());
+    }
+    if body.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("a query is written on one line".into());
+    }
+    Ok(())
+}
+
 impl TablesOptions {
+    /// Every `--query` passes [`check_query`].
+    pub fn check_queries(&self) -> holdfast_engine::Result<()> {
+        for (name, sql) in &self.queries {
+            check_query(sql).map_err(|why| {
+                holdfast_engine::EngineError::Invalid(format!("--query {name}: {why}"))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Warnings for `--query` results without ORDER BY.
     pub fn query_warnings(&self) -> Vec<String> {
         self.queries
@@ -339,5 +379,28 @@ mod tests {
             "tables/public.orders.csv"
         );
         assert_eq!(table_file("queries", "../x"), "queries/_.._x.csv");
+    }
+
+    #[test]
+    fn queries_are_single_selects_that_no_client_can_read_as_a_command() {
+        for ok in [
+            "SELECT org_id, count(*) FROM users GROUP BY 1 ORDER BY 1",
+            "  with t as (select 1 as n) select n from t;",
+            "SELECT 'a' AS x\tORDER BY 1",
+        ] {
+            assert!(check_query(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "SELECT 1 \\! cat /etc/shadow",
+            "SELECT 1\n\\! id\nSELECT 1",
+            "SELECT 1; DROP TABLE users",
+            "SELECT 1\nsystem id",
+            "ATTACH '/var/lib/holdfast/catalog.db' AS c",
+            "COMMIT",
+            "VACUUM INTO '/tmp/x'",
+            "",
+        ] {
+            assert!(check_query(bad).is_err(), "{bad:?}");
+        }
     }
 }

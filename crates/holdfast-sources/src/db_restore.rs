@@ -148,7 +148,7 @@ pub fn feed_parts(
             // The loader stopping early (a failed statement) shows as a
             // broken pipe on our side: its own error is the one to report.
             match loader.wait()? {
-                (status, tail) if !status.success() => Err(EngineError::Source(format!(
+                (status, tail) if !status.success() => Err(EngineError::source(format!(
                     "the restore failed and was rolled back: {what} {}:\n{tail}",
                     crate::command::how_it_ended(status)
                 ))),
@@ -222,7 +222,7 @@ pub fn verify_counts(manifest: &Manifest, found: &[u64]) -> Result<Vec<(String, 
         ));
     }
     if !bad.is_empty() {
-        return Err(EngineError::Source(format!(
+        return Err(EngineError::source(format!(
             "restore verification failed:\n  {}",
             bad.join("\n  ")
         )));

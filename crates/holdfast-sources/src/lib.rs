@@ -31,6 +31,7 @@ pub mod postgres;
 pub mod progress;
 pub mod secret;
 pub mod source_url;
+pub mod spec;
 pub mod sqlite;
 pub mod stream;
 pub mod tool_env;

@@ -132,6 +132,7 @@ pub async fn create(
         &s.config.host_facts(),
         &policy,
         definer,
+        Definer::parse(&source.defined_by),
         &source.kind,
         &source.target,
         &target,

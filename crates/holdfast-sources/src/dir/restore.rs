@@ -83,7 +83,7 @@ pub struct RestoreSummary {
     pub errors: u64,
 }
 
-type ActionSink<'a> = &'a (dyn Fn(Action) + Sync);
+pub type ActionSink<'a> = &'a (dyn Fn(Action) + Sync);
 
 #[derive(Default)]
 struct Counters {

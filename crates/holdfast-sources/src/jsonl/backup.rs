@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holdfast_engine::repository::Repository;
-use holdfast_engine::{EngineError, Result};
+use holdfast_engine::{EngineError, Fault, Result};
 use serde_json::json;
 
 use super::events::{EventReader, EventValidator};
@@ -49,7 +49,11 @@ pub fn backup_jsonl(
         )
         .send()
         .map_err(|e| {
-            EngineError::Source(format!("{}; no snapshot was written", endpoint.describe(e)))
+            // not reached, timed out, cut off: the endpoint may be back later
+            EngineError::source_transient(format!(
+                "{}; no snapshot was written",
+                endpoint.describe(e)
+            ))
         })?;
     let status = resp.status();
     if !status.is_success() {
@@ -57,10 +61,18 @@ pub fn backup_jsonl(
             401 | 403 => " (check HOLDFAST_SOURCE_TOKEN or --source-password-file)",
             _ => "",
         };
-        return Err(EngineError::Source(format!(
-            "{shown} answered HTTP {status}{hint}{}; no snapshot was written",
-            body_excerpt(endpoint, resp)
-        )));
+        let fault = if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
+            Fault::Transient
+        } else {
+            Fault::Permanent
+        };
+        return Err(EngineError::source_with(
+            fault,
+            format!(
+                "{shown} answered HTTP {status}{hint}{}; no snapshot was written",
+                body_excerpt(endpoint, resp)
+            ),
+        ));
     }
     let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
     let mut events = EventReader::new(
@@ -70,18 +82,21 @@ pub fn backup_jsonl(
     let facts = match writer.add_file(EVENTS_FILE, &mut events) {
         Ok(f) => f,
         Err(e) => {
-            let why = match &events.failure {
-                Some(f) => format!("{shown}: {f}"),
-                None => e.to_string(),
+            // an invalid event is the stream's fault; a read that failed
+            // (cut, stalled) is the connection's, and may pass
+            let (fault, why) = match &events.failure {
+                Some(f) => (Fault::Permanent, format!("{shown}: {f}")),
+                None => (Fault::Transient, e.to_string()),
             };
-            return Err(EngineError::Source(format!(
-                "the event stream is not usable: {why}; no snapshot was written"
-            )));
+            return Err(EngineError::source_with(
+                fault,
+                format!("the event stream is not usable: {why}; no snapshot was written"),
+            ));
         }
     };
     let stats = events.validator.stats;
     if stats.events == 0 {
-        return Err(EngineError::Source(format!(
+        return Err(EngineError::source(format!(
             "{shown} sent no events; no snapshot was written"
         )));
     }

@@ -53,7 +53,7 @@ impl Endpoint {
                 .no_proxy();
         }
         b.build().map_err(|e| {
-            EngineError::Source(format!("setting up the HTTP client: {}", e.without_url()))
+            EngineError::source(format!("setting up the HTTP client: {}", e.without_url()))
         })
     }
 

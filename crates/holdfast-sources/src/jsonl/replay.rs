@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use holdfast_engine::blob_reader::BlobReader;
 use holdfast_engine::repository::Repository;
-use holdfast_engine::{EngineError, Result};
+use holdfast_engine::{EngineError, Fault, Result};
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
 use serde::{Deserialize, Serialize};
@@ -177,8 +177,8 @@ pub fn replay_events(
         }
         let full = batch_events >= opts.batch_events || batch.len() >= opts.batch_bytes;
         if batch_events > 0 && (full || at_end) {
-            post_batch(&client, endpoint, &batch, opts).map_err(|why| {
-                EngineError::Source(format!(
+            post_batch(&client, endpoint, &batch, opts).map_err(|(fault, why)| {
+                EngineError::source_with(fault, format!(
                     "{why}; {} of {total} events are delivered to {shown}. Run the same command \
                      again to resume after the last acknowledged batch",
                     state.acknowledged
@@ -210,7 +210,7 @@ pub fn replay_events(
         });
     }
     if index != total || state.acknowledged != total {
-        return Err(EngineError::Source(format!(
+        return Err(EngineError::source(format!(
             "replay verification failed: {} events acknowledged, {index} stored, {total} in the manifest",
             state.acknowledged
         )));
@@ -238,7 +238,7 @@ fn post_batch(
     endpoint: &Endpoint,
     body: &[u8],
     opts: &ReplayOptions,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), (Fault, String)> {
     let key = Id(Sha256::digest(body).into()).to_hex();
     let mut delay = opts.backoff;
     let mut last = String::new();
@@ -272,7 +272,7 @@ fn post_batch(
         };
         match sent {
             Sent::Ok => return Ok(()),
-            Sent::Fatal(why) => return Err(why),
+            Sent::Fatal(why) => return Err((Fault::Permanent, why)),
             Sent::Retry(why) => {
                 last = format!("{why} (attempt {attempt} of {})", opts.attempts.max(1));
                 if attempt < opts.attempts {
@@ -282,7 +282,8 @@ fn post_batch(
             }
         }
     }
-    Err(last)
+    // every attempt met a server error or a connection failure
+    Err((Fault::Transient, last))
 }
 
 /// Hashes what is read through it.

@@ -90,7 +90,7 @@ pub fn backup_mysql_dump(
     let (facts, scan) =
         store_tool_output(&mut writer, &file, child, stdout, MysqlDumpScan::default())?;
     scan.verdict().map_err(|why| {
-        EngineError::Source(format!(
+        EngineError::source(format!(
             "{name} output is incomplete: {why}; no snapshot was written"
         ))
     })?;

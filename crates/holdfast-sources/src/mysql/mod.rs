@@ -28,7 +28,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use holdfast_engine::{EngineError, Result};
+use holdfast_engine::{EngineError, Fault, Result};
 
 use crate::command::how_it_ended;
 use crate::secret::Secret;
@@ -94,7 +94,7 @@ impl MyTools {
     }
 
     fn missing(&self, names: &[&str]) -> EngineError {
-        EngineError::Source(format!(
+        EngineError::source(format!(
             "{} not found in {}: install the MariaDB or MySQL client tools \
              (Debian: apt-get install mariadb-client) or set HOLDFAST_MYSQL_BIN to their directory",
             names.join(" or "),
@@ -117,7 +117,7 @@ impl MyTools {
             .map_err(|e| EngineError::io(format!("cannot run {}", path.display()), e))?;
         let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() || version.is_empty() {
-            return Err(EngineError::Source(format!(
+            return Err(EngineError::source(format!(
                 "{} --version {}: not a working dump tool",
                 path.display(),
                 how_it_ended(out.status)
@@ -374,6 +374,18 @@ fn connect_errno_hint(msg: &str) -> Option<&'static str> {
 
 /// Turn what a tool printed on failure into a message that says what went
 /// wrong, naming the (redacted) address. The tools never print passwords.
+/// Whether a client error is worth another try: the client's connection
+/// errors (2002 socket, 2003 TCP, 2005 unknown host, 2013 lost, 2026 TLS)
+/// and 1040 (too many connections) are transient; the rest — wrong
+/// password, missing database, SQL errors — permanent.
+pub fn client_error_fault(stderr: &str) -> Fault {
+    match parse_client_error(stderr) {
+        Some((2002 | 2003 | 2005 | 2013 | 2026 | 1040, _)) => Fault::Transient,
+        Some(_) => Fault::Permanent,
+        None => crate::command::tool_fault(stderr),
+    }
+}
+
 pub fn describe_client_error(
     stderr: &str,
     target: &str,
@@ -478,13 +490,16 @@ impl MyClient {
         stderr: &str,
         database: Option<&str>,
     ) -> EngineError {
-        EngineError::Source(describe_client_error(
-            stderr,
-            &self.addr_for(database),
-            database,
-            tool,
-            &how_it_ended(status),
-        ))
+        EngineError::source_with(
+            client_error_fault(stderr),
+            describe_client_error(
+                stderr,
+                &self.addr_for(database),
+                database,
+                tool,
+                &how_it_ended(status),
+            ),
+        )
     }
 
     /// Run `sql` (statements separated by `;`) in `database` (or none);
@@ -545,7 +560,7 @@ impl MyClient {
         let row = rows
             .first()
             .filter(|r| r.len() == 3)
-            .ok_or_else(|| EngineError::Source("the server did not report its version".into()))?;
+            .ok_or_else(|| EngineError::source("the server did not report its version"))?;
         Ok(ServerInfo {
             version: row[0].clone(),
             character_set: row[1].clone(),

@@ -74,7 +74,7 @@ fn object_count(client: &MyClient, db: &str) -> Result<u64> {
     rows.first()
         .and_then(|r| r.first())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| EngineError::Source(format!("unexpected object count output {rows:?}")))
+        .ok_or_else(|| EngineError::source(format!("unexpected object count output {rows:?}")))
 }
 
 fn create_database(client: &MyClient, db: &str, cs: &Charset) -> Result<()> {
@@ -145,7 +145,7 @@ pub fn count_rows(client: &MyClient, database: &str, manifest: &Manifest) -> Res
             r.first().and_then(|v| v.parse::<usize>().ok()),
             r.get(1).and_then(|v| v.parse::<u64>().ok()),
         ) else {
-            return Err(EngineError::Source(format!(
+            return Err(EngineError::source(format!(
                 "unexpected row count output {r:?}"
             )));
         };
@@ -220,7 +220,7 @@ pub(super) fn load_into_target(
             });
             Err(match undo {
                 Ok(()) => e,
-                Err(u) => EngineError::Source(format!(
+                Err(u) => EngineError::source(format!(
                     "{e}\n(but removing the partial restore failed: {u}; the database {target:?} \
                      may hold part of the dump)"
                 )),

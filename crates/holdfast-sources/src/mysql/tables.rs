@@ -105,7 +105,7 @@ fn list_tables(client: &MyClient, db: &str) -> Result<Vec<MyTable>> {
     let mut keys: Vec<Vec<(u32, String)>> = Vec::new();
     for r in rows {
         let [table, col, col_type, data_type, pk, generated] = <[String; 6]>::try_from(r)
-            .map_err(|r| EngineError::Source(format!("unexpected catalog row {r:?}")))?;
+            .map_err(|r| EngineError::source(format!("unexpected catalog row {r:?}")))?;
         if out.last().is_none_or(|t| t.name != table) {
             out.push(MyTable {
                 name: table,
@@ -221,7 +221,7 @@ fn expect_marker(r: &mut impl BufRead, want: &str) -> Result<()> {
     r.read_line(&mut line)
         .map_err(|e| EngineError::io("reading the client's output", e))?;
     if line.trim_end() != want {
-        return Err(EngineError::Source(format!(
+        return Err(EngineError::source(format!(
             "the table export lost its place (expected {want:?}, got {:?}); no snapshot was written",
             line.chars().take(80).collect::<String>()
         )));
@@ -265,7 +265,7 @@ fn dump_ddl(
     let (facts, scanner) =
         store_tool_output(writer, file, child, stdout, MysqlDumpScan::default())?;
     scanner.verdict().map_err(|why| {
-        EngineError::Source(format!(
+        EngineError::source(format!(
             "{} (DDL) output is incomplete: {why}; no snapshot was written",
             tool.name()
         ))

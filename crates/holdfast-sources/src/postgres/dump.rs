@@ -57,7 +57,7 @@ pub fn backup_pg_dump(
     let (facts, scan) =
         store_tool_output(&mut writer, &file, child, stdout, PgDumpScan::default())?;
     scan.verdict().map_err(|why| {
-        EngineError::Source(format!(
+        EngineError::source(format!(
             "pg_dump output is incomplete: {why}; no snapshot was written"
         ))
     })?;

@@ -80,7 +80,7 @@ impl PgTools {
             let dir = PathBuf::from(dir);
             return match PgTools::in_dir(&dir) {
                 Some(t) => Ok(vec![t]),
-                None => Err(EngineError::Source(format!(
+                None => Err(EngineError::source(format!(
                     "no working pg_dump and psql in HOLDFAST_PG_BIN={}",
                     dir.display()
                 ))),
@@ -102,10 +102,9 @@ impl PgTools {
         }
         found.sort_by_key(|t| std::cmp::Reverse(t.major));
         if found.is_empty() {
-            return Err(EngineError::Source(
+            return Err(EngineError::source(
                 "pg_dump and psql not found: install the PostgreSQL client tools \
-                 (Debian: apt-get install postgresql-client) or set HOLDFAST_PG_BIN to their directory"
-                    .into(),
+                 (Debian: apt-get install postgresql-client) or set HOLDFAST_PG_BIN to their directory",
             ));
         }
         Ok(found)
@@ -206,7 +205,7 @@ impl PgClient {
                 self.tools = t;
                 Ok(())
             }
-            None => Err(EngineError::Source(format!(
+            None => Err(EngineError::source(format!(
                 "the server runs PostgreSQL {} but the newest pg_dump found is {} ({}): \
                  pg_dump must be at least the server's major version ({want}); install \
                  postgresql-client-{want} or newer, or set HOLDFAST_PG_BIN",
@@ -301,15 +300,20 @@ impl PgClient {
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let err = err.trim().trim_start_matches("psql: error: ").trim();
-            return Err(EngineError::Source(if out.status.code() == Some(2) {
-                format!("cannot connect to {}: {err}", self.addr_for(database))
+            // psql exits 2 when the connection failed (refused, lost, or
+            // refused by the server: the tool's words tell which)
+            return Err(if out.status.code() == Some(2) {
+                EngineError::source_with(
+                    crate::command::tool_fault(err),
+                    format!("cannot connect to {}: {err}", self.addr_for(database)),
+                )
             } else {
-                format!(
+                EngineError::source(format!(
                     "psql {} against {}: {err}",
                     how_it_ended(out.status),
                     self.addr_for(database)
-                )
-            }));
+                ))
+            });
         }
         let text = String::from_utf8_lossy(&out.stdout);
         Ok(text
@@ -334,10 +338,10 @@ impl PgClient {
         let row = rows
             .first()
             .filter(|r| r.len() == 3)
-            .ok_or_else(|| EngineError::Source("the server did not report its version".into()))?;
+            .ok_or_else(|| EngineError::source("the server did not report its version"))?;
         Ok(ServerInfo {
             version_num: row[0].parse().map_err(|_| {
-                EngineError::Source(format!("unexpected server_version_num {:?}", row[0]))
+                EngineError::source(format!("unexpected server_version_num {:?}", row[0]))
             })?,
             version: row[1].clone(),
             encoding: row[2].clone(),

@@ -67,7 +67,7 @@ pub fn count_rows(client: &PgClient, database: &str, manifest: &Manifest) -> Res
             r.first().and_then(|v| v.parse::<usize>().ok()),
             r.get(1).and_then(|v| v.parse::<u64>().ok()),
         ) else {
-            return Err(EngineError::Source(format!(
+            return Err(EngineError::source(format!(
                 "unexpected row count output {r:?}"
             )));
         };

@@ -129,15 +129,21 @@ impl SnapshotHolder {
                     .trim_start_matches("psql: error: ")
                     .trim()
                     .to_string();
-                return Err(EngineError::Source(if status.code() == Some(2) {
-                    format!("cannot connect to {}: {err}", client.display())
+                return Err(if status.code() == Some(2) {
+                    EngineError::source_with(
+                        crate::command::tool_fault(&err),
+                        format!("cannot connect to {}: {err}", client.display()),
+                    )
                 } else {
-                    format!("cannot open a snapshot on {}: {err}", client.display())
-                }));
+                    EngineError::source(format!(
+                        "cannot open a snapshot on {}: {err}",
+                        client.display()
+                    ))
+                });
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                return Err(EngineError::Source(format!(
+                return Err(EngineError::source(format!(
                     "{} did not export a snapshot within a minute",
                     client.display()
                 )));
@@ -197,7 +203,7 @@ pub fn list_tables(
     let mut keys: Vec<Vec<(usize, String)>> = Vec::new();
     for r in rows {
         let [schema, name, col, ty, pk, generated] = <[String; 6]>::try_from(r)
-            .map_err(|r| EngineError::Source(format!("unexpected catalog row {r:?}")))?;
+            .map_err(|r| EngineError::source(format!("unexpected catalog row {r:?}")))?;
         if out
             .last()
             .is_none_or(|t| t.schema != schema || t.name != name)
@@ -281,7 +287,7 @@ fn copy_out(
     let (child, stdout) = Spawned::start_with_script(cmd, "psql", script)?;
     let (facts, scan) = store_tool_output(writer, file, child, stdout, CsvRecords::default())?;
     if scan.open_quote() || scan.records() == 0 {
-        return Err(EngineError::Source(format!(
+        return Err(EngineError::source(format!(
             "the export of {file} ended early; no snapshot was written"
         )));
     }
@@ -346,7 +352,7 @@ fn dump_ddl(
     );
     let (facts, scanner) = store_tool_output(writer, file, child, stdout, PgDumpScan::default())?;
     scanner.verdict().map_err(|why| {
-        EngineError::Source(format!(
+        EngineError::source(format!(
             "pg_dump --section={section} output is incomplete: {why}; no snapshot was written"
         ))
     })?;
@@ -388,7 +394,7 @@ fn views_over(
     rows.into_iter()
         .map(|r| match <[String; 2]>::try_from(r) {
             Ok([schema, name]) => Ok((schema, name)),
-            Err(r) => Err(EngineError::Source(format!("unexpected view row {r:?}"))),
+            Err(r) => Err(EngineError::source(format!("unexpected view row {r:?}"))),
         })
         .collect()
 }
@@ -412,7 +418,7 @@ fn foreign_keys_into(
     rows.into_iter()
         .map(|r| match <[String; 3]>::try_from(r) {
             Ok([schema, table, constraint]) => Ok((schema, table, constraint)),
-            Err(r) => Err(EngineError::Source(format!(
+            Err(r) => Err(EngineError::source(format!(
                 "unexpected foreign key row {r:?}"
             ))),
         })
@@ -455,7 +461,7 @@ fn list_sequences(client: &PgClient, database: &str, snapshot: &str) -> Result<V
     rows.into_iter()
         .map(|r| {
             let [schema, name, value, owner_schema, owner] = <[String; 5]>::try_from(r)
-                .map_err(|r| EngineError::Source(format!("unexpected sequence row {r:?}")))?;
+                .map_err(|r| EngineError::source(format!("unexpected sequence row {r:?}")))?;
             Ok(PgSequence {
                 schema,
                 name,

@@ -74,7 +74,7 @@ pub fn backup_sqlite(
                     std::thread::sleep(Duration::from_millis(100))
                 }
                 _ => {
-                    return Err(EngineError::Source(format!(
+                    return Err(EngineError::source_transient(format!(
                         "{} stayed locked by another connection for {} s; no snapshot was written",
                         path.display(),
                         BUSY_WAIT.as_secs()
@@ -85,7 +85,7 @@ pub fn backup_sqlite(
     }
     drop(source);
     check_integrity(&copy, true).map_err(|e| {
-        EngineError::Source(format!(
+        EngineError::source(format!(
             "the copy of {} is damaged ({e}); no snapshot was written",
             path.display()
         ))

@@ -21,7 +21,7 @@ use crate::manifest::{ManifestColumn, ManifestTable};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) fn sqlite_err(what: impl std::fmt::Display, e: rusqlite::Error) -> EngineError {
-    EngineError::Source(format!("{what}: {e}"))
+    EngineError::source(format!("{what}: {e}"))
 }
 
 /// Open an existing database read-only, with a clear error when it is
@@ -29,14 +29,14 @@ pub(crate) fn sqlite_err(what: impl std::fmt::Display, e: rusqlite::Error) -> En
 pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(EngineError::Source(format!(
+            return Err(EngineError::source(format!(
                 "no SQLite database at {}: the file does not exist",
                 path.display()
             )));
         }
         Err(e) => return Err(EngineError::io(format!("reading {}", path.display()), e)),
         Ok(m) if !m.is_file() => {
-            return Err(EngineError::Source(format!(
+            return Err(EngineError::source(format!(
                 "{} is not a file, so not a SQLite database",
                 path.display()
             )));
@@ -128,7 +128,7 @@ pub(crate) fn check_integrity(conn: &Connection, quick: bool) -> Result<()> {
     if lines.len() == 1 && lines[0] == "ok" {
         return Ok(());
     }
-    Err(EngineError::Source(format!(
+    Err(EngineError::source(format!(
         "PRAGMA {pragma} found problems:\n  {}",
         lines.join("\n  ")
     )))

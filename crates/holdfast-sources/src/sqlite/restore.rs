@@ -170,7 +170,7 @@ fn write_and_check(
     drop(file);
     let digest = Id(hasher.finalize().into());
     if digest.to_hex() != expected.sha256 || written != expected.size {
-        return Err(EngineError::Source(format!(
+        return Err(EngineError::source(format!(
             "{} read back from the repository does not match the manifest (SHA-256 {}, expected {}); \
              nothing was replaced",
             expected.path,
@@ -180,7 +180,7 @@ fn write_and_check(
     }
     let conn = open_read_only(partial)?;
     check_integrity(&conn, false).map_err(|e| {
-        EngineError::Source(format!(
+        EngineError::source(format!(
             "the restored database failed its check: {e}; nothing was replaced"
         ))
     })?;

@@ -108,6 +108,12 @@ fn export_query(
     let mut stmt = conn
         .prepare(sql)
         .map_err(|e| sqlite_err(format!("preparing the export of {file}"), e))?;
+    // nothing that writes, attaches or ends the snapshot's transaction
+    if !stmt.readonly() {
+        return Err(holdfast_engine::EngineError::Invalid(format!(
+            "the export of {file} is not a read-only statement"
+        )));
+    }
     let columns: Vec<ManifestColumn> = stmt
         .columns()
         .iter()
@@ -375,7 +381,7 @@ fn read_checked(
     }
     let sha = Id(hashing.hasher.finalize().into());
     if sha.to_hex() != expected.sha256 || hashing.count != expected.size {
-        return Err(EngineError::Source(format!(
+        return Err(EngineError::source(format!(
             "{path} read back from the repository does not match the manifest; nothing was replaced"
         )));
     }
