@@ -327,22 +327,7 @@ fn restore_targets_stay_inside_the_tenants_roots() {
         assert_refused(&restore(Some(&bad)), &bad);
     }
     let _ = b;
-    let wait_restore = |id: &str| -> Value {
-        for _ in 0..600 {
-            let r = s.expect(
-                200,
-                "GET",
-                &format!("/api/v1/restores/{id}"),
-                Some(&op),
-                None,
-            );
-            if r["status"] != "queued" && r["status"] != "running" {
-                return r;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("restore {id} did not finish");
-    };
+    let wait_restore = |id: &str| s.wait_restore(id, &op);
     // into a new directory beneath the root
     let new_target = root_a.join("restored");
     let r = restore(Some(new_target.to_str().unwrap()));
@@ -1505,20 +1490,7 @@ fn default_and_in_place_restores_keep_to_the_policy() {
     );
     assert_eq!(r.status, 202, "{}", r.text);
     let rid = r.json()["id"].as_str().unwrap().to_string();
-    let mut done = Value::Null;
-    for _ in 0..300 {
-        done = s.expect(
-            200,
-            "GET",
-            &format!("/api/v1/restores/{rid}"),
-            Some(&op),
-            None,
-        );
-        if done["status"] != "queued" && done["status"] != "running" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let done = s.wait_restore(&rid, &op);
     assert_eq!(done["status"], "failed", "{done}");
     assert!(
         done["error"]
@@ -1563,20 +1535,7 @@ fn sqlite_jobs_run_sandboxed_and_a_swapped_parent_is_refused() {
         );
         assert_eq!(r.status, 202, "{}", r.text);
         let rid = r.json()["id"].as_str().unwrap().to_string();
-        for _ in 0..300 {
-            let d = s.expect(
-                200,
-                "GET",
-                &format!("/api/v1/restores/{rid}"),
-                Some(&op),
-                None,
-            );
-            if d["status"] != "queued" && d["status"] != "running" {
-                return d;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("restore did not finish");
+        s.wait_restore(&rid, &op)
     };
     let d = restore(&root.join("db/restored.db"));
     assert_eq!(d["status"], "done", "{d}");

@@ -231,6 +231,26 @@ impl Server {
         }
     }
 
+    /// Poll a restore until it leaves queued/running.
+    pub fn wait_restore(&self, id: &str, token: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = self.expect(
+                200,
+                "GET",
+                &format!("/api/v1/restores/{id}"),
+                Some(token),
+                None,
+            );
+            let st = r["status"].as_str().unwrap().to_string();
+            if st != "queued" && st != "running" {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "restore {id} still {st}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// A holdfast command on this server's data directory.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = Command::new(super::holdfast_bin());

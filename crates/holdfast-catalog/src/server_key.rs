@@ -102,32 +102,12 @@ impl ServerKey {
 
     /// Read `path`, or create it (mode 0600) with a new random key.
     pub fn load_or_create(path: &Path) -> Result<(ServerKey, bool), CatalogError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok((ServerKey::parse(&text)?, false)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = ServerKey::random();
-                let io = |e: std::io::Error| {
-                    CatalogError::Unavailable(format!(
-                        "cannot write the server key {}: {e}",
-                        path.display()
-                    ))
-                };
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode_0600()
-                    .open(path)
-                    .map_err(io)?;
-                f.write_all(key.to_base64().as_bytes()).map_err(io)?;
-                f.write_all(b"\n").map_err(io)?;
-                f.sync_all().map_err(io)?;
-                Ok((key, true))
-            }
-            Err(e) => Err(CatalogError::Unavailable(format!(
-                "cannot read the server key {}: {e}",
-                path.display()
-            ))),
+        if let Some(key) = ServerKey::load(path)? {
+            return Ok((key, false));
         }
+        let key = ServerKey::random();
+        key.store_new(path)?;
+        Ok((key, true))
     }
 
     /// Encrypt and authenticate a secret; base64 of `IV ‖ CT ‖ MAC`.

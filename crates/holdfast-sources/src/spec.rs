@@ -199,21 +199,7 @@ pub fn backup(
         } => {
             if let Some(root) = &confinement.root {
                 for p in &paths {
-                    let c = Confined::new(root, p).ok_or_else(|| {
-                        SourceError::refused(format!(
-                            "{} is not beneath {}",
-                            p.display(),
-                            root.display()
-                        ))
-                    })?;
-                    c.check_exists().map_err(|e| SourceError {
-                        kind: if e.kind() == std::io::ErrorKind::PermissionDenied {
-                            ErrorKind::Refused
-                        } else {
-                            ErrorKind::Permanent
-                        },
-                        error: EngineError::source(e.to_string()),
-                    })?;
+                    reachable_beneath(root, p)?;
                 }
             }
             let r = backup_dirs(
@@ -417,6 +403,27 @@ pub fn restore(
     }
 }
 
+/// `path` exists beneath `root`, reached without a symlink or an escape
+/// (the kernel's word, see [`crate::confine`]): refused when it is not,
+/// a permanent failure when it is missing.
+fn reachable_beneath(root: &std::path::Path, path: &std::path::Path) -> Result<(), SourceError> {
+    let c = Confined::new(root, path).ok_or_else(|| {
+        SourceError::refused(format!(
+            "{} is not beneath {}",
+            path.display(),
+            root.display()
+        ))
+    })?;
+    c.check_exists().map_err(|e| SourceError {
+        kind: if e.kind() == std::io::ErrorKind::PermissionDenied {
+            ErrorKind::Refused
+        } else {
+            ErrorKind::Permanent
+        },
+        error: EngineError::source(e.to_string()),
+    })
+}
+
 /// Make an address safe to use within `confinement`, before any I/O on
 /// it: a SQLite file's directory must be reachable beneath the root
 /// without a symlink (and the file not be one); a database or event-stream
@@ -426,22 +433,7 @@ pub fn restore(
 pub fn enforce(addr: &mut SourceAddress, confinement: &Confinement) -> Result<(), SourceError> {
     if let (SourceAddress::Sqlite(path), Some(root)) = (&*addr, &confinement.root) {
         // the file may not exist yet (a restore): its directory must
-        let dir = path.parent().unwrap_or(path);
-        let c = Confined::new(root, dir).ok_or_else(|| {
-            SourceError::refused(format!(
-                "{} is not beneath {}",
-                path.display(),
-                root.display()
-            ))
-        })?;
-        c.check_exists().map_err(|e| SourceError {
-            kind: if e.kind() == std::io::ErrorKind::PermissionDenied {
-                ErrorKind::Refused
-            } else {
-                ErrorKind::Permanent
-            },
-            error: EngineError::source(e.to_string()),
-        })?;
+        reachable_beneath(root, path.parent().unwrap_or(path))?;
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(SourceError::refused(format!(
                 "{}: the path is a symbolic link",
