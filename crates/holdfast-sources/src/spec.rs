@@ -97,6 +97,18 @@ pub struct BackupReport {
     pub unreadable: Vec<ItemError>,
 }
 
+impl BackupReport {
+    /// A one-file snapshot's report: nothing to warn about, nothing left out.
+    fn of_stream(r: crate::stream::StreamBackupResult) -> BackupReport {
+        BackupReport {
+            snapshot_id: r.snapshot_id,
+            snapshot: r.snapshot,
+            warnings: Vec::new(),
+            unreadable: Vec::new(),
+        }
+    }
+}
+
 /// What a failure means for whoever runs the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -227,44 +239,26 @@ pub fn backup(
             })
         }
         SourceSpec::Stream { reader, filename } => {
-            let r = crate::stream::backup_stream(
-                repo,
-                reader,
-                StreamBackupOptions {
-                    filename,
-                    chunker,
-                    saver,
-                    meta,
-                    dry_run,
-                },
-                progress,
-            )?;
-            Ok(BackupReport {
-                snapshot_id: r.snapshot_id,
-                snapshot: r.snapshot,
-                warnings: Vec::new(),
-                unreadable: Vec::new(),
-            })
+            let opts = StreamBackupOptions {
+                filename,
+                chunker,
+                saver,
+                meta,
+                dry_run,
+            };
+            let r = crate::stream::backup_stream(repo, reader, opts, progress)?;
+            Ok(BackupReport::of_stream(r))
         }
         SourceSpec::Command { shell, filename } => {
-            let r = crate::command::backup_command(
-                repo,
-                &shell,
-                StreamBackupOptions {
-                    filename,
-                    chunker,
-                    saver,
-                    meta,
-                    dry_run,
-                },
-                progress,
-            )?;
-            Ok(BackupReport {
-                snapshot_id: r.snapshot_id,
-                snapshot: r.snapshot,
-                warnings: Vec::new(),
-                unreadable: Vec::new(),
-            })
+            let opts = StreamBackupOptions {
+                filename,
+                chunker,
+                saver,
+                meta,
+                dry_run,
+            };
+            let r = crate::command::backup_command(repo, &shell, opts, progress)?;
+            Ok(BackupReport::of_stream(r))
         }
         SourceSpec::Address {
             mut addr,
