@@ -144,24 +144,45 @@ impl Repository {
         }
         keys.sort_by(|a, b| a.name.cmp(&b.name));
         let mut opened = None;
+        // key files that could not be read or used, and why: when no key
+        // opens, the password is wrong only if some key could be tried
+        let mut unusable: Vec<String> = Vec::new();
+        let mut tried = 0;
         for k in &keys {
             let oname = ObjectName::new(FileType::Key, &k.name)?;
-            let Ok(bytes) = backend.get(&oname) else {
-                continue;
+            let bytes = match backend.get(&oname) {
+                Ok(b) => b,
+                Err(e) => {
+                    unusable.push(format!("keys/{}: {e}", k.name));
+                    continue;
+                }
             };
-            let Ok(kf) = KeyFile::parse(&bytes) else {
-                continue;
+            let kf = match KeyFile::parse(&bytes) {
+                Ok(kf) => kf,
+                Err(e) => {
+                    unusable.push(format!("keys/{}: {e}", k.name));
+                    continue;
+                }
             };
             match kf.open(password) {
                 Ok(master) => {
                     opened = Some((master, Id::hash(&bytes)));
                     break;
                 }
-                Err(KeyFileError::WrongPassword) => continue,
-                Err(_) => continue,
+                Err(KeyFileError::WrongPassword) => tried += 1,
+                Err(e) => unusable.push(format!("keys/{}: {e}", k.name)),
             }
         }
         let Some((key, key_id)) = opened else {
+            if tried == 0 {
+                return Err(EngineError::corrupt(
+                    format!("{} (every key file)", backend.location()),
+                    format!(
+                        "no key file can be used, so the password was never checked: {}",
+                        unusable.join("; ")
+                    ),
+                ));
+            }
             return Err(EngineError::WrongPassword {
                 location: backend.location(),
             });
@@ -492,6 +513,28 @@ mod tests {
             Repository::open(empty, b"pw"),
             Err(EngineError::RepoNotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_key_file_that_does_not_parse_is_not_a_wrong_password() {
+        let mb = Arc::new(MemoryBackend::new());
+        let be: Arc<dyn Backend> = mb.clone();
+        let r = Repository::init(be.clone(), b"pw", &fast()).unwrap();
+        // the only key file replaced by one this version cannot read
+        let key = name(FileType::Key, &r.key_id());
+        mb.delete(&key).unwrap();
+        let odd = br#"{"kdf":"scrypt","N":"not a number"}"#.to_vec();
+        let odd_name = name(FileType::Key, &Id::hash(&odd));
+        mb.put(&odd_name, &odd).unwrap();
+        match Repository::open(be, b"pw") {
+            Err(EngineError::Corrupt { file, why }) => {
+                assert!(why.contains("password was never checked"), "{why}");
+                assert!(why.contains("keys/"), "{why}");
+                assert!(file.contains("every key file"), "{file}");
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened"),
+        }
     }
 
     #[test]

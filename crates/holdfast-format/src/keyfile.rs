@@ -16,8 +16,12 @@ pub const DEFAULT_LOG_N: u8 = 15;
 pub const DEFAULT_R: u32 = 8;
 pub const DEFAULT_P: u32 = 1;
 
+/// `created`, `username` and `hostname` are informational: restic writes
+/// them, rustic leaves out the ones it does not know (its key files may
+/// hold none of them), so a missing one reads as empty.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyFile {
+    #[serde(default)]
     pub created: String,
     #[serde(default)]
     pub username: String,
@@ -144,6 +148,21 @@ mod tests {
             parsed.open(b"wrong"),
             Err(KeyFileError::WrongPassword)
         ));
+    }
+
+    /// rustic's key files leave out `created`, `username` and `hostname`
+    /// when it has none: they parse and open all the same.
+    #[test]
+    fn opens_a_key_file_without_the_informational_fields() {
+        let master = MasterKey::random();
+        let kf = KeyFile::create(&master, b"pw", "u", "h", "2026-01-01T00:00:00Z".into(), 10);
+        let mut v: serde_json::Value = serde_json::from_slice(&kf.to_bytes()).unwrap();
+        for field in ["created", "username", "hostname"] {
+            v.as_object_mut().unwrap().remove(field);
+        }
+        let parsed = KeyFile::parse(&serde_json::to_vec(&v).unwrap()).unwrap();
+        assert!(parsed.open(b"pw").unwrap() == master);
+        assert!(parsed.created.is_empty());
     }
 
     /// A key file written by restic 0.14 (password "geheim") and the master
