@@ -218,16 +218,13 @@ impl GlobalOpts {
 
 /// A backend for a location string.
 pub fn open_backend(loc: &str) -> Result<Arc<dyn Backend>> {
-    if let Some(rest) = loc.strip_prefix("local:") {
-        return Ok(Arc::new(LocalBackend::new(rest)));
+    match holdfast_storage::Location::parse(loc).map_err(anyhow::Error::msg)? {
+        holdfast_storage::Location::Local(path) => Ok(Arc::new(LocalBackend::new(path))),
+        holdfast_storage::Location::S3(s3) => bail!(
+            "{s3}: S3-compatible object storage is not available in this version yet; use a \
+             local directory"
+        ),
     }
-    if let Some((scheme, _)) = loc.split_once(':')
-        && !scheme.contains('/')
-        && scheme.len() > 1
-    {
-        bail!("repository type {scheme:?} is not supported yet (use a local directory)");
-    }
-    Ok(Arc::new(LocalBackend::new(loc)))
 }
 
 pub fn read_password_file(f: &std::path::Path) -> Result<Vec<u8>> {

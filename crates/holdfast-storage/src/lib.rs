@@ -14,10 +14,12 @@
 //!   "no space left" are distinguishable.
 
 mod local;
+pub mod location;
 mod memory;
 mod name;
 
 pub use local::{LocalBackend, pid_alive};
+pub use location::{BucketLookup, Location, S3Location};
 pub use memory::MemoryBackend;
 pub use name::{FileType, ObjectName};
 
