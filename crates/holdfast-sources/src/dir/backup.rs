@@ -522,20 +522,23 @@ fn unchanged(old: &Node, new: &Node) -> bool {
 
 /// Open `name` in `dir` for reading: no symlink followed, no path walk, and
 /// without updating its access time where allowed.
+/// Open a file the walker saw as regular. `O_NONBLOCK`: if a FIFO was
+/// swapped in since (a tenant's own files can change under the walk), the
+/// open returns at once instead of waiting for a writer that never comes;
+/// the caller's `fstat` then finds it is no longer a regular file. The flag
+/// is cleared again for reading.
 fn open_for_reading(dir: &std::os::fd::OwnedFd, name: &[u8]) -> io::Result<File> {
     use rustix::fs::{Mode, OFlags};
-    let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match rustix::fs::openat(dir, name, base | OFlags::NOATIME, Mode::empty()) {
-        Ok(fd) => Ok(File::from(fd)),
+    let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = match rustix::fs::openat(dir, name, base | OFlags::NOATIME, Mode::empty()) {
+        Ok(fd) => fd,
         // O_NOATIME needs ownership or CAP_FOWNER.
-        Err(rustix::io::Errno::PERM) => Ok(File::from(rustix::fs::openat(
-            dir,
-            name,
-            base,
-            Mode::empty(),
-        )?)),
-        Err(e) => Err(e.into()),
-    }
+        Err(rustix::io::Errno::PERM) => rustix::fs::openat(dir, name, base, Mode::empty())?,
+        Err(e) => return Err(e.into()),
+    };
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK)?;
+    Ok(File::from(fd))
 }
 
 fn read_file(ctx: &Ctx, job: FileJob, buf: &mut Vec<u8>) -> Option<Node> {
@@ -851,6 +854,32 @@ mod tests {
             clean_absolute(Path::new("/../..")).unwrap(),
             PathBuf::from("/")
         );
+    }
+
+    #[test]
+    fn a_fifo_swapped_in_for_a_file_does_not_block_the_reader() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("was-a-file");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let dir = open_dir(d.path(), None).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let f = open_for_reading(&dir, b"was-a-file");
+            let _ = tx.send(f.map(|f| rustix::fs::fstat(&f).unwrap().st_mode & 0o170000));
+        });
+        // without O_NONBLOCK the open waits for a writer forever
+        let mode = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the open returned")
+            .unwrap();
+        assert_eq!(mode, 0o010000, "seen as a FIFO, not read");
     }
 
     #[test]
