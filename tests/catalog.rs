@@ -103,6 +103,7 @@ macro_rules! both {
 
 both!(
     migrations_apply_once_and_reopen_idempotently,
+    migration_5_keeps_admin_trust_only_where_the_audit_log_shows_it,
     tenants_tokens_and_sources,
     a_scheduled_slot_is_queued_once,
     claim_heartbeat_finish,
@@ -185,6 +186,74 @@ fn outcome(snapshot: &str) -> Outcome {
         counts: serde_json::json!({"files": 3}),
         warnings: vec!["one".into()],
     }
+}
+
+/// Sources from before the trust boundary get `defined_by = admin` only
+/// when an admin token created them and no other token changed them since.
+async fn migration_5_keeps_admin_trust_only_where_the_audit_log_shows_it(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let (admin, _) = c
+        .create_token(Role::Admin, None, "admin", &system())
+        .await
+        .unwrap();
+    let (op, _) = c
+        .create_token(Role::Operator, Some(&t.id), "op", &system())
+        .await
+        .unwrap();
+    let new = |name: &str| SourceFields {
+        name: Some(name.into()),
+        kind: Some("directory".into()),
+        target: Some(format!("/srv/{name}")),
+        ..Default::default()
+    };
+    let by_admin = c
+        .create_source(&t.id, new("a"), "admin", &admin.actor())
+        .await
+        .unwrap();
+    let by_op = c
+        .create_source(&t.id, new("o"), "operator", &op.actor())
+        .await
+        .unwrap();
+    let changed = c
+        .create_source(&t.id, new("c"), "admin", &admin.actor())
+        .await
+        .unwrap();
+    c.update_source(
+        &t.id,
+        &changed.id,
+        SourceFields {
+            schedule: Some(None),
+            ..Default::default()
+        },
+        "operator",
+        &op.actor(),
+    )
+    .await
+    .unwrap();
+    // back to the schema before step 5
+    for sql in [
+        "ALTER TABLE tenants DROP COLUMN policy",
+        "ALTER TABLE sources DROP COLUMN defined_by",
+        "ALTER TABLE restores DROP COLUMN defined_by",
+        "DELETE FROM holdfast_schema WHERE version = 5",
+    ] {
+        sqlx::query(sql).execute(c.pool()).await.unwrap();
+    }
+    c.close().await;
+    let c = db.open().await;
+    assert_eq!(schema_versions(&c).await, [1, 2, 3, 4, 5]);
+    let of = |s: &Source| {
+        let c = c.clone();
+        let id = s.id.clone();
+        let tid = t.id.clone();
+        async move { c.source(&tid, &id).await.unwrap().defined_by }
+    };
+    assert_eq!(of(&by_admin).await, "admin");
+    assert_eq!(of(&by_op).await, "operator");
+    // changed by an operator since: held to the policy
+    assert_eq!(of(&changed).await, "operator");
+    assert_eq!(c.tenant_policy(&t.id).await.unwrap(), serde_json::json!({}));
 }
 
 async fn migrations_apply_once_and_reopen_idempotently(db: Db) {
