@@ -43,6 +43,13 @@ if ((${#need[@]})); then
   [ -z "$policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
+# Garage, the S3-compatible server the object-storage tests run against
+# (built once, kept in ~/.cargo/bin: about ten minutes on two cores).
+if ! command -v garage >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+  echo "installing garage (cargo install garage --locked)" >&2
+  cargo install garage --locked
+fi
+
 # schemathesis fuzzes the served OpenAPI document (tests/serve_fuzz.rs); a
 # pinned version in a virtual environment of its own, kept between runs.
 venv="${HOLDFAST_TEST_VENV:-$HOME/.cache/holdfast-test-venv}"

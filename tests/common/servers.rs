@@ -406,3 +406,162 @@ impl MariaDb {
         self.sql("mysql", &format!("CREATE DATABASE `{name}`"));
     }
 }
+
+/// A private Garage server (S3-compatible object storage, the real one the
+/// object-storage tests run against): one node with a 1 GiB layout in a
+/// temporary directory, on free loopback ports, with one bucket and one
+/// access key allowed on it. Killed with the test process.
+pub struct Garage {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    pub bucket: String,
+    pub key_id: String,
+    pub secret: String,
+    pub region: String,
+    config: PathBuf,
+    dir: PathBuf,
+    child: Child,
+}
+
+fn garage_bin() -> PathBuf {
+    if let Ok(out) = Command::new("sh")
+        .args(["-c", "command -v garage"])
+        .output()
+        && out.status.success()
+    {
+        return PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let p = PathBuf::from(home).join(".cargo/bin/garage");
+    assert!(
+        p.exists(),
+        "garage is not installed: run ./scripts/test.sh (it runs `cargo install garage --locked`)"
+    );
+    p
+}
+
+impl Garage {
+    pub fn start() -> Garage {
+        sweep_stale("holdfast-garage-");
+        let dir = std::env::temp_dir().join(format!(
+            "holdfast-garage-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
+        let mut secret = [0u8; 32];
+        holdfast_format::crypto::fill_random(&mut secret);
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let config = dir.join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
+                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n\
+                 root_domain = \".s3.garage.localhost\"\n\n\
+                 [admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\nadmin_token = \"{token}\"\n",
+                d = dir.display(),
+                secret = hex(&secret),
+                token = hex(&secret[..16]),
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut cmd = as_user(None, &garage_bin());
+        cmd.arg("-c")
+            .arg(&config)
+            .arg("server")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("server.log")).unwrap(),
+            ));
+        let child = spawn_for_process_lifetime(cmd, "garage");
+        let mut g = Garage {
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            bucket: "backups".into(),
+            key_id: String::new(),
+            secret: String::new(),
+            region: "garage".into(),
+            config,
+            dir,
+            child,
+        };
+        wait_until("Garage", || g.cli(&["status"]).status.success());
+        let out = g.cli(&["node", "id", "-q"]);
+        let node = String::from_utf8_lossy(&out.stdout)
+            .split('@')
+            .next()
+            .unwrap()
+            .trim()
+            .to_string();
+        g.ok(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        g.ok(&["layout", "apply", "--version", "1"]);
+        g.ok(&["bucket", "create", "backups"]);
+        let text = g.ok(&["key", "create", "holdfast-tests"]);
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+        };
+        g.key_id = field("Key ID:");
+        g.secret = field("Secret key:");
+        g.ok(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            "backups",
+            "--key",
+            "holdfast-tests",
+        ]);
+        g
+    }
+
+    /// Run the garage CLI on this server.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(garage_bin())
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "garage {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// restic's location of a repository under `prefix` in the bucket.
+    pub fn location(&self, prefix: &str) -> String {
+        format!("s3:{}/{}/{prefix}", self.endpoint, self.bucket)
+    }
+
+    /// The standard AWS variables for this server's key.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", self.key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret.clone()),
+            ("AWS_DEFAULT_REGION", self.region.clone()),
+        ]
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
