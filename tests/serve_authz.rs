@@ -134,13 +134,7 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
         let root = dir.path().join("roots").join(name);
         fs::create_dir_all(root.join("site")).unwrap();
         fs::write(root.join("site/f"), name).unwrap();
-        s.expect(
-            200,
-            "PUT",
-            &format!("/api/v1/tenants/{tenant}/policy"),
-            Some(&admin),
-            Some(&json!({"directory_roots": [root]})),
-        );
+        s.set_policy(&admin, &tenant, json!({"directory_roots": [root]}));
         let src = s.create_source(
             &admin,
             &tenant,

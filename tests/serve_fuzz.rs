@@ -76,13 +76,7 @@ fn the_openapi_document_holds_under_schemathesis() {
     let root = dir.path().join("root");
     fs::create_dir_all(root.join("site")).unwrap();
     fs::write(root.join("site/f"), "x").unwrap();
-    s.expect(
-        200,
-        "PUT",
-        &format!("/api/v1/tenants/{tenant}/policy"),
-        Some(&admin),
-        Some(&json!({"directory_roots": [root]})),
-    );
+    s.set_policy(&admin, &tenant, json!({"directory_roots": [root]}));
     let src = s.create_source(
         &admin,
         &tenant,

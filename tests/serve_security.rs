@@ -26,16 +26,6 @@ fn operator(s: &Server, admin: &str, tenant: &str) -> String {
     r["secret"].as_str().unwrap().to_string()
 }
 
-fn set_policy(s: &Server, admin: &str, tenant: &str, policy: Value) {
-    s.expect(
-        200,
-        "PUT",
-        &format!("/api/v1/tenants/{tenant}/policy"),
-        Some(admin),
-        Some(&policy),
-    );
-}
-
 /// POST a source; the reply.
 fn try_source(s: &Server, token: &str, tenant: &str, body: Value) -> common::service::Reply {
     s.request(
@@ -98,7 +88,7 @@ fn commands_are_named_in_the_config_and_never_free_text_from_the_api() {
         &try_source(&s, &op, &tid, named.clone()),
         "operator, not allowed",
     );
-    set_policy(&s, &admin, &tid, json!({"commands": ["hello"]}));
+    s.set_policy(&admin, &tid, json!({"commands": ["hello"]}));
     let src = s.create_source(&op, &tid, named);
     assert_eq!(src["defined_by"], "operator");
     let q = s.queue_backup(&op, &tid, &src["id"]);
@@ -137,8 +127,8 @@ fn operator_paths_stay_beneath_the_tenants_roots_and_nobody_names_the_servers_fi
         &try_source(&s, &op, &a, dir_source("w", &p(&root_a))),
         "no policy",
     );
-    set_policy(&s, &admin, &a, json!({"directory_roots": [p(&root_a)]}));
-    set_policy(&s, &admin, &b, json!({"directory_roots": [p(&root_b)]}));
+    s.set_policy(&admin, &a, json!({"directory_roots": [p(&root_a)]}));
+    s.set_policy(&admin, &b, json!({"directory_roots": [p(&root_b)]}));
     for bad in [
         "/etc".to_string(),
         "/root".to_string(),
@@ -223,8 +213,7 @@ fn symlinks_inside_a_root_cannot_lead_a_backup_outside() {
     std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
     // inside the tree: stored as a symlink, never followed
     std::os::unix::fs::symlink(&outside, root.join("www/escape")).unwrap();
-    set_policy(
-        &s,
+    s.set_policy(
         &admin,
         &a,
         json!({"directory_roots": [root.to_str().unwrap()]}),
@@ -290,8 +279,7 @@ fn restore_targets_stay_inside_the_tenants_roots() {
     fs::create_dir_all(root_a.join("site")).unwrap();
     fs::create_dir_all(&root_b).unwrap();
     fs::write(root_a.join("site/f.txt"), "content of a").unwrap();
-    set_policy(
-        &s,
+    s.set_policy(
         &admin,
         &a,
         json!({"directory_roots": [root_a.to_str().unwrap()]}),
@@ -454,9 +442,7 @@ fn credentials_follow_their_target_and_the_servers_own_never_leave() {
     let op = operator(&s, &admin, &a);
     let real = FakePostgres::start();
     let evil = FakePostgres::start();
-    set_policy(
-        &s,
-        &admin,
+    s.set_policy(&admin,
         &a,
         json!({"database_hosts": [format!("127.0.0.1:{}", real.port), format!("127.0.0.1:{}", evil.port), "*"]}),
     );
@@ -533,7 +519,7 @@ fn credentials_follow_their_target_and_the_servers_own_never_leave() {
     // any connection
     let before = *real.connections.lock().unwrap() + *evil.connections.lock().unwrap();
     let mut p = json!({"database_hosts": ["*"]});
-    set_policy(&s, &admin, &a, p.take());
+    s.set_policy(&admin, &a, p.take());
     let lo = s.create_source(
         &op,
         &a,
@@ -636,12 +622,7 @@ fn event_stream_urls_redirects_and_error_bodies() {
         &try_source(&s, &op, &a, src("e", "/allowed/events")),
         "no policy",
     );
-    set_policy(
-        &s,
-        &admin,
-        &a,
-        json!({"url_prefixes": [http.url("/allowed/")]}),
-    );
+    s.set_policy(&admin, &a, json!({"url_prefixes": [http.url("/allowed/")]}));
     assert_refused(
         &try_source(&s, &op, &a, src("i", "/internal/secret")),
         "outside prefix",
@@ -1209,7 +1190,7 @@ fn quotas_answer_403_naming_what_is_over() {
         json!({"directory_roots": [root], "max_sources": 1, "min_schedule_minutes": 60,
                "max_repository_bytes": bytes})
     };
-    set_policy(&s, &admin, &a, policy(1));
+    s.set_policy(&admin, &a, policy(1));
     let body = |name: &str, schedule: &str| json!({"name": name, "kind": "directory", "target": root.join("site"), "schedule": schedule});
     let quota = |r: common::service::Reply, field: &str| {
         assert_eq!(r.status, 403, "{}", r.text);
@@ -1246,7 +1227,7 @@ fn quotas_answer_403_naming_what_is_over() {
         Some(&json!({"schedule": "*/10 * * * *"})),
     );
     quota(r, "schedule");
-    set_policy(&s, &admin, &a, policy(1 << 40));
+    s.set_policy(&admin, &a, policy(1 << 40));
     let q = s.queue_backup(&op, &a, &src["id"]);
     assert_eq!(
         s.wait_backup(q["id"].as_str().unwrap(), &op)["status"],
@@ -1308,8 +1289,7 @@ fn queries_cannot_run_client_commands_or_attach_files() {
         .unwrap()
         .execute_batch("CREATE TABLE t (x int); INSERT INTO t VALUES (1);")
         .unwrap();
-    set_policy(
-        &s,
+    s.set_policy(
         &admin,
         &a,
         json!({"directory_roots": [root], "database_hosts": ["*"]}),
@@ -1372,12 +1352,7 @@ fn an_operator_reshaping_an_admin_source_loses_its_credentials() {
     let admin = s.admin.clone().unwrap();
     let a = s.create_tenant(&admin, "a");
     let op = operator(&s, &admin, &a);
-    set_policy(
-        &s,
-        &admin,
-        &a,
-        json!({"database_hosts": ["db.internal:5432"]}),
-    );
+    s.set_policy(&admin, &a, json!({"database_hosts": ["db.internal:5432"]}));
     let src = s.create_source(
         &admin,
         &a,
@@ -1431,8 +1406,7 @@ fn default_and_in_place_restores_keep_to_the_policy() {
     fs::create_dir_all(root.join("site")).unwrap();
     fs::create_dir_all(root.join("other")).unwrap();
     fs::write(root.join("site/f"), "site").unwrap();
-    set_policy(
-        &s,
+    s.set_policy(
         &admin,
         &a,
         json!({"directory_roots": [root], "database_hosts": [format!("127.0.0.1:{}", pg.port)]}),
@@ -1449,8 +1423,7 @@ fn default_and_in_place_restores_keep_to_the_policy() {
     assert_eq!(done["status"], "done", "{done}");
     // the admin narrows the policy to public hosts: the server's default
     // target beside the source (a new database on loopback) is refused too
-    set_policy(
-        &s,
+    s.set_policy(
         &admin,
         &a,
         json!({"directory_roots": [root], "database_hosts": ["*"]}),
@@ -1516,7 +1489,7 @@ fn sqlite_jobs_run_sandboxed_and_a_swapped_parent_is_refused() {
         .unwrap()
         .execute_batch("CREATE TABLE t (x int); INSERT INTO t SELECT 1; INSERT INTO t SELECT 2;")
         .unwrap();
-    set_policy(&s, &admin, &a, json!({"directory_roots": [root]}));
+    s.set_policy(&admin, &a, json!({"directory_roots": [root]}));
     let src = s.create_source(
         &op,
         &a,

@@ -92,10 +92,13 @@ pub fn serve(ui: &Ui, a: &ServeArgs) -> Result<u8> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        if let Some(t) = &config.tls {
-            // a bad certificate stops the start before it says it listens
-            holdfast_service::http::tls_config(&t.cert, &t.key).map_err(anyhow::Error::msg)?;
-        }
+        // a bad certificate stops the start before it says it listens
+        let tls = match &config.tls {
+            Some(t) => Some(
+                holdfast_service::http::tls_config(&t.cert, &t.key).map_err(anyhow::Error::msg)?,
+            ),
+            None => None,
+        };
         let scheme = if config.tls.is_some() { "https" } else { "http" };
         let auth_limiter = Arc::new(holdfast_service::auth::AuthLimiter::new(
             config.auth_failures_per_minute,
@@ -119,7 +122,7 @@ pub fn serve(ui: &Ui, a: &ServeArgs) -> Result<u8> {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
         };
-        holdfast_service::serve(state, listener, shutdown).await?;
+        holdfast_service::serve(state, listener, tls, shutdown).await?;
         Ok(exit::OK)
     })
 }

@@ -195,6 +195,17 @@ impl Server {
         )
     }
 
+    /// Replace a tenant's policy (answer 200).
+    pub fn set_policy(&self, token: &str, tenant: &str, policy: Value) {
+        self.expect(
+            200,
+            "PUT",
+            &format!("/api/v1/tenants/{tenant}/policy"),
+            Some(token),
+            Some(&policy),
+        );
+    }
+
     /// Queue a backup of `source_id` (answer 202); its JSON.
     pub fn queue_backup(
         &self,

@@ -121,6 +121,15 @@ impl Caller {
         self.0.role == Role::Admin
     }
 
+    /// Whose trust a target this caller sets carries (see `policy`).
+    pub fn definer(&self) -> crate::policy::Definer {
+        if self.is_admin() {
+            crate::policy::Definer::Admin
+        } else {
+            crate::policy::Definer::Operator
+        }
+    }
+
     /// Admin only.
     pub fn admin(&self) -> Result<(), ApiError> {
         if self.is_admin() {

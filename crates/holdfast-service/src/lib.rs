@@ -153,9 +153,6 @@ pub async fn open_catalog(
         }
         key.store_new(&key_path)?;
     }
-    if opening == Opening::Serve {
-        make_private(config);
-    }
     Ok((catalog, missing))
 }
 
@@ -199,10 +196,12 @@ pub async fn bootstrap_admin(catalog: &Catalog) -> Result<Option<String>, ServeE
 }
 
 /// Serve until `shutdown` resolves, then stop the running jobs (see
-/// [`worker::Workers::stop`]).
+/// [`worker::Workers::stop`]). `tls`: from [`http::tls_config`], read by
+/// the caller before it says where it listens.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(state.config.storage_dir()).map_err(|e| {
@@ -214,10 +213,6 @@ pub async fn serve(
     let workers = worker::start(state.clone()).await?;
     scheduler::start(state.clone());
     let app = api::router(state.clone());
-    let tls = match &state.config.tls {
-        Some(t) => Some(http::tls_config(&t.cert, &t.key).map_err(ServeError::Io)?),
-        None => None,
-    };
     let served = http::serve(
         listener,
         app,

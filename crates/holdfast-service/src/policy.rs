@@ -359,8 +359,9 @@ fn check_db(
     Ok(rules)
 }
 
-/// `scheme://host[:port]` of an allowed URL prefix.
-fn prefix_host(prefix: &str) -> Option<(String, String, u16)> {
+/// The host and port of an allowed URL prefix (`http://` or `https://`,
+/// no user info).
+fn prefix_host(prefix: &str) -> Option<(String, u16)> {
     let addr = holdfast_sources::source_url::HttpAddress {
         url: prefix.to_string(),
         has_password: false,
@@ -371,7 +372,7 @@ fn prefix_host(prefix: &str) -> Option<(String, String, u16)> {
     if !matches!(scheme.as_str(), "http" | "https") || prefix.contains('@') {
         return None;
     }
-    Some((scheme, host, port))
+    Some((host, port))
 }
 
 /// Whether `url` lies under `prefix`, at a boundary (so that `…/events`
@@ -413,7 +414,7 @@ fn check_url(field: &str, url: &str, policy: &TenantPolicy) -> Result<Vec<HostRu
             },
         ));
     };
-    let (_, host, port) = prefix_host(prefix).ok_or_else(|| refuse(field, "bad prefix"))?;
+    let (host, port) = prefix_host(prefix).ok_or_else(|| refuse(field, "bad prefix"))?;
     // the admin named this host: its address may be private
     Ok(vec![HostRule::Name {
         name: host.to_ascii_lowercase(),
@@ -476,15 +477,7 @@ fn check_address(
     definer: Definer,
 ) -> Result<Checked, Refusal> {
     match addr {
-        SourceAddress::Sqlite(p) => {
-            let text = p.to_str().ok_or_else(|| refuse(field, "a UTF-8 path"))?;
-            let confine = check_path(field, text, host, policy, definer)?;
-            Ok(Checked {
-                confine,
-                ..Checked::default()
-            })
-        }
-        SourceAddress::Path(p) => {
+        SourceAddress::Sqlite(p) | SourceAddress::Path(p) => {
             let text = p.to_str().ok_or_else(|| refuse(field, "a UTF-8 path"))?;
             let confine = check_path(field, text, host, policy, definer)?;
             Ok(Checked {

@@ -433,7 +433,7 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
     let _lock = holdfast_engine::lock::lock(&repo, false, Duration::from_secs(60), &mut |_| {})
         .map_err(failure)?;
     let host = system::hostname();
-    let meta = SnapshotMeta {
+    let mut meta = SnapshotMeta {
         hostname: host.clone(),
         username: system::username(),
         uid: system::uid(),
@@ -445,7 +445,6 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
         ],
         ..Default::default()
     };
-    let mut meta = meta;
     if let Some(h) = &input.audit_head {
         meta.add_extra(serde_json::json!({"audit_head": h}));
     }

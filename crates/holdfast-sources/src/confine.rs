@@ -107,23 +107,10 @@ fn not_beneath(path: &Path) -> io::Error {
 
 fn explain(e: rustix::io::Errno, path: &Path) -> io::Error {
     match e {
-        // RESOLVE_NO_SYMLINKS / O_NOFOLLOW on a symlink
-        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR if is_symlink_somewhere(path) => {
-            io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{}: refused: the path passes through a symbolic link",
-                    path.display()
-                ),
-            )
-        }
-        rustix::io::Errno::LOOP => io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{}: refused: the path passes through a symbolic link",
-                path.display()
-            ),
-        ),
+        // RESOLVE_NO_SYMLINKS / O_NOFOLLOW on a symlink (an O_DIRECTORY
+        // open of one says ENOTDIR)
+        rustix::io::Errno::LOOP => through_symlink(path),
+        rustix::io::Errno::NOTDIR if is_symlink_somewhere(path) => through_symlink(path),
         // RESOLVE_BENEATH: the walk would leave the root
         rustix::io::Errno::XDEV => not_beneath(path),
         other => {
@@ -131,6 +118,16 @@ fn explain(e: rustix::io::Errno, path: &Path) -> io::Error {
             io::Error::new(io.kind(), format!("{}: {io}", path.display()))
         }
     }
+}
+
+fn through_symlink(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{}: refused: the path passes through a symbolic link",
+            path.display()
+        ),
+    )
 }
 
 /// Whether some component of `path` is a symlink (for the message only).

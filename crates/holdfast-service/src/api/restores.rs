@@ -84,14 +84,7 @@ pub async fn create(
         .trim_end_matches('Z')
         .to_lowercase();
     let (target, definer) = match body.target {
-        Some(t) if !t.trim().is_empty() => (
-            t,
-            if caller.is_admin() {
-                Definer::Admin
-            } else {
-                Definer::Operator
-            },
-        ),
+        Some(t) if !t.trim().is_empty() => (t, caller.definer()),
         _ => (
             default_target(&s, &b.tenant_id, &source.kind, &source.target, &stamp)?,
             Definer::Server,

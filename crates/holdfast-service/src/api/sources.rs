@@ -39,15 +39,6 @@ fn check_retention(r: &serde_json::Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Whose trust a definition carries.
-fn definer(caller: &Caller) -> crate::policy::Definer {
-    if caller.is_admin() {
-        crate::policy::Definer::Admin
-    } else {
-        crate::policy::Definer::Operator
-    }
-}
-
 /// A cron expression the scheduler can run (`null`: on demand only), no
 /// more often than the tenant's quota allows.
 fn check_schedule(
@@ -90,7 +81,7 @@ pub async fn create(
         .clone()
         .unwrap_or_else(|| serde_json::json!({}));
     validate_source(&kind, &target, &options)?;
-    let definer = definer(&caller);
+    let definer = caller.definer();
     let policy = super::tenants::policy_of(&s, &t.id).await?;
     crate::policy::check_source(&s.config.host_facts(), &policy, definer, &kind, &target)?;
     policy.check_source_count(s.catalog.sources(&t.id).await?.len())?;
@@ -141,10 +132,10 @@ pub async fn update(
     let target = body.target.clone().unwrap_or(current.target.clone());
     let options = body.options.clone().unwrap_or(current.options.clone());
     validate_source(&current.kind, &target, &options)?;
-    let definer = definer(&caller);
+    let definer = caller.definer();
+    let policy = super::tenants::policy_of(&s, &t.id).await?;
     if body.target.is_some() || body.options.is_some() {
         // the changed source is held to the changer's trust
-        let policy = super::tenants::policy_of(&s, &t.id).await?;
         crate::policy::check_source(
             &s.config.host_facts(),
             &policy,
@@ -154,7 +145,6 @@ pub async fn update(
         )?;
     }
     if let Some(schedule) = &body.schedule {
-        let policy = super::tenants::policy_of(&s, &t.id).await?;
         check_schedule(&s, &policy, schedule)?;
     }
     if let Some(r) = &body.retention {
