@@ -1530,3 +1530,73 @@ fn sqlite_jobs_run_sandboxed_and_a_swapped_parent_is_refused() {
     assert!(fs::read(data.join("catalog.db")).unwrap().len() >= before);
     assert!(!data.join("catalog.db.holdfast-partial").exists());
 }
+
+#[test]
+fn a_mariadb_source_uses_its_own_password_and_never_the_servers() {
+    let maria = common::servers::MariaDb::shared();
+    maria.create_db("sec_maria");
+    maria.sql(
+        "sec_maria",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); \
+         INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three');",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // the server's own environment and ~/.my.cnf hold the right password:
+    // a tenant's source without credentials must still not get it
+    let home = dir.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    fs::write(
+        home.join(".my.cnf"),
+        format!("[client]\npassword={}\n", maria.password),
+    )
+    .unwrap();
+    let s = Server::start(
+        &dir.path().join("data"),
+        &[
+            ("HOLDFAST_MAX_ATTEMPTS", "1"),
+            ("MYSQL_PWD", maria.password.as_str()),
+            ("HOME", home.to_str().unwrap()),
+        ],
+    );
+    let admin = s.admin.clone().unwrap();
+    let a = s.create_tenant(&admin, "a");
+    let op = operator(&s, &admin, &a);
+    s.set_policy(
+        &admin,
+        &a,
+        json!({"database_hosts": [format!("127.0.0.1:{}", maria.port)]}),
+    );
+    let without = s.create_source(
+        &op,
+        &a,
+        json!({"name": "no-pw", "kind": "mysql", "schedule": null,
+               "target": maria.url("sec_maria")}),
+    );
+    let q = s.queue_backup(&op, &a, &without["id"]);
+    let f = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    assert_eq!(f["status"], "failed", "the server's password was used: {f}");
+    assert_eq!(f["error_kind"], "permanent", "{f}");
+    // with its own credentials: backed up through holdfast's option file
+    // only, and restored beside it on the same server
+    let with = s.create_source(
+        &op,
+        &a,
+        json!({"name": "shop", "kind": "mysql", "schedule": null,
+               "target": maria.url("sec_maria"), "credentials": maria.password}),
+    );
+    let q = s.queue_backup(&op, &a, &with["id"]);
+    let b = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    assert_eq!(b["status"], "done", "{b}");
+    let r = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+        Some(&op),
+        None,
+    );
+    let done = s.wait_restore(r["id"].as_str().unwrap(), &op);
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["verification"]["rows"], 3, "{done}");
+    let log = s.log_lines().join("\n");
+    assert!(!log.contains(&maria.password), "the password is in the log");
+}
