@@ -219,8 +219,11 @@ fn multi_pack_repo() -> (Repo, PathBuf) {
     (repo, src)
 }
 
-/// The pack holding the first data blob of `file` (from `cat pack`).
-fn pack_of(repo: &Repo, src: &Path, file: &str) -> PathBuf {
+/// The pack holding the first data blob of `file` (from `cat pack`), and
+/// the offset of a byte in the middle of that blob. Packs mix blobs of
+/// several files (the pipeline is parallel), so a corruption must aim at
+/// this blob, not at a fixed offset.
+fn pack_of(repo: &Repo, src: &Path, file: &str) -> (PathBuf, usize) {
     let tree_json = repo.ok(&["ls", "--json", "latest"]);
     let _ = tree_json;
     // find the file's first blob through the snapshot tree
@@ -251,9 +254,15 @@ fn pack_of(repo: &Repo, src: &Path, file: &str) -> PathBuf {
     }
     for p in files_under(&repo.path, "data") {
         let name = p.file_name().unwrap().to_str().unwrap().to_string();
-        let h = repo.ok(&["cat", "pack", &name]);
-        if h.contains(&blob) {
-            return p;
+        let h: serde_json::Value = serde_json::from_str(&repo.ok(&["cat", "pack", &name])).unwrap();
+        if let Some(b) = h
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == blob.as_str())
+        {
+            let middle = b["offset"].as_u64().unwrap() + b["length"].as_u64().unwrap() / 2;
+            return (p, middle as usize);
         }
     }
     panic!("no pack holds blob {blob}");
@@ -262,9 +271,9 @@ fn pack_of(repo: &Repo, src: &Path, file: &str) -> PathBuf {
 #[test]
 fn corrupt_pack_fails_the_affected_file_loudly_and_restores_the_rest() {
     let (repo, src) = multi_pack_repo();
-    let pack = pack_of(&repo, &src, "file2");
+    let (pack, middle) = pack_of(&repo, &src, "file2");
     let mut bytes = fs::read(&pack).unwrap();
-    bytes[1000] ^= 0xff;
+    bytes[middle] ^= 0xff;
     fs::write(&pack, bytes).unwrap();
     let target = repo.dir.path().join("out");
     let out = repo.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
@@ -288,9 +297,10 @@ fn corrupt_pack_fails_the_affected_file_loudly_and_restores_the_rest() {
 fn truncated_pack_and_index_give_errors_naming_the_file() {
     let (repo, src) = multi_pack_repo();
     // truncated pack
-    let pack = pack_of(&repo, &src, "file1");
+    // cut inside file1's first blob, so the file's first read fails
+    let (pack, middle) = pack_of(&repo, &src, "file1");
     let bytes = fs::read(&pack).unwrap();
-    fs::write(&pack, &bytes[..bytes.len() / 2]).unwrap();
+    fs::write(&pack, &bytes[..middle]).unwrap();
     let out = repo
         .cmd()
         .args(["dump", "latest"])
