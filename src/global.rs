@@ -12,13 +12,13 @@ use clap::Args;
 use holdfast_engine::Compression;
 use holdfast_engine::lock::RepoLock;
 use holdfast_engine::repository::Repository;
-use holdfast_storage::{Backend, LocalBackend};
+use holdfast_storage::{Backend, LocalBackend, S3Backend, S3Settings};
 
 use crate::ui::Ui;
 
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOpts {
-    /// Repository location: a directory (or local:DIR) [env: HOLDFAST_REPO, RESTIC_REPOSITORY]
+    /// Repository location: a directory (or local:DIR), s3:https://HOST/BUCKET/PREFIX or s3://BUCKET/PREFIX [env: HOLDFAST_REPO, RESTIC_REPOSITORY]
     #[arg(
         short = 'r',
         long = "repo",
@@ -67,6 +67,15 @@ pub struct GlobalOpts {
     /// Target pack size in MiB [env: HOLDFAST_PACK_SIZE, RESTIC_PACK_SIZE]
     #[arg(long, global = true, value_name = "MIB")]
     pub pack_size: Option<usize>,
+
+    /// A storage option (restic's -o), e.g. s3.bucket-lookup=path, s3.region=eu-central-1,
+    /// s3.checksum=md5|crc32c|off, s3.connections=8, s3.retries=8
+    #[arg(long = "option", global = true, value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+
+    /// Uploads to object storage in flight at once (same as -o s3.connections=N)
+    #[arg(long, global = true, value_name = "N")]
+    pub s3_connections: Option<usize>,
 }
 
 /// Parse `30s`, `5m`, `2h`, `1h30m`, or plain seconds.
@@ -136,7 +145,24 @@ impl GlobalOpts {
 
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
         let loc = self.repo_location()?;
-        open_backend(&loc)
+        open_backend(&loc, &self.s3_settings()?)
+    }
+
+    /// The AWS environment, then `-o` options and `--s3-connections`.
+    pub fn s3_settings(&self) -> Result<S3Settings> {
+        let mut s = S3Settings::from_env();
+        for o in &self.options {
+            let Some((k, v)) = o.split_once('=') else {
+                bail!("-o needs KEY=VALUE, got {o:?}");
+            };
+            s.set_option(k.trim(), v.trim())
+                .map_err(anyhow::Error::msg)?;
+        }
+        if let Some(n) = self.s3_connections {
+            s.set_option("s3.connections", &n.to_string())
+                .map_err(anyhow::Error::msg)?;
+        }
+        Ok(s)
     }
 
     pub fn compression(&self) -> Result<Compression> {
@@ -217,13 +243,10 @@ impl GlobalOpts {
 }
 
 /// A backend for a location string.
-pub fn open_backend(loc: &str) -> Result<Arc<dyn Backend>> {
+pub fn open_backend(loc: &str, s3: &S3Settings) -> Result<Arc<dyn Backend>> {
     match holdfast_storage::Location::parse(loc).map_err(anyhow::Error::msg)? {
         holdfast_storage::Location::Local(path) => Ok(Arc::new(LocalBackend::new(path))),
-        holdfast_storage::Location::S3(s3) => bail!(
-            "{s3}: S3-compatible object storage is not available in this version yet; use a \
-             local directory"
-        ),
+        holdfast_storage::Location::S3(l) => Ok(Arc::new(S3Backend::open(&l, s3)?)),
     }
 }
 

@@ -269,6 +269,7 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
         a.dry_run,
         started.elapsed(),
         source_summary.as_ref(),
+        repo.backend().stats().retries,
     );
     let errors = progress.errors.load(std::sync::atomic::Ordering::Relaxed);
     if errors > 0 {
@@ -323,6 +324,7 @@ fn print_summary(
     dry_run: bool,
     took: std::time::Duration,
     source: Option<&serde_json::Value>,
+    retries: u64,
 ) {
     let mut v = json!({
         "message_type": "summary",
@@ -342,6 +344,8 @@ fn print_summary(
         "total_duration": took.as_secs_f64(),
         "backup_start": s.backup_start.to_string(),
         "backup_end": s.backup_end.to_string(),
+        // requests to the storage repeated after throttling or a 5xx
+        "storage_retries": retries,
     });
     if let Some(id) = id {
         v["snapshot_id"] = json!(id.to_hex());
@@ -370,6 +374,11 @@ fn print_summary(
         fmt_bytes(s.total_bytes_processed),
         fmt_duration(took)
     ));
+    if retries > 0 {
+        ui.print(&format!(
+            "the storage was slow or failing: {retries} request(s) were repeated"
+        ));
+    }
     match (id, dry_run) {
         (_, true) => ui.print("dry run: no snapshot written"),
         (Some(id), false) => ui.print(&format!("snapshot {} saved", id.short())),

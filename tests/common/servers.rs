@@ -441,6 +441,35 @@ fn garage_bin() -> PathBuf {
 }
 
 impl Garage {
+    /// One server for all the tests of a binary (each works under its own
+    /// prefix).
+    pub fn shared() -> &'static Garage {
+        static G: OnceLock<Garage> = OnceLock::new();
+        G.get_or_init(Garage::start)
+    }
+
+    /// A holdfast command on the repository under `prefix`, with this
+    /// server's key in the standard AWS variables.
+    pub fn holdfast(&self, prefix: &str) -> Command {
+        let mut c = Command::new(super::holdfast_bin());
+        super::clean(&mut c);
+        c.env("HOLDFAST_REPO", self.location(prefix))
+            .env("HOLDFAST_PASSWORD", super::PASSWORD)
+            .envs(self.env());
+        c
+    }
+
+    /// restic on the repository under `prefix`.
+    pub fn restic(&self, prefix: &str, cache: &std::path::Path) -> Command {
+        let mut c = Command::new("restic");
+        super::clean(&mut c);
+        c.env("RESTIC_REPOSITORY", self.location(prefix))
+            .env("RESTIC_PASSWORD", super::PASSWORD)
+            .env("RESTIC_CACHE_DIR", cache)
+            .envs(self.env());
+        c
+    }
+
     pub fn start() -> Garage {
         sweep_stale("holdfast-garage-");
         let dir = std::env::temp_dir().join(format!(

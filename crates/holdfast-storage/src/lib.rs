@@ -17,11 +17,13 @@ mod local;
 pub mod location;
 mod memory;
 mod name;
+mod s3;
 
 pub use local::{LocalBackend, pid_alive};
 pub use location::{BucketLookup, Location, S3Location};
 pub use memory::MemoryBackend;
 pub use name::{FileType, ObjectName};
+pub use s3::{Checksum, S3Backend, S3Credentials, S3Settings};
 
 use std::fmt;
 
@@ -50,6 +52,26 @@ pub enum StorageError {
         ftype: FileType,
         name: String,
         why: &'static str,
+    },
+    /// The storage cannot be used as configured (a bad endpoint, options).
+    #[error("{location}: {why}")]
+    Config { location: String, why: String },
+    /// The storage refused the request: credentials, rights, region.
+    #[error("{op} {path}: {why}")]
+    Denied {
+        op: &'static str,
+        path: String,
+        why: String,
+    },
+    /// A delete refused by a retention rule (object lock): the object stays.
+    #[error("{path} is retained by the storage ({why})")]
+    Retained { path: String, why: String },
+    /// Any other failure of a remote store, after the retries.
+    #[error("{op} {path}: {why}")]
+    Remote {
+        op: &'static str,
+        path: String,
+        why: String,
     },
     #[error("{path} is {actual} bytes; reading {len} bytes at offset {offset} is past its end")]
     ShortRead {
@@ -81,6 +103,14 @@ impl StorageError {
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// What a backend counted since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    /// Requests repeated after a transient failure (throttling, 5xx, a
+    /// dropped connection).
+    pub retries: u64,
+}
 
 /// The operations a repository needs from its storage.
 pub trait Backend: Send + Sync {
@@ -114,5 +144,15 @@ pub trait Backend: Send + Sync {
     /// `min_age`. Returns how many were removed.
     fn clean_temporary(&self, _min_age: std::time::Duration) -> Result<usize> {
         Ok(0)
+    }
+
+    /// How many uploads may run at once to use this storage well.
+    fn connections(&self) -> usize {
+        1
+    }
+
+    /// Counters since the backend was opened.
+    fn stats(&self) -> BackendStats {
+        BackendStats::default()
     }
 }
