@@ -12,7 +12,7 @@ use clap::Args;
 use holdfast_engine::Compression;
 use holdfast_engine::lock::RepoLock;
 use holdfast_engine::repository::Repository;
-use holdfast_storage::{Backend, LocalBackend, S3Backend, S3Settings};
+use holdfast_storage::{Backend, S3Settings};
 
 use crate::ui::Ui;
 
@@ -244,10 +244,8 @@ impl GlobalOpts {
 
 /// A backend for a location string.
 pub fn open_backend(loc: &str, s3: &S3Settings) -> Result<Arc<dyn Backend>> {
-    match holdfast_storage::Location::parse(loc).map_err(anyhow::Error::msg)? {
-        holdfast_storage::Location::Local(path) => Ok(Arc::new(LocalBackend::new(path))),
-        holdfast_storage::Location::S3(l) => Ok(Arc::new(S3Backend::open(&l, s3)?)),
-    }
+    let location = holdfast_storage::Location::parse(loc).map_err(anyhow::Error::msg)?;
+    Ok(holdfast_storage::open(&location, s3)?)
 }
 
 pub fn read_password_file(f: &std::path::Path) -> Result<Vec<u8>> {

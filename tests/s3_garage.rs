@@ -11,6 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
+use common::s3proxy::S3Proxy;
 use common::servers::Garage;
 use common::*;
 
@@ -292,4 +293,201 @@ fn wrong_key_missing_bucket_and_wrong_region_are_named_without_secrets() {
     for t in [&bad_secret, &unknown_key, &no_bucket, &region, &missing] {
         eprintln!("{t}");
     }
+}
+
+/// Incompressible bytes, different for each `seed`.
+fn noise(len: u32, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|j| ((j.wrapping_mul(2654435761) >> 13) as u8) ^ seed)
+        .collect()
+}
+
+#[test]
+fn throttling_and_dropped_connections_are_retried_and_counted() {
+    let g = Garage::shared();
+    let proxy = S3Proxy::start(&g.endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..3u8 {
+        fs::write(src.join(format!("f{i}")), noise(5 << 20, i)).unwrap();
+    }
+    let run = |args: &[&str]| {
+        let mut c = g.holdfast("unused");
+        c.env("HOLDFAST_REPO", proxy.location("backups", "throttled"));
+        ok(c.args(args).output().unwrap(), &format!("{args:?}"))
+    };
+    run(&["init", "--kdf-log-n", "10"]);
+    // every 5th request answered 503 SlowDown; two uploads cut off midway
+    proxy.slow_down_every(5);
+    proxy.reset_in(4);
+    proxy.reset_in(9);
+    let s = summary(&run(&[
+        "backup",
+        "--json",
+        "--pack-size",
+        "4",
+        src.to_str().unwrap(),
+    ]));
+    let injected = proxy
+        .counts
+        .faults
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(injected >= 4, "only {injected} faults were injected");
+    assert_eq!(
+        s["storage_retries"].as_u64().unwrap(),
+        injected as u64,
+        "every injected fault was retried once: {s}"
+    );
+    proxy.clear_faults();
+    let check = run(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+    let id = s["snapshot_id"].as_str().unwrap();
+    for i in 0..3u8 {
+        let f = src.join(format!("f{i}"));
+        let mut c = g.holdfast("unused");
+        c.env("HOLDFAST_REPO", proxy.location("backups", "throttled"));
+        let out = c.args(["dump", id]).arg(&f).output().unwrap();
+        assert!(out.stdout == fs::read(&f).unwrap(), "f{i} restores");
+    }
+}
+
+#[test]
+fn the_server_stopping_mid_backup_fails_cleanly_and_the_next_backup_succeeds() {
+    let g = Garage::shared();
+    let proxy = S3Proxy::start(&g.endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..4u8 {
+        fs::write(src.join(format!("f{i}")), noise(5 << 20, i)).unwrap();
+    }
+    let cmd = || {
+        let mut c = g.holdfast("unused");
+        c.env("HOLDFAST_REPO", proxy.location("backups", "stopped"));
+        c
+    };
+    ok(
+        cmd().args(["init", "--kdf-log-n", "10"]).output().unwrap(),
+        "init",
+    );
+    let first = summary(&ok(
+        cmd()
+            .args(["backup", "--json", "--pack-size", "4"])
+            .arg(src.join("f0"))
+            .output()
+            .unwrap(),
+        "first backup",
+    ));
+    // the server goes away after a few requests of the next backup
+    let down = proxy.down_switch();
+    proxy.hook_on("PUT", "/data/", 2, move |_| {
+        down.store(true, std::sync::atomic::Ordering::SeqCst)
+    });
+    let out = cmd()
+        .args([
+            "backup",
+            "--json",
+            "--pack-size",
+            "4",
+            "--option",
+            "s3.retries=2",
+        ])
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains(&proxy.endpoint), "names the server: {e}");
+    assert!(e.contains("backups"), "names the bucket: {e}");
+    assert!(!e.contains("panicked"), "{e}");
+    assert!(!e.contains(&g.secret), "{e}");
+    proxy.set_down(false);
+    // no snapshot refers to an object that is not there
+    let check = ok(
+        cmd().args(["check", "--read-data"]).output().unwrap(),
+        "check",
+    );
+    assert!(check.contains("no errors"), "{check}");
+    let snaps: serde_json::Value = serde_json::from_str(&ok(
+        cmd().args(["snapshots", "--json"]).output().unwrap(),
+        "snapshots",
+    ))
+    .unwrap();
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        1,
+        "only the first snapshot"
+    );
+    assert_eq!(snaps[0]["id"], first["snapshot_id"]);
+    // and the next backup goes through without an unlock
+    let next = summary(&ok(
+        cmd().args(["backup", "--json"]).arg(&src).output().unwrap(),
+        "next backup",
+    ));
+    assert!(next["snapshot_id"].is_string());
+    let check = ok(
+        cmd().args(["check", "--read-data"]).output().unwrap(),
+        "check",
+    );
+    assert!(check.contains("no errors"), "{check}");
+}
+
+#[test]
+fn a_pack_deleted_behind_holdfasts_back_is_named_by_check() {
+    use holdfast_storage::{Backend, FileType, Location, ObjectName, S3Backend, S3Settings};
+    let g = Garage::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("lost.bin"), noise(5 << 20, 7)).unwrap();
+    let p = "deleted-pack";
+    hf(g, p, &["init", "--kdf-log-n", "10"]);
+    let s = summary(&hf(
+        g,
+        p,
+        &[
+            "backup",
+            "--json",
+            "--pack-size",
+            "4",
+            src.to_str().unwrap(),
+        ],
+    ));
+    let id = s["snapshot_id"].as_str().unwrap().to_string();
+
+    // the S3 backend itself, with the test server's key
+    let Location::S3(loc) = Location::parse(&g.location(p)).unwrap() else {
+        panic!("an S3 location")
+    };
+    let settings = S3Settings {
+        region: Some(g.region.clone()),
+        credentials: Some(holdfast_storage::S3Credentials {
+            access_key_id: g.key_id.clone(),
+            secret_access_key: g.secret.clone(),
+            session_token: None,
+        }),
+        ..S3Settings::default()
+    };
+    let b = S3Backend::open(&loc, &settings).unwrap();
+    let packs = b.list(FileType::Pack).unwrap();
+    let biggest = packs.iter().max_by_key(|p| p.size).unwrap().name.clone();
+    b.delete(&ObjectName::new(FileType::Pack, &biggest).unwrap())
+        .unwrap();
+    assert!(
+        b.stat(&ObjectName::new(FileType::Pack, &biggest).unwrap())
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    let out = g.holdfast(p).args(["check"]).output().unwrap();
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&biggest[..8]), "names the pack: {text}");
+    assert!(text.contains(&id[..8]), "names the snapshot: {text}");
+    assert!(text.contains("lost.bin"), "names the path: {text}");
 }

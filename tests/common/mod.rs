@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod s3proxy;
 pub mod servers;
 pub mod service;
 

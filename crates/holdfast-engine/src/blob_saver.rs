@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! caller threads ──save()──▶ [dedup: index + session set]
-//!     ──▶ compress+seal workers (N) ──▶ packer (1) ──▶ uploader (1)
-//!                                                   └─▶ index files
+//!     ──▶ compress+seal workers (N) ──▶ packer (1) ──▶ uploaders (C)
+//!                                                   ──▶ indexer (1) ──▶ index files
 //! ```
 //!
 //! Every stage is connected by a bounded channel, so memory is bounded by
@@ -11,7 +11,10 @@
 //! in batches (up to [`BATCH_BLOBS`] blobs or [`BATCH_BYTES`]): a database
 //! dump cut into 8 KiB chunks is ~125,000 blobs per GiB, and one channel
 //! hand-off per blob (a wake-up, often a context switch) cost more CPU than
-//! cutting the chunks. The uploader
+//! cutting the chunks. C uploaders (the backend's
+//! [`holdfast_storage::Backend::connections`]: one for a local disk, several
+//! for an object store, where a request's latency, not the bandwidth, bounds
+//! one connection) store packs concurrently; the indexer
 //! records a pack in an index file only after the pack is durably stored,
 //! and [`BlobSaver::finish`] returns only after every pack and the index
 //! covering it are stored: the caller may then write a snapshot (restic's
@@ -164,6 +167,7 @@ impl BlobSaver {
                 .clean_temporary(std::time::Duration::from_secs(3600));
         }
         let workers = opts.workers.max(1);
+        let uploaders = repo.backend().connections().max(1);
         let shared = Arc::new(Shared {
             repo,
             index,
@@ -176,13 +180,14 @@ impl BlobSaver {
             // Enough for the queues between the stages; chunks above
             // 4 MiB are rare and not kept.
             blobs: BufferPool::new(workers * 4 + 4, 4 << 20),
-            packs: BufferPool::new(2, opts.pack_size * 2),
+            packs: BufferPool::new(2 + uploaders, opts.pack_size * 2),
         });
         let (work_tx, work_rx) = bounded::<Vec<Work>>(workers * 2);
         let (sealed_tx, sealed_rx) = bounded::<Vec<Sealed>>(workers * 2);
-        // Two finished packs may wait while one is being stored, so an fsync
-        // does not stall compression.
+        // Two finished packs may wait while C are being stored, so an fsync
+        // or a slow request does not stall compression.
         let (pack_tx, pack_rx) = bounded::<FinishedPack>(2);
+        let (stored_tx, stored_rx) = bounded::<IndexPack>(uploaders * 2);
         let mut threads = Vec::new();
         for i in 0..workers {
             let rx = work_rx.clone();
@@ -203,11 +208,23 @@ impl BlobSaver {
                 .spawn(move || packer(sh, sealed_rx, pack_tx))
                 .expect("spawn thread"),
         );
+        for i in 0..uploaders {
+            let sh = shared.clone();
+            let rx = pack_rx.clone();
+            let tx = stored_tx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("hf-upload-{i}"))
+                    .spawn(move || uploader(sh, rx, tx))
+                    .expect("spawn thread"),
+            );
+        }
+        drop((pack_rx, stored_tx));
         let sh = shared.clone();
         threads.push(
             std::thread::Builder::new()
-                .name("hf-upload".into())
-                .spawn(move || uploader(sh, pack_rx))
+                .name("hf-indexer".into())
+                .spawn(move || indexer(sh, stored_rx))
                 .expect("spawn thread"),
         );
         BlobSaver {
@@ -476,7 +493,35 @@ fn packer(sh: Arc<Shared>, rx: Receiver<Vec<Sealed>>, tx: Sender<FinishedPack>) 
     }
 }
 
-fn uploader(sh: Arc<Shared>, rx: Receiver<FinishedPack>) {
+/// Store finished packs; each stored pack goes on to the indexer.
+fn uploader(sh: Arc<Shared>, rx: Receiver<FinishedPack>, tx: Sender<IndexPack>) {
+    for p in rx {
+        if sh.failed() {
+            sh.packs.put(p.bytes);
+            continue;
+        }
+        if !sh.opts.dry_run
+            && let Err(e) = sh
+                .repo
+                .backend()
+                .put(&name(FileType::Pack, &p.id), &p.bytes)
+        {
+            sh.fail(e.into());
+            sh.packs.put(p.bytes);
+            continue;
+        }
+        sh.stats.packs.fetch_add(1, Ordering::Relaxed);
+        let ip = IndexPack::from_packed(p.id, &p.blobs);
+        sh.packs.put(p.bytes);
+        if tx.send(ip).is_err() {
+            return;
+        }
+    }
+}
+
+/// Record stored packs in index files, one every `index_every_blobs`
+/// blobs and one at the end.
+fn indexer(sh: Arc<Shared>, rx: Receiver<IndexPack>) {
     let mut pending: Vec<IndexPack> = Vec::new();
     let mut pending_blobs = 0usize;
     let write_index = |pending: &mut Vec<IndexPack>| -> Result<()> {
@@ -493,27 +538,11 @@ fn uploader(sh: Arc<Shared>, rx: Receiver<FinishedPack>) {
         sh.stats.index_files.fetch_add(1, Ordering::Relaxed);
         Ok(())
     };
-    for p in rx {
-        if sh.failed() {
-            sh.packs.put(p.bytes);
-            continue;
-        }
-        if !sh.opts.dry_run
-            && let Err(e) = sh
-                .repo
-                .backend()
-                .put(&name(FileType::Pack, &p.id), &p.bytes)
-        {
-            sh.fail(e.into());
-            continue;
-        }
-        sh.stats.packs.fetch_add(1, Ordering::Relaxed);
-        let ip = IndexPack::from_packed(p.id, &p.blobs);
-        sh.packs.put(p.bytes);
+    for ip in rx {
         pending_blobs += ip.blobs.len();
         sh.written.lock().unwrap().push(ip.clone());
         pending.push(ip);
-        if pending_blobs >= sh.opts.index_every_blobs {
+        if pending_blobs >= sh.opts.index_every_blobs && !sh.failed() {
             if let Err(e) = write_index(&mut pending) {
                 sh.fail(e);
             }

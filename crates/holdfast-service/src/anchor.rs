@@ -116,11 +116,11 @@ pub fn read_anchor(path: &Path) -> Option<Result<AuditHead, String>> {
 /// The newest anchor in the snapshots of one tenant repository (blocking:
 /// opens the repository and reads its snapshot files).
 pub fn newest_snapshot_anchor(
-    repository: &Path,
+    repository: &crate::repos::RepoAt,
     password: &str,
 ) -> Result<Option<(AuditHead, String)>, String> {
     use holdfast_engine::repository::Repository;
-    let backend = Arc::new(holdfast_storage::LocalBackend::new(repository));
+    let backend = repository.backend().map_err(|e| e.to_string())?;
     let repo = Repository::open(backend, password.as_bytes()).map_err(|e| e.to_string())?;
     let all =
         holdfast_engine::snapshots::load_all(&repo, &mut |_| {}).map_err(|e| e.to_string())?;
@@ -135,11 +135,7 @@ pub fn newest_snapshot_anchor(
             continue;
         };
         if best.as_ref().is_none_or(|(b, _)| h.seq > b.seq) {
-            let source = format!(
-                "snapshot {} of {}",
-                &id.to_string()[..8],
-                repository.display()
-            );
+            let source = format!("snapshot {} of {}", &id.to_string()[..8], repository);
             best = Some((h, source));
         }
     }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use holdfast_storage::{Location, S3Settings};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +33,12 @@ pub struct Config {
     /// Catalog connections this node holds at most (default: 2 × cores + 2,
     /// and at least workers + 2).
     pub catalog_connections: Option<u32>,
-    /// Where tenants' repositories are created (default: DATA_DIR/repos).
-    pub storage: Option<PathBuf>,
+    /// Where tenants' repositories are created, each under its own id: a
+    /// directory (default: DATA_DIR/repos) or `s3:https://HOST/BUCKET/PREFIX`
+    /// (credentials from the AWS environment; see `[s3]`).
+    pub storage: Option<String>,
+    /// How object storage is reached (the AWS environment fills the rest).
+    pub s3: S3Config,
     /// Jobs run at once on this node.
     pub workers: usize,
     pub jobs: JobsConfig,
@@ -52,6 +57,25 @@ pub struct Config {
     pub auth_failures_per_minute: u32,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsConfig>,
+}
+
+/// `[s3]`: restic's `-o s3.*` options, for every S3 location the server
+/// opens. Credentials are never here: `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY` (a systemd `EnvironmentFile`), or `AWS_PROFILE`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// The endpoint of `s3://BUCKET/PREFIX` locations.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// auto, dns or path.
+    pub bucket_lookup: Option<String>,
+    /// md5 (default), crc32c or off.
+    pub checksum: Option<String>,
+    /// Uploads in flight at once per job.
+    pub connections: Option<usize>,
+    /// Retries of one request.
+    pub retries: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +153,7 @@ impl Default for Config {
             catalog_url: None,
             catalog_connections: None,
             storage: None,
+            s3: S3Config::default(),
             workers: 2,
             jobs: JobsConfig::default(),
             schedule: ScheduleConfig::default(),
@@ -210,8 +235,10 @@ impl Config {
             std::path::absolute(p).map_err(|e| bad(key, format!("{}: {e}", p.display())))
         }
         self.data_dir = absolute("data_dir", &self.data_dir)?;
-        if let Some(s) = &self.storage {
-            self.storage = Some(absolute("storage", s)?);
+        if let Some(s) = &self.storage
+            && let Ok(Location::Local(p)) = Location::parse(s)
+        {
+            self.storage = Some(absolute("storage", &p)?.to_string_lossy().into_owned());
         }
         Ok(())
     }
@@ -235,7 +262,7 @@ impl Config {
             self.catalog_connections = Some(num("HOLDFAST_CATALOG_CONNECTIONS", &v)?);
         }
         if let Some(v) = env("HOLDFAST_STORAGE") {
-            self.storage = Some(PathBuf::from(v));
+            self.storage = Some(v);
         }
         if let Some(v) = env("HOLDFAST_WORKERS") {
             self.workers = num("HOLDFAST_WORKERS", &v)?;
@@ -295,6 +322,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(s) = &self.storage {
+            Location::parse(s).map_err(|e| bad("storage", e))?;
+        }
+        self.s3_settings()?;
         self.listen.parse::<std::net::SocketAddr>().map_err(|_| {
             bad(
                 "listen",
@@ -407,10 +438,38 @@ impl Config {
         })
     }
 
-    pub fn storage_dir(&self) -> PathBuf {
-        self.storage
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("repos"))
+    /// Where tenants' repositories go (checked when the file was read).
+    pub fn storage_location(&self) -> Location {
+        match &self.storage {
+            Some(s) => Location::parse(s).expect("checked by validate"),
+            None => Location::Local(self.data_dir.join("repos")),
+        }
+    }
+
+    /// The storage directory, when the storage is a local one.
+    pub fn storage_dir(&self) -> Option<PathBuf> {
+        self.storage_location().local_path().map(Path::to_path_buf)
+    }
+
+    /// The AWS environment, then `[s3]`.
+    pub fn s3_settings(&self) -> Result<S3Settings, ConfigError> {
+        let mut s = S3Settings::from_env();
+        let c = &self.s3;
+        let mut set = |key: &str, v: Option<String>| -> Result<(), ConfigError> {
+            match v {
+                Some(v) => s
+                    .set_option(&format!("s3.{key}"), &v)
+                    .map_err(|e| bad(&format!("s3.{}", key.replace('-', "_")), e)),
+                None => Ok(()),
+            }
+        };
+        set("endpoint", c.endpoint.clone())?;
+        set("region", c.region.clone())?;
+        set("bucket-lookup", c.bucket_lookup.clone())?;
+        set("checksum", c.checksum.clone())?;
+        set("connections", c.connections.map(|n| n.to_string()))?;
+        set("retries", c.retries.map(|n| n.to_string()))?;
+        Ok(s)
     }
 
     pub fn server_key_path(&self) -> PathBuf {
@@ -420,7 +479,8 @@ impl Config {
     /// The server's side of the tenant boundary: its own files, which no
     /// source or restore may name, and the named commands.
     pub fn host_facts(&self) -> crate::policy::HostFacts {
-        let mut protected = vec![self.data_dir.clone(), self.storage_dir()];
+        let mut protected = vec![self.data_dir.clone()];
+        protected.extend(self.storage_dir());
         if let Some(path) = self
             .catalog_url()
             .strip_prefix("sqlite://")
@@ -526,7 +586,10 @@ mod tests {
         let cwd = std::env::current_dir().unwrap();
         let c = Config::load(None, &no_env).unwrap();
         assert_eq!(c.data_dir, cwd.join("holdfast-data"), "the default too");
-        assert_eq!(c.storage_dir(), cwd.join("holdfast-data").join("repos"));
+        assert_eq!(
+            c.storage_dir(),
+            Some(cwd.join("holdfast-data").join("repos"))
+        );
         assert_eq!(
             c.catalog_url(),
             format!(
@@ -543,15 +606,33 @@ mod tests {
         let c = Config::load(None, &env).unwrap();
         // made absolute, not resolved: no symlink is followed, nothing created
         assert_eq!(c.data_dir, cwd.join("state/../data"));
-        assert_eq!(c.storage_dir(), cwd.join("repos"));
-        assert!(c.data_dir.is_absolute() && c.storage_dir().is_absolute());
+        assert_eq!(c.storage_dir(), Some(cwd.join("repos")));
+        assert!(c.data_dir.is_absolute());
 
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("holdfast.toml");
         std::fs::write(&f, "data_dir = \"/srv/holdfast\"\nstorage = \"rel\"\n").unwrap();
         let c = Config::load(Some(&f), &no_env).unwrap();
         assert_eq!(c.data_dir, Path::new("/srv/holdfast"), "absolute stays");
-        assert_eq!(c.storage_dir(), cwd.join("rel"));
+        assert_eq!(c.storage_dir(), Some(cwd.join("rel")));
+
+        // object storage: no directory, a prefix per tenant
+        let env = |k: &str| {
+            (k == "HOLDFAST_STORAGE").then(|| "s3:http://127.0.0.1:3900/backups/hf".to_string())
+        };
+        let c = Config::load(None, &env).unwrap();
+        assert_eq!(c.storage_dir(), None);
+        assert_eq!(
+            c.storage_location().child("t1").unwrap().to_string(),
+            "s3:http://127.0.0.1:3900/backups/hf/t1"
+        );
+        let env = |k: &str| (k == "HOLDFAST_STORAGE").then(|| "s3:http://h/Bad_Bucket".to_string());
+        assert_eq!(Config::load(None, &env).unwrap_err().key, "storage");
+        std::fs::write(&f, "[s3]\nbucket_lookup = \"sideways\"\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&f), &no_env).unwrap_err().key,
+            "s3.bucket_lookup"
+        );
 
         // what the --data-dir flag sets is made absolute the same way
         let mut c = Config::load(None, &no_env).unwrap();

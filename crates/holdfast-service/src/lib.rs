@@ -22,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod policy;
 pub mod problem;
+pub mod repos;
 pub mod retention;
 pub mod runner;
 pub mod sandbox;
@@ -204,12 +205,10 @@ pub async fn serve(
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    std::fs::create_dir_all(state.config.storage_dir()).map_err(|e| {
-        ServeError::Io(format!(
-            "cannot create {}: {e}",
-            state.config.storage_dir().display()
-        ))
-    })?;
+    if let Some(dir) = state.config.storage_dir() {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ServeError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    }
     let workers = worker::start(state.clone()).await?;
     scheduler::start(state.clone());
     let app = api::router(state.clone());

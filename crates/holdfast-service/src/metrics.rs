@@ -88,6 +88,16 @@ impl Metrics {
             "holdfast_backup_bytes_added_total {}",
             self.bytes_added.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP holdfast_storage_retries_total Requests to object storage this node repeated \
+             after throttling, a 5xx or a dropped connection.\n",
+        );
+        out.push_str("# TYPE holdfast_storage_retries_total counter\n");
+        let _ = writeln!(
+            out,
+            "holdfast_storage_retries_total {}",
+            holdfast_storage::retries_total()
+        );
     }
 }
 

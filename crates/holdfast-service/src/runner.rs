@@ -25,11 +25,11 @@ use holdfast_sources::progress::Progress;
 use holdfast_sources::secret::Secret;
 use holdfast_sources::source_url::SourceAddress;
 use holdfast_sources::spec::{BackupSettings, ErrorKind, RestoreReport, RestoreSpec, SourceSpec};
-use holdfast_storage::LocalBackend;
 use serde::Deserialize;
 
 use crate::policy::Checked;
 use crate::problem::ApiError;
+use crate::repos::RepoAt;
 
 /// A source's `options`, by kind. Unknown keys are refused when the
 /// source is created, naming the key.
@@ -203,7 +203,7 @@ fn refused(target: &str) -> RunFailure {
 fn sandbox_sqlite(
     checked: &Checked,
     path: &std::path::Path,
-    repository: Option<&std::path::Path>,
+    repository: Option<&RepoAt>,
 ) -> Result<(), String> {
     let area = checked
         .confine
@@ -211,10 +211,12 @@ fn sandbox_sqlite(
         .unwrap_or_else(|| path.parent().unwrap_or(path).to_path_buf());
     let temp = std::env::temp_dir();
     let allowed = match repository {
-        Some(repo) => crate::sandbox::Allowed {
-            read: Some(vec![area, repo.to_path_buf(), temp.clone()]),
-            write: vec![repo.to_path_buf(), temp],
-        },
+        Some(repo) => {
+            let mut a = crate::sandbox::Allowed::backup(area, repo);
+            a.read.get_or_insert_with(Vec::new).push(temp.clone());
+            a.write.push(temp);
+            a
+        }
         None => crate::sandbox::Allowed {
             read: None,
             write: vec![area, temp],
@@ -225,41 +227,26 @@ fn sandbox_sqlite(
         .map_err(|e| format!("cannot restrict the job (Landlock): {e}"))
 }
 
-/// The bytes a local repository holds (every file under it; blocking).
-pub fn repository_bytes(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut dirs = vec![path.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => dirs.push(e.path()),
-                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
-                _ => {}
-            }
-        }
-    }
-    total
-}
-
 /// Create a tenant's repository (scrypt: a blocking call).
-pub fn init_repository(path: &std::path::Path, password: &str) -> Result<(), EngineError> {
-    let backend = Arc::new(LocalBackend::new(path));
-    Repository::init(backend, password.as_bytes(), &InitOptions::default()).map(|_| ())
+pub fn init_repository(repo: &RepoAt, password: &str) -> Result<(), EngineError> {
+    Repository::init(
+        repo.backend()?,
+        password.as_bytes(),
+        &InitOptions::default(),
+    )
+    .map(|_| ())
 }
 
 /// Remove snapshots from a repository and prune what no snapshot needs any
 /// more (an exclusive lock, waiting up to a minute for running backups).
 pub fn delete_snapshots(
-    repository: &std::path::Path,
+    repository: &RepoAt,
     password: &str,
     snapshot_ids: &[String],
 ) -> Result<(), RunFailure> {
     use holdfast_engine::prune::{PruneOptions, execute, plan};
     use holdfast_storage::FileType;
-    let backend = Arc::new(LocalBackend::new(repository));
+    let backend = repository.backend().map_err(failure)?;
     let repo = Arc::new(Repository::open(backend, password.as_bytes()).map_err(failure)?);
     let _lock = holdfast_engine::lock::lock(&repo, true, Duration::from_secs(60), &mut |_| {})
         .map_err(failure)?;
@@ -291,7 +278,7 @@ pub fn delete_snapshots(
 
 /// What a restore needs.
 pub struct RestoreInput {
-    pub repository: PathBuf,
+    pub repository: RepoAt,
     pub password: String,
     pub snapshot_id: String,
     pub kind: String,
@@ -309,7 +296,7 @@ pub struct RestoreInput {
 /// against the manifest for databases and event streams, every blob
 /// re-hashed as it was written for directories.
 pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_json::Value, String> {
-    let backend = Arc::new(LocalBackend::new(&input.repository));
+    let backend = input.repository.backend().map_err(|e| e.to_string())?;
     let repo = Repository::open(backend, input.password.as_bytes()).map_err(|e| e.to_string())?;
     let (id, snap) = snapshots::find(
         &repo,
@@ -410,7 +397,7 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
 
 /// What one run needs.
 pub struct RunInput {
-    pub repository: PathBuf,
+    pub repository: RepoAt,
     pub password: String,
     pub source: Source,
     pub credentials: Option<String>,
@@ -428,7 +415,7 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
         message: e.to_string(),
         kind: FailureKind::Permanent,
     })?;
-    let backend = Arc::new(LocalBackend::new(&input.repository));
+    let backend = input.repository.backend().map_err(failure)?;
     let repo = Arc::new(Repository::open(backend, input.password.as_bytes()).map_err(failure)?);
     let _lock = holdfast_engine::lock::lock(&repo, false, Duration::from_secs(60), &mut |_| {})
         .map_err(failure)?;
@@ -468,17 +455,14 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
             })?;
             // from here this thread reads only the source and writes only
             // the repository
-            crate::sandbox::restrict_thread(&crate::sandbox::Allowed {
-                read: Some(vec![
-                    input
-                        .checked
-                        .confine
-                        .clone()
-                        .unwrap_or_else(|| target.clone()),
-                    input.repository.clone(),
-                ]),
-                write: vec![input.repository.clone()],
-            })
+            crate::sandbox::restrict_thread(&crate::sandbox::Allowed::backup(
+                input
+                    .checked
+                    .confine
+                    .clone()
+                    .unwrap_or_else(|| target.clone()),
+                &input.repository,
+            ))
             .map_err(|e| RunFailure {
                 message: format!("cannot restrict the job (Landlock): {e}"),
                 kind: FailureKind::Transient,

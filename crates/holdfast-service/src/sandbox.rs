@@ -3,7 +3,8 @@
 //!
 //! A directory backup's thread may then read only beneath the source's
 //! root (and the few system files user names come from) and write only the
-//! tenant's repository; a directory restore's thread may write only beneath
+//! tenant's repository (on object storage: the resolver's files, as the
+//! requests run on the job's threads); a directory restore's thread may write only beneath
 //! its target's root and read only the repository. Whatever a bug in the
 //! walker or the restorer did, the kernel refuses any other path. The
 //! restriction holds for the calling thread and every thread it starts
@@ -39,6 +40,37 @@ pub struct Allowed {
     /// danger).
     pub read: Option<Vec<PathBuf>>,
     pub write: Vec<PathBuf>,
+}
+
+/// What resolving a host name reads: for a job whose repository is on
+/// object storage (its requests run on the job's threads).
+const RESOLVER_READ: &[&str] = &[
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+    "/etc/ssl/certs",
+    "/usr/share/ca-certificates",
+];
+
+impl Allowed {
+    /// A backup: read `source`, read and write the repository (on local
+    /// disk), or reach it (the resolver's files, on object storage).
+    pub fn backup(source: PathBuf, repository: &crate::repos::RepoAt) -> Allowed {
+        let mut read = vec![source];
+        let mut write = Vec::new();
+        match repository.local_path() {
+            Some(p) => {
+                read.push(p.clone());
+                write.push(p);
+            }
+            None => read.extend(RESOLVER_READ.iter().map(PathBuf::from)),
+        }
+        Allowed {
+            read: Some(read),
+            write,
+        }
+    }
 }
 
 /// How far the restriction took hold.

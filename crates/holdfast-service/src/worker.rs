@@ -10,6 +10,7 @@
 //! for too long or passes its hard limit, or when the server shuts down
 //! (the run is then recorded as `interrupted` and queued again).
 
+use crate::repos::RepoAt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -357,7 +358,7 @@ async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restor
         )
         .map_err(|e| format!("refused by policy: {e}"))?;
         Ok::<_, String>(crate::runner::RestoreInput {
-            repository: b.repository.clone().into(),
+            repository: RepoAt::new(&state.config, &b.repository).map_err(|e| e.to_string())?,
             password,
             snapshot_id: b.snapshot_id.clone().unwrap_or_default(),
             source_target: source.target.clone().into(),
@@ -413,7 +414,10 @@ async fn delete_one(state: &AppState, worker: &str, b: Backup) {
         Ok(p) => p,
         Err(e) => return log(&format!("deletion of {}: {e}", b.id)),
     };
-    let repo: std::path::PathBuf = b.repository.clone().into();
+    let repo = match RepoAt::new(&state.config, &b.repository) {
+        Ok(r) => r,
+        Err(e) => return log(&format!("deletion of {}: {e}", b.id)),
+    };
     let ids: Vec<String> = b
         .snapshot_id
         .iter()
@@ -510,8 +514,9 @@ async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
     )
     .map_err(|r| permanent(format!("refused by policy: {r}")))?;
     if policy.max_repository_bytes.is_some() {
-        let repo = std::path::PathBuf::from(&b.repository);
-        let used = tokio::task::spawn_blocking(move || crate::runner::repository_bytes(&repo))
+        let repo =
+            RepoAt::new(&state.config, &b.repository).map_err(|e| permanent(e.to_string()))?;
+        let used = tokio::task::spawn_blocking(move || repo.used_bytes())
             .await
             .unwrap_or(0);
         policy
@@ -524,7 +529,8 @@ async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
         .await
         .map_err(|e| transient(e.to_string()))?;
     Ok(RunInput {
-        repository: b.repository.clone().into(),
+        repository: RepoAt::new(&state.config, &b.repository)
+            .map_err(|e| permanent(e.to_string()))?,
         password,
         source,
         credentials,

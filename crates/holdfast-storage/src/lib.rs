@@ -23,7 +23,7 @@ pub use local::{LocalBackend, pid_alive};
 pub use location::{BucketLookup, Location, S3Location};
 pub use memory::MemoryBackend;
 pub use name::{FileType, ObjectName};
-pub use s3::{Checksum, S3Backend, S3Credentials, S3Settings};
+pub use s3::{Checksum, S3Backend, S3Credentials, S3Settings, retries_total};
 
 use std::fmt;
 
@@ -103,6 +103,14 @@ impl StorageError {
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// The backend for a location: the one place a location becomes storage.
+pub fn open(location: &Location, s3: &S3Settings) -> Result<std::sync::Arc<dyn Backend>> {
+    Ok(match location {
+        Location::Local(path) => std::sync::Arc::new(LocalBackend::new(path)),
+        Location::S3(l) => std::sync::Arc::new(S3Backend::open(l, s3)?),
+    })
+}
 
 /// What a backend counted since it was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

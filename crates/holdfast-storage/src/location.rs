@@ -120,6 +120,40 @@ impl Location {
     }
 }
 
+impl Location {
+    /// The location of `name` inside this one: a subdirectory, or a longer
+    /// prefix. `name` is one plain segment (a tenant id).
+    pub fn child(&self, name: &str) -> Result<Location, String> {
+        if name.is_empty()
+            || name == "."
+            || name == ".."
+            || name.contains(['/', '\\'])
+            || name.chars().any(char::is_control)
+        {
+            return Err(format!("{name:?} is not a plain name"));
+        }
+        Ok(match self {
+            Location::Local(p) => Location::Local(p.join(name)),
+            Location::S3(s) => Location::S3(S3Location {
+                prefix: if s.prefix.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{}/{name}", s.prefix)
+                },
+                ..s.clone()
+            }),
+        })
+    }
+
+    /// The directory of a local location.
+    pub fn local_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Location::Local(p) => Some(p),
+            Location::S3(_) => None,
+        }
+    }
+}
+
 /// `BUCKET[/PREFIX…]`, checked.
 fn bucket_and_prefix(path: &str) -> Result<(String, String), String> {
     let path = path.trim_end_matches('/');

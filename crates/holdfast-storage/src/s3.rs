@@ -164,6 +164,14 @@ impl S3Settings {
     }
 }
 
+/// Retries of every S3 backend of this process (a service's metrics).
+static RETRIES_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// Requests this process repeated on object storage, all backends.
+pub fn retries_total() -> u64 {
+    RETRIES_TOTAL.load(Ordering::Relaxed)
+}
+
 /// The runtime every S3 request runs on: two threads drive the I/O of any
 /// number of backends.
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
@@ -268,6 +276,7 @@ impl S3Backend {
                     .with_max_times(settings.retries)
                     .with_notify(move |_: opendal::layers::RetryEvent<'_>| {
                         counter.fetch_add(1, Ordering::Relaxed);
+                        RETRIES_TOTAL.fetch_add(1, Ordering::Relaxed);
                     }),
             )
         };
@@ -312,7 +321,18 @@ fn endpoint_host(endpoint: &str) -> &str {
 fn remote_error(location: &str, op: &'static str, path: &str, e: &opendal::Error) -> StorageError {
     let (code, message) = s3_error(e.message());
     let detail = match (code.is_empty(), message.is_empty()) {
-        (true, _) => e.message().chars().take(200).collect(),
+        (true, _) => {
+            // a transport error: its causes say what happened (refused,
+            // reset, timed out)
+            let mut text = e.message().to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            text.chars().take(400).collect()
+        }
         (false, true) => code.clone(),
         (false, false) => format!("{code}: {message}"),
     };

@@ -29,8 +29,9 @@ pub async fn create(
     let source = s.catalog.source(&t.id, &body.source_id).await?;
     let policy = super::tenants::policy_of(&s, &t.id).await?;
     if policy.max_repository_bytes.is_some() {
-        let repo = std::path::PathBuf::from(&t.repository);
-        let used = tokio::task::spawn_blocking(move || crate::runner::repository_bytes(&repo))
+        let repo = crate::repos::RepoAt::new(&s.config, &t.repository)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let used = tokio::task::spawn_blocking(move || repo.used_bytes())
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         policy.check_repository_bytes(used)?;

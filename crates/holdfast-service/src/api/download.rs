@@ -6,7 +6,6 @@
 //! audited (`backup_downloaded`, with the actor) before the first byte.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -20,7 +19,6 @@ use holdfast_engine::snapshots::{self, SnapshotFilter};
 use holdfast_export::export::{ExportOptions, check_format, default_format, export_snapshot_with};
 use holdfast_export::format::ExportFormat;
 use holdfast_sources::manifest::Manifest;
-use holdfast_storage::LocalBackend;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -100,9 +98,10 @@ pub async fn download(
     let tenant = s.catalog.tenant(&b.tenant_id).await?;
     let password = s.catalog.tenant_password(&b.tenant_id).await?;
     // open the repository and choose the format before answering
-    let repo_path = b.repository.clone();
+    let at = crate::repos::RepoAt::new(&s.config, &b.repository)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let prepared = tokio::task::spawn_blocking(move || {
-        let backend = Arc::new(LocalBackend::new(&repo_path));
+        let backend = at.backend()?;
         let repo = Repository::open(backend, password.as_bytes())?;
         let (sid, snap) = snapshots::find(&repo, &snapshot_id, &SnapshotFilter::default())?;
         let manifest = Manifest::load(&repo, &snap)?;

@@ -25,8 +25,11 @@ pub async fn readyz(State(s): State<AppState>) -> Result<(StatusCode, &'static s
             ))
         })?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let storage = s.config.storage_dir();
-    if !storage.is_dir() {
+    // local storage must be there; object storage is checked by the
+    // first request of a job (a readiness probe must not bill requests)
+    if let Some(storage) = s.config.storage_dir()
+        && !storage.is_dir()
+    {
         return Err(ApiError::Unavailable(format!(
             "storage {} is not reachable",
             storage.display()

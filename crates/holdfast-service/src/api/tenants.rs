@@ -34,12 +34,13 @@ pub async fn create(
         )));
     }
     let id = new_id();
-    let path = s.config.storage_dir().join(&id);
+    let repo = crate::repos::RepoAt::for_new_tenant(&s.config, &id)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut raw = [0u8; 32];
     holdfast_format::crypto::fill_random(&mut raw);
     let password = URL_SAFE_NO_PAD.encode(raw);
-    let (p, pw) = (path.clone(), password.clone());
-    tokio::task::spawn_blocking(move || crate::runner::init_repository(&p, &pw))
+    let (r, pw) = (repo.clone(), password.clone());
+    tokio::task::spawn_blocking(move || crate::runner::init_repository(&r, &pw))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| {
@@ -50,14 +51,14 @@ pub async fn create(
         .create_tenant(
             &id,
             &body.name,
-            &path.to_string_lossy(),
+            &repo.to_string(),
             &password,
             &caller.actor(),
         )
         .await;
     if created.is_err() {
         // nothing refers to it: do not leave an orphan repository behind
-        let _ = std::fs::remove_dir_all(&path);
+        repo.remove_leftovers();
     }
     Ok((StatusCode::CREATED, Json(created?)))
 }
