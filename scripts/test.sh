@@ -50,6 +50,13 @@ if ! command -v garage >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/garage" ]; th
   cargo install garage --locked
 fi
 
+# rustic, the second oracle of the format (restic's in Rust, on OpenDAL):
+# it checks and restores what holdfast wrote on Garage (about eight minutes).
+if ! command -v rustic >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/rustic" ]; then
+  echo "installing rustic (cargo install rustic-rs --locked --no-default-features)" >&2
+  cargo install rustic-rs --locked --no-default-features
+fi
+
 # schemathesis fuzzes the served OpenAPI document (tests/serve_fuzz.rs); a
 # pinned version in a virtual environment of its own, kept between runs.
 venv="${HOLDFAST_TEST_VENV:-$HOME/.cache/holdfast-test-venv}"

@@ -491,3 +491,49 @@ fn a_pack_deleted_behind_holdfasts_back_is_named_by_check() {
     assert!(text.contains(&id[..8]), "names the snapshot: {text}");
     assert!(text.contains("lost.bin"), "names the path: {text}");
 }
+
+#[test]
+fn rustic_checks_and_restores_what_holdfast_wrote_and_holdfast_extends_what_rustic_wrote() {
+    let g = Garage::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    make_rich_tree(&src);
+    // restic's format leaves a zero mode out (Go's omitempty), and rustic
+    // restores a node without a mode as 0644: not a difference of ours
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(src.join("modes/none"), fs::Permissions::from_mode(0o400)).unwrap();
+    fs::write(src.join("big.bin"), noise(6 << 20, 3)).unwrap();
+
+    // holdfast writes, rustic (the second oracle) checks and restores
+    let p = "for-rustic";
+    hf(g, p, &["init", "--kdf-log-n", "10"]);
+    let s = summary(&hf(g, p, &["backup", "--json", "--pack-size", "4", src.to_str().unwrap()]));
+    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    run_ok(g.rustic(p, dir.path()).args(["check", "--read-data"]));
+    let target = dir.path().join("rustic-restore");
+    run_ok(
+        g.rustic(p, dir.path())
+            .args(["restore", &id])
+            .arg(&target),
+    );
+    // rustic restores the snapshot's root into the target
+    assert_eq!(
+        fs::read(target.join(src.strip_prefix("/").unwrap()).join("big.bin")).unwrap(),
+        fs::read(src.join("big.bin")).unwrap()
+    );
+    assert_same_tree_with(&src, &restored(&target, &src), RESTIC_COMPARE);
+
+    // rustic writes, holdfast reads and extends, rustic checks the result
+    let p = "from-rustic";
+    run_ok(g.rustic(p, dir.path()).args(["init"]));
+    run_ok(g.rustic(p, dir.path()).arg("backup").arg(&src));
+    let back = dir.path().join("holdfast-restore");
+    hf(g, p, &["restore", "latest", "--target", back.to_str().unwrap()]);
+    assert_same_tree_with(&src, &restored(&back, &src), RESTIC_COMPARE);
+    fs::write(src.join("dir/by-holdfast.txt"), b"added by holdfast").unwrap();
+    let s = summary(&hf(g, p, &["backup", "--json", src.to_str().unwrap()]));
+    assert!(s["snapshot_id"].is_string());
+    let check = hf(g, p, &["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+    run_ok(g.rustic(p, dir.path()).args(["check", "--read-data"]));
+}

@@ -224,3 +224,149 @@ fn the_object_store_going_away_mid_backup_fails_the_run_and_the_next_succeeds() 
         m.text
     );
 }
+
+/// restic on a tenant's repository in the bucket.
+fn restic_on(g: &Garage, repo: &str, password: &str, dir: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new("restic");
+    common::clean(&mut c);
+    c.env("RESTIC_REPOSITORY", repo)
+        .env("RESTIC_PASSWORD", password)
+        .env("RESTIC_CACHE_DIR", dir.join("restic-cache"))
+        .envs(g.env());
+    c
+}
+
+#[test]
+fn two_nodes_on_one_postgres_catalog_and_one_bucket_share_the_work_and_take_over() {
+    let pg = common::servers::Postgres::shared();
+    pg.create_db("serve_bucket");
+    let g = Garage::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/serve_bucket",
+        pg.user, pg.password, pg.port
+    );
+    let key = holdfast_catalog::ServerKey::random().to_base64();
+    // the first run writes 20 MB and hangs until its node is killed; the
+    // others are quick
+    let marker = dir.path().join("first-run");
+    let pidfile = dir.path().join("pid");
+    let slow = format!(
+        "if [ -e {m} ]; then echo later run; else echo $$ > {p}; touch {m}; \
+         head -c 20000000 /dev/urandom; sleep 120; fi",
+        m = marker.display(),
+        p = pidfile.display()
+    );
+    let config = common::service::commands_config(
+        dir.path(),
+        &[("slow", &slow), ("quick", "echo $$; head -c 100000 /dev/urandom")],
+    );
+    let mut env = garage_env(g, &g.location("cluster"));
+    for (k, v) in [
+        ("HOLDFAST_CONFIG", config.to_str().unwrap()),
+        ("HOLDFAST_CATALOG_URL", url.as_str()),
+        ("HOLDFAST_SERVER_KEY", key.as_str()),
+        ("HOLDFAST_WORKERS", "2"),
+        ("HOLDFAST_LEASE_SECONDS", "6"),
+        ("HOLDFAST_RETRY_BASE_SECONDS", "1"),
+    ] {
+        env.push((k.into(), v.into()));
+    }
+    let mut a = start(&dir.path().join("node-a"), &env);
+    let admin = a.admin.clone().unwrap();
+    let t = a.create_tenant(&admin, "acme");
+    let slow_src = a.create_source(
+        &admin,
+        &t,
+        json!({"name": "slow", "kind": "command", "target": "slow", "schedule": null,
+               "options": {"filename": "out.bin"}}),
+    );
+    let q = a.queue_backup(&admin, &t, &slow_src["id"]);
+    let taken_over = q["id"].as_str().unwrap().to_string();
+    wait_for("node A to run and write", || {
+        a.expect(200, "GET", &format!("/api/v1/backups/{taken_over}"), Some(&admin), None)
+            ["status"]
+            == "running"
+            && marker.exists()
+    });
+    let b = start(&dir.path().join("node-b"), &env);
+    std::thread::sleep(Duration::from_millis(1500));
+    a.kill9();
+    let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+
+    // node B takes the run over once A's lease has run out
+    let r = b.wait_backup(&taken_over, &admin);
+    assert_eq!(r["status"], "done", "{r}");
+    assert_eq!(r["attempts"], 2, "{r}");
+    assert_eq!(r["size"], "later run\n".len());
+
+    // a new node A and B: each queued run done once, on its first attempt
+    let a = start(&dir.path().join("node-a2"), &env);
+    let quick = a.create_source(
+        &admin,
+        &t,
+        json!({"name": "quick", "kind": "command", "target": "quick", "schedule": null,
+               "options": {"filename": "q.bin"}}),
+    );
+    let ids: Vec<String> = (0..8)
+        .map(|i| {
+            let node = if i % 2 == 0 { &a } else { &b };
+            node.queue_backup(&admin, &t, &quick["id"])["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut snapshots = std::collections::BTreeSet::new();
+    let mut repo = String::new();
+    for (i, id) in ids.iter().enumerate() {
+        let node = if i % 2 == 0 { &b } else { &a };
+        let r = node.wait_backup(id, &admin);
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(r["attempts"], 1, "{r}");
+        snapshots.insert(r["snapshot_id"].as_str().unwrap().to_string());
+        repo = r["repository"].as_str().unwrap().to_string();
+    }
+    assert_eq!(snapshots.len(), 8);
+    assert!(repo.starts_with("s3:"), "{repo}");
+    let row = pg.psql(
+        "serve_bucket",
+        "SELECT count(*), count(DISTINCT snapshot_id) FROM backups WHERE status = 'done'",
+    );
+    assert_eq!(row.trim(), "9|9");
+
+    // either node serves a download of what the other wrote
+    for (node, id) in [(&a, &ids[1]), (&b, &ids[0])] {
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("{}/api/v1/backups/{id}/file?format=tar", node.base))
+            .header("Authorization", format!("Bearer {admin}"))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert!(resp.bytes().unwrap().len() > 100_000);
+    }
+
+    // two deletions at once, one per node: the bucket's lock serialises
+    // the two prunes, and the repository checks afterwards
+    for (node, id) in [(&a, &ids[2]), (&b, &ids[3])] {
+        node.expect(202, "DELETE", &format!("/api/v1/backups/{id}"), Some(&admin), None);
+    }
+    for id in [&ids[2], &ids[3]] {
+        wait_for("the deletions", || {
+            a.expect(200, "GET", &format!("/api/v1/backups/{id}"), Some(&admin), None)["status"]
+                == "deleted"
+        });
+    }
+    let password = String::from_utf8(a.cli(&["tenant", "export-key", "acme"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let listed: Value = serde_json::from_str(&common::run_ok(
+        restic_on(g, &repo, &password, dir.path()).args(["snapshots", "--json"]),
+    ))
+    .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 7, "{listed}");
+    let out = common::run_ok(restic_on(g, &repo, &password, dir.path()).args(["check", "--read-data"]));
+    assert!(out.contains("no errors were found"), "{out}");
+}

@@ -424,18 +424,23 @@ pub struct Garage {
 }
 
 fn garage_bin() -> PathBuf {
+    cargo_installed("garage", "cargo install garage --locked")
+}
+
+/// A tool `scripts/test.sh` installs with cargo: on PATH or in ~/.cargo/bin.
+fn cargo_installed(name: &str, install: &str) -> PathBuf {
     if let Ok(out) = Command::new("sh")
-        .args(["-c", "command -v garage"])
+        .args(["-c", &format!("command -v {name}")])
         .output()
         && out.status.success()
     {
         return PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     }
     let home = std::env::var("HOME").unwrap_or_default();
-    let p = PathBuf::from(home).join(".cargo/bin/garage");
+    let p = PathBuf::from(home).join(".cargo/bin").join(name);
     assert!(
         p.exists(),
-        "garage is not installed: run ./scripts/test.sh (it runs `cargo install garage --locked`)"
+        "{name} is not installed: run ./scripts/test.sh (it runs `{install}`)"
     );
     p
 }
@@ -467,6 +472,39 @@ impl Garage {
             .env("RESTIC_PASSWORD", super::PASSWORD)
             .env("RESTIC_CACHE_DIR", cache)
             .envs(self.env());
+        c
+    }
+
+    /// rustic on the repository under `prefix`: its OpenDAL S3 backend,
+    /// configured by a profile in `dir` (rustic takes no S3 location
+    /// string; the key sits in a private file, never in argv).
+    pub fn rustic(&self, prefix: &str, dir: &std::path::Path) -> Command {
+        let cfg = dir.join("rustic-config");
+        std::fs::create_dir_all(cfg.join("rustic")).unwrap();
+        let profile = cfg.join("rustic/garage.toml");
+        std::fs::write(
+            &profile,
+            format!(
+                "[repository]\nrepository = \"opendal:s3\"\npassword = \"{pw}\"\n\
+                 no-cache = true\n\n[repository.options]\nbucket = \"{bucket}\"\n\
+                 root = \"/{prefix}\"\nendpoint = \"{endpoint}\"\nregion = \"{region}\"\n\
+                 access_key_id = \"{key}\"\nsecret_access_key = \"{secret}\"\n",
+                pw = super::PASSWORD,
+                bucket = self.bucket,
+                endpoint = self.endpoint,
+                region = self.region,
+                key = self.key_id,
+                secret = self.secret,
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut c = Command::new(cargo_installed(
+            "rustic",
+            "cargo install rustic-rs --locked --no-default-features",
+        ));
+        super::clean(&mut c);
+        c.env("XDG_CONFIG_HOME", &cfg).args(["-P", "garage"]);
         c
     }
 
