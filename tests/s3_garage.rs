@@ -507,15 +507,21 @@ fn rustic_checks_and_restores_what_holdfast_wrote_and_holdfast_extends_what_rust
     // holdfast writes, rustic (the second oracle) checks and restores
     let p = "for-rustic";
     hf(g, p, &["init", "--kdf-log-n", "10"]);
-    let s = summary(&hf(g, p, &["backup", "--json", "--pack-size", "4", src.to_str().unwrap()]));
+    let s = summary(&hf(
+        g,
+        p,
+        &[
+            "backup",
+            "--json",
+            "--pack-size",
+            "4",
+            src.to_str().unwrap(),
+        ],
+    ));
     let id = s["snapshot_id"].as_str().unwrap().to_string();
     run_ok(g.rustic(p, dir.path()).args(["check", "--read-data"]));
     let target = dir.path().join("rustic-restore");
-    run_ok(
-        g.rustic(p, dir.path())
-            .args(["restore", &id])
-            .arg(&target),
-    );
+    run_ok(g.rustic(p, dir.path()).args(["restore", &id]).arg(&target));
     // rustic restores the snapshot's root into the target
     assert_eq!(
         fs::read(target.join(src.strip_prefix("/").unwrap()).join("big.bin")).unwrap(),
@@ -528,7 +534,11 @@ fn rustic_checks_and_restores_what_holdfast_wrote_and_holdfast_extends_what_rust
     run_ok(g.rustic(p, dir.path()).args(["init"]));
     run_ok(g.rustic(p, dir.path()).arg("backup").arg(&src));
     let back = dir.path().join("holdfast-restore");
-    hf(g, p, &["restore", "latest", "--target", back.to_str().unwrap()]);
+    hf(
+        g,
+        p,
+        &["restore", "latest", "--target", back.to_str().unwrap()],
+    );
     assert_same_tree_with(&src, &restored(&back, &src), RESTIC_COMPARE);
     fs::write(src.join("dir/by-holdfast.txt"), b"added by holdfast").unwrap();
     let s = summary(&hf(g, p, &["backup", "--json", src.to_str().unwrap()]));

@@ -226,7 +226,12 @@ fn the_object_store_going_away_mid_backup_fails_the_run_and_the_next_succeeds() 
 }
 
 /// restic on a tenant's repository in the bucket.
-fn restic_on(g: &Garage, repo: &str, password: &str, dir: &std::path::Path) -> std::process::Command {
+fn restic_on(
+    g: &Garage,
+    repo: &str,
+    password: &str,
+    dir: &std::path::Path,
+) -> std::process::Command {
     let mut c = std::process::Command::new("restic");
     common::clean(&mut c);
     c.env("RESTIC_REPOSITORY", repo)
@@ -259,7 +264,10 @@ fn two_nodes_on_one_postgres_catalog_and_one_bucket_share_the_work_and_take_over
     );
     let config = common::service::commands_config(
         dir.path(),
-        &[("slow", &slow), ("quick", "echo $$; head -c 100000 /dev/urandom")],
+        &[
+            ("slow", &slow),
+            ("quick", "echo $$; head -c 100000 /dev/urandom"),
+        ],
     );
     let mut env = garage_env(g, &g.location("cluster"));
     for (k, v) in [
@@ -284,8 +292,13 @@ fn two_nodes_on_one_postgres_catalog_and_one_bucket_share_the_work_and_take_over
     let q = a.queue_backup(&admin, &t, &slow_src["id"]);
     let taken_over = q["id"].as_str().unwrap().to_string();
     wait_for("node A to run and write", || {
-        a.expect(200, "GET", &format!("/api/v1/backups/{taken_over}"), Some(&admin), None)
-            ["status"]
+        a.expect(
+            200,
+            "GET",
+            &format!("/api/v1/backups/{taken_over}"),
+            Some(&admin),
+            None,
+        )["status"]
             == "running"
             && marker.exists()
     });
@@ -293,7 +306,9 @@ fn two_nodes_on_one_postgres_catalog_and_one_bucket_share_the_work_and_take_over
     std::thread::sleep(Duration::from_millis(1500));
     a.kill9();
     let pid = fs::read_to_string(&pidfile).unwrap().trim().to_string();
-    let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status();
 
     // node B takes the run over once A's lease has run out
     let r = b.wait_backup(&taken_over, &admin);
@@ -350,11 +365,23 @@ fn two_nodes_on_one_postgres_catalog_and_one_bucket_share_the_work_and_take_over
     // two deletions at once, one per node: the bucket's lock serialises
     // the two prunes, and the repository checks afterwards
     for (node, id) in [(&a, &ids[2]), (&b, &ids[3])] {
-        node.expect(202, "DELETE", &format!("/api/v1/backups/{id}"), Some(&admin), None);
+        node.expect(
+            202,
+            "DELETE",
+            &format!("/api/v1/backups/{id}"),
+            Some(&admin),
+            None,
+        );
     }
     for id in [&ids[2], &ids[3]] {
         wait_for("the deletions", || {
-            a.expect(200, "GET", &format!("/api/v1/backups/{id}"), Some(&admin), None)["status"]
+            a.expect(
+                200,
+                "GET",
+                &format!("/api/v1/backups/{id}"),
+                Some(&admin),
+                None,
+            )["status"]
                 == "deleted"
         });
     }
@@ -367,6 +394,7 @@ fn two_nodes_on_one_postgres_catalog_and_one_bucket_share_the_work_and_take_over
     ))
     .unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 7, "{listed}");
-    let out = common::run_ok(restic_on(g, &repo, &password, dir.path()).args(["check", "--read-data"]));
+    let out =
+        common::run_ok(restic_on(g, &repo, &password, dir.path()).args(["check", "--read-data"]));
     assert!(out.contains("no errors were found"), "{out}");
 }

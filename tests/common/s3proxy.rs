@@ -270,9 +270,12 @@ fn serve(
     faults: &Mutex<Faults>,
     down: &AtomicBool,
 ) -> std::io::Result<()> {
+    // heads and bodies go in separate writes: no Nagle delay between them
+    client.set_nodelay(true)?;
     let mut from_client = BufReader::new(client.try_clone()?);
     let mut to_client = client;
     let up = TcpStream::connect(upstream)?;
+    up.set_nodelay(true)?;
     let mut from_up = BufReader::new(up.try_clone()?);
     let mut to_up = up;
     while let Some(req) = read_head(&mut from_client)? {
