@@ -70,6 +70,9 @@ enum Cmd {
     /// The service's audit log
     #[command(subcommand)]
     Audit(commands::serve::AuditCmd),
+    /// The service's catalog: copy it into PostgreSQL
+    #[command(subcommand)]
+    Catalog(commands::serve::CatalogCmd),
 }
 
 /// restic's exit codes.
@@ -157,6 +160,7 @@ fn main() -> ExitCode {
         Cmd::Token(a) => commands::serve::token(&ui, a),
         Cmd::Tenant(a) => commands::serve::tenant(&ui, a),
         Cmd::Audit(a) => commands::serve::audit(&ui, a),
+        Cmd::Catalog(a) => commands::serve::catalog(&ui, a),
         Cmd::Completion(a) => {
             commands::completion::run(a, &mut Cli::command());
             Ok(exit::OK)

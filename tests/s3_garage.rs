@@ -547,3 +547,67 @@ fn rustic_checks_and_restores_what_holdfast_wrote_and_holdfast_extends_what_rust
     assert!(check.contains("no errors"), "{check}");
     run_ok(g.rustic(p, dir.path()).args(["check", "--read-data"]));
 }
+
+#[test]
+fn credentials_from_a_profile_and_each_checksum_setting_work() {
+    let g = Garage::shared();
+    let dir = tempfile::tempdir().unwrap();
+    // the key only in a shared credentials file, chosen by AWS_PROFILE
+    let home = dir.path().join("home");
+    fs::create_dir_all(home.join(".aws")).unwrap();
+    fs::write(
+        home.join(".aws/credentials"),
+        format!(
+            "[backup]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            g.key_id, g.secret
+        ),
+    )
+    .unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), noise(1 << 20, 9)).unwrap();
+    let p = "profile";
+    let with_profile = || {
+        let mut c = g.holdfast(p);
+        c.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("HOME", &home)
+            .env("AWS_PROFILE", "backup");
+        c
+    };
+    ok(
+        with_profile()
+            .args(["init", "--kdf-log-n", "10"])
+            .output()
+            .unwrap(),
+        "init with a profile",
+    );
+    for checksum in ["md5", "crc32c", "off"] {
+        fs::write(src.join(format!("{checksum}.bin")), noise(1 << 20, 11)).unwrap();
+        let out = ok(
+            with_profile()
+                .args(["backup", "--json", "--option"])
+                .arg(format!("s3.checksum={checksum}"))
+                .arg(&src)
+                .output()
+                .unwrap(),
+            &format!("backup with s3.checksum={checksum}"),
+        );
+        assert!(summary(&out)["snapshot_id"].is_string());
+    }
+    let check = ok(
+        with_profile()
+            .args(["check", "--read-data"])
+            .output()
+            .unwrap(),
+        "check",
+    );
+    assert!(check.contains("no errors"), "{check}");
+    // an unknown option is refused by name
+    let out = with_profile()
+        .args(["snapshots", "--option", "s3.sideways=1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("s3.sideways"));
+}

@@ -289,3 +289,93 @@ fn a_catalog_that_goes_away_answers_503_and_readyz_says_so_quickly() {
         "the catalog password was logged"
     );
 }
+
+#[test]
+fn one_node_on_sqlite_grows_into_postgres_by_copying_its_catalog() {
+    let pg = Postgres::shared();
+    pg.create_db("grown");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = common::service::commands_config(dir.path(), &[("hello", "echo hello")]);
+    let env = [("HOLDFAST_CONFIG", config.to_str().unwrap())];
+    let mut s = Server::start(&data, &env);
+    let admin = s.admin.clone().unwrap();
+    let tid = s.create_tenant(&admin, "acme");
+    let src = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "hello", "kind": "command", "target": "hello", "schedule": null}),
+    );
+    let q = s.queue_backup(&admin, &tid, &src["id"]);
+    let first = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(first["status"], "done", "{first}");
+    assert!(s.terminate(Duration::from_secs(20)).success());
+
+    // the copy: the password only in the environment
+    let to = format!("postgres://{}@127.0.0.1:{}/grown", pg.user, pg.port);
+    let copy = |to: &str| {
+        let mut c = Command::new(common::holdfast_bin());
+        common::clean(&mut c);
+        c.args(["catalog", "copy", "--data-dir"])
+            .arg(&data)
+            .args(["--to", to])
+            .env("HOLDFAST_CONFIG", &config)
+            .env("PGPASSWORD", &pg.password)
+            .output()
+            .unwrap()
+    };
+    let with_password = format!(
+        "postgres://{}:{}@127.0.0.1:{}/grown",
+        pg.user, pg.password, pg.port
+    );
+    let out = copy(&with_password);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PGPASSWORD"));
+    let out = copy(&to);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("audit chain verifies"), "{text}");
+    assert!(!text.contains(&pg.password), "{text}");
+    // a second copy into the now full catalog is refused, changing nothing
+    let again = copy(&to);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // the node on PostgreSQL: the same tokens, tenants, runs and chain
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/grown",
+        pg.user, pg.password, pg.port
+    );
+    let env = [
+        ("HOLDFAST_CONFIG", config.to_str().unwrap()),
+        ("HOLDFAST_CATALOG_URL", url.as_str()),
+    ];
+    let s = Server::start(&data, &env);
+    assert!(s.admin.is_none(), "the copied tokens are there");
+    let got = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/backups/{}", first["id"].as_str().unwrap()),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(got["snapshot_id"], first["snapshot_id"]);
+    let q = s.queue_backup(&admin, &tid, &src["id"]);
+    let second = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(second["status"], "done", "{second}");
+    let out = s.cli(&["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = pg.psql(
+        "grown",
+        "SELECT count(*) FROM backups WHERE status = 'done'",
+    );
+    assert_eq!(row.trim(), "2");
+}

@@ -102,6 +102,12 @@ pub fn prune(g: &GlobalOpts, ui: &Arc<Ui>, repo: &Arc<Repository>, a: &PruneArgs
         r.packs_deleted,
         fmt_bytes(r.bytes_freed)
     ));
+    if r.retained > 0 {
+        ui.print(&format!(
+            "{} file(s) retained by the storage's object lock stay until the lock expires",
+            r.retained
+        ));
+    }
     Ok(())
 }
 

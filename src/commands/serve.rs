@@ -290,6 +290,80 @@ pub fn audit(ui: &Ui, cmd: &AuditCmd) -> Result<u8> {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum CatalogCmd {
+    /// Copy the whole catalog into a new, empty PostgreSQL database: how one
+    /// node on SQLite grows into several (docs/OPERATIONS.md). The password
+    /// comes from PGPASSWORD, never the command line
+    Copy {
+        #[command(flatten)]
+        dir: ServiceDirArgs,
+        /// postgres://USER@HOST[:PORT]/DATABASE (without a password)
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+}
+
+pub fn catalog(ui: &Ui, cmd: &CatalogCmd) -> Result<u8> {
+    let CatalogCmd::Copy { dir, to } = cmd;
+    let url = target_url(to, std::env::var("PGPASSWORD").ok().as_deref())?;
+    runtime()?.block_on(async {
+        let config = dir.config()?;
+        let source = open(&config).await?;
+        let dest = Catalog::open(&url, source.key().clone()).await?;
+        let report = source.copy_into(&dest).await?;
+        let total: u64 = report.iter().map(|(_, n)| n).sum();
+        for (table, n) in &report {
+            ui.print(&format!("{table:>10}: {n} rows"));
+        }
+        // the copy must verify where it landed, as it did where it was
+        match dest.verify_audit_with(&[]).await? {
+            Ok(n) => ui.print(&format!(
+                "copied {total} rows from {} to {}; the audit chain verifies ({n} rows).\n\
+                 Next: stop every node, set catalog_url (HOLDFAST_CATALOG_URL) to the new catalog \
+                 with the same server key, and start them",
+                source.shown_url(),
+                dest.shown_url()
+            )),
+            Err(b) => bail!("the copied audit chain does not verify: {b}"),
+        }
+        Ok(exit::OK)
+    })
+}
+
+/// The destination URL with the password from PGPASSWORD; a password in
+/// the argument is refused (argv is visible to every user of the host).
+fn target_url(to: &str, password: Option<&str>) -> Result<String> {
+    let Some(rest) = to
+        .strip_prefix("postgres://")
+        .or_else(|| to.strip_prefix("postgresql://"))
+    else {
+        bail!("--to {to:?}: a postgres:// URL");
+    };
+    let (auth, host) = rest
+        .split_once('@')
+        .ok_or_else(|| anyhow::anyhow!("--to needs a user: postgres://USER@HOST/DATABASE"))?;
+    if auth.contains(':') {
+        bail!("keep the password out of the command line: put it in PGPASSWORD");
+    }
+    Ok(match password {
+        Some(p) => format!("postgres://{auth}:{}@{host}", percent_encode(p)),
+        None => format!("postgres://{auth}@{host}"),
+    })
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[derive(Subcommand, Debug)]
 pub enum TenantCmd {
     /// Print a tenant's repository location and password (opens the
     /// repository with holdfast or restic, without the server)

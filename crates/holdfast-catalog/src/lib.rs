@@ -16,6 +16,7 @@ pub mod audit;
 pub mod backups;
 pub mod chain;
 pub mod clock;
+pub mod copy;
 pub mod deletions;
 mod error;
 mod migrations;

@@ -401,6 +401,9 @@ pub struct PruneResult {
     pub bytes_freed: u64,
     /// Snapshots appeared while pruning: nothing was deleted.
     pub deletion_skipped: bool,
+    /// Files the storage refused to delete because a retention rule (object
+    /// lock) holds them: they stay, unreferenced, until the rule lets go.
+    pub retained: usize,
 }
 
 /// Copy the used blobs of one pack into the saver, verifying each.
@@ -534,13 +537,22 @@ pub fn execute(
         return Ok(result);
     }
 
-    // 3. old index files, then packs
-    crate::parallel::map(plan.index_files.clone(), threads, |id| -> Result<()> {
-        match repo.backend().delete(&name(FileType::Index, &id)) {
+    // 3. old index files, then packs; a file the storage retains (object
+    // lock) stays and is counted: it is garbage nobody refers to, not damage
+    let retained = std::sync::atomic::AtomicUsize::new(0);
+    let delete = |ftype: FileType, id: &Id| -> Result<()> {
+        match repo.backend().delete(&name(ftype, id)) {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
+            Err(holdfast_storage::StorageError::Retained { .. }) => {
+                retained.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
+    };
+    crate::parallel::map(plan.index_files.clone(), threads, |id| {
+        delete(FileType::Index, &id)
     })?;
     result.index_files_deleted = plan.index_files.len();
     let doomed: Vec<Id> = plan
@@ -551,13 +563,15 @@ pub fn execute(
         .copied()
         .collect();
     result.packs_deleted = doomed.len();
-    crate::parallel::map(doomed, threads.max(4), |id| -> Result<()> {
-        match repo.backend().delete(&name(FileType::Pack, &id)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    })?;
+    crate::parallel::map(doomed, threads.max(4), |id| delete(FileType::Pack, &id))?;
+    result.retained = retained.into_inner();
+    if result.retained > 0 {
+        notice(format!(
+            "{} file(s) are retained by the storage (object lock) and were not deleted; they \
+             hold no data any snapshot needs",
+            result.retained
+        ));
+    }
     result.bytes_freed = plan.bytes_freed();
     Ok(result)
 }
@@ -565,6 +579,58 @@ pub fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob_saver::BlobSaver;
+    use crate::repository::InitOptions;
+    use holdfast_format::BlobType;
+    use holdfast_storage::{Backend, MemoryBackend};
+
+    #[test]
+    fn deletes_an_object_lock_refuses_are_counted_as_retained_not_failures() {
+        let mb = Arc::new(MemoryBackend::new());
+        let be: Arc<dyn Backend> = mb.clone();
+        let repo = Arc::new(Repository::init(be, b"pw", &InitOptions { kdf_log_n: 10 }).unwrap());
+        // blobs in packs, and no snapshot: every pack is garbage
+        let saver = BlobSaver::new(
+            repo.clone(),
+            repo.index().unwrap(),
+            SaverOptions {
+                pack_size: 4096,
+                ..Default::default()
+            },
+        );
+        for i in 0..30u32 {
+            // incompressible, so the packs fill
+            let mut x = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let data: Vec<u8> = (0..3000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            saver.save(BlobType::Data, data).unwrap();
+        }
+        let packs = saver.finish().unwrap().packs.len();
+        assert!(packs > 1);
+        mb.retain(FileType::Pack);
+        let opts = PruneOptions {
+            max_unused: MaxUnused::Percent(0.0),
+            max_repack_bytes: None,
+            dry_run: false,
+            saver: SaverOptions::default(),
+            threads: 2,
+        };
+        let p = plan(&repo, &opts).unwrap();
+        let mut notices = Vec::new();
+        let r = execute(&repo, &p, &opts, &mut |m| notices.push(m)).unwrap();
+        assert_eq!(r.retained, packs, "{r:?}");
+        assert_eq!(repo.list_packs().unwrap().len(), packs, "the packs stay");
+        assert!(
+            notices.iter().any(|n| n.contains("retained")),
+            "{notices:?}"
+        );
+    }
 
     #[test]
     fn limits() {

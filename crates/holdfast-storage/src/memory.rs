@@ -8,11 +8,18 @@ use crate::{Backend, FileType, ObjectInfo, ObjectName, Result, StorageError};
 #[derive(Default)]
 pub struct MemoryBackend {
     files: Mutex<BTreeMap<ObjectName, Vec<u8>>>,
+    /// Types whose deletes are refused as retained (an object-lock bucket).
+    retained: Mutex<Vec<FileType>>,
 }
 
 impl MemoryBackend {
     pub fn new() -> MemoryBackend {
         MemoryBackend::default()
+    }
+
+    /// Refuse deletes of `ftype` as an object-lock bucket does.
+    pub fn retain(&self, ftype: FileType) {
+        self.retained.lock().unwrap().push(ftype);
     }
 
     /// Replace a stored file's bytes (tests use this to corrupt data).
@@ -88,6 +95,12 @@ impl Backend for MemoryBackend {
     }
 
     fn delete(&self, name: &ObjectName) -> Result<()> {
+        if self.retained.lock().unwrap().contains(&name.ftype()) {
+            return Err(StorageError::Retained {
+                path: name.path(),
+                why: "AccessDenied: object protected by object lock".into(),
+            });
+        }
         self.files
             .lock()
             .unwrap()
