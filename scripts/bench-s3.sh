@@ -54,7 +54,15 @@ FILES=$(find "$SRC" -type f | wc -l)
 BYTES=$(find "$SRC" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
 log "source $SRC: $FILES files, $BYTES bytes"
 
-rm -rf "$BENCH_WORK"
+SETTLE_S=${SETTLE_S:-300}
+if [ -d "$BENCH_WORK" ]; then
+  # ext4 creates files slowly for minutes after tens of thousands were
+  # deleted (see scripts/bench.sh): that would land on the restores
+  log "deleting the previous run's work directory, then waiting ${SETTLE_S}s for ext4 to settle"
+  rm -rf "$BENCH_WORK"
+  sync
+  sleep "$SETTLE_S"
+fi
 mkdir -p "$BENCH_WORK/garage" "$BENCH_WORK/trash"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RPC=$(free_port); S3=$(free_port); ADMIN=$(free_port)
@@ -128,7 +136,7 @@ rustic_profile() { # $1 prefix -> a rustic config dir
 [repository]
 repository = "opendal:s3"
 password = "$PASSWORD"
-no-cache = true
+cache-dir = "$BENCH_WORK/rustic-cache-$1"
 
 [repository.options]
 bucket = "bench"

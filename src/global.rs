@@ -69,7 +69,7 @@ pub struct GlobalOpts {
     pub pack_size: Option<usize>,
 
     /// A storage option (restic's -o), e.g. s3.bucket-lookup=path, s3.region=eu-central-1,
-    /// s3.checksum=md5|crc32c|off, s3.connections=8, s3.retries=8
+    /// s3.checksum=md5|crc32c|off, s3.connections=5, s3.retries=8
     #[arg(long = "option", global = true, value_name = "KEY=VALUE")]
     pub options: Vec<String>,
 

@@ -51,6 +51,10 @@ fn rules() -> BTreeMap<&'static str, Rule> {
         ),
         ("PUT /api/v1/tenants/{tenant}/policy", r(Admin, true, false)),
         (
+            "PUT /api/v1/tenants/{tenant}/storage",
+            r(Admin, true, false),
+        ),
+        (
             "POST /api/v1/tenants/{tenant}/sources",
             r(Operator, true, false),
         ),
@@ -263,6 +267,17 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
                     "POST /api/v1/tenants" => Some(json!({"name": format!("t{counter}")})),
                     "PUT /api/v1/tenants/{tenant}/policy" => {
                         Some(json!({"directory_roots": [o.root]}))
+                    }
+                    // a bucket of its own on the private Garage: only an
+                    // admin gets as far as reaching it
+                    "PUT /api/v1/tenants/{tenant}/storage" => {
+                        let g = common::servers::Garage::shared();
+                        Some(json!({
+                            "location": g.location(&format!("authz-{}-{counter}", o.name)),
+                            "access_key_id": g.key_id,
+                            "secret_access_key": g.secret,
+                            "region": g.region,
+                        }))
                     }
                     "POST /api/v1/tenants/{tenant}/sources" => Some(json!({
                         "name": format!("n{counter}"), "kind": "directory",

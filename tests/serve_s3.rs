@@ -398,3 +398,142 @@ fn two_nodes_on_one_postgres_catalog_and_one_bucket_share_the_work_and_take_over
         common::run_ok(restic_on(g, &repo, &password, dir.path()).args(["check", "--read-data"]));
     assert!(out.contains("no errors were found"), "{out}");
 }
+
+/// A key of its own on the Garage, allowed on `bucket` only.
+fn own_key(g: &Garage, bucket: &str, name: &str) -> (String, String) {
+    assert!(g.cli(&["bucket", "create", bucket]).status.success());
+    let out = g.cli(&["key", "create", name]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |f: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(f))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {f} in {text}"))
+    };
+    let (id, secret) = (field("Key ID:"), field("Secret key:"));
+    assert!(
+        g.cli(&[
+            "bucket", "allow", "--read", "--write", "--owner", bucket, "--key", name
+        ])
+        .status
+        .success()
+    );
+    (id, secret)
+}
+
+#[test]
+fn an_admin_gives_a_tenant_its_own_bucket_and_key() {
+    let g = Garage::shared();
+    let (key_id, secret) = own_key(g, "tenant-own", "tenant-own-key");
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), &garage_env(g, &g.location("service-default")));
+    let admin = s.admin.clone().unwrap();
+    let t = s.create_tenant(&admin, "acme");
+    let own = format!("s3:{}/tenant-own/acme", g.endpoint);
+
+    // wrong secret: refused, naming the place, never the secret
+    let r = s.request(
+        "PUT",
+        &format!("/api/v1/tenants/{t}/storage"),
+        Some(&admin),
+        Some(
+            &json!({"location": own, "access_key_id": key_id, "secret_access_key": "wrong-secret"}),
+        ),
+    );
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert!(r.text.contains("tenant-own"), "{}", r.text);
+    assert!(!r.text.contains("wrong-secret"), "{}", r.text);
+    // half a key, or a local path: 422
+    for body in [
+        json!({"location": own, "access_key_id": key_id}),
+        json!({"location": "/srv/elsewhere"}),
+    ] {
+        let r = s.request(
+            "PUT",
+            &format!("/api/v1/tenants/{t}/storage"),
+            Some(&admin),
+            Some(&body),
+        );
+        assert_eq!(r.status, 422, "{body}: {}", r.text);
+    }
+
+    let moved = s.expect(
+        200,
+        "PUT",
+        &format!("/api/v1/tenants/{t}/storage"),
+        Some(&admin),
+        Some(
+            &json!({"location": own, "access_key_id": key_id, "secret_access_key": secret,
+                     "region": g.region}),
+        ),
+    );
+    assert_eq!(moved["repository"], own);
+    assert!(!moved.to_string().contains(&secret));
+
+    let src = dir.path().join("site");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("index.html"), b"<h1>own bucket</h1>\n").unwrap();
+    let source = s.create_source(
+        &admin,
+        &t,
+        json!({"name": "site", "kind": "directory", "target": src, "schedule": null}),
+    );
+    let q = s.queue_backup(&admin, &t, &source["id"]);
+    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    assert_eq!(b["status"], "done", "{b}");
+    assert_eq!(b["repository"], own);
+
+    // the tenant's key opens it; the server's key has no right on that bucket
+    let password = String::from_utf8(s.cli(&["tenant", "export-key", "acme"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let restic = |key: &str, secret: &str| {
+        let mut c = std::process::Command::new("restic");
+        common::clean(&mut c);
+        c.env("RESTIC_REPOSITORY", &own)
+            .env("RESTIC_PASSWORD", &password)
+            .env("RESTIC_CACHE_DIR", dir.path().join("restic-cache"))
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", &g.region)
+            .args(["snapshots", "--json"]);
+        c.output().unwrap()
+    };
+    let mine = restic(&key_id, &secret);
+    assert!(
+        mine.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mine.stderr)
+    );
+    assert!(String::from_utf8_lossy(&mine.stdout).contains(b["snapshot_id"].as_str().unwrap()));
+    assert!(
+        !restic(&g.key_id, &g.secret).status.success(),
+        "the server's key reached it"
+    );
+
+    // restore and download from the tenant's bucket
+    let r = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
+        Some(&admin),
+        None,
+    );
+    let done = s.wait_restore(r["id"].as_str().unwrap(), &admin);
+    assert_eq!(done["status"], "done", "{done}");
+
+    // audited without the secret; the tenant shows no credentials
+    let audit = s.request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None);
+    assert!(audit.text.contains("tenant_storage_set"));
+    assert!(!audit.text.contains(&secret));
+    let shown = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/tenants/{t}"),
+        Some(&admin),
+        None,
+    );
+    assert!(!shown.to_string().contains(&secret));
+    assert!(s.log_lines().iter().all(|l| !l.contains(&secret)));
+}

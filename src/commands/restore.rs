@@ -54,9 +54,10 @@ pub struct RestoreArgs {
     /// Write zero blocks instead of leaving holes
     #[arg(long)]
     pub no_sparse: bool,
-    /// Files written in parallel
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub workers: usize,
+    /// Files written in parallel [default: 4, or the storage's connections
+    /// on object storage]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -112,7 +113,10 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
         excludes,
         delete: a.delete,
         dry_run: a.dry_run,
-        workers: a.workers,
+        // object storage is bound by request latency: one reader per connection
+        workers: a
+            .workers
+            .unwrap_or_else(|| repo.backend().connections().max(4)),
         sparse: !a.no_sparse,
     };
     let show_actions = a.dry_run || ui.verbose > 0;

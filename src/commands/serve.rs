@@ -261,7 +261,10 @@ pub fn audit(ui: &Ui, cmd: &AuditCmd) -> Result<u8> {
         }
         for t in catalog.tenants().await? {
             let password = catalog.tenant_password(&t.id).await?;
-            let repo = holdfast_service::repos::RepoAt::new(&config, &t.repository)?;
+            let repo =
+                holdfast_service::repos::RepoAt::of_tenant(&config, &catalog, &t.id, &t.repository)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             let found = tokio::task::spawn_blocking(move || {
                 holdfast_service::anchor::newest_snapshot_anchor(&repo, &password)
             })

@@ -154,6 +154,14 @@ UPDATE sources SET defined_by = 'admin'
 ALTER TABLE restores ADD COLUMN defined_by TEXT NOT NULL DEFAULT 'operator'
 "#,
     ),
+    (
+        6,
+        // A tenant's own object storage credentials (sealed JSON), when an
+        // admin gave it a bucket of its own.
+        r#"
+ALTER TABLE tenants ADD COLUMN storage_credentials TEXT
+"#,
+    ),
 ];
 
 pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {

@@ -12,7 +12,7 @@ use crate::{Actor, Catalog, CatalogError, Result};
 pub struct Tenant {
     pub id: String,
     pub name: String,
-    /// Where the tenant's repository lives (a local path for now).
+    /// Where the tenant's repository lives: a path, or `s3:…`.
     pub repository: String,
     pub created_at: String,
 }
@@ -173,6 +173,64 @@ impl Catalog {
         })
         .await?;
         w.commit().await
+    }
+
+    /// The tenant's own object-storage credentials (the sealed JSON opened),
+    /// if an admin gave it some; `None`: the server's own.
+    pub async fn tenant_storage_credentials(&self, tenant_id: &str) -> Result<Option<String>> {
+        let sealed: Option<String> =
+            sqlx::query("SELECT storage_credentials FROM tenants WHERE id = $1")
+                .bind(tenant_id)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(CatalogError::db)?
+                .ok_or(CatalogError::NotFound { what: "tenant" })?
+                .try_get("storage_credentials")
+                .map_err(CatalogError::db)?;
+        sealed
+            .map(|s| {
+                String::from_utf8(self.key().open(&s)?)
+                    .map_err(|_| CatalogError::Sealed("storage credentials are not UTF-8".into()))
+            })
+            .transpose()
+    }
+
+    /// Move the tenant's repository to `repository` (initialised there by
+    /// the caller) reached with `credentials` (sealed here; `None`: the
+    /// server's). Audited as `tenant_storage_set` with the old and new
+    /// location and whether credentials are the tenant's — never them.
+    /// Earlier runs keep the location they were written to.
+    pub async fn set_tenant_storage(
+        &self,
+        tenant_id: &str,
+        repository: &str,
+        credentials: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Tenant> {
+        let old = self.tenant(tenant_id).await?;
+        let sealed = credentials.map(|c| self.key().seal(c.as_bytes()));
+        let mut w = self.write().await?;
+        sqlx::query("UPDATE tenants SET repository = $1, storage_credentials = $2 WHERE id = $3")
+            .bind(repository)
+            .bind(sealed)
+            .bind(tenant_id)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(CatalogError::db)?;
+        w.audit(NewEvent {
+            actor,
+            tenant_id: Some(tenant_id),
+            event: "tenant_storage_set",
+            subject: Some(tenant_id),
+            metadata: serde_json::json!({
+                "old": old.repository,
+                "new": repository,
+                "own_credentials": credentials.is_some(),
+            }),
+        })
+        .await?;
+        w.commit().await?;
+        self.tenant(tenant_id).await
     }
 
     /// Whether the catalog holds anything sealed or chained under a server

@@ -20,8 +20,24 @@ pub struct RepoAt {
     s3: S3Settings,
 }
 
+/// A tenant's own object-storage credentials, as sealed in the catalog,
+/// with the location they were given for (and are used for: runs written
+/// before keep the server's key).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct StoredCredentials {
+    pub location: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    /// The bucket's region, when not the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
 impl RepoAt {
-    /// The repository the catalog names `repository`.
+    /// The repository the catalog names `repository`, reached with the
+    /// server's credentials.
     pub fn new(config: &Config, repository: &str) -> Result<RepoAt, EngineError> {
         let location = Location::parse(repository).map_err(|e| {
             EngineError::Invalid(format!("the repository location in the catalog: {e}"))
@@ -30,6 +46,52 @@ impl RepoAt {
             location,
             s3: config.s3_settings().unwrap_or_default(),
         })
+    }
+
+    /// A repository of tenant `tenant_id`: with the tenant's own
+    /// credentials when an admin gave it a bucket of its own and this is
+    /// that bucket.
+    pub async fn of_tenant(
+        config: &Config,
+        catalog: &holdfast_catalog::Catalog,
+        tenant_id: &str,
+        repository: &str,
+    ) -> Result<RepoAt, crate::problem::ApiError> {
+        let mut r = RepoAt::new(config, repository)
+            .map_err(|e| crate::problem::ApiError::Internal(e.to_string()))?;
+        if let Some(json) = catalog.tenant_storage_credentials(tenant_id).await? {
+            let c: StoredCredentials = serde_json::from_str(&json)
+                .map_err(|e| crate::problem::ApiError::Internal(e.to_string()))?;
+            if c.location == repository {
+                r = r.with_credentials(c);
+            }
+        }
+        Ok(r)
+    }
+
+    /// The same location reached with `c` instead of the server's key.
+    pub fn with_credentials(mut self, c: StoredCredentials) -> RepoAt {
+        if c.region.is_some() {
+            self.s3.region = c.region;
+        }
+        self.s3.credentials = Some(holdfast_storage::S3Credentials {
+            access_key_id: c.access_key_id,
+            secret_access_key: c.secret_access_key,
+            session_token: c.session_token,
+        });
+        self
+    }
+
+    /// At most `n` retries per request (an admin's probe of a new location
+    /// answers within seconds, not after a minute of backoff).
+    pub fn with_retries(mut self, n: usize) -> RepoAt {
+        self.s3.retries = n;
+        self
+    }
+
+    /// On object storage.
+    pub fn is_remote(&self) -> bool {
+        self.local_path().is_none()
     }
 
     /// Where a new tenant's repository goes.

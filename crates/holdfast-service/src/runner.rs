@@ -237,6 +237,33 @@ pub fn init_repository(repo: &RepoAt, password: &str) -> Result<(), EngineError>
     .map(|_| ())
 }
 
+/// Make `repo` the tenant's repository: create it with `password`, or, if
+/// one is there, check that it opens with it.
+pub fn adopt_repository(repo: &RepoAt, password: &str) -> Result<(), ApiError> {
+    let unavailable = |e: EngineError| {
+        ApiError::Unavailable(format!("the storage at {repo} cannot be used: {e}"))
+    };
+    let backend = repo.backend().map_err(unavailable)?;
+    let exists = match backend.stat(&holdfast_storage::ObjectName::config()) {
+        Ok(_) => true,
+        Err(e) if e.is_not_found() => false,
+        Err(e) => return Err(unavailable(e.into())),
+    };
+    if exists {
+        return Repository::open(backend, password.as_bytes())
+            .map(drop)
+            .map_err(|e| match e {
+                EngineError::WrongPassword { .. } => ApiError::Conflict(format!(
+                    "{repo} holds a repository that does not open with the tenant's password"
+                )),
+                other => unavailable(other),
+            });
+    }
+    Repository::init(backend, password.as_bytes(), &InitOptions::default())
+        .map(drop)
+        .map_err(unavailable)
+}
+
 /// Remove snapshots from a repository and prune what no snapshot needs any
 /// more (an exclusive lock, waiting up to a minute for running backups).
 pub fn delete_snapshots(

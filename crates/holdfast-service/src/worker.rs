@@ -358,7 +358,14 @@ async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restor
         )
         .map_err(|e| format!("refused by policy: {e}"))?;
         Ok::<_, String>(crate::runner::RestoreInput {
-            repository: RepoAt::new(&state.config, &b.repository).map_err(|e| e.to_string())?,
+            repository: RepoAt::of_tenant(
+                &state.config,
+                &state.catalog,
+                &b.tenant_id,
+                &b.repository,
+            )
+            .await
+            .map_err(|e| e.to_string())?,
             password,
             snapshot_id: b.snapshot_id.clone().unwrap_or_default(),
             source_target: source.target.clone().into(),
@@ -414,10 +421,11 @@ async fn delete_one(state: &AppState, worker: &str, b: Backup) {
         Ok(p) => p,
         Err(e) => return log(&format!("deletion of {}: {e}", b.id)),
     };
-    let repo = match RepoAt::new(&state.config, &b.repository) {
-        Ok(r) => r,
-        Err(e) => return log(&format!("deletion of {}: {e}", b.id)),
-    };
+    let repo =
+        match RepoAt::of_tenant(&state.config, &state.catalog, &b.tenant_id, &b.repository).await {
+            Ok(r) => r,
+            Err(e) => return log(&format!("deletion of {}: {e}", b.id)),
+        };
     let ids: Vec<String> = b
         .snapshot_id
         .iter()
@@ -514,8 +522,9 @@ async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
     )
     .map_err(|r| permanent(format!("refused by policy: {r}")))?;
     if policy.max_repository_bytes.is_some() {
-        let repo =
-            RepoAt::new(&state.config, &b.repository).map_err(|e| permanent(e.to_string()))?;
+        let repo = RepoAt::of_tenant(&state.config, &state.catalog, &b.tenant_id, &b.repository)
+            .await
+            .map_err(|e| permanent(e.to_string()))?;
         let used = tokio::task::spawn_blocking(move || repo.used_bytes())
             .await
             .unwrap_or(0);
@@ -529,7 +538,8 @@ async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
         .await
         .map_err(|e| transient(e.to_string()))?;
     Ok(RunInput {
-        repository: RepoAt::new(&state.config, &b.repository)
+        repository: RepoAt::of_tenant(&state.config, &state.catalog, &b.tenant_id, &b.repository)
+            .await
             .map_err(|e| permanent(e.to_string()))?,
         password,
         source,

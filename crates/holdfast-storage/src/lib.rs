@@ -17,12 +17,14 @@ mod local;
 pub mod location;
 mod memory;
 mod name;
+mod readahead;
 mod s3;
 
 pub use local::{LocalBackend, pid_alive};
 pub use location::{BucketLookup, Location, S3Location};
 pub use memory::MemoryBackend;
 pub use name::{FileType, ObjectName};
+pub use readahead::ReadAhead;
 pub use s3::{Checksum, S3Backend, S3Credentials, S3Settings, retries_total};
 
 use std::fmt;
@@ -108,7 +110,10 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 pub fn open(location: &Location, s3: &S3Settings) -> Result<std::sync::Arc<dyn Backend>> {
     Ok(match location {
         Location::Local(path) => std::sync::Arc::new(LocalBackend::new(path)),
-        Location::S3(l) => std::sync::Arc::new(S3Backend::open(l, s3)?),
+        // a request costs tens of milliseconds: small reads of packs read ahead
+        Location::S3(l) => {
+            std::sync::Arc::new(ReadAhead::new(std::sync::Arc::new(S3Backend::open(l, s3)?)))
+        }
     })
 }
 

@@ -104,7 +104,7 @@ impl Default for S3Settings {
             credentials: None,
             profile: None,
             checksum: Checksum::Md5,
-            connections: 8,
+            connections: 5,
             retries: 8,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
@@ -330,6 +330,13 @@ fn remote_error(location: &str, op: &'static str, path: &str, e: &opendal::Error
                 text.push_str(": ");
                 text.push_str(&c.to_string());
                 cause = c.source();
+            }
+            if text.is_empty() {
+                // a HEAD answer has no body to say why
+                text = format!(
+                    "{} without details from the server (a wrong region or key answers so)",
+                    e.kind()
+                );
             }
             text.chars().take(400).collect()
         }

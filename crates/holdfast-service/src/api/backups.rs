@@ -29,8 +29,8 @@ pub async fn create(
     let source = s.catalog.source(&t.id, &body.source_id).await?;
     let policy = super::tenants::policy_of(&s, &t.id).await?;
     if policy.max_repository_bytes.is_some() {
-        let repo = crate::repos::RepoAt::new(&s.config, &t.repository)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let repo =
+            crate::repos::RepoAt::of_tenant(&s.config, &s.catalog, &t.id, &t.repository).await?;
         let used = tokio::task::spawn_blocking(move || repo.used_bytes())
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -98,8 +98,8 @@ pub async fn download(
     let tenant = s.catalog.tenant(&b.tenant_id).await?;
     let password = s.catalog.tenant_password(&b.tenant_id).await?;
     // open the repository and choose the format before answering
-    let at = crate::repos::RepoAt::new(&s.config, &b.repository)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let at =
+        crate::repos::RepoAt::of_tenant(&s.config, &s.catalog, &b.tenant_id, &b.repository).await?;
     let prepared = tokio::task::spawn_blocking(move || {
         let backend = at.backend()?;
         let repo = Repository::open(backend, password.as_bytes())?;

@@ -11,7 +11,7 @@ mod tokens;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
@@ -33,6 +33,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/tenants/{tenant}/policy",
             get(tenants::get_policy).put(tenants::put_policy),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/storage",
+            put(tenants::put_storage),
         )
         .route(
             "/api/v1/tenants/{tenant}/sources",

@@ -145,3 +145,86 @@ pub async fn put_policy(
         .await?;
     Ok(Json(body))
 }
+
+/// What `PUT /api/v1/tenants/{tenant}/storage` takes: a bucket of the
+/// tenant's own and the key for it (stored sealed, never shown again).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantStorage {
+    location: String,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    session_token: Option<String>,
+    region: Option<String>,
+}
+
+/// `PUT /api/v1/tenants/{tenant}/storage` (admin): give the tenant its own
+/// bucket or prefix, and its own credentials for it. The tenant's
+/// repository is created there with the tenant's password (or, if one is
+/// there already, must open with it); earlier runs keep their location.
+/// Audited as `tenant_storage_set`, without the credentials.
+pub async fn put_storage(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<TenantStorage>,
+) -> Result<Json<Tenant>, ApiError> {
+    caller.admin()?;
+    let t = resolve(&s, &caller, &tenant, Role::Viewer).await?;
+    let location = holdfast_storage::Location::parse(&body.location)
+        .map_err(|e| ApiError::invalid("location", e))?;
+    if !matches!(location, holdfast_storage::Location::S3(_)) {
+        return Err(ApiError::invalid(
+            "location",
+            "a tenant's own storage is an s3: location (local repositories live under the \
+             server's storage)",
+        ));
+    }
+    let shown = location.to_string();
+    let credentials = match (body.access_key_id, body.secret_access_key) {
+        (Some(access_key_id), Some(secret_access_key))
+            if !access_key_id.is_empty() && !secret_access_key.is_empty() =>
+        {
+            Some(crate::repos::StoredCredentials {
+                location: shown.clone(),
+                access_key_id,
+                secret_access_key,
+                session_token: body.session_token.filter(|t| !t.is_empty()),
+                region: body.region.clone().filter(|r| !r.is_empty()),
+            })
+        }
+        (None, None) if body.region.is_none() => None,
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "region",
+                "a region goes with the tenant's own key (the server's key uses the server's region)",
+            ));
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "secret_access_key",
+                "give both access_key_id and secret_access_key, or neither (the server's key)",
+            ));
+        }
+    };
+    let sealed = credentials
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut repo = crate::repos::RepoAt::new(&s.config, &shown)
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .with_retries(2);
+    if let Some(c) = credentials {
+        repo = repo.with_credentials(c);
+    }
+    let password = s.catalog.tenant_password(&t.id).await?;
+    tokio::task::spawn_blocking(move || crate::runner::adopt_repository(&repo, &password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let updated = s
+        .catalog
+        .set_tenant_storage(&t.id, &shown, sealed.as_deref(), &caller.actor())
+        .await?;
+    Ok(Json(updated))
+}

@@ -1,0 +1,269 @@
+//! Read-ahead over pack files for storage where a request costs more than
+//! its bytes (object stores: tens of milliseconds before the first byte).
+//!
+//! A read of a few bytes of a pack — a tree blob, the blob of a small file
+//! — fetches a whole window from that offset instead, and keeps it: the
+//! next blobs of the same pack (written one after another by the backup
+//! that stored them, read in the same order by a restore or a tree walk)
+//! are then served from memory. Reads of a window or more go straight
+//! through.
+//!
+//! Invariants: only packs are cached (immutable, named by their hash, so a
+//! cached range can never go stale; a deleted pack's ranges are dropped);
+//! memory is bounded by `capacity` bytes of windows; a range is served from
+//! the cache only when one window covers all of it, so a read returns the
+//! same bytes as the backend would.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use crate::{Backend, BackendStats, FileType, ObjectInfo, ObjectName, Result, StorageError};
+
+/// What is fetched on a miss: a default pack's worth.
+pub const WINDOW: u64 = 16 << 20;
+/// Windows kept at most, in bytes.
+pub const CAPACITY: usize = 64 << 20;
+
+struct Window {
+    name: ObjectName,
+    start: u64,
+    data: Arc<Vec<u8>>,
+}
+
+pub struct ReadAhead {
+    inner: Arc<dyn Backend>,
+    window: u64,
+    capacity: usize,
+    /// Least recently used first.
+    windows: Mutex<(VecDeque<Window>, usize)>,
+    /// Sizes of the packs read (a window must not reach past the end:
+    /// object stores fail such a read), at most [`SIZES`] of them.
+    sizes: Mutex<HashMap<ObjectName, u64>>,
+    /// One fetch per pack at a time: readers of a pack another reader is
+    /// fetching wait for that window instead of fetching it again.
+    fetching: Mutex<HashMap<ObjectName, Arc<Mutex<()>>>>,
+}
+
+const SIZES: usize = 100_000;
+
+impl ReadAhead {
+    pub fn new(inner: Arc<dyn Backend>) -> ReadAhead {
+        ReadAhead::with_sizes(inner, WINDOW, CAPACITY)
+    }
+
+    pub fn with_sizes(inner: Arc<dyn Backend>, window: u64, capacity: usize) -> ReadAhead {
+        ReadAhead {
+            inner,
+            window,
+            capacity,
+            windows: Mutex::new((VecDeque::new(), 0)),
+            sizes: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn pack_lock(&self, name: &ObjectName) -> Arc<Mutex<()>> {
+        let mut f = self.fetching.lock().expect("not poisoned");
+        if f.len() > 1024 {
+            // locks nobody holds any more
+            f.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        f.entry(name.clone()).or_default().clone()
+    }
+
+    fn size(&self, name: &ObjectName) -> Result<u64> {
+        if let Some(s) = self.sizes.lock().expect("not poisoned").get(name) {
+            return Ok(*s);
+        }
+        let size = self.inner.stat(name)?;
+        let mut sizes = self.sizes.lock().expect("not poisoned");
+        if sizes.len() >= SIZES {
+            sizes.clear();
+        }
+        sizes.insert(name.clone(), size);
+        Ok(size)
+    }
+
+    fn cached(&self, name: &ObjectName, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let mut w = self.windows.lock().expect("not poisoned");
+        let pos = w.0.iter().rposition(|x| {
+            x.name == *name && x.start <= offset && offset + len <= x.start + x.data.len() as u64
+        })?;
+        let hit = w.0.remove(pos).expect("found");
+        let from = (offset - hit.start) as usize;
+        let out = hit.data[from..from + len as usize].to_vec();
+        w.0.push_back(hit);
+        Some(out)
+    }
+
+    fn keep(&self, name: &ObjectName, start: u64, data: Arc<Vec<u8>>) {
+        let mut w = self.windows.lock().expect("not poisoned");
+        w.1 += data.len();
+        w.0.push_back(Window {
+            name: name.clone(),
+            start,
+            data,
+        });
+        while w.1 > self.capacity {
+            let Some(old) = w.0.pop_front() else { break };
+            w.1 -= old.data.len();
+        }
+    }
+
+    fn forget(&self, name: &ObjectName) {
+        self.sizes.lock().expect("not poisoned").remove(name);
+        let mut w = self.windows.lock().expect("not poisoned");
+        let before = w.0.len();
+        w.0.retain(|x| x.name != *name);
+        if w.0.len() != before {
+            w.1 = w.0.iter().map(|x| x.data.len()).sum();
+        }
+    }
+}
+
+impl Backend for ReadAhead {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn create_layout(&self) -> Result<()> {
+        self.inner.create_layout()
+    }
+
+    fn put(&self, name: &ObjectName, data: &[u8]) -> Result<()> {
+        self.inner.put(name, data)
+    }
+
+    fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
+        self.inner.get(name)
+    }
+
+    fn get_range(&self, name: &ObjectName, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if name.ftype() != FileType::Pack || len >= self.window {
+            return self.inner.get_range(name, offset, len);
+        }
+        if let Some(hit) = self.cached(name, offset, len) {
+            return Ok(hit);
+        }
+        let lock = self.pack_lock(name);
+        let _fetching = lock.lock().expect("not poisoned");
+        // fetched by another reader while this one waited
+        if let Some(hit) = self.cached(name, offset, len) {
+            return Ok(hit);
+        }
+        let size = self.size(name)?;
+        if offset + len > size {
+            return Err(StorageError::ShortRead {
+                path: name.path(),
+                offset,
+                len,
+                actual: size,
+            });
+        }
+        let data = self
+            .inner
+            .get_range(name, offset, self.window.min(size - offset))?;
+        let out = data[..len as usize].to_vec();
+        self.keep(name, offset, Arc::new(data));
+        Ok(out)
+    }
+
+    fn list(&self, ftype: FileType) -> Result<Vec<ObjectInfo>> {
+        self.inner.list(ftype)
+    }
+
+    fn stat(&self, name: &ObjectName) -> Result<u64> {
+        self.inner.stat(name)
+    }
+
+    fn delete(&self, name: &ObjectName) -> Result<()> {
+        self.forget(name);
+        self.inner.delete(name)
+    }
+
+    fn clean_temporary(&self, min_age: std::time::Duration) -> Result<usize> {
+        self.inner.clean_temporary(min_age)
+    }
+
+    fn connections(&self) -> usize {
+        self.inner.connections()
+    }
+
+    fn stats(&self) -> BackendStats {
+        self.inner.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryBackend;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts the ranges read from the backend below.
+    struct Counting(MemoryBackend, AtomicUsize);
+
+    impl Backend for Counting {
+        fn location(&self) -> String {
+            "counting".into()
+        }
+        fn create_layout(&self) -> Result<()> {
+            Ok(())
+        }
+        fn put(&self, n: &ObjectName, d: &[u8]) -> Result<()> {
+            self.0.put(n, d)
+        }
+        fn get(&self, n: &ObjectName) -> Result<Vec<u8>> {
+            self.0.get(n)
+        }
+        fn get_range(&self, n: &ObjectName, o: u64, l: u64) -> Result<Vec<u8>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.get_range(n, o, l)
+        }
+        fn list(&self, t: FileType) -> Result<Vec<ObjectInfo>> {
+            self.0.list(t)
+        }
+        fn stat(&self, n: &ObjectName) -> Result<u64> {
+            self.0.stat(n)
+        }
+        fn delete(&self, n: &ObjectName) -> Result<()> {
+            self.0.delete(n)
+        }
+    }
+
+    #[test]
+    fn small_reads_of_one_pack_cost_one_request_and_return_the_same_bytes() {
+        let inner = Arc::new(Counting(MemoryBackend::new(), AtomicUsize::new(0)));
+        let ra = ReadAhead::with_sizes(inner.clone(), 1000, 2500);
+        let pack = ObjectName::new(FileType::Pack, &"a".repeat(64)).unwrap();
+        let other = ObjectName::new(FileType::Pack, &"b".repeat(64)).unwrap();
+        let bytes: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
+        ra.put(&pack, &bytes).unwrap();
+        ra.put(&other, &bytes).unwrap();
+        for off in (0..900).step_by(100) {
+            assert_eq!(
+                ra.get_range(&pack, off, 100).unwrap(),
+                bytes[off as usize..][..100]
+            );
+        }
+        assert_eq!(
+            inner.1.load(Ordering::SeqCst),
+            1,
+            "one window served them all"
+        );
+        // past the end of the file: the window is short, the read exact
+        assert_eq!(ra.get_range(&pack, 2450, 50).unwrap(), bytes[2450..]);
+        assert!(matches!(
+            ra.get_range(&pack, 2490, 50),
+            Err(StorageError::ShortRead { .. })
+        ));
+        // a big read goes straight through, uncached
+        assert_eq!(ra.get_range(&pack, 0, 1500).unwrap(), bytes[..1500]);
+        // eviction keeps the memory bound; a deleted pack is forgotten
+        ra.get_range(&other, 0, 10).unwrap();
+        ra.get_range(&other, 1200, 10).unwrap();
+        assert!(ra.windows.lock().unwrap().1 <= 2500);
+        ra.delete(&pack).unwrap();
+        assert!(ra.get_range(&pack, 0, 10).unwrap_err().is_not_found());
+    }
+}
