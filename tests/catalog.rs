@@ -233,6 +233,8 @@ async fn migration_5_keeps_admin_trust_only_where_the_audit_log_shows_it(db: Db)
     .unwrap();
     // back to the schema before step 5
     for sql in [
+        "ALTER TABLE tenants DROP COLUMN storage_credentials",
+        "DELETE FROM holdfast_schema WHERE version = 6",
         "ALTER TABLE tenants DROP COLUMN policy",
         "ALTER TABLE sources DROP COLUMN defined_by",
         "ALTER TABLE restores DROP COLUMN defined_by",
@@ -242,7 +244,7 @@ async fn migration_5_keeps_admin_trust_only_where_the_audit_log_shows_it(db: Db)
     }
     c.close().await;
     let c = db.open().await;
-    assert_eq!(schema_versions(&c).await, [1, 2, 3, 4, 5]);
+    assert_eq!(schema_versions(&c).await, [1, 2, 3, 4, 5, 6]);
     let of = |s: &Source| {
         let c = c.clone();
         let id = s.id.clone();
@@ -260,14 +262,14 @@ async fn migrations_apply_once_and_reopen_idempotently(db: Db) {
     // two nodes starting at once on an empty catalog: one migrates, the
     // other waits and finds it done
     let (a, b) = tokio::join!(db.open(), db.open());
-    assert_eq!(schema_versions(&a).await, [1, 2, 3, 4, 5]);
+    assert_eq!(schema_versions(&a).await, [1, 2, 3, 4, 5, 6]);
     tenant(&a, "acme").await;
     a.close().await;
     b.close().await;
     let c = db.open().await;
     assert_eq!(
         schema_versions(&c).await,
-        [1, 2, 3, 4, 5],
+        [1, 2, 3, 4, 5, 6],
         "reopening migrates nothing"
     );
     assert_eq!(c.tenants().await.unwrap().len(), 1, "and keeps the rows");
