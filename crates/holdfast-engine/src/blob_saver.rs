@@ -500,19 +500,28 @@ fn uploader(sh: Arc<Shared>, rx: Receiver<FinishedPack>, tx: Sender<IndexPack>) 
             sh.packs.put(p.bytes);
             continue;
         }
-        if !sh.opts.dry_run
-            && let Err(e) = sh
+        let ip = IndexPack::from_packed(p.id, &p.blobs);
+        if sh.opts.dry_run {
+            sh.packs.put(p.bytes);
+        } else {
+            match sh
                 .repo
                 .backend()
-                .put(&name(FileType::Pack, &p.id), &p.bytes)
-        {
-            sh.fail(e.into());
-            sh.packs.put(p.bytes);
-            continue;
+                .put_owned(&name(FileType::Pack, &p.id), p.bytes)
+            {
+                // a backend that only read it hands the buffer back
+                Ok(back) => {
+                    if let Some(b) = back {
+                        sh.packs.put(b);
+                    }
+                }
+                Err(e) => {
+                    sh.fail(e.into());
+                    continue;
+                }
+            }
         }
         sh.stats.packs.fetch_add(1, Ordering::Relaxed);
-        let ip = IndexPack::from_packed(p.id, &p.blobs);
-        sh.packs.put(p.bytes);
         if tx.send(ip).is_err() {
             return;
         }

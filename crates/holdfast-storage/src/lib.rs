@@ -136,6 +136,13 @@ pub trait Backend: Send + Sync {
     /// Store `data` under `name`, atomically and durably.
     fn put(&self, name: &ObjectName, data: &[u8]) -> Result<()>;
 
+    /// [`Backend::put`] of a buffer the caller gives away: a backend that
+    /// sends it elsewhere (an HTTP body) takes it without a copy and returns
+    /// `None`; one that only reads it hands it back for reuse.
+    fn put_owned(&self, name: &ObjectName, data: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        self.put(name, &data).map(|()| Some(data))
+    }
+
     /// Read a whole file.
     fn get(&self, name: &ObjectName) -> Result<Vec<u8>>;
 

@@ -134,6 +134,10 @@ impl Backend for ReadAhead {
         self.inner.put(name, data)
     }
 
+    fn put_owned(&self, name: &ObjectName, data: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        self.inner.put_owned(name, data)
+    }
+
     fn get(&self, name: &ObjectName) -> Result<Vec<u8>> {
         self.inner.get(name)
     }

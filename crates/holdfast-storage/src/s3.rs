@@ -417,10 +417,15 @@ impl Backend for S3Backend {
     }
 
     fn put(&self, name: &ObjectName, data: &[u8]) -> Result<()> {
+        self.put_owned(name, data.to_vec()).map(drop)
+    }
+
+    /// The pack becomes the request body as it is: no second copy in memory
+    /// per upload in flight.
+    fn put_owned(&self, name: &ObjectName, data: Vec<u8>) -> Result<Option<Vec<u8>>> {
         let path = name.path();
-        let body = opendal::Buffer::from(data.to_vec());
-        self.block_on(self.op.write(&path, body))
-            .map(|_| ())
+        self.block_on(self.op.write(&path, opendal::Buffer::from(data)))
+            .map(|_| None)
             .map_err(|e| self.err("upload", &path, e))
     }
 
