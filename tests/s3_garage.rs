@@ -611,3 +611,60 @@ fn credentials_from_a_profile_and_each_checksum_setting_work() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("s3.sideways"));
 }
+
+#[test]
+fn listings_longer_than_one_page_are_complete() {
+    use holdfast_storage::{Backend, FileType, Location, ObjectName, S3Backend, S3Settings};
+    let g = Garage::shared();
+    let Location::S3(loc) = Location::parse(&g.location("many-objects")).unwrap() else {
+        panic!("an S3 location")
+    };
+    let b = S3Backend::open(
+        &loc,
+        &S3Settings {
+            region: Some(g.region.clone()),
+            credentials: Some(holdfast_storage::S3Credentials {
+                access_key_id: g.key_id.clone(),
+                secret_access_key: g.secret.clone(),
+                session_token: None,
+            }),
+            ..S3Settings::default()
+        },
+    )
+    .unwrap();
+    // S3 answers at most 1,000 keys a page: 1,234 need two pages, and
+    // data/ needs its subdirectories walked
+    let names: Vec<String> = (0..1234u32)
+        .map(|i| {
+            format!(
+                "{:064x}",
+                u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+            )
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for chunk in names.chunks(155) {
+            let b = &b;
+            s.spawn(move || {
+                for n in chunk {
+                    b.put(&ObjectName::new(FileType::Pack, n).unwrap(), n.as_bytes())
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let mut listed: Vec<String> = b
+        .list(FileType::Pack)
+        .unwrap()
+        .into_iter()
+        .map(|o| {
+            assert_eq!(o.size, 64);
+            o.name
+        })
+        .collect();
+    listed.sort();
+    let mut want = names.clone();
+    want.sort();
+    assert_eq!(listed.len(), 1234);
+    assert_eq!(listed, want);
+}
