@@ -29,18 +29,6 @@ use common::*;
 /// at most this far.
 const MAX_K: usize = 60;
 
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// A source of a few packs' worth (`mib` for the big file): big files and
 /// small ones.
 fn fill(dir: &Path, seed: u64, mib: usize) {
@@ -147,6 +135,22 @@ struct Prepared {
     bytes: Vec<u8>,
 }
 
+impl Prepared {
+    /// What a killed `op` must leave: every snapshot for a backup, the one
+    /// kept for the prune; and the newest one's file.
+    fn expect(&self, op: &str) -> Expect {
+        Expect {
+            kept: if op == "backup" {
+                self.snaps.clone()
+            } else {
+                vec![self.snaps[1].clone()]
+            },
+            file: self.file.clone(),
+            bytes: self.bytes.clone(),
+        }
+    }
+}
+
 fn prepare(run_in: &dyn Fn(&Path, &[&str]) -> Output, repo: &Path, mib: usize) -> Prepared {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
@@ -240,19 +244,9 @@ fn kill_9_at_the_kth_syscall_on_local_disk() {
                     );
                     break;
                 }
-                let kept = if *name == "backup" {
-                    p.snaps.clone()
-                } else {
-                    vec![p.snaps[1].clone()]
-                };
-                let expect = Expect {
-                    kept,
-                    file: p.file.clone(),
-                    bytes: p.bytes.clone(),
-                };
                 judge(
                     &|a: &[&str]| run_in(&work, a),
-                    &expect,
+                    &p.expect(name),
                     &p.tiny,
                     &format!("{name}, killed at {syscall} #{k}"),
                 );
@@ -315,19 +309,9 @@ fn kill_9_at_the_kth_request_on_garage() {
                 );
                 break;
             }
-            let kept = if name == "backup" {
-                p.snaps.clone()
-            } else {
-                vec![p.snaps[1].clone()]
-            };
-            let expect = Expect {
-                kept,
-                file: p.file.clone(),
-                bytes: p.bytes.clone(),
-            };
             judge(
                 &|a: &[&str]| run_at(&prefix, a),
-                &expect,
+                &p.expect(name),
                 &p.tiny,
                 &format!("{name} on Garage, killed at request #{k}"),
             );

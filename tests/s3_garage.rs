@@ -295,13 +295,6 @@ fn wrong_key_missing_bucket_and_wrong_region_are_named_without_secrets() {
     }
 }
 
-/// Incompressible bytes, different for each `seed`.
-fn noise(len: u32, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|j| ((j.wrapping_mul(2654435761) >> 13) as u8) ^ seed)
-        .collect()
-}
-
 #[test]
 fn throttling_and_dropped_connections_are_retried_and_counted() {
     let g = Garage::shared();
@@ -310,7 +303,7 @@ fn throttling_and_dropped_connections_are_retried_and_counted() {
     let src = dir.path().join("src");
     fs::create_dir_all(&src).unwrap();
     for i in 0..3u8 {
-        fs::write(src.join(format!("f{i}")), noise(5 << 20, i)).unwrap();
+        fs::write(src.join(format!("f{i}")), noise(5 << 20, i.into())).unwrap();
     }
     let run = |args: &[&str]| {
         let mut c = g.holdfast("unused");
@@ -360,7 +353,7 @@ fn the_server_stopping_mid_backup_fails_cleanly_and_the_next_backup_succeeds() {
     let src = dir.path().join("src");
     fs::create_dir_all(&src).unwrap();
     for i in 0..4u8 {
-        fs::write(src.join(format!("f{i}")), noise(5 << 20, i)).unwrap();
+        fs::write(src.join(format!("f{i}")), noise(5 << 20, i.into())).unwrap();
     }
     let cmd = || {
         let mut c = g.holdfast("unused");
@@ -435,7 +428,7 @@ fn the_server_stopping_mid_backup_fails_cleanly_and_the_next_backup_succeeds() {
 
 #[test]
 fn a_pack_deleted_behind_holdfasts_back_is_named_by_check() {
-    use holdfast_storage::{Backend, FileType, Location, ObjectName, S3Backend, S3Settings};
+    use holdfast_storage::{Backend, FileType, ObjectName};
     let g = Garage::shared();
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
@@ -457,19 +450,7 @@ fn a_pack_deleted_behind_holdfasts_back_is_named_by_check() {
     let id = s["snapshot_id"].as_str().unwrap().to_string();
 
     // the S3 backend itself, with the test server's key
-    let Location::S3(loc) = Location::parse(&g.location(p)).unwrap() else {
-        panic!("an S3 location")
-    };
-    let settings = S3Settings {
-        region: Some(g.region.clone()),
-        credentials: Some(holdfast_storage::S3Credentials {
-            access_key_id: g.key_id.clone(),
-            secret_access_key: g.secret.clone(),
-            session_token: None,
-        }),
-        ..S3Settings::default()
-    };
-    let b = S3Backend::open(&loc, &settings).unwrap();
+    let b = g.backend(p);
     let packs = b.list(FileType::Pack).unwrap();
     let biggest = packs.iter().max_by_key(|p| p.size).unwrap().name.clone();
     b.delete(&ObjectName::new(FileType::Pack, &biggest).unwrap())
@@ -614,24 +595,8 @@ fn credentials_from_a_profile_and_each_checksum_setting_work() {
 
 #[test]
 fn listings_longer_than_one_page_are_complete() {
-    use holdfast_storage::{Backend, FileType, Location, ObjectName, S3Backend, S3Settings};
-    let g = Garage::shared();
-    let Location::S3(loc) = Location::parse(&g.location("many-objects")).unwrap() else {
-        panic!("an S3 location")
-    };
-    let b = S3Backend::open(
-        &loc,
-        &S3Settings {
-            region: Some(g.region.clone()),
-            credentials: Some(holdfast_storage::S3Credentials {
-                access_key_id: g.key_id.clone(),
-                secret_access_key: g.secret.clone(),
-                session_token: None,
-            }),
-            ..S3Settings::default()
-        },
-    )
-    .unwrap();
+    use holdfast_storage::{Backend, FileType, ObjectName};
+    let b = Garage::shared().backend("many-objects");
     // S3 answers at most 1,000 keys a page: 1,234 need two pages, and
     // data/ needs its subdirectories walked
     let names: Vec<String> = (0..1234u32)

@@ -70,15 +70,8 @@ fn the_service_keeps_each_tenant_under_its_own_prefix_in_the_bucket() {
         String::from_utf8_lossy(&out.stderr)
     );
     let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let mut restic = std::process::Command::new("restic");
-    common::clean(&mut restic);
-    restic
-        .env("RESTIC_REPOSITORY", &repo)
-        .env("RESTIC_PASSWORD", &password)
-        .env("RESTIC_CACHE_DIR", dir.path().join("restic-cache"))
-        .envs(g.env())
-        .args(["check", "--read-data"]);
-    let checked = common::run_ok(&mut restic);
+    let checked =
+        common::run_ok(restic_on(g, &repo, &password, dir.path()).args(["check", "--read-data"]));
     assert!(checked.contains("no errors were found"), "{checked}");
 
     // the other tenant's prefix has its own repository, without acme's data
@@ -156,15 +149,10 @@ fn the_service_keeps_each_tenant_under_its_own_prefix_in_the_bucket() {
         )["status"]
             == "deleted"
     });
-    let mut snaps = std::process::Command::new("restic");
-    common::clean(&mut snaps);
-    snaps
-        .env("RESTIC_REPOSITORY", &repo)
-        .env("RESTIC_PASSWORD", &password)
-        .env("RESTIC_CACHE_DIR", dir.path().join("restic-cache"))
-        .envs(g.env())
-        .args(["snapshots", "--json"]);
-    let listed: Value = serde_json::from_str(&common::run_ok(&mut snaps)).unwrap();
+    let listed: Value = serde_json::from_str(&common::run_ok(
+        restic_on(g, &repo, &password, dir.path()).args(["snapshots", "--json"]),
+    ))
+    .unwrap();
     assert!(
         !listed.to_string().contains(&snapshot_id),
         "the snapshot is gone: {listed}"

@@ -111,6 +111,19 @@ impl Repo {
     }
 }
 
+/// `len` incompressible bytes, different for each `seed` (xorshift).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// The `summary` object among JSON lines.
 pub fn summary(out: &str) -> serde_json::Value {
     out.lines()

@@ -464,6 +464,26 @@ impl Garage {
         c
     }
 
+    /// holdfast's S3 backend itself on the repository under `prefix`, with
+    /// this server's key.
+    pub fn backend(&self, prefix: &str) -> holdfast_storage::S3Backend {
+        let holdfast_storage::Location::S3(loc) =
+            holdfast_storage::Location::parse(&self.location(prefix)).unwrap()
+        else {
+            panic!("an S3 location")
+        };
+        let settings = holdfast_storage::S3Settings {
+            region: Some(self.region.clone()),
+            credentials: Some(holdfast_storage::S3Credentials {
+                access_key_id: self.key_id.clone(),
+                secret_access_key: self.secret.clone(),
+                session_token: None,
+            }),
+            ..holdfast_storage::S3Settings::default()
+        };
+        holdfast_storage::S3Backend::open(&loc, &settings).unwrap()
+    }
+
     /// restic on the repository under `prefix`.
     pub fn restic(&self, prefix: &str, cache: &std::path::Path) -> Command {
         let mut c = Command::new("restic");

@@ -120,31 +120,43 @@ impl Catalog {
         Tenant::from_row(&row).map_err(CatalogError::db)
     }
 
+    /// One column of a tenant's row; `column` is one of this module's
+    /// fixed names, never input.
+    async fn tenant_column(&self, tenant_id: &str, column: &'static str) -> Result<Option<String>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {column} FROM tenants WHERE id = $1"
+        )))
+        .bind(tenant_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(CatalogError::db)?
+        .ok_or(CatalogError::NotFound { what: "tenant" })?
+        .try_get(column)
+        .map_err(CatalogError::db)
+    }
+
+    /// A sealed text opened with the server key.
+    fn unseal_text(&self, sealed: &str, what: &str) -> Result<String> {
+        String::from_utf8(self.key().open(sealed)?)
+            .map_err(|_| CatalogError::Sealed(format!("{what} is not UTF-8")))
+    }
+
     /// The tenant's repository password (for the workers and for
     /// `tenant export-key`).
     pub async fn tenant_password(&self, tenant_id: &str) -> Result<String> {
-        let sealed: String = sqlx::query("SELECT repository_password FROM tenants WHERE id = $1")
-            .bind(tenant_id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(CatalogError::db)?
-            .ok_or(CatalogError::NotFound { what: "tenant" })?
-            .try_get("repository_password")
-            .map_err(CatalogError::db)?;
-        String::from_utf8(self.key().open(&sealed)?)
-            .map_err(|_| CatalogError::Sealed("a repository password is not UTF-8".into()))
+        let sealed = self
+            .tenant_column(tenant_id, "repository_password")
+            .await?
+            .unwrap_or_default();
+        self.unseal_text(&sealed, "a repository password")
     }
 
     /// The tenant's policy document (JSON; `{}` allows nothing).
     pub async fn tenant_policy(&self, tenant_id: &str) -> Result<serde_json::Value> {
-        let text: String = sqlx::query("SELECT policy FROM tenants WHERE id = $1")
-            .bind(tenant_id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(CatalogError::db)?
-            .ok_or(CatalogError::NotFound { what: "tenant" })?
-            .try_get("policy")
-            .map_err(CatalogError::db)?;
+        let text = self
+            .tenant_column(tenant_id, "policy")
+            .await?
+            .unwrap_or_default();
         serde_json::from_str(&text).map_err(|e| CatalogError::db(sqlx::Error::Decode(e.into())))
     }
 
@@ -178,20 +190,9 @@ impl Catalog {
     /// The tenant's own object-storage credentials (the sealed JSON opened),
     /// if an admin gave it some; `None`: the server's own.
     pub async fn tenant_storage_credentials(&self, tenant_id: &str) -> Result<Option<String>> {
-        let sealed: Option<String> =
-            sqlx::query("SELECT storage_credentials FROM tenants WHERE id = $1")
-                .bind(tenant_id)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(CatalogError::db)?
-                .ok_or(CatalogError::NotFound { what: "tenant" })?
-                .try_get("storage_credentials")
-                .map_err(CatalogError::db)?;
-        sealed
-            .map(|s| {
-                String::from_utf8(self.key().open(&s)?)
-                    .map_err(|_| CatalogError::Sealed("storage credentials are not UTF-8".into()))
-            })
+        self.tenant_column(tenant_id, "storage_credentials")
+            .await?
+            .map(|sealed| self.unseal_text(&sealed, "storage credentials"))
             .transpose()
     }
 
