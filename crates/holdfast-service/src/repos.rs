@@ -42,10 +42,15 @@ impl RepoAt {
         let location = Location::parse(repository).map_err(|e| {
             EngineError::Invalid(format!("the repository location in the catalog: {e}"))
         })?;
-        Ok(RepoAt {
+        Ok(RepoAt::at(config, location))
+    }
+
+    /// A location already parsed, with the server's S3 settings.
+    pub fn at(config: &Config, location: Location) -> RepoAt {
+        RepoAt {
             location,
             s3: config.s3_settings().unwrap_or_default(),
-        })
+        }
     }
 
     /// A repository of tenant `tenant_id`: with the tenant's own
@@ -100,10 +105,7 @@ impl RepoAt {
             .storage_location()
             .child(tenant_id)
             .map_err(EngineError::Invalid)?;
-        Ok(RepoAt {
-            location,
-            s3: config.s3_settings().unwrap_or_default(),
-        })
+        Ok(RepoAt::at(config, location))
     }
 
     pub fn backend(&self) -> Result<Arc<dyn Backend>, EngineError> {

@@ -521,10 +521,11 @@ async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
         &source.target,
     )
     .map_err(|r| permanent(format!("refused by policy: {r}")))?;
+    let repository = RepoAt::of_tenant(&state.config, &state.catalog, &b.tenant_id, &b.repository)
+        .await
+        .map_err(|e| permanent(e.to_string()))?;
     if policy.max_repository_bytes.is_some() {
-        let repo = RepoAt::of_tenant(&state.config, &state.catalog, &b.tenant_id, &b.repository)
-            .await
-            .map_err(|e| permanent(e.to_string()))?;
+        let repo = repository.clone();
         let used = tokio::task::spawn_blocking(move || repo.used_bytes())
             .await
             .unwrap_or(0);
@@ -538,9 +539,7 @@ async fn prepare(state: &AppState, b: &Backup) -> Result<RunInput, RunFailure> {
         .await
         .map_err(|e| transient(e.to_string()))?;
     Ok(RunInput {
-        repository: RepoAt::of_tenant(&state.config, &state.catalog, &b.tenant_id, &b.repository)
-            .await
-            .map_err(|e| permanent(e.to_string()))?,
+        repository,
         password,
         source,
         credentials,

@@ -212,9 +212,7 @@ pub async fn put_storage(
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut repo = crate::repos::RepoAt::new(&s.config, &shown)
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .with_retries(2);
+    let mut repo = crate::repos::RepoAt::at(&s.config, location).with_retries(2);
     if let Some(c) = credentials {
         repo = repo.with_credentials(c);
     }
