@@ -37,7 +37,7 @@ command -v rustic >/dev/null || cargo install rustic-rs --locked --no-default-fe
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 log "building holdfast (release)"
-cargo build --release --quiet
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
 HF=$ROOT/target/release/holdfast
 
 SRC=${1:-}

@@ -16,7 +16,8 @@ command -v unzip >/dev/null 2>&1 || need+=(unzip)
 command -v zip >/dev/null 2>&1 || need+=(zip)
 # The export bundle's workbook is read back with Python's zipfile.
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-# schemathesis (the API fuzzer) goes into a virtual environment.
+# schemathesis (the API fuzzer) and moto (an S3 server with object lock)
+# go into a virtual environment.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 # A self-signed certificate for the service's TLS test.
@@ -57,15 +58,21 @@ if ! command -v rustic >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/rustic" ]; th
   cargo install rustic-rs --locked --no-default-features
 fi
 
-# schemathesis fuzzes the served OpenAPI document (tests/serve_fuzz.rs); a
-# pinned version in a virtual environment of its own, kept between runs.
+# schemathesis fuzzes the served OpenAPI document (tests/serve_fuzz.rs);
+# moto's S3 server has the object lock Garage lacks (tests/s3_object_lock.rs).
+# Pinned versions in a virtual environment of their own, kept between runs.
 venv="${HOLDFAST_TEST_VENV:-$HOME/.cache/holdfast-test-venv}"
+[ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
 if [ ! -x "$venv/bin/schemathesis" ]; then
   echo "installing schemathesis into $venv" >&2
-  python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'schemathesis==4.32.5'
 fi
+if [ ! -x "$venv/bin/moto_server" ]; then
+  echo "installing moto into $venv" >&2
+  "$venv/bin/pip" install -q 'moto[server]==5.2.6'
+fi
 export HOLDFAST_SCHEMATHESIS="$venv/bin/schemathesis"
+export HOLDFAST_TEST_VENV="$venv"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

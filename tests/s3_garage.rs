@@ -633,3 +633,171 @@ fn listings_longer_than_one_page_are_complete() {
     assert_eq!(listed.len(), 1234);
     assert_eq!(listed, want);
 }
+
+/// A command run in a private mount namespace whose /etc/hosts also maps
+/// `names` to 127.0.0.1: virtual-hosted addressing needs the bucket's own
+/// host name (`backups.s3.garage.localhost`) to resolve, and the machine's
+/// resolver must not be changed for it.
+fn with_hosts(dir: &Path, names: &[&str], program: &Path) -> std::process::Command {
+    let hosts = dir.join("hosts");
+    let mut text = fs::read_to_string("/etc/hosts").unwrap_or_default();
+    text.push_str(&format!("\n127.0.0.1 {}\n", names.join(" ")));
+    fs::write(&hosts, text).unwrap();
+    let mut c = std::process::Command::new("unshare");
+    // as root a mount namespace is enough; otherwise map ourselves to root
+    // in a user namespace first
+    if unsafe { libc::geteuid() } == 0 {
+        c.arg("-m");
+    } else {
+        c.args(["-r", "-m"]);
+    }
+    c.args(["sh", "-c", r#"mount --bind "$0" /etc/hosts && exec "$@""#])
+        .arg(&hosts)
+        .arg(program);
+    c
+}
+
+#[test]
+fn virtual_hosted_addressing_puts_the_bucket_in_the_host_name() {
+    let g = Garage::shared();
+    let proxy = S3Proxy::start(&g.endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.bin"), noise(3 << 20, 21)).unwrap();
+    let port = proxy.endpoint.rsplit(':').next().unwrap().to_string();
+    // Garage serves `BUCKET.s3.garage.localhost` (its root_domain)
+    let location = format!("s3:http://s3.garage.localhost:{port}/backups/dns-style");
+    let names = ["s3.garage.localhost", "backups.s3.garage.localhost"];
+    let holdfast = |args: &[&str]| {
+        let mut c = with_hosts(dir.path(), &names, &holdfast_bin());
+        clean(&mut c);
+        c.env("HOLDFAST_REPO", &location)
+            .env("HOLDFAST_PASSWORD", PASSWORD)
+            .envs(g.env())
+            .args(["--option", "s3.bucket-lookup=dns"])
+            .args(args);
+        ok(c.output().unwrap(), &format!("holdfast {args:?} (dns)"))
+    };
+    holdfast(&["init", "--kdf-log-n", "10"]);
+    let s = summary(&holdfast(&["backup", "--json", src.to_str().unwrap()]));
+    let check = holdfast(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+    let seen = proxy.requests.lock().unwrap().clone();
+    assert!(seen.len() > 5, "{seen:?}");
+    for r in &seen {
+        assert!(
+            r.host.starts_with("backups.s3.garage.localhost"),
+            "the bucket is in the host name: {r:?}"
+        );
+        assert!(
+            !r.target.starts_with("/backups/"),
+            "and not in the path: {r:?}"
+        );
+    }
+    // the same repository read path-style, and by restic in dns style
+    let mut c = g.holdfast("unused");
+    c.env("HOLDFAST_REPO", proxy.location("backups", "dns-style"));
+    let id = s["snapshot_id"].as_str().unwrap();
+    let out = c
+        .args(["dump", id])
+        .arg(src.join("a.bin"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == fs::read(src.join("a.bin")).unwrap());
+    assert!(
+        proxy.requests.lock().unwrap()[seen.len()..]
+            .iter()
+            .all(|r| r.target.starts_with("/backups") && r.host.starts_with("127.0.0.1")),
+        "path-style requests name the bucket in the path: {:?}",
+        &proxy.requests.lock().unwrap()[seen.len()..]
+    );
+    let mut c = with_hosts(dir.path(), &names, Path::new("restic"));
+    clean(&mut c);
+    c.env("RESTIC_REPOSITORY", &location)
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .env("RESTIC_CACHE_DIR", dir.path().join("cache"))
+        .envs(g.env())
+        .args(["-o", "s3.bucket-lookup=dns", "check", "--read-data"]);
+    let out = ok(c.output().unwrap(), "restic check (dns)");
+    assert!(out.contains("no errors were found"), "{out}");
+}
+
+#[test]
+fn deletes_the_server_refuses_are_reported_as_retained_and_the_repository_stays_whole() {
+    let g = Garage::shared();
+    let proxy = S3Proxy::start(&g.endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = g.holdfast("unused");
+        c.env("HOLDFAST_REPO", proxy.location("backups", "retained"));
+        ok(c.args(args).output().unwrap(), &format!("{args:?}"))
+    };
+    run(&["init", "--kdf-log-n", "10"]);
+    for i in 0..2u8 {
+        fs::write(src.join("a.bin"), noise(2 << 20, 40 + u64::from(i))).unwrap();
+        run(&["backup", "--quiet", src.to_str().unwrap()]);
+    }
+    // what AWS answers a delete of a version under retention, and what a
+    // bucket policy without s3:DeleteObject gets
+    proxy.answer_on(
+        "DELETE",
+        "/data/",
+        "403 Forbidden",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+         <Message>Access Denied because object protected by object lock.</Message></Error>",
+    );
+    proxy.answer_on(
+        "DELETE",
+        "/index/",
+        "403 Forbidden",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+         <Message>Access Denied because object protected by object lock.</Message></Error>",
+    );
+    let mut c = g.holdfast("unused");
+    c.env("HOLDFAST_REPO", proxy.location("backups", "retained"));
+    let out = c
+        .args(["forget", "--keep-last", "1", "--prune", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "prune does not fail on retained files: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let s = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message_type"] == "summary")
+        .unwrap_or_else(|| panic!("a summary: {stdout}"));
+    let retained = s["retained"].as_u64().unwrap();
+    assert!(retained >= 2, "an index and a pack at least: {s}");
+    assert_eq!(
+        retained,
+        proxy
+            .counts
+            .faults
+            .load(std::sync::atomic::Ordering::SeqCst) as u64,
+        "every refused delete counted once: {s}"
+    );
+    proxy.clear_faults();
+    let check = run(&["check", "--read-data"]);
+    assert!(check.contains("no errors"), "{check}");
+    let out = run(&["snapshots", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -525,3 +525,91 @@ fn an_admin_gives_a_tenant_its_own_bucket_and_key() {
     assert!(!shown.to_string().contains(&secret));
     assert!(s.log_lines().iter().all(|l| !l.contains(&secret)));
 }
+
+#[test]
+fn two_nodes_fire_each_scheduled_slot_once() {
+    let pg = common::servers::Postgres::shared();
+    pg.create_db("serve_schedule");
+    let g = Garage::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/serve_schedule",
+        pg.user, pg.password, pg.port
+    );
+    let key = holdfast_catalog::ServerKey::random().to_base64();
+    let config = common::service::commands_config(
+        dir.path(),
+        &[("tick", "date +%s%N; head -c 50000 /dev/urandom")],
+    );
+    let mut env = garage_env(g, &g.location("scheduled"));
+    for (k, v) in [
+        ("HOLDFAST_CONFIG", config.to_str().unwrap()),
+        ("HOLDFAST_CATALOG_URL", url.as_str()),
+        ("HOLDFAST_SERVER_KEY", key.as_str()),
+        ("HOLDFAST_WORKERS", "2"),
+        // both schedulers look every second: they meet at every slot
+        ("HOLDFAST_SCHEDULER_TICK_SECONDS", "1"),
+    ] {
+        env.push((k.into(), v.into()));
+    }
+    let a = start(&dir.path().join("node-a"), &env);
+    let b = start(&dir.path().join("node-b"), &env);
+    let admin = a.admin.clone().unwrap();
+    let t = a.create_tenant(&admin, "acme");
+    // every minute: the first slot is at most a minute away
+    let src = a.create_source(
+        &admin,
+        &t,
+        json!({"name": "every-minute", "kind": "command", "target": "tick",
+               "schedule": "* * * * *", "options": {"filename": "t.bin"}}),
+    );
+    let sid = src["id"].as_str().unwrap().to_string();
+    let runs = |node: &Server| -> Vec<Value> {
+        let page = node.expect(
+            200,
+            "GET",
+            &format!("/api/v1/tenants/{t}/backups?source_id={sid}&limit=100"),
+            Some(&admin),
+            None,
+        );
+        page["items"].as_array().cloned().unwrap_or_default()
+    };
+    wait_for("a scheduled run to finish", || {
+        runs(&b).iter().any(|r| r["status"] == "done")
+    });
+    // several more ticks of both nodes on the same slot
+    std::thread::sleep(Duration::from_secs(4));
+    let row = pg.psql(
+        "serve_schedule",
+        &format!(
+            "SELECT count(*), count(DISTINCT slot), min(attempts), max(attempts) \
+             FROM backups WHERE source_id = '{sid}' AND kind = 'scheduled'"
+        ),
+    );
+    let f: Vec<i64> = row.trim().split('|').map(|x| x.parse().unwrap()).collect();
+    assert!(f[0] >= 1, "{row}");
+    assert_eq!(
+        f[0], f[1],
+        "one run per slot, whichever node saw it first: {row}"
+    );
+    assert_eq!((f[2], f[3]), (1, 1), "each run ran once: {row}");
+    let queued = pg.psql(
+        "serve_schedule",
+        &format!(
+            "SELECT count(*) FROM audit_log WHERE event = 'backup_created' \
+             AND metadata LIKE '%{sid}%'"
+        ),
+    );
+    assert_eq!(queued.trim(), f[0].to_string(), "one audit row per slot");
+    // both nodes' APIs show the same runs, each by the system sentinel
+    let (ra, rb) = (runs(&a), runs(&b));
+    assert_eq!(ra.len() as i64, f[0]);
+    assert_eq!(
+        ra.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(),
+        rb.iter().map(|r| r["id"].clone()).collect::<Vec<_>>()
+    );
+    for r in &ra {
+        assert_eq!(r["kind"], "scheduled", "{r}");
+        assert!(r["repository"].as_str().unwrap().starts_with("s3:"), "{r}");
+    }
+}

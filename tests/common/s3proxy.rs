@@ -1,8 +1,10 @@
 //! A small HTTP/1.1 proxy in front of the test S3 server that counts
 //! requests by kind and injects faults: every Nth request answered `503
 //! SlowDown`, a connection reset in the middle of a chosen request's body,
-//! or a hook run when the k-th request arrives (the crash harness kills
-//! the client there). It understands just enough HTTP for S3 clients:
+//! a hook run when the k-th request arrives (the crash harness kills
+//! the client there), or a canned answer to chosen requests (the error a
+//! server with object lock gives to a delete). It records each request's
+//! method, target and Host header. It understands just enough HTTP for S3 clients:
 //! Content-Length and chunked bodies, keep-alive, HEAD.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -64,12 +66,25 @@ struct Faults {
     /// Run when the n-th request whose method and target match arrives
     /// (then as `hook_at`).
     hook_on: Option<(String, String, usize, Hook)>,
+    /// Answer every `method` request with `needle` in its target with this
+    /// status line and XML body instead of forwarding it.
+    answer_on: Vec<(String, String, String, String)>,
+}
+
+/// One request as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub host: String,
 }
 
 pub struct S3Proxy {
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
     pub counts: Arc<Counts>,
+    /// Every request, in the order they arrived.
+    pub requests: Arc<Mutex<Vec<Seen>>>,
     seen: Arc<AtomicUsize>,
     faults: Arc<Mutex<Faults>>,
     stop: Arc<AtomicBool>,
@@ -90,13 +105,15 @@ impl S3Proxy {
         let p = S3Proxy {
             endpoint,
             counts: Arc::default(),
+            requests: Arc::default(),
             seen: Arc::default(),
             faults: Arc::default(),
             stop: Arc::default(),
             down: Arc::default(),
         };
-        let (counts, seen, faults, stop, down) = (
+        let (counts, requests, seen, faults, stop, down) = (
             p.counts.clone(),
+            p.requests.clone(),
             p.seen.clone(),
             p.faults.clone(),
             p.stop.clone(),
@@ -112,15 +129,16 @@ impl S3Proxy {
                     reset_connection(&conn);
                     continue;
                 }
-                let (counts, seen, faults, upstream, down) = (
+                let (counts, requests, seen, faults, upstream, down) = (
                     counts.clone(),
+                    requests.clone(),
                     seen.clone(),
                     faults.clone(),
                     upstream.clone(),
                     down.clone(),
                 );
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &upstream, &counts, &seen, &faults, &down);
+                    let _ = serve(conn, &upstream, &counts, &requests, &seen, &faults, &down);
                 });
             }
         });
@@ -166,6 +184,18 @@ impl S3Proxy {
             Some((method.to_string(), needle.to_string(), n, Box::new(hook)));
     }
 
+    /// Answer every `method` request with `needle` in its target with
+    /// `status` (`"403 Forbidden"`) and this XML error document, as a
+    /// server would; the request never reaches the upstream. Rules add up.
+    pub fn answer_on(&self, method: &str, needle: &str, status: &str, xml: &str) {
+        self.faults.lock().unwrap().answer_on.push((
+            method.to_string(),
+            needle.to_string(),
+            status.to_string(),
+            xml.to_string(),
+        ));
+    }
+
     pub fn clear_faults(&self) {
         *self.faults.lock().unwrap() = Faults::default();
     }
@@ -192,6 +222,7 @@ struct Head {
     text: String,
     method: String,
     target: String,
+    host: String,
     length: Option<usize>,
     chunked: bool,
 }
@@ -214,6 +245,7 @@ fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>> {
     let target = parts.next().unwrap_or("").to_string();
     let mut length = None;
     let mut chunked = false;
+    let mut host = String::new();
     for l in text.lines().skip(1) {
         if let Some((k, v)) = l.split_once(':') {
             let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
@@ -221,6 +253,8 @@ fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>> {
                 length = v.parse().ok();
             } else if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
                 chunked = true;
+            } else if k == "host" {
+                host = v.to_string();
             }
         }
     }
@@ -228,6 +262,7 @@ fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>> {
         text,
         method,
         target,
+        host,
         length,
         chunked,
     }))
@@ -266,6 +301,7 @@ fn serve(
     client: TcpStream,
     upstream: &str,
     counts: &Counts,
+    requests: &Mutex<Vec<Seen>>,
     seen: &AtomicUsize,
     faults: &Mutex<Faults>,
     down: &AtomicBool,
@@ -293,7 +329,12 @@ fn serve(
             _ => &counts.post,
         };
         counter.fetch_add(1, Ordering::SeqCst);
-        let (slow, reset, hook) = {
+        requests.lock().unwrap().push(Seen {
+            method: req.method.clone(),
+            target: req.target.clone(),
+            host: req.host.clone(),
+        });
+        let (slow, reset, hook, answer) = {
             let mut f = faults.lock().unwrap();
             let slow = f.slow_down_every > 0 && k.is_multiple_of(f.slow_down_every);
             let reset = f.reset_at.contains(&k);
@@ -312,7 +353,12 @@ fn serve(
                     hook = f.hook_on.take().map(|(_, _, _, h)| h);
                 }
             }
-            (slow, reset, hook)
+            let answer = f
+                .answer_on
+                .iter()
+                .find(|(m, needle, _, _)| *m == req.method && req.target.contains(needle.as_str()))
+                .map(|(_, _, status, xml)| (status.clone(), xml.clone()));
+            (slow, reset, hook, answer)
         };
         if let Some(h) = hook {
             counts.faults.fetch_add(1, Ordering::SeqCst);
@@ -330,6 +376,22 @@ fn serve(
             return Ok(());
         }
         let body = read_body(&mut from_client, &req, false)?;
+        if let Some((status, xml)) = answer {
+            counts.faults.fetch_add(1, Ordering::SeqCst);
+            let xml = if req.method == "HEAD" {
+                ""
+            } else {
+                xml.as_str()
+            };
+            write!(
+                to_client,
+                "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\n\
+                 Content-Length: {}\r\n\r\n{xml}",
+                xml.len()
+            )?;
+            to_client.flush()?;
+            continue;
+        }
         if slow {
             counts.faults.fetch_add(1, Ordering::SeqCst);
             let doc = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\

@@ -652,3 +652,95 @@ impl Drop for Garage {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The test virtual environment `scripts/test.sh` fills (schemathesis,
+/// moto): `HOLDFAST_TEST_VENV` or ~/.cache/holdfast-test-venv.
+pub fn test_venv() -> PathBuf {
+    if let Ok(v) = std::env::var("HOLDFAST_TEST_VENV") {
+        return PathBuf::from(v);
+    }
+    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/holdfast-test-venv")
+}
+
+/// moto's S3 server (from PyPI), for what Garage does not have: object
+/// lock, with AWS's rules (versioned buckets, default retention, uploads
+/// refused without a body checksum, a delete without a version leaving a
+/// delete marker and the locked version in place).
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    child: Child,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let venv = test_venv();
+        let bin = venv.join("bin/moto_server");
+        assert!(
+            bin.exists(),
+            "moto is not installed in {}: run ./scripts/test.sh (it installs it)",
+            venv.display()
+        );
+        let port = free_port();
+        let mut cmd = as_user(None, &bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = spawn_for_process_lifetime(cmd, "moto");
+        let m = Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        wait_until("moto", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        m
+    }
+
+    /// Run a Python snippet with `s3`, a boto3 client of this server, in
+    /// scope; its standard output.
+    pub fn python(&self, code: &str) -> String {
+        let script = format!(
+            "import boto3\ns3 = boto3.client('s3', endpoint_url='{}', \
+             aws_access_key_id='moto', aws_secret_access_key='moto-secret', \
+             region_name='us-east-1')\n{code}",
+            self.endpoint
+        );
+        let out = Command::new(test_venv().join("bin/python"))
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "python on moto: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A bucket with object lock on and a default retention of a day.
+    pub fn locked_bucket(&self, name: &str) {
+        self.python(&format!(
+            "s3.create_bucket(Bucket='{name}', ObjectLockEnabledForBucket=True)\n\
+             s3.put_object_lock_configuration(Bucket='{name}', ObjectLockConfiguration={{\
+             'ObjectLockEnabled': 'Enabled', 'Rule': {{'DefaultRetention': \
+             {{'Mode': 'GOVERNANCE', 'Days': 1}}}}}})\n"
+        ));
+    }
+
+    /// The standard AWS variables for this server (moto takes any key).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "moto".into()),
+            ("AWS_SECRET_ACCESS_KEY", "moto-secret".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

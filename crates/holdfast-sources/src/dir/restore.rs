@@ -11,7 +11,12 @@
 //!
 //! The walker performs every namespace operation (mkdir, create, symlink,
 //! mknod, link, unlink) itself, in tree order; worker threads only fill
-//! already-created files and set their metadata. A directory's own metadata
+//! already-created files and set their metadata. (Creating files from the
+//! workers was measured to be much slower: creates in one directory are
+//! serialised by its lock anyway, and on ext4 after mass deletions, when
+//! each create scans for an inode not recently freed, the waiting workers
+//! spun on that lock and took the CPU from the one creating — 20–30 s of
+//! system time for the benchmark's 52 k files instead of 3–4.) A directory's own metadata
 //! (owner, mode, times) is therefore applied once its subtree is walked,
 //! after which nothing creates entries in it again.
 
@@ -208,6 +213,9 @@ struct FileJob {
     path: String,
     action: FileAction,
     existed: bool,
+    /// For [`FileAction::Write`]: the file, created (or opened to be
+    /// rewritten) by the walker.
+    file: Option<File>,
 }
 
 struct Walk<'a> {
@@ -523,6 +531,25 @@ impl Walk<'_> {
                     remove_at(dir, name, 0)?;
                 }
                 let parent_setgid = self.setgid_dir(dir);
+                // a new file is created with its final permission bits: one
+                // chmod fewer
+                let file = match action {
+                    FileAction::Write if !self.opts.dry_run => {
+                        match rustix::fs::openat(
+                            dir.as_ref(),
+                            name,
+                            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::from_raw_mode(node.unix_perm() & 0o777),
+                        ) {
+                            Ok(fd) => Some(File::from(fd)),
+                            Err(e) => {
+                                self.error(spath, "create", errno(e));
+                                return Ok(());
+                            }
+                        }
+                    }
+                    _ => None,
+                };
                 let job = FileJob {
                     dir: dir.clone(),
                     parent_setgid,
@@ -531,6 +558,7 @@ impl Walk<'_> {
                     path: display,
                     action,
                     existed: existing.is_some(),
+                    file,
                 };
                 let sent = self.jobs.as_ref().map(|j| j.send(job).is_ok());
                 if sent != Some(true) {
@@ -778,17 +806,6 @@ fn write_file(w: &WorkerCtx, job: FileJob) {
         .map(File::from)
         .map_err(errno)
     };
-    // a new file is created with its final permission bits: one chmod fewer
-    let open_create = |perm: u32| -> io::Result<File> {
-        rustix::fs::openat(
-            job.dir.as_ref(),
-            job.name.as_slice(),
-            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(perm),
-        )
-        .map(File::from)
-        .map_err(errno)
-    };
     let unchanged = |file: Option<&File>| {
         (w.on_action)(Action::Unchanged(job.path.clone()));
         w.counters.files_unchanged.fetch_add(1, Ordering::Relaxed);
@@ -798,7 +815,7 @@ fn write_file(w: &WorkerCtx, job: FileJob) {
             w.meta.set_meta_fd(f, &job.node, spath);
         }
     };
-    let mut file = None;
+    let mut file = job.file;
     match job.action {
         FileAction::MetaOnly => {
             if w.dry_run {
@@ -836,14 +853,11 @@ fn write_file(w: &WorkerCtx, job: FileJob) {
     if w.dry_run {
         return;
     }
-    let file_was_open = file.is_some();
-    let f = match file {
-        Some(f) => f,
-        None => match open_create(job.node.unix_perm() & 0o777) {
-            Ok(f) => f,
-            Err(e) => return w.meta.error(spath, "create", e),
-        },
+    // Write: the walker created or opened it; Compare: opened above
+    let Some(f) = file else {
+        return w.meta.error(spath, "create", "the file was not opened");
     };
+    let file_was_open = job.action == FileAction::Compare;
     if let Err(e) = fill(w, &f, &job.node, &content, job.existed || file_was_open) {
         w.meta.error(spath, "write", e);
         return;
