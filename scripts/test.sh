@@ -27,6 +27,13 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
 command -v mariadb-dump >/dev/null 2>&1 || need+=(mariadb-client)
+# The web UI's tests drive Debian's Chromium over WebDriver, and run
+# axe-core (from npm) in its pages.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+# Virtual-hosted S3 addressing is tested in a private mount namespace.
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -73,6 +80,16 @@ if [ ! -x "$venv/bin/moto_server" ]; then
 fi
 export HOLDFAST_SCHEMATHESIS="$venv/bin/schemathesis"
 export HOLDFAST_TEST_VENV="$venv"
+
+# axe-core, the accessibility checker the browser tests run in each page
+# (a pinned version, kept between runs).
+node_dir="$HOME/.cache/holdfast-test-node"
+if [ ! -f "$node_dir/node_modules/axe-core/axe.min.js" ]; then
+  echo "installing axe-core into $node_dir" >&2
+  mkdir -p "$node_dir"
+  npm install --prefix "$node_dir" --silent --no-audit --no-fund axe-core@4.10.3 >/dev/null
+fi
+export HOLDFAST_AXE_JS="$node_dir/node_modules/axe-core/axe.min.js"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -796,6 +796,7 @@ async fn failures_retry_or_fail(db: Db) {
             &BackupFilter {
                 status: Some("failed".into()),
                 source_id: None,
+                kind: None,
             },
             10,
             None,
@@ -1045,6 +1046,7 @@ async fn backups_page_newest_first_with_a_stable_cursor(db: Db) {
             &BackupFilter {
                 status: None,
                 source_id: Some(b.id.clone()),
+                kind: None,
             },
             100,
             None,
@@ -1071,6 +1073,7 @@ async fn backups_page_newest_first_with_a_stable_cursor(db: Db) {
             &BackupFilter {
                 status: Some("running".into()),
                 source_id: Some(a.id.clone()),
+                kind: None,
             },
             100,
             None,

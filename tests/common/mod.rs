@@ -3,6 +3,7 @@
 //! of metadata, and comparing two trees field by field.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod http;
 pub mod s3proxy;
 pub mod servers;

@@ -183,6 +183,22 @@ impl Catalog {
         Ok(seq)
     }
 
+    /// The newest `limit` events about `subject` (a backup, a source, a
+    /// token…), newest first.
+    pub async fn audit_of(&self, subject: &str, limit: i64) -> Result<Vec<AuditRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM audit_log WHERE subject = $1 ORDER BY seq DESC LIMIT $2")
+                .bind(subject)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(AuditRow::from_row)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(CatalogError::db)
+    }
+
     /// A page of events, newest first, below sequence `before`.
     pub async fn audit_page(
         &self,

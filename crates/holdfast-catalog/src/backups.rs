@@ -117,6 +117,8 @@ impl FailureKind {
 pub struct BackupFilter {
     pub status: Option<String>,
     pub source_id: Option<String>,
+    /// `scheduled` or `on_demand`.
+    pub kind: Option<String>,
 }
 
 pub struct BackupPage {
@@ -271,6 +273,10 @@ impl Catalog {
         if let Some(src) = &f.source_id {
             binds.push(src);
             sql.push_str(&format!(" AND source_id = ${}", binds.len() + 1));
+        }
+        if let Some(kind) = &f.kind {
+            binds.push(kind);
+            sql.push_str(&format!(" AND kind = ${}", binds.len() + 1));
         }
         if let Some(b) = before {
             binds.push(b);

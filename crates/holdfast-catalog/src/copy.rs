@@ -23,6 +23,7 @@ const TABLES: &[(&str, &str)] = &[
     ("restores", "id"),
     ("audit_log", "seq"),
     ("job_slots", "name, slot"),
+    ("ui_sessions", "id"),
 ];
 
 /// Rows copied per table.

@@ -22,6 +22,7 @@ mod error;
 mod migrations;
 pub mod restores;
 pub mod server_key;
+pub mod sessions;
 pub mod sources;
 pub mod tenants;
 pub mod tokens;

@@ -162,6 +162,23 @@ ALTER TABLE restores ADD COLUMN defined_by TEXT NOT NULL DEFAULT 'operator'
 ALTER TABLE tenants ADD COLUMN storage_credentials TEXT
 "#,
     ),
+    (
+        7,
+        // Sign-in sessions of the web UI (see `sessions`).
+        r#"
+CREATE TABLE ui_sessions (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    token_id TEXT NOT NULL REFERENCES tokens(id),
+    csrf TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    ended_at TEXT
+);
+CREATE INDEX audit_subject ON audit_log (subject, seq);
+CREATE INDEX backups_tenant_kind ON backups (tenant_id, kind, id)
+"#,
+    ),
 ];
 
 pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {

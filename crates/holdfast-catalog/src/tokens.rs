@@ -56,7 +56,7 @@ pub struct Token {
 }
 
 impl Token {
-    fn from_row(r: &AnyRow) -> std::result::Result<Token, sqlx::Error> {
+    pub(crate) fn from_row(r: &AnyRow) -> std::result::Result<Token, sqlx::Error> {
         let role: String = r.try_get("role")?;
         Ok(Token {
             id: r.try_get("id")?,
@@ -76,7 +76,7 @@ impl Token {
     }
 }
 
-fn secret_hash(secret: &str) -> String {
+pub(crate) fn secret_hash(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -28,6 +28,7 @@ pub mod runner;
 pub mod sandbox;
 pub mod schedule;
 pub mod scheduler;
+pub mod ui;
 pub mod worker;
 
 use std::sync::Arc;

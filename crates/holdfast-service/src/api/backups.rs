@@ -58,6 +58,7 @@ pub struct ListQuery {
     cursor: Option<String>,
     status: Option<String>,
     source_id: Option<String>,
+    kind: Option<String>,
 }
 
 const STATUSES: &[&str] = &["queued", "running", "done", "failed", "deleting", "deleted"];
@@ -80,6 +81,12 @@ pub async fn list(
             format!("one of {}", STATUSES.join(", ")),
         ));
     }
+    if let Some(k) = &q.kind
+        && k != "scheduled"
+        && k != "on_demand"
+    {
+        return Err(ApiError::invalid("kind", "scheduled or on_demand"));
+    }
     let before = decode_cursor(q.cursor.as_deref())?;
     let page = s
         .catalog
@@ -88,6 +95,7 @@ pub async fn list(
             &BackupFilter {
                 status: q.status,
                 source_id: q.source_id,
+                kind: q.kind,
             },
             limit,
             before.as_deref(),

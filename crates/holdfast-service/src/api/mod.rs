@@ -21,7 +21,13 @@ pub(crate) use tenants::policy_of;
 use crate::AppState;
 use crate::problem::ApiError;
 
+/// The whole HTTP surface: the API, and the web UI beside it.
 pub fn router(state: AppState) -> Router {
+    let ui = crate::ui::router().with_state(state.clone());
+    ui.merge(api_router(state))
+}
+
+fn api_router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -1,0 +1,103 @@
+//! The admin web UI, served by `holdfast serve` at `/`: server-rendered
+//! HTML (maud) from the catalog, in English and German, with one small
+//! script for live progress and no request to any other origin.
+//!
+//! - `session`: the language and the signed-in session (cookie, CSRF).
+//! - `i18n`: the message catalog and the locale's formats.
+//! - `layout`: the page shell (navigation, header, security headers).
+//! - `pages`: one function per page.
+//!
+//! Invariants: every value from the catalog reaches the page through
+//! maud's escaping (never `PreEscaped` of catalog text); every POST checks
+//! the session's CSRF secret and the request's origin before any change;
+//! what a page offers follows the same roles as the API (a viewer gets no
+//! action, and the handler refuses it anyway); every response carries a
+//! Content-Security-Policy without inline script and `frame-ancestors
+//! 'none'`.
+
+pub mod i18n;
+mod layout;
+mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::AppState;
+use crate::problem::ApiError;
+use i18n::Tr;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/ui/signin", get(pages::signin_form).post(pages::signin))
+        .route("/ui/signout", post(pages::signout))
+        .route("/ui/lang/{code}", get(pages::set_lang))
+        .route("/ui/backups", get(pages::backups))
+        .route("/ui/backups/{id}", get(pages::backup))
+        .route("/ui/backups/{id}/progress", get(pages::progress))
+        .route("/ui/static/{file}", get(asset))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+const CSS: &str = include_str!("../../assets/ui/app.css");
+const JS: &str = include_str!("../../assets/ui/app.js");
+
+/// The stylesheet and the script, named with a version so a browser may
+/// keep them for a year.
+pub fn asset_path(file: &str) -> String {
+    format!("/ui/static/{file}?v={}", env!("CARGO_PKG_VERSION"))
+}
+
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "app.css" => (CSS, "text/css; charset=utf-8"),
+        "app.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The headers every UI response carries.
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    );
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "same-origin");
+    set(h, "x-frame-options", "DENY");
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, "cache-control", "no-store");
+    }
+    r
+}
+
+/// An error as a page, in the visitor's language; the details of a server
+/// error go to the log only.
+pub fn error_page(tr: Tr, e: &ApiError) -> Response {
+    let (status, key) = match e {
+        ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "error.not_found"),
+        ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "error.forbidden"),
+        _ => {
+            crate::worker::log(&format!("ui: {e}"));
+            (StatusCode::INTERNAL_SERVER_ERROR, "error.internal")
+        }
+    };
+    (status, layout::bare(tr, tr.t("error.title"), tr.t(key))).into_response()
+}

@@ -1,0 +1,783 @@
+//! One function per page. Handlers read the catalog, decide what the
+//! signed-in user may see and do, and hand plain values to maud.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use holdfast_catalog::backups::{Backup, BackupFilter};
+use holdfast_catalog::sources::Source;
+use jiff::{SignedDuration, Timestamp};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::error_page;
+use super::i18n::Tr;
+use super::layout::{self, Nav};
+use super::session::{
+    self, LANG_COOKIE, SESSION_COOKIE, Signed, Visitor, local_path, secure, set_cookie,
+};
+use crate::AppState;
+use crate::problem::ApiError;
+use crate::schedule::Schedule;
+
+/// How long a sign-in lasts.
+const SESSION_HOURS: i64 = 12;
+
+// ----- sign-in, sign-out, language -----
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+    out: Option<String>,
+}
+
+pub async fn signin_form(v: Visitor, Query(q): Query<NextQuery>) -> Response {
+    signin_page(
+        v.tr,
+        q.next.as_deref(),
+        q.out.is_some().then_some("signin.signed_out"),
+        StatusCode::OK,
+    )
+}
+
+fn signin_page(tr: Tr, next: Option<&str>, notice: Option<&str>, status: StatusCode) -> Response {
+    let next = local_path(next);
+    let here = format!("/ui/signin?next={}", session::encode(&next));
+    let body = html! {
+        @if let Some(key) = notice {
+            p.notice role="status" { (tr.t(key)) }
+        }
+        p { (tr.t("signin.intro")) }
+        form.stack method="post" action="/ui/signin" {
+            input type="hidden" name="next" value=(next);
+            label for="token" { (tr.t("signin.token")) }
+            input #token type="password" name="token" autocomplete="current-password" required autofocus;
+            button type="submit" { (tr.t("signin.submit")) }
+        }
+    };
+    (
+        status,
+        layout::bare_with(tr, tr.t("signin.title"), &here, body),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    token: String,
+    next: Option<String>,
+}
+
+pub async fn signin(
+    State(s): State<AppState>,
+    v: Visitor,
+    client: Option<axum::Extension<crate::http::ClientAddr>>,
+    headers: HeaderMap,
+    Form(f): Form<SignInForm>,
+) -> Response {
+    let tr = v.tr;
+    if !session::same_origin(&headers) {
+        return error_page(tr, &ApiError::Forbidden("cross-site sign-in".into()));
+    }
+    let ip = client.map(|c| c.0.0.ip());
+    if let Some(ip) = ip
+        && let Some(wait) = s.auth_limiter.blocked(ip)
+    {
+        let msg = tr.f(
+            "signin.too_many",
+            &[("seconds", &wait.as_secs().max(1).to_string())],
+        );
+        let body = html! { p.error role="alert" { (msg) } };
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            layout::bare_with(tr, tr.t("signin.title"), "/ui/signin", body),
+        )
+            .into_response();
+    }
+    let token = match s.catalog.authenticate(f.token.trim()).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            if let Some(ip) = ip {
+                let n = s.auth_limiter.failed(ip);
+                crate::worker::log(&format!(
+                    "ui sign-in failed from {ip}: unknown or revoked token ({n} in the last minute)"
+                ));
+            }
+            return signin_page(
+                tr,
+                f.next.as_deref(),
+                Some("signin.failed"),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(e) => return error_page(tr, &e.into()),
+    };
+    match s
+        .catalog
+        .create_session(&token, SignedDuration::from_hours(SESSION_HOURS))
+        .await
+    {
+        Ok((_, secret)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (
+                    header::SET_COOKIE,
+                    set_cookie(
+                        SESSION_COOKIE,
+                        &secret,
+                        SESSION_HOURS * 3600,
+                        secure(&s, &headers),
+                    ),
+                ),
+                (
+                    header::LOCATION,
+                    local_path(f.next.as_deref())
+                        .parse()
+                        .expect("a local path is a header value"),
+                ),
+            ],
+        )
+            .into_response(),
+        Err(e) => error_page(tr, &e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn signout(
+    State(s): State<AppState>,
+    signed: Signed,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !signed.check_form(&headers, &f.csrf) {
+        return error_page(signed.tr, &ApiError::Forbidden("csrf".into()));
+    }
+    if let Err(e) = s.catalog.end_session(&signed.session, &signed.token).await {
+        return error_page(signed.tr, &e.into());
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                set_cookie(SESSION_COOKIE, "", 0, secure(&s, &headers)),
+            ),
+            (
+                header::LOCATION,
+                "/ui/signin?out=1".parse().expect("static"),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+/// Remember a language (a cookie for a year), then go back.
+pub async fn set_lang(
+    State(s): State<AppState>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let Some(lang) = super::i18n::Lang::parse(&code) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                set_cookie(LANG_COOKIE, lang.code(), 365 * 86400, secure(&s, &headers)),
+            ),
+            (
+                header::LOCATION,
+                local_path(q.next.as_deref())
+                    .parse()
+                    .expect("a local path is a header value"),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+// ----- which tenants a page shows -----
+
+#[derive(Deserialize, Default)]
+pub struct TenantQuery {
+    tenant: Option<String>,
+}
+
+/// The tenants a page covers: a non-admin's own; for an admin the one
+/// asked for, or all. With the `?tenant=` suffix that keeps the choice.
+async fn scope(
+    s: &AppState,
+    signed: &Signed,
+    asked: Option<&str>,
+) -> Result<(Vec<holdfast_catalog::tenants::Tenant>, String), ApiError> {
+    if !signed.is_admin() {
+        let id = signed.token.tenant_id.clone().unwrap_or_default();
+        return Ok((vec![s.catalog.tenant(&id).await?], String::new()));
+    }
+    let all = s.catalog.tenants().await?;
+    match asked.filter(|t| !t.is_empty() && *t != "all") {
+        Some(id) => {
+            let t = all
+                .into_iter()
+                .find(|t| t.id == id)
+                .ok_or(ApiError::NotFound("tenant"))?;
+            let q = format!("?tenant={}", session::encode(&t.id));
+            Ok((vec![t], q))
+        }
+        None => Ok((all, String::new())),
+    }
+}
+
+/// The admin's tenant picker (a plain GET form).
+fn tenant_picker(
+    tr: Tr,
+    all: &[holdfast_catalog::tenants::Tenant],
+    chosen: Option<&str>,
+    action: &str,
+) -> Markup {
+    html! {
+        form.inline method="get" action=(action) {
+            label for="tenant" { (tr.t("nav.tenant")) }
+            select #tenant name="tenant" {
+                option value="all" selected[chosen.is_none()] { (tr.t("nav.all_tenants")) }
+                @for t in all {
+                    option value=(t.id) selected[chosen == Some(t.id.as_str())] { (t.name) }
+                }
+            }
+            button type="submit" { (tr.t("nav.switch")) }
+        }
+    }
+}
+
+// ----- overview -----
+
+struct Row {
+    source: Source,
+    tenant: String,
+    runs: Vec<Backup>,
+    next: Option<Timestamp>,
+    overdue: bool,
+}
+
+fn secs_between(a: &str, b: &str) -> Option<i64> {
+    let a: Timestamp = a.parse().ok()?;
+    let b: Timestamp = b.parse().ok()?;
+    Some(b.as_second() - a.as_second())
+}
+
+fn run_seconds(b: &Backup) -> Option<i64> {
+    secs_between(b.started_at.as_deref()?, b.finished_at.as_deref()?)
+}
+
+pub async fn overview(
+    State(s): State<AppState>,
+    signed: Signed,
+    Query(q): Query<TenantQuery>,
+) -> Response {
+    let tr = signed.tr;
+    let (tenants, tq) = match scope(&s, &signed, q.tenant.as_deref()).await {
+        Ok(x) => x,
+        Err(e) => return error_page(tr, &e),
+    };
+    let tz =
+        jiff::tz::TimeZone::get(&s.config.schedule.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let now = Timestamp::now();
+    let mut rows = Vec::new();
+    for t in &tenants {
+        let sources = match s.catalog.sources(&t.id).await {
+            Ok(x) => x,
+            Err(e) => return error_page(tr, &e.into()),
+        };
+        for src in sources {
+            let filter = BackupFilter {
+                status: None,
+                source_id: Some(src.id.clone()),
+                kind: None,
+            };
+            let runs = match s.catalog.backups_page(&t.id, &filter, 30, None).await {
+                Ok(p) => p.items,
+                Err(e) => return error_page(tr, &e.into()),
+            };
+            let sched = src
+                .schedule
+                .as_deref()
+                .and_then(|x| Schedule::parse(x).ok());
+            let next = sched.as_ref().and_then(|x| x.next_after(now, &tz));
+            // overdue: no success within one interval plus a grace of one more
+            let overdue = sched
+                .as_ref()
+                .and_then(|x| x.shortest_interval(now, &tz))
+                .is_some_and(|interval| {
+                    let since = runs
+                        .iter()
+                        .find(|b| b.status == "done")
+                        .and_then(|b| b.finished_at.clone())
+                        .unwrap_or_else(|| src.created_at.clone());
+                    since
+                        .parse::<Timestamp>()
+                        .ok()
+                        .and_then(|t| t.checked_add(interval * 2).ok())
+                        .is_some_and(|due| due < now)
+                });
+            rows.push(Row {
+                source: src,
+                tenant: t.name.clone(),
+                runs,
+                next,
+                overdue,
+            });
+        }
+    }
+    let attention = rows
+        .iter()
+        .filter(|r| r.overdue || r.runs.first().is_some_and(|b| b.status == "failed"))
+        .count();
+    let picker = if signed.is_admin() {
+        let all = s.catalog.tenants().await.unwrap_or_default();
+        Some(tenant_picker(
+            tr,
+            &all,
+            q.tenant.as_deref().filter(|t| *t != "all"),
+            "/",
+        ))
+    } else {
+        None
+    };
+    let many_tenants = tenants.len() > 1;
+    let content = html! {
+        p.lead { (tr.t("overview.intro")) }
+        @if let Some(p) = picker { (p) }
+        @if rows.is_empty() {
+            p.empty { (tr.t("overview.none")) }
+        } @else {
+            @if attention > 0 {
+                p.alert role="status" { (tr.plural("overview.attention", attention as i64)) }
+            } @else {
+                p.ok role="status" { (tr.t("overview.all_good")) }
+            }
+            div.table-wrap {
+                table.overview {
+                    thead { tr {
+                        th scope="col" { (tr.t("overview.source")) }
+                        th scope="col" { (tr.t("overview.last_backup")) }
+                        th scope="col" .num { (tr.t("overview.size")) }
+                        th scope="col" .num.wide { (tr.t("overview.saved")) }
+                        th scope="col" .wide { (tr.t("overview.next_run")) }
+                        th scope="col" .wide { (tr.t("overview.last_restore")) }
+                        th scope="col" { (tr.t("overview.history")) }
+                    } }
+                    tbody {
+                        @for r in &rows {
+                            (overview_row(tr, r, now, many_tenants, &tq))
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout::page(&signed, Nav::Overview, tr.t("overview.title"), &tq, content).into_response()
+}
+
+fn status_badge(tr: Tr, status: &str) -> Markup {
+    html! { span class={ "badge " (status) } { (tr.t(&format!("status.{status}"))) } }
+}
+
+fn overview_row(tr: Tr, r: &Row, now: Timestamp, many_tenants: bool, tq: &str) -> Markup {
+    let last = r.runs.first();
+    let success = r.runs.iter().find(|b| b.status == "done");
+    let failed = last.is_some_and(|b| b.status == "failed");
+    let saved = success.and_then(|b| {
+        let (size, added) = (b.size?, b.bytes_added?);
+        (size > 0).then(|| (size - added.min(size)) as f64 / size as f64 * 100.0)
+    });
+    html! {
+        tr class=[(failed || r.overdue).then_some("attention")] {
+            th scope="row" {
+                a href={ "/ui/backups" (if tq.is_empty() { "?" } else { "" }) (tq) (if tq.is_empty() { "" } else { "&" }) "source=" (session::encode(&r.source.id)) } { (r.source.name) }
+                span.sub { (r.source.kind) @if many_tenants { " · " (r.tenant) } }
+            }
+            td {
+                @match last {
+                    Some(b) => {
+                        (status_badge(tr, &b.status))
+                        @if r.overdue { " " span.badge.overdue { (tr.t("overview.overdue")) } }
+                        br;
+                        a href={ "/ui/backups/" (b.id) } {
+                            time datetime=(b.queued_at) { (tr.age(b.finished_at.as_deref().unwrap_or(&b.queued_at), now)) }
+                        }
+                    }
+                    None => {
+                        span.muted { (tr.t("overview.never")) }
+                        @if r.overdue { " " span.badge.overdue { (tr.t("overview.overdue")) } }
+                    }
+                }
+            }
+            td.num { @if let Some(sz) = success.and_then(|b| b.size) { (tr.bytes(sz)) } @else { "–" } }
+            td.num.wide { @if let Some(p) = saved { (format!("{p:.0} %")) } @else { "–" } }
+            td.wide {
+                @match r.next {
+                    Some(t) => { time datetime=(t.to_string()) { (tr.age(&t.to_string(), now)) } }
+                    None => { span.muted { (tr.t("overview.manual")) } }
+                }
+            }
+            td.wide { span.muted { (tr.t("overview.no_drills")) } }
+            td { (chart(tr, &r.source.name, &r.runs)) }
+        }
+    }
+}
+
+/// Size (bars) and duration (line) of the last runs, oldest on the left,
+/// as inline SVG with a text alternative.
+fn chart(tr: Tr, source: &str, runs: &[Backup]) -> Markup {
+    let done: Vec<&Backup> = runs.iter().rev().filter(|b| b.status == "done").collect();
+    if done.is_empty() {
+        return html! { span.muted { "–" } };
+    }
+    let (w, h) = (120.0_f64, 28.0_f64);
+    let max_size = done.iter().filter_map(|b| b.size).max().unwrap_or(1).max(1) as f64;
+    let max_dur = done
+        .iter()
+        .filter_map(|b| run_seconds(b))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    // bars of a fixed width: a source with few runs shows them at the left
+    let step = w / 30.0_f64.min(done.len().max(12) as f64);
+    let mut bars = String::new();
+    let mut line = Vec::new();
+    for (i, b) in done.iter().enumerate() {
+        let x = i as f64 * step;
+        let bh = (b.size.unwrap_or(0) as f64 / max_size * (h - 2.0)).max(1.0);
+        bars.push_str(&format!(
+            "M{x:.1} {h:.1}h{:.1}v-{bh:.1}h-{:.1}z",
+            step - 1.0,
+            step - 1.0
+        ));
+        let dy = h - run_seconds(b).unwrap_or(0) as f64 / max_dur * (h - 2.0) - 1.0;
+        line.push(format!("{:.1},{dy:.1}", x + step / 2.0));
+    }
+    let label = tr.f(
+        "overview.chart",
+        &[("count", &done.len().to_string()), ("source", source)],
+    );
+    html! {
+        svg.spark viewBox={ "0 0 " (w) " " (h) } width=(w) height=(h) role="img" aria-label=(label) {
+            title { (label) }
+            path.size d=(bars) {}
+            @if line.len() > 1 { polyline.dur points=(line.join(" ")) {} }
+        }
+    }
+}
+
+// ----- the backup list -----
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    tenant: Option<String>,
+    source: Option<String>,
+    status: Option<String>,
+    kind: Option<String>,
+    before: Option<String>,
+}
+
+const STATUSES: &[&str] = &["queued", "running", "done", "failed", "deleting", "deleted"];
+const KINDS: &[&str] = &["scheduled", "on_demand"];
+
+pub async fn backups(
+    State(s): State<AppState>,
+    signed: Signed,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let tr = signed.tr;
+    let empty = |v: &Option<String>| v.as_deref().filter(|x| !x.is_empty()).map(str::to_string);
+    let (tenants, tq) = match scope(&s, &signed, q.tenant.as_deref()).await {
+        Ok(x) => x,
+        Err(e) => return error_page(tr, &e),
+    };
+    let status = empty(&q.status).filter(|x| STATUSES.contains(&x.as_str()));
+    let kind = empty(&q.kind).filter(|x| KINDS.contains(&x.as_str()));
+    let source = empty(&q.source);
+    // one tenant at a time here: an admin without a choice sees the first
+    let Some(t) = tenants.first() else {
+        let content = html! { p.empty { (tr.t("backups.none")) } };
+        return layout::page(&signed, Nav::Backups, tr.t("backups.title"), &tq, content)
+            .into_response();
+    };
+    let sources = match s.catalog.sources(&t.id).await {
+        Ok(x) => x,
+        Err(e) => return error_page(tr, &e.into()),
+    };
+    let filter = BackupFilter {
+        status: status.clone(),
+        source_id: source.clone(),
+        kind: kind.clone(),
+    };
+    let page = match s
+        .catalog
+        .backups_page(&t.id, &filter, 50, empty(&q.before).as_deref())
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return error_page(tr, &e.into()),
+    };
+    let names: std::collections::HashMap<&str, &str> = sources
+        .iter()
+        .map(|x| (x.id.as_str(), x.name.as_str()))
+        .collect();
+    let now = Timestamp::now();
+    // the filters as a query string, for the paging links
+    let mut keep = vec![format!("tenant={}", session::encode(&t.id))];
+    for (k, v) in [("source", &source), ("status", &status), ("kind", &kind)] {
+        if let Some(v) = v {
+            keep.push(format!("{k}={}", session::encode(v)));
+        }
+    }
+    let keep = keep.join("&");
+    let all_tenants = if signed.is_admin() {
+        s.catalog.tenants().await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let content = html! {
+        form.filters method="get" action="/ui/backups" aria-label=(tr.t("backups.filter")) {
+            @if signed.is_admin() {
+                label for="f-tenant" { (tr.t("nav.tenant")) }
+                select #f-tenant name="tenant" {
+                    @for x in &all_tenants {
+                        option value=(x.id) selected[x.id == t.id] { (x.name) }
+                    }
+                }
+            }
+            label for="f-source" { (tr.t("backups.source")) }
+            select #f-source name="source" {
+                option value="" { (tr.t("backups.all")) }
+                @for x in &sources {
+                    option value=(x.id) selected[source.as_deref() == Some(x.id.as_str())] { (x.name) }
+                }
+            }
+            label for="f-status" { (tr.t("backups.status")) }
+            select #f-status name="status" {
+                option value="" { (tr.t("backups.all")) }
+                @for x in STATUSES {
+                    option value=(x) selected[status.as_deref() == Some(*x)] { (tr.t(&format!("status.{x}"))) }
+                }
+            }
+            label for="f-kind" { (tr.t("backups.kind")) }
+            select #f-kind name="kind" {
+                option value="" { (tr.t("backups.all")) }
+                @for x in KINDS {
+                    option value=(x) selected[kind.as_deref() == Some(*x)] { (tr.t(&format!("kind.{x}"))) }
+                }
+            }
+            button type="submit" { (tr.t("backups.apply")) }
+        }
+        @if page.items.is_empty() {
+            p.empty { (tr.t("backups.none")) }
+        } @else {
+            div.table-wrap {
+                table.list aria-label=(tr.t("backups.list")) {
+                    thead { tr {
+                        th scope="col" { (tr.t("backups.started")) }
+                        th scope="col" { (tr.t("backups.source")) }
+                        th scope="col" { (tr.t("backups.status")) }
+                        th scope="col" { (tr.t("backups.kind")) }
+                        th scope="col" .num { (tr.t("backups.duration")) }
+                        th scope="col" .num { (tr.t("backups.size")) }
+                        th scope="col" .num { (tr.t("backups.added")) }
+                        th scope="col" { (tr.t("backups.requested_by")) }
+                    } }
+                    tbody {
+                        @for b in &page.items {
+                            tr class=[(b.status == "failed").then_some("attention")] {
+                                td.when { a href={ "/ui/backups/" (b.id) } { time datetime=(b.queued_at) title=(tr.time(&b.queued_at)) { (tr.time(b.started_at.as_deref().unwrap_or(&b.queued_at))) } } br; span.sub { (tr.age(&b.queued_at, now)) } }
+                                td { (names.get(b.source_id.as_str()).copied().unwrap_or(&b.source_name)) }
+                                td { (status_badge(tr, &b.status)) }
+                                td { (tr.t(&format!("kind.{}", b.kind))) }
+                                td.num { @if let Some(d) = run_seconds(b) { (tr.duration(d)) } @else { "–" } }
+                                td.num { @if let Some(x) = b.size { (tr.bytes(x)) } @else { "–" } }
+                                td.num { @if let Some(x) = b.bytes_added { (tr.bytes(x)) } @else { "–" } }
+                                td { @if b.requested_by.is_none() { span.muted { (tr.t("backups.system")) } } @else { (b.requested_by_label) } }
+                            }
+                        }
+                    }
+                }
+            }
+            nav.pager aria-label="pages" {
+                @if q.before.as_deref().is_some_and(|x| !x.is_empty()) {
+                    a href={ "/ui/backups?" (keep) } { "« " (tr.t("backups.newest")) }
+                }
+                @if let Some(next) = &page.next_before {
+                    a href={ "/ui/backups?" (keep) "&before=" (session::encode(next)) } rel="next" { (tr.t("backups.older")) " »" }
+                }
+            }
+        }
+    };
+    layout::page(&signed, Nav::Backups, tr.t("backups.title"), &tq, content).into_response()
+}
+
+// ----- one backup -----
+
+pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<String>) -> Response {
+    let tr = signed.tr;
+    let b = match s.catalog.backup(&id).await {
+        Ok(b) if signed.may_see(&b.tenant_id) => b,
+        // another tenant's backup is not found, as in the API
+        Ok(_) => return error_page(tr, &ApiError::NotFound("backup")),
+        Err(e) => return error_page(tr, &e.into()),
+    };
+    let audit = match s.catalog.audit_of(&b.id, 100).await {
+        Ok(a) => a,
+        Err(e) => return error_page(tr, &e.into()),
+    };
+    let tq = if signed.is_admin() {
+        format!("?tenant={}", session::encode(&b.tenant_id))
+    } else {
+        String::new()
+    };
+    let now = Timestamp::now();
+    let short =
+        b.id.chars()
+            .rev()
+            .take(8)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>();
+    let title = tr.f("detail.title", &[("id", &short)]);
+    let content = html! {
+        p.lead {
+            (status_badge(tr, &b.status)) " "
+            a href={ "/ui/backups?tenant=" (session::encode(&b.tenant_id)) "&source=" (session::encode(&b.source_id)) } { (b.source_name) }
+            " · " (tr.t(&format!("kind.{}", b.kind)))
+        }
+        @if b.status == "running" || b.status == "queued" {
+            p.live data-poll={ "/ui/backups/" (b.id) "/progress" } aria-live="polite" { (tr.t("detail.progress")) "…" }
+        }
+        div.grid {
+            section aria-labelledby="h-timeline" {
+                h2 #h-timeline { (tr.t("detail.timeline")) }
+                ol.timeline {
+                    li { strong { (tr.t("detail.queued")) } " " time datetime=(b.queued_at) { (tr.time(&b.queued_at)) } }
+                    @if let Some(t) = &b.started_at { li { strong { (tr.t("detail.started")) } " " time datetime=(t) { (tr.time(t)) } } }
+                    @if let Some(t) = &b.finished_at {
+                        li {
+                            strong { (tr.t("detail.finished")) } " " time datetime=(t) { (tr.time(t)) }
+                            @if let Some(d) = run_seconds(&b) { " (" (tr.duration(d)) ")" }
+                            " · " (tr.age(t, now))
+                        }
+                    }
+                    li { strong { (tr.t("detail.attempts")) } " " (tr.f("detail.attempts_of", &[("n", &b.attempts.to_string()), ("max", &b.max_attempts.to_string())])) }
+                }
+            }
+            section aria-labelledby="h-sizes" {
+                h2 #h-sizes { (tr.t("detail.sizes")) }
+                dl {
+                    dt { (tr.t("detail.size")) } dd { @if let Some(x) = b.size { (tr.bytes(x)) " (" (tr.int(x)) " B)" } @else { "–" } }
+                    dt { (tr.t("detail.added")) } dd { @if let Some(x) = b.bytes_added { (tr.bytes(x)) } @else { "–" } }
+                    dt { (tr.t("detail.snapshot")) } dd { code { (b.snapshot_id.as_deref().unwrap_or("–")) } }
+                    dt { (tr.t("detail.repository")) } dd { code.wrap { (b.repository) } }
+                }
+            }
+        }
+        @if let Some(counts) = &b.counts { (counts_table(tr, counts)) }
+        @if !b.warnings.is_empty() {
+            section aria-labelledby="h-warn" {
+                h2 #h-warn { (tr.t("detail.warnings")) }
+                ul.warnings { @for w in &b.warnings { li { (w) } } }
+            }
+        }
+        @if let Some(e) = &b.error {
+            section aria-labelledby="h-error" {
+                h2 #h-error { (tr.t("detail.error")) }
+                pre.error { (e) }
+            }
+        }
+        section aria-labelledby="h-audit" {
+            h2 #h-audit { (tr.t("detail.audit")) }
+            div.table-wrap {
+                table.list {
+                    thead { tr {
+                        th scope="col" { (tr.t("detail.time")) }
+                        th scope="col" { (tr.t("detail.event")) }
+                        th scope="col" { (tr.t("detail.actor")) }
+                    } }
+                    tbody {
+                        @for a in &audit {
+                            tr {
+                                td { time datetime=(a.time) { (tr.time(&a.time)) } }
+                                td { code { (a.event) } }
+                                td { (a.actor.label) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout::page(&signed, Nav::Backups, &title, &tq, content).into_response()
+}
+
+/// A run's state for the page's script: `{"status": …}`.
+pub async fn progress(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    match s.catalog.backup(&id).await {
+        Ok(b) if signed.may_see(&b.tenant_id) => {
+            axum::Json(serde_json::json!({"status": b.status})).into_response()
+        }
+        Ok(_) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => error_page(signed.tr, &e.into()),
+    }
+}
+
+/// The manifest's counts: per-table rows, or any flat set of counters.
+fn counts_table(tr: Tr, counts: &serde_json::Value) -> Markup {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut walk = |prefix: &str, v: &serde_json::Value| match v {
+        serde_json::Value::Number(n) => {
+            let text = n
+                .as_i64()
+                .map(|i| tr.int(i))
+                .unwrap_or_else(|| n.to_string());
+            rows.push((prefix.to_string(), text));
+        }
+        serde_json::Value::String(s) => rows.push((prefix.to_string(), s.clone())),
+        other => rows.push((prefix.to_string(), other.to_string())),
+    };
+    if let Some(obj) = counts.as_object() {
+        for (k, v) in obj {
+            match v.as_object() {
+                Some(inner) => {
+                    for (k2, v2) in inner {
+                        walk(&format!("{k} · {k2}"), v2);
+                    }
+                }
+                None => walk(k, v),
+            }
+        }
+    }
+    if rows.is_empty() {
+        return html! {};
+    }
+    html! {
+        section aria-labelledby="h-counts" {
+            h2 #h-counts { (tr.t("detail.counts")) }
+            div.table-wrap {
+                table.list {
+                    thead { tr { th scope="col" { (tr.t("detail.item")) } th scope="col" .num { (tr.t("detail.count")) } } }
+                    tbody { @for (k, v) in &rows { tr { td { (k) } td.num { (v) } } } }
+                }
+            }
+        }
+    }
+}

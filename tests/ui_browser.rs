@@ -1,0 +1,391 @@
+//! The web UI in a real headless Chromium (Debian's, over WebDriver),
+//! against a real `holdfast serve` on the embedded defaults: sign-in,
+//! the overview, the backup list with its filters and paging, a backup's
+//! detail, the language switch (German strings), a phone-sized screen,
+//! sign-out; a hostile source name shown as text; sessions that end with
+//! their token; forged and cross-site posts refused; axe-core on every
+//! screen. Screenshots of every page go to target/ui-screenshots.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::browser::Browser;
+use common::service::{Server, commands_config};
+use serde_json::{Value, json};
+
+const HOSTILE: &str = "<script>alert(1)</script>";
+
+fn shots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots")
+}
+
+/// A server with a tenant, three sources (one with a hostile name) and
+/// runs: done, failed, and a second done.
+fn seeded() -> (tempfile::TempDir, Server, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = commands_config(
+        dir.path(),
+        &[
+            (
+                "orders",
+                "printf 'id,total\\n1,10\\n2,20\\n'; head -c 300000 /dev/urandom",
+            ),
+            ("broken", "echo 'connection refused' >&2; exit 3"),
+        ],
+    );
+    let config = config.to_str().unwrap().to_string();
+    let s = Server::start(
+        &dir.path().join("data"),
+        &[
+            ("HOLDFAST_CONFIG", &config),
+            ("HOLDFAST_RETRY_BASE_SECONDS", "1"),
+        ],
+    );
+    let admin = s.admin.clone().unwrap();
+    let t = s.create_tenant(&admin, "acme");
+    let orders = s.create_source(
+        &admin,
+        &t,
+        json!({"name": "orders-db", "kind": "command", "target": "orders",
+               "schedule": "0 3 * * *", "options": {"filename": "orders.csv"}}),
+    );
+    let hostile = s.create_source(
+        &admin,
+        &t,
+        json!({"name": HOSTILE, "kind": "command", "target": "orders", "schedule": null,
+               "options": {"filename": "x.bin"}}),
+    );
+    let broken = s.create_source(
+        &admin,
+        &t,
+        json!({"name": "billing", "kind": "command", "target": "broken", "schedule": null,
+               "options": {"filename": "b.bin"}}),
+    );
+    for src in [&orders, &hostile, &orders, &broken] {
+        let q = s.queue_backup(&admin, &t, &src["id"]);
+        s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    }
+    (dir, s, admin, t)
+}
+
+fn sign_in(b: &Browser, base: &str, token: &str) {
+    b.goto(&format!("{base}/"));
+    b.wait_for("the sign-in page", 10, |b| b.url().contains("/ui/signin"));
+    b.type_into("#token", token);
+    b.click("form.stack button[type=submit]");
+    b.wait_for("the overview", 10, |b| !b.url().contains("/ui/signin"));
+}
+
+fn no_axe_violations(b: &Browser, page: &str) {
+    let v = b.axe();
+    assert!(v.is_empty(), "axe on {page}:\n{}", v.join("\n"));
+}
+
+#[test]
+fn an_admin_signs_in_reads_every_page_in_both_languages_and_signs_out() {
+    let (_dir, s, admin, _t) = seeded();
+    let out = shots();
+    let b = Browser::start("en-US", 1280, 900);
+    sign_in(&b, &s.base, &admin);
+
+    // the overview: one row per source, the failed one marked
+    assert_eq!(b.text("h1"), "Overview");
+    let rows = b.all("table.overview tbody tr");
+    assert_eq!(rows.len(), 3);
+    assert_eq!(b.all("table.overview tbody tr.attention").len(), 1);
+    let body = b.text("body");
+    assert!(
+        body.contains("orders-db") && body.contains("billing"),
+        "{body}"
+    );
+    assert!(body.contains("1 source needs attention"), "{body}");
+    // the hostile name is text, not markup: one script (ours) in the page
+    assert!(body.contains(HOSTILE), "{body}");
+    assert_eq!(
+        b.exec("return document.scripts.length", json!([])),
+        json!(1)
+    );
+    assert_eq!(
+        b.all("svg.spark").len(),
+        2,
+        "a chart for each source that has runs done"
+    );
+    no_axe_violations(&b, "overview");
+    b.screenshot(&out, "overview-en");
+
+    // the backup list, then filtered to the failed run
+    b.click("nav.side a[href^='/ui/backups']");
+    b.wait_for("the list", 10, |b| b.text("h1") == "Backups");
+    assert_eq!(b.all("table.list tbody tr").len(), 4);
+    no_axe_violations(&b, "backups");
+    b.screenshot(&out, "backups-en");
+    b.exec(
+        "document.querySelector('#f-status').value = 'failed'",
+        json!([]),
+    );
+    b.click("form.filters button[type=submit]");
+    b.wait_for("the filter", 10, |b| b.url().contains("status=failed"));
+    assert_eq!(b.all("table.list tbody tr").len(), 1);
+    assert!(b.text("table.list").contains("billing"));
+
+    // a failed run's detail: the error text and its audit rows
+    b.click("table.list tbody tr a");
+    b.wait_for("the detail", 10, |b| b.url().contains("/ui/backups/0"));
+    let body = b.text("body");
+    assert!(body.contains("connection refused"), "{body}");
+    assert!(body.contains("backup_created"), "{body}");
+    no_axe_violations(&b, "a failed backup");
+    b.screenshot(&out, "backup-failed-en");
+
+    // a done run's detail: snapshot, sizes
+    b.goto(&format!("{}/ui/backups?status=done", s.base));
+    b.click("table.list tbody tr a");
+    b.wait_for("the detail", 10, |b| b.text("h1").starts_with("Backup "));
+    let body = b.text("body");
+    assert!(body.contains("Snapshot") && body.contains("KiB"), "{body}");
+    no_axe_violations(&b, "a done backup");
+    b.screenshot(&out, "backup-done-en");
+
+    // German, remembered across pages
+    b.click("nav.lang a[lang=de]");
+    b.wait_for("German", 10, |b| b.text("h1").starts_with("Sicherung "));
+    assert!(b.text("body").contains("Verlauf"));
+    b.screenshot(&out, "backup-done-de");
+    b.goto(&format!("{}/", s.base));
+    assert_eq!(b.text("h1"), "Übersicht");
+    assert!(b.text("body").contains("1 Quelle braucht Aufmerksamkeit"));
+    assert_eq!(
+        b.exec("return document.documentElement.lang", json!([])),
+        json!("de")
+    );
+    no_axe_violations(&b, "Übersicht");
+    b.screenshot(&out, "overview-de");
+    b.goto(&format!("{}/ui/backups", s.base));
+    assert_eq!(b.text("h1"), "Sicherungen");
+    assert!(b.text("table.list").contains("fehlgeschlagen"));
+    b.screenshot(&out, "backups-de");
+
+    // sign out: the session is over, the page asks to sign in again
+    b.click("header form button.link");
+    b.wait_for("the sign-in page", 10, |b| b.url().contains("/ui/signin"));
+    assert!(b.text("body").contains("abgemeldet"));
+    assert!(b.cookie("hf_session").is_none());
+    b.screenshot(&out, "signin-de");
+    b.goto(&format!("{}/ui/backups", s.base));
+    b.wait_for("the sign-in page", 10, |b| b.url().contains("/ui/signin"));
+    no_axe_violations(&b, "sign-in");
+}
+
+#[test]
+fn on_a_phone_the_pages_fit_the_screen() {
+    let (_dir, s, admin, _t) = seeded();
+    let b = Browser::start("en-US", 390, 844);
+    sign_in(&b, &s.base, &admin);
+    for (path, name) in [("/", "overview-phone"), ("/ui/backups", "backups-phone")] {
+        b.goto(&format!("{}{path}", s.base));
+        // nothing wider than the screen but the scrolling table boxes
+        let wide = b.exec(
+            "return [...document.querySelectorAll('body *')]\
+               .filter(e => !e.closest('.table-wrap') && e.getBoundingClientRect().right > window.innerWidth + 1)\
+               .map(e => e.tagName + '.' + e.className).slice(0, 5)",
+            json!([]),
+        );
+        assert_eq!(wide, json!([]), "{path} overflows");
+        no_axe_violations(&b, name);
+        b.screenshot(&shots(), name);
+    }
+    // the checker itself finds what it must: an image without a text
+    // alternative is a critical violation
+    b.exec(
+        "const i = document.createElement('img'); i.src = 'data:,'; document.body.appendChild(i)",
+        json!([]),
+    );
+    assert!(b.axe().iter().any(|v| v.starts_with("image-alt")));
+}
+
+/// `application/x-www-form-urlencoded` of the fields.
+fn form_body(fields: &[(&str, &str)]) -> String {
+    let enc = |v: &str| {
+        v.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The session cookie a sign-in sets, read from the response.
+fn session_cookie(base: &str, token: &str) -> (String, String) {
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{base}/ui/signin"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("token", token), ("next", "/")]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let value = set
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("hf_session=")
+        .unwrap()
+        .to_string();
+    (value, set)
+}
+
+#[test]
+fn sessions_are_strict_cookies_end_with_their_token_and_refuse_forged_posts() {
+    let (_dir, s, admin, t) = seeded();
+    // a viewer of the tenant
+    let viewer: Value = s.expect(
+        201,
+        "POST",
+        "/api/v1/tokens",
+        Some(&admin),
+        Some(&json!({"role": "viewer", "tenant": t, "label": "auditor"})),
+    );
+    let viewer_secret = viewer["secret"].as_str().unwrap().to_string();
+    let (cookie, set) = session_cookie(&s.base, &viewer_secret);
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(set.contains("Max-Age="), "{set}");
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", s.base))
+            .header("cookie", format!("hf_session={cookie}"))
+            .send()
+            .unwrap()
+    };
+    let r = get("/");
+    assert_eq!(r.status().as_u16(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let page = r.text().unwrap();
+    // escaped in the HTML itself
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!page.contains(HOSTILE));
+    // a viewer is offered no action: the only form that posts is sign-out
+    assert_eq!(page.matches("method=\"post\"").count(), 1, "{page}");
+
+    // a forged post (no CSRF secret) and a cross-site one (an Origin of
+    // another site, even with the secret) are refused; the session lives on
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let post = |origin: Option<&str>, form: &[(&str, &str)]| {
+        let mut r = http
+            .post(format!("{}/ui/signout", s.base))
+            .header("cookie", format!("hf_session={cookie}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(form));
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send().unwrap().status().as_u16()
+    };
+    assert_eq!(post(None, &[("csrf", "forged")]), 403);
+    assert_eq!(post(Some("https://evil.example"), &[("csrf", &csrf)]), 403);
+    assert_eq!(get("/").status().as_u16(), 200, "still signed in");
+    // another tenant's backup is not found, as in the API
+    let other = s.create_tenant(&admin, "globex");
+    let src = s.create_source(
+        &admin,
+        &other,
+        json!({"name": "theirs", "kind": "command", "target": "orders", "schedule": null,
+               "options": {"filename": "t.bin"}}),
+    );
+    let q = s.queue_backup(&admin, &other, &src["id"]);
+    let id = q["id"].as_str().unwrap().to_string();
+    s.wait_backup(&id, &admin);
+    assert_eq!(get(&format!("/ui/backups/{id}")).status().as_u16(), 404);
+    assert_eq!(
+        get(&format!("/ui/backups/{id}/progress")).status().as_u16(),
+        404
+    );
+
+    // revoking the token ends its sessions at once
+    s.expect(
+        200,
+        "DELETE",
+        &format!("/api/v1/tokens/{}", viewer["token"]["id"].as_str().unwrap()),
+        Some(&admin),
+        None,
+    );
+    let r = get("/");
+    assert_eq!(r.status().as_u16(), 303);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/ui/signin")
+    );
+
+    // a wrong token is refused with the page, not a session
+    let r = http
+        .post(format!("{}/ui/signin", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("token", "hf_wrong"), ("next", "/")]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    // sign-in never sends you to another site
+    let (_, _) = session_cookie(&s.base, &admin);
+    let r = http
+        .post(format!("{}/ui/signin", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("token", admin.as_str()),
+            ("next", "//evil.example/x"),
+        ]))
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+    // the audit log has each sign-in
+    let events = s.expect(
+        200,
+        "GET",
+        "/api/v1/audit?event=session_started",
+        Some(&admin),
+        None,
+    );
+    assert!(events["items"].as_array().unwrap().len() >= 3, "{events}");
+}
