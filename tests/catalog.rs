@@ -233,6 +233,11 @@ async fn migration_5_keeps_admin_trust_only_where_the_audit_log_shows_it(db: Db)
     .unwrap();
     // back to the schema before step 5
     for sql in [
+        "DROP TABLE ui_sessions",
+        "DROP INDEX audit_subject",
+        "DROP INDEX backups_tenant_kind",
+        "DROP INDEX restores_backup",
+        "DELETE FROM holdfast_schema WHERE version = 7",
         "ALTER TABLE tenants DROP COLUMN storage_credentials",
         "DELETE FROM holdfast_schema WHERE version = 6",
         "ALTER TABLE tenants DROP COLUMN policy",
@@ -244,7 +249,7 @@ async fn migration_5_keeps_admin_trust_only_where_the_audit_log_shows_it(db: Db)
     }
     c.close().await;
     let c = db.open().await;
-    assert_eq!(schema_versions(&c).await, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(schema_versions(&c).await, [1, 2, 3, 4, 5, 6, 7]);
     let of = |s: &Source| {
         let c = c.clone();
         let id = s.id.clone();
@@ -262,14 +267,14 @@ async fn migrations_apply_once_and_reopen_idempotently(db: Db) {
     // two nodes starting at once on an empty catalog: one migrates, the
     // other waits and finds it done
     let (a, b) = tokio::join!(db.open(), db.open());
-    assert_eq!(schema_versions(&a).await, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(schema_versions(&a).await, [1, 2, 3, 4, 5, 6, 7]);
     tenant(&a, "acme").await;
     a.close().await;
     b.close().await;
     let c = db.open().await;
     assert_eq!(
         schema_versions(&c).await,
-        [1, 2, 3, 4, 5, 6],
+        [1, 2, 3, 4, 5, 6, 7],
         "reopening migrates nothing"
     );
     assert_eq!(c.tenants().await.unwrap().len(), 1, "and keeps the rows");

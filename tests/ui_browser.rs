@@ -389,3 +389,203 @@ fn sessions_are_strict_cookies_end_with_their_token_and_refuse_forged_posts() {
     );
     assert!(events["items"].as_array().unwrap().len() >= 3, "{events}");
 }
+
+/// The operator's morning: run a backup now, watch it finish without
+/// reloading, download the portable bundle, restore it, read the audit
+/// rows of each step; a viewer of the same tenant is offered none of it
+/// and is refused when it tries anyway.
+#[test]
+fn an_operator_runs_downloads_and_restores_from_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    std::fs::create_dir_all(&root).unwrap();
+    let db = root.join("shop.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+         INSERT INTO orders SELECT i, i * 3 FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    let s = Server::start(&dir.path().join("data"), &[]);
+    let admin = s.admin.clone().unwrap();
+    let t = s.create_tenant(&admin, "acme");
+    s.set_policy(
+        &admin,
+        &t,
+        json!({"directory_roots": [root.to_str().unwrap()]}),
+    );
+    let token = |role: &str| {
+        s.expect(
+            201,
+            "POST",
+            "/api/v1/tokens",
+            Some(&admin),
+            Some(&json!({"role": role, "tenant": t, "label": format!("{role} of acme")})),
+        )["secret"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (op, viewer) = (token("operator"), token("viewer"));
+    let src = s.create_source(
+        &op,
+        &t,
+        json!({"name": "shop", "kind": "sqlite", "schedule": "30 2 * * *",
+               "target": format!("sqlite://{}", db.display()), "options": {"mode": "tables"}}),
+    );
+    let src_id = src["id"].as_str().unwrap().to_string();
+    let out = shots();
+    let b = Browser::start("en-US", 1280, 900);
+    sign_in(&b, &s.base, &op);
+
+    // run now, confirmed, then the run's page follows it to the end
+    b.click(&format!("a[href='/ui/sources/{src_id}/run']"));
+    b.wait_for("the confirmation", 10, |b| {
+        b.text("h1") == "Run a backup now"
+    });
+    b.screenshot(&out, "confirm-run-en");
+    b.click("div.confirm button[type=submit]");
+    b.wait_for("the run's page", 10, |b| b.url().contains("/ui/backups/"));
+    let backup_url = b.url();
+    let backup_id = backup_url.rsplit('/').next().unwrap().to_string();
+    b.wait_for("the run to finish on the page", 60, |b| {
+        b.text("p.lead span.badge") == "done"
+    });
+    let body = b.text("body");
+    assert!(
+        body.contains("rows") && body.contains("5,000"),
+        "row counts: {body}"
+    );
+    no_axe_violations(&b, "a finished run");
+    b.screenshot(&out, "backup-actions-en");
+
+    // download the bundle the page offers, with this session
+    let cookie = b.cookie("hf_session").unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        b.exec("return document.querySelector('#format').value", json!([])),
+        json!("zip")
+    );
+    let zip = reqwest::blocking::Client::new()
+        .get(format!("{}/ui/backups/{backup_id}/file?format=zip", s.base))
+        .header("cookie", format!("hf_session={cookie}"))
+        .send()
+        .unwrap();
+    assert_eq!(zip.status().as_u16(), 200);
+    let bytes = zip.bytes().unwrap();
+    let zpath = dir.path().join("bundle.zip");
+    std::fs::write(&zpath, &bytes).unwrap();
+    let listing = std::process::Command::new("unzip")
+        .arg("-l")
+        .arg(&zpath)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("manifest.json") && listing.contains("orders"),
+        "{listing}"
+    );
+    let manifest = std::process::Command::new("unzip")
+        .arg("-p")
+        .arg(&zpath)
+        .arg("manifest.json")
+        .output()
+        .unwrap();
+    let manifest: Value = serde_json::from_slice(&manifest.stdout).unwrap();
+    assert!(manifest.to_string().contains("5000"), "{manifest}");
+
+    // restore to a new place beside the source, confirmed, followed to the end
+    b.goto(&backup_url);
+    b.click(&format!("a[href='/ui/backups/{backup_id}/restore']"));
+    b.wait_for("the restore form", 10, |b| {
+        b.text("h1") == "Restore this backup"
+    });
+    no_axe_violations(&b, "the restore form");
+    b.screenshot(&out, "confirm-restore-en");
+    b.click("div.confirm button[type=submit]");
+    b.wait_for("the restore's page", 10, |b| {
+        b.url().contains("/ui/restores/")
+    });
+    b.wait_for("the restore to finish", 60, |b| {
+        b.text("p.lead span.badge") == "done"
+    });
+    let proof = b.text("body");
+    assert!(
+        proof.contains("orders") && proof.contains("5,000"),
+        "{proof}"
+    );
+    assert!(proof.contains("row counts match manifest"), "{proof}");
+    b.screenshot(&out, "restore-done-en");
+
+    // the run's audit rows: queued by this operator, downloaded, restored
+    b.goto(&backup_url);
+    let audit = b.text("#h-audit + .table-wrap");
+    for event in ["backup_created", "backup_downloaded", "restore_started"] {
+        assert!(audit.contains(event), "{event} in:\n{audit}");
+    }
+    assert!(audit.contains("operator of acme"), "{audit}");
+
+    // a viewer sees the same run and no action, and a forged post is refused
+    b.click("header form button.link");
+    b.wait_for("signed out", 10, |b| b.url().contains("/ui/signin"));
+    sign_in(&b, &s.base, &viewer);
+    b.goto(&backup_url);
+    assert!(b.all("nav.actions").is_empty());
+    assert!(
+        b.all(&format!("a[href='/ui/sources/{src_id}/run']"))
+            .is_empty()
+    );
+    b.screenshot(&out, "backup-viewer-en");
+    let csrf = b
+        .exec(
+            "return document.querySelector('input[name=csrf]').value",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cookie = b.cookie("hf_session").unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in [
+        format!("/ui/sources/{src_id}/run"),
+        format!("/ui/backups/{backup_id}/delete"),
+        format!("/ui/backups/{backup_id}/restore"),
+    ] {
+        let r = http
+            .post(format!("{}{path}", s.base))
+            .header("cookie", format!("hf_session={cookie}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[("csrf", &csrf)]))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "a viewer's POST {path}");
+    }
+    let r = http
+        .get(format!("{}/ui/backups/{backup_id}/file?format=zip", s.base))
+        .header("cookie", format!("hf_session={cookie}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a viewer downloads nothing");
+    let runs = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/tenants/{t}/backups"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(
+        runs["items"].as_array().unwrap().len(),
+        1,
+        "nothing was queued by the viewer"
+    );
+}

@@ -183,16 +183,19 @@ impl Catalog {
         Ok(seq)
     }
 
-    /// The newest `limit` events about `subject` (a backup, a source, a
-    /// token…), newest first.
-    pub async fn audit_of(&self, subject: &str, limit: i64) -> Result<Vec<AuditRow>> {
-        let rows =
-            sqlx::query("SELECT * FROM audit_log WHERE subject = $1 ORDER BY seq DESC LIMIT $2")
-                .bind(subject)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(CatalogError::db)?;
+    /// The newest `limit` events about a backup and the restores of it,
+    /// newest first.
+    pub async fn backup_audit(&self, backup_id: &str, limit: i64) -> Result<Vec<AuditRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE subject = $1 \
+             OR subject IN (SELECT id FROM restores WHERE backup_id = $1) \
+             ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(backup_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CatalogError::db)?;
         rows.iter()
             .map(AuditRow::from_row)
             .collect::<std::result::Result<Vec<_>, _>>()

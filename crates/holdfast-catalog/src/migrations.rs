@@ -176,7 +176,8 @@ CREATE TABLE ui_sessions (
     ended_at TEXT
 );
 CREATE INDEX audit_subject ON audit_log (subject, seq);
-CREATE INDEX backups_tenant_kind ON backups (tenant_id, kind, id)
+CREATE INDEX backups_tenant_kind ON backups (tenant_id, kind, id);
+CREATE INDEX restores_backup ON restores (backup_id)
 "#,
     ),
 ];

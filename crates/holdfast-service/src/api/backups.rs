@@ -17,6 +17,15 @@ pub struct NewBackup {
     source_id: String,
 }
 
+impl NewBackup {
+    /// The body the web UI's "run now" sends.
+    pub(crate) fn for_source(source_id: &str) -> NewBackup {
+        NewBackup {
+            source_id: source_id.to_string(),
+        }
+    }
+}
+
 /// `POST /api/v1/tenants/{tenant}/backups`: queue an on-demand run; 202
 /// with the queued row.
 pub async fn create(

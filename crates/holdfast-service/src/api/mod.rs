@@ -1,10 +1,10 @@
 //! The REST API under `/api/v1`, plus `/healthz` and `/readyz`.
 
 mod audit;
-mod backups;
-mod download;
+pub(crate) mod backups;
+pub(crate) mod download;
 mod health;
-mod restores;
+pub(crate) mod restores;
 mod sources;
 mod tenants;
 mod tokens;

@@ -15,6 +15,7 @@
 //! Content-Security-Policy without inline script and `frame-ancestors
 //! 'none'`.
 
+mod actions;
 pub mod i18n;
 mod layout;
 mod pages;
@@ -38,6 +39,25 @@ pub fn router() -> Router<AppState> {
         .route("/ui/backups", get(pages::backups))
         .route("/ui/backups/{id}", get(pages::backup))
         .route("/ui/backups/{id}/progress", get(pages::progress))
+        .route(
+            "/ui/sources/{id}/run",
+            get(actions::run_form).post(actions::run),
+        )
+        .route(
+            "/ui/backups/{id}/retry",
+            get(actions::retry_form).post(actions::retry),
+        )
+        .route(
+            "/ui/backups/{id}/delete",
+            get(actions::delete_form).post(actions::delete),
+        )
+        .route(
+            "/ui/backups/{id}/restore",
+            get(actions::restore_form).post(actions::restore),
+        )
+        .route("/ui/backups/{id}/file", get(actions::file))
+        .route("/ui/restores/{id}", get(actions::restore_status))
+        .route("/ui/restores/{id}/progress", get(actions::restore_progress))
         .route("/ui/static/{file}", get(asset))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -91,13 +111,30 @@ async fn security_headers(mut r: Response) -> Response {
 /// An error as a page, in the visitor's language; the details of a server
 /// error go to the log only.
 pub fn error_page(tr: Tr, e: &ApiError) -> Response {
-    let (status, key) = match e {
-        ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "error.not_found"),
-        ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "error.forbidden"),
+    let (status, text) = match e {
+        ApiError::NotFound(_) => (StatusCode::NOT_FOUND, tr.t("error.not_found").to_string()),
+        ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, tr.t("error.forbidden").to_string()),
+        // what the API would answer: the reason, which names no secret
+        ApiError::Conflict(_)
+        | ApiError::Invalid { .. }
+        | ApiError::Refused { .. }
+        | ApiError::Quota { .. }
+        | ApiError::Unavailable(_) => {
+            let status = match e {
+                ApiError::Conflict(_) => StatusCode::CONFLICT,
+                ApiError::Refused { .. } => StatusCode::FORBIDDEN,
+                ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            (status, format!("{}: {e}", tr.t("action.refused")))
+        }
         _ => {
             crate::worker::log(&format!("ui: {e}"));
-            (StatusCode::INTERNAL_SERVER_ERROR, "error.internal")
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                tr.t("error.internal").to_string(),
+            )
         }
     };
-    (status, layout::bare(tr, tr.t("error.title"), tr.t(key))).into_response()
+    (status, layout::bare(tr, tr.t("error.title"), &text)).into_response()
 }

@@ -376,7 +376,7 @@ pub async fn overview(
                     } }
                     tbody {
                         @for r in &rows {
-                            (overview_row(tr, r, now, many_tenants, &tq))
+                            (overview_row(tr, r, now, many_tenants, &tq, signed.may_act(&r.source.tenant_id)))
                         }
                     }
                 }
@@ -390,7 +390,14 @@ fn status_badge(tr: Tr, status: &str) -> Markup {
     html! { span class={ "badge " (status) } { (tr.t(&format!("status.{status}"))) } }
 }
 
-fn overview_row(tr: Tr, r: &Row, now: Timestamp, many_tenants: bool, tq: &str) -> Markup {
+fn overview_row(
+    tr: Tr,
+    r: &Row,
+    now: Timestamp,
+    many_tenants: bool,
+    tq: &str,
+    act: bool,
+) -> Markup {
     let last = r.runs.first();
     let success = r.runs.iter().find(|b| b.status == "done");
     let failed = last.is_some_and(|b| b.status == "failed");
@@ -403,6 +410,7 @@ fn overview_row(tr: Tr, r: &Row, now: Timestamp, many_tenants: bool, tq: &str) -
             th scope="row" {
                 a href={ "/ui/backups" (if tq.is_empty() { "?" } else { "" }) (tq) (if tq.is_empty() { "" } else { "&" }) "source=" (session::encode(&r.source.id)) } { (r.source.name) }
                 span.sub { (r.source.kind) @if many_tenants { " · " (r.tenant) } }
+                @if act { a.small href={ "/ui/sources/" (session::encode(&r.source.id)) "/run" } { (tr.t("action.run")) } }
             }
             td {
                 @match last {
@@ -633,7 +641,13 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
         Ok(_) => return error_page(tr, &ApiError::NotFound("backup")),
         Err(e) => return error_page(tr, &e.into()),
     };
-    let audit = match s.catalog.audit_of(&b.id, 100).await {
+    let source_kind = s
+        .catalog
+        .source_any(&b.source_id)
+        .await
+        .ok()
+        .map(|x| x.kind);
+    let audit = match s.catalog.backup_audit(&b.id, 100).await {
         Ok(a) => a,
         Err(e) => return error_page(tr, &e.into()),
     };
@@ -657,6 +671,26 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
             (status_badge(tr, &b.status)) " "
             a href={ "/ui/backups?tenant=" (session::encode(&b.tenant_id)) "&source=" (session::encode(&b.source_id)) } { (b.source_name) }
             " · " (tr.t(&format!("kind.{}", b.kind)))
+        }
+        @if signed.may_act(&b.tenant_id) {
+            nav.actions aria-label=(tr.t("action.actions")) {
+                @if b.status == "done" {
+                    form.inline method="get" action={ "/ui/backups/" (b.id) "/file" } {
+                        label for="format" { (tr.t("action.format")) }
+                        select #format name="format" {
+                            @for f in formats(&b.repository, source_kind.as_deref()) { option value=(f) { (f) } }
+                        }
+                        button type="submit" { (tr.t("action.download")) }
+                    }
+                    a.button href={ "/ui/backups/" (b.id) "/restore" } { (tr.t("action.restore")) }
+                }
+                @if b.status == "failed" {
+                    a.button href={ "/ui/backups/" (b.id) "/retry" } { (tr.t("action.retry")) }
+                }
+                @if b.status == "done" || b.status == "failed" {
+                    a.button.danger href={ "/ui/backups/" (b.id) "/delete" } { (tr.t("action.delete")) }
+                }
+            }
         }
         @if b.status == "running" || b.status == "queued" {
             p.live data-poll={ "/ui/backups/" (b.id) "/progress" } aria-live="polite" { (tr.t("detail.progress")) "…" }
@@ -682,7 +716,7 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
                 dl {
                     dt { (tr.t("detail.size")) } dd { @if let Some(x) = b.size { (tr.bytes(x)) " (" (tr.int(x)) " B)" } @else { "–" } }
                     dt { (tr.t("detail.added")) } dd { @if let Some(x) = b.bytes_added { (tr.bytes(x)) } @else { "–" } }
-                    dt { (tr.t("detail.snapshot")) } dd { code { (b.snapshot_id.as_deref().unwrap_or("–")) } }
+                    dt { (tr.t("detail.snapshot")) } dd { code.wrap { (b.snapshot_id.as_deref().unwrap_or("–")) } }
                     dt { (tr.t("detail.repository")) } dd { code.wrap { (b.repository) } }
                 }
             }
@@ -737,6 +771,17 @@ pub async fn progress(
         }
         Ok(_) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => error_page(signed.tr, &e.into()),
+    }
+}
+
+/// The download formats offered for a backup of a source of `kind`
+/// (the server still refuses one that does not fit the snapshot).
+fn formats(_repository: &str, kind: Option<&str>) -> Vec<&'static str> {
+    match kind {
+        Some("postgres") | Some("mysql") => vec!["zip", "sql.gz", "tar.zst"],
+        Some("jsonl") => vec!["jsonl.gz", "zip", "tar.zst"],
+        Some("sqlite") => vec!["zip", "tar.zst"],
+        _ => vec!["tar.zst", "zip"],
     }
 }
 

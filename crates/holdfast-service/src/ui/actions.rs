@@ -1,0 +1,384 @@
+//! The UI's actions: run now, retry, delete, restore, download. Each is a
+//! confirmation page (GET, readable without JavaScript) and its form
+//! (POST), carried out by the API's own handler with the session's token
+//! as the caller — one code path for roles, tenants, the tenant's policy
+//! and the audit log, whether the request came from curl or a browser.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::error_page;
+use super::i18n::Tr;
+use super::layout::{self, Nav};
+use super::session::{Signed, encode};
+use crate::AppState;
+use crate::api::{backups, download, restores};
+use crate::auth::Caller;
+use crate::problem::{ApiError, ApiJson};
+
+fn caller(s: &Signed) -> Caller {
+    Caller(s.token.clone())
+}
+
+fn see_other(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
+}
+
+/// A confirmation page: the question, then a form that posts to `action`.
+fn confirm(
+    s: &Signed,
+    title: &str,
+    question: &str,
+    action: &str,
+    back: &str,
+    extra: Markup,
+) -> Response {
+    let tr = s.tr;
+    let content = html! {
+        div.confirm {
+            p { (question) }
+            form.stack method="post" action=(action) {
+                input type="hidden" name="csrf" value=(s.session.csrf);
+                (extra)
+                div.buttons {
+                    button type="submit" { (tr.t("action.confirm")) }
+                    a.button.secondary href=(back) { (tr.t("action.cancel")) }
+                }
+            }
+        }
+    };
+    layout::page(s, Nav::Backups, title, "", content).into_response()
+}
+
+/// A refused form: 403 before anything was touched.
+fn forged(tr: Tr) -> Response {
+    error_page(tr, &ApiError::Forbidden("csrf".into()))
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+// ----- run now -----
+
+pub async fn run_form(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(source): Path<String>,
+) -> Response {
+    let tr = signed.tr;
+    let src = match s.catalog.source_any(&source).await {
+        Ok(x) if signed.may_act(&x.tenant_id) => x,
+        Ok(x) if signed.may_see(&x.tenant_id) => {
+            return error_page(tr, &ApiError::Forbidden("viewer".into()));
+        }
+        Ok(_) => return error_page(tr, &ApiError::NotFound("source")),
+        Err(e) => return error_page(tr, &e.into()),
+    };
+    confirm(
+        &signed,
+        tr.t("action.run_title"),
+        &tr.f("action.run_q", &[("source", &src.name)]),
+        &format!("/ui/sources/{}/run", encode(&src.id)),
+        "/",
+        html! {},
+    )
+}
+
+pub async fn run(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let tr = signed.tr;
+    if !signed.check_form(&headers, &f.csrf) {
+        return forged(tr);
+    }
+    let src = match s.catalog.source_any(&source).await {
+        Ok(x) if signed.may_see(&x.tenant_id) => x,
+        Ok(_) => return error_page(tr, &ApiError::NotFound("source")),
+        Err(e) => return error_page(tr, &e.into()),
+    };
+    let body = backups::NewBackup::for_source(&src.id);
+    match backups::create(
+        State(s),
+        caller(&signed),
+        Path(src.tenant_id.clone()),
+        ApiJson(body),
+    )
+    .await
+    {
+        Ok((_, Json(b))) => see_other(&format!("/ui/backups/{}", b.id)),
+        Err(e) => error_page(tr, &e),
+    }
+}
+
+// ----- retry, delete -----
+
+pub async fn retry_form(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    let tr = signed.tr;
+    match actionable(&s, &signed, &id).await {
+        Ok(_) => confirm(
+            &signed,
+            tr.t("action.retry_title"),
+            tr.t("action.retry_q"),
+            &format!("/ui/backups/{}/retry", encode(&id)),
+            &format!("/ui/backups/{}", encode(&id)),
+            html! {},
+        ),
+        Err(e) => error_page(tr, &e),
+    }
+}
+
+pub async fn retry(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !signed.check_form(&headers, &f.csrf) {
+        return forged(signed.tr);
+    }
+    match backups::retry(State(s), caller(&signed), Path(id.clone())).await {
+        Ok(_) => see_other(&format!("/ui/backups/{}", encode(&id))),
+        Err(e) => error_page(signed.tr, &e),
+    }
+}
+
+pub async fn delete_form(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    let tr = signed.tr;
+    match actionable(&s, &signed, &id).await {
+        Ok(_) => confirm(
+            &signed,
+            tr.t("action.delete_title"),
+            tr.t("action.delete_q"),
+            &format!("/ui/backups/{}/delete", encode(&id)),
+            &format!("/ui/backups/{}", encode(&id)),
+            html! {},
+        ),
+        Err(e) => error_page(tr, &e),
+    }
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !signed.check_form(&headers, &f.csrf) {
+        return forged(signed.tr);
+    }
+    match backups::delete(State(s), caller(&signed), Path(id.clone())).await {
+        Ok(_) => see_other(&format!("/ui/backups/{}", encode(&id))),
+        Err(e) => error_page(signed.tr, &e),
+    }
+}
+
+/// A backup this user may act on (a viewer may see it, never act).
+async fn actionable(
+    s: &AppState,
+    signed: &Signed,
+    id: &str,
+) -> Result<holdfast_catalog::backups::Backup, ApiError> {
+    let b = s.catalog.backup(id).await?;
+    if !signed.may_see(&b.tenant_id) {
+        return Err(ApiError::NotFound("backup"));
+    }
+    if !signed.may_act(&b.tenant_id) {
+        return Err(ApiError::Forbidden("viewer".into()));
+    }
+    Ok(b)
+}
+
+// ----- restore -----
+
+pub async fn restore_form(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    let tr = signed.tr;
+    let b = match actionable(&s, &signed, &id).await {
+        Ok(b) => b,
+        Err(e) => return error_page(tr, &e),
+    };
+    confirm(
+        &signed,
+        tr.t("action.restore_title"),
+        &tr.f("action.restore_q", &[("source", &b.source_name)]),
+        &format!("/ui/backups/{}/restore", encode(&id)),
+        &format!("/ui/backups/{}", encode(&id)),
+        html! {
+            label for="target" { (tr.t("action.target")) }
+            input #target type="text" name="target" aria-describedby="target-help" autocomplete="off";
+            p #target-help .help { (tr.t("action.target_help")) }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct RestoreForm {
+    csrf: String,
+    #[serde(default)]
+    target: String,
+}
+
+pub async fn restore(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<RestoreForm>,
+) -> Response {
+    if !signed.check_form(&headers, &f.csrf) {
+        return forged(signed.tr);
+    }
+    let body = if f.target.trim().is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({"target": f.target.trim()})
+    };
+    let bytes = axum::body::Bytes::from(body.to_string());
+    match restores::create(State(s), caller(&signed), Path(id), bytes).await {
+        Ok((_, Json(r))) => see_other(&format!("/ui/restores/{}", r.id)),
+        Err(e) => error_page(signed.tr, &e),
+    }
+}
+
+pub async fn restore_status(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    let tr = signed.tr;
+    let r = match s.catalog.restore_run(&id).await {
+        Ok(r) if signed.may_see(&r.tenant_id) => r,
+        Ok(_) => return error_page(tr, &ApiError::NotFound("restore")),
+        Err(e) => return error_page(tr, &e.into()),
+    };
+    let short: String = r.id.chars().skip(r.id.len().saturating_sub(8)).collect();
+    let content = html! {
+        p.lead {
+            span class={ "badge " (r.status) } { (tr.t(&format!("status.{}", r.status))) } " "
+            a href={ "/ui/backups/" (r.backup_id) } { (tr.f("detail.title", &[("id", &r.backup_id.chars().skip(r.backup_id.len().saturating_sub(8)).collect::<String>())])) }
+        }
+        @if r.status == "running" || r.status == "queued" {
+            p.live data-poll={ "/ui/restores/" (r.id) "/progress" } aria-live="polite" { (tr.t("detail.progress")) "…" }
+        }
+        dl {
+            dt { (tr.t("action.target")) } dd { code.wrap { (r.target) } }
+            dt { (tr.t("detail.queued")) } dd { (tr.time(&r.queued_at)) }
+            @if let Some(t) = &r.finished_at { dt { (tr.t("detail.finished")) } dd { (tr.time(t)) } }
+        }
+        @if let Some(v) = &r.verification {
+            h2 { (tr.t("action.verification")) }
+            (verification(tr, v))
+        }
+        @if let Some(e) = &r.error {
+            h2 { (tr.t("detail.error")) }
+            pre.error { (e) }
+        }
+    };
+    layout::page(
+        &signed,
+        Nav::Backups,
+        &tr.f("action.restore_status", &[("id", &short)]),
+        "",
+        content,
+    )
+    .into_response()
+}
+
+/// What a restore proved: its scalar facts as a list, its per-table row
+/// counts as a table.
+fn verification(tr: Tr, v: &serde_json::Value) -> Markup {
+    let Some(obj) = v.as_object() else {
+        return html! { pre.verification { (v.to_string()) } };
+    };
+    let show = |x: &serde_json::Value| match x {
+        serde_json::Value::Bool(true) => "✓".to_string(),
+        serde_json::Value::Bool(false) => "✗".to_string(),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(|i| tr.int(i))
+            .unwrap_or_else(|| n.to_string()),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let tables: Vec<(String, String)> = obj
+        .get("tables")
+        .and_then(|t| t.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|t| (show(&t["table"]), show(&t["rows"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    html! {
+        dl.verification {
+            @for (k, x) in obj {
+                @if k != "tables" && !x.is_object() && !x.is_array() {
+                    dt { (k.replace('_', " ")) } dd.wrap { (show(x)) }
+                }
+            }
+        }
+        @if !tables.is_empty() {
+            div.table-wrap {
+                table.list {
+                    thead { tr { th scope="col" { (tr.t("detail.table")) } th scope="col" .num { (tr.t("detail.rows")) } } }
+                    tbody { @for (t, n) in &tables { tr { td { (t) } td.num { (n) } } } }
+                }
+            }
+        }
+    }
+}
+
+pub async fn restore_progress(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    match s.catalog.restore_run(&id).await {
+        Ok(r) if signed.may_see(&r.tenant_id) => {
+            Json(serde_json::json!({"status": r.status})).into_response()
+        }
+        Ok(_) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => error_page(signed.tr, &e.into()),
+    }
+}
+
+// ----- download -----
+
+/// The API's download, with the session's token: the same roles, formats
+/// and audit row.
+pub async fn file(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    q: Result<Query<download::FileQuery>, QueryRejection>,
+) -> Response {
+    let tr = signed.tr;
+    match download::download(State(s), caller(&signed), Path(id), q).await {
+        Ok(r) => r,
+        Err(e) => error_page(tr, &e),
+    }
+}
