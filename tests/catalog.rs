@@ -237,6 +237,8 @@ async fn migration_5_keeps_admin_trust_only_where_the_audit_log_shows_it(db: Db)
         "DROP INDEX audit_subject",
         "DROP INDEX backups_tenant_kind",
         "DROP INDEX restores_backup",
+        "ALTER TABLE backups DROP COLUMN progress",
+        "ALTER TABLE restores DROP COLUMN progress",
         "DELETE FROM holdfast_schema WHERE version = 7",
         "ALTER TABLE tenants DROP COLUMN storage_credentials",
         "DELETE FROM holdfast_schema WHERE version = 6",

@@ -32,6 +32,10 @@ fn seeded() -> (tempfile::TempDir, Server, String, String) {
                 "printf 'id,total\\n1,10\\n2,20\\n'; head -c 300000 /dev/urandom",
             ),
             ("broken", "echo 'connection refused' >&2; exit 3"),
+            (
+                "slow",
+                "for i in 1 2 3 4 5 6 7 8 9 10; do head -c 300000 /dev/urandom; sleep 0.6; done",
+            ),
         ],
     );
     let config = config.to_str().unwrap().to_string();
@@ -62,6 +66,12 @@ fn seeded() -> (tempfile::TempDir, Server, String, String) {
         json!({"name": "billing", "kind": "command", "target": "broken", "schedule": null,
                "options": {"filename": "b.bin"}}),
     );
+    s.create_source(
+        &admin,
+        &t,
+        json!({"name": "slow-export", "kind": "command", "target": "slow", "schedule": null,
+               "options": {"filename": "slow.bin"}}),
+    );
     for src in [&orders, &hostile, &orders, &broken] {
         let q = s.queue_backup(&admin, &t, &src["id"]);
         s.wait_backup(q["id"].as_str().unwrap(), &admin);
@@ -84,7 +94,7 @@ fn no_axe_violations(b: &Browser, page: &str) {
 
 #[test]
 fn an_admin_signs_in_reads_every_page_in_both_languages_and_signs_out() {
-    let (_dir, s, admin, _t) = seeded();
+    let (_dir, s, admin, t) = seeded();
     let out = shots();
     let b = Browser::start("en-US", 1280, 900);
     sign_in(&b, &s.base, &admin);
@@ -92,7 +102,7 @@ fn an_admin_signs_in_reads_every_page_in_both_languages_and_signs_out() {
     // the overview: one row per source, the failed one marked
     assert_eq!(b.text("h1"), "Overview");
     let rows = b.all("table.overview tbody tr");
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4);
     assert_eq!(b.all("table.overview tbody tr.attention").len(), 1);
     let body = b.text("body");
     assert!(
@@ -114,10 +124,55 @@ fn an_admin_signs_in_reads_every_page_in_both_languages_and_signs_out() {
     no_axe_violations(&b, "overview");
     b.screenshot(&out, "overview-en");
 
+    // run the slow source now and watch its progress on its page, live
+    let slow = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/tenants/{t}/sources"),
+        Some(&admin),
+        None,
+    )["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "slow-export")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.click(&format!("a[href='/ui/sources/{slow}/run']"));
+    b.wait_for("the confirmation", 10, |b| {
+        b.text("div.confirm").contains("slow-export")
+    });
+    b.click("div.confirm button[type=submit]");
+    b.wait_for("the run's page", 10, |b| b.url().contains("/ui/backups/"));
+    let mut seen = Vec::new();
+    b.wait_for("progress to show bytes read", 30, |b| {
+        let t = b.text("p.live");
+        if !t.is_empty() && !seen.contains(&t) {
+            seen.push(t.clone());
+        }
+        t.contains("KiB read") || t.contains("MiB read")
+    });
+    b.screenshot(&out, "backup-running-en");
+    b.wait_for("the run to finish without a reload by hand", 60, |b| {
+        let t = b.text("p.live");
+        if !t.is_empty() && !seen.contains(&t) {
+            seen.push(t);
+        }
+        b.text("p.lead span.badge") == "done"
+    });
+    assert!(b.all("p.live").is_empty());
+    // the figures moved on while the page stayed open
+    let reads: Vec<&String> = seen.iter().filter(|t| t.contains(" read · ")).collect();
+    assert!(reads.len() >= 2, "{seen:?}");
+    assert!(reads.iter().all(|t| t.contains("/s · running for")), "{seen:?}");
+    b.goto(&format!("{}/", s.base));
+
     // the backup list, then filtered to the failed run
     b.click("nav.side a[href^='/ui/backups']");
     b.wait_for("the list", 10, |b| b.text("h1") == "Backups");
-    assert_eq!(b.all("table.list tbody tr").len(), 4);
+    assert_eq!(b.all("table.list tbody tr").len(), 5);
     no_axe_violations(&b, "backups");
     b.screenshot(&out, "backups-en");
     b.exec(
@@ -143,7 +198,7 @@ fn an_admin_signs_in_reads_every_page_in_both_languages_and_signs_out() {
     b.click("table.list tbody tr a");
     b.wait_for("the detail", 10, |b| b.text("h1").starts_with("Backup "));
     let body = b.text("body");
-    assert!(body.contains("Snapshot") && body.contains("KiB"), "{body}");
+    assert!(body.contains("Snapshot") && body.contains("iB ("), "{body}");
     no_axe_violations(&b, "a done backup");
     b.screenshot(&out, "backup-done-en");
 

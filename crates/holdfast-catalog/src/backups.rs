@@ -44,6 +44,10 @@ pub struct Backup {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub deleted_at: Option<String>,
+    /// While running: `{"bytes", "files", "total_bytes", "total_files",
+    /// "at"}`, written by its worker every few seconds (the last value
+    /// stays after the run).
+    pub progress: Option<serde_json::Value>,
 }
 
 impl Backup {
@@ -76,6 +80,9 @@ impl Backup {
             started_at: r.try_get("started_at")?,
             finished_at: r.try_get("finished_at")?,
             deleted_at: r.try_get("deleted_at")?,
+            progress: r
+                .try_get::<Option<String>, _>("progress")?
+                .and_then(|p| serde_json::from_str(&p).ok()),
         })
     }
 }
@@ -113,6 +120,13 @@ impl FailureKind {
 }
 
 /// Filters of the list endpoint.
+/// The queues whose rows carry a progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobTable {
+    Backups,
+    Restores,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct BackupFilter {
     pub status: Option<String>,
@@ -346,6 +360,35 @@ impl Catalog {
         let b = fetch(&mut w.tx, &id).await?;
         w.commit().await?;
         Ok(Some(b))
+    }
+
+    /// Record how far a running job (a backup or a restore) has got; not
+    /// audited (it changes no state). `false` when the worker no longer
+    /// holds it.
+    pub async fn record_progress(
+        &self,
+        job: JobTable,
+        id: &str,
+        worker: &str,
+        progress: &serde_json::Value,
+    ) -> Result<bool> {
+        let sql = match job {
+            JobTable::Backups => {
+                "UPDATE backups SET progress = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'"
+            }
+            JobTable::Restores => {
+                "UPDATE restores SET progress = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'"
+            }
+        };
+        let n = sqlx::query(sql)
+            .bind(progress.to_string())
+            .bind(id)
+            .bind(worker)
+            .execute(self.pool())
+            .await
+            .map_err(CatalogError::db)?
+            .rows_affected();
+        Ok(n > 0)
     }
 
     /// Extend the lease of a running job; `false` when the worker no longer

@@ -164,7 +164,9 @@ ALTER TABLE tenants ADD COLUMN storage_credentials TEXT
     ),
     (
         7,
-        // Sign-in sessions of the web UI (see `sessions`).
+        // Sign-in sessions of the web UI (see `sessions`), the indexes its
+        // pages read by, and a running job's progress (bytes, files), which
+        // its worker writes every few seconds.
         r#"
 CREATE TABLE ui_sessions (
     id TEXT PRIMARY KEY,
@@ -177,7 +179,9 @@ CREATE TABLE ui_sessions (
 );
 CREATE INDEX audit_subject ON audit_log (subject, seq);
 CREATE INDEX backups_tenant_kind ON backups (tenant_id, kind, id);
-CREATE INDEX restores_backup ON restores (backup_id)
+CREATE INDEX restores_backup ON restores (backup_id);
+ALTER TABLE backups ADD COLUMN progress TEXT;
+ALTER TABLE restores ADD COLUMN progress TEXT
 "#,
     ),
 ];

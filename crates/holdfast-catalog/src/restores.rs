@@ -31,6 +31,8 @@ pub struct Restore {
     pub finished_at: Option<String>,
     /// Who chose the target: `admin`, `operator` or `server` (a default).
     pub defined_by: String,
+    /// As a backup's: bytes and files so far, written while it runs.
+    pub progress: Option<serde_json::Value>,
 }
 
 impl Restore {
@@ -51,6 +53,9 @@ impl Restore {
             started_at: r.try_get("started_at")?,
             finished_at: r.try_get("finished_at")?,
             defined_by: r.try_get("defined_by")?,
+            progress: r
+                .try_get::<Option<String>, _>("progress")?
+                .and_then(|p| serde_json::from_str(&p).ok()),
         })
     }
 }

@@ -197,6 +197,7 @@ async fn worker_loop(state: AppState, name: String) {
 }
 
 /// The lease a supervised run renews.
+#[derive(Clone, Copy)]
 enum Lease<'a> {
     Backup(&'a str),
     Restore(&'a str),
@@ -215,6 +216,9 @@ enum Stop {
     Timeout(String),
     Shutdown,
 }
+
+/// How often a running job's progress is written to the catalog.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Run `work` on a blocking thread as a job of this node, renewing `lease`
 /// every quarter lease; stop it when it reads nothing for `no_progress`
@@ -250,12 +254,36 @@ async fn supervise<T: Send + 'static>(
     }
     let mut tick = tokio::time::interval(tick_every.max(Duration::from_millis(200)));
     tick.tick().await;
+    // how far the job has got, for the API and the UI's live view
+    let mut report = tokio::time::interval(PROGRESS_EVERY);
+    report.tick().await;
+    let progress_of = |p: &holdfast_sources::progress::Progress| {
+        serde_json::json!({
+            "bytes": p.bytes_done.load(Ordering::Relaxed),
+            "files": p.files_done.load(Ordering::Relaxed),
+            "total_bytes": p.total_bytes.load(Ordering::Relaxed),
+            "total_files": p.total_files.load(Ordering::Relaxed),
+            "at": holdfast_catalog::clock::now(),
+        })
+    };
+    let table = match lease_of {
+        Lease::Backup(id) => Some((holdfast_catalog::backups::JobTable::Backups, id)),
+        Lease::Restore(id) => Some((holdfast_catalog::backups::JobTable::Restores, id)),
+        Lease::Deletion(_) => None,
+    };
     let started = Instant::now();
     let mut last_bytes = 0;
     let mut last_progress = Instant::now();
     let result = loop {
         tokio::select! {
             r = &mut job => break r.ok(),
+            _ = report.tick() => {
+                if let Some((t, id)) = table
+                    && let Err(e) = state.catalog.record_progress(t, id, worker, &progress_of(&progress)).await
+                {
+                    log(&format!("{worker}: recording progress failed: {e}"));
+                }
+            }
             _ = tick.tick() => {
                 let bytes = progress.bytes_done.load(Ordering::Relaxed);
                 let progressed = bytes != last_bytes;
@@ -281,6 +309,13 @@ async fn supervise<T: Send + 'static>(
             }
         }
     };
+    // the final figures, for the record
+    if let Some((t, id)) = table {
+        let _ = state
+            .catalog
+            .record_progress(t, id, worker, &progress_of(&progress))
+            .await;
+    }
     state.jobs.end(&cancel);
     // SIGTERM also stops every loop of the process at once (the binary's
     // handler), possibly before the workers cancel their jobs

@@ -1,5 +1,6 @@
 // holdfast's admin UI: the one script. Pages work without it; with it,
-// a running backup's page follows the run and reloads when it ends.
+// a running job's page shows its progress (bytes, files, throughput) every
+// two seconds and reloads when the job's state changes.
 "use strict";
 (function () {
   const live = document.querySelector("[data-poll]");
@@ -13,6 +14,7 @@
         const b = await r.json();
         if (last !== null && b.status !== last) { location.reload(); return; }
         last = b.status;
+        if (typeof b.text === "string") live.textContent = b.text;
       }
     } catch (e) { /* the next poll tries again */ }
     setTimeout(poll, 2000);

@@ -282,7 +282,9 @@ pub async fn restore_status(
             a href={ "/ui/backups/" (r.backup_id) } { (tr.f("detail.title", &[("id", &r.backup_id.chars().skip(r.backup_id.len().saturating_sub(8)).collect::<String>())])) }
         }
         @if r.status == "running" || r.status == "queued" {
-            p.live data-poll={ "/ui/restores/" (r.id) "/progress" } aria-live="polite" { (tr.t("detail.progress")) "…" }
+            p.live data-poll={ "/ui/restores/" (r.id) "/progress" } aria-live="polite" {
+                (super::pages::live_text(tr, &r.status, r.started_at.as_deref(), r.progress.as_ref()))
+            }
         }
         dl {
             dt { (tr.t("action.target")) } dd { code.wrap { (r.target) } }
@@ -358,9 +360,12 @@ pub async fn restore_progress(
     Path(id): Path<String>,
 ) -> Response {
     match s.catalog.restore_run(&id).await {
-        Ok(r) if signed.may_see(&r.tenant_id) => {
-            Json(serde_json::json!({"status": r.status})).into_response()
-        }
+        Ok(r) if signed.may_see(&r.tenant_id) => Json(serde_json::json!({
+            "status": r.status,
+            "text": super::pages::live_text(signed.tr, &r.status, r.started_at.as_deref(), r.progress.as_ref()),
+            "progress": r.progress,
+        }))
+        .into_response(),
         Ok(_) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => error_page(signed.tr, &e.into()),
     }

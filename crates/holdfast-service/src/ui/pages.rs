@@ -672,7 +672,7 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
             a href={ "/ui/backups?tenant=" (session::encode(&b.tenant_id)) "&source=" (session::encode(&b.source_id)) } { (b.source_name) }
             " · " (tr.t(&format!("kind.{}", b.kind)))
         }
-        @if signed.may_act(&b.tenant_id) {
+        @if signed.may_act(&b.tenant_id) && (b.status == "done" || b.status == "failed") {
             nav.actions aria-label=(tr.t("action.actions")) {
                 @if b.status == "done" {
                     form.inline method="get" action={ "/ui/backups/" (b.id) "/file" } {
@@ -693,7 +693,9 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
             }
         }
         @if b.status == "running" || b.status == "queued" {
-            p.live data-poll={ "/ui/backups/" (b.id) "/progress" } aria-live="polite" { (tr.t("detail.progress")) "…" }
+            p.live data-poll={ "/ui/backups/" (b.id) "/progress" } aria-live="polite" {
+                (live_text(tr, &b.status, b.started_at.as_deref(), b.progress.as_ref()))
+            }
         }
         div.grid {
             section aria-labelledby="h-timeline" {
@@ -759,16 +761,55 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
     layout::page(&signed, Nav::Backups, &title, &tq, content).into_response()
 }
 
-/// A run's state for the page's script: `{"status": …}`.
+/// A running job's progress as one line: bytes, files, throughput and
+/// time so far (or that it waits for a worker).
+pub fn live_text(
+    tr: Tr,
+    status: &str,
+    started_at: Option<&str>,
+    progress: Option<&serde_json::Value>,
+) -> String {
+    let Some(started) = started_at.filter(|_| status == "running") else {
+        return tr.t("detail.waiting").to_string();
+    };
+    let p = progress.cloned().unwrap_or_default();
+    let bytes = p["bytes"].as_i64().unwrap_or(0);
+    let files = p["files"].as_i64().unwrap_or(0);
+    let at = p["at"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| Timestamp::now().to_string());
+    let elapsed = secs_between(started, &at).unwrap_or(0).max(0);
+    let rate = if elapsed > 0 { bytes / elapsed } else { bytes };
+    tr.f(
+        if files > 0 {
+            "detail.live"
+        } else {
+            "detail.live_stream"
+        },
+        &[
+            ("bytes", &tr.bytes(bytes)),
+            ("files", &tr.int(files)),
+            ("rate", &tr.bytes(rate)),
+            ("elapsed", &tr.duration(elapsed)),
+        ],
+    )
+}
+
+/// A run's state for the page's script: `{"status", "text"}` (the text
+/// already in the page's language; the script sets it as text).
 pub async fn progress(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
 ) -> Response {
     match s.catalog.backup(&id).await {
-        Ok(b) if signed.may_see(&b.tenant_id) => {
-            axum::Json(serde_json::json!({"status": b.status})).into_response()
-        }
+        Ok(b) if signed.may_see(&b.tenant_id) => axum::Json(serde_json::json!({
+            "status": b.status,
+            "text": live_text(signed.tr, &b.status, b.started_at.as_deref(), b.progress.as_ref()),
+            "progress": b.progress,
+        }))
+        .into_response(),
         Ok(_) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => error_page(signed.tr, &e.into()),
     }
