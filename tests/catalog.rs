@@ -1125,6 +1125,7 @@ async fn the_audit_chain_verifies_and_catches_an_edit(db: Db) {
             &AuditFilter {
                 tenant_id: Some(t.id.clone()),
                 event: None,
+                ..Default::default()
             },
             10,
             None,

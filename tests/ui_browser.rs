@@ -166,7 +166,10 @@ fn an_admin_signs_in_reads_every_page_in_both_languages_and_signs_out() {
     // the figures moved on while the page stayed open
     let reads: Vec<&String> = seen.iter().filter(|t| t.contains(" read · ")).collect();
     assert!(reads.len() >= 2, "{seen:?}");
-    assert!(reads.iter().all(|t| t.contains("/s · running for")), "{seen:?}");
+    assert!(
+        reads.iter().all(|t| t.contains("/s · running for")),
+        "{seen:?}"
+    );
     b.goto(&format!("{}/", s.base));
 
     // the backup list, then filtered to the failed run
@@ -643,4 +646,110 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
         1,
         "nothing was queued by the viewer"
     );
+}
+
+/// An admin's pages: the audit log with its filters and the chain's
+/// state, tokens (a new secret shown once, revocation), tenants and a
+/// tenant's policy (saved through the API's own checks).
+#[test]
+fn an_admin_manages_tokens_and_tenants_and_reads_the_audit_log() {
+    let (_dir, s, admin, _t) = seeded();
+    let out = shots();
+    let b = Browser::start("en-US", 1280, 900);
+    sign_in(&b, &s.base, &admin);
+
+    b.click("nav.side a[href='/ui/audit']");
+    b.wait_for("the audit log", 10, |b| b.text("h1") == "Audit log");
+    assert!(
+        b.text("p.ok").contains("The chain is intact"),
+        "{}",
+        b.text("body")
+    );
+    assert!(b.all("table.list tbody tr").len() > 5);
+    no_axe_violations(&b, "audit log");
+    b.screenshot(&out, "audit-en");
+    b.type_into("#a-event", "session_started");
+    b.click("form.filters button[type=submit]");
+    b.wait_for("the filter", 10, |b| {
+        b.url().contains("event=session_started")
+    });
+    let rows = b.all("table.list tbody tr");
+    assert_eq!(rows.len(), 1, "{}", b.text("table.list"));
+
+    // a token: its secret once, then only its label
+    b.click("nav.side a[href='/ui/tokens']");
+    b.wait_for("tokens", 10, |b| b.text("h1") == "Tokens");
+    b.type_into("#t-label", "deploy bot");
+    b.click("form.filters button[type=submit]");
+    b.wait_for("the new secret", 10, |b| !b.all("#new-secret").is_empty());
+    let secret = b.text("#new-secret");
+    assert!(secret.starts_with("hf_"), "{secret}");
+    no_axe_violations(&b, "tokens");
+    b.screenshot(&out, "tokens-en");
+    b.goto(&format!("{}/ui/tokens", s.base));
+    assert!(b.all("#new-secret").is_empty(), "shown only once");
+    assert!(!b.text("body").contains(&secret));
+    // the new token works, then is revoked from the page
+    assert_eq!(
+        s.request("GET", "/api/v1/tokens", Some(&secret), None)
+            .status,
+        403
+    );
+    let link = b
+        .exec(
+            "return [...document.querySelectorAll('table.list tbody tr')]\
+               .find(r => r.textContent.includes('deploy bot'))\
+               .querySelector('a').getAttribute('href')",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.goto(&format!("{}{link}", s.base));
+    b.wait_for("the confirmation", 10, |b| {
+        b.text("div.confirm").contains("deploy bot")
+    });
+    b.click("div.confirm button[type=submit]");
+    b.wait_for("the list", 10, |b| b.url().ends_with("/ui/tokens"));
+    assert_eq!(
+        s.request("GET", "/api/v1/tokens", Some(&secret), None)
+            .status,
+        401
+    );
+
+    // a tenant and its policy
+    b.click("nav.side a[href='/ui/tenants']");
+    b.wait_for("tenants", 10, |b| b.text("h1") == "Tenants");
+    b.type_into("#n-name", "globex");
+    b.click("form.filters button[type=submit]");
+    b.wait_for("the tenant's page", 10, |b| b.text("h1") == "globex");
+    let globex = b.url().rsplit('/').next().unwrap().to_string();
+    b.type_into("#policy", r#"{"directory_roots": ["/srv/globex"]}"#);
+    b.click("form.stack button[type=submit]");
+    b.wait_for("saved", 10, |b| b.text("p.ok").contains("saved"));
+    assert!(
+        b.text("#policy").contains("/srv/globex")
+            || b.exec("return document.querySelector('#policy').value", json!([]))
+                .as_str()
+                .unwrap()
+                .contains("/srv/globex")
+    );
+    no_axe_violations(&b, "a tenant");
+    b.screenshot(&out, "tenant-en");
+    // the API's own checks: the server's data directory is refused
+    let data = s.data_dir.to_str().unwrap().to_string();
+    b.type_into("#policy", &format!(r#"{{"directory_roots": ["{data}"]}}"#));
+    b.click("form.stack button[type=submit]");
+    b.wait_for("the refusal", 10, |b| {
+        b.text("h1") == "Something went wrong"
+    });
+    assert!(b.text("body").contains("refused"), "{}", b.text("body"));
+    let policy = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/tenants/{globex}/policy"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(policy["directory_roots"], json!(["/srv/globex"]));
 }

@@ -187,16 +187,16 @@ impl Browser {
         );
     }
 
-    /// The visible text of the first element matching.
+    /// The visible text of the first element matching ("" when none);
+    /// read by a script, so a page changing meanwhile is no error.
     pub fn text(&self, css: &str) -> String {
-        match self.all(css).into_iter().next() {
-            Some(e) => self
-                .call("GET", &format!("/element/{e}/text"), Value::Null)
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-            None => String::new(),
-        }
+        self.exec(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : ''",
+            json!([css]),
+        )
+        .as_str()
+        .unwrap_or("")
+        .to_string()
     }
 
     /// Run a script in the page; its return value.

@@ -142,6 +142,12 @@ impl WriteTx<'_> {
 pub struct AuditFilter {
     pub tenant_id: Option<String>,
     pub event: Option<String>,
+    /// The actor's label, exactly (a token's label, or `system`).
+    pub actor: Option<String>,
+    /// Times as the catalog writes them (RFC 3339, UTC): rows at or after
+    /// `since` and before `until`.
+    pub since: Option<String>,
+    pub until: Option<String>,
 }
 
 /// One page, newest first.
@@ -164,6 +170,18 @@ fn audit_query<'f>(f: &'f AuditFilter, position: &str, order: &str) -> (String, 
     if let Some(e) = &f.event {
         binds.push(e);
         sql.push_str(&format!(" AND event = ${}", binds.len()));
+    }
+    if let Some(a) = &f.actor {
+        binds.push(a);
+        sql.push_str(&format!(" AND actor_label = ${}", binds.len()));
+    }
+    if let Some(t) = &f.since {
+        binds.push(t);
+        sql.push_str(&format!(" AND time >= ${}", binds.len()));
+    }
+    if let Some(t) = &f.until {
+        binds.push(t);
+        sql.push_str(&format!(" AND time < ${}", binds.len()));
     }
     sql.push_str(&format!(
         " AND {position}${} {order} LIMIT ${}",

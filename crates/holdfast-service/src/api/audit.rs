@@ -46,6 +46,7 @@ pub async fn list(
     let filter = AuditFilter {
         tenant_id: tenant,
         event: q.event.clone(),
+        ..Default::default()
     };
     match q.format.as_deref() {
         None | Some("json") => {}

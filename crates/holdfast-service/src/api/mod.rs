@@ -5,9 +5,9 @@ pub(crate) mod backups;
 pub(crate) mod download;
 mod health;
 pub(crate) mod restores;
-mod sources;
-mod tenants;
-mod tokens;
+pub(crate) mod sources;
+pub(crate) mod tenants;
+pub(crate) mod tokens;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -13,6 +13,9 @@ use super::session::{Signed, encode};
 pub enum Nav {
     Overview,
     Backups,
+    Audit,
+    Tokens,
+    Tenants,
 }
 
 fn head(tr: Tr, title: &str) -> Markup {
@@ -71,6 +74,11 @@ pub fn page(s: &Signed, nav: Nav, title: &str, tenant_q: &str, content: Markup) 
                         ul {
                             (item(Nav::Overview, format!("/{tenant_q}"), "nav.overview"))
                             (item(Nav::Backups, format!("/ui/backups{tenant_q}"), "nav.backups"))
+                            (item(Nav::Audit, "/ui/audit".into(), "nav.audit"))
+                            @if s.is_admin() {
+                                (item(Nav::Tokens, "/ui/tokens".into(), "nav.tokens"))
+                                (item(Nav::Tenants, "/ui/tenants".into(), "nav.tenants"))
+                            }
                         }
                     }
                     main #main {

@@ -16,6 +16,7 @@
 //! 'none'`.
 
 mod actions;
+mod admin;
 pub mod i18n;
 mod layout;
 mod pages;
@@ -58,6 +59,21 @@ pub fn router() -> Router<AppState> {
         .route("/ui/backups/{id}/file", get(actions::file))
         .route("/ui/restores/{id}", get(actions::restore_status))
         .route("/ui/restores/{id}/progress", get(actions::restore_progress))
+        .route("/ui/audit", get(admin::audit))
+        .route(
+            "/ui/tokens",
+            get(admin::tokens_page).post(admin::token_create),
+        )
+        .route(
+            "/ui/tokens/{id}/revoke",
+            get(admin::token_revoke_form).post(admin::token_revoke),
+        )
+        .route(
+            "/ui/tenants",
+            get(admin::tenants_page).post(admin::tenant_create),
+        )
+        .route("/ui/tenants/{id}", get(admin::tenant_page))
+        .route("/ui/tenants/{id}/policy", post(admin::tenant_policy))
         .route("/ui/static/{file}", get(asset))
         .layer(axum::middleware::map_response(security_headers))
 }
