@@ -487,16 +487,64 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
             .to_string()
     };
     let (op, viewer) = (token("operator"), token("viewer"));
-    let src = s.create_source(
-        &op,
-        &t,
-        json!({"name": "shop", "kind": "sqlite", "schedule": "30 2 * * *",
-               "target": format!("sqlite://{}", db.display()), "options": {"mode": "tables"}}),
-    );
-    let src_id = src["id"].as_str().unwrap().to_string();
     let out = shots();
     let b = Browser::start("en-US", 1280, 900);
     sign_in(&b, &s.base, &op);
+
+    // create the source in the form; outside the policy first, refused
+    let fill = |b: &Browser, target: &str| {
+        b.goto(&format!("{}/", s.base));
+        b.click("nav.side a[href^='/ui/sources']");
+        b.wait_for("sources", 10, |b| b.text("h1") == "Sources");
+        b.click("a.button[href^='/ui/sources/new']");
+        b.wait_for("the form", 10, |b| b.text("h1") == "New source");
+        b.type_into("#f-name", "shop");
+        b.exec(
+            "document.querySelector('#f-kind').value = 'sqlite'",
+            json!([]),
+        );
+        b.type_into("#f-target", target);
+        b.type_into("#f-schedule", "30 2 * * *");
+        b.wait_for("the schedule's preview", 10, |b| {
+            b.text("#f-schedule-preview").starts_with("Next runs: ")
+                && b.text("#f-schedule-preview").contains("02:30 UTC")
+        });
+        b.type_into("#f-keep_daily", "7");
+        b.type_into("#f-options", r#"{"mode": "tables"}"#);
+    };
+    fill(&b, "sqlite:///etc/passwd.db");
+    b.click("form.source button[type=submit]");
+    b.wait_for("the refusal", 10, |b| {
+        b.text("h1") == "Something went wrong"
+    });
+    assert!(
+        b.text("body").contains("refused by policy"),
+        "{}",
+        b.text("body")
+    );
+    fill(&b, &format!("sqlite://{}", db.display()));
+    no_axe_violations(&b, "the source form");
+    b.screenshot(&out, "source-form-en");
+    b.click("form.source button[type=submit]");
+    b.wait_for("the list", 10, |b| {
+        b.text("h1") == "Sources" && b.text("table.list").contains("shop")
+    });
+    assert!(b.text("table.list").contains("Next runs"));
+    no_axe_violations(&b, "sources");
+    b.screenshot(&out, "sources-en");
+    let listed = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/tenants/{t}/sources"),
+        Some(&op),
+        None,
+    );
+    let src = &listed["items"][0];
+    assert_eq!(src["options"], json!({"mode": "tables"}));
+    assert_eq!(src["retention"]["keep_daily"], json!(7));
+    assert_eq!(src["schedule"], json!("30 2 * * *"));
+    let src_id = src["id"].as_str().unwrap().to_string();
+    b.goto(&format!("{}/", s.base));
 
     // run now, confirmed, then the run's page follows it to the end
     b.click(&format!("a[href='/ui/sources/{src_id}/run']"));

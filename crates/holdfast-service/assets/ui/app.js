@@ -21,3 +21,21 @@
   }
   poll();
 })();
+
+// a schedule field shows its next runs as it is typed
+(function () {
+  const input = document.querySelector("input[data-preview]");
+  const out = document.getElementById("f-schedule-preview");
+  if (!input || !out) return;
+  let timer = null;
+  input.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(async function () {
+      try {
+        const r = await fetch(input.getAttribute("data-preview") + "?cron=" + encodeURIComponent(input.value),
+          { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (r.ok) out.textContent = (await r.json()).text;
+      } catch (e) { /* keep the last preview */ }
+    }, 300);
+  });
+})();

@@ -13,6 +13,7 @@ use super::session::{Signed, encode};
 pub enum Nav {
     Overview,
     Backups,
+    Sources,
     Audit,
     Tokens,
     Tenants,
@@ -74,6 +75,7 @@ pub fn page(s: &Signed, nav: Nav, title: &str, tenant_q: &str, content: Markup) 
                         ul {
                             (item(Nav::Overview, format!("/{tenant_q}"), "nav.overview"))
                             (item(Nav::Backups, format!("/ui/backups{tenant_q}"), "nav.backups"))
+                            (item(Nav::Sources, format!("/ui/sources{tenant_q}"), "nav.sources"))
                             (item(Nav::Audit, "/ui/audit".into(), "nav.audit"))
                             @if s.is_admin() {
                                 (item(Nav::Tokens, "/ui/tokens".into(), "nav.tokens"))

@@ -21,6 +21,7 @@ pub mod i18n;
 mod layout;
 mod pages;
 pub mod session;
+mod sources;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -59,6 +60,20 @@ pub fn router() -> Router<AppState> {
         .route("/ui/backups/{id}/file", get(actions::file))
         .route("/ui/restores/{id}", get(actions::restore_status))
         .route("/ui/restores/{id}/progress", get(actions::restore_progress))
+        .route("/ui/sources", get(sources::list))
+        .route(
+            "/ui/sources/new",
+            get(sources::new_form).post(sources::create),
+        )
+        .route(
+            "/ui/sources/{id}/edit",
+            get(sources::edit_form).post(sources::edit),
+        )
+        .route(
+            "/ui/sources/{id}/delete",
+            get(sources::delete_form).post(sources::delete),
+        )
+        .route("/ui/schedule-preview", get(sources::schedule_preview))
         .route("/ui/audit", get(admin::audit))
         .route(
             "/ui/tokens",
