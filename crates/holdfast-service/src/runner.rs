@@ -572,6 +572,13 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
             counts[key] = v.clone();
         }
     }
+    if !report.table_rows.is_empty() {
+        counts["per_table"] = report
+            .table_rows
+            .iter()
+            .map(|(t, n)| serde_json::json!({"table": t, "rows": n}))
+            .collect();
+    }
     Ok(Outcome {
         snapshot_id,
         size: summary.total_bytes_processed,

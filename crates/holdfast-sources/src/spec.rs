@@ -95,6 +95,8 @@ pub struct BackupReport {
     pub warnings: Vec<String>,
     /// Files that could not be read and were left out (directory backups).
     pub unreadable: Vec<ItemError>,
+    /// Each table's rows, from the manifest (database backups).
+    pub table_rows: Vec<(String, u64)>,
 }
 
 impl BackupReport {
@@ -105,6 +107,7 @@ impl BackupReport {
             snapshot: r.snapshot,
             warnings: Vec::new(),
             unreadable: Vec::new(),
+            table_rows: Vec::new(),
         }
     }
 }
@@ -236,6 +239,7 @@ pub fn backup(
                 snapshot: r.snapshot,
                 warnings: Vec::new(),
                 unreadable: r.errors,
+                table_rows: Vec::new(),
             })
         }
         SourceSpec::Stream { reader, filename } => {
@@ -284,6 +288,12 @@ pub fn backup(
                 snapshot: r.snapshot,
                 warnings: r.warnings,
                 unreadable: Vec::new(),
+                table_rows: r
+                    .manifest
+                    .tables
+                    .iter()
+                    .map(|t| (t.name.clone(), t.rows))
+                    .collect(),
             })
         }
     }

@@ -840,8 +840,20 @@ fn counts_table(tr: Tr, counts: &serde_json::Value) -> Markup {
         serde_json::Value::String(s) => rows.push((prefix.to_string(), s.clone())),
         other => rows.push((prefix.to_string(), other.to_string())),
     };
+    let per_table: Vec<(String, String)> = counts
+        .get("per_table")
+        .and_then(|t| t.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    let rows = t["rows"].as_i64().map(|n| tr.int(n)).unwrap_or_default();
+                    (t["table"].as_str().unwrap_or("").to_string(), rows)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     if let Some(obj) = counts.as_object() {
-        for (k, v) in obj {
+        for (k, v) in obj.iter().filter(|(k, _)| *k != "per_table") {
             match v.as_object() {
                 Some(inner) => {
                     for (k2, v2) in inner {
@@ -862,6 +874,15 @@ fn counts_table(tr: Tr, counts: &serde_json::Value) -> Markup {
                 table.list {
                     thead { tr { th scope="col" { (tr.t("detail.item")) } th scope="col" .num { (tr.t("detail.count")) } } }
                     tbody { @for (k, v) in &rows { tr { td { (k) } td.num { (v) } } } }
+                }
+            }
+            @if !per_table.is_empty() {
+                h3 { (tr.t("detail.tables")) }
+                div.table-wrap {
+                    table.list #per-table {
+                        thead { tr { th scope="col" { (tr.t("detail.table")) } th scope="col" .num { (tr.t("detail.rows")) } } }
+                        tbody { @for (t, n) in &per_table { tr { td { (t) } td.num { (n) } } } }
+                    }
                 }
             }
         }
