@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The service's API under load: the backup list endpoint with $ROWS backup rows in the catalog, driven by
-# wrk on loopback (p50/p99 latency, requests per second), and the time from `POST …/backups` to a worker
+# The service's API and web UI under load: the backup list endpoint, the UI's overview and backup list with
+# $ROWS backup rows of $SOURCES sources in the catalog, driven by wrk on loopback (p50/p99 latency,
+# requests per second); the UI pages' weight gzip-compressed; and the time from `POST …/backups` to a worker
 # starting the job on an idle server.
 #
 #   scripts/bench-api.sh                   # SQLite catalog (the embedded default)
@@ -14,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-100000}
+SOURCES=${SOURCES:-100}
 CATALOG=${CATALOG:-sqlite}
 DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-16}
@@ -47,14 +49,17 @@ if [ "$CATALOG" = postgres ]; then
   # the password reaches holdfast in its environment, never its argv
   export HOLDFAST_CATALOG_URL="postgres://hf:$PG_PW@127.0.0.1:$PG_PORT/catalog"
 fi
-"$HF" serve --data-dir "$BENCH_WORK/data" --listen "127.0.0.1:$PORT" >"$BENCH_WORK/serve.out" 2>"$BENCH_WORK/serve.err" &
+# command sources run named commands from the configuration only
+printf '[commands]\nhello = "echo hello"\n' >"$BENCH_WORK/config.toml"
+HOLDFAST_CONFIG="$BENCH_WORK/config.toml" "$HF" serve --data-dir "$BENCH_WORK/data" --listen "127.0.0.1:$PORT" \
+  >"$BENCH_WORK/serve.out" 2>"$BENCH_WORK/serve.err" &
 SERVE=$!
 for _ in $(seq 100); do grep -q "listening on" "$BENCH_WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
 TOKEN=$(grep -A1 "shown only this once" "$BENCH_WORK/serve.out" | tail -1)
 api() { curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
 TENANT=$(api -X POST "$BASE/api/v1/tenants" -d '{"name":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 SOURCE=$(api -X POST "$BASE/api/v1/tenants/$TENANT/sources" \
-  -d '{"name":"echo","kind":"command","target":"echo hello","schedule":null}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  -d '{"name":"echo","kind":"command","target":"hello","schedule":null}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 
 # time from POST to a worker starting the job, on the idle server (20 runs, one at a time)
 python3 - "$BASE" "$TOKEN" "$TENANT" "$SOURCE" >"$BENCH_WORK/start-latency.txt" <<'EOF'
@@ -79,10 +84,17 @@ lat.sort()
 print(f"queued → started: median {lat[len(lat)//2]*1000:.0f} ms, max {lat[-1]*1000:.0f} ms over {len(lat)} runs")
 EOF
 
-# many rows: ROWS finished runs over a year (scripts/bench-api-rows.py), loaded by COPY on PostgreSQL and by
-# executemany on SQLite
+# SOURCES sources in all (one tenant's overview), then ROWS finished runs over a year spread over them
+# (scripts/bench-api-rows.py), loaded by COPY on PostgreSQL and by executemany on SQLite
+ALL_SOURCES=$SOURCE
+for i in $(seq 2 "$SOURCES"); do
+  id=$(api -X POST "$BASE/api/v1/tenants/$TENANT/sources" \
+    -d "{\"name\":\"source-$i\",\"kind\":\"command\",\"target\":\"hello\",\"schedule\":\"0 $((i % 24)) * * *\"}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  ALL_SOURCES="$ALL_SOURCES,$id"
+done
 REPO=$(api "$BASE/api/v1/tenants/$TENANT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["repository"])')
-python3 scripts/bench-api-rows.py tsv "$TENANT" "$SOURCE" "$ROWS" "$REPO" >"$BENCH_WORK/rows.tsv"
+python3 scripts/bench-api-rows.py tsv "$TENANT" "$ALL_SOURCES" "$ROWS" "$REPO" >"$BENCH_WORK/rows.tsv"
 if [ "$CATALOG" = postgres ]; then
   PGPASSWORD=$PG_PW "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U hf -d catalog \
     -c "\\copy backups FROM '$BENCH_WORK/rows.tsv'" -c "ANALYZE backups"
@@ -110,16 +122,44 @@ run_wrk() {
 run_wrk "$BASE/api/v1/tenants/$TENANT/backups?limit=50" "$BENCH_WORK/wrk-first.txt"
 run_wrk "$BASE/api/v1/tenants/$TENANT/backups?limit=50&cursor=$DEEP" "$BENCH_WORK/wrk-deep.txt"
 run_wrk "$BASE/api/v1/tenants/$TENANT/backups?limit=50&status=failed" "$BENCH_WORK/wrk-filter.txt"
+# the web UI, signed in: a session cookie instead of the token
+COOKIE=$(curl -s -o /dev/null -D - -X POST "$BASE/ui/signin" --data-urlencode "token=$TOKEN" --data-urlencode "next=/" |
+  sed -n 's/^[Ss]et-[Cc]ookie: \(hf_session=[^;]*\).*/\1/p')
+run_wrk_ui() {
+  wrk -t2 -c"$CONNECTIONS" -d2s -H "Cookie: $COOKIE" "$1" >/dev/null
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "Cookie: $COOKIE" "$1" >"$2"
+}
+run_wrk_ui "$BASE/?tenant=$TENANT" "$BENCH_WORK/wrk-ui-overview.txt"
+# and as people use it: two at a time
+CONNECTIONS_SAVED=$CONNECTIONS; CONNECTIONS=2
+run_wrk_ui "$BASE/?tenant=$TENANT" "$BENCH_WORK/wrk-ui-overview-2.txt"
+CONNECTIONS=$CONNECTIONS_SAVED
+run_wrk_ui "$BASE/ui/backups?tenant=$TENANT" "$BENCH_WORK/wrk-ui-backups.txt"
+# page weight as a browser downloads it through a compressing proxy: the page, its stylesheet and script
+weight() {
+  local page css js
+  page=$(curl -s -H "Cookie: $COOKIE" "$1" | gzip -9 | wc -c)
+  css=$(curl -s "$BASE/ui/static/app.css" | gzip -9 | wc -c)
+  js=$(curl -s "$BASE/ui/static/app.js" | gzip -9 | wc -c)
+  echo "$(( (page + css + js) / 1024 )) KB ($page + $css + $js bytes)"
+}
+W_OVERVIEW=$(weight "$BASE/?tenant=$TENANT")
+W_BACKUPS=$(weight "$BASE/ui/backups?tenant=$TENANT")
 summ() { awk '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /Requests\/sec/{rps=$2} END{printf "| %s | %s | %s | %s |\n", name, p50, p99, rps}' name="$1" "$2"; }
 {
   echo "date: $(date -Is); nproc: $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); holdfast $(git rev-parse --short HEAD)"
-  echo "catalog: $CATALOG; $ROWS backup rows; wrk -t2 -c$CONNECTIONS -d${DURATION}s on loopback, same machine"
+  echo "catalog: $CATALOG; $ROWS backup rows of $SOURCES sources; wrk -t2 -c$CONNECTIONS -d${DURATION}s on loopback, same machine"
   echo
   echo "| request | p50 | p99 | requests/s |"
   echo "|---|---:|---:|---:|"
   summ "first page (limit=50)" "$BENCH_WORK/wrk-first.txt"
   summ "page 1,000 (by cursor)" "$BENCH_WORK/wrk-deep.txt"
   summ "status=failed (no match: scans the tenant's rows)" "$BENCH_WORK/wrk-filter.txt"
+  summ "UI overview ($SOURCES sources, last 30 runs each)" "$BENCH_WORK/wrk-ui-overview.txt"
+  summ "UI overview, 2 connections" "$BENCH_WORK/wrk-ui-overview-2.txt"
+  summ "UI backup list (first page)" "$BENCH_WORK/wrk-ui-backups.txt"
+  echo
+  echo "page weight, gzip -9 (page + stylesheet + script): overview $W_OVERVIEW; backup list $W_BACKUPS"
   echo
   cat "$BENCH_WORK/start-latency.txt"
 } | tee "$BENCH_WORK/results.md"

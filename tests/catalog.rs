@@ -121,7 +121,102 @@ both!(
     deletions_keep_the_row_and_are_taken_once,
     job_slots_are_claimed_once_across_nodes,
     concurrent_restore_claims_hand_each_out_once,
+    recent_runs_are_each_sources_newest,
+    sessions_end_with_sign_out_and_with_their_token,
 );
+
+async fn recent_runs_are_each_sources_newest(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let (a, b) = (source(&c, &t, "a").await, source(&c, &t, "b").await);
+    let _idle = source(&c, &t, "idle").await;
+    let mut ids = std::collections::HashMap::<String, Vec<String>>::new();
+    for i in 0..5 {
+        for s in [&a, &b] {
+            if s.id == b.id && i >= 2 {
+                continue;
+            }
+            let q = c
+                .enqueue_backup(s, &t.repository, None, 1, &system())
+                .await
+                .unwrap()
+                .unwrap();
+            ids.entry(s.id.clone()).or_default().push(q.id);
+        }
+    }
+    let runs = c.recent_runs(&t.id, 3).await.unwrap();
+    let of = |s: &str| {
+        runs.iter()
+            .filter(|r| r.source_id == s)
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>()
+    };
+    let newest = |s: &str, n: usize| ids[s].iter().rev().take(n).cloned().collect::<Vec<_>>();
+    assert_eq!(
+        of(&a.id),
+        newest(&a.id, 3),
+        "a's three newest, newest first"
+    );
+    assert_eq!(of(&b.id), newest(&b.id, 2), "b has only two");
+    assert_eq!(runs.len(), 5, "an idle source has none");
+    // another tenant's runs never appear
+    let other = tenant(&c, "globex").await;
+    assert!(c.recent_runs(&other.id, 3).await.unwrap().is_empty());
+}
+
+async fn sessions_end_with_sign_out_and_with_their_token(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let (tok, _) = c
+        .create_token(Role::Viewer, Some(&t.id), "auditor", &system())
+        .await
+        .unwrap();
+    let (s1, secret1) = c
+        .create_session(&tok, jiff::SignedDuration::from_hours(1))
+        .await
+        .unwrap();
+    let (_, secret2) = c
+        .create_session(&tok, jiff::SignedDuration::from_hours(1))
+        .await
+        .unwrap();
+    let (live, who) = c.session(&secret1).await.unwrap().unwrap();
+    assert_eq!(
+        (live.id.as_str(), who.id.as_str()),
+        (s1.id.as_str(), tok.id.as_str())
+    );
+    assert!(c.session("not-a-secret").await.unwrap().is_none());
+    // an expired session is gone
+    let (_, old) = c
+        .create_session(&tok, jiff::SignedDuration::from_secs(-1))
+        .await
+        .unwrap();
+    assert!(c.session(&old).await.unwrap().is_none());
+    // sign-out ends one, once (one audit row)
+    c.end_session(&s1, &tok).await.unwrap();
+    c.end_session(&s1, &tok).await.unwrap();
+    assert!(c.session(&secret1).await.unwrap().is_none());
+    assert!(c.session(&secret2).await.unwrap().is_some());
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM audit_log WHERE event = 'session_ended'"
+        )
+        .await,
+        1
+    );
+    // revoking the token ends the rest
+    c.revoke_token(&tok.id, &system()).await.unwrap();
+    assert!(c.session(&secret2).await.unwrap().is_none());
+    // only hashes are stored
+    assert_eq!(
+        count(
+            &c,
+            &format!("SELECT count(*) FROM ui_sessions WHERE secret_hash = '{secret2}'")
+        )
+        .await,
+        0
+    );
+}
 
 fn system() -> Actor {
     Actor::system()

@@ -202,6 +202,22 @@ impl Schedule {
         None
     }
 
+    /// Whether a source on this schedule whose last success (or creation)
+    /// was `since` is overdue at `now`: a slot came due after `since` and
+    /// one more interval (the time to the slot after it, the grace) has
+    /// passed without a success. Three slot look-ups, whatever the
+    /// schedule.
+    pub fn overdue(&self, since: Timestamp, now: Timestamp, tz: &TimeZone) -> bool {
+        let Some(due) = self.next_after(since, tz) else {
+            return false;
+        };
+        let Some(after) = self.next_after(due, tz) else {
+            return false;
+        };
+        let grace = after.duration_since(due);
+        due.checked_add(grace).is_ok_and(|late| late < now)
+    }
+
     /// The shortest time between two consecutive slots from `from` on,
     /// looking at most 2,000 slots or 400 days ahead (every pattern of
     /// minutes, hours, weekdays and month days repeats within that); `None`
@@ -255,6 +271,22 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_source_is_overdue_one_interval_after_a_missed_slot() {
+        let daily = Schedule::parse("0 3 * * *").unwrap();
+        let tz = TimeZone::UTC;
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        let ok = t("2026-12-05T03:10:00Z");
+        // the next slot (12-06 03:00) has not passed its grace day yet
+        assert!(!daily.overdue(ok, t("2026-12-06T09:00:00Z"), &tz));
+        assert!(!daily.overdue(ok, t("2026-12-07T02:59:00Z"), &tz));
+        // a day after the missed slot: overdue
+        assert!(daily.overdue(ok, t("2026-12-07T03:01:00Z"), &tz));
+        let hourly = Schedule::parse("@hourly").unwrap();
+        assert!(!hourly.overdue(t("2026-12-05T10:05:00Z"), t("2026-12-05T11:30:00Z"), &tz));
+        assert!(hourly.overdue(t("2026-12-05T10:05:00Z"), t("2026-12-05T12:01:00Z"), &tz));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use holdfast_catalog::backups::{Backup, BackupFilter};
+use holdfast_catalog::backups::{Backup, BackupFilter, RunSummary};
 use holdfast_catalog::sources::Source;
 use jiff::{SignedDuration, Timestamp};
 use maud::{Markup, html};
@@ -262,7 +262,7 @@ fn tenant_picker(
 struct Row {
     source: Source,
     tenant: String,
-    runs: Vec<Backup>,
+    runs: Vec<RunSummary>,
     next: Option<Timestamp>,
     overdue: bool,
 }
@@ -273,8 +273,26 @@ fn secs_between(a: &str, b: &str) -> Option<i64> {
     Some(b.as_second() - a.as_second())
 }
 
-fn run_seconds(b: &Backup) -> Option<i64> {
-    secs_between(b.started_at.as_deref()?, b.finished_at.as_deref()?)
+/// How long a run took.
+trait Timed {
+    fn times(&self) -> (Option<&str>, Option<&str>);
+}
+
+impl Timed for Backup {
+    fn times(&self) -> (Option<&str>, Option<&str>) {
+        (self.started_at.as_deref(), self.finished_at.as_deref())
+    }
+}
+
+impl Timed for RunSummary {
+    fn times(&self) -> (Option<&str>, Option<&str>) {
+        (self.started_at.as_deref(), self.finished_at.as_deref())
+    }
+}
+
+fn run_seconds(b: &impl Timed) -> Option<i64> {
+    let (start, end) = b.times();
+    secs_between(start?, end?)
 }
 
 pub async fn overview(
@@ -296,37 +314,36 @@ pub async fn overview(
             Ok(x) => x,
             Err(e) => return error_page(tr, &e.into()),
         };
+        // every source's last 30 runs in one query
+        let mut recent: std::collections::HashMap<String, Vec<RunSummary>> =
+            std::collections::HashMap::new();
+        match s.catalog.recent_runs(&t.id, 30).await {
+            Ok(all) => {
+                for r in all {
+                    recent.entry(r.source_id.clone()).or_default().push(r);
+                }
+            }
+            Err(e) => return error_page(tr, &e.into()),
+        }
         for src in sources {
-            let filter = BackupFilter {
-                status: None,
-                source_id: Some(src.id.clone()),
-                kind: None,
-            };
-            let runs = match s.catalog.backups_page(&t.id, &filter, 30, None).await {
-                Ok(p) => p.items,
-                Err(e) => return error_page(tr, &e.into()),
-            };
+            let runs = recent.remove(&src.id).unwrap_or_default();
             let sched = src
                 .schedule
                 .as_deref()
                 .and_then(|x| Schedule::parse(x).ok());
             let next = sched.as_ref().and_then(|x| x.next_after(now, &tz));
-            // overdue: no success within one interval plus a grace of one more
-            let overdue = sched
-                .as_ref()
-                .and_then(|x| x.shortest_interval(now, &tz))
-                .is_some_and(|interval| {
-                    let since = runs
-                        .iter()
-                        .find(|b| b.status == "done")
-                        .and_then(|b| b.finished_at.clone())
-                        .unwrap_or_else(|| src.created_at.clone());
-                    since
-                        .parse::<Timestamp>()
-                        .ok()
-                        .and_then(|t| t.checked_add(interval * 2).ok())
-                        .is_some_and(|due| due < now)
-                });
+            // overdue: a slot passed after the last success, and one more
+            // interval of grace
+            let overdue = sched.as_ref().is_some_and(|x| {
+                let since = runs
+                    .iter()
+                    .find(|b| b.status == "done")
+                    .and_then(|b| b.finished_at.clone())
+                    .unwrap_or_else(|| src.created_at.clone());
+                since
+                    .parse::<Timestamp>()
+                    .is_ok_and(|since| x.overdue(since, now, &tz))
+            });
             rows.push(Row {
                 source: src,
                 tenant: t.name.clone(),
@@ -444,40 +461,39 @@ fn overview_row(
 
 /// Size (bars) and duration (line) of the last runs, oldest on the left,
 /// as inline SVG with a text alternative.
-fn chart(tr: Tr, source: &str, runs: &[Backup]) -> Markup {
-    let done: Vec<&Backup> = runs.iter().rev().filter(|b| b.status == "done").collect();
+fn chart(tr: Tr, source: &str, runs: &[RunSummary]) -> Markup {
+    let done: Vec<&RunSummary> = runs.iter().rev().filter(|b| b.status == "done").collect();
     if done.is_empty() {
         return html! { span.muted { "–" } };
     }
-    let (w, h) = (120.0_f64, 28.0_f64);
-    let max_size = done.iter().filter_map(|b| b.size).max().unwrap_or(1).max(1) as f64;
+    // in tenths of a pixel, as integers (exact float formatting was a
+    // tenth of the overview's time)
+    let (w, h) = (1200_i64, 280_i64);
+    let max_size = done.iter().filter_map(|b| b.size).max().unwrap_or(1).max(1);
     let max_dur = done
         .iter()
-        .filter_map(|b| run_seconds(b))
+        .filter_map(|b| run_seconds(*b))
         .max()
         .unwrap_or(1)
-        .max(1) as f64;
+        .max(1);
     // bars of a fixed width: a source with few runs shows them at the left
-    let step = w / 30.0_f64.min(done.len().max(12) as f64);
+    let step = w / (done.len() as i64).clamp(12, 30);
     let mut bars = String::new();
     let mut line = Vec::new();
     for (i, b) in done.iter().enumerate() {
-        let x = i as f64 * step;
-        let bh = (b.size.unwrap_or(0) as f64 / max_size * (h - 2.0)).max(1.0);
-        bars.push_str(&format!(
-            "M{x:.1} {h:.1}h{:.1}v-{bh:.1}h-{:.1}z",
-            step - 1.0,
-            step - 1.0
-        ));
-        let dy = h - run_seconds(b).unwrap_or(0) as f64 / max_dur * (h - 2.0) - 1.0;
-        line.push(format!("{:.1},{dy:.1}", x + step / 2.0));
+        let x = i as i64 * step;
+        let bh =
+            ((b.size.unwrap_or(0) as i128 * (h - 20) as i128 / max_size as i128) as i64).max(10);
+        bars.push_str(&format!("M{x} {h}h{}v-{bh}h-{}z", step - 10, step - 10));
+        let dy = h - run_seconds(*b).unwrap_or(0) * (h - 20) / max_dur - 10;
+        line.push(format!("{},{dy}", x + step / 2));
     }
     let label = tr.f(
         "overview.chart",
         &[("count", &done.len().to_string()), ("source", source)],
     );
     html! {
-        svg.spark viewBox={ "0 0 " (w) " " (h) } width=(w) height=(h) role="img" aria-label=(label) {
+        svg.spark viewBox={ "0 0 " (w) " " (h) } width=(w / 10) height=(h / 10) role="img" aria-label=(label) {
             title { (label) }
             path.size d=(bars) {}
             @if line.len() > 1 { polyline.dur points=(line.join(" ")) {} }
