@@ -6,30 +6,21 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::error_page;
 use super::i18n::Tr;
 use super::layout::{self, Nav};
 use super::session::{Signed, encode};
+use super::{CsrfForm, caller, error_page, forged, see_other};
 use crate::AppState;
 use crate::api::{backups, download, restores};
-use crate::auth::Caller;
 use crate::problem::{ApiError, ApiJson};
 
-fn caller(s: &Signed) -> Caller {
-    Caller(s.token.clone())
-}
-
-fn see_other(to: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
-}
-
-/// A confirmation page: the question, then a form that posts to `action`.
+/// A confirmation page of the backups section.
 fn confirm(
     s: &Signed,
     title: &str,
@@ -38,31 +29,7 @@ fn confirm(
     back: &str,
     extra: Markup,
 ) -> Response {
-    let tr = s.tr;
-    let content = html! {
-        div.confirm {
-            p { (question) }
-            form.stack method="post" action=(action) {
-                input type="hidden" name="csrf" value=(s.session.csrf);
-                (extra)
-                div.buttons {
-                    button type="submit" { (tr.t("action.confirm")) }
-                    a.button.secondary href=(back) { (tr.t("action.cancel")) }
-                }
-            }
-        }
-    };
-    layout::page(s, Nav::Backups, title, "", content).into_response()
-}
-
-/// A refused form: 403 before anything was touched.
-fn forged(tr: Tr) -> Response {
-    error_page(tr, &ApiError::Forbidden("csrf".into()))
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
+    layout::confirm(s, Nav::Backups, title, question, action, back, extra).into_response()
 }
 
 // ----- run now -----
@@ -123,23 +90,36 @@ pub async fn run(
 
 // ----- retry, delete -----
 
+/// The confirmation of `verb` (`retry` or `delete`) on a backup.
+async fn backup_confirm(s: &AppState, signed: &Signed, id: &str, verb: &str) -> Response {
+    let tr = signed.tr;
+    match actionable(s, signed, id).await {
+        Ok(_) => confirm(
+            signed,
+            tr.t(&format!("action.{verb}_title")),
+            tr.t(&format!("action.{verb}_q")),
+            &format!("/ui/backups/{}/{verb}", encode(id)),
+            &format!("/ui/backups/{}", encode(id)),
+            html! {},
+        ),
+        Err(e) => error_page(tr, &e),
+    }
+}
+
 pub async fn retry_form(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
 ) -> Response {
-    let tr = signed.tr;
-    match actionable(&s, &signed, &id).await {
-        Ok(_) => confirm(
-            &signed,
-            tr.t("action.retry_title"),
-            tr.t("action.retry_q"),
-            &format!("/ui/backups/{}/retry", encode(&id)),
-            &format!("/ui/backups/{}", encode(&id)),
-            html! {},
-        ),
-        Err(e) => error_page(tr, &e),
-    }
+    backup_confirm(&s, &signed, &id, "retry").await
+}
+
+pub async fn delete_form(
+    State(s): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    backup_confirm(&s, &signed, &id, "delete").await
 }
 
 pub async fn retry(
@@ -152,28 +132,10 @@ pub async fn retry(
     if !signed.check_form(&headers, &f.csrf) {
         return forged(signed.tr);
     }
-    match backups::retry(State(s), caller(&signed), Path(id.clone())).await {
-        Ok(_) => see_other(&format!("/ui/backups/{}", encode(&id))),
+    let back = format!("/ui/backups/{}", encode(&id));
+    match backups::retry(State(s), caller(&signed), Path(id)).await {
+        Ok(_) => see_other(&back),
         Err(e) => error_page(signed.tr, &e),
-    }
-}
-
-pub async fn delete_form(
-    State(s): State<AppState>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    let tr = signed.tr;
-    match actionable(&s, &signed, &id).await {
-        Ok(_) => confirm(
-            &signed,
-            tr.t("action.delete_title"),
-            tr.t("action.delete_q"),
-            &format!("/ui/backups/{}/delete", encode(&id)),
-            &format!("/ui/backups/{}", encode(&id)),
-            html! {},
-        ),
-        Err(e) => error_page(tr, &e),
     }
 }
 
@@ -187,8 +149,9 @@ pub async fn delete(
     if !signed.check_form(&headers, &f.csrf) {
         return forged(signed.tr);
     }
-    match backups::delete(State(s), caller(&signed), Path(id.clone())).await {
-        Ok(_) => see_other(&format!("/ui/backups/{}", encode(&id))),
+    let back = format!("/ui/backups/{}", encode(&id));
+    match backups::delete(State(s), caller(&signed), Path(id)).await {
+        Ok(_) => see_other(&back),
         Err(e) => error_page(signed.tr, &e),
     }
 }

@@ -11,21 +11,12 @@ use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error_page;
 use super::layout::{self, Nav};
 use super::session::{Signed, encode};
+use super::{CsrfForm, caller, error_page, forged};
 use crate::AppState;
 use crate::api::{tenants, tokens};
-use crate::auth::Caller;
 use crate::problem::{ApiError, ApiJson};
-
-fn caller(s: &Signed) -> Caller {
-    Caller(s.token.clone())
-}
-
-fn forged(s: &Signed) -> Response {
-    error_page(s.tr, &ApiError::Forbidden("csrf".into()))
-}
 
 /// A form's fields as the API's JSON body (the API's own type checks it).
 fn body<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
@@ -293,7 +284,7 @@ pub async fn token_create(
     Form(f): Form<TokenForm>,
 ) -> Response {
     if !signed.check_form(&headers, &f.csrf) {
-        return forged(&signed);
+        return forged(signed.tr);
     }
     let mut v = json!({"role": f.role, "label": f.label});
     if !f.tenant.is_empty() {
@@ -325,31 +316,16 @@ pub async fn token_revoke_form(
         Ok(t) => t,
         Err(e) => return error_page(tr, &e.into()),
     };
-    let content = html! {
-        div.confirm {
-            p { (tr.f("tokens.revoke_q", &[("label", &t.label)])) }
-            form.stack method="post" action={ "/ui/tokens/" (encode(&id)) "/revoke" } {
-                input type="hidden" name="csrf" value=(signed.session.csrf);
-                div.buttons {
-                    button type="submit" { (tr.t("action.confirm")) }
-                    a.button.secondary href="/ui/tokens" { (tr.t("action.cancel")) }
-                }
-            }
-        }
-    };
-    layout::page(
+    layout::confirm(
         &signed,
         Nav::Tokens,
         tr.t("tokens.revoke_title"),
-        "",
-        content,
+        &tr.f("tokens.revoke_q", &[("label", &t.label)]),
+        &format!("/ui/tokens/{}/revoke", encode(&id)),
+        "/ui/tokens",
+        html! {},
     )
     .into_response()
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn token_revoke(
@@ -360,7 +336,7 @@ pub async fn token_revoke(
     Form(f): Form<CsrfForm>,
 ) -> Response {
     if !signed.check_form(&headers, &f.csrf) {
-        return forged(&signed);
+        return forged(signed.tr);
     }
     match tokens::revoke(State(s), caller(&signed), Path(id)).await {
         Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/tokens")]).into_response(),
@@ -423,7 +399,7 @@ pub async fn tenant_create(
     Form(f): Form<TenantForm>,
 ) -> Response {
     if !signed.check_form(&headers, &f.csrf) {
-        return forged(&signed);
+        return forged(signed.tr);
     }
     let b = match body(json!({"name": f.name})) {
         Ok(b) => b,
@@ -501,7 +477,7 @@ pub async fn tenant_policy(
     Form(f): Form<PolicyForm>,
 ) -> Response {
     if !signed.check_form(&headers, &f.csrf) {
-        return forged(&signed);
+        return forged(signed.tr);
     }
     let text = if f.policy.trim().is_empty() {
         "{}"

@@ -94,6 +94,34 @@ pub fn page(s: &Signed, nav: Nav, title: &str, tenant_q: &str, content: Markup) 
     .into_string())
 }
 
+/// A confirmation page: the question, then a form (with the session's
+/// CSRF secret and `extra` fields) that posts to `action`, or back.
+pub fn confirm(
+    s: &Signed,
+    nav: Nav,
+    title: &str,
+    question: &str,
+    action: &str,
+    back: &str,
+    extra: Markup,
+) -> Html<String> {
+    let tr = s.tr;
+    let content = html! {
+        div.confirm {
+            p { (question) }
+            form.stack method="post" action=(action) {
+                input type="hidden" name="csrf" value=(s.session.csrf);
+                (extra)
+                div.buttons {
+                    button type="submit" { (tr.t("action.confirm")) }
+                    a.button.secondary href=(back) { (tr.t("action.cancel")) }
+                }
+            }
+        }
+    };
+    page(s, nav, title, "", content)
+}
+
 /// A page without navigation: sign-in and errors.
 pub fn bare(tr: Tr, title: &str, message: &str) -> Html<String> {
     bare_with(

@@ -139,6 +139,28 @@ async fn security_headers(mut r: Response) -> Response {
     r
 }
 
+/// The API's caller for a signed-in user: the session's token, so that a
+/// form's action is the API's own (roles, tenants, policy, audit).
+pub(crate) fn caller(s: &session::Signed) -> crate::auth::Caller {
+    crate::auth::Caller(s.token.clone())
+}
+
+/// A form that carries only the session's CSRF secret.
+#[derive(serde::Deserialize)]
+pub(crate) struct CsrfForm {
+    pub csrf: String,
+}
+
+/// A refused form: 403 before anything was touched.
+pub(crate) fn forged(tr: Tr) -> Response {
+    error_page(tr, &ApiError::Forbidden("csrf".into()))
+}
+
+/// After a form: on to `to` (303, so a reload does not post again).
+pub(crate) fn see_other(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
+}
+
 /// An error as a page, in the visitor's language; the details of a server
 /// error go to the log only.
 pub fn error_page(tr: Tr, e: &ApiError) -> Response {

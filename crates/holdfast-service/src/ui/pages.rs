@@ -11,12 +11,12 @@ use jiff::{SignedDuration, Timestamp};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::error_page;
 use super::i18n::Tr;
 use super::layout::{self, Nav};
 use super::session::{
     self, LANG_COOKIE, SESSION_COOKIE, Signed, Visitor, local_path, secure, set_cookie,
 };
+use super::{CsrfForm, error_page};
 use crate::AppState;
 use crate::problem::ApiError;
 use crate::schedule::Schedule;
@@ -141,11 +141,6 @@ pub async fn signin(
             .into_response(),
         Err(e) => error_page(tr, &e.into()),
     }
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn signout(

@@ -4,7 +4,7 @@
 //! Credentials are write-only: the form never shows them.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use holdfast_catalog::sources::{Source, SourceFields};
@@ -12,13 +12,12 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error_page;
 use super::i18n::Tr;
 use super::layout::{self, Nav};
 use super::session::{Signed, encode};
+use super::{CsrfForm, caller, error_page, forged, see_other};
 use crate::AppState;
 use crate::api::sources as api;
-use crate::auth::Caller;
 use crate::problem::{ApiError, ApiJson};
 use crate::schedule::Schedule;
 
@@ -31,10 +30,6 @@ const KINDS: &[&str] = &[
     "command",
 ];
 const KEEP: &[&str] = &["keep_last", "keep_daily", "keep_weekly", "keep_monthly"];
-
-fn caller(s: &Signed) -> Caller {
-    Caller(s.token.clone())
-}
 
 /// The next `n` runs of a cron text, in the page's format; an error names
 /// what is wrong.
@@ -352,7 +347,7 @@ pub async fn create(
 ) -> Response {
     let tr = signed.tr;
     if !signed.check_form(&headers, &f.csrf) {
-        return error_page(tr, &ApiError::Forbidden("csrf".into()));
+        return forged(tr);
     }
     let t = match tenant_of(&s, &signed, q.tenant.as_deref()).await {
         Ok(t) => t,
@@ -381,10 +376,6 @@ pub async fn create(
         Ok(_) => see_other(&format!("/ui/sources?tenant={}", encode(&t.id))),
         Err(e) => error_page(tr, &e),
     }
-}
-
-fn see_other(to: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
 }
 
 /// A source this user may change.
@@ -422,7 +413,7 @@ pub async fn edit(
 ) -> Response {
     let tr = signed.tr;
     if !signed.check_form(&headers, &f.csrf) {
-        return error_page(tr, &ApiError::Forbidden("csrf".into()));
+        return forged(tr);
     }
     let cur = match changeable(&s, &signed, &id).await {
         Ok(x) => x,
@@ -466,31 +457,16 @@ pub async fn delete_form(
         Ok(x) => x,
         Err(e) => return error_page(tr, &e),
     };
-    let content = html! {
-        div.confirm {
-            p { (tr.f("sources.delete_q", &[("name", &src.name)])) }
-            form.stack method="post" action={ "/ui/sources/" (encode(&id)) "/delete" } {
-                input type="hidden" name="csrf" value=(signed.session.csrf);
-                div.buttons {
-                    button type="submit" { (tr.t("action.confirm")) }
-                    a.button.secondary href={ "/ui/sources?tenant=" (encode(&src.tenant_id)) } { (tr.t("action.cancel")) }
-                }
-            }
-        }
-    };
-    layout::page(
+    layout::confirm(
         &signed,
         Nav::Sources,
         tr.t("sources.delete_title"),
-        "",
-        content,
+        &tr.f("sources.delete_q", &[("name", &src.name)]),
+        &format!("/ui/sources/{}/delete", encode(&id)),
+        &format!("/ui/sources?tenant={}", encode(&src.tenant_id)),
+        html! {},
     )
     .into_response()
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn delete(
@@ -502,7 +478,7 @@ pub async fn delete(
 ) -> Response {
     let tr = signed.tr;
     if !signed.check_form(&headers, &f.csrf) {
-        return error_page(tr, &ApiError::Forbidden("csrf".into()));
+        return forged(tr);
     }
     let src = match changeable(&s, &signed, &id).await {
         Ok(x) => x,
