@@ -223,6 +223,19 @@ fn an_admin_signs_in_reads_every_page_in_both_languages_and_signs_out() {
     assert_eq!(b.text("h1"), "Sicherungen");
     assert!(b.text("table.list").contains("fehlgeschlagen"));
     b.screenshot(&out, "backups-de");
+    // every other page in German too, each checked by axe
+    for (path, h1, name) in [
+        ("/ui/sources", "Quellen", "sources-de"),
+        ("/ui/sources/new", "Neue Quelle", "source-form-de"),
+        ("/ui/audit", "Prüfprotokoll", "audit-de"),
+        ("/ui/tokens", "Tokens", "tokens-de"),
+        ("/ui/tenants", "Mandanten", "tenants-de"),
+    ] {
+        b.goto(&format!("{}{path}", s.base));
+        assert_eq!(b.text("h1"), h1, "{path}");
+        no_axe_violations(&b, name);
+        b.screenshot(&out, name);
+    }
 
     // sign out: the session is over, the page asks to sign in again
     b.click("header form button.link");
@@ -240,7 +253,24 @@ fn on_a_phone_the_pages_fit_the_screen() {
     let (_dir, s, admin, _t) = seeded();
     let b = Browser::start("en-US", 390, 844);
     sign_in(&b, &s.base, &admin);
-    for (path, name) in [("/", "overview-phone"), ("/ui/backups", "backups-phone")] {
+    let failed = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/tenants/{_t}/backups?status=failed"),
+        Some(&admin),
+        None,
+    )["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let detail = format!("/ui/backups/{failed}");
+    for (path, name) in [
+        ("/", "overview-phone"),
+        ("/ui/backups", "backups-phone"),
+        (detail.as_str(), "backup-phone"),
+        ("/ui/sources", "sources-phone"),
+        ("/ui/audit", "audit-phone"),
+    ] {
         b.goto(&format!("{}{path}", s.base));
         // nothing wider than the screen but the scrolling table boxes
         let wide = b.exec(

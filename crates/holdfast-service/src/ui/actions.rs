@@ -307,7 +307,7 @@ fn verification(tr: Tr, v: &serde_json::Value) -> Markup {
             }
         }
         @if !tables.is_empty() {
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label=(tr.t("app.table")) {
                 table.list {
                     thead { tr { th scope="col" { (tr.t("detail.table")) } th scope="col" .num { (tr.t("detail.rows")) } } }
                     tbody { @for (t, n) in &tables { tr { td { (t) } td.num { (n) } } } }

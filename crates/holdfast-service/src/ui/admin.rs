@@ -141,7 +141,7 @@ pub async fn audit(
         @if page.items.is_empty() {
             p.empty { (tr.t("audit.none")) }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label=(tr.t("app.table")) {
                 table.list {
                     thead { tr {
                         th scope="col" { "#" }
@@ -211,7 +211,7 @@ async fn token_list(
                 p { code.wrap #new-secret { (secret) } }
             }
         }
-        div.table-wrap {
+        div.table-wrap tabindex="0" role="region" aria-label=(tr.t("app.table")) {
             table.list {
                 thead { tr {
                     th scope="col" { (tr.t("tokens.label")) }
@@ -357,7 +357,7 @@ pub async fn tenants_page(State(s): State<AppState>, signed: Signed) -> Response
     };
     let content = html! {
         p.lead { (tr.t("tenants.intro")) }
-        div.table-wrap {
+        div.table-wrap tabindex="0" role="region" aria-label=(tr.t("app.table")) {
             table.list {
                 thead { tr {
                     th scope="col" { (tr.t("tenants.name")) }

@@ -375,7 +375,7 @@ pub async fn overview(
             } @else {
                 p.ok role="status" { (tr.t("overview.all_good")) }
             }
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label=(tr.t("app.table")) {
                 table.overview {
                     thead { tr {
                         th scope="col" { (tr.t("overview.source")) }
@@ -601,7 +601,7 @@ pub async fn backups(
         @if page.items.is_empty() {
             p.empty { (tr.t("backups.none")) }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label=(tr.t("app.table")) {
                 table.list aria-label=(tr.t("backups.list")) {
                     thead { tr {
                         th scope="col" { (tr.t("backups.started")) }
@@ -749,7 +749,7 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
         }
         section aria-labelledby="h-audit" {
             h2 #h-audit { (tr.t("detail.audit")) }
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label=(tr.t("app.table")) {
                 table.list {
                     thead { tr {
                         th scope="col" { (tr.t("detail.time")) }
@@ -881,7 +881,7 @@ fn counts_table(tr: Tr, counts: &serde_json::Value) -> Markup {
     html! {
         section aria-labelledby="h-counts" {
             h2 #h-counts { (tr.t("detail.counts")) }
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label=(tr.t("app.table")) {
                 table.list {
                     thead { tr { th scope="col" { (tr.t("detail.item")) } th scope="col" .num { (tr.t("detail.count")) } } }
                     tbody { @for (k, v) in &rows { tr { td { (k) } td.num { (v) } } } }
@@ -889,7 +889,7 @@ fn counts_table(tr: Tr, counts: &serde_json::Value) -> Markup {
             }
             @if !per_table.is_empty() {
                 h3 { (tr.t("detail.tables")) }
-                div.table-wrap {
+                div.table-wrap tabindex="0" role="region" aria-label=(tr.t("app.table")) {
                     table.list #per-table {
                         thead { tr { th scope="col" { (tr.t("detail.table")) } th scope="col" .num { (tr.t("detail.rows")) } } }
                         tbody { @for (t, n) in &per_table { tr { td { (t) } td.num { (n) } } } }

@@ -157,7 +157,7 @@ pub async fn list(
         @if sources.is_empty() {
             p.empty { (tr.t("sources.none")) }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label=(tr.t("app.table")) {
                 table.list {
                     thead { tr {
                         th scope="col" { (tr.t("sources.name")) }
