@@ -654,7 +654,7 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
         proof.contains("orders") && proof.contains("5,000"),
         "{proof}"
     );
-    assert!(proof.contains("row counts match manifest"), "{proof}");
+    assert!(proof.contains("Row counts match the manifest"), "{proof}");
     b.screenshot(&out, "restore-done-en");
 
     // the run's audit rows: queued by this operator, downloaded, restored

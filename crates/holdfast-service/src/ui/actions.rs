@@ -302,7 +302,8 @@ fn verification(tr: Tr, v: &serde_json::Value) -> Markup {
         dl.verification {
             @for (k, x) in obj {
                 @if k != "tables" && !x.is_object() && !x.is_array() {
-                    dt { (k.replace('_', " ")) } dd.wrap { (show(x)) }
+                    dt { (tr.get(&format!("verify.{k}")).map(str::to_string).unwrap_or_else(|| k.replace('_', " "))) }
+                    dd.wrap { (show(x)) }
                 }
             }
         }

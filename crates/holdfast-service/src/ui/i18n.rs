@@ -119,6 +119,15 @@ impl Tr {
             })
     }
 
+    /// The message `key`, if the catalogs have it.
+    pub fn get(self, key: &str) -> Option<&'static str> {
+        let map: &'static HashMap<String, String> = match self.0 {
+            Lang::En => &EN,
+            Lang::De => &DE,
+        };
+        map.get(key).map(String::as_str)
+    }
+
     /// The message `key` with `{name}` placeholders filled.
     pub fn f(self, key: &str, args: &[(&str, &str)]) -> String {
         let mut s = self.t(key).to_string();
