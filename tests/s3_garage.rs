@@ -646,7 +646,7 @@ fn with_hosts(dir: &Path, names: &[&str], program: &Path) -> std::process::Comma
     let mut c = std::process::Command::new("unshare");
     // as root a mount namespace is enough; otherwise map ourselves to root
     // in a user namespace first
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         c.arg("-m");
     } else {
         c.args(["-r", "-m"]);

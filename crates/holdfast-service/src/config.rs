@@ -476,6 +476,12 @@ impl Config {
         self.data_dir.join("server.key")
     }
 
+    /// The zone schedules are read in (`[schedule] timezone`, checked at
+    /// start; UTC if it went missing since).
+    pub fn time_zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.schedule.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+
     /// The server's side of the tenant boundary: its own files, which no
     /// source or restore may name, and the named commands.
     pub fn host_facts(&self) -> crate::policy::HostFacts {

@@ -35,8 +35,7 @@ pub fn start(state: AppState) {
 
 async fn tick(state: &AppState) -> Result<(), holdfast_catalog::CatalogError> {
     let now = Timestamp::now();
-    let zone =
-        jiff::tz::TimeZone::get(&state.config.schedule.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let zone = state.config.time_zone();
     let floor = now
         .checked_sub(SignedDuration::from_hours(24 * LOOKBACK_DAYS))
         .unwrap_or(now);

@@ -50,8 +50,7 @@ fn check_schedule(
         let parsed =
             crate::schedule::Schedule::parse(text).map_err(|e| ApiError::invalid("schedule", e))?;
         if policy.min_schedule_minutes.is_some() {
-            let tz = jiff::tz::TimeZone::get(&s.config.schedule.timezone)
-                .unwrap_or(jiff::tz::TimeZone::UTC);
+            let tz = s.config.time_zone();
             policy.check_schedule(parsed.shortest_interval(jiff::Timestamp::now(), &tz))?;
         }
     }

@@ -104,19 +104,11 @@ static DE: LazyLock<HashMap<String, String>> =
 pub struct Tr(pub Lang);
 
 impl Tr {
-    /// The message `key`.
+    /// The message `key` (English when the language lacks it).
     pub fn t(self, key: &str) -> &'static str {
-        let map: &'static HashMap<String, String> = match self.0 {
-            Lang::En => &EN,
-            Lang::De => &DE,
-        };
-        map.get(key)
-            .or_else(|| EN.get(key))
-            .map(String::as_str)
-            .unwrap_or_else(|| {
-                // a key missing from the catalogs: visible, not fatal
-                Box::leak(key.to_string().into_boxed_str())
-            })
+        self.get(key)
+            .or_else(|| Tr(Lang::En).get(key))
+            .unwrap_or_else(|| missing(key))
     }
 
     /// The message `key`, if the catalogs have it.
@@ -252,6 +244,21 @@ impl Tr {
             self.f("fmt.in", &[("age", &coarse(secs))])
         }
     }
+}
+
+/// A key missing from the catalogs shows as itself: visible, not fatal.
+/// Each such key is kept once (keys come from the code and the catalog's
+/// fixed words), so a page that asks again allocates nothing.
+fn missing(key: &str) -> &'static str {
+    static SEEN: LazyLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        LazyLock::new(Default::default);
+    let mut seen = SEEN.lock().expect("not poisoned");
+    if let Some(k) = seen.get(key) {
+        return k;
+    }
+    let k: &'static str = Box::leak(key.to_string().into_boxed_str());
+    seen.insert(k);
+    k
 }
 
 fn join(a: String, b: Option<String>) -> String {

@@ -139,6 +139,53 @@ async fn security_headers(mut r: Response) -> Response {
     r
 }
 
+/// The tenants a page covers, and for an admin every tenant (its picker).
+pub(crate) struct Scope {
+    /// A non-admin's own tenant; for an admin the one asked for, or all.
+    pub shown: Vec<holdfast_catalog::tenants::Tenant>,
+    /// Every tenant, for an admin's picker; empty for everyone else.
+    pub all: Vec<holdfast_catalog::tenants::Tenant>,
+    /// `?tenant=ID` when one was chosen, to keep the choice in links.
+    pub query: String,
+}
+
+/// Which tenants a page shows, read once per request.
+pub(crate) async fn scope(
+    s: &AppState,
+    signed: &session::Signed,
+    asked: Option<&str>,
+) -> Result<Scope, ApiError> {
+    if !signed.is_admin() {
+        let id = signed.token.tenant_id.clone().unwrap_or_default();
+        return Ok(Scope {
+            shown: vec![s.catalog.tenant(&id).await?],
+            all: Vec::new(),
+            query: String::new(),
+        });
+    }
+    let all = s.catalog.tenants().await?;
+    match asked.filter(|t| !t.is_empty() && *t != "all") {
+        Some(id) => {
+            let t = all
+                .iter()
+                .find(|t| t.id == id)
+                .cloned()
+                .ok_or(ApiError::NotFound("tenant"))?;
+            let query = format!("?tenant={}", session::encode(&t.id));
+            Ok(Scope {
+                shown: vec![t],
+                all,
+                query,
+            })
+        }
+        None => Ok(Scope {
+            shown: all.clone(),
+            all,
+            query: String::new(),
+        }),
+    }
+}
+
 /// The API's caller for a signed-in user: the session's token, so that a
 /// form's action is the API's own (roles, tenants, policy, audit).
 pub(crate) fn caller(s: &session::Signed) -> crate::auth::Caller {

@@ -5,7 +5,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use holdfast_catalog::backups::{Backup, BackupFilter, RunSummary};
+use holdfast_catalog::backups::{BackupFilter, RunSummary};
 use holdfast_catalog::sources::Source;
 use jiff::{SignedDuration, Timestamp};
 use maud::{Markup, html};
@@ -206,31 +206,6 @@ pub struct TenantQuery {
     tenant: Option<String>,
 }
 
-/// The tenants a page covers: a non-admin's own; for an admin the one
-/// asked for, or all. With the `?tenant=` suffix that keeps the choice.
-async fn scope(
-    s: &AppState,
-    signed: &Signed,
-    asked: Option<&str>,
-) -> Result<(Vec<holdfast_catalog::tenants::Tenant>, String), ApiError> {
-    if !signed.is_admin() {
-        let id = signed.token.tenant_id.clone().unwrap_or_default();
-        return Ok((vec![s.catalog.tenant(&id).await?], String::new()));
-    }
-    let all = s.catalog.tenants().await?;
-    match asked.filter(|t| !t.is_empty() && *t != "all") {
-        Some(id) => {
-            let t = all
-                .into_iter()
-                .find(|t| t.id == id)
-                .ok_or(ApiError::NotFound("tenant"))?;
-            let q = format!("?tenant={}", session::encode(&t.id));
-            Ok((vec![t], q))
-        }
-        None => Ok((all, String::new())),
-    }
-}
-
 /// The admin's tenant picker (a plain GET form).
 fn tenant_picker(
     tr: Tr,
@@ -268,26 +243,9 @@ fn secs_between(a: &str, b: &str) -> Option<i64> {
     Some(b.as_second() - a.as_second())
 }
 
-/// How long a run took.
-trait Timed {
-    fn times(&self) -> (Option<&str>, Option<&str>);
-}
-
-impl Timed for Backup {
-    fn times(&self) -> (Option<&str>, Option<&str>) {
-        (self.started_at.as_deref(), self.finished_at.as_deref())
-    }
-}
-
-impl Timed for RunSummary {
-    fn times(&self) -> (Option<&str>, Option<&str>) {
-        (self.started_at.as_deref(), self.finished_at.as_deref())
-    }
-}
-
-fn run_seconds(b: &impl Timed) -> Option<i64> {
-    let (start, end) = b.times();
-    secs_between(start?, end?)
+/// How long a run took, once it has finished.
+fn run_seconds(started_at: Option<&str>, finished_at: Option<&str>) -> Option<i64> {
+    secs_between(started_at?, finished_at?)
 }
 
 pub async fn overview(
@@ -296,12 +254,15 @@ pub async fn overview(
     Query(q): Query<TenantQuery>,
 ) -> Response {
     let tr = signed.tr;
-    let (tenants, tq) = match scope(&s, &signed, q.tenant.as_deref()).await {
+    let super::Scope {
+        shown: tenants,
+        all,
+        query: tq,
+    } = match super::scope(&s, &signed, q.tenant.as_deref()).await {
         Ok(x) => x,
         Err(e) => return error_page(tr, &e),
     };
-    let tz =
-        jiff::tz::TimeZone::get(&s.config.schedule.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let tz = s.config.time_zone();
     let now = Timestamp::now();
     let mut rows = Vec::new();
     for t in &tenants {
@@ -353,7 +314,6 @@ pub async fn overview(
         .filter(|r| r.overdue || r.runs.first().is_some_and(|b| b.status == "failed"))
         .count();
     let picker = if signed.is_admin() {
-        let all = s.catalog.tenants().await.unwrap_or_default();
         Some(tenant_picker(
             tr,
             &all,
@@ -467,7 +427,7 @@ fn chart(tr: Tr, source: &str, runs: &[RunSummary]) -> Markup {
     let max_size = done.iter().filter_map(|b| b.size).max().unwrap_or(1).max(1);
     let max_dur = done
         .iter()
-        .filter_map(|b| run_seconds(*b))
+        .filter_map(|b| run_seconds(b.started_at.as_deref(), b.finished_at.as_deref()))
         .max()
         .unwrap_or(1)
         .max(1);
@@ -480,7 +440,11 @@ fn chart(tr: Tr, source: &str, runs: &[RunSummary]) -> Markup {
         let bh =
             ((b.size.unwrap_or(0) as i128 * (h - 20) as i128 / max_size as i128) as i64).max(10);
         bars.push_str(&format!("M{x} {h}h{}v-{bh}h-{}z", step - 10, step - 10));
-        let dy = h - run_seconds(*b).unwrap_or(0) * (h - 20) / max_dur - 10;
+        let dy = h
+            - run_seconds(b.started_at.as_deref(), b.finished_at.as_deref()).unwrap_or(0)
+                * (h - 20)
+                / max_dur
+            - 10;
         line.push(format!("{},{dy}", x + step / 2));
     }
     let label = tr.f(
@@ -517,7 +481,11 @@ pub async fn backups(
 ) -> Response {
     let tr = signed.tr;
     let empty = |v: &Option<String>| v.as_deref().filter(|x| !x.is_empty()).map(str::to_string);
-    let (tenants, tq) = match scope(&s, &signed, q.tenant.as_deref()).await {
+    let super::Scope {
+        shown: tenants,
+        all: all_tenants,
+        query: tq,
+    } = match super::scope(&s, &signed, q.tenant.as_deref()).await {
         Ok(x) => x,
         Err(e) => return error_page(tr, &e),
     };
@@ -560,11 +528,6 @@ pub async fn backups(
         }
     }
     let keep = keep.join("&");
-    let all_tenants = if signed.is_admin() {
-        s.catalog.tenants().await.unwrap_or_default()
-    } else {
-        Vec::new()
-    };
     let content = html! {
         form.filters method="get" action="/ui/backups" aria-label=(tr.t("backups.filter")) {
             @if signed.is_admin() {
@@ -620,7 +583,7 @@ pub async fn backups(
                                 td { (names.get(b.source_id.as_str()).copied().unwrap_or(&b.source_name)) }
                                 td { (status_badge(tr, &b.status)) }
                                 td { (tr.t(&format!("kind.{}", b.kind))) }
-                                td.num { @if let Some(d) = run_seconds(b) { (tr.duration(d)) } @else { "–" } }
+                                td.num { @if let Some(d) = run_seconds(b.started_at.as_deref(), b.finished_at.as_deref()) { (tr.duration(d)) } @else { "–" } }
                                 td.num { @if let Some(x) = b.size { (tr.bytes(x)) } @else { "–" } }
                                 td.num { @if let Some(x) = b.bytes_added { (tr.bytes(x)) } @else { "–" } }
                                 td { @if b.requested_by.is_none() { span.muted { (tr.t("backups.system")) } } @else { (b.requested_by_label) } }
@@ -689,7 +652,7 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
                     form.inline method="get" action={ "/ui/backups/" (b.id) "/file" } {
                         label for="format" { (tr.t("action.format")) }
                         select #format name="format" {
-                            @for f in formats(&b.repository, source_kind.as_deref()) { option value=(f) { (f) } }
+                            @for f in formats(source_kind.as_deref()) { option value=(f) { (f) } }
                         }
                         button type="submit" { (tr.t("action.download")) }
                     }
@@ -717,7 +680,7 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
                     @if let Some(t) = &b.finished_at {
                         li {
                             strong { (tr.t("detail.finished")) } " " time datetime=(t) { (tr.time(t)) }
-                            @if let Some(d) = run_seconds(&b) { " (" (tr.duration(d)) ")" }
+                            @if let Some(d) = run_seconds(b.started_at.as_deref(), b.finished_at.as_deref()) { " (" (tr.duration(d)) ")" }
                             " · " (tr.age(t, now))
                         }
                     }
@@ -828,7 +791,7 @@ pub async fn progress(
 
 /// The download formats offered for a backup of a source of `kind`
 /// (the server still refuses one that does not fit the snapshot).
-fn formats(_repository: &str, kind: Option<&str>) -> Vec<&'static str> {
+fn formats(kind: Option<&str>) -> Vec<&'static str> {
     match kind {
         Some("postgres") | Some("mysql") => vec!["zip", "sql.gz", "tar.zst"],
         Some("jsonl") => vec!["jsonl.gz", "zip", "tar.zst"],

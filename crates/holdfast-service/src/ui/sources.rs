@@ -40,8 +40,7 @@ pub fn preview(s: &AppState, tr: Tr, text: &str) -> String {
     }
     match Schedule::parse(text) {
         Ok(sched) => {
-            let tz = jiff::tz::TimeZone::get(&s.config.schedule.timezone)
-                .unwrap_or(jiff::tz::TimeZone::UTC);
+            let tz = s.config.time_zone();
             let mut at = jiff::Timestamp::now();
             let mut runs = Vec::new();
             for _ in 0..3 {
@@ -95,25 +94,26 @@ pub async fn schedule_preview(
     Json(json!({"text": preview(&s, signed.tr, q.cron.as_deref().unwrap_or(""))})).into_response()
 }
 
-/// The tenant a sources page is about: an operator's or viewer's own; an
-/// admin's choice (`?tenant=`), else the first.
+/// The tenant a sources page is about (an admin's choice, else the
+/// first), and every tenant for an admin's picker.
 async fn tenant_of(
     s: &AppState,
     signed: &Signed,
     asked: Option<&str>,
-) -> Result<holdfast_catalog::tenants::Tenant, ApiError> {
-    if !signed.is_admin() {
-        let id = signed.token.tenant_id.clone().unwrap_or_default();
-        return Ok(s.catalog.tenant(&id).await?);
-    }
-    let all = s.catalog.tenants().await?;
-    match asked.filter(|a| !a.is_empty()) {
-        Some(a) => all
-            .into_iter()
-            .find(|t| t.id == a)
-            .ok_or(ApiError::NotFound("tenant")),
-        None => all.into_iter().next().ok_or(ApiError::NotFound("tenant")),
-    }
+) -> Result<
+    (
+        holdfast_catalog::tenants::Tenant,
+        Vec<holdfast_catalog::tenants::Tenant>,
+    ),
+    ApiError,
+> {
+    let scope = super::scope(s, signed, asked).await?;
+    let t = scope
+        .shown
+        .into_iter()
+        .next()
+        .ok_or(ApiError::NotFound("tenant"))?;
+    Ok((t, scope.all))
 }
 
 #[derive(Deserialize, Default)]
@@ -127,8 +127,8 @@ pub async fn list(
     Query(q): Query<TenantQuery>,
 ) -> Response {
     let tr = signed.tr;
-    let t = match tenant_of(&s, &signed, q.tenant.as_deref()).await {
-        Ok(t) => t,
+    let (t, all) = match tenant_of(&s, &signed, q.tenant.as_deref()).await {
+        Ok(x) => x,
         Err(e) => return error_page(tr, &e),
     };
     let sources = match s.catalog.sources(&t.id).await {
@@ -137,11 +137,6 @@ pub async fn list(
     };
     let act = signed.may_act(&t.id);
     let tq = format!("?tenant={}", encode(&t.id));
-    let all = if signed.is_admin() {
-        s.catalog.tenants().await.unwrap_or_default()
-    } else {
-        Vec::new()
-    };
     let content = html! {
         p.lead { (tr.t("sources.intro")) }
         @if signed.is_admin() {
@@ -270,7 +265,7 @@ pub async fn new_form(
 ) -> Response {
     let tr = signed.tr;
     let t = match tenant_of(&s, &signed, q.tenant.as_deref()).await {
-        Ok(t) if signed.may_act(&t.id) => t,
+        Ok((t, _)) if signed.may_act(&t.id) => t,
         Ok(_) => return error_page(tr, &ApiError::Forbidden("viewer".into())),
         Err(e) => return error_page(tr, &e),
     };
@@ -350,7 +345,7 @@ pub async fn create(
         return forged(tr);
     }
     let t = match tenant_of(&s, &signed, q.tenant.as_deref()).await {
-        Ok(t) => t,
+        Ok((t, _)) => t,
         Err(e) => return error_page(tr, &e),
     };
     let fields = match (f.options(), f.retention()) {
