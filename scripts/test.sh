@@ -91,6 +91,13 @@ if [ ! -f "$node_dir/node_modules/axe-core/axe.min.js" ]; then
 fi
 export HOLDFAST_AXE_JS="$node_dir/node_modules/axe-core/axe.min.js"
 
+# A fresh build needs several GB; say how much the machine has, so that a
+# "no space left" further down is read for what it is.
+echo "disk free for the build and the tests:" >&2
+df -h . "${TMPDIR:-/tmp}" >&2 || true
+# A clean build gains nothing from incremental state, which costs GBs.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
