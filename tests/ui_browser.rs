@@ -10,7 +10,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::browser::Browser;
+use common::browser::{Browser, DOWN, ENTER, TAB};
 use common::service::{Server, commands_config};
 use serde_json::{Value, json};
 
@@ -246,6 +246,110 @@ fn an_admin_signs_in_reads_every_page_in_both_languages_and_signs_out() {
     b.goto(&format!("{}/ui/backups", s.base));
     b.wait_for("the sign-in page", 10, |b| b.url().contains("/ui/signin"));
     no_axe_violations(&b, "sign-in");
+}
+
+/// Press Tab until `want` holds of the focused element (at most `max`
+/// times); every element passed on the way shows its focus ring and lies
+/// on the screen. The focused elements, in order.
+fn tab_to(b: &Browser, max: usize, want: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut seen = Vec::new();
+    for _ in 0..max {
+        b.keys(&TAB.to_string());
+        let f = b.focused();
+        assert!(
+            f["ring"] == json!(true) && f["visible"] == json!(true),
+            "focus without a visible ring, or off the screen, on {}: {f}",
+            b.url()
+        );
+        seen.push(f.clone());
+        if want(&f) {
+            return seen;
+        }
+    }
+    panic!(
+        "{max} presses of Tab did not reach it on {}; passed: {seen:?}",
+        b.url()
+    );
+}
+
+#[test]
+fn the_keyboard_alone_signs_in_moves_through_the_pages_and_chooses_a_restore() {
+    let (_dir, s, admin, t) = seeded();
+    let b = Browser::start("en-US", 1280, 900);
+    b.goto(&format!("{}/", s.base));
+    b.wait_for("the sign-in page", 10, |b| b.url().contains("/ui/signin"));
+    b.focus_page();
+    tab_to(&b, 10, |f| f["id"] == "token");
+    b.keys(&admin);
+    b.keys(&ENTER.to_string());
+    b.wait_for("the overview", 10, |b| b.text("h1") == "Overview");
+
+    // the first stop is the skip link, shown while focused; it leads into
+    // the page's content
+    let first = tab_to(&b, 1, |_| true);
+    assert!(
+        first[0]["class"].as_str().unwrap().contains("skip"),
+        "{first:?}"
+    );
+    b.keys(&ENTER.to_string());
+    assert!(b.url().ends_with("#main"), "{}", b.url());
+    tab_to(&b, 1, |_| true);
+    assert_eq!(
+        b.exec(
+            "return document.querySelector('main').contains(document.activeElement)",
+            json!([])
+        ),
+        json!(true),
+        "after the skip link the focus is in the content"
+    );
+
+    // the whole overview, from the top: every link and control is reached,
+    // each with its ring
+    b.goto(&format!("{}/", s.base));
+    let stops = tab_to(&b, 80, |f| f["href"] == "/ui/backups");
+    assert!(stops.len() <= 12, "the navigation comes early: {stops:?}");
+    b.keys(&ENTER.to_string());
+    b.wait_for("the backups page", 10, |b| b.text("h1") == "Backups");
+
+    // a finished run's restore form, by keyboard: the arrow keys move the
+    // choice between the radio buttons
+    let done = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/tenants/{t}/backups?status=done&limit=1"),
+        Some(&admin),
+        None,
+    );
+    let id = done["items"][0]["id"].as_str().unwrap().to_string();
+    b.goto(&format!("{}/ui/backups/{id}", s.base));
+    tab_to(&b, 60, |f| {
+        f["href"]
+            .as_str()
+            .is_some_and(|h| h.ends_with(&format!("/ui/backups/{id}/restore")))
+    });
+    b.keys(&ENTER.to_string());
+    b.wait_for("the restore form", 10, |b| {
+        b.text("h1") == "Restore this backup"
+    });
+    let on = tab_to(&b, 40, |f| f["id"] == "where-new");
+    assert_eq!(on.last().unwrap()["checked"], json!(true));
+    b.keys(&DOWN.to_string());
+    let f = b.focused();
+    // a command source has no "over the source": the next choice is
+    // "another target"
+    assert_eq!(f["id"], json!("where-other"), "{f}");
+    assert_eq!(f["checked"], json!(true), "{f}");
+    tab_to(&b, 3, |f| f["id"] == "target");
+    b.keys("not/absolute");
+    b.keys(&ENTER.to_string());
+    b.wait_for("the answer", 10, |b| b.text("h1") == "Something went wrong");
+    assert!(
+        b.text("body")
+            .contains("Invalid target: an absolute directory path"),
+        "{}",
+        b.text("body")
+    );
+    b.screenshot(&shots(), "keyboard-refusal-en");
 }
 
 #[test]
@@ -548,10 +652,45 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
         b.text("h1") == "Something went wrong"
     });
     assert!(
-        b.text("body").contains("refused by policy"),
+        b.text("body").contains(&format!(
+            "Refused by policy: target: /etc/passwd.db is not beneath a directory this tenant \
+             may use ({})",
+            root.display()
+        )),
         "{}",
         b.text("body")
     );
+    // the same refusal on a German page is German, and so is a bad schedule
+    b.goto(&format!("{}/ui/lang/de?next=%2Fui%2Fsources%2Fnew", s.base));
+    b.wait_for("the German form", 10, |b| b.text("h1") == "Neue Quelle");
+    b.type_into("#f-name", "shop");
+    b.exec(
+        "document.querySelector('#f-kind').value = 'sqlite'",
+        json!([]),
+    );
+    b.type_into("#f-target", "sqlite:///etc/passwd.db");
+    b.type_into("#f-schedule", "61 * * * *");
+    b.wait_for("the German schedule check", 10, |b| {
+        b.text("#f-schedule-preview")
+            == "Kein gültiger Zeitplan: Minute: \"61\" liegt außerhalb von 0–59"
+    });
+    b.type_into("#f-schedule", "");
+    b.click("form.source button[type=submit]");
+    b.wait_for("the German refusal", 10, |b| {
+        b.text("h1") == "Etwas ist schiefgegangen"
+    });
+    let body = b.text("body");
+    assert!(
+        body.contains(&format!(
+            "Von der Richtlinie abgelehnt: Ziel: /etc/passwd.db liegt unter keinem Verzeichnis, \
+             das dieser Mandant nutzen darf ({})",
+            root.display()
+        )),
+        "{body}"
+    );
+    b.screenshot(&out, "refused-de");
+    b.goto(&format!("{}/ui/lang/en?next=%2F", s.base));
+    b.wait_for("English again", 10, |b| b.text("h1") == "Overview");
     fill(&b, &format!("sqlite://{}", db.display()));
     no_axe_violations(&b, "the source form");
     b.screenshot(&out, "source-form-en");
@@ -656,6 +795,74 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
     );
     assert!(proof.contains("Row counts match the manifest"), "{proof}");
     b.screenshot(&out, "restore-done-en");
+
+    // restore over the source itself: the name must be typed, then the
+    // database is as it was at the backup
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DELETE FROM orders WHERE id > 100; INSERT INTO orders VALUES (9999999, 1);",
+    )
+    .unwrap();
+    drop(conn);
+    let over_source = |b: &Browser, name: &str| {
+        b.goto(&format!("{}/ui/backups/{backup_id}/restore", s.base));
+        b.wait_for("the restore form", 10, |b| {
+            b.text("h1") == "Restore this backup"
+        });
+        b.click("#where-source");
+        b.type_into("#confirm_name", name);
+        b.click("div.confirm button[type=submit]");
+    };
+    over_source(&b, "not-the-name");
+    b.wait_for("the refusal", 10, |b| {
+        b.text("h1") == "Something went wrong"
+    });
+    assert!(
+        b.text("body")
+            .contains("Invalid confirm_name: type the source's name"),
+        "{}",
+        b.text("body")
+    );
+    let count = || {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT count(*), max(id) FROM orders", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .unwrap()
+    };
+    assert_eq!(count(), (101, 9999999), "nothing was restored");
+    over_source(&b, "shop");
+    b.wait_for("the restore's page", 10, |b| {
+        b.url().contains("/ui/restores/")
+    });
+    b.wait_for("the restore over the source to finish", 60, |b| {
+        b.text("p.lead span.badge") == "done"
+    });
+    assert!(
+        b.text("body").contains("Row counts match the manifest"),
+        "{}",
+        b.text("body")
+    );
+    assert_eq!(
+        count(),
+        (5000, 5000),
+        "the source is as it was at the backup"
+    );
+    let restore_id = b.url().rsplit('/').next().unwrap().to_string();
+    let r = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/restores/{restore_id}"),
+        Some(&op),
+        None,
+    );
+    assert_eq!(r["in_place"], json!(true), "{r}");
+    assert_eq!(
+        r["target"],
+        json!(format!("sqlite://{}", db.display())),
+        "{r}"
+    );
 
     // the run's audit rows: queued by this operator, downloaded, restored
     b.goto(&backup_url);
@@ -821,7 +1028,12 @@ fn an_admin_manages_tokens_and_tenants_and_reads_the_audit_log() {
     b.wait_for("the refusal", 10, |b| {
         b.text("h1") == "Something went wrong"
     });
-    assert!(b.text("body").contains("refused"), "{}", b.text("body"));
+    assert!(
+        b.text("body")
+            .contains("Invalid directory_roots[0]: the server's own data"),
+        "{}",
+        b.text("body")
+    );
     let policy = s.expect(
         200,
         "GET",

@@ -11,6 +11,13 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
+/// WebDriver's code points of keys without a character.
+pub const TAB: char = '\u{E004}';
+pub const ENTER: char = '\u{E007}';
+pub const SPACE: char = '\u{E00D}';
+pub const DOWN: char = '\u{E015}';
+pub const SHIFT: char = '\u{E008}';
+
 pub struct Browser {
     driver: Child,
     base: String,
@@ -197,6 +204,56 @@ impl Browser {
         .as_str()
         .unwrap_or("")
         .to_string()
+    }
+
+    /// Press keys as a person would, one after another: text, or the
+    /// WebDriver code points of special keys ([`TAB`], [`ENTER`], …).
+    pub fn keys(&self, keys: &str) {
+        let mut actions = Vec::new();
+        for c in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": c.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": c.to_string()}));
+        }
+        self.call(
+            "POST",
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        );
+        self.call("DELETE", "/actions", Value::Null);
+    }
+
+    /// Give the page the keyboard (as a person clicking into the window
+    /// does): a click on the page's top-left corner, where nothing is.
+    pub fn focus_page(&self) {
+        self.call(
+            "POST",
+            "/actions",
+            json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+                "actions": [
+                    {"type": "pointerMove", "x": 1, "y": 1, "origin": "viewport"},
+                    {"type": "pointerDown", "button": 0},
+                    {"type": "pointerUp", "button": 0}]}]}),
+        );
+        self.call("DELETE", "/actions", Value::Null);
+    }
+
+    /// The element that has the keyboard's focus: its tag, id, classes,
+    /// link target, text, whether the focus ring shows (an outline or a
+    /// shadow), and whether it lies on the screen.
+    pub fn focused(&self) -> Value {
+        self.exec(
+            "const e = document.activeElement; if (!e) return null;
+             const s = getComputedStyle(e); const r = e.getBoundingClientRect();
+             return {tag: e.tagName.toLowerCase(), id: e.id, class: e.className,
+                     href: e.getAttribute('href') || '', type: e.getAttribute('type') || '',
+                     value: e.value === undefined ? null : e.value, checked: !!e.checked,
+                     text: (e.innerText || e.value || '').trim().slice(0, 80),
+                     ring: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0)
+                           || s.boxShadow !== 'none',
+                     visible: r.width > 1 && r.height > 1 && r.right > 0 && r.bottom > 0
+                              && r.left < innerWidth};",
+            json!([]),
+        )
     }
 
     /// Run a script in the page; its return value.

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
 use crate::sources::Source;
-use crate::{Actor, Catalog, CatalogError, Dialect, Result, WriteTx, clock};
+use crate::{Actor, Catalog, CatalogError, Conflict, Dialect, Needs, Result, WriteTx, clock};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Backup {
@@ -481,10 +481,11 @@ impl Catalog {
         let b = fetch_for_update(&mut w, id).await?;
         if b.status != "running" || b.lease_owner.as_deref() != Some(worker) {
             return w
-                .abort(CatalogError::Conflict(format!(
-                    "backup {id} is no longer held by this worker (status {})",
-                    b.status
-                )))
+                .abort(CatalogError::Conflict(Conflict::NotHeld {
+                    what: "backup",
+                    id: id.to_string(),
+                    status: Some(b.status.clone()),
+                }))
                 .await;
         }
         sqlx::query(
@@ -574,10 +575,11 @@ impl Catalog {
                 if b.status != "running" || (worker.is_some() && b.lease_owner.as_deref() != worker)
                 {
                     return w
-                        .abort(CatalogError::Conflict(format!(
-                            "backup {id} is no longer held by this worker (status {})",
-                            b.status
-                        )))
+                        .abort(CatalogError::Conflict(Conflict::NotHeld {
+                            what: "backup",
+                            id: id.to_string(),
+                            status: Some(b.status.clone()),
+                        }))
                         .await;
                 }
             }
@@ -661,10 +663,11 @@ impl Catalog {
         let b = fetch_for_update(&mut w, id).await?;
         if b.status != "failed" {
             return w
-                .abort(CatalogError::Conflict(format!(
-                    "backup {id} is {}: only a failed backup can be retried",
-                    b.status
-                )))
+                .abort(CatalogError::Conflict(Conflict::State {
+                    id: id.to_string(),
+                    status: b.status.clone(),
+                    needs: Needs::Failed,
+                }))
                 .await;
         }
         sqlx::query(

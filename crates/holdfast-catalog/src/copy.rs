@@ -12,7 +12,7 @@
 use sqlx::any::AnyTypeInfoKind;
 use sqlx::{AssertSqlSafe, Column, Row};
 
-use crate::{Catalog, CatalogError, Result};
+use crate::{Catalog, CatalogError, Conflict, Result};
 
 /// Every table, parents first, with the column that orders its rows.
 const TABLES: &[(&str, &str)] = &[
@@ -60,10 +60,11 @@ impl Catalog {
                 .try_get("n")
                 .map_err(CatalogError::db)?;
             if n > 0 {
-                return Err(CatalogError::Conflict(format!(
-                    "{} is not empty ({n} rows in {table}): copy only into a new catalog",
-                    dest.shown_url()
-                )));
+                return Err(CatalogError::Conflict(Conflict::NotEmpty {
+                    url: dest.shown_url().to_string(),
+                    rows: n,
+                    table,
+                }));
             }
         }
         let mut w = dest.write().await?;

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use crate::audit::NewEvent;
 use crate::backups::{Backup, fetch, fetch_for_update};
-use crate::{Actor, Catalog, CatalogError, Result, clock};
+use crate::{Actor, Catalog, CatalogError, Conflict, Needs, Result, clock};
 
 impl Catalog {
     /// Ask for a backup's deletion. A finished backup becomes `deleting`
@@ -27,10 +27,11 @@ impl Catalog {
             }
             "queued" | "running" => {
                 return w
-                    .abort(CatalogError::Conflict(format!(
-                        "backup {id} is {}: delete it once it has finished",
-                        b.status
-                    )))
+                    .abort(CatalogError::Conflict(Conflict::State {
+                        id: id.to_string(),
+                        status: b.status.clone(),
+                        needs: Needs::Finished,
+                    }))
                     .await;
             }
             "done" => "deleting",
@@ -121,9 +122,11 @@ impl Catalog {
         .rows_affected();
         if n == 0 {
             return w
-                .abort(CatalogError::Conflict(format!(
-                    "deletion of {id} is no longer held by this worker"
-                )))
+                .abort(CatalogError::Conflict(Conflict::NotHeld {
+                    what: "deletion of",
+                    id: id.to_string(),
+                    status: None,
+                }))
                 .await;
         }
         let b = fetch(&mut w.tx, id).await?;

@@ -10,7 +10,7 @@ pub enum CatalogError {
     NotFound { what: &'static str },
     /// A unique name taken, or a state that does not allow the change.
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Conflict),
     #[error("invalid {field}: {message}")]
     Invalid { field: String, message: String },
     /// Any other database error.
@@ -39,7 +39,7 @@ impl CatalogError {
                 CatalogError::Unavailable(d.message().to_string())
             }
             sqlx::Error::Database(d) if d.is_unique_violation() => {
-                CatalogError::Conflict(format!("already exists ({})", d.message()))
+                CatalogError::Conflict(Conflict::Exists(d.message().to_string()))
             }
             _ => CatalogError::Database(e.to_string()),
         }
@@ -49,6 +49,67 @@ impl CatalogError {
         CatalogError::Invalid {
             field: field.to_string(),
             message: message.into(),
+        }
+    }
+}
+
+/// Why a change conflicts with what the catalog holds: typed, so that the
+/// service can say it in the reader's language and tests need not match
+/// text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// A live source or tenant of this name exists.
+    #[error("a {what} named {name:?} exists")]
+    NameTaken { what: &'static str, name: String },
+    /// A run (backup, restore, deletion) whose lease passed to another
+    /// worker, or that finished meanwhile.
+    #[error("{what} {id} is no longer held by this worker{}", status.as_deref().map(|s| format!(" (status {s})")).unwrap_or_default())]
+    NotHeld {
+        what: &'static str,
+        id: String,
+        status: Option<String>,
+    },
+    /// A backup in a state that does not allow the action.
+    #[error("backup {id} is {status}: {}", needs.text())]
+    State {
+        id: String,
+        status: String,
+        needs: Needs,
+    },
+    /// Another unique value taken (the database's words).
+    #[error("already exists ({0})")]
+    Exists(String),
+    /// A catalog migrated by a newer holdfast.
+    #[error(
+        "the catalog has schema version {current}, newer than this holdfast knows ({newest}): upgrade holdfast"
+    )]
+    SchemaNewer { current: i64, newest: i64 },
+    /// A copy's destination that holds rows.
+    #[error("{url} is not empty ({rows} rows in {table}): copy only into a new catalog")]
+    NotEmpty {
+        url: String,
+        rows: i64,
+        table: &'static str,
+    },
+}
+
+/// The state an action needs of a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Retry: only a failed backup.
+    Failed,
+    /// Delete: once it has finished (succeeded or failed).
+    Finished,
+    /// Restore: only a succeeded backup.
+    Succeeded,
+}
+
+impl Needs {
+    pub fn text(self) -> &'static str {
+        match self {
+            Needs::Failed => "only a failed backup can be retried",
+            Needs::Finished => "delete it once it has finished",
+            Needs::Succeeded => "only a finished backup can be restored",
         }
     }
 }

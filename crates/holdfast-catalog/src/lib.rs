@@ -33,7 +33,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
-pub use error::CatalogError;
+pub use error::{CatalogError, Conflict, Needs};
 pub use server_key::ServerKey;
 
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

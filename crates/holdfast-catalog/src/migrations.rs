@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use crate::{Catalog, CatalogError, Result};
+use crate::{Catalog, CatalogError, Conflict, Result};
 
 const STEPS: &[(i64, &str)] = &[
     (
@@ -184,6 +184,16 @@ ALTER TABLE backups ADD COLUMN progress TEXT;
 ALTER TABLE restores ADD COLUMN progress TEXT
 "#,
     ),
+    (
+        8,
+        // A restore over the source itself (replacing a database's
+        // contents), and the overview's "last successful restore" of
+        // each source.
+        r#"
+ALTER TABLE restores ADD COLUMN in_place INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX restores_tenant_done ON restores (tenant_id, status, source_id, finished_at)
+"#,
+    ),
 ];
 
 pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {
@@ -209,10 +219,10 @@ pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {
     let newest = STEPS.last().map(|s| s.0).unwrap_or(0);
     if current > newest {
         return w
-            .abort(CatalogError::Conflict(format!(
-                "the catalog has schema version {current}, newer than this holdfast knows ({newest}): \
-                 upgrade holdfast"
-            )))
+            .abort(CatalogError::Conflict(Conflict::SchemaNewer {
+                current,
+                newest,
+            }))
             .await;
     }
     for (version, sql) in STEPS.iter().filter(|s| s.0 > current) {

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
 use crate::backups::Backup;
-use crate::{Actor, Catalog, CatalogError, Result, clock};
+use crate::{Actor, Catalog, CatalogError, Conflict, Needs, Result, clock};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Restore {
@@ -31,6 +31,9 @@ pub struct Restore {
     pub finished_at: Option<String>,
     /// Who chose the target: `admin`, `operator` or `server` (a default).
     pub defined_by: String,
+    /// Over the source itself: a database's contents are replaced (a
+    /// directory's files overwritten where the snapshot has them).
+    pub in_place: bool,
     /// As a backup's: bytes and files so far, written while it runs.
     pub progress: Option<serde_json::Value>,
 }
@@ -53,6 +56,7 @@ impl Restore {
             started_at: r.try_get("started_at")?,
             finished_at: r.try_get("finished_at")?,
             defined_by: r.try_get("defined_by")?,
+            in_place: r.try_get::<i64, _>("in_place")? != 0,
             progress: r
                 .try_get::<Option<String>, _>("progress")?
                 .and_then(|p| serde_json::from_str(&p).ok()),
@@ -71,26 +75,29 @@ async fn fetch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Resu
 }
 
 impl Catalog {
-    /// Queue the restore of a finished backup into `target`; audits
-    /// `restore_started` before any work.
+    /// Queue the restore of a finished backup into `target` (`in_place`:
+    /// over the source itself); audits `restore_started` before any work.
     pub async fn enqueue_restore(
         &self,
         backup: &Backup,
         target: &str,
         defined_by: &str,
+        in_place: bool,
         actor: &Actor,
     ) -> Result<Restore> {
         if backup.status != "done" {
-            return Err(CatalogError::Conflict(format!(
-                "backup {} is {}: only a finished backup can be restored",
-                backup.id, backup.status
-            )));
+            return Err(CatalogError::Conflict(Conflict::State {
+                id: backup.id.clone(),
+                status: backup.status.clone(),
+                needs: Needs::Succeeded,
+            }));
         }
         let id = crate::tenants::new_id();
         let mut w = self.write().await?;
         sqlx::query(
             "INSERT INTO restores (id, tenant_id, backup_id, source_id, target, status, requested_by, \
-             requested_by_label, queued_at, defined_by) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9)",
+             requested_by_label, queued_at, defined_by, in_place) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10)",
         )
         .bind(&id)
         .bind(&backup.tenant_id)
@@ -101,6 +108,7 @@ impl Catalog {
         .bind(&actor.label)
         .bind(clock::now())
         .bind(defined_by)
+        .bind(i64::from(in_place))
         .execute(&mut *w.tx)
         .await
         .map_err(CatalogError::db)?;
@@ -109,12 +117,53 @@ impl Catalog {
             tenant_id: Some(&backup.tenant_id),
             event: "restore_started",
             subject: Some(&id),
-            metadata: serde_json::json!({"backup_id": backup.id, "target": target}),
+            metadata: if in_place {
+                serde_json::json!({"backup_id": backup.id, "target": target, "in_place": true})
+            } else {
+                serde_json::json!({"backup_id": backup.id, "target": target})
+            },
         })
         .await?;
         let r = fetch(&mut w.tx, &id).await?;
         w.commit().await?;
         Ok(r)
+    }
+
+    /// When each source's newest successful restore finished (the
+    /// overview's "last successful restore"), of one tenant or of all.
+    pub async fn last_restores(
+        &self,
+        tenant_id: Option<&str>,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let rows = match tenant_id {
+            Some(t) => {
+                sqlx::query(
+                    "SELECT source_id, MAX(finished_at) AS at FROM restores \
+                 WHERE tenant_id = $1 AND status = 'done' AND source_id IS NOT NULL \
+                 GROUP BY source_id",
+                )
+                .bind(t)
+                .fetch_all(self.pool())
+                .await
+            }
+            None => {
+                sqlx::query(
+                    "SELECT source_id, MAX(finished_at) AS at FROM restores \
+                 WHERE status = 'done' AND source_id IS NOT NULL GROUP BY source_id",
+                )
+                .fetch_all(self.pool())
+                .await
+            }
+        }
+        .map_err(CatalogError::db)?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            let at: Option<String> = r.try_get("at").map_err(CatalogError::db)?;
+            if let Some(at) = at {
+                out.insert(r.try_get("source_id").map_err(CatalogError::db)?, at);
+            }
+        }
+        Ok(out)
     }
 
     pub async fn restore_run(&self, id: &str) -> Result<Restore> {
@@ -204,9 +253,11 @@ impl Catalog {
         .rows_affected();
         if n == 0 {
             return w
-                .abort(CatalogError::Conflict(format!(
-                    "restore {id} is no longer held by this worker"
-                )))
+                .abort(CatalogError::Conflict(Conflict::NotHeld {
+                    what: "restore",
+                    id: id.to_string(),
+                    status: None,
+                }))
                 .await;
         }
         w.audit(NewEvent {

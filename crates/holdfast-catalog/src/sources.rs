@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
-use crate::{Actor, Catalog, CatalogError, Dialect, Result, clock};
+use crate::{Actor, Catalog, CatalogError, Conflict, Dialect, Result, clock};
 
 /// The kinds of source the service runs.
 pub const KINDS: &[&str] = &[
@@ -124,9 +124,10 @@ fn validate(f: &SourceFields) -> Result<()> {
 /// another transaction took the name between the check and the write.
 fn name_taken(e: sqlx::Error, name: &str) -> CatalogError {
     match CatalogError::db(e) {
-        CatalogError::Conflict(_) => {
-            CatalogError::Conflict(format!("a source named {name:?} exists"))
-        }
+        CatalogError::Conflict(_) => CatalogError::Conflict(Conflict::NameTaken {
+            what: "source",
+            name: name.to_string(),
+        }),
         other => other,
     }
 }
@@ -168,9 +169,10 @@ impl Catalog {
         .map_err(CatalogError::db)?;
         if taken.is_some() {
             return w
-                .abort(CatalogError::Conflict(format!(
-                    "a source named {name:?} exists"
-                )))
+                .abort(CatalogError::Conflict(Conflict::NameTaken {
+                    what: "source",
+                    name: name.clone(),
+                }))
                 .await;
         }
         sqlx::query(
@@ -348,9 +350,10 @@ impl Catalog {
             .map_err(CatalogError::db)?;
             if taken.is_some() {
                 return w
-                    .abort(CatalogError::Conflict(format!(
-                        "a source named {name:?} exists"
-                    )))
+                    .abort(CatalogError::Conflict(Conflict::NameTaken {
+                        what: "source",
+                        name: name.to_string(),
+                    }))
                     .await;
             }
         }

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
-use crate::{Actor, Catalog, CatalogError, Result};
+use crate::{Actor, Catalog, CatalogError, Conflict, Result};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
@@ -81,9 +81,10 @@ impl Catalog {
         .execute(&mut *w.tx)
         .await
         .map_err(|e| match CatalogError::db(e) {
-            CatalogError::Conflict(_) => {
-                CatalogError::Conflict(format!("a tenant named {name:?} exists"))
-            }
+            CatalogError::Conflict(_) => CatalogError::Conflict(Conflict::NameTaken {
+                what: "tenant",
+                name: name.to_string(),
+            }),
             other => other,
         })?;
         w.audit(NewEvent {

@@ -9,6 +9,7 @@ use holdfast_catalog::Actor;
 use holdfast_catalog::tokens::{Role, Token};
 
 use crate::AppState;
+use crate::i18n::Msg;
 use crate::problem::ApiError;
 
 pub struct Caller(pub Token);
@@ -135,7 +136,7 @@ impl Caller {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("this needs an admin token".into()))
+            Err(ApiError::Forbidden(Msg::new("msg.auth.admin_only")))
         }
     }
 
@@ -148,11 +149,11 @@ impl Caller {
             return Err(ApiError::NotFound(what));
         }
         if self.0.role < need {
-            return Err(ApiError::Forbidden(format!(
-                "a {} token cannot do this; it needs {}",
-                self.0.role.as_str(),
-                need.as_str()
-            )));
+            return Err(ApiError::Forbidden(
+                Msg::new("msg.auth.role")
+                    .with("role", self.0.role.as_str())
+                    .with("need", need.as_str()),
+            ));
         }
         Ok(())
     }

@@ -415,9 +415,9 @@ impl Config {
             ));
         }
         crate::schedule::Schedule::parse(&self.schedule.default)
-            .map_err(|e| bad("schedule.default", e))?;
+            .map_err(|e| bad("schedule.default", e.to_string()))?;
         crate::schedule::Schedule::parse(&self.retention.cleanup)
-            .map_err(|e| bad("retention.cleanup", e))?;
+            .map_err(|e| bad("retention.cleanup", e.to_string()))?;
         if self.retention.max_age_days == 0 {
             return Err(bad("retention.max_age_days", "at least 1"));
         }

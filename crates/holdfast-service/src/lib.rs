@@ -19,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod i18n;
 pub mod metrics;
 pub mod policy;
 pub mod problem;

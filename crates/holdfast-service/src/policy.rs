@@ -27,6 +27,8 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+use crate::i18n::Msg;
+
 use holdfast_sources::confine::Confined;
 use holdfast_sources::egress::{self, HostRule};
 use holdfast_sources::source_url::{DbAddress, SourceAddress};
@@ -65,10 +67,10 @@ pub struct TenantPolicy {
 #[error("{field}: {message}")]
 pub struct QuotaExceeded {
     pub field: String,
-    pub message: String,
+    pub message: Msg,
 }
 
-fn quota(field: &str, message: impl Into<String>) -> QuotaExceeded {
+fn quota(field: &str, message: impl Into<Msg>) -> QuotaExceeded {
     QuotaExceeded {
         field: field.to_string(),
         message: message.into(),
@@ -81,7 +83,9 @@ impl TenantPolicy {
         match self.max_sources {
             Some(max) if live as u64 >= max as u64 => Err(quota(
                 "name",
-                format!("the tenant has {live} sources, its quota is {max}"),
+                Msg::new("msg.quota.sources")
+                    .with("live", live)
+                    .with("max", max),
             )),
             _ => Ok(()),
         }
@@ -96,10 +100,9 @@ impl TenantPolicy {
         match (self.min_schedule_minutes, shortest) {
             (Some(min), Some(gap)) if gap.as_secs() < min as i64 * 60 => Err(quota(
                 "schedule",
-                format!(
-                    "runs {} minutes apart; this tenant's quota allows one run every {min} minutes at most",
-                    gap.as_secs() / 60
-                ),
+                Msg::new("msg.quota.schedule")
+                    .with("minutes", gap.as_secs() / 60)
+                    .with("min", min),
             )),
             _ => Ok(()),
         }
@@ -110,10 +113,9 @@ impl TenantPolicy {
         match self.max_repository_bytes {
             Some(max) if used >= max => Err(quota(
                 "source_id",
-                format!(
-                    "the tenant's repository holds {used} bytes, at or over its quota of {max}: \
-                     delete backups or ask for more"
-                ),
+                Msg::new("msg.quota.bytes")
+                    .with("used", used)
+                    .with("max", max),
             )),
             _ => Ok(()),
         }
@@ -164,10 +166,10 @@ pub struct HostFacts {
 #[error("{field}: {message}")]
 pub struct Refusal {
     pub field: String,
-    pub message: String,
+    pub message: Msg,
 }
 
-fn refuse(field: &str, message: impl Into<String>) -> Refusal {
+fn refuse(field: &str, message: impl Into<Msg>) -> Refusal {
     Refusal {
         field: field.to_string(),
         message: message.into(),
@@ -205,7 +207,7 @@ impl TenantPolicy {
             let field = format!("directory_roots[{i}]");
             let p = clean_path(&field, r)?;
             if p == Path::new("/") {
-                return Err(refuse(&field, "the whole file system cannot be a root"));
+                return Err(refuse(&field, Msg::new("msg.policy.whole_fs")));
             }
             not_protected(&field, &p, host)?;
         }
@@ -216,7 +218,7 @@ impl TenantPolicy {
             prefix_host(u).ok_or_else(|| {
                 refuse(
                     &format!("url_prefixes[{i}]"),
-                    "an http:// or https:// URL with a host, like https://api.example.com/events/",
+                    Msg::new("msg.policy.prefix_form"),
                 )
             })?;
         }
@@ -224,7 +226,7 @@ impl TenantPolicy {
             if !host.commands.contains_key(c) {
                 return Err(refuse(
                     &format!("commands[{i}]"),
-                    format!("{c:?} is not a command in the server's configuration"),
+                    Msg::new("msg.policy.unknown_command").with("command", format!("{c:?}")),
                 ));
             }
         }
@@ -243,21 +245,18 @@ impl TenantPolicy {
 /// characters, at most 4096 bytes.
 fn clean_path(field: &str, text: &str) -> Result<PathBuf, Refusal> {
     if text.len() > 4096 || text.chars().any(|c| c.is_control()) {
-        return Err(refuse(
-            field,
-            "a path of at most 4096 bytes without control characters",
-        ));
+        return Err(refuse(field, Msg::new("msg.policy.path_form")));
     }
     let p = Path::new(text);
     if !p.is_absolute() {
-        return Err(refuse(field, "an absolute path"));
+        return Err(refuse(field, Msg::new("msg.policy.absolute")));
     }
     // by the text: `Path::components` silently drops `.` in the middle
     if text.split('/').any(|seg| seg == "." || seg == "..")
         || p.components()
             .any(|c| !matches!(c, Component::RootDir | Component::Normal(_)))
     {
-        return Err(refuse(field, "a path without `.` or `..` components"));
+        return Err(refuse(field, Msg::new("msg.policy.dots")));
     }
     Ok(p.components().collect())
 }
@@ -266,18 +265,10 @@ fn clean_path(field: &str, text: &str) -> Result<PathBuf, Refusal> {
 fn not_protected(field: &str, p: &Path, host: &HostFacts) -> Result<(), Refusal> {
     for prot in &host.protected {
         if p.starts_with(prot) {
-            return Err(refuse(
-                field,
-                "the server's own data (data directory, catalog, key, storage) cannot be a \
-                 source or a target",
-            ));
+            return Err(refuse(field, Msg::new("msg.policy.server_data")));
         }
         if prot.starts_with(p) {
-            return Err(refuse(
-                field,
-                "this path contains the server's own data (data directory, catalog, key, \
-                 storage); choose a narrower path",
-            ));
+            return Err(refuse(field, Msg::new("msg.policy.contains_server_data")));
         }
     }
     Ok(())
@@ -309,14 +300,11 @@ fn check_path(
     Err(refuse(
         field,
         if policy.directory_roots.is_empty() {
-            format!(
-                "{text}: this tenant may not use paths on the server (no directory roots are allowed)"
-            )
+            Msg::new("msg.policy.no_roots").with("path", text)
         } else {
-            format!(
-                "{text} is not beneath a directory this tenant may use ({})",
-                policy.directory_roots.join(", ")
-            )
+            Msg::new("msg.policy.not_beneath")
+                .with("path", text)
+                .with("roots", policy.directory_roots.join(", "))
         },
     ))
 }
@@ -340,22 +328,23 @@ fn check_db(
         if !TENANT_DB_PARAMS.contains(&k.as_str()) {
             return Err(refuse(
                 field,
-                format!(
-                    "the parameter {k:?} is not allowed in a tenant's address (allowed: {})",
-                    TENANT_DB_PARAMS.join(", ")
-                ),
+                Msg::new("msg.policy.db_param")
+                    .with("param", format!("{k:?}"))
+                    .with("allowed", TENANT_DB_PARAMS.join(", ")),
             ));
         }
     }
     let Some(h) = db.host.as_deref().filter(|h| !h.starts_with('/')) else {
-        return Err(refuse(
-            field,
-            "a tenant's database address names its host (no local socket)",
-        ));
+        return Err(refuse(field, Msg::new("msg.policy.db_socket")));
     };
     let rules = policy.host_rules();
-    egress::allowed_by_name(&rules, h, db.port.unwrap_or(default_port))
-        .map_err(|e| refuse(field, e.0))?;
+    let port = db.port.unwrap_or(default_port);
+    egress::allowed_by_name(&rules, h, port).map_err(|_| {
+        refuse(
+            field,
+            Msg::new("msg.policy.host").with("host", format!("{h}:{port}")),
+        )
+    })?;
     Ok(rules)
 }
 
@@ -396,25 +385,21 @@ fn check_url(field: &str, url: &str, policy: &TenantPolicy) -> Result<Vec<HostRu
         || path.contains("%5c")
         || path.split('/').skip(3).any(|seg| seg == "." || seg == "..")
     {
-        return Err(refuse(
-            field,
-            "an event-stream URL without `.` or `..` segments, escaped dots or slashes, or backslashes",
-        ));
+        return Err(refuse(field, Msg::new("msg.policy.url_dots")));
     }
     let Some(prefix) = policy.url_prefixes.iter().find(|p| under_prefix(url, p)) else {
         return Err(refuse(
             field,
             if policy.url_prefixes.is_empty() {
-                "this tenant may not use event-stream URLs (none are allowed)".to_string()
+                Msg::new("msg.policy.no_prefixes")
             } else {
-                format!(
-                    "the URL is not under a prefix this tenant may use ({})",
-                    policy.url_prefixes.join(", ")
-                )
+                Msg::new("msg.policy.not_under_prefix")
+                    .with("prefixes", policy.url_prefixes.join(", "))
             },
         ));
     };
-    let (host, port) = prefix_host(prefix).ok_or_else(|| refuse(field, "bad prefix"))?;
+    let (host, port) =
+        prefix_host(prefix).ok_or_else(|| refuse(field, Msg::new("msg.policy.bad_prefix")))?;
     // the admin named this host: its address may be private
     Ok(vec![HostRule::Name {
         name: host.to_ascii_lowercase(),
@@ -436,13 +421,11 @@ pub fn check_source(
             return Err(refuse(
                 field,
                 if host.commands.is_empty() {
-                    "a command source names a command from the server's configuration \
-                     ([commands]); none are configured"
-                        .to_string()
+                    Msg::new("msg.policy.no_commands")
                 } else {
-                    format!(
-                        "a command source names a command from the server's configuration: one of {}",
-                        host.commands.keys().cloned().collect::<Vec<_>>().join(", ")
+                    Msg::new("msg.policy.command_one_of").with(
+                        "names",
+                        host.commands.keys().cloned().collect::<Vec<_>>().join(", "),
                     )
                 },
             ));
@@ -450,7 +433,7 @@ pub fn check_source(
         if definer == Definer::Operator && !policy.commands.iter().any(|c| c == target) {
             return Err(refuse(
                 field,
-                format!("this tenant may not use the command {target:?}"),
+                Msg::new("msg.policy.command_denied").with("command", format!("{target:?}")),
             ));
         }
         return Ok(Checked {
@@ -478,7 +461,9 @@ fn check_address(
 ) -> Result<Checked, Refusal> {
     match addr {
         SourceAddress::Sqlite(p) | SourceAddress::Path(p) => {
-            let text = p.to_str().ok_or_else(|| refuse(field, "a UTF-8 path"))?;
+            let text = p
+                .to_str()
+                .ok_or_else(|| refuse(field, Msg::new("msg.policy.utf8")))?;
             let confine = check_path(field, text, host, policy, definer)?;
             Ok(Checked {
                 confine,
@@ -546,11 +531,7 @@ pub fn check_restore(
                 let src = SourceAddress::parse(source_target)
                     .map_err(|e| refuse(field, e.to_string()))?;
                 if !same_server(&src, &addr) {
-                    return Err(refuse(
-                        field,
-                        "an operator restores into the source's own server (its credentials go \
-                         to the target); another server needs an admin",
-                    ));
+                    return Err(refuse(field, Msg::new("msg.policy.same_server")));
                 }
             }
             Ok(checked)
@@ -654,7 +635,10 @@ mod tests {
                 "/",
             ] {
                 let e = check_source(&h, &p, who, "directory", bad).unwrap_err();
-                assert!(e.message.contains("server's own data"), "{bad}: {e}");
+                assert!(
+                    e.message.to_string().contains("server's own data"),
+                    "{bad}: {e}"
+                );
             }
             let e = check_source(
                 &h,
@@ -664,7 +648,7 @@ mod tests {
                 "sqlite:///var/lib/holdfast/catalog.db",
             )
             .unwrap_err();
-            assert!(e.message.contains("server's own data"), "{e}");
+            assert!(e.message.to_string().contains("server's own data"), "{e}");
         }
         // an admin may name any other path
         assert!(check_source(&h, &p, Definer::Admin, "directory", "/etc").is_ok());
@@ -941,7 +925,8 @@ mod tests {
         assert!(q.check_schedule(mins(60)).is_ok());
         assert!(q.check_schedule(None).is_ok());
         let e = q.check_schedule(mins(5)).unwrap_err();
-        assert!(e.message.contains("5 minutes apart"), "{e}");
+        assert_eq!(e.message.key(), "msg.quota.schedule");
+        assert!(e.message.to_string().contains("5 minutes apart"), "{e}");
         // no quota: anything goes
         let none = TenantPolicy::default();
         assert!(none.check_source_count(10_000).is_ok());

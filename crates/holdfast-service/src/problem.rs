@@ -5,46 +5,102 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use holdfast_catalog::CatalogError;
+use holdfast_catalog::{CatalogError, Conflict, Needs};
 use serde::de::DeserializeOwned;
 
-#[derive(Debug, thiserror::Error)]
+use crate::i18n::{Lang, Msg, Tr};
+
+/// The words of each variant are [`Msg`]s: the API answers them in English
+/// (`Display`), the web UI in the page's language ([`ApiError::render`]).
+#[derive(Debug)]
 pub enum ApiError {
-    #[error("a valid bearer token is required")]
     Unauthorized,
-    #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Msg),
     /// Also what another tenant's resource looks like.
-    #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("invalid {field}: {message}")]
-    Invalid { field: String, message: String },
+    Conflict(Msg),
+    Invalid {
+        field: String,
+        message: Msg,
+    },
     /// A target outside what the caller may reach (the tenant's policy, or
     /// the server's own files).
-    #[error("refused by policy: {field}: {message}")]
-    Refused { field: String, message: String },
+    Refused {
+        field: String,
+        message: Msg,
+    },
     /// A tenant's quota reached.
-    #[error("quota exceeded: {field}: {message}")]
-    Quota { field: String, message: String },
-    #[error("the request body is larger than {0} bytes")]
+    Quota {
+        field: String,
+        message: Msg,
+    },
     TooLarge(usize),
-    #[error("send the body as JSON, with Content-Type: application/json")]
     UnsupportedMediaType,
-    #[error("too many failed authentications from this address: try again in {0} seconds")]
     TooManyRequests(u64),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
+    Unavailable(Msg),
+    /// Logged, never shown beyond its English words in the API.
     Internal(String),
 }
 
+impl std::error::Error for ApiError {}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render(Tr(Lang::En)))
+    }
+}
+
 impl ApiError {
-    pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    pub fn invalid(field: &str, message: impl Into<Msg>) -> ApiError {
         ApiError::Invalid {
             field: field.to_string(),
             message: message.into(),
+        }
+    }
+
+    /// The error in `tr`'s language. Field names stay as the API spells
+    /// them in English; a German page names the field in German where the
+    /// catalog has it.
+    pub fn render(&self, tr: Tr) -> String {
+        let field_name = |field: &str| -> String {
+            if tr.0 == Lang::En {
+                return field.to_string();
+            }
+            tr.get(&format!("field.{field}"))
+                .map(str::to_string)
+                .unwrap_or_else(|| field.to_string())
+        };
+        let with_field = |key: &str, field: &str, m: &Msg| {
+            tr.f(
+                key,
+                &[("field", &field_name(field)), ("message", &m.render(tr))],
+            )
+        };
+        match self {
+            ApiError::Unauthorized => tr.t("problem.unauthorized").to_string(),
+            ApiError::Forbidden(m) | ApiError::Conflict(m) | ApiError::Unavailable(m) => {
+                m.render(tr)
+            }
+            ApiError::NotFound(what) => {
+                let name = if tr.0 == Lang::En {
+                    what.to_string()
+                } else {
+                    tr.get(&format!("what.{what}"))
+                        .map(str::to_string)
+                        .unwrap_or_else(|| what.to_string())
+                };
+                tr.f("problem.not_found", &[("what", &name)])
+            }
+            ApiError::Invalid { field, message } => with_field("problem.invalid", field, message),
+            ApiError::Refused { field, message } => with_field("problem.refused", field, message),
+            ApiError::Quota { field, message } => with_field("problem.quota", field, message),
+            ApiError::TooLarge(n) => tr.f("problem.too_large", &[("bytes", &n.to_string())]),
+            ApiError::UnsupportedMediaType => tr.t("problem.media_type").to_string(),
+            ApiError::TooManyRequests(secs) => {
+                tr.f("problem.too_many", &[("seconds", &secs.to_string())])
+            }
+            ApiError::Internal(m) if tr.0 == Lang::En => m.clone(),
+            ApiError::Internal(_) => tr.t("error.internal").to_string(),
         }
     }
 
@@ -89,12 +145,36 @@ impl From<crate::policy::QuotaExceeded> for ApiError {
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> ApiError {
         match e {
-            CatalogError::Unavailable(m) => ApiError::Unavailable(m),
+            CatalogError::Unavailable(m) => ApiError::Unavailable(Msg::text(m)),
             CatalogError::NotFound { what } => ApiError::NotFound(what),
-            CatalogError::Conflict(m) => ApiError::Conflict(m),
-            CatalogError::Invalid { field, message } => ApiError::Invalid { field, message },
+            CatalogError::Conflict(c) => ApiError::Conflict(conflict(c)),
+            CatalogError::Invalid { field, message } => ApiError::Invalid {
+                field,
+                message: Msg::text(message),
+            },
             other => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+/// A catalog conflict in words of the message catalog.
+fn conflict(c: Conflict) -> Msg {
+    match c {
+        Conflict::NameTaken { what, name } => Msg::new(match what {
+            "tenant" => "msg.conflict.tenant_name",
+            _ => "msg.conflict.source_name",
+        })
+        .with("name", format!("{name:?}")),
+        Conflict::State { id, status, needs } => Msg::new(match needs {
+            Needs::Failed => "msg.conflict.retry",
+            Needs::Finished => "msg.conflict.delete",
+            Needs::Succeeded => "msg.conflict.restore",
+        })
+        .with("id", id)
+        .with("status", status),
+        // a run's lease lost, a copy's destination, a newer schema: words
+        // for operators at a console, not for a page
+        other => Msg::text(other.to_string()),
     }
 }
 
@@ -207,7 +287,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
     let text = r.body_text();
     ApiError::Invalid {
         field: field_in(&text).unwrap_or_else(|| "body".to_string()),
-        message: text,
+        message: Msg::text(text),
     }
 }
 
@@ -215,7 +295,7 @@ pub fn query_rejection(r: QueryRejection) -> ApiError {
     let text = r.body_text();
     ApiError::Invalid {
         field: field_in(&text).unwrap_or_else(|| "query".to_string()),
-        message: text,
+        message: Msg::text(text),
     }
 }
 
@@ -256,6 +336,52 @@ mod tests {
                 "Failed to deserialize the JSON body into the target type: kind: invalid type: integer"
             ),
             Some("kind".into())
+        );
+    }
+
+    #[test]
+    fn the_api_answers_in_english_and_a_page_shows_the_same_error_in_german() {
+        let policy = crate::policy::TenantPolicy {
+            directory_roots: vec!["/srv/a".into()],
+            ..Default::default()
+        };
+        let e: ApiError = crate::policy::check_source(
+            &crate::policy::HostFacts::default(),
+            &policy,
+            crate::policy::Definer::Operator,
+            "directory",
+            "/etc",
+        )
+        .unwrap_err()
+        .into();
+        assert_eq!(
+            e.to_string(),
+            "refused by policy: target: /etc is not beneath a directory this tenant may use (/srv/a)"
+        );
+        assert_eq!(
+            e.render(Tr(Lang::De)),
+            "von der Richtlinie abgelehnt: Ziel: /etc liegt unter keinem Verzeichnis, das dieser \
+             Mandant nutzen darf (/srv/a)"
+        );
+        let c: ApiError = CatalogError::Conflict(Conflict::NameTaken {
+            what: "source",
+            name: "db".into(),
+        })
+        .into();
+        assert_eq!(c.to_string(), "a source named \"db\" exists");
+        assert_eq!(
+            c.render(Tr(Lang::De)),
+            "eine Quelle namens \"db\" gibt es schon"
+        );
+        let n = ApiError::NotFound("backup");
+        assert_eq!(n.to_string(), "backup not found");
+        assert_eq!(n.render(Tr(Lang::De)), "Sicherung nicht gefunden");
+        // words from below the service show as they are
+        let raw = ApiError::invalid("options", "expected `,` at line 1");
+        assert_eq!(raw.to_string(), "invalid options: expected `,` at line 1");
+        assert_eq!(
+            raw.render(Tr(Lang::De)),
+            "ungültig: Optionen: expected `,` at line 1"
         );
     }
 }

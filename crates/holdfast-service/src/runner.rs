@@ -27,6 +27,7 @@ use holdfast_sources::source_url::SourceAddress;
 use holdfast_sources::spec::{BackupSettings, ErrorKind, RestoreReport, RestoreSpec, SourceSpec};
 use serde::Deserialize;
 
+use crate::i18n::Msg;
 use crate::policy::Checked;
 use crate::problem::ApiError;
 use crate::repos::RepoAt;
@@ -102,13 +103,13 @@ pub fn validate_source(
     {
         return Err(ApiError::invalid(
             "options.mode",
-            "dump or tables, for postgres, mysql and sqlite sources",
+            Msg::new("msg.invalid.mode"),
         ));
     }
     if s.tenant_column.is_some() != s.tenant_value.is_some() {
         return Err(ApiError::invalid(
             "options.tenant_value",
-            "tenant_column and tenant_value go together",
+            Msg::new("msg.invalid.tenant_pair"),
         ));
     }
     let expect = match kind {
@@ -116,7 +117,7 @@ pub fn validate_source(
             if !target.starts_with('/') {
                 return Err(ApiError::invalid(
                     "target",
-                    "a directory source needs an absolute path",
+                    Msg::new("msg.invalid.directory_absolute"),
                 ));
             }
             return Ok(());
@@ -126,7 +127,15 @@ pub fn validate_source(
         "mysql" => "mysql",
         "sqlite" => "sqlite",
         "jsonl" => "jsonl",
-        _ => return Err(ApiError::invalid("kind", "unknown kind")),
+        _ => {
+            return Err(ApiError::invalid(
+                "kind",
+                Msg::new("msg.invalid.one_of").with(
+                    "values",
+                    "directory, command, postgres, mysql, sqlite, jsonl",
+                ),
+            ));
+        }
     };
     let addr =
         SourceAddress::parse(target).map_err(|e| ApiError::invalid("target", e.to_string()))?;
@@ -140,13 +149,16 @@ pub fn validate_source(
     if got != expect {
         return Err(ApiError::invalid(
             "target",
-            format!("a {kind} source needs a {expect} address, not {target:?}"),
+            Msg::new("msg.invalid.source_kind")
+                .with("kind", kind)
+                .with("expect", expect)
+                .with("target", format!("{target:?}")),
         ));
     }
     if matches!(kind, "postgres" | "mysql") && addr_has_password(target) {
         return Err(ApiError::invalid(
             "target",
-            "keep the password out of the address: send it as \"credentials\" (stored encrypted)",
+            Msg::new("msg.invalid.source_password"),
         ));
     }
     Ok(())
@@ -241,7 +253,11 @@ pub fn init_repository(repo: &RepoAt, password: &str) -> Result<(), EngineError>
 /// one is there, check that it opens with it.
 pub fn adopt_repository(repo: &RepoAt, password: &str) -> Result<(), ApiError> {
     let unavailable = |e: EngineError| {
-        ApiError::Unavailable(format!("the storage at {repo} cannot be used: {e}"))
+        ApiError::Unavailable(
+            Msg::new("msg.unavailable.storage")
+                .with("repo", repo)
+                .with("error", e),
+        )
     };
     let backend = repo.backend().map_err(unavailable)?;
     let exists = match backend.stat(&holdfast_storage::ObjectName::config()) {
@@ -253,9 +269,9 @@ pub fn adopt_repository(repo: &RepoAt, password: &str) -> Result<(), ApiError> {
         return Repository::open(backend, password.as_bytes())
             .map(drop)
             .map_err(|e| match e {
-                EngineError::WrongPassword { .. } => ApiError::Conflict(format!(
-                    "{repo} holds a repository that does not open with the tenant's password"
-                )),
+                EngineError::WrongPassword { .. } => {
+                    ApiError::Conflict(Msg::new("msg.conflict.repo_password").with("repo", repo))
+                }
                 other => unavailable(other),
             });
     }
@@ -312,6 +328,9 @@ pub struct RestoreInput {
     pub target: String,
     /// The source's own target (an in-place restore writes only there).
     pub source_target: PathBuf,
+    /// Over the source itself: a database target is dropped and created
+    /// again (it is never empty).
+    pub in_place: bool,
     pub credentials: Option<String>,
     /// Where event replays keep their progress.
     pub replay_state: PathBuf,
@@ -389,7 +408,7 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
                 addr
             },
             credential: input.credentials.clone().map(Secret::new),
-            clean: false,
+            clean: input.in_place,
             replay_state: input.replay_state.clone(),
         },
     };

@@ -10,6 +10,7 @@
 //! fired, or the source's creation), so a server that was down over several
 //! slots fires the latest one once, not once per missed slot.
 
+use crate::i18n::Msg;
 use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
@@ -28,22 +29,36 @@ pub struct Schedule {
     text: String,
 }
 
+/// The catalog's name of a field of the expression.
+fn what_key(what: &str) -> &'static str {
+    match what {
+        "minute" => "msg.schedule.minute",
+        "hour" => "msg.schedule.hour",
+        "day of month" => "msg.schedule.day_of_month",
+        "month" => "msg.schedule.month",
+        _ => "msg.schedule.day_of_week",
+    }
+}
+
 fn parse_field(
     field: &str,
     lo: u32,
     hi: u32,
     names: &[&str],
     what: &str,
-) -> Result<(u64, bool), String> {
-    let value = |s: &str| -> Result<u32, String> {
+) -> Result<(u64, bool), Msg> {
+    let name = |key: &'static str| Msg::new(key).with_key("what", what_key(what));
+    let value = |s: &str| -> Result<u32, Msg> {
         if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
             return Ok(lo + i as u32);
         }
         s.parse::<u32>().map_err(|_| {
-            format!(
-                "{what}: {s:?} is not a number{}",
-                if names.is_empty() { "" } else { " or a name" }
-            )
+            name(if names.is_empty() {
+                "msg.schedule.not_number"
+            } else {
+                "msg.schedule.not_number_or_name"
+            })
+            .with("value", format!("{s:?}"))
         })
     };
     let mut bits = 0u64;
@@ -55,7 +70,7 @@ fn parse_field(
                 s.parse::<u32>()
                     .ok()
                     .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("{what}: step {s:?} is not a positive number"))?,
+                    .ok_or_else(|| name("msg.schedule.step").with("value", format!("{s:?}")))?,
             ),
             None => (part, 1),
         };
@@ -79,7 +94,10 @@ fn parse_field(
             (a, b)
         };
         if a < lo || b > hi || a > b {
-            return Err(format!("{what}: {part:?} is outside {lo}–{hi}"));
+            return Err(name("msg.schedule.range")
+                .with("value", format!("{part:?}"))
+                .with("lo", lo)
+                .with("hi", hi));
         }
         let mut v = a;
         while v <= b {
@@ -91,7 +109,7 @@ fn parse_field(
 }
 
 impl Schedule {
-    pub fn parse(text: &str) -> Result<Schedule, String> {
+    pub fn parse(text: &str) -> Result<Schedule, Msg> {
         let mut rest = text.trim();
         let mut zone = None;
         if let Some(z) = rest
@@ -99,7 +117,10 @@ impl Schedule {
             .or_else(|| rest.strip_prefix("TZ="))
         {
             let (name, after) = z.split_once(char::is_whitespace).unwrap_or((z, ""));
-            zone = Some(TimeZone::get(name).map_err(|_| format!("unknown time zone {name:?}"))?);
+            zone =
+                Some(TimeZone::get(name).map_err(|_| {
+                    Msg::new("msg.schedule.zone").with("name", format!("{name:?}"))
+                })?);
             rest = after.trim();
         }
         let expanded = match rest {
@@ -112,10 +133,9 @@ impl Schedule {
         };
         let fields: Vec<&str> = expanded.split_whitespace().collect();
         if fields.len() != 5 {
-            return Err(format!(
-                "{text:?} has {} fields; a schedule has five: minute hour day-of-month month day-of-week",
-                fields.len()
-            ));
+            return Err(Msg::new("msg.schedule.fields")
+                .with("text", format!("{text:?}"))
+                .with("count", fields.len()));
         }
         const MONTHS: &[&str] = &[
             "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
@@ -394,23 +414,30 @@ mod tests {
         assert!(
             Schedule::parse("CRON_TZ=Mars/Olympus 0 3 * * *")
                 .unwrap_err()
+                .to_string()
                 .contains("Mars")
         );
     }
 
     #[test]
-    fn bad_schedules_say_what_is_wrong() {
-        assert!(Schedule::parse("0 3 * *").unwrap_err().contains("five"));
-        assert!(
-            Schedule::parse("61 * * * *")
-                .unwrap_err()
-                .contains("minute")
+    fn bad_schedules_say_what_is_wrong_in_both_languages() {
+        use crate::i18n::{Lang, Tr};
+        let err = |t: &str| Schedule::parse(t).unwrap_err().to_string();
+        assert_eq!(
+            err("0 3 * *"),
+            "\"0 3 * *\" has 4 fields; a schedule has five: minute hour day-of-month month day-of-week"
         );
-        assert!(
-            Schedule::parse("0 3 * * funday")
-                .unwrap_err()
-                .contains("day of week")
+        assert_eq!(err("61 * * * *"), "minute: \"61\" is outside 0–59");
+        assert_eq!(
+            err("0 3 * * funday"),
+            "day of week: \"funday\" is not a number or a name"
         );
-        assert!(Schedule::parse("*/0 * * * *").unwrap_err().contains("step"));
+        assert!(err("*/0 * * * *").contains("step"));
+        let de = |t: &str| Schedule::parse(t).unwrap_err().render(Tr(Lang::De));
+        assert_eq!(de("61 * * * *"), "Minute: \"61\" liegt außerhalb von 0–59");
+        assert_eq!(
+            de("0 3 * * funday"),
+            "Wochentag: \"funday\" ist weder Zahl noch Name"
+        );
     }
 }

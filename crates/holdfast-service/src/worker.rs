@@ -404,6 +404,7 @@ async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restor
             password,
             snapshot_id: b.snapshot_id.clone().unwrap_or_default(),
             source_target: source.target.clone().into(),
+            in_place: r.in_place,
             kind: source.kind,
             target: r.target.clone(),
             credentials,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::{Page, decode_cursor, page_limit};
 use crate::AppState;
 use crate::auth::Caller;
+use crate::i18n::Msg;
 use crate::problem::{ApiError, query_rejection};
 
 #[derive(Deserialize)]
@@ -54,7 +55,7 @@ pub async fn list(
         Some(other) => {
             return Err(ApiError::invalid(
                 "format",
-                format!("{other:?}: json or jsonl"),
+                Msg::new("msg.invalid.audit_format").with("value", format!("{other:?}")),
             ));
         }
     }
@@ -62,7 +63,7 @@ pub async fn list(
     let before = decode_cursor(q.cursor.as_deref())?
         .map(|c| {
             c.parse::<i64>()
-                .map_err(|_| ApiError::invalid("cursor", "not a cursor this API returned"))
+                .map_err(|_| ApiError::invalid("cursor", Msg::new("msg.invalid.cursor")))
         })
         .transpose()?;
     let page = s.catalog.audit_page(&filter, limit, before).await?;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::{Page, decode_cursor, page_limit};
 use crate::AppState;
 use crate::auth::Caller;
+use crate::i18n::Msg;
 use crate::problem::{ApiError, ApiJson, query_rejection};
 
 #[derive(Deserialize)]
@@ -87,14 +88,17 @@ pub async fn list(
     {
         return Err(ApiError::invalid(
             "status",
-            format!("one of {}", STATUSES.join(", ")),
+            Msg::new("msg.invalid.one_of").with("values", STATUSES.join(", ")),
         ));
     }
     if let Some(k) = &q.kind
         && k != "scheduled"
         && k != "on_demand"
     {
-        return Err(ApiError::invalid("kind", "scheduled or on_demand"));
+        return Err(ApiError::invalid(
+            "kind",
+            Msg::new("msg.invalid.one_of").with("values", "scheduled, on_demand"),
+        ));
     }
     let before = decode_cursor(q.cursor.as_deref())?;
     let page = s

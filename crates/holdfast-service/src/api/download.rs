@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::i18n::Msg;
 use crate::problem::{ApiError, query_rejection};
 
 #[derive(Deserialize)]
@@ -89,10 +90,11 @@ pub async fn download(
     let snapshot_id = match (b.status.as_str(), &b.snapshot_id) {
         ("done", Some(sid)) if !sid.is_empty() => sid.clone(),
         _ => {
-            return Err(ApiError::Conflict(format!(
-                "backup {id} is {}: only a finished backup can be downloaded",
-                b.status
-            )));
+            return Err(ApiError::Conflict(
+                Msg::new("msg.conflict.download")
+                    .with("id", &id)
+                    .with("status", &b.status),
+            ));
         }
     };
     let tenant = s.catalog.tenant(&b.tenant_id).await?;
@@ -115,7 +117,7 @@ pub async fn download(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Unavailable(format!("cannot read the backup: {e}")))?
+    .map_err(|e| ApiError::Unavailable(Msg::new("msg.unavailable.read_backup").with("error", e)))?
     .map_err(|m| ApiError::invalid("format", m))?;
     let (repo, sid, snap, format) = prepared;
     let started = b.started_at.as_deref().unwrap_or("").replace(':', "");

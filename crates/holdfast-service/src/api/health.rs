@@ -2,6 +2,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::AppState;
+use crate::i18n::Msg;
 use crate::problem::ApiError;
 
 pub async fn healthz() -> &'static str {
@@ -19,21 +20,21 @@ pub async fn readyz(State(s): State<AppState>) -> Result<(StatusCode, &'static s
     tokio::time::timeout(READY_WAIT, s.catalog.ping())
         .await
         .map_err(|_| {
-            ApiError::Unavailable(format!(
+            ApiError::Unavailable(Msg::text(format!(
                 "the catalog did not answer within {} s",
                 READY_WAIT.as_secs()
-            ))
+            )))
         })?
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        .map_err(|e| ApiError::Unavailable(Msg::text(e.to_string())))?;
     // local storage must be there; object storage is checked by the
     // first request of a job (a readiness probe must not bill requests)
     if let Some(storage) = s.config.storage_dir()
         && !storage.is_dir()
     {
-        return Err(ApiError::Unavailable(format!(
+        return Err(ApiError::Unavailable(Msg::text(format!(
             "storage {} is not reachable",
             storage.display()
-        )));
+        ))));
     }
     Ok((StatusCode::OK, "ready\n"))
 }

@@ -19,6 +19,7 @@ use serde::Serialize;
 pub(crate) use tenants::policy_of;
 
 use crate::AppState;
+use crate::i18n::Msg;
 use crate::problem::ApiError;
 
 /// The whole HTTP surface: the API, and the web UI beside it.
@@ -93,7 +94,7 @@ pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     match limit {
         None => Ok(50),
         Some(n) if (1..=200).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid("limit", "between 1 and 200")),
+        Some(_) => Err(ApiError::invalid("limit", Msg::new("msg.invalid.limit"))),
     }
 }
 
@@ -137,7 +138,7 @@ pub(crate) fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiE
                 .decode(c)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this API returned"))
+                .ok_or_else(|| ApiError::invalid("cursor", Msg::new("msg.invalid.cursor")))
         })
         .transpose()
 }

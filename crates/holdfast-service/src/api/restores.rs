@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::i18n::Msg;
 use crate::policy::Definer;
 use crate::problem::ApiError;
 
@@ -17,6 +18,11 @@ pub struct NewRestore {
     /// Where to restore to; default: a new directory under the data
     /// directory, or a new database beside the source's.
     target: Option<String>,
+    /// Over the source itself: a directory's files are written back where
+    /// they were, a database's contents replaced (it is dropped and
+    /// created again). Never with `target`.
+    #[serde(default)]
+    in_place: bool,
 }
 
 /// The default target: never the source itself, so that a restore cannot
@@ -44,7 +50,7 @@ fn default_target(
             };
             let (prefix, db) = base
                 .rsplit_once('/')
-                .ok_or_else(|| ApiError::invalid("target", "required"))?;
+                .ok_or_else(|| ApiError::invalid("target", Msg::new("msg.invalid.required")))?;
             Ok(format!(
                 "{prefix}/{db}_restored_{}{query}",
                 stamp.replace('-', "_")
@@ -53,7 +59,7 @@ fn default_target(
         "sqlite" => Ok(format!("{source_target}.restored-{stamp}")),
         _ => Err(ApiError::invalid(
             "target",
-            "required for event streams: the endpoint to replay into",
+            Msg::new("msg.invalid.stream_target"),
         )),
     }
 }
@@ -83,8 +89,26 @@ pub async fn create(
         .replace('T', "-")
         .trim_end_matches('Z')
         .to_lowercase();
-    let (target, definer) = match body.target {
-        Some(t) if !t.trim().is_empty() => (t, caller.definer()),
+    let given = body.target.filter(|t| !t.trim().is_empty());
+    if body.in_place && given.is_some() {
+        return Err(ApiError::invalid(
+            "in_place",
+            Msg::new("msg.invalid.in_place_target"),
+        ));
+    }
+    let (target, definer) = match given {
+        // the source's own target, held to the caller's rights
+        None if body.in_place => match source.kind.as_str() {
+            "directory" => ("/".to_string(), caller.definer()),
+            "postgres" | "mysql" | "sqlite" => (source.target.clone(), caller.definer()),
+            _ => {
+                return Err(ApiError::invalid(
+                    "in_place",
+                    Msg::new("msg.invalid.in_place_kind").with("kind", &source.kind),
+                ));
+            }
+        },
+        Some(t) => (t, caller.definer()),
         _ => (
             default_target(&s, &b.tenant_id, &source.kind, &source.target, &stamp)?,
             Definer::Server,
@@ -93,7 +117,10 @@ pub async fn create(
     match source.kind.as_str() {
         "directory" | "command" => {
             if !target.starts_with('/') {
-                return Err(ApiError::invalid("target", "an absolute directory path"));
+                return Err(ApiError::invalid(
+                    "target",
+                    Msg::new("msg.invalid.absolute_dir"),
+                ));
             }
         }
         kind => {
@@ -102,7 +129,7 @@ pub async fn create(
             if addr.has_password() {
                 return Err(ApiError::invalid(
                     "target",
-                    "keep the password out of the address: the source's stored credentials are used",
+                    Msg::new("msg.invalid.restore_password"),
                 ));
             }
             let ok = matches!(
@@ -115,7 +142,7 @@ pub async fn create(
             if !ok {
                 return Err(ApiError::invalid(
                     "target",
-                    format!("a {kind} backup restores into a {kind} address"),
+                    Msg::new("msg.invalid.restore_kind").with("kind", kind),
                 ));
             }
         }
@@ -136,7 +163,7 @@ pub async fn create(
     };
     let r = s
         .catalog
-        .enqueue_restore(&b, &shown, definer.as_str(), &caller.actor())
+        .enqueue_restore(&b, &shown, definer.as_str(), body.in_place, &caller.actor())
         .await?;
     s.wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(r)))

@@ -6,6 +6,7 @@ use holdfast_catalog::tokens::Role;
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::i18n::Msg;
 use crate::problem::{ApiError, ApiJson};
 use crate::runner::validate_source;
 
@@ -29,12 +30,15 @@ fn check_retention(r: &serde_json::Value) -> Result<(), ApiError> {
         if !(0..=100_000).contains(&v) {
             return Err(ApiError::invalid(
                 &format!("retention.{k}"),
-                "a whole number ≥ 0",
+                Msg::new("msg.invalid.whole_number"),
             ));
         }
     }
     if r.max_age_days == Some(0) {
-        return Err(ApiError::invalid("retention.max_age_days", "at least 1"));
+        return Err(ApiError::invalid(
+            "retention.max_age_days",
+            Msg::new("msg.invalid.at_least_1"),
+        ));
     }
     Ok(())
 }
@@ -67,13 +71,13 @@ pub async fn create(
     let kind = body
         .kind
         .clone()
-        .ok_or_else(|| ApiError::invalid("kind", "required"))?;
+        .ok_or_else(|| ApiError::invalid("kind", Msg::new("msg.invalid.required")))?;
     let target = body
         .target
         .clone()
-        .ok_or_else(|| ApiError::invalid("target", "required"))?;
+        .ok_or_else(|| ApiError::invalid("target", Msg::new("msg.invalid.required")))?;
     if body.name.is_none() {
-        return Err(ApiError::invalid("name", "required"));
+        return Err(ApiError::invalid("name", Msg::new("msg.invalid.required")));
     }
     let options = body
         .options

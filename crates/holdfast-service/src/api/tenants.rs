@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::i18n::Msg;
 use crate::policy::TenantPolicy;
 use crate::problem::{ApiError, ApiJson};
 
@@ -28,10 +29,9 @@ pub async fn create(
     caller.admin()?;
     validate_name(&body.name)?;
     if s.catalog.tenant(&body.name).await.is_ok() {
-        return Err(ApiError::Conflict(format!(
-            "a tenant named {:?} exists",
-            body.name
-        )));
+        return Err(ApiError::Conflict(
+            Msg::new("msg.conflict.tenant_name").with("name", format!("{:?}", body.name)),
+        ));
     }
     let id = new_id();
     let repo = crate::repos::RepoAt::for_new_tenant(&s.config, &id)
@@ -44,7 +44,7 @@ pub async fn create(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| {
-            ApiError::Unavailable(format!("cannot create the tenant's repository: {e}"))
+            ApiError::Unavailable(Msg::new("msg.unavailable.tenant_repo").with("error", e))
         })?;
     let created = s
         .catalog
@@ -176,8 +176,7 @@ pub async fn put_storage(
     if !matches!(location, holdfast_storage::Location::S3(_)) {
         return Err(ApiError::invalid(
             "location",
-            "a tenant's own storage is an s3: location (local repositories live under the \
-             server's storage)",
+            Msg::new("msg.invalid.tenant_location"),
         ));
     }
     let shown = location.to_string();
@@ -195,15 +194,12 @@ pub async fn put_storage(
         }
         (None, None) if body.region.is_none() => None,
         (None, None) => {
-            return Err(ApiError::invalid(
-                "region",
-                "a region goes with the tenant's own key (the server's key uses the server's region)",
-            ));
+            return Err(ApiError::invalid("region", Msg::new("msg.invalid.region")));
         }
         _ => {
             return Err(ApiError::invalid(
                 "secret_access_key",
-                "give both access_key_id and secret_access_key, or neither (the server's key)",
+                Msg::new("msg.invalid.key_pair"),
             ));
         }
     };

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::i18n::Msg;
 use crate::problem::{ApiError, ApiJson};
 
 #[derive(Deserialize)]
@@ -31,7 +32,12 @@ pub async fn create(
             s.catalog
                 .tenant(t)
                 .await
-                .map_err(|_| ApiError::invalid("tenant", format!("no tenant {t:?}")))?
+                .map_err(|_| {
+                    ApiError::invalid(
+                        "tenant",
+                        Msg::new("msg.invalid.no_tenant").with("name", format!("{t:?}")),
+                    )
+                })?
                 .id,
         ),
         None => None,

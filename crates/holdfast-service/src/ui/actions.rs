@@ -12,12 +12,12 @@ use axum::{Form, Json};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::i18n::Tr;
 use super::layout::{self, Nav};
 use super::session::{Signed, encode};
 use super::{CsrfForm, caller, error_page, forged, see_other};
 use crate::AppState;
 use crate::api::{backups, download, restores};
+use crate::i18n::{Msg, Tr};
 use crate::problem::{ApiError, ApiJson};
 
 /// A confirmation page of the backups section.
@@ -184,6 +184,11 @@ pub async fn restore_form(
         Ok(b) => b,
         Err(e) => return error_page(tr, &e),
     };
+    let kind = match s.catalog.source_any(&b.source_id).await {
+        Ok(src) => src.kind,
+        Err(e) => return error_page(tr, &e.into()),
+    };
+    let over_source = matches!(kind.as_str(), "directory" | "postgres" | "mysql" | "sqlite");
     confirm(
         &signed,
         tr.t("action.restore_title"),
@@ -191,9 +196,33 @@ pub async fn restore_form(
         &format!("/ui/backups/{}/restore", encode(&id)),
         &format!("/ui/backups/{}", encode(&id)),
         html! {
-            label for="target" { (tr.t("action.target")) }
-            input #target type="text" name="target" aria-describedby="target-help" autocomplete="off";
-            p #target-help .help { (tr.t("action.target_help")) }
+            fieldset.choices {
+                legend { (tr.t("action.restore_where")) }
+                div.choice {
+                    input #where-new type="radio" name="mode" value="new" checked;
+                    label for="where-new" { (tr.t("action.where_new")) }
+                }
+                @if over_source {
+                    div.choice {
+                        input #where-source type="radio" name="mode" value="source" aria-describedby="where-source-help";
+                        label for="where-source" { (tr.t("action.where_source")) }
+                    }
+                    div.sub {
+                        p #where-source-help .help.warn { (tr.t(&format!("action.where_source_help.{kind}"))) }
+                        label for="confirm_name" { (tr.f("action.type_name", &[("source", &b.source_name)])) }
+                        input #confirm_name type="text" name="confirm_name" autocomplete="off" spellcheck="false";
+                    }
+                }
+                div.choice {
+                    input #where-other type="radio" name="mode" value="other";
+                    label for="where-other" { (tr.t("action.where_other")) }
+                }
+                div.sub {
+                    label for="target" { (tr.t("action.target")) }
+                    input #target type="text" name="target" aria-describedby="target-help" autocomplete="off";
+                    p #target-help .help { (tr.t("action.target_help")) }
+                }
+            }
         },
     )
 }
@@ -201,8 +230,15 @@ pub async fn restore_form(
 #[derive(Deserialize)]
 pub struct RestoreForm {
     csrf: String,
+    /// `new` (beside the source), `source` (over it) or `other` (the
+    /// target given); a form without it (an older page) names a target
+    /// or takes the default.
+    #[serde(default)]
+    mode: String,
     #[serde(default)]
     target: String,
+    #[serde(default)]
+    confirm_name: String,
 }
 
 pub async fn restore(
@@ -215,10 +251,31 @@ pub async fn restore(
     if !signed.check_form(&headers, &f.csrf) {
         return forged(signed.tr);
     }
-    let body = if f.target.trim().is_empty() {
-        serde_json::json!({})
-    } else {
-        serde_json::json!({"target": f.target.trim()})
+    let tr = signed.tr;
+    let body = match f.mode.as_str() {
+        "source" => {
+            // a restore over live data: the source's name typed to confirm
+            let b = match actionable(&s, &signed, &id).await {
+                Ok(b) => b,
+                Err(e) => return error_page(tr, &e),
+            };
+            if f.confirm_name.trim() != b.source_name {
+                return error_page(
+                    tr,
+                    &ApiError::invalid("confirm_name", Msg::new("msg.invalid.confirm_name")),
+                );
+            }
+            serde_json::json!({"in_place": true})
+        }
+        "other" if f.target.trim().is_empty() => {
+            return error_page(
+                tr,
+                &ApiError::invalid("target", Msg::new("msg.invalid.required")),
+            );
+        }
+        "new" => serde_json::json!({}),
+        _ if f.target.trim().is_empty() => serde_json::json!({}),
+        _ => serde_json::json!({"target": f.target.trim()}),
     };
     let bytes = axum::body::Bytes::from(body.to_string());
     match restores::create(State(s), caller(&signed), Path(id), bytes).await {
@@ -250,7 +307,10 @@ pub async fn restore_status(
             }
         }
         dl {
-            dt { (tr.t("action.target")) } dd { code.wrap { (r.target) } }
+            dt { (tr.t("action.target")) } dd {
+                code.wrap { (r.target) }
+                @if r.in_place { " " span.badge.overdue { (tr.t("action.where_source")) } }
+            }
             dt { (tr.t("detail.queued")) } dd { (tr.time(&r.queued_at)) }
             @if let Some(t) = &r.finished_at { dt { (tr.t("detail.finished")) } dd { (tr.time(t)) } }
         }

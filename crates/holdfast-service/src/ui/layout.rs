@@ -5,8 +5,8 @@ use axum::response::Html;
 use maud::{DOCTYPE, Markup, html};
 
 use super::asset_path;
-use super::i18n::{Lang, Tr};
 use super::session::{Signed, encode};
+use crate::i18n::{Lang, Tr};
 
 /// Which entry of the navigation a page belongs to.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,6 @@
 //! script for live progress and no request to any other origin.
 //!
 //! - `session`: the language and the signed-in session (cookie, CSRF).
-//! - `i18n`: the message catalog and the locale's formats.
 //! - `layout`: the page shell (navigation, header, security headers).
 //! - `pages`: one function per page.
 //!
@@ -17,7 +16,6 @@
 
 mod actions;
 mod admin;
-pub mod i18n;
 mod layout;
 mod pages;
 pub mod session;
@@ -29,8 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::AppState;
+use crate::i18n::Tr;
 use crate::problem::ApiError;
-use i18n::Tr;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -210,6 +208,15 @@ pub(crate) fn see_other(to: &str) -> Response {
 
 /// An error as a page, in the visitor's language; the details of a server
 /// error go to the log only.
+/// A reason as a sentence of its own: its first letter in upper case.
+fn sentence(s: String) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => s,
+    }
+}
+
 pub fn error_page(tr: Tr, e: &ApiError) -> Response {
     let (status, text) = match e {
         ApiError::NotFound(_) => (StatusCode::NOT_FOUND, tr.t("error.not_found").to_string()),
@@ -226,7 +233,7 @@ pub fn error_page(tr: Tr, e: &ApiError) -> Response {
                 ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            (status, format!("{}: {e}", tr.t("action.refused")))
+            (status, sentence(e.render(tr)))
         }
         _ => {
             crate::worker::log(&format!("ui: {e}"));

@@ -11,13 +11,13 @@ use jiff::{SignedDuration, Timestamp};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::i18n::Tr;
 use super::layout::{self, Nav};
 use super::session::{
     self, LANG_COOKIE, SESSION_COOKIE, Signed, Visitor, local_path, secure, set_cookie,
 };
 use super::{CsrfForm, error_page};
 use crate::AppState;
+use crate::i18n::Tr;
 use crate::problem::ApiError;
 use crate::schedule::Schedule;
 
@@ -178,7 +178,7 @@ pub async fn set_lang(
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Response {
-    let Some(lang) = super::i18n::Lang::parse(&code) else {
+    let Some(lang) = crate::i18n::Lang::parse(&code) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     (
@@ -235,6 +235,8 @@ struct Row {
     runs: Vec<RunSummary>,
     next: Option<Timestamp>,
     overdue: bool,
+    /// When its newest successful restore (or drill) finished.
+    restored: Option<String>,
 }
 
 fn secs_between(a: &str, b: &str) -> Option<i64> {
@@ -281,6 +283,10 @@ pub async fn overview(
             }
             Err(e) => return error_page(tr, &e.into()),
         }
+        let mut restored = match s.catalog.last_restores(Some(&t.id)).await {
+            Ok(x) => x,
+            Err(e) => return error_page(tr, &e.into()),
+        };
         for src in sources {
             let runs = recent.remove(&src.id).unwrap_or_default();
             let sched = src
@@ -301,6 +307,7 @@ pub async fn overview(
                     .is_ok_and(|since| x.overdue(since, now, &tz))
             });
             rows.push(Row {
+                restored: restored.remove(&src.id),
                 source: src,
                 tenant: t.name.clone(),
                 runs,
@@ -408,7 +415,12 @@ fn overview_row(
                     None => { span.muted { (tr.t("overview.manual")) } }
                 }
             }
-            td.wide { span.muted { (tr.t("overview.no_drills")) } }
+            td.wide {
+                @match &r.restored {
+                    Some(at) => { time datetime=(at) { (tr.age(at, now)) } }
+                    None => { span.muted { (tr.t("overview.never_restored")) } }
+                }
+            }
             td { (chart(tr, &r.source.name, &r.runs)) }
         }
     }

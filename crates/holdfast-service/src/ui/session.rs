@@ -17,8 +17,8 @@ use holdfast_catalog::sessions::Session;
 use holdfast_catalog::tokens::{Role, Token};
 use subtle::ConstantTimeEq;
 
-use super::i18n::{Lang, Tr};
 use crate::AppState;
+use crate::i18n::{Lang, Tr};
 
 pub const SESSION_COOKIE: &str = "hf_session";
 pub const LANG_COOKIE: &str = "hf_lang";

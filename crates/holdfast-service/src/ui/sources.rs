@@ -12,12 +12,13 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::i18n::Tr;
 use super::layout::{self, Nav};
 use super::session::{Signed, encode};
 use super::{CsrfForm, caller, error_page, forged, see_other};
 use crate::AppState;
 use crate::api::sources as api;
+use crate::i18n::Msg;
+use crate::i18n::Tr;
 use crate::problem::{ApiError, ApiJson};
 use crate::schedule::Schedule;
 
@@ -54,7 +55,7 @@ pub fn preview(s: &AppState, tr: Tr, text: &str) -> String {
             }
             tr.f("sources.next_runs", &[("list", &runs.join("; "))])
         }
-        Err(e) => tr.f("sources.bad_schedule", &[("reason", &e)]),
+        Err(e) => tr.f("sources.bad_schedule", &[("reason", &e.render(tr))]),
     }
 }
 
@@ -309,10 +310,12 @@ impl SourceForm {
             ("max_age_days", &self.max_age_days),
         ] {
             if !v.trim().is_empty() {
-                let n: i64 = v
-                    .trim()
-                    .parse()
-                    .map_err(|_| ApiError::invalid(&format!("retention.{k}"), "a whole number"))?;
+                let n: i64 = v.trim().parse().map_err(|_| {
+                    ApiError::invalid(
+                        &format!("retention.{k}"),
+                        Msg::new("msg.invalid.whole_number"),
+                    )
+                })?;
                 r.insert(k.into(), n.into());
             }
         }

@@ -1,9 +1,12 @@
-//! The UI's two languages from one message catalog (`assets/ui/en.toml`
-//! and `de.toml`, embedded), and numbers, sizes, times and ages in each
-//! language's format. Pure: no I/O.
+//! The service's two languages from one message catalog
+//! (`assets/ui/en.toml` and `de.toml`, embedded): the web UI's words, the
+//! reasons of API errors ([`Msg`]), and numbers, sizes, times and ages in
+//! each language's format. Pure: no I/O.
 //!
-//! Invariants: both catalogs have the same keys (a unit test); a missing
-//! key shows as the key itself, never as a panic.
+//! Invariants: both catalogs have the same keys and placeholders (a unit
+//! test); a missing key shows as the key itself, never as a panic; an API
+//! answer is the English rendering of the same [`Msg`] a German page shows
+//! in German.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -95,9 +98,101 @@ fn load(text: &str) -> HashMap<String, String> {
 }
 
 static EN: LazyLock<HashMap<String, String>> =
-    LazyLock::new(|| load(include_str!("../../assets/ui/en.toml")));
+    LazyLock::new(|| load(include_str!("../assets/ui/en.toml")));
 static DE: LazyLock<HashMap<String, String>> =
-    LazyLock::new(|| load(include_str!("../../assets/ui/de.toml")));
+    LazyLock::new(|| load(include_str!("../assets/ui/de.toml")));
+
+/// A message for a person: a key of the catalog and the values of its
+/// placeholders. The API answers its English rendering (`Display`); a page
+/// renders it in the page's language. Text from below the service — a
+/// parser's or a database's own words — travels as [`Msg::text`] and shows
+/// as it is in both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    key: &'static str,
+    args: Vec<(&'static str, Arg)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Arg {
+    Text(String),
+    /// A word of the catalog, rendered in the reader's language.
+    Key(&'static str),
+}
+
+impl Msg {
+    /// The message `key` (under `msg.` in the catalog).
+    pub fn new(key: &'static str) -> Msg {
+        Msg {
+            key,
+            args: Vec::new(),
+        }
+    }
+
+    /// The value of the placeholder `{name}`.
+    pub fn with(mut self, name: &'static str, value: impl ToString) -> Msg {
+        self.args.push((name, Arg::Text(value.to_string())));
+        self
+    }
+
+    /// The placeholder `{name}` filled with the catalog's word `key`.
+    pub fn with_key(mut self, name: &'static str, key: &'static str) -> Msg {
+        self.args.push((name, Arg::Key(key)));
+        self
+    }
+
+    /// Words that have no key: shown as they are, in every language.
+    pub fn text(detail: impl Into<String>) -> Msg {
+        Msg::new("msg.text").with("detail", detail.into())
+    }
+
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// The value given for `{name}`.
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        self.args.iter().find(|a| a.0 == name).map(|a| match &a.1 {
+            Arg::Text(t) => t.as_str(),
+            Arg::Key(k) => k,
+        })
+    }
+
+    pub fn render(&self, tr: Tr) -> String {
+        let args: Vec<(&str, &str)> = self
+            .args
+            .iter()
+            .map(|(k, v)| {
+                (
+                    *k,
+                    match v {
+                        Arg::Text(t) => t.as_str(),
+                        Arg::Key(key) => tr.t(key),
+                    },
+                )
+            })
+            .collect();
+        tr.f(self.key, &args)
+    }
+}
+
+impl std::fmt::Display for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render(Tr(Lang::En)))
+    }
+}
+
+impl From<String> for Msg {
+    fn from(s: String) -> Msg {
+        Msg::text(s)
+    }
+}
+
+impl From<&str> for Msg {
+    fn from(s: &str) -> Msg {
+        Msg::text(s)
+    }
+}
 
 /// Strings and formats in one language.
 #[derive(Debug, Clone, Copy)]
@@ -120,13 +215,31 @@ impl Tr {
         map.get(key).map(String::as_str)
     }
 
-    /// The message `key` with `{name}` placeholders filled.
+    /// The message `key` with `{name}` placeholders filled, in one pass:
+    /// a value that itself holds `{…}` stays as it is.
     pub fn f(self, key: &str, args: &[(&str, &str)]) -> String {
-        let mut s = self.t(key).to_string();
-        for (k, v) in args {
-            s = s.replace(&format!("{{{k}}}"), v);
+        let template = self.t(key);
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            match after
+                .find('}')
+                .and_then(|close| Some((close, args.iter().find(|a| a.0 == &after[..close])?)))
+            {
+                Some((close, (_, v))) => {
+                    out.push_str(v);
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push('{');
+                    rest = after;
+                }
+            }
         }
-        s
+        out.push_str(rest);
+        out
     }
 
     /// The message `key.one` or `key.other` for `n` (English and German
@@ -296,6 +409,19 @@ mod tests {
             };
             assert_eq!(names(&EN[k]), names(&DE[k]), "{k}");
         }
+    }
+
+    #[test]
+    fn placeholders_are_filled_once_and_unknown_ones_stay() {
+        let m = Msg::text("a {detail} and a { brace");
+        assert_eq!(m.to_string(), "a {detail} and a { brace");
+        let q = Msg::new("msg.quota.sources")
+            .with("live", 3)
+            .with("max", "{live}");
+        assert_eq!(
+            q.to_string(),
+            "the tenant has 3 sources, its quota is {live}"
+        );
     }
 
     #[test]
