@@ -1600,3 +1600,123 @@ fn a_mariadb_source_uses_its_own_password_and_never_the_servers() {
     let log = s.log_lines().join("\n");
     assert!(!log.contains(&maria.password), "the password is in the log");
 }
+
+/// A restore drops and recreates a database only when asked for
+/// `in_place`, and then only the source's own database: naming the source's
+/// address as a target leaves it alone, `in_place` with a target or on a
+/// kind that has no "over itself" is refused, and the audit row says so.
+#[test]
+fn only_an_in_place_restore_replaces_the_sources_database() {
+    let pg = common::servers::Postgres::shared();
+    pg.create_db("sec_in_place");
+    pg.psql(
+        "sec_in_place",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::service::commands_config(dir.path(), &[("hello", "echo hello")]);
+    let s = Server::start(
+        &dir.path().join("data"),
+        &[
+            ("HOLDFAST_MAX_ATTEMPTS", "1"),
+            ("HOLDFAST_CONFIG", config.to_str().unwrap()),
+        ],
+    );
+    let admin = s.admin.clone().unwrap();
+    let a = s.create_tenant(&admin, "a");
+    let op = operator(&s, &admin, &a);
+    s.set_policy(
+        &admin,
+        &a,
+        json!({"database_hosts": [format!("127.0.0.1:{}", pg.port)], "commands": ["hello"]}),
+    );
+    let db = s.create_source(
+        &op,
+        &a,
+        json!({"name": "db", "kind": "postgres", "schedule": null,
+               "target": pg.url("sec_in_place"), "credentials": pg.password}),
+    );
+    let q = s.queue_backup(&op, &a, &db["id"]);
+    let backup = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    assert_eq!(backup["status"], "done", "{backup}");
+    let bid = backup["id"].as_str().unwrap().to_string();
+    pg.psql(
+        "sec_in_place",
+        "DELETE FROM t WHERE id > 5; INSERT INTO t VALUES (99);",
+    );
+    let rows = || pg.psql("sec_in_place", "SELECT count(*), max(id) FROM t");
+    assert_eq!(rows(), "6|99\n");
+    let restore = |body: Value| {
+        s.request(
+            "POST",
+            &format!("/api/v1/backups/{bid}/restore"),
+            Some(&op),
+            Some(&body),
+        )
+    };
+
+    // the source's own address as a plain target: not empty, left alone
+    let r = restore(json!({"target": pg.url("sec_in_place")}));
+    assert_eq!(r.status, 202, "{}", r.text);
+    let failed = s.wait_restore(r.json()["id"].as_str().unwrap(), &op);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("is not empty"),
+        "{failed}"
+    );
+    assert_eq!(rows(), "6|99\n", "a plain target never drops a database");
+
+    // in_place with a target of its own, or on a command source: refused
+    let r = restore(json!({"in_place": true, "target": pg.url("elsewhere")}));
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json()["field"], "in_place", "{}", r.text);
+    let cmd = s.create_source(
+        &op,
+        &a,
+        json!({"name": "cmd", "kind": "command", "target": "hello", "schedule": null}),
+    );
+    let q = s.queue_backup(&op, &a, &cmd["id"]);
+    let cmd_backup = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let r = s.request(
+        "POST",
+        &format!(
+            "/api/v1/backups/{}/restore",
+            cmd_backup["id"].as_str().unwrap()
+        ),
+        Some(&op),
+        Some(&json!({"in_place": true})),
+    );
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(
+        r.text.contains("cannot be restored over itself"),
+        "{}",
+        r.text
+    );
+
+    // in place: the database is as it was at the backup, row counts proven
+    let r = restore(json!({"in_place": true}));
+    assert_eq!(r.status, 202, "{}", r.text);
+    let rid = r.json()["id"].as_str().unwrap().to_string();
+    let done = s.wait_restore(&rid, &op);
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["in_place"], true, "{done}");
+    assert_eq!(
+        done["verification"]["row_counts_match_manifest"], true,
+        "{done}"
+    );
+    assert_eq!(rows(), "10|10\n");
+    let audit = s.expect(
+        200,
+        "GET",
+        &format!("/api/v1/audit?tenant={a}&event=restore_started"),
+        Some(&admin),
+        None,
+    );
+    let ours = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["subject"] == rid.as_str())
+        .unwrap_or_else(|| panic!("no audit row of {rid}: {audit}"));
+    assert_eq!(ours["metadata"]["in_place"], true, "{ours}");
+}
