@@ -129,8 +129,10 @@ async fn recent_runs_are_each_sources_newest(db: Db) {
     let c = db.open().await;
     let t = tenant(&c, "acme").await;
     let (a, b) = (source(&c, &t, "a").await, source(&c, &t, "b").await);
-    let _idle = source(&c, &t, "idle").await;
+    let idle = source(&c, &t, "idle").await;
     let mut ids = std::collections::HashMap::<String, Vec<String>>::new();
+    // a: five runs, the first three finished (sizes 1234), two queued;
+    // b: two failed
     for i in 0..5 {
         for s in [&a, &b] {
             if s.id == b.id && i >= 2 {
@@ -141,24 +143,49 @@ async fn recent_runs_are_each_sources_newest(db: Db) {
                 .await
                 .unwrap()
                 .unwrap();
-            ids.entry(s.id.clone()).or_default().push(q.id);
+            ids.entry(s.id.clone()).or_default().push(q.id.clone());
+            if s.id == b.id || i < 3 {
+                let run = c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+                assert_eq!(run.id, q.id);
+                if s.id == a.id {
+                    c.finish_backup(&run.id, "w", &outcome("s")).await.unwrap();
+                } else {
+                    c.fail_backup(
+                        &run.id,
+                        Some("w"),
+                        "broken",
+                        FailureKind::Permanent,
+                        minutes(1),
+                    )
+                    .await
+                    .unwrap();
+                }
+            }
         }
     }
-    let runs = c.recent_runs(&t.id, 3).await.unwrap();
-    let of = |s: &str| {
-        runs.iter()
-            .filter(|r| r.source_id == s)
-            .map(|r| r.id.clone())
-            .collect::<Vec<_>>()
-    };
-    let newest = |s: &str, n: usize| ids[s].iter().rev().take(n).cloned().collect::<Vec<_>>();
-    assert_eq!(
-        of(&a.id),
-        newest(&a.id, 3),
-        "a's three newest, newest first"
+    // the chart covers the newest 4 runs of a: two of them finished
+    let runs = c.recent_runs(&t.id, 4).await.unwrap();
+    let of = |s: &str| runs.iter().find(|r| r.source_id == s).unwrap().clone();
+    let ra = of(&a.id);
+    assert_eq!(ra.last.as_ref().unwrap().id, ids[&a.id][4], "a's newest");
+    assert_eq!(ra.last.as_ref().unwrap().status, "queued");
+    let success = ra.success.as_ref().unwrap();
+    assert_eq!(success.id, ids[&a.id][2], "a's newest success");
+    assert_eq!((success.size, success.bytes_added), (Some(1234), Some(56)));
+    assert!(success.finished_at.is_some());
+    assert_eq!(ra.chart.len(), 2, "{:?}", ra.chart);
+    assert!(
+        ra.chart
+            .iter()
+            .all(|&(size, secs)| size == 1234 && secs >= 0)
     );
-    assert_eq!(of(&b.id), newest(&b.id, 2), "b has only two");
-    assert_eq!(runs.len(), 5, "an idle source has none");
+    let rb = of(&b.id);
+    assert_eq!(rb.last.as_ref().unwrap().id, ids[&b.id][1]);
+    assert_eq!(rb.last.as_ref().unwrap().status, "failed");
+    assert!(rb.success.is_none() && rb.chart.is_empty(), "{rb:?}");
+    let ri = of(&idle.id);
+    assert!(ri.last.is_none() && ri.success.is_none() && ri.chart.is_empty());
+    assert_eq!(runs.len(), 3, "one summary per source");
     // another tenant's runs never appear
     let other = tenant(&c, "globex").await;
     assert!(c.recent_runs(&other.id, 3).await.unwrap().is_empty());
@@ -329,6 +356,8 @@ async fn migration_5_keeps_admin_trust_only_where_the_audit_log_shows_it(db: Db)
     // back to the schema before step 5
     for sql in [
         "DROP INDEX restores_tenant_done",
+        "DROP INDEX backups_tenant_source_runs",
+        "CREATE INDEX backups_tenant_source ON backups (tenant_id, source_id, id)",
         "ALTER TABLE restores DROP COLUMN in_place",
         "DELETE FROM holdfast_schema WHERE version = 8",
         "DROP TABLE ui_sessions",

@@ -795,6 +795,13 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
     );
     assert!(proof.contains("Row counts match the manifest"), "{proof}");
     b.screenshot(&out, "restore-done-en");
+    // the overview now knows when the source was last restored
+    b.goto(&format!("{}/", s.base));
+    let row = b.text("table.overview tbody tr");
+    assert!(
+        !row.contains("never restored") && row.contains(" ago"),
+        "{row}"
+    );
 
     // restore over the source itself: the name must be typed, then the
     // database is as it was at the backup

@@ -133,6 +133,19 @@ pub struct RunSummary {
     pub finished_at: Option<String>,
 }
 
+/// What an overview shows of one source's runs.
+#[derive(Debug, Clone, Default)]
+pub struct SourceRuns {
+    pub source_id: String,
+    /// Its newest run.
+    pub last: Option<RunSummary>,
+    /// Its newest successful run (which may be older than the recent ones).
+    pub success: Option<RunSummary>,
+    /// Size and duration (whole seconds) of each successful run among the
+    /// newest ones, oldest first.
+    pub chart: Vec<(i64, i64)>,
+}
+
 /// The queues whose rows carry a progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobTable {
@@ -337,26 +350,46 @@ impl Catalog {
         })
     }
 
-    /// The newest `per_source` runs of each of a tenant's sources, in one
-    /// query (each source's walks the (tenant, source, id) index from the
-    /// top), with only what an overview shows: newest first per source.
-    pub async fn recent_runs(&self, tenant_id: &str, per_source: i64) -> Result<Vec<RunSummary>> {
-        // the same plan in each dialect's words: PostgreSQL runs an `IN
-        // (… LIMIT)` subquery once per row of backups, SQLite has no LATERAL
+    /// Each of a tenant's sources' runs as an overview shows them (see
+    /// [`SourceRuns`]; the chart over the newest `per_source` runs), in one
+    /// query: a row per source, each part read from the (tenant, source, id,
+    /// …) index alone — a row crossing the driver costs more than its bytes,
+    /// a lookup into the table per run more than the rest.
+    pub async fn recent_runs(&self, tenant_id: &str, per_source: i64) -> Result<Vec<SourceRuns>> {
         let sql = match self.dialect {
             crate::Dialect::Postgres => {
-                "SELECT b.id, b.source_id, b.status, b.size, b.bytes_added, b.queued_at, \
-                 b.started_at, b.finished_at FROM sources s CROSS JOIN LATERAL \
-                 (SELECT * FROM backups x WHERE x.tenant_id = s.tenant_id AND x.source_id = s.id \
-                  ORDER BY x.id DESC LIMIT $2) b \
-                 WHERE s.tenant_id = $1 ORDER BY b.source_id, b.id DESC"
+                "SELECT s.id AS source_id, \
+                 (SELECT json_build_array(b.id, b.status, b.size, b.bytes_added, b.queued_at, \
+                   b.started_at, b.finished_at)::text FROM backups b \
+                   WHERE b.tenant_id = s.tenant_id AND b.source_id = s.id \
+                   ORDER BY b.id DESC LIMIT 1) AS last, \
+                 (SELECT json_build_array(b.id, b.status, b.size, b.bytes_added, b.queued_at, \
+                   b.started_at, b.finished_at)::text FROM backups b \
+                   WHERE b.tenant_id = s.tenant_id AND b.source_id = s.id AND b.status = 'done' \
+                   ORDER BY b.id DESC LIMIT 1) AS success, \
+                 (SELECT string_agg(coalesce(x.size, 0)::text || ':' || coalesce(CAST(round(extract( \
+                   epoch FROM (x.finished_at::timestamptz - x.started_at::timestamptz))) AS BIGINT), \
+                   0)::text, ',' ORDER BY x.id) FROM (SELECT b.id, b.status, b.size, b.started_at, \
+                   b.finished_at FROM backups b WHERE b.tenant_id = s.tenant_id AND \
+                   b.source_id = s.id ORDER BY b.id DESC LIMIT $2) x WHERE x.status = 'done') AS chart \
+                 FROM sources s WHERE s.tenant_id = $1 ORDER BY s.id"
             }
             crate::Dialect::Sqlite => {
-                "SELECT b.id, b.source_id, b.status, b.size, b.bytes_added, b.queued_at, \
-                 b.started_at, b.finished_at FROM sources s JOIN backups b ON b.id IN \
-                 (SELECT x.id FROM backups x WHERE x.tenant_id = s.tenant_id AND x.source_id = s.id \
-                  ORDER BY x.id DESC LIMIT $2) \
-                 WHERE s.tenant_id = $1 ORDER BY b.source_id, b.id DESC"
+                "SELECT s.id AS source_id, \
+                 (SELECT json_array(b.id, b.status, b.size, b.bytes_added, b.queued_at, \
+                   b.started_at, b.finished_at) FROM backups b \
+                   WHERE b.tenant_id = s.tenant_id AND b.source_id = s.id \
+                   ORDER BY b.id DESC LIMIT 1) AS last, \
+                 (SELECT json_array(b.id, b.status, b.size, b.bytes_added, b.queued_at, \
+                   b.started_at, b.finished_at) FROM backups b \
+                   WHERE b.tenant_id = s.tenant_id AND b.source_id = s.id AND b.status = 'done' \
+                   ORDER BY b.id DESC LIMIT 1) AS success, \
+                 (SELECT group_concat(ifnull(x.size, 0) || ':' || ifnull(CAST(round(( \
+                   julianday(x.finished_at) - julianday(x.started_at)) * 86400) AS INTEGER), 0), \
+                   ',' ORDER BY x.id) FROM (SELECT b.id, b.status, b.size, b.started_at, \
+                   b.finished_at FROM backups b WHERE b.tenant_id = s.tenant_id AND \
+                   b.source_id = s.id ORDER BY b.id DESC LIMIT $2) x WHERE x.status = 'done') AS chart \
+                 FROM sources s WHERE s.tenant_id = $1 ORDER BY s.id"
             }
         };
         let rows = sqlx::query(sql)
@@ -365,21 +398,54 @@ impl Catalog {
             .fetch_all(self.pool())
             .await
             .map_err(CatalogError::db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(RunSummary {
-                    id: r.try_get("id")?,
-                    source_id: r.try_get("source_id")?,
-                    status: r.try_get("status")?,
-                    size: r.try_get("size")?,
-                    bytes_added: r.try_get("bytes_added")?,
-                    queued_at: r.try_get("queued_at")?,
-                    started_at: r.try_get("started_at")?,
-                    finished_at: r.try_get("finished_at")?,
+        type Packed = (
+            String,
+            String,
+            Option<i64>,
+            Option<i64>,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let run = |source_id: &str, text: Option<String>| -> Result<Option<RunSummary>> {
+            let Some(text) = text else { return Ok(None) };
+            let (id, status, size, bytes_added, queued_at, started_at, finished_at): Packed =
+                serde_json::from_str(&text)
+                    .map_err(|e| CatalogError::Database(format!("recent runs: {e}")))?;
+            Ok(Some(RunSummary {
+                id,
+                source_id: source_id.to_string(),
+                status,
+                size,
+                bytes_added,
+                queued_at,
+                started_at,
+                finished_at,
+            }))
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let source_id: String = r.try_get("source_id").map_err(CatalogError::db)?;
+            let text = |col: &str| {
+                r.try_get::<Option<String>, _>(col)
+                    .map_err(CatalogError::db)
+            };
+            let chart = text("chart")?
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|pair| {
+                    let (size, secs) = pair.split_once(':')?;
+                    Some((size.parse().ok()?, secs.parse().ok()?))
                 })
-            })
-            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
-            .map_err(CatalogError::db)
+                .collect();
+            out.push(SourceRuns {
+                last: run(&source_id, text("last")?)?,
+                success: run(&source_id, text("success")?)?,
+                chart,
+                source_id,
+            });
+        }
+        Ok(out)
     }
 
     /// Take the next queued run whose time has come: it becomes `running`,

@@ -187,11 +187,15 @@ ALTER TABLE restores ADD COLUMN progress TEXT
     (
         8,
         // A restore over the source itself (replacing a database's
-        // contents), and the overview's "last successful restore" of
-        // each source.
+        // contents); the overview's "last successful restore" of each
+        // source; and its last runs of each source read from the index
+        // alone (a lookup into the table per run was half its time).
         r#"
 ALTER TABLE restores ADD COLUMN in_place INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX restores_tenant_done ON restores (tenant_id, status, source_id, finished_at)
+CREATE INDEX restores_tenant_done ON restores (tenant_id, status, source_id, finished_at);
+CREATE INDEX backups_tenant_source_runs ON backups
+    (tenant_id, source_id, id, status, size, bytes_added, queued_at, started_at, finished_at);
+DROP INDEX backups_tenant_source
 "#,
     ),
 ];

@@ -5,7 +5,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use holdfast_catalog::backups::{BackupFilter, RunSummary};
+use holdfast_catalog::backups::{BackupFilter, SourceRuns};
 use holdfast_catalog::sources::Source;
 use jiff::{SignedDuration, Timestamp};
 use maud::{Markup, html};
@@ -232,7 +232,7 @@ fn tenant_picker(
 struct Row {
     source: Source,
     tenant: String,
-    runs: Vec<RunSummary>,
+    runs: SourceRuns,
     next: Option<Timestamp>,
     overdue: bool,
     /// When its newest successful restore (or drill) finished.
@@ -272,17 +272,13 @@ pub async fn overview(
             Ok(x) => x,
             Err(e) => return error_page(tr, &e.into()),
         };
-        // every source's last 30 runs in one query
-        let mut recent: std::collections::HashMap<String, Vec<RunSummary>> =
-            std::collections::HashMap::new();
-        match s.catalog.recent_runs(&t.id, 30).await {
-            Ok(all) => {
-                for r in all {
-                    recent.entry(r.source_id.clone()).or_default().push(r);
-                }
-            }
-            Err(e) => return error_page(tr, &e.into()),
-        }
+        // every source's last run, last success and last 30 runs' chart
+        // in one query
+        let mut recent: std::collections::HashMap<String, SourceRuns> =
+            match s.catalog.recent_runs(&t.id, 30).await {
+                Ok(all) => all.into_iter().map(|r| (r.source_id.clone(), r)).collect(),
+                Err(e) => return error_page(tr, &e.into()),
+            };
         let mut restored = match s.catalog.last_restores(Some(&t.id)).await {
             Ok(x) => x,
             Err(e) => return error_page(tr, &e.into()),
@@ -298,8 +294,8 @@ pub async fn overview(
             // interval of grace
             let overdue = sched.as_ref().is_some_and(|x| {
                 let since = runs
-                    .iter()
-                    .find(|b| b.status == "done")
+                    .success
+                    .as_ref()
                     .and_then(|b| b.finished_at.clone())
                     .unwrap_or_else(|| src.created_at.clone());
                 since
@@ -318,7 +314,7 @@ pub async fn overview(
     }
     let attention = rows
         .iter()
-        .filter(|r| r.overdue || r.runs.first().is_some_and(|b| b.status == "failed"))
+        .filter(|r| r.overdue || r.runs.last.as_ref().is_some_and(|b| b.status == "failed"))
         .count();
     let picker = if signed.is_admin() {
         Some(tenant_picker(
@@ -377,8 +373,8 @@ fn overview_row(
     tq: &str,
     act: bool,
 ) -> Markup {
-    let last = r.runs.first();
-    let success = r.runs.iter().find(|b| b.status == "done");
+    let last = r.runs.last.as_ref();
+    let success = r.runs.success.as_ref();
     let failed = last.is_some_and(|b| b.status == "failed");
     let saved = success.and_then(|b| {
         let (size, added) = (b.size?, b.bytes_added?);
@@ -421,43 +417,36 @@ fn overview_row(
                     None => { span.muted { (tr.t("overview.never_restored")) } }
                 }
             }
-            td { (chart(tr, &r.source.name, &r.runs)) }
+            td { (chart(tr, &r.source.name, &r.runs.chart)) }
         }
     }
 }
 
 /// Size (bars) and duration (line) of the last runs, oldest on the left,
 /// as inline SVG with a text alternative.
-fn chart(tr: Tr, source: &str, runs: &[RunSummary]) -> Markup {
-    let done: Vec<&RunSummary> = runs.iter().rev().filter(|b| b.status == "done").collect();
+fn chart(tr: Tr, source: &str, done: &[(i64, i64)]) -> Markup {
     if done.is_empty() {
         return html! { span.muted { "–" } };
     }
     // in tenths of a pixel, as integers (exact float formatting was a
     // tenth of the overview's time)
     let (w, h) = (1200_i64, 280_i64);
-    let max_size = done.iter().filter_map(|b| b.size).max().unwrap_or(1).max(1);
-    let max_dur = done
-        .iter()
-        .filter_map(|b| run_seconds(b.started_at.as_deref(), b.finished_at.as_deref()))
-        .max()
-        .unwrap_or(1)
-        .max(1);
+    let max_size = done.iter().map(|b| b.0).max().unwrap_or(1).max(1);
+    let max_dur = done.iter().map(|b| b.1).max().unwrap_or(1).max(1);
     // bars of a fixed width: a source with few runs shows them at the left
     let step = w / (done.len() as i64).clamp(12, 30);
-    let mut bars = String::new();
-    let mut line = Vec::new();
-    for (i, b) in done.iter().enumerate() {
+    let mut bars = String::with_capacity(done.len() * 24);
+    let mut line = String::with_capacity(done.len() * 10);
+    for (i, &(size, secs)) in done.iter().enumerate() {
+        use std::fmt::Write;
         let x = i as i64 * step;
-        let bh =
-            ((b.size.unwrap_or(0) as i128 * (h - 20) as i128 / max_size as i128) as i64).max(10);
-        bars.push_str(&format!("M{x} {h}h{}v-{bh}h-{}z", step - 10, step - 10));
-        let dy = h
-            - run_seconds(b.started_at.as_deref(), b.finished_at.as_deref()).unwrap_or(0)
-                * (h - 20)
-                / max_dur
-            - 10;
-        line.push(format!("{},{dy}", x + step / 2));
+        let bh = ((size.max(0) as i128 * (h - 20) as i128 / max_size as i128) as i64).max(10);
+        let _ = write!(bars, "M{x} {h}h{}v-{bh}h-{}z", step - 10, step - 10);
+        let dy = h - secs.max(0) * (h - 20) / max_dur - 10;
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        let _ = write!(line, "{},{dy}", x + step / 2);
     }
     let label = tr.f(
         "overview.chart",
@@ -467,7 +456,7 @@ fn chart(tr: Tr, source: &str, runs: &[RunSummary]) -> Markup {
         svg.spark viewBox={ "0 0 " (w) " " (h) } width=(w / 10) height=(h / 10) role="img" aria-label=(label) {
             title { (label) }
             path.size d=(bars) {}
-            @if line.len() > 1 { polyline.dur points=(line.join(" ")) {} }
+            @if done.len() > 1 { polyline.dur points=(line) {} }
         }
     }
 }
