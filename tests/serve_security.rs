@@ -44,6 +44,16 @@ fn assert_refused(r: &common::service::Reply, what: &str) {
     assert_eq!(j["field"], "target", "{what}: {j}");
 }
 
+/// Tenant "a" under `policy`, and an operator token of it: (admin
+/// token, tenant id, operator token).
+fn tenant_a(s: &Server, policy: Value) -> (String, String, String) {
+    let admin = s.admin.clone().unwrap();
+    let a = s.create_tenant(&admin, "a");
+    let op = operator(s, &admin, &a);
+    s.set_policy(&admin, &a, policy);
+    (admin, a, op)
+}
+
 fn dir_source(name: &str, target: &str) -> Value {
     json!({"name": name, "kind": "directory", "target": target, "schedule": null})
 }
@@ -1349,10 +1359,7 @@ fn queries_cannot_run_client_commands_or_attach_files() {
 fn an_operator_reshaping_an_admin_source_loses_its_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &[]);
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
-    let op = operator(&s, &admin, &a);
-    s.set_policy(&admin, &a, json!({"database_hosts": ["db.internal:5432"]}));
+    let (admin, a, op) = tenant_a(&s, json!({"database_hosts": ["db.internal:5432"]}));
     let src = s.create_source(
         &admin,
         &a,
@@ -1558,12 +1565,8 @@ fn a_mariadb_source_uses_its_own_password_and_never_the_servers() {
             ("HOME", home.to_str().unwrap()),
         ],
     );
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
-    let op = operator(&s, &admin, &a);
-    s.set_policy(
-        &admin,
-        &a,
+    let (_admin, a, op) = tenant_a(
+        &s,
         json!({"database_hosts": [format!("127.0.0.1:{}", maria.port)]}),
     );
     let without = s.create_source(
@@ -1622,12 +1625,8 @@ fn only_an_in_place_restore_replaces_the_sources_database() {
             ("HOLDFAST_CONFIG", config.to_str().unwrap()),
         ],
     );
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
-    let op = operator(&s, &admin, &a);
-    s.set_policy(
-        &admin,
-        &a,
+    let (admin, a, op) = tenant_a(
+        &s,
         json!({"database_hosts": [format!("127.0.0.1:{}", pg.port)], "commands": ["hello"]}),
     );
     let db = s.create_source(

@@ -87,6 +87,15 @@ fn sign_in(b: &Browser, base: &str, token: &str) {
     b.wait_for("the overview", 10, |b| !b.url().contains("/ui/signin"));
 }
 
+/// The error page, saying `words`.
+fn error_page_says(b: &Browser, words: &str) {
+    b.wait_for("the error page", 10, |b| {
+        b.text("h1") == "Something went wrong" || b.text("h1") == "Etwas ist schiefgegangen"
+    });
+    let body = b.text("body");
+    assert!(body.contains(words), "{body}");
+}
+
 fn no_axe_violations(b: &Browser, page: &str) {
     let v = b.axe();
     assert!(v.is_empty(), "axe on {page}:\n{}", v.join("\n"));
@@ -342,13 +351,7 @@ fn the_keyboard_alone_signs_in_moves_through_the_pages_and_chooses_a_restore() {
     tab_to(&b, 3, |f| f["id"] == "target");
     b.keys("not/absolute");
     b.keys(&ENTER.to_string());
-    b.wait_for("the answer", 10, |b| b.text("h1") == "Something went wrong");
-    assert!(
-        b.text("body")
-            .contains("Invalid target: an absolute directory path"),
-        "{}",
-        b.text("body")
-    );
+    error_page_says(&b, "Invalid target: an absolute directory path");
     b.screenshot(&shots(), "keyboard-refusal-en");
 }
 
@@ -648,17 +651,13 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
     };
     fill(&b, "sqlite:///etc/passwd.db");
     b.click("form.source button[type=submit]");
-    b.wait_for("the refusal", 10, |b| {
-        b.text("h1") == "Something went wrong"
-    });
-    assert!(
-        b.text("body").contains(&format!(
+    error_page_says(
+        &b,
+        &format!(
             "Refused by policy: target: /etc/passwd.db is not beneath a directory this tenant \
              may use ({})",
             root.display()
-        )),
-        "{}",
-        b.text("body")
+        ),
     );
     // the same refusal on a German page is German, and so is a bad schedule
     b.goto(&format!("{}/ui/lang/de?next=%2Fui%2Fsources%2Fnew", s.base));
@@ -676,17 +675,13 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
     });
     b.type_into("#f-schedule", "");
     b.click("form.source button[type=submit]");
-    b.wait_for("the German refusal", 10, |b| {
-        b.text("h1") == "Etwas ist schiefgegangen"
-    });
-    let body = b.text("body");
-    assert!(
-        body.contains(&format!(
+    error_page_says(
+        &b,
+        &format!(
             "Von der Richtlinie abgelehnt: Ziel: /etc/passwd.db liegt unter keinem Verzeichnis, \
              das dieser Mandant nutzen darf ({})",
             root.display()
-        )),
-        "{body}"
+        ),
     );
     b.screenshot(&out, "refused-de");
     b.goto(&format!("{}/ui/lang/en?next=%2F", s.base));
@@ -821,15 +816,7 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
         b.click("div.confirm button[type=submit]");
     };
     over_source(&b, "not-the-name");
-    b.wait_for("the refusal", 10, |b| {
-        b.text("h1") == "Something went wrong"
-    });
-    assert!(
-        b.text("body")
-            .contains("Invalid confirm_name: type the source's name"),
-        "{}",
-        b.text("body")
-    );
+    error_page_says(&b, "Invalid confirm_name: type the source's name");
     let count = || {
         rusqlite::Connection::open(&db)
             .unwrap()
@@ -1032,15 +1019,7 @@ fn an_admin_manages_tokens_and_tenants_and_reads_the_audit_log() {
     let data = s.data_dir.to_str().unwrap().to_string();
     b.type_into("#policy", &format!(r#"{{"directory_roots": ["{data}"]}}"#));
     b.click("form.stack button[type=submit]");
-    b.wait_for("the refusal", 10, |b| {
-        b.text("h1") == "Something went wrong"
-    });
-    assert!(
-        b.text("body")
-            .contains("Invalid directory_roots[0]: the server's own data"),
-        "{}",
-        b.text("body")
-    );
+    error_page_says(&b, "Invalid directory_roots[0]: the server's own data");
     let policy = s.expect(
         200,
         "GET",
