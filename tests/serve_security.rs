@@ -1718,4 +1718,51 @@ fn only_an_in_place_restore_replaces_the_sources_database() {
         .find(|e| e["subject"] == rid.as_str())
         .unwrap_or_else(|| panic!("no audit row of {rid}: {audit}"));
     assert_eq!(ours["metadata"]["in_place"], true, "{ours}");
+
+    // a tables-mode backup is a slice of the database: never over it, not
+    // even once the source has been switched to dumps (the snapshot is
+    // still a slice)
+    let slice = s.create_source(
+        &op,
+        &a,
+        json!({"name": "slice", "kind": "postgres", "schedule": null,
+               "target": pg.url("sec_in_place"), "credentials": pg.password,
+               "options": {"mode": "tables", "include_tables": ["t"]}}),
+    );
+    let q = s.queue_backup(&op, &a, &slice["id"]);
+    let sliced = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    assert_eq!(sliced["status"], "done", "{sliced}");
+    let over_slice = || {
+        s.request(
+            "POST",
+            &format!("/api/v1/backups/{}/restore", sliced["id"].as_str().unwrap()),
+            Some(&op),
+            Some(&json!({"in_place": true})),
+        )
+    };
+    let r = over_slice();
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.json()["field"], "in_place", "{}", r.text);
+    s.expect(
+        200,
+        "PATCH",
+        &format!(
+            "/api/v1/tenants/{a}/sources/{}",
+            slice["id"].as_str().unwrap()
+        ),
+        Some(&op),
+        Some(&json!({"options": {}})),
+    );
+    let r = over_slice();
+    assert_eq!(r.status, 202, "{}", r.text);
+    let refused = s.wait_restore(r.json()["id"].as_str().unwrap(), &op);
+    assert_eq!(refused["status"], "failed", "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("not the whole database"),
+        "{refused}"
+    );
+    assert_eq!(rows(), "10|10\n", "the database was left alone");
 }

@@ -798,8 +798,24 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
         "{row}"
     );
 
-    // restore over the source itself: the name must be typed, then the
-    // database is as it was at the backup
+    // a tables-mode backup is a slice: the form offers no "over the source"
+    b.goto(&format!("{}/ui/backups/{backup_id}/restore", s.base));
+    b.wait_for("the restore form", 10, |b| {
+        b.text("h1") == "Restore this backup"
+    });
+    assert!(b.all("#where-source").is_empty());
+    // the whole file, backed up as a second source: restore over it, the
+    // name typed, and the database is as it was at the backup
+    let whole = s.create_source(
+        &op,
+        &t,
+        json!({"name": "shop-file", "kind": "sqlite", "schedule": null,
+               "target": format!("sqlite://{}", db.display())}),
+    );
+    let q = s.queue_backup(&op, &t, &whole["id"]);
+    let file_backup = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    assert_eq!(file_backup["status"], "done", "{file_backup}");
+    let file_backup_id = file_backup["id"].as_str().unwrap().to_string();
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
         "DELETE FROM orders WHERE id > 100; INSERT INTO orders VALUES (9999999, 1);",
@@ -807,7 +823,7 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
     .unwrap();
     drop(conn);
     let over_source = |b: &Browser, name: &str| {
-        b.goto(&format!("{}/ui/backups/{backup_id}/restore", s.base));
+        b.goto(&format!("{}/ui/backups/{file_backup_id}/restore", s.base));
         b.wait_for("the restore form", 10, |b| {
             b.text("h1") == "Restore this backup"
         });
@@ -826,7 +842,7 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
             .unwrap()
     };
     assert_eq!(count(), (101, 9999999), "nothing was restored");
-    over_source(&b, "shop");
+    over_source(&b, "shop-file");
     b.wait_for("the restore's page", 10, |b| {
         b.url().contains("/ui/restores/")
     });
@@ -922,8 +938,8 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
     );
     assert_eq!(
         runs["items"].as_array().unwrap().len(),
-        1,
-        "nothing was queued by the viewer"
+        2,
+        "the operator's two runs, nothing queued by the viewer"
     );
 }
 

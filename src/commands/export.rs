@@ -17,7 +17,6 @@ use holdfast_export::export::{ExportOptions, default_format, export_snapshot_wit
 use holdfast_export::export_manifest::{ExportManifest, sidecar_path};
 use holdfast_export::format::ExportFormat;
 use holdfast_export::verify::verify_export;
-use holdfast_sources::manifest::Manifest;
 use serde_json::json;
 
 use super::FilterArgs;
@@ -76,9 +75,9 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &ExportArgs) -> Result<u8> {
         (Some(f), _) => f,
         (None, Some(p)) if !to_stdout => match ExportFormat::from_file_name(&p.to_string_lossy()) {
             Some(f) => f,
-            None => default_format(Manifest::load(&repo, &snap)?.as_ref()),
+            None => default_format(holdfast_engine::manifest::load(&repo, &snap)?.as_ref()),
         },
-        _ => default_format(Manifest::load(&repo, &snap)?.as_ref()),
+        _ => default_format(holdfast_engine::manifest::load(&repo, &snap)?.as_ref()),
     };
     let started = Instant::now();
     // A bundle's workbook keeps temp files as large as its sheets: next to

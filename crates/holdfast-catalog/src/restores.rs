@@ -129,32 +129,20 @@ impl Catalog {
         Ok(r)
     }
 
-    /// When each source's newest successful restore finished (the
-    /// overview's "last successful restore"), of one tenant or of all.
+    /// When each of a tenant's sources' newest successful restore finished
+    /// (the overview's "last successful restore").
     pub async fn last_restores(
         &self,
-        tenant_id: Option<&str>,
+        tenant_id: &str,
     ) -> Result<std::collections::HashMap<String, String>> {
-        let rows = match tenant_id {
-            Some(t) => {
-                sqlx::query(
-                    "SELECT source_id, MAX(finished_at) AS at FROM restores \
-                 WHERE tenant_id = $1 AND status = 'done' AND source_id IS NOT NULL \
-                 GROUP BY source_id",
-                )
-                .bind(t)
-                .fetch_all(self.pool())
-                .await
-            }
-            None => {
-                sqlx::query(
-                    "SELECT source_id, MAX(finished_at) AS at FROM restores \
-                 WHERE status = 'done' AND source_id IS NOT NULL GROUP BY source_id",
-                )
-                .fetch_all(self.pool())
-                .await
-            }
-        }
+        let rows = sqlx::query(
+            "SELECT source_id, MAX(finished_at) AS at FROM restores \
+             WHERE tenant_id = $1 AND status = 'done' AND source_id IS NOT NULL \
+             GROUP BY source_id",
+        )
+        .bind(tenant_id)
+        .fetch_all(self.pool())
+        .await
         .map_err(CatalogError::db)?;
         let mut out = std::collections::HashMap::new();
         for r in rows {

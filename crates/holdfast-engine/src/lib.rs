@@ -15,6 +15,7 @@ pub mod chunker;
 pub mod error;
 pub mod index;
 pub mod lock;
+pub mod manifest;
 pub mod parallel;
 pub mod prune;
 pub mod repository;

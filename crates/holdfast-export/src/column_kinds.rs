@@ -5,7 +5,7 @@
 //! value that does not fit its column's kind (`NaN` in a numeric column,
 //! `yes` in a boolean one) is kept as text rather than guessed at.
 
-use holdfast_sources::manifest::ManifestColumn;
+use holdfast_format::manifest::ManifestColumn;
 
 use crate::csv_records::CsvField;
 

@@ -5,11 +5,12 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use holdfast_engine::blob_reader::BlobReader;
+use holdfast_engine::manifest::root_file;
 use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
 use holdfast_format::Id;
+use holdfast_format::manifest::{Manifest, ManifestFile};
 use holdfast_format::snapshot::Snapshot;
-use holdfast_sources::manifest::{Manifest, ManifestFile, root_file};
 
 use crate::bundle::{BundleOptions, is_bundle_source, write_bundle};
 use crate::compression::Compression;
@@ -116,7 +117,7 @@ pub fn export_snapshot_with<W: Write>(
     options: &ExportOptions,
     out: W,
 ) -> Result<(W, ExportManifest)> {
-    let manifest = Manifest::load(repo, snapshot)?;
+    let manifest = holdfast_engine::manifest::load(repo, snapshot)?;
     let single = single_file(format, manifest.as_ref())?;
     if single.is_some() && subpath.is_some() {
         return Err(EngineError::Invalid(format!(

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use holdfast_sources::manifest::ManifestFile;
+use holdfast_format::manifest::ManifestFile;
 use serde::{Deserialize, Serialize};
 
 /// The value of `format`.

@@ -101,7 +101,7 @@ pub fn write_json_rows<R: BufRead>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use holdfast_sources::manifest::ManifestColumn;
+    use holdfast_format::manifest::ManifestColumn;
 
     fn convert(csv: &str, types: &[(&str, &str)]) -> serde_json::Value {
         let declared: Vec<ManifestColumn> = types

@@ -16,7 +16,7 @@ use holdfast_format::tree::{Node, NodeType};
 use tar::{Builder, EntryType, Header};
 
 use holdfast_engine::blob_reader::BlobReader;
-use holdfast_sources::manifest::ManifestFile;
+use holdfast_format::manifest::ManifestFile;
 
 use crate::digest::HashingReader;
 

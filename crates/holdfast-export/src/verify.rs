@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use holdfast_engine::{EngineError, Result};
 use holdfast_format::Id;
-use holdfast_sources::manifest::ManifestFile;
+use holdfast_format::manifest::ManifestFile;
 use serde::Deserialize;
 
 use crate::bundle::{BUNDLE_FORMAT, BUNDLE_MANIFEST};

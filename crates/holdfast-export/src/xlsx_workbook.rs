@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 use holdfast_engine::{EngineError, Result};
-use holdfast_sources::manifest::ManifestColumn;
+use holdfast_format::manifest::ManifestColumn;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use crate::column_kinds::{ColumnKind, Columns, is_json_number, parse_boolean, significant_digits};

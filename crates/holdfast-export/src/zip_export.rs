@@ -15,8 +15,8 @@ use holdfast_engine::repository::Repository;
 use holdfast_engine::tree_walk::{self, Visit};
 use holdfast_engine::{EngineError, Result};
 use holdfast_format::Id;
+use holdfast_format::manifest::ManifestFile;
 use holdfast_format::tree::{Node, NodeType};
-use holdfast_sources::manifest::ManifestFile;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 

@@ -15,6 +15,7 @@ pub mod id;
 pub mod index;
 pub mod keyfile;
 pub mod lock;
+pub mod manifest;
 pub mod pack;
 pub mod polynomial;
 pub mod snapshot;

@@ -402,6 +402,9 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
         _ => RestoreSpec::Address {
             addr: {
                 let addr = SourceAddress::parse(&input.target).map_err(|e| e.to_string())?;
+                if input.in_place {
+                    whole_copy_of(&repo, &snap, &addr)?;
+                }
                 if let SourceAddress::Sqlite(path) = &addr {
                     sandbox_sqlite(&input.checked, path, None)?;
                 }
@@ -439,6 +442,44 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
             "row_counts_match_manifest": true,
         })),
     }
+}
+
+/// An in-place restore replaces the whole database: only a snapshot that
+/// is a whole copy of that same database may do it — a dump (or SQLite's
+/// file), never tables mode (a slice: some tables, some tenant's rows, none
+/// of the routines), and of the database the target names (the source may
+/// have pointed elsewhere when it was taken).
+fn whole_copy_of(
+    repo: &Repository,
+    snap: &holdfast_format::snapshot::Snapshot,
+    target: &SourceAddress,
+) -> Result<(), String> {
+    let refused = |why: &str| format!("refused: {why}; restore it into a new database instead");
+    let m = holdfast_engine::manifest::load(repo, snap)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| refused("the snapshot has no manifest"))?;
+    if !matches!(m.mode.as_str(), "dump" | "file") {
+        return Err(refused(&format!(
+            "the snapshot holds a {} backup, not the whole database",
+            m.mode
+        )));
+    }
+    let same = match target {
+        SourceAddress::Postgres(a) | SourceAddress::Mysql(a) => {
+            m.database.as_deref() == Some(a.database.as_str())
+        }
+        SourceAddress::Sqlite(p) => {
+            matches!(SourceAddress::parse(&m.source), Ok(SourceAddress::Sqlite(q)) if &q == p)
+        }
+        _ => false,
+    };
+    if !same {
+        return Err(refused(&format!(
+            "the snapshot is of {}, not of the source's current target",
+            m.database.as_deref().unwrap_or(&m.source)
+        )));
+    }
+    Ok(())
 }
 
 /// What one run needs.

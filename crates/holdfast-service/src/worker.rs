@@ -392,6 +392,20 @@ async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restor
             &r.target,
         )
         .map_err(|e| format!("refused by policy: {e}"))?;
+        // over the source: still the source's own target (it may have been
+        // changed while the restore waited)
+        if r.in_place && source.kind != "directory" {
+            let now = holdfast_sources::source_url::SourceAddress::parse(&source.target)
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            if now != r.target {
+                return Err(format!(
+                    "refused: the source's target changed since this restore was queued \
+                     ({} then, {now} now); queue it again",
+                    r.target
+                ));
+            }
+        }
         Ok::<_, String>(crate::runner::RestoreInput {
             repository: RepoAt::of_tenant(
                 &state.config,

@@ -9,7 +9,7 @@ use holdfast_format::snapshot::Snapshot;
 
 use crate::commit::SnapshotMeta;
 use crate::dump_scan::TableRows;
-use crate::manifest::{Manifest, ManifestTable};
+use holdfast_format::manifest::{Manifest, ManifestTable};
 
 pub struct DumpBackupOptions {
     pub chunker: ChunkerParams,
@@ -76,9 +76,12 @@ pub(crate) fn commit_source(
             .extra
             .insert("warnings".into(), serde_json::json!(warnings));
     }
-    writer.add_bytes(crate::manifest::MANIFEST_FILE, &manifest.to_json())?;
+    writer.add_bytes(
+        holdfast_format::manifest::MANIFEST_FILE,
+        &manifest.to_json(),
+    )?;
     meta.paths = vec![manifest.source.clone()];
-    let mut summary = crate::manifest::source_summary(&manifest, main_file);
+    let mut summary = holdfast_format::manifest::source_summary(&manifest, main_file);
     if let Some(o) = summary.get_mut("source").and_then(|v| v.as_object_mut()) {
         o.extend(extra);
     }

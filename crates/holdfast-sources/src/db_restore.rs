@@ -15,8 +15,8 @@ use holdfast_format::tree::{Node, NodeType, Tree};
 use sha2::{Digest, Sha256};
 
 use crate::command::Spawned;
-use crate::manifest::Manifest;
 use crate::progress::Progress;
+use holdfast_format::manifest::Manifest;
 
 /// What a database restore did.
 #[derive(Debug, Clone)]

@@ -15,7 +15,6 @@ use crate::db_restore::RestoreReport;
 use crate::jsonl::Endpoint;
 use crate::jsonl::backup::{JsonlBackupOptions, backup_jsonl};
 use crate::jsonl::replay::{ReplayOptions, replay_events};
-use crate::manifest::{Manifest, snapshot_kind};
 use crate::mysql::MyClient;
 use crate::mysql::dump::backup_mysql_dump;
 use crate::mysql::restore::{MyRestoreOptions, restore_mysql_dump};
@@ -32,6 +31,7 @@ use crate::sqlite::backup::backup_sqlite;
 use crate::sqlite::restore::{SqliteRestoreOptions, restore_sqlite};
 use crate::sqlite::tables::backup_sqlite_tables;
 use crate::sqlite::tables::restore_sqlite_tables;
+use holdfast_format::manifest::snapshot_kind;
 
 /// Source options that only some kinds of source take.
 #[derive(Debug, Clone, Default)]
@@ -122,7 +122,7 @@ pub fn restore_address(
             "this snapshot holds files, not a database: restore it into a directory".into(),
         ));
     };
-    let Some(manifest) = Manifest::load(repo, snapshot)? else {
+    let Some(manifest) = holdfast_engine::manifest::load(repo, snapshot)? else {
         return Err(EngineError::Invalid(
             "the snapshot has no manifest.json: it cannot be restored into a database".into(),
         ));

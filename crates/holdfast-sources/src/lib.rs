@@ -25,7 +25,6 @@ pub mod egress;
 pub mod filter;
 pub mod jsonl;
 pub mod line_filter;
-pub mod manifest;
 pub mod mysql;
 pub mod postgres;
 pub mod progress;

@@ -18,7 +18,6 @@ use holdfast_engine::repository::Repository;
 use holdfast_engine::snapshots::{self, SnapshotFilter};
 use holdfast_export::export::{ExportOptions, check_format, default_format, export_snapshot_with};
 use holdfast_export::format::ExportFormat;
-use holdfast_sources::manifest::Manifest;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -106,7 +105,7 @@ pub async fn download(
         let backend = at.backend()?;
         let repo = Repository::open(backend, password.as_bytes())?;
         let (sid, snap) = snapshots::find(&repo, &snapshot_id, &SnapshotFilter::default())?;
-        let manifest = Manifest::load(&repo, &snap)?;
+        let manifest = holdfast_engine::manifest::load(&repo, &snap)?;
         let format = wanted.unwrap_or_else(|| default_format(manifest.as_ref()));
         // a format that does not fit answers 422 now, not 200 and a cut stream
         let fits = check_format(format, manifest.as_ref()).map_err(|e| match e {

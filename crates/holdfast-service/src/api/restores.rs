@@ -100,7 +100,18 @@ pub async fn create(
         // the source's own target, held to the caller's rights
         None if body.in_place => match source.kind.as_str() {
             "directory" => ("/".to_string(), caller.definer()),
-            "postgres" | "mysql" | "sqlite" => (source.target.clone(), caller.definer()),
+            "postgres" | "mysql" | "sqlite" => {
+                // tables mode is a slice (some tables, one tenant's rows):
+                // replacing the whole database with it would lose the rest
+                let settings = crate::runner::SourceSettings::parse(&source.options)?;
+                if settings.mode.as_deref() == Some("tables") {
+                    return Err(ApiError::invalid(
+                        "in_place",
+                        Msg::new("msg.invalid.in_place_slice"),
+                    ));
+                }
+                (source.target.clone(), caller.definer())
+            }
             _ => {
                 return Err(ApiError::invalid(
                     "in_place",

@@ -184,11 +184,15 @@ pub async fn restore_form(
         Ok(b) => b,
         Err(e) => return error_page(tr, &e),
     };
-    let kind = match s.catalog.source_any(&b.source_id).await {
-        Ok(src) => src.kind,
+    let src = match s.catalog.source_any(&b.source_id).await {
+        Ok(src) => src,
         Err(e) => return error_page(tr, &e.into()),
     };
-    let over_source = matches!(kind.as_str(), "directory" | "postgres" | "mysql" | "sqlite");
+    let kind = src.kind;
+    // a tables-mode backup is a slice of its database: never over it
+    let slice = src.options.get("mode").and_then(|m| m.as_str()) == Some("tables");
+    let over_source =
+        matches!(kind.as_str(), "directory" | "postgres" | "mysql" | "sqlite") && !slice;
     confirm(
         &signed,
         tr.t("action.restore_title"),

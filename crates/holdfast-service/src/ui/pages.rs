@@ -279,7 +279,7 @@ pub async fn overview(
                 Ok(all) => all.into_iter().map(|r| (r.source_id.clone(), r)).collect(),
                 Err(e) => return error_page(tr, &e.into()),
             };
-        let mut restored = match s.catalog.last_restores(Some(&t.id)).await {
+        let mut restored = match s.catalog.last_restores(&t.id).await {
             Ok(x) => x,
             Err(e) => return error_page(tr, &e.into()),
         };

@@ -19,9 +19,9 @@ use serde_json::json;
 use super::events::{EventReader, EventValidator};
 use super::{EVENTS_FILE, Endpoint, body_excerpt};
 use crate::db_backup::{DumpBackupOptions, DumpBackupResult, commit_source};
-use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
+use holdfast_format::manifest::Manifest;
 
 /// How long the stream may stay silent before the backup fails.
 const STALL: Duration = Duration::from_secs(300);

@@ -26,8 +26,9 @@ use sha2::{Digest, Sha256};
 
 use super::{EVENTS_FILE, Endpoint, body_excerpt};
 use crate::db_restore::RestoreReport;
-use crate::manifest::{Manifest, root_file};
 use crate::progress::Progress;
+use holdfast_engine::manifest::root_file;
+use holdfast_format::manifest::Manifest;
 
 pub struct ReplayOptions {
     /// Events per POST.

@@ -21,9 +21,9 @@ use crate::db_backup::{
     store_tool_output,
 };
 use crate::dump_scan::mysql::MysqlDumpScan;
-use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
+use holdfast_format::manifest::Manifest;
 
 /// The dump tool's options (after the connection's, before the database).
 ///

@@ -21,8 +21,8 @@ use super::{MyClient, sql_string};
 use crate::command::Spawned;
 use crate::db_restore::{FeedPart, RestoreReport, feed_parts, verify_counts};
 use crate::dump_scan::mysql::quote_ident;
-use crate::manifest::Manifest;
 use crate::progress::Progress;
+use holdfast_format::manifest::Manifest;
 
 pub struct MyRestoreOptions {
     /// Drop and recreate a target database that is not empty.

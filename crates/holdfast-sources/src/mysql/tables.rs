@@ -35,9 +35,9 @@ use crate::dump_scan::ScanningReader;
 use crate::dump_scan::csv::CsvRecords;
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
 use crate::line_filter::LineFilter;
-use crate::manifest::{Manifest, ManifestColumn, ManifestTable};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
+use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
 
 const MARK_TABLE: &str = "#holdfast-table";
 const MARK_END: &str = "#holdfast-end";

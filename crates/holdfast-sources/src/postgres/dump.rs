@@ -19,9 +19,9 @@ use crate::db_backup::{commit_source, manifest_tables, store_tool_output};
 // The shared dump-backup types, where the CLI has always found them.
 pub use crate::db_backup::{DumpBackupOptions, DumpBackupResult, dump_file_name};
 use crate::dump_scan::postgres::PgDumpScan;
-use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
+use holdfast_format::manifest::Manifest;
 
 /// Back up one database with pg_dump.
 pub fn backup_pg_dump(

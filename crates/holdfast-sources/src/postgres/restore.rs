@@ -15,8 +15,8 @@ use crate::command::Spawned;
 use crate::csv_format::csv_to_copy_text;
 use crate::db_restore::{FeedPart, RestoreReport, feed_parts, verify_counts};
 use crate::dump_scan::postgres::quote_ident;
-use crate::manifest::{Manifest, ManifestTable};
 use crate::progress::Progress;
+use holdfast_format::manifest::{Manifest, ManifestTable};
 
 pub struct PgRestoreOptions {
     /// Drop and recreate a target database that is not empty.

@@ -35,9 +35,9 @@ use crate::db_backup::{
 use crate::dump_scan::csv::CsvRecords;
 use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
 use crate::line_filter::LineFilter;
-use crate::manifest::{Manifest, ManifestColumn, ManifestTable};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
+use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
 
 /// Session settings that make the CSV the same on every server.
 const SESSION: &str = "SET bytea_output = hex; SET DateStyle = 'ISO, YMD'; \

@@ -20,9 +20,9 @@ use serde_json::json;
 
 use super::{check_integrity, open_read_only, sqlite_err, tables};
 use crate::db_backup::{DumpBackupOptions, DumpBackupResult, commit_source, dump_file_name};
-use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
+use holdfast_format::manifest::Manifest;
 
 /// The name the database file gets in the snapshot: its own file name.
 fn stored_name(path: &Path) -> String {
@@ -30,7 +30,7 @@ fn stored_name(path: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if name.is_empty() || name == crate::manifest::MANIFEST_FILE {
+    if name.is_empty() || name == holdfast_format::manifest::MANIFEST_FILE {
         dump_file_name("database", "db")
     } else {
         name

@@ -15,7 +15,7 @@ use std::time::Duration;
 use holdfast_engine::{EngineError, Result};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::manifest::{ManifestColumn, ManifestTable};
+use holdfast_format::manifest::{ManifestColumn, ManifestTable};
 
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);

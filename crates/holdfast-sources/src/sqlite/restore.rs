@@ -18,8 +18,9 @@ use sha2::{Digest, Sha256};
 
 use super::{check_integrity, open_read_only, tables};
 use crate::db_restore::{RestoreReport, verify_counts};
-use crate::manifest::{Manifest, root_file};
 use crate::progress::Progress;
+use holdfast_engine::manifest::root_file;
+use holdfast_format::manifest::Manifest;
 
 pub struct SqliteRestoreOptions {
     /// Replace a target database that exists and is not empty.

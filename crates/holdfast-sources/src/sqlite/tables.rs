@@ -32,9 +32,10 @@ use crate::db_backup::{
     table_file,
 };
 use crate::db_restore::{RestoreReport, verify_counts};
-use crate::manifest::{Manifest, ManifestColumn, ManifestTable, root_file};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
+use holdfast_engine::manifest::root_file;
+use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
 
 /// Rows of a statement as CSV bytes, produced as they are read.
 struct CsvRows<'s> {

@@ -2,25 +2,29 @@
 //! file inside the snapshot (so `restic restore` brings it back too) and
 //! copied into every export. It lists every other file with its size and
 //! SHA-256, and every table with its row count — the numbers a restore is
-//! verified against.
+//! verified against. Part of holdfast's format (docs/FORMAT.md): pure
+//! types and their JSON; `holdfast_engine::manifest` reads one out of a
+//! snapshot.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
-use holdfast_engine::blob_reader::BlobReader;
-use holdfast_engine::repository::Repository;
-use holdfast_engine::{EngineError, Result};
-use holdfast_format::Id;
-use holdfast_format::snapshot::Snapshot;
-use holdfast_format::tree::{Node, NodeType};
 use serde::{Deserialize, Serialize};
+
+use crate::Id;
+use crate::gotime::GoTime;
+use crate::snapshot::Snapshot;
+
+/// A manifest that is not one this holdfast reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ManifestError(pub String);
 
 /// The file name of the manifest at the root of a snapshot.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The value of `format`.
 pub const MANIFEST_FORMAT: &str = "holdfast-manifest/1";
 /// Manifests are small; a larger one is not ours.
-const MAX_MANIFEST: u64 = 64 << 20;
+pub const MAX_MANIFEST: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -97,6 +101,7 @@ pub struct ManifestColumn {
 }
 
 impl Manifest {
+    /// A manifest of a snapshot taken now.
     pub fn new(kind: &str, mode: &str, source: String) -> Manifest {
         Manifest {
             format: MANIFEST_FORMAT.into(),
@@ -106,7 +111,7 @@ impl Manifest {
             database: None,
             server_version: None,
             tool: None,
-            created: jiff::Timestamp::now().to_string(),
+            created: GoTime::now().to_string(),
             files: Vec::new(),
             tables: Vec::new(),
             extra: BTreeMap::new(),
@@ -144,45 +149,17 @@ impl Manifest {
         v
     }
 
-    pub fn parse(data: &[u8]) -> Result<Manifest> {
+    pub fn parse(data: &[u8]) -> Result<Manifest, ManifestError> {
         let m: Manifest = serde_json::from_slice(data)
-            .map_err(|e| EngineError::Invalid(format!("manifest.json cannot be read: {e}")))?;
+            .map_err(|e| ManifestError(format!("manifest.json cannot be read: {e}")))?;
         if m.format != MANIFEST_FORMAT {
-            return Err(EngineError::Invalid(format!(
+            return Err(ManifestError(format!(
                 "manifest.json has format {:?}; this holdfast reads {MANIFEST_FORMAT}",
                 m.format
             )));
         }
         Ok(m)
     }
-
-    /// The manifest stored in a snapshot, if it has one.
-    pub fn load(repo: &Repository, snapshot: &Snapshot) -> Result<Option<Manifest>> {
-        let Some(node) = root_file(repo, snapshot, MANIFEST_FILE)? else {
-            return Ok(None);
-        };
-        if node.size > MAX_MANIFEST {
-            return Err(EngineError::Invalid(format!(
-                "manifest.json is {} bytes: not a holdfast manifest",
-                node.size
-            )));
-        }
-        let content = node.content.unwrap_or_default();
-        let mut data = Vec::new();
-        BlobReader::new(repo, &content)
-            .read_to_end(&mut data)
-            .map_err(|e| EngineError::io("reading manifest.json", e))?;
-        Manifest::parse(&data).map(Some)
-    }
-}
-
-/// The regular file `name` at the root of a snapshot.
-pub fn root_file(repo: &Repository, snapshot: &Snapshot, name: &str) -> Result<Option<Node>> {
-    let root = repo.load_tree(&snapshot.tree)?;
-    Ok(root
-        .nodes
-        .into_iter()
-        .find(|n| n.name == name.as_bytes() && n.node_type == NodeType::File))
 }
 
 /// holdfast's own summary of a source, stored in the snapshot's `holdfast`
