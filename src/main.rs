@@ -143,7 +143,11 @@ fn main() -> ExitCode {
     tune_allocator();
     install_signal_handlers();
     let cli = Cli::parse();
-    let ui = Arc::new(Ui::new(&cli.global));
+    let ui = Arc::new(Ui::new(
+        cli.global.json,
+        cli.global.quiet,
+        cli.global.verbose,
+    ));
     let g = &cli.global;
     let r = match &cli.command {
         Cmd::Init(a) => commands::init::run(g, &ui, a),

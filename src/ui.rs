@@ -13,8 +13,6 @@ use holdfast_sources::progress::{ItemError, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::global::GlobalOpts;
-
 pub struct Ui {
     pub json: bool,
     pub quiet: bool,
@@ -23,11 +21,12 @@ pub struct Ui {
 }
 
 impl Ui {
-    pub fn new(g: &GlobalOpts) -> Ui {
+    /// Output as `--json`, `--quiet` and `--verbose` ask.
+    pub fn new(json: bool, quiet: bool, verbose: u8) -> Ui {
         Ui {
-            json: g.json,
-            quiet: g.quiet,
-            verbose: g.verbose,
+            json,
+            quiet,
+            verbose,
             bar: Mutex::new(None),
         }
     }

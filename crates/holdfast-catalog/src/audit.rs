@@ -8,23 +8,9 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+pub use crate::chain::AuditRow;
 use crate::chain::{AuditHead, ChainBreak, ChainVerifier, GENESIS, check_anchor, row_hash};
 use crate::{Actor, Catalog, CatalogError, Dialect, Result, WriteTx, clock};
-
-/// One audit event as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRow {
-    pub seq: i64,
-    pub time: String,
-    pub actor: Actor,
-    pub tenant_id: Option<String>,
-    pub event: String,
-    pub subject: Option<String>,
-    /// The metadata JSON exactly as stored (the chain hashes this text).
-    pub metadata_text: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
 
 /// The API's view of a row.
 #[derive(Debug, Clone, Serialize)]

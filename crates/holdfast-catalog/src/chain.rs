@@ -7,7 +7,22 @@
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::audit::AuditRow;
+use crate::Actor;
+
+/// One audit event as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub time: String,
+    pub actor: Actor,
+    pub tenant_id: Option<String>,
+    pub event: String,
+    pub subject: Option<String>,
+    /// The metadata JSON exactly as stored (the chain hashes this text).
+    pub metadata_text: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
 
 /// The `prev_hash` of the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use holdfast_format::snapshot::Snapshot;
 
-use crate::bundle::{BUNDLE_MANIFEST, BUNDLE_README, BundleManifest};
+use crate::bundle_manifest::{BUNDLE_MANIFEST, BUNDLE_README, BundleManifest};
 
 const MONTHS: [&str; 12] = [
     "January",
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_split_table_and_its_warning_are_in_the_readme() {
-        use crate::bundle::{BundleSnapshot, BundleSource, BundleTable};
+        use crate::bundle_manifest::{BundleSnapshot, BundleSource, BundleTable};
         use holdfast_format::Id;
         use holdfast_format::gotime::GoTime;
 
@@ -296,7 +296,7 @@ mod tests {
         time.offset = 2 * 3600;
         let snapshot = Snapshot::new(Id([0; 32]), vec!["/tables".into()], time);
         let bundle = BundleManifest {
-            format: crate::bundle::BUNDLE_FORMAT.into(),
+            format: crate::bundle_manifest::BUNDLE_FORMAT.into(),
             created: "2024-05-01T14:05:00Z".into(),
             snapshot: BundleSnapshot {
                 id: "ab".repeat(32),

@@ -16,6 +16,7 @@
 //!   [`verify`]: `export --verify`.
 
 pub mod bundle;
+pub mod bundle_manifest;
 pub mod bundle_readme;
 pub mod column_kinds;
 pub mod compression;

@@ -18,7 +18,7 @@ use holdfast_format::Id;
 use holdfast_format::manifest::ManifestFile;
 use serde::Deserialize;
 
-use crate::bundle::{BUNDLE_FORMAT, BUNDLE_MANIFEST};
+use crate::bundle_manifest::{BUNDLE_FORMAT, BUNDLE_MANIFEST};
 use crate::digest::hash_reader;
 use crate::export_manifest::{EXPORT_MANIFEST_FORMAT, ExportManifest, sidecar_path};
 use crate::format::ExportFormat;

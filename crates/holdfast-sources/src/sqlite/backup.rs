@@ -18,7 +18,7 @@ use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 use serde_json::json;
 
-use super::{check_integrity, open_read_only, sqlite_err, tables};
+use super::{check_integrity, list_tables, open_read_only, sqlite_err};
 use crate::db_backup::{DumpBackupOptions, DumpBackupResult, commit_source, dump_file_name};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
@@ -90,7 +90,7 @@ pub fn backup_sqlite(
             path.display()
         ))
     })?;
-    let table_list = tables(&copy)?;
+    let table_list = list_tables(&copy)?;
     let pragma = |name: &str| -> Result<serde_json::Value> {
         copy.query_row(&format!("PRAGMA {name}"), [], |r| {
             r.get::<_, rusqlite::types::Value>(0)

@@ -65,7 +65,7 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
 
 /// Every table (not SQLite's own) with its columns and row count, in name
 /// order.
-pub(crate) fn tables(conn: &Connection) -> Result<Vec<ManifestTable>> {
+pub(crate) fn list_tables(conn: &Connection) -> Result<Vec<ManifestTable>> {
     let mut stmt = conn
         .prepare(
             "SELECT name FROM sqlite_schema WHERE type = 'table' \
@@ -156,7 +156,7 @@ mod tests {
         .unwrap();
         drop(c);
         let c = open_read_only(&p).unwrap();
-        let t = tables(&c).unwrap();
+        let t = list_tables(&c).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!((t[0].name.as_str(), t[0].rows), ("empty", 0));
         assert_eq!((t[1].name.as_str(), t[1].rows), ("we\"ird", 2));

@@ -16,7 +16,7 @@ use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
 use sha2::{Digest, Sha256};
 
-use super::{check_integrity, open_read_only, tables};
+use super::{check_integrity, list_tables, open_read_only};
 use crate::db_restore::{RestoreReport, verify_counts};
 use crate::progress::Progress;
 use holdfast_engine::manifest::root_file;
@@ -186,7 +186,7 @@ fn write_and_check(
         ))
     })?;
     let found: Vec<u64> = {
-        let now = tables(&conn)?;
+        let now = list_tables(&conn)?;
         let by_name: std::collections::HashMap<_, _> =
             now.iter().map(|t| (t.name.as_str(), t.rows)).collect();
         manifest

@@ -25,7 +25,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::restore::{SqliteRestoreOptions, check_target, replace_with};
-use super::{check_integrity, open_read_only, quote_ident, schema_sql, sqlite_err, tables};
+use super::{check_integrity, list_tables, open_read_only, quote_ident, schema_sql, sqlite_err};
 use crate::csv_format::{CsvReader, Field, hex_field, parse_hex_field, write_text};
 use crate::db_backup::{
     DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
@@ -153,7 +153,7 @@ pub fn backup_sqlite_tables(
     // One read transaction: every SELECT below sees the same instant.
     conn.execute_batch("BEGIN")
         .map_err(|e| sqlite_err("starting the read transaction", e))?;
-    let all = tables(&conn)?;
+    let all = list_tables(&conn)?;
     let mut chosen = Vec::new();
     let mut left_out = Vec::new();
     for t in &all {
@@ -510,7 +510,7 @@ pub fn restore_sqlite_tables(
 
         let check = open_read_only(partial)?;
         check_integrity(&check, false)?;
-        let now: HashMap<String, u64> = tables(&check)?
+        let now: HashMap<String, u64> = list_tables(&check)?
             .into_iter()
             .map(|t| (t.name, t.rows))
             .collect();
