@@ -37,12 +37,12 @@ use crate::bundle_manifest::{
 };
 use crate::bundle_readme::readme;
 use crate::column_kinds::Columns;
-use crate::csv_records::{CsvRecords, RecordCounter};
 use crate::digest::{HashingReader, HashingWriter};
 use crate::json_table::{json_size_bound, write_json_rows};
 use crate::xlsx_workbook::{
     EXCEL_MAX_DATA_ROWS, SheetTable, WorkbookOptions, sheet_xml_bound, write_workbook,
 };
+use holdfast_format::table_csv::{CsvRecords, RecordCounter};
 
 /// The snapshot's DDL, copied into the bundle when present.
 const SCHEMA_FILE: &str = "schema.sql";

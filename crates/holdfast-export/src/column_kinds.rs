@@ -7,7 +7,7 @@
 
 use holdfast_format::manifest::ManifestColumn;
 
-use crate::csv_records::CsvField;
+use holdfast_format::table_csv::CsvField;
 
 /// How a column's values are rendered in JSON and in the workbook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

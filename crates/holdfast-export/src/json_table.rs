@@ -10,7 +10,7 @@
 use std::io::{self, BufRead, Write};
 
 use crate::column_kinds::{ColumnKind, Columns, is_json_document, is_json_number, parse_boolean};
-use crate::csv_records::{CsvField, CsvRecords};
+use holdfast_format::table_csv::{CsvField, CsvRecords};
 
 /// Write `value` (None = NULL) as a JSON value for a column of `kind`.
 pub fn write_json_value(

@@ -9,7 +9,7 @@
 //! - [`compression`]: gzip and zstd wrappers; [`digest`]: hashing as bytes
 //!   pass;
 //! - [`bundle`]: a tables-mode database snapshot as one zip for people —
-//!   CSV ([`csv_records`]), JSON ([`json_table`]), an Excel workbook
+//!   CSV (`holdfast_format::table_csv`), JSON ([`json_table`]), an Excel workbook
 //!   ([`xlsx_workbook`]), typed by [`column_kinds`], with a README
 //!   ([`bundle_readme`]) and a checksum manifest;
 //! - [`export_manifest`]: the `.manifest.json` written beside an export;
@@ -20,7 +20,6 @@ pub mod bundle_manifest;
 pub mod bundle_readme;
 pub mod column_kinds;
 pub mod compression;
-pub mod csv_records;
 pub mod digest;
 pub mod export;
 pub mod export_manifest;

@@ -19,7 +19,7 @@ use holdfast_format::manifest::ManifestColumn;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use crate::column_kinds::{ColumnKind, Columns, is_json_number, parse_boolean, significant_digits};
-use crate::csv_records::{CsvField, CsvRecords};
+use holdfast_format::table_csv::{CsvField, CsvRecords};
 
 /// Data rows a sheet holds: Excel's 1,048,576 rows less the header.
 pub const EXCEL_MAX_DATA_ROWS: u32 = 1_048_575;

@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod pack;
 pub mod polynomial;
 pub mod snapshot;
+pub mod table_csv;
 pub mod tree;
 pub mod unpacked;
 

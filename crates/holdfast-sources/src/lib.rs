@@ -5,8 +5,9 @@
 //!   and the base of the database sources); [`command`]: a command's output;
 //! - [`writer`]: a snapshot built file by file from streams;
 //! - [`postgres`], [`mysql`], [`sqlite`]: databases in dump (or file) and
-//!   tables modes, with what they share in [`db_backup`], [`db_restore`],
-//!   [`csv_format`] and [`dump_scan`]; [`jsonl`]: event streams;
+//!   tables modes, with what they share in [`db_backup`], [`db_restore`]
+//!   and [`dump_scan`] (their CSV dialect is `holdfast_format::table_csv`);
+//!   [`jsonl`]: event streams;
 //! - [`source_url`], [`secret`]: addresses (always shown redacted) and
 //!   passwords; [`manifest`]: what a database/stream snapshot holds;
 //! - [`dispatch`]: an address to its source, for the CLI and the service;
@@ -15,7 +16,6 @@
 pub mod command;
 pub mod commit;
 pub mod confine;
-pub mod csv_format;
 pub mod db_backup;
 pub mod db_restore;
 pub mod dir;

@@ -25,19 +25,19 @@ use super::ddl_filter::DropForeignKeys;
 use super::restore::{MyRestoreOptions, count_rows, load_into_target};
 use super::{MyClient, sql_string};
 use crate::command::Spawned;
-use crate::csv_format::{CsvReader, Field, parse_hex_field};
 use crate::db_backup::{
     DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
     store_tool_output, table_file,
 };
 use crate::db_restore::{FeedPart, RestoreReport, verify_counts};
 use crate::dump_scan::ScanningReader;
-use crate::dump_scan::csv::CsvRecords;
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
 use crate::line_filter::LineFilter;
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
+use holdfast_format::table_csv::RecordCounter;
+use holdfast_format::table_csv::{CsvRecords, parse_hex_field, write_text};
 
 const MARK_TABLE: &str = "#holdfast-table";
 const MARK_END: &str = "#holdfast-end";
@@ -472,7 +472,7 @@ pub fn backup_mysql_tables(
                 if j > 0 {
                     header.push(b',');
                 }
-                crate::csv_format::write_text(&mut header, &c.name)
+                write_text(&mut header, &c.name)
                     .map_err(|e| EngineError::io("writing a header", e))?;
             }
             header.push(b'\n');
@@ -482,7 +482,7 @@ pub fn backup_mysql_tables(
                 at_line_start: true,
                 done: false,
             };
-            let mut scan = ScanningReader::new(records, CsvRecords::default());
+            let mut scan = ScanningReader::new(records, RecordCounter::default());
             let facts = writer.add_file(&file, (&header[..]).chain(&mut scan))?;
             let rows = scan.scanner.records();
             manifest.add_file(&file, facts.size, &facts.sha256);
@@ -586,8 +586,9 @@ enum Literal {
 fn csv_to_inserts(table: &str, columns: Vec<(String, Literal)>) -> crate::db_restore::Converter {
     let table = table.to_string();
     Box::new(move |r: &mut dyn BufRead, w: &mut dyn Write| {
-        let mut csv = CsvReader::new(r);
-        csv.record()?; // the header
+        let mut csv = CsvRecords::new(r);
+        let mut rec = Vec::new();
+        csv.read_record(&mut rec)?; // the header
         let head = format!(
             "INSERT INTO {} ({}) VALUES ",
             quote_ident(&table),
@@ -599,7 +600,7 @@ fn csv_to_inserts(table: &str, columns: Vec<(String, Literal)>) -> crate::db_res
                 .join(", ")
         );
         let mut stmt = String::new();
-        while let Some(rec) = csv.record()? {
+        while csv.read_record(&mut rec)? {
             if rec.len() != columns.len() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -613,23 +614,23 @@ fn csv_to_inserts(table: &str, columns: Vec<(String, Literal)>) -> crate::db_res
             stmt.push_str(if stmt.is_empty() { &head } else { "," });
             stmt.push('(');
             let values = rec
-                .into_iter()
+                .iter()
                 .zip(&columns)
                 .filter(|(_, (_, l))| *l != Literal::Computed);
             for (i, (f, (_, literal))) in values.enumerate() {
                 if i > 0 {
                     stmt.push(',');
                 }
-                match f {
-                    Field::Null => stmt.push_str("NULL"),
-                    Field::Text(s)
+                match f.value() {
+                    None => stmt.push_str("NULL"),
+                    Some(s)
                         if *literal == Literal::Number
                             && !s.is_empty()
                             && s.bytes().all(|b| b.is_ascii_digit()) =>
                     {
-                        stmt.push_str(&s)
+                        stmt.push_str(s)
                     }
-                    Field::Text(s) if *literal == Literal::Binary => match parse_hex_field(&s) {
+                    Some(s) if *literal == Literal::Binary => match parse_hex_field(s) {
                         Some(b) if b.is_empty() => stmt.push_str("''"),
                         Some(b) => {
                             stmt.push_str("X'");
@@ -638,9 +639,9 @@ fn csv_to_inserts(table: &str, columns: Vec<(String, Literal)>) -> crate::db_res
                             }
                             stmt.push('\'');
                         }
-                        None => stmt.push_str(&sql_string(&s)),
+                        None => stmt.push_str(&sql_string(s)),
                     },
-                    Field::Text(s) => stmt.push_str(&sql_string(&s)),
+                    Some(s) => stmt.push_str(&sql_string(s)),
                 }
             }
             stmt.push(')');

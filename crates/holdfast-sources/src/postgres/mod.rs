@@ -7,6 +7,7 @@
 //! - [`dump`]: dump mode backup (pg_dump's plain SQL, streamed in);
 //! - [`restore`]: a dump loaded into a database, then verified.
 
+pub mod copy_text;
 pub mod ddl_filter;
 pub mod dump;
 pub mod restore;

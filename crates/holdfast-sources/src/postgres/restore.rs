@@ -11,8 +11,8 @@ use holdfast_engine::{EngineError, Result};
 use holdfast_format::snapshot::Snapshot;
 
 use super::PgClient;
+use super::copy_text::csv_to_copy_text;
 use crate::command::Spawned;
-use crate::csv_format::csv_to_copy_text;
 use crate::db_restore::{FeedPart, RestoreReport, feed_parts, verify_counts};
 use crate::dump_scan::postgres::quote_ident;
 use crate::progress::Progress;

@@ -32,12 +32,12 @@ use crate::db_backup::{
     DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
     store_tool_output, table_file,
 };
-use crate::dump_scan::csv::CsvRecords;
 use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
 use crate::line_filter::LineFilter;
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
+use holdfast_format::table_csv::RecordCounter;
 
 /// Session settings that make the CSV the same on every server.
 const SESSION: &str = "SET bytea_output = hex; SET DateStyle = 'ISO, YMD'; \
@@ -285,7 +285,7 @@ fn copy_out(
         &format!("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER);"),
     );
     let (child, stdout) = Spawned::start_with_script(cmd, "psql", script)?;
-    let (facts, scan) = store_tool_output(writer, file, child, stdout, CsvRecords::default())?;
+    let (facts, scan) = store_tool_output(writer, file, child, stdout, RecordCounter::default())?;
     if scan.open_quote() || scan.records() == 0 {
         return Err(EngineError::source(format!(
             "the export of {file} ended early; no snapshot was written"

@@ -1,7 +1,7 @@
 //! SQLite tables mode: every selected table as CSV, all read inside one
 //! read transaction (one instant, while the application keeps writing in
 //! WAL mode), with the DDL and a manifest — the same layout and CSV
-//! dialect as PostgreSQL's tables mode ([`crate::csv_format`]).
+//! dialect as PostgreSQL's tables mode (`holdfast_format::table_csv`).
 //!
 //! Layout: `schema.sql` (CREATE TABLE), `schema-post.sql` (indexes,
 //! triggers, views), `sequences.sql` (AUTOINCREMENT counters),
@@ -26,7 +26,6 @@ use sha2::{Digest, Sha256};
 
 use super::restore::{SqliteRestoreOptions, check_target, replace_with};
 use super::{check_integrity, list_tables, open_read_only, quote_ident, schema_sql, sqlite_err};
-use crate::csv_format::{CsvReader, Field, hex_field, parse_hex_field, write_text};
 use crate::db_backup::{
     DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
     table_file,
@@ -36,6 +35,7 @@ use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 use holdfast_engine::manifest::root_file;
 use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
+use holdfast_format::table_csv::{CsvField, CsvRecords, hex_field, parse_hex_field, write_text};
 
 /// Rows of a statement as CSV bytes, produced as they are read.
 struct CsvRows<'s> {
@@ -473,16 +473,17 @@ pub fn restore_sqlite_tables(
                 manifest,
                 &file,
                 &mut |r: &mut dyn io::BufRead| {
-                    let mut csv = CsvReader::new(r);
-                    csv.record()
+                    let mut csv = CsvRecords::new(r);
+                    let mut rec = Vec::new();
+                    csv.read_record(&mut rec)
                         .map_err(|e| EngineError::io(format!("reading {file}"), e))?; // header
-                    while let Some(rec) = csv
-                        .record()
+                    while csv
+                        .read_record(&mut rec)
                         .map_err(|e| EngineError::io(format!("reading {file}"), e))?
                     {
                         holdfast_engine::cancel::check()?;
                         let values: Vec<rusqlite::types::Value> = rec
-                            .into_iter()
+                            .iter()
                             .zip(affinity.iter())
                             .filter_map(|(f, a)| a.map(|a| typed(f, a)))
                             .collect();
@@ -553,13 +554,13 @@ fn affinity(decl: &str) -> char {
 
 /// A CSV field as the value to insert: blobs back from hex where the
 /// column holds blobs, numbers where the text is one, else text.
-fn typed(f: Field, affinity: char) -> rusqlite::types::Value {
+fn typed(f: &CsvField, affinity: char) -> rusqlite::types::Value {
     use rusqlite::types::Value;
-    let Field::Text(s) = f else {
+    let Some(s) = f.value() else {
         return Value::Null;
     };
     if affinity == 'B'
-        && let Some(b) = parse_hex_field(&s)
+        && let Some(b) = parse_hex_field(s)
     {
         return Value::Blob(b);
     }
@@ -573,5 +574,5 @@ fn typed(f: Field, affinity: char) -> rusqlite::types::Value {
             return Value::Real(r);
         }
     }
-    Value::Text(s)
+    Value::Text(s.to_string())
 }

@@ -1,13 +1,50 @@
-//! A streaming reader for the CSV of tables-mode snapshots (RFC 4180,
-//! PostgreSQL's `COPY … CSV` convention): one record at a time, quoted
-//! fields may hold commas, `""` and newlines.
+//! The CSV dialect of tables-mode snapshots (FORMAT.md): RFC 4180, `\n`
+//! line ends, a header row, NULL as an empty *unquoted* field, the empty
+//! string as `""`, binary values as `\x` + hex. The writer's helpers, one
+//! streaming reader and one record counter — for the sources that write it,
+//! the restores that load it and the exports that turn it into JSON and
+//! sheets.
 //!
 //! Hand-written rather than the `csv` crate because the dialect gives
-//! quoting a meaning: an empty *unquoted* field is SQL NULL and `""` is the
-//! empty string. The `csv` crate hides whether a field was quoted, so it
-//! cannot tell the two apart; this reader reports it per field.
+//! quoting a meaning: the `csv` crate hides whether a field was quoted, so
+//! it cannot tell NULL from the empty string; this reader reports it per
+//! field.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Write};
+
+/// Write `s` as one CSV field (quoted when it must be, and always when
+/// empty, so it differs from NULL).
+pub fn write_text(out: &mut impl Write, s: &str) -> io::Result<()> {
+    if s.is_empty() || s.contains([',', '"', '\n', '\r']) || s.starts_with(char::is_whitespace) {
+        out.write_all(b"\"")?;
+        out.write_all(s.replace('"', "\"\"").as_bytes())?;
+        out.write_all(b"\"")
+    } else {
+        out.write_all(s.as_bytes())
+    }
+}
+
+/// Binary data as `\x` + lowercase hex.
+pub fn hex_field(data: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + data.len() * 2);
+    s.push_str("\\x");
+    for b in data {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Decode a `\x…` field; None if it is not one.
+pub fn parse_hex_field(s: &str) -> Option<Vec<u8>> {
+    let hex = s.strip_prefix("\\x")?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
+}
 
 /// One field of a record. `quoted` says whether any part of it was inside
 /// quotes, which is what separates the empty string from NULL.
@@ -233,6 +270,11 @@ impl RecordCounter {
     pub fn records(&self) -> u64 {
         self.records + u64::from(self.pending)
     }
+
+    /// Whether the stream so far ends inside a quoted field (a cut one).
+    pub fn open_quote(&self) -> bool {
+        self.state == State::Quoted
+    }
 }
 
 /// Start field number `count + 1`, reusing its buffer from an earlier record.
@@ -318,6 +360,54 @@ mod tests {
         );
         // A quote inside an unquoted field is data.
         assert_eq!(records(b"a\"b,c\n"), vec![vec![s("a\"b"), s("c")]]);
+    }
+
+    #[test]
+    fn what_the_writer_writes_the_reader_reads_back_null_and_empty_apart() {
+        let values = [
+            None,
+            Some(""),
+            Some("plain"),
+            Some("comma, \"quote\"\nnewline"),
+            Some(" lead"),
+            Some("日本語 🎉"),
+            Some("\\x00ff"),
+        ];
+        let mut out = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if let Some(s) = v {
+                write_text(&mut out, s).unwrap();
+            }
+        }
+        out.extend_from_slice(b"\n,\n");
+        let want: Vec<Option<String>> = values.iter().map(|v| v.map(str::to_string)).collect();
+        assert_eq!(records(&out), vec![want, vec![None, None]]);
+        assert_eq!(
+            parse_hex_field(&hex_field(&[0, 255, 16])).unwrap(),
+            vec![0, 255, 16]
+        );
+        assert!(parse_hex_field("\\xg0").is_none());
+    }
+
+    #[test]
+    fn the_counter_counts_across_cuts_and_sees_a_cut_quote() {
+        let csv = b"id,note\n1,\"multi\nline, with \"\"quotes\"\"\"\n2,\n3,\"\"\n";
+        for cut in 0..csv.len() {
+            let mut c = RecordCounter::default();
+            c.feed(&csv[..cut]);
+            c.feed(&csv[cut..]);
+            assert_eq!(c.records(), 4, "cut at {cut}");
+            assert!(!c.open_quote());
+        }
+        let mut c = RecordCounter::default();
+        c.feed(b"a\n\"open");
+        assert!(c.open_quote());
+        let mut c = RecordCounter::default();
+        c.feed(b"a\nb");
+        assert_eq!(c.records(), 2, "a last record without newline counts");
     }
 
     #[test]
