@@ -119,12 +119,10 @@ impl FailureKind {
     }
 }
 
-/// Filters of the list endpoint.
 /// What an overview shows of one run.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
     pub id: String,
-    pub source_id: String,
     pub status: String,
     pub size: Option<i64>,
     pub bytes_added: Option<i64>,
@@ -153,6 +151,7 @@ pub enum JobTable {
     Restores,
 }
 
+/// Filters of the list endpoint.
 #[derive(Debug, Default, Clone)]
 pub struct BackupFilter {
     pub status: Option<String>,
@@ -407,14 +406,13 @@ impl Catalog {
             Option<String>,
             Option<String>,
         );
-        let run = |source_id: &str, text: Option<String>| -> Result<Option<RunSummary>> {
+        let run = |text: Option<String>| -> Result<Option<RunSummary>> {
             let Some(text) = text else { return Ok(None) };
             let (id, status, size, bytes_added, queued_at, started_at, finished_at): Packed =
                 serde_json::from_str(&text)
                     .map_err(|e| CatalogError::Database(format!("recent runs: {e}")))?;
             Ok(Some(RunSummary {
                 id,
-                source_id: source_id.to_string(),
                 status,
                 size,
                 bytes_added,
@@ -439,8 +437,8 @@ impl Catalog {
                 })
                 .collect();
             out.push(SourceRuns {
-                last: run(&source_id, text("last")?)?,
-                success: run(&source_id, text("success")?)?,
+                last: run(text("last")?)?,
+                success: run(text("success")?)?,
                 chart,
                 source_id,
             });

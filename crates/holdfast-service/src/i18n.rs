@@ -150,14 +150,6 @@ impl Msg {
         self.key
     }
 
-    /// The value given for `{name}`.
-    pub fn arg(&self, name: &str) -> Option<&str> {
-        self.args.iter().find(|a| a.0 == name).map(|a| match &a.1 {
-            Arg::Text(t) => t.as_str(),
-            Arg::Key(k) => k,
-        })
-    }
-
     pub fn render(&self, tr: Tr) -> String {
         let args: Vec<(&str, &str)> = self
             .args

@@ -58,22 +58,17 @@ impl ApiError {
         }
     }
 
-    /// The error in `tr`'s language. Field names stay as the API spells
-    /// them in English; a German page names the field in German where the
-    /// catalog has it.
+    /// The error in `tr`'s language. Field and resource names come from
+    /// the catalog's `field.*` and `what.*` (the English ones spell them as
+    /// the API does), or stay as they are where it has none.
     pub fn render(&self, tr: Tr) -> String {
-        let field_name = |field: &str| -> String {
-            if tr.0 == Lang::En {
-                return field.to_string();
-            }
-            tr.get(&format!("field.{field}"))
-                .map(str::to_string)
-                .unwrap_or_else(|| field.to_string())
+        let name = |table: &str, raw: &str| -> String {
+            tr.get(&format!("{table}.{raw}")).unwrap_or(raw).to_string()
         };
         let with_field = |key: &str, field: &str, m: &Msg| {
             tr.f(
                 key,
-                &[("field", &field_name(field)), ("message", &m.render(tr))],
+                &[("field", &name("field", field)), ("message", &m.render(tr))],
             )
         };
         match self {
@@ -81,16 +76,7 @@ impl ApiError {
             ApiError::Forbidden(m) | ApiError::Conflict(m) | ApiError::Unavailable(m) => {
                 m.render(tr)
             }
-            ApiError::NotFound(what) => {
-                let name = if tr.0 == Lang::En {
-                    what.to_string()
-                } else {
-                    tr.get(&format!("what.{what}"))
-                        .map(str::to_string)
-                        .unwrap_or_else(|| what.to_string())
-                };
-                tr.f("problem.not_found", &[("what", &name)])
-            }
+            ApiError::NotFound(what) => tr.f("problem.not_found", &[("what", &name("what", what))]),
             ApiError::Invalid { field, message } => with_field("problem.invalid", field, message),
             ApiError::Refused { field, message } => with_field("problem.refused", field, message),
             ApiError::Quota { field, message } => with_field("problem.quota", field, message),

@@ -57,6 +57,12 @@ pub struct SourceSettings {
 }
 
 impl SourceSettings {
+    /// Tables mode: some tables, perhaps one tenant's rows, none of the
+    /// routines — a slice of its database, never a whole copy.
+    pub fn is_slice(&self) -> bool {
+        self.mode.as_deref() == Some("tables")
+    }
+
     pub fn parse(options: &serde_json::Value) -> Result<SourceSettings, ApiError> {
         serde_json::from_value(options.clone()).map_err(|e| {
             let text = e.to_string();

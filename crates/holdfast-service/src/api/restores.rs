@@ -25,6 +25,21 @@ pub struct NewRestore {
     in_place: bool,
 }
 
+/// Whether a source of `kind` with `options` can be restored over itself
+/// (`in_place`), and if not, why: command output and event streams have no
+/// "itself" to write into, and tables mode is a slice (some tables, one
+/// tenant's rows) — replacing the whole database with it would lose the rest.
+pub fn over_itself(kind: &str, options: &serde_json::Value) -> Result<(), Msg> {
+    match kind {
+        "directory" => Ok(()),
+        "postgres" | "mysql" | "sqlite" => match crate::runner::SourceSettings::parse(options) {
+            Ok(s) if !s.is_slice() => Ok(()),
+            _ => Err(Msg::new("msg.invalid.in_place_slice")),
+        },
+        _ => Err(Msg::new("msg.invalid.in_place_kind").with("kind", kind)),
+    }
+}
+
 /// The default target: never the source itself, so that a restore cannot
 /// overwrite live data unasked.
 fn default_target(
@@ -98,27 +113,16 @@ pub async fn create(
     }
     let (target, definer) = match given {
         // the source's own target, held to the caller's rights
-        None if body.in_place => match source.kind.as_str() {
-            "directory" => ("/".to_string(), caller.definer()),
-            "postgres" | "mysql" | "sqlite" => {
-                // tables mode is a slice (some tables, one tenant's rows):
-                // replacing the whole database with it would lose the rest
-                let settings = crate::runner::SourceSettings::parse(&source.options)?;
-                if settings.mode.as_deref() == Some("tables") {
-                    return Err(ApiError::invalid(
-                        "in_place",
-                        Msg::new("msg.invalid.in_place_slice"),
-                    ));
-                }
-                (source.target.clone(), caller.definer())
-            }
-            _ => {
-                return Err(ApiError::invalid(
-                    "in_place",
-                    Msg::new("msg.invalid.in_place_kind").with("kind", &source.kind),
-                ));
-            }
-        },
+        None if body.in_place => {
+            over_itself(&source.kind, &source.options)
+                .map_err(|m| ApiError::invalid("in_place", m))?;
+            let target = if source.kind == "directory" {
+                "/".to_string()
+            } else {
+                source.target.clone()
+            };
+            (target, caller.definer())
+        }
         Some(t) => (t, caller.definer()),
         _ => (
             default_target(&s, &b.tenant_id, &source.kind, &source.target, &stamp)?,

@@ -122,6 +122,27 @@ pub async fn delete_form(
     backup_confirm(&s, &signed, &id, "delete").await
 }
 
+/// A confirmed action on backup `id`: the form's CSRF secret checked,
+/// then the API's own handler, then back to the backup's page.
+async fn on_backup<T, Fut>(
+    signed: &Signed,
+    headers: &HeaderMap,
+    f: &CsrfForm,
+    id: &str,
+    handler: impl FnOnce(crate::auth::Caller) -> Fut,
+) -> Response
+where
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    if !signed.check_form(headers, &f.csrf) {
+        return forged(signed.tr);
+    }
+    match handler(caller(signed)).await {
+        Ok(_) => see_other(&format!("/ui/backups/{}", encode(id))),
+        Err(e) => error_page(signed.tr, &e),
+    }
+}
+
 pub async fn retry(
     State(s): State<AppState>,
     signed: Signed,
@@ -129,14 +150,10 @@ pub async fn retry(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !signed.check_form(&headers, &f.csrf) {
-        return forged(signed.tr);
-    }
-    let back = format!("/ui/backups/{}", encode(&id));
-    match backups::retry(State(s), caller(&signed), Path(id)).await {
-        Ok(_) => see_other(&back),
-        Err(e) => error_page(signed.tr, &e),
-    }
+    on_backup(&signed, &headers, &f, &id, |c| {
+        backups::retry(State(s), c, Path(id.clone()))
+    })
+    .await
 }
 
 pub async fn delete(
@@ -146,14 +163,10 @@ pub async fn delete(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !signed.check_form(&headers, &f.csrf) {
-        return forged(signed.tr);
-    }
-    let back = format!("/ui/backups/{}", encode(&id));
-    match backups::delete(State(s), caller(&signed), Path(id)).await {
-        Ok(_) => see_other(&back),
-        Err(e) => error_page(signed.tr, &e),
-    }
+    on_backup(&signed, &headers, &f, &id, |c| {
+        backups::delete(State(s), c, Path(id.clone()))
+    })
+    .await
 }
 
 /// A backup this user may act on (a viewer may see it, never act).
@@ -188,11 +201,8 @@ pub async fn restore_form(
         Ok(src) => src,
         Err(e) => return error_page(tr, &e.into()),
     };
+    let over_source = restores::over_itself(&src.kind, &src.options).is_ok();
     let kind = src.kind;
-    // a tables-mode backup is a slice of its database: never over it
-    let slice = src.options.get("mode").and_then(|m| m.as_str()) == Some("tables");
-    let over_source =
-        matches!(kind.as_str(), "directory" | "postgres" | "mysql" | "sqlite") && !slice;
     confirm(
         &signed,
         tr.t("action.restore_title"),
