@@ -10,7 +10,7 @@ use holdfast_engine::snapshots::{self, SnapshotFilter};
 use holdfast_engine::system;
 use holdfast_format::snapshot::SnapshotSummary;
 use holdfast_sources::commit::SnapshotMeta;
-use holdfast_sources::db_backup::{TablesOptions, Tenant};
+use holdfast_sources::database::select::{TablesOptions, Tenant};
 use holdfast_sources::dir::backup::clean_absolute;
 use holdfast_sources::dispatch::SourceOptions;
 use holdfast_sources::filter::{PathMatcher, read_pattern_file};

@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use holdfast_engine::repository::Repository;
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
-use holdfast_sources::db_restore::RestoreReport;
+use holdfast_sources::database::restore::RestoreReport;
 use holdfast_sources::progress::Progress;
 use holdfast_sources::secret;
 use holdfast_sources::source_url::SourceAddress;

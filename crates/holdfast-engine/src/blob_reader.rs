@@ -1,6 +1,7 @@
 //! A file's content in a snapshot as an `io::Read`, one blob in memory at a
 //! time; every blob is verified as it is read.
 
+use std::borrow::Cow;
 use std::io::{self, Read};
 
 use crate::repository::Repository;
@@ -8,7 +9,7 @@ use holdfast_format::{BlobType, Id};
 
 pub struct BlobReader<'a> {
     repo: &'a Repository,
-    content: &'a [Id],
+    content: Cow<'a, [Id]>,
     next: usize,
     buf: Vec<u8>,
     pos: usize,
@@ -16,6 +17,15 @@ pub struct BlobReader<'a> {
 
 impl<'a> BlobReader<'a> {
     pub fn new(repo: &'a Repository, content: &'a [Id]) -> BlobReader<'a> {
+        BlobReader::of(repo, Cow::Borrowed(content))
+    }
+
+    /// A reader that owns the content list (a node loaded just for it).
+    pub fn owned(repo: &'a Repository, content: Vec<Id>) -> BlobReader<'a> {
+        BlobReader::of(repo, Cow::Owned(content))
+    }
+
+    fn of(repo: &'a Repository, content: Cow<'a, [Id]>) -> BlobReader<'a> {
         BlobReader {
             repo,
             content,

@@ -6,36 +6,9 @@ use std::io::{self, Read, Write};
 use holdfast_format::Id;
 use sha2::{Digest, Sha256};
 
-/// A reader that hashes and counts what passes through it.
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-
-    /// (bytes read, SHA-256).
-    pub fn finish(self) -> (u64, Id) {
-        (self.count, Id(self.hasher.finalize().into()))
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-}
+/// A reader that hashes and counts what passes through it (the engine's,
+/// which reads manifest-listed files back the same way).
+pub use holdfast_engine::manifest::HashingReader;
 
 /// A writer that hashes and counts what passes through it.
 pub struct HashingWriter<W> {

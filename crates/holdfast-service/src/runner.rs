@@ -18,7 +18,7 @@ use holdfast_engine::{snapshots, system};
 use holdfast_format::Id;
 use holdfast_sources::commit::SnapshotMeta;
 use holdfast_sources::confine::Confined;
-use holdfast_sources::db_backup::{TablesOptions, Tenant};
+use holdfast_sources::database::select::{TablesOptions, Tenant};
 use holdfast_sources::dispatch::SourceOptions;
 use holdfast_sources::filter::PathMatcher;
 use holdfast_sources::progress::Progress;
@@ -100,7 +100,7 @@ pub fn validate_source(
 ) -> Result<(), ApiError> {
     let s = SourceSettings::parse(options)?;
     for (name, sql) in &s.queries {
-        holdfast_sources::db_backup::check_query(sql)
+        holdfast_sources::database::select::check_query(sql)
             .map_err(|why| ApiError::invalid(&format!("options.queries.{name}"), why))?;
     }
     if let Some(mode) = &s.mode

@@ -8,30 +8,19 @@ use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
 
 use holdfast_format::Id;
+use holdfast_format::manifest::snapshot_kind;
 use holdfast_format::snapshot::Snapshot;
 
-use crate::db_backup::{DumpBackupOptions, DumpBackupResult, TablesOptions};
-use crate::db_restore::RestoreReport;
+use crate::database::backup::{DumpBackupOptions, DumpBackupResult, backup_tables, backup_whole};
+use crate::database::restore::{RestoreReport, restore};
+use crate::database::select::TablesOptions;
+use crate::database::{Stored, for_address};
 use crate::jsonl::Endpoint;
 use crate::jsonl::backup::{JsonlBackupOptions, backup_jsonl};
 use crate::jsonl::replay::{ReplayOptions, replay_events};
-use crate::mysql::MyClient;
-use crate::mysql::dump::backup_mysql_dump;
-use crate::mysql::restore::{MyRestoreOptions, restore_mysql_dump};
-use crate::mysql::tables::backup_mysql_tables;
-use crate::mysql::tables::restore_mysql_tables;
-use crate::postgres::PgClient;
-use crate::postgres::dump::backup_pg_dump;
-use crate::postgres::restore::{PgRestoreOptions, restore_pg_dump, restore_pg_tables};
-use crate::postgres::tables::backup_pg_tables;
 use crate::progress::Progress;
 use crate::secret::Secret;
 use crate::source_url::SourceAddress;
-use crate::sqlite::backup::backup_sqlite;
-use crate::sqlite::restore::{SqliteRestoreOptions, restore_sqlite};
-use crate::sqlite::tables::backup_sqlite_tables;
-use crate::sqlite::tables::restore_sqlite_tables;
-use holdfast_format::manifest::snapshot_kind;
 
 /// Source options that only some kinds of source take.
 #[derive(Debug, Clone, Default)]
@@ -53,40 +42,13 @@ pub fn backup_address(
     opts: DumpBackupOptions,
     progress: &Progress,
 ) -> Result<DumpBackupResult> {
-    if source_opts.tables.is_some() && matches!(addr, SourceAddress::Jsonl(_)) {
-        return Err(EngineError::Invalid(
-            "--mode tables applies to databases, not to event streams".into(),
-        ));
-    }
     match addr {
-        SourceAddress::Postgres(db) => {
-            let pw = credential.or_else(|| db.password.as_deref().map(Secret::new));
-            let mut client = PgClient::new(db, pw)?;
-            match &source_opts.tables {
-                Some(t) => backup_pg_tables(repo, &mut client, t, opts, progress),
-                None => backup_pg_dump(repo, &mut client, opts, progress),
-            }
-        }
-        SourceAddress::Mysql(db) => {
-            let pw = credential.or_else(|| db.password.as_deref().map(Secret::new));
-            let client = MyClient::new(db, pw)?;
-            match &source_opts.tables {
-                Some(t) => backup_mysql_tables(repo, &client, t, opts, progress),
-                None => backup_mysql_dump(repo, &client, opts, progress),
-            }
-        }
-        SourceAddress::Sqlite(path) => {
-            if credential.is_some() {
+        SourceAddress::Jsonl(address) => {
+            if source_opts.tables.is_some() {
                 return Err(EngineError::Invalid(
-                    "SQLite has no passwords: no credentials apply to it".into(),
+                    "--mode tables applies to databases, not to event streams".into(),
                 ));
             }
-            match &source_opts.tables {
-                Some(t) => backup_sqlite_tables(repo, &path, t, opts, progress),
-                None => backup_sqlite(repo, &path, opts, progress),
-            }
-        }
-        SourceAddress::Jsonl(address) => {
             let endpoint = Endpoint {
                 address,
                 token: credential,
@@ -100,6 +62,13 @@ pub fn backup_address(
             "{} is a path, not a source address",
             p.display()
         ))),
+        addr => {
+            let mut d = for_address(addr, credential)?;
+            match &source_opts.tables {
+                Some(t) => backup_tables(repo, d.as_mut(), t, opts, progress),
+                None => backup_whole(repo, d.as_mut(), opts, progress),
+            }
+        }
     }
 }
 
@@ -127,57 +96,13 @@ pub fn restore_address(
             "the snapshot has no manifest.json: it cannot be restored into a database".into(),
         ));
     };
-    match (addr, kind.as_str(), mode.as_str()) {
-        (SourceAddress::Postgres(db), "postgres", mode @ ("dump" | "tables")) => {
-            let pw = credential.or_else(|| db.password.as_deref().map(Secret::new));
-            let mut client = PgClient::new(db, pw)?;
-            let restore = if mode == "dump" {
-                restore_pg_dump
-            } else {
-                restore_pg_tables
-            };
-            restore(
-                repo,
-                snapshot,
-                &manifest,
-                &mut client,
-                &PgRestoreOptions { clean },
-                progress,
-            )
-        }
-        (SourceAddress::Mysql(db), "mysql", mode @ ("dump" | "tables")) => {
-            let pw = credential.or_else(|| db.password.as_deref().map(Secret::new));
-            let client = MyClient::new(db, pw)?;
-            let restore = if mode == "dump" {
-                restore_mysql_dump
-            } else {
-                restore_mysql_tables
-            };
-            restore(
-                repo,
-                snapshot,
-                &manifest,
-                &client,
-                &MyRestoreOptions { clean },
-                progress,
-            )
-        }
-        (SourceAddress::Sqlite(path), "sqlite", mode @ ("file" | "tables")) => {
-            let restore = if mode == "file" {
-                restore_sqlite
-            } else {
-                restore_sqlite_tables
-            };
-            restore(
-                repo,
-                snapshot,
-                &manifest,
-                &path,
-                &SqliteRestoreOptions { clean },
-                progress,
-            )
-        }
-        (SourceAddress::Jsonl(address), "jsonl", "events") => {
+    let refused = |addr: &SourceAddress| {
+        EngineError::Invalid(format!(
+            "a {kind} {mode} snapshot cannot be restored into {addr}"
+        ))
+    };
+    match addr {
+        SourceAddress::Jsonl(address) if kind == "jsonl" && mode == "events" => {
             let endpoint = Endpoint {
                 address,
                 token: credential,
@@ -193,8 +118,22 @@ pub fn restore_address(
                 progress,
             )
         }
-        (addr, kind, mode) => Err(EngineError::Invalid(format!(
-            "a {kind} {mode} snapshot cannot be restored into {addr}"
-        ))),
+        SourceAddress::Postgres(_) | SourceAddress::Mysql(_) | SourceAddress::Sqlite(_) => {
+            let shown = addr.to_string();
+            let mut d = for_address(addr, credential)?;
+            if d.kind() != kind || (mode != "tables" && mode != d.whole_mode()) {
+                return Err(EngineError::Invalid(format!(
+                    "a {kind} {mode} snapshot cannot be restored into {shown}"
+                )));
+            }
+            let from = Stored {
+                repo,
+                snapshot,
+                manifest: &manifest,
+                progress,
+            };
+            restore(d.as_mut(), &from, clean)
+        }
+        addr => Err(refused(&addr)),
     }
 }

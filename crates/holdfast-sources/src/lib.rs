@@ -4,9 +4,10 @@
 //! - [`stream`]: one byte stream stored as a one-file snapshot (`--stdin`,
 //!   and the base of the database sources); [`command`]: a command's output;
 //! - [`writer`]: a snapshot built file by file from streams;
-//! - [`postgres`], [`mysql`], [`sqlite`]: databases in dump (or file) and
-//!   tables modes, with what they share in [`db_backup`], [`db_restore`]
-//!   and [`dump_scan`] (their CSV dialect is `holdfast_format::table_csv`);
+//! - [`database`]: the [`database::Dialect`] interface and the database
+//!   backups and restores written once on it; [`postgres`], [`mysql`],
+//!   [`sqlite`]: the dialects; [`dump_scan`]: reading dump tools' output
+//!   as it streams (the CSV dialect is `holdfast_format::table_csv`);
 //!   [`jsonl`]: event streams;
 //! - [`source_url`], [`secret`]: addresses (always shown redacted) and
 //!   passwords; [`manifest`]: what a database/stream snapshot holds;
@@ -16,8 +17,7 @@
 pub mod command;
 pub mod commit;
 pub mod confine;
-pub mod db_backup;
-pub mod db_restore;
+pub mod database;
 pub mod dir;
 pub mod dispatch;
 pub mod dump_scan;

@@ -24,7 +24,7 @@ use holdfast_format::snapshot::Snapshot;
 
 use crate::commit::SnapshotMeta;
 use crate::confine::Confined;
-use crate::db_backup::DumpBackupOptions;
+use crate::database::backup::DumpBackupOptions;
 use crate::dir::backup::{DirBackupOptions, backup_dirs};
 use crate::dispatch::{SourceOptions, backup_address};
 use crate::egress::{self, HostRule};
@@ -327,7 +327,7 @@ pub enum RestoreSpec {
 /// What a restore did and proved.
 pub enum RestoreReport {
     Tree(crate::dir::restore::RestoreSummary),
-    Address(crate::db_restore::RestoreReport),
+    Address(crate::database::restore::RestoreReport),
 }
 
 /// Restore `snapshot` as `spec` says, within `confinement`: a tree's target

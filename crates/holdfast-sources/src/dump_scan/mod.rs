@@ -32,6 +32,14 @@ pub trait StreamScanner {
     fn feed(&mut self, data: &[u8]);
 }
 
+/// A dump tool's scanner: the tables it saw and whether the dump reached
+/// its completion marker.
+pub trait DumpScanner: StreamScanner {
+    /// Whether the dump is whole: `Err` says why not.
+    fn verdict(&self) -> Result<(), String>;
+    fn into_tables(self) -> Vec<TableRows>;
+}
+
 /// Passes bytes through from `inner` while a scanner looks at them.
 pub struct ScanningReader<R, S> {
     inner: R,

@@ -10,7 +10,7 @@
 //! state machine runs over INSERT statements (which can be megabytes long);
 //! all other lines are looked at only by their first bytes.
 
-use super::{StreamScanner, TableRows};
+use super::{DumpScanner, StreamScanner, TableRows};
 
 const COMPLETE: &[u8] = b"-- Dump completed";
 /// How much of a line is kept to recognise it.
@@ -177,12 +177,14 @@ impl MysqlDumpScan {
     pub fn tables(&self) -> &[TableRows] {
         &self.tables
     }
+}
 
-    pub fn into_tables(self) -> Vec<TableRows> {
+impl DumpScanner for MysqlDumpScan {
+    fn into_tables(self) -> Vec<TableRows> {
         self.tables
     }
 
-    pub fn verdict(&self) -> Result<(), String> {
+    fn verdict(&self) -> Result<(), String> {
         if self.bytes == 0 {
             return Err("the dump is empty".into());
         }

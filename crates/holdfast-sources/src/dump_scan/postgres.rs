@@ -3,7 +3,7 @@
 //! `-- PostgreSQL database dump complete` (newer pg_dump versions follow it
 //! with a `\unrestrict` line).
 
-use super::{LineSplitter, StreamScanner, TableRows};
+use super::{DumpScanner, LineSplitter, StreamScanner, TableRows};
 
 const COMPLETE: &[u8] = b"-- PostgreSQL database dump complete";
 /// A COPY header longer than this is still recognised: the table name
@@ -133,13 +133,15 @@ impl PgDumpScan {
     pub fn tables(&self) -> &[TableRows] {
         &self.tables
     }
+}
 
-    pub fn into_tables(self) -> Vec<TableRows> {
+impl DumpScanner for PgDumpScan {
+    fn into_tables(self) -> Vec<TableRows> {
         self.tables
     }
 
     /// Whether the dump is whole: `Err` says why not.
-    pub fn verdict(&self) -> Result<(), String> {
+    fn verdict(&self) -> Result<(), String> {
         if let Some(h) = &self.bad_header {
             return Err(format!(
                 "pg_dump wrote a COPY line holdfast cannot read: {h}"

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::events::{EventReader, EventValidator};
 use super::{EVENTS_FILE, Endpoint, body_excerpt};
-use crate::db_backup::{DumpBackupOptions, DumpBackupResult, commit_source};
+use crate::database::backup::{DumpBackupOptions, DumpBackupResult, commit_source};
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
 use holdfast_format::manifest::Manifest;

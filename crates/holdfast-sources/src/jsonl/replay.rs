@@ -12,7 +12,7 @@
 //! errors, 408, 429, 5xx) are retried with backoff; other 4xx stop the
 //! replay at once.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{EVENTS_FILE, Endpoint, body_excerpt};
-use crate::db_restore::RestoreReport;
+use crate::database::restore::RestoreReport;
 use crate::progress::Progress;
-use holdfast_engine::manifest::root_file;
+use holdfast_engine::manifest::{HashingReader, root_file};
 use holdfast_format::manifest::Manifest;
 
 pub struct ReplayOptions {
@@ -140,7 +140,7 @@ pub fn replay_events(
 
     let client = endpoint.client(Duration::from_secs(120))?;
     let mut reader =
-        BufReader::with_capacity(1 << 20, HashRead::new(BlobReader::new(repo, &content)));
+        BufReader::with_capacity(1 << 20, HashingReader::new(BlobReader::new(repo, &content)));
     let mut line = Vec::new();
     let mut index = 0u64; // events read so far
     let mut batch: Vec<u8> = Vec::new();
@@ -285,34 +285,4 @@ fn post_batch(
     }
     // every attempt met a server error or a connection failure
     Err((Fault::Transient, last))
-}
-
-/// Hashes what is read through it.
-struct HashRead<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<R> HashRead<R> {
-    fn new(inner: R) -> Self {
-        HashRead {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
-        }
-    }
-
-    fn finish(self) -> (u64, Id) {
-        (self.count, Id(self.hasher.finalize().into()))
-    }
-}
-
-impl<R: Read> Read for HashRead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
 }

@@ -15,13 +15,17 @@
 //! was given: that is the tools' precedence, and no option file holdfast
 //! could name comes later.
 //!
-//! - [`dump`]: dump mode backup (mariadb-dump's SQL, streamed in);
-//! - [`restore`]: a dump loaded into a database, then verified.
+//! - [`dialect`]: MySQL/MariaDB as a [`crate::database::Dialect`] (whole
+//!   copies, restores);
+//! - [`tables`]: tables mode's steps in one consistent-snapshot session;
+//! - [`ddl_filter`]: the dump tool's DDL without foreign keys into
+//!   left-out tables.
 
 pub mod ddl_filter;
-pub mod dump;
-pub mod restore;
+pub mod dialect;
 pub mod tables;
+
+pub use dialect::Mysql;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

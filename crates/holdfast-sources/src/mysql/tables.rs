@@ -14,54 +14,33 @@
 
 use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::sync::Arc;
 
-use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
-use holdfast_format::snapshot::Snapshot;
-use serde_json::json;
+use holdfast_format::manifest::{ManifestColumn, ManifestTable};
+use holdfast_format::table_csv::{CsvRecords, RecordCounter, parse_hex_field, write_text};
 
 use super::ddl_filter::DropForeignKeys;
-use super::restore::{MyRestoreOptions, count_rows, load_into_target};
 use super::{MyClient, sql_string};
 use crate::command::Spawned;
-use crate::db_backup::{
-    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
-    store_tool_output, table_file,
-};
-use crate::db_restore::{FeedPart, RestoreReport, verify_counts};
-use crate::dump_scan::ScanningReader;
+use crate::database::backup::store_tool_output;
+use crate::database::restore::FeedPart;
+use crate::database::{Export, Exportable, Exported, Out, Table};
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
+use crate::dump_scan::{DumpScanner, ScanningReader};
 use crate::line_filter::LineFilter;
-use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
-use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
-use holdfast_format::table_csv::RecordCounter;
-use holdfast_format::table_csv::{CsvRecords, parse_hex_field, write_text};
 
 const MARK_TABLE: &str = "#holdfast-table";
 const MARK_END: &str = "#holdfast-end";
 
-/// A table as information_schema describes it.
-#[derive(Debug, Clone)]
-struct MyTable {
-    name: String,
-    /// Every column, generated ones included: an export shows the table as
-    /// its users see it.
-    columns: Vec<MyColumn>,
-    primary_key: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-struct MyColumn {
-    name: String,
-    /// COLUMN_TYPE, e.g. `decimal(12,2)`.
-    column_type: String,
-    /// DATA_TYPE, lower case, e.g. `decimal`.
-    data_type: String,
-    /// The server computes it (VIRTUAL/PERSISTENT/STORED): exported, never
-    /// loaded back.
-    generated: bool,
+/// A column type's base (`decimal(12,2)` → `decimal`, `int(11) unsigned`
+/// → `int`): information_schema's DATA_TYPE.
+fn base_type(sql_type: &str) -> String {
+    sql_type
+        .split(['(', ' '])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 fn is_binary(data_type: &str) -> bool {
@@ -84,12 +63,12 @@ fn is_binary(data_type: &str) -> bool {
     )
 }
 
-fn list_tables(client: &MyClient, db: &str) -> Result<Vec<MyTable>> {
+pub(crate) fn list_tables(client: &MyClient, db: &str) -> Result<Vec<Table>> {
     let name = sql_string(db);
     let rows = client.query(
         None,
         &format!(
-            "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.DATA_TYPE, \
+            "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, \
                IFNULL(k.ORDINAL_POSITION, ''), IF(c.EXTRA LIKE '%GENERATED%', 'g', '') \
              FROM information_schema.COLUMNS c \
              JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA \
@@ -101,14 +80,14 @@ fn list_tables(client: &MyClient, db: &str) -> Result<Vec<MyTable>> {
              ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION;"
         ),
     )?;
-    let mut out: Vec<MyTable> = Vec::new();
+    let mut out: Vec<Table> = Vec::new();
     let mut keys: Vec<Vec<(u32, String)>> = Vec::new();
     for r in rows {
-        let [table, col, col_type, data_type, pk, generated] = <[String; 6]>::try_from(r)
+        let [table, col, col_type, pk, generated] = <[String; 5]>::try_from(r)
             .map_err(|r| EngineError::source(format!("unexpected catalog row {r:?}")))?;
-        if out.last().is_none_or(|t| t.name != table) {
-            out.push(MyTable {
-                name: table,
+        if out.last().is_none_or(|t| t.parts != [table.as_str()]) {
+            out.push(Table {
+                parts: vec![table],
                 columns: Vec::new(),
                 primary_key: Vec::new(),
             });
@@ -117,12 +96,14 @@ fn list_tables(client: &MyClient, db: &str) -> Result<Vec<MyTable>> {
         if let Ok(p) = pk.parse::<u32>() {
             keys.last_mut().expect("pushed").push((p, col.clone()));
         }
-        out.last_mut().expect("pushed").columns.push(MyColumn {
-            name: col,
-            column_type: col_type,
-            data_type: data_type.to_ascii_lowercase(),
-            generated: !generated.is_empty(),
-        });
+        out.last_mut()
+            .expect("pushed")
+            .columns
+            .push(ManifestColumn {
+                name: col,
+                sql_type: col_type,
+                generated: !generated.is_empty(),
+            });
     }
     for (t, mut k) in out.iter_mut().zip(keys) {
         k.sort();
@@ -131,14 +112,13 @@ fn list_tables(client: &MyClient, db: &str) -> Result<Vec<MyTable>> {
     Ok(out)
 }
 
-/// The SELECT that makes the server write a table's CSV records.
-fn csv_select(t: &MyTable, tenant: Option<(&str, &str)>) -> String {
-    let fields: Vec<String> = t
-        .columns
+/// The list of expressions that makes the server write CSV records.
+fn csv_fields(columns: &[ManifestColumn]) -> String {
+    let fields: Vec<String> = columns
         .iter()
         .map(|c| {
-            let (q, dt) = (quote_ident(&c.name), c.data_type.as_str());
-            let text = if is_binary(dt) {
+            let (q, dt) = (quote_ident(&c.name), base_type(&c.sql_type));
+            let text = if is_binary(&dt) {
                 format!("CONCAT('\\\\x', LOWER(HEX({q})))")
             } else if dt == "bit" {
                 // BIT as its number: HEX() drops leading zero digits.
@@ -149,11 +129,13 @@ fn csv_select(t: &MyTable, tenant: Option<(&str, &str)>) -> String {
             format!("IF({q} IS NULL, '', {text})")
         })
         .collect();
-    let mut sql = format!(
-        "SELECT CONCAT_WS(',', {}) FROM {}",
-        fields.join(", "),
-        quote_ident(&t.name)
-    );
+    format!("SELECT CONCAT_WS(',', {})", fields.join(", "))
+}
+
+/// The SELECT that makes the server write a table's CSV records (only
+/// the tenant's rows when given), in key order.
+fn table_select(t: &Table, tenant: Option<(&str, &str)>) -> String {
+    let mut sql = format!("{} FROM {}", csv_fields(&t.columns), quote_ident(t.name()));
     if let Some((col, value)) = tenant {
         sql.push_str(&format!(
             " WHERE {} = {}",
@@ -170,6 +152,19 @@ fn csv_select(t: &MyTable, tenant: Option<(&str, &str)>) -> String {
         sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
     }
     sql
+}
+
+/// A `--query` result as CSV records. The query becomes a derived table;
+/// a LIMIT inside keeps MariaDB from dropping its ORDER BY, and the rows
+/// come out in the order it gives.
+fn query_select(columns: &[ManifestColumn], sql: &str) -> String {
+    let lower = sql.to_ascii_lowercase();
+    let inner = if lower.split_whitespace().any(|w| w == "limit") {
+        sql.to_string()
+    } else {
+        format!("{sql} LIMIT 18446744073709551615")
+    };
+    format!("{} FROM ({inner}) AS q", csv_fields(columns))
 }
 
 /// One table's records from the shared session output: bytes up to the
@@ -237,8 +232,8 @@ fn dump_ddl(
     left_out: &[String],
     drop_keys: &HashSet<(String, String)>,
     file: &str,
-    writer: &mut SnapshotWriter,
-) -> Result<crate::writer::FileFacts> {
+    out: &mut Out<'_, '_>,
+) -> Result<()> {
     let tool = client.tools.dump_tool()?;
     let mut cmd = client.command(&tool.path);
     cmd.args([
@@ -263,14 +258,15 @@ fn dump_ddl(
         DropForeignKeys::new(drop_keys.clone()),
     );
     let (facts, scanner) =
-        store_tool_output(writer, file, child, stdout, MysqlDumpScan::default())?;
+        store_tool_output(out.writer, file, child, stdout, MysqlDumpScan::default())?;
     scanner.verdict().map_err(|why| {
         EngineError::source(format!(
             "{} (DDL) output is incomplete: {why}; no snapshot was written",
             tool.name()
         ))
     })?;
-    Ok(facts)
+    out.manifest.add_file(file, facts.size, &facts.sha256);
+    Ok(())
 }
 
 /// Views of `db` that read one of `tables`, directly or through other
@@ -335,45 +331,28 @@ fn foreign_keys_into(
         .collect())
 }
 
-/// Back up one MySQL/MariaDB database in tables mode.
-pub fn backup_mysql_tables(
-    repo: &Arc<Repository>,
+/// The schema files of the tables not `left_out`: `schema.sql` (tables
+/// and views) and `schema-post.sql` (triggers, routines, events) from the
+/// dump tool. What kept objects say about left-out tables goes too: views
+/// over them, and foreign keys that reference them (the dump tool keeps
+/// both); the warnings say so.
+pub(crate) fn write_schema(
     client: &MyClient,
-    topts: &TablesOptions,
-    opts: DumpBackupOptions,
-    progress: &Progress,
-) -> Result<DumpBackupResult> {
-    let database = client.addr.database.clone();
-    let server = client.server_info(Some(&database))?;
-    let filter = TableFilter::new(topts)?;
-    let all = list_tables(client, &database)?;
-    let mut chosen = Vec::new();
-    let mut left_out = Vec::new();
-    for t in &all {
-        let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
-        match filter.select(None, &t.name, &cols) {
-            Selection::Left => left_out.push(t.name.clone()),
-            s => chosen.push((t, s)),
-        }
-    }
-    topts.check_tenant_found(chosen.iter().map(|(_, s)| *s), &format!("{database:?}"))?;
-    if chosen.is_empty() && topts.queries.is_empty() {
-        return Err(EngineError::Invalid(format!(
-            "no table of {database:?} matches the selection; no snapshot was written"
-        )));
-    }
-    let mut warnings = topts.query_warnings();
-    // What kept objects say about left-out tables goes too: views over
-    // them, and foreign keys that reference them (the dump tool keeps both).
+    database: &str,
+    left_out: &[&Table],
+    out: &mut Out<'_, '_>,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let mut left_out: Vec<String> = left_out.iter().map(|t| t.name().to_string()).collect();
     let mut drop_keys = HashSet::new();
     if !left_out.is_empty() {
-        for view in views_over(client, &database, &left_out)? {
+        for view in views_over(client, database, &left_out)? {
             warnings.push(format!(
                 "view {view} reads a table that is left out: it is left out too"
             ));
             left_out.push(view);
         }
-        for (table, constraint) in foreign_keys_into(client, &database, &left_out)? {
+        for (table, constraint) in foreign_keys_into(client, database, &left_out)? {
             warnings.push(format!(
                 "foreign key {constraint} of {table} references a table that is left out: \
                  the constraint is left out"
@@ -381,61 +360,32 @@ pub fn backup_mysql_tables(
             drop_keys.insert((table, constraint));
         }
     }
-    let mut queries = Vec::new();
-    for (name, sql) in &topts.queries {
-        let sql = sql.trim().trim_end_matches(';').trim().to_string();
-        queries.push(MyTable {
-            name: name.clone(),
-            columns: describe_query(client, &database, &sql)?,
-            primary_key: Vec::new(),
-        });
-    }
-
-    let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
-    let mut manifest = Manifest::new("mysql", "tables", client.display());
-    manifest.database = Some(database.clone());
-    manifest.server_version = Some(server.version.clone());
-    manifest
-        .extra
-        .insert("character_set".into(), json!(server.character_set));
-    manifest
-        .extra
-        .insert("collation".into(), json!(server.collation));
     for (post, file) in [(false, "schema.sql"), (true, "schema-post.sql")] {
-        let f = dump_ddl(
-            client,
-            &database,
-            post,
-            &left_out,
-            &drop_keys,
-            file,
-            &mut writer,
-        )?;
-        manifest.add_file(file, f.size, &f.sha256);
+        dump_ddl(client, database, post, &left_out, &drop_keys, file, out)?;
     }
+    Ok(warnings)
+}
 
-    // One session, one snapshot, every table.
-    let tenant = topts
-        .tenant
-        .as_ref()
-        .map(|t| (t.column.as_str(), t.value.as_str()));
+/// Every item in ONE client session inside one consistent snapshot: the
+/// session's output is split into the items' files at marker lines.
+pub(crate) fn export(
+    client: &MyClient,
+    database: &str,
+    items: &[Export<'_>],
+    writer: &mut SnapshotWriter,
+) -> Result<Vec<Exported>> {
     let mut script = String::from(
         "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;\n\
          START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY;\n",
     );
-    for (i, (t, selection)) in chosen.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         script.push_str(&format!("SELECT '{MARK_TABLE} {i}';\n"));
-        let scope = if *selection == Selection::TenantRows {
-            tenant
-        } else {
-            None
-        };
-        script.push_str(&csv_select(t, scope));
-        script.push_str(";\n");
-    }
-    for (k, (q, (_, sql))) in queries.iter().zip(&topts.queries).enumerate() {
-        script.push_str(&format!("SELECT '{MARK_TABLE} q{k}';\n"));
-        script.push_str(&query_select(q, sql.trim().trim_end_matches(';').trim()));
+        script.push_str(&match &item.what {
+            Exportable::Table { table, tenant } => {
+                table_select(table, tenant.map(|t| (t.column.as_str(), t.value.as_str())))
+            }
+            Exportable::Query { sql, columns } => query_select(columns, sql),
+        });
         script.push_str(";\n");
     }
     script.push_str(&format!("SELECT '{MARK_END}';\nCOMMIT;\n"));
@@ -453,22 +403,16 @@ pub fn backup_mysql_tables(
     .arg(format!("--database={database}"));
     let (child, stdout) = Spawned::start_with_script(cmd, "mariadb", script)?;
     let mut out = BufReader::with_capacity(1 << 20, stdout);
-    let result: Result<()> = (|| {
-        let parts = chosen
-            .iter()
-            .enumerate()
-            .map(|(i, (t, _))| (format!("{MARK_TABLE} {i}"), *t, "tables"))
-            .chain(
-                queries
-                    .iter()
-                    .enumerate()
-                    .map(|(k, q)| (format!("{MARK_TABLE} q{k}"), q, "queries")),
-            );
-        for (marker, t, dir) in parts {
-            expect_marker(&mut out, &marker)?;
-            let file = table_file(dir, &t.name);
+    let result: Result<Vec<Exported>> = (|| {
+        let mut exported = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            expect_marker(&mut out, &format!("{MARK_TABLE} {i}"))?;
+            let columns = match &item.what {
+                Exportable::Table { table, .. } => &table.columns[..],
+                Exportable::Query { columns, .. } => columns,
+            };
             let mut header = Vec::new();
-            for (j, c) in t.columns.iter().enumerate() {
+            for (j, c) in columns.iter().enumerate() {
                 if j > 0 {
                     header.push(b',');
                 }
@@ -483,47 +427,34 @@ pub fn backup_mysql_tables(
                 done: false,
             };
             let mut scan = ScanningReader::new(records, RecordCounter::default());
-            let facts = writer.add_file(&file, (&header[..]).chain(&mut scan))?;
-            let rows = scan.scanner.records();
-            manifest.add_file(&file, facts.size, &facts.sha256);
-            manifest.tables.push(ManifestTable {
-                name: t.name.clone(),
-                parts: vec![t.name.clone()],
-                rows,
-                file: Some(file),
-                columns: t
-                    .columns
-                    .iter()
-                    .map(|c| ManifestColumn {
-                        name: c.name.clone(),
-                        sql_type: c.column_type.clone(),
-                        generated: c.generated,
-                    })
-                    .collect(),
+            let facts = writer.add_file(&item.file, (&header[..]).chain(&mut scan))?;
+            exported.push(Exported {
+                rows: scan.scanner.records(),
+                facts,
             });
         }
-        expect_marker(&mut out, MARK_END)
+        expect_marker(&mut out, MARK_END)?;
+        Ok(exported)
     })();
-    if let Err(e) = result {
-        child.kill();
-        return Err(e);
+    match result {
+        Ok(exported) => {
+            child.finish()?;
+            Ok(exported)
+        }
+        Err(e) => {
+            child.kill();
+            Err(e)
+        }
     }
-    child.finish()?;
-
-    topts.describe_in(&mut manifest);
-    commit_source(
-        writer,
-        manifest,
-        opts.meta,
-        None,
-        Default::default(),
-        warnings,
-    )
 }
 
 /// The columns of a query's result: materialised empty (`LIMIT 0`) as a
 /// temporary table in a session of its own, then described.
-fn describe_query(client: &MyClient, db: &str, sql: &str) -> Result<Vec<MyColumn>> {
+pub(crate) fn describe_query(
+    client: &MyClient,
+    db: &str,
+    sql: &str,
+) -> Result<Vec<ManifestColumn>> {
     let rows = client.query(
         Some(db),
         &format!(
@@ -535,40 +466,13 @@ fn describe_query(client: &MyClient, db: &str, sql: &str) -> Result<Vec<MyColumn
         .into_iter()
         .filter_map(|r| {
             let mut it = r.into_iter();
-            let name = it.next()?;
-            let ty = it.next()?;
-            let base = ty
-                .split(['(', ' '])
-                .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            Some(MyColumn {
-                name,
-                column_type: ty,
-                data_type: base,
+            Some(ManifestColumn {
+                name: it.next()?,
+                sql_type: it.next()?,
                 generated: false,
             })
         })
         .collect())
-}
-
-/// A `--query` result as CSV records. The query becomes a derived table;
-/// a LIMIT inside keeps MariaDB from dropping its ORDER BY, and the rows
-/// come out in the order it gives.
-fn query_select(q: &MyTable, sql: &str) -> String {
-    let lower = sql.to_ascii_lowercase();
-    let inner = if lower.split_whitespace().any(|w| w == "limit") {
-        sql.to_string()
-    } else {
-        format!("{sql} LIMIT 18446744073709551615")
-    };
-    let select = csv_select(q, None);
-    // csv_select reads a table; a query's rows come from a derived table.
-    let from = format!(" FROM {}", quote_ident(&q.name));
-    match select.find(&from) {
-        Some(i) => format!("{} FROM ({inner}) AS q", &select[..i]),
-        None => select,
-    }
 }
 
 /// How a column's CSV text goes back into SQL.
@@ -583,7 +487,10 @@ enum Literal {
     Computed,
 }
 
-fn csv_to_inserts(table: &str, columns: Vec<(String, Literal)>) -> crate::db_restore::Converter {
+fn csv_to_inserts(
+    table: &str,
+    columns: Vec<(String, Literal)>,
+) -> crate::database::restore::Converter {
     let table = table.to_string();
     Box::new(move |r: &mut dyn BufRead, w: &mut dyn Write| {
         let mut csv = CsvRecords::new(r);
@@ -659,35 +566,20 @@ fn csv_to_inserts(table: &str, columns: Vec<(String, Literal)>) -> crate::db_res
     })
 }
 
-/// Restore a tables-mode snapshot: DDL, then every table's rows as INSERTs
-/// with foreign key checks off, then triggers, routines and events; then
-/// row counts. MySQL cannot roll DDL back, so a failed load drops the
-/// database it created (or empties the one it was given).
-pub fn restore_mysql_tables(
-    repo: &Repository,
-    snapshot: &Snapshot,
-    manifest: &Manifest,
-    client: &MyClient,
-    opts: &MyRestoreOptions,
-    progress: &Progress,
-) -> Result<RestoreReport> {
-    let tables: Vec<ManifestTable> = manifest.restorable_tables().into_iter().cloned().collect();
+/// What a tables-mode restore feeds the client: the DDL, then every
+/// table's rows as INSERTs with foreign key checks off, then triggers,
+/// routines and events.
+pub(crate) fn load_parts(tables: &[ManifestTable]) -> Vec<FeedPart> {
     let mut parts = vec![
         FeedPart::Text("SET FOREIGN_KEY_CHECKS = 0;\nSET UNIQUE_CHECKS = 0;\n".into()),
         FeedPart::File("schema.sql".into()),
     ];
-    for t in &tables {
+    for t in tables {
         let columns: Vec<(String, Literal)> = t
             .columns
             .iter()
             .map(|c| {
-                let base = c
-                    .sql_type
-                    .split(['(', ' '])
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
-                let literal = match base.as_str() {
+                let literal = match base_type(&c.sql_type).as_str() {
                     _ if c.generated => Literal::Computed,
                     "bit" => Literal::Number,
                     b if is_binary(b) => Literal::Binary,
@@ -703,20 +595,5 @@ pub fn restore_mysql_tables(
     }
     parts.push(FeedPart::File("schema-post.sql".into()));
     parts.push(FeedPart::Text("SET FOREIGN_KEY_CHECKS = 1;\n".into()));
-
-    let (target, created, bytes) = load_into_target(
-        repo, snapshot, manifest, client, opts.clean, &parts, progress,
-    )?;
-    let mut only = manifest.clone();
-    only.tables = tables;
-    let found = count_rows(client, &target, &only)?;
-    let tables = verify_counts(&only, &found)?;
-    Ok(RestoreReport {
-        target: client.display(),
-        database: target,
-        created,
-        bytes,
-        tables,
-        resumed_after: 0,
-    })
+    parts
 }

@@ -4,14 +4,18 @@
 //! `PGDATABASE`, `PGPASSWORD`, `PGSSLMODE`, …), never through argv, so a
 //! password is never visible in `/proc/*/cmdline`.
 //!
-//! - [`dump`]: dump mode backup (pg_dump's plain SQL, streamed in);
-//! - [`restore`]: a dump loaded into a database, then verified.
+//! - [`dialect`]: PostgreSQL as a [`crate::database::Dialect`] (whole
+//!   copies, restores);
+//! - [`tables`]: tables mode's steps inside one exported snapshot;
+//! - [`copy_text`], [`ddl_filter`]: rewriting CSV for `COPY FROM`, and
+//!   pg_dump's DDL without what a left-out table needs.
 
 pub mod copy_text;
 pub mod ddl_filter;
-pub mod dump;
-pub mod restore;
+pub mod dialect;
 pub mod tables;
+
+pub use dialect::Postgres;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

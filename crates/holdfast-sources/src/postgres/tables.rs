@@ -18,72 +18,45 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
-use serde_json::json;
+use holdfast_format::manifest::ManifestColumn;
+use holdfast_format::table_csv::RecordCounter;
 
 use super::PgClient;
 use super::ddl_filter::{DropEntries, foreign_key_headers};
 use crate::command::Spawned;
-use crate::db_backup::{
-    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
-    store_tool_output, table_file,
-};
+use crate::database::backup::store_tool_output;
+use crate::database::{Export, Exportable, Exported, Out, Table};
+use crate::dump_scan::DumpScanner;
 use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
 use crate::line_filter::LineFilter;
-use crate::progress::Progress;
-use crate::writer::SnapshotWriter;
-use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
-use holdfast_format::table_csv::RecordCounter;
+use crate::writer::{FileFacts, SnapshotWriter};
 
 /// Session settings that make the CSV the same on every server.
 const SESSION: &str = "SET bytea_output = hex; SET DateStyle = 'ISO, YMD'; \
     SET IntervalStyle = postgres; SET extra_float_digits = 3; SET TimeZone = 'UTC';\n";
 
-/// A table as the catalog describes it.
-#[derive(Debug, Clone)]
-pub struct PgTable {
-    pub schema: String,
-    pub name: String,
-    /// Every column with its type, generated ones (`GENERATED ALWAYS AS …
-    /// STORED`) included and marked: an export shows the table as its users
-    /// see it, a restore leaves those to the database.
-    pub columns: Vec<ManifestColumn>,
-    /// Primary key columns, in key order.
-    pub primary_key: Vec<String>,
-}
-
-impl PgTable {
-    pub fn display_name(&self) -> String {
-        format!("{}.{}", self.schema, self.name)
-    }
-
-    pub fn sql_name(&self) -> String {
-        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
-    }
-
-    pub fn column_list(&self) -> String {
-        self.columns
-            .iter()
-            .map(|c| quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
+/// `"schema"."table"`.
+fn sql_name(t: &Table) -> String {
+    t.parts
+        .iter()
+        .map(|p| quote_ident(p))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// A session that holds the exported snapshot open until dropped.
-struct SnapshotHolder {
+pub(crate) struct SnapshotHolder {
     child: Child,
     stdin: Option<ChildStdin>,
-    id: String,
+    pub(crate) id: String,
     _dir: tempfile::TempDir,
 }
 
 impl SnapshotHolder {
-    fn start(client: &PgClient, database: &str) -> Result<SnapshotHolder> {
+    pub(crate) fn start(client: &PgClient, database: &str) -> Result<SnapshotHolder> {
         // psql buffers its output on a pipe; the id goes to a file instead,
         // which `\o` closes (and so flushes) after the one query.
         let dir = tempfile::tempdir()
@@ -152,7 +125,7 @@ impl SnapshotHolder {
         }
     }
 
-    fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         if let Some(mut s) = self.stdin.take() {
             let _ = s.write_all(b"COMMIT;\n");
         }
@@ -182,7 +155,7 @@ pub fn list_tables(
     client: &PgClient,
     database: &str,
     snapshot: Option<&str>,
-) -> Result<Vec<PgTable>> {
+) -> Result<Vec<Table>> {
     let sql = "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), \
          coalesce(array_position(i.indkey::int2[], a.attnum)::text, ''), a.attgenerated <> '' \
        FROM pg_class c \
@@ -199,18 +172,17 @@ pub fn list_tables(
         None => sql.to_string(),
     };
     let rows = client.query(database, &script, &[])?;
-    let mut out: Vec<PgTable> = Vec::new();
+    let mut out: Vec<Table> = Vec::new();
     let mut keys: Vec<Vec<(usize, String)>> = Vec::new();
     for r in rows {
         let [schema, name, col, ty, pk, generated] = <[String; 6]>::try_from(r)
             .map_err(|r| EngineError::source(format!("unexpected catalog row {r:?}")))?;
         if out
             .last()
-            .is_none_or(|t| t.schema != schema || t.name != name)
+            .is_none_or(|t| t.parts != [schema.as_str(), name.as_str()])
         {
-            out.push(PgTable {
-                schema,
-                name,
+            out.push(Table {
+                parts: vec![schema, name],
                 columns: Vec::new(),
                 primary_key: Vec::new(),
             });
@@ -238,8 +210,9 @@ pub fn list_tables(
 /// The SELECT that exports a table: its stored columns, the tenant's rows
 /// when asked, in primary-key order (all columns as text when there is no
 /// primary key, so the order is still deterministic).
-fn table_select(t: &PgTable, tenant: Option<(&str, &str)>) -> String {
-    let mut sql = format!("SELECT {} FROM {}", t.column_list(), t.sql_name());
+fn table_select(t: &Table, tenant: Option<(&str, &str)>) -> String {
+    let columns: Vec<String> = t.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let mut sql = format!("SELECT {} FROM {}", columns.join(", "), sql_name(t));
     if let Some((col, value)) = tenant {
         sql.push_str(&format!(
             " WHERE {} = {}",
@@ -276,7 +249,7 @@ fn copy_out(
     select: &str,
     file: &str,
     writer: &mut SnapshotWriter,
-) -> Result<(u64, crate::writer::FileFacts)> {
+) -> Result<Exported> {
     let mut cmd = client.command(&client.tools.psql, database);
     cmd.args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"]);
     cmd.env("PGCLIENTENCODING", "UTF8");
@@ -291,12 +264,15 @@ fn copy_out(
             "the export of {file} ended early; no snapshot was written"
         )));
     }
-    Ok((scan.records() - 1, facts))
+    Ok(Exported {
+        rows: scan.records() - 1,
+        facts,
+    })
 }
 
 /// Column names and types of a query's result (psql's `\gdesc`, which
 /// describes without running it).
-fn describe_query(
+pub(crate) fn describe_query(
     client: &PgClient,
     database: &str,
     snapshot: &str,
@@ -327,12 +303,12 @@ fn dump_ddl(
     database: &str,
     snapshot: &str,
     section: &str,
-    left_out: &[&PgTable],
+    left_out: &[&Table],
     left_relations: &[String],
     drop_entries: &[String],
     file: &str,
-    writer: &mut SnapshotWriter,
-) -> Result<crate::writer::FileFacts> {
+    out: &mut Out<'_, '_>,
+) -> Result<FileFacts> {
     let mut cmd = client.command(&client.tools.pg_dump, database);
     // --section alone: pg_dump refuses it next to --schema-only.
     cmd.args(["--no-owner", "--no-privileges", "--no-password"]);
@@ -340,7 +316,7 @@ fn dump_ddl(
     cmd.arg(format!("--snapshot={snapshot}"));
     for t in left_out {
         // Double quotes make the pattern literal (no wildcards, exact case).
-        cmd.arg(format!("--exclude-table={}", t.sql_name()));
+        cmd.arg(format!("--exclude-table={}", sql_name(t)));
     }
     for s in left_relations {
         cmd.arg(format!("--exclude-table={s}"));
@@ -350,21 +326,20 @@ fn dump_ddl(
         std::io::BufReader::new(stdout),
         DropEntries::new(drop_entries.to_vec()),
     );
-    let (facts, scanner) = store_tool_output(writer, file, child, stdout, PgDumpScan::default())?;
+    let (facts, scanner) =
+        store_tool_output(out.writer, file, child, stdout, PgDumpScan::default())?;
     scanner.verdict().map_err(|why| {
         EngineError::source(format!(
             "pg_dump --section={section} output is incomplete: {why}; no snapshot was written"
         ))
     })?;
+    out.manifest.add_file(file, facts.size, &facts.sha256);
     Ok(facts)
 }
 
 /// `ARRAY[...]::regclass[]` of the given tables, for catalog queries.
-fn regclass_array(tables: &[&PgTable]) -> String {
-    let names: Vec<String> = tables
-        .iter()
-        .map(|t| quote_literal(&t.sql_name()))
-        .collect();
+fn regclass_array(tables: &[&Table]) -> String {
+    let names: Vec<String> = tables.iter().map(|t| quote_literal(&sql_name(t))).collect();
     format!("ARRAY[{}]::regclass[]", names.join(", "))
 }
 
@@ -374,7 +349,7 @@ fn views_over(
     client: &PgClient,
     database: &str,
     snapshot: &str,
-    tables: &[&PgTable],
+    tables: &[&Table],
 ) -> Result<Vec<(String, String)>> {
     let sql = format!(
         "WITH RECURSIVE reads(oid) AS ( \
@@ -405,7 +380,7 @@ fn foreign_keys_into(
     client: &PgClient,
     database: &str,
     snapshot: &str,
-    tables: &[&PgTable],
+    tables: &[&Table],
 ) -> Result<Vec<(String, String, String)>> {
     let left = regclass_array(tables);
     let sql = format!(
@@ -439,10 +414,10 @@ impl PgSequence {
     }
 
     /// Owned by one of these tables (and so leaves with it).
-    fn owned_by_any(&self, tables: &[&PgTable]) -> bool {
+    fn owned_by_any(&self, tables: &[&Table]) -> bool {
         self.owner
             .as_ref()
-            .is_some_and(|(s, t)| tables.iter().any(|x| &x.schema == s && &x.name == t))
+            .is_some_and(|(s, t)| tables.iter().any(|x| x.parts == [s.as_str(), t.as_str()]))
     }
 }
 
@@ -473,7 +448,7 @@ fn list_sequences(client: &PgClient, database: &str, snapshot: &str) -> Result<V
 }
 
 /// `SELECT setval(…)` for every used sequence that stays in the snapshot.
-fn sequences_sql(sequences: &[PgSequence], left_out: &[&PgTable]) -> String {
+fn sequences_sql(sequences: &[PgSequence], left_out: &[&Table]) -> String {
     let mut out = String::from("-- Sequence values at the snapshot's instant.\n");
     for s in sequences {
         if s.owned_by_any(left_out) {
@@ -489,66 +464,34 @@ fn sequences_sql(sequences: &[PgSequence], left_out: &[&PgTable]) -> String {
     out
 }
 
-/// Back up one database in tables mode.
-pub fn backup_pg_tables(
-    repo: &Arc<Repository>,
-    client: &mut PgClient,
-    topts: &TablesOptions,
-    opts: DumpBackupOptions,
-    progress: &Progress,
-) -> Result<DumpBackupResult> {
-    let database = client.addr.database.clone();
-    let server = client.server_info(&database)?;
-    client.pick_tools(&server)?;
-    let filter = TableFilter::new(topts)?;
-    let mut warnings = topts.query_warnings();
-
-    let holder = SnapshotHolder::start(client, &database)?;
-    let snap = holder.id.clone();
-    let tables = list_tables(client, &database, Some(&snap))?;
-    let mut chosen: Vec<(&PgTable, Selection)> = Vec::new();
-    let mut left_out: Vec<&PgTable> = Vec::new();
-    for t in &tables {
-        let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
-        match filter.select(Some(&t.schema), &t.name, &cols) {
-            Selection::Left => left_out.push(t),
-            s => chosen.push((t, s)),
-        }
-    }
-    topts.check_tenant_found(chosen.iter().map(|(_, s)| *s), &format!("{database:?}"))?;
-    if chosen.is_empty() && topts.queries.is_empty() {
-        return Err(EngineError::Invalid(format!(
-            "no table of {database:?} matches the selection; no snapshot was written"
-        )));
-    }
-
-    let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
-    let mut manifest = Manifest::new("postgres", "tables", client.display());
-    manifest.database = Some(database.clone());
-    manifest.server_version = Some(server.version.clone());
-    manifest.tool = Some(client.tools.version.clone());
-    manifest.extra.insert("encoding".into(), json!("UTF8"));
-    manifest
-        .extra
-        .insert("server_encoding".into(), json!(server.encoding));
-
-    let sequences = list_sequences(client, &database, &snap)?;
+/// The schema files of the tables not `left_out`: `schema.sql` and
+/// `schema-post.sql` from pg_dump's sections, `sequences.sql` with the
+/// sequences' values. What kept objects say about left-out tables goes too:
+/// views over them, and foreign keys that reference them (pg_dump keeps
+/// both); the warnings say so.
+pub(crate) fn write_schema(
+    client: &PgClient,
+    database: &str,
+    snap: &str,
+    left_out: &[&Table],
+    out: &mut Out<'_, '_>,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let sequences = list_sequences(client, database, snap)?;
     let mut left_relations: Vec<String> = sequences
         .iter()
-        .filter(|s| s.owned_by_any(&left_out))
+        .filter(|s| s.owned_by_any(left_out))
         .map(PgSequence::sql_name)
         .collect();
-    // What kept objects say about left-out tables goes too: views over
-    // them, and foreign keys that reference them (pg_dump keeps both).
     let mut drop_entries = Vec::new();
     if !left_out.is_empty() {
-        for (schema, name) in views_over(client, &database, &snap, &left_out)? {
+        for (schema, name) in views_over(client, database, snap, left_out)? {
             warnings.push(format!(
                 "view {schema}.{name} reads a table that is left out: it is left out too"
             ));
             left_relations.push(format!("{}.{}", quote_ident(&schema), quote_ident(&name)));
         }
-        for (schema, table, constraint) in foreign_keys_into(client, &database, &snap, &left_out)? {
+        for (schema, table, constraint) in foreign_keys_into(client, database, snap, left_out)? {
             warnings.push(format!(
                 "foreign key {constraint} of {schema}.{table} references a table that is left out: \
                  the constraint is left out"
@@ -557,70 +500,38 @@ pub fn backup_pg_tables(
         }
     }
     for (section, file) in [("pre-data", "schema.sql"), ("post-data", "schema-post.sql")] {
-        let f = dump_ddl(
+        dump_ddl(
             client,
-            &database,
-            &snap,
+            database,
+            snap,
             section,
-            &left_out,
+            left_out,
             &left_relations,
             &drop_entries,
             file,
-            &mut writer,
+            out,
         )?;
-        manifest.add_file(file, f.size, &f.sha256);
     }
-    let seq = sequences_sql(&sequences, &left_out);
-    let f = writer.add_bytes("sequences.sql", seq.as_bytes())?;
-    manifest.add_file("sequences.sql", f.size, &f.sha256);
+    out.store(
+        "sequences.sql",
+        sequences_sql(&sequences, left_out).as_bytes(),
+    )?;
+    Ok(warnings)
+}
 
-    let tenant = topts
-        .tenant
-        .as_ref()
-        .map(|t| (t.column.as_str(), t.value.as_str()));
-    for (t, selection) in &chosen {
-        let file = table_file("tables", &t.display_name());
-        let select = table_select(
-            t,
-            if *selection == Selection::TenantRows {
-                tenant
-            } else {
-                None
-            },
-        );
-        let (rows, facts) = copy_out(client, &database, &snap, &select, &file, &mut writer)?;
-        manifest.add_file(&file, facts.size, &facts.sha256);
-        manifest.tables.push(ManifestTable {
-            name: t.display_name(),
-            parts: vec![t.schema.clone(), t.name.clone()],
-            rows,
-            file: Some(file),
-            columns: t.columns.clone(),
-        });
-    }
-    for (name, sql) in &topts.queries {
-        let sql = sql.trim().trim_end_matches(';').trim();
-        let columns = describe_query(client, &database, &snap, sql)?;
-        let file = table_file("queries", name);
-        let (rows, facts) = copy_out(client, &database, &snap, sql, &file, &mut writer)?;
-        manifest.add_file(&file, facts.size, &facts.sha256);
-        manifest.tables.push(ManifestTable {
-            name: name.clone(),
-            parts: vec![name.clone()],
-            rows,
-            file: Some(file),
-            columns,
-        });
-    }
-    holder.finish();
-
-    topts.describe_in(&mut manifest);
-    commit_source(
-        writer,
-        manifest,
-        opts.meta,
-        None,
-        Default::default(),
-        warnings,
-    )
+/// One table or query through `COPY … TO STDOUT` in the snapshot.
+pub(crate) fn export(
+    client: &PgClient,
+    database: &str,
+    snap: &str,
+    item: &Export<'_>,
+    writer: &mut SnapshotWriter,
+) -> Result<Exported> {
+    let select = match &item.what {
+        Exportable::Table { table, tenant } => {
+            table_select(table, tenant.map(|t| (t.column.as_str(), t.value.as_str())))
+        }
+        Exportable::Query { sql, .. } => sql.to_string(),
+    };
+    copy_out(client, database, snap, &select, &item.file, writer)
 }

@@ -8,24 +8,23 @@
 //! The temporary copy needs as much free space as the database, in
 //! `$TMPDIR` (or /tmp); it is deleted whatever happens.
 
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
+use holdfast_format::manifest::{Manifest, ManifestTable};
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 use serde_json::json;
 
 use super::{check_integrity, list_tables, open_read_only, sqlite_err};
-use crate::db_backup::{DumpBackupOptions, DumpBackupResult, commit_source, dump_file_name};
-use crate::progress::Progress;
-use crate::writer::SnapshotWriter;
-use holdfast_format::manifest::Manifest;
+use crate::database::WholeCopy;
+use crate::database::backup::dump_file_name;
 
 /// The name the database file gets in the snapshot: its own file name.
-fn stored_name(path: &Path) -> String {
+pub(crate) fn stored_name(path: &Path) -> String {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -40,13 +39,20 @@ fn stored_name(path: &Path) -> String {
 /// How long the copy waits for a lock held by another connection.
 const BUSY_WAIT: Duration = Duration::from_secs(60);
 
-/// Back up the SQLite database at `path`.
-pub fn backup_sqlite(
-    repo: &Arc<Repository>,
-    path: &Path,
-    opts: DumpBackupOptions,
-    progress: &Progress,
-) -> Result<DumpBackupResult> {
+/// The checked copy of a database, read as the snapshot's file; what it
+/// holds goes into the manifest at the end.
+pub(crate) struct SqliteCopy {
+    reader: BufReader<File>,
+    _temp: tempfile::NamedTempFile,
+    tables: Vec<ManifestTable>,
+    sqlite_version: String,
+    /// page_size, page_count, user_version.
+    pragmas: Vec<(&'static str, serde_json::Value)>,
+}
+
+/// Copy the database at `path` with the online backup API, check the copy
+/// and count its tables.
+pub(crate) fn copy(path: &Path) -> Result<SqliteCopy> {
     let source = open_read_only(path)?;
     let temp = tempfile::Builder::new()
         .prefix(".holdfast-sqlite-")
@@ -102,40 +108,42 @@ pub fn backup_sqlite(
         })
         .map_err(|e| sqlite_err(format!("reading PRAGMA {name}"), e))
     };
-    let page_size = pragma("page_size")?;
-    let page_count = pragma("page_count")?;
-    let user_version = pragma("user_version")?;
+    let mut pragmas = Vec::new();
+    for name in ["page_size", "page_count", "user_version"] {
+        pragmas.push((name, pragma(name)?));
+    }
     let sqlite_version: String = copy
         .query_row("SELECT sqlite_version()", [], |r| r.get(0))
         .map_err(|e| sqlite_err("reading sqlite_version()", e))?;
     drop(copy);
-
-    let file_name = stored_name(path);
-    let address = format!("sqlite://{}", path.display());
-    let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
-    let reader = std::fs::File::open(temp.path())
+    let file = File::open(temp.path())
         .map_err(|e| EngineError::io("reading the temporary SQLite copy", e))?;
-    let facts = writer.add_file(
-        &file_name,
-        std::io::BufReader::with_capacity(1 << 20, reader),
-    )?;
-    drop(temp);
+    Ok(SqliteCopy {
+        reader: BufReader::with_capacity(1 << 20, file),
+        _temp: temp,
+        tables: table_list,
+        sqlite_version,
+        pragmas,
+    })
+}
 
-    let mut manifest = Manifest::new("sqlite", "file", address.clone());
-    manifest.database = Some(file_name.clone());
-    manifest.server_version = Some(sqlite_version.clone());
-    manifest.tool = Some(format!("SQLite online backup API {sqlite_version}"));
-    manifest.extra.insert("page_size".into(), page_size);
-    manifest.extra.insert("page_count".into(), page_count);
-    manifest.extra.insert("user_version".into(), user_version);
-    manifest.add_file(&file_name, facts.size, &facts.sha256);
-    manifest.tables = table_list;
-    commit_source(
-        writer,
-        manifest,
-        opts.meta,
-        Some(&file_name),
-        Default::default(),
-        Vec::new(),
-    )
+impl Read for SqliteCopy {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+impl WholeCopy for SqliteCopy {
+    fn finish(self: Box<Self>, manifest: &mut Manifest) -> Result<()> {
+        let version = &self.sqlite_version;
+        manifest.server_version = Some(version.clone());
+        manifest.tool = Some(format!("SQLite online backup API {version}"));
+        for (name, value) in self.pragmas {
+            manifest.extra.insert(name.into(), value);
+        }
+        manifest.tables = self.tables;
+        Ok(())
+    }
+
+    fn abort(self: Box<Self>) {}
 }

@@ -3,11 +3,17 @@
 //! `restic restore` gives back a working database), and restored to a
 //! file that must pass `PRAGMA integrity_check` and the manifest's row
 //! counts before it replaces anything.
+//!
+//! - [`dialect`]: SQLite as a [`crate::database::Dialect`];
+//! - [`backup`]: the consistent copy for `file` mode; [`tables`]: tables
+//!   mode; [`schema_sql`]: reading SQLite's stored DDL.
 
 pub mod backup;
-pub mod restore;
+pub mod dialect;
 pub mod schema_sql;
 pub mod tables;
+
+pub use dialect::Sqlite;
 
 use std::path::Path;
 use std::time::Duration;

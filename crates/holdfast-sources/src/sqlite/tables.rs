@@ -9,33 +9,17 @@
 //! Values: integers and reals as SQLite prints them, text as is, blobs as
 //! `\x` + hex, NULL as an empty unquoted field.
 
-use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
-use std::path::Path;
-use std::sync::Arc;
 
-use holdfast_engine::blob_reader::BlobReader;
-use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
-use holdfast_format::Id;
-use holdfast_format::snapshot::Snapshot;
+use holdfast_format::manifest::{ManifestColumn, ManifestTable};
+use holdfast_format::table_csv::{CsvField, CsvRecords, hex_field, parse_hex_field, write_text};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Rows};
-use serde_json::json;
-use sha2::{Digest, Sha256};
 
-use super::restore::{SqliteRestoreOptions, check_target, replace_with};
-use super::{check_integrity, list_tables, open_read_only, quote_ident, schema_sql, sqlite_err};
-use crate::db_backup::{
-    DumpBackupOptions, DumpBackupResult, Selection, TableFilter, TablesOptions, commit_source,
-    table_file,
-};
-use crate::db_restore::{RestoreReport, verify_counts};
-use crate::progress::Progress;
+use super::{quote_ident, schema_sql, sqlite_err};
+use crate::database::{Export, Exportable, Exported, Out, Stored, Table};
 use crate::writer::SnapshotWriter;
-use holdfast_engine::manifest::root_file;
-use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
-use holdfast_format::table_csv::{CsvField, CsvRecords, hex_field, parse_hex_field, write_text};
 
 /// Rows of a statement as CSV bytes, produced as they are read.
 struct CsvRows<'s> {
@@ -98,32 +82,14 @@ fn header(names: &[String]) -> Vec<u8> {
     h
 }
 
-/// Stream the result of `sql` into the snapshot as `file`; returns the
-/// rows and the file's facts.
+/// Stream the result of `sql` into the snapshot as `file`.
 fn export_query(
     conn: &Connection,
     sql: &str,
     file: &str,
     writer: &mut SnapshotWriter,
-) -> Result<(u64, crate::writer::FileFacts, Vec<ManifestColumn>)> {
-    let mut stmt = conn
-        .prepare(sql)
-        .map_err(|e| sqlite_err(format!("preparing the export of {file}"), e))?;
-    // nothing that writes, attaches or ends the snapshot's transaction
-    if !stmt.readonly() {
-        return Err(holdfast_engine::EngineError::Invalid(format!(
-            "the export of {file} is not a read-only statement"
-        )));
-    }
-    let columns: Vec<ManifestColumn> = stmt
-        .columns()
-        .iter()
-        .map(|c| ManifestColumn {
-            name: c.name().to_string(),
-            sql_type: c.decl_type().unwrap_or("").to_string(),
-            generated: false,
-        })
-        .collect();
+) -> Result<Exported> {
+    let (mut stmt, columns) = prepare_read_only(conn, sql, file)?;
     let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
     let rows = stmt
         .query([])
@@ -137,50 +103,65 @@ fn export_query(
         count: 0,
     };
     let facts = writer.add_file(file, &mut reader)?;
-    Ok((reader.count, facts, columns))
+    Ok(Exported {
+        rows: reader.count,
+        facts,
+    })
 }
 
-/// Back up the SQLite database at `path` in tables mode.
-pub fn backup_sqlite_tables(
-    repo: &Arc<Repository>,
-    path: &Path,
-    topts: &TablesOptions,
-    opts: DumpBackupOptions,
-    progress: &Progress,
-) -> Result<DumpBackupResult> {
-    let conn = open_read_only(path)?;
-    let filter = TableFilter::new(topts)?;
-    // One read transaction: every SELECT below sees the same instant.
-    conn.execute_batch("BEGIN")
-        .map_err(|e| sqlite_err("starting the read transaction", e))?;
-    let all = list_tables(&conn)?;
-    let mut chosen = Vec::new();
-    let mut left_out = Vec::new();
-    for t in &all {
-        let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
-        match filter.select(None, &t.name, &cols) {
-            Selection::Left => left_out.push(t.name.clone()),
-            s => chosen.push((t, s)),
-        }
+/// `sql` prepared, and the columns it returns; refused unless it only
+/// reads (nothing that writes, attaches or ends the snapshot's
+/// transaction).
+fn prepare_read_only<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    what: &str,
+) -> Result<(rusqlite::Statement<'c>, Vec<ManifestColumn>)> {
+    let stmt = conn
+        .prepare(sql)
+        .map_err(|e| sqlite_err(format!("preparing the export of {what}"), e))?;
+    if !stmt.readonly() {
+        return Err(EngineError::Invalid(format!(
+            "the export of {what} is not a read-only statement"
+        )));
     }
-    topts.check_tenant_found(chosen.iter().map(|(_, s)| *s), &path.display().to_string())?;
-    let mut warnings = topts.query_warnings();
+    let columns = stmt
+        .columns()
+        .iter()
+        .map(|c| ManifestColumn {
+            name: c.name().to_string(),
+            sql_type: c.decl_type().unwrap_or("").to_string(),
+            generated: false,
+        })
+        .collect();
+    Ok((stmt, columns))
+}
 
-    let address = format!("sqlite://{}", path.display());
-    let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
-    let mut manifest = Manifest::new("sqlite", "tables", address.clone());
-    manifest.database = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let version: String = conn
-        .query_row("SELECT sqlite_version()", [], |r| r.get(0))
-        .map_err(|e| sqlite_err("reading sqlite_version()", e))?;
-    manifest.server_version = Some(version);
-    let user_version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| sqlite_err("reading PRAGMA user_version", e))?;
-    manifest
-        .extra
-        .insert("user_version".into(), json!(user_version));
+/// Every user table with its columns and primary key.
+pub(crate) fn list_tables(conn: &Connection) -> Result<Vec<Table>> {
+    super::list_tables(conn)?
+        .into_iter()
+        .map(|t| {
+            Ok(Table {
+                primary_key: primary_key(conn, &t.name)?,
+                parts: vec![t.name],
+                columns: t.columns,
+            })
+        })
+        .collect()
+}
 
+/// The DDL of what stays: tables first (without foreign keys into left-out
+/// tables), then indexes, triggers and views (without those that name a
+/// left-out table), then the AUTOINCREMENT counters.
+pub(crate) fn write_schema(
+    conn: &Connection,
+    kept: &[&Table],
+    left_out: &[&Table],
+    out: &mut Out<'_, '_>,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let left_out: Vec<String> = left_out.iter().map(|t| t.name().to_string()).collect();
     // DDL of what stays: tables first, then indexes, triggers and views.
     let mut stmt = conn
         .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid")
@@ -190,7 +171,7 @@ pub fn backup_sqlite_tables(
         .and_then(|rows| rows.collect())
         .map_err(|e| sqlite_err("reading the schema", e))?;
     drop(stmt);
-    let kept = |tbl: &str| chosen.iter().any(|(t, _)| t.name == tbl);
+    let kept = |tbl: &str| kept.iter().any(|t| t.name() == tbl);
     // What names a left-out table goes with it: views over it (and views
     // over those), triggers that name it, foreign keys into it.
     let mut gone = left_out.clone();
@@ -237,8 +218,7 @@ pub fn backup_sqlite_tables(
         }
     }
     for (file, text) in [("schema.sql", &pre), ("schema-post.sql", &post)] {
-        let f = writer.add_bytes(file, text.as_bytes())?;
-        manifest.add_file(file, f.size, &f.sha256);
+        out.store(file, text.as_bytes())?;
     }
     let mut seq = String::from("-- AUTOINCREMENT counters at the snapshot's instant.\n");
     let has_seq: bool = conn
@@ -264,70 +244,47 @@ pub fn backup_sqlite_tables(
             ));
         }
     }
-    let f = writer.add_bytes("sequences.sql", seq.as_bytes())?;
-    manifest.add_file("sequences.sql", f.size, &f.sha256);
+    out.store("sequences.sql", seq.as_bytes())?;
+    Ok(warnings)
+}
 
-    for (t, selection) in &chosen {
-        let q = quote_ident(&t.name);
-        let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let mut sql = format!("SELECT {} FROM {q}", cols.join(", "));
-        if *selection == Selection::TenantRows {
-            let tenant = topts.tenant.as_ref().expect("tenant rows need a tenant");
-            sql.push_str(&format!(
-                " WHERE {} = '{}'",
-                quote_ident(&tenant.column),
-                tenant.value.replace('\'', "''")
-            ));
+/// The columns a `--query` returns.
+pub(crate) fn describe_query(conn: &Connection, sql: &str) -> Result<Vec<ManifestColumn>> {
+    Ok(prepare_read_only(conn, sql, "a query")?.1)
+}
+
+/// One table (the tenant's rows when given, in key order) or query.
+pub(crate) fn export(
+    conn: &Connection,
+    item: &Export<'_>,
+    writer: &mut SnapshotWriter,
+) -> Result<Exported> {
+    let sql = match &item.what {
+        Exportable::Query { sql, .. } => sql.to_string(),
+        Exportable::Table { table, tenant } => {
+            let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+            let mut sql = format!(
+                "SELECT {} FROM {}",
+                cols.join(", "),
+                quote_ident(table.name())
+            );
+            if let Some(tenant) = tenant {
+                sql.push_str(&format!(
+                    " WHERE {} = '{}'",
+                    quote_ident(&tenant.column),
+                    tenant.value.replace('\'', "''")
+                ));
+            }
+            sql.push_str(&if table.primary_key.is_empty() {
+                " ORDER BY rowid".to_string()
+            } else {
+                let pk: Vec<String> = table.primary_key.iter().map(|c| quote_ident(c)).collect();
+                format!(" ORDER BY {}", pk.join(", "))
+            });
+            sql
         }
-        let pk = primary_key(&conn, &t.name)?;
-        sql.push_str(&if pk.is_empty() {
-            " ORDER BY rowid".to_string()
-        } else {
-            format!(
-                " ORDER BY {}",
-                pk.iter()
-                    .map(|c| quote_ident(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        });
-        let file = table_file("tables", &t.name);
-        let (rows, facts, _) = export_query(&conn, &sql, &file, &mut writer)?;
-        manifest.add_file(&file, facts.size, &facts.sha256);
-        manifest.tables.push(ManifestTable {
-            name: t.name.clone(),
-            parts: vec![t.name.clone()],
-            rows,
-            file: Some(file),
-            columns: t.columns.clone(),
-        });
-    }
-    for (name, sql) in &topts.queries {
-        let file = table_file("queries", name);
-        let (rows, facts, columns) =
-            export_query(&conn, sql.trim().trim_end_matches(';'), &file, &mut writer)?;
-        manifest.add_file(&file, facts.size, &facts.sha256);
-        manifest.tables.push(ManifestTable {
-            name: name.clone(),
-            parts: vec![name.clone()],
-            rows,
-            file: Some(file),
-            columns,
-        });
-    }
-    conn.execute_batch("COMMIT")
-        .map_err(|e| sqlite_err("ending the read transaction", e))?;
-    drop(conn);
-
-    topts.describe_in(&mut manifest);
-    commit_source(
-        writer,
-        manifest,
-        opts.meta,
-        None,
-        Default::default(),
-        warnings,
-    )
+    };
+    export_query(conn, &sql, &item.file, writer)
 }
 
 /// A table's primary key columns, in key order.
@@ -344,195 +301,81 @@ fn primary_key(conn: &Connection, table: &str) -> Result<Vec<String>> {
     Ok(cols.into_iter().map(|(_, c)| c).collect())
 }
 
-/// A snapshot file read whole-stream, with its SHA-256 checked against the
-/// manifest at the end.
-fn read_checked(
-    repo: &Repository,
-    snapshot: &Snapshot,
-    manifest: &Manifest,
-    path: &str,
-    mut each: impl FnMut(&mut dyn io::BufRead) -> Result<()>,
+/// Build a tables-mode snapshot's database in `conn`, in one transaction:
+/// `schema.sql`, every table's rows, `schema-post.sql`, `sequences.sql`,
+/// `user_version`. Every file is checked against the manifest.
+pub(crate) fn load(
+    mut conn: Connection,
+    from: &Stored<'_>,
+    tables: &[ManifestTable],
 ) -> Result<u64> {
-    let expected = manifest
-        .file(path)
-        .ok_or_else(|| EngineError::Invalid(format!("the manifest does not list {path}")))?;
-    let node = match path.split_once('/') {
-        None => root_file(repo, snapshot, path)?,
-        Some((dir, name)) => match root_file_dir(repo, snapshot, dir)? {
-            Some(tree) => repo
-                .load_tree(&tree)?
-                .nodes
-                .into_iter()
-                .find(|n| n.name == name.as_bytes()),
-            None => None,
-        },
-    }
-    .ok_or_else(|| EngineError::Invalid(format!("{path} is missing from the snapshot")))?;
-    let content = node.content.unwrap_or_default();
-    let mut hashing = Sha256Read {
-        inner: BlobReader::new(repo, &content),
-        hasher: Sha256::new(),
-        count: 0,
-    };
-    {
-        let mut buffered = BufReader::with_capacity(1 << 20, &mut hashing);
-        each(&mut buffered)?;
-        io::copy(&mut buffered, &mut io::sink())
-            .map_err(|e| EngineError::io(format!("reading {path}"), e))?;
-    }
-    let sha = Id(hashing.hasher.finalize().into());
-    if sha.to_hex() != expected.sha256 || hashing.count != expected.size {
-        return Err(EngineError::source(format!(
-            "{path} read back from the repository does not match the manifest; nothing was replaced"
-        )));
-    }
-    Ok(hashing.count)
-}
-
-fn root_file_dir(repo: &Repository, snapshot: &Snapshot, dir: &str) -> Result<Option<Id>> {
-    Ok(repo
-        .load_tree(&snapshot.tree)?
-        .nodes
-        .into_iter()
-        .find(|n| n.name == dir.as_bytes())
-        .and_then(|n| n.subtree))
-}
-
-struct Sha256Read<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
-}
-
-impl<R: Read> Read for Sha256Read<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
+    let tx = conn
+        .transaction()
+        .map_err(|e| sqlite_err("starting the restore transaction", e))?;
+    let mut bytes = 0u64;
+    let run_file = |file: &str, tx: &rusqlite::Transaction| -> Result<u64> {
+        let mut r = from.open(file)?;
+        let mut sql = String::new();
+        r.read_to_string(&mut sql)
+            .map_err(|e| EngineError::io(format!("reading {file}"), e))?;
+        let n = r.check()?;
+        tx.execute_batch(&sql)
+            .map_err(|e| sqlite_err(format!("running {file}"), e))?;
         Ok(n)
-    }
-}
-
-/// Restore a SQLite tables-mode snapshot into a new database file.
-pub fn restore_sqlite_tables(
-    repo: &Repository,
-    snapshot: &Snapshot,
-    manifest: &Manifest,
-    target: &Path,
-    opts: &SqliteRestoreOptions,
-    progress: &Progress,
-) -> Result<RestoreReport> {
-    let existed = check_target(target, opts.clean)?;
-    let restorable: Vec<ManifestTable> =
-        manifest.restorable_tables().into_iter().cloned().collect();
-    let (bytes, counted) = replace_with(target, existed, |partial| {
-        let mut conn =
-            Connection::open(partial).map_err(|e| sqlite_err("creating the database", e))?;
-        let tx = conn
-            .transaction()
-            .map_err(|e| sqlite_err("starting the restore transaction", e))?;
-        let mut bytes = 0u64;
-        let run_file = |file: &str, tx: &rusqlite::Transaction| -> Result<u64> {
-            let mut sql = String::new();
-            let n = read_checked(
-                repo,
-                snapshot,
-                manifest,
-                file,
-                &mut |r: &mut dyn io::BufRead| {
-                    r.read_to_string(&mut sql)
-                        .map_err(|e| EngineError::io(format!("reading {file}"), e))?;
-                    Ok(())
-                },
-            )?;
-            tx.execute_batch(&sql)
-                .map_err(|e| sqlite_err(format!("running {file}"), e))?;
-            Ok(n)
-        };
-        bytes += run_file("schema.sql", &tx)?;
-        for t in &restorable {
-            let file = t.file.clone().unwrap_or_default();
-            // generated columns are exported, and computed again here
-            let affinity: Vec<Option<char>> = t
-                .columns
-                .iter()
-                .map(|c| (!c.generated).then(|| affinity(&c.sql_type)))
-                .collect();
-            let cols: Vec<String> = t.loaded_columns().map(|c| quote_ident(&c.name)).collect();
-            let marks = vec!["?"; cols.len()].join(", ");
-            let mut insert = tx
-                .prepare(&format!(
-                    "INSERT INTO {} ({}) VALUES ({marks})",
-                    quote_ident(&t.name),
-                    cols.join(", ")
-                ))
-                .map_err(|e| sqlite_err(format!("preparing the load of {}", t.name), e))?;
-            bytes += read_checked(
-                repo,
-                snapshot,
-                manifest,
-                &file,
-                &mut |r: &mut dyn io::BufRead| {
-                    let mut csv = CsvRecords::new(r);
-                    let mut rec = Vec::new();
-                    csv.read_record(&mut rec)
-                        .map_err(|e| EngineError::io(format!("reading {file}"), e))?; // header
-                    while csv
-                        .read_record(&mut rec)
-                        .map_err(|e| EngineError::io(format!("reading {file}"), e))?
-                    {
-                        holdfast_engine::cancel::check()?;
-                        let values: Vec<rusqlite::types::Value> = rec
-                            .iter()
-                            .zip(affinity.iter())
-                            .filter_map(|(f, a)| a.map(|a| typed(f, a)))
-                            .collect();
-                        insert
-                            .execute(rusqlite::params_from_iter(values))
-                            .map_err(|e| sqlite_err(format!("loading a row of {}", t.name), e))?;
-                    }
-                    progress.file_done();
-                    Ok(())
-                },
-            )?;
-        }
-        bytes += run_file("schema-post.sql", &tx)?;
-        bytes += run_file("sequences.sql", &tx)?;
-        let user_version = manifest
-            .extra
-            .get("user_version")
-            .and_then(|v| v.as_i64())
-            .unwrap_or(0);
-        tx.execute_batch(&format!("PRAGMA user_version = {user_version}"))
-            .map_err(|e| sqlite_err("setting user_version", e))?;
-        tx.commit()
-            .map_err(|e| sqlite_err("committing the restore", e))?;
-        drop(conn);
-
-        let check = open_read_only(partial)?;
-        check_integrity(&check, false)?;
-        let now: HashMap<String, u64> = list_tables(&check)?
-            .into_iter()
-            .map(|t| (t.name, t.rows))
-            .collect();
-        let mut only = manifest.clone();
-        only.tables = restorable.clone();
-        let found: Vec<u64> = only
-            .tables
+    };
+    bytes += run_file("schema.sql", &tx)?;
+    for t in tables {
+        let file = t.file.clone().unwrap_or_default();
+        // generated columns are exported, and computed again here
+        let affinity: Vec<Option<char>> = t
+            .columns
             .iter()
-            .map(|t| now.get(&t.name).copied().unwrap_or(0))
+            .map(|c| (!c.generated).then(|| affinity(&c.sql_type)))
             .collect();
-        let counted = verify_counts(&only, &found)?;
-        Ok((bytes, counted))
-    })?;
-    Ok(RestoreReport {
-        target: format!("sqlite://{}", target.display()),
-        database: manifest.database.clone().unwrap_or_default(),
-        created: !existed,
-        bytes,
-        tables: counted,
-        resumed_after: 0,
-    })
+        let cols: Vec<String> = t.loaded_columns().map(|c| quote_ident(&c.name)).collect();
+        let marks = vec!["?"; cols.len()].join(", ");
+        let mut insert = tx
+            .prepare(&format!(
+                "INSERT INTO {} ({}) VALUES ({marks})",
+                quote_ident(&t.name),
+                cols.join(", ")
+            ))
+            .map_err(|e| sqlite_err(format!("preparing the load of {}", t.name), e))?;
+        let mut r = from.open(&file)?;
+        {
+            let read_err = |e| EngineError::io(format!("reading {file}"), e);
+            let mut buffered = BufReader::with_capacity(1 << 20, &mut r);
+            let mut csv = CsvRecords::new(&mut buffered);
+            let mut rec = Vec::new();
+            csv.read_record(&mut rec).map_err(read_err)?; // the header
+            while csv.read_record(&mut rec).map_err(read_err)? {
+                holdfast_engine::cancel::check()?;
+                let values: Vec<rusqlite::types::Value> = rec
+                    .iter()
+                    .zip(affinity.iter())
+                    .filter_map(|(f, a)| a.map(|a| typed(f, a)))
+                    .collect();
+                insert
+                    .execute(rusqlite::params_from_iter(values))
+                    .map_err(|e| sqlite_err(format!("loading a row of {}", t.name), e))?;
+            }
+            io::copy(&mut buffered, &mut io::sink()).map_err(read_err)?;
+        }
+        bytes += r.check()?;
+    }
+    bytes += run_file("schema-post.sql", &tx)?;
+    bytes += run_file("sequences.sql", &tx)?;
+    let user_version = from
+        .manifest
+        .extra
+        .get("user_version")
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
+    tx.execute_batch(&format!("PRAGMA user_version = {user_version}"))
+        .map_err(|e| sqlite_err("setting user_version", e))?;
+    tx.commit()
+        .map_err(|e| sqlite_err("committing the restore", e))?;
+    Ok(bytes)
 }
 
 /// SQLite's type affinity of a declared type (section 3.1 of its

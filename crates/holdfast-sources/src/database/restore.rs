@@ -1,22 +1,61 @@
-//! What every database restore shares: a stored file streamed into a
-//! loader's standard input (psql, mariadb) with its SHA-256 checked against
-//! the manifest before the loader may commit, and the report of what was
-//! restored and verified.
+//! Database restores, written once for every [`Dialect`]: prepare the
+//! target, load the whole copy or the tables, count every table's rows
+//! against the manifest, commit — or undo. Also the loader plumbing the
+//! client-tool dialects share: stored files streamed into a loader's
+//! standard input, each checked against the manifest before the loader may
+//! commit.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::ChildStdin;
 
-use holdfast_engine::blob_reader::BlobReader;
-use holdfast_engine::repository::Repository;
+use holdfast_engine::manifest::ListedFile;
 use holdfast_engine::{EngineError, Result};
-use holdfast_format::Id;
-use holdfast_format::snapshot::Snapshot;
-use holdfast_format::tree::{Node, NodeType, Tree};
-use sha2::{Digest, Sha256};
+use holdfast_format::manifest::ManifestTable;
 
+use super::{Dialect, Stored};
 use crate::command::Spawned;
 use crate::progress::Progress;
-use holdfast_format::manifest::Manifest;
+
+/// Restore the snapshot `from` into the dialect's target: a whole copy
+/// (dump or file mode) or a tables-mode snapshot's restorable tables.
+pub fn restore(d: &mut dyn Dialect, from: &Stored<'_>, clean: bool) -> Result<RestoreReport> {
+    let manifest = from.manifest;
+    let tables: Vec<ManifestTable> = if manifest.mode == "tables" {
+        manifest.restorable_tables().into_iter().cloned().collect()
+    } else {
+        manifest.tables.clone()
+    };
+    let whole = match manifest.mode.as_str() {
+        "tables" => None,
+        _ => Some(
+            manifest
+                .files
+                .first()
+                .map(|f| f.path.clone())
+                .ok_or_else(|| EngineError::Invalid("the manifest lists no dump file".into()))?,
+        ),
+    };
+    let target = d.prepare(manifest, clean)?;
+    let loaded = (|| {
+        let bytes = match &whole {
+            Some(file) => d.load_whole(from, file)?,
+            None => d.load_tables(from, &tables)?,
+        };
+        let found = d.count_rows(&tables)?;
+        let counted = verify_counts(&tables, &found)?;
+        d.commit()?;
+        Ok((bytes, counted))
+    })();
+    let (bytes, tables) = loaded.map_err(|e| d.undo(e))?;
+    Ok(RestoreReport {
+        target: d.display(),
+        database: target.database,
+        created: target.created,
+        bytes,
+        tables,
+        resumed_after: 0,
+    })
+}
 
 /// What a database restore did.
 #[derive(Debug, Clone)]
@@ -60,16 +99,12 @@ pub type Converter = Box<dyn Fn(&mut dyn BufRead, &mut dyn Write) -> std::io::Re
 /// before the next part. Any mismatch or failure kills the loader before
 /// its input ends, so a single-transaction load rolls back.
 pub fn feed_parts(
-    repo: &Repository,
-    snapshot: &Snapshot,
-    manifest: &Manifest,
+    from: &Stored<'_>,
     parts: &[FeedPart],
     loader: Spawned,
     mut stdin: ChildStdin,
-    progress: &Progress,
 ) -> Result<u64> {
     let what = loader.what.clone();
-    let root = repo.load_tree(&snapshot.tree)?;
     let mut fed = 0u64;
     // Err(Ok(e)): our failure; Err(Err(e)): the stored data is wrong.
     let outcome: std::result::Result<(), std::result::Result<EngineError, EngineError>> = (|| {
@@ -82,29 +117,7 @@ pub fn feed_parts(
                     fed += t.len() as u64;
                 }
                 FeedPart::File(file) | FeedPart::Converted { file, .. } => {
-                    let expected = manifest.file(file).ok_or_else(|| {
-                        Err(EngineError::Invalid(format!(
-                            "the manifest does not list {file}"
-                        )))
-                    })?;
-                    let node = root
-                        .nodes
-                        .iter()
-                        .find(|n| n.name == file.as_bytes() && n.node_type == NodeType::File)
-                        .cloned()
-                        .or(stored_below(repo, &root, file).map_err(Ok)?)
-                        .ok_or_else(|| {
-                            Err(EngineError::Invalid(format!(
-                                "{file} is missing from the snapshot"
-                            )))
-                        })?;
-                    let content = node.content.unwrap_or_default();
-                    let mut reader = CheckedRead {
-                        inner: BlobReader::new(repo, &content),
-                        hasher: Sha256::new(),
-                        size: 0,
-                        progress,
-                    };
+                    let mut reader = from.open(file).map_err(Err)?;
                     let copied = match part {
                         FeedPart::Converted { convert, .. } => {
                             let mut buffered = BufReader::with_capacity(1 << 20, &mut reader);
@@ -117,17 +130,7 @@ pub fn feed_parts(
                     copied.map_err(|e| {
                         Ok(EngineError::io(format!("loading {file} into {what}"), e))
                     })?;
-                    fed += reader.size;
-                    let digest = Id(reader.hasher.finalize().into());
-                    if digest.to_hex() != expected.sha256 || reader.size != expected.size {
-                        return Err(Err(EngineError::Invalid(format!(
-                            "{file} read back from the repository does not match the manifest \
-                             (SHA-256 {}, expected {}); the restore was rolled back",
-                            digest.to_hex(),
-                            expected.sha256
-                        ))));
-                    }
-                    progress.file_done();
+                    fed += reader.check().map_err(Err)?;
                 }
             }
         }
@@ -158,67 +161,65 @@ pub fn feed_parts(
     }
 }
 
-/// Hashes and counts what is read from a stored file, and reports progress.
-struct CheckedRead<'p, R> {
-    inner: R,
-    hasher: Sha256,
-    size: u64,
-    progress: &'p Progress,
+impl<'a> Stored<'a> {
+    /// A file the manifest lists, read with progress and cancellation;
+    /// [`Checked::check`] after the last byte.
+    pub fn open(&self, path: &str) -> Result<Checked<'a>> {
+        Ok(Checked {
+            inner: ListedFile::open(self.repo, self.snapshot, self.manifest, path)?,
+            progress: self.progress,
+        })
+    }
 }
 
-impl<R: Read> Read for CheckedRead<'_, R> {
+/// A stored file being read back (see [`Stored::open`]).
+pub struct Checked<'a> {
+    inner: ListedFile<'a>,
+    progress: &'a Progress,
+}
+
+impl Checked<'_> {
+    /// The bytes read, when they are what the manifest lists; counts the
+    /// file as done.
+    pub fn check(self) -> Result<u64> {
+        let n = self
+            .inner
+            .check()
+            .map_err(|m| EngineError::Invalid(format!("{m}; the restore was rolled back")))?;
+        self.progress.file_done();
+        Ok(n)
+    }
+}
+
+impl Read for Checked<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if holdfast_engine::cancel::check().is_err() {
             return Err(std::io::Error::other("interrupted"));
         }
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
         self.progress.add_bytes(n as u64);
         Ok(n)
     }
 }
 
-/// A file in a subdirectory of the snapshot root (`tables/x.csv`).
-fn stored_below(repo: &Repository, root: &Tree, path: &str) -> Result<Option<Node>> {
-    let Some((dir, name)) = path.split_once('/') else {
-        return Ok(None);
-    };
-    let Some(sub) = root
-        .nodes
-        .iter()
-        .find(|n| n.name == dir.as_bytes() && n.node_type == NodeType::Dir)
-        .and_then(|n| n.subtree)
-    else {
-        return Ok(None);
-    };
-    let tree = repo.load_tree(&sub)?;
-    stored_below(repo, &tree, name).map(|found| {
-        found.or_else(|| {
-            tree.nodes
-                .iter()
-                .find(|n| n.name == name.as_bytes() && n.node_type == NodeType::File)
-                .cloned()
-        })
-    })
-}
-
 /// Compare row counts found after a restore with the manifest's.
-pub fn verify_counts(manifest: &Manifest, found: &[u64]) -> Result<Vec<(String, u64)>> {
+pub fn verify_counts(tables: &[ManifestTable], found: &[u64]) -> Result<Vec<(String, u64)>> {
     let mut bad = Vec::new();
-    for (t, &n) in manifest.tables.iter().zip(found) {
-        if t.rows != n {
+    for (t, &n) in tables.iter().zip(found) {
+        if n == u64::MAX {
+            bad.push(format!("{}: missing from the restored database", t.name));
+        } else if t.rows != n {
             bad.push(format!(
                 "{}: {n} rows restored, {} in the snapshot",
                 t.name, t.rows
             ));
         }
     }
-    if found.len() != manifest.tables.len() {
+    if found.len() != tables.len() {
         bad.push(format!(
             "{} tables counted, {} in the snapshot",
             found.len(),
-            manifest.tables.len()
+            tables.len()
         ));
     }
     if !bad.is_empty() {
@@ -227,10 +228,29 @@ pub fn verify_counts(manifest: &Manifest, found: &[u64]) -> Result<Vec<(String, 
             bad.join("\n  ")
         )));
     }
-    Ok(manifest
-        .tables
+    Ok(tables
         .iter()
         .map(|t| t.name.clone())
         .zip(found.iter().copied())
         .collect())
+}
+
+/// `(index, count)` rows into counts in index order (`u64::MAX` where a
+/// table gave no row).
+pub(crate) fn counts_by_index(rows: Vec<Vec<String>>, n: usize) -> Result<Vec<u64>> {
+    let mut counts = vec![u64::MAX; n];
+    for r in rows {
+        let (Some(i), Some(c)) = (
+            r.first().and_then(|v| v.parse::<usize>().ok()),
+            r.get(1).and_then(|v| v.parse::<u64>().ok()),
+        ) else {
+            return Err(EngineError::source(format!(
+                "unexpected row count output {r:?}"
+            )));
+        };
+        if let Some(slot) = counts.get_mut(i) {
+            *slot = c;
+        }
+    }
+    Ok(counts)
 }

@@ -1,0 +1,344 @@
+//! PostgreSQL as a [`Dialect`].
+//!
+//! - Whole copy: `pg_dump`'s plain SQL streamed straight into the
+//!   repository, uncompressed so that consecutive dumps share chunks; its
+//!   COPY blocks are counted per table as it streams, and it counts as whole
+//!   only if pg_dump exits 0 and its output reached the completion marker.
+//! - Tables mode: see [`super::tables`].
+//! - Restore: one psql session in one transaction (`--single-transaction`,
+//!   `ON_ERROR_STOP`), so a failure leaves nothing half-loaded; the target
+//!   database is created when absent, and an existing one must be empty
+//!   unless `clean` — then it is dropped and created again. A database the
+//!   restore created is dropped again when the restore fails.
+
+use holdfast_engine::{EngineError, Result};
+use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
+use serde_json::json;
+
+use super::copy_text::csv_to_copy_text;
+use super::tables::{self, SnapshotHolder};
+use super::{PgClient, ServerInfo};
+use crate::command::Spawned;
+use crate::database::backup::dump_file_name;
+use crate::database::restore::{FeedPart, counts_by_index, feed_parts};
+use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy};
+use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
+use crate::secret::Secret;
+use crate::source_url::DbAddress;
+use crate::writer::SnapshotWriter;
+
+/// Objects that make a database "not empty": relations, functions and
+/// schemas besides the built-in ones.
+const USER_OBJECTS: &str = "SELECT \
+    (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+      WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_') + \
+    (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+      WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_') + \
+    (SELECT count(*) FROM pg_namespace n \
+      WHERE n.nspname NOT IN ('public', 'information_schema') AND n.nspname !~ '^pg_');";
+
+pub struct Postgres {
+    client: PgClient,
+    server: Option<ServerInfo>,
+    holder: Option<SnapshotHolder>,
+    /// The restore's target and whether it created it.
+    target: Option<Target>,
+}
+
+impl Postgres {
+    pub fn new(addr: DbAddress, password: Option<Secret>) -> Result<Postgres> {
+        Ok(Postgres {
+            client: PgClient::new(addr, password)?,
+            server: None,
+            holder: None,
+            target: None,
+        })
+    }
+
+    fn database(&self) -> String {
+        self.client.addr.database.clone()
+    }
+
+    /// The server's facts (asked once, in `database`), with the tools
+    /// matched to its version.
+    fn server(&mut self, database: &str) -> Result<ServerInfo> {
+        if let Some(s) = &self.server {
+            return Ok(s.clone());
+        }
+        let server = self.client.server_info(database)?;
+        self.client.pick_tools(&server)?;
+        self.server = Some(server.clone());
+        Ok(server)
+    }
+
+    fn snapshot_id(&self) -> Result<&str> {
+        self.holder
+            .as_ref()
+            .map(|h| h.id.as_str())
+            .ok_or_else(|| EngineError::Invalid("no snapshot is open".into()))
+    }
+
+    /// The database to connect to for CREATE/DROP DATABASE.
+    fn maintenance_db(&self) -> Result<String> {
+        let mut last = None;
+        for db in ["postgres", "template1"] {
+            match self.client.query(db, "SELECT 1;", &[]) {
+                Ok(_) => return Ok(db.to_string()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("tried at least one"))
+    }
+
+    fn exists(&self, maint: &str, database: &str) -> Result<bool> {
+        let rows = self.client.query(
+            maint,
+            "SELECT count(*) FROM pg_database WHERE datname = :'db';",
+            &[("db", database)],
+        )?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .is_some_and(|v| v != "0"))
+    }
+
+    /// Feed `parts` to one psql session in one transaction.
+    fn feed(&self, from: &Stored<'_>, parts: &[FeedPart]) -> Result<u64> {
+        let database = &self.target.as_ref().expect("prepared").database;
+        let mut cmd = self.client.command(&self.client.tools.psql, database);
+        cmd.args([
+            "-X",
+            "-q",
+            "-w",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            "-o",
+            "/dev/null",
+        ]);
+        let (mut loader, stdin) = Spawned::start_feeding(cmd, "psql")?;
+        loader.set_consequence("the restore was rolled back");
+        feed_parts(from, parts, loader, stdin)
+    }
+}
+
+impl Dialect for Postgres {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn display(&self) -> String {
+        self.client.display()
+    }
+
+    fn database_for_messages(&self) -> String {
+        format!("{:?}", self.client.addr.database)
+    }
+
+    fn describe(&mut self, manifest: &mut Manifest) -> Result<()> {
+        let server = self.server(&self.database())?;
+        manifest.database = Some(self.database());
+        manifest.server_version = Some(server.version.clone());
+        manifest.tool = Some(self.client.tools.version.clone());
+        if manifest.mode == "tables" {
+            // COPY writes UTF-8 whatever the server's encoding.
+            manifest.extra.insert("encoding".into(), json!("UTF8"));
+            manifest
+                .extra
+                .insert("server_encoding".into(), json!(server.encoding));
+        } else {
+            manifest
+                .extra
+                .insert("encoding".into(), json!(server.encoding));
+        }
+        Ok(())
+    }
+
+    fn whole_copy(&mut self) -> Result<(String, Box<dyn WholeCopy>)> {
+        let database = self.database();
+        self.server(&database)?;
+        let mut cmd = self.client.command(&self.client.tools.pg_dump, &database);
+        // Plain SQL that loads into any database of any owner: no owner or
+        // privilege statements (roles are cluster-wide and not in the dump).
+        cmd.args([
+            "--format=plain",
+            "--no-owner",
+            "--no-privileges",
+            "--no-password",
+        ]);
+        let copy = ToolCopy::start(cmd, "pg_dump", PgDumpScan::default())?;
+        Ok((dump_file_name(&database, "sql"), Box::new(copy)))
+    }
+
+    fn begin_snapshot(&mut self) -> Result<()> {
+        let database = self.database();
+        self.server(&database)?;
+        self.holder = Some(SnapshotHolder::start(&self.client, &database)?);
+        Ok(())
+    }
+
+    fn list_tables(&mut self) -> Result<Vec<Table>> {
+        tables::list_tables(&self.client, &self.database(), Some(self.snapshot_id()?))
+    }
+
+    fn write_schema(
+        &mut self,
+        _kept: &[&Table],
+        left_out: &[&Table],
+        out: &mut Out<'_, '_>,
+    ) -> Result<Vec<String>> {
+        tables::write_schema(
+            &self.client,
+            &self.database(),
+            self.snapshot_id()?,
+            left_out,
+            out,
+        )
+    }
+
+    fn describe_query(&mut self, sql: &str) -> Result<Vec<ManifestColumn>> {
+        tables::describe_query(&self.client, &self.database(), self.snapshot_id()?, sql)
+    }
+
+    fn export(
+        &mut self,
+        items: &[Export<'_>],
+        writer: &mut SnapshotWriter,
+    ) -> Result<Vec<Exported>> {
+        let (database, snapshot) = (self.database(), self.snapshot_id()?);
+        items
+            .iter()
+            .map(|item| tables::export(&self.client, &database, snapshot, item, writer))
+            .collect()
+    }
+
+    fn end_snapshot(&mut self) -> Result<()> {
+        if let Some(h) = self.holder.take() {
+            h.finish();
+        }
+        Ok(())
+    }
+
+    fn prepare(&mut self, manifest: &Manifest, clean: bool) -> Result<Target> {
+        let target = self.database();
+        let maint = self.maintenance_db()?;
+        let server = self.server(&maint)?;
+        let exists = self.exists(&maint, &target)?;
+        if exists {
+            let objects = self.client.query(&target, USER_OBJECTS, &[])?;
+            let objects: u64 = objects
+                .first()
+                .and_then(|r| r.first())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if objects > 0 {
+                if !clean {
+                    return Err(EngineError::Invalid(format!(
+                        "the target database {target:?} is not empty ({objects} tables, functions or schemas): \
+                         restore into a new database, or add --clean to drop and recreate it"
+                    )));
+                }
+                let force = if server.major() >= 13 {
+                    " WITH (FORCE)"
+                } else {
+                    ""
+                };
+                self.client.query(
+                    &maint,
+                    &format!("DROP DATABASE :\"db\"{force};"),
+                    &[("db", &target)],
+                )?;
+            }
+        }
+        let mut created = false;
+        if (!exists || clean) && !self.exists(&maint, &target)? {
+            let encoding = manifest
+                .extra
+                .get("encoding")
+                .and_then(|e| e.as_str())
+                .unwrap_or("UTF8")
+                .to_string();
+            self.client.query(
+                &maint,
+                "CREATE DATABASE :\"db\" TEMPLATE template0 ENCODING :'enc';",
+                &[("db", &target), ("enc", &encoding)],
+            )?;
+            created = true;
+        }
+        let t = Target {
+            database: target,
+            created,
+        };
+        self.target = Some(t.clone());
+        Ok(t)
+    }
+
+    fn load_whole(&mut self, from: &Stored<'_>, file: &str) -> Result<u64> {
+        self.feed(from, &[FeedPart::File(file.to_string())])
+    }
+
+    /// The pre-data DDL, every table's CSV through `COPY … FROM STDIN`, then
+    /// indexes, constraints and triggers, then the sequences' values.
+    fn load_tables(&mut self, from: &Stored<'_>, tables: &[ManifestTable]) -> Result<u64> {
+        let mut parts = vec![
+            FeedPart::Text("SET client_encoding = 'UTF8';\n".into()),
+            FeedPart::File("schema.sql".into()),
+        ];
+        for t in tables {
+            let Some(file) = &t.file else {
+                return Err(EngineError::Invalid(format!(
+                    "the manifest names no file for table {}",
+                    t.name
+                )));
+            };
+            let name: Vec<String> = t.parts.iter().map(|p| quote_ident(p)).collect();
+            // generated columns are exported but computed again by the database
+            let cols: Vec<String> = t.loaded_columns().map(|c| quote_ident(&c.name)).collect();
+            let computed = t.generated_positions();
+            // Text format, not the stored CSV: see csv_to_copy_text.
+            parts.push(FeedPart::Text(format!(
+                "COPY {} ({}) FROM STDIN;\n",
+                name.join("."),
+                cols.join(", ")
+            )));
+            parts.push(FeedPart::Converted {
+                file: file.clone(),
+                convert: Box::new(move |r, w| csv_to_copy_text(r, w, &computed)),
+            });
+            parts.push(FeedPart::Text("\\.\n".into()));
+        }
+        parts.push(FeedPart::File("schema-post.sql".into()));
+        parts.push(FeedPart::File("sequences.sql".into()));
+        self.feed(from, &parts)
+    }
+
+    fn count_rows(&mut self, tables: &[ManifestTable]) -> Result<Vec<u64>> {
+        let database = &self.target.as_ref().expect("prepared").database;
+        let selects: Vec<String> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let name: Vec<String> = t.parts.iter().map(|p| quote_ident(p)).collect();
+                format!("SELECT {i}, count(*) FROM {}", name.join("."))
+            })
+            .collect();
+        if selects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("{};", selects.join(" UNION ALL "));
+        counts_by_index(self.client.query(database, &sql, &[])?, tables.len())
+    }
+
+    fn undo(&mut self, error: EngineError) -> EngineError {
+        if let Some(t) = self.target.take().filter(|t| t.created)
+            && let Ok(maint) = self.maintenance_db()
+        {
+            let _ = self.client.query(
+                &maint,
+                "DROP DATABASE IF EXISTS :\"db\";",
+                &[("db", &t.database)],
+            );
+        }
+        error
+    }
+}
