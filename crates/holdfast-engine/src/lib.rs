@@ -20,6 +20,7 @@ pub mod parallel;
 pub mod prune;
 pub mod repository;
 pub mod retention;
+pub mod snapshot_builder;
 pub mod snapshots;
 pub mod system;
 pub mod tree_walk;

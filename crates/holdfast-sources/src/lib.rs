@@ -3,7 +3,8 @@
 //! - [`dir`]: directory trees with full metadata (backup and restore);
 //! - [`stream`]: one byte stream stored as a one-file snapshot (`--stdin`,
 //!   and the base of the database sources); [`command`]: a command's output;
-//! - [`writer`]: a snapshot built file by file from streams;
+//! - [`writer`]: a snapshot built file by file from streams (on the
+//!   engine's `SnapshotBuilder`, as directory backups are);
 //! - [`database`]: the [`database::Dialect`] interface and the database
 //!   backups and restores written once on it; [`postgres`], [`mysql`],
 //!   [`sqlite`]: the dialects; [`dump_scan`]: reading dump tools' output
@@ -15,7 +16,6 @@
 //! - [`filter`]: the include/exclude patterns of directory backups.
 
 pub mod command;
-pub mod commit;
 pub mod confine;
 pub mod database;
 pub mod dir;

@@ -22,7 +22,6 @@ use holdfast_engine::{EngineError, Fault};
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
 
-use crate::commit::SnapshotMeta;
 use crate::confine::Confined;
 use crate::database::backup::DumpBackupOptions;
 use crate::dir::backup::{DirBackupOptions, backup_dirs};
@@ -33,6 +32,7 @@ use crate::progress::{ItemError, Progress};
 use crate::secret::Secret;
 use crate::source_url::SourceAddress;
 use crate::stream::StreamBackupOptions;
+use holdfast_engine::snapshot_builder::SnapshotMeta;
 
 /// What to back up. Built once per run: the size of its variants does not
 /// matter.

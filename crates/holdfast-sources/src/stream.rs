@@ -11,9 +11,9 @@ use holdfast_engine::repository::Repository;
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
 
-use crate::commit::SnapshotMeta;
 use crate::progress::Progress;
 use crate::writer::SnapshotWriter;
+use holdfast_engine::snapshot_builder::SnapshotMeta;
 
 pub struct StreamBackupOptions {
     /// Name of the file in the snapshot.

@@ -1,23 +1,25 @@
-//! Building a snapshot from streams: each file's content comes from a
-//! reader (a dump tool's output, a COPY stream, an HTTP body), nothing is
+//! A snapshot of files built from streams: each file's content comes from
+//! a reader (a dump tool's output, a COPY stream, an HTTP body), nothing is
 //! held whole in memory, and the snapshot is written only by `commit`. The
-//! stream source and the database sources build on this.
+//! stream source and the database sources build on this; the blobs, trees
+//! and the snapshot go through the engine's `SnapshotBuilder`, which keeps
+//! the write order.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use holdfast_engine::blob_saver::{BlobSaver, SaverOptions};
-use holdfast_engine::chunker::{Chunker, ChunkerParams};
+use holdfast_engine::blob_saver::SaverOptions;
+use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::repository::Repository;
+use holdfast_engine::snapshot_builder::{SnapshotBuilder, SnapshotMeta, StoreError};
 use holdfast_engine::{EngineError, Result, system};
+use holdfast_format::Id;
 use holdfast_format::gotime::GoTime;
 use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
 use holdfast_format::tree::{Node, NodeType, Tree, gomode};
-use holdfast_format::{BlobType, Id};
 use sha2::{Digest, Sha256};
 
-use crate::commit::{SnapshotMeta, commit, start_saver};
 use crate::progress::Progress;
 
 /// Bytes per batch handed to the whole-file hashing thread, and how many
@@ -38,18 +40,13 @@ enum Entry {
 }
 
 pub struct SnapshotWriter<'a> {
-    repo: Arc<Repository>,
-    saver: BlobSaver,
-    chunker: ChunkerParams,
-    seed: u64,
+    builder: SnapshotBuilder,
     root: BTreeMap<Vec<u8>, Entry>,
-    start: GoTime,
     files: u64,
     bytes: u64,
     dirs: u64,
     buf: Vec<u8>,
     progress: &'a Progress,
-    dry_run: bool,
 }
 
 /// Check one path component given for a stored file.
@@ -87,18 +84,13 @@ impl<'a> SnapshotWriter<'a> {
         progress: &'a Progress,
     ) -> Result<SnapshotWriter<'a>> {
         Ok(SnapshotWriter {
-            repo: repo.clone(),
-            saver: start_saver(repo, saver, dry_run)?,
-            chunker,
-            seed: repo.chunker_seed(),
+            builder: SnapshotBuilder::start(repo, chunker, saver, dry_run)?,
             root: BTreeMap::new(),
-            start: GoTime::now(),
             files: 0,
             bytes: 0,
             dirs: 0,
             buf: Vec::new(),
             progress,
-            dry_run,
         })
     }
 
@@ -116,13 +108,6 @@ impl<'a> SnapshotWriter<'a> {
             inner: reader,
             progress: self.progress,
         };
-        let mut chunker = Chunker::with_buffer(
-            reader,
-            self.chunker,
-            self.seed,
-            std::mem::take(&mut self.buf),
-        );
-        let mut content = Vec::new();
         // The whole file's SHA-256 (for manifests) is a second pass over
         // every byte: it runs on a thread of its own, so the reading
         // thread — the one a dump tool waits on — only chunks and names
@@ -140,41 +125,27 @@ impl<'a> SnapshotWriter<'a> {
             Id(h.finalize().into())
         });
         let mut batch = Vec::with_capacity(HASH_BATCH);
-        let stored: Result<()> = (|| {
-            loop {
-                holdfast_engine::cancel::check()?;
-                let chunk = match chunker.next_chunk() {
-                    Ok(Some(c)) => c,
-                    Ok(None) => return Ok(()),
-                    Err(e) => {
-                        return Err(EngineError::io(format!("reading the data for {path}"), e));
-                    }
-                };
-                batch.extend_from_slice(chunk);
-                if batch.len() >= HASH_BATCH {
-                    let mut next = recycled
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(HASH_BATCH));
-                    next.clear();
-                    let _ = to_hasher.send(std::mem::replace(&mut batch, next));
-                }
-                let id = Id::hash(chunk);
-                if !self.saver.known(&id, BlobType::Data) {
-                    let mut b = self.saver.buffer(chunk.len());
-                    b.extend_from_slice(chunk);
-                    self.saver.save_hashed(BlobType::Data, id, b)?;
-                }
-                content.push(id);
+        let stored = self.builder.store(reader, &mut self.buf, |chunk| {
+            batch.extend_from_slice(chunk);
+            if batch.len() >= HASH_BATCH {
+                let mut next = recycled
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(HASH_BATCH));
+                next.clear();
+                let _ = to_hasher.send(std::mem::replace(&mut batch, next));
             }
-        })();
+            Ok(())
+        });
         if !batch.is_empty() {
             let _ = to_hasher.send(batch);
         }
         drop(to_hasher);
         let sha256 = hasher.join().expect("the hashing thread does not panic");
-        stored?;
-        let size = chunker.position;
-        self.buf = chunker.into_buffer();
+        let stored = stored.map_err(|e| match e {
+            StoreError::Read(e) => EngineError::io(format!("reading the data for {path}"), e),
+            StoreError::Stop(e) => e,
+        })?;
+        let (size, content) = (stored.size, stored.content);
         let (name, dirs) = parts.split_last().expect("split yields at least one part");
         let mut level = &mut self.root;
         for d in dirs {
@@ -231,8 +202,7 @@ impl<'a> SnapshotWriter<'a> {
                 }
             }
         }
-        let blob = Tree { nodes }.to_blob();
-        Ok(self.saver.save(BlobType::Tree, blob)?.id)
+        self.builder.save_tree(&Tree { nodes })
     }
 
     /// Flush everything, then write the snapshot (unless a dry run). The
@@ -253,15 +223,7 @@ impl<'a> SnapshotWriter<'a> {
             total_bytes_processed: self.bytes,
             ..Default::default()
         };
-        let (id, snap, _) = commit(
-            &self.repo,
-            self.saver,
-            tree,
-            meta,
-            summary,
-            self.start,
-            self.dry_run,
-        )?;
+        let (id, snap, _) = self.builder.commit(tree, meta, summary)?;
         Ok((id, snap))
     }
 }

@@ -15,10 +15,10 @@ use holdfast_format::snapshot::Snapshot;
 
 use super::select::{Selection, TableFilter, TablesOptions, table_file};
 use super::{Dialect, Export, Exportable, Out};
-use crate::commit::SnapshotMeta;
 use crate::dump_scan::{ScanningReader, StreamScanner, TableRows};
 use crate::progress::Progress;
 use crate::writer::{FileFacts, SnapshotWriter};
+use holdfast_engine::snapshot_builder::SnapshotMeta;
 
 pub struct DumpBackupOptions {
     pub chunker: ChunkerParams,

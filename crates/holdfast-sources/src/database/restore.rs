@@ -6,11 +6,10 @@
 //! commit.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::ChildStdin;
 
 use holdfast_engine::manifest::ListedFile;
 use holdfast_engine::{EngineError, Result};
-use holdfast_format::manifest::ManifestTable;
+use holdfast_format::manifest::{ManifestColumn, ManifestTable};
 
 use super::{Dialect, Stored};
 use crate::command::Spawned;
@@ -94,17 +93,19 @@ pub enum FeedPart {
 /// Reads a stored file, writes what the loader should get.
 pub type Converter = Box<dyn Fn(&mut dyn BufRead, &mut dyn Write) -> std::io::Result<()>>;
 
-/// Stream `parts` in order into `stdin` of `loader`: text as is, files from
-/// the snapshot, each checked against the manifest (size and SHA-256)
-/// before the next part. Any mismatch or failure kills the loader before
-/// its input ends, so a single-transaction load rolls back.
+/// Start the loader `cmd` (called `what` in messages) and stream `parts`
+/// in order into its standard input: text as is, files from the snapshot,
+/// each checked against the manifest (size and SHA-256) before the next
+/// part. Any mismatch or failure kills the loader before its input ends,
+/// so a single-transaction load rolls back.
 pub fn feed_parts(
+    cmd: std::process::Command,
+    what: &str,
     from: &Stored<'_>,
     parts: &[FeedPart],
-    loader: Spawned,
-    mut stdin: ChildStdin,
 ) -> Result<u64> {
-    let what = loader.what.clone();
+    let (mut loader, mut stdin) = Spawned::start_feeding(cmd, what)?;
+    loader.set_consequence("the restore was rolled back");
     let mut fed = 0u64;
     // Err(Ok(e)): our failure; Err(Err(e)): the stored data is wrong.
     let outcome: std::result::Result<(), std::result::Result<EngineError, EngineError>> = (|| {
@@ -233,6 +234,20 @@ pub fn verify_counts(tables: &[ManifestTable], found: &[u64]) -> Result<Vec<(Str
         .map(|t| t.name.clone())
         .zip(found.iter().copied())
         .collect())
+}
+
+/// The columns a database describes as (name, type) rows.
+pub(crate) fn columns_from_rows(rows: Vec<Vec<String>>) -> Vec<ManifestColumn> {
+    rows.into_iter()
+        .filter_map(|r| {
+            let mut it = r.into_iter();
+            Some(ManifestColumn {
+                name: it.next()?,
+                sql_type: it.next()?,
+                generated: false,
+            })
+        })
+        .collect()
 }
 
 /// `(index, count)` rows into counts in index order (`u64::MAX` where a

@@ -24,17 +24,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use holdfast_engine::blob_saver::{BlobSaver, SaverOptions};
-use holdfast_engine::chunker::{Chunker, ChunkerParams};
+use holdfast_engine::blob_saver::SaverOptions;
+use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::repository::Repository;
+use holdfast_engine::snapshot_builder::{SnapshotBuilder, SnapshotMeta, StoreError};
 use holdfast_engine::{EngineError, Result};
-use holdfast_format::gotime::GoTime;
+use holdfast_format::Id;
 use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
 use holdfast_format::tree::{Node, NodeType, Tree};
-use holdfast_format::{BlobType, Id};
 
 use super::metadata::{node_from_stat, read_xattrs, read_xattrs_fd};
-use crate::commit::{SnapshotMeta, commit, start_saver};
+
 use crate::filter::PathMatcher;
 use crate::progress::{ItemError, Progress};
 
@@ -173,12 +173,10 @@ struct FileJob {
 
 struct Ctx<'a> {
     repo: &'a Arc<Repository>,
-    saver: &'a BlobSaver,
+    builder: &'a SnapshotBuilder,
     progress: &'a Progress,
     excludes: &'a PathMatcher,
     one_file_system: bool,
-    chunker: ChunkerParams,
-    seed: u64,
     counters: Counters,
     fatal: Mutex<Option<EngineError>>,
     confine: Option<PathBuf>,
@@ -421,9 +419,9 @@ impl Walker<'_, '_> {
                     .fetch_add(node.size, Ordering::Relaxed);
                 if let Some(o) = &old
                     && unchanged(o, &node)
-                    && o.content.as_ref().is_some_and(|c| {
-                        c.iter().all(|id| self.ctx.saver.known(id, BlobType::Data))
-                    })
+                    && o.content
+                        .as_ref()
+                        .is_some_and(|c| c.iter().all(|id| self.ctx.builder.known(id)))
                 {
                     node.content = o.content.clone();
                     inc(&self.ctx.counters.files_unmodified);
@@ -586,42 +584,27 @@ fn read_file(ctx: &Ctx, job: FileJob, buf: &mut Vec<u8>) -> Option<Node> {
     // Read what the file held when it was examined: no extra read to find
     // the end (a file that grows meanwhile is caught by the next backup).
     let reader = io::Read::take(f, node.size);
-    let mut chunker = Chunker::with_buffer(reader, ctx.chunker, ctx.seed, std::mem::take(buf));
-    let mut content = Vec::new();
-    loop {
-        if holdfast_engine::cancel::check().is_err() {
-            ctx.fail(EngineError::Interrupted);
-        }
+    let stored = ctx.builder.store(reader, buf, |chunk| {
         if ctx.failed() {
-            *buf = chunker.into_buffer();
+            return Err(EngineError::Interrupted);
+        }
+        ctx.progress.add_bytes(chunk.len() as u64);
+        Ok(())
+    });
+    let content = match stored {
+        Ok(s) => {
+            node.size = s.size;
+            s.content
+        }
+        Err(StoreError::Read(e)) => {
+            ctx.item_error(&path, "read", e);
             return None;
         }
-        let chunk = match chunker.next_chunk() {
-            Ok(Some(c)) => c,
-            Ok(None) => break,
-            Err(e) => {
-                ctx.item_error(&path, "read", e);
-                *buf = chunker.into_buffer();
-                return None;
-            }
-        };
-        let id = Id::hash(chunk);
-        let len = chunk.len() as u64;
-        if !ctx.saver.known(&id, BlobType::Data)
-            && let Err(e) = ctx.saver.save_hashed(BlobType::Data, id, {
-                let mut b = ctx.saver.buffer(chunk.len());
-                b.extend_from_slice(chunk);
-                b
-            })
-        {
+        Err(StoreError::Stop(e)) => {
             ctx.fail(e);
             return None;
         }
-        content.push(id);
-        ctx.progress.add_bytes(len);
-    }
-    node.size = chunker.position;
-    *buf = chunker.into_buffer();
+    };
     let same = prev
         .as_ref()
         .is_some_and(|p| p.content.as_deref() == Some(content.as_slice()));
@@ -657,9 +640,7 @@ fn finish_dir(ctx: &Ctx, job: DirJob) -> DirOutcome {
     }
     let mut tree = Tree { nodes };
     tree.sort();
-    let blob = tree.to_blob();
-    let id = Id::hash(&blob);
-    ctx.saver.save_hashed(BlobType::Tree, id, blob)?;
+    let id = ctx.builder.save_tree(&tree)?;
     if job.counted {
         let c = &ctx.counters;
         match job.prev {
@@ -706,7 +687,6 @@ pub fn backup_dirs(
     opts: DirBackupOptions,
     progress: &Progress,
 ) -> Result<DirBackupResult> {
-    let start = GoTime::now();
     let mut targets = Vec::new();
     for p in &opts.paths {
         let abs = clean_absolute(p).map_err(|e| EngineError::io("current directory", e))?;
@@ -731,19 +711,17 @@ pub fn backup_dirs(
     let all = targets.clone();
     targets.retain(|t| !all.iter().any(|o| o != t && t.starts_with(o)));
     let trie = build_trie(&targets);
-    let saver = start_saver(repo, &opts.saver, opts.dry_run)?;
+    let builder = SnapshotBuilder::start(repo, opts.chunker, &opts.saver, opts.dry_run)?;
     let (parent_id, parent_tree) = match &opts.parent {
         Some((id, s)) => (Some(*id), Some(s.tree)),
         None => (None, None),
     };
     let ctx = Ctx {
         repo,
-        saver: &saver,
+        builder: &builder,
         progress,
         excludes: &opts.excludes,
         one_file_system: opts.one_file_system,
-        chunker: opts.chunker,
-        seed: repo.chunker_seed(),
         counters: Counters::default(),
         fatal: Mutex::new(None),
         confine: opts.confine.clone(),
@@ -832,7 +810,7 @@ pub fn backup_dirs(
         .collect();
     meta.parent = parent_id;
     meta.excludes = opts.excludes.patterns();
-    let (snapshot_id, snapshot, _) = commit(repo, saver, root, meta, summary, start, opts.dry_run)?;
+    let (snapshot_id, snapshot, _) = builder.commit(root, meta, summary)?;
     Ok(DirBackupResult {
         snapshot_id,
         snapshot,

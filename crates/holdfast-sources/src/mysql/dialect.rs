@@ -21,7 +21,6 @@ use serde_json::json;
 
 use super::tables;
 use super::{DumpTool, Flavor, MyClient, ServerInfo, sql_string};
-use crate::command::Spawned;
 use crate::database::backup::dump_file_name;
 use crate::database::restore::{FeedPart, counts_by_index, feed_parts};
 use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy};
@@ -184,9 +183,7 @@ impl Mysql {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "mysql".into());
-        let (mut loader, stdin) = Spawned::start_feeding(cmd, &name)?;
-        loader.set_consequence("the restore was rolled back");
-        feed_parts(from, parts, loader, stdin)
+        feed_parts(cmd, &name, from, parts)
     }
 }
 

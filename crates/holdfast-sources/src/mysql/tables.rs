@@ -24,6 +24,7 @@ use super::{MyClient, sql_string};
 use crate::command::Spawned;
 use crate::database::backup::store_tool_output;
 use crate::database::restore::FeedPart;
+use crate::database::restore::columns_from_rows;
 use crate::database::{Export, Exportable, Exported, Out, Table};
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
 use crate::dump_scan::{DumpScanner, ScanningReader};
@@ -462,17 +463,7 @@ pub(crate) fn describe_query(
              SHOW COLUMNS FROM `holdfast_query_columns`;"
         ),
     )?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            let mut it = r.into_iter();
-            Some(ManifestColumn {
-                name: it.next()?,
-                sql_type: it.next()?,
-                generated: false,
-            })
-        })
-        .collect())
+    Ok(columns_from_rows(rows))
 }
 
 /// How a column's CSV text goes back into SQL.

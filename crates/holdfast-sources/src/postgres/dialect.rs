@@ -18,7 +18,6 @@ use serde_json::json;
 use super::copy_text::csv_to_copy_text;
 use super::tables::{self, SnapshotHolder};
 use super::{PgClient, ServerInfo};
-use crate::command::Spawned;
 use crate::database::backup::dump_file_name;
 use crate::database::restore::{FeedPart, counts_by_index, feed_parts};
 use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy};
@@ -116,9 +115,7 @@ impl Postgres {
             "-o",
             "/dev/null",
         ]);
-        let (mut loader, stdin) = Spawned::start_feeding(cmd, "psql")?;
-        loader.set_consequence("the restore was rolled back");
-        feed_parts(from, parts, loader, stdin)
+        feed_parts(cmd, "psql", from, parts)
     }
 }
 

@@ -28,6 +28,7 @@ use super::PgClient;
 use super::ddl_filter::{DropEntries, foreign_key_headers};
 use crate::command::Spawned;
 use crate::database::backup::store_tool_output;
+use crate::database::restore::columns_from_rows;
 use crate::database::{Export, Exportable, Exported, Out, Table};
 use crate::dump_scan::DumpScanner;
 use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
@@ -283,17 +284,7 @@ pub(crate) fn describe_query(
         &in_snapshot(snapshot, &format!("{sql} \\gdesc")),
         &[],
     )?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            let mut it = r.into_iter();
-            Some(ManifestColumn {
-                name: it.next()?,
-                sql_type: it.next()?,
-                generated: false,
-            })
-        })
-        .collect())
+    Ok(columns_from_rows(rows))
 }
 
 /// Run pg_dump for one DDL section of the selected tables into `file`.
