@@ -455,33 +455,10 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<Option<Backup>> {
-        let now = clock::now();
-        let w = self.write().await?;
-        let Some((mut w, id)) = w
-            .next_due(
-                "backups",
-                "status = 'queued' AND run_after <= $1",
-                "run_after, id",
-                &now,
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        sqlx::query(
-            "UPDATE backups SET status = 'running', lease_owner = $1, lease_until = $2, progress_at = $3, \
-             started_at = $3, finished_at = NULL, attempts = attempts + 1 WHERE id = $4",
-        )
-        .bind(worker)
-        .bind(clock::after(lease))
-        .bind(&now)
-        .bind(&id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
-        let b = fetch(&mut w.tx, &id).await?;
-        w.commit().await?;
-        Ok(Some(b))
+        match self.claim(&crate::queue::BACKUPS, worker, lease).await? {
+            Some(id) => self.backup(&id).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Record how far a running job (a backup or a restore) has got; not

@@ -1,7 +1,5 @@
 //! Deleting backups: the row stays (status `deleting`, then `deleted`
-//! with `deleted_at`); a worker removes the snapshot and prunes. Also the
-//! slots of service-wide periodic jobs (the retention sweep), claimed once
-//! across every node.
+//! with `deleted_at`); a worker removes the snapshot and prunes.
 
 use jiff::SignedDuration;
 use sqlx::Row;
@@ -69,29 +67,10 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<Option<Backup>> {
-        let now = clock::now();
-        let w = self.write().await?;
-        let Some((mut w, id)) = w
-            .next_due(
-                "backups",
-                "status = 'deleting' AND run_after <= $1 AND (lease_until IS NULL OR lease_until < $1)",
-                "run_after, id",
-                &now,
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        sqlx::query("UPDATE backups SET lease_owner = $1, lease_until = $2 WHERE id = $3")
-            .bind(worker)
-            .bind(clock::after(lease))
-            .bind(&id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(CatalogError::db)?;
-        let b = fetch(&mut w.tx, &id).await?;
-        w.commit().await?;
-        Ok(Some(b))
+        match self.claim(&crate::queue::DELETIONS, worker, lease).await? {
+            Some(id) => self.backup(&id).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Extend the lease of a deletion in progress (a prune can outlast
@@ -102,7 +81,7 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<bool> {
-        self.renew_lease("backups", "deleting", id, worker, lease)
+        self.renew_lease(&crate::queue::DELETIONS, id, worker, lease)
             .await
     }
 
@@ -182,56 +161,5 @@ impl Catalog {
             .await
             .and_then(|r| r.try_get::<Option<String>, _>("s"))
             .map_err(CatalogError::db)
-    }
-
-    /// Claim the `slot` of the periodic job `name` for `node`: `true` for
-    /// exactly one caller across every node.
-    pub async fn claim_slot(&self, name: &str, slot: &str, node: &str) -> Result<bool> {
-        let mut w = self.write().await?;
-        let n = sqlx::query(
-            "INSERT INTO job_slots (name, slot, node, claimed_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name, slot) DO NOTHING",
-        )
-        .bind(name)
-        .bind(slot)
-        .bind(node)
-        .bind(clock::now())
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?
-        .rows_affected();
-        w.commit().await?;
-        Ok(n > 0)
-    }
-
-    /// The latest claimed slot of a periodic job.
-    pub async fn last_job_slot(&self, name: &str) -> Result<Option<String>> {
-        sqlx::query("SELECT MAX(slot) AS s FROM job_slots WHERE name = $1")
-            .bind(name)
-            .fetch_one(self.pool())
-            .await
-            .and_then(|r| r.try_get::<Option<String>, _>("s"))
-            .map_err(CatalogError::db)
-    }
-
-    /// Record what a retention pass decided for one source.
-    pub async fn record_retention(
-        &self,
-        tenant_id: &str,
-        source_id: &str,
-        kept: usize,
-        deleted: &[String],
-        failed: &[String],
-    ) -> Result<()> {
-        let mut w = self.write().await?;
-        w.audit(NewEvent {
-            actor: &Actor::system(),
-            tenant_id: Some(tenant_id),
-            event: "retention_applied",
-            subject: Some(source_id),
-            metadata: serde_json::json!({"kept": kept, "deleted": deleted, "failed": failed}),
-        })
-        .await?;
-        w.commit().await
     }
 }

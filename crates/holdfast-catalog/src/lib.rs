@@ -20,6 +20,8 @@ pub mod copy;
 pub mod deletions;
 mod error;
 mod migrations;
+pub mod periodic;
+mod queue;
 pub mod restores;
 pub mod server_key;
 pub mod sessions;
@@ -122,43 +124,6 @@ impl WriteTx<'_> {
         // the error that decided to stop is the one to report
         let _ = self.rollback().await;
         Err(e)
-    }
-
-    /// The queue's step shared by every kind of job: the id of the first
-    /// row of `table` matching `condition` (where `$1` is now) in `order`,
-    /// locked on PostgreSQL so that other nodes' claims skip it (`FOR
-    /// UPDATE SKIP LOCKED`; SQLite has one writer). The caller leases the
-    /// row in the same transaction. `None` (and the transaction rolled
-    /// back) when nothing is due.
-    pub(crate) async fn next_due(
-        mut self,
-        table: &'static str,
-        condition: &'static str,
-        order: &'static str,
-        now: &str,
-    ) -> Result<Option<(Self, String)>> {
-        let skip_locked = match self.dialect {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
-        // built from the caller's fixed strings only; values are bound
-        let next = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id FROM {table} WHERE {condition} ORDER BY {order} LIMIT 1{skip_locked}"
-        )))
-        .bind(now)
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(CatalogError::db)?;
-        match next {
-            Some(row) => {
-                let id: String = sqlx::Row::try_get(&row, "id").map_err(CatalogError::db)?;
-                Ok(Some((self, id)))
-            }
-            None => {
-                self.rollback().await?;
-                Ok(None)
-            }
-        }
     }
 }
 
@@ -293,32 +258,6 @@ impl Catalog {
             head_hook: self.head_hook.clone(),
             _guard: guard,
         })
-    }
-
-    /// Extend the lease `worker` holds on row `id` of a queue `table` while
-    /// the row is in `status`; `false` when it no longer holds it (the job
-    /// finished, or another node recovered it). The text is built from the
-    /// callers' fixed table and status names only.
-    pub(crate) async fn renew_lease(
-        &self,
-        table: &'static str,
-        status: &'static str,
-        id: &str,
-        worker: &str,
-        lease: jiff::SignedDuration,
-    ) -> Result<bool> {
-        let sql = format!(
-            "UPDATE {table} SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = '{status}'"
-        );
-        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(clock::after(lease))
-            .bind(id)
-            .bind(worker)
-            .execute(&self.pool)
-            .await
-            .map_err(CatalogError::db)?
-            .rows_affected();
-        Ok(n > 0)
     }
 
     /// Is the catalog reachable? (`/readyz`)

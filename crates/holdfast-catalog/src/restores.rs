@@ -170,33 +170,10 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<Option<Restore>> {
-        let now = clock::now();
-        let w = self.write().await?;
-        let Some((mut w, id)) = w
-            .next_due(
-                "restores",
-                "status = 'queued' AND queued_at <= $1",
-                "queued_at, id",
-                &now,
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        sqlx::query(
-            "UPDATE restores SET status = 'running', lease_owner = $1, lease_until = $2, started_at = $3 \
-             WHERE id = $4",
-        )
-        .bind(worker)
-        .bind(clock::after(lease))
-        .bind(&now)
-        .bind(&id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
-        let r = fetch(&mut w.tx, &id).await?;
-        w.commit().await?;
-        Ok(Some(r))
+        match self.claim(&crate::queue::RESTORES, worker, lease).await? {
+            Some(id) => self.restore_run(&id).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     pub async fn heartbeat_restore(
@@ -205,7 +182,7 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<bool> {
-        self.renew_lease("restores", "running", id, worker, lease)
+        self.renew_lease(&crate::queue::RESTORES, id, worker, lease)
             .await
     }
 

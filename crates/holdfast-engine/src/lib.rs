@@ -1,7 +1,8 @@
 //! holdfast's engine: everything between the repository format and the
 //! sources. It opens and initialises repositories, keeps the compact blob
 //! index, chunks streams, runs the parallel compress/encrypt/pack pipeline,
-//! reads blobs and trees back, finds snapshots, and takes locks.
+//! writes snapshots in the format's order (`snapshot_builder`), reads blobs
+//! and trees back, finds snapshots, checks, prunes, and takes locks.
 //!
 //! The engine is synchronous and thread-based: callers that live in an async
 //! runtime run it on blocking threads.

@@ -1,5 +1,6 @@
-//! `holdfast serve`: the REST API over the catalog, and the workers that
-//! run the catalog's queue of backups.
+//! `holdfast serve`: the multi-tenant service — the REST API and web UI over
+//! the catalog, and the workers that run its queues of backups, restores and
+//! deletions.
 //!
 //! - [`config`]: defaults, TOML file, environment;
 //! - [`problem`]: every API error and its HTTP form (the one place);

@@ -1,0 +1,121 @@
+//! The catalog's job queues. Backups, restores and deletions are rows that
+//! workers take with a lease: [`Queue`] says which rows of which table are
+//! due, in which order, and what taking one sets; [`Catalog::claim`] is the
+//! one claim query for all of them, and [`Catalog::renew_lease`] the one
+//! heartbeat.
+//!
+//! Invariants: a due row is taken by exactly one worker (PostgreSQL: `FOR
+//! UPDATE SKIP LOCKED` in the claiming transaction; SQLite: its single
+//! writer); a lease is renewed only by the worker that holds it and only
+//! while the row is in the queue's running state. The SQL text is built
+//! from the fixed strings below only; every value is bound.
+
+use jiff::SignedDuration;
+
+use crate::{Catalog, CatalogError, Dialect, Result, clock};
+
+/// One queue of leased jobs.
+pub(crate) struct Queue {
+    pub table: &'static str,
+    /// Which rows are due (`$1` is now).
+    pub due: &'static str,
+    pub order: &'static str,
+    /// What taking a row sets besides its lease (`$3` is now).
+    pub take: &'static str,
+    /// The status a held row is in (what its heartbeat requires).
+    pub held: &'static str,
+}
+
+pub(crate) const BACKUPS: Queue = Queue {
+    table: "backups",
+    due: "status = 'queued' AND run_after <= $1",
+    order: "run_after, id",
+    take: "status = 'running', progress_at = $3, started_at = $3, finished_at = NULL, \
+           attempts = attempts + 1",
+    held: "running",
+};
+
+pub(crate) const RESTORES: Queue = Queue {
+    table: "restores",
+    due: "status = 'queued' AND queued_at <= $1",
+    order: "queued_at, id",
+    take: "status = 'running', started_at = $3",
+    held: "running",
+};
+
+/// A deletion stays `deleting` while held; a lease that ran out makes it
+/// due again.
+pub(crate) const DELETIONS: Queue = Queue {
+    table: "backups",
+    due: "status = 'deleting' AND run_after <= $1 AND (lease_until IS NULL OR lease_until < $1)",
+    order: "run_after, id",
+    take: "run_after = $3",
+    held: "deleting",
+};
+
+impl Catalog {
+    /// Take the first due row of `q` for `worker`, leased until now +
+    /// `lease`; its id, or `None` when nothing is due.
+    pub(crate) async fn claim(
+        &self,
+        q: &Queue,
+        worker: &str,
+        lease: SignedDuration,
+    ) -> Result<Option<String>> {
+        let now = clock::now();
+        let mut w = self.write().await?;
+        let skip_locked = match w.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let next = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM {} WHERE {} ORDER BY {} LIMIT 1{skip_locked}",
+            q.table, q.due, q.order
+        )))
+        .bind(&now)
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        let Some(row) = next else {
+            w.rollback().await?;
+            return Ok(None);
+        };
+        let id: String = sqlx::Row::try_get(&row, "id").map_err(CatalogError::db)?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {} SET lease_owner = $1, lease_until = $2, {} WHERE id = $4",
+            q.table, q.take
+        )))
+        .bind(worker)
+        .bind(clock::after(lease))
+        .bind(&now)
+        .bind(&id)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(CatalogError::db)?;
+        w.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// Extend the lease `worker` holds on row `id` of `q`; `false` when it
+    /// no longer holds it (the job finished, or another node recovered it).
+    pub(crate) async fn renew_lease(
+        &self,
+        q: &Queue,
+        id: &str,
+        worker: &str,
+        lease: SignedDuration,
+    ) -> Result<bool> {
+        let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {} SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = '{}'",
+            q.table, q.held
+        )))
+        .bind(clock::after(lease))
+        .bind(id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await
+        .map_err(CatalogError::db)?
+        .rows_affected();
+        Ok(n > 0)
+    }
+}
