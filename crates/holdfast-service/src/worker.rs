@@ -1,5 +1,6 @@
-//! The workers: each claims the next queued run, runs it on a blocking
-//! thread while renewing its lease, and records the outcome. At start, and
+//! The workers: each claims the next job ([`Job`]: a backup, a restore or
+//! a deletion, from the catalog's queues), runs it on a blocking thread
+//! while renewing its lease, and records the outcome. At start, and
 //! then every half lease, runs whose worker is gone (a crash, `kill -9`, a
 //! lease that expired on another node) are failed with cause
 //! `interrupted` and queued again if attempts remain, so no row stays
@@ -15,8 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use holdfast_catalog::Dialect;
-use holdfast_catalog::backups::{Backup, FailureKind, backoff};
+use holdfast_catalog::backups::{Backup, FailureKind, JobTable, backoff};
+use holdfast_catalog::restores::Restore;
+use holdfast_catalog::{CatalogError, Dialect};
 use holdfast_engine::cancel::{self, JobCancel};
 use jiff::SignedDuration;
 
@@ -162,27 +164,88 @@ fn lease(state: &AppState) -> SignedDuration {
     SignedDuration::from_secs(state.config.jobs.lease_seconds as i64)
 }
 
+/// A job a worker took from one of the catalog's queues.
+enum Job {
+    Backup(Backup),
+    Restore(Restore),
+    Deletion(Backup),
+}
+
+impl Job {
+    /// The next due job: backups first, then restores, then deletions.
+    async fn claim(state: &AppState, worker: &str) -> Result<Option<Job>, CatalogError> {
+        let (c, l) = (&state.catalog, lease(state));
+        if let Some(b) = c.claim_backup(worker, l).await? {
+            return Ok(Some(Job::Backup(b)));
+        }
+        if let Some(r) = c.claim_restore(worker, l).await? {
+            return Ok(Some(Job::Restore(r)));
+        }
+        Ok(c.claim_deletion(worker, l).await?.map(Job::Deletion))
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            Job::Backup(b) | Job::Deletion(b) => &b.id,
+            Job::Restore(r) => &r.id,
+        }
+    }
+
+    /// What it is called in messages.
+    fn what(&self) -> &'static str {
+        match self {
+            Job::Backup(_) => "backup",
+            Job::Restore(_) => "restore",
+            Job::Deletion(_) => "deletion",
+        }
+    }
+
+    /// What a stopped job leaves behind, for its failure message.
+    fn stopped_leaves(&self) -> &'static str {
+        match self {
+            Job::Restore(_) => "; the target may hold part of the data",
+            _ => "",
+        }
+    }
+
+    /// Where its progress is shown (a deletion's is not).
+    fn progress_table(&self) -> Option<JobTable> {
+        match self {
+            Job::Backup(_) => Some(JobTable::Backups),
+            Job::Restore(_) => Some(JobTable::Restores),
+            Job::Deletion(_) => None,
+        }
+    }
+
+    /// Extend the job's lease; `false` when the worker no longer holds it.
+    async fn renew(
+        &self,
+        state: &AppState,
+        worker: &str,
+        progressed: bool,
+    ) -> Result<bool, CatalogError> {
+        let (c, l, id) = (&state.catalog, lease(state), self.id());
+        match self {
+            Job::Backup(_) => c.heartbeat(id, worker, l, progressed).await,
+            Job::Restore(_) => c.heartbeat_restore(id, worker, l).await,
+            Job::Deletion(_) => c.heartbeat_deletion(id, worker, l).await,
+        }
+    }
+
+    async fn run(&self, state: &AppState, worker: &str) {
+        match self {
+            Job::Backup(b) => run_one(state, worker, self, b).await,
+            Job::Restore(r) => restore_one(state, worker, self, r).await,
+            Job::Deletion(b) => delete_one(state, worker, self, b).await,
+        }
+    }
+}
+
 async fn worker_loop(state: AppState, name: String) {
     while !state.jobs.stopping() {
-        match state.catalog.claim_backup(&name, lease(&state)).await {
-            Ok(Some(b)) => run_one(&state, &name, b).await,
+        match Job::claim(&state, &name).await {
+            Ok(Some(job)) => job.run(&state, &name).await,
             Ok(None) => {
-                match state.catalog.claim_restore(&name, lease(&state)).await {
-                    Ok(Some(r)) => {
-                        restore_one(&state, &name, r).await;
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(e) => log(&format!("{name}: cannot take a restore: {e}")),
-                }
-                match state.catalog.claim_deletion(&name, lease(&state)).await {
-                    Ok(Some(b)) => {
-                        delete_one(&state, &name, b).await;
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(e) => log(&format!("{name}: cannot take a deletion: {e}")),
-                }
                 tokio::select! {
                     _ = state.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -196,22 +259,6 @@ async fn worker_loop(state: AppState, name: String) {
     }
 }
 
-/// The lease a supervised run renews.
-#[derive(Clone, Copy)]
-enum Lease<'a> {
-    Backup(&'a str),
-    Restore(&'a str),
-    Deletion(&'a str),
-}
-
-/// How a supervised run ended.
-struct Supervised<T> {
-    /// The run's own result (`None`: its thread panicked).
-    result: Option<T>,
-    /// Why it was stopped, if it was: a timeout or the shutdown.
-    stopped: Option<Stop>,
-}
-
 enum Stop {
     Timeout(String),
     Shutdown,
@@ -220,18 +267,19 @@ enum Stop {
 /// How often a running job's progress is written to the catalog.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// Run `work` on a blocking thread as a job of this node, renewing `lease`
-/// every quarter lease; stop it when it reads nothing for `no_progress`
-/// (`None`: never) or runs past `hard_limit`, or when the server shuts
-/// down. Stopping cancels the job: its loops stop at their next check and
-/// its tools are killed with their process groups.
+/// Run `work` on a blocking thread as `job` of this node, renewing its
+/// lease every quarter lease; stop it when it reads nothing for
+/// `no_progress` (`None`: never) or runs past `hard_limit`, or when the
+/// server shuts down. Stopping cancels the job: its loops stop at their
+/// next check and its tools are killed with their process groups. A job
+/// that was stopped fails as such, whatever error it ended with.
 async fn supervise<T: Send + 'static>(
     state: &AppState,
     worker: &str,
-    lease_of: Lease<'_>,
+    job_of: &Job,
     (no_progress, hard_limit): (Option<Duration>, Option<Duration>),
-    work: impl FnOnce(&holdfast_sources::progress::Progress) -> T + Send + 'static,
-) -> Supervised<T> {
+    work: impl FnOnce(&holdfast_sources::progress::Progress) -> Result<T, RunFailure> + Send + 'static,
+) -> Result<T, RunFailure> {
     let progress = Arc::new(holdfast_sources::progress::Progress::silent());
     let p = progress.clone();
     let cancel = state.jobs.begin();
@@ -266,11 +314,7 @@ async fn supervise<T: Send + 'static>(
             "at": holdfast_catalog::clock::now(),
         })
     };
-    let table = match lease_of {
-        Lease::Backup(id) => Some((holdfast_catalog::backups::JobTable::Backups, id)),
-        Lease::Restore(id) => Some((holdfast_catalog::backups::JobTable::Restores, id)),
-        Lease::Deletion(_) => None,
-    };
+    let table = job_of.progress_table().map(|t| (t, job_of.id()));
     let started = Instant::now();
     let mut last_bytes = 0;
     let mut last_progress = Instant::now();
@@ -296,12 +340,7 @@ async fn supervise<T: Send + 'static>(
                 } else if let Some(h) = hard_limit.filter(|h| started.elapsed() >= *h) {
                     cancel.cancel(&format!("the hard limit of {} was reached", minutes(h)));
                 }
-                let renewed = match lease_of {
-                    Lease::Backup(id) => state.catalog.heartbeat(id, worker, lease(state), progressed).await,
-                    Lease::Restore(id) => state.catalog.heartbeat_restore(id, worker, lease(state)).await,
-                    Lease::Deletion(id) => state.catalog.heartbeat_deletion(id, worker, lease(state)).await,
-                };
-                match renewed {
+                match job_of.renew(state, worker, progressed).await {
                     Ok(true) => {}
                     Ok(false) => log(&format!("{worker}: lease lost; the run's result will not be recorded")),
                     Err(e) => log(&format!("{worker}: heartbeat failed: {e}")),
@@ -324,47 +363,46 @@ async fn supervise<T: Send + 'static>(
         Some(_) => Some(Stop::Shutdown),
         None => cancel::requested().then_some(Stop::Shutdown),
     };
-    Supervised { result, stopped }
+    let leaves = job_of.stopped_leaves();
+    match (result, stopped) {
+        (None, _) => Err(RunFailure {
+            message: format!("the {} thread panicked", job_of.what()),
+            kind: FailureKind::Transient,
+        }),
+        (Some(Err(_)), Some(Stop::Timeout(reason))) => Err(RunFailure {
+            message: format!("timed out: {reason}{leaves}"),
+            kind: FailureKind::Transient,
+        }),
+        (Some(Err(_)), Some(Stop::Shutdown)) => Err(RunFailure {
+            message: format!("interrupted: {SHUTTING_DOWN}{leaves}"),
+            kind: FailureKind::Interrupted,
+        }),
+        (Some(r), _) => r,
+    }
 }
 
-async fn run_one(state: &AppState, worker: &str, b: Backup) {
-    let input = match prepare(state, &b).await {
+async fn run_one(state: &AppState, worker: &str, job: &Job, b: &Backup) {
+    let input = match prepare(state, b).await {
         Ok(i) => i,
-        Err(f) => return record(state, worker, &b, Err(f)).await,
+        Err(f) => return record(state, worker, b, Err(f)).await,
     };
     let (no_progress, hard_limit) = state.config.jobs.limits(&input.source.kind);
-    let run = supervise(
+    let result = supervise(
         state,
         worker,
-        Lease::Backup(&b.id),
+        job,
         (Some(no_progress), hard_limit),
         move |p| run_backup(&input, p),
     )
     .await;
-    // a run that was stopped fails as such, whatever error it ended with
-    let result = match (run.result, run.stopped) {
-        (None, _) => Err(RunFailure {
-            message: "the backup thread panicked".into(),
-            kind: FailureKind::Transient,
-        }),
-        (Some(Err(_)), Some(Stop::Timeout(reason))) => Err(RunFailure {
-            message: format!("timed out: {reason}"),
-            kind: FailureKind::Transient,
-        }),
-        (Some(Err(_)), Some(Stop::Shutdown)) => Err(RunFailure {
-            message: format!("interrupted: {SHUTTING_DOWN}"),
-            kind: FailureKind::Interrupted,
-        }),
-        (Some(r), _) => r,
-    };
-    record(state, worker, &b, result).await;
+    record(state, worker, b, result).await;
 }
 
 /// Restore a backup into the restore's target, renewing the lease. A
 /// restore has the hard limit of its source's kind but no no-progress
 /// limit: a database builds its indexes after the last byte arrives, and
 /// may read nothing from us for a long time while it does.
-async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restores::Restore) {
+async fn restore_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
     let prepared = async {
         let s = |e: holdfast_catalog::CatalogError| e.to_string();
         let b = state.catalog.backup(&r.backup_id).await.map_err(s)?;
@@ -431,24 +469,14 @@ async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restor
         Err(e) => Err(e),
         Ok(input) => {
             let (_, hard_limit) = state.config.jobs.limits(&input.kind);
-            let run = supervise(
-                state,
-                worker,
-                Lease::Restore(&r.id),
-                (None, hard_limit),
-                move |p| crate::runner::run_restore(&input, p),
-            )
-            .await;
-            match (run.result, run.stopped) {
-                (None, _) => Err("the restore thread panicked".to_string()),
-                (Some(Err(_)), Some(Stop::Timeout(reason))) => Err(format!(
-                    "timed out: {reason}; the target may hold part of the data"
-                )),
-                (Some(Err(_)), Some(Stop::Shutdown)) => Err(format!(
-                    "interrupted: {SHUTTING_DOWN}; the target may hold part of the data"
-                )),
-                (Some(r), _) => r,
-            }
+            supervise(state, worker, job, (None, hard_limit), move |p| {
+                crate::runner::run_restore(&input, p).map_err(|message| RunFailure {
+                    message,
+                    kind: FailureKind::Permanent,
+                })
+            })
+            .await
+            .map_err(|f| f.message)
         }
     };
     match state
@@ -466,7 +494,7 @@ async fn restore_one(state: &AppState, worker: &str, r: holdfast_catalog::restor
 
 /// Remove a backup's snapshot and prune; a failure leaves the row
 /// `deleting` and tries again later.
-async fn delete_one(state: &AppState, worker: &str, b: Backup) {
+async fn delete_one(state: &AppState, worker: &str, job: &Job, b: &Backup) {
     let password = match state.catalog.tenant_password(&b.tenant_id).await {
         Ok(p) => p,
         Err(e) => return log(&format!("deletion of {}: {e}", b.id)),
@@ -484,25 +512,17 @@ async fn delete_one(state: &AppState, worker: &str, b: Backup) {
         .collect();
     // supervised like a run: its lease renewed while prune works (it can
     // outlast one lease), stopped at shutdown (and tried again later)
-    let run = supervise(
-        state,
-        worker,
-        Lease::Deletion(&b.id),
-        (None, None),
-        move |_| crate::runner::delete_snapshots(&repo, &password, &ids),
-    )
+    let result = supervise(state, worker, job, (None, None), move |_| {
+        crate::runner::delete_snapshots(&repo, &password, &ids)
+    })
     .await;
-    let r = match run.result {
-        Some(r) => Ok(r),
-        None => Err("the deletion thread panicked".to_string()),
-    };
-    let outcome = match r {
-        Ok(Ok(())) => state
+    let outcome = match result {
+        Ok(()) => state
             .catalog
             .finish_deletion(&b.id, worker)
             .await
             .map(|_| ()),
-        Ok(Err(f)) => {
+        Err(f) => {
             log(&format!(
                 "deletion of {} failed, will try again: {}",
                 b.id, f.message
@@ -510,12 +530,6 @@ async fn delete_one(state: &AppState, worker: &str, b: Backup) {
             state
                 .catalog
                 .defer_deletion(&b.id, worker, &f.message, backoff(retry_base(state), 2))
-                .await
-        }
-        Err(e) => {
-            state
-                .catalog
-                .defer_deletion(&b.id, worker, &e, backoff(retry_base(state), 2))
                 .await
         }
     };
