@@ -183,7 +183,8 @@ fn same_blobs(index: &[(Id, BlobType, BlobLocation)], header: &[PackedBlob]) -> 
     a == b
 }
 
-/// Check `repo`, reporting each finding to `sink` as it is made.
+/// Check `repo`, reporting each finding to `sink` as it is made: keys,
+/// index files, packs, then every snapshot's trees.
 pub fn check(
     repo: &Repository,
     opts: &CheckOptions,
@@ -194,8 +195,22 @@ pub fn check(
         summary: Mutex::new(CheckSummary::default()),
     };
     let threads = opts.threads.max(1);
+    let keys = check_keys(repo, &rep)?;
+    let indexes = load_indexes(repo, &rep, threads)?;
+    let packs = PackBlobs::of(&indexes.idx);
+    let damaged = check_packs(repo, &rep, &indexes, &packs, &opts.read_data, threads)?;
+    let (snapshots, walker) = check_snapshots(repo, &rep, &indexes.idx, &damaged)?;
+    let mut s = rep.summary.into_inner().unwrap();
+    s.keys = keys;
+    s.index_files = indexes.files;
+    s.snapshots = snapshots;
+    s.trees = walker.memo.len();
+    s.data_blobs_referenced = walker.data_blobs.len();
+    Ok(s)
+}
 
-    // keys: each file's name is the SHA-256 of its bytes
+/// Keys: each file's name is the SHA-256 of its bytes, and it parses.
+fn check_keys(repo: &Repository, rep: &Reporter) -> Result<usize> {
     let key_ids = repo.list_ids(FileType::Key)?;
     for id in &key_ids {
         let n = name(FileType::Key, id);
@@ -214,10 +229,22 @@ pub fn check(
             Err(e) => rep.error("key", Some(n.path()), None, e.to_string()),
         }
     }
+    Ok(key_ids.len())
+}
 
-    // index files, one by one, so a damaged one is named and the others used
+/// The index files that could be read, merged.
+struct Indexes {
+    idx: MasterIndex,
+    /// Which index files list each pack.
+    pack_in_index: HashMap<Id, Vec<Id>>,
+    files: usize,
+}
+
+/// Index files, one by one, so a damaged one is named and the others used.
+fn load_indexes(repo: &Repository, rep: &Reporter, threads: usize) -> Result<Indexes> {
     let index_ids = repo.list_ids(FileType::Index)?;
-    let loaded = crate::parallel::map(index_ids.clone(), threads, |id| -> Result<_> {
+    let files = index_ids.len();
+    let loaded = crate::parallel::map(index_ids, threads, |id| -> Result<_> {
         Ok((id, repo.load_index_file(&id)))
     })?;
     let mut idx = MasterIndex::new();
@@ -239,30 +266,62 @@ pub fn check(
         }
     }
     idx.finish();
+    Ok(Indexes {
+        idx,
+        pack_in_index,
+        files,
+    })
+}
 
-    // packs: listed vs indexed, sizes, headers, and (optionally) all data
-    let listed: HashMap<Id, u64> = repo.list_packs()?;
-    // entry positions grouped by pack (4 bytes per blob, no copy of the index)
-    let order = idx.positions_by_pack();
-    let mut by_pack: BTreeMap<Id, (usize, usize)> = BTreeMap::new();
-    let mut i = 0;
-    while i < order.len() {
-        let pack = idx.entry(order[i] as usize).2.pack;
-        let mut j = i + 1;
-        while j < order.len() && idx.entry(order[j] as usize).2.pack == pack {
-            j += 1;
+/// The index's entries grouped by pack: positions in pack order (4 bytes
+/// per blob, no copy of the index) and each pack's range of them.
+struct PackBlobs<'i> {
+    idx: &'i MasterIndex,
+    order: Vec<u32>,
+    ranges: BTreeMap<Id, (usize, usize)>,
+}
+
+impl<'i> PackBlobs<'i> {
+    fn of(idx: &'i MasterIndex) -> PackBlobs<'i> {
+        let order = idx.positions_by_pack();
+        let mut ranges = BTreeMap::new();
+        let mut i = 0;
+        while i < order.len() {
+            let pack = idx.entry(order[i] as usize).2.pack;
+            let mut j = i + 1;
+            while j < order.len() && idx.entry(order[j] as usize).2.pack == pack {
+                j += 1;
+            }
+            ranges.insert(pack, (i, j));
+            i = j;
         }
-        by_pack.insert(pack, (i, j));
-        i = j;
+        PackBlobs { idx, order, ranges }
     }
-    let blobs_of = |range: (usize, usize)| -> Vec<(Id, BlobType, BlobLocation)> {
-        order[range.0..range.1]
+
+    fn blobs(&self, range: (usize, usize)) -> Vec<(Id, BlobType, BlobLocation)> {
+        self.order[range.0..range.1]
             .iter()
-            .map(|&p| idx.entry(p as usize))
+            .map(|&p| self.idx.entry(p as usize))
             .collect()
-    };
+    }
+}
+
+/// Blobs that cannot be read back (their pack missing or damaged).
+type Damaged = HashSet<(Id, BlobType)>;
+
+/// Packs: listed vs indexed, sizes, headers, and the data of those
+/// `read_data` selects. The blobs found damaged.
+fn check_packs(
+    repo: &Repository,
+    rep: &Reporter,
+    indexes: &Indexes,
+    packs: &PackBlobs,
+    read_data: &ReadData,
+    threads: usize,
+) -> Result<Damaged> {
+    let listed: HashMap<Id, u64> = repo.list_packs()?;
     for (id, size) in &listed {
-        if !by_pack.contains_key(id) {
+        if !packs.ranges.contains_key(id) {
             rep.report(Finding {
                 severity: Severity::Warning,
                 kind: "pack",
@@ -282,10 +341,16 @@ pub fn check(
         seed ^= seed << 17;
         (seed % 1_000_000) as f64 / 1_000_000.0
     };
-    let damaged: Mutex<HashSet<(Id, BlobType)>> = Mutex::new(HashSet::new());
+    let damaged: Mutex<Damaged> = Mutex::new(HashSet::new());
+    let mark = |blobs: &[(Id, BlobType, BlobLocation)]| {
+        let mut d = damaged.lock().unwrap();
+        for (id, t, _) in blobs {
+            d.insert((*id, *t));
+        }
+    };
     let mut work = Vec::new();
-    for (pack_id, range) in &by_pack {
-        let blobs = blobs_of(*range);
+    for (pack_id, range) in &packs.ranges {
+        let blobs = packs.blobs(*range);
         let pname = name(FileType::Pack, pack_id);
         let Some(&actual) = listed.get(pack_id) else {
             rep.error(
@@ -294,17 +359,14 @@ pub fn check(
                 None,
                 format!(
                     "missing, but index file(s) {} list it",
-                    pack_in_index[pack_id]
+                    indexes.pack_in_index[pack_id]
                         .iter()
                         .map(|i| i.short())
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
             );
-            let mut d = damaged.lock().unwrap();
-            for (id, t, _) in &blobs {
-                d.insert((*id, *t));
-            }
+            mark(&blobs);
             continue;
         };
         let expected: u64 =
@@ -317,106 +379,129 @@ pub fn check(
                 format!("is {actual} bytes, the index implies {expected}"),
             );
         }
-        let read = opts.read_data.selects(pack_id, &mut coin);
+        let read = read_data.selects(pack_id, &mut coin);
         work.push((*pack_id, actual, *range, read));
     }
     rep.summary.lock().unwrap().packs = listed.len();
-    let bytes_read = std::sync::atomic::AtomicU64::new(0);
-    let packs_read = std::sync::atomic::AtomicUsize::new(0);
     crate::parallel::map(
         work,
         threads,
         |(pack_id, size, range, read)| -> Result<()> {
-            let blobs = blobs_of(range);
-            let pname = name(FileType::Pack, &pack_id);
-            let mark_all = || {
-                let mut d = damaged.lock().unwrap();
-                for (id, t, _) in &blobs {
-                    d.insert((*id, *t));
-                }
+            let blobs = packs.blobs(range);
+            let fully = match read {
+                true => check_pack_data(repo, rep, &pack_id, &blobs),
+                false => check_pack_header(repo, rep, &pack_id, size, &blobs),
             };
-            if !read {
-                match repo.read_pack_header(&pack_id, size) {
-                    Ok(h) if same_blobs(&blobs, &h) => {}
-                    Ok(_) => rep.error(
-                        "pack",
-                        Some(pname.path()),
-                        None,
-                        "header does not agree with the index".into(),
-                    ),
-                    Err(e) => {
-                        rep.error("pack", Some(pname.path()), None, e.to_string());
-                        mark_all();
-                    }
-                }
-                return Ok(());
-            }
-            let bytes = match repo.backend().get(&pname) {
-                Ok(b) => b,
-                Err(e) => {
-                    rep.error("pack", Some(pname.path()), None, e.to_string());
-                    mark_all();
-                    return Ok(());
-                }
-            };
-            bytes_read.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            packs_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if Id::hash(&bytes) != pack_id {
-                rep.error(
-                    "pack",
-                    Some(pname.path()),
-                    None,
-                    "content does not match its name (SHA-256 mismatch)".into(),
-                );
-            }
-            match pack::parse_tail(repo.key(), &bytes, bytes.len() as u64) {
-                Ok(h) => {
-                    if !same_blobs(&blobs, &h) {
-                        rep.error(
-                            "pack",
-                            Some(pname.path()),
-                            None,
-                            "header does not agree with the index".into(),
-                        );
-                    }
-                }
-                Err(e) => rep.error("pack", Some(pname.path()), None, format!("header: {e}")),
-            }
-            for (id, t, loc) in &blobs {
-                let start = loc.offset as usize;
-                let end = start + loc.length as usize;
-                let r = match bytes.get(start..end) {
-                    None => Err("extends past the end of the pack".to_string()),
-                    Some(sealed) => repo.decode_blob(id, loc, sealed.to_vec()).map(|_| ()),
-                };
-                if let Err(why) = r {
-                    rep.error(
-                        "blob",
-                        Some(pname.path()),
-                        Some(*id),
-                        format!("{t} blob: {why}"),
-                    );
-                    damaged.lock().unwrap().insert((*id, *t));
-                }
+            match fully {
+                Ok(bad) => damaged.lock().unwrap().extend(bad),
+                Err(()) => mark(&blobs),
             }
             Ok(())
         },
     )?;
+    Ok(damaged.into_inner().unwrap())
+}
+
+/// A pack's header against the index; `Err` when it cannot be read.
+fn check_pack_header(
+    repo: &Repository,
+    rep: &Reporter,
+    pack_id: &Id,
+    size: u64,
+    blobs: &[(Id, BlobType, BlobLocation)],
+) -> std::result::Result<Vec<(Id, BlobType)>, ()> {
+    let pname = name(FileType::Pack, pack_id);
+    match repo.read_pack_header(pack_id, size) {
+        Ok(h) if same_blobs(blobs, &h) => {}
+        Ok(_) => rep.error(
+            "pack",
+            Some(pname.path()),
+            None,
+            "header does not agree with the index".into(),
+        ),
+        Err(e) => {
+            rep.error("pack", Some(pname.path()), None, e.to_string());
+            return Err(());
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// A whole pack read: its hash, its header against the index, and every
+/// blob decrypted and re-hashed. The blobs found damaged; `Err` when the
+/// pack cannot be read at all.
+fn check_pack_data(
+    repo: &Repository,
+    rep: &Reporter,
+    pack_id: &Id,
+    blobs: &[(Id, BlobType, BlobLocation)],
+) -> std::result::Result<Vec<(Id, BlobType)>, ()> {
+    let pname = name(FileType::Pack, pack_id);
+    let bytes = match repo.backend().get(&pname) {
+        Ok(b) => b,
+        Err(e) => {
+            rep.error("pack", Some(pname.path()), None, e.to_string());
+            return Err(());
+        }
+    };
     {
         let mut s = rep.summary.lock().unwrap();
-        s.keys = key_ids.len();
-        s.index_files = index_ids.len();
-        s.bytes_read = bytes_read.into_inner();
-        s.packs_read = packs_read.into_inner();
+        s.bytes_read += bytes.len() as u64;
+        s.packs_read += 1;
     }
+    if Id::hash(&bytes) != *pack_id {
+        rep.error(
+            "pack",
+            Some(pname.path()),
+            None,
+            "content does not match its name (SHA-256 mismatch)".into(),
+        );
+    }
+    match pack::parse_tail(repo.key(), &bytes, bytes.len() as u64) {
+        Ok(h) if !same_blobs(blobs, &h) => rep.error(
+            "pack",
+            Some(pname.path()),
+            None,
+            "header does not agree with the index".into(),
+        ),
+        Ok(_) => {}
+        Err(e) => rep.error("pack", Some(pname.path()), None, format!("header: {e}")),
+    }
+    let mut bad = Vec::new();
+    for (id, t, loc) in blobs {
+        let start = loc.offset as usize;
+        let end = start + loc.length as usize;
+        let r = match bytes.get(start..end) {
+            None => Err("extends past the end of the pack".to_string()),
+            Some(sealed) => repo.decode_blob(id, loc, sealed.to_vec()).map(|_| ()),
+        };
+        if let Err(why) = r {
+            rep.error(
+                "blob",
+                Some(pname.path()),
+                Some(*id),
+                format!("{t} blob: {why}"),
+            );
+            bad.push((*id, *t));
+        }
+    }
+    Ok(bad)
+}
 
-    // snapshots and their trees
-    let damaged = damaged.into_inner().unwrap();
+/// Every snapshot and the trees below it; a problem found in a tree is
+/// reported once, with every (snapshot, path) it affects. The number of
+/// snapshots read, and the walker (its memo of trees and data blobs).
+fn check_snapshots<'a>(
+    repo: &'a Repository,
+    rep: &Reporter,
+    idx: &'a MasterIndex,
+    damaged: &'a Damaged,
+) -> Result<(usize, TreeChecker<'a>)> {
     let snap_ids = repo.list_ids(FileType::Snapshot)?;
     let mut walker = TreeChecker {
         repo,
-        idx: &idx,
-        damaged: &damaged,
+        idx,
+        damaged,
         memo: HashMap::new(),
         data_blobs: HashSet::new(),
     };
@@ -474,11 +559,7 @@ pub fn check(
             affects,
         });
     }
-    let mut s = rep.summary.into_inner().unwrap();
-    s.snapshots = snapshots;
-    s.trees = walker.memo.len();
-    s.data_blobs_referenced = walker.data_blobs.len();
-    Ok(s)
+    Ok((snapshots, walker))
 }
 
 #[derive(Clone)]
