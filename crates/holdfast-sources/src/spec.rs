@@ -242,26 +242,23 @@ pub fn backup(
                 table_rows: Vec::new(),
             })
         }
-        SourceSpec::Stream { reader, filename } => {
+        SourceSpec::Stream { ref filename, .. } | SourceSpec::Command { ref filename, .. } => {
             let opts = StreamBackupOptions {
-                filename,
+                filename: filename.clone(),
                 chunker,
                 saver,
                 meta,
                 dry_run,
             };
-            let r = crate::stream::backup_stream(repo, reader, opts, progress)?;
-            Ok(BackupReport::of_stream(r))
-        }
-        SourceSpec::Command { shell, filename } => {
-            let opts = StreamBackupOptions {
-                filename,
-                chunker,
-                saver,
-                meta,
-                dry_run,
+            let r = match spec {
+                SourceSpec::Stream { reader, .. } => {
+                    crate::stream::backup_stream(repo, reader, opts, progress)?
+                }
+                SourceSpec::Command { shell, .. } => {
+                    crate::command::backup_command(repo, &shell, opts, progress)?
+                }
+                _ => unreachable!("matched above"),
             };
-            let r = crate::command::backup_command(repo, &shell, opts, progress)?;
             Ok(BackupReport::of_stream(r))
         }
         SourceSpec::Address {

@@ -35,6 +35,7 @@ use holdfast_format::snapshot::Snapshot;
 
 use crate::command::Spawned;
 use crate::dump_scan::{DumpScanner, ScanningReader};
+use crate::line_filter::{LineEdit, LineFilter};
 use crate::progress::Progress;
 use crate::secret::Secret;
 use crate::source_url::SourceAddress;
@@ -213,6 +214,44 @@ impl Out<'_, '_> {
         self.manifest.add_file(file, facts.size, &facts.sha256);
         Ok(facts)
     }
+
+    /// Store a dump tool's DDL as `file`: its output edited line by line
+    /// by `edit`, and whole only if `scanner` saw its completion marker
+    /// (`what` names the tool in the error).
+    pub fn store_ddl(
+        &mut self,
+        file: &str,
+        cmd: std::process::Command,
+        what: &str,
+        edit: impl LineEdit,
+        scanner: impl DumpScanner,
+    ) -> Result<()> {
+        let tool = cmd.get_program().to_string_lossy().into_owned();
+        let name = tool.rsplit('/').next().unwrap_or(&tool).to_string();
+        let (child, stdout) = Spawned::start(cmd, &name)?;
+        let stdout = LineFilter::new(std::io::BufReader::new(stdout), edit);
+        let (facts, scanner) =
+            backup::store_tool_output(self.writer, file, child, stdout, scanner)?;
+        scanner.verdict().map_err(|why| {
+            EngineError::source(format!(
+                "{what} output is incomplete: {why}; no snapshot was written"
+            ))
+        })?;
+        self.manifest.add_file(file, facts.size, &facts.sha256);
+        Ok(())
+    }
+}
+
+/// The one row a query must return, with `N` fields; `missing` says what
+/// its absence means.
+pub(crate) fn one_row<const N: usize>(
+    rows: Vec<Vec<String>>,
+    missing: &str,
+) -> Result<[String; N]> {
+    rows.into_iter()
+        .next()
+        .and_then(|r| <[String; N]>::try_from(r).ok())
+        .ok_or_else(|| EngineError::source(missing.to_string()))
 }
 
 /// A restore's target once prepared.

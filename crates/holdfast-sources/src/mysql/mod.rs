@@ -561,14 +561,12 @@ impl MyClient {
             database,
             "SELECT VERSION(), @@character_set_database, @@collation_database;",
         )?;
-        let row = rows
-            .first()
-            .filter(|r| r.len() == 3)
-            .ok_or_else(|| EngineError::source("the server did not report its version"))?;
+        let [version, character_set, collation] =
+            crate::database::one_row(rows, "the server did not report its version")?;
         Ok(ServerInfo {
-            version: row[0].clone(),
-            character_set: row[1].clone(),
-            collation: row[2].clone(),
+            version,
+            character_set,
+            collation,
         })
     }
 }

@@ -22,13 +22,11 @@ use holdfast_format::table_csv::{CsvRecords, RecordCounter, parse_hex_field, wri
 use super::ddl_filter::DropForeignKeys;
 use super::{MyClient, sql_string};
 use crate::command::Spawned;
-use crate::database::backup::store_tool_output;
 use crate::database::restore::FeedPart;
 use crate::database::restore::columns_from_rows;
 use crate::database::{Export, Exportable, Exported, Out, Table};
+use crate::dump_scan::ScanningReader;
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
-use crate::dump_scan::{DumpScanner, ScanningReader};
-use crate::line_filter::LineFilter;
 use crate::writer::SnapshotWriter;
 
 const MARK_TABLE: &str = "#holdfast-table";
@@ -253,21 +251,13 @@ fn dump_ddl(
         cmd.arg(format!("--ignore-table={db}.{t}"));
     }
     cmd.arg("--").arg(db);
-    let (child, stdout) = Spawned::start(cmd, &tool.name())?;
-    let stdout = LineFilter::new(
-        std::io::BufReader::new(stdout),
+    out.store_ddl(
+        file,
+        cmd,
+        &format!("{} (DDL)", tool.name()),
         DropForeignKeys::new(drop_keys.clone()),
-    );
-    let (facts, scanner) =
-        store_tool_output(out.writer, file, child, stdout, MysqlDumpScan::default())?;
-    scanner.verdict().map_err(|why| {
-        EngineError::source(format!(
-            "{} (DDL) output is incomplete: {why}; no snapshot was written",
-            tool.name()
-        ))
-    })?;
-    out.manifest.add_file(file, facts.size, &facts.sha256);
-    Ok(())
+        MysqlDumpScan::default(),
+    )
 }
 
 /// Views of `db` that read one of `tables`, directly or through other

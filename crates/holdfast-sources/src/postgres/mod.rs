@@ -340,16 +340,14 @@ impl PgClient {
              pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database();",
             &[],
         )?;
-        let row = rows
-            .first()
-            .filter(|r| r.len() == 3)
-            .ok_or_else(|| EngineError::source("the server did not report its version"))?;
+        let [num, version, encoding] =
+            crate::database::one_row(rows, "the server did not report its version")?;
         Ok(ServerInfo {
-            version_num: row[0].parse().map_err(|_| {
-                EngineError::source(format!("unexpected server_version_num {:?}", row[0]))
+            version_num: num.parse().map_err(|_| {
+                EngineError::source(format!("unexpected server_version_num {num:?}"))
             })?,
-            version: row[1].clone(),
-            encoding: row[2].clone(),
+            version,
+            encoding,
         })
     }
 }

@@ -30,10 +30,8 @@ use crate::command::Spawned;
 use crate::database::backup::store_tool_output;
 use crate::database::restore::columns_from_rows;
 use crate::database::{Export, Exportable, Exported, Out, Table};
-use crate::dump_scan::DumpScanner;
 use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
-use crate::line_filter::LineFilter;
-use crate::writer::{FileFacts, SnapshotWriter};
+use crate::writer::SnapshotWriter;
 
 /// Session settings that make the CSV the same on every server.
 const SESSION: &str = "SET bytea_output = hex; SET DateStyle = 'ISO, YMD'; \
@@ -299,7 +297,7 @@ fn dump_ddl(
     drop_entries: &[String],
     file: &str,
     out: &mut Out<'_, '_>,
-) -> Result<FileFacts> {
+) -> Result<()> {
     let mut cmd = client.command(&client.tools.pg_dump, database);
     // --section alone: pg_dump refuses it next to --schema-only.
     cmd.args(["--no-owner", "--no-privileges", "--no-password"]);
@@ -312,20 +310,13 @@ fn dump_ddl(
     for s in left_relations {
         cmd.arg(format!("--exclude-table={s}"));
     }
-    let (child, stdout) = Spawned::start(cmd, "pg_dump")?;
-    let stdout = LineFilter::new(
-        std::io::BufReader::new(stdout),
+    out.store_ddl(
+        file,
+        cmd,
+        &format!("pg_dump --section={section}"),
         DropEntries::new(drop_entries.to_vec()),
-    );
-    let (facts, scanner) =
-        store_tool_output(out.writer, file, child, stdout, PgDumpScan::default())?;
-    scanner.verdict().map_err(|why| {
-        EngineError::source(format!(
-            "pg_dump --section={section} output is incomplete: {why}; no snapshot was written"
-        ))
-    })?;
-    out.manifest.add_file(file, facts.size, &facts.sha256);
-    Ok(facts)
+        PgDumpScan::default(),
+    )
 }
 
 /// `ARRAY[...]::regclass[]` of the given tables, for catalog queries.
