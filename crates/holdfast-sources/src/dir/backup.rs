@@ -15,7 +15,7 @@
 //! stop the backup before any snapshot is written.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -493,16 +493,7 @@ fn open_level(dir: &Path, confine: Option<&Path>) -> io::Result<std::os::fd::Own
 /// Open a directory (not following a symlink) and list its entry names.
 fn list_dir(dir: &Path, confine: Option<&Path>) -> io::Result<(DirFd, Vec<Vec<u8>>)> {
     let fd = open_dir(dir, confine)?;
-    let mut names = Vec::new();
-    let dup = rustix::io::dup(&fd)?;
-    let mut d = rustix::fs::Dir::read_from(&dup)?;
-    while let Some(e) = d.read() {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(n.to_vec());
-        }
-    }
+    let names = super::fd::list_dir(&fd)?;
     Ok((Arc::new(fd), names))
 }
 
@@ -518,27 +509,6 @@ fn unchanged(old: &Node, new: &Node) -> bool {
         && old.inode == new.inode
 }
 
-/// Open `name` in `dir` for reading: no symlink followed, no path walk, and
-/// without updating its access time where allowed.
-/// Open a file the walker saw as regular. `O_NONBLOCK`: if a FIFO was
-/// swapped in since (a tenant's own files can change under the walk), the
-/// open returns at once instead of waiting for a writer that never comes;
-/// the caller's `fstat` then finds it is no longer a regular file. The flag
-/// is cleared again for reading.
-fn open_for_reading(dir: &std::os::fd::OwnedFd, name: &[u8]) -> io::Result<File> {
-    use rustix::fs::{Mode, OFlags};
-    let base = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    let fd = match rustix::fs::openat(dir, name, base | OFlags::NOATIME, Mode::empty()) {
-        Ok(fd) => fd,
-        // O_NOATIME needs ownership or CAP_FOWNER.
-        Err(rustix::io::Errno::PERM) => rustix::fs::openat(dir, name, base, Mode::empty())?,
-        Err(e) => return Err(e.into()),
-    };
-    let flags = rustix::fs::fcntl_getfl(&fd)?;
-    rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK)?;
-    Ok(File::from(fd))
-}
-
 fn read_file(ctx: &Ctx, job: FileJob, buf: &mut Vec<u8>) -> Option<Node> {
     let FileJob {
         dir,
@@ -548,7 +518,7 @@ fn read_file(ctx: &Ctx, job: FileJob, buf: &mut Vec<u8>) -> Option<Node> {
         prev,
         ..
     } = job;
-    let f = match open_for_reading(&dir, &node.name) {
+    let f = match super::fd::open_for_reading(&dir, &node.name) {
         Ok(f) => f,
         Err(e) => {
             ctx.item_error(&path, "open", e);
@@ -849,7 +819,7 @@ mod tests {
         let dir = open_dir(d.path(), None).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let f = open_for_reading(&dir, b"was-a-file");
+            let f = crate::dir::fd::open_for_reading(&dir, b"was-a-file");
             let _ = tx.send(f.map(|f| rustix::fs::fstat(&f).unwrap().st_mode & 0o170000));
         });
         // without O_NONBLOCK the open waits for a writer forever
