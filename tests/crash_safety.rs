@@ -14,10 +14,6 @@ use common::*;
 
 const KILL_POINTS: u32 = 20;
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn write_files(dir: &Path, count: u32, size: usize, seed: u32) {
     fs::create_dir_all(dir).unwrap();
     for i in 0..count {

@@ -6,13 +6,9 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::*;
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn restored(target: &Path, src: &Path) -> PathBuf {
     target.join(src.strip_prefix("/").unwrap())
@@ -275,12 +271,4 @@ fn export_errors_are_clear_and_leave_nothing_behind() {
         stderr(&out)
     );
     assert!(!t.exists());
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

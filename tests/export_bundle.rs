@@ -281,14 +281,6 @@ fn typed(cell: &Value) -> (&str, &str) {
     )
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[test]
 fn a_tables_snapshot_exports_as_a_bundle_that_opens_everywhere_and_verifies() {
     let repo = Repo::new();

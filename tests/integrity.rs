@@ -18,10 +18,6 @@ use holdfast_format::snapshot::Snapshot;
 use holdfast_format::tree::{Node, NodeType, Tree};
 use holdfast_storage::{Backend, LocalBackend};
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn files(root: &Path, dir: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.join(dir)];

@@ -5,16 +5,10 @@
 
 mod common;
 
-use std::process::Output;
-
 use common::http::{HttpServer, Route};
 use common::*;
 
 const TOKEN: &str = "tok-3f9a-secret-bearer";
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// `n` events: string and integer ids, schema versions 1 (implicit), 1 and
 /// 2, unicode and nested JSON.

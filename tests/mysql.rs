@@ -10,25 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use common::contract::{self, Server};
 use common::servers::MariaDb;
 use common::*;
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A database name unique to this test process.
 fn db_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}_{}", N.fetch_add(1, Ordering::Relaxed))
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Every byte value, as an SQL hex literal's digits.
@@ -222,6 +211,154 @@ fn assert_same_database(db: &MariaDb, a: &str, b: &str) {
     }
 }
 
+/// The shared server, for the contract every dialect keeps.
+struct My(&'static MariaDb);
+
+impl Server for My {
+    fn url(&self, db: &str) -> String {
+        self.0.url(db)
+    }
+    fn password_env(&self) -> &'static str {
+        "MYSQL_PWD"
+    }
+    fn password(&self) -> &str {
+        &self.0.password
+    }
+    fn port(&self) -> u16 {
+        self.0.port
+    }
+    fn scheme(&self) -> &'static str {
+        "mysql"
+    }
+    fn create_db(&self, db: &str) {
+        self.0.create_db(db)
+    }
+    fn sql(&self, db: &str, sql: &str) -> String {
+        self.0.sql(db, sql)
+    }
+    fn numbered_table(&self, name: &str, n: u64, value: &str) -> String {
+        format!(
+            "CREATE TABLE {name} (id INT PRIMARY KEY, v TEXT); \
+             INSERT INTO {name} SELECT n, {value} FROM (SELECT seq AS n FROM seq_1_to_{n}) AS s;"
+        )
+    }
+    fn concat(&self, parts: &[&str]) -> String {
+        format!("CONCAT({})", parts.join(", "))
+    }
+    fn md5(&self, int_expr: &str) -> String {
+        format!("MD5({int_expr})")
+    }
+    fn assert_same(&self, a: &str, b: &str) {
+        assert_same_database(self.0, a, b)
+    }
+    fn dump_tool(&self) -> &'static str {
+        "mariadb-dump"
+    }
+    /// The password reaches the tool through a private option file, named
+    /// by its first argument.
+    fn check_tool_argv(&self, argv: &str) -> Option<PathBuf> {
+        let arg = argv
+            .split('\0')
+            .nth(1)
+            .and_then(|a| a.strip_prefix("--defaults-extra-file="))
+            .unwrap_or_else(|| panic!("the option file is not the first argument: {argv}"));
+        let path = PathBuf::from(arg);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        }
+        Some(path)
+    }
+    fn wrong_password_says(&self, db: &str) -> Vec<String> {
+        vec![
+            format!("authentication failed for {}", self.0.url(db)),
+            "Access denied".into(),
+        ]
+    }
+    fn missing_database_says(&self, db: &str) -> String {
+        format!("database \"{db}\" does not exist")
+    }
+}
+
+#[test]
+fn restore_refuses_a_non_empty_database_unless_clean() {
+    contract::restore_refuses_a_non_empty_database_unless_clean(&My(MariaDb::shared()), db_name);
+}
+
+#[test]
+fn a_routine_alone_makes_a_database_not_empty() {
+    let db = MariaDb::shared();
+    let src = db_name("small");
+    db.create_db(&src);
+    db.sql(
+        &src,
+        "CREATE TABLE a (id INT PRIMARY KEY); INSERT INTO a VALUES (1);",
+    );
+    let repo = Repo::new();
+    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let routine_only = db_name("routine");
+    db.create_db(&routine_only);
+    db.sql(
+        &routine_only,
+        "CREATE FUNCTION one() RETURNS INT DETERMINISTIC RETURN 1",
+    );
+    let out = restore(&repo, db, &id, &db.url(&routine_only), &[]);
+    assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
+}
+
+#[test]
+fn nightly_dumps_deduplicate() {
+    contract::nightly_dumps_deduplicate(&My(MariaDb::shared()), db_name);
+}
+
+#[test]
+fn connection_problems_are_clear_and_secret_free() {
+    contract::connection_problems_are_clear_and_secret_free(&My(MariaDb::shared()), db_name);
+}
+
+/// MySQL's own cases besides the contract's: a parameter its tools do not
+/// have, and a restore with the wrong password.
+#[test]
+fn unknown_parameters_and_a_wrong_password_on_restore_are_clear() {
+    let db = MariaDb::shared();
+    let repo = Repo::new();
+    let src = db_name("conn");
+    db.create_db(&src);
+    let out = my_cmd(&repo, db)
+        .args(["backup", &format!("{}?sslmode=require", db.url(&src))])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("unknown connection parameter \"sslmode\""),
+        "{}",
+        stderr(&out)
+    );
+    assert!(repo.snapshot_ids().is_empty());
+
+    db.sql(&src, "CREATE TABLE a (id INT); INSERT INTO a VALUES (1);");
+    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = repo
+        .cmd()
+        .env("MYSQL_PWD", "not-the-password")
+        .args(["restore", &id, "--to", &db.url(&db_name("never"))])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("authentication failed"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
+}
+
+#[test]
+fn the_password_never_appears_in_any_command_line() {
+    contract::the_password_never_appears_in_any_command_line(&My(MariaDb::shared()), db_name);
+}
+
 fn my_cmd(repo: &Repo, db: &MariaDb) -> Command {
     let mut c = repo.cmd();
     c.env("MYSQL_PWD", &db.password);
@@ -399,63 +536,6 @@ fn dump_restores_into_a_new_database_identically() {
     let snap = repo.ok(&["cat", "snapshot", &id]);
     assert!(!snap.contains(&db.password));
     assert!(snap.contains(&db.url(&src)), "{snap}");
-}
-
-#[test]
-fn restore_refuses_a_non_empty_database_unless_clean() {
-    let db = MariaDb::shared();
-    let src = db_name("small");
-    db.create_db(&src);
-    db.sql(
-        &src,
-        "CREATE TABLE a (id INT PRIMARY KEY, v TEXT); INSERT INTO a SELECT seq, CONCAT('v', seq) FROM seq_1_to_500;",
-    );
-    let repo = Repo::new();
-    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
-    let dst = db_name("busy");
-    db.create_db(&dst);
-    db.sql(
-        &dst,
-        "CREATE TABLE precious (x INT); INSERT INTO precious VALUES (42);",
-    );
-    let out = restore(&repo, db, &id, &db.url(&dst), &[]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--clean"), "{}", stderr(&out));
-    assert_eq!(db.sql(&dst, "SELECT x FROM precious").trim(), "42");
-
-    // A routine alone makes a database not empty too.
-    let routine_only = db_name("routine");
-    db.create_db(&routine_only);
-    db.sql(
-        &routine_only,
-        "CREATE FUNCTION one() RETURNS INT DETERMINISTIC RETURN 1",
-    );
-    let out = restore(&repo, db, &id, &db.url(&routine_only), &[]);
-    assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
-
-    let out = restore(&repo, db, &id, &db.url(&dst), &["--clean"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        summary(&String::from_utf8_lossy(&out.stdout))["created"],
-        true
-    );
-    assert_same_database(db, &src, &dst);
-
-    // An existing empty database is used as it is.
-    let empty = db_name("empty");
-    db.create_db(&empty);
-    let out = restore(&repo, db, &id, &db.url(&empty), &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        summary(&String::from_utf8_lossy(&out.stdout))["created"],
-        false
-    );
-    assert_eq!(db.sql(&empty, "SELECT COUNT(*) FROM a").trim(), "500");
 }
 
 /// The first executable `name` on PATH.
@@ -648,34 +728,6 @@ fn a_failed_load_is_undone() {
 }
 
 #[test]
-fn nightly_dumps_deduplicate() {
-    let db = MariaDb::shared();
-    let src = db_name("nightly");
-    db.create_db(&src);
-    db.sql(
-        &src,
-        "CREATE TABLE events (id INT PRIMARY KEY, payload TEXT); \
-         INSERT INTO events SELECT seq, CONCAT(MD5(seq), REPEAT(' ', 60), MD5(seq * 7)) FROM seq_1_to_200000;",
-    );
-    let repo = Repo::new();
-    let first = backup_json(&repo, db, &src, &[]);
-    db.sql(
-        &src,
-        "UPDATE events SET payload = 'changed' WHERE id % 5000 = 0; INSERT INTO events VALUES (300000, 'new');",
-    );
-    let second = backup_json(&repo, db, &src, &[]);
-    assert_eq!(second["source"]["rows"], 200001);
-    let size = first["total_bytes_processed"].as_u64().unwrap();
-    let added = second["data_added"].as_u64().unwrap();
-    assert!(size > 20_000_000, "{size}");
-    // 41 changed rows in a 26 MB dump: a few small chunks, not megabytes.
-    assert!(
-        added < size / 20,
-        "second dump added {added} of {size} bytes"
-    );
-}
-
-#[test]
 fn the_database_character_set_is_kept() {
     let db = MariaDb::shared();
     let src = db_name("latin");
@@ -720,90 +772,6 @@ fn the_database_character_set_is_kept() {
         .trim(),
         "café,naïve,Ærø"
     );
-}
-
-#[test]
-fn connection_problems_are_clear_and_secret_free() {
-    let db = MariaDb::shared();
-    let repo = Repo::new();
-    let src = db_name("conn");
-    db.create_db(&src);
-    // Wrong password.
-    let out = repo
-        .cmd()
-        .env("MYSQL_PWD", "not-the-password")
-        .args(["backup", &db.url(&src)])
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(
-        err.contains(&format!("authentication failed for {}", db.url(&src))),
-        "{err}"
-    );
-    assert!(err.contains("Access denied"), "{err}");
-    assert!(!err.contains("not-the-password"), "{err}");
-    // A wrong password in the address is never shown, and the tools get it.
-    let url = format!("mysql://holdfast:sekrit-in-url@127.0.0.1:{}/{src}", db.port);
-    let out = repo.cmd().args(["backup", &url]).output().unwrap();
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(
-        !err.contains("sekrit-in-url") && err.contains("holdfast:***@"),
-        "{err}"
-    );
-    assert!(err.contains("authentication failed"), "{err}");
-    // Nobody listening.
-    let port = common::servers::free_port();
-    let out = my_cmd(&repo, db)
-        .args(["backup", &format!("mysql://holdfast@127.0.0.1:{port}/x")])
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("cannot connect to mysql://holdfast@127.0.0.1") && err.contains("refused"),
-        "{err}"
-    );
-    // A database that does not exist.
-    let out = my_cmd(&repo, db)
-        .args(["backup", &db.url("no_such_db")])
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("database \"no_such_db\" does not exist"),
-        "{err}"
-    );
-    // A parameter the tools do not have.
-    let out = my_cmd(&repo, db)
-        .args(["backup", &format!("{}?sslmode=require", db.url(&src))])
-        .output()
-        .unwrap();
-    assert!(
-        stderr(&out).contains("unknown connection parameter \"sslmode\""),
-        "{}",
-        stderr(&out)
-    );
-    assert!(repo.snapshot_ids().is_empty());
-
-    // A restore with the wrong password fails the same way.
-    db.sql(&src, "CREATE TABLE a (id INT); INSERT INTO a VALUES (1);");
-    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let out = repo
-        .cmd()
-        .env("MYSQL_PWD", "not-the-password")
-        .args(["restore", &id, "--to", &db.url(&db_name("never"))])
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(err.contains("authentication failed"), "{err}");
-    assert!(!err.contains("not-the-password"), "{err}");
 }
 
 /// Percent-encode everything but unreserved characters.
@@ -878,85 +846,6 @@ fn passwords_with_quotes_backslashes_and_spaces_work() {
         stderr(&out)
     );
     assert_eq!(db.sql(&dst, "SELECT COUNT(*) FROM a").trim(), "2");
-}
-
-/// The parent of a process, from `/proc/PID/stat` (its fourth field,
-/// after the parenthesised command name).
-fn parent_pid(proc_dir: &Path) -> Option<u32> {
-    let stat = std::fs::read_to_string(proc_dir.join("stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-#[test]
-fn the_password_never_appears_in_any_command_line() {
-    let db = MariaDb::shared();
-    let src = db_name("argv");
-    db.create_db(&src);
-    db.sql(
-        &src,
-        "CREATE TABLE a (id INT PRIMARY KEY, v TEXT); \
-         INSERT INTO a SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_300000;",
-    );
-    let repo = Repo::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let pwfile = tmp.path().join("pw");
-    std::fs::write(&pwfile, format!("{}\n", db.password)).unwrap();
-    let mut child = repo
-        .cmd()
-        .args(["backup", "--source-password-file"])
-        .arg(&pwfile)
-        .arg(db.url(&src))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut option_file: Option<PathBuf> = None;
-    loop {
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(&cmdline);
-            assert!(
-                !text.contains(&db.password),
-                "password in argv of {}: {text}",
-                e.path().display()
-            );
-            // Our backup's own mariadb-dump (other tests run theirs).
-            let ours = parent_pid(&e.path()) == Some(child.id());
-            let dumping = text.contains("mariadb-dump\0") && !text.contains("\0--version");
-            if ours && dumping && option_file.is_none() {
-                // The password reaches the tool through a private file.
-                let arg = text
-                    .split('\0')
-                    .nth(1)
-                    .and_then(|a| a.strip_prefix("--defaults-extra-file="))
-                    .unwrap_or_else(|| panic!("the option file is not the first argument: {text}"));
-                let path = PathBuf::from(arg);
-                if let Ok(meta) = std::fs::metadata(&path) {
-                    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-                }
-                option_file = Some(path);
-            }
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let option_file = option_file.expect("the scan never saw mariadb-dump running");
-    assert!(
-        !option_file.exists(),
-        "{} was left behind",
-        option_file.display()
-    );
-    assert_eq!(repo.snapshot_ids().len(), 1);
 }
 
 #[test]

@@ -7,15 +7,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use common::contract::{self, Server};
 use common::servers::{Postgres, pg_bin};
 use common::*;
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A database name unique to this test process.
 fn db_name(prefix: &str) -> String {
@@ -113,6 +109,80 @@ fn fingerprint(pg: &Postgres, db: &str) -> BTreeMap<String, String> {
         ),
     );
     out
+}
+
+/// The shared server, for the contract every dialect keeps.
+struct Pg(&'static Postgres);
+
+impl Server for Pg {
+    fn url(&self, db: &str) -> String {
+        self.0.url(db)
+    }
+    fn password_env(&self) -> &'static str {
+        "PGPASSWORD"
+    }
+    fn password(&self) -> &str {
+        &self.0.password
+    }
+    fn port(&self) -> u16 {
+        self.0.port
+    }
+    fn scheme(&self) -> &'static str {
+        "postgres"
+    }
+    fn create_db(&self, db: &str) {
+        self.0.create_db(db)
+    }
+    fn sql(&self, db: &str, sql: &str) -> String {
+        self.0.psql(db, sql)
+    }
+    fn numbered_table(&self, name: &str, n: u64, value: &str) -> String {
+        format!(
+            "CREATE TABLE {name} (id int PRIMARY KEY, v text); \
+             INSERT INTO {name} SELECT n, {value} FROM generate_series(1, {n}) AS s(n);"
+        )
+    }
+    fn concat(&self, parts: &[&str]) -> String {
+        parts.join(" || ")
+    }
+    fn md5(&self, int_expr: &str) -> String {
+        format!("md5(({int_expr})::text)")
+    }
+    fn assert_same(&self, a: &str, b: &str) {
+        assert_eq!(fingerprint(self.0, a), fingerprint(self.0, b));
+    }
+    fn dump_tool(&self) -> &'static str {
+        "pg_dump"
+    }
+    fn wrong_password_says(&self, _db: &str) -> Vec<String> {
+        vec![
+            "cannot connect to postgres://holdfast@127.0.0.1".into(),
+            "password authentication failed".into(),
+        ]
+    }
+    fn missing_database_says(&self, db: &str) -> String {
+        db.to_string()
+    }
+}
+
+#[test]
+fn restore_refuses_a_non_empty_database_unless_clean() {
+    contract::restore_refuses_a_non_empty_database_unless_clean(&Pg(Postgres::shared()), db_name);
+}
+
+#[test]
+fn nightly_dumps_deduplicate() {
+    contract::nightly_dumps_deduplicate(&Pg(Postgres::shared()), db_name);
+}
+
+#[test]
+fn connection_problems_are_clear_and_secret_free() {
+    contract::connection_problems_are_clear_and_secret_free(&Pg(Postgres::shared()), db_name);
+}
+
+#[test]
+fn the_password_never_appears_in_any_command_line() {
+    contract::the_password_never_appears_in_any_command_line(&Pg(Postgres::shared()), db_name);
 }
 
 fn pg_cmd(repo: &Repo, pg: &Postgres) -> std::process::Command {
@@ -213,83 +283,6 @@ fn dump_restores_into_a_new_database_identically() {
     assert!(snap.contains(&pg.url(&src)), "{snap}");
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-#[test]
-fn restore_refuses_a_non_empty_database_unless_clean() {
-    let pg = Postgres::shared();
-    let src = db_name("small");
-    pg.create_db(&src);
-    pg.psql(&src, "CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a SELECT g, 'v' || g FROM generate_series(1, 500) g;");
-    let repo = Repo::new();
-    let id = backup_json(&repo, pg, &src, &[])["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
-    let dst = db_name("busy");
-    pg.create_db(&dst);
-    pg.psql(
-        &dst,
-        "CREATE TABLE precious (x int); INSERT INTO precious VALUES (42);",
-    );
-    let out = pg_cmd(&repo, pg)
-        .args(["restore", &id, "--to", &pg.url(&dst)])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
-    assert_eq!(pg.psql(&dst, "SELECT x FROM precious").trim(), "42");
-
-    let out = pg_cmd(&repo, pg)
-        .args(["restore", &id, "--clean", "--to", &pg.url(&dst)])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(fingerprint(pg, &src), fingerprint(pg, &dst));
-
-    // An existing empty database is used as it is.
-    let empty = db_name("empty");
-    pg.create_db(&empty);
-    let out = pg_cmd(&repo, pg)
-        .args(["restore", &id, "--json", "--to", &pg.url(&empty)])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        summary(&String::from_utf8_lossy(&out.stdout))["created"],
-        false
-    );
-    assert_eq!(pg.psql(&empty, "SELECT count(*) FROM a").trim(), "500");
-}
-
-#[test]
-fn nightly_dumps_deduplicate() {
-    let pg = Postgres::shared();
-    let src = db_name("nightly");
-    pg.create_db(&src);
-    pg.psql(&src, "CREATE TABLE events (id int PRIMARY KEY, payload text); \
-                   INSERT INTO events SELECT g, md5(g::text) || repeat(' ', 60) || md5((g*7)::text) FROM generate_series(1, 200000) g;");
-    let repo = Repo::new();
-    let first = backup_json(&repo, pg, &src, &[]);
-    pg.psql(&src, "UPDATE events SET payload = 'changed' WHERE id % 5000 = 0; INSERT INTO events VALUES (300000, 'new');");
-    let second = backup_json(&repo, pg, &src, &[]);
-    let size = first["total_bytes_processed"].as_u64().unwrap();
-    let added = second["data_added"].as_u64().unwrap();
-    assert!(size > 20_000_000, "{size}");
-    // 41 changed rows in a 25 MB dump: a few small chunks, not megabytes.
-    assert!(
-        added < size / 20,
-        "second dump added {added} of {size} bytes"
-    );
-}
-
 fn fake_bin(dir: &Path, pg: &Postgres, pg_dump_script: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::os::unix::fs::symlink(pg.bin.join("psql"), dir.join("psql")).unwrap();
@@ -386,103 +379,6 @@ fn broken_dumps_write_no_snapshot() {
         stderr(&out)
     );
     assert!(repo.snapshot_ids().is_empty());
-}
-
-#[test]
-fn connection_problems_are_clear_and_secret_free() {
-    let pg = Postgres::shared();
-    let repo = Repo::new();
-    // Wrong password.
-    let out = repo
-        .cmd()
-        .env("PGPASSWORD", "not-the-password")
-        .args(["backup", &pg.url("postgres")])
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("cannot connect to postgres://holdfast@127.0.0.1"),
-        "{err}"
-    );
-    assert!(err.contains("password authentication failed"), "{err}");
-    assert!(!err.contains("not-the-password"), "{err}");
-    // A password in the address is never shown.
-    let url = format!(
-        "postgres://holdfast:sekrit-in-url@127.0.0.1:{}/postgres",
-        pg.port
-    );
-    let out = repo.cmd().args(["backup", &url]).output().unwrap();
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(
-        !err.contains("sekrit-in-url") && err.contains("holdfast:***@"),
-        "{err}"
-    );
-    // Nobody listening.
-    let port = common::servers::free_port();
-    let out = pg_cmd(&repo, pg)
-        .args(["backup", &format!("postgres://holdfast@127.0.0.1:{port}/x")])
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("cannot connect") && err.contains("refused"),
-        "{err}"
-    );
-    // A database that does not exist.
-    let out = pg_cmd(&repo, pg)
-        .args(["backup", &pg.url("no_such_db")])
-        .output()
-        .unwrap();
-    assert!(stderr(&out).contains("no_such_db"), "{}", stderr(&out));
-    assert!(repo.snapshot_ids().is_empty());
-}
-
-#[test]
-fn the_password_never_appears_in_any_command_line() {
-    let pg = Postgres::shared();
-    let src = db_name("argv");
-    pg.create_db(&src);
-    pg.psql(&src, "CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 300000) g;");
-    let repo = Repo::new();
-    let tmp = tempfile::tempdir().unwrap();
-    let pwfile = tmp.path().join("pw");
-    std::fs::write(&pwfile, format!("{}\n", pg.password)).unwrap();
-    let mut child = repo
-        .cmd()
-        .args(["backup", "--source-password-file"])
-        .arg(&pwfile)
-        .arg(pg.url(&src))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut saw_pg_dump = false;
-    loop {
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(&cmdline);
-            assert!(
-                !text.contains(&pg.password),
-                "password in argv of {}: {text}",
-                e.path().display()
-            );
-            if text.contains("pg_dump\0") || text.contains("/pg_dump") {
-                saw_pg_dump = true;
-            }
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(saw_pg_dump, "the scan never saw pg_dump running");
-    assert_eq!(repo.snapshot_ids().len(), 1);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod contract;
 pub mod http;
 pub mod s3proxy;
 pub mod servers;
@@ -32,6 +33,20 @@ pub fn clean(cmd: &mut Command) -> &mut Command {
         }
     }
     cmd.stdin(Stdio::null())
+}
+
+/// A finished command's standard error, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// SHA-256 of `data` in lower-case hex (as manifests write it).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub fn is_root() -> bool {
