@@ -212,9 +212,9 @@ fn assert_same_database(db: &MariaDb, a: &str, b: &str) {
 }
 
 /// The shared server, for the contract every dialect keeps.
-struct My(&'static MariaDb);
+struct My<'a>(&'a MariaDb);
 
-impl Server for My {
+impl Server for My<'_> {
     fn url(&self, db: &str) -> String {
         self.0.url(db)
     }
@@ -360,29 +360,15 @@ fn the_password_never_appears_in_any_command_line() {
 }
 
 fn my_cmd(repo: &Repo, db: &MariaDb) -> Command {
-    let mut c = repo.cmd();
-    c.env("MYSQL_PWD", &db.password);
-    c
+    contract::cmd(&My(db), repo)
 }
 
 fn backup_json(repo: &Repo, db: &MariaDb, name: &str, extra: &[&str]) -> serde_json::Value {
-    let out = my_cmd(repo, db)
-        .args(["backup", "--json"])
-        .args(extra)
-        .arg(db.url(name))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "backup failed: {}", stderr(&out));
-    summary(&String::from_utf8_lossy(&out.stdout))
+    contract::backup_json(&My(db), repo, name, extra)
 }
 
 fn restore(repo: &Repo, db: &MariaDb, id: &str, to: &str, extra: &[&str]) -> Output {
-    my_cmd(repo, db)
-        .args(["restore", id, "--json"])
-        .args(extra)
-        .args(["--to", to])
-        .output()
-        .unwrap()
+    contract::restore(&My(db), repo, id, to, extra)
 }
 
 fn database_exists(db: &MariaDb, name: &str) -> bool {

@@ -112,9 +112,9 @@ fn fingerprint(pg: &Postgres, db: &str) -> BTreeMap<String, String> {
 }
 
 /// The shared server, for the contract every dialect keeps.
-struct Pg(&'static Postgres);
+struct Pg<'a>(&'a Postgres);
 
-impl Server for Pg {
+impl Server for Pg<'_> {
     fn url(&self, db: &str) -> String {
         self.0.url(db)
     }
@@ -186,20 +186,11 @@ fn the_password_never_appears_in_any_command_line() {
 }
 
 fn pg_cmd(repo: &Repo, pg: &Postgres) -> std::process::Command {
-    let mut c = repo.cmd();
-    c.env("PGPASSWORD", &pg.password);
-    c
+    contract::cmd(&Pg(pg), repo)
 }
 
 fn backup_json(repo: &Repo, pg: &Postgres, db: &str, extra: &[&str]) -> serde_json::Value {
-    let out = pg_cmd(repo, pg)
-        .args(["backup", "--json"])
-        .args(extra)
-        .arg(pg.url(db))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "backup failed: {}", stderr(&out));
-    summary(&String::from_utf8_lossy(&out.stdout))
+    contract::backup_json(&Pg(pg), repo, db, extra)
 }
 
 #[test]
