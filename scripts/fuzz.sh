@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# A fuzzing campaign over every target in fuzz/ (cargo-fuzz on the nightly
+# toolchain): SECONDS per target (default 3600, one CPU-hour), one after the
+# other, each from its corpus (fuzz/corpus/TARGET, seeded from fuzz/seeds).
+# Prints one line per target: executions, coverage (libFuzzer's cov and ft
+# counters), corpus size and crashes; crashing inputs land in
+# fuzz/artifacts/TARGET/ — fix the bug, then keep the input in
+# fuzz/regressions/TARGET/ (tests/fuzz_regressions.rs replays it on stable).
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+secs="${1:-3600}"
+shift || true
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+targets=("$@")
+if ((${#targets[@]} == 0)); then
+  mapfile -t targets < <(ls fuzz_targets | sed 's/\.rs$//')
+fi
+cargo +nightly fuzz build -O >/dev/null
+printf '%-14s %12s %8s %8s %8s %8s\n' target executions cov ft corpus crashes
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t"
+  cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
+  log="$(mktemp)"
+  cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" \
+    -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1 || true
+  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+  ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+  crashes=$(ls "artifacts/$t" 2>/dev/null | grep -c -E '^(crash|timeout|oom|leak)-' || true)
+  printf '%-14s %12s %8s %8s %8s %8s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
+    "$(ls "corpus/$t" | wc -l)" "$crashes"
+  rm -f "$log"
+done
