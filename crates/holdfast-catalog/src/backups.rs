@@ -182,13 +182,15 @@ pub(crate) async fn fetch(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     id: &str,
 ) -> Result<Backup> {
-    let row = sqlx::query("SELECT * FROM backups WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(CatalogError::db)?
-        .ok_or(CatalogError::NotFound { what: "backup" })?;
-    Backup::from_row(&row).map_err(CatalogError::db)
+    crate::queue::fetch(&mut **tx, id).await
+}
+
+impl crate::queue::Record for Backup {
+    const TABLE: &'static str = "backups";
+    const WHAT: &'static str = "backup";
+    fn from_row(r: &AnyRow) -> std::result::Result<Backup, sqlx::Error> {
+        Backup::from_row(r)
+    }
 }
 
 /// The row, held for the rest of the write transaction, so that what is
@@ -281,13 +283,7 @@ impl Catalog {
     }
 
     pub async fn backup(&self, id: &str) -> Result<Backup> {
-        let row = sqlx::query("SELECT * FROM backups WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(CatalogError::db)?
-            .ok_or(CatalogError::NotFound { what: "backup" })?;
-        Backup::from_row(&row).map_err(CatalogError::db)
+        crate::queue::fetch(self.pool(), id).await
     }
 
     /// A page of a tenant's backups, newest first, below id `before`. Ids
@@ -455,10 +451,7 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<Option<Backup>> {
-        match self.claim(&crate::queue::BACKUPS, worker, lease).await? {
-            Some(id) => self.backup(&id).await.map(Some),
-            None => Ok(None),
-        }
+        self.claim(&crate::queue::BACKUPS, worker, lease).await
     }
 
     /// Record how far a running job (a backup or a restore) has got; not

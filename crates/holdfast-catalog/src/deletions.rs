@@ -67,10 +67,7 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<Option<Backup>> {
-        match self.claim(&crate::queue::DELETIONS, worker, lease).await? {
-            Some(id) => self.backup(&id).await.map(Some),
-            None => Ok(None),
-        }
+        self.claim(&crate::queue::DELETIONS, worker, lease).await
     }
 
     /// Extend the lease of a deletion in progress (a prune can outlast

@@ -11,8 +11,35 @@
 //! from the fixed strings below only; every value is bound.
 
 use jiff::SignedDuration;
+use sqlx::any::AnyRow;
 
 use crate::{Catalog, CatalogError, Dialect, Result, clock};
+
+/// A row type read whole by its id: a queue's jobs (backups, restores).
+pub(crate) trait Record: Sized {
+    const TABLE: &'static str;
+    /// What a missing one is called.
+    const WHAT: &'static str;
+    fn from_row(r: &AnyRow) -> std::result::Result<Self, sqlx::Error>;
+}
+
+/// The row `id` of `R`'s table, read with `executor` (the pool, or a
+/// transaction to read it as the transaction sees it).
+pub(crate) async fn fetch<'e, R: Record>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: &str,
+) -> Result<R> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM {} WHERE id = $1",
+        R::TABLE
+    )))
+    .bind(id)
+    .fetch_optional(executor)
+    .await
+    .map_err(CatalogError::db)?
+    .ok_or(CatalogError::NotFound { what: R::WHAT })?;
+    R::from_row(&row).map_err(CatalogError::db)
+}
 
 /// One queue of leased jobs.
 pub(crate) struct Queue {
@@ -55,13 +82,13 @@ pub(crate) const DELETIONS: Queue = Queue {
 
 impl Catalog {
     /// Take the first due row of `q` for `worker`, leased until now +
-    /// `lease`; its id, or `None` when nothing is due.
-    pub(crate) async fn claim(
+    /// `lease`; the row as taken, or `None` when nothing is due.
+    pub(crate) async fn claim<R: Record>(
         &self,
         q: &Queue,
         worker: &str,
         lease: SignedDuration,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<R>> {
         let now = clock::now();
         let mut w = self.write().await?;
         let skip_locked = match w.dialect {
@@ -92,8 +119,9 @@ impl Catalog {
         .execute(&mut *w.tx)
         .await
         .map_err(CatalogError::db)?;
+        let taken = fetch(&mut *w.tx, &id).await?;
         w.commit().await?;
-        Ok(Some(id))
+        Ok(Some(taken))
     }
 
     /// Extend the lease `worker` holds on row `id` of `q`; `false` when it

@@ -64,14 +64,16 @@ impl Restore {
     }
 }
 
+impl crate::queue::Record for Restore {
+    const TABLE: &'static str = "restores";
+    const WHAT: &'static str = "restore";
+    fn from_row(r: &AnyRow) -> std::result::Result<Restore, sqlx::Error> {
+        Restore::from_row(r)
+    }
+}
+
 async fn fetch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Restore> {
-    let row = sqlx::query("SELECT * FROM restores WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(CatalogError::db)?
-        .ok_or(CatalogError::NotFound { what: "restore" })?;
-    Restore::from_row(&row).map_err(CatalogError::db)
+    crate::queue::fetch(&mut **tx, id).await
 }
 
 impl Catalog {
@@ -155,13 +157,7 @@ impl Catalog {
     }
 
     pub async fn restore_run(&self, id: &str) -> Result<Restore> {
-        let row = sqlx::query("SELECT * FROM restores WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(CatalogError::db)?
-            .ok_or(CatalogError::NotFound { what: "restore" })?;
-        Restore::from_row(&row).map_err(CatalogError::db)
+        crate::queue::fetch(self.pool(), id).await
     }
 
     /// Take the oldest queued restore.
@@ -170,10 +166,7 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<Option<Restore>> {
-        match self.claim(&crate::queue::RESTORES, worker, lease).await? {
-            Some(id) => self.restore_run(&id).await.map(Some),
-            None => Ok(None),
-        }
+        self.claim(&crate::queue::RESTORES, worker, lease).await
     }
 
     pub async fn heartbeat_restore(
