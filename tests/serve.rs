@@ -1,6 +1,7 @@
 //! `holdfast serve` over real HTTP: tenants, sources, backups run by the
 //! workers into per-tenant repositories that restic checks and restores,
-//! paging, retries, tenant-scoped tokens, the audit log and its chain.
+//! paging, retries, tenant-scoped tokens, the audit log and its chain. Each
+//! test proves one behaviour, most from the same start ([`Acme`]).
 
 mod common;
 
@@ -31,14 +32,131 @@ fn new_token(s: &Server, admin: &str, role: &str, tenant: Option<&str>) -> (Stri
     )
 }
 
+/// A server with two tenants (`acme`, `other`), acme's directory source
+/// `site` and one backup of it that finished: where most tests start.
+struct Acme {
+    dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    s: Server,
+    admin: String,
+    acme_id: String,
+    other_id: String,
+    src_dir: std::path::PathBuf,
+    source: Value,
+    source_id: String,
+    queued: Value,
+    /// The first backup, done.
+    b: Value,
+}
+
+impl Acme {
+    fn start() -> Acme {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let s = Server::start(&data, &[("HOLDFAST_RETRY_BASE_SECONDS", "1")]);
+        let admin = s.admin.clone().expect("first start prints an admin token");
+        let tenant = |name: &str| {
+            s.expect(
+                201,
+                "POST",
+                "/api/v1/tenants",
+                Some(&admin),
+                Some(&json!({ "name": name })),
+            )["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let acme_id = tenant("acme");
+        let other_id = tenant("other");
+        let src_dir = dir.path().join("site");
+        fs::create_dir_all(src_dir.join("uploads")).unwrap();
+        fs::write(src_dir.join("index.html"), b"<h1>acme</h1>\n").unwrap();
+        fs::write(src_dir.join("uploads/logo.bin"), vec![7u8; 300_000]).unwrap();
+        let source = s.create_source(
+            &admin,
+            &acme_id,
+            json!({"name": "site", "kind": "directory", "target": src_dir}),
+        );
+        let source_id = source["id"].as_str().unwrap().to_string();
+        let queued = s.queue_backup(&admin, &acme_id, &source_id);
+        let b = s.wait_backup(queued["id"].as_str().unwrap(), &admin);
+        assert_eq!(b["status"], "done", "{b}");
+        Acme {
+            dir,
+            data,
+            s,
+            admin,
+            acme_id,
+            other_id,
+            src_dir,
+            source,
+            source_id,
+            queued,
+            b,
+        }
+    }
+
+    fn backup_id(&self) -> &str {
+        self.b["id"].as_str().unwrap()
+    }
+
+    /// Where a restore put the source's own files.
+    fn inside(&self, target: &std::path::Path) -> std::path::PathBuf {
+        target.join(self.src_dir.strip_prefix("/").unwrap())
+    }
+
+    /// A source whose directory does not exist, and its failed backup.
+    fn failed_backup(&self) -> String {
+        let missing = self.s.create_source(
+            &self.admin,
+            &self.acme_id,
+            json!({"name": "gone", "kind": "directory", "target": self.dir.path().join("nope"), "schedule": null}),
+        );
+        assert!(missing["schedule"].is_null());
+        let q = self
+            .s
+            .queue_backup(&self.admin, &self.acme_id, &missing["id"]);
+        let id = q["id"].as_str().unwrap().to_string();
+        assert_eq!(self.s.wait_backup(&id, &self.admin)["status"], "failed");
+        id
+    }
+
+    /// Restore the first backup (into `body`'s target, or the default);
+    /// the restore's id once it is done.
+    fn restore(&self, body: Option<Value>) -> (String, Value) {
+        let r = self.s.expect(
+            202,
+            "POST",
+            &format!("/api/v1/backups/{}/restore", self.backup_id()),
+            Some(&self.admin),
+            body.as_ref(),
+        );
+        assert_eq!(r["status"], "queued");
+        let rid = r["id"].as_str().unwrap().to_string();
+        let mut done = Value::Null;
+        wait_for("the restore", || {
+            done = self.s.expect(
+                200,
+                "GET",
+                &format!("/api/v1/restores/{rid}"),
+                Some(&self.admin),
+                None,
+            );
+            done["status"] != "queued" && done["status"] != "running"
+        });
+        assert_eq!(done["status"], "done", "{done}");
+        (rid, done)
+    }
+}
+
 #[test]
-fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
+fn a_new_server_keeps_its_key_private_and_answers_health_and_openapi() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let s = Server::start(&data, &[("HOLDFAST_RETRY_BASE_SECONDS", "1")]);
+    let s = Server::start(&data, &[]);
     let admin = s.admin.clone().expect("first start prints an admin token");
     assert!(admin.starts_with("hf_"), "{admin}");
-    // the key and catalog exist; the key file is private
     use std::os::unix::fs::PermissionsExt;
     let key_mode = fs::metadata(data.join("server.key"))
         .unwrap()
@@ -52,76 +170,54 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     assert_eq!(openapi.json()["openapi"], "3.1.0");
     assert!(openapi.json()["paths"]["/api/v1/tenants/{tenant}/backups"]["get"].is_object());
     assert_eq!(s.request("GET", "/readyz", None, None).status, 200);
+}
 
-    // tenants
-    let acme = s.expect(
-        201,
-        "POST",
-        "/api/v1/tenants",
-        Some(&admin),
-        Some(&json!({"name": "acme"})),
-    );
-    let acme_id = acme["id"].as_str().unwrap().to_string();
-    let other = s.expect(
-        201,
-        "POST",
-        "/api/v1/tenants",
-        Some(&admin),
-        Some(&json!({"name": "other"})),
-    );
-    let other_id = other["id"].as_str().unwrap().to_string();
+#[test]
+fn tenant_names_are_unique_and_checked() {
+    let a = Acme::start();
+    let (s, admin) = (&a.s, &a.admin);
     s.expect(
         409,
         "POST",
         "/api/v1/tenants",
-        Some(&admin),
+        Some(admin),
         Some(&json!({"name": "acme"})),
     );
     let bad = s.request(
         "POST",
         "/api/v1/tenants",
-        Some(&admin),
+        Some(admin),
         Some(&json!({"name": "../x"})),
     );
     assert_eq!(bad.status, 422);
     assert_eq!(bad.content_type, "application/problem+json");
     assert_eq!(bad.json()["field"], "name");
-    let listed = s.expect(200, "GET", "/api/v1/tenants", Some(&admin), None);
+    let listed = s.expect(200, "GET", "/api/v1/tenants", Some(admin), None);
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+}
 
-    // a directory source, backed up on demand
-    let src_dir = dir.path().join("site");
-    fs::create_dir_all(src_dir.join("uploads")).unwrap();
-    fs::write(src_dir.join("index.html"), b"<h1>acme</h1>\n").unwrap();
-    fs::write(src_dir.join("uploads/logo.bin"), vec![7u8; 300_000]).unwrap();
-    let source = s.create_source(
-        &admin,
-        &acme_id,
-        json!({"name": "site", "kind": "directory", "target": src_dir}),
-    );
-    let source_id = source["id"].as_str().unwrap().to_string();
-    assert_eq!(source["schedule"], "0 3 * * *", "the default schedule");
+#[test]
+fn a_directory_backup_lands_in_the_tenants_own_repository_which_restic_checks() {
+    let a = Acme::start();
+    let (s, admin, b) = (&a.s, &a.admin, &a.b);
+    assert_eq!(a.source["schedule"], "0 3 * * *", "the default schedule");
     assert_eq!(
-        source["retention"]["max_age_days"], 30,
+        a.source["retention"]["max_age_days"], 30,
         "the default retention"
     );
     let e = s.request(
         "POST",
-        &format!("/api/v1/tenants/{acme_id}/sources"),
-        Some(&admin),
+        &format!("/api/v1/tenants/{}/sources", a.acme_id),
+        Some(admin),
         Some(&json!({"name": "x", "kind": "directory", "target": "/x", "retention": {"keep_lots": 1}})),
     );
     assert_eq!(
         (e.status, e.json()["field"].as_str()),
         (422, Some("retention.keep_lots"))
     );
-
-    let queued = s.queue_backup(&admin, &acme_id, &source_id);
-    assert_eq!(queued["status"], "queued");
-    assert_eq!(queued["kind"], "on_demand");
-    assert_eq!(queued["source_name"], "site");
-    let b = s.wait_backup(queued["id"].as_str().unwrap(), &admin);
-    assert_eq!(b["status"], "done", "{b}");
+    assert_eq!(a.queued["status"], "queued");
+    assert_eq!(a.queued["kind"], "on_demand");
+    assert_eq!(a.queued["source_name"], "site");
     assert_eq!(b["attempts"], 1);
     assert_eq!(b["size"], 300_000 + 14);
     assert!(b["bytes_added"].as_i64().unwrap() > 0);
@@ -137,16 +233,19 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     );
     let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let repo = b["repository"].as_str().unwrap().to_string();
-    assert!(repo.contains(&acme_id), "one repository per tenant: {repo}");
+    assert!(
+        repo.contains(&a.acme_id),
+        "one repository per tenant: {repo}"
+    );
     common::run_ok(restic_with(&repo, &password).args(["check", "--read-data"]));
-    let restored = dir.path().join("restored");
+    let restored = a.dir.path().join("restored");
     common::run_ok(restic_with(&repo, &password).args([
         "restore",
         &snapshot_id,
         "--target",
         restored.to_str().unwrap(),
     ]));
-    let inside = restored.join(src_dir.strip_prefix("/").unwrap());
+    let inside = a.inside(&restored);
     assert_eq!(
         fs::read(inside.join("uploads/logo.bin")).unwrap(),
         vec![7u8; 300_000]
@@ -155,13 +254,22 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         fs::read(inside.join("index.html")).unwrap(),
         b"<h1>acme</h1>\n"
     );
-    // downloaded as a portable tar that GNU tar extracts, audited with the actor
+    // the other tenant's repository is a different one, with another password
+    let out = s.cli(&["tenant", "export-key", "other"]);
+    let other_password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_ne!(other_password, password);
+}
+
+#[test]
+fn a_backup_downloads_as_a_tar_that_gnu_tar_extracts() {
+    let a = Acme::start();
+    let (s, admin) = (&a.s, &a.admin);
     let client = reqwest::blocking::Client::new();
     let resp = client
         .get(format!(
             "{}/api/v1/backups/{}/file?format=tar",
             s.base,
-            b["id"].as_str().unwrap()
+            a.backup_id()
         ))
         .header("Authorization", format!("Bearer {admin}"))
         .send()
@@ -176,9 +284,9 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
             && disposition.ends_with(".tar\""),
         "{disposition}"
     );
-    let tar_path = dir.path().join("site.tar");
+    let tar_path = a.dir.path().join("site.tar");
     fs::write(&tar_path, resp.bytes().unwrap()).unwrap();
-    let untarred = dir.path().join("untarred");
+    let untarred = a.dir.path().join("untarred");
     fs::create_dir_all(&untarred).unwrap();
     common::run_ok(
         Command::new("tar")
@@ -187,107 +295,63 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
             .arg("-C")
             .arg(&untarred),
     );
-    let inside_tar = untarred.join(src_dir.strip_prefix("/").unwrap());
     assert_eq!(
-        fs::read(inside_tar.join("uploads/logo.bin")).unwrap(),
+        fs::read(a.inside(&untarred).join("uploads/logo.bin")).unwrap(),
         vec![7u8; 300_000]
     );
     let r = s.request(
         "GET",
-        &format!(
-            "/api/v1/backups/{}/file?format=docx",
-            b["id"].as_str().unwrap()
-        ),
-        Some(&admin),
+        &format!("/api/v1/backups/{}/file?format=docx", a.backup_id()),
+        Some(admin),
         None,
     );
     assert_eq!(
         (r.status, r.json()["field"].as_str()),
         (422, Some("format"))
     );
+}
 
-    // restored over the API into a new directory (the default target), verified
-    let r = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
-        Some(&admin),
-        None,
-    );
-    assert_eq!(r["status"], "queued");
-    let rid = r["id"].as_str().unwrap().to_string();
-    let mut done = Value::Null;
-    wait_for("the restore", || {
-        done = s.expect(
-            200,
-            "GET",
-            &format!("/api/v1/restores/{rid}"),
-            Some(&admin),
-            None,
-        );
-        done["status"] != "queued" && done["status"] != "running"
-    });
-    assert_eq!(done["status"], "done", "{done}");
+#[test]
+fn a_backup_restores_over_the_api_into_the_default_or_a_chosen_target() {
+    let a = Acme::start();
+    // the default target: a new directory under the data directory, verified
+    let (_, done) = a.restore(None);
     assert_eq!(done["verification"]["files"], 2);
     let target = std::path::PathBuf::from(done["target"].as_str().unwrap());
-    assert!(target.starts_with(&data), "{target:?}");
-    let inside = target.join(src_dir.strip_prefix("/").unwrap());
+    assert!(target.starts_with(&a.data), "{target:?}");
     assert_eq!(
-        fs::read(inside.join("uploads/logo.bin")).unwrap(),
+        fs::read(a.inside(&target).join("uploads/logo.bin")).unwrap(),
         vec![7u8; 300_000]
     );
-    // and into a target of the caller's choosing
-    let chosen = dir.path().join("chosen");
-    let r = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
-        Some(&admin),
-        Some(&json!({"target": chosen})),
-    );
-    let rid2 = r["id"].as_str().unwrap().to_string();
-    wait_for("the second restore", || {
-        s.expect(
-            200,
-            "GET",
-            &format!("/api/v1/restores/{rid2}"),
-            Some(&admin),
-            None,
-        )["status"]
-            == "done"
-    });
+    // a target of the caller's choosing
+    let chosen = a.dir.path().join("chosen");
+    a.restore(Some(json!({ "target": chosen })));
     assert_eq!(
-        fs::read(
-            chosen
-                .join(src_dir.strip_prefix("/").unwrap())
-                .join("index.html")
-        )
-        .unwrap(),
+        fs::read(a.inside(&chosen).join("index.html")).unwrap(),
         b"<h1>acme</h1>\n"
     );
-    let r = s.request(
+    let r = a.s.request(
         "POST",
-        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
-        Some(&admin),
+        &format!("/api/v1/backups/{}/restore", a.backup_id()),
+        Some(&a.admin),
         Some(&json!({"target": "relative/dir"})),
     );
     assert_eq!(
         (r.status, r.json()["field"].as_str()),
         (422, Some("target"))
     );
+}
 
-    // the other tenant's repository is a different one, with another password
-    let out = s.cli(&["tenant", "export-key", "other"]);
-    let other_password = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert_ne!(other_password, password);
-
-    // more runs, then page through the list: newest first, stable cursor
-    let mut ids = vec![b["id"].as_str().unwrap().to_string()];
+#[test]
+fn backups_page_newest_first_with_a_cursor_that_new_rows_do_not_move() {
+    let a = Acme::start();
+    let (s, admin, acme_id, source_id) = (&a.s, &a.admin, &a.acme_id, &a.source_id);
+    let mut ids = vec![a.backup_id().to_string()];
     for _ in 0..4 {
-        let q = s.queue_backup(&admin, &acme_id, &source_id);
+        let q = s.queue_backup(admin, acme_id, source_id);
         ids.push(q["id"].as_str().unwrap().to_string());
         assert_eq!(
-            s.wait_backup(q["id"].as_str().unwrap(), &admin)["status"],
+            s.wait_backup(q["id"].as_str().unwrap(), admin)["status"],
             "done"
         );
     }
@@ -298,14 +362,14 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
             Some(c) => format!("/api/v1/tenants/{acme_id}/backups?limit=2&cursor={c}"),
             None => format!("/api/v1/tenants/{acme_id}/backups?limit=2"),
         };
-        let page = s.expect(200, "GET", &path, Some(&admin), None);
+        let page = s.expect(200, "GET", &path, Some(admin), None);
         for item in page["items"].as_array().unwrap() {
             seen.push(item["id"].as_str().unwrap().to_string());
         }
         if cursor.is_none() {
             // a row inserted while paging does not move the pages after the first
-            let source_b = s.queue_backup(&admin, &acme_id, &source_id);
-            s.wait_backup(source_b["id"].as_str().unwrap(), &admin);
+            let source_b = s.queue_backup(admin, acme_id, source_id);
+            s.wait_backup(source_b["id"].as_str().unwrap(), admin);
         }
         if page["has_more"] == false {
             assert!(page["next_cursor"].is_null());
@@ -320,7 +384,7 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         200,
         "GET",
         &format!("/api/v1/tenants/{acme_id}/backups?status=done&limit=200"),
-        Some(&admin),
+        Some(admin),
         None,
     );
     assert_eq!(done["items"].as_array().unwrap().len(), 6);
@@ -328,17 +392,17 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         422,
         "GET",
         &format!("/api/v1/tenants/{acme_id}/backups?cursor=@@@"),
-        Some(&admin),
+        Some(admin),
         None,
     );
+}
 
-    // a source that cannot work: failed, permanent, not retried by itself
-    let missing = s.create_source(&admin, &acme_id, json!({"name": "gone", "kind": "directory", "target": dir.path().join("nope"), "schedule": null}));
-    assert!(missing["schedule"].is_null());
-    let q = s.queue_backup(&admin, &acme_id, &missing["id"]);
-    let failed_id = q["id"].as_str().unwrap().to_string();
-    let f = s.wait_backup(&failed_id, &admin);
-    assert_eq!(f["status"], "failed");
+#[test]
+fn a_source_that_cannot_work_fails_permanently_and_is_retried_only_on_request() {
+    let a = Acme::start();
+    let (s, admin) = (&a.s, &a.admin);
+    let failed_id = a.failed_backup();
+    let f = s.wait_backup(&failed_id, admin);
     assert_eq!(f["error_kind"], "permanent");
     assert_eq!(f["attempts"], 1);
     let err = f["error"].as_str().unwrap();
@@ -351,31 +415,37 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         202,
         "POST",
         &format!("/api/v1/backups/{failed_id}/retry"),
-        Some(&admin),
+        Some(admin),
         None,
     );
-    let f = s.wait_backup(&failed_id, &admin);
+    let f = s.wait_backup(&failed_id, admin);
     assert_eq!(
         (f["status"].as_str(), f["attempts"].as_i64()),
         (Some("failed"), Some(2))
     );
     let r = s.request(
         "POST",
-        &format!("/api/v1/backups/{}/retry", ids[0]),
-        Some(&admin),
+        &format!("/api/v1/backups/{}/retry", a.backup_id()),
+        Some(admin),
         None,
     );
     assert_eq!(
         (r.status, r.json()["code"].as_str()),
         (409, Some("conflict"))
     );
+}
 
-    // tenant-scoped tokens
-    let (_, viewer) = new_token(&s, &admin, "viewer", Some("acme"));
-    let (_, operator) = new_token(&s, &admin, "operator", Some("acme"));
-    let (other_op_id, other_op) = new_token(&s, &admin, "operator", Some("other"));
+#[test]
+fn tokens_reach_only_their_tenant_and_role() {
+    let a = Acme::start();
+    let (s, admin, acme_id, source_id) = (&a.s, &a.admin, &a.acme_id, &a.source_id);
+    let failed_id = a.failed_backup();
+    let (rid, _) = a.restore(None);
+    let (_, viewer) = new_token(s, admin, "viewer", Some("acme"));
+    let (_, operator) = new_token(s, admin, "operator", Some("acme"));
+    let (other_op_id, other_op) = new_token(s, admin, "operator", Some("other"));
     let acme_backups = format!("/api/v1/tenants/{acme_id}/backups");
-    let one = format!("/api/v1/backups/{}", ids[0]);
+    let one = format!("/api/v1/backups/{}", a.backup_id());
     s.expect(200, "GET", &acme_backups, Some(&viewer), None);
     s.expect(200, "GET", &one, Some(&viewer), None);
     s.expect(403, "GET", &format!("{one}/file"), Some(&viewer), None);
@@ -391,7 +461,7 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         "POST",
         &acme_backups,
         Some(&viewer),
-        Some(&json!({"source_id": source_id})),
+        Some(&json!({ "source_id": source_id })),
     );
     assert_eq!(
         (r.status, r.json()["code"].as_str()),
@@ -402,7 +472,7 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         "POST",
         &acme_backups,
         Some(&operator),
-        Some(&json!({"source_id": source_id})),
+        Some(&json!({ "source_id": source_id })),
     );
     let by_operator = s.wait_backup(q["id"].as_str().unwrap(), &operator);
     assert_eq!(
@@ -422,7 +492,7 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         (
             "POST",
             acme_backups.clone(),
-            Some(json!({"source_id": source_id})),
+            Some(json!({ "source_id": source_id })),
         ),
         (
             "GET",
@@ -447,8 +517,8 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     }
     // the other operator's own source id cannot run against acme either
     let other_src = s.create_source(
-        &admin,
-        &other_id,
+        admin,
+        &a.other_id,
         json!({"name": "o", "kind": "directory", "target": "/nonexistent"}),
     );
     s.expect(
@@ -484,53 +554,58 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         200,
         "DELETE",
         &format!("/api/v1/tokens/{other_op_id}"),
-        Some(&admin),
+        Some(admin),
         None,
     );
     s.expect(401, "GET", "/api/v1/tenants", Some(&other_op), None);
-    // bodies: too large, not JSON, a wrong field
+}
+
+#[test]
+fn bodies_too_large_or_with_a_wrong_field_are_refused_with_a_problem() {
+    let a = Acme::start();
+    let (s, admin) = (&a.s, &a.admin);
     let big = json!({"name": "x".repeat(100_000)});
-    let r = s.request("POST", "/api/v1/tenants", Some(&admin), Some(&big));
+    let r = s.request("POST", "/api/v1/tenants", Some(admin), Some(&big));
     assert_eq!(
         (r.status, r.json()["code"].as_str()),
         (413, Some("body_too_large"))
     );
     let r = s.request(
         "POST",
-        &acme_backups,
-        Some(&admin),
+        &format!("/api/v1/tenants/{}/backups", a.acme_id),
+        Some(admin),
         Some(&json!({"source": 1})),
     );
     assert_eq!(r.status, 422);
     assert_eq!(r.json()["field"], "source");
+}
 
-    // metrics: the catalog's state and this node's counters (admin only)
-    let m = s.request("GET", "/metrics", Some(&admin), None);
+#[test]
+fn metrics_show_the_catalogs_state_and_this_nodes_counters_to_admins() {
+    let a = Acme::start();
+    let (s, admin) = (&a.s, &a.admin);
+    a.failed_backup();
+    let (_, viewer) = new_token(s, admin, "viewer", Some("acme"));
+    let m = s.request("GET", "/metrics", Some(admin), None);
     assert_eq!(m.status, 200);
     assert!(
         m.content_type.starts_with("text/plain"),
         "{}",
         m.content_type
     );
+    for line in [
+        "holdfast_backups{status=\"done\"} 1",
+        "holdfast_backups{status=\"failed\"} 1",
+        "holdfast_queue_depth 0",
+        "holdfast_backup_duration_seconds_count{outcome=\"done\"} 1",
+    ] {
+        assert!(m.text.contains(line), "{line} not in {}", m.text);
+    }
     assert!(
-        m.text.contains("holdfast_backups{status=\"done\"} 7"),
-        "{}",
-        m.text
-    );
-    assert!(
-        m.text.contains("holdfast_backups{status=\"failed\"} 1"),
-        "{}",
-        m.text
-    );
-    assert!(m.text.contains("holdfast_queue_depth 0"), "{}", m.text);
-    assert!(
-        m.text
-            .contains("holdfast_backup_duration_seconds_count{outcome=\"done\"} 7"),
-        "{}",
-        m.text
-    );
-    assert!(
-        m.text.contains(&format!("holdfast_source_last_success_timestamp_seconds{{tenant=\"acme\",source_id=\"{source_id}\",source=\"site\"}}")),
+        m.text.contains(&format!(
+            "holdfast_source_last_success_timestamp_seconds{{tenant=\"acme\",source_id=\"{}\",source=\"site\"}}",
+            a.source_id
+        )),
         "{}",
         m.text
     );
@@ -539,9 +614,41 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         403
     );
     assert_eq!(s.request("GET", "/metrics", None, None).status, 401);
+}
 
-    // the audit log, as JSON Lines, with actors
-    let audit = s.request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None);
+#[test]
+fn the_audit_log_lists_every_change_with_its_actor_and_in_order() {
+    let a = Acme::start();
+    let (s, admin, acme_id) = (&a.s, &a.admin, &a.acme_id);
+    let failed_id = a.failed_backup();
+    s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/backups/{failed_id}/retry"),
+        Some(admin),
+        None,
+    );
+    s.wait_backup(&failed_id, admin);
+    let (_, viewer) = new_token(s, admin, "viewer", Some("acme"));
+    let (_, operator) = new_token(s, admin, "operator", Some("acme"));
+    let (other_op_id, _) = new_token(s, admin, "operator", Some("other"));
+    s.expect(
+        200,
+        "DELETE",
+        &format!("/api/v1/tokens/{other_op_id}"),
+        Some(admin),
+        None,
+    );
+    let q = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{acme_id}/backups"),
+        Some(&operator),
+        Some(&json!({ "source_id": a.source_id })),
+    );
+    let by_operator = s.wait_backup(q["id"].as_str().unwrap(), &operator);
+
+    let audit = s.request("GET", "/api/v1/audit?format=jsonl", Some(admin), None);
     assert_eq!(audit.status, 200);
     assert_eq!(audit.content_type, "application/x-ndjson");
     let rows: Vec<Value> = audit
@@ -551,8 +658,8 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         .collect();
     let count = |ev: &str| rows.iter().filter(|r| r["event"] == ev).count();
     assert_eq!(count("tenant_created"), 2);
-    assert_eq!(count("backup_created"), 8);
-    assert_eq!(count("backup_succeeded"), 7);
+    assert_eq!(count("backup_created"), 3);
+    assert_eq!(count("backup_succeeded"), 2);
     assert_eq!(count("backup_failed"), 2);
     assert_eq!(count("backup_retried"), 1);
     assert_eq!(
@@ -561,7 +668,7 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         "the first admin token and three more"
     );
     assert_eq!(count("token_revoked"), 1);
-    assert!(count("source_created") >= 3);
+    assert_eq!(count("source_created"), 2);
     let created_by_operator = rows
         .iter()
         .find(|r| r["event"] == "backup_created" && r["subject"] == by_operator["id"])
@@ -581,7 +688,7 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         rows.iter()
             .position(|r| r["event"] == ev && &r["subject"] == subject)
     };
-    assert!(pos("backup_created", &b["id"]) < pos("backup_succeeded", &b["id"]));
+    assert!(pos("backup_created", &a.b["id"]) < pos("backup_succeeded", &a.b["id"]));
     // a tenant's viewer sees only its tenant's events; pages work
     let page = s.expect(200, "GET", "/api/v1/audit?limit=5", Some(&viewer), None);
     assert_eq!(page["items"].as_array().unwrap().len(), 5);
@@ -596,13 +703,17 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
     s.expect(
         404,
         "GET",
-        &format!("/api/v1/audit?tenant={other_id}"),
+        &format!("/api/v1/audit?tenant={}", a.other_id),
         Some(&viewer),
         None,
     );
+}
 
-    // the chain verifies; then each kind of tampering is named
-    drop(s);
+#[test]
+fn the_audit_chain_verifies_and_each_kind_of_tampering_is_named() {
+    let a = Acme::start();
+    let data = a.data.clone();
+    drop(a.s);
     let verify = |expect_ok: bool, needle: &str| {
         let mut cmd = Command::new(common::holdfast_bin());
         common::clean(&mut cmd);
@@ -636,13 +747,13 @@ fn the_whole_flow_over_http_with_restic_checking_the_tenant_repository() {
         .unwrap();
     verify(true, "audit log intact");
     db.execute(
-        "CREATE TABLE saved AS SELECT * FROM audit_log WHERE seq = 6",
+        "CREATE TABLE saved AS SELECT * FROM audit_log WHERE seq = 5",
         [],
     )
     .unwrap();
-    db.execute("DELETE FROM audit_log WHERE seq = 6", [])
+    db.execute("DELETE FROM audit_log WHERE seq = 5", [])
         .unwrap();
-    verify(false, "audit row 6 is missing");
+    verify(false, "audit row 5 is missing");
     db.execute("INSERT INTO audit_log SELECT * FROM saved", [])
         .unwrap();
     verify(true, "audit log intact");

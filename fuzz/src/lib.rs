@@ -21,8 +21,11 @@ use holdfast_sources::dump_scan::mysql::MysqlDumpScan;
 use holdfast_sources::dump_scan::postgres::PgDumpScan;
 use holdfast_sources::jsonl::events::{EventReader, EventValidator};
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the regression replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("pack_header", pack_header),
     ("index", index),
     ("tree", tree),
