@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use holdfast_engine::snapshots;
-use holdfast_sources::dir::restore::Action;
+use holdfast_sources::dir::restore::{Action, RestoreOptions};
 use holdfast_sources::filter::PathMatcher;
 use holdfast_sources::progress::Progress;
 use holdfast_sources::source_url::SourceAddress;
@@ -107,7 +107,7 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
     let started = Instant::now();
     let ui2 = ui.clone();
     let progress = Arc::new(Progress::new(Box::new(move |e| ui2.item_error(e))));
-    let spec = RestoreSpec::Tree {
+    let spec = RestoreSpec::Tree(RestoreOptions {
         target,
         includes,
         excludes,
@@ -118,7 +118,8 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &RestoreArgs) -> Result<u8> {
             .workers
             .unwrap_or_else(|| repo.backend().connections().max(4)),
         sparse: !a.no_sparse,
-    };
+        confine: None,
+    });
     let show_actions = a.dry_run || ui.verbose > 0;
     let ui3 = ui.clone();
     let on_action = move |act: Action| {

@@ -395,7 +395,7 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
                 write: vec![writes],
             })
             .map_err(|e| format!("cannot restrict the job (Landlock): {e}"))?;
-            RestoreSpec::Tree {
+            RestoreSpec::Tree(holdfast_sources::dir::restore::RestoreOptions {
                 target,
                 includes: none.clone(),
                 excludes: none,
@@ -403,7 +403,8 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
                 dry_run: false,
                 workers: 2,
                 sparse: true,
-            }
+                confine: None,
+            })
         }
         _ => RestoreSpec::Address {
             addr: {

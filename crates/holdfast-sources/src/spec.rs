@@ -298,17 +298,9 @@ pub fn backup(
 
 /// Where to restore a snapshot.
 pub enum RestoreSpec {
-    /// Files and directories, with their metadata, into a directory.
-    Tree {
-        target: PathBuf,
-        includes: PathMatcher,
-        excludes: PathMatcher,
-        /// Remove entries of the target the snapshot does not have.
-        delete: bool,
-        dry_run: bool,
-        workers: usize,
-        sparse: bool,
-    },
+    /// Files and directories, with their metadata, into a directory (its
+    /// `confine` is set from the restore's [`Confinement`]).
+    Tree(crate::dir::restore::RestoreOptions),
     /// A database or event-stream snapshot into a database or an ingest
     /// endpoint.
     Address {
@@ -340,34 +332,17 @@ pub fn restore(
     on_action: crate::dir::restore::ActionSink,
 ) -> Result<RestoreReport, SourceError> {
     match spec {
-        RestoreSpec::Tree {
-            target,
-            includes,
-            excludes,
-            delete,
-            dry_run,
-            workers,
-            sparse,
-        } => {
+        RestoreSpec::Tree(mut opts) => {
             if let Some(root) = &confinement.root
-                && Confined::new(root, &target).is_none()
+                && Confined::new(root, &opts.target).is_none()
             {
                 return Err(SourceError::refused(format!(
                     "{} is not beneath {}",
-                    target.display(),
+                    opts.target.display(),
                     root.display()
                 )));
             }
-            let opts = crate::dir::restore::RestoreOptions {
-                target,
-                includes,
-                excludes,
-                delete,
-                dry_run,
-                workers,
-                sparse,
-                confine: confinement.root.clone(),
-            };
+            opts.confine = confinement.root.clone();
             let s = crate::dir::restore::restore(repo, &snapshot.tree, &opts, progress, on_action)
                 .map_err(|e| {
                     // the kernel refused a symlink or an escape on the way
