@@ -324,11 +324,7 @@ fn dump_directory_as_tar_that_gnu_tar_extracts() {
         .args(["dump", "latest", src.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     fs::write(&tarfile, &out.stdout).unwrap();
     let x = repo.dir.path().join("x");
     fs::create_dir(&x).unwrap();

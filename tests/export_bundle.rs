@@ -295,11 +295,7 @@ fn a_tables_snapshot_exports_as_a_bundle_that_opens_everywhere_and_verifies() {
         "-o",
         file.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let s = summary(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(s["format"], "zip");
     assert_eq!(s["sha256"], sha256_hex(&fs::read(&file).unwrap()));
@@ -565,11 +561,7 @@ fn tables_snapshots_default_to_the_bundle_and_a_subtree_stays_a_plain_zip() {
     store_tables_snapshot(&repo);
     // No format and no file name to go by: the bundle, on standard output.
     let out = repo.cmd().args(["export", "latest"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let file = repo.dir.path().join("stdout.zip");
     fs::write(&file, &out.stdout).unwrap();
     let x = repo.dir.path().join("x");
@@ -615,11 +607,7 @@ fn export_peak_rss(repo: &Repo, file: &Path) -> u64 {
         .env("HOLDFAST_PASSWORD", PASSWORD)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     fs::read_to_string(&rss_file)
         .unwrap()
         .trim()

@@ -417,17 +417,7 @@ fn dump_restores_into_a_new_database_identically() {
         "{manifest}"
     );
     assert_eq!(manifest["character_set"], "utf8mb4");
-    let rows: BTreeMap<String, u64> = manifest["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["rows"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let rows: BTreeMap<String, u64> = manifest_rows(&manifest);
     assert_eq!(rows["customers"], 4);
     assert_eq!(rows["orders"], 3000);
     assert_eq!(rows["audit"], 3000);
@@ -955,17 +945,7 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
     let id = s["snapshot_id"].as_str().unwrap().to_string();
     let m: serde_json::Value =
         serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
-    let rows: BTreeMap<String, u64> = m["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["rows"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let rows: BTreeMap<String, u64> = manifest_rows(&m);
     assert_eq!(
         rows,
         BTreeMap::from([

@@ -221,17 +221,7 @@ fn dump_restores_into_a_new_database_identically() {
     .unwrap();
     let version = pg.psql("postgres", "SHOW server_version");
     assert_eq!(manifest["server_version"], version.trim());
-    let rows: BTreeMap<String, u64> = manifest["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["rows"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let rows: BTreeMap<String, u64> = manifest_rows(&manifest);
     assert_eq!(rows["public.orders"], 3000);
     assert_eq!(rows["public.audit"], 3000);
     assert_eq!(rows["public.customers"], 4);
@@ -770,17 +760,7 @@ fn tenant_scoped_tables_keep_one_customers_rows() {
     let s = summary(&String::from_utf8_lossy(&out.stdout));
     let id = s["snapshot_id"].as_str().unwrap().to_string();
     let m = manifest_of(&repo, &id);
-    let rows: BTreeMap<String, u64> = m["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["rows"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let rows: BTreeMap<String, u64> = manifest_rows(&m);
     assert_eq!(
         rows,
         BTreeMap::from([

@@ -180,11 +180,7 @@ fn holdfast_opens_a_restic_repository_with_several_keys() {
     c.env_remove("HOLDFAST_PASSWORD")
         .env("HOLDFAST_PASSWORD_FILE", &pwfile);
     let out = c.args(["key", "list", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(keys.as_array().unwrap().len(), 2);
     // a key holdfast adds opens the repository in restic

@@ -704,11 +704,7 @@ fn virtual_hosted_addressing_puts_the_bucket_in_the_host_name() {
         .arg(src.join("a.bin"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(out.stdout == fs::read(src.join("a.bin")).unwrap());
     assert!(
         proxy.requests.lock().unwrap()[seen.len()..]

@@ -8,6 +8,7 @@ mod common;
 use std::fs;
 use std::process::Command;
 
+use common::assert_ok;
 use common::service::Server;
 use serde_json::{Value, json};
 
@@ -226,11 +227,7 @@ fn a_directory_backup_lands_in_the_tenants_own_repository_which_restic_checks() 
 
     // the tenant's repository opens with restic, with the exported password
     let out = s.cli(&["tenant", "export-key", "acme"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let repo = b["repository"].as_str().unwrap().to_string();
     assert!(
@@ -942,11 +939,7 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
         .env("PGPASSWORD", &pg.password)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let q = "SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM customers c";
     assert_eq!(pg.psql("serve_app", q), pg.psql("serve_restored", q));
     let q = "SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o";
@@ -1283,11 +1276,7 @@ fn tokens_from_the_console_and_configuration_errors_name_the_key() {
     let out = s.cli(&[
         "token", "create", "--role", "viewer", "--tenant", "acme", "--label", "grafana",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let stdout = String::from_utf8(out.stdout).unwrap();
     let secret = stdout.lines().last().unwrap().trim().to_string();
     assert!(secret.starts_with("hf_"), "{stdout}");

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::assert_ok;
 use common::servers::Postgres;
 use common::service::Server;
 use serde_json::{Value, json};
@@ -181,20 +182,12 @@ fn two_nodes_on_one_postgres_catalog_run_each_backup_exactly_once() {
         .collect();
     assert!(failed.is_empty(), "{failed:?}");
     let out = b.cli(&["audit", "verify"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
 
     // the tenant's repository holds exactly those snapshots, and checks
     let out = a.cli(&["tenant", "export-key", "acme"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let listed = common::run_ok(restic_with(&repository, &password).args(["snapshots", "--json"]));
     let listed: Value = serde_json::from_str(&listed).unwrap();
@@ -368,11 +361,7 @@ fn one_node_on_sqlite_grows_into_postgres_by_copying_its_catalog() {
     let second = s.wait_backup(q["id"].as_str().unwrap(), &admin);
     assert_eq!(second["status"], "done", "{second}");
     let out = s.cli(&["audit", "verify"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let row = pg.psql(
         "grown",
         "SELECT count(*) FROM backups WHERE status = 'done'",

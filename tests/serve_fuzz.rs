@@ -13,6 +13,7 @@ mod common;
 use std::fs;
 use std::process::Command;
 
+use common::assert_ok;
 use common::service::Server;
 use serde_json::json;
 
@@ -126,9 +127,5 @@ parameters = {{ id = "{restore}" }}
     // and the server still answers, its audit chain intact
     assert_eq!(s.request("GET", "/readyz", None, None).status, 200);
     let out = s.cli(&["audit", "verify"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
 }

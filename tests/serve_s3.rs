@@ -9,6 +9,7 @@ mod common;
 use std::fs;
 use std::time::{Duration, Instant};
 
+use common::assert_ok;
 use common::s3proxy::S3Proxy;
 use common::servers::Garage;
 use common::service::Server;
@@ -64,11 +65,7 @@ fn the_service_keeps_each_tenant_under_its_own_prefix_in_the_bucket() {
 
     // restic opens it with the exported key, from the bucket
     let out = s.cli(&["tenant", "export-key", "acme"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let checked =
         common::run_ok(restic_on(g, &repo, &password, dir.path()).args(["check", "--read-data"]));
@@ -489,11 +486,7 @@ fn an_admin_gives_a_tenant_its_own_bucket_and_key() {
         c.output().unwrap()
     };
     let mine = restic(&key_id, &secret);
-    assert!(
-        mine.status.success(),
-        "{}",
-        String::from_utf8_lossy(&mine.stderr)
-    );
+    assert_ok(&mine);
     assert!(String::from_utf8_lossy(&mine.stdout).contains(b["snapshot_id"].as_str().unwrap()));
     assert!(
         !restic(&g.key_id, &g.secret).status.success(),

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use common::assert_ok;
 use common::http::{HttpServer, Route};
 use common::service::{Server, commands_config};
 use serde_json::{Value, json};
@@ -1000,11 +1001,7 @@ fn tls_serves_https_with_the_configured_certificate() {
         .arg(&cert)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let s = Server::start(
         &dir.path().join("data"),
         &[

@@ -519,17 +519,7 @@ fn tables_mode_tenant_scope_on_sqlite() {
     let id = summary(&out)["snapshot_id"].as_str().unwrap().to_string();
     let m: serde_json::Value =
         serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
-    let rows: BTreeMap<String, u64> = m["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["rows"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let rows: BTreeMap<String, u64> = manifest_rows(&m);
     assert_eq!(
         rows,
         BTreeMap::from([

@@ -3,7 +3,6 @@
 //! PostgreSQL): `tests/postgres.rs` and `tests/mysql.rs` call these bodies
 //! with their server, and keep only what is their own.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -294,19 +293,4 @@ pub fn connection_problems_are_clear_and_secret_free(
         "{err}"
     );
     assert!(repo.snapshot_ids().is_empty());
-}
-
-/// Row counts of a manifest's tables by name.
-pub fn manifest_rows(manifest: &serde_json::Value) -> BTreeMap<String, u64> {
-    manifest["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_string(),
-                t["rows"].as_u64().unwrap(),
-            )
-        })
-        .collect()
 }

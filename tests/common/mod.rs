@@ -49,6 +49,26 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
+/// Panics with the command's standard error unless it succeeded.
+pub fn assert_ok(out: &Output) {
+    assert!(out.status.success(), "{}", stderr(out));
+}
+
+/// Row counts of a manifest's tables by name.
+pub fn manifest_rows(manifest: &serde_json::Value) -> BTreeMap<String, u64> {
+    manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }

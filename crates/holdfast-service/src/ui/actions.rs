@@ -176,12 +176,7 @@ async fn actionable(
     id: &str,
 ) -> Result<holdfast_catalog::backups::Backup, ApiError> {
     let b = s.catalog.backup(id).await?;
-    if !signed.may_see(&b.tenant_id) {
-        return Err(ApiError::NotFound("backup"));
-    }
-    if !signed.may_act(&b.tenant_id) {
-        return Err(ApiError::Forbidden("viewer".into()));
-    }
+    signed.acting_on(&b.tenant_id, "backup")?;
     Ok(b)
 }
 

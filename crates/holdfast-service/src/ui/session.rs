@@ -175,6 +175,22 @@ impl Signed {
         self.is_admin() || self.token.tenant_id.as_deref() == Some(tenant_id)
     }
 
+    /// May act on a `what` of `tenant_id`: not found when it may not even
+    /// see it, forbidden when it may only look.
+    pub fn acting_on(
+        &self,
+        tenant_id: &str,
+        what: &'static str,
+    ) -> Result<(), crate::problem::ApiError> {
+        if !self.may_see(tenant_id) {
+            return Err(crate::problem::ApiError::NotFound(what));
+        }
+        if !self.may_act(tenant_id) {
+            return Err(crate::problem::ApiError::Forbidden("viewer".into()));
+        }
+        Ok(())
+    }
+
     /// A form's CSRF secret and the request's origin, checked before any
     /// state changes.
     pub fn check_form(&self, headers: &HeaderMap, csrf: &str) -> bool {

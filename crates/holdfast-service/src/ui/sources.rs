@@ -379,12 +379,7 @@ pub async fn create(
 /// A source this user may change.
 async fn changeable(s: &AppState, signed: &Signed, id: &str) -> Result<Source, ApiError> {
     let src = s.catalog.source_any(id).await?;
-    if !signed.may_see(&src.tenant_id) {
-        return Err(ApiError::NotFound("source"));
-    }
-    if !signed.may_act(&src.tenant_id) {
-        return Err(ApiError::Forbidden("viewer".into()));
-    }
+    signed.acting_on(&src.tenant_id, "source")?;
     Ok(src)
 }
 
