@@ -507,17 +507,7 @@ async fn tenants_tokens_and_sources(db: Db) {
     assert_eq!(again.revoked_at, revoked.revoked_at);
     assert!(c.authenticate(&op_secret).await.unwrap().is_none());
     assert_eq!(c.token(&op.id).await.unwrap().label, "ci");
-    let revokes = c
-        .audit_page(
-            &AuditFilter {
-                event: Some("token_revoked".into()),
-                ..Default::default()
-            },
-            10,
-            None,
-        )
-        .await
-        .unwrap();
+    let revokes = events(&c, "token_revoked", 10).await;
     assert_eq!(revokes.items.len(), 1, "revoking twice audits once");
     assert_eq!(revokes.items[0].actor, admin.actor());
 
@@ -737,17 +727,7 @@ async fn a_scheduled_slot_is_queued_once(db: Db) {
         assert_eq!((b.kind.as_str(), b.max_attempts), ("on_demand", 1));
     }
     assert_eq!(c.queue_depth().await.unwrap(), 5);
-    let created = c
-        .audit_page(
-            &AuditFilter {
-                event: Some("backup_created".into()),
-                ..Default::default()
-            },
-            100,
-            None,
-        )
-        .await
-        .unwrap();
+    let created = events(&c, "backup_created", 100).await;
     assert_eq!(created.items.len(), 5, "one backup_created per queued run");
 }
 
@@ -806,19 +786,23 @@ async fn claim_heartbeat_finish(db: Db) {
         Some("s1")
     );
     assert!(c.claim_backup("w1", minutes(1)).await.unwrap().is_none());
-    let ok = c
-        .audit_page(
-            &AuditFilter {
-                event: Some("backup_succeeded".into()),
-                ..Default::default()
-            },
-            10,
-            None,
-        )
-        .await
-        .unwrap();
+    let ok = events(&c, "backup_succeeded", 10).await;
     assert_eq!(ok.items.len(), 1);
     assert_eq!(ok.items[0].subject.as_deref(), Some(b.id.as_str()));
+}
+
+/// The first `limit` audit rows of `event`.
+async fn events(c: &Catalog, event: &str, limit: i64) -> holdfast_catalog::audit::AuditPage {
+    c.audit_page(
+        &AuditFilter {
+            event: Some(event.into()),
+            ..Default::default()
+        },
+        limit,
+        None,
+    )
+    .await
+    .unwrap()
 }
 
 async fn lease_until(c: &Catalog, id: &str) -> Option<String> {
@@ -1107,17 +1091,7 @@ async fn only_a_failed_backup_is_retried(db: Db) {
         c.retry_backup("no-such-id", &op.actor()).await,
         Err(CatalogError::NotFound { .. })
     ));
-    let retried = c
-        .audit_page(
-            &AuditFilter {
-                event: Some("backup_retried".into()),
-                ..Default::default()
-            },
-            10,
-            None,
-        )
-        .await
-        .unwrap();
+    let retried = events(&c, "backup_retried", 10).await;
     assert_eq!(retried.items.len(), 1);
     assert_eq!(retried.items[0].actor, op.actor());
     assert_eq!(retried.items[0].view().metadata["automatic"], false);
@@ -1790,17 +1764,7 @@ async fn deletions_keep_the_row_and_are_taken_once(db: Db) {
         ("deleting", Some("repository locked"), None)
     );
     assert!(c.claim_deletion("w3", minutes(1)).await.unwrap().is_none());
-    let deleted_events = c
-        .audit_page(
-            &AuditFilter {
-                event: Some("backup_deleted".into()),
-                ..Default::default()
-            },
-            100,
-            None,
-        )
-        .await
-        .unwrap();
+    let deleted_events = events(&c, "backup_deleted", 100).await;
     assert_eq!(deleted_events.items.len(), 3);
     c.record_retention(&t.id, &s.id, 0, std::slice::from_ref(&first), &[])
         .await
