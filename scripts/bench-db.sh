@@ -57,9 +57,9 @@ BENCH_WORK=${BENCH_WORK:-/tmp/holdfast-bench-db}
 export HOLDFAST_PASSWORD=bench RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$BENCH_WORK/restic-cache
 export LC_ALL=C
 
-# PostgreSQL: what holdfast's postgres source passes to pg_dump (crates/holdfast-sources/src/postgres/dump.rs).
+# PostgreSQL: what holdfast's postgres source passes to pg_dump (crates/holdfast-sources/src/postgres/dialect.rs).
 PG_DUMP_ARGS="--format=plain --no-owner --no-privileges --no-password"
-# MariaDB: what holdfast's mysql source passes to mariadb-dump (crates/holdfast-sources/src/mysql/dump.rs).
+# MariaDB: what holdfast's mysql source passes to mariadb-dump (crates/holdfast-sources/src/mysql/dialect.rs).
 MY_DUMP_ARGS="--single-transaction --routines --triggers --events --hex-blob --default-character-set=utf8mb4 \
 --skip-dump-date --order-by-primary --no-tablespaces --max-allowed-packet=1G"
 
@@ -91,9 +91,14 @@ if ((${#need[@]})); then
 fi
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 
-log "building holdfast (release)"
-cargo build --release --quiet
-HF=$ROOT/target/release/holdfast
+# HOLDFAST_BENCH_BIN: another build to measure (a before/after comparison runs the script twice).
+if [ -n "${HOLDFAST_BENCH_BIN:-}" ]; then
+  HF=$HOLDFAST_BENCH_BIN
+else
+  log "building holdfast (release)"
+  cargo build --release --quiet
+  HF=$ROOT/target/release/holdfast
+fi
 
 # --- work directory and results ---
 if [ -d "$BENCH_WORK" ]; then

@@ -40,9 +40,14 @@ need vmtouch
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-log "building holdfast (release)"
-cargo build --release --quiet
-HF=$ROOT/target/release/holdfast
+# HOLDFAST_BENCH_BIN: another build to measure (a before/after comparison runs the script twice).
+if [ -n "${HOLDFAST_BENCH_BIN:-}" ]; then
+  HF=$HOLDFAST_BENCH_BIN
+else
+  log "building holdfast (release)"
+  cargo build --release --quiet
+  HF=$ROOT/target/release/holdfast
+fi
 
 SRC=${1:-}
 if [ -z "$SRC" ]; then
