@@ -123,6 +123,18 @@ impl Acme {
         id
     }
 
+    /// Retry a failed backup (202) and wait for the attempt's end.
+    fn retry(&self, id: &str) -> Value {
+        self.s.expect(
+            202,
+            "POST",
+            &format!("/api/v1/backups/{id}/retry"),
+            Some(&self.admin),
+            None,
+        );
+        self.s.wait_backup(id, &self.admin)
+    }
+
     /// Restore the first backup (into `body`'s target, or the default);
     /// the restore's id once it is done.
     fn restore(&self, body: Option<Value>) -> (String, Value) {
@@ -408,14 +420,7 @@ fn a_source_that_cannot_work_fails_permanently_and_is_retried_only_on_request() 
         "{err}"
     );
     // retry: 202 for a failed backup, then it fails again; 409 for a done one
-    s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/backups/{failed_id}/retry"),
-        Some(admin),
-        None,
-    );
-    let f = s.wait_backup(&failed_id, admin);
+    let f = a.retry(&failed_id);
     assert_eq!(
         (f["status"].as_str(), f["attempts"].as_i64()),
         (Some("failed"), Some(2))
@@ -617,15 +622,7 @@ fn metrics_show_the_catalogs_state_and_this_nodes_counters_to_admins() {
 fn the_audit_log_lists_every_change_with_its_actor_and_in_order() {
     let a = Acme::start();
     let (s, admin, acme_id) = (&a.s, &a.admin, &a.acme_id);
-    let failed_id = a.failed_backup();
-    s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/backups/{failed_id}/retry"),
-        Some(admin),
-        None,
-    );
-    s.wait_backup(&failed_id, admin);
+    a.retry(&a.failed_backup());
     let (_, viewer) = new_token(s, admin, "viewer", Some("acme"));
     let (_, operator) = new_token(s, admin, "operator", Some("acme"));
     let (other_op_id, _) = new_token(s, admin, "operator", Some("other"));

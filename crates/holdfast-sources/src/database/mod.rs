@@ -55,10 +55,20 @@ pub trait Dialect {
     fn whole_mode(&self) -> &'static str {
         "dump"
     }
+    /// The database's address (its `Display` is redacted).
+    fn address(&self) -> SourceAddress;
     /// The source or target, redacted: messages, reports, the manifest.
-    fn display(&self) -> String;
+    fn display(&self) -> String {
+        self.address().to_string()
+    }
     /// How a message names the database (`"shop"`, `/srv/app.db`).
-    fn database_for_messages(&self) -> String;
+    fn database_for_messages(&self) -> String {
+        match self.address() {
+            SourceAddress::Postgres(db) | SourceAddress::Mysql(db) => format!("{:?}", db.database),
+            SourceAddress::Sqlite(path) => path.display().to_string(),
+            other => other.to_string(),
+        }
+    }
 
     /// Learn about the server (proving the credentials) and fill in the
     /// manifest's database, server version, tool and extras for the mode

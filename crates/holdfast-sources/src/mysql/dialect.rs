@@ -26,7 +26,7 @@ use crate::database::restore::{FeedPart, counts_by_index, feed_parts};
 use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy};
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
 use crate::secret::Secret;
-use crate::source_url::DbAddress;
+use crate::source_url::{DbAddress, SourceAddress};
 use crate::writer::SnapshotWriter;
 
 /// Tables counted per statement: a statement opens all of its tables at
@@ -216,12 +216,8 @@ impl Dialect for Mysql {
         "mysql"
     }
 
-    fn display(&self) -> String {
-        self.client.display()
-    }
-
-    fn database_for_messages(&self) -> String {
-        format!("{:?}", self.client.addr.database)
+    fn address(&self) -> SourceAddress {
+        SourceAddress::Mysql(self.client.addr.clone())
     }
 
     fn describe(&mut self, manifest: &mut Manifest) -> Result<()> {

@@ -23,7 +23,7 @@ use crate::database::restore::{FeedPart, counts_by_index, feed_parts};
 use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy};
 use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
 use crate::secret::Secret;
-use crate::source_url::DbAddress;
+use crate::source_url::{DbAddress, SourceAddress};
 use crate::writer::SnapshotWriter;
 
 /// Objects that make a database "not empty": relations, functions and
@@ -124,12 +124,8 @@ impl Dialect for Postgres {
         "postgres"
     }
 
-    fn display(&self) -> String {
-        self.client.display()
-    }
-
-    fn database_for_messages(&self) -> String {
-        format!("{:?}", self.client.addr.database)
+    fn address(&self) -> SourceAddress {
+        SourceAddress::Postgres(self.client.addr.clone())
     }
 
     fn describe(&mut self, manifest: &mut Manifest) -> Result<()> {

@@ -23,6 +23,7 @@ use serde_json::json;
 
 use super::{backup, check_integrity, list_tables, open_read_only, sqlite_err, tables};
 use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, WholeCopy};
+use crate::source_url::SourceAddress;
 use crate::writer::SnapshotWriter;
 
 pub struct Sqlite {
@@ -69,12 +70,8 @@ impl Dialect for Sqlite {
         "file"
     }
 
-    fn display(&self) -> String {
-        format!("sqlite://{}", self.path.display())
-    }
-
-    fn database_for_messages(&self) -> String {
-        self.path.display().to_string()
+    fn address(&self) -> SourceAddress {
+        SourceAddress::Sqlite(self.path.clone())
     }
 
     fn describe(&mut self, manifest: &mut Manifest) -> Result<()> {
