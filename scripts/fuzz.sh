@@ -3,7 +3,8 @@
 # toolchain): SECONDS per target (default 3600, one CPU-hour), one after the
 # other, each from its corpus (fuzz/corpus/TARGET, seeded from fuzz/seeds).
 # Prints one line per target: executions, coverage (libFuzzer's cov and ft
-# counters), corpus size and crashes; crashing inputs land in
+# counters), corpus size, crashes and the CPU seconds it had (user + system:
+# under `nice` beside a build, less than SECONDS); crashing inputs land in
 # fuzz/artifacts/TARGET/ — fix the bug, then keep the input in
 # fuzz/regressions/TARGET/ (tests/fuzz_regressions.rs replays it on stable).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
@@ -17,18 +18,20 @@ if ((${#targets[@]} == 0)); then
   mapfile -t targets < <(ls fuzz_targets | sed 's/\.rs$//')
 fi
 cargo +nightly fuzz build -O >/dev/null
-printf '%-14s %12s %8s %8s %8s %8s\n' target executions cov ft corpus crashes
+printf '%-14s %12s %8s %8s %8s %8s %8s\n' target executions cov ft corpus crashes cpu_s
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true
   log="$(mktemp)"
-  cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" \
-    -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1 || true
+  cpu="$(mktemp)"
+  /usr/bin/time -f '%U %S' -o "$cpu" cargo +nightly fuzz run -O "$t" "corpus/$t" -- \
+    -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1 || true
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}')
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | awk '{print $2}')
   crashes=$(ls "artifacts/$t" 2>/dev/null | grep -c -E '^(crash|timeout|oom|leak)-' || true)
-  printf '%-14s %12s %8s %8s %8s %8s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
-    "$(ls "corpus/$t" | wc -l)" "$crashes"
-  rm -f "$log"
+  cpu_s=$(awk '/^[0-9.]+ [0-9.]+$/ {printf "%d", $1 + $2}' "$cpu")
+  printf '%-14s %12s %8s %8s %8s %8s %8s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
+    "$(ls "corpus/$t" | wc -l)" "$crashes" "${cpu_s:-?}"
+  rm -f "$log" "$cpu"
 done

@@ -69,6 +69,22 @@ impl Ui {
         });
     }
 
+    /// A command's closing JSON line: `result`'s fields, `message_type`
+    /// `summary`, and `extra`.
+    pub fn summary_line(
+        &self,
+        result: &impl serde::Serialize,
+        extra: &[(&str, Value)],
+    ) -> serde_json::Result<()> {
+        let mut v = serde_json::to_value(result)?;
+        v["message_type"] = Value::from("summary");
+        for (k, x) in extra {
+            v[*k] = x.clone();
+        }
+        self.json_line(&v);
+        Ok(())
+    }
+
     /// Information on stderr (not with `--quiet`).
     pub fn notice(&self, msg: &str) {
         if self.quiet {

@@ -78,10 +78,7 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &CheckArgs) -> Result<u8> {
         &mut sink,
     )?;
     let took = started.elapsed();
-    let mut v = serde_json::to_value(&s)?;
-    v["message_type"] = json!("summary");
-    v["seconds"] = json!(took.as_secs_f64());
-    ui.json_line(&v);
+    ui.summary_line(&s, &[("seconds", json!(took.as_secs_f64()))])?;
     ui.print(&format!(
         "checked {} snapshots, {} trees, {} packs ({} read, {}) in {}",
         s.snapshots,

@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use holdfast_engine::snapshots;
-use holdfast_export::export::{ExportOptions, default_format, export_snapshot_with};
+use holdfast_export::export::{ExportOptions, ExportRequest, default_format, export_snapshot};
 use holdfast_export::export_manifest::{ExportManifest, sidecar_path};
 use holdfast_export::format::ExportFormat;
 use holdfast_export::verify::verify_export;
@@ -94,19 +94,18 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &ExportArgs) -> Result<u8> {
             }),
     };
 
+    let request = |artifact_name| ExportRequest {
+        snapshot_id: &id,
+        snapshot: &snap,
+        format,
+        subpath: a.subtree.as_deref(),
+        artifact_name,
+        options: &options,
+    };
     let (manifest, written_to, manifest_path) = if to_stdout {
         let out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         let name = format!("{}.{}", id.short(), format.extension());
-        let (mut out, m) = export_snapshot_with(
-            &repo,
-            &id,
-            &snap,
-            format,
-            a.subtree.as_deref(),
-            &name,
-            &options,
-            out,
-        )?;
+        let (mut out, m) = export_snapshot(&repo, &request(&name), out)?;
         out.flush().context("writing to standard output")?;
         if let Some(mp) = &a.manifest {
             write_manifest(mp, &m)?;
@@ -121,22 +120,14 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &ExportArgs) -> Result<u8> {
         let partial = partial_path(&path);
         let file =
             File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
-        let result = export_snapshot_with(
-            &repo,
-            &id,
-            &snap,
-            format,
-            a.subtree.as_deref(),
-            &name,
-            &options,
-            BufWriter::with_capacity(1 << 20, file),
-        )
-        .map_err(anyhow::Error::from)
-        .and_then(|(out, m)| {
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            Ok(m)
-        });
+        let out = BufWriter::with_capacity(1 << 20, file);
+        let result = export_snapshot(&repo, &request(&name), out)
+            .map_err(anyhow::Error::from)
+            .and_then(|(out, m)| {
+                let file = out.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                Ok(m)
+            });
         let m = match result {
             Ok(m) => m,
             Err(e) => {

@@ -91,9 +91,7 @@ pub fn prune(g: &GlobalOpts, ui: &Arc<Ui>, repo: &Arc<Repository>, a: &PruneArgs
         ui.print("nothing to prune");
         return Ok(());
     }
-    let mut v = serde_json::to_value(&r)?;
-    v["message_type"] = json!("summary");
-    ui.json_line(&v);
+    ui.summary_line(&r, &[])?;
     ui.print(&format!(
         "wrote {} packs and {} index files; deleted {} index files and {} packs; freed {}",
         r.packs_written,

@@ -76,7 +76,7 @@ pub fn serve(ui: &Ui, a: &ServeArgs) -> Result<u8> {
         let home = config.data_dir.join("tool-home");
         std::fs::create_dir_all(&home)
             .with_context(|| format!("cannot create {}", home.display()))?;
-        holdfast_sources::tool_env::confine(&home);
+        holdfast_confine::tool_env::confine(&home);
         if key_created {
             ui.notice(&format!(
                 "created the server key {} — it encrypts every tenant's repository password: back it up \

@@ -38,7 +38,9 @@ impl AuditRow {
             hash: self.hash.clone(),
         }
     }
+}
 
+impl crate::FromRow for AuditRow {
     fn from_row(r: &AnyRow) -> std::result::Result<AuditRow, sqlx::Error> {
         Ok(AuditRow {
             seq: r.try_get("seq")?,
@@ -149,25 +151,17 @@ pub struct AuditPage {
 fn audit_query<'f>(f: &'f AuditFilter, position: &str, order: &str) -> (String, Vec<&'f str>) {
     let mut sql = String::from("SELECT * FROM audit_log WHERE 1 = 1");
     let mut binds: Vec<&str> = Vec::new();
-    if let Some(t) = &f.tenant_id {
-        binds.push(t);
-        sql.push_str(&format!(" AND tenant_id = ${}", binds.len()));
-    }
-    if let Some(e) = &f.event {
-        binds.push(e);
-        sql.push_str(&format!(" AND event = ${}", binds.len()));
-    }
-    if let Some(a) = &f.actor {
-        binds.push(a);
-        sql.push_str(&format!(" AND actor_label = ${}", binds.len()));
-    }
-    if let Some(t) = &f.since {
-        binds.push(t);
-        sql.push_str(&format!(" AND time >= ${}", binds.len()));
-    }
-    if let Some(t) = &f.until {
-        binds.push(t);
-        sql.push_str(&format!(" AND time < ${}", binds.len()));
+    for (condition, value) in [
+        ("tenant_id =", &f.tenant_id),
+        ("event =", &f.event),
+        ("actor_label =", &f.actor),
+        ("time >=", &f.since),
+        ("time <", &f.until),
+    ] {
+        if let Some(v) = value {
+            binds.push(v);
+            sql.push_str(&format!(" AND {condition} ${}", binds.len()));
+        }
     }
     sql.push_str(&format!(
         " AND {position}${} {order} LIMIT ${}",
@@ -190,20 +184,16 @@ impl Catalog {
     /// The newest `limit` events about a backup and the restores of it,
     /// newest first.
     pub async fn backup_audit(&self, backup_id: &str, limit: i64) -> Result<Vec<AuditRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE subject = $1 \
+        self.rows(
+            sqlx::query(
+                "SELECT * FROM audit_log WHERE subject = $1 \
              OR subject IN (SELECT id FROM restores WHERE backup_id = $1) \
              ORDER BY seq DESC LIMIT $2",
+            )
+            .bind(backup_id)
+            .bind(limit),
         )
-        .bind(backup_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
         .await
-        .map_err(CatalogError::db)?;
-        rows.iter()
-            .map(AuditRow::from_row)
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(CatalogError::db)
     }
 
     /// A page of events, newest first, below sequence `before`.
@@ -213,22 +203,10 @@ impl Catalog {
         limit: i64,
         before: Option<i64>,
     ) -> Result<AuditPage> {
-        let (sql, binds) = audit_query(f, "seq < ", "ORDER BY seq DESC");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            q = q.bind(b);
-        }
-        let rows = q
-            .bind(before.unwrap_or(i64::MAX))
-            .bind(limit + 1)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(CatalogError::db)?;
-        let mut items = rows
-            .iter()
-            .map(AuditRow::from_row)
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(CatalogError::db)?;
+        let before = before.unwrap_or(i64::MAX);
+        let mut items = self
+            .audit_rows(f, "seq < ", "ORDER BY seq DESC", before, limit + 1)
+            .await?;
         let more = items.len() as i64 > limit;
         items.truncate(limit as usize);
         Ok(AuditPage {
@@ -248,21 +226,25 @@ impl Catalog {
         after: i64,
         limit: i64,
     ) -> Result<Vec<AuditRow>> {
-        let (sql, binds) = audit_query(f, "seq > ", "ORDER BY seq");
+        self.audit_rows(f, "seq > ", "ORDER BY seq", after, limit)
+            .await
+    }
+
+    /// The rows `f` selects beyond `cursor` (`position` `order`), at most `limit`.
+    async fn audit_rows(
+        &self,
+        f: &AuditFilter,
+        position: &str,
+        order: &str,
+        cursor: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>> {
+        let (sql, binds) = audit_query(f, position, order);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for b in binds {
             q = q.bind(b);
         }
-        let rows = q
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(CatalogError::db)?;
-        rows.iter()
-            .map(AuditRow::from_row)
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(CatalogError::db)
+        self.rows(q.bind(cursor).bind(limit)).await
     }
 
     /// Walk the whole chain. `Ok(n)`: n rows, all intact; `Err` names the

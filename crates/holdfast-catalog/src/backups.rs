@@ -11,7 +11,9 @@ use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
 use crate::sources::Source;
-use crate::{Actor, Catalog, CatalogError, Conflict, Dialect, Needs, Result, WriteTx, clock};
+use crate::{
+    Actor, Catalog, CatalogError, Conflict, Dialect, FromRow, Needs, Result, WriteTx, clock,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Backup {
@@ -50,8 +52,8 @@ pub struct Backup {
     pub progress: Option<serde_json::Value>,
 }
 
-impl Backup {
-    pub(crate) fn from_row(r: &AnyRow) -> std::result::Result<Backup, sqlx::Error> {
+impl crate::FromRow for Backup {
+    fn from_row(r: &AnyRow) -> std::result::Result<Backup, sqlx::Error> {
         let counts: Option<String> = r.try_get("counts")?;
         let warnings: String = r.try_get("warnings")?;
         Ok(Backup {
@@ -188,9 +190,6 @@ pub(crate) async fn fetch(
 impl crate::queue::Record for Backup {
     const TABLE: &'static str = "backups";
     const WHAT: &'static str = "backup";
-    fn from_row(r: &AnyRow) -> std::result::Result<Backup, sqlx::Error> {
-        Backup::from_row(r)
-    }
 }
 
 /// The row, held for the rest of the write transaction, so that what is
@@ -242,7 +241,7 @@ impl Catalog {
             "on_demand"
         };
         let mut w = self.write().await?;
-        let inserted = sqlx::query(
+        let inserted = w.run(sqlx::query(
             "INSERT INTO backups (id, tenant_id, source_id, source_name, kind, status, requested_by, \
              requested_by_label, repository, warnings, attempts, max_attempts, run_after, queued_at, slot) \
              VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, '[]', 0, $9, $10, $10, $11) \
@@ -258,11 +257,8 @@ impl Catalog {
         .bind(repository)
         .bind(max_attempts.max(1))
         .bind(&now)
-        .bind(scheduled_slot)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?
-        .rows_affected();
+        .bind(scheduled_slot))
+        .await?;
         if inserted == 0 {
             w.rollback().await?;
             return Ok(None);
@@ -323,16 +319,7 @@ impl Catalog {
         for b in binds {
             q = q.bind(b);
         }
-        let rows = q
-            .bind(limit + 1)
-            .fetch_all(self.pool())
-            .await
-            .map_err(CatalogError::db)?;
-        let mut items = rows
-            .iter()
-            .map(Backup::from_row)
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(CatalogError::db)?;
+        let mut items: Vec<Backup> = self.rows(q.bind(limit + 1)).await?;
         let more = items.len() as i64 > limit;
         items.truncate(limit as usize);
         Ok(BackupPage {
@@ -472,14 +459,14 @@ impl Catalog {
                 "UPDATE restores SET progress = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'"
             }
         };
-        let n = sqlx::query(sql)
-            .bind(progress.to_string())
-            .bind(id)
-            .bind(worker)
-            .execute(self.pool())
-            .await
-            .map_err(CatalogError::db)?
-            .rows_affected();
+        let n = self
+            .run(
+                sqlx::query(sql)
+                    .bind(progress.to_string())
+                    .bind(id)
+                    .bind(worker),
+            )
+            .await?;
         Ok(n > 0)
     }
 
@@ -493,7 +480,7 @@ impl Catalog {
         progressed: bool,
     ) -> Result<bool> {
         let now = clock::now();
-        let n = sqlx::query(
+        let n = self.run(sqlx::query(
             "UPDATE backups SET lease_until = $1, progress_at = CASE WHEN $2 = 1 THEN $3 ELSE progress_at END \
              WHERE id = $4 AND lease_owner = $5 AND status = 'running'",
         )
@@ -501,11 +488,8 @@ impl Catalog {
         .bind(progressed as i64)
         .bind(&now)
         .bind(id)
-        .bind(worker)
-        .execute(self.pool())
-        .await
-        .map_err(CatalogError::db)?
-        .rows_affected();
+        .bind(worker))
+        .await?;
         Ok(n > 0)
     }
 
@@ -515,14 +499,10 @@ impl Catalog {
         let b = fetch_for_update(&mut w, id).await?;
         if b.status != "running" || b.lease_owner.as_deref() != Some(worker) {
             return w
-                .abort(CatalogError::Conflict(Conflict::NotHeld {
-                    what: "backup",
-                    id: id.to_string(),
-                    status: Some(b.status.clone()),
-                }))
+                .abort(crate::error::not_held("backup", id, Some(&b.status)))
                 .await;
         }
-        sqlx::query(
+        w.run(sqlx::query(
             "UPDATE backups SET status = 'done', snapshot_id = $1, size = $2, bytes_added = $3, counts = $4, \
              warnings = $5, error = NULL, error_kind = NULL, lease_owner = NULL, lease_until = NULL, \
              finished_at = $6 WHERE id = $7",
@@ -533,10 +513,8 @@ impl Catalog {
         .bind(o.counts.to_string())
         .bind(serde_json::to_string(&o.warnings).unwrap_or_else(|_| "[]".into()))
         .bind(clock::now())
-        .bind(id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
+        .bind(id))
+        .await?;
         w.audit(NewEvent {
             actor: &Actor::system(),
             tenant_id: Some(&b.tenant_id),
@@ -609,11 +587,7 @@ impl Catalog {
                 if b.status != "running" || (worker.is_some() && b.lease_owner.as_deref() != worker)
                 {
                     return w
-                        .abort(CatalogError::Conflict(Conflict::NotHeld {
-                            what: "backup",
-                            id: id.to_string(),
-                            status: Some(b.status.clone()),
-                        }))
+                        .abort(crate::error::not_held("backup", id, Some(&b.status)))
                         .await;
                 }
             }
@@ -626,23 +600,23 @@ impl Catalog {
             }
         }
         let retry = kind != FailureKind::Permanent && b.attempts < b.max_attempts;
-        sqlx::query(
-            "UPDATE backups SET status = $1, error = $2, error_kind = $3, lease_owner = NULL, \
+        w.run(
+            sqlx::query(
+                "UPDATE backups SET status = $1, error = $2, error_kind = $3, lease_owner = NULL, \
              lease_until = NULL, finished_at = $4, run_after = $5 WHERE id = $6",
+            )
+            .bind(if retry { "queued" } else { "failed" })
+            .bind(error)
+            .bind(kind.as_str())
+            .bind(if retry { None } else { Some(&now) })
+            .bind(if retry {
+                clock::after(retry_delay)
+            } else {
+                b.run_after.clone()
+            })
+            .bind(id),
         )
-        .bind(if retry { "queued" } else { "failed" })
-        .bind(error)
-        .bind(kind.as_str())
-        .bind(if retry { None } else { Some(&now) })
-        .bind(if retry {
-            clock::after(retry_delay)
-        } else {
-            b.run_after.clone()
-        })
-        .bind(id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
+        .await?;
         let system = Actor::system();
         w.audit(NewEvent {
             actor: &system,
@@ -677,18 +651,14 @@ impl Catalog {
     /// Recovery fails each with [`Catalog::interrupt_backup`], which checks
     /// again under the row's lock.
     pub async fn orphaned_backups(&self, all_running: bool) -> Result<Vec<Backup>> {
-        let rows = sqlx::query(
-            "SELECT * FROM backups WHERE status = 'running' AND ($1 = 1 OR lease_until < $2)",
+        self.rows(
+            sqlx::query(
+                "SELECT * FROM backups WHERE status = 'running' AND ($1 = 1 OR lease_until < $2)",
+            )
+            .bind(all_running as i64)
+            .bind(clock::now()),
         )
-        .bind(all_running as i64)
-        .bind(clock::now())
-        .fetch_all(self.pool())
         .await
-        .map_err(CatalogError::db)?;
-        rows.iter()
-            .map(Backup::from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(CatalogError::db)
     }
 
     /// Queue a failed run again (`POST …/retry`): one more attempt.
@@ -704,15 +674,13 @@ impl Catalog {
                 }))
                 .await;
         }
-        sqlx::query(
+        w.run(sqlx::query(
             "UPDATE backups SET status = 'queued', run_after = $1, max_attempts = attempts + 1, \
              finished_at = NULL WHERE id = $2",
         )
         .bind(clock::now())
-        .bind(id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
+        .bind(id))
+        .await?;
         w.audit(NewEvent {
             actor,
             tenant_id: Some(&b.tenant_id),

@@ -35,16 +35,14 @@ impl Catalog {
             "done" => "deleting",
             _ => "deleted",
         };
-        sqlx::query(
+        w.run(sqlx::query(
             "UPDATE backups SET status = $1, run_after = $2, lease_owner = NULL, lease_until = NULL, \
              deleted_at = CASE WHEN $1 = 'deleted' THEN $2 ELSE deleted_at END WHERE id = $3",
         )
         .bind(next)
         .bind(&now)
-        .bind(id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
+        .bind(id))
+        .await?;
         w.audit(NewEvent {
             actor,
             tenant_id: Some(&b.tenant_id),
@@ -85,24 +83,17 @@ impl Catalog {
     /// The snapshot is gone: `deleted`, with `deleted_at`.
     pub async fn finish_deletion(&self, id: &str, worker: &str) -> Result<Backup> {
         let mut w = self.write().await?;
-        let n = sqlx::query(
+        let n = w.run(sqlx::query(
             "UPDATE backups SET status = 'deleted', deleted_at = $1, lease_owner = NULL, lease_until = NULL, \
              error = NULL WHERE id = $2 AND status = 'deleting' AND lease_owner = $3",
         )
         .bind(clock::now())
         .bind(id)
-        .bind(worker)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?
-        .rows_affected();
+        .bind(worker))
+        .await?;
         if n == 0 {
             return w
-                .abort(CatalogError::Conflict(Conflict::NotHeld {
-                    what: "deletion of",
-                    id: id.to_string(),
-                    status: None,
-                }))
+                .abort(crate::error::not_held("deletion of", id, None))
                 .await;
         }
         let b = fetch(&mut w.tx, id).await?;
@@ -119,35 +110,26 @@ impl Catalog {
         error: &str,
         delay: SignedDuration,
     ) -> Result<()> {
-        sqlx::query(
+        self.run(sqlx::query(
             "UPDATE backups SET lease_owner = NULL, lease_until = NULL, error = $1, run_after = $2 \
              WHERE id = $3 AND status = 'deleting' AND lease_owner = $4",
         )
         .bind(error)
         .bind(clock::after(delay))
         .bind(id)
-        .bind(worker)
-        .execute(self.pool())
-        .await
-        .map_err(CatalogError::db)?;
+        .bind(worker))
+        .await?;
         Ok(())
     }
 
     /// The source's finished backups that still have a snapshot (what
     /// retention decides about), newest first.
     pub async fn live_backups(&self, source_id: &str) -> Result<Vec<Backup>> {
-        let rows = sqlx::query(
+        self.rows(sqlx::query(
             "SELECT * FROM backups WHERE source_id = $1 AND status = 'done' AND deleted_at IS NULL \
              ORDER BY id DESC",
         )
-        .bind(source_id)
-        .fetch_all(self.pool())
-        .await
-        .map_err(CatalogError::db)?;
-        rows.iter()
-            .map(Backup::from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(CatalogError::db)
+        .bind(source_id)).await
     }
 
     /// The latest scheduled slot that was queued for a source.

@@ -113,3 +113,13 @@ impl Needs {
         }
     }
 }
+
+/// `what` `id` is not held by the worker that names it (it moved on to
+/// `status`, or its lease passed to another).
+pub(crate) fn not_held(what: &'static str, id: &str, status: Option<&str>) -> CatalogError {
+    CatalogError::Conflict(Conflict::NotHeld {
+        what,
+        id: id.to_string(),
+        status: status.map(str::to_string),
+    })
+}

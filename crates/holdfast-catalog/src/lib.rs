@@ -86,6 +86,40 @@ pub struct Catalog {
     head_hook: Option<HeadHook>,
 }
 
+/// A row type the catalog reads whole (`SELECT *`).
+pub(crate) trait FromRow: Sized {
+    fn from_row(r: &sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error>;
+}
+
+impl Catalog {
+    /// Run one statement outside a write transaction; how many rows it changed.
+    pub(crate) async fn run(
+        &self,
+        statement: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+    ) -> Result<u64> {
+        let done = statement
+            .execute(self.pool())
+            .await
+            .map_err(CatalogError::db)?;
+        Ok(done.rows_affected())
+    }
+
+    /// Every row `statement` answers, read as `R`.
+    pub(crate) async fn rows<R: FromRow>(
+        &self,
+        statement: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+    ) -> Result<Vec<R>> {
+        let rows = statement
+            .fetch_all(self.pool())
+            .await
+            .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(R::from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(CatalogError::db)
+    }
+}
+
 /// See [`Catalog::with_head_hook`].
 pub type HeadHook = Arc<dyn Fn(&chain::AuditHead) + Send + Sync>;
 
@@ -102,6 +136,18 @@ pub struct WriteTx<'c> {
 }
 
 impl WriteTx<'_> {
+    /// Run one statement in this transaction; how many rows it changed.
+    pub(crate) async fn run<'q>(
+        &mut self,
+        statement: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    ) -> Result<u64> {
+        let done = statement
+            .execute(&mut *self.tx)
+            .await
+            .map_err(CatalogError::db)?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await.map_err(CatalogError::db)?;
         // only a committed row may be anchored

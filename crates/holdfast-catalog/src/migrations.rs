@@ -204,17 +204,13 @@ pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {
     let mut w = catalog.write().await?;
     if w.dialect == crate::Dialect::Postgres {
         // nodes starting together: one migrates, the others wait and see it done
-        sqlx::query("SELECT pg_advisory_xact_lock(7265726)")
-            .execute(&mut *w.tx)
-            .await
-            .map_err(CatalogError::db)?;
+        w.run(sqlx::query("SELECT pg_advisory_xact_lock(7265726)"))
+            .await?;
     }
-    sqlx::query(
+    w.run(sqlx::query(
         "CREATE TABLE IF NOT EXISTS holdfast_schema (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
-    )
-    .execute(&mut *w.tx)
-    .await
-    .map_err(CatalogError::db)?;
+    ))
+    .await?;
     let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM holdfast_schema")
         .fetch_one(&mut *w.tx)
         .await
@@ -236,12 +232,12 @@ pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {
                 .await
                 .map_err(|e| CatalogError::Database(format!("schema step {version}: {e}")))?;
         }
-        sqlx::query("INSERT INTO holdfast_schema (version, applied_at) VALUES ($1, $2)")
-            .bind(*version)
-            .bind(crate::clock::now())
-            .execute(&mut *w.tx)
-            .await
-            .map_err(CatalogError::db)?;
+        w.run(
+            sqlx::query("INSERT INTO holdfast_schema (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(crate::clock::now()),
+        )
+        .await?;
     }
     w.commit().await
 }

@@ -11,18 +11,18 @@ impl Catalog {
     /// exactly one caller across every node.
     pub async fn claim_slot(&self, name: &str, slot: &str, node: &str) -> Result<bool> {
         let mut w = self.write().await?;
-        let n = sqlx::query(
-            "INSERT INTO job_slots (name, slot, node, claimed_at) VALUES ($1, $2, $3, $4) \
+        let n = w
+            .run(
+                sqlx::query(
+                    "INSERT INTO job_slots (name, slot, node, claimed_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name, slot) DO NOTHING",
-        )
-        .bind(name)
-        .bind(slot)
-        .bind(node)
-        .bind(clock::now())
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?
-        .rows_affected();
+                )
+                .bind(name)
+                .bind(slot)
+                .bind(node)
+                .bind(clock::now()),
+            )
+            .await?;
         w.commit().await?;
         Ok(n > 0)
     }

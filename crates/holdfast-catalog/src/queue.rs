@@ -11,16 +11,14 @@
 //! from the fixed strings below only; every value is bound.
 
 use jiff::SignedDuration;
-use sqlx::any::AnyRow;
 
 use crate::{Catalog, CatalogError, Dialect, Result, clock};
 
 /// A row type read whole by its id: a queue's jobs (backups, restores).
-pub(crate) trait Record: Sized {
+pub(crate) trait Record: crate::FromRow {
     const TABLE: &'static str;
     /// What a missing one is called.
     const WHAT: &'static str;
-    fn from_row(r: &AnyRow) -> std::result::Result<Self, sqlx::Error>;
 }
 
 /// The row `id` of `R`'s table, read with `executor` (the pool, or a
@@ -108,17 +106,17 @@ impl Catalog {
             return Ok(None);
         };
         let id: String = sqlx::Row::try_get(&row, "id").map_err(CatalogError::db)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE {} SET lease_owner = $1, lease_until = $2, {} WHERE id = $4",
-            q.table, q.take
-        )))
-        .bind(worker)
-        .bind(clock::after(lease))
-        .bind(&now)
-        .bind(&id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
+        w.run(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {} SET lease_owner = $1, lease_until = $2, {} WHERE id = $4",
+                q.table, q.take
+            )))
+            .bind(worker)
+            .bind(clock::after(lease))
+            .bind(&now)
+            .bind(&id),
+        )
+        .await?;
         let taken = fetch(&mut *w.tx, &id).await?;
         w.commit().await?;
         Ok(Some(taken))
@@ -133,17 +131,14 @@ impl Catalog {
         worker: &str,
         lease: SignedDuration,
     ) -> Result<bool> {
-        let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let n = self.run(sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE {} SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = '{}'",
             q.table, q.held
         )))
         .bind(clock::after(lease))
         .bind(id)
-        .bind(worker)
-        .execute(&self.pool)
-        .await
-        .map_err(CatalogError::db)?
-        .rows_affected();
+        .bind(worker))
+        .await?;
         Ok(n > 0)
     }
 }

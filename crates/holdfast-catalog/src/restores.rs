@@ -38,7 +38,7 @@ pub struct Restore {
     pub progress: Option<serde_json::Value>,
 }
 
-impl Restore {
+impl crate::FromRow for Restore {
     fn from_row(r: &AnyRow) -> std::result::Result<Restore, sqlx::Error> {
         let verification: Option<String> = r.try_get("verification")?;
         Ok(Restore {
@@ -67,9 +67,6 @@ impl Restore {
 impl crate::queue::Record for Restore {
     const TABLE: &'static str = "restores";
     const WHAT: &'static str = "restore";
-    fn from_row(r: &AnyRow) -> std::result::Result<Restore, sqlx::Error> {
-        Restore::from_row(r)
-    }
 }
 
 async fn fetch(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Restore> {
@@ -96,7 +93,7 @@ impl Catalog {
         }
         let id = crate::tenants::new_id();
         let mut w = self.write().await?;
-        sqlx::query(
+        w.run(sqlx::query(
             "INSERT INTO restores (id, tenant_id, backup_id, source_id, target, status, requested_by, \
              requested_by_label, queued_at, defined_by, in_place) \
              VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10)",
@@ -110,10 +107,8 @@ impl Catalog {
         .bind(&actor.label)
         .bind(clock::now())
         .bind(defined_by)
-        .bind(i64::from(in_place))
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
+        .bind(i64::from(in_place)))
+        .await?;
         w.audit(NewEvent {
             actor,
             tenant_id: Some(&backup.tenant_id),
@@ -194,7 +189,7 @@ impl Catalog {
             Ok(v) => ("done", Some(v.to_string()), None, "restore_succeeded"),
             Err(e) => ("failed", None, Some(e.clone()), "restore_failed"),
         };
-        let n = sqlx::query(
+        let n = w.run(sqlx::query(
             "UPDATE restores SET status = $1, verification = $2, error = $3, finished_at = $4, \
              lease_owner = NULL, lease_until = NULL \
              WHERE id = $5 AND status = 'running' AND (($6 IS NULL AND lease_until < $4) OR lease_owner = $6)",
@@ -204,19 +199,10 @@ impl Catalog {
         .bind(error)
         .bind(clock::now())
         .bind(id)
-        .bind(worker)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?
-        .rows_affected();
+        .bind(worker))
+        .await?;
         if n == 0 {
-            return w
-                .abort(CatalogError::Conflict(Conflict::NotHeld {
-                    what: "restore",
-                    id: id.to_string(),
-                    status: None,
-                }))
-                .await;
+            return w.abort(crate::error::not_held("restore", id, None)).await;
         }
         w.audit(NewEvent {
             actor: &Actor::system(),
@@ -236,17 +222,13 @@ impl Catalog {
 
     /// Restores whose worker is gone (as `orphaned_backups`).
     pub async fn orphaned_restores(&self, all_running: bool) -> Result<Vec<Restore>> {
-        let rows = sqlx::query(
-            "SELECT * FROM restores WHERE status = 'running' AND ($1 = 1 OR lease_until < $2)",
+        self.rows(
+            sqlx::query(
+                "SELECT * FROM restores WHERE status = 'running' AND ($1 = 1 OR lease_until < $2)",
+            )
+            .bind(all_running as i64)
+            .bind(clock::now()),
         )
-        .bind(all_running as i64)
-        .bind(clock::now())
-        .fetch_all(self.pool())
         .await
-        .map_err(CatalogError::db)?;
-        rows.iter()
-            .map(Restore::from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(CatalogError::db)
     }
 }

@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use crate::audit::NewEvent;
 use crate::tokens::{Token, secret_hash};
-use crate::{Catalog, CatalogError, Result, clock};
+use crate::{Catalog, CatalogError, FromRow, Result, clock};
 
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -50,19 +50,19 @@ impl Catalog {
             expires_at: clock::after(ttl),
         };
         let mut w = self.write().await?;
-        sqlx::query(
-            "INSERT INTO ui_sessions (id, secret_hash, token_id, csrf, created_at, expires_at) \
+        w.run(
+            sqlx::query(
+                "INSERT INTO ui_sessions (id, secret_hash, token_id, csrf, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&session.id)
+            .bind(secret_hash(&secret))
+            .bind(&session.token_id)
+            .bind(&session.csrf)
+            .bind(&session.created_at)
+            .bind(&session.expires_at),
         )
-        .bind(&session.id)
-        .bind(secret_hash(&secret))
-        .bind(&session.token_id)
-        .bind(&session.csrf)
-        .bind(&session.created_at)
-        .bind(&session.expires_at)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
+        .await?;
         w.audit(NewEvent {
             actor: &token.actor(),
             tenant_id: token.tenant_id.as_deref(),
@@ -103,14 +103,15 @@ impl Catalog {
     /// End a session (sign-out); ending it again changes nothing.
     pub async fn end_session(&self, session: &Session, token: &Token) -> Result<()> {
         let mut w = self.write().await?;
-        let changed =
-            sqlx::query("UPDATE ui_sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
+        let changed = w
+            .run(
+                sqlx::query(
+                    "UPDATE ui_sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL",
+                )
                 .bind(clock::now())
-                .bind(&session.id)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(CatalogError::db)?
-                .rows_affected();
+                .bind(&session.id),
+            )
+            .await?;
         if changed == 0 {
             return w.rollback().await;
         }

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
-use crate::{Actor, Catalog, CatalogError, Conflict, Dialect, Result, clock};
+use crate::{Actor, Catalog, CatalogError, Conflict, Dialect, FromRow, Result, WriteTx, clock};
 
 /// The kinds of source the service runs.
 pub const KINDS: &[&str] = &[
@@ -39,7 +39,7 @@ pub struct Source {
     pub updated_at: String,
 }
 
-impl Source {
+impl crate::FromRow for Source {
     fn from_row(r: &AnyRow) -> std::result::Result<Source, sqlx::Error> {
         let json = |col: &str| -> std::result::Result<serde_json::Value, sqlx::Error> {
             let t: String = r.try_get(col)?;
@@ -124,11 +124,32 @@ fn validate(f: &SourceFields) -> Result<()> {
 /// another transaction took the name between the check and the write.
 fn name_taken(e: sqlx::Error, name: &str) -> CatalogError {
     match CatalogError::db(e) {
-        CatalogError::Conflict(_) => CatalogError::Conflict(Conflict::NameTaken {
-            what: "source",
-            name: name.to_string(),
-        }),
+        CatalogError::Conflict(_) => taken(name),
         other => other,
+    }
+}
+
+fn taken(name: &str) -> CatalogError {
+    CatalogError::Conflict(Conflict::NameTaken {
+        what: "source",
+        name: name.to_string(),
+    })
+}
+
+/// Refuse `name` when a live source of the tenant other than `id` has it.
+async fn name_free(w: &mut WriteTx<'_>, tenant_id: &str, name: &str, id: &str) -> Result<()> {
+    let other = sqlx::query(
+        "SELECT id FROM sources WHERE tenant_id = $1 AND name = $2 AND deleted_at IS NULL AND id <> $3",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .bind(id)
+    .fetch_optional(&mut *w.tx)
+    .await
+    .map_err(CatalogError::db)?;
+    match other {
+        Some(_) => Err(taken(name)),
+        None => Ok(()),
     }
 }
 
@@ -159,21 +180,8 @@ impl Catalog {
         let now = clock::now();
         let id = crate::tenants::new_id();
         let mut w = self.write().await?;
-        let taken = sqlx::query(
-            "SELECT id FROM sources WHERE tenant_id = $1 AND name = $2 AND deleted_at IS NULL",
-        )
-        .bind(tenant_id)
-        .bind(&name)
-        .fetch_optional(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
-        if taken.is_some() {
-            return w
-                .abort(CatalogError::Conflict(Conflict::NameTaken {
-                    what: "source",
-                    name: name.clone(),
-                }))
-                .await;
+        if let Err(e) = name_free(&mut w, tenant_id, &name, &id).await {
+            return w.abort(e).await;
         }
         sqlx::query(
             "INSERT INTO sources (id, tenant_id, name, kind, target, options, schedule, retention, \
@@ -254,31 +262,21 @@ impl Catalog {
     }
 
     pub async fn sources(&self, tenant_id: &str) -> Result<Vec<Source>> {
-        let rows = sqlx::query(
-            "SELECT * FROM sources WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY name",
+        self.rows(
+            sqlx::query(
+                "SELECT * FROM sources WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY name",
+            )
+            .bind(tenant_id),
         )
-        .bind(tenant_id)
-        .fetch_all(self.pool())
         .await
-        .map_err(CatalogError::db)?;
-        rows.iter()
-            .map(Source::from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(CatalogError::db)
     }
 
     /// Every live source with a schedule, of every tenant (the scheduler).
     pub async fn scheduled_sources(&self) -> Result<Vec<Source>> {
-        let rows = sqlx::query(
+        self.rows(sqlx::query(
             "SELECT * FROM sources WHERE schedule IS NOT NULL AND deleted_at IS NULL ORDER BY id",
-        )
-        .fetch_all(self.pool())
+        ))
         .await
-        .map_err(CatalogError::db)?;
-        rows.iter()
-            .map(Source::from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(CatalogError::db)
     }
 
     /// The source's stored credentials, opened (for the worker only).
@@ -338,24 +336,10 @@ impl Catalog {
             return w.abort(CatalogError::NotFound { what: "source" }).await;
         };
         let current = Source::from_row(&row).map_err(CatalogError::db)?;
-        if let Some(name) = &f.name {
-            let taken = sqlx::query(
-                "SELECT id FROM sources WHERE tenant_id = $1 AND name = $2 AND deleted_at IS NULL AND id <> $3",
-            )
-            .bind(tenant_id)
-            .bind(name)
-            .bind(id)
-            .fetch_optional(&mut *w.tx)
-            .await
-            .map_err(CatalogError::db)?;
-            if taken.is_some() {
-                return w
-                    .abort(CatalogError::Conflict(Conflict::NameTaken {
-                        what: "source",
-                        name: name.to_string(),
-                    }))
-                    .await;
-            }
+        if let Some(name) = &f.name
+            && let Err(e) = name_free(&mut w, tenant_id, name, id).await
+        {
+            return w.abort(e).await;
         }
         let mut changed: Vec<&str> = Vec::new();
         let retargeted = f.target.as_ref().is_some_and(|t| *t != current.target);
@@ -432,13 +416,11 @@ impl Catalog {
     pub async fn delete_source(&self, tenant_id: &str, id: &str, actor: &Actor) -> Result<()> {
         let current = self.source(tenant_id, id).await?;
         let mut w = self.write().await?;
-        sqlx::query("UPDATE sources SET deleted_at = $1 WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL")
+        w.run(sqlx::query("UPDATE sources SET deleted_at = $1 WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL")
             .bind(clock::now())
             .bind(id)
-            .bind(tenant_id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(CatalogError::db)?;
+            .bind(tenant_id))
+            .await?;
         w.audit(NewEvent {
             actor,
             tenant_id: Some(tenant_id),

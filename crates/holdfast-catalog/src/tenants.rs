@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
-use crate::{Actor, Catalog, CatalogError, Conflict, Result};
+use crate::{Actor, Catalog, CatalogError, Conflict, FromRow, Result};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
@@ -17,7 +17,7 @@ pub struct Tenant {
     pub created_at: String,
 }
 
-impl Tenant {
+impl crate::FromRow for Tenant {
     fn from_row(r: &AnyRow) -> std::result::Result<Tenant, sqlx::Error> {
         Ok(Tenant {
             id: r.try_get("id")?,
@@ -100,14 +100,8 @@ impl Catalog {
     }
 
     pub async fn tenants(&self) -> Result<Vec<Tenant>> {
-        let rows = sqlx::query("SELECT * FROM tenants ORDER BY name")
-            .fetch_all(self.pool())
+        self.rows(sqlx::query("SELECT * FROM tenants ORDER BY name"))
             .await
-            .map_err(CatalogError::db)?;
-        rows.iter()
-            .map(Tenant::from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(CatalogError::db)
     }
 
     /// A tenant by id, or by name.
@@ -171,12 +165,12 @@ impl Catalog {
     ) -> Result<()> {
         let old = self.tenant_policy(tenant_id).await?;
         let mut w = self.write().await?;
-        sqlx::query("UPDATE tenants SET policy = $1 WHERE id = $2")
-            .bind(policy.to_string())
-            .bind(tenant_id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(CatalogError::db)?;
+        w.run(
+            sqlx::query("UPDATE tenants SET policy = $1 WHERE id = $2")
+                .bind(policy.to_string())
+                .bind(tenant_id),
+        )
+        .await?;
         w.audit(NewEvent {
             actor,
             tenant_id: Some(tenant_id),
@@ -212,13 +206,15 @@ impl Catalog {
         let old = self.tenant(tenant_id).await?;
         let sealed = credentials.map(|c| self.key().seal(c.as_bytes()));
         let mut w = self.write().await?;
-        sqlx::query("UPDATE tenants SET repository = $1, storage_credentials = $2 WHERE id = $3")
+        w.run(
+            sqlx::query(
+                "UPDATE tenants SET repository = $1, storage_credentials = $2 WHERE id = $3",
+            )
             .bind(repository)
             .bind(sealed)
-            .bind(tenant_id)
-            .execute(&mut *w.tx)
-            .await
-            .map_err(CatalogError::db)?;
+            .bind(tenant_id),
+        )
+        .await?;
         w.audit(NewEvent {
             actor,
             tenant_id: Some(tenant_id),

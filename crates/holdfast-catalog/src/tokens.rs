@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
-use crate::{Actor, Catalog, CatalogError, Result, clock};
+use crate::{Actor, Catalog, CatalogError, FromRow, Result, clock};
 
 /// What a token may do. Admin: everything, every tenant. Operator: run,
 /// restore, download and delete backups and manage sources of its tenant.
@@ -55,8 +55,8 @@ pub struct Token {
     pub revoked_at: Option<String>,
 }
 
-impl Token {
-    pub(crate) fn from_row(r: &AnyRow) -> std::result::Result<Token, sqlx::Error> {
+impl crate::FromRow for Token {
+    fn from_row(r: &AnyRow) -> std::result::Result<Token, sqlx::Error> {
         let role: String = r.try_get("role")?;
         Ok(Token {
             id: r.try_get("id")?,
@@ -67,7 +67,9 @@ impl Token {
             revoked_at: r.try_get("revoked_at")?,
         })
     }
+}
 
+impl Token {
     pub fn actor(&self) -> Actor {
         Actor {
             token_id: Some(self.id.clone()),
@@ -123,7 +125,7 @@ impl Catalog {
             revoked_at: None,
         };
         let mut w = self.write().await?;
-        sqlx::query(
+        w.run(sqlx::query(
             "INSERT INTO tokens (id, secret_hash, role, tenant_id, label, created_at, created_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -133,10 +135,8 @@ impl Catalog {
         .bind(&token.tenant_id)
         .bind(&token.label)
         .bind(&token.created_at)
-        .bind(&actor.token_id)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(CatalogError::db)?;
+        .bind(&actor.token_id))
+        .await?;
         w.audit(NewEvent {
             actor,
             tenant_id,
@@ -190,14 +190,15 @@ impl Catalog {
     pub async fn revoke_token(&self, id: &str, actor: &Actor) -> Result<Token> {
         let mut w = self.write().await?;
         let now = clock::now();
-        let changed =
-            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        let changed = w
+            .run(
+                sqlx::query(
+                    "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
                 .bind(&now)
-                .bind(id)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(CatalogError::db)?
-                .rows_affected();
+                .bind(id),
+            )
+            .await?;
         let row = sqlx::query("SELECT * FROM tokens WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *w.tx)

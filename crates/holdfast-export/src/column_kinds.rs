@@ -328,16 +328,8 @@ mod tests {
     #[test]
     fn columns_take_kinds_by_position_then_by_name() {
         let declared = vec![
-            ManifestColumn {
-                name: "id".into(),
-                sql_type: "integer".into(),
-                generated: false,
-            },
-            ManifestColumn {
-                name: "ok".into(),
-                sql_type: "boolean".into(),
-                generated: false,
-            },
+            ManifestColumn::stored("id", "integer"),
+            ManifestColumn::stored("ok", "boolean"),
         ];
         let field = |t: &str| CsvField {
             text: t.into(),

@@ -79,44 +79,34 @@ pub struct ExportOptions {
     pub temp_dir: Option<PathBuf>,
 }
 
-/// Stream `snapshot` (or its subtree at `subpath`) to `out` in `format`.
-/// Returns the writer and the export's manifest, whose `artifact.path` is
-/// `artifact_name`.
+/// What to export: one snapshot, or its subtree at `subpath`, in `format`;
+/// the export's manifest names the artifact `artifact_name`.
+pub struct ExportRequest<'a> {
+    pub snapshot_id: &'a Id,
+    pub snapshot: &'a Snapshot,
+    pub format: ExportFormat,
+    pub subpath: Option<&'a str>,
+    pub artifact_name: &'a str,
+    pub options: &'a ExportOptions,
+}
+
+/// Stream what `request` names to `out`. Returns the writer and the
+/// export's manifest. A tables-mode database snapshot exported whole as
+/// `zip` becomes the portable bundle ([`crate::bundle`]); with a subpath, a
+/// plain zip of that directory.
 pub fn export_snapshot<W: Write>(
     repo: &Repository,
-    snapshot_id: &Id,
-    snapshot: &Snapshot,
-    format: ExportFormat,
-    subpath: Option<&str>,
-    artifact_name: &str,
+    request: &ExportRequest,
     out: W,
 ) -> Result<(W, ExportManifest)> {
-    export_snapshot_with(
-        repo,
+    let ExportRequest {
         snapshot_id,
         snapshot,
         format,
         subpath,
         artifact_name,
-        &ExportOptions::default(),
-        out,
-    )
-}
-
-/// [`export_snapshot`] with [`ExportOptions`]. A tables-mode database
-/// snapshot exported whole as `zip` becomes the portable bundle
-/// ([`crate::bundle`]); with `subpath`, a plain zip of that directory.
-#[allow(clippy::too_many_arguments)]
-pub fn export_snapshot_with<W: Write>(
-    repo: &Repository,
-    snapshot_id: &Id,
-    snapshot: &Snapshot,
-    format: ExportFormat,
-    subpath: Option<&str>,
-    artifact_name: &str,
-    options: &ExportOptions,
-    out: W,
-) -> Result<(W, ExportManifest)> {
+        options,
+    } = *request;
     let manifest = holdfast_engine::manifest::load(repo, snapshot)?;
     let single = single_file(format, manifest.as_ref())?;
     if single.is_some() && subpath.is_some() {

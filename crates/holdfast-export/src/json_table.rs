@@ -106,11 +106,7 @@ mod tests {
     fn convert(csv: &str, types: &[(&str, &str)]) -> serde_json::Value {
         let declared: Vec<ManifestColumn> = types
             .iter()
-            .map(|(n, t)| ManifestColumn {
-                name: n.to_string(),
-                sql_type: t.to_string(),
-                generated: false,
-            })
+            .map(|(n, t)| ManifestColumn::stored(n, t))
             .collect();
         let mut r = CsvRecords::new(csv.as_bytes());
         let mut header = Vec::new();

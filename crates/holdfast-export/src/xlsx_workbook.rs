@@ -457,16 +457,8 @@ mod tests {
     fn a_table_over_the_row_limit_continues_on_further_sheets() {
         let csv = "id,name,ok\n1,a,t\n2,b,f\n3,,\n4,\"\",1\n5,e,0\n6,f,x\n7,g,t\n";
         let cols = [
-            ManifestColumn {
-                name: "id".into(),
-                sql_type: "integer".into(),
-                generated: false,
-            },
-            ManifestColumn {
-                name: "ok".into(),
-                sql_type: "boolean".into(),
-                generated: false,
-            },
+            ManifestColumn::stored("id", "integer"),
+            ManifestColumn::stored("ok", "boolean"),
         ];
         let tables = [
             SheetTable {
@@ -555,11 +547,7 @@ mod tests {
     fn long_text_is_cut_and_long_numbers_stay_text() {
         let long = "x".repeat(EXCEL_MAX_CELL_CHARS + 10);
         let csv = format!("n,t\n12345678901234567890,{long}\n1.5,ok\n");
-        let cols = [ManifestColumn {
-            name: "n".into(),
-            sql_type: "numeric".into(),
-            generated: false,
-        }];
+        let cols = [ManifestColumn::stored("n", "numeric")];
         let tmp = tempfile::tempdir().unwrap();
         let mut out = Vec::new();
         let report = write_workbook(

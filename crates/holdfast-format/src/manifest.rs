@@ -100,6 +100,17 @@ pub struct ManifestColumn {
     pub generated: bool,
 }
 
+impl ManifestColumn {
+    /// A column the table stores (not generated).
+    pub fn stored(name: &str, sql_type: &str) -> ManifestColumn {
+        ManifestColumn {
+            name: name.to_string(),
+            sql_type: sql_type.to_string(),
+            generated: false,
+        }
+    }
+}
+
 impl Manifest {
     /// A manifest of a snapshot taken now.
     pub fn new(kind: &str, mode: &str, source: String) -> Manifest {

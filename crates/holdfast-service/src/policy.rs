@@ -17,8 +17,8 @@
 //! 403 `refused_by_policy`) and again when its job starts, before any I/O,
 //! with the policy as it is then ([`check_source`] → [`Checked`]); the job
 //! then enforces what the check decided: paths through
-//! `holdfast_sources::confine` (the kernel refuses symlinks and escapes),
-//! connections through `holdfast_sources::egress` (resolved, checked,
+//! `holdfast_confine::confine` (the kernel refuses symlinks and escapes),
+//! connections through `holdfast_confine::egress` (resolved, checked,
 //! pinned). Free-text commands never come from the API: a command source
 //! names a command from the server's configuration file.
 //!
@@ -29,8 +29,8 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::i18n::Msg;
 
-use holdfast_sources::confine::Confined;
-use holdfast_sources::egress::{self, HostRule};
+use holdfast_confine::confine::Confined;
+use holdfast_confine::egress::{self, HostRule};
 use holdfast_sources::source_url::{DbAddress, SourceAddress};
 use serde::{Deserialize, Serialize};
 
@@ -730,183 +730,122 @@ mod tests {
 
     #[test]
     fn restores() {
-        let (h, p, op) = (host(), policy(), Definer::Operator);
-        // in place, or a new path beneath a root
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                op,
-                Definer::Operator,
+        use Definer::{Admin, Operator, Server};
+        let (h, p) = (host(), policy());
+        let www = "/srv/tenants/a/www";
+        let shop = "postgres://app@db.internal/shop";
+        let local = "postgres://app@localhost/shop";
+        let ev = "jsonl+https://api.example.com/events/all";
+        // (who names the target, who defined the source, kind, source, target, allowed)
+        for (by, source_by, kind, source, target, ok) in [
+            // in place, or a new path beneath a root
+            (Operator, Operator, "directory", www, "/", true),
+            (Operator, Operator, "directory", "/etc", "/", false),
+            (
+                Operator,
+                Operator,
                 "directory",
-                "/srv/tenants/a/www",
-                "/"
-            )
-            .is_ok()
-        );
-        assert!(check_restore(&h, &p, op, Definer::Operator, "directory", "/etc", "/").is_err());
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                op,
-                Definer::Operator,
+                www,
+                "/srv/tenants/a/r",
+                true,
+            ),
+            (
+                Operator,
+                Operator,
                 "directory",
-                "/srv/tenants/a/www",
-                "/srv/tenants/a/r"
-            )
-            .is_ok()
-        );
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                op,
-                Definer::Operator,
+                www,
+                "/srv/tenants/b",
+                false,
+            ),
+            (Operator, Operator, "directory", www, "/x/../y", false),
+            // the server's default restore directory
+            (
+                Server,
+                Operator,
                 "directory",
-                "/srv/tenants/a/www",
-                "/srv/tenants/b"
-            )
-            .is_err()
-        );
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                op,
-                Definer::Operator,
+                www,
+                "/var/lib/holdfast/restores/t/1",
+                true,
+            ),
+            (
+                Operator,
+                Operator,
                 "directory",
-                "/srv/tenants/a/www",
-                "/x/../y"
-            )
-            .is_err()
-        );
-        // the server's default restore directory
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                Definer::Server,
-                Definer::Operator,
-                "directory",
-                "/srv/tenants/a/www",
-                "/var/lib/holdfast/restores/t/1"
-            )
-            .is_ok()
-        );
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                op,
-                Definer::Operator,
-                "directory",
-                "/srv/tenants/a/www",
-                "/var/lib/holdfast/restores/t/1"
-            )
-            .is_err()
-        );
-        // databases: the source's own server only
-        let src = "postgres://app@db.internal/shop";
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                op,
-                Definer::Operator,
+                www,
+                "/var/lib/holdfast/restores/t/1",
+                false,
+            ),
+            // databases: the source's own server only
+            (
+                Operator,
+                Operator,
                 "postgres",
-                src,
-                "postgres://app@db.internal/shop_copy"
-            )
-            .is_ok()
-        );
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                op,
-                Definer::Operator,
+                shop,
+                "postgres://app@db.internal/shop_copy",
+                true,
+            ),
+            (
+                Operator,
+                Operator,
                 "postgres",
-                src,
-                "postgres://app@db.example.com/shop"
-            )
-            .is_err()
-        );
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                Definer::Admin,
-                Definer::Operator,
+                shop,
+                "postgres://app@db.example.com/shop",
+                false,
+            ),
+            (
+                Admin,
+                Operator,
                 "postgres",
-                src,
-                "postgres://app@other/shop"
-            )
-            .is_ok()
-        );
-        // a server-chosen database target is held to the source's definer
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                Definer::Server,
-                Definer::Operator,
+                shop,
+                "postgres://app@other/shop",
+                true,
+            ),
+            // a server-chosen database target is held to the source's definer
+            (
+                Server,
+                Operator,
                 "postgres",
-                "postgres://app@localhost/shop",
-                "postgres://app@127.0.0.1/shop_restored"
-            )
-            .is_err()
-        );
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                Definer::Server,
-                Definer::Admin,
+                local,
+                "postgres://app@127.0.0.1/shop_restored",
+                false,
+            ),
+            (
+                Server,
+                Admin,
                 "postgres",
-                "postgres://app@localhost/shop",
-                "postgres://app@127.0.0.1/shop_restored"
-            )
-            .is_ok()
-        );
-        // no downgrade of the connection's security on the source's server
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                op,
-                Definer::Operator,
+                local,
+                "postgres://app@127.0.0.1/shop_restored",
+                true,
+            ),
+            // no downgrade of the connection's security on the source's server
+            (
+                Operator,
+                Operator,
                 "postgres",
                 "postgres://app@db.internal/shop?sslmode=require",
-                "postgres://app@db.internal/x?sslmode=disable"
-            )
-            .is_err()
-        );
-        let ev = "jsonl+https://api.example.com/events/all";
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                op,
-                Definer::Operator,
+                "postgres://app@db.internal/x?sslmode=disable",
+                false,
+            ),
+            (
+                Operator,
+                Operator,
                 "jsonl",
                 ev,
-                "jsonl+https://api.example.com/events/in"
-            )
-            .is_ok()
-        );
-        assert!(
-            check_restore(
-                &h,
-                &p,
-                op,
-                Definer::Operator,
+                "jsonl+https://api.example.com/events/in",
+                true,
+            ),
+            (
+                Operator,
+                Operator,
                 "jsonl",
                 ev,
-                "jsonl+http://127.0.0.1:9/events/in"
-            )
-            .is_err()
-        );
+                "jsonl+http://127.0.0.1:9/events/in",
+                false,
+            ),
+        ] {
+            let got = check_restore(&h, &p, by, source_by, kind, source, target);
+            assert_eq!(got.is_ok(), ok, "{by:?} {source_by:?} {source} -> {target}");
+        }
     }
 
     #[test]
@@ -938,28 +877,14 @@ mod tests {
     fn policies_are_checked_before_they_are_stored() {
         let h = host();
         assert!(policy().validate(&h).is_ok());
+        let roots = |r: &str| TenantPolicy {
+            directory_roots: vec![r.into()],
+            ..Default::default()
+        };
         for (bad, field) in [
-            (
-                TenantPolicy {
-                    directory_roots: vec!["/".into()],
-                    ..Default::default()
-                },
-                "directory_roots[0]",
-            ),
-            (
-                TenantPolicy {
-                    directory_roots: vec!["/var".into()],
-                    ..Default::default()
-                },
-                "directory_roots[0]",
-            ),
-            (
-                TenantPolicy {
-                    directory_roots: vec!["rel".into()],
-                    ..Default::default()
-                },
-                "directory_roots[0]",
-            ),
+            (roots("/"), "directory_roots[0]"),
+            (roots("/var"), "directory_roots[0]"),
+            (roots("rel"), "directory_roots[0]"),
             (
                 TenantPolicy {
                     database_hosts: vec!["a b".into()],

@@ -17,7 +17,7 @@ use holdfast_engine::repository::{InitOptions, Repository};
 use holdfast_engine::snapshot_builder::SnapshotMeta;
 use holdfast_engine::{snapshots, system};
 use holdfast_format::Id;
-use holdfast_sources::confine::Confined;
+use holdfast_confine::confine::Confined;
 use holdfast_sources::database::select::{TablesOptions, Tenant};
 use holdfast_sources::dispatch::SourceOptions;
 use holdfast_sources::filter::PathMatcher;

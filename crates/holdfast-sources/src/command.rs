@@ -260,7 +260,7 @@ pub fn backup_command(
     opts: StreamBackupOptions,
     progress: &Progress,
 ) -> Result<StreamBackupResult> {
-    let mut cmd = crate::tool_env::command("/bin/sh");
+    let mut cmd = holdfast_confine::tool_env::command("/bin/sh");
     cmd.arg("-c").arg(command);
     // Only the program's name is recorded: the rest of a command line can
     // hold secrets.

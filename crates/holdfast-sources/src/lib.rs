@@ -16,12 +16,10 @@
 //! - [`filter`]: the include/exclude patterns of directory backups.
 
 pub mod command;
-pub mod confine;
 pub mod database;
 pub mod dir;
 pub mod dispatch;
 pub mod dump_scan;
-pub mod egress;
 pub mod filter;
 pub mod jsonl;
 pub mod line_filter;
@@ -33,5 +31,4 @@ pub mod source_url;
 pub mod spec;
 pub mod sqlite;
 pub mod stream;
-pub mod tool_env;
 pub mod writer;

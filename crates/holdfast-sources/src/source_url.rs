@@ -42,7 +42,7 @@ pub struct HttpAddress {
     pub url: String,
     pub has_password: bool,
     /// A tenant's endpoint (the service): the one checked address to
-    /// connect to (see [`crate::egress`]). Redirects are then not followed
+    /// connect to (see [`holdfast_confine::egress`]). Redirects are then not followed
     /// and what the server answers on an error stays out of the message.
     pub pinned: Option<std::net::SocketAddr>,
 }

@@ -7,8 +7,8 @@
 //!
 //! Invariant: [`backup`] enforces the confinement before any I/O on the
 //! source — a path is opened beneath its root by the kernel
-//! ([`crate::confine`]), a database or event-stream host is resolved,
-//! checked and pinned ([`crate::egress`]) — and a refusal is
+//! ([`holdfast_confine::confine`]), a database or event-stream host is resolved,
+//! checked and pinned ([`holdfast_confine::egress`]) — and a refusal is
 //! [`ErrorKind::Refused`], never an attempt.
 
 use std::io::Read;
@@ -22,11 +22,11 @@ use holdfast_engine::{EngineError, Fault};
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
 
-use crate::confine::Confined;
+use holdfast_confine::confine::Confined;
 use crate::database::backup::DumpBackupOptions;
 use crate::dir::backup::{DirBackupOptions, backup_dirs};
 use crate::dispatch::{SourceOptions, backup_address};
-use crate::egress::{self, HostRule};
+use holdfast_confine::egress::{self, HostRule};
 use crate::filter::PathMatcher;
 use crate::progress::{ItemError, Progress};
 use crate::secret::Secret;
@@ -79,7 +79,7 @@ pub struct BackupSettings {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Confinement {
     /// Paths (directories, SQLite files) lie beneath this root and are
-    /// opened through [`crate::confine`].
+    /// opened through [`holdfast_confine::confine`].
     pub root: Option<PathBuf>,
     /// Connections go only to hosts these rules allow, checked after DNS
     /// and pinned to the checked address.
@@ -380,7 +380,7 @@ pub fn restore(
 }
 
 /// `path` exists beneath `root`, reached without a symlink or an escape
-/// (the kernel's word, see [`crate::confine`]): refused when it is not,
+/// (the kernel's word, see [`holdfast_confine::confine`]): refused when it is not,
 /// a permanent failure when it is missing.
 fn reachable_beneath(root: &std::path::Path, path: &std::path::Path) -> Result<(), SourceError> {
     let c = Confined::new(root, path).ok_or_else(|| {

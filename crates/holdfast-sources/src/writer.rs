@@ -59,9 +59,10 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn file_node(name: &str, size: u64, content: Vec<Id>, now: GoTime) -> Node {
-    let mut node = Node::new(name.as_bytes().to_vec(), NodeType::File);
-    node.mode = gomode::from_unix(0o100644);
+/// A node owned by this process's user, with every time `now`.
+fn owned_node(name: Vec<u8>, kind: NodeType, mode: u32, now: GoTime) -> Node {
+    let mut node = Node::new(name, kind);
+    node.mode = gomode::from_unix(mode);
     node.mtime = now;
     node.atime = now;
     node.ctime = now;
@@ -69,6 +70,11 @@ fn file_node(name: &str, size: u64, content: Vec<Id>, now: GoTime) -> Node {
     node.gid = system::gid();
     node.user = system::user_name(node.uid).unwrap_or_default();
     node.group = system::group_name(node.gid).unwrap_or_default();
+    node
+}
+
+fn file_node(name: &str, size: u64, content: Vec<Id>, now: GoTime) -> Node {
+    let mut node = owned_node(name.as_bytes().to_vec(), NodeType::File, 0o100644, now);
     node.size = size;
     node.links = 1;
     node.content = Some(content);
@@ -187,15 +193,7 @@ impl<'a> SnapshotWriter<'a> {
                 Entry::File(n) => nodes.push(*n),
                 Entry::Dir(children) => {
                     let sub = self.save_dir(children)?;
-                    let mut d = Node::new(name, NodeType::Dir);
-                    d.mode = gomode::from_unix(0o040755);
-                    d.mtime = now;
-                    d.atime = now;
-                    d.ctime = now;
-                    d.uid = system::uid();
-                    d.gid = system::gid();
-                    d.user = system::user_name(d.uid).unwrap_or_default();
-                    d.group = system::group_name(d.gid).unwrap_or_default();
+                    let mut d = owned_node(name, NodeType::Dir, 0o040755, now);
                     d.subtree = Some(sub);
                     self.dirs += 1;
                     nodes.push(d);

@@ -16,7 +16,9 @@ use holdfast_catalog::audit::NewEvent;
 use holdfast_catalog::tokens::Role;
 use holdfast_engine::repository::Repository;
 use holdfast_engine::snapshots::{self, SnapshotFilter};
-use holdfast_export::export::{ExportOptions, check_format, default_format, export_snapshot_with};
+use holdfast_export::export::{
+    ExportOptions, ExportRequest, check_format, default_format, export_snapshot,
+};
 use holdfast_export::format::ExportFormat;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -142,17 +144,15 @@ pub async fn download(
     let artifact = name.clone();
     tokio::task::spawn_blocking(move || {
         let out = std::io::BufWriter::with_capacity(256 * 1024, ChannelWriter(tx.clone()));
-        let r = export_snapshot_with(
-            &repo,
-            &sid,
-            &snap,
+        let request = ExportRequest {
+            snapshot_id: &sid,
+            snapshot: &snap,
             format,
-            None,
-            &artifact,
-            &ExportOptions::default(),
-            out,
-        )
-        .and_then(|(mut out, _)| {
+            subpath: None,
+            artifact_name: &artifact,
+            options: &ExportOptions::default(),
+        };
+        let r = export_snapshot(&repo, &request, out).and_then(|(mut out, _)| {
             out.flush()
                 .map_err(|e| holdfast_engine::EngineError::io("sending", e))
         });

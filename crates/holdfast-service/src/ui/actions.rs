@@ -4,17 +4,17 @@
 //! as the caller — one code path for roles, tenants, the tenant's policy
 //! and the audit log, whether the request came from curl or a browser.
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
+use axum::routing::{MethodRouter, get};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{self, Nav};
-use super::session::{Signed, encode};
-use super::{CsrfForm, caller, error_page, forged, see_other};
+use super::session::{CsrfField, Posted, Signed, encode};
+use super::{CsrfForm, OrPage, Page, caller, error_page, see_other};
 use crate::AppState;
 use crate::api::{backups, download, restores};
 use crate::i18n::{Msg, Tr};
@@ -38,146 +38,94 @@ pub async fn run_form(
     State(s): State<AppState>,
     signed: Signed,
     Path(source): Path<String>,
-) -> Response {
+) -> Page {
     let tr = signed.tr;
-    let src = match s.catalog.source_any(&source).await {
-        Ok(x) if signed.may_act(&x.tenant_id) => x,
-        Ok(x) if signed.may_see(&x.tenant_id) => {
-            return error_page(tr, &ApiError::Forbidden("viewer".into()));
-        }
-        Ok(_) => return error_page(tr, &ApiError::NotFound("source")),
-        Err(e) => return error_page(tr, &e.into()),
-    };
-    confirm(
+    let src = signed.acting("source", s.catalog.source_any(&source).await)?;
+    Ok(confirm(
         &signed,
         tr.t("action.run_title"),
         &tr.f("action.run_q", &[("source", &src.name)]),
         &format!("/ui/sources/{}/run", encode(&src.id)),
         "/",
         html! {},
-    )
+    ))
 }
 
 pub async fn run(
     State(s): State<AppState>,
     signed: Signed,
     Path(source): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    let tr = signed.tr;
-    if !signed.check_form(&headers, &f.csrf) {
-        return forged(tr);
-    }
-    let src = match s.catalog.source_any(&source).await {
-        Ok(x) if signed.may_see(&x.tenant_id) => x,
-        Ok(_) => return error_page(tr, &ApiError::NotFound("source")),
-        Err(e) => return error_page(tr, &e.into()),
-    };
+    Posted(_): Posted<CsrfForm>,
+) -> Page {
+    // a viewer's run is refused by the API, as from curl
+    let src = signed.seeing("source", s.catalog.source_any(&source).await)?;
     let body = backups::NewBackup::for_source(&src.id);
-    match backups::create(
+    let (_, Json(b)) = backups::create(
         State(s),
         caller(&signed),
         Path(src.tenant_id.clone()),
         ApiJson(body),
     )
     .await
-    {
-        Ok((_, Json(b))) => see_other(&format!("/ui/backups/{}", b.id)),
-        Err(e) => error_page(tr, &e),
-    }
+    .or_page(signed.tr)?;
+    Ok(see_other(&format!("/ui/backups/{}", b.id)))
 }
 
 // ----- retry, delete -----
 
-/// The confirmation of `verb` (`retry` or `delete`) on a backup.
-async fn backup_confirm(s: &AppState, signed: &Signed, id: &str, verb: &str) -> Response {
+/// What a confirmed form does to a backup.
+#[derive(Clone, Copy)]
+pub enum Verb {
+    Retry,
+    Delete,
+}
+
+impl Verb {
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Retry => "retry",
+            Verb::Delete => "delete",
+        }
+    }
+}
+
+/// `/ui/backups/{id}/retry` and `…/delete`: the confirmation (GET) and
+/// its form (POST: the API's own handler, then back to the backup's
+/// page).
+pub fn on_backup(verb: Verb) -> MethodRouter<AppState> {
+    get(
+        move |State(s): State<AppState>, signed: Signed, Path(id): Path<String>| async move {
+            backup_confirm(&s, &signed, &id, verb.name()).await
+        },
+    )
+    .post(
+        move |State(s): State<AppState>,
+              signed: Signed,
+              Path(id): Path<String>,
+              Posted(_): Posted<CsrfForm>| async move {
+            let (state, c, path) = (State(s), caller(&signed), Path(id.clone()));
+            let _ = match verb {
+                Verb::Retry => backups::retry(state, c, path).await,
+                Verb::Delete => backups::delete(state, c, path).await,
+            }
+            .or_page(signed.tr)?;
+            Page::Ok(see_other(&format!("/ui/backups/{}", encode(&id))))
+        },
+    )
+}
+
+/// The confirmation of `verb` on a backup.
+async fn backup_confirm(s: &AppState, signed: &Signed, id: &str, verb: &str) -> Page {
     let tr = signed.tr;
-    match actionable(s, signed, id).await {
-        Ok(_) => confirm(
-            signed,
-            tr.t(&format!("action.{verb}_title")),
-            tr.t(&format!("action.{verb}_q")),
-            &format!("/ui/backups/{}/{verb}", encode(id)),
-            &format!("/ui/backups/{}", encode(id)),
-            html! {},
-        ),
-        Err(e) => error_page(tr, &e),
-    }
-}
-
-pub async fn retry_form(
-    State(s): State<AppState>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    backup_confirm(&s, &signed, &id, "retry").await
-}
-
-pub async fn delete_form(
-    State(s): State<AppState>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    backup_confirm(&s, &signed, &id, "delete").await
-}
-
-/// A confirmed action on backup `id`: the form's CSRF secret checked,
-/// then the API's own handler, then back to the backup's page.
-async fn on_backup<T, Fut>(
-    signed: &Signed,
-    headers: &HeaderMap,
-    f: &CsrfForm,
-    id: &str,
-    handler: impl FnOnce(crate::auth::Caller) -> Fut,
-) -> Response
-where
-    Fut: std::future::Future<Output = Result<T, ApiError>>,
-{
-    if !signed.check_form(headers, &f.csrf) {
-        return forged(signed.tr);
-    }
-    match handler(caller(signed)).await {
-        Ok(_) => see_other(&format!("/ui/backups/{}", encode(id))),
-        Err(e) => error_page(signed.tr, &e),
-    }
-}
-
-pub async fn retry(
-    State(s): State<AppState>,
-    signed: Signed,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    on_backup(&signed, &headers, &f, &id, |c| {
-        backups::retry(State(s), c, Path(id.clone()))
-    })
-    .await
-}
-
-pub async fn delete(
-    State(s): State<AppState>,
-    signed: Signed,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    on_backup(&signed, &headers, &f, &id, |c| {
-        backups::delete(State(s), c, Path(id.clone()))
-    })
-    .await
-}
-
-/// A backup this user may act on (a viewer may see it, never act).
-async fn actionable(
-    s: &AppState,
-    signed: &Signed,
-    id: &str,
-) -> Result<holdfast_catalog::backups::Backup, ApiError> {
-    let b = s.catalog.backup(id).await?;
-    signed.acting_on(&b.tenant_id, "backup")?;
-    Ok(b)
+    signed.acting("backup", s.catalog.backup(id).await)?;
+    Ok(confirm(
+        signed,
+        tr.t(&format!("action.{verb}_title")),
+        tr.t(&format!("action.{verb}_q")),
+        &format!("/ui/backups/{}/{verb}", encode(id)),
+        &format!("/ui/backups/{}", encode(id)),
+        html! {},
+    ))
 }
 
 // ----- restore -----
@@ -186,19 +134,13 @@ pub async fn restore_form(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-) -> Response {
+) -> Page {
     let tr = signed.tr;
-    let b = match actionable(&s, &signed, &id).await {
-        Ok(b) => b,
-        Err(e) => return error_page(tr, &e),
-    };
-    let src = match s.catalog.source_any(&b.source_id).await {
-        Ok(src) => src,
-        Err(e) => return error_page(tr, &e.into()),
-    };
+    let b = signed.acting("backup", s.catalog.backup(&id).await)?;
+    let src = s.catalog.source_any(&b.source_id).await.or_page(tr)?;
     let over_source = restores::over_itself(&src.kind, &src.options).is_ok();
     let kind = src.kind;
-    confirm(
+    Ok(confirm(
         &signed,
         tr.t("action.restore_title"),
         &tr.f("action.restore_q", &[("source", &b.source_name)]),
@@ -233,7 +175,7 @@ pub async fn restore_form(
                 }
             }
         },
-    )
+    ))
 }
 
 #[derive(Deserialize)]
@@ -250,60 +192,55 @@ pub struct RestoreForm {
     confirm_name: String,
 }
 
+impl CsrfField for RestoreForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn restore(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<RestoreForm>,
-) -> Response {
-    if !signed.check_form(&headers, &f.csrf) {
-        return forged(signed.tr);
-    }
+    Posted(f): Posted<RestoreForm>,
+) -> Page {
     let tr = signed.tr;
     let body = match f.mode.as_str() {
         "source" => {
             // a restore over live data: the source's name typed to confirm
-            let b = match actionable(&s, &signed, &id).await {
-                Ok(b) => b,
-                Err(e) => return error_page(tr, &e),
-            };
+            let b = signed.acting("backup", s.catalog.backup(&id).await)?;
             if f.confirm_name.trim() != b.source_name {
-                return error_page(
+                return Err(error_page(
                     tr,
                     &ApiError::invalid("confirm_name", Msg::new("msg.invalid.confirm_name")),
-                );
+                ));
             }
             serde_json::json!({"in_place": true})
         }
         "other" if f.target.trim().is_empty() => {
-            return error_page(
+            return Err(error_page(
                 tr,
                 &ApiError::invalid("target", Msg::new("msg.invalid.required")),
-            );
+            ));
         }
         "new" => serde_json::json!({}),
         _ if f.target.trim().is_empty() => serde_json::json!({}),
         _ => serde_json::json!({"target": f.target.trim()}),
     };
     let bytes = axum::body::Bytes::from(body.to_string());
-    match restores::create(State(s), caller(&signed), Path(id), bytes).await {
-        Ok((_, Json(r))) => see_other(&format!("/ui/restores/{}", r.id)),
-        Err(e) => error_page(signed.tr, &e),
-    }
+    let (_, Json(r)) = restores::create(State(s), caller(&signed), Path(id), bytes)
+        .await
+        .or_page(tr)?;
+    Ok(see_other(&format!("/ui/restores/{}", r.id)))
 }
 
 pub async fn restore_status(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-) -> Response {
+) -> Page {
     let tr = signed.tr;
-    let r = match s.catalog.restore_run(&id).await {
-        Ok(r) if signed.may_see(&r.tenant_id) => r,
-        Ok(_) => return error_page(tr, &ApiError::NotFound("restore")),
-        Err(e) => return error_page(tr, &e.into()),
-    };
+    let r = signed.seeing("restore", s.catalog.restore_run(&id).await)?;
     let short: String = r.id.chars().skip(r.id.len().saturating_sub(8)).collect();
     let content = html! {
         p.lead {
@@ -332,14 +269,14 @@ pub async fn restore_status(
             pre.error { (e) }
         }
     };
-    layout::page(
+    Ok(layout::page(
         &signed,
         Nav::Backups,
         &tr.f("action.restore_status", &[("id", &short)]),
         "",
         content,
     )
-    .into_response()
+    .into_response())
 }
 
 /// What a restore proved: its scalar facts as a list, its per-table row
@@ -391,17 +328,15 @@ pub async fn restore_progress(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-) -> Response {
-    match s.catalog.restore_run(&id).await {
-        Ok(r) if signed.may_see(&r.tenant_id) => Json(serde_json::json!({
-            "status": r.status,
-            "text": super::pages::live_text(signed.tr, &r.status, r.started_at.as_deref(), r.progress.as_ref()),
-            "progress": r.progress,
-        }))
-        .into_response(),
-        Ok(_) => StatusCode::NOT_FOUND.into_response(),
-        Err(e) => error_page(signed.tr, &e.into()),
-    }
+) -> Page {
+    let r = s.catalog.restore_run(&id).await.or_page(signed.tr)?;
+    Ok(super::pages::live_state(
+        &signed,
+        &r.tenant_id,
+        &r.status,
+        r.started_at.as_deref(),
+        r.progress.as_ref(),
+    ))
 }
 
 // ----- download -----
@@ -413,10 +348,8 @@ pub async fn file(
     signed: Signed,
     Path(id): Path<String>,
     q: Result<Query<download::FileQuery>, QueryRejection>,
-) -> Response {
-    let tr = signed.tr;
-    match download::download(State(s), caller(&signed), Path(id), q).await {
-        Ok(r) => r,
-        Err(e) => error_page(tr, &e),
-    }
+) -> Page {
+    download::download(State(s), caller(&signed), Path(id), q)
+        .await
+        .or_page(signed.tr)
 }

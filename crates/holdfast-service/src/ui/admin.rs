@@ -2,18 +2,18 @@
 //! rows), and for admins the tokens and tenants pages. Changes go through
 //! the API's own handlers with the session's token, as in `actions`.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use holdfast_catalog::audit::AuditFilter;
 use maud::html;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::layout::{self, Nav};
-use super::session::{Signed, encode};
-use super::{CsrfForm, caller, error_page, forged};
+use super::session::{CsrfField, Posted, Signed, encode};
+use super::{CsrfForm, OrPage, Page, caller, see_other};
 use crate::AppState;
 use crate::api::{tenants, tokens};
 use crate::problem::{ApiError, ApiJson};
@@ -53,11 +53,7 @@ fn time_bound(s: Option<&str>) -> Option<String> {
         .map(holdfast_catalog::clock::format)
 }
 
-pub async fn audit(
-    State(s): State<AppState>,
-    signed: Signed,
-    Query(q): Query<AuditQuery>,
-) -> Response {
+pub async fn audit(State(s): State<AppState>, signed: Signed, Query(q): Query<AuditQuery>) -> Page {
     let tr = signed.tr;
     let some = |v: &Option<String>| {
         v.as_deref()
@@ -77,17 +73,15 @@ pub async fn audit(
         since: time_bound(q.since.as_deref()),
         until: time_bound(q.until.as_deref()),
     };
-    let page = match s.catalog.audit_page(&filter, 100, q.before).await {
-        Ok(p) => p,
-        Err(e) => return error_page(tr, &e.into()),
-    };
+    let page = s
+        .catalog
+        .audit_page(&filter, 100, q.before)
+        .await
+        .or_page(tr)?;
     // the whole chain, for admins (it spans every tenant)
     let chain = if signed.is_admin() {
-        Some(match s.catalog.verify_audit().await {
-            Ok(Ok(n)) => Ok(n),
-            Ok(Err(b)) => Err(b.to_string()),
-            Err(e) => return error_page(tr, &e.into()),
-        })
+        let verified = s.catalog.verify_audit().await.or_page(tr)?;
+        Some(verified.map_err(|b| b.to_string()))
     } else {
         None
     };
@@ -175,28 +169,20 @@ pub async fn audit(
             }
         }
     };
-    layout::page(&signed, Nav::Audit, tr.t("audit.title"), "", content).into_response()
+    Ok(layout::page(&signed, Nav::Audit, tr.t("audit.title"), "", content).into_response())
 }
 
 // ----- tokens -----
 
-pub async fn tokens_page(State(s): State<AppState>, signed: Signed) -> Response {
+pub async fn tokens_page(State(s): State<AppState>, signed: Signed) -> Page {
     token_list(&s, &signed, None).await
 }
 
-async fn token_list(
-    s: &AppState,
-    signed: &Signed,
-    created: Option<(StatusCode, String)>,
-) -> Response {
+async fn token_list(s: &AppState, signed: &Signed, created: Option<(StatusCode, String)>) -> Page {
     let tr = signed.tr;
-    if !signed.is_admin() {
-        return error_page(tr, &ApiError::Forbidden("admin".into()));
-    }
-    let (all, tenants) = match (s.catalog.tokens(None).await, s.catalog.tenants().await) {
-        (Ok(a), Ok(t)) => (a, t),
-        (Err(e), _) | (_, Err(e)) => return error_page(tr, &e.into()),
-    };
+    signed.admin_only()?;
+    let all = s.catalog.tokens(None).await.or_page(tr)?;
+    let tenants = s.catalog.tenants().await.or_page(tr)?;
     let names: std::collections::HashMap<&str, &str> = tenants
         .iter()
         .map(|t| (t.id.as_str(), t.name.as_str()))
@@ -261,11 +247,11 @@ async fn token_list(
             button type="submit" { (tr.t("tokens.create")) }
         }
     };
-    (
+    Ok((
         status,
         layout::page(signed, Nav::Tokens, tr.t("tokens.title"), "", content),
     )
-        .into_response()
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -277,46 +263,38 @@ pub struct TokenForm {
     tenant: String,
 }
 
+impl CsrfField for TokenForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn token_create(
     State(s): State<AppState>,
     signed: Signed,
-    headers: HeaderMap,
-    Form(f): Form<TokenForm>,
-) -> Response {
-    if !signed.check_form(&headers, &f.csrf) {
-        return forged(signed.tr);
-    }
+    Posted(f): Posted<TokenForm>,
+) -> Page {
     let mut v = json!({"role": f.role, "label": f.label});
     if !f.tenant.is_empty() {
         v["tenant"] = json!(f.tenant);
     }
-    let b = match body(v) {
-        Ok(b) => b,
-        Err(e) => return error_page(signed.tr, &e),
-    };
-    match tokens::create(State(s.clone()), caller(&signed), ApiJson(b)).await {
-        Ok((_, Json(v))) => {
-            let secret = v["secret"].as_str().unwrap_or_default().to_string();
-            token_list(&s, &signed, Some((StatusCode::CREATED, secret))).await
-        }
-        Err(e) => error_page(signed.tr, &e),
-    }
+    let b = body(v).or_page(signed.tr)?;
+    let (_, Json(v)) = tokens::create(State(s.clone()), caller(&signed), ApiJson(b))
+        .await
+        .or_page(signed.tr)?;
+    let secret = v["secret"].as_str().unwrap_or_default().to_string();
+    token_list(&s, &signed, Some((StatusCode::CREATED, secret))).await
 }
 
 pub async fn token_revoke_form(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-) -> Response {
+) -> Page {
     let tr = signed.tr;
-    if !signed.is_admin() {
-        return error_page(tr, &ApiError::Forbidden("admin".into()));
-    }
-    let t = match s.catalog.token(&id).await {
-        Ok(t) => t,
-        Err(e) => return error_page(tr, &e.into()),
-    };
-    layout::confirm(
+    signed.admin_only()?;
+    let t = s.catalog.token(&id).await.or_page(tr)?;
+    Ok(layout::confirm(
         &signed,
         Nav::Tokens,
         tr.t("tokens.revoke_title"),
@@ -325,36 +303,27 @@ pub async fn token_revoke_form(
         "/ui/tokens",
         html! {},
     )
-    .into_response()
+    .into_response())
 }
 
 pub async fn token_revoke(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    if !signed.check_form(&headers, &f.csrf) {
-        return forged(signed.tr);
-    }
-    match tokens::revoke(State(s), caller(&signed), Path(id)).await {
-        Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/tokens")]).into_response(),
-        Err(e) => error_page(signed.tr, &e),
-    }
+    Posted(_): Posted<CsrfForm>,
+) -> Page {
+    let _ = tokens::revoke(State(s), caller(&signed), Path(id))
+        .await
+        .or_page(signed.tr)?;
+    Ok(see_other("/ui/tokens"))
 }
 
 // ----- tenants -----
 
-pub async fn tenants_page(State(s): State<AppState>, signed: Signed) -> Response {
+pub async fn tenants_page(State(s): State<AppState>, signed: Signed) -> Page {
     let tr = signed.tr;
-    if !signed.is_admin() {
-        return error_page(tr, &ApiError::Forbidden("admin".into()));
-    }
-    let all = match s.catalog.tenants().await {
-        Ok(t) => t,
-        Err(e) => return error_page(tr, &e.into()),
-    };
+    signed.admin_only()?;
+    let all = s.catalog.tenants().await.or_page(tr)?;
     let content = html! {
         p.lead { (tr.t("tenants.intro")) }
         div.table-wrap tabindex="0" role="region" aria-label=(tr.t("app.table")) {
@@ -383,7 +352,7 @@ pub async fn tenants_page(State(s): State<AppState>, signed: Signed) -> Response
             button type="submit" { (tr.t("tenants.create")) }
         }
     };
-    layout::page(&signed, Nav::Tenants, tr.t("tenants.title"), "", content).into_response()
+    Ok(layout::page(&signed, Nav::Tenants, tr.t("tenants.title"), "", content).into_response())
 }
 
 #[derive(Deserialize)]
@@ -392,27 +361,22 @@ pub struct TenantForm {
     name: String,
 }
 
+impl CsrfField for TenantForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn tenant_create(
     State(s): State<AppState>,
     signed: Signed,
-    headers: HeaderMap,
-    Form(f): Form<TenantForm>,
-) -> Response {
-    if !signed.check_form(&headers, &f.csrf) {
-        return forged(signed.tr);
-    }
-    let b = match body(json!({"name": f.name})) {
-        Ok(b) => b,
-        Err(e) => return error_page(signed.tr, &e),
-    };
-    match tenants::create(State(s), caller(&signed), ApiJson(b)).await {
-        Ok((_, Json(t))) => (
-            StatusCode::SEE_OTHER,
-            [(header::LOCATION, format!("/ui/tenants/{}", t.id))],
-        )
-            .into_response(),
-        Err(e) => error_page(signed.tr, &e),
-    }
+    Posted(f): Posted<TenantForm>,
+) -> Page {
+    let b = body(json!({"name": f.name})).or_page(signed.tr)?;
+    let (_, Json(t)) = tenants::create(State(s), caller(&signed), ApiJson(b))
+        .await
+        .or_page(signed.tr)?;
+    Ok(see_other(&format!("/ui/tenants/{}", t.id)))
 }
 
 /// One tenant: its policy, editable by admins.
@@ -420,30 +384,18 @@ pub async fn tenant_page(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-) -> Response {
-    tenant_view(&s, &signed, &id, None, StatusCode::OK).await
+) -> Page {
+    tenant_view(&s, &signed, &id, None).await
 }
 
-async fn tenant_view(
-    s: &AppState,
-    signed: &Signed,
-    id: &str,
-    notice: Option<&str>,
-    status: StatusCode,
-) -> Response {
+async fn tenant_view(s: &AppState, signed: &Signed, id: &str, notice: Option<&str>) -> Page {
     let tr = signed.tr;
-    if !signed.is_admin() {
-        return error_page(tr, &ApiError::Forbidden("admin".into()));
-    }
-    let t = match s.catalog.tenant(id).await {
-        Ok(t) => t,
-        Err(e) => return error_page(tr, &e.into()),
-    };
-    let policy =
-        match tenants::get_policy(State(s.clone()), caller(signed), Path(t.id.clone())).await {
-            Ok(Json(p)) => serde_json::to_string_pretty(&p).unwrap_or_default(),
-            Err(e) => return error_page(tr, &e),
-        };
+    signed.admin_only()?;
+    let t = s.catalog.tenant(id).await.or_page(tr)?;
+    let Json(policy) = tenants::get_policy(State(s.clone()), caller(signed), Path(t.id.clone()))
+        .await
+        .or_page(tr)?;
+    let policy = serde_json::to_string_pretty(&policy).unwrap_or_default();
     let content = html! {
         p.lead { code.wrap { (t.repository) } }
         @if let Some(n) = notice { p.ok role="status" { (n) } }
@@ -456,11 +408,7 @@ async fn tenant_view(
             div.buttons { button type="submit" { (tr.t("tenants.save")) } }
         }
     };
-    (
-        status,
-        layout::page(signed, Nav::Tenants, &t.name, "", content),
-    )
-        .into_response()
+    Ok(layout::page(signed, Nav::Tenants, &t.name, "", content).into_response())
 }
 
 #[derive(Deserialize)]
@@ -469,46 +417,34 @@ pub struct PolicyForm {
     policy: String,
 }
 
+impl CsrfField for PolicyForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn tenant_policy(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<PolicyForm>,
-) -> Response {
-    if !signed.check_form(&headers, &f.csrf) {
-        return forged(signed.tr);
-    }
+    Posted(f): Posted<PolicyForm>,
+) -> Page {
     let text = if f.policy.trim().is_empty() {
         "{}"
     } else {
         f.policy.as_str()
     };
-    let parsed = serde_json::from_str::<serde_json::Value>(text)
+    let b = serde_json::from_str::<serde_json::Value>(text)
         .map_err(|e| ApiError::invalid("policy", e.to_string()))
-        .and_then(body);
-    let b = match parsed {
-        Ok(b) => b,
-        Err(e) => return error_page(signed.tr, &e),
-    };
-    match tenants::put_policy(
+        .and_then(body)
+        .or_page(signed.tr)?;
+    let _ = tenants::put_policy(
         State(s.clone()),
         caller(&signed),
         Path(id.clone()),
         ApiJson(b),
     )
     .await
-    {
-        Ok(_) => {
-            tenant_view(
-                &s,
-                &signed,
-                &id,
-                Some(signed.tr.t("tenants.saved")),
-                StatusCode::OK,
-            )
-            .await
-        }
-        Err(e) => error_page(signed.tr, &e),
-    }
+    .or_page(signed.tr)?;
+    tenant_view(&s, &signed, &id, Some(signed.tr.t("tenants.saved"))).await
 }

@@ -14,6 +14,10 @@
 //! Content-Security-Policy without inline script and `frame-ancestors
 //! 'none'`.
 
+// A handler that stops early answers with a whole `Response` (the error
+// side of [`Page`]), once per request: boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 mod actions;
 mod admin;
 mod layout;
@@ -45,11 +49,11 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/ui/backups/{id}/retry",
-            get(actions::retry_form).post(actions::retry),
+            actions::on_backup(actions::Verb::Retry),
         )
         .route(
             "/ui/backups/{id}/delete",
-            get(actions::delete_form).post(actions::delete),
+            actions::on_backup(actions::Verb::Delete),
         )
         .route(
             "/ui/backups/{id}/restore",
@@ -190,10 +194,31 @@ pub(crate) fn caller(s: &session::Signed) -> crate::auth::Caller {
     crate::auth::Caller(s.token.clone())
 }
 
+/// A handler's answer: the page, or the page it stopped at (an error, a
+/// refused form) — both responses, so that `?` ends a handler early.
+pub(crate) type Page = Result<Response, Response>;
+
+/// An error as its page, in the visitor's language, for `?`.
+pub(crate) trait OrPage<T> {
+    fn or_page(self, tr: Tr) -> Result<T, Response>;
+}
+
+impl<T, E: Into<ApiError>> OrPage<T> for Result<T, E> {
+    fn or_page(self, tr: Tr) -> Result<T, Response> {
+        self.map_err(|e| error_page(tr, &e.into()))
+    }
+}
+
 /// A form that carries only the session's CSRF secret.
 #[derive(serde::Deserialize)]
 pub(crate) struct CsrfForm {
-    pub csrf: String,
+    csrf: String,
+}
+
+impl session::CsrfField for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// A refused form: 403 before anything was touched.

@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use super::layout::{self, Nav};
 use super::session::{
-    self, LANG_COOKIE, SESSION_COOKIE, Signed, Visitor, local_path, secure, set_cookie,
+    self, LANG_COOKIE, Posted, SESSION_COOKIE, Signed, Visitor, local_path, secure, set_cookie,
 };
-use super::{CsrfForm, error_page};
+use super::{CsrfForm, OrPage, Page, error_page};
 use crate::AppState;
 use crate::i18n::Tr;
 use crate::problem::ApiError;
@@ -75,10 +75,13 @@ pub async fn signin(
     client: Option<axum::Extension<crate::http::ClientAddr>>,
     headers: HeaderMap,
     Form(f): Form<SignInForm>,
-) -> Response {
+) -> Page {
     let tr = v.tr;
     if !session::same_origin(&headers) {
-        return error_page(tr, &ApiError::Forbidden("cross-site sign-in".into()));
+        return Err(error_page(
+            tr,
+            &ApiError::Forbidden("cross-site sign-in".into()),
+        ));
     }
     let ip = client.map(|c| c.0.0.ip());
     if let Some(ip) = ip
@@ -89,73 +92,65 @@ pub async fn signin(
             &[("seconds", &wait.as_secs().max(1).to_string())],
         );
         let body = html! { p.error role="alert" { (msg) } };
-        return (
+        return Err((
             StatusCode::TOO_MANY_REQUESTS,
             layout::bare_with(tr, tr.t("signin.title"), "/ui/signin", body),
         )
-            .into_response();
+            .into_response());
     }
-    let token = match s.catalog.authenticate(f.token.trim()).await {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            if let Some(ip) = ip {
-                let n = s.auth_limiter.failed(ip);
-                crate::worker::log(&format!(
-                    "ui sign-in failed from {ip}: unknown or revoked token ({n} in the last minute)"
-                ));
-            }
-            return signin_page(
-                tr,
-                f.next.as_deref(),
-                Some("signin.failed"),
-                StatusCode::UNAUTHORIZED,
-            );
+    let Some(token) = s.catalog.authenticate(f.token.trim()).await.or_page(tr)? else {
+        if let Some(ip) = ip {
+            let n = s.auth_limiter.failed(ip);
+            crate::worker::log(&format!(
+                "ui sign-in failed from {ip}: unknown or revoked token ({n} in the last minute)"
+            ));
         }
-        Err(e) => return error_page(tr, &e.into()),
+        return Err(signin_page(
+            tr,
+            f.next.as_deref(),
+            Some("signin.failed"),
+            StatusCode::UNAUTHORIZED,
+        ));
     };
-    match s
+    let (_, secret) = s
         .catalog
         .create_session(&token, SignedDuration::from_hours(SESSION_HOURS))
         .await
-    {
-        Ok((_, secret)) => (
-            StatusCode::SEE_OTHER,
-            [
-                (
-                    header::SET_COOKIE,
-                    set_cookie(
-                        SESSION_COOKIE,
-                        &secret,
-                        SESSION_HOURS * 3600,
-                        secure(&s, &headers),
-                    ),
+        .or_page(tr)?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                set_cookie(
+                    SESSION_COOKIE,
+                    &secret,
+                    SESSION_HOURS * 3600,
+                    secure(&s, &headers),
                 ),
-                (
-                    header::LOCATION,
-                    local_path(f.next.as_deref())
-                        .parse()
-                        .expect("a local path is a header value"),
-                ),
-            ],
-        )
-            .into_response(),
-        Err(e) => error_page(tr, &e.into()),
-    }
+            ),
+            (
+                header::LOCATION,
+                local_path(f.next.as_deref())
+                    .parse()
+                    .expect("a local path is a header value"),
+            ),
+        ],
+    )
+        .into_response())
 }
 
 pub async fn signout(
     State(s): State<AppState>,
     signed: Signed,
     headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    if !signed.check_form(&headers, &f.csrf) {
-        return error_page(signed.tr, &ApiError::Forbidden("csrf".into()));
-    }
-    if let Err(e) = s.catalog.end_session(&signed.session, &signed.token).await {
-        return error_page(signed.tr, &e.into());
-    }
-    (
+    Posted(_): Posted<CsrfForm>,
+) -> Page {
+    s.catalog
+        .end_session(&signed.session, &signed.token)
+        .await
+        .or_page(signed.tr)?;
+    Ok((
         StatusCode::SEE_OTHER,
         [
             (
@@ -168,7 +163,7 @@ pub async fn signout(
             ),
         ],
     )
-        .into_response()
+        .into_response())
 }
 
 /// Remember a language (a cookie for a year), then go back.
@@ -254,35 +249,31 @@ pub async fn overview(
     State(s): State<AppState>,
     signed: Signed,
     Query(q): Query<TenantQuery>,
-) -> Response {
+) -> Page {
     let tr = signed.tr;
     let super::Scope {
         shown: tenants,
         all,
         query: tq,
-    } = match super::scope(&s, &signed, q.tenant.as_deref()).await {
-        Ok(x) => x,
-        Err(e) => return error_page(tr, &e),
-    };
+    } = super::scope(&s, &signed, q.tenant.as_deref())
+        .await
+        .or_page(tr)?;
     let tz = s.config.time_zone();
     let now = Timestamp::now();
     let mut rows = Vec::new();
     for t in &tenants {
-        let sources = match s.catalog.sources(&t.id).await {
-            Ok(x) => x,
-            Err(e) => return error_page(tr, &e.into()),
-        };
+        let sources = s.catalog.sources(&t.id).await.or_page(tr)?;
         // every source's last run, last success and last 30 runs' chart
         // in one query
-        let mut recent: std::collections::HashMap<String, SourceRuns> =
-            match s.catalog.recent_runs(&t.id, 30).await {
-                Ok(all) => all.into_iter().map(|r| (r.source_id.clone(), r)).collect(),
-                Err(e) => return error_page(tr, &e.into()),
-            };
-        let mut restored = match s.catalog.last_restores(&t.id).await {
-            Ok(x) => x,
-            Err(e) => return error_page(tr, &e.into()),
-        };
+        let mut recent: std::collections::HashMap<String, SourceRuns> = s
+            .catalog
+            .recent_runs(&t.id, 30)
+            .await
+            .or_page(tr)?
+            .into_iter()
+            .map(|r| (r.source_id.clone(), r))
+            .collect();
+        let mut restored = s.catalog.last_restores(&t.id).await.or_page(tr)?;
         for src in sources {
             let runs = recent.remove(&src.id).unwrap_or_default();
             let sched = src
@@ -358,7 +349,7 @@ pub async fn overview(
             }
         }
     };
-    layout::page(&signed, Nav::Overview, tr.t("overview.title"), &tq, content).into_response()
+    Ok(layout::page(&signed, Nav::Overview, tr.t("overview.title"), &tq, content).into_response())
 }
 
 fn status_badge(tr: Tr, status: &str) -> Markup {
@@ -479,43 +470,38 @@ pub async fn backups(
     State(s): State<AppState>,
     signed: Signed,
     Query(q): Query<ListQuery>,
-) -> Response {
+) -> Page {
     let tr = signed.tr;
     let empty = |v: &Option<String>| v.as_deref().filter(|x| !x.is_empty()).map(str::to_string);
     let super::Scope {
         shown: tenants,
         all: all_tenants,
         query: tq,
-    } = match super::scope(&s, &signed, q.tenant.as_deref()).await {
-        Ok(x) => x,
-        Err(e) => return error_page(tr, &e),
-    };
+    } = super::scope(&s, &signed, q.tenant.as_deref())
+        .await
+        .or_page(tr)?;
     let status = empty(&q.status).filter(|x| STATUSES.contains(&x.as_str()));
     let kind = empty(&q.kind).filter(|x| KINDS.contains(&x.as_str()));
     let source = empty(&q.source);
     // one tenant at a time here: an admin without a choice sees the first
     let Some(t) = tenants.first() else {
         let content = html! { p.empty { (tr.t("backups.none")) } };
-        return layout::page(&signed, Nav::Backups, tr.t("backups.title"), &tq, content)
-            .into_response();
+        return Ok(
+            layout::page(&signed, Nav::Backups, tr.t("backups.title"), &tq, content)
+                .into_response(),
+        );
     };
-    let sources = match s.catalog.sources(&t.id).await {
-        Ok(x) => x,
-        Err(e) => return error_page(tr, &e.into()),
-    };
+    let sources = s.catalog.sources(&t.id).await.or_page(tr)?;
     let filter = BackupFilter {
         status: status.clone(),
         source_id: source.clone(),
         kind: kind.clone(),
     };
-    let page = match s
+    let page = s
         .catalog
         .backups_page(&t.id, &filter, 50, empty(&q.before).as_deref())
         .await
-    {
-        Ok(p) => p,
-        Err(e) => return error_page(tr, &e.into()),
-    };
+        .or_page(tr)?;
     let names: std::collections::HashMap<&str, &str> = sources
         .iter()
         .map(|x| (x.id.as_str(), x.name.as_str()))
@@ -603,29 +589,21 @@ pub async fn backups(
             }
         }
     };
-    layout::page(&signed, Nav::Backups, tr.t("backups.title"), &tq, content).into_response()
+    Ok(layout::page(&signed, Nav::Backups, tr.t("backups.title"), &tq, content).into_response())
 }
 
 // ----- one backup -----
 
-pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<String>) -> Response {
+pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<String>) -> Page {
     let tr = signed.tr;
-    let b = match s.catalog.backup(&id).await {
-        Ok(b) if signed.may_see(&b.tenant_id) => b,
-        // another tenant's backup is not found, as in the API
-        Ok(_) => return error_page(tr, &ApiError::NotFound("backup")),
-        Err(e) => return error_page(tr, &e.into()),
-    };
+    let b = signed.seeing("backup", s.catalog.backup(&id).await)?;
     let source_kind = s
         .catalog
         .source_any(&b.source_id)
         .await
         .ok()
         .map(|x| x.kind);
-    let audit = match s.catalog.backup_audit(&b.id, 100).await {
-        Ok(a) => a,
-        Err(e) => return error_page(tr, &e.into()),
-    };
+    let audit = s.catalog.backup_audit(&b.id, 100).await.or_page(tr)?;
     let tq = if signed.is_admin() {
         format!("?tenant={}", session::encode(&b.tenant_id))
     } else {
@@ -733,7 +711,7 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
             }
         }
     };
-    layout::page(&signed, Nav::Backups, &title, &tq, content).into_response()
+    Ok(layout::page(&signed, Nav::Backups, &title, &tq, content).into_response())
 }
 
 /// A running job's progress as one line: bytes, files, throughput and
@@ -771,23 +749,36 @@ pub fn live_text(
     )
 }
 
-/// A run's state for the page's script: `{"status", "text"}` (the text
-/// already in the page's language; the script sets it as text).
-pub async fn progress(
-    State(s): State<AppState>,
-    signed: Signed,
-    Path(id): Path<String>,
+pub async fn progress(State(s): State<AppState>, signed: Signed, Path(id): Path<String>) -> Page {
+    let b = s.catalog.backup(&id).await.or_page(signed.tr)?;
+    Ok(live_state(
+        &signed,
+        &b.tenant_id,
+        &b.status,
+        b.started_at.as_deref(),
+        b.progress.as_ref(),
+    ))
+}
+
+/// A run's state for the page's script: `{"status", "text", "progress"}`
+/// (the text already in the page's language; the script sets it as text);
+/// a bare 404 for a run of a tenant this user may not see.
+pub(super) fn live_state(
+    signed: &Signed,
+    tenant_id: &str,
+    status: &str,
+    started_at: Option<&str>,
+    progress: Option<&serde_json::Value>,
 ) -> Response {
-    match s.catalog.backup(&id).await {
-        Ok(b) if signed.may_see(&b.tenant_id) => axum::Json(serde_json::json!({
-            "status": b.status,
-            "text": live_text(signed.tr, &b.status, b.started_at.as_deref(), b.progress.as_ref()),
-            "progress": b.progress,
-        }))
-        .into_response(),
-        Ok(_) => StatusCode::NOT_FOUND.into_response(),
-        Err(e) => error_page(signed.tr, &e.into()),
+    if !signed.may_see(tenant_id) {
+        return StatusCode::NOT_FOUND.into_response();
     }
+    axum::Json(serde_json::json!({
+        "status": status,
+        "text": live_text(signed.tr, status, started_at, progress),
+        "progress": progress,
+    }))
+    .into_response()
 }
 
 /// The download formats offered for a backup of a source of `kind`

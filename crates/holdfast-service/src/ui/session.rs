@@ -3,22 +3,30 @@
 //! session (an HttpOnly, SameSite=Strict cookie; see
 //! `holdfast_catalog::sessions`).
 //!
-//! Invariants: a state-changing request (every POST) passes [`Signed::check_form`]
-//! — the session's CSRF secret in the form, compared in constant time, and
-//! an `Origin`, when the browser sends one, naming this server — before it
-//! touches anything. The cookie carries only a random secret; the catalog
-//! keeps its hash.
+//! Invariants: a state-changing request (every POST) reaches its handler
+//! only as a [`Posted`] form — the session's CSRF secret in the form,
+//! compared in constant time, and an `Origin`, when the browser sends one,
+//! naming this server — checked before it touches anything. The cookie
+//! carries only a random secret; the catalog keeps its hash.
 
-use axum::extract::FromRequestParts;
+use axum::Form;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use holdfast_catalog::CatalogError;
+use holdfast_catalog::backups::Backup;
+use holdfast_catalog::restores::Restore;
 use holdfast_catalog::sessions::Session;
+use holdfast_catalog::sources::Source;
 use holdfast_catalog::tokens::{Role, Token};
+use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
+use super::OrPage;
 use crate::AppState;
 use crate::i18n::{Lang, Tr};
+use crate::problem::ApiError;
 
 pub const SESSION_COOKIE: &str = "hf_session";
 pub const LANG_COOKIE: &str = "hf_lang";
@@ -145,12 +153,15 @@ impl FromRequestParts<AppState> for Signed {
             return Err(SignIn(here).into_response());
         };
         match state.catalog.session(secret).await {
-            Ok(Some((session, token))) => Ok(Signed {
-                tr: Tr(lang(&parts.headers)),
-                token,
-                session,
-                here,
-            }),
+            Ok(Some((session, token))) => {
+                parts.extensions.insert(CsrfSecret(session.csrf.clone()));
+                Ok(Signed {
+                    tr: Tr(lang(&parts.headers)),
+                    token,
+                    session,
+                    here,
+                })
+            }
             Ok(None) => Err(SignIn(here).into_response()),
             Err(e) => Err(super::error_page(Tr(lang(&parts.headers)), &e.into())),
         }
@@ -177,24 +188,114 @@ impl Signed {
 
     /// May act on a `what` of `tenant_id`: not found when it may not even
     /// see it, forbidden when it may only look.
-    pub fn acting_on(
-        &self,
-        tenant_id: &str,
-        what: &'static str,
-    ) -> Result<(), crate::problem::ApiError> {
+    pub fn acting_on(&self, tenant_id: &str, what: &'static str) -> Result<(), ApiError> {
         if !self.may_see(tenant_id) {
-            return Err(crate::problem::ApiError::NotFound(what));
+            return Err(ApiError::NotFound(what));
         }
         if !self.may_act(tenant_id) {
-            return Err(crate::problem::ApiError::Forbidden("viewer".into()));
+            return Err(ApiError::Forbidden("viewer".into()));
         }
         Ok(())
     }
 
-    /// A form's CSRF secret and the request's origin, checked before any
-    /// state changes.
-    pub fn check_form(&self, headers: &HeaderMap, csrf: &str) -> bool {
-        same_origin(headers) && bool::from(csrf.as_bytes().ct_eq(self.session.csrf.as_bytes()))
+    /// Only an admin goes on; anyone else gets a 403 page.
+    pub fn admin_only(&self) -> Result<(), Response> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(super::error_page(
+                self.tr,
+                &ApiError::Forbidden("admin".into()),
+            ))
+        }
+    }
+
+    /// What was `found`, when this user may see it; another tenant's `what`
+    /// is not found, as in the API.
+    pub fn seeing<T: Owned>(
+        &self,
+        what: &'static str,
+        found: Result<T, CatalogError>,
+    ) -> Result<T, Response> {
+        let x = found.or_page(self.tr)?;
+        if !self.may_see(x.tenant_id()) {
+            return Err(super::error_page(self.tr, &ApiError::NotFound(what)));
+        }
+        Ok(x)
+    }
+
+    /// What was `found`, when this user may act on it (see
+    /// [`Signed::acting_on`]).
+    pub fn acting<T: Owned>(
+        &self,
+        what: &'static str,
+        found: Result<T, CatalogError>,
+    ) -> Result<T, Response> {
+        let x = found.or_page(self.tr)?;
+        self.acting_on(x.tenant_id(), what).or_page(self.tr)?;
+        Ok(x)
+    }
+}
+
+/// A form with the session's CSRF secret in its `csrf` field.
+pub trait CsrfField {
+    fn csrf(&self) -> &str;
+}
+
+/// The signed-in session's CSRF secret, left in the request by [`Signed`]
+/// for [`Posted`].
+#[derive(Clone)]
+struct CsrfSecret(String);
+
+/// A form posted by a signed-in user: its CSRF secret and the request's
+/// origin are checked before the handler runs, and a forged form is a 403
+/// page. It follows [`Signed`] among a handler's arguments (it checks
+/// against the session `Signed` found); without one it is refused.
+pub struct Posted<F>(pub F);
+
+impl<F> FromRequest<AppState> for Posted<F>
+where
+    F: DeserializeOwned + CsrfField,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        let secret = req.extensions().get::<CsrfSecret>().cloned();
+        let Form(f) = Form::<F>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match secret {
+            Some(CsrfSecret(s))
+                if same_origin(&headers) && bool::from(f.csrf().as_bytes().ct_eq(s.as_bytes())) =>
+            {
+                Ok(Posted(f))
+            }
+            _ => Err(super::forged(Tr(lang(&headers)))),
+        }
+    }
+}
+
+/// What belongs to one tenant: whose it is decides who sees it.
+pub trait Owned {
+    fn tenant_id(&self) -> &str;
+}
+
+impl Owned for Backup {
+    fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+}
+
+impl Owned for Restore {
+    fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+}
+
+impl Owned for Source {
+    fn tenant_id(&self) -> &str {
+        &self.tenant_id
     }
 }
 

@@ -3,18 +3,17 @@
 //! schedule interval, who set the target), with the session's token.
 //! Credentials are write-only: the form never shows them.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
-use holdfast_catalog::sources::{Source, SourceFields};
+use holdfast_catalog::sources::{KINDS, Source, SourceFields};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::layout::{self, Nav};
-use super::session::{Signed, encode};
-use super::{CsrfForm, caller, error_page, forged, see_other};
+use super::session::{CsrfField, Posted, Signed, encode};
+use super::{CsrfForm, OrPage, Page, caller, error_page, see_other};
 use crate::AppState;
 use crate::api::sources as api;
 use crate::i18n::Msg;
@@ -22,14 +21,6 @@ use crate::i18n::Tr;
 use crate::problem::{ApiError, ApiJson};
 use crate::schedule::Schedule;
 
-const KINDS: &[&str] = &[
-    "directory",
-    "postgres",
-    "mysql",
-    "sqlite",
-    "jsonl",
-    "command",
-];
 const KEEP: &[&str] = &["keep_last", "keep_daily", "keep_weekly", "keep_monthly"];
 
 /// The next `n` runs of a cron text, in the page's format; an error names
@@ -106,14 +97,15 @@ async fn tenant_of(
         holdfast_catalog::tenants::Tenant,
         Vec<holdfast_catalog::tenants::Tenant>,
     ),
-    ApiError,
+    Response,
 > {
-    let scope = super::scope(s, signed, asked).await?;
+    let scope = super::scope(s, signed, asked).await.or_page(signed.tr)?;
     let t = scope
         .shown
         .into_iter()
         .next()
-        .ok_or(ApiError::NotFound("tenant"))?;
+        .ok_or(ApiError::NotFound("tenant"))
+        .or_page(signed.tr)?;
     Ok((t, scope.all))
 }
 
@@ -122,20 +114,10 @@ pub struct TenantQuery {
     tenant: Option<String>,
 }
 
-pub async fn list(
-    State(s): State<AppState>,
-    signed: Signed,
-    Query(q): Query<TenantQuery>,
-) -> Response {
+pub async fn list(State(s): State<AppState>, signed: Signed, Query(q): Query<TenantQuery>) -> Page {
     let tr = signed.tr;
-    let (t, all) = match tenant_of(&s, &signed, q.tenant.as_deref()).await {
-        Ok(x) => x,
-        Err(e) => return error_page(tr, &e),
-    };
-    let sources = match s.catalog.sources(&t.id).await {
-        Ok(x) => x,
-        Err(e) => return error_page(tr, &e.into()),
-    };
+    let (t, all) = tenant_of(&s, &signed, q.tenant.as_deref()).await?;
+    let sources = s.catalog.sources(&t.id).await.or_page(tr)?;
     let act = signed.may_act(&t.id);
     let tq = format!("?tenant={}", encode(&t.id));
     let content = html! {
@@ -192,7 +174,7 @@ pub async fn list(
             }
         }
     };
-    layout::page(&signed, Nav::Sources, tr.t("sources.title"), &tq, content).into_response()
+    Ok(layout::page(&signed, Nav::Sources, tr.t("sources.title"), &tq, content).into_response())
 }
 
 /// The form, for a new source (`None`) or an existing one.
@@ -263,15 +245,14 @@ pub async fn new_form(
     State(s): State<AppState>,
     signed: Signed,
     Query(q): Query<TenantQuery>,
-) -> Response {
+) -> Page {
     let tr = signed.tr;
-    let t = match tenant_of(&s, &signed, q.tenant.as_deref()).await {
-        Ok((t, _)) if signed.may_act(&t.id) => t,
-        Ok(_) => return error_page(tr, &ApiError::Forbidden("viewer".into())),
-        Err(e) => return error_page(tr, &e),
-    };
+    let (t, _) = tenant_of(&s, &signed, q.tenant.as_deref()).await?;
+    if !signed.may_act(&t.id) {
+        return Err(error_page(tr, &ApiError::Forbidden("viewer".into())));
+    }
     let content = form(&s, &signed, &t.id, None);
-    layout::page(&signed, Nav::Sources, tr.t("sources.new"), "", content).into_response()
+    Ok(layout::page(&signed, Nav::Sources, tr.t("sources.new"), "", content).into_response())
 }
 
 #[derive(Deserialize)]
@@ -297,6 +278,12 @@ pub struct SourceForm {
     keep_monthly: String,
     #[serde(default)]
     max_age_days: String,
+}
+
+impl CsrfField for SourceForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 impl SourceForm {
@@ -334,88 +321,63 @@ impl SourceForm {
     fn schedule(&self) -> Option<String> {
         Some(self.schedule.trim().to_string()).filter(|x| !x.is_empty())
     }
+
+    /// The options and the retention, or the page naming the first that
+    /// does not parse.
+    fn parsed(&self, tr: Tr) -> Result<(serde_json::Value, serde_json::Value), Response> {
+        Ok((self.options().or_page(tr)?, self.retention().or_page(tr)?))
+    }
 }
 
 pub async fn create(
     State(s): State<AppState>,
     signed: Signed,
     Query(q): Query<TenantQuery>,
-    headers: HeaderMap,
-    Form(f): Form<SourceForm>,
-) -> Response {
+    Posted(f): Posted<SourceForm>,
+) -> Page {
     let tr = signed.tr;
-    if !signed.check_form(&headers, &f.csrf) {
-        return forged(tr);
-    }
-    let t = match tenant_of(&s, &signed, q.tenant.as_deref()).await {
-        Ok((t, _)) => t,
-        Err(e) => return error_page(tr, &e),
+    let (t, _) = tenant_of(&s, &signed, q.tenant.as_deref()).await?;
+    let (options, retention) = f.parsed(tr)?;
+    let fields = SourceFields {
+        name: Some(f.name.clone()),
+        kind: Some(f.kind.clone()),
+        target: Some(f.target.trim().to_string()),
+        options: Some(options),
+        schedule: Some(f.schedule()),
+        retention: Some(retention),
+        credentials: Some(Some(f.credentials.clone()).filter(|c| !c.is_empty())),
     };
-    let fields = match (f.options(), f.retention()) {
-        (Ok(options), Ok(retention)) => SourceFields {
-            name: Some(f.name.clone()),
-            kind: Some(f.kind.clone()),
-            target: Some(f.target.trim().to_string()),
-            options: Some(options),
-            schedule: Some(f.schedule()),
-            retention: Some(retention),
-            credentials: Some(Some(f.credentials.clone()).filter(|c| !c.is_empty())),
-        },
-        (Err(e), _) | (_, Err(e)) => return error_page(tr, &e),
-    };
-    match api::create(
+    let _ = api::create(
         State(s),
         caller(&signed),
         Path(t.id.clone()),
         ApiJson(fields),
     )
     .await
-    {
-        Ok(_) => see_other(&format!("/ui/sources?tenant={}", encode(&t.id))),
-        Err(e) => error_page(tr, &e),
-    }
+    .or_page(tr)?;
+    Ok(listed(&t.id))
 }
 
-/// A source this user may change.
-async fn changeable(s: &AppState, signed: &Signed, id: &str) -> Result<Source, ApiError> {
-    let src = s.catalog.source_any(id).await?;
-    signed.acting_on(&src.tenant_id, "source")?;
-    Ok(src)
+/// After a change: the tenant's sources.
+fn listed(tenant_id: &str) -> Response {
+    see_other(&format!("/ui/sources?tenant={}", encode(tenant_id)))
 }
 
-pub async fn edit_form(
-    State(s): State<AppState>,
-    signed: Signed,
-    Path(id): Path<String>,
-) -> Response {
-    let tr = signed.tr;
-    let src = match changeable(&s, &signed, &id).await {
-        Ok(x) => x,
-        Err(e) => return error_page(tr, &e),
-    };
+pub async fn edit_form(State(s): State<AppState>, signed: Signed, Path(id): Path<String>) -> Page {
+    let src = signed.acting("source", s.catalog.source_any(&id).await)?;
     let content = form(&s, &signed, &src.tenant_id, Some(&src));
-    layout::page(&signed, Nav::Sources, &src.name, "", content).into_response()
+    Ok(layout::page(&signed, Nav::Sources, &src.name, "", content).into_response())
 }
 
 pub async fn edit(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<SourceForm>,
-) -> Response {
+    Posted(f): Posted<SourceForm>,
+) -> Page {
     let tr = signed.tr;
-    if !signed.check_form(&headers, &f.csrf) {
-        return forged(tr);
-    }
-    let cur = match changeable(&s, &signed, &id).await {
-        Ok(x) => x,
-        Err(e) => return error_page(tr, &e),
-    };
-    let (options, retention) = match (f.options(), f.retention()) {
-        (Ok(o), Ok(r)) => (o, r),
-        (Err(e), _) | (_, Err(e)) => return error_page(tr, &e),
-    };
+    let cur = signed.acting("source", s.catalog.source_any(&id).await)?;
+    let (options, retention) = f.parsed(tr)?;
     // only what changed: an unchanged target or options keeps who set them
     let target = f.target.trim().to_string();
     let fields = SourceFields {
@@ -427,30 +389,25 @@ pub async fn edit(
         retention: (retention != cur.retention).then_some(retention),
         credentials: (!f.credentials.is_empty()).then(|| Some(f.credentials.clone())),
     };
-    match api::update(
+    let _ = api::update(
         State(s),
         caller(&signed),
         Path((cur.tenant_id.clone(), id)),
         ApiJson(fields),
     )
     .await
-    {
-        Ok(_) => see_other(&format!("/ui/sources?tenant={}", encode(&cur.tenant_id))),
-        Err(e) => error_page(tr, &e),
-    }
+    .or_page(tr)?;
+    Ok(listed(&cur.tenant_id))
 }
 
 pub async fn delete_form(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-) -> Response {
+) -> Page {
     let tr = signed.tr;
-    let src = match changeable(&s, &signed, &id).await {
-        Ok(x) => x,
-        Err(e) => return error_page(tr, &e),
-    };
-    layout::confirm(
+    let src = signed.acting("source", s.catalog.source_any(&id).await)?;
+    Ok(layout::confirm(
         &signed,
         Nav::Sources,
         tr.t("sources.delete_title"),
@@ -459,26 +416,18 @@ pub async fn delete_form(
         &format!("/ui/sources?tenant={}", encode(&src.tenant_id)),
         html! {},
     )
-    .into_response()
+    .into_response())
 }
 
 pub async fn delete(
     State(s): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    let tr = signed.tr;
-    if !signed.check_form(&headers, &f.csrf) {
-        return forged(tr);
-    }
-    let src = match changeable(&s, &signed, &id).await {
-        Ok(x) => x,
-        Err(e) => return error_page(tr, &e),
-    };
-    match api::delete(State(s), caller(&signed), Path((src.tenant_id.clone(), id))).await {
-        Ok(_) => see_other(&format!("/ui/sources?tenant={}", encode(&src.tenant_id))),
-        Err(e) => error_page(tr, &e),
-    }
+    Posted(_): Posted<CsrfForm>,
+) -> Page {
+    let src = signed.acting("source", s.catalog.source_any(&id).await)?;
+    api::delete(State(s), caller(&signed), Path((src.tenant_id.clone(), id)))
+        .await
+        .or_page(signed.tr)?;
+    Ok(listed(&src.tenant_id))
 }

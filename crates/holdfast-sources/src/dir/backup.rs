@@ -55,7 +55,7 @@ pub struct DirBackupOptions {
     /// Count the source first so progress can show totals and an ETA.
     pub scan: bool,
     /// A tenant's backup: every directory at or below this root is opened
-    /// with [`crate::confine`] (no symlink, no escape, checked by the
+    /// with [`holdfast_confine::confine`] (no symlink, no escape, checked by the
     /// kernel at each open), so a symlink swapped in while the walk runs
     /// cannot lead it outside. `None`: ordinary path opens.
     pub confine: Option<PathBuf>,
@@ -471,7 +471,7 @@ impl Walker<'_, '_> {
 fn open_dir(dir: &Path, confine: Option<&Path>) -> io::Result<std::os::fd::OwnedFd> {
     use rustix::fs::{Mode, OFlags};
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-    if let Some(c) = confine.and_then(|root| crate::confine::Confined::new(root, dir)) {
+    if let Some(c) = confine.and_then(|root| holdfast_confine::confine::Confined::new(root, dir)) {
         return c.open(OFlags::RDONLY | OFlags::DIRECTORY);
     }
     Ok(rustix::fs::open(dir, flags, Mode::empty())?)
@@ -480,7 +480,7 @@ fn open_dir(dir: &Path, confine: Option<&Path>) -> io::Result<std::os::fd::Owned
 /// A virtual level above the targets: `O_PATH` (see `walk_trie`).
 fn open_level(dir: &Path, confine: Option<&Path>) -> io::Result<std::os::fd::OwnedFd> {
     use rustix::fs::{Mode, OFlags};
-    if let Some(c) = confine.and_then(|root| crate::confine::Confined::new(root, dir)) {
+    if let Some(c) = confine.and_then(|root| holdfast_confine::confine::Confined::new(root, dir)) {
         return c.open(OFlags::PATH | OFlags::DIRECTORY);
     }
     Ok(rustix::fs::open(

@@ -288,20 +288,23 @@ mod tests {
         s
     }
 
+    /// Each table's name and rows, once the scan's verdict is clean.
+    fn counted(s: &MysqlDumpScan) -> Vec<(String, u64)> {
+        assert_eq!(s.verdict(), Ok(()));
+        s.tables()
+            .iter()
+            .map(|t| (t.display_name(), t.rows))
+            .collect()
+    }
+
     #[test]
     fn counts_rows_outside_strings_whatever_the_read_sizes() {
         for step in [1, 2, 5, 13, 4096] {
             let parts: Vec<&[u8]> = DUMP.as_bytes().chunks(step).collect();
             let s = scan(&parts);
-            assert_eq!(s.verdict(), Ok(()), "step {step}");
-            let got: Vec<(String, u64)> = s
-                .tables()
-                .iter()
-                .map(|t| (t.display_name(), t.rows))
-                .collect();
             assert_eq!(
-                got,
-                vec![("t".into(), 4), ("empty`s".into(), 0)],
+                counted(&s),
+                [("t".into(), 4), ("empty`s".into(), 0)],
                 "step {step}"
             );
             assert_eq!(s.tables()[1].sql_name, "`empty``s`");
@@ -344,13 +347,11 @@ mod tests {
         for step in [1, 3, 7, 4096] {
             let parts: Vec<&[u8]> = ROW_PER_LINE.as_bytes().chunks(step).collect();
             let s = scan(&parts);
-            assert_eq!(s.verdict(), Ok(()), "step {step}");
-            let got: Vec<(String, u64)> = s
-                .tables()
-                .iter()
-                .map(|t| (t.display_name(), t.rows))
-                .collect();
-            assert_eq!(got, vec![("c".into(), 3), ("d".into(), 1)], "step {step}");
+            assert_eq!(
+                counted(&s),
+                [("c".into(), 3), ("d".into(), 1)],
+                "step {step}"
+            );
         }
         // Cut between two rows, or right after the INSERT line: inside the rows.
         for at in ["(2,NULL", "(3,", "(7)"] {

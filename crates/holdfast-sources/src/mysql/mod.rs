@@ -114,7 +114,7 @@ impl MyTools {
     /// `mariadb-dump` or `mysqldump`, with its version.
     pub fn dump_tool(&self) -> Result<DumpTool> {
         let path = self.dump.clone().ok_or_else(|| self.missing(&DUMP_TOOLS))?;
-        let out = crate::tool_env::command(&path)
+        let out = holdfast_confine::tool_env::command(&path)
             .arg("--version")
             .stdin(Stdio::null())
             .output()
@@ -469,10 +469,10 @@ impl MyClient {
     /// The option file must be the first argument: the tools read
     /// `--defaults-extra-file` only there.
     pub fn command(&self, program: &Path) -> Command {
-        let mut c = crate::tool_env::command(program);
+        let mut c = holdfast_confine::tool_env::command(program);
         // Confined (the service): our option file only, or none at all —
         // never the host's option files and the passwords they may hold.
-        match (&self.option_file, crate::tool_env::confined()) {
+        match (&self.option_file, holdfast_confine::tool_env::confined()) {
             (Some(f), true) => c.arg(format!("--defaults-file={}", f.path().display())),
             (Some(f), false) => c.arg(format!("--defaults-extra-file={}", f.path().display())),
             (None, true) => c.arg("--no-defaults"),

@@ -63,7 +63,7 @@ impl PgTools {
         if !is_executable(&pg_dump) || !is_executable(&psql) {
             return None;
         }
-        let out = crate::tool_env::command(&pg_dump)
+        let out = holdfast_confine::tool_env::command(&pg_dump)
             .arg("--version")
             .stdin(Stdio::null())
             .output()
@@ -223,7 +223,7 @@ impl PgClient {
 
     /// A command for one of the tools, connected to `database`.
     pub fn command(&self, program: &Path, database: &str) -> Command {
-        let mut c = crate::tool_env::command(program);
+        let mut c = holdfast_confine::tool_env::command(program);
         // Settings from the address replace any inherited ones.
         for k in [
             "PGHOST",

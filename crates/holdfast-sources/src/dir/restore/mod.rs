@@ -63,7 +63,7 @@ pub struct RestoreOptions {
     /// Leave all-zero blobs as holes.
     pub sparse: bool,
     /// A tenant's restore: `target` lies beneath this root and is created
-    /// and opened through [`crate::confine`] (no symlink in any component
+    /// and opened through [`holdfast_confine::confine`] (no symlink in any component
     /// below the root, no escape); everything below the target is reached
     /// with `*at` calls from its descriptor as always.
     pub confine: Option<PathBuf>,
@@ -123,7 +123,7 @@ pub fn restore(
     repo.load_index()?;
     let confined = match &opts.confine {
         Some(root) => Some(
-            crate::confine::Confined::new(root, &opts.target).ok_or_else(|| {
+            holdfast_confine::confine::Confined::new(root, &opts.target).ok_or_else(|| {
                 EngineError::Invalid(format!(
                     "{}: refused: not beneath {}",
                     opts.target.display(),
