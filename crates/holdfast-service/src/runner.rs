@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use holdfast_catalog::backups::{FailureKind, Outcome};
 use holdfast_catalog::sources::Source;
+use holdfast_confine::confine::Confined;
 use holdfast_engine::EngineError;
 use holdfast_engine::blob_saver::SaverOptions;
 use holdfast_engine::chunker::ChunkerParams;
@@ -17,7 +18,6 @@ use holdfast_engine::repository::{InitOptions, Repository};
 use holdfast_engine::snapshot_builder::SnapshotMeta;
 use holdfast_engine::{snapshots, system};
 use holdfast_format::Id;
-use holdfast_confine::confine::Confined;
 use holdfast_sources::database::select::{TablesOptions, Tenant};
 use holdfast_sources::dispatch::SourceOptions;
 use holdfast_sources::filter::PathMatcher;

@@ -22,16 +22,16 @@ use holdfast_engine::{EngineError, Fault};
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
 
-use holdfast_confine::confine::Confined;
 use crate::database::backup::DumpBackupOptions;
 use crate::dir::backup::{DirBackupOptions, backup_dirs};
 use crate::dispatch::{SourceOptions, backup_address};
-use holdfast_confine::egress::{self, HostRule};
 use crate::filter::PathMatcher;
 use crate::progress::{ItemError, Progress};
 use crate::secret::Secret;
 use crate::source_url::SourceAddress;
 use crate::stream::StreamBackupOptions;
+use holdfast_confine::confine::Confined;
+use holdfast_confine::egress::{self, HostRule};
 use holdfast_engine::snapshot_builder::SnapshotMeta;
 
 /// What to back up. Built once per run: the size of its variants does not
