@@ -7,7 +7,6 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use common::*;
 
@@ -109,18 +108,7 @@ fn stdin_stream_becomes_one_file() {
         .flat_map(|i| (i % 251).to_le_bytes())
         .collect();
     let mut child = repo
-        .cmd()
-        .args([
-            "backup",
-            "--stdin",
-            "--stdin-filename",
-            "dump.sql",
-            "--json",
-            "--tag",
-            "db",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdin_backup("dump.sql", &["--tag", "db"])
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(&data).unwrap();
@@ -502,15 +490,7 @@ fn chunk_size_is_chosen_per_backup() {
     let repo = Repo::new();
     let src = repo.dir.path().join("src");
     fs::create_dir_all(&src).unwrap();
-    let mut x: u64 = 88172645463325252;
-    let data: Vec<u8> = (0..4_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = xorshift(4_000_000, 88172645463325252);
     fs::write(src.join("f"), &data).unwrap();
     let big = repo.backup(&[&src], &[]);
     let small = repo.backup(&[&src], &["--force", "--chunk-size", "16K:64K:256K"]);

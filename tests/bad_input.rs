@@ -14,25 +14,17 @@ use common::*;
 
 /// Every file of the repository with its bytes.
 fn snapshot_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        for e in fs::read_dir(&p).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.insert(e.path(), fs::read(e.path()).unwrap());
-            }
-        }
-    }
-    out
+    files_below(root)
+        .into_iter()
+        .map(|p| {
+            let bytes = fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
 }
 
 fn files_under(root: &Path, dir: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = snapshot_files(&root.join(dir)).into_keys().collect();
-    v.sort();
-    v
+    files_below(&root.join(dir))
 }
 
 fn no_panic(o: &std::process::Output) {

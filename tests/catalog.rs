@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use holdfast_catalog::audit::AuditFilter;
 use holdfast_catalog::backups::{BackupFilter, FailureKind, Outcome};
 use holdfast_catalog::chain::ChainBreak;
+use holdfast_catalog::queue::{BACKUPS, DELETIONS, RESTORES};
 use holdfast_catalog::sources::{Source, SourceFields};
 use holdfast_catalog::tenants::{Tenant, new_id};
 use holdfast_catalog::tokens::Role;
@@ -145,7 +146,7 @@ async fn recent_runs_are_each_sources_newest(db: Db) {
                 .unwrap();
             ids.entry(s.id.clone()).or_default().push(q.id.clone());
             if s.id == b.id || i < 3 {
-                let run = c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+                let run = c.claim(&BACKUPS, "w", minutes(1)).await.unwrap().unwrap();
                 assert_eq!(run.id, q.id);
                 if s.id == a.id {
                     c.finish_backup(&run.id, "w", &outcome("s")).await.unwrap();
@@ -296,6 +297,53 @@ async fn source(c: &Catalog, t: &Tenant, name: &str) -> Source {
     .unwrap()
 }
 
+/// Update source `s` of tenant `t` as the admin.
+async fn update(
+    c: &Catalog,
+    t: &Tenant,
+    s: &Source,
+    f: SourceFields,
+) -> Result<Source, CatalogError> {
+    c.update_source(&t.id, &s.id, f, "admin", &system()).await
+}
+
+/// The call failed with a conflict (`what` starts the panic's message).
+fn assert_conflict<T>(r: Result<T, CatalogError>, what: &str) {
+    match r {
+        Err(CatalogError::Conflict(_)) => {}
+        Err(e) => panic!("{what}{e}"),
+        Ok(_) => panic!("{what}no conflict"),
+    }
+}
+
+/// Four workers (`worker-0` to `worker-3`) race: each calls `claim` with
+/// its name until it gets nothing, yielding after every claim; the ids
+/// each worker got.
+async fn four_workers_claim<F, Fut>(c: &Catalog, claim: F) -> Vec<Vec<String>>
+where
+    F: Fn(Catalog, String) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Option<String>> + Send + 'static,
+{
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let (c, claim) = (c.clone(), claim.clone());
+        tasks.push(tokio::spawn(async move {
+            let name = format!("worker-{w}");
+            let mut got = Vec::new();
+            while let Some(id) = claim(c.clone(), name.clone()).await {
+                got.push(id);
+                tokio::task::yield_now().await;
+            }
+            got
+        }));
+    }
+    let mut per_worker = Vec::new();
+    for t in tasks {
+        per_worker.push(t.await.unwrap());
+    }
+    per_worker
+}
+
 fn minutes(n: i64) -> SignedDuration {
     SignedDuration::from_secs(60 * n)
 }
@@ -439,11 +487,11 @@ async fn tenants_tokens_and_sources(db: Db) {
         c.tenant("nobody").await,
         Err(CatalogError::NotFound { .. })
     ));
-    let e = c
-        .create_tenant(&new_id(), "acme", "/x", "pw", &system())
-        .await
-        .unwrap_err();
-    assert!(matches!(e, CatalogError::Conflict(_)), "{e}");
+    assert_conflict(
+        c.create_tenant(&new_id(), "acme", "/x", "pw", &system())
+            .await,
+        "",
+    );
     assert!(matches!(
         c.create_tenant(&new_id(), "../x", "/x", "pw", &system())
             .await,
@@ -544,8 +592,8 @@ async fn tenants_tokens_and_sources(db: Db) {
     assert_eq!(stored, 0, "credentials are sealed");
     let plain = source(&c, &t, "files").await;
     assert!(!plain.has_credentials && plain.schedule.is_none());
-    let e = c
-        .create_source(
+    assert_conflict(
+        c.create_source(
             &t.id,
             SourceFields {
                 name: Some("db".into()),
@@ -556,9 +604,9 @@ async fn tenants_tokens_and_sources(db: Db) {
             "admin",
             &system(),
         )
-        .await
-        .unwrap_err();
-    assert!(matches!(e, CatalogError::Conflict(_)), "{e}");
+        .await,
+        "",
+    );
     source(&c, &other, "db").await; // another tenant may use the name
     assert!(matches!(
         c.source(&other.id, &s.id).await,
@@ -582,20 +630,18 @@ async fn tenants_tokens_and_sources(db: Db) {
     assert_eq!(scheduled, std::slice::from_ref(&s.id));
 
     // update: unchanged fields stay, credentials only when given
-    let u = c
-        .update_source(
-            &t.id,
-            &s.id,
-            SourceFields {
-                target: Some("postgres://app@db2/app".into()),
-                schedule: Some(None),
-                ..Default::default()
-            },
-            "admin",
-            &system(),
-        )
-        .await
-        .unwrap();
+    let u = update(
+        &c,
+        &t,
+        &s,
+        SourceFields {
+            target: Some("postgres://app@db2/app".into()),
+            schedule: Some(None),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (u.name.as_str(), u.target.as_str(), u.schedule.as_deref()),
         ("db", "postgres://app@db2/app", None)
@@ -607,48 +653,35 @@ async fn tenants_tokens_and_sources(db: Db) {
     assert_eq!(c.source_credentials(&s.id).await.unwrap(), None);
     assert!(u.updated_at >= s.updated_at);
     assert!(c.scheduled_sources().await.unwrap().is_empty());
-    let e = c
-        .update_source(
-            &t.id,
-            &s.id,
-            SourceFields {
-                name: Some("files".into()),
-                ..Default::default()
-            },
-            "admin",
-            &system(),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(e, CatalogError::Conflict(_)), "{e}");
-    let u = c
-        .update_source(
-            &t.id,
-            &s.id,
-            SourceFields {
-                credentials: Some(None),
-                ..Default::default()
-            },
-            "admin",
-            &system(),
-        )
-        .await
-        .unwrap();
+    let rename_to_files = SourceFields {
+        name: Some("files".into()),
+        ..Default::default()
+    };
+    assert_conflict(update(&c, &t, &s, rename_to_files).await, "");
+    let u = update(
+        &c,
+        &t,
+        &s,
+        SourceFields {
+            credentials: Some(None),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(!u.has_credentials);
     assert_eq!(c.source_credentials(&s.id).await.unwrap(), None);
-    let u = c
-        .update_source(
-            &t.id,
-            &s.id,
-            SourceFields {
-                credentials: Some(Some("new-secret".into())),
-                ..Default::default()
-            },
-            "admin",
-            &system(),
-        )
-        .await
-        .unwrap();
+    let u = update(
+        &c,
+        &t,
+        &s,
+        SourceFields {
+            credentials: Some(Some("new-secret".into())),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(u.has_credentials);
     assert_eq!(
         c.source_credentials(&s.id).await.unwrap().as_deref(),
@@ -735,20 +768,20 @@ async fn claim_heartbeat_finish(db: Db) {
     let c = db.open().await;
     let t = tenant(&c, "acme").await;
     let s = source(&c, &t, "files").await;
-    assert!(c.claim_backup("w1", minutes(1)).await.unwrap().is_none());
+    assert!(c.claim(&BACKUPS, "w1", minutes(1)).await.unwrap().is_none());
     let q = c
         .enqueue_backup(&s, &t.repository, None, 3, &system())
         .await
         .unwrap()
         .unwrap();
-    let b = c.claim_backup("w1", minutes(1)).await.unwrap().unwrap();
+    let b = c.claim(&BACKUPS, "w1", minutes(1)).await.unwrap().unwrap();
     assert_eq!(b.id, q.id);
     assert_eq!(
         (b.status.as_str(), b.attempts, b.lease_owner.as_deref()),
         ("running", 1, Some("w1"))
     );
     assert!(b.started_at.is_some());
-    assert!(c.claim_backup("w2", minutes(1)).await.unwrap().is_none());
+    assert!(c.claim(&BACKUPS, "w2", minutes(1)).await.unwrap().is_none());
     assert_eq!(c.queue_depth().await.unwrap(), 0);
 
     let lease_before: String = lease_until(&c, &b.id).await.unwrap();
@@ -760,11 +793,7 @@ async fn claim_heartbeat_finish(db: Db) {
         !c.heartbeat(&b.id, "w2", minutes(1), true).await.unwrap(),
         "another worker does not hold the lease"
     );
-    let e = c
-        .finish_backup(&b.id, "w2", &outcome("s1"))
-        .await
-        .unwrap_err();
-    assert!(matches!(e, CatalogError::Conflict(_)), "{e}");
+    assert_conflict(c.finish_backup(&b.id, "w2", &outcome("s1")).await, "");
 
     let done = c.finish_backup(&b.id, "w1", &outcome("s1")).await.unwrap();
     assert_eq!(done.status, "done");
@@ -776,16 +805,15 @@ async fn claim_heartbeat_finish(db: Db) {
     assert!(done.finished_at.is_some());
     assert_eq!(lease_until(&c, &b.id).await, None);
     assert!(!c.heartbeat(&b.id, "w1", minutes(1), true).await.unwrap());
-    let e = c
-        .finish_backup(&b.id, "w1", &outcome("s2"))
-        .await
-        .unwrap_err();
-    assert!(matches!(e, CatalogError::Conflict(_)), "finished once: {e}");
+    assert_conflict(
+        c.finish_backup(&b.id, "w1", &outcome("s2")).await,
+        "finished once: ",
+    );
     assert_eq!(
         c.backup(&b.id).await.unwrap().snapshot_id.as_deref(),
         Some("s1")
     );
-    assert!(c.claim_backup("w1", minutes(1)).await.unwrap().is_none());
+    assert!(c.claim(&BACKUPS, "w1", minutes(1)).await.unwrap().is_none());
     let ok = events(&c, "backup_succeeded", 10).await;
     assert_eq!(ok.items.len(), 1);
     assert_eq!(ok.items[0].subject.as_deref(), Some(b.id.as_str()));
@@ -826,12 +854,12 @@ async fn failures_retry_or_fail(db: Db) {
         .await
         .unwrap()
         .unwrap();
-    let b = c.claim_backup("w1", minutes(1)).await.unwrap().unwrap();
-    let e = c
-        .fail_backup(&b.id, Some("w2"), "x", FailureKind::Transient, minutes(1))
-        .await
-        .unwrap_err();
-    assert!(matches!(e, CatalogError::Conflict(_)), "not w2's: {e}");
+    let b = c.claim(&BACKUPS, "w1", minutes(1)).await.unwrap().unwrap();
+    assert_conflict(
+        c.fail_backup(&b.id, Some("w2"), "x", FailureKind::Transient, minutes(1))
+            .await,
+        "not w2's: ",
+    );
     let f = c
         .fail_backup(
             &b.id,
@@ -854,7 +882,7 @@ async fn failures_retry_or_fail(db: Db) {
         q.run_after
     );
     assert!(
-        c.claim_backup("w1", minutes(1)).await.unwrap().is_none(),
+        c.claim(&BACKUPS, "w1", minutes(1)).await.unwrap().is_none(),
         "not before its run_after"
     );
     assert_eq!(c.queue_depth().await.unwrap(), 1);
@@ -871,7 +899,7 @@ async fn failures_retry_or_fail(db: Db) {
         .execute(c.pool())
         .await
         .unwrap();
-    let b2 = c.claim_backup("w1", minutes(1)).await.unwrap().unwrap();
+    let b2 = c.claim(&BACKUPS, "w1", minutes(1)).await.unwrap().unwrap();
     assert_eq!((b2.id.as_str(), b2.attempts), (b.id.as_str(), 2));
     let f = c
         .fail_backup(
@@ -891,7 +919,7 @@ async fn failures_retry_or_fail(db: Db) {
         .await
         .unwrap()
         .unwrap();
-    let p = c.claim_backup("w1", minutes(1)).await.unwrap().unwrap();
+    let p = c.claim(&BACKUPS, "w1", minutes(1)).await.unwrap().unwrap();
     let f = c
         .fail_backup(
             &p.id,
@@ -951,13 +979,17 @@ async fn orphans_are_expired_leases_or_every_running_row(db: Db) {
     // a lease that has already run out, one that has not, one that ran out
     // but is renewed before recovery gets to it, one run still queued
     let expired = c
-        .claim_backup("gone", SignedDuration::from_secs(-5))
+        .claim(&BACKUPS, "gone", SignedDuration::from_secs(-5))
         .await
         .unwrap()
         .unwrap();
-    let live = c.claim_backup("alive", minutes(5)).await.unwrap().unwrap();
+    let live = c
+        .claim(&BACKUPS, "alive", minutes(5))
+        .await
+        .unwrap()
+        .unwrap();
     let late = c
-        .claim_backup("slowpoke", SignedDuration::from_secs(-5))
+        .claim(&BACKUPS, "slowpoke", SignedDuration::from_secs(-5))
         .await
         .unwrap()
         .unwrap();
@@ -1041,7 +1073,7 @@ async fn orphans_are_expired_leases_or_every_running_row(db: Db) {
     ));
     // both queued runs are taken again, the interrupted one among them
     let mut next = BTreeSet::new();
-    while let Some(b) = c.claim_backup("w", minutes(1)).await.unwrap() {
+    while let Some(b) = c.claim(&BACKUPS, "w", minutes(1)).await.unwrap() {
         next.insert((b.id, b.attempts));
     }
     assert_eq!(next.len(), 2, "{next:?}");
@@ -1063,7 +1095,7 @@ async fn only_a_failed_backup_is_retried(db: Db) {
         .unwrap();
     let conflict = |r: Result<_, CatalogError>| matches!(r, Err(CatalogError::Conflict(_)));
     assert!(conflict(c.retry_backup(&q.id, &op.actor()).await), "queued");
-    c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+    c.claim(&BACKUPS, "w", minutes(1)).await.unwrap().unwrap();
     assert!(
         conflict(c.retry_backup(&q.id, &op.actor()).await),
         "running"
@@ -1083,7 +1115,7 @@ async fn only_a_failed_backup_is_retried(db: Db) {
         conflict(c.retry_backup(&q.id, &op.actor()).await),
         "queued again"
     );
-    let b = c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+    let b = c.claim(&BACKUPS, "w", minutes(1)).await.unwrap().unwrap();
     assert_eq!((b.id.as_str(), b.attempts), (q.id.as_str(), 2));
     c.finish_backup(&b.id, "w", &outcome("s")).await.unwrap();
     assert!(conflict(c.retry_backup(&q.id, &op.actor()).await), "done");
@@ -1334,28 +1366,15 @@ async fn concurrent_claims_hand_each_run_out_once(db: Db) {
             .unwrap();
         queued.insert(q.id);
     }
-    let mut tasks = Vec::new();
-    for w in 0..4 {
-        let c = c.clone();
-        tasks.push(tokio::spawn(async move {
-            let name = format!("worker-{w}");
-            let mut got = Vec::new();
-            while let Some(b) = c.claim_backup(&name, minutes(1)).await.unwrap() {
-                assert_eq!(b.lease_owner.as_deref(), Some(name.as_str()));
-                assert_eq!(b.attempts, 1, "{} claimed twice", b.id);
-                got.push(b.id);
-                tokio::task::yield_now().await;
-            }
-            got
-        }));
-    }
-    let mut claimed = Vec::new();
-    let mut per_worker = Vec::new();
-    for t in tasks {
-        let got = t.await.unwrap();
-        per_worker.push(got.len());
-        claimed.extend(got);
-    }
+    let got = four_workers_claim(&c, |c, name| async move {
+        let b = c.claim(&BACKUPS, &name, minutes(1)).await.unwrap()?;
+        assert_eq!(b.lease_owner.as_deref(), Some(name.as_str()));
+        assert_eq!(b.attempts, 1, "{} claimed twice", b.id);
+        Some(b.id)
+    })
+    .await;
+    let per_worker: Vec<usize> = got.iter().map(Vec::len).collect();
+    let claimed = got.concat();
     assert_eq!(claimed.len(), 40, "per worker: {per_worker:?}");
     let unique: BTreeSet<String> = claimed.into_iter().collect();
     assert_eq!(unique, queued, "each run handed out exactly once");
@@ -1418,7 +1437,7 @@ async fn finish_and_recovery_race_with_one_winner(db: Db) {
     }
     let mut runs = Vec::new();
     while let Some(b) = c
-        .claim_backup("slow", SignedDuration::from_secs(-1))
+        .claim(&BACKUPS, "slow", SignedDuration::from_secs(-1))
         .await
         .unwrap()
     {
@@ -1520,9 +1539,10 @@ async fn concurrent_updates_of_one_source_keep_every_field(db: Db) {
         assert_eq!(u.retention["max_age_days"], 9, "round {round}");
         assert!(u.has_credentials, "round {round}");
         // back to the start for the next round
-        c.update_source(
-            &t.id,
-            &s.id,
+        update(
+            &c,
+            &t,
+            &s,
             SourceFields {
                 name: Some("files".into()),
                 target: Some("echo hello".into()),
@@ -1532,8 +1552,6 @@ async fn concurrent_updates_of_one_source_keep_every_field(db: Db) {
                 credentials: Some(None),
                 ..Default::default()
             },
-            "admin",
-            &system(),
         )
         .await
         .unwrap();
@@ -1547,7 +1565,7 @@ async fn done_backup(c: &Catalog, t: &Tenant, s: &Source, snapshot: &str) -> Str
         .await
         .unwrap()
         .unwrap();
-    let b = c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+    let b = c.claim(&BACKUPS, "w", minutes(1)).await.unwrap().unwrap();
     assert_eq!(b.id, q.id);
     c.finish_backup(&b.id, "w", &outcome(snapshot))
         .await
@@ -1569,11 +1587,11 @@ async fn restores_queue_lease_and_finish(db: Db) {
             .await,
         Err(CatalogError::Conflict(_))
     ));
-    c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+    c.claim(&BACKUPS, "w", minutes(1)).await.unwrap().unwrap();
     c.finish_backup(&q.id, "w", &outcome("s1")).await.unwrap();
     let done = c.backup(&q.id).await.unwrap();
 
-    assert!(c.claim_restore("w", minutes(1)).await.unwrap().is_none());
+    assert!(c.claim(&RESTORES, "w", minutes(1)).await.unwrap().is_none());
     let r = c
         .enqueue_restore(&done, "/restore/here", "admin", false, &system())
         .await
@@ -1582,14 +1600,27 @@ async fn restores_queue_lease_and_finish(db: Db) {
         (r.status.as_str(), r.source_id.as_deref()),
         ("queued", Some(s.id.as_str()))
     );
-    let taken = c.claim_restore("w1", minutes(1)).await.unwrap().unwrap();
+    let taken = c.claim(&RESTORES, "w1", minutes(1)).await.unwrap().unwrap();
     assert_eq!(
         (taken.id.as_str(), taken.status.as_str()),
         (r.id.as_str(), "running")
     );
-    assert!(c.claim_restore("w2", minutes(1)).await.unwrap().is_none());
-    assert!(c.heartbeat_restore(&r.id, "w1", minutes(1)).await.unwrap());
-    assert!(!c.heartbeat_restore(&r.id, "w2", minutes(1)).await.unwrap());
+    assert!(
+        c.claim(&RESTORES, "w2", minutes(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        c.renew_lease(&RESTORES, &r.id, "w1", minutes(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !c.renew_lease(&RESTORES, &r.id, "w2", minutes(1))
+            .await
+            .unwrap()
+    );
     assert!(matches!(
         c.finish_restore(&r.id, Some("w2"), Ok(serde_json::json!({})))
             .await,
@@ -1617,11 +1648,14 @@ async fn restores_queue_lease_and_finish(db: Db) {
         .enqueue_restore(&done, "/third", "admin", false, &system())
         .await
         .unwrap();
-    c.claim_restore("gone", SignedDuration::from_secs(-1))
+    c.claim(&RESTORES, "gone", SignedDuration::from_secs(-1))
         .await
         .unwrap()
         .unwrap();
-    c.claim_restore("alive", minutes(5)).await.unwrap().unwrap();
+    c.claim(&RESTORES, "alive", minutes(5))
+        .await
+        .unwrap()
+        .unwrap();
     let orphans: Vec<String> = c
         .orphaned_restores(false)
         .await
@@ -1693,7 +1727,7 @@ async fn deletions_keep_the_row_and_are_taken_once(db: Db) {
         c.request_deletion(&q.id, &system(), "asked").await,
         Err(CatalogError::Conflict(_))
     ));
-    c.claim_backup("w", minutes(1)).await.unwrap().unwrap();
+    c.claim(&BACKUPS, "w", minutes(1)).await.unwrap().unwrap();
     c.fail_backup(&q.id, Some("w"), "boom", FailureKind::Permanent, minutes(1))
         .await
         .unwrap();
@@ -1724,16 +1758,35 @@ async fn deletions_keep_the_row_and_are_taken_once(db: Db) {
         .unwrap();
     assert!(c.live_backups(&s.id).await.unwrap().is_empty());
 
-    let a = c.claim_deletion("w1", minutes(1)).await.unwrap().unwrap();
-    let b = c.claim_deletion("w2", minutes(1)).await.unwrap().unwrap();
+    let a = c
+        .claim(&DELETIONS, "w1", minutes(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let b = c
+        .claim(&DELETIONS, "w2", minutes(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(a.id, b.id);
     assert!(
-        c.claim_deletion("w3", minutes(1)).await.unwrap().is_none(),
+        c.claim(&DELETIONS, "w3", minutes(1))
+            .await
+            .unwrap()
+            .is_none(),
         "both are leased"
     );
     // a long prune renews its lease; only its holder can
-    assert!(c.heartbeat_deletion(&a.id, "w1", minutes(5)).await.unwrap());
-    assert!(!c.heartbeat_deletion(&a.id, "w2", minutes(5)).await.unwrap());
+    assert!(
+        c.renew_lease(&DELETIONS, &a.id, "w1", minutes(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !c.renew_lease(&DELETIONS, &a.id, "w2", minutes(5))
+            .await
+            .unwrap()
+    );
     let renewed = c.backup(&a.id).await.unwrap();
     assert!(
         renewed.lease_until.as_deref().unwrap() > a.lease_until.as_deref().unwrap(),
@@ -1747,7 +1800,9 @@ async fn deletions_keep_the_row_and_are_taken_once(db: Db) {
     assert_eq!(del.status, "deleted");
     assert!(del.deleted_at.is_some());
     assert!(
-        !c.heartbeat_deletion(&a.id, "w1", minutes(5)).await.unwrap(),
+        !c.renew_lease(&DELETIONS, &a.id, "w1", minutes(5))
+            .await
+            .unwrap(),
         "a finished deletion has no lease"
     );
     // the other fails for now and waits
@@ -1763,7 +1818,12 @@ async fn deletions_keep_the_row_and_are_taken_once(db: Db) {
         ),
         ("deleting", Some("repository locked"), None)
     );
-    assert!(c.claim_deletion("w3", minutes(1)).await.unwrap().is_none());
+    assert!(
+        c.claim(&DELETIONS, "w3", minutes(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let deleted_events = events(&c, "backup_deleted", 100).await;
     assert_eq!(deleted_events.items.len(), 3);
     c.record_retention(&t.id, &s.id, 0, std::slice::from_ref(&first), &[])
@@ -1829,23 +1889,12 @@ async fn concurrent_restore_claims_hand_each_out_once(db: Db) {
             .unwrap();
         queued.insert(r.id);
     }
-    let mut tasks = Vec::new();
-    for w in 0..4 {
-        let c = c.clone();
-        tasks.push(tokio::spawn(async move {
-            let name = format!("worker-{w}");
-            let mut got = Vec::new();
-            while let Some(r) = c.claim_restore(&name, minutes(1)).await.unwrap() {
-                got.push(r.id);
-                tokio::task::yield_now().await;
-            }
-            got
-        }));
-    }
-    let mut claimed = Vec::new();
-    for t in tasks {
-        claimed.extend(t.await.unwrap());
-    }
+    let claimed = four_workers_claim(&c, |c, name| async move {
+        let r = c.claim(&RESTORES, &name, minutes(1)).await.unwrap()?;
+        Some(r.id)
+    })
+    .await
+    .concat();
     assert_eq!(claimed.len(), 20);
     assert_eq!(claimed.into_iter().collect::<BTreeSet<_>>(), queued);
 }

@@ -17,15 +17,7 @@ const KILL_POINTS: u32 = 20;
 fn write_files(dir: &Path, count: u32, size: usize, seed: u32) {
     fs::create_dir_all(dir).unwrap();
     for i in 0..count {
-        let mut x = (seed as u64) << 32 | i as u64 | 1;
-        let data: Vec<u8> = (0..size)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = xorshift(size, (seed as u64) << 32 | i as u64 | 1);
         fs::write(dir.join(format!("f{seed}-{i}")), data).unwrap();
     }
 }
@@ -58,6 +50,45 @@ fn restore_and_compare(repo: &Repo, snapshot: &str, src: &Path, copy: &Path, nam
     fs::remove_dir_all(&t).unwrap();
 }
 
+/// A new repository holding a copy of `pristine`.
+fn copy_of(pristine: &Path) -> Repo {
+    let r = Repo::uninit();
+    copy_tree(pristine, &r.path);
+    r
+}
+
+/// How long `run` takes on a copy of `pristine`, uninterrupted: the
+/// shortest of three runs (the first is slowed by a cold page cache, and
+/// kill points placed on a slow run's clock fall after the end of the
+/// faster ones).
+fn shortest_run(pristine: &Path, run: impl Fn(&Repo)) -> Duration {
+    (0..3)
+        .map(|_| {
+            let scratch = copy_of(pristine);
+            let t0 = Instant::now();
+            run(&scratch);
+            t0.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+/// `holdfast ARGS` on `repo`, killed with SIGKILL after `delay`: whether
+/// it was still running then.
+fn kill_run_after(repo: &Repo, args: &[&str], delay: Duration) -> bool {
+    kill_after(repo.cmd().args(args).spawn().unwrap(), delay)
+}
+
+/// The check that reads all data passes without a warning.
+fn read_data_check_is_clean(repo: &Repo, when: &str) {
+    let out = repo.run(&["check", "--read-data"]);
+    assert!(
+        out.status.success() && !stderr(&out).contains("warning"),
+        "{when}: {}",
+        stderr(&out)
+    );
+}
+
 fn kill_after(mut child: std::process::Child, delay: Duration) -> bool {
     let start = Instant::now();
     loop {
@@ -84,10 +115,7 @@ fn kill_9_during_backup_at_many_points() {
     let base = Repo::new();
     let src = base.dir.path().join("src");
     write_files(&src, 10, 200_000, 1);
-    let s0 = base.backup(&[&src], &[])["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let s0 = snapshot_id(&base.backup(&[&src], &[]));
     let copy0: PathBuf = base.dir.path().join("copy0");
     copy_tree(&src, &copy0);
     let pristine = base.dir.path().join("pristine");
@@ -99,35 +127,16 @@ fn kill_9_during_backup_at_many_points() {
 
     // Every kill starts from the same repository, so the kill points spread
     // over a whole run: how long is one, uninterrupted?
-    let fresh = || {
-        let r = Repo::uninit();
-        copy_tree(&pristine, &r.path);
-        r
-    };
-    // The shortest of three runs: the first is slowed by a cold page
-    // cache, and kill points placed on a slow run's clock fall after the
-    // end of the faster ones.
-    let full = (0..3)
-        .map(|_| {
-            let scratch = fresh();
-            let t0 = Instant::now();
-            scratch.backup(&[&src], &[]);
-            t0.elapsed()
-        })
-        .min()
-        .unwrap();
+    let full = shortest_run(&pristine, |scratch| {
+        scratch.backup(&[&src], &[]);
+    });
 
     let mut killed = 0;
     for i in 1..=KILL_POINTS {
-        let repo = fresh();
+        let repo = copy_of(&pristine);
         // spread over the first 80 % of a run: a run may be quicker still
         let delay = full.mul_f64(0.8 * i as f64 / (KILL_POINTS + 1) as f64);
-        let child = repo
-            .cmd()
-            .args(["backup", "--quiet", src.to_str().unwrap()])
-            .spawn()
-            .unwrap();
-        if kill_after(child, delay) {
+        if kill_run_after(&repo, &["backup", "--quiet", src.to_str().unwrap()], delay) {
             killed += 1;
         }
         let when = format!("after kill {i} at {delay:?}");
@@ -135,25 +144,14 @@ fn kill_9_during_backup_at_many_points() {
         // the snapshot from before is intact
         restore_and_compare(&repo, &s0, &src, &copy0, "r0");
         // the next backup completes; prune removes what the killed one left
-        let s = repo.backup(&[&src], &[]);
-        restore_and_compare(
-            &repo,
-            s["snapshot_id"].as_str().unwrap(),
-            &src,
-            &copy1,
-            "r1",
-        );
+        let s = snapshot_id(&repo.backup(&[&src], &[]));
+        restore_and_compare(&repo, &s, &src, &copy1, "r1");
         repo.ok(&["prune"]);
         assert!(
             tmp_is_empty(&repo),
             "{when}: temporary files of the killed writer were removed"
         );
-        let out = repo.run(&["check", "--read-data"]);
-        assert!(
-            out.status.success() && !stderr(&out).contains("warning"),
-            "{when}: {}",
-            stderr(&out)
-        );
+        read_data_check_is_clean(&repo, &when);
         if i % 5 == 0 {
             run_ok(repo.restic().args(["check", "--read-data"]));
         }
@@ -188,31 +186,15 @@ fn kill_9_during_prune_at_many_points() {
     let pristine = base.dir.path().join("pristine");
     copy_tree(&base.path, &pristine);
 
-    let fresh = || -> Repo {
-        let r = Repo::uninit();
-        copy_tree(&pristine, &r.path);
-        r
-    };
-    let full = (0..3)
-        .map(|_| {
-            let scratch = fresh();
-            let t0 = Instant::now();
-            scratch.ok(&["prune", "--max-unused", "0%"]);
-            t0.elapsed()
-        })
-        .min()
-        .unwrap();
+    let full = shortest_run(&pristine, |scratch| {
+        scratch.ok(&["prune", "--max-unused", "0%"]);
+    });
 
     let mut killed = 0;
     for i in 1..=KILL_POINTS {
-        let repo = fresh();
+        let repo = copy_of(&pristine);
         let delay = full.mul_f64(i as f64 / (KILL_POINTS + 1) as f64);
-        let child = repo
-            .cmd()
-            .args(["prune", "--quiet", "--max-unused", "0%"])
-            .spawn()
-            .unwrap();
-        if kill_after(child, delay) {
+        if kill_run_after(&repo, &["prune", "--quiet", "--max-unused", "0%"], delay) {
             killed += 1;
         }
         both_checks_pass(&repo, &format!("after prune kill {i} at {delay:?}"));
@@ -222,12 +204,7 @@ fn kill_9_during_prune_at_many_points() {
         }
         // the next prune finishes the job and leaves nothing behind
         repo.ok(&["prune", "--max-unused", "0%"]);
-        let out = repo.run(&["check", "--read-data"]);
-        assert!(
-            out.status.success() && !stderr(&out).contains("warning"),
-            "kill {i}: {}",
-            stderr(&out)
-        );
+        read_data_check_is_clean(&repo, &format!("kill {i}"));
         assert!(tmp_is_empty(&repo));
     }
     assert!(
@@ -291,10 +268,7 @@ fn full_disk_fails_cleanly_and_the_repository_survives() {
     repo.ok(&["init", "--kdf-log-n", "10"]);
     let src = repo.dir.path().join("src");
     write_files(&src, 4, 500_000, 7);
-    let first = repo.backup(&[&src], &[])["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = snapshot_id(&repo.backup(&[&src], &[]));
     let copy = repo.dir.path().join("copy");
     copy_tree(&src, &copy);
 

@@ -131,8 +131,15 @@ impl std::io::Read for RowGen {
     }
 }
 
-/// Store a snapshot holding one generated table of `rows` rows.
-fn store_generated_snapshot(repo: &Repo, rows: u64) {
+/// Store a snapshot in `repo` as a database backup writes it: `fill` adds
+/// the files (and records them in `m`), then the manifest goes in and the
+/// snapshot is committed as made on `host`.
+fn store_snapshot(
+    repo: &Repo,
+    host: &str,
+    mut m: Manifest,
+    fill: impl FnOnce(&mut SnapshotWriter, &mut Manifest),
+) {
     let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(&repo.path));
     let r = Arc::new(Repository::open(be, PASSWORD.as_bytes()).unwrap());
     let progress = Progress::silent();
@@ -144,52 +151,48 @@ fn store_generated_snapshot(repo: &Repo, rows: u64) {
         &progress,
     )
     .unwrap();
-    let mut m = Manifest::new("sqlite", "tables", "sqlite:///srv/app.db".into());
-    m.database = Some("/srv/app.db".into());
-    let path = "tables/customers.csv";
-    let f = w.add_file(path, RowGen::new(rows)).unwrap();
-    m.add_file(path, f.size, &f.sha256);
-    m.tables.push(ManifestTable {
-        name: "customers".into(),
-        parts: vec!["customers".into()],
-        rows,
-        file: Some(path.into()),
-        columns: [
-            ("id", "INTEGER"),
-            ("name", "TEXT"),
-            ("doc", "JSON"),
-            ("ok", "BOOLEAN"),
-        ]
-        .iter()
-        .map(|(n, t)| ManifestColumn {
-            name: n.to_string(),
-            sql_type: t.to_string(),
-            generated: false,
-        })
-        .collect(),
-    });
+    fill(&mut w, &mut m);
     w.add_bytes("manifest.json", &m.to_json()).unwrap();
     w.commit(SnapshotMeta {
-        hostname: "app-host".into(),
+        hostname: host.into(),
         extra: Some(source_summary(&m, None)),
         ..SnapshotMeta::default()
     })
     .unwrap();
 }
 
+/// Store a snapshot holding one generated table of `rows` rows.
+fn store_generated_snapshot(repo: &Repo, rows: u64) {
+    let mut m = Manifest::new("sqlite", "tables", "sqlite:///srv/app.db".into());
+    m.database = Some("/srv/app.db".into());
+    store_snapshot(repo, "app-host", m, |w, m| {
+        let path = "tables/customers.csv";
+        let f = w.add_file(path, RowGen::new(rows)).unwrap();
+        m.add_file(path, f.size, &f.sha256);
+        m.tables.push(ManifestTable {
+            name: "customers".into(),
+            parts: vec!["customers".into()],
+            rows,
+            file: Some(path.into()),
+            columns: [
+                ("id", "INTEGER"),
+                ("name", "TEXT"),
+                ("doc", "JSON"),
+                ("ok", "BOOLEAN"),
+            ]
+            .iter()
+            .map(|(n, t)| ManifestColumn {
+                name: n.to_string(),
+                sql_type: t.to_string(),
+                generated: false,
+            })
+            .collect(),
+        });
+    });
+}
+
 /// Store a tables-mode PostgreSQL snapshot in `repo`, as the backup writes it.
 fn store_tables_snapshot(repo: &Repo) {
-    let be: Arc<dyn Backend> = Arc::new(LocalBackend::new(&repo.path));
-    let r = Arc::new(Repository::open(be, PASSWORD.as_bytes()).unwrap());
-    let progress = Progress::silent();
-    let mut w = SnapshotWriter::new(
-        &r,
-        ChunkerParams::ROWS,
-        &SaverOptions::default(),
-        false,
-        &progress,
-    )
-    .unwrap();
     let mut m = Manifest::new(
         "postgres",
         "tables",
@@ -201,35 +204,30 @@ fn store_tables_snapshot(repo: &Repo) {
         "tenant".into(),
         json!({"column": "tenant_id", "value": "42"}),
     );
-    let schema = b"CREATE TABLE public.orders (id integer);\n";
-    let f = w.add_bytes("schema.sql", schema).unwrap();
-    m.add_file("schema.sql", f.size, &f.sha256);
-    for t in tables() {
-        let f = w.add_bytes(&t.file, &t.csv).unwrap();
-        m.add_file(&t.file, f.size, &f.sha256);
-        m.tables.push(ManifestTable {
-            name: t.name.into(),
-            parts: t.name.split('.').map(str::to_string).collect(),
-            rows: t.rows,
-            file: Some(t.file.clone()),
-            columns: t
-                .columns
-                .iter()
-                .map(|(n, ty)| ManifestColumn {
-                    name: n.to_string(),
-                    sql_type: ty.to_string(),
-                    generated: false,
-                })
-                .collect(),
-        });
-    }
-    w.add_bytes("manifest.json", &m.to_json()).unwrap();
-    w.commit(SnapshotMeta {
-        hostname: "db-host".into(),
-        extra: Some(source_summary(&m, None)),
-        ..SnapshotMeta::default()
-    })
-    .unwrap();
+    store_snapshot(repo, "db-host", m, |w, m| {
+        let schema = b"CREATE TABLE public.orders (id integer);\n";
+        let f = w.add_bytes("schema.sql", schema).unwrap();
+        m.add_file("schema.sql", f.size, &f.sha256);
+        for t in tables() {
+            let f = w.add_bytes(&t.file, &t.csv).unwrap();
+            m.add_file(&t.file, f.size, &f.sha256);
+            m.tables.push(ManifestTable {
+                name: t.name.into(),
+                parts: t.name.split('.').map(str::to_string).collect(),
+                rows: t.rows,
+                file: Some(t.file.clone()),
+                columns: t
+                    .columns
+                    .iter()
+                    .map(|(n, ty)| ManifestColumn {
+                        name: n.to_string(),
+                        sql_type: ty.to_string(),
+                        generated: false,
+                    })
+                    .collect(),
+            });
+        }
+    });
 }
 
 fn unzip(file: &Path, into: &Path) {

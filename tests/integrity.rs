@@ -18,21 +18,9 @@ use holdfast_format::snapshot::Snapshot;
 use holdfast_format::tree::{Node, NodeType, Tree};
 use holdfast_storage::{Backend, LocalBackend};
 
+/// The files of the repository's `dir`, sorted.
 fn files(root: &Path, dir: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.join(dir)];
-    while let Some(p) = stack.pop() {
-        for e in fs::read_dir(&p).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
+    files_below(&root.join(dir))
 }
 
 /// A repository with two snapshots and several packs of each kind.
@@ -498,31 +486,41 @@ fn two_backups_at_once_both_succeed() {
     assert!(restic_check_ok(&repo));
 }
 
-#[test]
-fn key_management() {
-    let repo = Repo::new();
-    let pw2 = repo.dir.path().join("pw2");
-    fs::write(&pw2, "second password\n").unwrap();
+/// Add a key (or, with `passwd`, change the current one) to the password
+/// `password`, given in the file `name` beside the repository.
+fn key_from_file(repo: &Repo, command: &str, name: &str, password: &str) -> PathBuf {
+    let file = repo.dir.path().join(name);
+    fs::write(&file, password).unwrap();
     repo.ok(&[
         "key",
-        "add",
+        command,
         "--new-password-file",
-        pw2.to_str().unwrap(),
+        file.to_str().unwrap(),
         "--kdf-log-n",
         "10",
     ]);
+    file
+}
+
+/// The id of the key `key list` marks as current (or, with `false`, one it
+/// does not), and how many keys it lists.
+fn key_id(repo: &Repo, current: bool) -> (String, usize) {
     let keys: serde_json::Value =
         serde_json::from_str(&repo.ok(&["key", "list", "--json"])).unwrap();
-    assert_eq!(keys.as_array().unwrap().len(), 2);
-    let current = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["current"] == true)
-        .unwrap()["id"]
+    let keys = keys.as_array().unwrap();
+    let id = keys.iter().find(|k| k["current"] == current).unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
+    (id, keys.len())
+}
+
+#[test]
+fn key_management() {
+    let repo = Repo::new();
+    key_from_file(&repo, "add", "pw2", "second password\n");
+    let (current, keys) = key_id(&repo, true);
+    assert_eq!(keys, 2);
     let out = repo.run(&["key", "remove", &current]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -531,16 +529,7 @@ fn key_management() {
         stderr(&out)
     );
     // change the password: the old one stops working, the new one works
-    let pw3 = repo.dir.path().join("pw3");
-    fs::write(&pw3, "third password").unwrap();
-    repo.ok(&[
-        "key",
-        "passwd",
-        "--new-password-file",
-        pw3.to_str().unwrap(),
-        "--kdf-log-n",
-        "10",
-    ]);
+    let pw3 = key_from_file(&repo, "passwd", "pw3", "third password");
     assert_eq!(repo.run(&["snapshots"]).status.code(), Some(12));
     let mut c = repo.cmd();
     c.env_remove("HOLDFAST_PASSWORD")
@@ -555,27 +544,8 @@ fn key_management() {
 #[test]
 fn damaged_key_file_is_named_by_check() {
     let repo = Repo::new();
-    let pw2 = repo.dir.path().join("pw2");
-    fs::write(&pw2, "second").unwrap();
-    repo.ok(&[
-        "key",
-        "add",
-        "--new-password-file",
-        pw2.to_str().unwrap(),
-        "--kdf-log-n",
-        "10",
-    ]);
-    let keys: serde_json::Value =
-        serde_json::from_str(&repo.ok(&["key", "list", "--json"])).unwrap();
-    let other = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["current"] == false)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    key_from_file(&repo, "add", "pw2", "second");
+    let (other, _) = key_id(&repo, false);
     let path = files(&repo.path, "keys")
         .into_iter()
         .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&other))

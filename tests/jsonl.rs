@@ -50,42 +50,37 @@ fn with_token(repo: &Repo) -> std::process::Command {
     c
 }
 
+/// `holdfast ARGS` with the token, which must succeed: the summary.
+fn ok_with_token(repo: &Repo, args: &[&str]) -> serde_json::Value {
+    ok_summary(&with_token(repo).args(args).output().unwrap())
+}
+
+/// Replay snapshot `id` into `target`, which must succeed: the summary.
+fn replay(repo: &Repo, id: &str, target: &str) -> serde_json::Value {
+    ok_with_token(repo, &["restore", id, "--json", "--to", target])
+}
+
 #[test]
 fn event_stream_backup_export_and_replay() {
     let server = HttpServer::start();
     server.state.lock().unwrap().token = Some(TOKEN.into());
     let lines = events(10_000);
-    server.route(
-        "/events",
-        Route::Body {
-            chunks: chunks(&lines),
-            cut_after: None,
-        },
-    );
+    server.route("/events", Route::whole(chunks(&lines)));
     let repo = Repo::new();
     let url = format!("jsonl+{}?since=0&token=querysecret", server.url("/events"));
-    let out = with_token(&repo)
-        .args(["backup", "--json", "--max-schema-version", "2", &url])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let s = summary(&String::from_utf8_lossy(&out.stdout));
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let s = ok_with_token(
+        &repo,
+        &["backup", "--json", "--max-schema-version", "2", &url],
+    );
+    let id = snapshot_id(&s);
     assert_eq!(s["source"]["kind"], "jsonl");
     assert_eq!(s["source"]["events"], 10_000);
     assert_eq!(s["source"]["first_event_id"], "evt-000000");
     assert_eq!(s["source"]["last_event_id"], "evt-009999");
 
     // The stored stream: the event lines, each with \n, no keep-alives.
-    let stored = repo
-        .cmd()
-        .args(["dump", &id, "/events.jsonl"])
-        .output()
-        .unwrap()
-        .stdout;
-    assert_eq!(stored, expected_file(&lines));
-    let m: serde_json::Value =
-        serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
+    assert_eq!(repo.file(&id, "/events.jsonl"), expected_file(&lines));
+    let m = repo.manifest(&id);
     assert_eq!(m["events"], 10_000);
     assert_eq!(m["schema_versions"]["1"], 6667);
     assert_eq!(m["schema_versions"]["2"], 3333);
@@ -121,12 +116,7 @@ fn event_stream_backup_export_and_replay() {
 
     // Replay into an ingest endpoint: every event, once, in order.
     let target = format!("jsonl+{}", server.url("/ingest"));
-    let out = with_token(&repo)
-        .args(["restore", &id, "--json", "--to", &target])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let r = summary(&String::from_utf8_lossy(&out.stdout));
+    let r = replay(&repo, &id, &target);
     assert_eq!(r["rows"], 10_000);
     let st = server.state.lock().unwrap();
     let want: Vec<String> = (0..10_000).map(|i| format!("evt-{i:06}")).collect();
@@ -139,27 +129,10 @@ fn event_stream_backup_export_and_replay() {
 fn replay_resumes_after_the_last_acknowledged_batch() {
     let server = HttpServer::start();
     let lines = events(3_000);
-    server.route(
-        "/events",
-        Route::Body {
-            chunks: chunks(&lines),
-            cut_after: None,
-        },
-    );
+    server.route("/events", Route::whole(chunks(&lines)));
     let repo = Repo::new();
-    let out = with_token(&repo)
-        .args([
-            "backup",
-            "--json",
-            &format!("jsonl+{}", server.url("/events")),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let id = summary(&String::from_utf8_lossy(&out.stdout))["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let url = format!("jsonl+{}", server.url("/events"));
+    let id = snapshot_id(&ok_with_token(&repo, &["backup", "--json", &url]));
 
     // The receiver takes two batches, then stays down.
     server.state.lock().unwrap().accept_batches = Some(2);
@@ -180,12 +153,7 @@ fn replay_resumes_after_the_last_acknowledged_batch() {
 
     // Back up: the same command carries on from event 1001.
     server.state.lock().unwrap().accept_batches = None;
-    let out = with_token(&repo)
-        .args(["restore", &id, "--json", "--to", &target])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let r = summary(&String::from_utf8_lossy(&out.stdout));
+    let r = replay(&repo, &id, &target);
     assert_eq!(r["resumed_after"], 1000);
     let st = server.state.lock().unwrap();
     let want: Vec<String> = (0..3_000).map(|i| format!("evt-{i:06}")).collect();
@@ -227,42 +195,29 @@ fn broken_streams_write_no_snapshot() {
         ),
         (
             "/cut-line",
-            Route::Body {
-                chunks: vec![cut_line],
-                cut_after: None,
-            },
+            Route::whole(vec![cut_line]),
             "line 11: the line ends in the middle of a JSON object",
         ),
         (
             "/not-json",
-            Route::Body {
-                chunks: vec![b"{\"eventId\":1}\n<html>oops</html>\n".to_vec()],
-                cut_after: None,
-            },
+            Route::whole(vec![b"{\"eventId\":1}\n<html>oops</html>\n".to_vec()]),
             "line 2: not a JSON object",
         ),
         (
             "/no-id",
-            Route::Body {
-                chunks: vec![b"{\"eventId\":1}\n{\"type\":\"x\"}\n".to_vec()],
-                cut_after: None,
-            },
+            Route::whole(vec![b"{\"eventId\":1}\n{\"type\":\"x\"}\n".to_vec()]),
             "line 2: the event has no eventId",
         ),
         (
             "/future",
-            Route::Body {
-                chunks: vec![b"{\"eventId\":1}\n{\"eventId\":2,\"schemaVersion\":3}\n".to_vec()],
-                cut_after: None,
-            },
+            Route::whole(vec![
+                b"{\"eventId\":1}\n{\"eventId\":2,\"schemaVersion\":3}\n".to_vec(),
+            ]),
             "schemaVersion 3, above --max-schema-version 2",
         ),
         (
             "/empty",
-            Route::Body {
-                chunks: vec![b"\n\n".to_vec()],
-                cut_after: None,
-            },
+            Route::whole(vec![b"\n\n".to_vec()]),
             "sent no events",
         ),
         ("/missing", Route::Status(404, "nope".into()), "HTTP 404"),
@@ -286,13 +241,7 @@ fn broken_streams_write_no_snapshot() {
     }
     // A token the server does not accept, and a server that is not there.
     server.state.lock().unwrap().token = Some("the-right-one".into());
-    server.route(
-        "/events",
-        Route::Body {
-            chunks: all,
-            cut_after: None,
-        },
-    );
+    server.route("/events", Route::whole(all));
     let out = with_token(&repo)
         .args(["backup", &format!("jsonl+{}", server.url("/events"))])
         .output()

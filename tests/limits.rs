@@ -132,16 +132,7 @@ fn one_file_system_stops_at_mount_points() {
 fn interrupt_stops_cleanly_with_130_and_no_snapshot() {
     let repo = Repo::new();
     let mut child = repo
-        .cmd()
-        .args([
-            "backup",
-            "--stdin",
-            "--stdin-filename",
-            "slow.bin",
-            "--json",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdin_backup("slow.bin", &[])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

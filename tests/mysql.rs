@@ -8,17 +8,10 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::contract::{self, Server};
+use common::contract::{self, Dialect, Server, db_name};
 use common::servers::MariaDb;
 use common::*;
-
-/// A database name unique to this test process.
-fn db_name(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}_{}", N.fetch_add(1, Ordering::Relaxed))
-}
 
 /// Every byte value, as an SQL hex literal's digits.
 fn all_bytes_hex() -> String {
@@ -214,24 +207,22 @@ fn assert_same_database(db: &MariaDb, a: &str, b: &str) {
 /// The shared server, for the contract every dialect keeps.
 struct My<'a>(&'a MariaDb);
 
+const MARIADB: Dialect = Dialect {
+    scheme: "mysql",
+    password_env: "MYSQL_PWD",
+    tools_env: "HOLDFAST_MYSQL_BIN",
+    dump_tool: "mariadb-dump",
+};
+
 impl Server for My<'_> {
-    fn url(&self, db: &str) -> String {
-        self.0.url(db)
-    }
-    fn password_env(&self) -> &'static str {
-        "MYSQL_PWD"
-    }
-    fn password(&self) -> &str {
-        &self.0.password
-    }
-    fn port(&self) -> u16 {
-        self.0.port
-    }
-    fn scheme(&self) -> &'static str {
-        "mysql"
+    fn dialect(&self) -> &'static Dialect {
+        &MARIADB
     }
     fn create_db(&self, db: &str) {
         self.0.create_db(db)
+    }
+    fn login(&self) -> (&str, u16) {
+        (&self.0.password, self.0.port)
     }
     fn sql(&self, db: &str, sql: &str) -> String {
         self.0.sql(db, sql)
@@ -250,9 +241,6 @@ impl Server for My<'_> {
     }
     fn assert_same(&self, a: &str, b: &str) {
         assert_same_database(self.0, a, b)
-    }
-    fn dump_tool(&self) -> &'static str {
-        "mariadb-dump"
     }
     /// The password reaches the tool through a private option file, named
     /// by its first argument.
@@ -281,23 +269,18 @@ impl Server for My<'_> {
 
 #[test]
 fn restore_refuses_a_non_empty_database_unless_clean() {
-    contract::restore_refuses_a_non_empty_database_unless_clean(&My(MariaDb::shared()), db_name);
+    contract::restore_refuses_a_non_empty_database_unless_clean(&My(MariaDb::shared()));
 }
 
 #[test]
 fn a_routine_alone_makes_a_database_not_empty() {
     let db = MariaDb::shared();
-    let src = db_name("small");
-    db.create_db(&src);
-    db.sql(
-        &src,
+    let src = new_db(
+        "small",
         "CREATE TABLE a (id INT PRIMARY KEY); INSERT INTO a VALUES (1);",
     );
     let repo = Repo::new();
-    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = snapshot_id(&backup_json(&repo, db, &src, &[]));
     let routine_only = db_name("routine");
     db.create_db(&routine_only);
     db.sql(
@@ -310,12 +293,12 @@ fn a_routine_alone_makes_a_database_not_empty() {
 
 #[test]
 fn nightly_dumps_deduplicate() {
-    contract::nightly_dumps_deduplicate(&My(MariaDb::shared()), db_name);
+    contract::nightly_dumps_deduplicate(&My(MariaDb::shared()));
 }
 
 #[test]
 fn connection_problems_are_clear_and_secret_free() {
-    contract::connection_problems_are_clear_and_secret_free(&My(MariaDb::shared()), db_name);
+    contract::connection_problems_are_clear_and_secret_free(&My(MariaDb::shared()));
 }
 
 /// MySQL's own cases besides the contract's: a parameter its tools do not
@@ -338,10 +321,7 @@ fn unknown_parameters_and_a_wrong_password_on_restore_are_clear() {
     assert!(repo.snapshot_ids().is_empty());
 
     db.sql(&src, "CREATE TABLE a (id INT); INSERT INTO a VALUES (1);");
-    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = snapshot_id(&backup_json(&repo, db, &src, &[]));
     let out = repo
         .cmd()
         .env("MYSQL_PWD", "not-the-password")
@@ -356,7 +336,7 @@ fn unknown_parameters_and_a_wrong_password_on_restore_are_clear() {
 
 #[test]
 fn the_password_never_appears_in_any_command_line() {
-    contract::the_password_never_appears_in_any_command_line(&My(MariaDb::shared()), db_name);
+    contract::the_password_never_appears_in_any_command_line(&My(MariaDb::shared()));
 }
 
 fn my_cmd(repo: &Repo, db: &MariaDb) -> Command {
@@ -371,6 +351,11 @@ fn restore(repo: &Repo, db: &MariaDb, id: &str, to: &str, extra: &[&str]) -> Out
     contract::restore(&My(db), repo, id, to, extra)
 }
 
+/// A new database on the shared server that `sql` filled; its name.
+fn new_db(prefix: &str, sql: &str) -> String {
+    contract::new_db(&My(MariaDb::shared()), prefix, sql)
+}
+
 fn database_exists(db: &MariaDb, name: &str) -> bool {
     db.sql(
         "mysql",
@@ -383,30 +368,13 @@ fn database_exists(db: &MariaDb, name: &str) -> bool {
 #[test]
 fn dump_restores_into_a_new_database_identically() {
     let db = MariaDb::shared();
-    let src = db_name("shop");
-    db.create_db(&src);
-    db.sql(&src, &tricky_sql());
+    let src = new_db("shop", &tricky_sql());
     db.sql(&src, &many_tables_sql(40));
     let repo = Repo::new();
 
-    let s = backup_json(&repo, db, &src, &["--tag", "nightly"]);
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
-    assert_eq!(s["source"]["kind"], "mysql");
-    assert_eq!(s["source"]["mode"], "dump");
-    assert_eq!(s["source"]["database"], src.as_str());
-    assert_eq!(s["source"]["tables"], 46);
-
     // The manifest records server version, character set, per-table rows
     // and the dump's hash.
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &repo
-            .cmd()
-            .args(["dump", &id, "/manifest.json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let (id, manifest, dump) = contract::dump_backup(&My(db), &repo, &src, 46);
     assert_eq!(manifest["kind"], "mysql");
     assert_eq!(
         manifest["server_version"],
@@ -427,14 +395,7 @@ fn dump_restores_into_a_new_database_identically() {
     assert_eq!(rows["t000"], 0);
     assert_eq!(rows["t039"], 117);
     assert!(!rows.contains_key("big_orders"), "a view is not a table");
-    let dump = repo
-        .cmd()
-        .args(["dump", &id, &format!("/{src}.sql")])
-        .output()
-        .unwrap()
-        .stdout;
     assert_eq!(manifest["files"][0]["path"], format!("{src}.sql"));
-    assert_eq!(manifest["files"][0]["sha256"], sha256_hex(&dump));
     assert_eq!(manifest["files"][0]["size"], dump.len() as u64);
     let text = String::from_utf8_lossy(&dump);
     assert!(text.contains("-- Dump completed"));
@@ -442,22 +403,11 @@ fn dump_restores_into_a_new_database_identically() {
     assert!(!text.contains("CREATE DATABASE") && !text.contains("\nUSE "));
 
     // restic reads the same snapshot and agrees.
-    run_ok(repo.restic().args(["check", "--read-data"]));
-    let r = repo
-        .restic()
-        .args(["dump", &id, &format!("/{src}.sql")])
-        .output()
-        .unwrap();
-    assert_eq!(r.stdout, dump);
+    contract::restic_agrees(&repo, &id, &format!("/{src}.sql"), &dump);
 
     // Restore into a database that does not exist yet.
     let dst = db_name("restored");
-    let out = restore(&repo, db, &id, &db.url(&dst), &[]);
-    assert!(out.status.success(), "restore failed: {}", stderr(&out));
-    let r = summary(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(r["created"], true);
-    assert_eq!(r["verified"], true);
-    assert_eq!(r["tables"], 46);
+    let r = contract::restore_new(&My(db), &repo, &id, &dst, 46);
     assert_eq!(r["rows"], rows.values().sum::<u64>());
     assert_same_database(db, &src, &dst);
 
@@ -508,10 +458,7 @@ fn dump_restores_into_a_new_database_identically() {
         "1000"
     );
 
-    // The secret never lands in the repository's metadata.
-    let snap = repo.ok(&["cat", "snapshot", &id]);
-    assert!(!snap.contains(&db.password));
-    assert!(snap.contains(&db.url(&src)), "{snap}");
+    contract::the_secret_stays_out_of_the_snapshot(&My(db), &repo, &id, &src);
 }
 
 /// The first executable `name` on PATH.
@@ -520,11 +467,6 @@ fn on_path(name: &str) -> PathBuf {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{name} is not on PATH"))
-}
-
-fn write_script(path: &Path, body: &str) {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// A tool directory with the real client and a scripted mariadb-dump
@@ -544,10 +486,8 @@ fn fake_dump_bin(dir: &Path, dump_script: &str) {
 #[test]
 fn broken_dumps_write_no_snapshot() {
     let db = MariaDb::shared();
-    let src = db_name("broken");
-    db.create_db(&src);
-    db.sql(
-        &src,
+    let src = new_db(
+        "broken",
         "CREATE TABLE a (id INT PRIMARY KEY, v TEXT); INSERT INTO a SELECT seq, REPEAT('v', 100) FROM seq_1_to_20000;",
     );
     let repo = Repo::new();
@@ -575,68 +515,41 @@ fn broken_dumps_write_no_snapshot() {
             "killed by signal 9",
         ),
     ];
-    for (name, script, expect) in cases {
-        let dir = tmp.path().join(name);
-        fake_dump_bin(&dir, script);
-        let out = my_cmd(&repo, db)
-            .env("HOLDFAST_MYSQL_BIN", &dir)
-            .args(["backup", &db.url(&src)])
-            .output()
-            .unwrap();
-        let err = stderr(&out);
-        assert!(!out.status.success(), "{name}: succeeded");
-        assert!(err.contains(expect), "{name}: {err}");
-        assert!(err.contains("no snapshot was written"), "{name}: {err}");
-    }
-    assert!(repo.snapshot_ids().is_empty());
-    repo.ok(&["check", "--read-data"]);
+    contract::broken_dumps_write_no_snapshot(
+        &My(db),
+        &repo,
+        &src,
+        tmp.path(),
+        &cases,
+        fake_dump_bin,
+    );
     run_ok(repo.restic().args(["check"]));
 
     // No tools at all, or a client without a dump tool: named.
-    let empty = tmp.path().join("nothing");
-    std::fs::create_dir_all(&empty).unwrap();
-    let out = my_cmd(&repo, db)
-        .env("HOLDFAST_MYSQL_BIN", &empty)
-        .args(["backup", &db.url(&src)])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("mariadb or mysql not found in HOLDFAST_MYSQL_BIN="),
-        "{}",
-        stderr(&out)
+    contract::no_tools_write_no_snapshot(
+        &My(db),
+        &repo,
+        &src,
+        tmp.path(),
+        "mariadb or mysql not found in HOLDFAST_MYSQL_BIN=",
     );
     let client_only = tmp.path().join("client-only");
     std::fs::create_dir_all(&client_only).unwrap();
     std::os::unix::fs::symlink(on_path("mariadb"), client_only.join("mysql")).unwrap();
-    let out = my_cmd(&repo, db)
-        .env("HOLDFAST_MYSQL_BIN", &client_only)
-        .args(["backup", &db.url(&src)])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("mariadb-dump or mysqldump not found"),
-        "{}",
-        stderr(&out)
-    );
+    let says = "mariadb-dump or mysqldump not found";
+    contract::backup_fails_with_tools(&My(db), &repo, &client_only, &src, says);
     assert!(repo.snapshot_ids().is_empty());
 }
 
 #[test]
 fn a_failed_load_is_undone() {
     let db = MariaDb::shared();
-    let src = db_name("loadfail");
-    db.create_db(&src);
-    db.sql(
-        &src,
+    let src = new_db(
+        "loadfail",
         "CREATE TABLE a (id INT PRIMARY KEY, v TEXT); INSERT INTO a SELECT seq, REPEAT('v', 100) FROM seq_1_to_5000;",
     );
     let repo = Repo::new();
-    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = snapshot_id(&backup_json(&repo, db, &src, &[]));
 
     // A client that loads only the first 50 kB of the dump (cut inside the
     // INSERT) and answers every other question truthfully.
@@ -722,10 +635,7 @@ fn the_database_character_set_is_kept() {
     assert_eq!(dry["source"]["rows"], 3);
     assert!(repo.snapshot_ids().is_empty());
 
-    let id = backup_json(&repo, db, &src, &[])["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = snapshot_id(&backup_json(&repo, db, &src, &[]));
     let dst = db_name("latin_restored");
     let out = restore(&repo, db, &id, &db.url(&dst), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -766,10 +676,8 @@ fn url_encode(s: &str) -> String {
 #[test]
 fn passwords_with_quotes_backslashes_and_spaces_work() {
     let db = MariaDb::shared();
-    let src = db_name("nasty");
-    db.create_db(&src);
-    db.sql(
-        &src,
+    let src = new_db(
+        "nasty",
         "CREATE TABLE a (id INT); INSERT INTO a VALUES (1), (2);",
     );
     let user = db_name("nasty_user");
@@ -802,11 +710,7 @@ fn passwords_with_quotes_backslashes_and_spaces_work() {
         .arg(url(None, &src))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let id = summary(&String::from_utf8_lossy(&out.stdout))["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = snapshot_id(&ok_summary(&out));
 
     // From the address (with a warning), for a restore.
     let dst = db_name("nasty_restored");
@@ -827,26 +731,14 @@ fn passwords_with_quotes_backslashes_and_spaces_work() {
 #[test]
 fn tables_mode_exports_csv_and_restores_identically() {
     let db = MariaDb::shared();
-    let src = db_name("tables_src");
-    db.create_db(&src);
-    db.sql(&src, &tricky_sql());
+    let src = new_db("tables_src", &tricky_sql());
     db.sql(&src, &many_tables_sql(8));
     let repo = Repo::new();
     let s = backup_json(&repo, db, &src, &["--mode", "tables"]);
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let id = snapshot_id(&s);
     assert_eq!(s["source"]["mode"], "tables");
-    let m: serde_json::Value =
-        serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
-    let rows = |name: &str| {
-        m["tables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == name)
-            .unwrap_or_else(|| panic!("{name} missing"))["rows"]
-            .as_u64()
-            .unwrap()
-    };
+    let m = repo.manifest(&id);
+    let rows = |name: &str| manifest_table(&m, name)["rows"].as_u64().unwrap();
     assert_eq!(rows("orders"), 3000);
     assert_eq!(rows("customers"), 4);
     assert_eq!(rows("Odd `Name` (x)"), 3);
@@ -869,15 +761,7 @@ fn tables_mode_exports_csv_and_restores_identically() {
         lines.next().unwrap(),
         "\"1\",\"2\",\"1.50\",\"2024-01-01 00:00:00\",\"1.7850\",\"3.00\""
     );
-    let columns = &m["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "orders")
-        .unwrap()["columns"];
-    assert_eq!(columns[4]["generated"], true);
-    assert_eq!(columns[5]["generated"], true);
-    assert!(columns[3].get("generated").is_none());
+    assert_generated_columns(&m, "orders", &[4, 5], 3);
     let customers = repo.ok(&["dump", &id, "/tables/customers.csv"]);
     assert!(
         customers.contains("\"empty note\",\"\","),
@@ -904,10 +788,8 @@ fn tables_mode_exports_csv_and_restores_identically() {
 #[test]
 fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
     let db = MariaDb::shared();
-    let src = db_name("saas");
-    db.create_db(&src);
-    db.sql(
-        &src,
+    let src = new_db(
+        "saas",
         "CREATE TABLE countries (code CHAR(2) PRIMARY KEY, name TEXT);
          INSERT INTO countries VALUES ('DE', 'Germany'), ('FR', 'France');
          CREATE TABLE plans (id INT PRIMARY KEY, name TEXT);
@@ -927,24 +809,15 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
         &repo,
         db,
         &src,
-        &[
-            "--mode",
-            "tables",
-            "--tenant-column",
-            "org_id",
-            "--tenant-value",
-            "2",
-            "--include-table",
-            "countries",
+        &tenant_two_tables(&[
             "--exclude-table",
             "vault_*",
             "--query",
             "per_org=SELECT org_id, COUNT(*) AS n FROM users GROUP BY org_id ORDER BY org_id DESC",
-        ],
+        ]),
     );
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
-    let m: serde_json::Value =
-        serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
+    let id = snapshot_id(&s);
+    let m = repo.manifest(&id);
     let rows: BTreeMap<String, u64> = manifest_rows(&m);
     assert_eq!(
         rows,
@@ -962,27 +835,10 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
     );
     let files = repo.dir.path().join("files");
     repo.ok(&["restore", &id, "--target", files.to_str().unwrap()]);
-    let grep = Command::new("grep")
-        .args(["-rl", "-e", "vault_keys", "-e", "key-aaa"])
-        .arg(&files)
-        .output()
-        .unwrap();
-    assert!(
-        grep.stdout.is_empty(),
-        "traces in {}",
-        String::from_utf8_lossy(&grep.stdout)
-    );
+    assert_no_file_mentions(&files, &["-e", "vault_keys", "-e", "key-aaa"], "traces");
     // the views over it are named only by the manifest's warnings
-    let grep = Command::new("grep")
-        .args(["-rl", "--exclude=manifest.json", "-e", "secret_"])
-        .arg(&files)
-        .output()
-        .unwrap();
-    assert!(
-        grep.stdout.is_empty(),
-        "views over the excluded table in {}",
-        String::from_utf8_lossy(&grep.stdout)
-    );
+    let views = ["--exclude=manifest.json", "-e", "secret_"];
+    assert_no_file_mentions(&files, &views, "views over the excluded table");
     let dst = db_name("saas_one");
     let out = restore(&repo, db, &id, &db.url(&dst), &[]);
     assert!(out.status.success(), "restore: {}", stderr(&out));
@@ -1022,10 +878,8 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
 #[test]
 fn writes_during_a_tables_backup_do_not_tear_the_snapshot() {
     let db = MariaDb::shared();
-    let name = db_name("busy");
-    db.create_db(&name);
-    db.sql(
-        &name,
+    let name = new_db(
+        "busy",
         "CREATE TABLE a_counter (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB;
          INSERT INTO a_counter VALUES (1, 0);
          CREATE TABLE b_padding (id INT PRIMARY KEY, pad TEXT) ENGINE=InnoDB;
@@ -1069,7 +923,7 @@ fn writes_during_a_tables_backup_do_not_tear_the_snapshot() {
         after > before + 50,
         "the application kept writing ({before} → {after})"
     );
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let id = snapshot_id(&s);
     let counter = repo.ok(&["dump", &id, "/tables/a_counter.csv"]);
     let n: u64 = counter
         .lines()

@@ -5,19 +5,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::contract::{self, Server};
+use common::contract::{self, Dialect, Server, db_name};
 use common::servers::{Postgres, pg_bin};
 use common::*;
-
-/// A database name unique to this test process.
-fn db_name(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}_{}", N.fetch_add(1, Ordering::Relaxed))
-}
 
 /// Everything PostgreSQL makes hard to dump: NULLs next to empty strings,
 /// unicode, bytea, JSON, arrays, numerics, zoned timestamps, a 1 MB row,
@@ -114,27 +106,25 @@ fn fingerprint(pg: &Postgres, db: &str) -> BTreeMap<String, String> {
 /// The shared server, for the contract every dialect keeps.
 struct Pg<'a>(&'a Postgres);
 
+const POSTGRES: Dialect = Dialect {
+    scheme: "postgres",
+    password_env: "PGPASSWORD",
+    tools_env: "HOLDFAST_PG_BIN",
+    dump_tool: "pg_dump",
+};
+
 impl Server for Pg<'_> {
-    fn url(&self, db: &str) -> String {
-        self.0.url(db)
-    }
-    fn password_env(&self) -> &'static str {
-        "PGPASSWORD"
-    }
-    fn password(&self) -> &str {
-        &self.0.password
-    }
-    fn port(&self) -> u16 {
-        self.0.port
-    }
-    fn scheme(&self) -> &'static str {
-        "postgres"
-    }
-    fn create_db(&self, db: &str) {
-        self.0.create_db(db)
+    fn dialect(&self) -> &'static Dialect {
+        &POSTGRES
     }
     fn sql(&self, db: &str, sql: &str) -> String {
         self.0.psql(db, sql)
+    }
+    fn login(&self) -> (&str, u16) {
+        (&self.0.password, self.0.port)
+    }
+    fn create_db(&self, db: &str) {
+        self.0.create_db(db)
     }
     fn numbered_table(&self, name: &str, n: u64, value: &str) -> String {
         format!(
@@ -151,9 +141,6 @@ impl Server for Pg<'_> {
     fn assert_same(&self, a: &str, b: &str) {
         assert_eq!(fingerprint(self.0, a), fingerprint(self.0, b));
     }
-    fn dump_tool(&self) -> &'static str {
-        "pg_dump"
-    }
     fn wrong_password_says(&self, _db: &str) -> Vec<String> {
         vec![
             "cannot connect to postgres://holdfast@127.0.0.1".into(),
@@ -167,22 +154,22 @@ impl Server for Pg<'_> {
 
 #[test]
 fn restore_refuses_a_non_empty_database_unless_clean() {
-    contract::restore_refuses_a_non_empty_database_unless_clean(&Pg(Postgres::shared()), db_name);
+    contract::restore_refuses_a_non_empty_database_unless_clean(&Pg(Postgres::shared()));
 }
 
 #[test]
 fn nightly_dumps_deduplicate() {
-    contract::nightly_dumps_deduplicate(&Pg(Postgres::shared()), db_name);
+    contract::nightly_dumps_deduplicate(&Pg(Postgres::shared()));
 }
 
 #[test]
 fn connection_problems_are_clear_and_secret_free() {
-    contract::connection_problems_are_clear_and_secret_free(&Pg(Postgres::shared()), db_name);
+    contract::connection_problems_are_clear_and_secret_free(&Pg(Postgres::shared()));
 }
 
 #[test]
 fn the_password_never_appears_in_any_command_line() {
-    contract::the_password_never_appears_in_any_command_line(&Pg(Postgres::shared()), db_name);
+    contract::the_password_never_appears_in_any_command_line(&Pg(Postgres::shared()));
 }
 
 fn pg_cmd(repo: &Repo, pg: &Postgres) -> std::process::Command {
@@ -193,32 +180,20 @@ fn backup_json(repo: &Repo, pg: &Postgres, db: &str, extra: &[&str]) -> serde_js
     contract::backup_json(&Pg(pg), repo, db, extra)
 }
 
+/// A new database on the shared server that `sql` filled; its name.
+fn new_db(prefix: &str, sql: &str) -> String {
+    contract::new_db(&Pg(Postgres::shared()), prefix, sql)
+}
+
 #[test]
 fn dump_restores_into_a_new_database_identically() {
     let pg = Postgres::shared();
-    let src = db_name("shop");
-    pg.create_db(&src);
-    pg.psql(&src, TRICKY);
+    let src = new_db("shop", TRICKY);
     pg.psql(&src, &many_tables_sql(40));
     let repo = Repo::new();
 
-    let s = backup_json(&repo, pg, &src, &["--tag", "nightly"]);
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
-    assert_eq!(s["source"]["kind"], "postgres");
-    assert_eq!(s["source"]["mode"], "dump");
-    assert_eq!(s["source"]["database"], src.as_str());
-    assert_eq!(s["source"]["tables"], 44);
-
     // The manifest records server version, per-table rows and the dump's hash.
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &repo
-            .cmd()
-            .args(["dump", &id, "/manifest.json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let (id, manifest, dump) = contract::dump_backup(&Pg(pg), &repo, &src, 44);
     let version = pg.psql("postgres", "SHOW server_version");
     assert_eq!(manifest["server_version"], version.trim());
     let rows: BTreeMap<String, u64> = manifest_rows(&manifest);
@@ -227,64 +202,38 @@ fn dump_restores_into_a_new_database_identically() {
     assert_eq!(rows["public.customers"], 4);
     assert_eq!(rows["public.Odd \"Name\" (x)"], 3);
     assert_eq!(rows["public.t039"], 117);
-    let dump = repo
-        .cmd()
-        .args(["dump", &id, &format!("/{src}.sql")])
-        .output()
-        .unwrap()
-        .stdout;
-    assert_eq!(manifest["files"][0]["sha256"], sha256_hex(&dump));
     assert!(String::from_utf8_lossy(&dump).contains("PostgreSQL database dump complete"));
 
     // restic reads the same snapshot and agrees.
-    run_ok(repo.restic().args(["check", "--read-data"]));
-    let r = repo
-        .restic()
-        .args(["dump", &id, &format!("/{src}.sql")])
-        .output()
-        .unwrap();
-    assert_eq!(r.stdout, dump);
+    contract::restic_agrees(&repo, &id, &format!("/{src}.sql"), &dump);
 
     // Restore into a database that does not exist yet.
     let dst = db_name("restored");
-    let out = pg_cmd(&repo, pg)
-        .args(["restore", &id, "--json", "--to", &pg.url(&dst)])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "restore failed: {}", stderr(&out));
-    let r = summary(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(r["created"], true);
-    assert_eq!(r["verified"], true);
-    assert_eq!(r["tables"], 44);
+    contract::restore_new(&Pg(pg), &repo, &id, &dst, 44);
     assert_eq!(fingerprint(pg, &src), fingerprint(pg, &dst));
 
-    // The secret never lands in the repository's metadata.
-    let snap = repo.ok(&["cat", "snapshot", &id]);
-    assert!(!snap.contains(&pg.password));
-    assert!(snap.contains(&pg.url(&src)), "{snap}");
+    contract::the_secret_stays_out_of_the_snapshot(&Pg(pg), &repo, &id, &src);
 }
 
 fn fake_bin(dir: &Path, pg: &Postgres, pg_dump_script: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::os::unix::fs::symlink(pg.bin.join("psql"), dir.join("psql")).unwrap();
-    let script = dir.join("pg_dump");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nREAL={}\n{pg_dump_script}\n",
+    write_script(
+        &dir.join("pg_dump"),
+        &format!(
+            "REAL={}\n{pg_dump_script}",
             pg.bin.join("pg_dump").display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
 }
 
 #[test]
 fn broken_dumps_write_no_snapshot() {
     let pg = Postgres::shared();
-    let src = db_name("broken");
-    pg.create_db(&src);
-    pg.psql(&src, "CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a SELECT g, repeat('v', 100) FROM generate_series(1, 20000) g;");
+    let src = new_db(
+        "broken",
+        "CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a SELECT g, repeat('v', 100) FROM generate_series(1, 20000) g;",
+    );
     let repo = Repo::new();
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
@@ -309,21 +258,14 @@ fn broken_dumps_write_no_snapshot() {
             "killed by signal 9",
         ),
     ];
-    for (name, script, expect) in cases {
-        let dir = tmp.path().join(name);
-        fake_bin(&dir, pg, script);
-        let out = pg_cmd(&repo, pg)
-            .env("HOLDFAST_PG_BIN", &dir)
-            .args(["backup", &pg.url(&src)])
-            .output()
-            .unwrap();
-        let err = stderr(&out);
-        assert!(!out.status.success(), "{name}: succeeded");
-        assert!(err.contains(expect), "{name}: {err}");
-        assert!(err.contains("no snapshot was written"), "{name}: {err}");
-    }
-    assert!(repo.snapshot_ids().is_empty());
-    repo.ok(&["check", "--read-data"]);
+    contract::broken_dumps_write_no_snapshot(
+        &Pg(pg),
+        &repo,
+        &src,
+        tmp.path(),
+        &cases,
+        |dir, script| fake_bin(dir, pg, script),
+    );
 
     // A pg_dump older than the server is refused, naming both versions.
     let dir = tmp.path().join("old");
@@ -332,45 +274,21 @@ fn broken_dumps_write_no_snapshot() {
         pg,
         "[ \"$1\" = --version ] && echo 'pg_dump (PostgreSQL) 9.6.24' && exit 0\nexit 1",
     );
-    let out = pg_cmd(&repo, pg)
-        .env("HOLDFAST_PG_BIN", &dir)
-        .args(["backup", &pg.url(&src)])
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(!out.status.success());
+    let err = contract::backup_fails_with_tools(&Pg(pg), &repo, &dir, &src, "9.6.24");
     let version = pg.psql("postgres", "SHOW server_version");
-    assert!(
-        err.contains("9.6.24") && err.contains(version.trim()),
-        "{err}"
-    );
+    assert!(err.contains(version.trim()), "{err}");
 
     // No pg_dump at all.
-    let empty = tmp.path().join("nothing");
-    std::fs::create_dir_all(&empty).unwrap();
-    let out = pg_cmd(&repo, pg)
-        .env("HOLDFAST_PG_BIN", &empty)
-        .args(["backup", &pg.url(&src)])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("no working pg_dump"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(repo.snapshot_ids().is_empty());
+    contract::no_tools_write_no_snapshot(&Pg(pg), &repo, &src, tmp.path(), "no working pg_dump");
 }
 
 #[test]
 fn sql_exports_load_with_psql_and_verify() {
     let pg = Postgres::shared();
-    let src = db_name("exported");
-    pg.create_db(&src);
-    pg.psql(&src, TRICKY);
+    let src = new_db("exported", TRICKY);
     let repo = Repo::new();
     let s = backup_json(&repo, pg, &src, &[]);
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let id = snapshot_id(&s);
     let dump_sha = s["source"]["sha256"].as_str().unwrap().to_string();
     for (format, decompress) in [
         ("sql", "cat"),
@@ -378,13 +296,7 @@ fn sql_exports_load_with_psql_and_verify() {
         ("sql.zst", "zstd -dcq"),
     ] {
         let file = repo.dir.path().join(format!("{src}.{format}"));
-        let out = repo
-            .cmd()
-            .args(["export", "--json", &id, "-o", file.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{format}: {}", stderr(&out));
-        let e = summary(&String::from_utf8_lossy(&out.stdout));
+        let e = summary(&repo.ok(&["export", "--json", &id, "-o", file.to_str().unwrap()]));
         assert_eq!(e["format"], format);
         repo.ok(&["export", "--verify", file.to_str().unwrap()]);
         // The SQL inside is byte for byte what pg_dump wrote.
@@ -419,31 +331,14 @@ fn tables_backup(repo: &Repo, pg: &Postgres, db: &str, extra: &[&str]) -> serde_
     backup_json(repo, pg, db, &args)
 }
 
-fn snapshot_file(repo: &Repo, id: &str, path: &str) -> Vec<u8> {
-    let out = repo.cmd().args(["dump", id, path]).output().unwrap();
-    assert!(out.status.success(), "dump {path}: {}", stderr(&out));
-    out.stdout
-}
-
-fn manifest_of(repo: &Repo, id: &str) -> serde_json::Value {
-    serde_json::from_slice(&snapshot_file(repo, id, "/manifest.json")).unwrap()
-}
-
 fn restore_to(repo: &Repo, pg: &Postgres, id: &str, db: &str) -> serde_json::Value {
-    let out = pg_cmd(repo, pg)
-        .args(["restore", id, "--json", "--to", &pg.url(db)])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "restore failed: {}", stderr(&out));
-    summary(&String::from_utf8_lossy(&out.stdout))
+    ok_summary(&contract::restore(&Pg(pg), repo, id, &pg.url(db), &[]))
 }
 
 #[test]
 fn tables_mode_exports_csv_and_restores_identically() {
     let pg = Postgres::shared();
-    let src = db_name("tables_src");
-    pg.create_db(&src);
-    pg.psql(&src, TRICKY);
+    let src = new_db("tables_src", TRICKY);
     // psql ends inline COPY data at a line holding only `\.`: a value with
     // such a line inside must still load.
     pg.psql(
@@ -454,32 +349,24 @@ fn tables_mode_exports_csv_and_restores_identically() {
     pg.psql(&src, &many_tables_sql(12));
     let repo = Repo::new();
     let s = tables_backup(&repo, pg, &src, &[]);
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let id = snapshot_id(&s);
     assert_eq!(s["source"]["mode"], "tables");
     assert_eq!(s["source"]["tables"], 17);
 
-    let m = manifest_of(&repo, &id);
-    let t = |name: &str| {
-        m["tables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == name)
-            .unwrap_or_else(|| panic!("{name} missing"))
-            .clone()
-    };
+    let m = repo.manifest(&id);
+    let t = |name: &str| manifest_table(&m, name);
     assert_eq!(t("public.orders")["rows"], 3000);
     assert_eq!(t("public.customers")["rows"], 4);
     assert_eq!(t("public.customers")["columns"][8]["type"], "bytea");
     assert_eq!(t("public.Odd \"Name\" (x)")["rows"], 3);
     // Every file's SHA-256 is right.
     for f in m["files"].as_array().unwrap() {
-        let data = snapshot_file(&repo, &id, &format!("/{}", f["path"].as_str().unwrap()));
+        let data = repo.file(&id, &format!("/{}", f["path"].as_str().unwrap()));
         assert_eq!(f["sha256"], sha256_hex(&data), "{}", f["path"]);
         assert_eq!(f["size"], data.len());
     }
     // The CSV: header, primary-key order, NULL unquoted-empty, '' quoted, bytea hex.
-    let csv = String::from_utf8(snapshot_file(&repo, &id, "/tables/public.customers.csv")).unwrap();
+    let csv = String::from_utf8(repo.file(&id, "/tables/public.customers.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
@@ -497,7 +384,7 @@ fn tables_mode_exports_csv_and_restores_identically() {
     );
     // A generated column is exported (marked in the manifest) and computed
     // again by the database on restore.
-    let orders = String::from_utf8(snapshot_file(&repo, &id, "/tables/public.orders.csv")).unwrap();
+    let orders = String::from_utf8(repo.file(&id, "/tables/public.orders.csv")).unwrap();
     let mut lines = orders.lines();
     assert_eq!(
         lines.next().unwrap(),
@@ -508,8 +395,7 @@ fn tables_mode_exports_csv_and_restores_identically() {
         first.starts_with("1,2,1.5,") && first.ends_with(r#","[1, ""line 1""]",1.785"#),
         "{first}"
     );
-    assert_eq!(t("public.orders")["columns"][5]["generated"], true);
-    assert!(t("public.orders")["columns"][4].get("generated").is_none());
+    assert_generated_columns(&m, "public.orders", &[5], 4);
 
     // Restore into a fresh database: same contents, sequences, triggers.
     let dst = db_name("tables_dst");
@@ -523,10 +409,8 @@ fn tables_mode_exports_csv_and_restores_identically() {
 #[test]
 fn writes_during_a_tables_backup_do_not_tear_the_snapshot() {
     let pg = Postgres::shared();
-    let db = db_name("busy");
-    pg.create_db(&db);
-    pg.psql(
-        &db,
+    let db = new_db(
+        "busy",
         "CREATE TABLE a_counter (id int PRIMARY KEY, n bigint NOT NULL);
          INSERT INTO a_counter VALUES (1, 0);
          CREATE TABLE b_accounts (id int PRIMARY KEY, balance bigint NOT NULL);
@@ -593,7 +477,7 @@ fn writes_during_a_tables_backup_do_not_tear_the_snapshot() {
         after > before + 100,
         "the application kept writing ({before} → {after})"
     );
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let id = snapshot_id(&s);
 
     let dst = db_name("busy_restored");
     restore_to(&repo, pg, &id, &dst);
@@ -616,10 +500,8 @@ fn writes_during_a_tables_backup_do_not_tear_the_snapshot() {
 #[test]
 fn an_excluded_table_leaves_no_trace() {
     let pg = Postgres::shared();
-    let db = db_name("excl");
-    pg.create_db(&db);
-    pg.psql(
-        &db,
+    let db = new_db(
+        "excl",
         "CREATE TABLE keep_me (id serial PRIMARY KEY, v text);
          INSERT INTO keep_me (v) VALUES ('a'), ('b');
          CREATE TABLE vault_tokens (id serial PRIMARY KEY, token text UNIQUE, owner int);
@@ -637,11 +519,9 @@ fn an_excluded_table_leaves_no_trace() {
     );
     let repo = Repo::new();
     let s = tables_backup(&repo, pg, &db, &["--exclude-table", "vault_*"]);
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let id = snapshot_id(&s);
     assert_eq!(s["source"]["tables"], 2);
-    let m: serde_json::Value =
-        serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
-    let warnings = m["warnings"].to_string();
+    let warnings = repo.manifest(&id)["warnings"].to_string();
     for w in [
         "view public.token_list",
         "view public.token_count",
@@ -652,45 +532,27 @@ fn an_excluded_table_leaves_no_trace() {
     // Not in any file of the snapshot, in any form.
     let out = repo.dir.path().join("restored-files");
     repo.ok(&["restore", &id, "--target", out.to_str().unwrap()]);
-    let grep = std::process::Command::new("grep")
-        .args([
-            "-rl",
-            "-e",
-            "vault_tokens",
-            "-e",
-            "tok-aaa",
-            "-e",
-            "very private",
-            "-e",
-            "points into the safe",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        grep.stdout.is_empty(),
-        "traces in: {}",
-        String::from_utf8_lossy(&grep.stdout)
-    );
+    let traces = [
+        "-e",
+        "vault_tokens",
+        "-e",
+        "tok-aaa",
+        "-e",
+        "very private",
+        "-e",
+        "points into the safe",
+    ];
+    assert_no_file_mentions(&out, &traces, "traces");
     assert!(out.join("tables/public.keep_me.csv").exists());
     // the views over it are named only by the manifest's warnings
-    let grep = std::process::Command::new("grep")
-        .args([
-            "-rl",
-            "--exclude=manifest.json",
-            "-e",
-            "token_list",
-            "-e",
-            "token_count",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        grep.stdout.is_empty(),
-        "views over the excluded table in: {}",
-        String::from_utf8_lossy(&grep.stdout)
-    );
+    let views = [
+        "--exclude=manifest.json",
+        "-e",
+        "token_list",
+        "-e",
+        "token_count",
+    ];
+    assert_no_file_mentions(&out, &views, "views over the excluded table");
     let dst = db_name("excl_dst");
     restore_to(&repo, pg, &id, &dst);
     assert_eq!(
@@ -724,10 +586,8 @@ fn an_excluded_table_leaves_no_trace() {
 #[test]
 fn tenant_scoped_tables_keep_one_customers_rows() {
     let pg = Postgres::shared();
-    let db = db_name("saas");
-    pg.create_db(&db);
-    pg.psql(
-        &db,
+    let db = new_db(
+        "saas",
         "CREATE TABLE countries (code text PRIMARY KEY, name text);
          INSERT INTO countries VALUES ('DE', 'Germany'), ('FR', 'France');
          CREATE TABLE plans (id int PRIMARY KEY, name text);
@@ -741,14 +601,14 @@ fn tenant_scoped_tables_keep_one_customers_rows() {
     );
     let repo = Repo::new();
     let out = pg_cmd(&repo, pg)
-        .args([
-            "backup", "--json", "--mode", "tables",
-            "--tenant-column", "org_id", "--tenant-value", "2",
-            "--include-table", "countries",
-            "--query", "totals=SELECT org_id, sum(amount) AS total FROM invoices WHERE org_id = 2 GROUP BY org_id ORDER BY org_id",
-            "--query", "unordered=SELECT email FROM users WHERE org_id = 2",
-            &pg.url(&db),
-        ])
+        .args(["backup", "--json"])
+        .args(tenant_two_tables(&[
+            "--query",
+            "totals=SELECT org_id, sum(amount) AS total FROM invoices WHERE org_id = 2 GROUP BY org_id ORDER BY org_id",
+            "--query",
+            "unordered=SELECT email FROM users WHERE org_id = 2",
+        ]))
+        .arg(pg.url(&db))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -757,9 +617,8 @@ fn tenant_scoped_tables_keep_one_customers_rows() {
         "{}",
         stderr(&out)
     );
-    let s = summary(&String::from_utf8_lossy(&out.stdout));
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
-    let m = manifest_of(&repo, &id);
+    let id = snapshot_id(&summary(&String::from_utf8_lossy(&out.stdout)));
+    let m = repo.manifest(&id);
     let rows: BTreeMap<String, u64> = manifest_rows(&m);
     assert_eq!(
         rows,
@@ -774,9 +633,9 @@ fn tenant_scoped_tables_keep_one_customers_rows() {
         "plans (no org_id, not included) is left out"
     );
     assert_eq!(m["tenant"]["column"], "org_id");
-    let totals = String::from_utf8(snapshot_file(&repo, &id, "/queries/totals.csv")).unwrap();
+    let totals = String::from_utf8(repo.file(&id, "/queries/totals.csv")).unwrap();
     assert_eq!(totals, "org_id,total\n2,13350\n");
-    let users = String::from_utf8(snapshot_file(&repo, &id, "/tables/public.users.csv")).unwrap();
+    let users = String::from_utf8(repo.file(&id, "/tables/public.users.csv")).unwrap();
     assert!(
         users
             .lines()
@@ -832,12 +691,9 @@ fn tenant_scoped_tables_keep_one_customers_rows() {
 #[test]
 fn a_tables_snapshot_exports_as_a_bundle_that_verifies() {
     let pg = Postgres::shared();
-    let src = db_name("bundle_src");
-    pg.create_db(&src);
-    pg.psql(&src, TRICKY);
+    let src = new_db("bundle_src", TRICKY);
     let repo = Repo::new();
-    let s = tables_backup(&repo, pg, &src, &[]);
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let id = snapshot_id(&tables_backup(&repo, pg, &src, &[]));
     let file = repo.dir.path().join("shop.zip");
     let out = repo
         .cmd()
@@ -855,7 +711,7 @@ fn a_tables_snapshot_exports_as_a_bundle_that_verifies() {
             .arg(&x),
     );
     // The CSVs are the snapshot's, byte for byte.
-    let stored = snapshot_file(&repo, &id, "/tables/public.customers.csv");
+    let stored = repo.file(&id, "/tables/public.customers.csv");
     assert_eq!(
         std::fs::read(x.join("csv/public.customers.csv")).unwrap(),
         stored

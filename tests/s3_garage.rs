@@ -33,6 +33,23 @@ fn ok(out: Output, what: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `init` the repository under `p`, then back up `src` in 4 MiB packs:
+/// the summary.
+fn init_and_backup(g: &Garage, p: &str, src: &Path) -> serde_json::Value {
+    hf(g, p, &["init", "--kdf-log-n", "10"]);
+    summary(&hf(
+        g,
+        p,
+        &[
+            "backup",
+            "--json",
+            "--pack-size",
+            "4",
+            src.to_str().unwrap(),
+        ],
+    ))
+}
+
 fn hf(g: &Garage, prefix: &str, args: &[&str]) -> String {
     ok(
         g.holdfast(prefix).args(args).output().unwrap(),
@@ -76,18 +93,7 @@ fn holdfast_lifecycle_on_garage_and_restic_reads_it() {
         .collect();
     fs::write(src.join("big.bin"), &big).unwrap();
     let p = "lifecycle";
-    hf(g, p, &["init", "--kdf-log-n", "10"]);
-    let first = summary(&hf(
-        g,
-        p,
-        &[
-            "backup",
-            "--json",
-            "--pack-size",
-            "4",
-            src.to_str().unwrap(),
-        ],
-    ));
+    let first = init_and_backup(g, p, &src);
     assert!(first["data_added"].as_u64().unwrap() > 9 << 20, "{first}");
     assert_eq!(first["storage_retries"], 0, "{first}");
     // unchanged: no file is read again, no data stored (a directory's
@@ -435,19 +441,8 @@ fn a_pack_deleted_behind_holdfasts_back_is_named_by_check() {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("lost.bin"), noise(5 << 20, 7)).unwrap();
     let p = "deleted-pack";
-    hf(g, p, &["init", "--kdf-log-n", "10"]);
-    let s = summary(&hf(
-        g,
-        p,
-        &[
-            "backup",
-            "--json",
-            "--pack-size",
-            "4",
-            src.to_str().unwrap(),
-        ],
-    ));
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let s = init_and_backup(g, p, &src);
+    let id = snapshot_id(&s);
 
     // the S3 backend itself, with the test server's key
     let b = g.backend(p);
@@ -487,19 +482,8 @@ fn rustic_checks_and_restores_what_holdfast_wrote_and_holdfast_extends_what_rust
 
     // holdfast writes, rustic (the second oracle) checks and restores
     let p = "for-rustic";
-    hf(g, p, &["init", "--kdf-log-n", "10"]);
-    let s = summary(&hf(
-        g,
-        p,
-        &[
-            "backup",
-            "--json",
-            "--pack-size",
-            "4",
-            src.to_str().unwrap(),
-        ],
-    ));
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    let s = init_and_backup(g, p, &src);
+    let id = snapshot_id(&s);
     run_ok(g.rustic(p, dir.path()).args(["check", "--read-data"]));
     let target = dir.path().join("rustic-restore");
     run_ok(g.rustic(p, dir.path()).args(["restore", &id]).arg(&target));
@@ -743,20 +727,15 @@ fn deletes_the_server_refuses_are_reported_as_retained_and_the_repository_stays_
     }
     // what AWS answers a delete of a version under retention, and what a
     // bucket policy without s3:DeleteObject gets
-    proxy.answer_on(
-        "DELETE",
-        "/data/",
-        "403 Forbidden",
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
-         <Message>Access Denied because object protected by object lock.</Message></Error>",
-    );
-    proxy.answer_on(
-        "DELETE",
-        "/index/",
-        "403 Forbidden",
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
-         <Message>Access Denied because object protected by object lock.</Message></Error>",
-    );
+    for prefix in ["/data/", "/index/"] {
+        proxy.answer_on(
+            "DELETE",
+            prefix,
+            "403 Forbidden",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+             <Message>Access Denied because object protected by object lock.</Message></Error>",
+        );
+    }
     let mut c = g.holdfast("unused");
     c.env("HOLDFAST_REPO", proxy.location("backups", "retained"));
     let out = c

@@ -9,17 +9,8 @@ use std::fs;
 use std::process::Command;
 
 use common::assert_ok;
-use common::service::Server;
+use common::service::{Server, restic_with, slow_first_run};
 use serde_json::{Value, json};
-
-fn restic_with(repo: &str, password: &str) -> Command {
-    let mut c = Command::new("restic");
-    common::clean(&mut c);
-    c.env("RESTIC_REPOSITORY", repo)
-        .env("RESTIC_PASSWORD", password)
-        .env("RESTIC_CACHE_DIR", format!("{repo}.restic-cache"));
-    c
-}
 
 fn new_token(s: &Server, admin: &str, role: &str, tenant: Option<&str>) -> (String, String) {
     let mut body = json!({"role": role, "label": format!("{role} of {tenant:?}")});
@@ -138,24 +129,14 @@ impl Acme {
     /// Restore the first backup (into `body`'s target, or the default);
     /// the restore's id once it is done.
     fn restore(&self, body: Option<Value>) -> (String, Value) {
-        let r = self.s.expect(
-            202,
-            "POST",
-            &format!("/api/v1/backups/{}/restore", self.backup_id()),
-            Some(&self.admin),
-            body.as_ref(),
-        );
+        let r = self
+            .s
+            .queue_restore(&self.admin, self.backup_id(), body.as_ref());
         assert_eq!(r["status"], "queued");
         let rid = r["id"].as_str().unwrap().to_string();
         let mut done = Value::Null;
         wait_for("the restore", || {
-            done = self.s.expect(
-                200,
-                "GET",
-                &format!("/api/v1/restores/{rid}"),
-                Some(&self.admin),
-                None,
-            );
+            done = self.s.restore(&rid, &self.admin);
             done["status"] != "queued" && done["status"] != "running"
         });
         assert_eq!(done["status"], "done", "{done}");
@@ -205,7 +186,7 @@ fn tenant_names_are_unique_and_checked() {
     assert_eq!(bad.status, 422);
     assert_eq!(bad.content_type, "application/problem+json");
     assert_eq!(bad.json()["field"], "name");
-    let listed = s.expect(200, "GET", "/api/v1/tenants", Some(admin), None);
+    let listed = s.get("/api/v1/tenants", admin);
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
 }
 
@@ -238,9 +219,7 @@ fn a_directory_backup_lands_in_the_tenants_own_repository_which_restic_checks() 
     assert_eq!(snapshot_id.len(), 64);
 
     // the tenant's repository opens with restic, with the exported password
-    let out = s.cli(&["tenant", "export-key", "acme"]);
-    assert_ok(&out);
-    let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let password = s.tenant_key("acme");
     let repo = b["repository"].as_str().unwrap().to_string();
     assert!(
         repo.contains(&a.acme_id),
@@ -264,8 +243,7 @@ fn a_directory_backup_lands_in_the_tenants_own_repository_which_restic_checks() 
         b"<h1>acme</h1>\n"
     );
     // the other tenant's repository is a different one, with another password
-    let out = s.cli(&["tenant", "export-key", "other"]);
-    let other_password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let other_password = s.tenant_key("other");
     assert_ne!(other_password, password);
 }
 
@@ -371,7 +349,7 @@ fn backups_page_newest_first_with_a_cursor_that_new_rows_do_not_move() {
             Some(c) => format!("/api/v1/tenants/{acme_id}/backups?limit=2&cursor={c}"),
             None => format!("/api/v1/tenants/{acme_id}/backups?limit=2"),
         };
-        let page = s.expect(200, "GET", &path, Some(admin), None);
+        let page = s.get(&path, admin);
         for item in page["items"].as_array().unwrap() {
             seen.push(item["id"].as_str().unwrap().to_string());
         }
@@ -389,12 +367,9 @@ fn backups_page_newest_first_with_a_cursor_that_new_rows_do_not_move() {
     let mut newest_first = ids.clone();
     newest_first.reverse();
     assert_eq!(seen, newest_first);
-    let done = s.expect(
-        200,
-        "GET",
+    let done = s.get(
         &format!("/api/v1/tenants/{acme_id}/backups?status=done&limit=200"),
-        Some(admin),
-        None,
+        admin,
     );
     assert_eq!(done["items"].as_array().unwrap().len(), 6);
     s.expect(
@@ -448,17 +423,11 @@ fn tokens_reach_only_their_tenant_and_role() {
     let (other_op_id, other_op) = new_token(s, admin, "operator", Some("other"));
     let acme_backups = format!("/api/v1/tenants/{acme_id}/backups");
     let one = format!("/api/v1/backups/{}", a.backup_id());
-    s.expect(200, "GET", &acme_backups, Some(&viewer), None);
-    s.expect(200, "GET", &one, Some(&viewer), None);
+    s.get(&acme_backups, &viewer);
+    s.get(&one, &viewer);
     s.expect(403, "GET", &format!("{one}/file"), Some(&viewer), None);
     s.expect(403, "POST", &format!("{one}/restore"), Some(&viewer), None);
-    s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/restores/{rid}"),
-        Some(&viewer),
-        None,
-    );
+    s.restore(&rid, &viewer);
     let r = s.request(
         "POST",
         &acme_backups,
@@ -539,7 +508,7 @@ fn tokens_reach_only_their_tenant_and_role() {
         Some(&operator),
         Some(&json!({"name": "x"})),
     );
-    let tenants = s.expect(200, "GET", "/api/v1/tenants", Some(&viewer), None);
+    let tenants = s.get("/api/v1/tenants", &viewer);
     assert_eq!(
         tenants["items"].as_array().unwrap().len(),
         1,
@@ -552,13 +521,7 @@ fn tokens_reach_only_their_tenant_and_role() {
         (401, "application/problem+json")
     );
     s.expect(401, "GET", &acme_backups, Some("hf_not-a-token"), None);
-    s.expect(
-        200,
-        "DELETE",
-        &format!("/api/v1/tokens/{other_op_id}"),
-        Some(admin),
-        None,
-    );
+    s.delete(&format!("/api/v1/tokens/{other_op_id}"), admin);
     s.expect(401, "GET", "/api/v1/tenants", Some(&other_op), None);
 }
 
@@ -626,13 +589,7 @@ fn the_audit_log_lists_every_change_with_its_actor_and_in_order() {
     let (_, viewer) = new_token(s, admin, "viewer", Some("acme"));
     let (_, operator) = new_token(s, admin, "operator", Some("acme"));
     let (other_op_id, _) = new_token(s, admin, "operator", Some("other"));
-    s.expect(
-        200,
-        "DELETE",
-        &format!("/api/v1/tokens/{other_op_id}"),
-        Some(admin),
-        None,
-    );
+    s.delete(&format!("/api/v1/tokens/{other_op_id}"), admin);
     let q = s.expect(
         202,
         "POST",
@@ -684,7 +641,7 @@ fn the_audit_log_lists_every_change_with_its_actor_and_in_order() {
     };
     assert!(pos("backup_created", &a.b["id"]) < pos("backup_succeeded", &a.b["id"]));
     // a tenant's viewer sees only its tenant's events; pages work
-    let page = s.expect(200, "GET", "/api/v1/audit?limit=5", Some(&viewer), None);
+    let page = s.get("/api/v1/audit?limit=5", &viewer);
     assert_eq!(page["items"].as_array().unwrap().len(), 5);
     assert!(
         page["items"]
@@ -781,12 +738,7 @@ fn kill_9_mid_backup_then_restart_fails_the_run_as_interrupted_and_retries_it() 
     // first run: writes 20 MB, then hangs until killed; second run: quick
     let marker = dir.path().join("first-run");
     let pidfile = dir.path().join("pid");
-    let script = format!(
-        "if [ -e {m} ]; then echo second run; else echo $$ > {p}; touch {m}; \
-         head -c 20000000 /dev/urandom; sleep 120; fi",
-        m = marker.display(),
-        p = pidfile.display()
-    );
+    let script = slow_first_run(&marker, &pidfile, "second run");
     let config = common::service::commands_config(dir.path(), &[("slow", &script)]);
     let env = [
         ("HOLDFAST_RETRY_BASE_SECONDS", "1"),
@@ -799,13 +751,7 @@ fn kill_9_mid_backup_then_restart_fails_the_run_as_interrupted_and_retries_it() 
     let q = s.queue_backup(&admin, &tid, &src["id"]);
     let id = q["id"].as_str().unwrap().to_string();
     wait_for("the run to start and write", || {
-        let b = s.expect(
-            200,
-            "GET",
-            &format!("/api/v1/backups/{id}"),
-            Some(&admin),
-            None,
-        );
+        let b = s.backup(&id, &admin);
         b["status"] == "running" && marker.exists()
     });
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -848,8 +794,7 @@ fn kill_9_mid_backup_then_restart_fails_the_run_as_interrupted_and_retries_it() 
     assert_eq!(failed["actor"]["label"], "system");
 
     // the repository the killed run was writing to passes restic's check
-    let out = s.cli(&["tenant", "export-key", "acme"]);
-    let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let password = s.tenant_key("acme");
     let repo = b["repository"].as_str().unwrap();
     common::run_ok(restic_with(repo, &password).args(["check", "--read-data"]));
     let snaps = common::run_ok(restic_with(repo, &password).args(["snapshots", "--json"]));
@@ -904,23 +849,15 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
         !src.to_string().contains(&pg.password),
         "credentials are never returned"
     );
-    let listed = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/tenants/{tid}/sources"),
-        Some(&admin),
-        None,
-    );
+    let listed = s.get(&format!("/api/v1/tenants/{tid}/sources"), &admin);
     assert!(!listed.to_string().contains(&pg.password));
-    let q = s.queue_backup(&admin, &tid, &src["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let b = s.run_backup(&admin, &tid, &src["id"]);
     assert_eq!(b["status"], "done", "{b}");
     assert_eq!(b["counts"]["tables"], 2);
     assert_eq!(b["counts"]["rows"], 6500);
 
     // restored with the CLI from the tenant's repository: the same rows
-    let out = s.cli(&["tenant", "export-key", "acme"]);
-    let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let password = s.tenant_key("acme");
     let mut restore = Command::new(common::holdfast_bin());
     common::clean(&mut restore);
     let out = restore
@@ -943,13 +880,7 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
     assert_eq!(pg.psql("serve_app", q), pg.psql("serve_restored", q));
 
     // restored over the API into a new database beside the source (the default), verified
-    let r = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
-        Some(&admin),
-        None,
-    );
+    let r = s.queue_restore(&admin, b["id"].as_str().unwrap(), None);
     let rid = r["id"].as_str().unwrap().to_string();
     assert!(
         r["target"]
@@ -959,23 +890,10 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
         "{r}"
     );
     wait_for("the database restore", || {
-        let st = s.expect(
-            200,
-            "GET",
-            &format!("/api/v1/restores/{rid}"),
-            Some(&admin),
-            None,
-        )["status"]
-            .clone();
+        let st = s.restore(&rid, &admin)["status"].clone();
         st == "done" || st == "failed"
     });
-    let done = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/restores/{rid}"),
-        Some(&admin),
-        None,
-    );
+    let done = s.restore(&rid, &admin);
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["verification"]["rows"], 6500);
     assert_eq!(done["verification"]["created"], true);
@@ -1011,19 +929,16 @@ fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
     );
 
     // wrong stored credentials: a failed run, permanent, the password nowhere
-    let patched = s.expect(
-        200,
-        "PATCH",
-        &format!(
-            "/api/v1/tenants/{tid}/sources/{}",
-            src["id"].as_str().unwrap()
-        ),
-        Some(&admin),
-        Some(&json!({"credentials": "wrong-password-123"})),
-    );
+    let patched = s
+        .patch_source(
+            &admin,
+            &tid,
+            src["id"].as_str().unwrap(),
+            json!({"credentials": "wrong-password-123"}),
+        )
+        .expect(200);
     assert_eq!(patched["has_credentials"], true);
-    let q = s.queue_backup(&admin, &tid, &src["id"]);
-    let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let f = s.run_backup(&admin, &tid, &src["id"]);
     assert_eq!(f["status"], "failed", "{f}");
     assert_eq!(f["error_kind"], "permanent", "{f}");
     assert_eq!(f["attempts"], 1);
@@ -1083,12 +998,9 @@ fn schedules_fire_missed_slots_once_and_retention_and_deletes_remove_snapshots_b
     );
     let sid = src["id"].as_str().unwrap().to_string();
     let list = |q: &str| {
-        s.expect(
-            200,
-            "GET",
+        s.get(
             &format!("/api/v1/tenants/{tid}/backups?limit=200{q}"),
-            Some(&admin),
-            None,
+            &admin,
         )["items"]
             .as_array()
             .unwrap()
@@ -1140,10 +1052,7 @@ fn schedules_fire_missed_slots_once_and_retention_and_deletes_remove_snapshots_b
         assert_eq!(s.wait_backup(ids.last().unwrap(), &admin)["status"], "done");
     }
     let repo = runs[0]["repository"].as_str().unwrap().to_string();
-    let password = String::from_utf8(s.cli(&["tenant", "export-key", "acme"]).stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    let password = s.tenant_key("acme");
     assert_eq!(snapshot_count(&repo, &password), 3);
 
     // DELETE: 202, the row stays with deleted_at, the snapshot goes
@@ -1156,22 +1065,9 @@ fn schedules_fire_missed_slots_once_and_retention_and_deletes_remove_snapshots_b
     );
     assert_eq!(d["status"], "deleting");
     wait_for("the deletion", || {
-        s.expect(
-            200,
-            "GET",
-            &format!("/api/v1/backups/{}", ids[2]),
-            Some(&admin),
-            None,
-        )["status"]
-            == "deleted"
+        s.backup(&ids[2], &admin)["status"] == "deleted"
     });
-    let gone = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/backups/{}", ids[2]),
-        Some(&admin),
-        None,
-    );
+    let gone = s.backup(&ids[2], &admin);
     assert!(gone["deleted_at"].is_string());
     assert_eq!(
         gone["snapshot_id"].as_str().unwrap().len(),
@@ -1198,30 +1094,12 @@ fn schedules_fire_missed_slots_once_and_retention_and_deletes_remove_snapshots_b
     ];
     let s = Server::start(&data, &env);
     wait_for("retention", || {
-        s.expect(
-            200,
-            "GET",
-            &format!("/api/v1/backups/{}", ids[0]),
-            Some(&admin),
-            None,
-        )["status"]
-            == "deleted"
+        s.backup(&ids[0], &admin)["status"] == "deleted"
     });
     // both are older than 2 days; keep_last 1 keeps the newer, ids[1]
     let statuses: Vec<String> = ids
         .iter()
-        .map(|id| {
-            s.expect(
-                200,
-                "GET",
-                &format!("/api/v1/backups/{id}"),
-                Some(&admin),
-                None,
-            )["status"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|id| s.backup(id, &admin)["status"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(
         statuses.iter().filter(|s| *s == "deleted").count(),
@@ -1277,7 +1155,7 @@ fn tokens_from_the_console_and_configuration_errors_name_the_key() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let secret = stdout.lines().last().unwrap().trim().to_string();
     assert!(secret.starts_with("hf_"), "{stdout}");
-    let tenants = s.expect(200, "GET", "/api/v1/tenants", Some(&secret), None);
+    let tenants = s.get("/api/v1/tenants", &secret);
     assert_eq!(tenants["items"][0]["name"], "acme");
     let list = String::from_utf8(s.cli(&["token", "list"]).stdout).unwrap();
     let line = list
@@ -1395,8 +1273,7 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
         &tid,
         json!({"name": "steady", "kind": "command", "schedule": null, "target": "tick"}),
     );
-    let q = s.queue_backup(&admin, &tid, &steady["id"]);
-    let f = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let f = s.run_backup(&admin, &tid, &steady["id"]);
     assert_eq!(f["status"], "failed", "{f}");
     let err = f["error"].as_str().unwrap();
     assert!(
@@ -1404,10 +1281,7 @@ fn a_stalled_run_and_a_run_over_its_hard_limit_are_stopped_with_their_tools() {
         "{err}"
     );
     // nothing was recorded as a snapshot, and the repository is sound
-    let password = String::from_utf8(s.cli(&["tenant", "export-key", "acme"]).stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    let password = s.tenant_key("acme");
     let repo = f["repository"].as_str().unwrap();
     assert_eq!(snapshot_count(repo, &password), 0);
     common::run_ok(restic_with(repo, &password).args(["check"]));
@@ -1511,13 +1385,7 @@ fn sigterm_stops_running_jobs_and_their_tools_and_records_them_as_interrupted() 
     );
     // and a restarted server keeps it so (nothing to recover), audit intact
     let s = Server::start(&data, &[]);
-    let b = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/backups/{id}"),
-        Some(&admin),
-        None,
-    );
+    let b = s.backup(&id, &admin);
     assert_eq!(b["status"], "failed", "{b}");
     assert_eq!(b["error_kind"], "interrupted", "{b}");
     let v = s.cli(&["audit", "verify"]);
@@ -1556,8 +1424,7 @@ fn a_restore_over_its_hard_limit_is_stopped_and_fails_as_timed_out() {
         json!({"name": "events", "kind": "jsonl", "schedule": null,
                      "target": format!("jsonl+{}", http.url("/events"))}),
     );
-    let q = s.queue_backup(&admin, &tid, &src["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let b = s.run_backup(&admin, &tid, &src["id"]);
     assert_eq!(b["status"], "done", "{b}");
 
     // a receiver that takes 1.5 s per batch of 500: six batches are 9 s, the
@@ -1574,13 +1441,7 @@ fn a_restore_over_its_hard_limit_is_stopped_and_fails_as_timed_out() {
     let started = std::time::Instant::now();
     let mut done = Value::Null;
     wait_for("the restore", || {
-        done = s.expect(
-            200,
-            "GET",
-            &format!("/api/v1/restores/{rid}"),
-            Some(&admin),
-            None,
-        );
+        done = s.restore(&rid, &admin);
         done["status"] != "queued" && done["status"] != "running"
     });
     assert_eq!(done["status"], "failed", "{done}");

@@ -148,13 +148,7 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
         let q = s.queue_backup(&admin, &tenant, &source);
         let backup = q["id"].as_str().unwrap().to_string();
         assert_eq!(s.wait_backup(&backup, &admin)["status"], "done");
-        let r = s.expect(
-            202,
-            "POST",
-            &format!("/api/v1/backups/{backup}/restore"),
-            Some(&admin),
-            None,
-        );
+        let r = s.queue_restore(&admin, &backup, None);
         owned.push(Owned {
             tenant,
             name: name.to_string(),
@@ -168,13 +162,7 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
     let (_, view_a) = token("viewer", "a");
     let (_, op_b) = token("operator", "b");
     let (revoked_id, revoked) = token("operator", "a");
-    s.expect(
-        200,
-        "DELETE",
-        &format!("/api/v1/tokens/{revoked_id}"),
-        Some(&admin),
-        None,
-    );
+    s.delete(&format!("/api/v1/tokens/{revoked_id}"), &admin);
     // (name, token, tenant index or None for admin, role)
     let callers: Vec<(&str, Option<&str>, Option<usize>, Least)> = vec![
         ("no token", None, None, Least::Public),

@@ -12,19 +12,10 @@ use std::time::{Duration, Instant};
 
 use common::assert_ok;
 use common::servers::Postgres;
-use common::service::Server;
+use common::service::{Server, restic_with};
 use serde_json::{Value, json};
 
 const RUNS: usize = 50;
-
-fn restic_with(repo: &str, password: &str) -> Command {
-    let mut c = Command::new("restic");
-    common::clean(&mut c);
-    c.env("RESTIC_REPOSITORY", repo)
-        .env("RESTIC_PASSWORD", password)
-        .env("RESTIC_CACHE_DIR", format!("{repo}.restic-cache"));
-    c
-}
 
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -107,12 +98,9 @@ fn two_nodes_on_one_postgres_catalog_run_each_backup_exactly_once() {
     // node A alone starts working; node B starts while A runs jobs
     let mut ids: Vec<String> = (0..10).map(|_| queue(&a)).collect();
     wait_for("node A to run a job", 30, || {
-        let running = a.expect(
-            200,
-            "GET",
+        let running = a.get(
             &format!("/api/v1/tenants/{tid}/backups?status=running"),
-            Some(&admin),
-            None,
+            &admin,
         );
         !running["items"].as_array().unwrap().is_empty()
     });
@@ -186,9 +174,7 @@ fn two_nodes_on_one_postgres_catalog_run_each_backup_exactly_once() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
 
     // the tenant's repository holds exactly those snapshots, and checks
-    let out = a.cli(&["tenant", "export-key", "acme"]);
-    assert_ok(&out);
-    let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let password = a.tenant_key("acme");
     let listed = common::run_ok(restic_with(&repository, &password).args(["snapshots", "--json"]));
     let listed: Value = serde_json::from_str(&listed).unwrap();
     let listed: BTreeSet<String> = listed
@@ -299,8 +285,7 @@ fn one_node_on_sqlite_grows_into_postgres_by_copying_its_catalog() {
         &tid,
         json!({"name": "hello", "kind": "command", "target": "hello", "schedule": null}),
     );
-    let q = s.queue_backup(&admin, &tid, &src["id"]);
-    let first = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let first = s.run_backup(&admin, &tid, &src["id"]);
     assert_eq!(first["status"], "done", "{first}");
     assert!(s.terminate(Duration::from_secs(20)).success());
 
@@ -349,16 +334,9 @@ fn one_node_on_sqlite_grows_into_postgres_by_copying_its_catalog() {
     ];
     let s = Server::start(&data, &env);
     assert!(s.admin.is_none(), "the copied tokens are there");
-    let got = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/backups/{}", first["id"].as_str().unwrap()),
-        Some(&admin),
-        None,
-    );
+    let got = s.backup(first["id"].as_str().unwrap(), &admin);
     assert_eq!(got["snapshot_id"], first["snapshot_id"]);
-    let q = s.queue_backup(&admin, &tid, &src["id"]);
-    let second = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let second = s.run_backup(&admin, &tid, &src["id"]);
     assert_eq!(second["status"], "done", "{second}");
     let out = s.cli(&["audit", "verify"]);
     assert_ok(&out);

@@ -86,13 +86,7 @@ fn the_openapi_document_holds_under_schemathesis() {
     let q = s.queue_backup(&admin, &tenant, &src["id"]);
     let backup = q["id"].as_str().unwrap().to_string();
     assert_eq!(s.wait_backup(&backup, &admin)["status"], "done");
-    let r = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/backups/{backup}/restore"),
-        Some(&admin),
-        None,
-    );
+    let r = s.queue_restore(&admin, &backup, None);
     let restore = r["id"].as_str().unwrap().to_string();
 
     // free: every path, id and body generated

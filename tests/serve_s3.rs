@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::assert_ok;
 use common::s3proxy::S3Proxy;
 use common::servers::Garage;
-use common::service::Server;
+use common::service::{Server, slow_first_run};
 use serde_json::{Value, json};
 
 fn garage_env(g: &Garage, storage: &str) -> Vec<(String, String)> {
@@ -56,41 +56,30 @@ fn the_service_keeps_each_tenant_under_its_own_prefix_in_the_bucket() {
         &acme,
         json!({"name": "site", "kind": "directory", "target": src}),
     );
-    let q = s.queue_backup(&admin, &acme, &source["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let b = s.run_backup(&admin, &acme, &source["id"]);
     assert_eq!(b["status"], "done", "{b}");
     let repo = b["repository"].as_str().unwrap().to_string();
     assert_eq!(repo, format!("{storage}/{acme}"), "the tenant's own prefix");
     let snapshot_id = b["snapshot_id"].as_str().unwrap().to_string();
 
     // restic opens it with the exported key, from the bucket
-    let out = s.cli(&["tenant", "export-key", "acme"]);
-    assert_ok(&out);
-    let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let password = s.tenant_key("acme");
     let checked =
         common::run_ok(restic_on(g, &repo, &password, dir.path()).args(["check", "--read-data"]));
     assert!(checked.contains("no errors were found"), "{checked}");
 
     // the other tenant's prefix has its own repository, without acme's data
-    let theirs = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/tenants/{other}"),
-        Some(&admin),
-        None,
-    );
+    let theirs = s.get(&format!("/api/v1/tenants/{other}"), &admin);
     assert_eq!(theirs["repository"], format!("{storage}/{other}"));
 
     // download from the bucket
-    let resp = reqwest::blocking::Client::new()
-        .get(format!(
-            "{}/api/v1/backups/{}/file?format=tar",
-            s.base,
+    let resp = s.download(
+        &format!(
+            "/api/v1/backups/{}/file?format=tar",
             b["id"].as_str().unwrap()
-        ))
-        .header("Authorization", format!("Bearer {admin}"))
-        .send()
-        .unwrap();
+        ),
+        &admin,
+    );
     assert_eq!(resp.status().as_u16(), 200);
     let tar = dir.path().join("site.tar");
     fs::write(&tar, resp.bytes().unwrap()).unwrap();
@@ -110,13 +99,7 @@ fn the_service_keeps_each_tenant_under_its_own_prefix_in_the_bucket() {
     );
 
     // restore over the API, verified
-    let r = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
-        Some(&admin),
-        None,
-    );
+    let r = s.queue_restore(&admin, b["id"].as_str().unwrap(), None);
     let rid = r["id"].as_str().unwrap().to_string();
     let done = s.wait_restore(&rid, &admin);
     assert_eq!(done["status"], "done", "{done}");
@@ -137,14 +120,7 @@ fn the_service_keeps_each_tenant_under_its_own_prefix_in_the_bucket() {
         None,
     );
     wait_for("the deletion", || {
-        s.expect(
-            200,
-            "GET",
-            &format!("/api/v1/backups/{}", b["id"].as_str().unwrap()),
-            Some(&admin),
-            None,
-        )["status"]
-            == "deleted"
+        s.backup(b["id"].as_str().unwrap(), &admin)["status"] == "deleted"
     });
     let listed: Value = serde_json::from_str(&common::run_ok(
         restic_on(g, &repo, &password, dir.path()).args(["snapshots", "--json"]),
@@ -189,8 +165,7 @@ fn the_object_store_going_away_mid_backup_fails_the_run_and_the_next_succeeds() 
     proxy.hook_on("PUT", "/data/", 2, move |_| {
         down.store(true, std::sync::atomic::Ordering::SeqCst)
     });
-    let q = s.queue_backup(&admin, &t, &source["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let b = s.run_backup(&admin, &t, &source["id"]);
     assert_eq!(b["status"], "failed", "{b}");
     let error = b["error"].as_str().unwrap();
     eprintln!("the failed run: {error}");
@@ -198,8 +173,7 @@ fn the_object_store_going_away_mid_backup_fails_the_run_and_the_next_succeeds() 
     assert!(!error.contains(&g.secret), "{error}");
 
     proxy.set_down(false);
-    let q = s.queue_backup(&admin, &t, &source["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let b = s.run_backup(&admin, &t, &source["id"]);
     assert_eq!(b["status"], "done", "{b}");
     // the server's metrics count the storage's retries
     let m = s.request("GET", "/metrics", Some(&admin), None);
@@ -241,12 +215,7 @@ fn two_nodes_on_one_postgres_catalog_and_one_bucket_share_the_work_and_take_over
     // others are quick
     let marker = dir.path().join("first-run");
     let pidfile = dir.path().join("pid");
-    let slow = format!(
-        "if [ -e {m} ]; then echo later run; else echo $$ > {p}; touch {m}; \
-         head -c 20000000 /dev/urandom; sleep 120; fi",
-        m = marker.display(),
-        p = pidfile.display()
-    );
+    let slow = slow_first_run(&marker, &pidfile, "later run");
     let config = common::service::commands_config(
         dir.path(),
         &[
@@ -277,15 +246,7 @@ fn two_nodes_on_one_postgres_catalog_and_one_bucket_share_the_work_and_take_over
     let q = a.queue_backup(&admin, &t, &slow_src["id"]);
     let taken_over = q["id"].as_str().unwrap().to_string();
     wait_for("node A to run and write", || {
-        a.expect(
-            200,
-            "GET",
-            &format!("/api/v1/backups/{taken_over}"),
-            Some(&admin),
-            None,
-        )["status"]
-            == "running"
-            && marker.exists()
+        a.backup(&taken_over, &admin)["status"] == "running" && marker.exists()
     });
     let b = start(&dir.path().join("node-b"), &env);
     std::thread::sleep(Duration::from_millis(1500));
@@ -360,20 +321,10 @@ fn two_nodes_on_one_postgres_catalog_and_one_bucket_share_the_work_and_take_over
     }
     for id in [&ids[2], &ids[3]] {
         wait_for("the deletions", || {
-            a.expect(
-                200,
-                "GET",
-                &format!("/api/v1/backups/{id}"),
-                Some(&admin),
-                None,
-            )["status"]
-                == "deleted"
+            a.backup(id, &admin)["status"] == "deleted"
         });
     }
-    let password = String::from_utf8(a.cli(&["tenant", "export-key", "acme"]).stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    let password = a.tenant_key("acme");
     let listed: Value = serde_json::from_str(&common::run_ok(
         restic_on(g, &repo, &password, dir.path()).args(["snapshots", "--json"]),
     ))
@@ -463,16 +414,12 @@ fn an_admin_gives_a_tenant_its_own_bucket_and_key() {
         &t,
         json!({"name": "site", "kind": "directory", "target": src, "schedule": null}),
     );
-    let q = s.queue_backup(&admin, &t, &source["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let b = s.run_backup(&admin, &t, &source["id"]);
     assert_eq!(b["status"], "done", "{b}");
     assert_eq!(b["repository"], own);
 
     // the tenant's key opens it; the server's key has no right on that bucket
-    let password = String::from_utf8(s.cli(&["tenant", "export-key", "acme"]).stdout)
-        .unwrap()
-        .trim()
-        .to_string();
+    let password = s.tenant_key("acme");
     let restic = |key: &str, secret: &str| {
         let mut c = std::process::Command::new("restic");
         common::clean(&mut c);
@@ -494,13 +441,7 @@ fn an_admin_gives_a_tenant_its_own_bucket_and_key() {
     );
 
     // restore and download from the tenant's bucket
-    let r = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
-        Some(&admin),
-        None,
-    );
+    let r = s.queue_restore(&admin, b["id"].as_str().unwrap(), None);
     let done = s.wait_restore(r["id"].as_str().unwrap(), &admin);
     assert_eq!(done["status"], "done", "{done}");
 
@@ -508,13 +449,7 @@ fn an_admin_gives_a_tenant_its_own_bucket_and_key() {
     let audit = s.request("GET", "/api/v1/audit?format=jsonl", Some(&admin), None);
     assert!(audit.text.contains("tenant_storage_set"));
     assert!(!audit.text.contains(&secret));
-    let shown = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/tenants/{t}"),
-        Some(&admin),
-        None,
-    );
+    let shown = s.get(&format!("/api/v1/tenants/{t}"), &admin);
     assert!(!shown.to_string().contains(&secret));
     assert!(s.log_lines().iter().all(|l| !l.contains(&secret)));
 }
@@ -558,12 +493,9 @@ fn two_nodes_fire_each_scheduled_slot_once() {
     );
     let sid = src["id"].as_str().unwrap().to_string();
     let runs = |node: &Server| -> Vec<Value> {
-        let page = node.expect(
-            200,
-            "GET",
+        let page = node.get(
             &format!("/api/v1/tenants/{t}/backups?source_id={sid}&limit=100"),
-            Some(&admin),
-            None,
+            &admin,
         );
         page["items"].as_array().cloned().unwrap_or_default()
     };

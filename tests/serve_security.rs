@@ -45,6 +45,20 @@ fn assert_refused(r: &common::service::Reply, what: &str) {
     assert_eq!(j["field"], "target", "{what}: {j}");
 }
 
+/// A server on `data` in a new temporary directory, started with `env`,
+/// holding tenant "a" and an operator token of it: (the directory, the
+/// server, the admin token, the tenant id, the operator token).
+fn server_with_tenant_a(
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, Server, String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), env);
+    let admin = s.admin.clone().unwrap();
+    let a = s.create_tenant(&admin, "a");
+    let op = operator(&s, &admin, &a);
+    (dir, s, admin, a, op)
+}
+
 /// Tenant "a" under `policy`, and an operator token of it: (admin
 /// token, tenant id, operator token).
 fn tenant_a(s: &Server, policy: Value) -> (String, String, String) {
@@ -102,8 +116,7 @@ fn commands_are_named_in_the_config_and_never_free_text_from_the_api() {
     s.set_policy(&admin, &tid, json!({"commands": ["hello"]}));
     let src = s.create_source(&op, &tid, named);
     assert_eq!(src["defined_by"], "operator");
-    let q = s.queue_backup(&op, &tid, &src["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let b = s.run_backup(&op, &tid, &src["id"]);
     assert_eq!(b["status"], "done", "{b}");
     // an unknown name in a policy is refused
     let r = s.request(
@@ -118,13 +131,9 @@ fn commands_are_named_in_the_config_and_never_free_text_from_the_api() {
 
 #[test]
 fn operator_paths_stay_beneath_the_tenants_roots_and_nobody_names_the_servers_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, s, admin, a, op) = server_with_tenant_a(&[]);
     let data = dir.path().join("data");
-    let s = Server::start(&data, &[]);
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
     let b = s.create_tenant(&admin, "b");
-    let op = operator(&s, &admin, &a);
     let root_a = dir.path().join("tenants/a");
     let root_b = dir.path().join("tenants/b");
     fs::create_dir_all(root_a.join("www")).unwrap();
@@ -187,32 +196,24 @@ fn operator_paths_stay_beneath_the_tenants_roots_and_nobody_names_the_servers_fi
     );
     // inside the root: works, and is backed up
     let src = s.create_source(&op, &a, dir_source("www", &p(&root_a.join("www"))));
-    let q = s.queue_backup(&op, &a, &src["id"]);
-    let done = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let done = s.run_backup(&op, &a, &src["id"]);
     assert_eq!(done["status"], "done", "{done}");
     // unicode is fine inside a root
     fs::create_dir_all(root_a.join("dä 日本")).unwrap();
     s.create_source(&op, &a, dir_source("uni", &p(&root_a.join("dä 日本"))));
     // an operator cannot PATCH a source out of its roots either
-    let r = s.request(
-        "PATCH",
-        &format!(
-            "/api/v1/tenants/{a}/sources/{}",
-            src["id"].as_str().unwrap()
-        ),
-        Some(&op),
-        Some(&json!({"target": "/etc"})),
+    let r = s.patch_source(
+        &op,
+        &a,
+        src["id"].as_str().unwrap(),
+        json!({"target": "/etc"}),
     );
     assert_refused(&r, "patch to /etc");
 }
 
 #[test]
 fn symlinks_inside_a_root_cannot_lead_a_backup_outside() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"), &[("HOLDFAST_MAX_ATTEMPTS", "1")]);
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
-    let op = operator(&s, &admin, &a);
+    let (dir, s, admin, a, op) = server_with_tenant_a(&[("HOLDFAST_MAX_ATTEMPTS", "1")]);
     let root = dir.path().join("root");
     let outside = dir.path().join("outside");
     fs::create_dir_all(outside.join("inner")).unwrap();
@@ -238,8 +239,7 @@ fn symlinks_inside_a_root_cannot_lead_a_backup_outside() {
                 target.to_str().unwrap(),
             ),
         );
-        let q = s.queue_backup(&op, &a, &src["id"]);
-        let f = s.wait_backup(q["id"].as_str().unwrap(), &op);
+        let f = s.run_backup(&op, &a, &src["id"]);
         assert_eq!(f["status"], "failed", "{f}");
         let err = f["error"].as_str().unwrap();
         assert!(err.contains("symbolic link"), "{err}");
@@ -251,8 +251,7 @@ fn symlinks_inside_a_root_cannot_lead_a_backup_outside() {
         &a,
         dir_source("www", root.join("www").to_str().unwrap()),
     );
-    let q = s.queue_backup(&op, &a, &www["id"]);
-    let done = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let done = s.run_backup(&op, &a, &www["id"]);
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["counts"]["files"], 1, "{done}");
     // a directory swapped for a symlink after it was defined
@@ -267,8 +266,7 @@ fn symlinks_inside_a_root_cannot_lead_a_backup_outside() {
     std::os::unix::fs::symlink(&outside, root.join("swap")).unwrap();
     fs::create_dir_all(outside.join("d")).unwrap();
     fs::write(outside.join("d/stolen.txt"), "SECRET-OUTSIDE").unwrap();
-    let q = s.queue_backup(&op, &a, &swap["id"]);
-    let f = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let f = s.run_backup(&op, &a, &swap["id"]);
     assert_eq!(f["status"], "failed", "{f}");
     assert!(
         f["error"].as_str().unwrap().contains("symbolic link"),
@@ -278,13 +276,9 @@ fn symlinks_inside_a_root_cannot_lead_a_backup_outside() {
 
 #[test]
 fn restore_targets_stay_inside_the_tenants_roots() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, s, admin, a, op) = server_with_tenant_a(&[]);
     let data = dir.path().join("data");
-    let s = Server::start(&data, &[]);
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
     let b = s.create_tenant(&admin, "b");
-    let op = operator(&s, &admin, &a);
     let root_a = dir.path().join("a");
     let root_b = dir.path().join("b");
     fs::create_dir_all(root_a.join("site")).unwrap();
@@ -300,8 +294,7 @@ fn restore_targets_stay_inside_the_tenants_roots() {
         &a,
         dir_source("site", root_a.join("site").to_str().unwrap()),
     );
-    let q = s.queue_backup(&op, &a, &src["id"]);
-    let backup = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let backup = s.run_backup(&op, &a, &src["id"]);
     assert_eq!(backup["status"], "done", "{backup}");
     let restore = |target: Option<&str>| {
         let body = match target {
@@ -465,8 +458,7 @@ fn credentials_follow_their_target_and_the_servers_own_never_leave() {
         json!({"name": "db", "kind": "postgres", "schedule": null,
                "target": format!("postgres://app@127.0.0.1:{}/shop", evil.port)}),
     );
-    let q = s.queue_backup(&op, &a, &src["id"]);
-    let f = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let f = s.run_backup(&op, &a, &src["id"]);
     assert_eq!(f["status"], "failed", "{f}");
     assert!(*evil.connections.lock().unwrap() >= 1, "the tool connected");
     assert!(
@@ -486,17 +478,17 @@ fn credentials_follow_their_target_and_the_servers_own_never_leave() {
     assert_eq!(admin_src["defined_by"], "admin");
     assert_eq!(admin_src["has_credentials"], true);
     let id = admin_src["id"].as_str().unwrap();
-    let moved = s.expect(
-        200,
-        "PATCH",
-        &format!("/api/v1/tenants/{a}/sources/{id}"),
-        Some(&op),
-        Some(&json!({"target": format!("postgres://app@127.0.0.1:{}/shop", evil.port)})),
-    );
+    let moved = s
+        .patch_source(
+            &op,
+            &a,
+            id,
+            json!({"target": format!("postgres://app@127.0.0.1:{}/shop", evil.port)}),
+        )
+        .expect(200);
     assert_eq!(moved["has_credentials"], false, "{moved}");
     assert_eq!(moved["defined_by"], "operator", "{moved}");
-    let q = s.queue_backup(&op, &a, id);
-    let f = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let f = s.run_backup(&op, &a, id);
     assert_eq!(f["status"], "failed", "{f}");
     assert!(
         evil.passwords.lock().unwrap().is_empty(),
@@ -537,8 +529,7 @@ fn credentials_follow_their_target_and_the_servers_own_never_leave() {
         json!({"name": "lo", "kind": "postgres", "schedule": null,
                "target": format!("postgres://app@localhost:{}/shop", evil.port)}),
     );
-    let q = s.queue_backup(&op, &a, &lo["id"]);
-    let f = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let f = s.run_backup(&op, &a, &lo["id"]);
     assert_eq!(f["status"], "failed", "{f}");
     let err = f["error"].as_str().unwrap();
     assert!(
@@ -591,11 +582,7 @@ fn credentials_follow_their_target_and_the_servers_own_never_leave() {
 
 #[test]
 fn event_stream_urls_redirects_and_error_bodies() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"), &[("HOLDFAST_MAX_ATTEMPTS", "1")]);
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
-    let op = operator(&s, &admin, &a);
+    let (_dir, s, admin, a, op) = server_with_tenant_a(&[("HOLDFAST_MAX_ATTEMPTS", "1")]);
     let http = HttpServer::start();
     let event = |id: u32| {
         format!(
@@ -639,13 +626,11 @@ fn event_stream_urls_redirects_and_error_bodies() {
         "outside prefix",
     );
     let ok = s.create_source(&op, &a, src("e", "/allowed/events"));
-    let q = s.queue_backup(&op, &a, &ok["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let b = s.run_backup(&op, &a, &ok["id"]);
     assert_eq!(b["status"], "done", "{b}");
     // a redirect off the prefix is not followed
     let r = s.create_source(&op, &a, src("r", "/allowed/redirect"));
-    let q = s.queue_backup(&op, &a, &r["id"]);
-    let f = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let f = s.run_backup(&op, &a, &r["id"]);
     assert_eq!(f["status"], "failed", "{f}");
     assert!(
         f["error"]
@@ -666,8 +651,7 @@ fn event_stream_urls_redirects_and_error_bodies() {
     );
     // what the server answers stays in the server's log
     let e = s.create_source(&op, &a, src("b", "/allowed/broken"));
-    let q = s.queue_backup(&op, &a, &e["id"]);
-    let f = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let f = s.run_backup(&op, &a, &e["id"]);
     assert_eq!(f["status"], "failed", "{f}");
     let err = f["error"].as_str().unwrap();
     assert!(err.contains("HTTP 500"), "{err}");
@@ -690,20 +674,13 @@ fn event_stream_urls_redirects_and_error_bodies() {
 
 #[test]
 fn the_policy_is_set_by_admins_and_audited() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"), &[]);
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
+    let (dir, s, admin, a, op) = server_with_tenant_a(&[]);
     let b = s.create_tenant(&admin, "b");
-    let op = operator(&s, &admin, &a);
     let path = format!("/api/v1/tenants/{a}/policy");
     let p = json!({"directory_roots": ["/srv/a"], "database_hosts": ["db.internal:5432"],
                    "url_prefixes": ["https://api.example.com/events/"], "commands": []});
     // the operator reads it, never writes it
-    assert_eq!(
-        s.expect(200, "GET", &path, Some(&op), None)["directory_roots"],
-        json!([])
-    );
+    assert_eq!(s.get(&path, &op)["directory_roots"], json!([]));
     let r = s.request("PUT", &path, Some(&op), Some(&p));
     assert_eq!(r.status, 403, "{}", r.text);
     // another tenant's policy is not found
@@ -735,7 +712,7 @@ fn the_policy_is_set_by_admins_and_audited() {
     let r = s.request("PUT", &path, Some(&admin), Some(&json!({"rootz": []})));
     assert_eq!(r.status, 422, "{}", r.text);
     s.expect(200, "PUT", &path, Some(&admin), Some(&p));
-    assert_eq!(s.expect(200, "GET", &path, Some(&op), None), p);
+    assert_eq!(s.get(&path, &op), p);
     let rows = audit_rows(&s, &admin, "tenant_policy_set");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["metadata"]["new"], p);
@@ -1185,11 +1162,7 @@ fn the_audit_log_cannot_lose_its_tail_or_be_rechained_unseen() {
 
 #[test]
 fn quotas_answer_403_naming_what_is_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"), &[]);
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
-    let op = operator(&s, &admin, &a);
+    let (dir, s, admin, a, op) = server_with_tenant_a(&[]);
     let root = dir.path().join("root");
     fs::create_dir_all(root.join("site")).unwrap();
     fs::write(root.join("site/f"), "x").unwrap();
@@ -1224,14 +1197,11 @@ fn quotas_answer_403_naming_what_is_over() {
     let d = quota(r, "source_id");
     assert!(d.contains("at or over its quota of 1"), "{d}");
     // an update to a too frequent schedule is refused as well
-    let r = s.request(
-        "PATCH",
-        &format!(
-            "/api/v1/tenants/{a}/sources/{}",
-            src["id"].as_str().unwrap()
-        ),
-        Some(&op),
-        Some(&json!({"schedule": "*/10 * * * *"})),
+    let r = s.patch_source(
+        &op,
+        &a,
+        src["id"].as_str().unwrap(),
+        json!({"schedule": "*/10 * * * *"}),
     );
     quota(r, "schedule");
     s.set_policy(&admin, &a, policy(1 << 40));
@@ -1270,25 +1240,19 @@ fn as_a_dedicated_user_the_host_protects_what_the_policy_does_not_cover() {
     let key = fs::metadata(data.join("server.key")).unwrap();
     assert_eq!((key.uid(), key.mode() & 0o777), (NOBODY, 0o600));
     let ok = s.create_source(&admin, &a, dir_source("public", public.to_str().unwrap()));
-    let q = s.queue_backup(&admin, &a, &ok["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let b = s.run_backup(&admin, &a, &ok["id"]);
     assert_eq!(b["status"], "done", "{b}");
     assert_eq!(b["counts"]["files"], 1, "{b}");
     // even an admin's source of a root-only tree reads nothing of it
     let no = s.create_source(&admin, &a, dir_source("private", private.to_str().unwrap()));
-    let q = s.queue_backup(&admin, &a, &no["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let b = s.run_backup(&admin, &a, &no["id"]);
     assert_eq!(b["counts"]["files"], 0, "{b}");
     assert!(b.to_string().contains("Permission denied"), "{b}");
 }
 
 #[test]
 fn queries_cannot_run_client_commands_or_attach_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"), &[]);
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
-    let op = operator(&s, &admin, &a);
+    let (dir, s, admin, a, op) = server_with_tenant_a(&[]);
     let root = dir.path().join("root");
     fs::create_dir_all(&root).unwrap();
     let db = root.join("app.db");
@@ -1367,13 +1331,9 @@ fn an_operator_reshaping_an_admin_source_loses_its_credentials() {
     );
     let id = src["id"].as_str().unwrap();
     // a schedule change keeps the admin's trust and password
-    let kept = s.expect(
-        200,
-        "PATCH",
-        &format!("/api/v1/tenants/{a}/sources/{id}"),
-        Some(&op),
-        Some(&json!({"schedule": "0 4 * * *"})),
-    );
+    let kept = s
+        .patch_source(&op, &a, id, json!({"schedule": "0 4 * * *"}))
+        .expect(200);
     assert_eq!(
         (
             kept["defined_by"].as_str(),
@@ -1382,13 +1342,14 @@ fn an_operator_reshaping_an_admin_source_loses_its_credentials() {
         (Some("admin"), Some(true))
     );
     // another tenant's rows under the admin's password: not with it
-    let moved = s.expect(
-        200,
-        "PATCH",
-        &format!("/api/v1/tenants/{a}/sources/{id}"),
-        Some(&op),
-        Some(&json!({"options": {"mode": "tables", "tenant_column": "org", "tenant_value": "8"}})),
-    );
+    let moved = s
+        .patch_source(
+            &op,
+            &a,
+            id,
+            json!({"options": {"mode": "tables", "tenant_column": "org", "tenant_value": "8"}}),
+        )
+        .expect(200);
     assert_eq!(moved["defined_by"], "operator", "{moved}");
     assert_eq!(moved["has_credentials"], false, "{moved}");
 }
@@ -1401,11 +1362,7 @@ fn default_and_in_place_restores_keep_to_the_policy() {
         "sec_restore",
         "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"), &[("HOLDFAST_MAX_ATTEMPTS", "1")]);
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
-    let op = operator(&s, &admin, &a);
+    let (dir, s, admin, a, op) = server_with_tenant_a(&[("HOLDFAST_MAX_ATTEMPTS", "1")]);
     let root = dir.path().join("root");
     fs::create_dir_all(root.join("site")).unwrap();
     fs::create_dir_all(root.join("other")).unwrap();
@@ -1422,8 +1379,7 @@ fn default_and_in_place_restores_keep_to_the_policy() {
         json!({"name": "db", "kind": "postgres", "schedule": null,
                "target": pg.url("sec_restore"), "credentials": pg.password}),
     );
-    let q = s.queue_backup(&op, &a, &db["id"]);
-    let done = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let done = s.run_backup(&op, &a, &db["id"]);
     assert_eq!(done["status"], "done", "{done}");
     // the admin narrows the policy to public hosts: the server's default
     // target beside the source (a new database on loopback) is refused too
@@ -1446,19 +1402,15 @@ fn default_and_in_place_restores_keep_to_the_policy() {
         &a,
         dir_source("site", root.join("site").to_str().unwrap()),
     );
-    let q = s.queue_backup(&admin, &a, &site["id"]);
-    let old = s.wait_backup(q["id"].as_str().unwrap(), &admin);
+    let old = s.run_backup(&admin, &a, &site["id"]);
     assert_eq!(old["status"], "done", "{old}");
-    s.expect(
-        200,
-        "PATCH",
-        &format!(
-            "/api/v1/tenants/{a}/sources/{}",
-            site["id"].as_str().unwrap()
-        ),
-        Some(&op),
-        Some(&json!({"target": root.join("other")})),
-    );
+    s.patch_source(
+        &op,
+        &a,
+        site["id"].as_str().unwrap(),
+        json!({"target": root.join("other")}),
+    )
+    .expect(200);
     let r = s.request(
         "POST",
         &format!("/api/v1/backups/{}/restore", old["id"].as_str().unwrap()),
@@ -1480,12 +1432,8 @@ fn default_and_in_place_restores_keep_to_the_policy() {
 
 #[test]
 fn sqlite_jobs_run_sandboxed_and_a_swapped_parent_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, s, admin, a, op) = server_with_tenant_a(&[("HOLDFAST_MAX_ATTEMPTS", "1")]);
     let data = dir.path().join("data");
-    let s = Server::start(&data, &[("HOLDFAST_MAX_ATTEMPTS", "1")]);
-    let admin = s.admin.clone().unwrap();
-    let a = s.create_tenant(&admin, "a");
-    let op = operator(&s, &admin, &a);
     let root = dir.path().join("root");
     fs::create_dir_all(root.join("db")).unwrap();
     let db = root.join("db/app.db");
@@ -1500,8 +1448,7 @@ fn sqlite_jobs_run_sandboxed_and_a_swapped_parent_is_refused() {
         json!({"name": "app", "kind": "sqlite", "schedule": null,
                "target": format!("sqlite://{}", db.display())}),
     );
-    let q = s.queue_backup(&op, &a, &src["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let b = s.run_backup(&op, &a, &src["id"]);
     assert_eq!(b["status"], "done", "{b}");
     let restore = |target: &Path| {
         let r = s.request(
@@ -1572,8 +1519,7 @@ fn a_mariadb_source_uses_its_own_password_and_never_the_servers() {
         json!({"name": "no-pw", "kind": "mysql", "schedule": null,
                "target": maria.url("sec_maria")}),
     );
-    let q = s.queue_backup(&op, &a, &without["id"]);
-    let f = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let f = s.run_backup(&op, &a, &without["id"]);
     assert_eq!(f["status"], "failed", "the server's password was used: {f}");
     assert_eq!(f["error_kind"], "permanent", "{f}");
     // with its own credentials: backed up through holdfast's option file
@@ -1584,16 +1530,9 @@ fn a_mariadb_source_uses_its_own_password_and_never_the_servers() {
         json!({"name": "shop", "kind": "mysql", "schedule": null,
                "target": maria.url("sec_maria"), "credentials": maria.password}),
     );
-    let q = s.queue_backup(&op, &a, &with["id"]);
-    let b = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let b = s.run_backup(&op, &a, &with["id"]);
     assert_eq!(b["status"], "done", "{b}");
-    let r = s.expect(
-        202,
-        "POST",
-        &format!("/api/v1/backups/{}/restore", b["id"].as_str().unwrap()),
-        Some(&op),
-        None,
-    );
+    let r = s.queue_restore(&op, b["id"].as_str().unwrap(), None);
     let done = s.wait_restore(r["id"].as_str().unwrap(), &op);
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["verification"]["rows"], 3, "{done}");
@@ -1632,8 +1571,7 @@ fn only_an_in_place_restore_replaces_the_sources_database() {
         json!({"name": "db", "kind": "postgres", "schedule": null,
                "target": pg.url("sec_in_place"), "credentials": pg.password}),
     );
-    let q = s.queue_backup(&op, &a, &db["id"]);
-    let backup = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let backup = s.run_backup(&op, &a, &db["id"]);
     assert_eq!(backup["status"], "done", "{backup}");
     let bid = backup["id"].as_str().unwrap().to_string();
     pg.psql(
@@ -1671,8 +1609,7 @@ fn only_an_in_place_restore_replaces_the_sources_database() {
         &a,
         json!({"name": "cmd", "kind": "command", "target": "hello", "schedule": null}),
     );
-    let q = s.queue_backup(&op, &a, &cmd["id"]);
-    let cmd_backup = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let cmd_backup = s.run_backup(&op, &a, &cmd["id"]);
     let r = s.request(
         "POST",
         &format!(
@@ -1701,12 +1638,9 @@ fn only_an_in_place_restore_replaces_the_sources_database() {
         "{done}"
     );
     assert_eq!(rows(), "10|10\n");
-    let audit = s.expect(
-        200,
-        "GET",
+    let audit = s.get(
         &format!("/api/v1/audit?tenant={a}&event=restore_started"),
-        Some(&admin),
-        None,
+        &admin,
     );
     let ours = audit["items"]
         .as_array()
@@ -1726,8 +1660,7 @@ fn only_an_in_place_restore_replaces_the_sources_database() {
                "target": pg.url("sec_in_place"), "credentials": pg.password,
                "options": {"mode": "tables", "include_tables": ["t"]}}),
     );
-    let q = s.queue_backup(&op, &a, &slice["id"]);
-    let sliced = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let sliced = s.run_backup(&op, &a, &slice["id"]);
     assert_eq!(sliced["status"], "done", "{sliced}");
     let over_slice = || {
         s.request(
@@ -1740,16 +1673,13 @@ fn only_an_in_place_restore_replaces_the_sources_database() {
     let r = over_slice();
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.json()["field"], "in_place", "{}", r.text);
-    s.expect(
-        200,
-        "PATCH",
-        &format!(
-            "/api/v1/tenants/{a}/sources/{}",
-            slice["id"].as_str().unwrap()
-        ),
-        Some(&op),
-        Some(&json!({"options": {}})),
-    );
+    s.patch_source(
+        &op,
+        &a,
+        slice["id"].as_str().unwrap(),
+        json!({"options": {}}),
+    )
+    .expect(200);
     let r = over_slice();
     assert_eq!(r.status, 202, "{}", r.text);
     let refused = s.wait_restore(r.json()["id"].as_str().unwrap(), &op);

@@ -18,6 +18,36 @@ fn url(p: &Path) -> String {
     format!("sqlite://{}", p.display())
 }
 
+/// Run `sql` on the database file `path` (created if need be).
+fn make_db(path: &Path, sql: &str) {
+    Connection::open(path).unwrap().execute_batch(sql).unwrap();
+}
+
+/// `backup --json` of the database file `db` with `extra` options: the
+/// summary.
+fn backup(repo: &Repo, db: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["backup", "--json"];
+    args.extend_from_slice(extra);
+    let u = url(db);
+    args.push(&u);
+    summary(&repo.ok(&args))
+}
+
+/// The first column of every row `sql` selects.
+fn column(c: &Connection, sql: &str) -> Vec<String> {
+    c.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The one integer `sql` selects.
+fn int(c: &Connection, sql: &str) -> i64 {
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
 const TRICKY: &str = r#"
 PRAGMA journal_mode = WAL;
 PRAGMA foreign_keys = ON;
@@ -42,21 +72,15 @@ INSERT INTO "odd ""name""" VALUES (1, 'a'), (NULL, NULL), (3, '');
 /// mean equal contents.
 fn fingerprint(path: &Path) -> BTreeMap<String, Vec<String>> {
     let c = Connection::open(path).unwrap();
-    let names: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_schema WHERE type IN ('table','view','index','trigger') ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let names = column(
+        &c,
+        "SELECT name FROM sqlite_schema WHERE type IN ('table','view','index','trigger') ORDER BY name",
+    );
     let mut out = BTreeMap::new();
-    let schema: Vec<String> = c
-        .prepare("SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_schema ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let schema = column(
+        &c,
+        "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_schema ORDER BY name",
+    );
     out.insert("(schema)".to_string(), schema);
     for name in names {
         let kind: String = c
@@ -96,27 +120,17 @@ fn fingerprint(path: &Path) -> BTreeMap<String, Vec<String>> {
 fn sqlite_backup_restores_identically_and_restic_agrees() {
     let repo = Repo::new();
     let db = repo.dir.path().join("app.db");
-    Connection::open(&db)
-        .unwrap()
-        .execute_batch(TRICKY)
-        .unwrap();
-    let out = repo.ok(&["backup", "--json", &url(&db)]);
-    let s = summary(&out);
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+    make_db(&db, TRICKY);
+    let s = backup(&repo, &db, &[]);
+    let id = snapshot_id(&s);
     assert_eq!(s["source"]["kind"], "sqlite");
     assert_eq!(s["source"]["tables"], 4);
     assert_eq!(s["source"]["rows"], 3 + 3000 + 3000 + 3);
 
-    let manifest: serde_json::Value =
-        serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
+    let manifest = repo.manifest(&id);
     assert_eq!(manifest["kind"], "sqlite");
     assert_eq!(manifest["user_version"], 42);
-    let orders = manifest["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "orders")
-        .unwrap();
+    let orders = manifest_table(&manifest, "orders");
     assert_eq!(orders["rows"], 3000);
     assert_eq!(orders["columns"][3]["name"], "placed");
 
@@ -128,10 +142,7 @@ fn sqlite_backup_restores_identically_and_restic_agrees() {
     assert_eq!(r["created"], true);
     assert_eq!(fingerprint(&db), fingerprint(&restored));
     let c = Connection::open(&restored).unwrap();
-    let v: i64 = c
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(v, 42);
+    assert_eq!(int(&c, "PRAGMA user_version"), 42);
     assert!(
         !repo
             .dir
@@ -154,20 +165,17 @@ fn sqlite_backup_restores_identically_and_restic_agrees() {
 fn backup_is_consistent_while_the_application_writes() {
     let repo = Repo::new();
     let db = repo.dir.path().join("busy.db");
-    {
-        let c = Connection::open(&db).unwrap();
-        c.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-             CREATE TABLE ledger (id INTEGER PRIMARY KEY, account INTEGER, delta INTEGER, pad BLOB);
-             CREATE TABLE ledger_copy (id INTEGER PRIMARY KEY, pad BLOB);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
-               INSERT INTO accounts SELECT i, 1000 FROM n;
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
-               INSERT INTO ledger_copy SELECT i, randomblob(1000) FROM n;",
-        )
-        .unwrap();
-    }
+    make_db(
+        &db,
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+         CREATE TABLE ledger (id INTEGER PRIMARY KEY, account INTEGER, delta INTEGER, pad BLOB);
+         CREATE TABLE ledger_copy (id INTEGER PRIMARY KEY, pad BLOB);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+           INSERT INTO accounts SELECT i, 1000 FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+           INSERT INTO ledger_copy SELECT i, randomblob(1000) FROM n;",
+    );
     // The application: each transaction moves money between two accounts
     // and writes one ledger line; the total and the ledger's line count
     // tie together at every commit.
@@ -207,7 +215,7 @@ fn backup_is_consistent_while_the_application_writes() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let before = commits.load(Ordering::Relaxed);
-    let out = repo.ok(&["backup", "--json", &url(&db)]);
+    let id = snapshot_id(&backup(&repo, &db, &[]));
     let after = commits.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
@@ -215,7 +223,6 @@ fn backup_is_consistent_while_the_application_writes() {
         after > before,
         "the application was not blocked during the backup"
     );
-    let id = summary(&out)["snapshot_id"].as_str().unwrap().to_string();
 
     let restored = repo.dir.path().join("busy-restored.db");
     repo.ok(&["restore", &id, "--to", &url(&restored)]);
@@ -232,32 +239,20 @@ fn backup_is_consistent_while_the_application_writes() {
         lines >= before as i64 && lines <= after as i64,
         "{lines} not in {before}..={after}"
     );
-    let ok: String = c
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
+    assert_eq!(column(&c, "PRAGMA integrity_check"), ["ok"]);
 }
 
 #[test]
 fn restore_refuses_an_existing_database_unless_clean() {
     let repo = Repo::new();
     let db = repo.dir.path().join("a.db");
-    Connection::open(&db)
-        .unwrap()
-        .execute_batch(TRICKY)
-        .unwrap();
-    let id = summary(&repo.ok(&["backup", "--json", &url(&db)]))["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    make_db(&db, TRICKY);
+    let id = snapshot_id(&backup(&repo, &db, &[]));
     let target = repo.dir.path().join("live.db");
-    {
-        let c = Connection::open(&target).unwrap();
-        c.execute_batch(
-            "PRAGMA journal_mode = WAL; CREATE TABLE other (x); INSERT INTO other VALUES (1);",
-        )
-        .unwrap();
-    }
+    make_db(
+        &target,
+        "PRAGMA journal_mode = WAL; CREATE TABLE other (x); INSERT INTO other VALUES (1);",
+    );
     let before = fs::read(&target).unwrap();
     let out = repo.run(&["restore", &id, "--to", &url(&target)]);
     assert!(!out.status.success());
@@ -299,17 +294,14 @@ fn missing_foreign_and_damaged_databases_fail_clearly() {
 
     // A database whose table pages are damaged: the copy fails its check.
     let damaged = repo.dir.path().join("damaged.db");
-    {
-        let c = Connection::open(&damaged).unwrap();
-        c.execute_batch(
-            "PRAGMA page_size = 4096;
-             CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
-             CREATE INDEX t_v ON t(v);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
-               INSERT INTO t SELECT i, 'value ' || i FROM n;",
-        )
-        .unwrap();
-    }
+    make_db(
+        &damaged,
+        "PRAGMA page_size = 4096;
+         CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+         CREATE INDEX t_v ON t(v);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+           INSERT INTO t SELECT i, 'value ' || i FROM n;",
+    );
     let mut bytes = fs::read(&damaged).unwrap();
     // Scribble over the middle of the file (b-tree pages, not the header).
     let mid = bytes.len() / 2 / 4096 * 4096;
@@ -332,11 +324,11 @@ fn missing_foreign_and_damaged_databases_fail_clearly() {
 fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
     let repo = Repo::new();
     let db = repo.dir.path().join("shop.db");
-    {
-        let c = Connection::open(&db).unwrap();
-        c.execute_batch(TRICKY).unwrap();
-        c.execute_batch(
-            "CREATE TABLE vault_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, secret TEXT, org_id INTEGER);
+    // one connection: TRICKY's foreign_keys = ON checks these rows too
+    make_db(
+        &db,
+        &(TRICKY.to_string()
+            + "CREATE TABLE vault_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, secret TEXT, org_id INTEGER);
              CREATE INDEX vault_keys_secret ON vault_keys(secret);
              INSERT INTO vault_keys (secret, org_id) VALUES ('key-aaa', 1), ('key-bbb', 2);
              -- what names the excluded table goes with it
@@ -347,25 +339,17 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
              CREATE VIEW secret_list AS SELECT secret FROM vault_keys;
              CREATE VIEW secret_count AS SELECT count(*) AS n FROM secret_list;
              CREATE TRIGGER key_uses_touch AFTER INSERT ON key_uses
-               BEGIN UPDATE vault_keys SET org_id = org_id WHERE id = NEW.key_id; END;",
-        )
-        .unwrap();
-    }
-    let out = repo.ok(&[
-        "backup",
-        "--json",
-        "--mode",
-        "tables",
-        "--exclude-table",
-        "vault_*",
-        &url(&db),
-    ]);
-    let s = summary(&out);
-    let id = s["snapshot_id"].as_str().unwrap().to_string();
+               BEGIN UPDATE vault_keys SET org_id = org_id WHERE id = NEW.key_id; END;"),
+    );
+    let s = backup(
+        &repo,
+        &db,
+        &["--mode", "tables", "--exclude-table", "vault_*"],
+    );
+    let id = snapshot_id(&s);
     assert_eq!(s["source"]["mode"], "tables");
     assert_eq!(s["source"]["tables"], 5);
-    let m: serde_json::Value =
-        serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
+    let m = repo.manifest(&id);
     let warnings = m["warnings"].to_string();
     for w in [
         "view secret_list",
@@ -402,46 +386,20 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
         first.starts_with("1,2,1.5,") && first.ends_with(",3,0.75"),
         "{first}"
     );
-    let columns = &m["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "orders")
-        .unwrap()["columns"];
-    assert_eq!(columns[4]["generated"], true);
-    assert_eq!(columns[5]["generated"], true);
-    assert!(columns[2].get("generated").is_none());
+    assert_generated_columns(&m, "orders", &[4, 5], 2);
     // No trace of the excluded table in any file.
     let files = repo.dir.path().join("files");
     repo.ok(&["restore", &id, "--target", files.to_str().unwrap()]);
-    let grep = std::process::Command::new("grep")
-        .args(["-rl", "-e", "vault_keys", "-e", "key-aaa"])
-        .arg(&files)
-        .output()
-        .unwrap();
-    assert!(
-        grep.stdout.is_empty(),
-        "traces in {}",
-        String::from_utf8_lossy(&grep.stdout)
-    );
+    assert_no_file_mentions(&files, &["-e", "vault_keys", "-e", "key-aaa"], "traces");
     // what was left out with it is named only by the manifest's warnings
-    let grep = std::process::Command::new("grep")
-        .args([
-            "-rl",
-            "--exclude=manifest.json",
-            "-e",
-            "secret_",
-            "-e",
-            "key_uses_touch",
-        ])
-        .arg(&files)
-        .output()
-        .unwrap();
-    assert!(
-        grep.stdout.is_empty(),
-        "left-out objects in {}",
-        String::from_utf8_lossy(&grep.stdout)
-    );
+    let left_out = [
+        "--exclude=manifest.json",
+        "-e",
+        "secret_",
+        "-e",
+        "key_uses_touch",
+    ];
+    assert_no_file_mentions(&files, &left_out, "left-out objects");
 
     // Restore: every kept table identical, the excluded one absent.
     let restored = repo.dir.path().join("from-tables.db");
@@ -461,65 +419,32 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
     got.remove("(schema)");
     assert_eq!(want, got);
     let c = Connection::open(&restored).unwrap();
-    let n: i64 = c
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'vault%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(n, 0);
-    let fks: i64 = c
-        .query_row(
-            "SELECT count(*) FROM pragma_foreign_key_list('key_uses')",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(fks, 0);
+    let vaults = "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'vault%'";
+    assert_eq!(int(&c, vaults), 0);
+    let fks = "SELECT count(*) FROM pragma_foreign_key_list('key_uses')";
+    assert_eq!(int(&c, fks), 0);
     // AUTOINCREMENT goes on where it stopped.
     c.execute("INSERT INTO orders (customer_id, total) VALUES (1, 1)", [])
         .unwrap();
-    let last: i64 = c
-        .query_row("SELECT max(id) FROM orders", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(last, 3001);
+    assert_eq!(int(&c, "SELECT max(id) FROM orders"), 3001);
 }
 
 #[test]
 fn tables_mode_tenant_scope_on_sqlite() {
     let repo = Repo::new();
     let db = repo.dir.path().join("saas.db");
-    Connection::open(&db)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE countries (code TEXT PRIMARY KEY, name TEXT);
-             INSERT INTO countries VALUES ('DE', 'Germany'), ('FR', 'France');
-             CREATE TABLE plans (id INTEGER PRIMARY KEY, name TEXT);
-             CREATE TABLE users (id INTEGER PRIMARY KEY, org_id INTEGER, email TEXT);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
-               INSERT INTO users SELECT i, 1 + i % 3, 'u' || i || '@example.com' FROM n;",
-        )
-        .unwrap();
-    let out = repo.ok(&[
-        "backup",
-        "--json",
-        "--mode",
-        "tables",
-        "--tenant-column",
-        "org_id",
-        "--tenant-value",
-        "2",
-        "--include-table",
-        "countries",
-        "--query",
-        "n=SELECT count(*) AS users FROM users WHERE org_id = 2 ORDER BY 1",
-        &url(&db),
-    ]);
-    let id = summary(&out)["snapshot_id"].as_str().unwrap().to_string();
-    let m: serde_json::Value =
-        serde_json::from_str(&repo.ok(&["dump", &id, "/manifest.json"])).unwrap();
-    let rows: BTreeMap<String, u64> = manifest_rows(&m);
+    make_db(
+        &db,
+        "CREATE TABLE countries (code TEXT PRIMARY KEY, name TEXT);
+         INSERT INTO countries VALUES ('DE', 'Germany'), ('FR', 'France');
+         CREATE TABLE plans (id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE users (id INTEGER PRIMARY KEY, org_id INTEGER, email TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+           INSERT INTO users SELECT i, 1 + i % 3, 'u' || i || '@example.com' FROM n;",
+    );
+    let query = "n=SELECT count(*) AS users FROM users WHERE org_id = 2 ORDER BY 1";
+    let id = snapshot_id(&backup(&repo, &db, &tenant_two_tables(&["--query", query])));
+    let rows: BTreeMap<String, u64> = manifest_rows(&repo.manifest(&id));
     assert_eq!(
         rows,
         BTreeMap::from([

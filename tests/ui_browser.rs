@@ -96,6 +96,17 @@ fn error_page_says(b: &Browser, words: &str) {
     assert!(body.contains(words), "{body}");
 }
 
+/// Follow the page a confirmed form leads to (its address holds `path`)
+/// until its badge says done; that page's address.
+fn follow_until_done(b: &Browser, path: &str, what: &str) -> String {
+    b.wait_for(&format!("{what}'s page"), 10, |b| b.url().contains(path));
+    let url = b.url();
+    b.wait_for(&format!("{what} to finish"), 60, |b| {
+        b.text("p.lead span.badge") == "done"
+    });
+    url
+}
+
 fn no_axe_violations(b: &Browser, page: &str) {
     let v = b.axe();
     assert!(v.is_empty(), "axe on {page}:\n{}", v.join("\n"));
@@ -134,13 +145,7 @@ fn an_admin_signs_in_reads_every_page_in_both_languages_and_signs_out() {
     b.screenshot(&out, "overview-en");
 
     // run the slow source now and watch its progress on its page, live
-    let slow = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/tenants/{t}/sources"),
-        Some(&admin),
-        None,
-    )["items"]
+    let slow = s.get(&format!("/api/v1/tenants/{t}/sources"), &admin)["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -322,12 +327,9 @@ fn the_keyboard_alone_signs_in_moves_through_the_pages_and_chooses_a_restore() {
 
     // a finished run's restore form, by keyboard: the arrow keys move the
     // choice between the radio buttons
-    let done = s.expect(
-        200,
-        "GET",
+    let done = s.get(
         &format!("/api/v1/tenants/{t}/backups?status=done&limit=1"),
-        Some(&admin),
-        None,
+        &admin,
     );
     let id = done["items"][0]["id"].as_str().unwrap().to_string();
     b.goto(&format!("{}/ui/backups/{id}", s.base));
@@ -360,12 +362,9 @@ fn on_a_phone_the_pages_fit_the_screen() {
     let (_dir, s, admin, _t) = seeded();
     let b = Browser::start("en-US", 390, 844);
     sign_in(&b, &s.base, &admin);
-    let failed = s.expect(
-        200,
-        "GET",
+    let failed = s.get(
         &format!("/api/v1/tenants/{_t}/backups?status=failed"),
-        Some(&admin),
-        None,
+        &admin,
     )["items"][0]["id"]
         .as_str()
         .unwrap()
@@ -537,12 +536,9 @@ fn sessions_are_strict_cookies_end_with_their_token_and_refuse_forged_posts() {
     );
 
     // revoking the token ends its sessions at once
-    s.expect(
-        200,
-        "DELETE",
+    s.delete(
         &format!("/api/v1/tokens/{}", viewer["token"]["id"].as_str().unwrap()),
-        Some(&admin),
-        None,
+        &admin,
     );
     let r = get("/");
     assert_eq!(r.status().as_u16(), 303);
@@ -575,13 +571,7 @@ fn sessions_are_strict_cookies_end_with_their_token_and_refuse_forged_posts() {
         .unwrap();
     assert_eq!(r.headers()["location"], "/");
     // the audit log has each sign-in
-    let events = s.expect(
-        200,
-        "GET",
-        "/api/v1/audit?event=session_started",
-        Some(&admin),
-        None,
-    );
+    let events = s.get("/api/v1/audit?event=session_started", &admin);
     assert!(events["items"].as_array().unwrap().len() >= 3, "{events}");
 }
 
@@ -696,13 +686,7 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
     assert!(b.text("table.list").contains("Next runs"));
     no_axe_violations(&b, "sources");
     b.screenshot(&out, "sources-en");
-    let listed = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/tenants/{t}/sources"),
-        Some(&op),
-        None,
-    );
+    let listed = s.get(&format!("/api/v1/tenants/{t}/sources"), &op);
     let src = &listed["items"][0];
     assert_eq!(src["options"], json!({"mode": "tables"}));
     assert_eq!(src["retention"]["keep_daily"], json!(7));
@@ -717,12 +701,8 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
     });
     b.screenshot(&out, "confirm-run-en");
     b.click("div.confirm button[type=submit]");
-    b.wait_for("the run's page", 10, |b| b.url().contains("/ui/backups/"));
-    let backup_url = b.url();
+    let backup_url = follow_until_done(&b, "/ui/backups/", "the run");
     let backup_id = backup_url.rsplit('/').next().unwrap().to_string();
-    b.wait_for("the run to finish on the page", 60, |b| {
-        b.text("p.lead span.badge") == "done"
-    });
     let body = b.text("body");
     assert!(
         body.contains("rows") && body.contains("5,000"),
@@ -777,12 +757,7 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
     no_axe_violations(&b, "the restore form");
     b.screenshot(&out, "confirm-restore-en");
     b.click("div.confirm button[type=submit]");
-    b.wait_for("the restore's page", 10, |b| {
-        b.url().contains("/ui/restores/")
-    });
-    b.wait_for("the restore to finish", 60, |b| {
-        b.text("p.lead span.badge") == "done"
-    });
+    follow_until_done(&b, "/ui/restores/", "the restore");
     let proof = b.text("body");
     assert!(
         proof.contains("orders") && proof.contains("5,000"),
@@ -812,8 +787,7 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
         json!({"name": "shop-file", "kind": "sqlite", "schedule": null,
                "target": format!("sqlite://{}", db.display())}),
     );
-    let q = s.queue_backup(&op, &t, &whole["id"]);
-    let file_backup = s.wait_backup(q["id"].as_str().unwrap(), &op);
+    let file_backup = s.run_backup(&op, &t, &whole["id"]);
     assert_eq!(file_backup["status"], "done", "{file_backup}");
     let file_backup_id = file_backup["id"].as_str().unwrap().to_string();
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -843,12 +817,7 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
     };
     assert_eq!(count(), (101, 9999999), "nothing was restored");
     over_source(&b, "shop-file");
-    b.wait_for("the restore's page", 10, |b| {
-        b.url().contains("/ui/restores/")
-    });
-    b.wait_for("the restore over the source to finish", 60, |b| {
-        b.text("p.lead span.badge") == "done"
-    });
+    follow_until_done(&b, "/ui/restores/", "the restore over the source");
     assert!(
         b.text("body").contains("Row counts match the manifest"),
         "{}",
@@ -860,13 +829,7 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
         "the source is as it was at the backup"
     );
     let restore_id = b.url().rsplit('/').next().unwrap().to_string();
-    let r = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/restores/{restore_id}"),
-        Some(&op),
-        None,
-    );
+    let r = s.restore(&restore_id, &op);
     assert_eq!(r["in_place"], json!(true), "{r}");
     assert_eq!(
         r["target"],
@@ -929,13 +892,7 @@ fn an_operator_runs_downloads_and_restores_from_the_browser() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 403, "a viewer downloads nothing");
-    let runs = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/tenants/{t}/backups"),
-        Some(&admin),
-        None,
-    );
+    let runs = s.get(&format!("/api/v1/tenants/{t}/backups"), &admin);
     assert_eq!(
         runs["items"].as_array().unwrap().len(),
         2,
@@ -1036,12 +993,6 @@ fn an_admin_manages_tokens_and_tenants_and_reads_the_audit_log() {
     b.type_into("#policy", &format!(r#"{{"directory_roots": ["{data}"]}}"#));
     b.click("form.stack button[type=submit]");
     error_page_says(&b, "Invalid directory_roots[0]: the server's own data");
-    let policy = s.expect(
-        200,
-        "GET",
-        &format!("/api/v1/tenants/{globex}/policy"),
-        Some(&admin),
-        None,
-    );
+    let policy = s.get(&format!("/api/v1/tenants/{globex}/policy"), &admin);
     assert_eq!(policy["directory_roots"], json!(["/srv/globex"]));
 }

@@ -3,21 +3,40 @@
 //! PostgreSQL): `tests/postgres.rs` and `tests/mysql.rs` call these bodies
 //! with their server, and keep only what is their own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::{Repo, stderr, summary};
+use super::{Repo, ok_summary, sha256_hex, snapshot_id, stderr, summary};
+
+/// What names a dialect: its address scheme and what its tools are called.
+pub struct Dialect {
+    /// The address's scheme (`postgres`, `mysql`), also the source kind a
+    /// snapshot records.
+    pub scheme: &'static str,
+    /// The environment variable its tools read a password from.
+    pub password_env: &'static str,
+    /// The environment variable naming the directory holdfast takes the
+    /// client tools from.
+    pub tools_env: &'static str,
+    /// The dump tool's name as it appears in a process list.
+    pub dump_tool: &'static str,
+}
 
 /// A real database server, as the contract sees it.
 pub trait Server: Sync {
-    /// `postgres://…/DB` or `mysql://…/DB`, without a password.
-    fn url(&self, db: &str) -> String;
-    /// The environment variable its tools read a password from.
-    fn password_env(&self) -> &'static str;
-    fn password(&self) -> &str;
-    fn port(&self) -> u16;
-    /// The address's scheme (`postgres`, `mysql`).
-    fn scheme(&self) -> &'static str;
+    fn dialect(&self) -> &'static Dialect;
+    /// The test user's password, and the port the server listens on.
+    fn login(&self) -> (&str, u16);
+    /// `postgres://…/DB` or `mysql://…/DB`: the test user (`holdfast` on
+    /// every server the tests start), without a password.
+    fn url(&self, db: &str) -> String {
+        let port = self.login().1;
+        format!("{}://holdfast@127.0.0.1:{port}/{db}", self.dialect().scheme)
+    }
+    fn password(&self) -> &str {
+        self.login().0
+    }
     fn create_db(&self, db: &str);
     /// Run SQL in `db`; what the client printed.
     fn sql(&self, db: &str, sql: &str) -> String;
@@ -32,8 +51,6 @@ pub trait Server: Sync {
     /// Panics unless the two databases hold the same tables, rows and
     /// objects.
     fn assert_same(&self, a: &str, b: &str);
-    /// The dump tool's name as it appears in a process list.
-    fn dump_tool(&self) -> &'static str;
     /// What the tool's argv may show besides the password: checked while
     /// it runs; a file it names that must be gone afterwards (MySQL's
     /// option file).
@@ -46,10 +63,24 @@ pub trait Server: Sync {
     fn missing_database_says(&self, db: &str) -> String;
 }
 
+/// A database name unique to this test process.
+pub fn db_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A new database (named after `prefix`) that `sql` filled; its name.
+pub fn new_db(server: &dyn Server, prefix: &str, sql: &str) -> String {
+    let db = db_name(prefix);
+    server.create_db(&db);
+    server.sql(&db, sql);
+    db
+}
+
 /// The holdfast command with the server's password in the environment.
 pub fn cmd(server: &dyn Server, repo: &Repo) -> Command {
     let mut c = repo.cmd();
-    c.env(server.password_env(), server.password());
+    c.env(server.dialect().password_env, server.password());
     c
 }
 
@@ -65,8 +96,7 @@ pub fn backup_json(
         .arg(server.url(db))
         .output()
         .unwrap();
-    assert!(out.status.success(), "backup failed: {}", stderr(&out));
-    summary(&String::from_utf8_lossy(&out.stdout))
+    ok_summary(&out)
 }
 
 pub fn restore(server: &dyn Server, repo: &Repo, id: &str, to: &str, extra: &[&str]) -> Output {
@@ -78,25 +108,18 @@ pub fn restore(server: &dyn Server, repo: &Repo, id: &str, to: &str, extra: &[&s
         .unwrap()
 }
 
-fn snapshot_id(s: &serde_json::Value) -> String {
-    s["snapshot_id"].as_str().unwrap().to_string()
-}
-
 /// A restore into a database that holds anything is refused (and leaves it
 /// alone) unless `--clean`, which replaces it; an existing empty database
 /// is used as it is.
-pub fn restore_refuses_a_non_empty_database_unless_clean(
-    server: &dyn Server,
-    name: impl Fn(&str) -> String,
-) {
-    let src = name("small");
+pub fn restore_refuses_a_non_empty_database_unless_clean(server: &dyn Server) {
+    let src = db_name("small");
     server.create_db(&src);
     let v = server.concat(&["'v'", "n"]);
     server.sql(&src, &server.numbered_table("a", 500, &v));
     let repo = Repo::new();
     let id = snapshot_id(&backup_json(server, &repo, &src, &[]));
 
-    let dst = name("busy");
+    let dst = db_name("busy");
     server.create_db(&dst);
     server.sql(
         &dst,
@@ -116,7 +139,7 @@ pub fn restore_refuses_a_non_empty_database_unless_clean(
     );
     server.assert_same(&src, &dst);
 
-    let empty = name("empty");
+    let empty = db_name("empty");
     server.create_db(&empty);
     let out = restore(server, &repo, &id, &server.url(&empty), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -129,8 +152,8 @@ pub fn restore_refuses_a_non_empty_database_unless_clean(
 
 /// A second dump after a few changed rows adds a few small chunks, not
 /// megabytes; the manifest counts the rows.
-pub fn nightly_dumps_deduplicate(server: &dyn Server, name: impl Fn(&str) -> String) {
-    let src = name("nightly");
+pub fn nightly_dumps_deduplicate(server: &dyn Server) {
+    let src = db_name("nightly");
     server.create_db(&src);
     let payload = server.concat(&[&server.md5("n"), "REPEAT(' ', 60)", &server.md5("n * 7")]);
     server.sql(&src, &server.numbered_table("events", 200_000, &payload));
@@ -155,11 +178,8 @@ pub fn nightly_dumps_deduplicate(server: &dyn Server, name: impl Fn(&str) -> Str
 /// While a backup with a password file runs, no process's argv holds the
 /// password (every process on the machine is looked at, the dump tool
 /// among them).
-pub fn the_password_never_appears_in_any_command_line(
-    server: &dyn Server,
-    name: impl Fn(&str) -> String,
-) {
-    let src = name("argv");
+pub fn the_password_never_appears_in_any_command_line(server: &dyn Server) {
+    let src = db_name("argv");
     server.create_db(&src);
     let v = format!("REPEAT({}, 8)", server.md5("n"));
     server.sql(&src, &server.numbered_table("a", 300_000, &v));
@@ -176,7 +196,7 @@ pub fn the_password_never_appears_in_any_command_line(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let tool = server.dump_tool();
+    let tool = server.dialect().dump_tool;
     let mut saw_tool = false;
     let mut left: Option<PathBuf> = None;
     loop {
@@ -230,17 +250,14 @@ pub fn parent_pid(proc_dir: &std::path::Path) -> Option<u32> {
 /// A wrong password, a password in the address, nobody listening and a
 /// missing database each fail with a clear message that shows no secret,
 /// and write no snapshot.
-pub fn connection_problems_are_clear_and_secret_free(
-    server: &dyn Server,
-    name: impl Fn(&str) -> String,
-) {
+pub fn connection_problems_are_clear_and_secret_free(server: &dyn Server) {
     let repo = Repo::new();
-    let src = name("conn");
+    let src = db_name("conn");
     server.create_db(&src);
     // Wrong password.
     let out = repo
         .cmd()
-        .env(server.password_env(), "not-the-password")
+        .env(server.dialect().password_env, "not-the-password")
         .args(["backup", &server.url(&src)])
         .output()
         .unwrap();
@@ -253,8 +270,8 @@ pub fn connection_problems_are_clear_and_secret_free(
     // A wrong password in the address is never shown.
     let url = format!(
         "{}://holdfast:sekrit-in-url@127.0.0.1:{}/{src}",
-        server.scheme(),
-        server.port()
+        server.dialect().scheme,
+        server.login().1
     );
     let out = repo.cmd().args(["backup", &url]).output().unwrap();
     let err = stderr(&out);
@@ -268,7 +285,7 @@ pub fn connection_problems_are_clear_and_secret_free(
     let out = cmd(server, &repo)
         .args([
             "backup",
-            &format!("{}://holdfast@127.0.0.1:{port}/x", server.scheme()),
+            &format!("{}://holdfast@127.0.0.1:{port}/x", server.dialect().scheme),
         ])
         .output()
         .unwrap();
@@ -277,7 +294,7 @@ pub fn connection_problems_are_clear_and_secret_free(
     assert!(
         err.contains(&format!(
             "cannot connect to {}://holdfast@127.0.0.1",
-            server.scheme()
+            server.dialect().scheme
         )) && err.contains("refused"),
         "{err}"
     );
@@ -292,5 +309,118 @@ pub fn connection_problems_are_clear_and_secret_free(
         err.contains(&server.missing_database_says("no_such_db")),
         "{err}"
     );
+    assert!(repo.snapshot_ids().is_empty());
+}
+
+/// A dump-mode backup of `src` (tagged `nightly`) whose summary names the
+/// dialect, the database and its `tables`: the snapshot's id, its manifest
+/// and the dump, which the manifest's first file is (by its SHA-256).
+pub fn dump_backup(
+    server: &dyn Server,
+    repo: &Repo,
+    src: &str,
+    tables: u64,
+) -> (String, serde_json::Value, Vec<u8>) {
+    let s = backup_json(server, repo, src, &["--tag", "nightly"]);
+    let id = snapshot_id(&s);
+    assert_eq!(s["source"]["kind"], server.dialect().scheme);
+    assert_eq!(s["source"]["mode"], "dump");
+    assert_eq!(s["source"]["database"], src);
+    assert_eq!(s["source"]["tables"], tables);
+    let manifest = repo.manifest(&id);
+    let dump = repo.file(&id, &format!("/{src}.sql"));
+    assert_eq!(manifest["files"][0]["sha256"], sha256_hex(&dump));
+    (id, manifest, dump)
+}
+
+/// restic checks the repository, reading all data, and dumps `path` of
+/// snapshot `id` as `want`.
+pub fn restic_agrees(repo: &Repo, id: &str, path: &str, want: &[u8]) {
+    super::run_ok(repo.restic().args(["check", "--read-data"]));
+    let r = repo.restic().args(["dump", id, path]).output().unwrap();
+    assert_eq!(r.stdout, want);
+}
+
+/// Restore snapshot `id` into `dst`, a database that does not exist yet:
+/// it is created and verified, with `tables` tables; the summary.
+pub fn restore_new(
+    server: &dyn Server,
+    repo: &Repo,
+    id: &str,
+    dst: &str,
+    tables: u64,
+) -> serde_json::Value {
+    let out = restore(server, repo, id, &server.url(dst), &[]);
+    assert!(out.status.success(), "restore failed: {}", stderr(&out));
+    let r = summary(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(r["created"], true);
+    assert_eq!(r["verified"], true);
+    assert_eq!(r["tables"], tables);
+    r
+}
+
+/// The server's password never lands in the snapshot's metadata, which
+/// names the source by its address.
+pub fn the_secret_stays_out_of_the_snapshot(server: &dyn Server, repo: &Repo, id: &str, src: &str) {
+    let snap = repo.ok(&["cat", "snapshot", id]);
+    assert!(!snap.contains(server.password()));
+    assert!(snap.contains(&server.url(src)), "{snap}");
+}
+
+/// A backup of `src` with the client tools taken from `tools`: it fails,
+/// saying `says`; all it said.
+pub fn backup_fails_with_tools(
+    server: &dyn Server,
+    repo: &Repo,
+    tools: &Path,
+    src: &str,
+    says: &str,
+) -> String {
+    let out = cmd(server, repo)
+        .env(server.dialect().tools_env, tools)
+        .args(["backup", &server.url(src)])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    let name = tools.file_name().unwrap().to_string_lossy();
+    assert!(!out.status.success(), "{name}: succeeded");
+    assert!(err.contains(says), "{name}: {err}");
+    err
+}
+
+/// Each `(name, script, says)`: with the tools `make_tools` puts into
+/// `tmp/name` for `script`, a backup of `src` fails saying `says` and that
+/// no snapshot was written. The repository holds no snapshot after and
+/// passes its check.
+pub fn broken_dumps_write_no_snapshot(
+    server: &dyn Server,
+    repo: &Repo,
+    src: &str,
+    tmp: &Path,
+    cases: &[(&str, &str, &str)],
+    make_tools: impl Fn(&Path, &str),
+) {
+    for &(name, script, says) in cases {
+        let dir = tmp.join(name);
+        make_tools(&dir, script);
+        let err = backup_fails_with_tools(server, repo, &dir, src, says);
+        assert!(err.contains("no snapshot was written"), "{name}: {err}");
+    }
+    assert!(repo.snapshot_ids().is_empty());
+    repo.ok(&["check", "--read-data"]);
+}
+
+/// A backup with an empty tool directory fails saying `says`, and writes
+/// no snapshot.
+pub fn no_tools_write_no_snapshot(
+    server: &dyn Server,
+    repo: &Repo,
+    src: &str,
+    tmp: &Path,
+    says: &str,
+) {
+    let empty = tmp.join("nothing");
+    std::fs::create_dir_all(&empty).unwrap();
+    backup_fails_with_tools(server, repo, &empty, src, says);
     assert!(repo.snapshot_ids().is_empty());
 }

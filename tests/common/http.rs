@@ -26,6 +26,16 @@ pub enum Route {
     Redirect(String),
 }
 
+impl Route {
+    /// 200 with all of these chunks.
+    pub fn whole(chunks: Vec<Vec<u8>>) -> Route {
+        Route::Body {
+            chunks,
+            cut_after: None,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct ServerState {
     pub routes: HashMap<String, Route>,

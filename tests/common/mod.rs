@@ -117,6 +117,17 @@ impl Repo {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `backup --stdin --stdin-filename NAME --json EXTRA…` with standard
+    /// input and output piped, ready to spawn.
+    pub fn stdin_backup(&self, name: &str, extra: &[&str]) -> Command {
+        let mut c = self.cmd();
+        c.args(["backup", "--stdin", "--stdin-filename", name, "--json"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        c
+    }
+
     /// `backup --json PATH…`: the summary line as JSON.
     pub fn backup(&self, paths: &[&Path], extra: &[&str]) -> serde_json::Value {
         let mut args: Vec<&str> = vec!["backup", "--json"];
@@ -145,19 +156,132 @@ impl Repo {
     pub fn restic(&self) -> Command {
         restic_cmd(&self.path)
     }
+
+    /// The bytes of `path` in snapshot `id` (`dump`, which must succeed).
+    pub fn file(&self, id: &str, path: &str) -> Vec<u8> {
+        let out = self.run(&["dump", id, path]);
+        assert!(out.status.success(), "dump {path}: {}", stderr(&out));
+        out.stdout
+    }
+
+    /// The manifest a database or stream snapshot keeps at `/manifest.json`.
+    pub fn manifest(&self, id: &str) -> serde_json::Value {
+        serde_json::from_slice(&self.file(id, "/manifest.json")).unwrap()
+    }
+}
+
+/// An executable shell script at `path` that runs `body`.
+pub fn write_script(path: &Path, body: &str) {
+    fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The summary line of a command that must have succeeded.
+pub fn ok_summary(out: &Output) -> serde_json::Value {
+    assert_ok(out);
+    summary(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The id of the snapshot a backup's summary reports.
+pub fn snapshot_id(summary: &serde_json::Value) -> String {
+    summary["snapshot_id"].as_str().unwrap().to_string()
+}
+
+/// A manifest's entry for the table (or query) `name`.
+pub fn manifest_table<'a>(manifest: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("{name} missing"))
+}
+
+/// In the manifest, the columns `generated` of `table` are marked
+/// generated and the column `plain` is not.
+pub fn assert_generated_columns(
+    manifest: &serde_json::Value,
+    table: &str,
+    generated: &[usize],
+    plain: usize,
+) {
+    let columns = &manifest_table(manifest, table)["columns"];
+    for &i in generated {
+        assert_eq!(columns[i]["generated"], true, "{table} column {i}");
+    }
+    assert!(
+        columns[plain].get("generated").is_none(),
+        "{table} column {plain}"
+    );
+}
+
+/// `backup` arguments for a tables-mode snapshot of tenant 2 (by its
+/// `org_id`) with the shared table `countries`, and then `extra`.
+pub fn tenant_two_tables<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--mode",
+        "tables",
+        "--tenant-column",
+        "org_id",
+        "--tenant-value",
+        "2",
+        "--include-table",
+        "countries",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// No file below `dir` matches `grep -rl` with `grep_args` (the patterns,
+/// and options such as `--exclude=`); `what` names a match in the panic.
+pub fn assert_no_file_mentions(dir: &Path, grep_args: &[&str], what: &str) {
+    let grep = Command::new("grep")
+        .arg("-rl")
+        .args(grep_args)
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "{what} in {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
 }
 
 /// `len` incompressible bytes, different for each `seed` (xorshift).
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    xorshift(len, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+}
+
+/// `len` bytes of the xorshift generator started at `state` (not 0): the
+/// low byte of each step.
+pub fn xorshift(len: usize, mut state: u64) -> Vec<u8> {
     (0..len)
         .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
         })
         .collect()
+}
+
+/// Every file (not directory) below `root`, sorted.
+pub fn files_below(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in fs::read_dir(&p).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The `summary` object among JSON lines.

@@ -36,6 +36,16 @@ impl Reply {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
+
+    /// The JSON of a reply that must be `status` (null for no body).
+    pub fn expect(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        if self.text.is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
 }
 
 impl Server {
@@ -119,6 +129,15 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// An HTTP client for this server (a TLS test server has a
+    /// self-signed certificate).
+    fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .danger_accept_invalid_certs(self.base.starts_with("https://"))
+            .build()
+            .unwrap()
+    }
+
     pub fn request(
         &self,
         method: &str,
@@ -126,12 +145,9 @@ impl Server {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Reply {
-        // a TLS test server has a self-signed certificate
-        let client = reqwest::blocking::Client::builder()
-            .danger_accept_invalid_certs(self.base.starts_with("https://"))
-            .build()
-            .unwrap();
-        let mut req = client.request(method.parse().unwrap(), format!("{}{}", self.base, path));
+        let mut req = self
+            .client()
+            .request(method.parse().unwrap(), format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
@@ -165,11 +181,28 @@ impl Server {
     ) -> Value {
         let r = self.request(method, path, token, body);
         assert_eq!(r.status, status, "{method} {path}: {}", r.text);
-        if r.text.is_empty() {
-            Value::Null
-        } else {
-            r.json()
-        }
+        r.expect(status)
+    }
+
+    /// PATCH source `id` of `tenant` with `body`; the reply.
+    pub fn patch_source(&self, token: &str, tenant: &str, id: &str, body: Value) -> Reply {
+        let path = format!("/api/v1/tenants/{tenant}/sources/{id}");
+        self.request("PATCH", &path, Some(token), Some(&body))
+    }
+
+    /// A GET that must answer 200; its JSON.
+    pub fn get(&self, path: &str, token: &str) -> Value {
+        self.expect(200, "GET", path, Some(token), None)
+    }
+
+    /// A backup's record.
+    pub fn backup(&self, id: &str, token: &str) -> Value {
+        self.get(&format!("/api/v1/backups/{id}"), token)
+    }
+
+    /// A restore's record.
+    pub fn restore(&self, id: &str, token: &str) -> Value {
+        self.get(&format!("/api/v1/restores/{id}"), token)
     }
 
     /// Create a tenant (answer 201); its id.
@@ -224,42 +257,47 @@ impl Server {
 
     /// Poll a backup until it leaves queued/running.
     pub fn wait_backup(&self, id: &str, token: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let b = self.expect(
-                200,
-                "GET",
-                &format!("/api/v1/backups/{id}"),
-                Some(token),
-                None,
-            );
-            let st = b["status"].as_str().unwrap().to_string();
-            if st != "queued" && st != "running" {
-                return b;
-            }
-            assert!(Instant::now() < deadline, "backup {id} still {st}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        until_finished(&format!("backup {id}"), || self.backup(id, token))
     }
 
     /// Poll a restore until it leaves queued/running.
     pub fn wait_restore(&self, id: &str, token: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let r = self.expect(
-                200,
-                "GET",
-                &format!("/api/v1/restores/{id}"),
-                Some(token),
-                None,
-            );
-            let st = r["status"].as_str().unwrap().to_string();
-            if st != "queued" && st != "running" {
-                return r;
-            }
-            assert!(Instant::now() < deadline, "restore {id} still {st}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        until_finished(&format!("restore {id}"), || self.restore(id, token))
+    }
+
+    /// Queue a backup of `source_id` and wait for its end; the finished
+    /// record.
+    pub fn run_backup(&self, token: &str, tenant: &str, source_id: impl serde::Serialize) -> Value {
+        let q = self.queue_backup(token, tenant, source_id);
+        self.wait_backup(q["id"].as_str().unwrap(), token)
+    }
+
+    /// Queue a restore of backup `id` (answer 202), with `body` if given;
+    /// its JSON.
+    pub fn queue_restore(&self, token: &str, id: &str, body: Option<&Value>) -> Value {
+        let path = format!("/api/v1/backups/{id}/restore");
+        self.expect(202, "POST", &path, Some(token), body)
+    }
+
+    /// A DELETE that must answer 200; its JSON.
+    pub fn delete(&self, path: &str, token: &str) -> Value {
+        self.expect(200, "DELETE", path, Some(token), None)
+    }
+
+    /// A tenant's repository password (`tenant export-key`).
+    pub fn tenant_key(&self, tenant: &str) -> String {
+        let out = self.cli(&["tenant", "export-key", tenant]);
+        super::assert_ok(&out);
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// GET `path` with `token`, as raw HTTP (a download).
+    pub fn download(&self, path: &str, token: &str) -> reqwest::blocking::Response {
+        self.client()
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .unwrap()
     }
 
     /// A holdfast command on this server's data directory.
@@ -293,6 +331,43 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Poll `fetch` until the record's status leaves queued/running (at most
+/// two minutes); the record.
+fn until_finished(what: &str, fetch: impl Fn() -> Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = fetch();
+        let st = r["status"].as_str().unwrap().to_string();
+        if st != "queued" && st != "running" {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{what} still {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A command source's text: on its first run it leaves `marker`, writes
+/// its pid to `pidfile`, writes 20 MB and hangs until killed; every later
+/// run prints `later` and ends.
+pub fn slow_first_run(marker: &Path, pidfile: &Path, later: &str) -> String {
+    format!(
+        "if [ -e {m} ]; then echo {later}; else echo $$ > {p}; touch {m}; \
+         head -c 20000000 /dev/urandom; sleep 120; fi",
+        m = marker.display(),
+        p = pidfile.display()
+    )
+}
+
+/// restic on a repository the server wrote, opened with its tenant's key.
+pub fn restic_with(repo: &str, password: &str) -> Command {
+    let mut c = Command::new("restic");
+    super::clean(&mut c);
+    c.env("RESTIC_REPOSITORY", repo)
+        .env("RESTIC_PASSWORD", password)
+        .env("RESTIC_CACHE_DIR", format!("{repo}.restic-cache"));
+    c
 }
 
 impl Drop for Server {

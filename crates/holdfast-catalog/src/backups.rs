@@ -429,18 +429,6 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Take the next queued run whose time has come: it becomes `running`,
-    /// leased to `worker` until now + `lease`. Each run is taken by exactly
-    /// one worker: on PostgreSQL `FOR UPDATE SKIP LOCKED`, on SQLite the
-    /// single writer.
-    pub async fn claim_backup(
-        &self,
-        worker: &str,
-        lease: SignedDuration,
-    ) -> Result<Option<Backup>> {
-        self.claim(&crate::queue::BACKUPS, worker, lease).await
-    }
-
     /// Record how far a running job (a backup or a restore) has got; not
     /// audited (it changes no state). `false` when the worker no longer
     /// holds it.

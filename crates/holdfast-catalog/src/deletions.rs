@@ -59,27 +59,6 @@ impl Catalog {
         Ok(b)
     }
 
-    /// Take the next deletion whose time has come (as `claim_backup`).
-    pub async fn claim_deletion(
-        &self,
-        worker: &str,
-        lease: SignedDuration,
-    ) -> Result<Option<Backup>> {
-        self.claim(&crate::queue::DELETIONS, worker, lease).await
-    }
-
-    /// Extend the lease of a deletion in progress (a prune can outlast
-    /// one lease); `false` when `worker` no longer holds it.
-    pub async fn heartbeat_deletion(
-        &self,
-        id: &str,
-        worker: &str,
-        lease: SignedDuration,
-    ) -> Result<bool> {
-        self.renew_lease(&crate::queue::DELETIONS, id, worker, lease)
-            .await
-    }
-
     /// The snapshot is gone: `deleted`, with `deleted_at`.
     pub async fn finish_deletion(&self, id: &str, worker: &str) -> Result<Backup> {
         let mut w = self.write().await?;

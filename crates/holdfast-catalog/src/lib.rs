@@ -21,7 +21,7 @@ pub mod deletions;
 mod error;
 mod migrations;
 pub mod periodic;
-mod queue;
+pub mod queue;
 pub mod restores;
 pub mod server_key;
 pub mod sessions;
@@ -87,7 +87,7 @@ pub struct Catalog {
 }
 
 /// A row type the catalog reads whole (`SELECT *`).
-pub(crate) trait FromRow: Sized {
+pub trait FromRow: Sized {
     fn from_row(r: &sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error>;
 }
 

@@ -10,12 +10,16 @@
 //! while the row is in the queue's running state. The SQL text is built
 //! from the fixed strings below only; every value is bound.
 
+use std::marker::PhantomData;
+
 use jiff::SignedDuration;
 
+use crate::backups::Backup;
+use crate::restores::Restore;
 use crate::{Catalog, CatalogError, Dialect, Result, clock};
 
 /// A row type read whole by its id: a queue's jobs (backups, restores).
-pub(crate) trait Record: crate::FromRow {
+pub trait Record: crate::FromRow {
     const TABLE: &'static str;
     /// What a missing one is called.
     const WHAT: &'static str;
@@ -39,51 +43,59 @@ pub(crate) async fn fetch<'e, R: Record>(
     R::from_row(&row).map_err(CatalogError::db)
 }
 
-/// One queue of leased jobs.
-pub(crate) struct Queue {
-    pub table: &'static str,
+/// One queue of leased jobs whose rows are `R`s: [`BACKUPS`], [`RESTORES`]
+/// and [`DELETIONS`] (no other can be made: its SQL fragments are fixed
+/// here).
+pub struct Queue<R> {
+    table: &'static str,
     /// Which rows are due (`$1` is now).
-    pub due: &'static str,
-    pub order: &'static str,
+    due: &'static str,
+    order: &'static str,
     /// What taking a row sets besides its lease (`$3` is now).
-    pub take: &'static str,
+    take: &'static str,
     /// The status a held row is in (what its heartbeat requires).
-    pub held: &'static str,
+    held: &'static str,
+    row: PhantomData<fn() -> R>,
 }
 
-pub(crate) const BACKUPS: Queue = Queue {
+/// Queued backup runs whose time has come.
+pub const BACKUPS: Queue<Backup> = Queue {
     table: "backups",
     due: "status = 'queued' AND run_after <= $1",
     order: "run_after, id",
     take: "status = 'running', progress_at = $3, started_at = $3, finished_at = NULL, \
            attempts = attempts + 1",
     held: "running",
+    row: PhantomData,
 };
 
-pub(crate) const RESTORES: Queue = Queue {
+/// Queued restores, oldest first.
+pub const RESTORES: Queue<Restore> = Queue {
     table: "restores",
     due: "status = 'queued' AND queued_at <= $1",
     order: "queued_at, id",
     take: "status = 'running', started_at = $3",
     held: "running",
+    row: PhantomData,
 };
 
 /// A deletion stays `deleting` while held; a lease that ran out makes it
 /// due again.
-pub(crate) const DELETIONS: Queue = Queue {
+pub const DELETIONS: Queue<Backup> = Queue {
     table: "backups",
     due: "status = 'deleting' AND run_after <= $1 AND (lease_until IS NULL OR lease_until < $1)",
     order: "run_after, id",
     take: "run_after = $3",
     held: "deleting",
+    row: PhantomData,
 };
 
 impl Catalog {
     /// Take the first due row of `q` for `worker`, leased until now +
     /// `lease`; the row as taken, or `None` when nothing is due.
-    pub(crate) async fn claim<R: Record>(
+    pub async fn claim<R: Record>(
         &self,
-        q: &Queue,
+        q: &Queue<R>,
         worker: &str,
         lease: SignedDuration,
     ) -> Result<Option<R>> {
@@ -124,9 +136,9 @@ impl Catalog {
 
     /// Extend the lease `worker` holds on row `id` of `q`; `false` when it
     /// no longer holds it (the job finished, or another node recovered it).
-    pub(crate) async fn renew_lease(
+    pub async fn renew_lease<R>(
         &self,
-        q: &Queue,
+        q: &Queue<R>,
         id: &str,
         worker: &str,
         lease: SignedDuration,

@@ -2,7 +2,6 @@
 //! queued like backups and taken by the same workers. A restore is tried
 //! once: writing into a target twice is for the operator to decide.
 
-use jiff::SignedDuration;
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -153,25 +152,6 @@ impl Catalog {
 
     pub async fn restore_run(&self, id: &str) -> Result<Restore> {
         crate::queue::fetch(self.pool(), id).await
-    }
-
-    /// Take the oldest queued restore.
-    pub async fn claim_restore(
-        &self,
-        worker: &str,
-        lease: SignedDuration,
-    ) -> Result<Option<Restore>> {
-        self.claim(&crate::queue::RESTORES, worker, lease).await
-    }
-
-    pub async fn heartbeat_restore(
-        &self,
-        id: &str,
-        worker: &str,
-        lease: SignedDuration,
-    ) -> Result<bool> {
-        self.renew_lease(&crate::queue::RESTORES, id, worker, lease)
-            .await
     }
 
     /// Record how a restore ended. `worker` `None` is recovery after a

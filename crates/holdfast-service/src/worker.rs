@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use holdfast_catalog::backups::{Backup, FailureKind, JobTable, backoff};
 use holdfast_catalog::restores::Restore;
-use holdfast_catalog::{CatalogError, Dialect};
+use holdfast_catalog::{CatalogError, Dialect, queue};
 use holdfast_engine::cancel::{self, JobCancel};
 use jiff::SignedDuration;
 
@@ -175,13 +175,15 @@ impl Job {
     /// The next due job: backups first, then restores, then deletions.
     async fn claim(state: &AppState, worker: &str) -> Result<Option<Job>, CatalogError> {
         let (c, l) = (&state.catalog, lease(state));
-        if let Some(b) = c.claim_backup(worker, l).await? {
+        if let Some(b) = c.claim(&queue::BACKUPS, worker, l).await? {
             return Ok(Some(Job::Backup(b)));
         }
-        if let Some(r) = c.claim_restore(worker, l).await? {
+        if let Some(r) = c.claim(&queue::RESTORES, worker, l).await? {
             return Ok(Some(Job::Restore(r)));
         }
-        Ok(c.claim_deletion(worker, l).await?.map(Job::Deletion))
+        Ok(c.claim(&queue::DELETIONS, worker, l)
+            .await?
+            .map(Job::Deletion))
     }
 
     fn id(&self) -> &str {
@@ -227,8 +229,8 @@ impl Job {
         let (c, l, id) = (&state.catalog, lease(state), self.id());
         match self {
             Job::Backup(_) => c.heartbeat(id, worker, l, progressed).await,
-            Job::Restore(_) => c.heartbeat_restore(id, worker, l).await,
-            Job::Deletion(_) => c.heartbeat_deletion(id, worker, l).await,
+            Job::Restore(_) => c.renew_lease(&queue::RESTORES, id, worker, l).await,
+            Job::Deletion(_) => c.renew_lease(&queue::DELETIONS, id, worker, l).await,
         }
     }
 

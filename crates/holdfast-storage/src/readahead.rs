@@ -251,6 +251,27 @@ mod tests {
         }
     }
 
+    /// How many ranges were read from the backend below.
+    fn fetches(inner: &Counting) -> usize {
+        inner.1.load(Ordering::SeqCst)
+    }
+
+    /// Reads of 100 bytes at each offset give the pack's own bytes.
+    fn reads_match(
+        ra: &ReadAhead,
+        pack: &ObjectName,
+        bytes: &[u8],
+        offsets: impl IntoIterator<Item = u64>,
+    ) {
+        for off in offsets {
+            assert_eq!(
+                ra.get_range(pack, off, 100).unwrap(),
+                bytes[off as usize..][..100],
+                "at {off}"
+            );
+        }
+    }
+
     #[test]
     fn small_reads_of_one_pack_cost_one_request_and_return_the_same_bytes() {
         let inner = Arc::new(Counting(MemoryBackend::new(), AtomicUsize::new(0)));
@@ -260,17 +281,8 @@ mod tests {
         let bytes: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
         ra.put(&pack, &bytes).unwrap();
         ra.put(&other, &bytes).unwrap();
-        for off in (0..900).step_by(100) {
-            assert_eq!(
-                ra.get_range(&pack, off, 100).unwrap(),
-                bytes[off as usize..][..100]
-            );
-        }
-        assert_eq!(
-            inner.1.load(Ordering::SeqCst),
-            1,
-            "one window served them all"
-        );
+        reads_match(&ra, &pack, &bytes, (0..900).step_by(100));
+        assert_eq!(fetches(&inner), 1, "one window served them all");
         // past the end of the file: the window is short, the read exact
         assert_eq!(ra.get_range(&pack, 2450, 50).unwrap(), bytes[2450..]);
         assert!(matches!(
@@ -295,26 +307,17 @@ mod tests {
         let bytes: Vec<u8> = (0..1400u32).map(|i| (i % 253) as u8).collect();
         ra.put(&pack, &bytes).unwrap();
         // readers start in the middle, then go back to the beginning
-        for off in [700u64, 100, 1300, 0, 900] {
-            assert_eq!(
-                ra.get_range(&pack, off, 100).unwrap(),
-                bytes[off as usize..][..100]
-            );
-        }
-        assert_eq!(
-            inner.1.load(Ordering::SeqCst),
-            1,
-            "one request, the whole pack"
-        );
+        reads_match(&ra, &pack, &bytes, [700u64, 100, 1300, 0, 900]);
+        assert_eq!(fetches(&inner), 1, "one request, the whole pack");
         // a bigger pack: aligned windows, a read across a boundary is whole
         let big = ObjectName::new(FileType::Pack, &"d".repeat(64)).unwrap();
         let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 241) as u8).collect();
         ra.put(&big, &bytes).unwrap();
         assert_eq!(ra.get_range(&big, 1500, 10).unwrap(), bytes[1500..1510]);
         assert_eq!(ra.get_range(&big, 1100, 10).unwrap(), bytes[1100..1110]);
-        assert_eq!(inner.1.load(Ordering::SeqCst), 2, "one window for both");
+        assert_eq!(fetches(&inner), 2, "one window for both");
         assert_eq!(ra.get_range(&big, 1950, 100).unwrap(), bytes[1950..2050]);
         assert_eq!(ra.get_range(&big, 2040, 10).unwrap(), bytes[2040..2050]);
-        assert_eq!(inner.1.load(Ordering::SeqCst), 3);
+        assert_eq!(fetches(&inner), 3);
     }
 }
