@@ -48,6 +48,9 @@ enum Cmd {
     Diff(commands::diff::DiffArgs),
     /// Verify the repository's integrity
     Check(commands::check::CheckArgs),
+    /// Prove a snapshot restores: restore it into a scratch target, verify
+    /// it against the snapshot, remove the target
+    Drill(commands::drill::DrillArgs),
     /// Remove snapshots by policy (restic's --keep-* rules) or by id
     Forget(Box<commands::forget::ForgetArgs>),
     /// Remove data no snapshot needs
@@ -161,6 +164,7 @@ fn main() -> ExitCode {
         Cmd::Stats(a) => commands::stats::run(g, &ui, a),
         Cmd::Diff(a) => commands::diff::run(g, &ui, a),
         Cmd::Check(a) => commands::check::run(g, &ui, a),
+        Cmd::Drill(a) => commands::drill::run(g, &ui, a),
         Cmd::Forget(a) => commands::forget::run(g, &ui, a),
         Cmd::Prune(a) => commands::prune::run(g, &ui, a),
         Cmd::Key(a) => commands::key::run(g, &ui, a),

@@ -39,7 +39,7 @@ fn http_token(password_file: Option<&Path>) -> Result<Option<secret::Secret>> {
 }
 
 /// Where resumable work (event replays) keeps its progress.
-fn state_dir() -> PathBuf {
+pub fn state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("HOLDFAST_CACHE_DIR") {
         return PathBuf::from(d);
     }

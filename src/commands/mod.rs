@@ -6,6 +6,7 @@ pub mod check;
 pub mod completion;
 pub mod database;
 pub mod diff;
+pub mod drill;
 pub mod dump;
 pub mod export;
 pub mod forget;

@@ -13,12 +13,15 @@
 //! - [`source_url`], [`secret`]: addresses (always shown redacted) and
 //!   passwords; [`manifest`]: what a database/stream snapshot holds;
 //! - [`dispatch`]: an address to its source, for the CLI and the service;
+//! - [`drill`]: restore drills — a snapshot restored into a scratch target,
+//!   verified against the snapshot, and removed;
 //! - [`filter`]: the include/exclude patterns of directory backups.
 
 pub mod command;
 pub mod database;
 pub mod dir;
 pub mod dispatch;
+pub mod drill;
 pub mod dump_scan;
 pub mod filter;
 pub mod jsonl;

@@ -123,6 +123,9 @@ pub trait Dialect {
     /// Put the target back as `prepare` found it, after `error`; the error
     /// to report.
     fn undo(&mut self, error: EngineError) -> EngineError;
+    /// Remove the target a finished restore created (a drill's scratch
+    /// database, once verified). A target that existed before is left.
+    fn discard(&mut self) -> Result<()>;
 }
 
 /// The dialect for a database address. `credential` replaces a password in

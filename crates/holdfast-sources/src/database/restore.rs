@@ -128,8 +128,9 @@ pub fn feed_parts(
                         }
                         _ => std::io::copy(&mut reader, &mut stdin).map(drop),
                     };
-                    copied.map_err(|e| {
-                        Ok(EngineError::io(format!("loading {file} into {what}"), e))
+                    copied.map_err(|e| match reader.read_failure(e) {
+                        Ok(unreadable) => Err(unreadable),
+                        Err(e) => Ok(EngineError::io(format!("loading {file} into {what}"), e)),
                     })?;
                     fed += reader.check().map_err(Err)?;
                 }
@@ -143,9 +144,11 @@ pub fn feed_parts(
             loader.finish()?;
             Ok(fed)
         }
-        Err(Err(mismatch)) => {
+        // the stored data is wrong or unreadable: the loader must not
+        // commit what it has
+        Err(Err(stored)) => {
             loader.kill();
-            Err(mismatch)
+            Err(stored)
         }
         Err(Ok(e)) => {
             drop(stdin);
@@ -169,6 +172,8 @@ impl<'a> Stored<'a> {
         Ok(Checked {
             inner: ListedFile::open(self.repo, self.snapshot, self.manifest, path)?,
             progress: self.progress,
+            path: path.to_string(),
+            unreadable: false,
         })
     }
 }
@@ -177,9 +182,33 @@ impl<'a> Stored<'a> {
 pub struct Checked<'a> {
     inner: ListedFile<'a>,
     progress: &'a Progress,
+    path: String,
+    /// A read from the repository failed (a damaged pack, storage down):
+    /// the copy's error is about the stored data, not the loader.
+    unreadable: bool,
 }
 
 impl Checked<'_> {
+    /// The error of a copy that stopped with `e`: when reading the stored
+    /// file failed, the repository's own error (a damaged pack says which);
+    /// `Err(e)` back when it was the writing side.
+    pub fn read_failure(
+        &self,
+        e: std::io::Error,
+    ) -> std::result::Result<EngineError, std::io::Error> {
+        if !self.unreadable {
+            return Err(e);
+        }
+        if e.get_ref().is_some_and(|inner| inner.is::<EngineError>()) {
+            let inner = e.into_inner().expect("checked above");
+            return Ok(*inner.downcast::<EngineError>().expect("checked above"));
+        }
+        Ok(EngineError::io(
+            format!("reading {} from the repository", self.path),
+            e,
+        ))
+    }
+
     /// The bytes read, when they are what the manifest lists; counts the
     /// file as done.
     pub fn check(self) -> Result<u64> {
@@ -197,7 +226,10 @@ impl Read for Checked<'_> {
         if holdfast_engine::cancel::check().is_err() {
             return Err(std::io::Error::other("interrupted"));
         }
-        let n = self.inner.read(buf)?;
+        let n = self
+            .inner
+            .read(buf)
+            .inspect_err(|_| self.unreadable = true)?;
         self.progress.add_bytes(n as u64);
         Ok(n)
     }

@@ -139,6 +139,11 @@ impl<R: BufRead> EventReader<R> {
         }
     }
 
+    /// The reader it read from.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     fn fail(&mut self, why: String) -> io::Error {
         let e = EventError {
             line: self.line_no,

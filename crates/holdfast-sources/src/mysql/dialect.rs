@@ -357,6 +357,13 @@ impl Dialect for Mysql {
             )),
         }
     }
+
+    fn discard(&mut self) -> Result<()> {
+        match self.target.take() {
+            Some((target, None)) => self.drop_database(&target.database),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -323,15 +323,21 @@ impl Dialect for Postgres {
     }
 
     fn undo(&mut self, error: EngineError) -> EngineError {
-        if let Some(t) = self.target.take().filter(|t| t.created)
-            && let Ok(maint) = self.maintenance_db()
-        {
-            let _ = self.client.query(
+        let _ = self.discard();
+        error
+    }
+
+    fn discard(&mut self) -> Result<()> {
+        let Some(t) = self.target.take().filter(|t| t.created) else {
+            return Ok(());
+        };
+        let maint = self.maintenance_db()?;
+        self.client
+            .query(
                 &maint,
                 "DROP DATABASE IF EXISTS :\"db\";",
                 &[("db", &t.database)],
-            );
-        }
-        error
+            )
+            .map(drop)
     }
 }

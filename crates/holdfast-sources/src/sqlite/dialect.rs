@@ -248,4 +248,15 @@ impl Dialect for Sqlite {
         let _ = std::fs::remove_file(self.partial());
         error
     }
+
+    fn discard(&mut self) -> Result<()> {
+        if self.existed {
+            return Ok(());
+        }
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(EngineError::io(format!("removing {}", self.path.display()), e)),
+        }
+    }
 }
