@@ -256,7 +256,10 @@ impl Dialect for Sqlite {
         match std::fs::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(EngineError::io(format!("removing {}", self.path.display()), e)),
+            Err(e) => Err(EngineError::io(
+                format!("removing {}", self.path.display()),
+                e,
+            )),
         }
     }
 }
