@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::contract::{self, Dialect, Server, db_name};
+use common::contract::{self, Database, Dialect, Mode, Server, Tools, db_name};
 use common::servers::MariaDb;
 use common::*;
 
@@ -209,38 +209,74 @@ struct My<'a>(&'a MariaDb);
 
 const MARIADB: Dialect = Dialect {
     scheme: "mysql",
+    whole_mode: "dump",
+    clean_creates: true,
+};
+
+const MARIADB_TOOLS: Tools = Tools {
     password_env: "MYSQL_PWD",
     tools_env: "HOLDFAST_MYSQL_BIN",
     dump_tool: "mariadb-dump",
 };
 
-impl Server for My<'_> {
+impl Database for My<'_> {
     fn dialect(&self) -> &'static Dialect {
         &MARIADB
+    }
+    fn url(&self, db: &str) -> String {
+        self.0.url(db)
+    }
+    fn cmd(&self, repo: &Repo) -> Command {
+        contract::with_password(self, repo)
     }
     fn create_db(&self, db: &str) {
         self.0.create_db(db)
     }
-    fn login(&self) -> (&str, u16) {
-        (&self.0.password, self.0.port)
-    }
     fn sql(&self, db: &str, sql: &str) -> String {
         self.0.sql(db, sql)
     }
-    fn numbered_table(&self, name: &str, n: u64, value: &str) -> String {
-        format!(
-            "CREATE TABLE {name} (id INT PRIMARY KEY, v TEXT); \
-             INSERT INTO {name} SELECT n, {value} FROM (SELECT seq AS n FROM seq_1_to_{n}) AS s;"
-        )
+    fn series(&self, count: u64) -> String {
+        format!("(SELECT seq AS n FROM seq_1_to_{count}) AS s")
+    }
+    fn auto_key(&self) -> &'static str {
+        "BIGINT AUTO_INCREMENT PRIMARY KEY"
+    }
+    fn has_table(&self, db: &str, table: &str) -> bool {
+        let n = self.0.sql(
+            db,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = {}",
+                sql_literal(table)
+            ),
+        );
+        n.trim() != "0"
     }
     fn concat(&self, parts: &[&str]) -> String {
         format!("CONCAT({})", parts.join(", "))
     }
-    fn md5(&self, int_expr: &str) -> String {
+    fn hex_digest(&self, int_expr: &str) -> String {
         format!("MD5({int_expr})")
     }
     fn assert_same(&self, a: &str, b: &str) {
         assert_same_database(self.0, a, b)
+    }
+    fn missing_database_says(&self, db: &str) -> String {
+        format!("database \"{db}\" does not exist")
+    }
+    fn start_writer(&self, db: &str, script: String) -> Box<dyn FnOnce()> {
+        let mut client = self.0.client("mariadb");
+        client.arg(format!("--database={db}"));
+        contract::client_writer(client, script)
+    }
+}
+
+impl Server for My<'_> {
+    fn tools(&self) -> &'static Tools {
+        &MARIADB_TOOLS
+    }
+    fn login(&self) -> (&str, u16) {
+        (&self.0.password, self.0.port)
     }
     /// The password reaches the tool through a private option file, named
     /// by its first argument.
@@ -261,9 +297,6 @@ impl Server for My<'_> {
             format!("authentication failed for {}", self.0.url(db)),
             "Access denied".into(),
         ]
-    }
-    fn missing_database_says(&self, db: &str) -> String {
-        format!("database \"{db}\" does not exist")
     }
 }
 
@@ -293,7 +326,7 @@ fn a_routine_alone_makes_a_database_not_empty() {
 
 #[test]
 fn nightly_dumps_deduplicate() {
-    contract::nightly_dumps_deduplicate(&My(MariaDb::shared()));
+    contract::nightly_backups_deduplicate(&My(MariaDb::shared()));
 }
 
 #[test]
@@ -340,7 +373,7 @@ fn the_password_never_appears_in_any_command_line() {
 }
 
 fn my_cmd(repo: &Repo, db: &MariaDb) -> Command {
-    contract::cmd(&My(db), repo)
+    My(db).cmd(repo)
 }
 
 fn backup_json(repo: &Repo, db: &MariaDb, name: &str, extra: &[&str]) -> serde_json::Value {
@@ -374,7 +407,8 @@ fn dump_restores_into_a_new_database_identically() {
 
     // The manifest records server version, character set, per-table rows
     // and the dump's hash.
-    let (id, manifest, dump) = contract::dump_backup(&My(db), &repo, &src, 46);
+    let whole = contract::whole_backup(&My(db), &repo, &src, 46);
+    let (id, manifest, dump) = (whole.id, whole.manifest, whole.copy);
     assert_eq!(manifest["kind"], "mysql");
     assert_eq!(
         manifest["server_version"],
@@ -788,14 +822,9 @@ fn tables_mode_exports_csv_and_restores_identically() {
 #[test]
 fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
     let db = MariaDb::shared();
-    let src = new_db(
-        "saas",
-        "CREATE TABLE countries (code CHAR(2) PRIMARY KEY, name TEXT);
-         INSERT INTO countries VALUES ('DE', 'Germany'), ('FR', 'France');
-         CREATE TABLE plans (id INT PRIMARY KEY, name TEXT);
-         CREATE TABLE users (id INT PRIMARY KEY, org_id INT, email TEXT, KEY (org_id));
-         INSERT INTO users SELECT seq, 1 + seq % 3, CONCAT('u', seq, '@example.com') FROM seq_1_to_300;
-         CREATE TABLE vault_keys (id INT PRIMARY KEY, org_id INT, secret TEXT);
+    let t = contract::tenant_scoped_tables_keep_one_customers_rows(
+        &My(db),
+        "CREATE TABLE vault_keys (id INT PRIMARY KEY, org_id INT, secret TEXT);
          INSERT INTO vault_keys VALUES (1, 2, 'key-aaa');
          CREATE TRIGGER vault_keys_guard BEFORE INSERT ON vault_keys FOR EACH ROW SET NEW.secret = UPPER(NEW.secret);
          CREATE TABLE key_uses (id INT PRIMARY KEY, org_id INT, key_id INT,
@@ -803,53 +832,37 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
          INSERT INTO key_uses VALUES (1, 2, 1), (2, 1, NULL);
          CREATE VIEW secret_list AS SELECT secret FROM vault_keys;
          CREATE VIEW secret_count AS SELECT COUNT(*) AS n FROM secret_list;",
-    );
-    let repo = Repo::new();
-    let s = backup_json(
-        &repo,
-        db,
-        &src,
-        &tenant_two_tables(&[
+        &[
             "--exclude-table",
             "vault_*",
             "--query",
             "per_org=SELECT org_id, COUNT(*) AS n FROM users GROUP BY org_id ORDER BY org_id DESC",
-        ]),
+        ],
+        &[("key_uses", 1)],
+        &[("per_org", 3)],
     );
-    let id = snapshot_id(&s);
-    let m = repo.manifest(&id);
-    let rows: BTreeMap<String, u64> = manifest_rows(&m);
-    assert_eq!(
-        rows,
-        BTreeMap::from([
-            ("countries".into(), 2),
-            ("key_uses".into(), 1),
-            ("users".into(), 100),
-            ("per_org".into(), 3)
-        ])
-    );
+    let (repo, id, dst) = (&t.repo, &t.id, &t.dst);
     // The query's own order is kept.
     assert_eq!(
-        repo.ok(&["dump", &id, "/queries/per_org.csv"]),
+        repo.ok(&["dump", id, "/queries/per_org.csv"]),
         "org_id,n\n\"3\",\"100\"\n\"2\",\"100\"\n\"1\",\"100\"\n"
     );
-    let files = repo.dir.path().join("files");
-    repo.ok(&["restore", &id, "--target", files.to_str().unwrap()]);
-    assert_no_file_mentions(&files, &["-e", "vault_keys", "-e", "key-aaa"], "traces");
-    // the views over it are named only by the manifest's warnings
-    let views = ["--exclude=manifest.json", "-e", "secret_"];
-    assert_no_file_mentions(&files, &views, "views over the excluded table");
-    let dst = db_name("saas_one");
-    let out = restore(&repo, db, &id, &db.url(&dst), &[]);
-    assert!(out.status.success(), "restore: {}", stderr(&out));
-    assert_eq!(
-        db.sql(&dst, "SELECT GROUP_CONCAT(DISTINCT org_id) FROM users")
-            .trim(),
-        "2"
+    // No trace of the excluded table; the views over it and the foreign
+    // key into it are named only by the manifest's warnings.
+    contract::assert_left_out(
+        repo,
+        id,
+        &[
+            "view secret_list",
+            "view secret_count",
+            "foreign key key_uses_key_fk of key_uses",
+        ],
+        &["vault_keys", "key-aaa"],
+        &["secret_"],
     );
     assert_eq!(
         db.sql(
-            &dst,
+            dst,
             "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
         )
         .trim(),
@@ -859,90 +872,16 @@ fn tables_mode_tenant_scope_and_exclusion_on_mariadb() {
     // the foreign key into the excluded table was left out, with a warning
     assert_eq!(
         db.sql(
-            &dst,
+            dst,
             "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()"
         )
         .trim(),
         "0"
     );
-    let warnings = m["warnings"].to_string();
-    for w in [
-        "view secret_list",
-        "view secret_count",
-        "foreign key key_uses_key_fk of key_uses",
-    ] {
-        assert!(warnings.contains(w), "{w} not in {warnings}");
-    }
 }
 
 #[test]
 fn writes_during_a_tables_backup_do_not_tear_the_snapshot() {
-    let db = MariaDb::shared();
-    let name = new_db(
-        "busy",
-        "CREATE TABLE a_counter (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB;
-         INSERT INTO a_counter VALUES (1, 0);
-         CREATE TABLE b_padding (id INT PRIMARY KEY, pad TEXT) ENGINE=InnoDB;
-         INSERT INTO b_padding SELECT seq, REPEAT(MD5(seq), 20) FROM seq_1_to_20000;
-         CREATE TABLE z_ledger (id BIGINT AUTO_INCREMENT PRIMARY KEY, delta INT) ENGINE=InnoDB;",
-    );
-    // Counter and ledger move together in every transaction, and are read
-    // at different moments of the export: only one snapshot keeps them equal.
-    let script: String = (0..200_000)
-        .map(|_| "START TRANSACTION; UPDATE a_counter SET n = n + 1; INSERT INTO z_ledger (delta) VALUES (5); COMMIT;\n")
-        .collect();
-    let mut writer = db
-        .client("mariadb")
-        .arg(format!("--database={name}"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = writer.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = stdin.write_all(script.as_bytes());
-    });
-    let count = || {
-        db.sql(&name, "SELECT n FROM a_counter")
-            .trim()
-            .parse::<u64>()
-            .unwrap()
-    };
-    while count() < 300 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let repo = Repo::new();
-    let before = count();
-    let s = backup_json(&repo, db, &name, &["--mode", "tables"]);
-    let after = count();
-    let _ = writer.kill();
-    let _ = writer.wait();
-    let _ = feeder.join();
-    assert!(
-        after > before + 50,
-        "the application kept writing ({before} → {after})"
-    );
-    let id = snapshot_id(&s);
-    let counter = repo.ok(&["dump", &id, "/tables/a_counter.csv"]);
-    let n: u64 = counter
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .nth(1)
-        .unwrap()
-        .trim_matches('"')
-        .parse()
-        .unwrap();
-    let ledger = repo.ok(&["dump", &id, "/tables/z_ledger.csv"]);
-    assert_eq!(
-        ledger.lines().count() as u64 - 1,
-        n,
-        "counter and ledger torn apart"
-    );
-    assert!(
-        n >= before && n <= after,
-        "{n} not within {before}..={after}"
-    );
+    let db = My(MariaDb::shared());
+    contract::writes_during_a_backup_do_not_tear_the_snapshot(&db, Mode::Tables, 300, 50);
 }

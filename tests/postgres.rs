@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::contract::{self, Dialect, Server, db_name};
+use common::contract::{self, Database, Dialect, Mode, Server, Tools, db_name};
 use common::servers::{Postgres, pg_bin};
 use common::*;
 
@@ -108,47 +108,82 @@ struct Pg<'a>(&'a Postgres);
 
 const POSTGRES: Dialect = Dialect {
     scheme: "postgres",
+    whole_mode: "dump",
+    clean_creates: true,
+};
+
+const PG_TOOLS: Tools = Tools {
     password_env: "PGPASSWORD",
     tools_env: "HOLDFAST_PG_BIN",
     dump_tool: "pg_dump",
 };
 
-impl Server for Pg<'_> {
+impl Database for Pg<'_> {
     fn dialect(&self) -> &'static Dialect {
         &POSTGRES
+    }
+    fn url(&self, db: &str) -> String {
+        self.0.url(db)
+    }
+    fn cmd(&self, repo: &Repo) -> std::process::Command {
+        contract::with_password(self, repo)
     }
     fn sql(&self, db: &str, sql: &str) -> String {
         self.0.psql(db, sql)
     }
-    fn login(&self) -> (&str, u16) {
-        (&self.0.password, self.0.port)
-    }
     fn create_db(&self, db: &str) {
         self.0.create_db(db)
     }
-    fn numbered_table(&self, name: &str, n: u64, value: &str) -> String {
-        format!(
-            "CREATE TABLE {name} (id int PRIMARY KEY, v text); \
-             INSERT INTO {name} SELECT n, {value} FROM generate_series(1, {n}) AS s(n);"
-        )
+    fn series(&self, count: u64) -> String {
+        format!("generate_series(1, {count}) AS s(n)")
+    }
+    fn auto_key(&self) -> &'static str {
+        "bigserial PRIMARY KEY"
+    }
+    fn qualified(&self, table: &str) -> String {
+        format!("public.{table}")
+    }
+    fn has_table(&self, db: &str, table: &str) -> bool {
+        let n = self.0.psql(
+            db,
+            &format!("SELECT count(*) FROM information_schema.tables WHERE table_name = '{table}'"),
+        );
+        n.trim() != "0"
     }
     fn concat(&self, parts: &[&str]) -> String {
         parts.join(" || ")
     }
-    fn md5(&self, int_expr: &str) -> String {
+    fn hex_digest(&self, int_expr: &str) -> String {
         format!("md5(({int_expr})::text)")
     }
     fn assert_same(&self, a: &str, b: &str) {
         assert_eq!(fingerprint(self.0, a), fingerprint(self.0, b));
+    }
+    fn missing_database_says(&self, db: &str) -> String {
+        db.to_string()
+    }
+    fn start_writer(&self, db: &str, script: String) -> Box<dyn FnOnce()> {
+        let mut psql = std::process::Command::new(pg_bin().join("psql"));
+        psql.args(["-X", "-q", "-h", "127.0.0.1", "-p"])
+            .arg(self.0.port.to_string())
+            .args(["-U", &self.0.user, "-d", db, "-o", "/dev/null"])
+            .env("PGPASSWORD", &self.0.password);
+        contract::client_writer(psql, script)
+    }
+}
+
+impl Server for Pg<'_> {
+    fn tools(&self) -> &'static Tools {
+        &PG_TOOLS
+    }
+    fn login(&self) -> (&str, u16) {
+        (&self.0.password, self.0.port)
     }
     fn wrong_password_says(&self, _db: &str) -> Vec<String> {
         vec![
             "cannot connect to postgres://holdfast@127.0.0.1".into(),
             "password authentication failed".into(),
         ]
-    }
-    fn missing_database_says(&self, db: &str) -> String {
-        db.to_string()
     }
 }
 
@@ -159,7 +194,7 @@ fn restore_refuses_a_non_empty_database_unless_clean() {
 
 #[test]
 fn nightly_dumps_deduplicate() {
-    contract::nightly_dumps_deduplicate(&Pg(Postgres::shared()));
+    contract::nightly_backups_deduplicate(&Pg(Postgres::shared()));
 }
 
 #[test]
@@ -173,7 +208,7 @@ fn the_password_never_appears_in_any_command_line() {
 }
 
 fn pg_cmd(repo: &Repo, pg: &Postgres) -> std::process::Command {
-    contract::cmd(&Pg(pg), repo)
+    Pg(pg).cmd(repo)
 }
 
 fn backup_json(repo: &Repo, pg: &Postgres, db: &str, extra: &[&str]) -> serde_json::Value {
@@ -193,7 +228,8 @@ fn dump_restores_into_a_new_database_identically() {
     let repo = Repo::new();
 
     // The manifest records server version, per-table rows and the dump's hash.
-    let (id, manifest, dump) = contract::dump_backup(&Pg(pg), &repo, &src, 44);
+    let whole = contract::whole_backup(&Pg(pg), &repo, &src, 44);
+    let (id, manifest, dump) = (whole.id, whole.manifest, whole.copy);
     let version = pg.psql("postgres", "SHOW server_version");
     assert_eq!(manifest["server_version"], version.trim());
     let rows: BTreeMap<String, u64> = manifest_rows(&manifest);
@@ -408,93 +444,8 @@ fn tables_mode_exports_csv_and_restores_identically() {
 
 #[test]
 fn writes_during_a_tables_backup_do_not_tear_the_snapshot() {
-    let pg = Postgres::shared();
-    let db = new_db(
-        "busy",
-        "CREATE TABLE a_counter (id int PRIMARY KEY, n bigint NOT NULL);
-         INSERT INTO a_counter VALUES (1, 0);
-         CREATE TABLE b_accounts (id int PRIMARY KEY, balance bigint NOT NULL);
-         INSERT INTO b_accounts SELECT g, 1000 FROM generate_series(1, 1000) g;
-         CREATE TABLE c_padding (id int PRIMARY KEY, pad text);
-         INSERT INTO c_padding SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 20000) g;
-         CREATE TABLE z_ledger (id bigserial PRIMARY KEY, account int, delta int);",
-    );
-    // The application: every transaction bumps the counter, moves money
-    // and writes a ledger line. Counter and ledger are exported by
-    // different sessions, seconds apart: only a shared snapshot keeps them
-    // in step.
-    let script: String = (0..200_000)
-        .map(|i| {
-            let (a, b) = (1 + i % 1000, 1 + (i * 7) % 1000);
-            format!(
-                "BEGIN; UPDATE a_counter SET n = n + 1; \
-                 UPDATE b_accounts SET balance = balance - 5 WHERE id = {a}; \
-                 UPDATE b_accounts SET balance = balance + 5 WHERE id = {b}; \
-                 INSERT INTO z_ledger (account, delta) VALUES ({a}, 5); COMMIT;\n"
-            )
-        })
-        .collect();
-    let script_file =
-        std::env::temp_dir().join(format!("holdfast-writer-{}.sql", std::process::id()));
-    std::fs::write(&script_file, script).unwrap();
-    let mut writer = std::process::Command::new(pg_bin().join("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &pg.port.to_string(),
-            "-U",
-            &pg.user,
-            "-d",
-            &db,
-            "-o",
-            "/dev/null",
-            "-f",
-        ])
-        .arg(&script_file)
-        .env("PGPASSWORD", &pg.password)
-        .spawn()
-        .unwrap();
-    let count = || {
-        pg.psql(&db, "SELECT n FROM a_counter")
-            .trim()
-            .parse::<u64>()
-            .unwrap()
-    };
-    while count() < 500 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let repo = Repo::new();
-    let before = count();
-    let s = tables_backup(&repo, pg, &db, &[]);
-    let after = count();
-    let _ = writer.kill();
-    let _ = writer.wait();
-    let _ = std::fs::remove_file(&script_file);
-    assert!(
-        after > before + 100,
-        "the application kept writing ({before} → {after})"
-    );
-    let id = snapshot_id(&s);
-
-    let dst = db_name("busy_restored");
-    restore_to(&repo, pg, &id, &dst);
-    let check = pg.psql(
-        &dst,
-        "SELECT (SELECT n FROM a_counter) || ' ' || (SELECT count(*) FROM z_ledger) || ' ' || (SELECT sum(balance) FROM b_accounts)",
-    );
-    let v: Vec<u64> = check
-        .split_whitespace()
-        .map(|x| x.parse().unwrap())
-        .collect();
-    assert_eq!(v[0], v[1], "counter and ledger torn apart: {check}");
-    assert_eq!(v[2], 1_000_000, "money appeared or vanished: {check}");
-    assert!(
-        v[0] >= before && v[0] <= after,
-        "{check} not within {before}..={after}"
-    );
+    let pg = Pg(Postgres::shared());
+    contract::writes_during_a_backup_do_not_tear_the_snapshot(&pg, Mode::Tables, 500, 100);
 }
 
 #[test]
@@ -521,38 +472,25 @@ fn an_excluded_table_leaves_no_trace() {
     let s = tables_backup(&repo, pg, &db, &["--exclude-table", "vault_*"]);
     let id = snapshot_id(&s);
     assert_eq!(s["source"]["tables"], 2);
-    let warnings = repo.manifest(&id)["warnings"].to_string();
-    for w in [
-        "view public.token_list",
-        "view public.token_count",
-        "foreign key keep_refs_token_fk of public.keep_refs",
-    ] {
-        assert!(warnings.contains(w), "{w} not in {warnings}");
-    }
-    // Not in any file of the snapshot, in any form.
-    let out = repo.dir.path().join("restored-files");
-    repo.ok(&["restore", &id, "--target", out.to_str().unwrap()]);
-    let traces = [
-        "-e",
-        "vault_tokens",
-        "-e",
-        "tok-aaa",
-        "-e",
-        "very private",
-        "-e",
-        "points into the safe",
-    ];
-    assert_no_file_mentions(&out, &traces, "traces");
+    // Not in any file of the snapshot, in any form; the views over it are
+    // named only by the manifest's warnings.
+    let out = contract::assert_left_out(
+        &repo,
+        &id,
+        &[
+            "view public.token_list",
+            "view public.token_count",
+            "foreign key keep_refs_token_fk of public.keep_refs",
+        ],
+        &[
+            "vault_tokens",
+            "tok-aaa",
+            "very private",
+            "points into the safe",
+        ],
+        &["token_list", "token_count"],
+    );
     assert!(out.join("tables/public.keep_me.csv").exists());
-    // the views over it are named only by the manifest's warnings
-    let views = [
-        "--exclude=manifest.json",
-        "-e",
-        "token_list",
-        "-e",
-        "token_count",
-    ];
-    assert_no_file_mentions(&out, &views, "views over the excluded table");
     let dst = db_name("excl_dst");
     restore_to(&repo, pg, &id, &dst);
     assert_eq!(
@@ -586,56 +524,32 @@ fn an_excluded_table_leaves_no_trace() {
 #[test]
 fn tenant_scoped_tables_keep_one_customers_rows() {
     let pg = Postgres::shared();
-    let db = new_db(
-        "saas",
-        "CREATE TABLE countries (code text PRIMARY KEY, name text);
-         INSERT INTO countries VALUES ('DE', 'Germany'), ('FR', 'France');
-         CREATE TABLE plans (id int PRIMARY KEY, name text);
-         INSERT INTO plans VALUES (1, 'free');
-         CREATE TABLE orgs (id int PRIMARY KEY, org_id int UNIQUE, name text, country text REFERENCES countries);
+    let t = contract::tenant_scoped_tables_keep_one_customers_rows(
+        &Pg(pg),
+        "CREATE TABLE orgs (id int PRIMARY KEY, org_id int UNIQUE, name text, country text REFERENCES countries);
          INSERT INTO orgs VALUES (1, 1, 'Acme', 'DE'), (2, 2, 'Globex', 'FR'), (3, 3, 'Initech', 'DE');
-         CREATE TABLE users (id int PRIMARY KEY, org_id int REFERENCES orgs(org_id), email text);
-         INSERT INTO users SELECT g, 1 + g % 3, 'u' || g || '@example.com' FROM generate_series(1, 300) g;
+         ALTER TABLE users ADD FOREIGN KEY (org_id) REFERENCES orgs(org_id);
          CREATE TABLE invoices (id int PRIMARY KEY, org_id int REFERENCES orgs(org_id), amount numeric);
          INSERT INTO invoices SELECT g, 1 + g % 3, g * 10 FROM generate_series(1, 90) g;",
-    );
-    let repo = Repo::new();
-    let out = pg_cmd(&repo, pg)
-        .args(["backup", "--json"])
-        .args(tenant_two_tables(&[
+        &[
             "--query",
             "totals=SELECT org_id, sum(amount) AS total FROM invoices WHERE org_id = 2 GROUP BY org_id ORDER BY org_id",
             "--query",
             "unordered=SELECT email FROM users WHERE org_id = 2",
-        ]))
-        .arg(pg.url(&db))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+        ],
+        &[("invoices", 30), ("orgs", 1)],
+        &[("totals", 1), ("unordered", 100)],
+    );
+    let (repo, id) = (&t.repo, &t.id);
     assert!(
-        stderr(&out).contains("query unordered has no ORDER BY"),
+        stderr(&t.out).contains("query unordered has no ORDER BY"),
         "{}",
-        stderr(&out)
+        stderr(&t.out)
     );
-    let id = snapshot_id(&summary(&String::from_utf8_lossy(&out.stdout)));
-    let m = repo.manifest(&id);
-    let rows: BTreeMap<String, u64> = manifest_rows(&m);
-    assert_eq!(
-        rows,
-        BTreeMap::from([
-            ("public.countries".to_string(), 2),
-            ("public.invoices".to_string(), 30),
-            ("public.orgs".to_string(), 1),
-            ("public.users".to_string(), 100),
-            ("totals".to_string(), 1),
-            ("unordered".to_string(), 100),
-        ]),
-        "plans (no org_id, not included) is left out"
-    );
-    assert_eq!(m["tenant"]["column"], "org_id");
-    let totals = String::from_utf8(repo.file(&id, "/queries/totals.csv")).unwrap();
+    assert_eq!(t.manifest["tenant"]["column"], "org_id");
+    let totals = String::from_utf8(repo.file(id, "/queries/totals.csv")).unwrap();
     assert_eq!(totals, "org_id,total\n2,13350\n");
-    let users = String::from_utf8(repo.file(&id, "/tables/public.users.csv")).unwrap();
+    let users = String::from_utf8(repo.file(id, "/tables/public.users.csv")).unwrap();
     assert!(
         users
             .lines()
@@ -644,29 +558,8 @@ fn tenant_scoped_tables_keep_one_customers_rows() {
         "another tenant's row"
     );
 
-    // The customer's data restores on its own, constraints and all.
-    let dst = db_name("saas_globex");
-    let r = restore_to(&repo, pg, &id, &dst);
-    assert_eq!(r["tables"], 4, "query results are not tables");
-    assert_eq!(
-        pg.psql(
-            &dst,
-            "SELECT string_agg(DISTINCT org_id::text, ',') FROM users"
-        )
-        .trim(),
-        "2"
-    );
-    assert_eq!(
-        pg.psql(
-            &dst,
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'plans'"
-        )
-        .trim(),
-        "0"
-    );
-
     // A tenant column no table has is an error, not an empty snapshot.
-    let out = pg_cmd(&repo, pg)
+    let out = pg_cmd(repo, pg)
         .args([
             "backup",
             "--mode",
@@ -675,7 +568,7 @@ fn tenant_scoped_tables_keep_one_customers_rows() {
             "customer",
             "--tenant-value",
             "1",
-            &pg.url(&db),
+            &pg.url(&t.src),
         ])
         .output()
         .unwrap();

@@ -330,6 +330,99 @@ fn a_backup_restores_over_the_api_into_the_default_or_a_chosen_target() {
 }
 
 #[test]
+fn a_drill_restores_the_newest_backup_into_scratch_verifies_it_and_leaves_nothing() {
+    let a = Acme::start();
+    let (s, admin) = (&a.s, &a.admin);
+    let (_, viewer) = new_token(s, admin, "viewer", Some("acme"));
+    let (_, other_op) = new_token(s, admin, "operator", Some("other"));
+    let path = format!(
+        "/api/v1/tenants/{}/sources/{}/drills",
+        a.acme_id, a.source_id
+    );
+    // a viewer may not start one; another tenant's operator does not see the source
+    s.expect(403, "POST", &path, Some(&viewer), None);
+    s.expect(404, "POST", &path, Some(&other_op), None);
+    let queued = s.expect(202, "POST", &path, Some(admin), None);
+    assert_eq!(queued["drill"], true);
+    assert_eq!(queued["backup_id"], a.b["id"]);
+    let done = s.wait_restore(queued["id"].as_str().unwrap(), admin);
+    assert_eq!(done["status"], "done", "{done}");
+    let v = &done["verification"];
+    assert_eq!(
+        (v["kind"].as_str(), v["items"].as_u64()),
+        (Some("files"), Some(2)),
+        "{v}"
+    );
+    assert_eq!(v["bytes"], 300_000 + 14);
+    assert!(v["duration_seconds"].as_f64().unwrap() > 0.0);
+    // the scratch area is empty again, and no restore landed anywhere else
+    let scratch = a.data.join("drills");
+    assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0);
+    // listed for the tenant's viewers, not for another tenant
+    let listed = s.get(&format!("/api/v1/tenants/{}/drills", a.acme_id), &viewer);
+    assert_eq!(listed["items"][0]["id"], done["id"]);
+    s.expect(
+        404,
+        "GET",
+        &format!("/api/v1/tenants/{}/drills", a.acme_id),
+        Some(&other_op),
+        None,
+    );
+    // audited as a drill
+    let events: Vec<String> = s.get(&format!("/api/v1/audit?tenant={}", a.acme_id), admin)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert!(events.contains(&"drill_started".to_string()), "{events:?}");
+    assert!(
+        events.contains(&"drill_succeeded".to_string()),
+        "{events:?}"
+    );
+
+    // damage behind holdfast's back: the next drill fails and says why
+    let repo = std::path::PathBuf::from(a.b["repository"].as_str().unwrap());
+    let pack = common::files_below(&repo.join("data"))
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x5a;
+    fs::write(&pack, bytes).unwrap();
+    let queued = s.expect(202, "POST", &path, Some(admin), None);
+    let failed = s.wait_restore(queued["id"].as_str().unwrap(), admin);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("MAC check failed"),
+        "{failed}"
+    );
+    assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0);
+
+    // a source with no successful backup has nothing to drill
+    let empty = s.create_source(
+        admin,
+        &a.acme_id,
+        json!({"name": "empty", "kind": "directory", "target": a.src_dir}),
+    );
+    let r = s.request(
+        "POST",
+        &format!(
+            "/api/v1/tenants/{}/sources/{}/drills",
+            a.acme_id,
+            empty["id"].as_str().unwrap()
+        ),
+        Some(admin),
+        None,
+    );
+    assert_eq!(r.status, 409);
+}
+
+#[test]
 fn backups_page_newest_first_with_a_cursor_that_new_rows_do_not_move() {
     let a = Acme::start();
     let (s, admin, acme_id, source_id) = (&a.s, &a.admin, &a.acme_id, &a.source_id);

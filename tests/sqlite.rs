@@ -1,36 +1,31 @@
 //! SQLite: online backup while the application writes, restore to a file
 //! that must pass `PRAGMA integrity_check` and the manifest's row counts,
 //! and clear failures for missing, foreign and damaged files.
+//!
+//! What every dialect must do runs through `common::contract` with [`Lite`]
+//! as the database; what is SQLite's own (WAL files, foreign and damaged
+//! files, relative paths, SQLite's values in CSV) stays here. The contract's
+//! server bodies (passwords, refused connections, broken client tools) take
+//! a `contract::Server`, which SQLite is not: its database is a file, copied
+//! in-process with the online backup API.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use common::contract::{self, Database, Dialect, Mode};
 use common::*;
 use rusqlite::Connection;
-use rusqlite::types::Value;
+use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::types::{Value, ValueRef};
 
 fn url(p: &Path) -> String {
     format!("sqlite://{}", p.display())
-}
-
-/// Run `sql` on the database file `path` (created if need be).
-fn make_db(path: &Path, sql: &str) {
-    Connection::open(path).unwrap().execute_batch(sql).unwrap();
-}
-
-/// `backup --json` of the database file `db` with `extra` options: the
-/// summary.
-fn backup(repo: &Repo, db: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec!["backup", "--json"];
-    args.extend_from_slice(extra);
-    let u = url(db);
-    args.push(&u);
-    summary(&repo.ok(&args))
 }
 
 /// The first column of every row `sql` selects.
@@ -46,6 +41,147 @@ fn column(c: &Connection, sql: &str) -> Vec<String> {
 /// The one integer `sql` selects.
 fn int(c: &Connection, sql: &str) -> i64 {
     c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// SQLite databases for the contract: files in a private directory, the
+/// database `DB` being the file `DIR/DB.db`.
+struct Lite {
+    dir: tempfile::TempDir,
+}
+
+const SQLITE: Dialect = Dialect {
+    scheme: "sqlite",
+    whole_mode: "file",
+    clean_creates: false,
+};
+
+impl Lite {
+    fn new() -> Lite {
+        Lite {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, db: &str) -> PathBuf {
+        self.dir.path().join(format!("{db}.db"))
+    }
+
+    /// A connection to `db` that waits for other connections' locks.
+    fn open(&self, db: &str) -> Connection {
+        let c = Connection::open(self.path(db)).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c
+    }
+}
+
+/// A value as the servers' clients print one: NULL empty, a blob in hex.
+fn text(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Null => String::new(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+    }
+}
+
+impl Database for Lite {
+    fn dialect(&self) -> &'static Dialect {
+        &SQLITE
+    }
+    fn url(&self, db: &str) -> String {
+        url(&self.path(db))
+    }
+    /// The copy is the database file, under its own name.
+    fn whole_copy_names(&self, db: &str) -> (String, String) {
+        (format!("{db}.db"), format!("{db}.db"))
+    }
+    /// An empty file is an empty SQLite database.
+    fn create_db(&self, db: &str) {
+        let p = self.path(db);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::File::create_new(p).unwrap();
+    }
+    /// Every statement in one connection; fields tab-separated.
+    fn sql(&self, db: &str, sql: &str) -> String {
+        let c = self.open(db);
+        let mut batch = rusqlite::Batch::new(&c, sql);
+        let mut out = String::new();
+        while let Some(mut stmt) = batch.next().unwrap() {
+            let n = stmt.column_count();
+            let mut rows = stmt.raw_query();
+            while let Some(row) = rows.next().unwrap() {
+                let fields: Vec<String> = (0..n).map(|i| text(row.get_ref(i).unwrap())).collect();
+                out.push_str(&fields.join("\t"));
+                out.push('\n');
+            }
+        }
+        out
+    }
+    fn series(&self, count: u64) -> String {
+        format!(
+            "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count}) \
+             SELECT n FROM s) AS s"
+        )
+    }
+    fn auto_key(&self) -> &'static str {
+        "INTEGER PRIMARY KEY"
+    }
+    fn has_table(&self, db: &str, table: &str) -> bool {
+        let sql = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?";
+        let n: i64 = self.open(db).query_row(sql, [table], |r| r.get(0)).unwrap();
+        n > 0
+    }
+    fn concat(&self, parts: &[&str]) -> String {
+        parts.join(" || ")
+    }
+    /// SQLite has no MD5: four multiplicative hashes of the value (modulo
+    /// 2^32, far from overflowing 64 bits), 8 hex digits each.
+    fn hex_digest(&self, int_expr: &str) -> String {
+        let h = |mul: u64, add: u64| format!("(({int_expr}) * {mul} + {add}) % 4294967296");
+        format!(
+            "printf('%08x%08x%08x%08x', {}, {}, {}, {})",
+            h(2654435761, 0),
+            h(2246822519, 374761393),
+            h(3266489917, 668265263),
+            h(668265263, 2654435761)
+        )
+    }
+    fn assert_same(&self, a: &str, b: &str) {
+        assert_eq!(fingerprint(&self.path(a)), fingerprint(&self.path(b)));
+    }
+    fn missing_database_says(&self, db: &str) -> String {
+        format!(
+            "no SQLite database at {}: the file does not exist",
+            self.path(db).display()
+        )
+    }
+    /// A thread writing through its own connection, in WAL mode (as an
+    /// application that is read while it writes runs SQLite: readers and
+    /// the writer do not wait for each other).
+    fn start_writer(&self, db: &str, script: String) -> Box<dyn FnOnce()> {
+        let c = self.open(db);
+        let mode: String = c
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                for transaction in script.lines() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    c.execute_batch(transaction).unwrap();
+                }
+            })
+        };
+        Box::new(move || {
+            stop.store(true, Ordering::Relaxed);
+            writer.join().unwrap();
+        })
+    }
 }
 
 const TRICKY: &str = r#"
@@ -118,143 +254,79 @@ fn fingerprint(path: &Path) -> BTreeMap<String, Vec<String>> {
 
 #[test]
 fn sqlite_backup_restores_identically_and_restic_agrees() {
+    let lite = Lite::new();
+    let src = contract::new_db(&lite, "app", TRICKY);
     let repo = Repo::new();
-    let db = repo.dir.path().join("app.db");
-    make_db(&db, TRICKY);
-    let s = backup(&repo, &db, &[]);
-    let id = snapshot_id(&s);
-    assert_eq!(s["source"]["kind"], "sqlite");
-    assert_eq!(s["source"]["tables"], 4);
+    let whole = contract::whole_backup(&lite, &repo, &src, 4);
+    let (id, s, manifest) = (&whole.id, &whole.summary, &whole.manifest);
     assert_eq!(s["source"]["rows"], 3 + 3000 + 3000 + 3);
-
-    let manifest = repo.manifest(&id);
     assert_eq!(manifest["kind"], "sqlite");
     assert_eq!(manifest["user_version"], 42);
-    let orders = manifest_table(&manifest, "orders");
+    let orders = manifest_table(manifest, "orders");
     assert_eq!(orders["rows"], 3000);
     assert_eq!(orders["columns"][3]["name"], "placed");
+    contract::the_snapshot_names_its_source(&lite, &repo, id, &src);
 
-    // Restore into a new file: same rows, same schema, integrity checked.
-    let restored = repo.dir.path().join("restored/app.db");
-    let out = repo.ok(&["restore", &id, "--json", "--to", &url(&restored)]);
-    let r = summary(&out);
-    assert_eq!(r["verified"], true);
-    assert_eq!(r["created"], true);
-    assert_eq!(fingerprint(&db), fingerprint(&restored));
-    let c = Connection::open(&restored).unwrap();
-    assert_eq!(int(&c, "PRAGMA user_version"), 42);
-    assert!(
-        !repo
-            .dir
-            .path()
-            .join("restored/app.db.holdfast-partial")
-            .exists()
-    );
+    // Restore into a new file, in a directory that does not exist yet:
+    // same rows, same schema, integrity checked.
+    let dst = "restored/app";
+    contract::restore_new(&lite, &repo, id, dst, 4);
+    lite.assert_same(&src, dst);
+    assert_eq!(lite.sql(dst, "PRAGMA user_version").trim(), "42");
+    let partial = format!("{}.holdfast-partial", lite.path(dst).display());
+    assert!(!Path::new(&partial).exists());
 
-    // restic restores a database file that opens and holds the same rows.
-    run_ok(repo.restic().args(["check", "--read-data"]));
+    // restic reads the same snapshot and agrees, and restores a database
+    // file that opens and holds the same rows.
+    let file = format!("{src}.db");
+    contract::restic_agrees(&repo, id, &format!("/{file}"), &whole.copy);
     let rt = repo.dir.path().join("restic-out");
     run_ok(
         repo.restic()
-            .args(["restore", &id, "--target", rt.to_str().unwrap()]),
+            .args(["restore", id, "--target", rt.to_str().unwrap()]),
     );
-    assert_eq!(fingerprint(&db), fingerprint(&rt.join("app.db")));
+    assert_eq!(fingerprint(&lite.path(&src)), fingerprint(&rt.join(file)));
 }
 
+/// The online backup API copies one instant while the application keeps
+/// writing; the restored copy passes SQLite's own check.
 #[test]
 fn backup_is_consistent_while_the_application_writes() {
-    let repo = Repo::new();
-    let db = repo.dir.path().join("busy.db");
-    make_db(
-        &db,
-        "PRAGMA journal_mode = WAL;
-         CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-         CREATE TABLE ledger (id INTEGER PRIMARY KEY, account INTEGER, delta INTEGER, pad BLOB);
-         CREATE TABLE ledger_copy (id INTEGER PRIMARY KEY, pad BLOB);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
-           INSERT INTO accounts SELECT i, 1000 FROM n;
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
-           INSERT INTO ledger_copy SELECT i, randomblob(1000) FROM n;",
-    );
-    // The application: each transaction moves money between two accounts
-    // and writes one ledger line; the total and the ledger's line count
-    // tie together at every commit.
-    let stop = Arc::new(AtomicBool::new(false));
-    let commits = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (db, stop, commits) = (db.clone(), stop.clone(), commits.clone());
-        std::thread::spawn(move || {
-            let mut c = Connection::open(&db).unwrap();
-            c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-            let mut i: i64 = 0;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let (a, b) = (1 + i % 1000, 1 + (i * 7) % 1000);
-                let t = c.transaction().unwrap();
-                t.execute(
-                    "UPDATE accounts SET balance = balance - 5 WHERE id = ?",
-                    [a],
-                )
-                .unwrap();
-                t.execute(
-                    "UPDATE accounts SET balance = balance + 5 WHERE id = ?",
-                    [b],
-                )
-                .unwrap();
-                t.execute(
-                    "INSERT INTO ledger (account, delta, pad) VALUES (?, 5, randomblob(200))",
-                    [a],
-                )
-                .unwrap();
-                t.commit().unwrap();
-                commits.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
-    while commits.load(Ordering::Relaxed) < 200 {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let before = commits.load(Ordering::Relaxed);
-    let id = snapshot_id(&backup(&repo, &db, &[]));
-    let after = commits.load(Ordering::Relaxed);
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
-    assert!(
-        after > before,
-        "the application was not blocked during the backup"
-    );
-
-    let restored = repo.dir.path().join("busy-restored.db");
-    repo.ok(&["restore", &id, "--to", &url(&restored)]);
-    let c = Connection::open(&restored).unwrap();
-    let (total, lines): (i64, i64) = c
-        .query_row(
-            "SELECT (SELECT sum(balance) FROM accounts), (SELECT count(*) FROM ledger)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(total, 1000 * 1000, "a torn transaction in the snapshot");
-    assert!(
-        lines >= before as i64 && lines <= after as i64,
-        "{lines} not in {before}..={after}"
-    );
-    assert_eq!(column(&c, "PRAGMA integrity_check"), ["ok"]);
+    let lite = Lite::new();
+    let dst = contract::writes_during_a_backup_do_not_tear_the_snapshot(&lite, Mode::Whole, 200, 0);
+    assert_eq!(lite.sql(&dst, "PRAGMA integrity_check"), "ok\n");
 }
 
 #[test]
+fn writes_during_a_tables_backup_do_not_tear_the_snapshot() {
+    let lite = Lite::new();
+    contract::writes_during_a_backup_do_not_tear_the_snapshot(&lite, Mode::Tables, 300, 50);
+}
+
+#[test]
+fn nightly_backups_deduplicate() {
+    contract::nightly_backups_deduplicate(&Lite::new());
+}
+
+/// The contract's refusal, and SQLite's own: a database in WAL mode is
+/// refused without a byte changed, and a stale WAL of the old database is
+/// not replayed into the new one.
+#[test]
 fn restore_refuses_an_existing_database_unless_clean() {
+    let lite = Lite::new();
+    contract::restore_refuses_a_non_empty_database_unless_clean(&lite);
+
+    let src = contract::new_db(&lite, "a", TRICKY);
     let repo = Repo::new();
-    let db = repo.dir.path().join("a.db");
-    make_db(&db, TRICKY);
-    let id = snapshot_id(&backup(&repo, &db, &[]));
-    let target = repo.dir.path().join("live.db");
-    make_db(
-        &target,
+    let id = snapshot_id(&contract::backup_json(&lite, &repo, &src, &[]));
+    let target = contract::new_db(
+        &lite,
+        "live",
         "PRAGMA journal_mode = WAL; CREATE TABLE other (x); INSERT INTO other VALUES (1);",
     );
-    let before = fs::read(&target).unwrap();
-    let out = repo.run(&["restore", &id, "--to", &url(&target)]);
+    let path = lite.path(&target);
+    let before = fs::read(&path).unwrap();
+    let out = contract::restore(&lite, &repo, &id, &lite.url(&target), &[]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("already exists and is not empty"),
@@ -262,23 +334,27 @@ fn restore_refuses_an_existing_database_unless_clean() {
         stderr(&out)
     );
     assert!(stderr(&out).contains("--clean"), "{}", stderr(&out));
-    assert_eq!(fs::read(&target).unwrap(), before, "the target was touched");
-    // A stale WAL of the old database must not be replayed into the new one.
-    fs::write(format!("{}-wal", target.display()), vec![0x37u8; 4096]).unwrap();
-    repo.ok(&["restore", &id, "--to", &url(&target), "--clean"]);
-    assert!(!Path::new(&format!("{}-wal", target.display())).exists());
-    assert_eq!(fingerprint(&db), fingerprint(&target));
+    assert_eq!(fs::read(&path).unwrap(), before, "the target was touched");
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    fs::write(&wal, vec![0x37u8; 4096]).unwrap();
+    assert_ok(&contract::restore(
+        &lite,
+        &repo,
+        &id,
+        &lite.url(&target),
+        &["--clean"],
+    ));
+    assert!(!wal.exists());
+    lite.assert_same(&src, &target);
 }
 
 #[test]
 fn missing_foreign_and_damaged_databases_fail_clearly() {
+    let lite = Lite::new();
     let repo = Repo::new();
-    let missing = repo.dir.path().join("missing.db");
-    let out = repo.run(&["backup", &url(&missing)]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    contract::a_missing_database_is_named(&lite, &repo);
 
-    let foreign = repo.dir.path().join("notes.txt");
+    let foreign = lite.dir.path().join("notes.txt");
     fs::write(&foreign, "just some text, not a database\n".repeat(200)).unwrap();
     let out = repo.run(&["backup", &url(&foreign)]);
     assert!(!out.status.success());
@@ -293,15 +369,16 @@ fn missing_foreign_and_damaged_databases_fail_clearly() {
     assert!(stderr(&out).contains("absolute path"), "{}", stderr(&out));
 
     // A database whose table pages are damaged: the copy fails its check.
-    let damaged = repo.dir.path().join("damaged.db");
-    make_db(
-        &damaged,
+    let damaged = contract::new_db(
+        &lite,
+        "damaged",
         "PRAGMA page_size = 4096;
          CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
          CREATE INDEX t_v ON t(v);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
            INSERT INTO t SELECT i, 'value ' || i FROM n;",
     );
+    let damaged = lite.path(&damaged);
     let mut bytes = fs::read(&damaged).unwrap();
     // Scribble over the middle of the file (b-tree pages, not the header).
     let mid = bytes.len() / 2 / 4096 * 4096;
@@ -322,11 +399,11 @@ fn missing_foreign_and_damaged_databases_fail_clearly() {
 
 #[test]
 fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
-    let repo = Repo::new();
-    let db = repo.dir.path().join("shop.db");
+    let lite = Lite::new();
     // one connection: TRICKY's foreign_keys = ON checks these rows too
-    make_db(
-        &db,
+    let db = contract::new_db(
+        &lite,
+        "shop",
         &(TRICKY.to_string()
             + "CREATE TABLE vault_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, secret TEXT, org_id INTEGER);
              CREATE INDEX vault_keys_secret ON vault_keys(secret);
@@ -341,7 +418,9 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
              CREATE TRIGGER key_uses_touch AFTER INSERT ON key_uses
                BEGIN UPDATE vault_keys SET org_id = org_id WHERE id = NEW.key_id; END;"),
     );
-    let s = backup(
+    let repo = Repo::new();
+    let s = contract::backup_json(
+        &lite,
         &repo,
         &db,
         &["--mode", "tables", "--exclude-table", "vault_*"],
@@ -350,21 +429,12 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
     assert_eq!(s["source"]["mode"], "tables");
     assert_eq!(s["source"]["tables"], 5);
     let m = repo.manifest(&id);
-    let warnings = m["warnings"].to_string();
-    for w in [
-        "view secret_list",
-        "view secret_count",
-        "2 foreign key(s) of key_uses",
-        "trigger key_uses_touch",
-    ] {
-        assert!(warnings.contains(w), "{w} not in {warnings}");
-    }
     let csv = repo.ok(&["dump", &id, "/tables/customers.csv"]);
     let mut lines = csv.lines();
     assert_eq!(lines.next().unwrap(), "id,name,note,score,avatar,profile");
     // Reals as the shortest text that reads back as the same double.
-    let score: f64 = Connection::open(&db)
-        .unwrap()
+    let score: f64 = lite
+        .open(&db)
         .query_row("SELECT score FROM customers WHERE id = 1", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
@@ -387,26 +457,26 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
         "{first}"
     );
     assert_generated_columns(&m, "orders", &[4, 5], 2);
-    // No trace of the excluded table in any file.
-    let files = repo.dir.path().join("files");
-    repo.ok(&["restore", &id, "--target", files.to_str().unwrap()]);
-    assert_no_file_mentions(&files, &["-e", "vault_keys", "-e", "key-aaa"], "traces");
-    // what was left out with it is named only by the manifest's warnings
-    let left_out = [
-        "--exclude=manifest.json",
-        "-e",
-        "secret_",
-        "-e",
-        "key_uses_touch",
-    ];
-    assert_no_file_mentions(&files, &left_out, "left-out objects");
+    // No trace of the excluded table in any file; what was left out with
+    // it is named only by the manifest's warnings.
+    contract::assert_left_out(
+        &repo,
+        &id,
+        &[
+            "view secret_list",
+            "view secret_count",
+            "2 foreign key(s) of key_uses",
+            "trigger key_uses_touch",
+        ],
+        &["vault_keys", "key-aaa"],
+        &["secret_", "key_uses_touch"],
+    );
 
     // Restore: every kept table identical, the excluded one absent.
-    let restored = repo.dir.path().join("from-tables.db");
-    let r = summary(&repo.ok(&["restore", &id, "--json", "--to", &url(&restored)]));
-    assert_eq!(r["tables"], 5);
-    let mut want = fingerprint(&db);
-    let mut got = fingerprint(&restored);
+    let restored = "from-tables";
+    contract::restore_new(&lite, &repo, &id, restored, 5);
+    let mut want = fingerprint(&lite.path(&db));
+    let mut got = fingerprint(&lite.path(restored));
     for gone in [
         "vault_keys",
         "secret_list",
@@ -418,7 +488,7 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
     want.remove("(schema)");
     got.remove("(schema)");
     assert_eq!(want, got);
-    let c = Connection::open(&restored).unwrap();
+    let c = lite.open(restored);
     let vaults = "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'vault%'";
     assert_eq!(int(&c, vaults), 0);
     let fks = "SELECT count(*) FROM pragma_foreign_key_list('key_uses')";
@@ -431,27 +501,16 @@ fn tables_mode_exports_csv_restores_and_excludes_without_trace() {
 
 #[test]
 fn tables_mode_tenant_scope_on_sqlite() {
-    let repo = Repo::new();
-    let db = repo.dir.path().join("saas.db");
-    make_db(
-        &db,
-        "CREATE TABLE countries (code TEXT PRIMARY KEY, name TEXT);
-         INSERT INTO countries VALUES ('DE', 'Germany'), ('FR', 'France');
-         CREATE TABLE plans (id INTEGER PRIMARY KEY, name TEXT);
-         CREATE TABLE users (id INTEGER PRIMARY KEY, org_id INTEGER, email TEXT);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
-           INSERT INTO users SELECT i, 1 + i % 3, 'u' || i || '@example.com' FROM n;",
-    );
     let query = "n=SELECT count(*) AS users FROM users WHERE org_id = 2 ORDER BY 1";
-    let id = snapshot_id(&backup(&repo, &db, &tenant_two_tables(&["--query", query])));
-    let rows: BTreeMap<String, u64> = manifest_rows(&repo.manifest(&id));
-    assert_eq!(
-        rows,
-        BTreeMap::from([
-            ("countries".into(), 2),
-            ("users".into(), 100),
-            ("n".into(), 1)
-        ])
+    let t = contract::tenant_scoped_tables_keep_one_customers_rows(
+        &Lite::new(),
+        "",
+        &["--query", query],
+        &[],
+        &[("n", 1)],
     );
-    assert_eq!(repo.ok(&["dump", &id, "/queries/n.csv"]), "users\n100\n");
+    assert_eq!(
+        t.repo.ok(&["dump", &t.id, "/queries/n.csv"]),
+        "users\n100\n"
+    );
 }

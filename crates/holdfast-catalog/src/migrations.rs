@@ -198,6 +198,15 @@ CREATE INDEX backups_tenant_source_runs ON backups
 DROP INDEX backups_tenant_source
 "#,
     ),
+    (
+        9,
+        // Restore drills: a restore into a scratch target the server owns,
+        // verified and removed; listed apart from restores.
+        r#"
+ALTER TABLE restores ADD COLUMN drill INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX restores_tenant_drills ON restores (tenant_id, drill, id)
+"#,
+    ),
 ];
 
 pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {

@@ -1,6 +1,10 @@
 //! Restore runs: one row each (target, status, verification, error, times),
 //! queued like backups and taken by the same workers. A restore is tried
 //! once: writing into a target twice is for the operator to decide.
+//!
+//! A drill is a restore row with `drill` set: into a scratch target the
+//! server owns (never one a tenant names), verified, then removed. Its
+//! audit events are `drill_started`, `drill_succeeded` and `drill_failed`.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -35,7 +39,12 @@ pub struct Restore {
     pub in_place: bool,
     /// As a backup's: bytes and files so far, written while it runs.
     pub progress: Option<serde_json::Value>,
+    /// A restore drill (a scratch target, removed after it verified).
+    pub drill: bool,
 }
+
+/// The scratch target a drill row names (the server picks the real one).
+pub const DRILL_TARGET: &str = "(drill scratch)";
 
 impl crate::FromRow for Restore {
     fn from_row(r: &AnyRow) -> std::result::Result<Restore, sqlx::Error> {
@@ -56,6 +65,7 @@ impl crate::FromRow for Restore {
             finished_at: r.try_get("finished_at")?,
             defined_by: r.try_get("defined_by")?,
             in_place: r.try_get::<i64, _>("in_place")? != 0,
+            drill: r.try_get::<i64, _>("drill")? != 0,
             progress: r
                 .try_get::<Option<String>, _>("progress")?
                 .and_then(|p| serde_json::from_str(&p).ok()),
@@ -83,6 +93,26 @@ impl Catalog {
         in_place: bool,
         actor: &Actor,
     ) -> Result<Restore> {
+        self.enqueue(backup, target, defined_by, in_place, false, actor)
+            .await
+    }
+
+    /// Queue a restore drill of a finished backup: into a scratch target
+    /// the server picks; audits `drill_started`.
+    pub async fn enqueue_drill(&self, backup: &Backup, actor: &Actor) -> Result<Restore> {
+        self.enqueue(backup, DRILL_TARGET, "server", false, true, actor)
+            .await
+    }
+
+    async fn enqueue(
+        &self,
+        backup: &Backup,
+        target: &str,
+        defined_by: &str,
+        in_place: bool,
+        drill: bool,
+        actor: &Actor,
+    ) -> Result<Restore> {
         if backup.status != "done" {
             return Err(CatalogError::Conflict(Conflict::State {
                 id: backup.id.clone(),
@@ -94,8 +124,8 @@ impl Catalog {
         let mut w = self.write().await?;
         w.run(sqlx::query(
             "INSERT INTO restores (id, tenant_id, backup_id, source_id, target, status, requested_by, \
-             requested_by_label, queued_at, defined_by, in_place) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10)",
+             requested_by_label, queued_at, defined_by, in_place, drill) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11)",
         )
         .bind(&id)
         .bind(&backup.tenant_id)
@@ -106,12 +136,17 @@ impl Catalog {
         .bind(&actor.label)
         .bind(clock::now())
         .bind(defined_by)
-        .bind(i64::from(in_place)))
+        .bind(i64::from(in_place))
+        .bind(i64::from(drill)))
         .await?;
         w.audit(NewEvent {
             actor,
             tenant_id: Some(&backup.tenant_id),
-            event: "restore_started",
+            event: if drill {
+                "drill_started"
+            } else {
+                "restore_started"
+            },
             subject: Some(&id),
             metadata: if in_place {
                 serde_json::json!({"backup_id": backup.id, "target": target, "in_place": true})
@@ -150,6 +185,18 @@ impl Catalog {
         Ok(out)
     }
 
+    /// A tenant's drills, newest first, at most `limit`.
+    pub async fn drills(&self, tenant_id: &str, limit: i64) -> Result<Vec<Restore>> {
+        self.rows(
+            sqlx::query(
+                "SELECT * FROM restores WHERE tenant_id = $1 AND drill = 1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(tenant_id)
+            .bind(limit),
+        )
+        .await
+    }
+
     pub async fn restore_run(&self, id: &str) -> Result<Restore> {
         crate::queue::fetch(self.pool(), id).await
     }
@@ -165,9 +212,11 @@ impl Catalog {
     ) -> Result<Restore> {
         let mut w = self.write().await?;
         let r = fetch(&mut w.tx, id).await?;
-        let (status, verification, error, event) = match &outcome {
-            Ok(v) => ("done", Some(v.to_string()), None, "restore_succeeded"),
-            Err(e) => ("failed", None, Some(e.clone()), "restore_failed"),
+        let (status, verification, error, event) = match (&outcome, r.drill) {
+            (Ok(v), false) => ("done", Some(v.to_string()), None, "restore_succeeded"),
+            (Ok(v), true) => ("done", Some(v.to_string()), None, "drill_succeeded"),
+            (Err(e), false) => ("failed", None, Some(e.clone()), "restore_failed"),
+            (Err(e), true) => ("failed", None, Some(e.clone()), "drill_failed"),
         };
         let n = w.run(sqlx::query(
             "UPDATE restores SET status = $1, verification = $2, error = $3, finished_at = $4, \

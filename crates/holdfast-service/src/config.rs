@@ -482,6 +482,12 @@ impl Config {
         jiff::tz::TimeZone::get(&self.schedule.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
     }
 
+    /// Where drills restore files and SQLite databases: beneath the data
+    /// directory, which no tenant may name.
+    pub fn drill_scratch(&self) -> PathBuf {
+        self.data_dir.join("drills")
+    }
+
     /// The server's side of the tenant boundary: its own files, which no
     /// source or restore may name, and the named commands.
     pub fn host_facts(&self) -> crate::policy::HostFacts {

@@ -451,6 +451,72 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
     }
 }
 
+/// What a drill needs.
+pub struct DrillInput {
+    pub repository: RepoAt,
+    pub password: String,
+    pub snapshot_id: String,
+    pub kind: String,
+    /// The source's own target: a database drill's scratch database is
+    /// made on its server, as its user.
+    pub source_target: String,
+    pub credentials: Option<String>,
+    /// What the policy check decided for the source's target.
+    pub checked: Checked,
+    /// The server's scratch area for drills.
+    pub scratch: PathBuf,
+}
+
+/// Restore a backup into a scratch target, verify it against the
+/// snapshot and remove the target (`holdfast_sources::drill`); what was
+/// proven. A drill of files, SQLite or events may write only beneath the
+/// scratch area (Landlock).
+pub fn run_drill(input: &DrillInput, progress: &Progress) -> Result<serde_json::Value, String> {
+    let backend = input.repository.backend().map_err(|e| e.to_string())?;
+    let repo = Repository::open(backend, input.password.as_bytes()).map_err(|e| e.to_string())?;
+    let (id, snap) = snapshots::find(
+        &repo,
+        &input.snapshot_id,
+        &snapshots::SnapshotFilter::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let server = match input.kind.as_str() {
+        "postgres" | "mysql" => {
+            let mut addr = SourceAddress::parse(&input.source_target).map_err(|e| e.to_string())?;
+            holdfast_sources::spec::enforce(&mut addr, &input.checked.confinement())
+                .map_err(|e| e.to_string())?;
+            Some((addr, input.credentials.clone().map(Secret::new)))
+        }
+        _ => {
+            std::fs::create_dir_all(&input.scratch)
+                .map_err(|e| format!("create {}: {e}", input.scratch.display()))?;
+            crate::sandbox::restrict_thread(&crate::sandbox::Allowed {
+                read: None,
+                write: vec![input.scratch.clone()],
+            })
+            .map_err(|e| format!("cannot restrict the job (Landlock): {e}"))?;
+            None
+        }
+    };
+    let opts = holdfast_sources::drill::DrillOptions {
+        scratch: input.scratch.clone(),
+        server,
+        workers: 2,
+    };
+    let r =
+        holdfast_sources::drill::drill(&repo, &snap, &opts, progress).map_err(|e| e.to_string())?;
+    Ok(serde_json::json!({
+        "snapshot_id": id.to_hex(),
+        "kind": r.kind,
+        "bytes": r.bytes,
+        "items": r.items,
+        "rows": r.rows(),
+        "tables": r.tables.iter().map(|(t, n)| serde_json::json!({"table": t, "rows": n})).collect::<Vec<_>>(),
+        "checks": r.checks,
+        "duration_seconds": r.duration.as_secs_f64(),
+    }))
+}
+
 /// An in-place restore replaces the whole database: only a snapshot that
 /// is a whole copy of that same database may do it — a dump (or SQLite's
 /// file), never tables mode (a slice: some tables, some tenant's rows, none

@@ -32,6 +32,15 @@ pub async fn start(state: AppState) -> Result<Workers, ServeError> {
     // leases are orphans.
     let all_running = state.catalog.dialect() == Dialect::Sqlite;
     recover(&state, all_running).await?;
+    // scratch directories of drills this node ran when it was killed (the
+    // area is this node's own; no drill runs yet)
+    match holdfast_sources::drill::sweep(&state.config.drill_scratch()) {
+        Ok(0) => {}
+        Ok(n) => log(&format!(
+            "removed {n} scratch directories of interrupted drills"
+        )),
+        Err(e) => log(&format!("cannot clean the drill scratch area: {e}")),
+    }
     let mut handles = Vec::new();
     for i in 0..state.config.workers {
         let s = state.clone();
@@ -405,6 +414,9 @@ async fn run_one(state: &AppState, worker: &str, job: &Job, b: &Backup) {
 /// limit: a database builds its indexes after the last byte arrives, and
 /// may read nothing from us for a long time while it does.
 async fn restore_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
+    if r.drill {
+        return drill_one(state, worker, job, r).await;
+    }
     let prepared = async {
         let s = |e: holdfast_catalog::CatalogError| e.to_string();
         let b = state.catalog.backup(&r.backup_id).await.map_err(s)?;
@@ -491,6 +503,83 @@ async fn restore_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
             done.id, done.target, done.status
         )),
         Err(e) => log(&format!("restore {}: cannot record the outcome: {e}", r.id)),
+    }
+}
+
+/// Restore a backup into a scratch target, verify it and remove the
+/// target (a drill): within the hard limit of its source's kind, like a
+/// restore. The scratch target is the server's; a database drill's is a
+/// scratch database on the source's own server, reached as the source is
+/// (policy checked again, the address pinned).
+async fn drill_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
+    let prepared = async {
+        let s = |e: holdfast_catalog::CatalogError| e.to_string();
+        let b = state.catalog.backup(&r.backup_id).await.map_err(s)?;
+        let password = state
+            .catalog
+            .tenant_password(&r.tenant_id)
+            .await
+            .map_err(s)?;
+        let source = state.catalog.source_any(&b.source_id).await.map_err(s)?;
+        let credentials = state
+            .catalog
+            .source_credentials(&b.source_id)
+            .await
+            .map_err(s)?;
+        let policy = crate::api::policy_of(state, &r.tenant_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let checked = crate::policy::check_source(
+            &state.config.host_facts(),
+            &policy,
+            crate::policy::Definer::parse(&source.defined_by),
+            &source.kind,
+            &source.target,
+        )
+        .map_err(|e| format!("refused by policy: {e}"))?;
+        Ok::<_, String>(crate::runner::DrillInput {
+            repository: RepoAt::of_tenant(
+                &state.config,
+                &state.catalog,
+                &b.tenant_id,
+                &b.repository,
+            )
+            .await
+            .map_err(|e| e.to_string())?,
+            password,
+            snapshot_id: b.snapshot_id.clone().unwrap_or_default(),
+            kind: source.kind,
+            source_target: source.target,
+            credentials,
+            checked,
+            scratch: state.config.drill_scratch(),
+        })
+    }
+    .await;
+    let outcome = match prepared {
+        Err(e) => Err(e),
+        Ok(input) => {
+            let (_, hard_limit) = state.config.jobs.limits(&input.kind);
+            supervise(state, worker, job, (None, hard_limit), move |p| {
+                crate::runner::run_drill(&input, p).map_err(|message| RunFailure {
+                    message,
+                    kind: FailureKind::Permanent,
+                })
+            })
+            .await
+            .map_err(|f| f.message)
+        }
+    };
+    match state
+        .catalog
+        .finish_restore(&r.id, Some(worker), outcome)
+        .await
+    {
+        Ok(done) => log(&format!(
+            "drill {} of backup {}: {}",
+            done.id, done.backup_id, done.status
+        )),
+        Err(e) => log(&format!("drill {}: cannot record the outcome: {e}", r.id)),
     }
 }
 

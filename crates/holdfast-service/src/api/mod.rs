@@ -3,6 +3,7 @@
 mod audit;
 pub(crate) mod backups;
 pub(crate) mod download;
+mod drills;
 mod health;
 pub(crate) mod restores;
 pub(crate) mod sources;
@@ -55,6 +56,11 @@ fn api_router(state: AppState) -> Router {
                 .patch(sources::update)
                 .delete(sources::delete),
         )
+        .route(
+            "/api/v1/tenants/{tenant}/sources/{id}/drills",
+            post(drills::create),
+        )
+        .route("/api/v1/tenants/{tenant}/drills", get(drills::list))
         .route(
             "/api/v1/tenants/{tenant}/backups",
             post(backups::create).get(backups::list),
