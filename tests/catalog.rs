@@ -124,7 +124,100 @@ both!(
     concurrent_restore_claims_hand_each_out_once,
     recent_runs_are_each_sources_newest,
     sessions_end_with_sign_out_and_with_their_token,
+    drills_are_restores_listed_audited_and_measured_apart,
 );
+
+async fn drills_are_restores_listed_audited_and_measured_apart(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let (a, b) = (source(&c, &t, "a").await, source(&c, &t, "b").await);
+    let mut done = Vec::new();
+    for s in [&a, &b] {
+        let q = c
+            .enqueue_backup(s, &t.repository, None, 3, &system())
+            .await
+            .unwrap()
+            .unwrap();
+        c.claim(&BACKUPS, "w", minutes(1)).await.unwrap().unwrap();
+        c.finish_backup(&q.id, "w", &outcome("s1")).await.unwrap();
+        done.push(c.backup(&q.id).await.unwrap());
+    }
+    // a plain restore is not a drill
+    let plain = c
+        .enqueue_restore(&done[0], "/restore/here", "admin", false, &system())
+        .await
+        .unwrap();
+    assert!(!plain.drill);
+    // a's drill passes twice, b's fails
+    let mut last_a = None;
+    for (backup, outcome) in [
+        (&done[0], Ok(serde_json::json!({"duration_seconds": 4.5}))),
+        (&done[1], Err("blob 1234 is damaged".to_string())),
+        (&done[0], Ok(serde_json::json!({"duration_seconds": 2.25}))),
+    ] {
+        let d = c.enqueue_drill(backup, &system()).await.unwrap();
+        assert!(d.drill);
+        assert_eq!(d.target, holdfast_catalog::restores::DRILL_TARGET);
+        assert_eq!(d.defined_by, "server");
+        // drills wait in the restore queue, in order
+        loop {
+            let r = c.claim(&RESTORES, "w", minutes(1)).await.unwrap().unwrap();
+            let id = r.id.clone();
+            let ok = if r.id == d.id {
+                outcome.clone()
+            } else {
+                Ok(serde_json::json!({}))
+            };
+            let f = c.finish_restore(&id, Some("w"), ok).await.unwrap();
+            if id == d.id {
+                if backup.id == done[0].id {
+                    last_a = Some(f);
+                }
+                break;
+            }
+        }
+    }
+    let listed = c.drills(&t.id, 10).await.unwrap();
+    assert_eq!(listed.len(), 3, "the plain restore is not listed");
+    assert!(listed.iter().all(|r| r.drill));
+    assert_eq!(listed[0].id, last_a.as_ref().unwrap().id, "newest first");
+    assert_eq!(listed[1].status, "failed");
+    // each source's newest successful drill, for the metrics
+    let last = c.last_drills().await.unwrap();
+    assert_eq!(last.len(), 1, "b never passed: {last:?}");
+    let (tenant_name, source_id, source_name, drill) = &last[0];
+    assert_eq!(
+        (
+            tenant_name.as_str(),
+            source_id.as_str(),
+            source_name.as_str()
+        ),
+        ("acme", a.id.as_str(), "a")
+    );
+    assert_eq!(
+        drill.verification,
+        Some(serde_json::json!({"duration_seconds": 2.25}))
+    );
+    // audited as drills
+    let events: Vec<String> = c
+        .audit_page(&AuditFilter::default(), 100, None)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| e.event.clone())
+        .collect();
+    let n = |e: &str| events.iter().filter(|x| *x == e).count();
+    assert_eq!(
+        (
+            n("drill_started"),
+            n("drill_succeeded"),
+            n("drill_failed"),
+            n("restore_started")
+        ),
+        (3, 2, 1, 1)
+    );
+}
 
 async fn recent_runs_are_each_sources_newest(db: Db) {
     let c = db.open().await;

@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 
 use crate::audit::NewEvent;
 use crate::backups::Backup;
-use crate::{Actor, Catalog, CatalogError, Conflict, Needs, Result, clock};
+use crate::{Actor, Catalog, CatalogError, Conflict, FromRow, Needs, Result, clock};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Restore {
@@ -195,6 +195,34 @@ impl Catalog {
             .bind(limit),
         )
         .await
+    }
+
+    /// Every source's newest successful drill: (tenant name, source id,
+    /// source name, the drill), for the metrics.
+    pub async fn last_drills(&self) -> Result<Vec<(String, String, String, Restore)>> {
+        let rows = sqlx::query(
+            "SELECT t.name AS tenant_name, s.name AS source_name, r.* \
+             FROM restores r JOIN sources s ON s.id = r.source_id JOIN tenants t ON t.id = r.tenant_id \
+             WHERE r.drill = 1 AND r.status = 'done' AND r.finished_at = \
+             (SELECT MAX(d.finished_at) FROM restores d \
+              WHERE d.source_id = r.source_id AND d.drill = 1 AND d.status = 'done') \
+             ORDER BY t.name, s.name",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(CatalogError::db)?;
+        rows.iter()
+            .map(|r| {
+                let drill = Restore::from_row(r)?;
+                Ok((
+                    r.try_get("tenant_name")?,
+                    drill.source_id.clone().unwrap_or_default(),
+                    r.try_get("source_name")?,
+                    drill,
+                ))
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(CatalogError::db)
     }
 
     pub async fn restore_run(&self, id: &str) -> Result<Restore> {

@@ -152,6 +152,38 @@ pub async fn render(state: &crate::AppState) -> Result<String, holdfast_catalog:
             );
         }
     }
+    let drills = c.last_drills().await?;
+    out.push_str("# HELP holdfast_drill_last_success_timestamp_seconds When each source's newest backup last restored and verified in a drill.\n");
+    out.push_str("# TYPE holdfast_drill_last_success_timestamp_seconds gauge\n");
+    for (tenant, source_id, source, d) in &drills {
+        if let Some(t) = d.finished_at.as_deref().and_then(clock::parse) {
+            let _ = writeln!(
+                out,
+                "holdfast_drill_last_success_timestamp_seconds{{tenant=\"{}\",source_id=\"{}\",source=\"{}\"}} {}",
+                label(tenant),
+                label(source_id),
+                label(source),
+                t.as_second()
+            );
+        }
+    }
+    out.push_str("# HELP holdfast_drill_duration_seconds How long each source's last successful drill took to restore and verify: the restore time it can promise.\n");
+    out.push_str("# TYPE holdfast_drill_duration_seconds gauge\n");
+    for (tenant, source_id, source, d) in &drills {
+        let seconds = d
+            .verification
+            .as_ref()
+            .and_then(|v| v["duration_seconds"].as_f64());
+        if let Some(seconds) = seconds {
+            let _ = writeln!(
+                out,
+                "holdfast_drill_duration_seconds{{tenant=\"{}\",source_id=\"{}\",source=\"{}\"}} {seconds}",
+                label(tenant),
+                label(source_id),
+                label(source),
+            );
+        }
+    }
     state.metrics.write_process(&mut out);
     Ok(out)
 }
