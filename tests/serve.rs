@@ -423,6 +423,73 @@ fn a_drill_restores_the_newest_backup_into_scratch_verifies_it_and_leaves_nothin
 }
 
 #[test]
+fn drills_run_on_each_sources_drill_schedule_once_per_slot_unless_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[("HOLDFAST_SCHEDULER_TICK_SECONDS", "1")]);
+    let admin = s.admin.clone().unwrap();
+    let tid = s.create_tenant(&admin, "acme");
+    let site = dir.path().join("site");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(site.join("a.txt"), b"drill me").unwrap();
+    let bad = s.request(
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources"),
+        Some(&admin),
+        Some(&json!({"name": "bad", "kind": "directory", "target": site,
+                     "options": {"drill": "0 25 * * *"}})),
+    );
+    assert_eq!(
+        (bad.status, bad.json()["field"].as_str()),
+        (422, Some("options.drill"))
+    );
+    let daily = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "daily", "kind": "directory", "target": site, "options": {"drill": "30 4 * * *"}}),
+    );
+    let off = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "off", "kind": "directory", "target": site, "options": {"drill": "off"}}),
+    );
+    let drilled = s.run_backup(&admin, &tid, &daily["id"]);
+    s.run_backup(&admin, &tid, &off["id"]);
+    let drills = || {
+        s.get(&format!("/api/v1/tenants/{tid}/drills"), &admin)["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(
+        drills().is_empty(),
+        "no drill slot has come since the sources were made"
+    );
+    // both sources "existed" for years: the daily one's latest slot is due, once
+    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db.execute(
+        "UPDATE sources SET created_at = '2000-01-01T00:00:00.000Z' WHERE tenant_id = ?1",
+        [&tid],
+    )
+    .unwrap();
+    wait_for("the scheduled drill", || {
+        drills().first().is_some_and(|d| d["status"] == "done")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    let all = drills();
+    assert_eq!(
+        all.len(),
+        1,
+        "one slot, one drill; none for the source with drills off: {all:?}"
+    );
+    assert_eq!(all[0]["backup_id"], drilled["id"]);
+    assert_eq!(all[0]["requested_by_label"], "system");
+    assert_eq!(all[0]["verification"]["items"], 1);
+}
+
+#[test]
 fn backups_page_newest_first_with_a_cursor_that_new_rows_do_not_move() {
     let a = Acme::start();
     let (s, admin, acme_id, source_id) = (&a.s, &a.admin, &a.acme_id, &a.source_id);

@@ -272,6 +272,14 @@ impl Catalog {
     }
 
     /// Every live source with a schedule, of every tenant (the scheduler).
+    /// Every source not deleted, of every tenant.
+    pub async fn live_sources(&self) -> Result<Vec<Source>> {
+        self.rows(sqlx::query(
+            "SELECT * FROM sources WHERE deleted_at IS NULL ORDER BY id",
+        ))
+        .await
+    }
+
     pub async fn scheduled_sources(&self) -> Result<Vec<Source>> {
         self.rows(sqlx::query(
             "SELECT * FROM sources WHERE schedule IS NOT NULL AND deleted_at IS NULL ORDER BY id",

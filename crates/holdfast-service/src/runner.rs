@@ -31,6 +31,7 @@ use crate::i18n::Msg;
 use crate::policy::Checked;
 use crate::problem::ApiError;
 use crate::repos::RepoAt;
+use crate::schedule::Schedule;
 
 /// A source's `options`, by kind. Unknown keys are refused when the
 /// source is created, naming the key.
@@ -54,6 +55,19 @@ pub struct SourceSettings {
     pub filename: Option<String>,
     /// Commands: the output is rows (a dump): small chunks cut at row ends.
     pub rows: bool,
+    /// When restore drills run: a cron expression, or `off`; default weekly
+    /// at a quiet hour of the source's own ([`default_drill_schedule`]).
+    pub drill: Option<String>,
+}
+
+/// Sunday between 02:00 and 05:59 in the server's time zone, at an hour
+/// and minute taken from the source's id, so that drills do not all start
+/// at once.
+pub fn default_drill_schedule(source_id: &str) -> String {
+    let h = source_id
+        .bytes()
+        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!("{} {} * * 0", h % 60, 2 + (h / 60) % 4)
 }
 
 impl SourceSettings {
@@ -61,6 +75,15 @@ impl SourceSettings {
     /// routines — a slice of its database, never a whole copy.
     pub fn is_slice(&self) -> bool {
         self.mode.as_deref() == Some("tables")
+    }
+
+    /// When the source's drills run; `None` when they are off.
+    pub fn drill_schedule(&self, source_id: &str) -> Result<Option<Schedule>, Msg> {
+        match self.drill.as_deref().map(str::trim) {
+            Some("off") => Ok(None),
+            Some(text) => Schedule::parse(text).map(Some),
+            None => Schedule::parse(&default_drill_schedule(source_id)).map(Some),
+        }
     }
 
     pub fn parse(options: &serde_json::Value) -> Result<SourceSettings, ApiError> {
@@ -99,6 +122,8 @@ pub fn validate_source(
     options: &serde_json::Value,
 ) -> Result<(), ApiError> {
     let s = SourceSettings::parse(options)?;
+    s.drill_schedule("")
+        .map_err(|m| ApiError::invalid("options.drill", m))?;
     for (name, sql) in &s.queries {
         holdfast_sources::database::select::check_query(sql)
             .map_err(|why| ApiError::invalid(&format!("options.queries.{name}"), why))?;
@@ -724,6 +749,43 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drills_run_weekly_at_a_quiet_hour_of_each_sources_own_unless_told() {
+        let none = SourceSettings::default();
+        let mut hours = std::collections::BTreeSet::new();
+        for id in [
+            "0190aaaa-0000-7000-8000-000000000001",
+            "0190aaaa-0000-7000-8000-000000000002",
+            "x",
+        ] {
+            let text = default_drill_schedule(id);
+            let fields: Vec<&str> = text.split(' ').collect();
+            assert_eq!(fields[2..], ["*", "*", "0"], "{text}");
+            let hour: u32 = fields[1].parse().unwrap();
+            assert!((2..6).contains(&hour), "{text}");
+            hours.insert(text);
+            assert!(none.drill_schedule(id).unwrap().is_some());
+        }
+        assert!(
+            hours.len() > 1,
+            "sources spread over the quiet hours: {hours:?}"
+        );
+        let with = |d: &str| SourceSettings {
+            drill: Some(d.into()),
+            ..Default::default()
+        };
+        assert!(with("off").drill_schedule("x").unwrap().is_none());
+        assert!(with("@daily").drill_schedule("x").unwrap().is_some());
+        assert!(with("0 25 * * *").drill_schedule("x").is_err());
+        let e = validate_source(
+            "directory",
+            "/srv/x",
+            &serde_json::json!({"drill": "often"}),
+        )
+        .unwrap_err();
+        assert!(format!("{e:?}").contains("options.drill"), "{e:?}");
+    }
 
     #[test]
     fn failures_are_sorted_by_their_kind_not_their_words() {

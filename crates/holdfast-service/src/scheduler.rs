@@ -4,6 +4,9 @@
 //! catalog, so with several nodes each slot fires once). The retention
 //! sweep runs on its own schedule (default 05:00 UTC), claimed once across
 //! nodes, and asks for the deletion of what each source's retention lets go.
+//! Restore drills run on each source's drill schedule (default weekly, see
+//! `runner::default_drill_schedule`): each slot is claimed once across
+//! nodes and drills the source's newest successful backup.
 
 use std::time::Duration;
 
@@ -81,10 +84,90 @@ async fn tick(state: &AppState) -> Result<(), holdfast_catalog::CatalogError> {
             queued = true;
         }
     }
+    queued |= drills_if_due(state, now, floor, &zone).await?;
     if queued {
         state.wake.notify_waiters();
     }
     cleanup_if_due(state, now, &zone).await
+}
+
+/// How far back a drill slot may be fired: a source that was never drilled
+/// (or whose drills were off) gets at most one drill for the past week.
+const DRILL_LOOKBACK_DAYS: i64 = 8;
+
+/// Queue a drill of each source whose drill slot has come (claimed once
+/// across nodes); whether any was queued.
+async fn drills_if_due(
+    state: &AppState,
+    now: Timestamp,
+    floor: Timestamp,
+    zone: &jiff::tz::TimeZone,
+) -> Result<bool, holdfast_catalog::CatalogError> {
+    let floor = now
+        .checked_sub(SignedDuration::from_hours(24 * DRILL_LOOKBACK_DAYS))
+        .unwrap_or(floor);
+    let mut queued = false;
+    for src in state.catalog.live_sources().await? {
+        let Ok(settings) = crate::runner::SourceSettings::parse(&src.options) else {
+            continue;
+        };
+        let schedule = match settings.drill_schedule(&src.id) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                log(&format!(
+                    "source {} ({}): drill schedule: {e}",
+                    src.name, src.id
+                ));
+                continue;
+            }
+        };
+        let job = format!("drill:{}", src.id);
+        let since = match state.catalog.last_job_slot(&job).await? {
+            Some(slot) => clock::parse(&slot),
+            None => clock::parse(&src.created_at),
+        }
+        .unwrap_or(now)
+        .max(floor);
+        let Some(slot) = schedule.latest_due(since, now, zone) else {
+            continue;
+        };
+        let slot_text = clock::format(slot);
+        if !state
+            .catalog
+            .claim_slot(&job, &slot_text, &state.node)
+            .await?
+        {
+            continue;
+        }
+        let done = holdfast_catalog::backups::BackupFilter {
+            status: Some("done".into()),
+            source_id: Some(src.id.clone()),
+            kind: None,
+        };
+        let newest = state
+            .catalog
+            .backups_page(&src.tenant_id, &done, 1, None)
+            .await?
+            .items
+            .into_iter()
+            .next();
+        match newest {
+            Some(b) => {
+                let d = state.catalog.enqueue_drill(&b, &Actor::system()).await?;
+                log(&format!(
+                    "scheduled drill {} of {} (backup {}) for {slot_text}",
+                    d.id, src.name, b.id
+                ));
+                queued = true;
+            }
+            None => log(&format!(
+                "drill of {} for {slot_text}: no successful backup to drill yet",
+                src.name
+            )),
+        }
+    }
+    Ok(queued)
 }
 
 /// The retention sweep, when its slot is due and this node claims it.
