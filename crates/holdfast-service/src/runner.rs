@@ -373,14 +373,7 @@ pub struct RestoreInput {
 /// against the manifest for databases and event streams, every blob
 /// re-hashed as it was written for directories.
 pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_json::Value, String> {
-    let backend = input.repository.backend().map_err(|e| e.to_string())?;
-    let repo = Repository::open(backend, input.password.as_bytes()).map_err(|e| e.to_string())?;
-    let (id, snap) = snapshots::find(
-        &repo,
-        &input.snapshot_id,
-        &snapshots::SnapshotFilter::default(),
-    )
-    .map_err(|e| e.to_string())?;
+    let (repo, id, snap) = open_snapshot(&input.repository, &input.password, &input.snapshot_id)?;
     let spec = match input.kind.as_str() {
         "directory" | "command" => {
             let none = PathMatcher::new(&[]).map_err(|e| e.to_string())?;
@@ -476,6 +469,19 @@ pub fn run_restore(input: &RestoreInput, progress: &Progress) -> Result<serde_js
     }
 }
 
+/// The repository at `repository` and its snapshot `snapshot_id`.
+fn open_snapshot(
+    repository: &RepoAt,
+    password: &str,
+    snapshot_id: &str,
+) -> Result<(Repository, Id, holdfast_format::snapshot::Snapshot), String> {
+    let backend = repository.backend().map_err(|e| e.to_string())?;
+    let repo = Repository::open(backend, password.as_bytes()).map_err(|e| e.to_string())?;
+    let (id, snap) = snapshots::find(&repo, snapshot_id, &snapshots::SnapshotFilter::default())
+        .map_err(|e| e.to_string())?;
+    Ok((repo, id, snap))
+}
+
 /// What a drill needs.
 pub struct DrillInput {
     pub repository: RepoAt,
@@ -497,14 +503,7 @@ pub struct DrillInput {
 /// proven. A drill of files, SQLite or events may write only beneath the
 /// scratch area (Landlock).
 pub fn run_drill(input: &DrillInput, progress: &Progress) -> Result<serde_json::Value, String> {
-    let backend = input.repository.backend().map_err(|e| e.to_string())?;
-    let repo = Repository::open(backend, input.password.as_bytes()).map_err(|e| e.to_string())?;
-    let (id, snap) = snapshots::find(
-        &repo,
-        &input.snapshot_id,
-        &snapshots::SnapshotFilter::default(),
-    )
-    .map_err(|e| e.to_string())?;
+    let (repo, id, snap) = open_snapshot(&input.repository, &input.password, &input.snapshot_id)?;
     let server = match input.kind.as_str() {
         "postgres" | "mysql" => {
             let mut addr = SourceAddress::parse(&input.source_target).map_err(|e| e.to_string())?;

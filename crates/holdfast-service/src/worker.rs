@@ -409,45 +409,117 @@ async fn run_one(state: &AppState, worker: &str, job: &Job, b: &Backup) {
     record(state, worker, b, result).await;
 }
 
-/// Restore a backup into the restore's target, renewing the lease. A
-/// restore has the hard limit of its source's kind but no no-progress
-/// limit: a database builds its indexes after the last byte arrives, and
-/// may read nothing from us for a long time while it does.
+/// What a restore or a drill reads before it runs: its backup, the
+/// tenant's repository and password, and the source with its credentials
+/// and the tenant's policy.
+struct Restoring {
+    backup: Backup,
+    repository: RepoAt,
+    password: String,
+    source: holdfast_catalog::sources::Source,
+    credentials: Option<String>,
+    policy: crate::policy::TenantPolicy,
+}
+
+async fn restoring(state: &AppState, r: &Restore) -> Result<Restoring, String> {
+    let s = |e: holdfast_catalog::CatalogError| e.to_string();
+    let backup = state.catalog.backup(&r.backup_id).await.map_err(s)?;
+    let source = state
+        .catalog
+        .source_any(&backup.source_id)
+        .await
+        .map_err(s)?;
+    Ok(Restoring {
+        repository: RepoAt::of_tenant(
+            &state.config,
+            &state.catalog,
+            &backup.tenant_id,
+            &backup.repository,
+        )
+        .await
+        .map_err(|e| e.to_string())?,
+        password: state
+            .catalog
+            .tenant_password(&r.tenant_id)
+            .await
+            .map_err(s)?,
+        credentials: state
+            .catalog
+            .source_credentials(&backup.source_id)
+            .await
+            .map_err(s)?,
+        policy: crate::api::policy_of(state, &r.tenant_id)
+            .await
+            .map_err(|e| e.to_string())?,
+        backup,
+        source,
+    })
+}
+
+/// Run a restore (or drill) as `prepared` says — within the hard limit of
+/// its source's kind but no no-progress limit: a database builds its
+/// indexes after the last byte arrives, and may read nothing from us for a
+/// long time while it does — and record how it ended.
+async fn run_restore_row<F>(
+    state: &AppState,
+    worker: &str,
+    job: &Job,
+    r: &Restore,
+    prepared: Result<(String, F), String>,
+) where
+    F: FnOnce(&holdfast_sources::progress::Progress) -> Result<serde_json::Value, String>
+        + Send
+        + 'static,
+{
+    let outcome = match prepared {
+        Err(e) => Err(e),
+        Ok((kind, run)) => {
+            let (_, hard_limit) = state.config.jobs.limits(&kind);
+            supervise(state, worker, job, (None, hard_limit), move |p| {
+                run(p).map_err(|message| RunFailure {
+                    message,
+                    kind: FailureKind::Permanent,
+                })
+            })
+            .await
+            .map_err(|f| f.message)
+        }
+    };
+    let what = if r.drill { "drill" } else { "restore" };
+    match state
+        .catalog
+        .finish_restore(&r.id, Some(worker), outcome)
+        .await
+    {
+        Ok(done) => log(&format!(
+            "{what} {} of backup {} into {}: {}",
+            done.id, done.backup_id, done.target, done.status
+        )),
+        Err(e) => log(&format!("{what} {}: cannot record the outcome: {e}", r.id)),
+    }
+}
+
+/// Restore a backup into the restore's target, renewing the lease.
 async fn restore_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
     if r.drill {
         return drill_one(state, worker, job, r).await;
     }
     let prepared = async {
-        let s = |e: holdfast_catalog::CatalogError| e.to_string();
-        let b = state.catalog.backup(&r.backup_id).await.map_err(s)?;
-        let password = state
-            .catalog
-            .tenant_password(&r.tenant_id)
-            .await
-            .map_err(s)?;
-        let source = state.catalog.source_any(&b.source_id).await.map_err(s)?;
-        let credentials = state
-            .catalog
-            .source_credentials(&b.source_id)
-            .await
-            .map_err(s)?;
-        let policy = crate::api::policy_of(state, &r.tenant_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let c = restoring(state, r).await?;
         let checked = crate::policy::check_restore(
             &state.config.host_facts(),
-            &policy,
+            &c.policy,
             crate::policy::Definer::parse(&r.defined_by),
-            crate::policy::Definer::parse(&source.defined_by),
-            &source.kind,
-            &source.target,
+            crate::policy::Definer::parse(&c.source.defined_by),
+            &c.source.kind,
+            &c.source.target,
             &r.target,
         )
         .map_err(|e| format!("refused by policy: {e}"))?;
         // over the source: still the source's own target (it may have been
         // changed while the restore waited)
-        if r.in_place && source.kind != "directory" {
-            let now = holdfast_sources::source_url::SourceAddress::parse(&source.target)
+        if r.in_place && c.source.kind != "directory" {
+            let now = holdfast_sources::source_url::SourceAddress::parse(&c.source.target)
                 .map(|a| a.to_string())
                 .unwrap_or_default();
             if now != r.target {
@@ -458,129 +530,59 @@ async fn restore_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
                 ));
             }
         }
-        Ok::<_, String>(crate::runner::RestoreInput {
-            repository: RepoAt::of_tenant(
-                &state.config,
-                &state.catalog,
-                &b.tenant_id,
-                &b.repository,
-            )
-            .await
-            .map_err(|e| e.to_string())?,
-            password,
-            snapshot_id: b.snapshot_id.clone().unwrap_or_default(),
-            source_target: source.target.clone().into(),
+        let input = crate::runner::RestoreInput {
+            repository: c.repository,
+            password: c.password,
+            snapshot_id: c.backup.snapshot_id.clone().unwrap_or_default(),
+            source_target: c.source.target.clone().into(),
             in_place: r.in_place,
-            kind: source.kind,
+            kind: c.source.kind.clone(),
             target: r.target.clone(),
-            credentials,
+            credentials: c.credentials,
             replay_state: state.config.data_dir.join("replay"),
             checked,
-        })
+        };
+        Ok((
+            c.source.kind,
+            move |p: &holdfast_sources::progress::Progress| crate::runner::run_restore(&input, p),
+        ))
     }
     .await;
-    let outcome = match prepared {
-        Err(e) => Err(e),
-        Ok(input) => {
-            let (_, hard_limit) = state.config.jobs.limits(&input.kind);
-            supervise(state, worker, job, (None, hard_limit), move |p| {
-                crate::runner::run_restore(&input, p).map_err(|message| RunFailure {
-                    message,
-                    kind: FailureKind::Permanent,
-                })
-            })
-            .await
-            .map_err(|f| f.message)
-        }
-    };
-    match state
-        .catalog
-        .finish_restore(&r.id, Some(worker), outcome)
-        .await
-    {
-        Ok(done) => log(&format!(
-            "restore {} into {}: {}",
-            done.id, done.target, done.status
-        )),
-        Err(e) => log(&format!("restore {}: cannot record the outcome: {e}", r.id)),
-    }
+    run_restore_row(state, worker, job, r, prepared).await;
 }
 
 /// Restore a backup into a scratch target, verify it and remove the
-/// target (a drill): within the hard limit of its source's kind, like a
-/// restore. The scratch target is the server's; a database drill's is a
-/// scratch database on the source's own server, reached as the source is
-/// (policy checked again, the address pinned).
+/// target (a drill). The scratch target is the server's; a database
+/// drill's is a scratch database on the source's own server, reached as
+/// the source is (policy checked again, the address pinned).
 async fn drill_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
     let prepared = async {
-        let s = |e: holdfast_catalog::CatalogError| e.to_string();
-        let b = state.catalog.backup(&r.backup_id).await.map_err(s)?;
-        let password = state
-            .catalog
-            .tenant_password(&r.tenant_id)
-            .await
-            .map_err(s)?;
-        let source = state.catalog.source_any(&b.source_id).await.map_err(s)?;
-        let credentials = state
-            .catalog
-            .source_credentials(&b.source_id)
-            .await
-            .map_err(s)?;
-        let policy = crate::api::policy_of(state, &r.tenant_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let c = restoring(state, r).await?;
         let checked = crate::policy::check_source(
             &state.config.host_facts(),
-            &policy,
-            crate::policy::Definer::parse(&source.defined_by),
-            &source.kind,
-            &source.target,
+            &c.policy,
+            crate::policy::Definer::parse(&c.source.defined_by),
+            &c.source.kind,
+            &c.source.target,
         )
         .map_err(|e| format!("refused by policy: {e}"))?;
-        Ok::<_, String>(crate::runner::DrillInput {
-            repository: RepoAt::of_tenant(
-                &state.config,
-                &state.catalog,
-                &b.tenant_id,
-                &b.repository,
-            )
-            .await
-            .map_err(|e| e.to_string())?,
-            password,
-            snapshot_id: b.snapshot_id.clone().unwrap_or_default(),
-            kind: source.kind,
-            source_target: source.target,
-            credentials,
+        let input = crate::runner::DrillInput {
+            repository: c.repository,
+            password: c.password,
+            snapshot_id: c.backup.snapshot_id.clone().unwrap_or_default(),
+            kind: c.source.kind.clone(),
+            source_target: c.source.target,
+            credentials: c.credentials,
             checked,
             scratch: state.config.drill_scratch(),
-        })
+        };
+        Ok((
+            c.source.kind,
+            move |p: &holdfast_sources::progress::Progress| crate::runner::run_drill(&input, p),
+        ))
     }
     .await;
-    let outcome = match prepared {
-        Err(e) => Err(e),
-        Ok(input) => {
-            let (_, hard_limit) = state.config.jobs.limits(&input.kind);
-            supervise(state, worker, job, (None, hard_limit), move |p| {
-                crate::runner::run_drill(&input, p).map_err(|message| RunFailure {
-                    message,
-                    kind: FailureKind::Permanent,
-                })
-            })
-            .await
-            .map_err(|f| f.message)
-        }
-    };
-    match state
-        .catalog
-        .finish_restore(&r.id, Some(worker), outcome)
-        .await
-    {
-        Ok(done) => log(&format!(
-            "drill {} of backup {}: {}",
-            done.id, done.backup_id, done.status
-        )),
-        Err(e) => log(&format!("drill {}: cannot record the outcome: {e}", r.id)),
-    }
+    run_restore_row(state, worker, job, r, prepared).await;
 }
 
 /// Remove a backup's snapshot and prune; a failure leaves the row
