@@ -10,6 +10,10 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
+# Yield to whatever else runs (a build, the tests): with autogroup
+# scheduling `nice` alone only ranks processes within this session's group,
+# so the group itself is lowered.
+echo 19 > /proc/self/autogroup 2>/dev/null || true
 secs="${1:-3600}"
 shift || true
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
