@@ -75,6 +75,14 @@ fn rules() -> BTreeMap<&'static str, Rule> {
             r(Operator, true, true),
         ),
         (
+            "POST /api/v1/tenants/{tenant}/sources/{id}/drills",
+            r(Operator, true, false),
+        ),
+        (
+            "GET /api/v1/tenants/{tenant}/drills",
+            r(Viewer, true, false),
+        ),
+        (
             "POST /api/v1/tenants/{tenant}/backups",
             r(Operator, true, false),
         ),
