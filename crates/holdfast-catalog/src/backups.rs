@@ -282,6 +282,22 @@ impl Catalog {
         crate::queue::fetch(self.pool(), id).await
     }
 
+    /// The source's newest successful backup, if it has one (what a drill
+    /// restores).
+    pub async fn newest_done_backup(
+        &self,
+        tenant_id: &str,
+        source_id: &str,
+    ) -> Result<Option<Backup>> {
+        let done = BackupFilter {
+            status: Some("done".into()),
+            source_id: Some(source_id.to_string()),
+            kind: None,
+        };
+        let page = self.backups_page(tenant_id, &done, 1, None).await?;
+        Ok(page.items.into_iter().next())
+    }
+
     /// A page of a tenant's backups, newest first, below id `before`. Ids
     /// are UUIDv7 (time-ordered), so a page boundary stays put while new
     /// rows arrive.

@@ -140,18 +140,10 @@ async fn drills_if_due(
         {
             continue;
         }
-        let done = holdfast_catalog::backups::BackupFilter {
-            status: Some("done".into()),
-            source_id: Some(src.id.clone()),
-            kind: None,
-        };
         let newest = state
             .catalog
-            .backups_page(&src.tenant_id, &done, 1, None)
-            .await?
-            .items
-            .into_iter()
-            .next();
+            .newest_done_backup(&src.tenant_id, &src.id)
+            .await?;
         match newest {
             Some(b) => {
                 let d = state.catalog.enqueue_drill(&b, &Actor::system()).await?;

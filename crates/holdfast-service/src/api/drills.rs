@@ -6,7 +6,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use holdfast_catalog::backups::BackupFilter;
 use holdfast_catalog::restores::Restore;
 use holdfast_catalog::tokens::Role;
 
@@ -25,18 +24,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Restore>), ApiError> {
     let t = super::tenants::resolve(&s, &caller, &tenant, Role::Operator).await?;
     let source = s.catalog.source(&t.id, &id).await?;
-    let newest = BackupFilter {
-        status: Some("done".into()),
-        source_id: Some(source.id.clone()),
-        kind: None,
-    };
     let backup = s
         .catalog
-        .backups_page(&t.id, &newest, 1, None)
+        .newest_done_backup(&t.id, &source.id)
         .await?
-        .items
-        .into_iter()
-        .next()
         .ok_or_else(|| {
             ApiError::Conflict(Msg::new("msg.conflict.drill").with("source", &source.name))
         })?;
