@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use holdfast_catalog::audit::AuditFilter;
 use holdfast_catalog::backups::{BackupFilter, FailureKind, Outcome};
 use holdfast_catalog::chain::ChainBreak;
-use holdfast_catalog::queue::{BACKUPS, DELETIONS, RESTORES};
+use holdfast_catalog::queue::{BACKUPS, DELETIONS, RESTORES, VERIFICATIONS};
 use holdfast_catalog::sources::{Source, SourceFields};
 use holdfast_catalog::tenants::{Tenant, new_id};
 use holdfast_catalog::tokens::Role;
+use holdfast_catalog::verifications::Checked;
 use holdfast_catalog::{Actor, Catalog, CatalogError, Dialect, ServerKey};
 use jiff::SignedDuration;
 use sqlx::Row;
@@ -125,6 +126,7 @@ both!(
     recent_runs_are_each_sources_newest,
     sessions_end_with_sign_out_and_with_their_token,
     drills_are_restores_listed_audited_and_measured_apart,
+    verifications_one_at_a_time_mark_the_damaged_backups,
 );
 
 async fn drills_are_restores_listed_audited_and_measured_apart(db: Db) {
@@ -216,6 +218,147 @@ async fn drills_are_restores_listed_audited_and_measured_apart(db: Db) {
             n("restore_started")
         ),
         (3, 2, 1, 1)
+    );
+}
+
+async fn verifications_one_at_a_time_mark_the_damaged_backups(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let other = tenant(&c, "other").await;
+    let s = source(&c, &t, "site").await;
+    let (b1, b2, b3) = (
+        done_backup(&c, &t, &s, "aa11").await,
+        done_backup(&c, &t, &s, "bb22").await,
+        done_backup(&c, &t, &s, "cc33").await,
+    );
+    // the other tenant's backup of the same snapshot id is not theirs to mark
+    let os = source(&c, &other, "site").await;
+    let theirs = done_backup(&c, &other, &os, "bb22").await;
+    let v = c
+        .enqueue_verification(&t.id, &t.repository, "3/30", &system())
+        .await
+        .unwrap();
+    assert_eq!(
+        (v.status.as_str(), v.read_data.as_str()),
+        ("queued", "3/30")
+    );
+    // one at a time per tenant, queued or running; other tenants are free
+    for _ in 0..2 {
+        match c
+            .enqueue_verification(&t.id, &t.repository, "all", &system())
+            .await
+        {
+            Err(CatalogError::Conflict(holdfast_catalog::Conflict::Pending { id, .. })) => {
+                assert_eq!(id, v.id)
+            }
+            other => panic!("a second verification: {other:?}"),
+        }
+        if c.claim(&VERIFICATIONS, "w", minutes(1))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            break;
+        }
+    }
+    let o = c
+        .enqueue_verification(&other.id, &other.repository, "none", &system())
+        .await
+        .unwrap();
+    assert!(
+        c.renew_lease(&VERIFICATIONS, &v.id, "w", minutes(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !c.renew_lease(&VERIFICATIONS, &v.id, "x", minutes(1))
+            .await
+            .unwrap()
+    );
+    // damage in two snapshots (one of them deleted meanwhile): the live
+    // backup of each is marked, in the same transaction as the outcome
+    c.request_deletion(&b3, &system(), "test").await.unwrap();
+    let d = c.claim(&DELETIONS, "w", minutes(1)).await.unwrap().unwrap();
+    c.finish_deletion(&d.id, "w").await.unwrap();
+    let found = Checked {
+        summary: serde_json::json!({"packs": 9, "packs_read": 1, "errors": 2}),
+        findings: (0..150)
+            .map(
+                |i| serde_json::json!({"kind": "blob", "message": format!("MAC check failed {i}")}),
+            )
+            .collect(),
+        errors: 2,
+        damaged_snapshots: vec!["bb22".into(), "cc33".into()],
+    };
+    let f = c
+        .finish_verification(&v.id, Some("w"), Ok(found))
+        .await
+        .unwrap();
+    assert_eq!(f.status, "failed");
+    assert_eq!(f.damaged_backups, vec![b2.clone()]);
+    assert_eq!(
+        f.findings.len(),
+        holdfast_catalog::verifications::FINDINGS_KEPT
+    );
+    assert!(f.error.as_deref().unwrap().contains("2 error(s)"), "{f:?}");
+    let marked = c.backup(&b2).await.unwrap();
+    assert!(marked.damaged_at.is_some());
+    assert!(marked.damage.as_deref().unwrap().contains(&v.id));
+    for id in [&b1, &theirs] {
+        assert_eq!(c.backup(id).await.unwrap().damaged_at, None, "{id}");
+    }
+    // finished once: a late second finish (a recovery) changes nothing
+    assert_conflict(
+        c.finish_verification(&v.id, None, Err("interrupted".into()))
+            .await,
+        "finished twice: ",
+    );
+    // the other tenant's clean pass
+    assert_eq!(
+        c.claim(&VERIFICATIONS, "w", minutes(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        o.id
+    );
+    let ok = Checked {
+        summary: serde_json::json!({"packs": 3, "packs_read": 0, "errors": 0}),
+        ..Checked::default()
+    };
+    let done = c
+        .finish_verification(&o.id, Some("w"), Ok(ok))
+        .await
+        .unwrap();
+    assert_eq!((done.status.as_str(), done.error), ("done", None));
+    // listed per tenant; the metrics' view
+    let mine = c.verifications(&t.id, 10).await.unwrap();
+    assert_eq!(mine.iter().map(|v| &v.id).collect::<Vec<_>>(), [&v.id]);
+    assert_conflict_or_not_found(c.verification(&other.id, &v.id).await);
+    let states = c.verification_states().await.unwrap();
+    let acme = states.iter().find(|(n, _, _)| n == "acme").unwrap();
+    assert_eq!((acme.1.is_some(), acme.2), (false, 1));
+    let oth = states.iter().find(|(n, _, _)| n == "other").unwrap();
+    assert_eq!((oth.1.is_some(), oth.2), (true, 0));
+    // audited
+    let mut seen = Vec::new();
+    for e in [
+        "verification_started",
+        "verification_failed",
+        "verification_succeeded",
+    ] {
+        seen.push(events(&c, e, 10).await.items.len());
+    }
+    assert_eq!(seen, [2, 1, 1]);
+    let failed = events(&c, "verification_failed", 1).await.items.remove(0);
+    let metadata: serde_json::Value = serde_json::from_str(&failed.metadata_text).unwrap();
+    assert_eq!(metadata["damaged_backups"], serde_json::json!([b2]));
+}
+
+fn assert_conflict_or_not_found<T: std::fmt::Debug>(r: Result<T, CatalogError>) {
+    assert!(
+        matches!(r, Err(CatalogError::NotFound { .. })),
+        "another tenant's verification: {r:?}"
     );
 }
 

@@ -83,6 +83,18 @@ fn rules() -> BTreeMap<&'static str, Rule> {
             r(Viewer, true, false),
         ),
         (
+            "POST /api/v1/tenants/{tenant}/verifications",
+            r(Operator, true, false),
+        ),
+        (
+            "GET /api/v1/tenants/{tenant}/verifications",
+            r(Viewer, true, false),
+        ),
+        (
+            "GET /api/v1/tenants/{tenant}/verifications/{id}",
+            r(Viewer, true, false),
+        ),
+        (
             "POST /api/v1/tenants/{tenant}/backups",
             r(Operator, true, false),
         ),
@@ -114,6 +126,7 @@ struct Owned {
     source: String,
     backup: String,
     restore: String,
+    verification: String,
 }
 
 const OK: &[u16] = &[200, 201, 202, 204, 409];
@@ -157,7 +170,15 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
         let backup = q["id"].as_str().unwrap().to_string();
         assert_eq!(s.wait_backup(&backup, &admin)["status"], "done");
         let r = s.queue_restore(&admin, &backup, None);
+        let v = s.expect(
+            202,
+            "POST",
+            &format!("/api/v1/tenants/{tenant}/verifications"),
+            Some(&admin),
+            Some(&json!({"read_data": "none"})),
+        );
         owned.push(Owned {
+            verification: v["id"].as_str().unwrap().to_string(),
             tenant,
             name: name.to_string(),
             root,
@@ -253,6 +274,8 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
                         &source
                     } else if template.contains("/restores/") {
                         &o.restore
+                    } else if template.contains("/verifications/") {
+                        &o.verification
                     } else if template.contains("/tokens/") {
                         &token_id
                     } else {

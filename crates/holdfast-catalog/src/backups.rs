@@ -50,6 +50,10 @@ pub struct Backup {
     /// "at"}`, written by its worker every few seconds (the last value
     /// stays after the run).
     pub progress: Option<serde_json::Value>,
+    /// When a verification found its snapshot damaged (kept: see
+    /// `verifications`), and what it found.
+    pub damaged_at: Option<String>,
+    pub damage: Option<String>,
 }
 
 impl crate::FromRow for Backup {
@@ -85,6 +89,8 @@ impl crate::FromRow for Backup {
             progress: r
                 .try_get::<Option<String>, _>("progress")?
                 .and_then(|p| serde_json::from_str(&p).ok()),
+            damaged_at: r.try_get("damaged_at")?,
+            damage: r.try_get("damage")?,
         })
     }
 }

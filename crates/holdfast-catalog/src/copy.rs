@@ -21,6 +21,7 @@ const TABLES: &[(&str, &str)] = &[
     ("sources", "id"),
     ("backups", "id"),
     ("restores", "id"),
+    ("verifications", "id"),
     ("audit_log", "seq"),
     ("job_slots", "name, slot"),
     ("ui_sessions", "id"),

@@ -76,6 +76,14 @@ pub enum Conflict {
         status: String,
         needs: Needs,
     },
+    /// A job of this kind is already queued or running for the same thing
+    /// (one verification of a repository at a time).
+    #[error("{what} {id} is still {status}: wait until it has finished")]
+    Pending {
+        what: &'static str,
+        id: String,
+        status: String,
+    },
     /// Another unique value taken (the database's words).
     #[error("already exists ({0})")]
     Exists(String),

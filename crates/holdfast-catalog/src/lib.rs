@@ -28,6 +28,7 @@ pub mod sessions;
 pub mod sources;
 pub mod tenants;
 pub mod tokens;
+pub mod verifications;
 
 use std::sync::Arc;
 

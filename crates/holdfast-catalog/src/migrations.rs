@@ -207,6 +207,36 @@ ALTER TABLE restores ADD COLUMN drill INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX restores_tenant_drills ON restores (tenant_id, drill, id)
 "#,
     ),
+    (
+        10,
+        // Scheduled verification: `check` runs of a tenant's repository,
+        // queued like restores; the backups whose snapshots they found
+        // damaged are marked.
+        r#"
+CREATE TABLE verifications (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    repository TEXT NOT NULL,
+    status TEXT NOT NULL,
+    read_data TEXT NOT NULL,
+    requested_by TEXT,
+    requested_by_label TEXT NOT NULL,
+    queued_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    lease_owner TEXT,
+    lease_until TEXT,
+    summary TEXT,
+    findings TEXT,
+    damaged TEXT,
+    error TEXT
+);
+CREATE INDEX verifications_tenant ON verifications (tenant_id, id);
+CREATE INDEX verifications_due ON verifications (status, queued_at);
+ALTER TABLE backups ADD COLUMN damaged_at TEXT;
+ALTER TABLE backups ADD COLUMN damage TEXT
+"#,
+    ),
 ];
 
 pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {

@@ -1,4 +1,5 @@
-//! The catalog's job queues. Backups, restores and deletions are rows that
+//! The catalog's job queues. Backups, restores, deletions and verifications
+//! are rows that
 //! workers take with a lease: [`Queue`] says which rows of which table are
 //! due, in which order, and what taking one sets; [`Catalog::claim`] is the
 //! one claim query for all of them, and [`Catalog::renew_lease`] the one
@@ -16,6 +17,7 @@ use jiff::SignedDuration;
 
 use crate::backups::Backup;
 use crate::restores::Restore;
+use crate::verifications::Verification;
 use crate::{Catalog, CatalogError, Dialect, Result, clock};
 
 /// A row type read whole by its id: a queue's jobs (backups, restores).
@@ -43,8 +45,8 @@ pub(crate) async fn fetch<'e, R: Record>(
     R::from_row(&row).map_err(CatalogError::db)
 }
 
-/// One queue of leased jobs whose rows are `R`s: [`BACKUPS`], [`RESTORES`]
-/// and [`DELETIONS`] (no other can be made: its SQL fragments are fixed
+/// One queue of leased jobs whose rows are `R`s: [`BACKUPS`], [`RESTORES`],
+/// [`VERIFICATIONS`] and [`DELETIONS`] (no other can be made: its SQL fragments are fixed
 /// here).
 pub struct Queue<R> {
     table: &'static str,
@@ -72,6 +74,16 @@ pub const BACKUPS: Queue<Backup> = Queue {
 /// Queued restores, oldest first.
 pub const RESTORES: Queue<Restore> = Queue {
     table: "restores",
+    due: "status = 'queued' AND queued_at <= $1",
+    order: "queued_at, id",
+    take: "status = 'running', started_at = $3",
+    held: "running",
+    row: PhantomData,
+};
+
+/// Queued repository verifications, oldest first.
+pub const VERIFICATIONS: Queue<Verification> = Queue {
+    table: "verifications",
     due: "status = 'queued' AND queued_at <= $1",
     order: "queued_at, id",
     take: "status = 'running', started_at = $3",

@@ -44,6 +44,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub schedule: ScheduleConfig,
     pub retention: RetentionConfig,
+    pub verification: VerificationConfig,
     /// Largest request body, in bytes (larger: 413).
     pub max_body_bytes: usize,
     /// Named commands for command sources: `name = "shell text"`. A source
@@ -145,6 +146,49 @@ pub struct RetentionConfig {
     pub cleanup: String,
 }
 
+/// `[verification]`: the scheduled `check` of every tenant's repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerificationConfig {
+    /// When it runs (cron, in the schedule time zone); `off` for never.
+    pub schedule: String,
+    /// Every pack's data is read once in this many runs: each run reads
+    /// part `d mod N + 1` of `N` (`d` counts days), so with a daily
+    /// schedule every pack is read once every N days. 0 reads headers only.
+    pub read_data_days: u32,
+}
+
+impl Default for VerificationConfig {
+    fn default() -> VerificationConfig {
+        VerificationConfig {
+            schedule: "30 4 * * *".into(),
+            read_data_days: 30,
+        }
+    }
+}
+
+impl VerificationConfig {
+    /// The schedule, `None` when off.
+    pub fn schedule(&self) -> Result<Option<crate::schedule::Schedule>, ConfigError> {
+        if self.schedule.trim() == "off" {
+            return Ok(None);
+        }
+        crate::schedule::Schedule::parse(&self.schedule)
+            .map(Some)
+            .map_err(|e| bad("verification.schedule", e.to_string()))
+    }
+
+    /// Which packs' data the run on `day` (days since 1970-01-01) reads:
+    /// `none`, or the rotating part `N/M`.
+    pub fn read_data_on(&self, day: i64) -> String {
+        match self.read_data_days {
+            0 => "none".into(),
+            1 => "all".into(),
+            m => format!("{}/{m}", day.rem_euclid(i64::from(m)) + 1),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -158,6 +202,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             schedule: ScheduleConfig::default(),
             retention: RetentionConfig::default(),
+            verification: VerificationConfig::default(),
             max_body_bytes: 64 * 1024,
             commands: Default::default(),
             header_timeout_seconds: 10,
@@ -291,6 +336,9 @@ impl Config {
         if let Some(v) = env("HOLDFAST_CLEANUP_SCHEDULE") {
             self.retention.cleanup = v;
         }
+        if let Some(v) = env("HOLDFAST_VERIFICATION_SCHEDULE") {
+            self.verification.schedule = v;
+        }
         if let Some(v) = env("HOLDFAST_SCHEDULER_TICK_SECONDS") {
             self.schedule.tick_seconds = num("HOLDFAST_SCHEDULER_TICK_SECONDS", &v)?;
         }
@@ -420,6 +468,12 @@ impl Config {
             .map_err(|e| bad("retention.cleanup", e.to_string()))?;
         if self.retention.max_age_days == 0 {
             return Err(bad("retention.max_age_days", "at least 1"));
+        }
+        self.verification.schedule()?;
+        if self.verification.read_data_days > 256 {
+            // a pack's part is its first id byte mod N: more parts than
+            // byte values leave some empty
+            return Err(bad("verification.read_data_days", "at most 256"));
         }
         Ok(())
     }

@@ -158,6 +158,10 @@ fn conflict(c: Conflict) -> Msg {
         })
         .with("id", id)
         .with("status", status),
+        // verifications are the one kind of job held to one at a time
+        Conflict::Pending { id, status, .. } => Msg::new("msg.conflict.pending_verification")
+            .with("id", id)
+            .with("status", status),
         // a run's lease lost, a copy's destination, a newer schema: words
         // for operators at a console, not for a page
         other => Msg::text(other.to_string()),
@@ -261,6 +265,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Err(r) => Err(json_rejection(r)),
         }
     }
+}
+
+/// A JSON body that may be left out: empty (or only whitespace) means
+/// every default; anything else must parse, or 422 names the field.
+pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let text = e.to_string();
+        let field = text.split('`').nth(1).unwrap_or("body").to_string();
+        ApiError::invalid(&field, text)
+    })
 }
 
 fn json_rejection(r: JsonRejection) -> ApiError {

@@ -541,6 +541,60 @@ pub fn run_drill(input: &DrillInput, progress: &Progress) -> Result<serde_json::
     }))
 }
 
+/// What a verification needs.
+pub struct VerifyInput {
+    pub repository: RepoAt,
+    pub password: String,
+    /// `none`, `all`, `N/M` or `P%`.
+    pub read_data: String,
+}
+
+/// `check` the repository (under a shared lock, so no prune runs
+/// meanwhile and a finding is never a pack a prune just removed): what it
+/// read and found, and which snapshots the errors affect. The thread may
+/// read only the repository and write only its lock (Landlock).
+pub fn run_verification(
+    input: &VerifyInput,
+) -> Result<holdfast_catalog::verifications::Checked, String> {
+    use holdfast_engine::check::{CheckOptions, ReadData, Severity, check};
+    let read_data = match input.read_data.as_str() {
+        "none" => ReadData::None,
+        "all" => ReadData::All,
+        subset => ReadData::parse_subset(subset)?,
+    };
+    crate::sandbox::restrict_thread(&crate::sandbox::Allowed::repository(&input.repository))
+        .map_err(|e| format!("cannot restrict the job (Landlock): {e}"))?;
+    let backend = input.repository.backend().map_err(|e| e.to_string())?;
+    let repo =
+        Arc::new(Repository::open(backend, input.password.as_bytes()).map_err(|e| e.to_string())?);
+    let _lock = holdfast_engine::lock::lock(&repo, false, Duration::from_secs(60), &mut |_| {})
+        .map_err(|e| e.to_string())?;
+    let mut findings = Vec::new();
+    let mut damaged = std::collections::BTreeSet::new();
+    let summary = check(
+        &repo,
+        &CheckOptions {
+            read_data,
+            threads: 2,
+        },
+        &mut |f| {
+            if f.severity == Severity::Error {
+                damaged.extend(f.affects.iter().map(|a| a.snapshot.clone()));
+            }
+            findings.push(serde_json::to_value(&f).unwrap_or_default());
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let mut summary_json = serde_json::to_value(&summary).unwrap_or_default();
+    summary_json["read_data"] = input.read_data.clone().into();
+    Ok(holdfast_catalog::verifications::Checked {
+        summary: summary_json,
+        findings,
+        errors: summary.errors,
+        damaged_snapshots: damaged.into_iter().collect(),
+    })
+}
+
 /// An in-place restore replaces the whole database: only a snapshot that
 /// is a whole copy of that same database may do it — a dump (or SQLite's
 /// file), never tables mode (a slice: some tables, some tenant's rows, none

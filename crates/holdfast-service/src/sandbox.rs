@@ -57,18 +57,23 @@ impl Allowed {
     /// A backup: read `source`, read and write the repository (on local
     /// disk), or reach it (the resolver's files, on object storage).
     pub fn backup(source: PathBuf, repository: &crate::repos::RepoAt) -> Allowed {
-        let mut read = vec![source];
-        let mut write = Vec::new();
+        let mut allowed = Allowed::repository(repository);
+        allowed.read.get_or_insert_with(Vec::new).insert(0, source);
+        allowed
+    }
+
+    /// A verification: read the repository, and write only its lock (on
+    /// local disk); on object storage, the resolver's files.
+    pub fn repository(repository: &crate::repos::RepoAt) -> Allowed {
         match repository.local_path() {
-            Some(p) => {
-                read.push(p.clone());
-                write.push(p);
-            }
-            None => read.extend(RESOLVER_READ.iter().map(PathBuf::from)),
-        }
-        Allowed {
-            read: Some(read),
-            write,
+            Some(p) => Allowed {
+                read: Some(vec![p.clone()]),
+                write: vec![p],
+            },
+            None => Allowed {
+                read: Some(RESOLVER_READ.iter().map(PathBuf::from).collect()),
+                write: Vec::new(),
+            },
         }
     }
 }

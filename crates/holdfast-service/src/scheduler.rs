@@ -6,7 +6,9 @@
 //! nodes, and asks for the deletion of what each source's retention lets go.
 //! Restore drills run on each source's drill schedule (default weekly, see
 //! `runner::default_drill_schedule`): each slot is claimed once across
-//! nodes and drills the source's newest successful backup.
+//! nodes and drills the source's newest successful backup. Verification
+//! (`[verification]`, default daily at 04:30) queues a `check` of every
+//! tenant's repository that reads the data of that day's part of the packs.
 
 use std::time::Duration;
 
@@ -85,6 +87,7 @@ async fn tick(state: &AppState) -> Result<(), holdfast_catalog::CatalogError> {
         }
     }
     queued |= drills_if_due(state, now, floor, &zone).await?;
+    queued |= verifications_if_due(state, now, &zone).await?;
     if queued {
         state.wake.notify_waiters();
     }
@@ -162,6 +165,63 @@ async fn drills_if_due(
     Ok(queued)
 }
 
+/// The slot of the service-wide periodic job `name` that is due now and
+/// that this node claimed, if any (on its first start: the first slot from
+/// now on, not one from before the server existed).
+async fn claim_due_slot(
+    state: &AppState,
+    name: &str,
+    schedule: &Schedule,
+    now: Timestamp,
+    zone: &jiff::tz::TimeZone,
+) -> Result<Option<Timestamp>, holdfast_catalog::CatalogError> {
+    let since = match state.catalog.last_job_slot(name).await? {
+        Some(s) => clock::parse(&s).unwrap_or(now),
+        None => now
+            .checked_sub(SignedDuration::from_secs(60))
+            .unwrap_or(now),
+    };
+    let Some(slot) = schedule.latest_due(since, now, zone) else {
+        return Ok(None);
+    };
+    let claimed = state
+        .catalog
+        .claim_slot(name, &clock::format(slot), &state.node)
+        .await?;
+    Ok(claimed.then_some(slot))
+}
+
+/// Queue a verification of every tenant's repository when the
+/// verification slot has come and this node claims it: the day's part of
+/// the packs is read (see `VerificationConfig::read_data_on`).
+async fn verifications_if_due(
+    state: &AppState,
+    now: Timestamp,
+    zone: &jiff::tz::TimeZone,
+) -> Result<bool, holdfast_catalog::CatalogError> {
+    let Ok(Some(schedule)) = state.config.verification.schedule() else {
+        return Ok(false);
+    };
+    let Some(slot) = claim_due_slot(state, "verification", &schedule, now, zone).await? else {
+        return Ok(false);
+    };
+    let read_data = state
+        .config
+        .verification
+        .read_data_on(slot.as_second().div_euclid(86_400));
+    for tenant in state.catalog.tenants().await? {
+        let v = state
+            .catalog
+            .enqueue_verification(&tenant.id, &tenant.repository, &read_data, &Actor::system())
+            .await?;
+        log(&format!(
+            "scheduled verification {} of {} ({read_data})",
+            v.id, tenant.name
+        ));
+    }
+    Ok(true)
+}
+
 /// The retention sweep, when its slot is due and this node claims it.
 async fn cleanup_if_due(
     state: &AppState,
@@ -171,25 +231,10 @@ async fn cleanup_if_due(
     let Ok(schedule) = Schedule::parse(&state.config.retention.cleanup) else {
         return Ok(());
     };
-    const JOB: &str = "retention";
-    let since = match state.catalog.last_job_slot(JOB).await? {
-        Some(s) => clock::parse(&s).unwrap_or(now),
-        // first start: the next slot, not one from before the server existed
-        None => now
-            .checked_sub(SignedDuration::from_secs(60))
-            .unwrap_or(now),
-    };
-    let Some(slot) = schedule.latest_due(since, now, zone) else {
-        return Ok(());
-    };
-    if !state
-        .catalog
-        .claim_slot(JOB, &clock::format(slot), &state.node)
-        .await?
-    {
-        return Ok(());
+    match claim_due_slot(state, "retention", &schedule, now, zone).await? {
+        Some(_) => apply_retention(state, now).await,
+        None => Ok(()),
     }
-    apply_retention(state, now).await
 }
 
 /// Ask for the deletion of every backup its source's retention lets go;

@@ -1,5 +1,5 @@
-//! The workers: each claims the next job ([`Job`]: a backup, a restore or
-//! a deletion, from the catalog's queues), runs it on a blocking thread
+//! The workers: each claims the next job ([`Job`]: a backup, a restore, a
+//! repository verification or a deletion, from the catalog's queues), runs it on a blocking thread
 //! while renewing its lease, and records the outcome. At start, and
 //! then every half lease, runs whose worker is gone (a crash, `kill -9`, a
 //! lease that expired on another node) are failed with cause
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use holdfast_catalog::backups::{Backup, FailureKind, JobTable, backoff};
 use holdfast_catalog::restores::Restore;
+use holdfast_catalog::verifications::Verification;
 use holdfast_catalog::{CatalogError, Dialect, queue};
 use holdfast_engine::cancel::{self, JobCancel};
 use jiff::SignedDuration;
@@ -122,6 +123,20 @@ impl RunningJobs {
 }
 
 async fn recover(state: &AppState, all_running: bool) -> Result<(), ServeError> {
+    for v in state.catalog.orphaned_verifications(all_running).await? {
+        let msg =
+            "interrupted: the worker running this verification stopped (crash, kill or lost lease)";
+        if let Err(e) = state
+            .catalog
+            .finish_verification(&v.id, None, Err(msg.to_string()))
+            .await
+        {
+            log(&format!(
+                "verification {}: cannot record the interruption: {e}",
+                v.id
+            ));
+        }
+    }
     for r in state.catalog.orphaned_restores(all_running).await? {
         let msg = "interrupted: the worker running this restore stopped (crash, kill or lost lease); \
                    the target may hold part of the data";
@@ -177,11 +192,13 @@ fn lease(state: &AppState) -> SignedDuration {
 enum Job {
     Backup(Backup),
     Restore(Restore),
+    Verification(Verification),
     Deletion(Backup),
 }
 
 impl Job {
-    /// The next due job: backups first, then restores, then deletions.
+    /// The next due job: backups first, then restores, verifications,
+    /// deletions.
     async fn claim(state: &AppState, worker: &str) -> Result<Option<Job>, CatalogError> {
         let (c, l) = (&state.catalog, lease(state));
         if let Some(b) = c.claim(&queue::BACKUPS, worker, l).await? {
@@ -189,6 +206,9 @@ impl Job {
         }
         if let Some(r) = c.claim(&queue::RESTORES, worker, l).await? {
             return Ok(Some(Job::Restore(r)));
+        }
+        if let Some(v) = c.claim(&queue::VERIFICATIONS, worker, l).await? {
+            return Ok(Some(Job::Verification(v)));
         }
         Ok(c.claim(&queue::DELETIONS, worker, l)
             .await?
@@ -199,6 +219,7 @@ impl Job {
         match self {
             Job::Backup(b) | Job::Deletion(b) => &b.id,
             Job::Restore(r) => &r.id,
+            Job::Verification(v) => &v.id,
         }
     }
 
@@ -207,6 +228,7 @@ impl Job {
         match self {
             Job::Backup(_) => "backup",
             Job::Restore(_) => "restore",
+            Job::Verification(_) => "verification",
             Job::Deletion(_) => "deletion",
         }
     }
@@ -224,7 +246,7 @@ impl Job {
         match self {
             Job::Backup(_) => Some(JobTable::Backups),
             Job::Restore(_) => Some(JobTable::Restores),
-            Job::Deletion(_) => None,
+            Job::Verification(_) | Job::Deletion(_) => None,
         }
     }
 
@@ -239,6 +261,7 @@ impl Job {
         match self {
             Job::Backup(_) => c.heartbeat(id, worker, l, progressed).await,
             Job::Restore(_) => c.renew_lease(&queue::RESTORES, id, worker, l).await,
+            Job::Verification(_) => c.renew_lease(&queue::VERIFICATIONS, id, worker, l).await,
             Job::Deletion(_) => c.renew_lease(&queue::DELETIONS, id, worker, l).await,
         }
     }
@@ -247,6 +270,7 @@ impl Job {
         match self {
             Job::Backup(b) => run_one(state, worker, self, b).await,
             Job::Restore(r) => restore_one(state, worker, self, r).await,
+            Job::Verification(v) => verify_one(state, worker, self, v).await,
             Job::Deletion(b) => delete_one(state, worker, self, b).await,
         }
     }
@@ -583,6 +607,65 @@ async fn drill_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
     }
     .await;
     run_restore_row(state, worker, job, r, prepared).await;
+}
+
+/// `check` a tenant's repository, reading the data of the packs the row
+/// names; record what it found (and mark the damaged backups). Bound by
+/// the hard limit of the `verification` kind (`[jobs.kinds.verification]`)
+/// but no no-progress limit: reading headers reports no bytes.
+async fn verify_one(state: &AppState, worker: &str, job: &Job, v: &Verification) {
+    let prepared = async {
+        let s = |e: CatalogError| e.to_string();
+        Ok::<_, String>(crate::runner::VerifyInput {
+            repository: RepoAt::of_tenant(
+                &state.config,
+                &state.catalog,
+                &v.tenant_id,
+                &v.repository,
+            )
+            .await
+            .map_err(|e| e.to_string())?,
+            password: state
+                .catalog
+                .tenant_password(&v.tenant_id)
+                .await
+                .map_err(s)?,
+            read_data: v.read_data.clone(),
+        })
+    }
+    .await;
+    let outcome = match prepared {
+        Err(e) => Err(e),
+        Ok(input) => {
+            let (_, hard_limit) = state.config.jobs.limits("verification");
+            supervise(state, worker, job, (None, hard_limit), move |_| {
+                crate::runner::run_verification(&input).map_err(|message| RunFailure {
+                    message,
+                    kind: FailureKind::Permanent,
+                })
+            })
+            .await
+            .map_err(|f| f.message)
+        }
+    };
+    match state
+        .catalog
+        .finish_verification(&v.id, Some(worker), outcome)
+        .await
+    {
+        Ok(done) => log(&format!(
+            "verification {} of {} ({}): {}{}",
+            done.id,
+            done.repository,
+            done.read_data,
+            done.status,
+            done.error.map(|e| format!(": {e}")).unwrap_or_default()
+        )),
+        Err(e) => log(&format!(
+            "verification {}: cannot record the outcome: {e}",
+            v.id
+        )),
+    }
 }
 
 /// Remove a backup's snapshot and prune; a failure leaves the row

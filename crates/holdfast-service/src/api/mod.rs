@@ -9,6 +9,7 @@ pub(crate) mod restores;
 pub(crate) mod sources;
 pub(crate) mod tenants;
 pub(crate) mod tokens;
+mod verifications;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -61,6 +62,14 @@ fn api_router(state: AppState) -> Router {
             post(drills::create),
         )
         .route("/api/v1/tenants/{tenant}/drills", get(drills::list))
+        .route(
+            "/api/v1/tenants/{tenant}/verifications",
+            post(verifications::create).get(verifications::list),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/verifications/{id}",
+            get(verifications::get_one),
+        )
         .route(
             "/api/v1/tenants/{tenant}/backups",
             post(backups::create).get(backups::list),

@@ -88,16 +88,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Restore>), ApiError> {
     let b = s.catalog.backup(&id).await?;
     caller.tenant(&b.tenant_id, Role::Operator, "backup")?;
-    // the body is optional: empty means every default
-    let body: NewRestore = if body.iter().all(u8::is_ascii_whitespace) {
-        NewRestore::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            let text = e.to_string();
-            let field = text.split('`').nth(1).unwrap_or("body").to_string();
-            ApiError::invalid(&field, text)
-        })?
-    };
+    let body: NewRestore = crate::problem::optional_json(&body)?;
     let source = s.catalog.source_any(&b.source_id).await?;
     let stamp = holdfast_catalog::clock::now()
         .replace([':', '.'], "")
