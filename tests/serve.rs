@@ -639,6 +639,56 @@ fn drills_run_on_each_sources_drill_schedule_once_per_slot_unless_off() {
 }
 
 #[test]
+fn verification_runs_on_its_schedule_once_per_slot_reading_the_days_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[("HOLDFAST_SCHEDULER_TICK_SECONDS", "1")]);
+    let admin = s.admin.clone().unwrap();
+    let tenants = [s.create_tenant(&admin, "acme"), s.create_tenant(&admin, "other")];
+    let listed = |t: &str| {
+        s.get(&format!("/api/v1/tenants/{t}/verifications"), &admin)["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(
+        listed(&tenants[0]).is_empty(),
+        "a first start waits for the next slot"
+    );
+    // the last slot claimed long ago: the latest one (04:30 UTC) is due, once
+    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db.execute(
+        "INSERT INTO job_slots (name, slot, node, claimed_at) \
+         VALUES ('verification', '2000-01-01T04:30:00.000Z', 'test', '2000-01-01T04:30:00.000Z')",
+        [],
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut slot = now - now % 86_400 + 4 * 3600 + 1800;
+    if slot > now {
+        slot -= 86_400;
+    }
+    let part = format!("{}/30", (slot / 86_400) % 30 + 1);
+    for t in &tenants {
+        wait_for("the scheduled verification", || {
+            listed(t).first().is_some_and(|v| v["status"] == "done")
+        });
+    }
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    for t in &tenants {
+        let all = listed(t);
+        assert_eq!(all.len(), 1, "one slot, one verification: {all:?}");
+        assert_eq!(all[0]["read_data"], part.as_str());
+        assert_eq!(all[0]["requested_by_label"], "system");
+    }
+}
+
+#[test]
 fn backups_page_newest_first_with_a_cursor_that_new_rows_do_not_move() {
     let a = Acme::start();
     let (s, admin, acme_id, source_id) = (&a.s, &a.admin, &a.acme_id, &a.source_id);
