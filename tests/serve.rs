@@ -644,7 +644,10 @@ fn verification_runs_on_its_schedule_once_per_slot_reading_the_days_part() {
     let data = dir.path().join("data");
     let s = Server::start(&data, &[("HOLDFAST_SCHEDULER_TICK_SECONDS", "1")]);
     let admin = s.admin.clone().unwrap();
-    let tenants = [s.create_tenant(&admin, "acme"), s.create_tenant(&admin, "other")];
+    let tenants = [
+        s.create_tenant(&admin, "acme"),
+        s.create_tenant(&admin, "other"),
+    ];
     let listed = |t: &str| {
         s.get(&format!("/api/v1/tenants/{t}/verifications"), &admin)["items"]
             .as_array()
@@ -686,6 +689,172 @@ fn verification_runs_on_its_schedule_once_per_slot_reading_the_days_part() {
         assert_eq!(all[0]["read_data"], part.as_str());
         assert_eq!(all[0]["requested_by_label"], "system");
     }
+}
+
+#[test]
+fn sources_without_a_success_since_a_missed_slot_are_overdue_and_told_once_per_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &[("HOLDFAST_SCHEDULER_TICK_SECONDS", "1")]);
+    let admin = s.admin.clone().unwrap();
+    let tid = s.create_tenant(&admin, "acme");
+    let site = dir.path().join("site");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(site.join("a.txt"), b"keep me").unwrap();
+    let healthy = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "healthy", "kind": "directory", "target": site,
+               "options": {"drill": "0 4 * * *"}}),
+    );
+    let gone = s.create_source(
+        &admin,
+        &tid,
+        json!({"name": "gone", "kind": "directory", "target": dir.path().join("nope"),
+               "schedule": "0 3 * * *", "options": {"drill": "off"}}),
+    );
+    let (hid, gid) = (
+        healthy["id"].as_str().unwrap().to_string(),
+        gone["id"].as_str().unwrap().to_string(),
+    );
+    let backup = s.run_backup(&admin, &tid, &hid);
+    assert_eq!(backup["status"], "done");
+    let health =
+        |id: &str| s.get(&format!("/api/v1/tenants/{tid}/sources/{id}"), &admin)["health"].clone();
+    let overdue_events = || {
+        s.get(
+            &format!("/api/v1/audit?tenant={tid}&event=source_overdue"),
+            &admin,
+        )["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    // new sources owe nothing yet
+    let h = health(&hid);
+    assert_eq!(
+        (h["backup_overdue"].as_bool(), h["drill_overdue"].as_bool()),
+        (Some(false), Some(false)),
+        "{h}"
+    );
+    assert_eq!(h["last_backup"]["id"], backup["id"]);
+    assert_eq!(h["last_backup"]["status"], "done");
+    assert!(h["last_drill"].is_null());
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    assert!(overdue_events().is_empty());
+    // the clock, as the catalog sees it: both sources three days old, and
+    // the healthy one's drills held back (its drill slots taken far ahead)
+    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db.execute(
+        "INSERT INTO job_slots (name, slot, node, claimed_at) \
+         VALUES (?1, '2999-01-01T00:00:00.000Z', 'test', '2999-01-01T00:00:00.000Z')",
+        [format!("drill:{hid}")],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE sources SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3 days') \
+         WHERE tenant_id = ?1",
+        [&tid],
+    )
+    .unwrap();
+    wait_for("two overdue events", || overdue_events().len() >= 2);
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    let events = overdue_events();
+    assert_eq!(events.len(), 2, "once per missed slot: {events:?}");
+    let mut told: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["subject"].as_str().unwrap().to_string(),
+                e["metadata"]["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    told.sort();
+    let mut want = vec![
+        (gid.clone(), "backup".to_string()),
+        (hid.clone(), "drill".to_string()),
+    ];
+    want.sort();
+    assert_eq!(told, want);
+    assert!(
+        events.iter().all(|e| e["actor"]["label"] == "system"),
+        "{events:?}"
+    );
+    let g = health(&gid);
+    assert_eq!(g["backup_overdue"], true, "{g}");
+    assert!(
+        g["backup_missed_slot"]
+            .as_str()
+            .unwrap()
+            .ends_with("T03:00:00.000Z"),
+        "{g}"
+    );
+    assert_eq!(g["drill_overdue"], false, "nothing to drill: {g}");
+    let h = health(&hid);
+    assert_eq!(
+        (h["backup_overdue"].as_bool(), h["drill_overdue"].as_bool()),
+        (Some(false), Some(true)),
+        "{h}"
+    );
+    assert!(
+        h["drill_missed_slot"]
+            .as_str()
+            .unwrap()
+            .ends_with("T04:00:00.000Z"),
+        "{h}"
+    );
+    // listed with the same health
+    let listed = s.get(&format!("/api/v1/tenants/{tid}/sources"), &admin);
+    let from_list = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == hid.as_str())
+        .unwrap()["health"]
+        .clone();
+    assert_eq!(from_list, h);
+    let metric = |id: &str, kind: &str| {
+        let m = s.request("GET", "/metrics", Some(&admin), None).text;
+        let want = format!("source_id=\"{id}\",source=");
+        m.lines()
+            .find(|l| {
+                l.starts_with("holdfast_source_overdue{")
+                    && l.contains(&want)
+                    && l.contains(&format!("kind=\"{kind}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no overdue metric for {id} {kind}: {m}"))
+    };
+    assert_eq!(
+        (
+            metric(&gid, "backup"),
+            metric(&hid, "backup"),
+            metric(&hid, "drill")
+        ),
+        ("1".into(), "0".into(), "1".into())
+    );
+    // a drill that passes ends the drill's overdue
+    let d = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{tid}/sources/{hid}/drills"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(
+        s.wait_restore(d["id"].as_str().unwrap(), &admin)["status"],
+        "done"
+    );
+    let h = health(&hid);
+    assert_eq!(h["drill_overdue"], false, "{h}");
+    assert_eq!(h["last_drill"]["id"], d["id"]);
+    assert!(
+        h["last_drill"]["duration_seconds"].as_f64().unwrap() > 0.0,
+        "{h}"
+    );
+    assert_eq!(metric(&hid, "drill"), "0");
 }
 
 #[test]

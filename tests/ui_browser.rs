@@ -265,6 +265,45 @@ fn an_admin_signs_in_reads_every_page_in_both_languages_and_signs_out() {
 /// Press Tab until `want` holds of the focused element (at most `max`
 /// times); every element passed on the way shows its focus ring and lies
 /// on the screen. The focused elements, in order.
+#[test]
+fn a_source_whose_drill_is_overdue_is_marked_on_the_overview() {
+    let (dir, s, admin, t) = seeded();
+    let orders = s.get(&format!("/api/v1/tenants/{t}/sources"), &admin)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "orders-db")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // the source three weeks old with its weekly drills held back: a drill
+    // slot passed, and the next one too, without a drill
+    let db = rusqlite::Connection::open(dir.path().join("data/catalog.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db.execute(
+        "INSERT INTO job_slots (name, slot, node, claimed_at) \
+         VALUES (?1, '2999-01-01T00:00:00.000Z', 'test', '2999-01-01T00:00:00.000Z')",
+        [format!("drill:{orders}")],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE sources SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-21 days') \
+         WHERE id = ?1",
+        [&orders],
+    )
+    .unwrap();
+    let b = Browser::start("en-US", 1280, 900);
+    sign_in(&b, &s.base, &admin);
+    let row = b.all("table.overview tbody tr.attention");
+    assert_eq!(row.len(), 2, "the failed source and the undrilled one");
+    let body = b.text("body");
+    assert!(body.contains("2 sources need attention"), "{body}");
+    assert!(body.contains("drill overdue"), "{body}");
+    no_axe_violations(&b, "overview with a drill overdue");
+    b.screenshot(&shots(), "overview-drill-overdue-en");
+}
+
 fn tab_to(b: &Browser, max: usize, want: impl Fn(&Value) -> bool) -> Vec<Value> {
     let mut seen = Vec::new();
     for _ in 0..max {

@@ -6,6 +6,8 @@
 //! server owns (never one a tenant names), verified, then removed. Its
 //! audit events are `drill_started`, `drill_succeeded` and `drill_failed`.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -41,6 +43,15 @@ pub struct Restore {
     pub progress: Option<serde_json::Value>,
     /// A restore drill (a scratch target, removed after it verified).
     pub drill: bool,
+}
+
+/// A source's drills as its health sees them.
+#[derive(Debug, Clone)]
+pub struct DrillState {
+    /// The newest drill, whatever its status.
+    pub last: Restore,
+    /// When the newest successful drill finished.
+    pub passed_at: Option<String>,
 }
 
 /// The scratch target a drill row names (the server picks the real one).
@@ -161,21 +172,29 @@ impl Catalog {
     }
 
     /// When each of a tenant's sources' newest successful restore finished
-    /// (the overview's "last successful restore").
-    pub async fn last_restores(
+    /// (the overview's "last successful restore", drills included).
+    pub async fn last_restores(&self, tenant_id: &str) -> Result<HashMap<String, String>> {
+        self.newest_done(tenant_id, false).await
+    }
+
+    /// When each source's newest successful restore (`drills_only`: drill)
+    /// finished.
+    async fn newest_done(
         &self,
         tenant_id: &str,
-    ) -> Result<std::collections::HashMap<String, String>> {
+        drills_only: bool,
+    ) -> Result<HashMap<String, String>> {
         let rows = sqlx::query(
             "SELECT source_id, MAX(finished_at) AS at FROM restores \
              WHERE tenant_id = $1 AND status = 'done' AND source_id IS NOT NULL \
-             GROUP BY source_id",
+             AND ($2 = 0 OR drill = 1) GROUP BY source_id",
         )
         .bind(tenant_id)
+        .bind(i64::from(drills_only))
         .fetch_all(self.pool())
         .await
         .map_err(CatalogError::db)?;
-        let mut out = std::collections::HashMap::new();
+        let mut out = HashMap::new();
         for r in rows {
             let at: Option<String> = r.try_get("at").map_err(CatalogError::db)?;
             if let Some(at) = at {
@@ -183,6 +202,30 @@ impl Catalog {
             }
         }
         Ok(out)
+    }
+
+    /// Each of a tenant's sources' drills as far as its health goes: the
+    /// newest drill (whatever its status) and when the newest successful
+    /// one finished.
+    pub async fn drill_states(&self, tenant_id: &str) -> Result<HashMap<String, DrillState>> {
+        let newest: Vec<Restore> = self
+            .rows(
+                sqlx::query(
+                    "SELECT * FROM restores WHERE id IN (SELECT MAX(id) FROM restores \
+                     WHERE tenant_id = $1 AND drill = 1 AND source_id IS NOT NULL GROUP BY source_id)",
+                )
+                .bind(tenant_id),
+            )
+            .await?;
+        let mut passed = self.newest_done(tenant_id, true).await?;
+        Ok(newest
+            .into_iter()
+            .filter_map(|last| {
+                let source = last.source_id.clone()?;
+                let passed_at = passed.remove(&source);
+                Some((source, DrillState { last, passed_at }))
+            })
+            .collect())
     }
 
     /// A tenant's drills, newest first, at most `limit`.

@@ -19,6 +19,7 @@ pub mod anchor;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod i18n;
 pub mod metrics;

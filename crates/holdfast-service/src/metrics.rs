@@ -184,6 +184,23 @@ pub async fn render(state: &crate::AppState) -> Result<String, holdfast_catalog:
             );
         }
     }
+    out.push_str("# HELP holdfast_source_overdue 1 when a source has no successful backup (kind=backup) or drill (kind=drill) since a slot of its schedule and one more interval.\n");
+    out.push_str("# TYPE holdfast_source_overdue gauge\n");
+    let now = jiff::Timestamp::now();
+    for t in c.tenants().await? {
+        for (src, h) in crate::health::of_tenant(state, &t.id, now).await? {
+            for (kind, overdue) in [("backup", h.backup_overdue), ("drill", h.drill_overdue)] {
+                let _ = writeln!(
+                    out,
+                    "holdfast_source_overdue{{tenant=\"{}\",source_id=\"{}\",source=\"{}\",kind=\"{kind}\"}} {}",
+                    label(&t.name),
+                    label(&src.id),
+                    label(&src.name),
+                    u8::from(overdue)
+                );
+            }
+        }
+    }
     let verified = c.verification_states().await?;
     out.push_str("# HELP holdfast_verification_last_success_timestamp_seconds When each tenant's repository last passed a verification.\n");
     out.push_str("# TYPE holdfast_verification_last_success_timestamp_seconds gauge\n");

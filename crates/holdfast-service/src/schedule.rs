@@ -225,17 +225,24 @@ impl Schedule {
     /// Whether a source on this schedule whose last success (or creation)
     /// was `since` is overdue at `now`: a slot came due after `since` and
     /// one more interval (the time to the slot after it, the grace) has
-    /// passed without a success. Three slot look-ups, whatever the
-    /// schedule.
-    pub fn overdue(&self, since: Timestamp, now: Timestamp, tz: &TimeZone) -> bool {
-        let Some(due) = self.next_after(since, tz) else {
-            return false;
-        };
-        let Some(after) = self.next_after(due, tz) else {
-            return false;
-        };
+    /// passed without a success. The slot that was missed, if so. Three
+    /// slot look-ups, whatever the schedule.
+    pub fn overdue_since(
+        &self,
+        since: Timestamp,
+        now: Timestamp,
+        tz: &TimeZone,
+    ) -> Option<Timestamp> {
+        let due = self.next_after(since, tz)?;
+        let after = self.next_after(due, tz)?;
         let grace = after.duration_since(due);
-        due.checked_add(grace).is_ok_and(|late| late < now)
+        due.checked_add(grace)
+            .is_ok_and(|late| late < now)
+            .then_some(due)
+    }
+
+    pub fn overdue(&self, since: Timestamp, now: Timestamp, tz: &TimeZone) -> bool {
+        self.overdue_since(since, now, tz).is_some()
     }
 
     /// The shortest time between two consecutive slots from `from` on,

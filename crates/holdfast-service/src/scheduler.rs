@@ -26,8 +26,12 @@ const LOOKBACK_DAYS: i64 = 400;
 
 pub fn start(state: AppState) {
     tokio::spawn(async move {
+        let mut told = std::collections::HashSet::new();
         loop {
             if let Err(e) = tick(&state).await {
+                log(&format!("scheduler: {e}"));
+            }
+            if let Err(e) = overdue_events(&state, Timestamp::now(), &mut told).await {
                 log(&format!("scheduler: {e}"));
             }
             tokio::time::sleep(Duration::from_secs(
@@ -92,6 +96,55 @@ async fn tick(state: &AppState) -> Result<(), holdfast_catalog::CatalogError> {
         state.wake.notify_waiters();
     }
     cleanup_if_due(state, now, &zone).await
+}
+
+/// Audit each source's missed slot once, across nodes (`source_overdue`,
+/// kind `backup` or `drill`, see `crate::health`). `told` remembers what
+/// this node has seen written, so that a source that stays overdue costs
+/// no write per tick.
+async fn overdue_events(
+    state: &AppState,
+    now: Timestamp,
+    told: &mut std::collections::HashSet<String>,
+) -> Result<(), holdfast_catalog::CatalogError> {
+    for tenant in state.catalog.tenants().await? {
+        for (src, h) in crate::health::of_tenant(state, &tenant.id, now).await? {
+            let missed = [
+                ("backup", &h.backup_missed_slot, &h.last_success_at),
+                ("drill", &h.drill_missed_slot, &h.last_drill_success_at),
+            ];
+            for (kind, slot, last_success) in missed {
+                let Some(slot) = slot else { continue };
+                let name = format!("overdue:{kind}:{}", src.id);
+                if !told.insert(format!("{name}@{slot}")) {
+                    continue;
+                }
+                let metadata = serde_json::json!({
+                    "source": src.name,
+                    "kind": kind,
+                    "missed_slot": slot,
+                    "last_success_at": last_success,
+                });
+                if state
+                    .catalog
+                    .audit_once(
+                        (&name, slot, &state.node),
+                        &tenant.id,
+                        "source_overdue",
+                        &src.id,
+                        metadata,
+                    )
+                    .await?
+                {
+                    log(&format!(
+                        "source {} of {}: {kind} overdue (no success since the slot of {slot})",
+                        src.name, tenant.name
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How far back a drill slot may be fired: a source that was never drilled

@@ -105,13 +105,26 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(src)))
 }
 
+/// A source as the API lists it: its fields, and its health (last backup
+/// and drill, whether either is overdue; see `crate::health`).
+#[derive(serde::Serialize)]
+pub struct SourceView {
+    #[serde(flatten)]
+    pub source: Source,
+    pub health: crate::health::SourceHealth,
+}
+
 pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
     Path(tenant): Path<String>,
-) -> Result<Json<super::Items<holdfast_catalog::sources::Source>>, ApiError> {
+) -> Result<Json<super::Items<SourceView>>, ApiError> {
     let t = super::tenants::resolve(&s, &caller, &tenant, Role::Viewer).await?;
-    let items = s.catalog.sources(&t.id).await?;
+    let items = crate::health::of_tenant(&s, &t.id, jiff::Timestamp::now())
+        .await?
+        .into_iter()
+        .map(|(source, health)| SourceView { source, health })
+        .collect();
     Ok(Json(super::Items { items }))
 }
 
@@ -119,9 +132,16 @@ pub async fn get_one(
     State(s): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
-) -> Result<Json<Source>, ApiError> {
+) -> Result<Json<SourceView>, ApiError> {
     let t = super::tenants::resolve(&s, &caller, &tenant, Role::Viewer).await?;
-    Ok(Json(s.catalog.source(&t.id, &id).await?))
+    let source = s.catalog.source(&t.id, &id).await?;
+    let health = crate::health::of_tenant(&s, &t.id, jiff::Timestamp::now())
+        .await?
+        .into_iter()
+        .find(|(x, _)| x.id == source.id)
+        .map(|(_, h)| h)
+        .unwrap_or_default();
+    Ok(Json(SourceView { source, health }))
 }
 
 pub async fn update(

@@ -229,9 +229,21 @@ struct Row {
     tenant: String,
     runs: SourceRuns,
     next: Option<Timestamp>,
-    overdue: bool,
+    /// Overdue backups or drills, the last drill (`crate::health`).
+    health: crate::health::SourceHealth,
     /// When its newest successful restore (or drill) finished.
     restored: Option<String>,
+}
+
+impl Row {
+    /// Its last backup failed, its last drill failed, or either is overdue.
+    fn needs_attention(&self) -> bool {
+        let failed = |b: Option<&str>| b == Some("failed");
+        self.health.backup_overdue
+            || self.health.drill_overdue
+            || failed(self.runs.last.as_ref().map(|b| b.status.as_str()))
+            || failed(self.health.last_drill.as_ref().map(|d| d.status.as_str()))
+    }
 }
 
 fn secs_between(a: &str, b: &str) -> Option<i64> {
@@ -274,39 +286,26 @@ pub async fn overview(
             .map(|r| (r.source_id.clone(), r))
             .collect();
         let mut restored = s.catalog.last_restores(&t.id).await.or_page(tr)?;
+        let drills = s.catalog.drill_states(&t.id).await.or_page(tr)?;
         for src in sources {
             let runs = recent.remove(&src.id).unwrap_or_default();
-            let sched = src
+            let next = src
                 .schedule
                 .as_deref()
-                .and_then(|x| Schedule::parse(x).ok());
-            let next = sched.as_ref().and_then(|x| x.next_after(now, &tz));
-            // overdue: a slot passed after the last success, and one more
-            // interval of grace
-            let overdue = sched.as_ref().is_some_and(|x| {
-                let since = runs
-                    .success
-                    .as_ref()
-                    .and_then(|b| b.finished_at.clone())
-                    .unwrap_or_else(|| src.created_at.clone());
-                since
-                    .parse::<Timestamp>()
-                    .is_ok_and(|since| x.overdue(since, now, &tz))
-            });
+                .and_then(|x| Schedule::parse(x).ok())
+                .and_then(|x| x.next_after(now, &tz));
+            let health = crate::health::assess(&src, Some(&runs), drills.get(&src.id), now, &tz);
             rows.push(Row {
                 restored: restored.remove(&src.id),
                 source: src,
                 tenant: t.name.clone(),
                 runs,
                 next,
-                overdue,
+                health,
             });
         }
     }
-    let attention = rows
-        .iter()
-        .filter(|r| r.overdue || r.runs.last.as_ref().is_some_and(|b| b.status == "failed"))
-        .count();
+    let attention = rows.iter().filter(|r| r.needs_attention()).count();
     let picker = if signed.is_admin() {
         Some(tenant_picker(
             tr,
@@ -366,13 +365,12 @@ fn overview_row(
 ) -> Markup {
     let last = r.runs.last.as_ref();
     let success = r.runs.success.as_ref();
-    let failed = last.is_some_and(|b| b.status == "failed");
     let saved = success.and_then(|b| {
         let (size, added) = (b.size?, b.bytes_added?);
         (size > 0).then(|| (size - added.min(size)) as f64 / size as f64 * 100.0)
     });
     html! {
-        tr class=[(failed || r.overdue).then_some("attention")] {
+        tr class=[r.needs_attention().then_some("attention")] {
             th scope="row" {
                 a href={ "/ui/backups" (if tq.is_empty() { "?" } else { "" }) (tq) (if tq.is_empty() { "" } else { "&" }) "source=" (session::encode(&r.source.id)) } { (r.source.name) }
                 span.sub { (r.source.kind) @if many_tenants { " · " (r.tenant) } }
@@ -382,7 +380,7 @@ fn overview_row(
                 @match last {
                     Some(b) => {
                         (status_badge(tr, &b.status))
-                        @if r.overdue { " " span.badge.overdue { (tr.t("overview.overdue")) } }
+                        @if r.health.backup_overdue { " " span.badge.overdue { (tr.t("overview.overdue")) } }
                         br;
                         a href={ "/ui/backups/" (b.id) } {
                             time datetime=(b.queued_at) { (tr.age(b.finished_at.as_deref().unwrap_or(&b.queued_at), now)) }
@@ -390,7 +388,7 @@ fn overview_row(
                     }
                     None => {
                         span.muted { (tr.t("overview.never")) }
-                        @if r.overdue { " " span.badge.overdue { (tr.t("overview.overdue")) } }
+                        @if r.health.backup_overdue { " " span.badge.overdue { (tr.t("overview.overdue")) } }
                     }
                 }
             }
@@ -403,10 +401,15 @@ fn overview_row(
                 }
             }
             td.wide {
+                @if let Some(d) = &r.health.last_drill {
+                    // a failed drill shows as such; a passed one as its age
+                    @if d.status != "done" { (status_badge(tr, &d.status)) " " }
+                }
                 @match &r.restored {
                     Some(at) => { time datetime=(at) { (tr.age(at, now)) } }
                     None => { span.muted { (tr.t("overview.never_restored")) } }
                 }
+                @if r.health.drill_overdue { " " span.badge.overdue { (tr.t("overview.drill_overdue")) } }
             }
             td { (chart(tr, &r.source.name, &r.runs.chart)) }
         }
