@@ -66,7 +66,8 @@ if ! command -v rustic >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/rustic" ]; th
 fi
 
 # schemathesis fuzzes the served OpenAPI document (tests/serve_fuzz.rs);
-# moto's S3 server has the object lock Garage lacks (tests/s3_object_lock.rs).
+# moto's S3 server has the object lock Garage lacks (tests/s3_object_lock.rs);
+# aiosmtpd is the SMTP server (STARTTLS) of tests/notify.rs.
 # Pinned versions in a virtual environment of their own, kept between runs.
 venv="${HOLDFAST_TEST_VENV:-$HOME/.cache/holdfast-test-venv}"
 [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
@@ -77,6 +78,10 @@ fi
 if [ ! -x "$venv/bin/moto_server" ]; then
   echo "installing moto into $venv" >&2
   "$venv/bin/pip" install -q 'moto[server]==5.2.6'
+fi
+if ! "$venv/bin/python" -c 'import aiosmtpd, cryptography' 2>/dev/null; then
+  echo "installing aiosmtpd into $venv" >&2
+  "$venv/bin/pip" install -q 'aiosmtpd==1.4.6' 'cryptography==51.0.1'
 fi
 export HOLDFAST_SCHEMATHESIS="$venv/bin/schemathesis"
 export HOLDFAST_TEST_VENV="$venv"

@@ -83,6 +83,44 @@ fn rules() -> BTreeMap<&'static str, Rule> {
             r(Viewer, true, false),
         ),
         (
+            "GET /api/v1/tenants/{tenant}/channels",
+            r(Viewer, true, false),
+        ),
+        (
+            "POST /api/v1/tenants/{tenant}/channels",
+            r(Operator, true, false),
+        ),
+        (
+            "GET /api/v1/tenants/{tenant}/channels/{id}",
+            r(Viewer, true, false),
+        ),
+        (
+            "PATCH /api/v1/tenants/{tenant}/channels/{id}",
+            r(Operator, true, false),
+        ),
+        (
+            "DELETE /api/v1/tenants/{tenant}/channels/{id}",
+            r(Operator, true, true),
+        ),
+        (
+            "POST /api/v1/tenants/{tenant}/channels/{id}/test",
+            r(Operator, true, false),
+        ),
+        (
+            "GET /api/v1/tenants/{tenant}/channels/{id}/deliveries",
+            r(Viewer, true, false),
+        ),
+        ("GET /api/v1/channels", r(Admin, false, false)),
+        ("POST /api/v1/channels", r(Admin, false, false)),
+        ("GET /api/v1/channels/{id}", r(Admin, false, false)),
+        ("PATCH /api/v1/channels/{id}", r(Admin, false, false)),
+        ("DELETE /api/v1/channels/{id}", r(Admin, false, true)),
+        ("POST /api/v1/channels/{id}/test", r(Admin, false, false)),
+        (
+            "GET /api/v1/channels/{id}/deliveries",
+            r(Admin, false, false),
+        ),
+        (
             "POST /api/v1/tenants/{tenant}/verifications",
             r(Operator, true, false),
         ),
@@ -127,6 +165,7 @@ struct Owned {
     backup: String,
     restore: String,
     verification: String,
+    channel: String,
 }
 
 const OK: &[u16] = &[200, 201, 202, 204, 409];
@@ -177,7 +216,15 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
             Some(&admin),
             Some(&json!({"read_data": "none"})),
         );
+        let ch = s.expect(
+            201,
+            "POST",
+            &format!("/api/v1/tenants/{tenant}/channels"),
+            Some(&admin),
+            Some(&json!({"name": "hook", "kind": "webhook", "url": "https://hooks.example.invalid/h"})),
+        );
         owned.push(Owned {
+            channel: ch["id"].as_str().unwrap().to_string(),
             verification: v["id"].as_str().unwrap().to_string(),
             tenant,
             name: name.to_string(),
@@ -187,6 +234,18 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
             restore: r["id"].as_str().unwrap().to_string(),
         });
     }
+    let global_channel = s.expect(
+        201,
+        "POST",
+        "/api/v1/channels",
+        Some(&admin),
+        Some(
+            &json!({"name": "ops", "kind": "webhook", "url": "https://hooks.example.invalid/ops"}),
+        ),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, op_a) = token("operator", "a");
     let (_, view_a) = token("viewer", "a");
     let (_, op_b) = token("operator", "b");
@@ -246,6 +305,11 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
                 let mut source = o.source.clone();
                 let mut backup = o.backup.clone();
                 let mut token_id = String::new();
+                let mut channel = if key.contains("/tenants/") {
+                    o.channel.clone()
+                } else {
+                    global_channel.clone()
+                };
                 if fresh || key.contains("/tokens/{id}") {
                     match key.as_str() {
                         "DELETE /api/v1/tenants/{tenant}/sources/{id}" => {
@@ -265,6 +329,25 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
                         "DELETE /api/v1/tokens/{id}" => {
                             token_id = token("viewer", &o.name).0;
                         }
+                        "DELETE /api/v1/tenants/{tenant}/channels/{id}"
+                        | "DELETE /api/v1/channels/{id}" => {
+                            let path = if key.contains("/tenants/") {
+                                format!("/api/v1/tenants/{}/channels", o.tenant)
+                            } else {
+                                "/api/v1/channels".to_string()
+                            };
+                            channel = s.expect(
+                                201,
+                                "POST",
+                                &path,
+                                Some(&admin),
+                                Some(&json!({"name": format!("fresh{counter}"), "kind": "slack",
+                                             "url": "https://hooks.example.invalid/x"})),
+                            )["id"]
+                                .as_str()
+                                .unwrap()
+                                .to_string();
+                        }
                         _ => {}
                     }
                 }
@@ -276,6 +359,8 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
                         &o.restore
                     } else if template.contains("/verifications/") {
                         &o.verification
+                    } else if template.contains("/channels/") {
+                        &channel
                     } else if template.contains("/tokens/") {
                         &token_id
                     } else {
@@ -307,6 +392,14 @@ fn every_operation_in_the_openapi_document_against_every_caller_and_tenant() {
                     "POST /api/v1/tenants/{tenant}/backups" => Some(json!({"source_id": o.source})),
                     "POST /api/v1/backups/{id}/restore" => {
                         Some(json!({"target": o.root.join(format!("r{counter}"))}))
+                    }
+                    "POST /api/v1/tenants/{tenant}/channels" | "POST /api/v1/channels" => {
+                        Some(json!({"name": format!("c{counter}"), "kind": "ntfy",
+                                    "url": "https://ntfy.example.invalid/topic"}))
+                    }
+                    "PATCH /api/v1/tenants/{tenant}/channels/{id}"
+                    | "PATCH /api/v1/channels/{id}" => {
+                        Some(json!({"name": format!("renamed{counter}")}))
                     }
                     "POST /api/v1/tokens" => {
                         Some(json!({"role": "viewer", "tenant": o.name, "label": "x"}))

@@ -20,6 +20,7 @@ pub mod copy;
 pub mod deletions;
 mod error;
 mod migrations;
+pub mod notifications;
 pub mod periodic;
 pub mod queue;
 pub mod restores;

@@ -237,6 +237,53 @@ ALTER TABLE backups ADD COLUMN damaged_at TEXT;
 ALTER TABLE backups ADD COLUMN damage TEXT
 "#,
     ),
+    (
+        11,
+        // Notifications: channels (URL and secret sealed), the outbox of
+        // deliveries, and how far the audit log has been fanned out.
+        r#"
+CREATE TABLE channels (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    url TEXT NOT NULL,
+    url_shown TEXT NOT NULL,
+    secret TEXT,
+    events TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    defined_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    deleted_at TEXT,
+    last_status TEXT,
+    last_at TEXT,
+    last_error TEXT
+);
+CREATE INDEX channels_tenant ON channels (tenant_id, name);
+CREATE TABLE notifications (
+    id TEXT PRIMARY KEY,
+    channel_id TEXT NOT NULL REFERENCES channels(id),
+    tenant_id TEXT,
+    event TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    run_after TEXT NOT NULL,
+    lease_owner TEXT,
+    lease_until TEXT,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    delivered_at TEXT
+);
+CREATE INDEX notifications_due ON notifications (status, run_after);
+CREATE INDEX notifications_channel ON notifications (channel_id, id);
+CREATE TABLE notify_cursor (
+    name TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL
+)
+"#,
+    ),
 ];
 
 pub(crate) async fn apply(catalog: &Catalog) -> Result<()> {

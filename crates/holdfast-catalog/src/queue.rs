@@ -16,6 +16,7 @@ use std::marker::PhantomData;
 use jiff::SignedDuration;
 
 use crate::backups::Backup;
+use crate::notifications::Notification;
 use crate::restores::Restore;
 use crate::verifications::Verification;
 use crate::{Catalog, CatalogError, Dialect, Result, clock};
@@ -46,7 +47,7 @@ pub(crate) async fn fetch<'e, R: Record>(
 }
 
 /// One queue of leased jobs whose rows are `R`s: [`BACKUPS`], [`RESTORES`],
-/// [`VERIFICATIONS`] and [`DELETIONS`] (no other can be made: its SQL fragments are fixed
+/// [`VERIFICATIONS`], [`NOTIFICATIONS`] and [`DELETIONS`] (no other can be made: its SQL fragments are fixed
 /// here).
 pub struct Queue<R> {
     table: &'static str,
@@ -88,6 +89,18 @@ pub const VERIFICATIONS: Queue<Verification> = Queue {
     order: "queued_at, id",
     take: "status = 'running', started_at = $3",
     held: "running",
+    row: PhantomData,
+};
+
+/// Notifications to deliver: due ones, and ones whose sender's lease ran
+/// out mid-send (sent again: a receiver may see a message twice, never
+/// none).
+pub const NOTIFICATIONS: Queue<Notification> = Queue {
+    table: "notifications",
+    due: "((status = 'queued' AND run_after <= $1) OR (status = 'sending' AND lease_until < $1))",
+    order: "run_after, id",
+    take: "status = 'sending', attempts = attempts + 1",
+    held: "sending",
     row: PhantomData,
 };
 

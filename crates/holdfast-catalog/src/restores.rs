@@ -268,6 +268,33 @@ impl Catalog {
             .map_err(CatalogError::db)
     }
 
+    /// How the run before `before_id` of the same source ended, among its
+    /// finished backups (`drills`: its finished drills): `done`, `failed`,
+    /// or `None` when there was none. What tells a recovery.
+    pub async fn previous_outcome(
+        &self,
+        source_id: &str,
+        before_id: &str,
+        drills: bool,
+    ) -> Result<Option<String>> {
+        let sql = if drills {
+            "SELECT status FROM restores WHERE source_id = $1 AND id < $2 AND drill = 1 \
+             AND status IN ('done', 'failed') ORDER BY id DESC LIMIT 1"
+        } else {
+            "SELECT status FROM backups WHERE source_id = $1 AND id < $2 \
+             AND status IN ('done', 'failed') ORDER BY id DESC LIMIT 1"
+        };
+        sqlx::query(sql)
+            .bind(source_id)
+            .bind(before_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(CatalogError::db)?
+            .map(|r| r.try_get::<String, _>("status"))
+            .transpose()
+            .map_err(CatalogError::db)
+    }
+
     pub async fn restore_run(&self, id: &str) -> Result<Restore> {
         crate::queue::fetch(self.pool(), id).await
     }

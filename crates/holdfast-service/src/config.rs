@@ -45,6 +45,7 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub retention: RetentionConfig,
     pub verification: VerificationConfig,
+    pub notifications: NotificationsConfig,
     /// Largest request body, in bytes (larger: 413).
     pub max_body_bytes: usize,
     /// Named commands for command sources: `name = "shell text"`. A source
@@ -146,6 +147,33 @@ pub struct RetentionConfig {
     pub cleanup: String,
 }
 
+/// `[notifications]`: how deliveries are tried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// The delay before the second attempt; each later one waits four
+    /// times longer (at most an hour).
+    pub retry_base_seconds: u64,
+    /// Attempts per delivery before it is given up (and recorded failed).
+    pub max_attempts: i64,
+    /// Seconds one attempt may take (connecting, sending, the answer).
+    pub timeout_seconds: u64,
+    /// A PEM file of extra CA certificates that SMTP servers' certificates
+    /// may chain to (a private mail relay).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> NotificationsConfig {
+        NotificationsConfig {
+            retry_base_seconds: 30,
+            max_attempts: 6,
+            timeout_seconds: 10,
+            ca_file: None,
+        }
+    }
+}
+
 /// `[verification]`: the scheduled `check` of every tenant's repository.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -203,6 +231,7 @@ impl Default for Config {
             schedule: ScheduleConfig::default(),
             retention: RetentionConfig::default(),
             verification: VerificationConfig::default(),
+            notifications: NotificationsConfig::default(),
             max_body_bytes: 64 * 1024,
             commands: Default::default(),
             header_timeout_seconds: 10,
@@ -335,6 +364,12 @@ impl Config {
         }
         if let Some(v) = env("HOLDFAST_CLEANUP_SCHEDULE") {
             self.retention.cleanup = v;
+        }
+        if let Some(v) = env("HOLDFAST_NOTIFY_RETRY_BASE_SECONDS") {
+            self.notifications.retry_base_seconds = num("HOLDFAST_NOTIFY_RETRY_BASE_SECONDS", &v)?;
+        }
+        if let Some(v) = env("HOLDFAST_NOTIFY_CA_FILE") {
+            self.notifications.ca_file = Some(PathBuf::from(v));
         }
         if let Some(v) = env("HOLDFAST_VERIFICATION_SCHEDULE") {
             self.verification.schedule = v;
@@ -470,6 +505,17 @@ impl Config {
             return Err(bad("retention.max_age_days", "at least 1"));
         }
         self.verification.schedule()?;
+        if self.notifications.max_attempts < 1 {
+            return Err(bad("notifications.max_attempts", "at least 1"));
+        }
+        if let Some(f) = &self.notifications.ca_file
+            && !f.is_file()
+        {
+            return Err(bad(
+                "notifications.ca_file",
+                format!("{} is not a file", f.display()),
+            ));
+        }
         if self.verification.read_data_days > 256 {
             // a pack's part is its first id byte mod N: more parts than
             // byte values leave some empty

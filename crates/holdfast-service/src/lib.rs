@@ -23,6 +23,7 @@ pub mod health;
 pub mod http;
 pub mod i18n;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod problem;
 pub mod repos;
@@ -215,6 +216,7 @@ pub async fn serve(
     }
     let workers = worker::start(state.clone()).await?;
     scheduler::start(state.clone());
+    notify::start(state.clone());
     let app = api::router(state.clone());
     let served = http::serve(
         listener,

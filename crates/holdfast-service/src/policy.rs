@@ -50,6 +50,11 @@ pub struct TenantPolicy {
     /// Names of commands from the server's `[commands]` the operators may
     /// use as command sources.
     pub commands: Vec<String>,
+    /// Hosts the notification channels an operator defines may reach, in
+    /// `database_hosts`' form (absent: any host whose addresses are all
+    /// public — never a loopback, private or link-local one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_hosts: Option<Vec<String>>,
     /// Quotas (absent: none). Live sources at most.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_sources: Option<u32>,
@@ -214,6 +219,9 @@ impl TenantPolicy {
         for (i, h) in self.database_hosts.iter().enumerate() {
             HostRule::parse(h).map_err(|m| refuse(&format!("database_hosts[{i}]"), m))?;
         }
+        for (i, h) in self.notification_hosts.iter().flatten().enumerate() {
+            HostRule::parse(h).map_err(|m| refuse(&format!("notification_hosts[{i}]"), m))?;
+        }
         for (i, u) in self.url_prefixes.iter().enumerate() {
             prefix_host(u).ok_or_else(|| {
                 refuse(
@@ -231,6 +239,17 @@ impl TenantPolicy {
             }
         }
         Ok(())
+    }
+
+    /// What an operator's notification channel may reach.
+    pub fn notification_rules(&self) -> Vec<HostRule> {
+        match &self.notification_hosts {
+            Some(hosts) => hosts
+                .iter()
+                .filter_map(|h| HostRule::parse(h).ok())
+                .collect(),
+            None => vec![HostRule::AnyPublic { port: None }],
+        }
     }
 
     fn host_rules(&self) -> Vec<HostRule> {
@@ -405,6 +424,51 @@ fn check_url(field: &str, url: &str, policy: &TenantPolicy) -> Result<Vec<HostRu
         name: host.to_ascii_lowercase(),
         port: Some(port),
     }])
+}
+
+/// Check a notification channel's URL before it is stored: its scheme for
+/// its kind (`smtp`/`smtps` for e-mail, `http`/`https` otherwise), and, for
+/// an operator's channel, its host against the tenant's
+/// `notification_hosts` (by name here; every resolved address again at
+/// each delivery). What the sender must enforce: the rules, or `None`.
+pub fn check_channel(
+    policy: &TenantPolicy,
+    definer: Definer,
+    kind: &str,
+    url: &str,
+) -> Result<Option<Vec<HostRule>>, Refusal> {
+    let field = "url";
+    if url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(refuse(field, Msg::new("msg.policy.channel_url")));
+    }
+    let bad = || refuse(field, Msg::new("msg.policy.channel_url"));
+    let parsed = reqwest::Url::parse(url).map_err(|_| bad())?;
+    let scheme = parsed.scheme();
+    let schemes: &[&str] = if kind == "email" {
+        &["smtp", "smtps"]
+    } else {
+        &["http", "https"]
+    };
+    if !schemes.contains(&scheme) {
+        return Err(refuse(
+            field,
+            Msg::new("msg.policy.channel_scheme").with("schemes", schemes.join(", ")),
+        ));
+    }
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(bad)?;
+    let port = parsed.port_or_known_default().unwrap_or(match scheme {
+        "smtps" => 465,
+        _ => 587,
+    });
+    if definer == Definer::Admin {
+        return Ok(None);
+    }
+    let rules = policy.notification_rules();
+    egress::allowed_by_name(&rules, host, port).map_err(|r| refuse(field, Msg::text(r.0)))?;
+    Ok(Some(rules))
 }
 
 /// Check a source's target (see the module comment).

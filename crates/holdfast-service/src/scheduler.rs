@@ -299,6 +299,7 @@ pub async fn apply_retention(
 ) -> Result<(), holdfast_catalog::CatalogError> {
     let system = Actor::system();
     for tenant in state.catalog.tenants().await? {
+        let mut summary = Vec::new();
         for src in state.catalog.sources(&tenant.id).await? {
             let r: Retention = serde_json::from_value(src.retention.clone()).unwrap_or_default();
             let live = state.catalog.live_backups(&src.id).await?;
@@ -330,6 +331,27 @@ pub async fn apply_retention(
                     &deleted,
                     &failed,
                 )
+                .await?;
+            if !deleted.is_empty() || !failed.is_empty() {
+                summary.push((src.name.clone(), deleted.len(), failed.len()));
+            }
+        }
+        // one line per tenant and sweep for the notifications
+        if !summary.is_empty() {
+            state
+                .catalog
+                .record_event(holdfast_catalog::audit::NewEvent {
+                    actor: &system,
+                    tenant_id: Some(&tenant.id),
+                    event: "retention_summary",
+                    subject: Some(&tenant.id),
+                    metadata: serde_json::json!({
+                        "deleted": summary.iter().map(|s| s.1).sum::<usize>(),
+                        "failed": summary.iter().map(|s| s.2).sum::<usize>(),
+                        "sources": summary.iter().map(|(name, d, f)| serde_json::json!(
+                            {"source": name, "deleted": d, "failed": f})).collect::<Vec<_>>(),
+                    }),
+                })
                 .await?;
         }
     }

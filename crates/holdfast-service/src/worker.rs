@@ -417,6 +417,8 @@ async fn supervise<T: Send + 'static>(
 }
 
 async fn run_one(state: &AppState, worker: &str, job: &Job, b: &Backup) {
+    // healthchecks-style channels hear that it started (queued, never awaited)
+    crate::notify::backup_started(state, b).await;
     let input = match prepare(state, b).await {
         Ok(i) => i,
         Err(f) => return record(state, worker, b, Err(f)).await,

@@ -2,6 +2,7 @@
 
 mod audit;
 pub(crate) mod backups;
+mod channels;
 pub(crate) mod download;
 mod drills;
 mod health;
@@ -69,6 +70,39 @@ fn api_router(state: AppState) -> Router {
         .route(
             "/api/v1/tenants/{tenant}/verifications/{id}",
             get(verifications::get_one),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/channels",
+            post(channels::tenant_create).get(channels::tenant_list),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/channels/{id}",
+            get(channels::tenant_get)
+                .patch(channels::tenant_update)
+                .delete(channels::tenant_delete),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/channels/{id}/test",
+            post(channels::tenant_test),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/channels/{id}/deliveries",
+            get(channels::tenant_deliveries),
+        )
+        .route(
+            "/api/v1/channels",
+            post(channels::global_create).get(channels::global_list),
+        )
+        .route(
+            "/api/v1/channels/{id}",
+            get(channels::global_get)
+                .patch(channels::global_update)
+                .delete(channels::global_delete),
+        )
+        .route("/api/v1/channels/{id}/test", post(channels::global_test))
+        .route(
+            "/api/v1/channels/{id}/deliveries",
+            get(channels::global_deliveries),
         )
         .route(
             "/api/v1/tenants/{tenant}/backups",
