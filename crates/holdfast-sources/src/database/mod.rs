@@ -188,6 +188,38 @@ impl Table {
     }
 }
 
+/// Tables from a catalog's rows, one a column: (the table's name parts,
+/// the column, its position in the primary key), grouped by table with
+/// the columns in order. The key columns come out in key order.
+pub(crate) fn tables_from_catalog(
+    rows: impl IntoIterator<Item = Result<(Vec<String>, ManifestColumn, Option<u32>)>>,
+) -> Result<Vec<Table>> {
+    let mut out: Vec<Table> = Vec::new();
+    let mut keys: Vec<Vec<(u32, String)>> = Vec::new();
+    for row in rows {
+        let (parts, column, key) = row?;
+        if out.last().is_none_or(|t| t.parts != parts) {
+            out.push(Table {
+                parts,
+                columns: Vec::new(),
+                primary_key: Vec::new(),
+            });
+            keys.push(Vec::new());
+        }
+        if let Some(k) = key {
+            keys.last_mut()
+                .expect("pushed above")
+                .push((k, column.name.clone()));
+        }
+        out.last_mut().expect("pushed above").columns.push(column);
+    }
+    for (t, mut k) in out.iter_mut().zip(keys) {
+        k.sort();
+        t.primary_key = k.into_iter().map(|(_, c)| c).collect();
+    }
+    Ok(out)
+}
+
 /// One CSV file a tables-mode backup stores.
 pub struct Export<'a> {
     /// Where it goes in the snapshot (`tables/x.csv`, `queries/q.csv`).
@@ -265,6 +297,12 @@ pub(crate) fn one_row<const N: usize>(
         .next()
         .and_then(|r| <[String; N]>::try_from(r).ok())
         .ok_or_else(|| EngineError::source(missing.to_string()))
+}
+
+/// A query's row as its `N` fields; `what` names the row in the error.
+pub(crate) fn fields<const N: usize>(row: Vec<String>, what: &str) -> Result<[String; N]> {
+    <[String; N]>::try_from(row)
+        .map_err(|r| EngineError::source(format!("unexpected {what} row {r:?}")))
 }
 
 /// A restore's target once prepared.

@@ -24,7 +24,7 @@ use super::{MyClient, sql_string};
 use crate::command::Spawned;
 use crate::database::restore::FeedPart;
 use crate::database::restore::columns_from_rows;
-use crate::database::{Export, Exportable, Exported, Out, Table};
+use crate::database::{Export, Exportable, Exported, Out, Table, fields, tables_from_catalog};
 use crate::dump_scan::ScanningReader;
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
 use crate::writer::SnapshotWriter;
@@ -79,36 +79,15 @@ pub(crate) fn list_tables(client: &MyClient, db: &str) -> Result<Vec<Table>> {
              ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION;"
         ),
     )?;
-    let mut out: Vec<Table> = Vec::new();
-    let mut keys: Vec<Vec<(u32, String)>> = Vec::new();
-    for r in rows {
-        let [table, col, col_type, pk, generated] = <[String; 5]>::try_from(r)
-            .map_err(|r| EngineError::source(format!("unexpected catalog row {r:?}")))?;
-        if out.last().is_none_or(|t| t.parts != [table.as_str()]) {
-            out.push(Table {
-                parts: vec![table],
-                columns: Vec::new(),
-                primary_key: Vec::new(),
-            });
-            keys.push(Vec::new());
-        }
-        if let Ok(p) = pk.parse::<u32>() {
-            keys.last_mut().expect("pushed").push((p, col.clone()));
-        }
-        out.last_mut()
-            .expect("pushed")
-            .columns
-            .push(ManifestColumn {
-                name: col,
-                sql_type: col_type,
-                generated: !generated.is_empty(),
-            });
-    }
-    for (t, mut k) in out.iter_mut().zip(keys) {
-        k.sort();
-        t.primary_key = k.into_iter().map(|(_, c)| c).collect();
-    }
-    Ok(out)
+    tables_from_catalog(rows.into_iter().map(|r| {
+        let [table, col, col_type, pk, generated] = fields(r, "catalog")?;
+        let column = ManifestColumn {
+            name: col,
+            sql_type: col_type,
+            generated: !generated.is_empty(),
+        };
+        Ok((vec![table], column, pk.parse().ok()))
+    }))
 }
 
 /// The list of expressions that makes the server write CSV records.

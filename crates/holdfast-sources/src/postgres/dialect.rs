@@ -171,7 +171,7 @@ impl Dialect for Postgres {
     }
 
     fn list_tables(&mut self) -> Result<Vec<Table>> {
-        tables::list_tables(&self.client, &self.database(), Some(self.snapshot_id()?))
+        tables::list_tables(&self.client, &self.database(), self.snapshot_id()?)
     }
 
     fn write_schema(

@@ -29,7 +29,7 @@ use super::ddl_filter::{DropEntries, foreign_key_headers};
 use crate::command::Spawned;
 use crate::database::backup::store_tool_output;
 use crate::database::restore::columns_from_rows;
-use crate::database::{Export, Exportable, Exported, Out, Table};
+use crate::database::{Export, Exportable, Exported, Out, Table, fields, tables_from_catalog};
 use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
 use crate::writer::SnapshotWriter;
 
@@ -150,11 +150,7 @@ fn in_snapshot(id: &str, sql: &str) -> String {
 
 /// Every user table (partitioned parents, not their partitions; not
 /// extensions' tables) with its columns and primary key.
-pub fn list_tables(
-    client: &PgClient,
-    database: &str,
-    snapshot: Option<&str>,
-) -> Result<Vec<Table>> {
+pub fn list_tables(client: &PgClient, database: &str, snapshot: &str) -> Result<Vec<Table>> {
     let sql = "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), \
          coalesce(array_position(i.indkey::int2[], a.attnum)::text, ''), a.attgenerated <> '' \
        FROM pg_class c \
@@ -166,44 +162,16 @@ pub fn list_tables(
          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
                          AND d.objid = c.oid AND d.deptype = 'e') \
        ORDER BY n.nspname, c.relname, a.attnum;";
-    let script = match snapshot {
-        Some(id) => in_snapshot(id, sql),
-        None => sql.to_string(),
-    };
-    let rows = client.query(database, &script, &[])?;
-    let mut out: Vec<Table> = Vec::new();
-    let mut keys: Vec<Vec<(usize, String)>> = Vec::new();
-    for r in rows {
-        let [schema, name, col, ty, pk, generated] = <[String; 6]>::try_from(r)
-            .map_err(|r| EngineError::source(format!("unexpected catalog row {r:?}")))?;
-        if out
-            .last()
-            .is_none_or(|t| t.parts != [schema.as_str(), name.as_str()])
-        {
-            out.push(Table {
-                parts: vec![schema, name],
-                columns: Vec::new(),
-                primary_key: Vec::new(),
-            });
-            keys.push(Vec::new());
-        }
-        let t = out.last_mut().expect("pushed above");
-        if let Ok(pos) = pk.parse::<usize>() {
-            keys.last_mut()
-                .expect("pushed above")
-                .push((pos, col.clone()));
-        }
-        t.columns.push(ManifestColumn {
+    let rows = client.query(database, &in_snapshot(snapshot, sql), &[])?;
+    tables_from_catalog(rows.into_iter().map(|r| {
+        let [schema, name, col, ty, pk, generated] = fields(r, "catalog")?;
+        let column = ManifestColumn {
             name: col,
             sql_type: ty,
             generated: generated == "t",
-        });
-    }
-    for (t, mut k) in out.iter_mut().zip(keys) {
-        k.sort();
-        t.primary_key = k.into_iter().map(|(_, c)| c).collect();
-    }
-    Ok(out)
+        };
+        Ok((vec![schema, name], column, pk.parse().ok()))
+    }))
 }
 
 /// The SELECT that exports a table: its stored columns, the tenant's rows
@@ -349,10 +317,7 @@ fn views_over(
     );
     let rows = client.query(database, &in_snapshot(snapshot, &sql), &[])?;
     rows.into_iter()
-        .map(|r| match <[String; 2]>::try_from(r) {
-            Ok([schema, name]) => Ok((schema, name)),
-            Err(r) => Err(EngineError::source(format!("unexpected view row {r:?}"))),
-        })
+        .map(|r| fields(r, "view").map(|[schema, name]| (schema, name)))
         .collect()
 }
 
@@ -373,11 +338,8 @@ fn foreign_keys_into(
     );
     let rows = client.query(database, &in_snapshot(snapshot, &sql), &[])?;
     rows.into_iter()
-        .map(|r| match <[String; 3]>::try_from(r) {
-            Ok([schema, table, constraint]) => Ok((schema, table, constraint)),
-            Err(r) => Err(EngineError::source(format!(
-                "unexpected foreign key row {r:?}"
-            ))),
+        .map(|r| {
+            fields(r, "foreign key").map(|[schema, table, constraint]| (schema, table, constraint))
         })
         .collect()
 }
@@ -417,8 +379,7 @@ fn list_sequences(client: &PgClient, database: &str, snapshot: &str) -> Result<V
     let rows = client.query(database, &in_snapshot(snapshot, sql), &[])?;
     rows.into_iter()
         .map(|r| {
-            let [schema, name, value, owner_schema, owner] = <[String; 5]>::try_from(r)
-                .map_err(|r| EngineError::source(format!("unexpected sequence row {r:?}")))?;
+            let [schema, name, value, owner_schema, owner] = fields(r, "sequence")?;
             Ok(PgSequence {
                 schema,
                 name,

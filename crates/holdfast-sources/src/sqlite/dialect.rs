@@ -21,7 +21,7 @@ use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
 use rusqlite::Connection;
 use serde_json::json;
 
-use super::{backup, check_integrity, list_tables, open_read_only, sqlite_err, tables};
+use super::{backup, catalog, check_integrity, list_tables, open_read_only, sqlite_err, tables};
 use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, WholeCopy};
 use crate::source_url::SourceAddress;
 use crate::writer::SnapshotWriter;
@@ -113,7 +113,7 @@ impl Dialect for Sqlite {
     }
 
     fn list_tables(&mut self) -> Result<Vec<Table>> {
-        tables::list_tables(self.conn()?)
+        catalog(self.conn()?)
     }
 
     fn write_schema(

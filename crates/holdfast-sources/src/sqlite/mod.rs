@@ -23,6 +23,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use holdfast_format::manifest::{ManifestColumn, ManifestTable};
 
+use crate::database::{Table, tables_from_catalog};
+
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -69,51 +71,56 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Every table (not SQLite's own) with its columns and primary key, in
+/// name order.
+pub(crate) fn catalog(conn: &Connection) -> Result<Vec<Table>> {
+    // table_xinfo also lists generated columns (hidden 2: virtual, 3:
+    // stored); hidden 1 is a virtual table's hidden column
+    let mut stmt = conn
+        .prepare(
+            "SELECT s.name, c.name, c.type, c.pk, c.hidden \
+             FROM sqlite_schema s JOIN pragma_table_xinfo(s.name) c \
+             WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+               AND c.hidden <> 1 ORDER BY s.name, c.cid",
+        )
+        .map_err(|e| sqlite_err("listing tables", e))?;
+    let rows = stmt
+        .query_map([], |r| {
+            let column = ManifestColumn {
+                name: r.get(1)?,
+                sql_type: r.get(2)?,
+                generated: r.get::<_, i64>(4)? != 0,
+            };
+            let key: u32 = r.get(3)?;
+            Ok((vec![r.get(0)?], column, (key > 0).then_some(key)))
+        })
+        .map_err(|e| sqlite_err("listing tables", e))?;
+    tables_from_catalog(rows.map(|r| r.map_err(|e| sqlite_err("listing tables", e))))
+}
+
 /// Every table (not SQLite's own) with its columns and row count, in name
 /// order.
 pub(crate) fn list_tables(conn: &Connection) -> Result<Vec<ManifestTable>> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' \
-             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-        )
-        .map_err(|e| sqlite_err("listing tables", e))?;
-    let names: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| sqlite_err("listing tables", e))?;
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let q = quote_ident(&name);
-        let rows: i64 = conn
-            .query_row(&format!("SELECT count(*) FROM {q}"), [], |r| r.get(0))
-            .map_err(|e| sqlite_err(format!("counting rows of {name}"), e))?;
-        // table_xinfo also lists generated columns (hidden 2: virtual,
-        // 3: stored); hidden 1 is a virtual table's hidden column
-        let mut cols = conn
-            .prepare(
-                "SELECT name, type, hidden FROM pragma_table_xinfo(?1) WHERE hidden <> 1 ORDER BY cid",
-            )
-            .map_err(|e| sqlite_err(format!("reading the columns of {name}"), e))?;
-        let columns: Vec<ManifestColumn> = cols
-            .query_map([&name], |r| {
-                Ok(ManifestColumn {
-                    name: r.get(0)?,
-                    sql_type: r.get(1)?,
-                    generated: r.get::<_, i64>(2)? != 0,
-                })
+    catalog(conn)?
+        .into_iter()
+        .map(|t| {
+            let name = t.display_name();
+            let rows: i64 = conn
+                .query_row(
+                    &format!("SELECT count(*) FROM {}", quote_ident(&name)),
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sqlite_err(format!("counting rows of {name}"), e))?;
+            Ok(ManifestTable {
+                name,
+                parts: t.parts,
+                rows: rows as u64,
+                file: None,
+                columns: t.columns,
             })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| sqlite_err(format!("reading the columns of {name}"), e))?;
-        out.push(ManifestTable {
-            name: name.clone(),
-            parts: vec![name],
-            rows: rows as u64,
-            file: None,
-            columns,
-        });
-    }
-    Ok(out)
+        })
+        .collect()
 }
 
 /// `PRAGMA integrity_check` (or `quick_check`): Ok when SQLite says "ok",

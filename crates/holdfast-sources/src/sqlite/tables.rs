@@ -137,20 +137,6 @@ fn prepare_read_only<'c>(
     Ok((stmt, columns))
 }
 
-/// Every user table with its columns and primary key.
-pub(crate) fn list_tables(conn: &Connection) -> Result<Vec<Table>> {
-    super::list_tables(conn)?
-        .into_iter()
-        .map(|t| {
-            Ok(Table {
-                primary_key: primary_key(conn, &t.name)?,
-                parts: vec![t.name],
-                columns: t.columns,
-            })
-        })
-        .collect()
-}
-
 /// The DDL of what stays: tables first (without foreign keys into left-out
 /// tables), then indexes, triggers and views (without those that name a
 /// left-out table), then the AUTOINCREMENT counters.
@@ -285,20 +271,6 @@ pub(crate) fn export(
         }
     };
     export_query(conn, &sql, &item.file, writer)
-}
-
-/// A table's primary key columns, in key order.
-fn primary_key(conn: &Connection, table: &str) -> Result<Vec<String>> {
-    let mut stmt = conn
-        .prepare(&format!("PRAGMA table_info({})", quote_ident(table)))
-        .map_err(|e| sqlite_err(format!("reading the key of {table}"), e))?;
-    let mut cols: Vec<(i64, String)> = stmt
-        .query_map([], |r| Ok((r.get::<_, i64>(5)?, r.get::<_, String>(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| sqlite_err(format!("reading the key of {table}"), e))?;
-    cols.retain(|(pk, _)| *pk > 0);
-    cols.sort();
-    Ok(cols.into_iter().map(|(_, c)| c).collect())
 }
 
 /// Build a tables-mode snapshot's database in `conn`, in one transaction:
