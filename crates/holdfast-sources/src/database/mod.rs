@@ -188,6 +188,52 @@ impl Table {
     }
 }
 
+/// How a dialect writes SQL text, for the statements written once here.
+pub(crate) struct Syntax {
+    /// A name quoted as an identifier.
+    pub ident: fn(&str) -> String,
+    /// A string literal.
+    pub literal: fn(&str) -> String,
+    /// What orders the rows of a table without a primary key.
+    pub unkeyed_order: fn(&Table) -> String,
+}
+
+impl Syntax {
+    /// Names quoted and joined by `sep`: a column list (`", "`) or a
+    /// qualified name (`"."`).
+    pub fn idents<S: AsRef<str>>(&self, names: impl IntoIterator<Item = S>, sep: &str) -> String {
+        let quoted: Vec<String> = names
+            .into_iter()
+            .map(|n| (self.ident)(n.as_ref()))
+            .collect();
+        quoted.join(sep)
+    }
+
+    /// The SELECT of `list` that exports `t`: only the tenant's rows when
+    /// given, in primary-key order (else [`Syntax::unkeyed_order`]).
+    pub fn table_select(&self, list: &str, t: &Table, tenant: Option<&Tenant>) -> String {
+        let mut sql = format!("SELECT {list} FROM {}", self.idents(&t.parts, "."));
+        if let Some(tenant) = tenant {
+            let (column, value) = ((self.ident)(&tenant.column), (self.literal)(&tenant.value));
+            sql.push_str(&format!(" WHERE {column} = {value}"));
+        }
+        let order = match t.primary_key.is_empty() {
+            true => (self.unkeyed_order)(t),
+            false => self.idents(&t.primary_key, ", "),
+        };
+        if !order.is_empty() {
+            sql.push_str(&format!(" ORDER BY {order}"));
+        }
+        sql
+    }
+}
+
+/// A standard SQL string literal (PostgreSQL's, with the
+/// standard_conforming_strings every supported server has on; SQLite's).
+pub(crate) fn standard_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// Tables from a catalog's rows, one a column: (the table's name parts,
 /// the column, its position in the primary key), grouped by table with
 /// the columns in order. The key columns come out in key order.

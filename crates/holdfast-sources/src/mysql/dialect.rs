@@ -22,16 +22,12 @@ use serde_json::json;
 use super::tables;
 use super::{DumpTool, Flavor, MyClient, ServerInfo, sql_string};
 use crate::database::backup::dump_file_name;
-use crate::database::restore::{FeedPart, counts_by_index, feed_parts};
+use crate::database::restore::{FeedPart, count_rows, feed_parts};
 use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy};
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
 use crate::writer::SnapshotWriter;
-
-/// Tables counted per statement: a statement opens all of its tables at
-/// once, and servers limit open tables.
-const COUNT_BATCH: usize = 100;
 
 /// The dump tool's options (after the connection's, before the database).
 ///
@@ -321,22 +317,10 @@ impl Dialect for Mysql {
     }
 
     fn count_rows(&mut self, tables: &[ManifestTable]) -> Result<Vec<u64>> {
-        if tables.is_empty() {
-            return Ok(Vec::new());
-        }
-        let selects: Vec<String> = tables
+        let names = tables
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let name = t.parts.last().map(String::as_str).unwrap_or(&t.name);
-                format!("SELECT {i}, COUNT(*) FROM {}", quote_ident(name))
-            })
-            .collect();
-        let sql: String = selects
-            .chunks(COUNT_BATCH)
-            .map(|c| format!("{};\n", c.join(" UNION ALL ")))
-            .collect();
-        counts_by_index(self.client.query(Some(self.target()), &sql)?, tables.len())
+            .map(|t| quote_ident(t.parts.last().unwrap_or(&t.name)));
+        count_rows(names, |sql| self.client.query(Some(self.target()), sql))
     }
 
     /// Put the database back as it was before the load.

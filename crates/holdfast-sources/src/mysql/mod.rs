@@ -35,6 +35,8 @@ use std::process::{Command, Stdio};
 use holdfast_engine::{EngineError, Fault, Result};
 
 use crate::command::how_it_ended;
+use crate::database::Syntax;
+use crate::dump_scan::mysql::quote_ident;
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
 
@@ -47,6 +49,17 @@ const CLIENTS: [&str; 2] = ["mariadb", "mysql"];
 /// backup, not hang it). mariadb-dump has no such option; it connects
 /// right after the client did.
 const CONNECT_TIMEOUT: &str = "--connect-timeout=15";
+
+/// How MySQL writes SQL; a table without a primary key is ordered by all
+/// its columns, so that the order is still deterministic.
+pub(crate) const SQL: Syntax = Syntax {
+    ident: quote_ident,
+    literal: sql_string,
+    unkeyed_order: |t| {
+        let columns = t.columns.iter().map(|c| quote_ident(&c.name));
+        columns.collect::<Vec<_>>().join(", ")
+    },
+};
 
 /// The tools of one installation, as far as they were found. A restore
 /// needs only the client, so a missing dump tool is an error only when it

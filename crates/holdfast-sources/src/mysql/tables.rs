@@ -20,7 +20,7 @@ use holdfast_format::manifest::{ManifestColumn, ManifestTable};
 use holdfast_format::table_csv::{CsvRecords, RecordCounter, parse_hex_field, write_text};
 
 use super::ddl_filter::DropForeignKeys;
-use super::{MyClient, sql_string};
+use super::{MyClient, SQL, sql_string};
 use crate::command::Spawned;
 use crate::database::restore::FeedPart;
 use crate::database::restore::columns_from_rows;
@@ -107,29 +107,7 @@ fn csv_fields(columns: &[ManifestColumn]) -> String {
             format!("IF({q} IS NULL, '', {text})")
         })
         .collect();
-    format!("SELECT CONCAT_WS(',', {})", fields.join(", "))
-}
-
-/// The SELECT that makes the server write a table's CSV records (only
-/// the tenant's rows when given), in key order.
-fn table_select(t: &Table, tenant: Option<(&str, &str)>) -> String {
-    let mut sql = format!("{} FROM {}", csv_fields(&t.columns), quote_ident(t.name()));
-    if let Some((col, value)) = tenant {
-        sql.push_str(&format!(
-            " WHERE {} = {}",
-            quote_ident(col),
-            sql_string(value)
-        ));
-    }
-    let order: Vec<String> = if t.primary_key.is_empty() {
-        t.columns.iter().map(|c| quote_ident(&c.name)).collect()
-    } else {
-        t.primary_key.iter().map(|c| quote_ident(c)).collect()
-    };
-    if !order.is_empty() {
-        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
-    }
-    sql
+    format!("CONCAT_WS(',', {})", fields.join(", "))
 }
 
 /// A `--query` result as CSV records. The query becomes a derived table;
@@ -142,7 +120,7 @@ fn query_select(columns: &[ManifestColumn], sql: &str) -> String {
     } else {
         format!("{sql} LIMIT 18446744073709551615")
     };
-    format!("{} FROM ({inner}) AS q", csv_fields(columns))
+    format!("SELECT {} FROM ({inner}) AS q", csv_fields(columns))
 }
 
 /// One table's records from the shared session output: bytes up to the
@@ -352,7 +330,7 @@ pub(crate) fn export(
         script.push_str(&format!("SELECT '{MARK_TABLE} {i}';\n"));
         script.push_str(&match &item.what {
             Exportable::Table { table, tenant } => {
-                table_select(table, tenant.map(|t| (t.column.as_str(), t.value.as_str())))
+                SQL.table_select(&csv_fields(&table.columns), table, *tenant)
             }
             Exportable::Query { sql, columns } => query_select(columns, sql),
         });

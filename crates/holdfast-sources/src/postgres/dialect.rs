@@ -17,11 +17,11 @@ use serde_json::json;
 
 use super::copy_text::csv_to_copy_text;
 use super::tables::{self, SnapshotHolder};
-use super::{PgClient, ServerInfo};
+use super::{PgClient, SQL, ServerInfo};
 use crate::database::backup::dump_file_name;
-use crate::database::restore::{FeedPart, counts_by_index, feed_parts};
+use crate::database::restore::{FeedPart, count_rows, feed_parts};
 use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy};
-use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
+use crate::dump_scan::postgres::PgDumpScan;
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
 use crate::writer::SnapshotWriter;
@@ -284,15 +284,13 @@ impl Dialect for Postgres {
                     t.name
                 )));
             };
-            let name: Vec<String> = t.parts.iter().map(|p| quote_ident(p)).collect();
             // generated columns are exported but computed again by the database
-            let cols: Vec<String> = t.loaded_columns().map(|c| quote_ident(&c.name)).collect();
+            let cols = SQL.idents(t.loaded_columns().map(|c| &c.name), ", ");
             let computed = t.generated_positions();
             // Text format, not the stored CSV: see csv_to_copy_text.
+            let name = SQL.idents(&t.parts, ".");
             parts.push(FeedPart::Text(format!(
-                "COPY {} ({}) FROM STDIN;\n",
-                name.join("."),
-                cols.join(", ")
+                "COPY {name} ({cols}) FROM STDIN;\n"
             )));
             parts.push(FeedPart::Converted {
                 file: file.clone(),
@@ -307,19 +305,8 @@ impl Dialect for Postgres {
 
     fn count_rows(&mut self, tables: &[ManifestTable]) -> Result<Vec<u64>> {
         let database = &self.target.as_ref().expect("prepared").database;
-        let selects: Vec<String> = tables
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let name: Vec<String> = t.parts.iter().map(|p| quote_ident(p)).collect();
-                format!("SELECT {i}, count(*) FROM {}", name.join("."))
-            })
-            .collect();
-        if selects.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!("{};", selects.join(" UNION ALL "));
-        counts_by_index(self.client.query(database, &sql, &[])?, tables.len())
+        let names = tables.iter().map(|t| SQL.idents(&t.parts, "."));
+        count_rows(names, |sql| self.client.query(database, sql, &[]))
     }
 
     fn undo(&mut self, error: EngineError) -> EngineError {

@@ -25,8 +25,24 @@ use std::process::{Command, Stdio};
 use holdfast_engine::{EngineError, Result};
 
 use crate::command::how_it_ended;
+use crate::database::{Syntax, standard_literal};
+use crate::dump_scan::postgres::quote_ident;
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
+
+/// How PostgreSQL writes SQL; a table without a primary key is ordered by
+/// all its columns as text, so that the order is still deterministic.
+pub(crate) const SQL: Syntax = Syntax {
+    ident: quote_ident,
+    literal: standard_literal,
+    unkeyed_order: |t| {
+        let columns = t
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name) + "::text COLLATE \"C\"");
+        columns.collect::<Vec<_>>().join(", ")
+    },
+};
 
 /// Field separator for psql's unaligned output (ASCII unit separator).
 const FIELD_SEP: &str = "\x1f";

@@ -24,27 +24,18 @@ use holdfast_engine::{EngineError, Result};
 use holdfast_format::manifest::ManifestColumn;
 use holdfast_format::table_csv::RecordCounter;
 
-use super::PgClient;
 use super::ddl_filter::{DropEntries, foreign_key_headers};
+use super::{PgClient, SQL};
 use crate::command::Spawned;
 use crate::database::backup::store_tool_output;
 use crate::database::restore::columns_from_rows;
 use crate::database::{Export, Exportable, Exported, Out, Table, fields, tables_from_catalog};
-use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
+use crate::dump_scan::postgres::PgDumpScan;
 use crate::writer::SnapshotWriter;
 
 /// Session settings that make the CSV the same on every server.
 const SESSION: &str = "SET bytea_output = hex; SET DateStyle = 'ISO, YMD'; \
     SET IntervalStyle = postgres; SET extra_float_digits = 3; SET TimeZone = 'UTC';\n";
-
-/// `"schema"."table"`.
-fn sql_name(t: &Table) -> String {
-    t.parts
-        .iter()
-        .map(|p| quote_ident(p))
-        .collect::<Vec<_>>()
-        .join(".")
-}
 
 /// A session that holds the exported snapshot open until dropped.
 pub(crate) struct SnapshotHolder {
@@ -174,39 +165,6 @@ pub fn list_tables(client: &PgClient, database: &str, snapshot: &str) -> Result<
     }))
 }
 
-/// The SELECT that exports a table: its stored columns, the tenant's rows
-/// when asked, in primary-key order (all columns as text when there is no
-/// primary key, so the order is still deterministic).
-fn table_select(t: &Table, tenant: Option<(&str, &str)>) -> String {
-    let columns: Vec<String> = t.columns.iter().map(|c| quote_ident(&c.name)).collect();
-    let mut sql = format!("SELECT {} FROM {}", columns.join(", "), sql_name(t));
-    if let Some((col, value)) = tenant {
-        sql.push_str(&format!(
-            " WHERE {} = {}",
-            quote_ident(col),
-            quote_literal(value)
-        ));
-    }
-    let order: Vec<String> = if t.primary_key.is_empty() {
-        t.columns
-            .iter()
-            .map(|c| format!("{}::text COLLATE \"C\"", quote_ident(&c.name)))
-            .collect()
-    } else {
-        t.primary_key.iter().map(|c| quote_ident(c)).collect()
-    };
-    if !order.is_empty() {
-        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
-    }
-    sql
-}
-
-/// A string literal (standard_conforming_strings is on in every
-/// supported server).
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// Stream `COPY (select) TO STDOUT` into the snapshot as `file`; returns
 /// (rows, size, sha256).
 fn copy_out(
@@ -273,7 +231,7 @@ fn dump_ddl(
     cmd.arg(format!("--snapshot={snapshot}"));
     for t in left_out {
         // Double quotes make the pattern literal (no wildcards, exact case).
-        cmd.arg(format!("--exclude-table={}", sql_name(t)));
+        cmd.arg(format!("--exclude-table={}", SQL.idents(&t.parts, ".")));
     }
     for s in left_relations {
         cmd.arg(format!("--exclude-table={s}"));
@@ -289,7 +247,10 @@ fn dump_ddl(
 
 /// `ARRAY[...]::regclass[]` of the given tables, for catalog queries.
 fn regclass_array(tables: &[&Table]) -> String {
-    let names: Vec<String> = tables.iter().map(|t| quote_literal(&sql_name(t))).collect();
+    let names: Vec<String> = tables
+        .iter()
+        .map(|t| (SQL.literal)(&SQL.idents(&t.parts, ".")))
+        .collect();
     format!("ARRAY[{}]::regclass[]", names.join(", "))
 }
 
@@ -354,7 +315,7 @@ struct PgSequence {
 
 impl PgSequence {
     fn sql_name(&self) -> String {
-        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+        SQL.idents([&self.schema, &self.name], ".")
     }
 
     /// Owned by one of these tables (and so leaves with it).
@@ -400,7 +361,7 @@ fn sequences_sql(sequences: &[PgSequence], left_out: &[&Table]) -> String {
         if let Some(v) = &s.last_value {
             out.push_str(&format!(
                 "SELECT pg_catalog.setval({}, {v}, true);\n",
-                quote_literal(&s.sql_name())
+                (SQL.literal)(&s.sql_name())
             ));
         }
     }
@@ -432,7 +393,7 @@ pub(crate) fn write_schema(
             warnings.push(format!(
                 "view {schema}.{name} reads a table that is left out: it is left out too"
             ));
-            left_relations.push(format!("{}.{}", quote_ident(&schema), quote_ident(&name)));
+            left_relations.push(SQL.idents([schema, name], "."));
         }
         for (schema, table, constraint) in foreign_keys_into(client, database, snap, left_out)? {
             warnings.push(format!(
@@ -472,7 +433,8 @@ pub(crate) fn export(
 ) -> Result<Exported> {
     let select = match &item.what {
         Exportable::Table { table, tenant } => {
-            table_select(table, tenant.map(|t| (t.column.as_str(), t.value.as_str())))
+            let columns = SQL.idents(table.columns.iter().map(|c| &c.name), ", ");
+            SQL.table_select(&columns, table, *tenant)
         }
         Exportable::Query { sql, .. } => sql.to_string(),
     };

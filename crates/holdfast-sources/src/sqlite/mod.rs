@@ -23,7 +23,16 @@ use rusqlite::{Connection, OpenFlags};
 
 use holdfast_format::manifest::{ManifestColumn, ManifestTable};
 
-use crate::database::{Table, tables_from_catalog};
+use crate::database::{Syntax, Table, standard_literal, tables_from_catalog};
+pub(crate) use crate::dump_scan::postgres::quote_ident;
+
+/// How SQLite writes SQL (names and strings as PostgreSQL does); a table
+/// without a primary key is ordered as its rows are stored.
+pub(crate) const SQL: Syntax = Syntax {
+    ident: quote_ident,
+    literal: standard_literal,
+    unkeyed_order: |_| "rowid".into(),
+};
 
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -145,11 +154,6 @@ pub(crate) fn check_integrity(conn: &Connection, quick: bool) -> Result<()> {
         "PRAGMA {pragma} found problems:\n  {}",
         lines.join("\n  ")
     )))
-}
-
-/// A name quoted as an SQLite identifier.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use holdfast_format::table_csv::{CsvField, CsvRecords, hex_field, parse_hex_fiel
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Rows};
 
-use super::{quote_ident, schema_sql, sqlite_err};
+use super::{SQL, quote_ident, schema_sql, sqlite_err};
 use crate::database::{Export, Exportable, Exported, Out, Stored, Table};
 use crate::writer::SnapshotWriter;
 
@@ -224,9 +224,9 @@ pub(crate) fn write_schema(
             .and_then(|rows| rows.collect())
             .map_err(|e| sqlite_err("reading sqlite_sequence", e))?;
         for (name, value) in rows.into_iter().filter(|(n, _)| kept(n)) {
+            let name = (SQL.literal)(&name);
             seq.push_str(&format!(
-                "INSERT INTO sqlite_sequence (name, seq) VALUES ('{}', {value});\n",
-                name.replace('\'', "''")
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ({name}, {value});\n"
             ));
         }
     }
@@ -248,26 +248,8 @@ pub(crate) fn export(
     let sql = match &item.what {
         Exportable::Query { sql, .. } => sql.to_string(),
         Exportable::Table { table, tenant } => {
-            let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-            let mut sql = format!(
-                "SELECT {} FROM {}",
-                cols.join(", "),
-                quote_ident(table.name())
-            );
-            if let Some(tenant) = tenant {
-                sql.push_str(&format!(
-                    " WHERE {} = '{}'",
-                    quote_ident(&tenant.column),
-                    tenant.value.replace('\'', "''")
-                ));
-            }
-            sql.push_str(&if table.primary_key.is_empty() {
-                " ORDER BY rowid".to_string()
-            } else {
-                let pk: Vec<String> = table.primary_key.iter().map(|c| quote_ident(c)).collect();
-                format!(" ORDER BY {}", pk.join(", "))
-            });
-            sql
+            let columns = SQL.idents(table.columns.iter().map(|c| &c.name), ", ");
+            SQL.table_select(&columns, table, *tenant)
         }
     };
     export_query(conn, &sql, &item.file, writer)
@@ -304,13 +286,12 @@ pub(crate) fn load(
             .iter()
             .map(|c| (!c.generated).then(|| affinity(&c.sql_type)))
             .collect();
-        let cols: Vec<String> = t.loaded_columns().map(|c| quote_ident(&c.name)).collect();
-        let marks = vec!["?"; cols.len()].join(", ");
+        let cols = SQL.idents(t.loaded_columns().map(|c| &c.name), ", ");
+        let marks = vec!["?"; t.loaded_columns().count()].join(", ");
         let mut insert = tx
             .prepare(&format!(
-                "INSERT INTO {} ({}) VALUES ({marks})",
-                quote_ident(&t.name),
-                cols.join(", ")
+                "INSERT INTO {} ({cols}) VALUES ({marks})",
+                quote_ident(&t.name)
             ))
             .map_err(|e| sqlite_err(format!("preparing the load of {}", t.name), e))?;
         let mut r = from.open(&file)?;
