@@ -3,9 +3,9 @@
 //! non-zero exit status or a signal — fails the backup before any snapshot
 //! is written, with the tail of its standard error in the message.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -56,7 +56,6 @@ impl Spawned {
         let mut s = Spawned::spawn(cmd, what)?;
         let mut stdin = s.child.stdin.take().expect("stdin is piped");
         std::thread::spawn(move || {
-            use std::io::Write;
             let _ = stdin.write_all(script.as_bytes());
         });
         let stdout = s.child.stdout.take().expect("stdout is piped");
@@ -242,6 +241,50 @@ pub fn tool_fault(stderr: &str) -> Fault {
     } else {
         Fault::Permanent
     }
+}
+
+/// Whether `p` is a file someone may execute.
+pub(crate) fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// What a tool is called in messages: its file name.
+pub(crate) fn tool_name(program: &std::path::Path) -> String {
+    let name = program.file_name().unwrap_or(program.as_os_str());
+    name.to_string_lossy().into_owned()
+}
+
+/// Run a client with `input` on its standard input (written from a
+/// thread), collecting its output; `what` names it if waiting fails.
+pub(crate) fn run_with_input(mut cmd: Command, input: &str, what: &str) -> Result<Output> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let program = std::path::Path::new(cmd.get_program())
+        .display()
+        .to_string();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| EngineError::io(format!("cannot start {program}"), e))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        child.wait_with_output()
+    })
+    .map_err(|e| EngineError::io(format!("waiting for {what}"), e))
+}
+
+/// A client's result rows: one per non-empty line of `out`, its fields
+/// split at `sep` and read by `field`.
+pub(crate) fn result_rows(out: &[u8], sep: &str, field: fn(&str) -> String) -> Vec<Vec<String>> {
+    let text = String::from_utf8_lossy(out);
+    let lines = text.lines().filter(|l| !l.is_empty());
+    lines.map(|l| l.split(sep).map(field).collect()).collect()
 }
 
 /// "exited with status 3", "was killed by signal 9".

@@ -166,19 +166,9 @@ impl Mysql {
 
     /// Feed `parts` to the client, connected to the target.
     fn feed(&self, from: &Stored<'_>, parts: &[FeedPart]) -> Result<u64> {
-        let program = self.client.tools.client()?.to_path_buf();
-        let mut cmd = self.client.command(&program);
-        cmd.args([
-            "--batch",
-            "--default-character-set=utf8mb4",
-            "--max-allowed-packet=1G",
-            super::CONNECT_TIMEOUT,
-        ])
-        .arg(format!("--database={}", self.target()));
-        let name = program
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "mysql".into());
+        let (cmd, name) = self
+            .client
+            .client_command(Some(self.target()), &["--max-allowed-packet=1G"])?;
         feed_parts(cmd, &name, from, parts)
     }
 }

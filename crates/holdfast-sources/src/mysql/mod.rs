@@ -34,7 +34,7 @@ use std::process::{Command, Stdio};
 
 use holdfast_engine::{EngineError, Fault, Result};
 
-use crate::command::how_it_ended;
+use crate::command::{how_it_ended, is_executable, result_rows, run_with_input, tool_name};
 use crate::database::Syntax;
 use crate::dump_scan::mysql::quote_ident;
 use crate::secret::Secret;
@@ -70,12 +70,6 @@ pub struct MyTools {
     pub client: Option<PathBuf>,
     /// Where they were looked for, for messages.
     searched: String,
-}
-
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 /// The first of `names` in the first of `dirs` that has one: the earlier
@@ -193,10 +187,7 @@ impl DumpTool {
 
     /// What it is called in messages (`mariadb-dump`).
     pub fn name(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "mysqldump".into())
+        tool_name(&self.path)
     }
 }
 
@@ -519,52 +510,36 @@ impl MyClient {
         )
     }
 
-    /// Run `sql` (statements separated by `;`) in `database` (or none);
-    /// the result rows of every statement, fields split and unescaped.
-    pub fn query(&self, database: Option<&str>, sql: &str) -> Result<Vec<Vec<String>>> {
+    /// The client in batch mode, connected to `database` (or none), with
+    /// `args`; and what it is called.
+    pub fn client_command(
+        &self,
+        database: Option<&str>,
+        args: &[&str],
+    ) -> Result<(Command, String)> {
         let program = self.tools.client()?;
         let mut cmd = self.command(program);
         cmd.args([
             "--batch",
-            "--skip-column-names",
             "--default-character-set=utf8mb4",
             CONNECT_TIMEOUT,
         ]);
-        if let Some(db) = database {
-            cmd.arg(format!("--database={db}"));
-        }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| EngineError::io(format!("cannot start {}", program.display()), e))?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        let out = std::thread::scope(|s| {
-            s.spawn(move || {
-                let _ = stdin.write_all(sql.as_bytes());
-            });
-            child.wait_with_output()
-        })
-        .map_err(|e| EngineError::io(format!("waiting for {}", program.display()), e))?;
+        cmd.args(args)
+            .args(database.map(|db| format!("--database={db}")));
+        Ok((cmd, tool_name(program)))
+    }
+
+    /// Run `sql` (statements separated by `;`) in `database` (or none);
+    /// the result rows of every statement, fields split and unescaped.
+    pub fn query(&self, database: Option<&str>, sql: &str) -> Result<Vec<Vec<String>>> {
+        let (cmd, name) = self.client_command(database, &["--skip-column-names"])?;
+        let program = Path::new(cmd.get_program()).display().to_string();
+        let out = run_with_input(cmd, sql, &program)?;
         if !out.status.success() {
-            let name = program
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Err(self.error(
-                &name,
-                out.status,
-                &String::from_utf8_lossy(&out.stderr),
-                database,
-            ));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(self.error(&name, out.status, &stderr, database));
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| l.split('\t').map(unescape_batch).collect())
-            .collect())
+        Ok(result_rows(&out.stdout, "\t", unescape_batch))
     }
 
     /// Version of the server and character set of `database` (and proof

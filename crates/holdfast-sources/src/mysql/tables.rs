@@ -337,18 +337,15 @@ pub(crate) fn export(
         script.push_str(";\n");
     }
     script.push_str(&format!("SELECT '{MARK_END}';\nCOMMIT;\n"));
-    let program = client.tools.client()?.to_path_buf();
-    let mut cmd = client.command(&program);
-    cmd.args([
-        "--batch",
-        "--raw",
-        "--quick",
-        "--skip-column-names",
-        "--default-character-set=utf8mb4",
-        "--max-allowed-packet=1G",
-        super::CONNECT_TIMEOUT,
-    ])
-    .arg(format!("--database={database}"));
+    let (cmd, _) = client.client_command(
+        Some(database),
+        &[
+            "--raw",
+            "--quick",
+            "--skip-column-names",
+            "--max-allowed-packet=1G",
+        ],
+    )?;
     let (child, stdout) = Spawned::start_with_script(cmd, "mariadb", script)?;
     let mut out = BufReader::with_capacity(1 << 20, stdout);
     let result: Result<Vec<Exported>> = (|| {

@@ -104,17 +104,9 @@ impl Postgres {
     /// Feed `parts` to one psql session in one transaction.
     fn feed(&self, from: &Stored<'_>, parts: &[FeedPart]) -> Result<u64> {
         let database = &self.target.as_ref().expect("prepared").database;
-        let mut cmd = self.client.command(&self.client.tools.psql, database);
-        cmd.args([
-            "-X",
-            "-q",
-            "-w",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "--single-transaction",
-            "-o",
-            "/dev/null",
-        ]);
+        let cmd = self
+            .client
+            .psql(database, &["--single-transaction", "-o", "/dev/null"]);
         feed_parts(cmd, "psql", from, parts)
     }
 }

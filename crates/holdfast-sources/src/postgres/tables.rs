@@ -52,9 +52,8 @@ impl SnapshotHolder {
         let dir = tempfile::tempdir()
             .map_err(|e| EngineError::io("creating a temporary directory", e))?;
         let id_file: PathBuf = dir.path().join("snapshot-id");
-        let mut cmd = client.command(&client.tools.psql, database);
-        cmd.args(["-X", "-q", "-w", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-            .stdin(Stdio::piped())
+        let mut cmd = client.psql(database, &["-A", "-t"]);
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {
@@ -83,26 +82,12 @@ impl SnapshotHolder {
                 });
             }
             if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
+                let mut err = Vec::new();
                 if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                    let _ = std::io::Read::read_to_end(&mut e, &mut err);
                 }
-                let err = err
-                    .trim()
-                    .trim_start_matches("psql: error: ")
-                    .trim()
-                    .to_string();
-                return Err(if status.code() == Some(2) {
-                    EngineError::source_with(
-                        crate::command::tool_fault(&err),
-                        format!("cannot connect to {}: {err}", client.display()),
-                    )
-                } else {
-                    EngineError::source(format!(
-                        "cannot open a snapshot on {}: {err}",
-                        client.display()
-                    ))
-                });
+                let otherwise = format!("cannot open a snapshot on {}", client.display());
+                return Err(client.failure(status, &err, database, &otherwise));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -175,8 +160,7 @@ fn copy_out(
     file: &str,
     writer: &mut SnapshotWriter,
 ) -> Result<Exported> {
-    let mut cmd = client.command(&client.tools.psql, database);
-    cmd.args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"]);
+    let mut cmd = client.psql(database, &[]);
     cmd.env("PGCLIENTENCODING", "UTF8");
     let script = in_snapshot(
         snapshot,
