@@ -345,6 +345,19 @@ pub(crate) fn one_row<const N: usize>(
         .ok_or_else(|| EngineError::source(missing.to_string()))
 }
 
+/// The header record of a CSV file with `columns`.
+pub(crate) fn csv_header(columns: &[ManifestColumn]) -> Vec<u8> {
+    let mut h = Vec::new();
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            h.push(b',');
+        }
+        let _ = holdfast_format::table_csv::write_text(&mut h, &c.name);
+    }
+    h.push(b'\n');
+    h
+}
+
 /// A query's row as its `N` fields; `what` names the row in the error.
 pub(crate) fn fields<const N: usize>(row: Vec<String>, what: &str) -> Result<[String; N]> {
     <[String; N]>::try_from(row)
@@ -358,6 +371,15 @@ pub struct Target {
     pub database: String,
     /// It did not exist (or was dropped with `clean`) and was created.
     pub created: bool,
+}
+
+/// A target database that holds `objects` (of the kinds `what` lists)
+/// and may not be replaced.
+pub(crate) fn not_empty(target: &str, objects: u64, what: &str) -> EngineError {
+    EngineError::Invalid(format!(
+        "the target database {target:?} is not empty ({objects} {what}): \
+         restore into a new database, or add --clean to drop and recreate it"
+    ))
 }
 
 /// The snapshot a restore reads.

@@ -23,7 +23,9 @@ use super::tables;
 use super::{DumpTool, Flavor, MyClient, ServerInfo, sql_string};
 use crate::database::backup::dump_file_name;
 use crate::database::restore::{FeedPart, count_rows, feed_parts};
-use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy};
+use crate::database::{
+    Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy, not_empty,
+};
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
@@ -277,10 +279,11 @@ impl Dialect for Mysql {
             let objects = self.object_count(&target)?;
             if objects > 0 {
                 if !clean {
-                    return Err(EngineError::Invalid(format!(
-                        "the target database {target:?} is not empty ({objects} tables, views, routines or events): \
-                         restore into a new database, or add --clean to drop and recreate it"
-                    )));
+                    return Err(not_empty(
+                        &target,
+                        objects,
+                        "tables, views, routines or events",
+                    ));
                 }
                 self.drop_database(&target)?;
                 before = None;

@@ -17,14 +17,16 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 
 use holdfast_engine::{EngineError, Result};
 use holdfast_format::manifest::{ManifestColumn, ManifestTable};
-use holdfast_format::table_csv::{CsvRecords, RecordCounter, parse_hex_field, write_text};
+use holdfast_format::table_csv::{CsvRecords, RecordCounter, parse_hex_field};
 
 use super::ddl_filter::DropForeignKeys;
 use super::{MyClient, SQL, sql_string};
 use crate::command::Spawned;
 use crate::database::restore::FeedPart;
 use crate::database::restore::columns_from_rows;
-use crate::database::{Export, Exportable, Exported, Out, Table, fields, tables_from_catalog};
+use crate::database::{
+    Export, Exportable, Exported, Out, Table, csv_header, fields, tables_from_catalog,
+};
 use crate::dump_scan::ScanningReader;
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
 use crate::writer::SnapshotWriter;
@@ -356,15 +358,7 @@ pub(crate) fn export(
                 Exportable::Table { table, .. } => &table.columns[..],
                 Exportable::Query { columns, .. } => columns,
             };
-            let mut header = Vec::new();
-            for (j, c) in columns.iter().enumerate() {
-                if j > 0 {
-                    header.push(b',');
-                }
-                write_text(&mut header, &c.name)
-                    .map_err(|e| EngineError::io("writing a header", e))?;
-            }
-            header.push(b'\n');
+            let header = csv_header(columns);
             let records = TableRecords {
                 inner: &mut out,
                 in_quotes: false,

@@ -20,7 +20,9 @@ use super::tables::{self, SnapshotHolder};
 use super::{PgClient, SQL, ServerInfo};
 use crate::database::backup::dump_file_name;
 use crate::database::restore::{FeedPart, count_rows, feed_parts};
-use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy};
+use crate::database::{
+    Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy, not_empty,
+};
 use crate::dump_scan::postgres::PgDumpScan;
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
@@ -218,10 +220,7 @@ impl Dialect for Postgres {
                 .unwrap_or(0);
             if objects > 0 {
                 if !clean {
-                    return Err(EngineError::Invalid(format!(
-                        "the target database {target:?} is not empty ({objects} tables, functions or schemas): \
-                         restore into a new database, or add --clean to drop and recreate it"
-                    )));
+                    return Err(not_empty(&target, objects, "tables, functions or schemas"));
                 }
                 let force = if server.major() >= 13 {
                     " WITH (FORCE)"

@@ -18,7 +18,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Rows};
 
 use super::{SQL, quote_ident, schema_sql, sqlite_err};
-use crate::database::{Export, Exportable, Exported, Out, Stored, Table};
+use crate::database::{Export, Exportable, Exported, Out, Stored, Table, csv_header};
 use crate::writer::SnapshotWriter;
 
 /// Rows of a statement as CSV bytes, produced as they are read.
@@ -70,18 +70,6 @@ impl Read for CsvRows<'_> {
     }
 }
 
-fn header(names: &[String]) -> Vec<u8> {
-    let mut h = Vec::new();
-    for (i, n) in names.iter().enumerate() {
-        if i > 0 {
-            h.push(b',');
-        }
-        let _ = write_text(&mut h, n);
-    }
-    h.push(b'\n');
-    h
-}
-
 /// Stream the result of `sql` into the snapshot as `file`.
 fn export_query(
     conn: &Connection,
@@ -90,14 +78,13 @@ fn export_query(
     writer: &mut SnapshotWriter,
 ) -> Result<Exported> {
     let (mut stmt, columns) = prepare_read_only(conn, sql, file)?;
-    let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
     let rows = stmt
         .query([])
         .map_err(|e| sqlite_err(format!("reading {file}"), e))?;
     let mut reader = CsvRows {
         rows,
-        columns: names.len(),
-        header: Some(header(&names)),
+        columns: columns.len(),
+        header: Some(csv_header(&columns)),
         buf: Vec::new(),
         pos: 0,
         count: 0,
