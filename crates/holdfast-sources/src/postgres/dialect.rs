@@ -16,7 +16,7 @@ use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
 use serde_json::json;
 
 use super::copy_text::csv_to_copy_text;
-use super::tables::{self, SnapshotHolder};
+use super::tables::{InSnapshot, SnapshotHolder};
 use super::{PgClient, SQL, ServerInfo};
 use crate::database::backup::dump_file_name;
 use crate::database::restore::{FeedPart, count_rows, feed_parts};
@@ -72,11 +72,17 @@ impl Postgres {
         Ok(server)
     }
 
-    fn snapshot_id(&self) -> Result<&str> {
-        self.holder
+    /// Sessions in the open tables-mode snapshot.
+    fn in_snapshot(&self) -> Result<InSnapshot<'_>> {
+        let holder = self
+            .holder
             .as_ref()
-            .map(|h| h.id.as_str())
-            .ok_or_else(|| EngineError::Invalid("no snapshot is open".into()))
+            .ok_or_else(|| EngineError::Invalid("no snapshot is open".into()))?;
+        Ok(InSnapshot {
+            client: &self.client,
+            database: &self.client.addr.database,
+            id: &holder.id,
+        })
     }
 
     /// The database to connect to for CREATE/DROP DATABASE.
@@ -165,7 +171,7 @@ impl Dialect for Postgres {
     }
 
     fn list_tables(&mut self) -> Result<Vec<Table>> {
-        tables::list_tables(&self.client, &self.database(), self.snapshot_id()?)
+        self.in_snapshot()?.list_tables()
     }
 
     fn write_schema(
@@ -174,17 +180,11 @@ impl Dialect for Postgres {
         left_out: &[&Table],
         out: &mut Out<'_, '_>,
     ) -> Result<Vec<String>> {
-        tables::write_schema(
-            &self.client,
-            &self.database(),
-            self.snapshot_id()?,
-            left_out,
-            out,
-        )
+        self.in_snapshot()?.write_schema(left_out, out)
     }
 
     fn describe_query(&mut self, sql: &str) -> Result<Vec<ManifestColumn>> {
-        tables::describe_query(&self.client, &self.database(), self.snapshot_id()?, sql)
+        self.in_snapshot()?.describe_query(sql)
     }
 
     fn export(
@@ -192,10 +192,10 @@ impl Dialect for Postgres {
         items: &[Export<'_>],
         writer: &mut SnapshotWriter,
     ) -> Result<Vec<Exported>> {
-        let (database, snapshot) = (self.database(), self.snapshot_id()?);
+        let snapshot = self.in_snapshot()?;
         items
             .iter()
-            .map(|item| tables::export(&self.client, &database, snapshot, item, writer))
+            .map(|item| snapshot.export(item, writer))
             .collect()
     }
 

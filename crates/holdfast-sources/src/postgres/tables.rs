@@ -118,115 +118,211 @@ impl Drop for SnapshotHolder {
     }
 }
 
-fn in_snapshot(id: &str, sql: &str) -> String {
-    format!(
-        "{SESSION}BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSET TRANSACTION SNAPSHOT '{id}';\n{sql}\nCOMMIT;\n"
-    )
+/// Sessions that adopt the exported snapshot `id` of `database`: every
+/// tables-mode step after the holder's.
+pub(crate) struct InSnapshot<'a> {
+    pub client: &'a PgClient,
+    pub database: &'a str,
+    pub id: &'a str,
 }
 
-/// Every user table (partitioned parents, not their partitions; not
-/// extensions' tables) with its columns and primary key.
-pub fn list_tables(client: &PgClient, database: &str, snapshot: &str) -> Result<Vec<Table>> {
-    let sql = "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), \
-         coalesce(array_position(i.indkey::int2[], a.attnum)::text, ''), a.attgenerated <> '' \
-       FROM pg_class c \
-       JOIN pg_namespace n ON n.oid = c.relnamespace \
-       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-       LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
-       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
-         AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
-         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
-                         AND d.objid = c.oid AND d.deptype = 'e') \
-       ORDER BY n.nspname, c.relname, a.attnum;";
-    let rows = client.query(database, &in_snapshot(snapshot, sql), &[])?;
-    tables_from_catalog(rows.into_iter().map(|r| {
-        let [schema, name, col, ty, pk, generated] = fields(r, "catalog")?;
-        let column = ManifestColumn {
-            name: col,
-            sql_type: ty,
-            generated: generated == "t",
+impl InSnapshot<'_> {
+    /// `sql` as a psql script that runs it in the snapshot.
+    fn script(&self, sql: &str) -> String {
+        let id = self.id;
+        format!(
+            "{SESSION}BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSET TRANSACTION SNAPSHOT '{id}';\n{sql}\nCOMMIT;\n"
+        )
+    }
+
+    /// The rows of `sql`, run in the snapshot.
+    fn query(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        self.client.query(self.database, &self.script(sql), &[])
+    }
+
+    /// Every user table (partitioned parents, not their partitions; not
+    /// extensions' tables) with its columns and primary key.
+    pub fn list_tables(&self) -> Result<Vec<Table>> {
+        let rows = self.query(
+            "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), \
+                 coalesce(array_position(i.indkey::int2[], a.attnum)::text, ''), a.attgenerated <> '' \
+               FROM pg_class c \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+               LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+               WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+                 AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+                 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                                 AND d.objid = c.oid AND d.deptype = 'e') \
+               ORDER BY n.nspname, c.relname, a.attnum;",
+        )?;
+        tables_from_catalog(rows.into_iter().map(|r| {
+            let [schema, name, col, ty, pk, generated] = fields(r, "catalog")?;
+            let column = ManifestColumn {
+                name: col,
+                sql_type: ty,
+                generated: generated == "t",
+            };
+            Ok((vec![schema, name], column, pk.parse().ok()))
+        }))
+    }
+
+    /// Column names and types of a query's result (psql's `\gdesc`, which
+    /// describes without running it).
+    pub fn describe_query(&self, sql: &str) -> Result<Vec<ManifestColumn>> {
+        Ok(columns_from_rows(self.query(&format!("{sql} \\gdesc"))?))
+    }
+
+    /// Views and materialized views that read one of `tables`, directly or
+    /// through other views: (schema, name).
+    fn views_over(&self, tables: &[&Table]) -> Result<Vec<(String, String)>> {
+        let rows = self.query(&format!(
+            "WITH RECURSIVE reads(oid) AS ( \
+               SELECT unnest({}::oid[]) \
+               UNION \
+               SELECT r.ev_class FROM pg_depend d \
+                 JOIN pg_rewrite r ON r.oid = d.objid \
+                 JOIN reads ON d.refobjid = reads.oid \
+               WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass \
+                 AND r.ev_class <> d.refobjid) \
+             SELECT n.nspname, c.relname FROM reads JOIN pg_class c ON c.oid = reads.oid \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('v', 'm') ORDER BY 1, 2;",
+            regclass_array(tables)
+        ))?;
+        rows.into_iter()
+            .map(|r| fields(r, "view").map(|[schema, name]| (schema, name)))
+            .collect()
+    }
+
+    /// Foreign keys of other tables that reference one of `tables`:
+    /// (schema, table, constraint).
+    fn foreign_keys_into(&self, tables: &[&Table]) -> Result<Vec<(String, String, String)>> {
+        let left = regclass_array(tables);
+        let rows = self.query(&format!(
+            "SELECT n.nspname, c.relname, con.conname FROM pg_constraint con \
+               JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE con.contype = 'f' AND con.confrelid = ANY({left}) AND NOT con.conrelid = ANY({left}) \
+             ORDER BY 1, 2, 3;"
+        ))?;
+        rows.into_iter()
+            .map(|r| {
+                fields(r, "foreign key")
+                    .map(|[schema, table, constraint]| (schema, table, constraint))
+            })
+            .collect()
+    }
+
+    fn list_sequences(&self) -> Result<Vec<PgSequence>> {
+        let rows = self.query(
+            "SELECT s.schemaname, s.sequencename, coalesce(s.last_value::text, ''), \
+                 coalesce(tn.nspname, ''), coalesce(t.relname, '') \
+               FROM pg_sequences s \
+               JOIN pg_namespace sn ON sn.nspname = s.schemaname \
+               JOIN pg_class sc ON sc.relname = s.sequencename AND sc.relnamespace = sn.oid \
+               LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sc.oid \
+                    AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
+               LEFT JOIN pg_class t ON t.oid = d.refobjid \
+               LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+               ORDER BY 1, 2;",
+        )?;
+        rows.into_iter()
+            .map(|r| {
+                let [schema, name, value, owner_schema, owner] = fields(r, "sequence")?;
+                Ok(PgSequence {
+                    schema,
+                    name,
+                    last_value: (!value.is_empty()).then_some(value),
+                    owner: (!owner.is_empty()).then_some((owner_schema, owner)),
+                })
+            })
+            .collect()
+    }
+
+    /// The schema files of the tables not `left_out`: `schema.sql` and
+    /// `schema-post.sql` from pg_dump's sections, `sequences.sql` with the
+    /// sequences' values. What kept objects say about left-out tables goes
+    /// too: views over them, and foreign keys that reference them (pg_dump
+    /// keeps both); the warnings say so.
+    pub fn write_schema(&self, left_out: &[&Table], out: &mut Out<'_, '_>) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        let sequences = self.list_sequences()?;
+        let mut left_relations: Vec<String> = sequences
+            .iter()
+            .filter(|s| s.owned_by_any(left_out))
+            .map(PgSequence::sql_name)
+            .collect();
+        let mut drop_entries = Vec::new();
+        if !left_out.is_empty() {
+            for (schema, name) in self.views_over(left_out)? {
+                warnings.push(format!(
+                    "view {schema}.{name} reads a table that is left out: it is left out too"
+                ));
+                left_relations.push(SQL.idents([schema, name], "."));
+            }
+            for (schema, table, constraint) in self.foreign_keys_into(left_out)? {
+                warnings.push(format!(
+                    "foreign key {constraint} of {schema}.{table} references a table that is left out: \
+                     the constraint is left out"
+                ));
+                drop_entries.extend(foreign_key_headers(&schema, &table, &constraint));
+            }
+        }
+        // Double quotes make the table patterns literal (no wildcards,
+        // exact case).
+        let left_tables = left_out.iter().map(|t| SQL.idents(&t.parts, "."));
+        let excluded: Vec<String> = left_tables.chain(left_relations).collect();
+        for (section, file) in [("pre-data", "schema.sql"), ("post-data", "schema-post.sql")] {
+            let mut cmd = self
+                .client
+                .command(&self.client.tools.pg_dump, self.database);
+            // --section alone: pg_dump refuses it next to --schema-only.
+            cmd.args(["--no-owner", "--no-privileges", "--no-password"]);
+            cmd.arg(format!("--section={section}"));
+            cmd.arg(format!("--snapshot={}", self.id));
+            cmd.args(excluded.iter().map(|t| format!("--exclude-table={t}")));
+            out.store_ddl(
+                file,
+                cmd,
+                &format!("pg_dump --section={section}"),
+                DropEntries::new(drop_entries.clone()),
+                PgDumpScan::default(),
+            )?;
+        }
+        let sequences = sequences_sql(&sequences, left_out);
+        out.store("sequences.sql", sequences.as_bytes())?;
+        Ok(warnings)
+    }
+
+    /// One table or query streamed through `COPY … TO STDOUT` into the
+    /// snapshot.
+    pub fn export(&self, item: &Export<'_>, writer: &mut SnapshotWriter) -> Result<Exported> {
+        let select = match &item.what {
+            Exportable::Table { table, tenant } => {
+                let columns = SQL.idents(table.columns.iter().map(|c| &c.name), ", ");
+                SQL.table_select(&columns, table, *tenant)
+            }
+            Exportable::Query { sql, .. } => sql.to_string(),
         };
-        Ok((vec![schema, name], column, pk.parse().ok()))
-    }))
-}
-
-/// Stream `COPY (select) TO STDOUT` into the snapshot as `file`; returns
-/// (rows, size, sha256).
-fn copy_out(
-    client: &PgClient,
-    database: &str,
-    snapshot: &str,
-    select: &str,
-    file: &str,
-    writer: &mut SnapshotWriter,
-) -> Result<Exported> {
-    let mut cmd = client.psql(database, &[]);
-    cmd.env("PGCLIENTENCODING", "UTF8");
-    let script = in_snapshot(
-        snapshot,
-        &format!("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER);"),
-    );
-    let (child, stdout) = Spawned::start_with_script(cmd, "psql", script)?;
-    let (facts, scan) = store_tool_output(writer, file, child, stdout, RecordCounter::default())?;
-    if scan.open_quote() || scan.records() == 0 {
-        return Err(EngineError::source(format!(
-            "the export of {file} ended early; no snapshot was written"
-        )));
+        let mut cmd = self.client.psql(self.database, &[]);
+        cmd.env("PGCLIENTENCODING", "UTF8");
+        let script = self.script(&format!(
+            "COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER);"
+        ));
+        let (child, stdout) = Spawned::start_with_script(cmd, "psql", script)?;
+        let file = &item.file;
+        let (facts, scan) =
+            store_tool_output(writer, file, child, stdout, RecordCounter::default())?;
+        if scan.open_quote() || scan.records() == 0 {
+            return Err(EngineError::source(format!(
+                "the export of {file} ended early; no snapshot was written"
+            )));
+        }
+        Ok(Exported {
+            rows: scan.records() - 1,
+            facts,
+        })
     }
-    Ok(Exported {
-        rows: scan.records() - 1,
-        facts,
-    })
-}
-
-/// Column names and types of a query's result (psql's `\gdesc`, which
-/// describes without running it).
-pub(crate) fn describe_query(
-    client: &PgClient,
-    database: &str,
-    snapshot: &str,
-    sql: &str,
-) -> Result<Vec<ManifestColumn>> {
-    let rows = client.query(
-        database,
-        &in_snapshot(snapshot, &format!("{sql} \\gdesc")),
-        &[],
-    )?;
-    Ok(columns_from_rows(rows))
-}
-
-/// Run pg_dump for one DDL section of the selected tables into `file`.
-#[allow(clippy::too_many_arguments)]
-fn dump_ddl(
-    client: &PgClient,
-    database: &str,
-    snapshot: &str,
-    section: &str,
-    left_out: &[&Table],
-    left_relations: &[String],
-    drop_entries: &[String],
-    file: &str,
-    out: &mut Out<'_, '_>,
-) -> Result<()> {
-    let mut cmd = client.command(&client.tools.pg_dump, database);
-    // --section alone: pg_dump refuses it next to --schema-only.
-    cmd.args(["--no-owner", "--no-privileges", "--no-password"]);
-    cmd.arg(format!("--section={section}"));
-    cmd.arg(format!("--snapshot={snapshot}"));
-    for t in left_out {
-        // Double quotes make the pattern literal (no wildcards, exact case).
-        cmd.arg(format!("--exclude-table={}", SQL.idents(&t.parts, ".")));
-    }
-    for s in left_relations {
-        cmd.arg(format!("--exclude-table={s}"));
-    }
-    out.store_ddl(
-        file,
-        cmd,
-        &format!("pg_dump --section={section}"),
-        DropEntries::new(drop_entries.to_vec()),
-        PgDumpScan::default(),
-    )
 }
 
 /// `ARRAY[...]::regclass[]` of the given tables, for catalog queries.
@@ -236,57 +332,6 @@ fn regclass_array(tables: &[&Table]) -> String {
         .map(|t| (SQL.literal)(&SQL.idents(&t.parts, ".")))
         .collect();
     format!("ARRAY[{}]::regclass[]", names.join(", "))
-}
-
-/// Views and materialized views that read one of `tables`, directly or
-/// through other views: (schema, name).
-fn views_over(
-    client: &PgClient,
-    database: &str,
-    snapshot: &str,
-    tables: &[&Table],
-) -> Result<Vec<(String, String)>> {
-    let sql = format!(
-        "WITH RECURSIVE reads(oid) AS ( \
-           SELECT unnest({}::oid[]) \
-           UNION \
-           SELECT r.ev_class FROM pg_depend d \
-             JOIN pg_rewrite r ON r.oid = d.objid \
-             JOIN reads ON d.refobjid = reads.oid \
-           WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass \
-             AND r.ev_class <> d.refobjid) \
-         SELECT n.nspname, c.relname FROM reads JOIN pg_class c ON c.oid = reads.oid \
-           JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind IN ('v', 'm') ORDER BY 1, 2;",
-        regclass_array(tables)
-    );
-    let rows = client.query(database, &in_snapshot(snapshot, &sql), &[])?;
-    rows.into_iter()
-        .map(|r| fields(r, "view").map(|[schema, name]| (schema, name)))
-        .collect()
-}
-
-/// Foreign keys of other tables that reference one of `tables`:
-/// (schema, table, constraint).
-fn foreign_keys_into(
-    client: &PgClient,
-    database: &str,
-    snapshot: &str,
-    tables: &[&Table],
-) -> Result<Vec<(String, String, String)>> {
-    let left = regclass_array(tables);
-    let sql = format!(
-        "SELECT n.nspname, c.relname, con.conname FROM pg_constraint con \
-           JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE con.contype = 'f' AND con.confrelid = ANY({left}) AND NOT con.conrelid = ANY({left}) \
-         ORDER BY 1, 2, 3;"
-    );
-    let rows = client.query(database, &in_snapshot(snapshot, &sql), &[])?;
-    rows.into_iter()
-        .map(|r| {
-            fields(r, "foreign key").map(|[schema, table, constraint]| (schema, table, constraint))
-        })
-        .collect()
 }
 
 /// A sequence, its value at the snapshot and the table that owns it.
@@ -310,31 +355,6 @@ impl PgSequence {
     }
 }
 
-fn list_sequences(client: &PgClient, database: &str, snapshot: &str) -> Result<Vec<PgSequence>> {
-    let sql = "SELECT s.schemaname, s.sequencename, coalesce(s.last_value::text, ''), \
-         coalesce(tn.nspname, ''), coalesce(t.relname, '') \
-       FROM pg_sequences s \
-       JOIN pg_namespace sn ON sn.nspname = s.schemaname \
-       JOIN pg_class sc ON sc.relname = s.sequencename AND sc.relnamespace = sn.oid \
-       LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sc.oid \
-            AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
-       LEFT JOIN pg_class t ON t.oid = d.refobjid \
-       LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace \
-       ORDER BY 1, 2;";
-    let rows = client.query(database, &in_snapshot(snapshot, sql), &[])?;
-    rows.into_iter()
-        .map(|r| {
-            let [schema, name, value, owner_schema, owner] = fields(r, "sequence")?;
-            Ok(PgSequence {
-                schema,
-                name,
-                last_value: (!value.is_empty()).then_some(value),
-                owner: (!owner.is_empty()).then_some((owner_schema, owner)),
-            })
-        })
-        .collect()
-}
-
 /// `SELECT setval(…)` for every used sequence that stays in the snapshot.
 fn sequences_sql(sequences: &[PgSequence], left_out: &[&Table]) -> String {
     let mut out = String::from("-- Sequence values at the snapshot's instant.\n");
@@ -350,77 +370,4 @@ fn sequences_sql(sequences: &[PgSequence], left_out: &[&Table]) -> String {
         }
     }
     out
-}
-
-/// The schema files of the tables not `left_out`: `schema.sql` and
-/// `schema-post.sql` from pg_dump's sections, `sequences.sql` with the
-/// sequences' values. What kept objects say about left-out tables goes too:
-/// views over them, and foreign keys that reference them (pg_dump keeps
-/// both); the warnings say so.
-pub(crate) fn write_schema(
-    client: &PgClient,
-    database: &str,
-    snap: &str,
-    left_out: &[&Table],
-    out: &mut Out<'_, '_>,
-) -> Result<Vec<String>> {
-    let mut warnings = Vec::new();
-    let sequences = list_sequences(client, database, snap)?;
-    let mut left_relations: Vec<String> = sequences
-        .iter()
-        .filter(|s| s.owned_by_any(left_out))
-        .map(PgSequence::sql_name)
-        .collect();
-    let mut drop_entries = Vec::new();
-    if !left_out.is_empty() {
-        for (schema, name) in views_over(client, database, snap, left_out)? {
-            warnings.push(format!(
-                "view {schema}.{name} reads a table that is left out: it is left out too"
-            ));
-            left_relations.push(SQL.idents([schema, name], "."));
-        }
-        for (schema, table, constraint) in foreign_keys_into(client, database, snap, left_out)? {
-            warnings.push(format!(
-                "foreign key {constraint} of {schema}.{table} references a table that is left out: \
-                 the constraint is left out"
-            ));
-            drop_entries.extend(foreign_key_headers(&schema, &table, &constraint));
-        }
-    }
-    for (section, file) in [("pre-data", "schema.sql"), ("post-data", "schema-post.sql")] {
-        dump_ddl(
-            client,
-            database,
-            snap,
-            section,
-            left_out,
-            &left_relations,
-            &drop_entries,
-            file,
-            out,
-        )?;
-    }
-    out.store(
-        "sequences.sql",
-        sequences_sql(&sequences, left_out).as_bytes(),
-    )?;
-    Ok(warnings)
-}
-
-/// One table or query through `COPY … TO STDOUT` in the snapshot.
-pub(crate) fn export(
-    client: &PgClient,
-    database: &str,
-    snap: &str,
-    item: &Export<'_>,
-    writer: &mut SnapshotWriter,
-) -> Result<Exported> {
-    let select = match &item.what {
-        Exportable::Table { table, tenant } => {
-            let columns = SQL.idents(table.columns.iter().map(|c| &c.name), ", ");
-            SQL.table_select(&columns, table, *tenant)
-        }
-        Exportable::Query { sql, .. } => sql.to_string(),
-    };
-    copy_out(client, database, snap, &select, &item.file, writer)
 }
