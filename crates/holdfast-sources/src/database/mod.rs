@@ -358,6 +358,30 @@ pub(crate) fn csv_header(columns: &[ManifestColumn]) -> Vec<u8> {
     h
 }
 
+/// The views among `views` (name, definition) that read one of `tables`,
+/// directly or through other views, in the order found; `reads(definition,
+/// names)` says whether a definition reads one of `names`.
+pub(crate) fn views_over(
+    views: &[(String, String)],
+    tables: &[String],
+    reads: impl Fn(&str, &[String]) -> bool,
+) -> Vec<String> {
+    let mut gone = tables.to_vec();
+    let mut found = Vec::new();
+    loop {
+        let before = found.len();
+        for (name, definition) in views {
+            if !gone.contains(name) && reads(definition, &gone) {
+                found.push(name.clone());
+                gone.push(name.clone());
+            }
+        }
+        if found.len() == before {
+            return found;
+        }
+    }
+}
+
 /// A query's row as its `N` fields; `what` names the row in the error.
 pub(crate) fn fields<const N: usize>(row: Vec<String>, what: &str) -> Result<[String; N]> {
     <[String; N]>::try_from(row)

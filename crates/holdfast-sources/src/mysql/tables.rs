@@ -25,7 +25,7 @@ use crate::command::Spawned;
 use crate::database::restore::FeedPart;
 use crate::database::restore::columns_from_rows;
 use crate::database::{
-    Export, Exportable, Exported, Out, Table, csv_header, fields, tables_from_catalog,
+    self, Export, Exportable, Exported, Out, Table, csv_header, fields, tables_from_catalog,
 };
 use crate::dump_scan::ScanningReader;
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
@@ -182,43 +182,6 @@ fn expect_marker(r: &mut impl BufRead, want: &str) -> Result<()> {
     Ok(())
 }
 
-/// Run the dump tool for DDL only into `file`.
-fn dump_ddl(
-    client: &MyClient,
-    db: &str,
-    post: bool,
-    left_out: &[String],
-    drop_keys: &HashSet<(String, String)>,
-    file: &str,
-    out: &mut Out<'_, '_>,
-) -> Result<()> {
-    let tool = client.tools.dump_tool()?;
-    let mut cmd = client.command(&tool.path);
-    cmd.args([
-        "--single-transaction",
-        "--no-data",
-        "--skip-dump-date",
-        "--no-tablespaces",
-        "--default-character-set=utf8mb4",
-    ]);
-    if post {
-        cmd.args(["--no-create-info", "--triggers", "--routines", "--events"]);
-    } else {
-        cmd.arg("--skip-triggers");
-    }
-    for t in left_out {
-        cmd.arg(format!("--ignore-table={db}.{t}"));
-    }
-    cmd.arg("--").arg(db);
-    out.store_ddl(
-        file,
-        cmd,
-        &format!("{} (DDL)", tool.name()),
-        DropForeignKeys::new(drop_keys.clone()),
-        MysqlDumpScan::default(),
-    )
-}
-
 /// Views of `db` that read one of `tables`, directly or through other
 /// views. The server stores a view's definition with every table named
 /// `` `db`.`table` ``, which is what is looked for.
@@ -231,29 +194,17 @@ fn views_over(client: &MyClient, db: &str, tables: &[String]) -> Result<Vec<Stri
             sql_string(db)
         ),
     )?;
-    let quoted = |name: &str| format!("`{}`", name.replace('`', "``"));
     let views: Vec<(String, String)> = rows
         .into_iter()
         .filter_map(|r| <[String; 2]>::try_from(r).ok())
         .map(|[name, definition]| (name, definition))
         .collect();
-    let mut reads: Vec<String> = tables
-        .iter()
-        .map(|t| format!("{}.{}", quoted(db), quoted(t)))
-        .collect();
-    let mut out = Vec::new();
-    loop {
-        let before = out.len();
-        for (name, definition) in &views {
-            if !out.contains(name) && reads.iter().any(|r| definition.contains(r.as_str())) {
-                out.push(name.clone());
-                reads.push(format!("{}.{}", quoted(db), quoted(name)));
-            }
-        }
-        if out.len() == before {
-            return Ok(out);
-        }
-    }
+    let reads = |definition: &str, names: &[String]| {
+        names
+            .iter()
+            .any(|n| definition.contains(&SQL.idents([db, n], ".")))
+    };
+    Ok(database::views_over(&views, tables, reads))
 }
 
 /// Foreign keys of other tables of `db` that reference one of `tables`:
@@ -310,8 +261,32 @@ pub(crate) fn write_schema(
             drop_keys.insert((table, constraint));
         }
     }
+    let tool = client.tools.dump_tool()?;
     for (post, file) in [(false, "schema.sql"), (true, "schema-post.sql")] {
-        dump_ddl(client, database, post, &left_out, &drop_keys, file, out)?;
+        let mut cmd = client.command(&tool.path);
+        cmd.args([
+            "--single-transaction",
+            "--no-data",
+            "--skip-dump-date",
+            "--no-tablespaces",
+            "--default-character-set=utf8mb4",
+        ]);
+        if post {
+            cmd.args(["--no-create-info", "--triggers", "--routines", "--events"]);
+        } else {
+            cmd.arg("--skip-triggers");
+        }
+        for t in &left_out {
+            cmd.arg(format!("--ignore-table={database}.{t}"));
+        }
+        cmd.arg("--").arg(database);
+        out.store_ddl(
+            file,
+            cmd,
+            &format!("{} (DDL)", tool.name()),
+            DropForeignKeys::new(drop_keys.clone()),
+            MysqlDumpScan::default(),
+        )?;
     }
     Ok(warnings)
 }

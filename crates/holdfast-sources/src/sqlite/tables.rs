@@ -18,7 +18,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Rows};
 
 use super::{SQL, quote_ident, schema_sql, sqlite_err};
-use crate::database::{Export, Exportable, Exported, Out, Stored, Table, csv_header};
+use crate::database::{self, Export, Exportable, Exported, Out, Stored, Table, csv_header};
 use crate::writer::SnapshotWriter;
 
 /// Rows of a statement as CSV bytes, produced as they are read.
@@ -147,20 +147,17 @@ pub(crate) fn write_schema(
     let kept = |tbl: &str| kept.iter().any(|t| t.name() == tbl);
     // What names a left-out table goes with it: views over it (and views
     // over those), triggers that name it, foreign keys into it.
+    let views: Vec<(String, String)> = schema
+        .iter()
+        .filter(|(kind, ..)| kind == "view")
+        .map(|(_, name, _, sql)| (name.clone(), sql.clone()))
+        .collect();
     let mut gone = left_out.clone();
-    loop {
-        let before = gone.len();
-        for (kind, name, _, sql) in &schema {
-            if kind == "view" && !gone.contains(name) && schema_sql::names_any(sql, &gone) {
-                warnings.push(format!(
-                    "view {name} reads a table that is left out: it is left out too"
-                ));
-                gone.push(name.clone());
-            }
-        }
-        if gone.len() == before {
-            break;
-        }
+    for name in database::views_over(&views, &left_out, schema_sql::names_any) {
+        warnings.push(format!(
+            "view {name} reads a table that is left out: it is left out too"
+        ));
+        gone.push(name);
     }
     let (mut pre, mut post) = (String::new(), String::new());
     for (kind, name, tbl, sql) in &schema {
