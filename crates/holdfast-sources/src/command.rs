@@ -14,7 +14,8 @@ use holdfast_engine::{EngineError, Fault, Result};
 use serde_json::json;
 
 use crate::progress::Progress;
-use crate::stream::{StreamBackupOptions, StreamBackupResult, backup_stream_checked};
+use crate::spec::BackupSettings;
+use crate::stream::{StreamBackupResult, backup_stream_checked};
 
 /// Bytes of a child's standard error kept for error messages.
 const STDERR_TAIL: usize = 8 * 1024;
@@ -300,7 +301,8 @@ pub fn how_it_ended(status: ExitStatus) -> String {
 pub fn backup_command(
     repo: &Arc<Repository>,
     command: &str,
-    opts: StreamBackupOptions,
+    filename: &str,
+    opts: BackupSettings,
     progress: &Progress,
 ) -> Result<StreamBackupResult> {
     let mut cmd = holdfast_confine::tool_env::command("/bin/sh");
@@ -310,7 +312,7 @@ pub fn backup_command(
     let program = command.split_whitespace().next().unwrap_or("").to_string();
     let (child, stdout) = Spawned::start(cmd, "the command")?;
     let child = Mutex::new(Some(child));
-    let r = backup_stream_checked(repo, stdout, opts, progress, |facts| {
+    let r = backup_stream_checked(repo, stdout, filename, opts, progress, |facts| {
         let c = child.lock().unwrap().take().expect("child present");
         let status = c.finish()?;
         Ok(Some(json!({

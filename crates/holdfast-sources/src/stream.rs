@@ -5,24 +5,12 @@ use std::io::Read;
 use std::sync::Arc;
 
 use holdfast_engine::Result;
-use holdfast_engine::blob_saver::SaverOptions;
-use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::repository::Repository;
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
 
 use crate::progress::Progress;
-use crate::writer::SnapshotWriter;
-use holdfast_engine::snapshot_builder::SnapshotMeta;
-
-pub struct StreamBackupOptions {
-    /// Name of the file in the snapshot.
-    pub filename: String,
-    pub chunker: ChunkerParams,
-    pub saver: SaverOptions,
-    pub meta: SnapshotMeta,
-    pub dry_run: bool,
-}
+use crate::spec::BackupSettings;
 
 pub struct StreamBackupResult {
     pub snapshot_id: Option<Id>,
@@ -50,10 +38,11 @@ pub struct StreamFacts {
 pub fn backup_stream(
     repo: &Arc<Repository>,
     reader: impl Read,
-    opts: StreamBackupOptions,
+    filename: &str,
+    opts: BackupSettings,
     progress: &Progress,
 ) -> Result<StreamBackupResult> {
-    backup_stream_checked(repo, reader, opts, progress, |_| Ok(None))
+    backup_stream_checked(repo, reader, filename, opts, progress, |_| Ok(None))
 }
 
 /// Like [`backup_stream`], with a verdict: once the stream has ended,
@@ -63,19 +52,20 @@ pub fn backup_stream(
 pub fn backup_stream_checked(
     repo: &Arc<Repository>,
     reader: impl Read,
-    opts: StreamBackupOptions,
+    filename: &str,
+    opts: BackupSettings,
     progress: &Progress,
     verify: impl FnOnce(&StreamFacts) -> Result<Option<serde_json::Value>>,
 ) -> Result<StreamBackupResult> {
-    validate_filename(&opts.filename)?;
-    let mut w = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
-    let facts = w.add_file(&opts.filename, reader)?;
+    validate_filename(filename)?;
+    let mut w = opts.writer(repo, progress)?;
+    let facts = w.add_file(filename, reader)?;
     let extra = verify(&StreamFacts {
         size: facts.size,
         sha256: facts.sha256,
     })?;
     let mut meta = opts.meta;
-    meta.paths = vec![format!("/{}", opts.filename)];
+    meta.paths = vec![format!("/{filename}")];
     if let Some(extra) = extra {
         meta.add_extra(extra);
     }

@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use holdfast_engine::blob_saver::SaverOptions;
-use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
 use holdfast_format::Id;
@@ -20,12 +18,7 @@ use crate::progress::Progress;
 use crate::writer::{FileFacts, SnapshotWriter};
 use holdfast_engine::snapshot_builder::SnapshotMeta;
 
-pub struct DumpBackupOptions {
-    pub chunker: ChunkerParams,
-    pub saver: SaverOptions,
-    pub meta: SnapshotMeta,
-    pub dry_run: bool,
-}
+use crate::spec::BackupSettings;
 
 pub struct DumpBackupResult {
     pub snapshot_id: Option<Id>,
@@ -35,26 +28,19 @@ pub struct DumpBackupResult {
     pub warnings: Vec<String>,
 }
 
-fn start_writer<'p>(
-    opts: &DumpBackupOptions,
-    repo: &Arc<Repository>,
-    progress: &'p Progress,
-) -> Result<SnapshotWriter<'p>> {
-    SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)
-}
-
 /// Back up the whole database: the dialect's copy streamed into the
 /// snapshot as one file, checked whole before anything is committed.
 pub fn backup_whole(
     repo: &Arc<Repository>,
     d: &mut dyn Dialect,
-    opts: DumpBackupOptions,
+    opts: BackupSettings,
     progress: &Progress,
 ) -> Result<DumpBackupResult> {
     let mut manifest = Manifest::new(d.kind(), d.whole_mode(), d.display());
     d.describe(&mut manifest)?;
     let (file, mut copy) = d.whole_copy()?;
-    let stored = start_writer(&opts, repo, progress)
+    let stored = opts
+        .writer(repo, progress)
         .and_then(|mut w| w.add_file(&file, &mut copy).map(|facts| (w, facts)));
     let (writer, facts) = match stored {
         Ok(s) => s,
@@ -81,7 +67,7 @@ pub fn backup_tables(
     repo: &Arc<Repository>,
     d: &mut dyn Dialect,
     topts: &TablesOptions,
-    opts: DumpBackupOptions,
+    opts: BackupSettings,
     progress: &Progress,
 ) -> Result<DumpBackupResult> {
     let filter = TableFilter::new(topts)?;
@@ -115,7 +101,7 @@ pub fn backup_tables(
         columns.push(d.describe_query(sql)?);
     }
 
-    let mut writer = start_writer(&opts, repo, progress)?;
+    let mut writer = opts.writer(repo, progress)?;
     let kept: Vec<&_> = chosen.iter().map(|(t, _)| *t).collect();
     warnings.extend(d.write_schema(
         &kept,

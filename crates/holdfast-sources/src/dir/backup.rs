@@ -24,10 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use holdfast_engine::blob_saver::SaverOptions;
-use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::repository::Repository;
-use holdfast_engine::snapshot_builder::{SnapshotBuilder, SnapshotMeta, StoreError};
+use holdfast_engine::snapshot_builder::{SnapshotBuilder, StoreError};
 use holdfast_engine::{EngineError, Result};
 use holdfast_format::Id;
 use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
@@ -37,6 +35,7 @@ use super::metadata::{node_from_stat, read_xattrs, read_xattrs_fd};
 
 use crate::filter::PathMatcher;
 use crate::progress::{ItemError, Progress};
+use crate::spec::BackupSettings;
 
 pub struct DirBackupOptions {
     /// Files and directories to back up, as given (relative ones are made
@@ -44,14 +43,10 @@ pub struct DirBackupOptions {
     pub paths: Vec<PathBuf>,
     pub excludes: PathMatcher,
     pub one_file_system: bool,
-    pub chunker: ChunkerParams,
-    pub saver: SaverOptions,
     /// Files read in parallel.
     pub readers: usize,
     /// The snapshot to compare with (unchanged files are not read again).
     pub parent: Option<(Id, Snapshot)>,
-    pub meta: SnapshotMeta,
-    pub dry_run: bool,
     /// Count the source first so progress can show totals and an ETA.
     pub scan: bool,
     /// A tenant's backup: every directory at or below this root is opened
@@ -655,6 +650,7 @@ fn scan(paths: &[PathBuf], excludes: &PathMatcher, progress: &Progress, stop: &d
 pub fn backup_dirs(
     repo: &Arc<Repository>,
     opts: DirBackupOptions,
+    settings: BackupSettings,
     progress: &Progress,
 ) -> Result<DirBackupResult> {
     let mut targets = Vec::new();
@@ -681,7 +677,8 @@ pub fn backup_dirs(
     let all = targets.clone();
     targets.retain(|t| !all.iter().any(|o| o != t && t.starts_with(o)));
     let trie = build_trie(&targets);
-    let builder = SnapshotBuilder::start(repo, opts.chunker, &opts.saver, opts.dry_run)?;
+    let builder =
+        SnapshotBuilder::start(repo, settings.chunker, &settings.saver, settings.dry_run)?;
     let (parent_id, parent_tree) = match &opts.parent {
         Some((id, s)) => (Some(*id), Some(s.tree)),
         None => (None, None),
@@ -773,7 +770,7 @@ pub fn backup_dirs(
         total_bytes_processed: c.total_bytes.load(Ordering::Relaxed),
         ..Default::default()
     };
-    let mut meta = opts.meta;
+    let mut meta = settings.meta;
     meta.paths = targets
         .iter()
         .map(|p| p.to_string_lossy().into_owned())

@@ -18,9 +18,9 @@ use serde_json::json;
 
 use super::events::{EventReader, EventValidator};
 use super::{EVENTS_FILE, Endpoint, body_excerpt};
-use crate::database::backup::{DumpBackupOptions, DumpBackupResult, commit_source};
+use crate::database::backup::{DumpBackupResult, commit_source};
 use crate::progress::Progress;
-use crate::writer::SnapshotWriter;
+use crate::spec::BackupSettings;
 use holdfast_format::manifest::Manifest;
 
 /// How long the stream may stay silent before the backup fails.
@@ -36,7 +36,7 @@ pub fn backup_jsonl(
     repo: &Arc<Repository>,
     endpoint: &Endpoint,
     jopts: &JsonlBackupOptions,
-    opts: DumpBackupOptions,
+    opts: BackupSettings,
     progress: &Progress,
 ) -> Result<DumpBackupResult> {
     let shown = endpoint.display();
@@ -74,7 +74,7 @@ pub fn backup_jsonl(
             ),
         ));
     }
-    let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
+    let mut writer = opts.writer(repo, progress)?;
     let mut events = EventReader::new(
         BufReader::with_capacity(1 << 20, resp),
         EventValidator::new(jopts.max_schema_version),
