@@ -33,7 +33,7 @@ use holdfast_engine::{EngineError, Result};
 use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
 use holdfast_format::snapshot::Snapshot;
 
-use crate::command::Spawned;
+use crate::command::{Spawned, tool_name};
 use crate::dump_scan::{DumpScanner, ScanningReader};
 use crate::line_filter::{LineEdit, LineFilter};
 use crate::progress::Progress;
@@ -317,17 +317,12 @@ impl Out<'_, '_> {
         edit: impl LineEdit,
         scanner: impl DumpScanner,
     ) -> Result<()> {
-        let tool = cmd.get_program().to_string_lossy().into_owned();
-        let name = tool.rsplit('/').next().unwrap_or(&tool).to_string();
+        let name = tool_name(std::path::Path::new(cmd.get_program()));
         let (child, stdout) = Spawned::start(cmd, &name)?;
         let stdout = LineFilter::new(std::io::BufReader::new(stdout), edit);
         let (facts, scanner) =
             backup::store_tool_output(self.writer, file, child, stdout, scanner)?;
-        scanner.verdict().map_err(|why| {
-            EngineError::source(format!(
-                "{what} output is incomplete: {why}; no snapshot was written"
-            ))
-        })?;
+        check_whole(&scanner, what)?;
         self.manifest.add_file(file, facts.size, &facts.sha256);
         Ok(())
     }
@@ -423,6 +418,15 @@ pub trait WholeCopy: Read {
     fn abort(self: Box<Self>);
 }
 
+/// Whether the output of the tool `what` that `scanner` saw is whole.
+fn check_whole(scanner: &impl DumpScanner, what: &str) -> Result<()> {
+    scanner.verdict().map_err(|why| {
+        EngineError::source(format!(
+            "{what} output is incomplete: {why}; no snapshot was written"
+        ))
+    })
+}
+
 /// A dump tool's standard output as a whole copy, scanned as it passes.
 pub struct ToolCopy<S> {
     child: Spawned,
@@ -450,11 +454,7 @@ impl<S: DumpScanner> WholeCopy for ToolCopy<S> {
         let what = self.child.what.clone();
         self.child.finish()?;
         let scan = self.reader.scanner;
-        scan.verdict().map_err(|why| {
-            EngineError::source(format!(
-                "{what} output is incomplete: {why}; no snapshot was written"
-            ))
-        })?;
+        check_whole(&scan, &what)?;
         manifest.tables = backup::manifest_tables(scan.into_tables());
         Ok(())
     }

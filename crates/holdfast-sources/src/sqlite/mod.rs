@@ -85,26 +85,32 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
 pub(crate) fn catalog(conn: &Connection) -> Result<Vec<Table>> {
     // table_xinfo also lists generated columns (hidden 2: virtual, 3:
     // stored); hidden 1 is a virtual table's hidden column
-    let mut stmt = conn
-        .prepare(
-            "SELECT s.name, c.name, c.type, c.pk, c.hidden \
-             FROM sqlite_schema s JOIN pragma_table_xinfo(s.name) c \
-             WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-               AND c.hidden <> 1 ORDER BY s.name, c.cid",
-        )
-        .map_err(|e| sqlite_err("listing tables", e))?;
-    let rows = stmt
-        .query_map([], |r| {
-            let column = ManifestColumn {
-                name: r.get(1)?,
-                sql_type: r.get(2)?,
-                generated: r.get::<_, i64>(4)? != 0,
-            };
-            let key: u32 = r.get(3)?;
-            Ok((vec![r.get(0)?], column, (key > 0).then_some(key)))
-        })
-        .map_err(|e| sqlite_err("listing tables", e))?;
-    tables_from_catalog(rows.map(|r| r.map_err(|e| sqlite_err("listing tables", e))))
+    let sql = "SELECT s.name, c.name, c.type, c.pk, c.hidden \
+        FROM sqlite_schema s JOIN pragma_table_xinfo(s.name) c \
+        WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+          AND c.hidden <> 1 ORDER BY s.name, c.cid";
+    let rows = query_all(conn, sql, "listing tables", |r| {
+        let column = ManifestColumn {
+            name: r.get(1)?,
+            sql_type: r.get(2)?,
+            generated: r.get::<_, i64>(4)? != 0,
+        };
+        let key: u32 = r.get(3)?;
+        Ok((vec![r.get(0)?], column, (key > 0).then_some(key)))
+    })?;
+    tables_from_catalog(rows.into_iter().map(Ok))
+}
+
+/// Every row of `sql`, read by `row`; `what` names the reading in errors.
+pub(crate) fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    what: &str,
+    row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare(sql).map_err(|e| sqlite_err(what, e))?;
+    let rows = stmt.query_map([], row).and_then(|rows| rows.collect());
+    rows.map_err(|e| sqlite_err(what, e))
 }
 
 /// Every table (not SQLite's own) with its columns and row count, in name
@@ -140,13 +146,8 @@ pub(crate) fn check_integrity(conn: &Connection, quick: bool) -> Result<()> {
     } else {
         "integrity_check"
     };
-    let mut stmt = conn
-        .prepare(&format!("PRAGMA {pragma}(5)"))
-        .map_err(|e| sqlite_err(format!("running {pragma}"), e))?;
-    let lines: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| sqlite_err(format!("running {pragma}"), e))?;
+    let (sql, what) = (format!("PRAGMA {pragma}(5)"), format!("running {pragma}"));
+    let lines: Vec<String> = query_all(conn, &sql, &what, |r| r.get(0))?;
     if lines.len() == 1 && lines[0] == "ok" {
         return Ok(());
     }

@@ -17,7 +17,7 @@ use holdfast_format::table_csv::{CsvField, CsvRecords, hex_field, parse_hex_fiel
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Rows};
 
-use super::{SQL, quote_ident, schema_sql, sqlite_err};
+use super::{SQL, query_all, quote_ident, schema_sql, sqlite_err};
 use crate::database::{self, Export, Exportable, Exported, Out, Stored, Table, csv_header};
 use crate::writer::SnapshotWriter;
 
@@ -136,14 +136,12 @@ pub(crate) fn write_schema(
     let mut warnings = Vec::new();
     let left_out: Vec<String> = left_out.iter().map(|t| t.name().to_string()).collect();
     // DDL of what stays: tables first, then indexes, triggers and views.
-    let mut stmt = conn
-        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid")
-        .map_err(|e| sqlite_err("reading the schema", e))?;
-    let schema: Vec<(String, String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| sqlite_err("reading the schema", e))?;
-    drop(stmt);
+    let schema: Vec<(String, String, String, String)> = query_all(
+        conn,
+        "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
+        "reading the schema",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     let kept = |tbl: &str| kept.iter().any(|t| t.name() == tbl);
     // What names a left-out table goes with it: views over it (and views
     // over those), triggers that name it, foreign keys into it.
@@ -200,13 +198,12 @@ pub(crate) fn write_schema(
         .map(|n| n > 0)
         .unwrap_or(false);
     if has_seq {
-        let mut stmt = conn
-            .prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name")
-            .map_err(|e| sqlite_err("reading sqlite_sequence", e))?;
-        let rows: Vec<(String, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| sqlite_err("reading sqlite_sequence", e))?;
+        let rows: Vec<(String, i64)> = query_all(
+            conn,
+            "SELECT name, seq FROM sqlite_sequence ORDER BY name",
+            "reading sqlite_sequence",
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         for (name, value) in rows.into_iter().filter(|(n, _)| kept(n)) {
             let name = (SQL.literal)(&name);
             seq.push_str(&format!(
