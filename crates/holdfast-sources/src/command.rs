@@ -11,11 +11,13 @@ use std::thread::JoinHandle;
 
 use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Fault, Result};
+use holdfast_format::Id;
+use holdfast_format::snapshot::Snapshot;
 use serde_json::json;
 
 use crate::progress::Progress;
 use crate::spec::BackupSettings;
-use crate::stream::{StreamBackupResult, backup_stream_checked};
+use crate::stream::backup_stream_checked;
 
 /// Bytes of a child's standard error kept for error messages.
 const STDERR_TAIL: usize = 8 * 1024;
@@ -304,7 +306,7 @@ pub fn backup_command(
     filename: &str,
     opts: BackupSettings,
     progress: &Progress,
-) -> Result<StreamBackupResult> {
+) -> Result<(Option<Id>, Snapshot)> {
     let mut cmd = holdfast_confine::tool_env::command("/bin/sh");
     cmd.arg("-c").arg(command);
     // Only the program's name is recorded: the rest of a command line can

@@ -241,12 +241,14 @@ pub fn backup(
             })
         }
         SourceSpec::Stream { reader, filename } => {
-            let r = crate::stream::backup_stream(repo, reader, &filename, settings, progress)?;
-            Ok(BackupReport::new(r.snapshot_id, r.snapshot))
+            let (id, snapshot) =
+                crate::stream::backup_stream(repo, reader, &filename, settings, progress)?;
+            Ok(BackupReport::new(id, snapshot))
         }
         SourceSpec::Command { shell, filename } => {
-            let r = crate::command::backup_command(repo, &shell, &filename, settings, progress)?;
-            Ok(BackupReport::new(r.snapshot_id, r.snapshot))
+            let (id, snapshot) =
+                crate::command::backup_command(repo, &shell, &filename, settings, progress)?;
+            Ok(BackupReport::new(id, snapshot))
         }
         SourceSpec::Address {
             mut addr,
