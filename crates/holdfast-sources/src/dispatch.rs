@@ -11,7 +11,7 @@ use holdfast_format::Id;
 use holdfast_format::manifest::snapshot_kind;
 use holdfast_format::snapshot::Snapshot;
 
-use crate::database::backup::{DumpBackupResult, backup_tables, backup_whole};
+use crate::database::backup::{backup_tables, backup_whole};
 use crate::database::restore::{RestoreReport, restore};
 use crate::database::select::TablesOptions;
 use crate::database::{Stored, for_address};
@@ -21,7 +21,7 @@ use crate::jsonl::replay::{ReplayOptions, replay_events};
 use crate::progress::Progress;
 use crate::secret::Secret;
 use crate::source_url::SourceAddress;
-use crate::spec::BackupSettings;
+use crate::spec::{BackupReport, BackupSettings};
 
 /// Source options that only some kinds of source take.
 #[derive(Debug, Clone, Default)]
@@ -42,7 +42,7 @@ pub fn backup_address(
     source_opts: &SourceOptions,
     opts: BackupSettings,
     progress: &Progress,
-) -> Result<DumpBackupResult> {
+) -> Result<BackupReport> {
     match addr {
         SourceAddress::Jsonl(address) => {
             if source_opts.tables.is_some() {

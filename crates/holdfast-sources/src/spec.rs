@@ -111,7 +111,7 @@ pub struct BackupReport {
 
 impl BackupReport {
     /// A report with nothing to warn about, nothing left out and no tables.
-    fn new(snapshot_id: Option<Id>, snapshot: Snapshot) -> BackupReport {
+    pub(crate) fn new(snapshot_id: Option<Id>, snapshot: Snapshot) -> BackupReport {
         BackupReport {
             snapshot_id,
             snapshot,
@@ -256,13 +256,9 @@ pub fn backup(
             options,
         } => {
             enforce(&mut addr, confinement)?;
-            let r = backup_address(repo, addr, credential, &options, settings, progress)?;
-            let tables = r.manifest.tables.iter();
-            Ok(BackupReport {
-                warnings: r.warnings,
-                table_rows: tables.map(|t| (t.name.clone(), t.rows)).collect(),
-                ..BackupReport::new(r.snapshot_id, r.snapshot)
-            })
+            Ok(backup_address(
+                repo, addr, credential, &options, settings, progress,
+            )?)
         }
     }
 }

@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
-use holdfast_format::Id;
 use holdfast_format::manifest::{Manifest, ManifestTable};
-use holdfast_format::snapshot::Snapshot;
 
 use super::select::{Selection, TableFilter, TablesOptions, table_file};
 use super::{Dialect, Export, Exportable, Out};
@@ -18,15 +16,7 @@ use crate::progress::Progress;
 use crate::writer::{FileFacts, SnapshotWriter};
 use holdfast_engine::snapshot_builder::SnapshotMeta;
 
-use crate::spec::BackupSettings;
-
-pub struct DumpBackupResult {
-    pub snapshot_id: Option<Id>,
-    pub snapshot: Snapshot,
-    pub manifest: Manifest,
-    /// Things the operator should know (also in the manifest).
-    pub warnings: Vec<String>,
-}
+use crate::spec::{BackupReport, BackupSettings};
 
 /// Back up the whole database: the dialect's copy streamed into the
 /// snapshot as one file, checked whole before anything is committed.
@@ -35,7 +25,7 @@ pub fn backup_whole(
     d: &mut dyn Dialect,
     opts: BackupSettings,
     progress: &Progress,
-) -> Result<DumpBackupResult> {
+) -> Result<BackupReport> {
     let mut manifest = Manifest::new(d.kind(), d.whole_mode(), d.display());
     d.describe(&mut manifest)?;
     let (file, mut copy) = d.whole_copy()?;
@@ -69,7 +59,7 @@ pub fn backup_tables(
     topts: &TablesOptions,
     opts: BackupSettings,
     progress: &Progress,
-) -> Result<DumpBackupResult> {
+) -> Result<BackupReport> {
     let filter = TableFilter::new(topts)?;
     let mut manifest = Manifest::new(d.kind(), "tables", d.display());
     d.begin_snapshot()?;
@@ -201,7 +191,7 @@ pub(crate) fn commit_source(
     main_file: Option<&str>,
     extra: serde_json::Map<String, serde_json::Value>,
     warnings: Vec<String>,
-) -> Result<DumpBackupResult> {
+) -> Result<BackupReport> {
     if !warnings.is_empty() {
         manifest
             .extra
@@ -218,11 +208,14 @@ pub(crate) fn commit_source(
     }
     meta.add_extra(summary);
     let (snapshot_id, snapshot) = writer.commit(meta)?;
-    Ok(DumpBackupResult {
-        snapshot_id,
-        snapshot,
-        manifest,
+    Ok(BackupReport {
         warnings,
+        table_rows: manifest
+            .tables
+            .into_iter()
+            .map(|t| (t.name, t.rows))
+            .collect(),
+        ..BackupReport::new(snapshot_id, snapshot)
     })
 }
 

@@ -18,9 +18,9 @@ use serde_json::json;
 
 use super::events::{EventReader, EventValidator};
 use super::{EVENTS_FILE, Endpoint, body_excerpt};
-use crate::database::backup::{DumpBackupResult, commit_source};
+use crate::database::backup::commit_source;
 use crate::progress::Progress;
-use crate::spec::BackupSettings;
+use crate::spec::{BackupReport, BackupSettings};
 use holdfast_format::manifest::Manifest;
 
 /// How long the stream may stay silent before the backup fails.
@@ -38,7 +38,7 @@ pub fn backup_jsonl(
     jopts: &JsonlBackupOptions,
     opts: BackupSettings,
     progress: &Progress,
-) -> Result<DumpBackupResult> {
+) -> Result<BackupReport> {
     let shown = endpoint.display();
     let client = endpoint.client(STALL)?;
     let resp = endpoint
