@@ -221,7 +221,7 @@ pub fn backup(
                     reachable_beneath(root, p)?;
                 }
             }
-            let r = backup_dirs(
+            Ok(backup_dirs(
                 repo,
                 DirBackupOptions {
                     paths,
@@ -234,11 +234,7 @@ pub fn backup(
                 },
                 settings,
                 progress,
-            )?;
-            Ok(BackupReport {
-                unreadable: r.errors,
-                ..BackupReport::new(r.snapshot_id, r.snapshot)
-            })
+            )?)
         }
         SourceSpec::Stream { reader, filename } => {
             let (id, snapshot) =

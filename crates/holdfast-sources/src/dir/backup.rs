@@ -35,7 +35,7 @@ use super::metadata::{node_from_stat, read_xattrs, read_xattrs_fd};
 
 use crate::filter::PathMatcher;
 use crate::progress::{ItemError, Progress};
-use crate::spec::BackupSettings;
+use crate::spec::{BackupReport, BackupSettings};
 
 pub struct DirBackupOptions {
     /// Files and directories to back up, as given (relative ones are made
@@ -54,12 +54,6 @@ pub struct DirBackupOptions {
     /// kernel at each open), so a symlink swapped in while the walk runs
     /// cannot lead it outside. `None`: ordinary path opens.
     pub confine: Option<PathBuf>,
-}
-
-pub struct DirBackupResult {
-    pub snapshot_id: Option<Id>,
-    pub snapshot: Snapshot,
-    pub errors: Vec<ItemError>,
 }
 
 /// Make `p` absolute and remove `.` and `..` lexically, as restic does.
@@ -652,7 +646,7 @@ pub fn backup_dirs(
     opts: DirBackupOptions,
     settings: BackupSettings,
     progress: &Progress,
-) -> Result<DirBackupResult> {
+) -> Result<BackupReport> {
     let mut targets = Vec::new();
     for p in &opts.paths {
         let abs = clean_absolute(p).map_err(|e| EngineError::io("current directory", e))?;
@@ -778,10 +772,9 @@ pub fn backup_dirs(
     meta.parent = parent_id;
     meta.excludes = opts.excludes.patterns();
     let (snapshot_id, snapshot, _) = builder.commit(root, meta, summary)?;
-    Ok(DirBackupResult {
-        snapshot_id,
-        snapshot,
-        errors: progress.errors(),
+    Ok(BackupReport {
+        unreadable: progress.errors(),
+        ..BackupReport::new(snapshot_id, snapshot)
     })
 }
 
