@@ -101,34 +101,25 @@ pub fn backup_jsonl(
         )));
     }
 
+    let extra: serde_json::Map<String, serde_json::Value> = [
+        ("events", json!(stats.events)),
+        ("first_event_id", json!(stats.first_event_id)),
+        ("last_event_id", json!(stats.last_event_id)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     let mut manifest = Manifest::new("jsonl", "events", shown.clone());
     manifest.add_file(EVENTS_FILE, facts.size, &facts.sha256);
-    manifest.extra.insert("events".into(), json!(stats.events));
+    manifest.extra.extend(extra.clone());
     manifest
         .extra
-        .insert("first_event_id".into(), json!(stats.first_event_id));
-    manifest
-        .extra
-        .insert("last_event_id".into(), json!(stats.last_event_id));
-    manifest.extra.insert(
-        "schema_versions".into(),
-        json!(
-            stats
-                .schema_versions
-                .iter()
-                .map(|(v, n)| (v.to_string(), json!(n)))
-                .collect::<serde_json::Map<String, serde_json::Value>>()
-        ),
-    );
+        .insert("schema_versions".into(), json!(stats.schema_versions));
     if let Some(max) = jopts.max_schema_version {
         manifest
             .extra
             .insert("max_schema_version".into(), json!(max));
     }
-    let mut extra = serde_json::Map::new();
-    extra.insert("events".into(), json!(stats.events));
-    extra.insert("first_event_id".into(), json!(stats.first_event_id));
-    extra.insert("last_event_id".into(), json!(stats.last_event_id));
     commit_source(
         writer,
         manifest,
