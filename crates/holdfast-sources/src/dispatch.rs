@@ -97,7 +97,7 @@ pub fn restore_address(
             "the snapshot has no manifest.json: it cannot be restored into a database".into(),
         ));
     };
-    let refused = |addr: &SourceAddress| {
+    let refused = |addr: &dyn std::fmt::Display| {
         EngineError::Invalid(format!(
             "a {kind} {mode} snapshot cannot be restored into {addr}"
         ))
@@ -123,9 +123,7 @@ pub fn restore_address(
             let shown = addr.to_string();
             let mut d = for_address(addr, credential)?;
             if d.kind() != kind || (mode != "tables" && mode != d.whole_mode()) {
-                return Err(EngineError::Invalid(format!(
-                    "a {kind} {mode} snapshot cannot be restored into {shown}"
-                )));
+                return Err(refused(&shown));
             }
             let from = Stored {
                 repo,
