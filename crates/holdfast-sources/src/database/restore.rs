@@ -19,20 +19,16 @@ use crate::progress::Progress;
 /// (dump or file mode) or a tables-mode snapshot's restorable tables.
 pub fn restore(d: &mut dyn Dialect, from: &Stored<'_>, clean: bool) -> Result<RestoreReport> {
     let manifest = from.manifest;
-    let tables: Vec<ManifestTable> = if manifest.mode == "tables" {
-        manifest.restorable_tables().into_iter().cloned().collect()
+    let (tables, whole): (Vec<ManifestTable>, _) = if manifest.mode == "tables" {
+        let tables = manifest.restorable_tables().into_iter().cloned().collect();
+        (tables, None)
     } else {
-        manifest.tables.clone()
-    };
-    let whole = match manifest.mode.as_str() {
-        "tables" => None,
-        _ => Some(
-            manifest
-                .files
-                .first()
-                .map(|f| f.path.clone())
-                .ok_or_else(|| EngineError::Invalid("the manifest lists no dump file".into()))?,
-        ),
+        let file = manifest
+            .files
+            .first()
+            .map(|f| f.path.clone())
+            .ok_or_else(|| EngineError::Invalid("the manifest lists no dump file".into()))?;
+        (manifest.tables.clone(), Some(file))
     };
     let target = d.prepare(manifest, clean)?;
     let loaded = (|| {

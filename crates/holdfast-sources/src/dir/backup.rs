@@ -34,7 +34,7 @@ use holdfast_format::tree::{Node, NodeType, Tree};
 use super::metadata::{node_from_stat, read_xattrs, read_xattrs_fd};
 
 use crate::filter::PathMatcher;
-use crate::progress::{ItemError, Progress};
+use crate::progress::Progress;
 use crate::spec::{BackupReport, BackupSettings};
 
 pub struct DirBackupOptions {
@@ -184,11 +184,8 @@ impl Ctx<'_> {
     }
 
     fn item_error(&self, path: &Path, during: &'static str, e: impl std::fmt::Display) {
-        self.progress.error(ItemError {
-            path: path.display().to_string(),
-            during,
-            message: e.to_string(),
-        });
+        self.progress
+            .item_error(path.display().to_string(), during, e);
     }
 
     fn load_tree(&self, id: Option<Id>, path: &Path) -> Option<Tree> {
@@ -652,11 +649,7 @@ pub fn backup_dirs(
         let abs = clean_absolute(p).map_err(|e| EngineError::io("current directory", e))?;
         match fs::symlink_metadata(&abs) {
             Ok(_) => targets.push(abs),
-            Err(e) => progress.error(ItemError {
-                path: abs.display().to_string(),
-                during: "lstat",
-                message: e.to_string(),
-            }),
+            Err(e) => progress.item_error(abs.display().to_string(), "lstat", e),
         }
     }
     if targets.is_empty() {

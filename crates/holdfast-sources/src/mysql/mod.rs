@@ -490,26 +490,6 @@ impl MyClient {
         c
     }
 
-    /// Turn a tool's failure into an error (see [`describe_client_error`]).
-    pub fn error(
-        &self,
-        tool: &str,
-        status: std::process::ExitStatus,
-        stderr: &str,
-        database: Option<&str>,
-    ) -> EngineError {
-        EngineError::source_with(
-            client_error_fault(stderr),
-            describe_client_error(
-                stderr,
-                &self.addr_for(database),
-                database,
-                tool,
-                &how_it_ended(status),
-            ),
-        )
-    }
-
     /// The client in batch mode, connected to `database` (or none), with
     /// `args`; and what it is called.
     pub fn client_command(
@@ -537,7 +517,12 @@ impl MyClient {
         let out = run_with_input(cmd, sql, &program)?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(self.error(&name, out.status, &stderr, database));
+            let (target, how) = (self.addr_for(database), how_it_ended(out.status));
+            let message = describe_client_error(&stderr, &target, database, &name, &how);
+            return Err(EngineError::source_with(
+                client_error_fault(&stderr),
+                message,
+            ));
         }
         Ok(result_rows(&out.stdout, "\t", unescape_batch))
     }
