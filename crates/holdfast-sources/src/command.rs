@@ -185,6 +185,18 @@ impl Spawned {
         self.consequence = s.to_string();
     }
 
+    /// Do `work` with what the child writes: the child is stopped when the
+    /// work fails, waited for (its failure the error) when it succeeds.
+    pub fn alongside<T>(self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        match work() {
+            Ok(t) => self.finish().map(|_| t),
+            Err(e) => {
+                self.kill();
+                Err(e)
+            }
+        }
+    }
+
     /// Stop the child (after our side failed).
     pub fn kill(mut self) {
         let _ = self.child.kill();

@@ -229,13 +229,6 @@ pub(crate) fn store_tool_output<S: StreamScanner>(
     scanner: S,
 ) -> Result<(FileFacts, S)> {
     let mut reader = ScanningReader::new(stdout, scanner);
-    let facts = match writer.add_file(file, &mut reader) {
-        Ok(f) => f,
-        Err(e) => {
-            child.kill();
-            return Err(e);
-        }
-    };
-    child.finish()?;
+    let facts = child.alongside(|| writer.add_file(file, &mut reader))?;
     Ok((facts, reader.scanner))
 }

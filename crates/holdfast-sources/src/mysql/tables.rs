@@ -325,7 +325,7 @@ pub(crate) fn export(
     )?;
     let (child, stdout) = Spawned::start_with_script(cmd, "mariadb", script)?;
     let mut out = BufReader::with_capacity(1 << 20, stdout);
-    let result: Result<Vec<Exported>> = (|| {
+    child.alongside(|| {
         let mut exported = Vec::new();
         for (i, item) in items.iter().enumerate() {
             expect_marker(&mut out, &format!("{MARK_TABLE} {i}"))?;
@@ -349,17 +349,7 @@ pub(crate) fn export(
         }
         expect_marker(&mut out, MARK_END)?;
         Ok(exported)
-    })();
-    match result {
-        Ok(exported) => {
-            child.finish()?;
-            Ok(exported)
-        }
-        Err(e) => {
-            child.kill();
-            Err(e)
-        }
-    }
+    })
 }
 
 /// The columns of a query's result: materialised empty (`LIMIT 0`) as a
