@@ -97,16 +97,16 @@ impl Postgres {
         Err(last.expect("tried at least one"))
     }
 
+    /// The number `sql` counts in `database` (0 when it returns none).
+    fn count(&self, database: &str, sql: &str, vars: &[(&str, &str)]) -> Result<u64> {
+        let rows = self.client.query(database, sql, vars)?;
+        let first = rows.first().and_then(|r| r.first());
+        Ok(first.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
     fn exists(&self, maint: &str, database: &str) -> Result<bool> {
-        let rows = self.client.query(
-            maint,
-            "SELECT count(*) FROM pg_database WHERE datname = :'db';",
-            &[("db", database)],
-        )?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .is_some_and(|v| v != "0"))
+        let sql = "SELECT count(*) FROM pg_database WHERE datname = :'db';";
+        Ok(self.count(maint, sql, &[("db", database)])? > 0)
     }
 
     /// Feed `parts` to one psql session in one transaction.
@@ -212,12 +212,7 @@ impl Dialect for Postgres {
         let server = self.server(&maint)?;
         let exists = self.exists(&maint, &target)?;
         if exists {
-            let objects = self.client.query(&target, USER_OBJECTS, &[])?;
-            let objects: u64 = objects
-                .first()
-                .and_then(|r| r.first())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            let objects = self.count(&target, USER_OBJECTS, &[])?;
             if objects > 0 {
                 if !clean {
                     return Err(not_empty(&target, objects, "tables, functions or schemas"));
