@@ -3,18 +3,21 @@
 //! non-zero exit status or a signal — fails the backup before any snapshot
 //! is written, with the tail of its standard error in the message.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Fault, Result};
+use holdfast_format::Id;
+use holdfast_format::snapshot::Snapshot;
 use serde_json::json;
 
 use crate::progress::Progress;
-use crate::stream::{StreamBackupOptions, StreamBackupResult, backup_stream_checked};
+use crate::spec::BackupSettings;
+use crate::stream::backup_stream_checked;
 
 /// Bytes of a child's standard error kept for error messages.
 const STDERR_TAIL: usize = 8 * 1024;
@@ -56,7 +59,6 @@ impl Spawned {
         let mut s = Spawned::spawn(cmd, what)?;
         let mut stdin = s.child.stdin.take().expect("stdin is piped");
         std::thread::spawn(move || {
-            use std::io::Write;
             let _ = stdin.write_all(script.as_bytes());
         });
         let stdout = s.child.stdout.take().expect("stdout is piped");
@@ -183,6 +185,18 @@ impl Spawned {
         self.consequence = s.to_string();
     }
 
+    /// Do `work` with what the child writes: the child is stopped when the
+    /// work fails, waited for (its failure the error) when it succeeds.
+    pub fn alongside<T>(self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        match work() {
+            Ok(t) => self.finish().map(|_| t),
+            Err(e) => {
+                self.kill();
+                Err(e)
+            }
+        }
+    }
+
     /// Stop the child (after our side failed).
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -244,6 +258,50 @@ pub fn tool_fault(stderr: &str) -> Fault {
     }
 }
 
+/// Whether `p` is a file someone may execute.
+pub(crate) fn is_executable(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// What a tool is called in messages: its file name.
+pub(crate) fn tool_name(program: &std::path::Path) -> String {
+    let name = program.file_name().unwrap_or(program.as_os_str());
+    name.to_string_lossy().into_owned()
+}
+
+/// Run a client with `input` on its standard input (written from a
+/// thread), collecting its output; `what` names it if waiting fails.
+pub(crate) fn run_with_input(mut cmd: Command, input: &str, what: &str) -> Result<Output> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let program = std::path::Path::new(cmd.get_program())
+        .display()
+        .to_string();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| EngineError::io(format!("cannot start {program}"), e))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        child.wait_with_output()
+    })
+    .map_err(|e| EngineError::io(format!("waiting for {what}"), e))
+}
+
+/// A client's result rows: one per non-empty line of `out`, its fields
+/// split at `sep` and read by `field`.
+pub(crate) fn result_rows(out: &[u8], sep: &str, field: fn(&str) -> String) -> Vec<Vec<String>> {
+    let text = String::from_utf8_lossy(out);
+    let lines = text.lines().filter(|l| !l.is_empty());
+    lines.map(|l| l.split(sep).map(field).collect()).collect()
+}
+
 /// "exited with status 3", "was killed by signal 9".
 pub fn how_it_ended(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
@@ -257,9 +315,10 @@ pub fn how_it_ended(status: ExitStatus) -> String {
 pub fn backup_command(
     repo: &Arc<Repository>,
     command: &str,
-    opts: StreamBackupOptions,
+    filename: &str,
+    opts: BackupSettings,
     progress: &Progress,
-) -> Result<StreamBackupResult> {
+) -> Result<(Option<Id>, Snapshot)> {
     let mut cmd = holdfast_confine::tool_env::command("/bin/sh");
     cmd.arg("-c").arg(command);
     // Only the program's name is recorded: the rest of a command line can
@@ -267,7 +326,7 @@ pub fn backup_command(
     let program = command.split_whitespace().next().unwrap_or("").to_string();
     let (child, stdout) = Spawned::start(cmd, "the command")?;
     let child = Mutex::new(Some(child));
-    let r = backup_stream_checked(repo, stdout, opts, progress, |facts| {
+    let r = backup_stream_checked(repo, stdout, filename, opts, progress, |facts| {
         let c = child.lock().unwrap().take().expect("child present");
         let status = c.finish()?;
         Ok(Some(json!({

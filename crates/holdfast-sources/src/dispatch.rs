@@ -11,7 +11,7 @@ use holdfast_format::Id;
 use holdfast_format::manifest::snapshot_kind;
 use holdfast_format::snapshot::Snapshot;
 
-use crate::database::backup::{DumpBackupOptions, DumpBackupResult, backup_tables, backup_whole};
+use crate::database::backup::{backup_tables, backup_whole};
 use crate::database::restore::{RestoreReport, restore};
 use crate::database::select::TablesOptions;
 use crate::database::{Stored, for_address};
@@ -21,6 +21,7 @@ use crate::jsonl::replay::{ReplayOptions, replay_events};
 use crate::progress::Progress;
 use crate::secret::Secret;
 use crate::source_url::SourceAddress;
+use crate::spec::{BackupReport, BackupSettings};
 
 /// Source options that only some kinds of source take.
 #[derive(Debug, Clone, Default)]
@@ -39,9 +40,9 @@ pub fn backup_address(
     addr: SourceAddress,
     credential: Option<Secret>,
     source_opts: &SourceOptions,
-    opts: DumpBackupOptions,
+    opts: BackupSettings,
     progress: &Progress,
-) -> Result<DumpBackupResult> {
+) -> Result<BackupReport> {
     match addr {
         SourceAddress::Jsonl(address) => {
             if source_opts.tables.is_some() {
@@ -96,7 +97,7 @@ pub fn restore_address(
             "the snapshot has no manifest.json: it cannot be restored into a database".into(),
         ));
     };
-    let refused = |addr: &SourceAddress| {
+    let refused = |addr: &dyn std::fmt::Display| {
         EngineError::Invalid(format!(
             "a {kind} {mode} snapshot cannot be restored into {addr}"
         ))
@@ -122,9 +123,7 @@ pub fn restore_address(
             let shown = addr.to_string();
             let mut d = for_address(addr, credential)?;
             if d.kind() != kind || (mode != "tables" && mode != d.whole_mode()) {
-                return Err(EngineError::Invalid(format!(
-                    "a {kind} {mode} snapshot cannot be restored into {shown}"
-                )));
+                return Err(refused(&shown));
             }
             let from = Stored {
                 repo,

@@ -64,6 +64,15 @@ impl Progress {
         self.collected.lock().unwrap().push(e);
     }
 
+    /// A problem with the item at `path`, `during` what was being done.
+    pub fn item_error(&self, path: String, during: &'static str, e: impl std::fmt::Display) {
+        self.error(ItemError {
+            path,
+            during,
+            message: e.to_string(),
+        });
+    }
+
     pub fn errors(&self) -> Vec<ItemError> {
         self.collected.lock().unwrap().clone()
     }

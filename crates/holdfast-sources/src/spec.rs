@@ -22,14 +22,13 @@ use holdfast_engine::{EngineError, Fault};
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
 
-use crate::database::backup::DumpBackupOptions;
 use crate::dir::backup::{DirBackupOptions, backup_dirs};
 use crate::dispatch::{SourceOptions, backup_address};
 use crate::filter::PathMatcher;
 use crate::progress::{ItemError, Progress};
 use crate::secret::Secret;
 use crate::source_url::SourceAddress;
-use crate::stream::StreamBackupOptions;
+use crate::writer::SnapshotWriter;
 use holdfast_confine::confine::Confined;
 use holdfast_confine::egress::{self, HostRule};
 use holdfast_engine::snapshot_builder::SnapshotMeta;
@@ -74,6 +73,17 @@ pub struct BackupSettings {
     pub dry_run: bool,
 }
 
+impl BackupSettings {
+    /// A snapshot built file by file with these settings.
+    pub(crate) fn writer<'p>(
+        &self,
+        repo: &Arc<Repository>,
+        progress: &'p Progress,
+    ) -> holdfast_engine::Result<SnapshotWriter<'p>> {
+        SnapshotWriter::new(repo, self.chunker, &self.saver, self.dry_run, progress)
+    }
+}
+
 /// What a run must keep to (a tenant's, decided by the service's policy;
 /// the CLI's runs are not confined).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -100,11 +110,11 @@ pub struct BackupReport {
 }
 
 impl BackupReport {
-    /// A one-file snapshot's report: nothing to warn about, nothing left out.
-    fn of_stream(r: crate::stream::StreamBackupResult) -> BackupReport {
+    /// A report with nothing to warn about, nothing left out and no tables.
+    pub(crate) fn new(snapshot_id: Option<Id>, snapshot: Snapshot) -> BackupReport {
         BackupReport {
-            snapshot_id: r.snapshot_id,
-            snapshot: r.snapshot,
+            snapshot_id,
+            snapshot,
             warnings: Vec::new(),
             unreadable: Vec::new(),
             table_rows: Vec::new(),
@@ -197,12 +207,6 @@ pub fn backup(
     confinement: &Confinement,
     progress: &Progress,
 ) -> Result<BackupReport, SourceError> {
-    let BackupSettings {
-        chunker,
-        saver,
-        meta,
-        dry_run,
-    } = settings;
     match spec {
         SourceSpec::Paths {
             paths,
@@ -217,49 +221,30 @@ pub fn backup(
                     reachable_beneath(root, p)?;
                 }
             }
-            let r = backup_dirs(
+            Ok(backup_dirs(
                 repo,
                 DirBackupOptions {
                     paths,
                     excludes,
                     one_file_system,
-                    chunker,
-                    saver,
                     readers,
                     parent,
-                    meta,
-                    dry_run,
                     scan,
                     confine: confinement.root.clone(),
                 },
+                settings,
                 progress,
-            )?;
-            Ok(BackupReport {
-                snapshot_id: r.snapshot_id,
-                snapshot: r.snapshot,
-                warnings: Vec::new(),
-                unreadable: r.errors,
-                table_rows: Vec::new(),
-            })
+            )?)
         }
-        SourceSpec::Stream { ref filename, .. } | SourceSpec::Command { ref filename, .. } => {
-            let opts = StreamBackupOptions {
-                filename: filename.clone(),
-                chunker,
-                saver,
-                meta,
-                dry_run,
-            };
-            let r = match spec {
-                SourceSpec::Stream { reader, .. } => {
-                    crate::stream::backup_stream(repo, reader, opts, progress)?
-                }
-                SourceSpec::Command { shell, .. } => {
-                    crate::command::backup_command(repo, &shell, opts, progress)?
-                }
-                _ => unreachable!("matched above"),
-            };
-            Ok(BackupReport::of_stream(r))
+        SourceSpec::Stream { reader, filename } => {
+            let (id, snapshot) =
+                crate::stream::backup_stream(repo, reader, &filename, settings, progress)?;
+            Ok(BackupReport::new(id, snapshot))
+        }
+        SourceSpec::Command { shell, filename } => {
+            let (id, snapshot) =
+                crate::command::backup_command(repo, &shell, &filename, settings, progress)?;
+            Ok(BackupReport::new(id, snapshot))
         }
         SourceSpec::Address {
             mut addr,
@@ -267,31 +252,9 @@ pub fn backup(
             options,
         } => {
             enforce(&mut addr, confinement)?;
-            let r = backup_address(
-                repo,
-                addr,
-                credential,
-                &options,
-                DumpBackupOptions {
-                    chunker,
-                    saver,
-                    meta,
-                    dry_run,
-                },
-                progress,
-            )?;
-            Ok(BackupReport {
-                snapshot_id: r.snapshot_id,
-                snapshot: r.snapshot,
-                warnings: r.warnings,
-                unreadable: Vec::new(),
-                table_rows: r
-                    .manifest
-                    .tables
-                    .iter()
-                    .map(|t| (t.name.clone(), t.rows))
-                    .collect(),
-            })
+            Ok(backup_address(
+                repo, addr, credential, &options, settings, progress,
+            )?)
         }
     }
 }

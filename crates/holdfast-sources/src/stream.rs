@@ -5,55 +5,25 @@ use std::io::Read;
 use std::sync::Arc;
 
 use holdfast_engine::Result;
-use holdfast_engine::blob_saver::SaverOptions;
-use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::repository::Repository;
 use holdfast_format::Id;
 use holdfast_format::snapshot::Snapshot;
 
 use crate::progress::Progress;
-use crate::writer::SnapshotWriter;
-use holdfast_engine::snapshot_builder::SnapshotMeta;
+use crate::spec::BackupSettings;
+use crate::writer::FileFacts;
 
-pub struct StreamBackupOptions {
-    /// Name of the file in the snapshot.
-    pub filename: String,
-    pub chunker: ChunkerParams,
-    pub saver: SaverOptions,
-    pub meta: SnapshotMeta,
-    pub dry_run: bool,
-}
-
-pub struct StreamBackupResult {
-    pub snapshot_id: Option<Id>,
-    pub snapshot: Snapshot,
-    /// Bytes read from the stream.
-    pub size: u64,
-    /// SHA-256 of the whole stream.
-    pub sha256: Id,
-}
-
-/// Check a file name given for a stream: one non-empty path component.
-pub fn validate_filename(name: &str) -> Result<()> {
-    crate::writer::validate_name(name)
-}
-
-/// What a stream turned out to be, for the caller's verdict before the
-/// snapshot is written.
-pub struct StreamFacts {
-    pub size: u64,
-    pub sha256: Id,
-}
-
-/// Read `reader` to its end and store it as a snapshot holding one file.
-/// A read error fails the backup: no snapshot is written.
+/// Read `reader` to its end and store it as a snapshot holding one file:
+/// its id (none for a dry run) and the snapshot. A read error fails the
+/// backup: no snapshot is written.
 pub fn backup_stream(
     repo: &Arc<Repository>,
     reader: impl Read,
-    opts: StreamBackupOptions,
+    filename: &str,
+    opts: BackupSettings,
     progress: &Progress,
-) -> Result<StreamBackupResult> {
-    backup_stream_checked(repo, reader, opts, progress, |_| Ok(None))
+) -> Result<(Option<Id>, Snapshot)> {
+    backup_stream_checked(repo, reader, filename, opts, progress, |_| Ok(None))
 }
 
 /// Like [`backup_stream`], with a verdict: once the stream has ended,
@@ -63,27 +33,20 @@ pub fn backup_stream(
 pub fn backup_stream_checked(
     repo: &Arc<Repository>,
     reader: impl Read,
-    opts: StreamBackupOptions,
+    filename: &str,
+    opts: BackupSettings,
     progress: &Progress,
-    verify: impl FnOnce(&StreamFacts) -> Result<Option<serde_json::Value>>,
-) -> Result<StreamBackupResult> {
-    validate_filename(&opts.filename)?;
-    let mut w = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
-    let facts = w.add_file(&opts.filename, reader)?;
-    let extra = verify(&StreamFacts {
-        size: facts.size,
-        sha256: facts.sha256,
-    })?;
+    verify: impl FnOnce(&FileFacts) -> Result<Option<serde_json::Value>>,
+) -> Result<(Option<Id>, Snapshot)> {
+    // one non-empty path component
+    crate::writer::validate_name(filename)?;
+    let mut w = opts.writer(repo, progress)?;
+    let facts = w.add_file(filename, reader)?;
+    let extra = verify(&facts)?;
     let mut meta = opts.meta;
-    meta.paths = vec![format!("/{}", opts.filename)];
+    meta.paths = vec![format!("/{filename}")];
     if let Some(extra) = extra {
         meta.add_extra(extra);
     }
-    let (snapshot_id, snapshot) = w.commit(meta)?;
-    Ok(StreamBackupResult {
-        snapshot_id,
-        snapshot,
-        size: facts.size,
-        sha256: facts.sha256,
-    })
+    w.commit(meta)
 }

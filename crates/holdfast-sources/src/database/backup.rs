@@ -5,13 +5,9 @@
 
 use std::sync::Arc;
 
-use holdfast_engine::blob_saver::SaverOptions;
-use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::repository::Repository;
 use holdfast_engine::{EngineError, Result};
-use holdfast_format::Id;
 use holdfast_format::manifest::{Manifest, ManifestTable};
-use holdfast_format::snapshot::Snapshot;
 
 use super::select::{Selection, TableFilter, TablesOptions, table_file};
 use super::{Dialect, Export, Exportable, Out};
@@ -20,41 +16,21 @@ use crate::progress::Progress;
 use crate::writer::{FileFacts, SnapshotWriter};
 use holdfast_engine::snapshot_builder::SnapshotMeta;
 
-pub struct DumpBackupOptions {
-    pub chunker: ChunkerParams,
-    pub saver: SaverOptions,
-    pub meta: SnapshotMeta,
-    pub dry_run: bool,
-}
-
-pub struct DumpBackupResult {
-    pub snapshot_id: Option<Id>,
-    pub snapshot: Snapshot,
-    pub manifest: Manifest,
-    /// Things the operator should know (also in the manifest).
-    pub warnings: Vec<String>,
-}
-
-fn start_writer<'p>(
-    opts: &DumpBackupOptions,
-    repo: &Arc<Repository>,
-    progress: &'p Progress,
-) -> Result<SnapshotWriter<'p>> {
-    SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)
-}
+use crate::spec::{BackupReport, BackupSettings};
 
 /// Back up the whole database: the dialect's copy streamed into the
 /// snapshot as one file, checked whole before anything is committed.
 pub fn backup_whole(
     repo: &Arc<Repository>,
     d: &mut dyn Dialect,
-    opts: DumpBackupOptions,
+    opts: BackupSettings,
     progress: &Progress,
-) -> Result<DumpBackupResult> {
+) -> Result<BackupReport> {
     let mut manifest = Manifest::new(d.kind(), d.whole_mode(), d.display());
     d.describe(&mut manifest)?;
     let (file, mut copy) = d.whole_copy()?;
-    let stored = start_writer(&opts, repo, progress)
+    let stored = opts
+        .writer(repo, progress)
         .and_then(|mut w| w.add_file(&file, &mut copy).map(|facts| (w, facts)));
     let (writer, facts) = match stored {
         Ok(s) => s,
@@ -81,9 +57,9 @@ pub fn backup_tables(
     repo: &Arc<Repository>,
     d: &mut dyn Dialect,
     topts: &TablesOptions,
-    opts: DumpBackupOptions,
+    opts: BackupSettings,
     progress: &Progress,
-) -> Result<DumpBackupResult> {
+) -> Result<BackupReport> {
     let filter = TableFilter::new(topts)?;
     let mut manifest = Manifest::new(d.kind(), "tables", d.display());
     d.begin_snapshot()?;
@@ -115,7 +91,7 @@ pub fn backup_tables(
         columns.push(d.describe_query(sql)?);
     }
 
-    let mut writer = start_writer(&opts, repo, progress)?;
+    let mut writer = opts.writer(repo, progress)?;
     let kept: Vec<&_> = chosen.iter().map(|(t, _)| *t).collect();
     warnings.extend(d.write_schema(
         &kept,
@@ -215,7 +191,7 @@ pub(crate) fn commit_source(
     main_file: Option<&str>,
     extra: serde_json::Map<String, serde_json::Value>,
     warnings: Vec<String>,
-) -> Result<DumpBackupResult> {
+) -> Result<BackupReport> {
     if !warnings.is_empty() {
         manifest
             .extra
@@ -232,11 +208,14 @@ pub(crate) fn commit_source(
     }
     meta.add_extra(summary);
     let (snapshot_id, snapshot) = writer.commit(meta)?;
-    Ok(DumpBackupResult {
-        snapshot_id,
-        snapshot,
-        manifest,
+    Ok(BackupReport {
         warnings,
+        table_rows: manifest
+            .tables
+            .into_iter()
+            .map(|t| (t.name, t.rows))
+            .collect(),
+        ..BackupReport::new(snapshot_id, snapshot)
     })
 }
 
@@ -250,13 +229,6 @@ pub(crate) fn store_tool_output<S: StreamScanner>(
     scanner: S,
 ) -> Result<(FileFacts, S)> {
     let mut reader = ScanningReader::new(stdout, scanner);
-    let facts = match writer.add_file(file, &mut reader) {
-        Ok(f) => f,
-        Err(e) => {
-            child.kill();
-            return Err(e);
-        }
-    };
-    child.finish()?;
+    let facts = child.alongside(|| writer.add_file(file, &mut reader))?;
     Ok((facts, reader.scanner))
 }

@@ -33,7 +33,7 @@ use holdfast_engine::{EngineError, Result};
 use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
 use holdfast_format::snapshot::Snapshot;
 
-use crate::command::Spawned;
+use crate::command::{Spawned, tool_name};
 use crate::dump_scan::{DumpScanner, ScanningReader};
 use crate::line_filter::{LineEdit, LineFilter};
 use crate::progress::Progress;
@@ -188,6 +188,84 @@ impl Table {
     }
 }
 
+/// How a dialect writes SQL text, for the statements written once here.
+pub(crate) struct Syntax {
+    /// A name quoted as an identifier.
+    pub ident: fn(&str) -> String,
+    /// A string literal.
+    pub literal: fn(&str) -> String,
+    /// What orders the rows of a table without a primary key.
+    pub unkeyed_order: fn(&Table) -> String,
+}
+
+impl Syntax {
+    /// Names quoted and joined by `sep`: a column list (`", "`) or a
+    /// qualified name (`"."`).
+    pub fn idents<S: AsRef<str>>(&self, names: impl IntoIterator<Item = S>, sep: &str) -> String {
+        let quoted: Vec<String> = names
+            .into_iter()
+            .map(|n| (self.ident)(n.as_ref()))
+            .collect();
+        quoted.join(sep)
+    }
+
+    /// The SELECT of `list` that exports `t`: only the tenant's rows when
+    /// given, in primary-key order (else [`Syntax::unkeyed_order`]).
+    pub fn table_select(&self, list: &str, t: &Table, tenant: Option<&Tenant>) -> String {
+        let mut sql = format!("SELECT {list} FROM {}", self.idents(&t.parts, "."));
+        if let Some(tenant) = tenant {
+            let (column, value) = ((self.ident)(&tenant.column), (self.literal)(&tenant.value));
+            sql.push_str(&format!(" WHERE {column} = {value}"));
+        }
+        let order = match t.primary_key.is_empty() {
+            true => (self.unkeyed_order)(t),
+            false => self.idents(&t.primary_key, ", "),
+        };
+        if !order.is_empty() {
+            sql.push_str(&format!(" ORDER BY {order}"));
+        }
+        sql
+    }
+}
+
+/// A standard SQL string literal (PostgreSQL's, with the
+/// standard_conforming_strings every supported server has on; SQLite's).
+pub(crate) fn standard_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Tables from a catalog's rows, one a column: (the table's name parts,
+/// the column, its position in the primary key), grouped by table with
+/// the columns in order. The key columns come out in key order.
+pub(crate) fn tables_from_catalog(
+    rows: impl IntoIterator<Item = Result<(Vec<String>, ManifestColumn, Option<u32>)>>,
+) -> Result<Vec<Table>> {
+    let mut out: Vec<Table> = Vec::new();
+    let mut keys: Vec<Vec<(u32, String)>> = Vec::new();
+    for row in rows {
+        let (parts, column, key) = row?;
+        if out.last().is_none_or(|t| t.parts != parts) {
+            out.push(Table {
+                parts,
+                columns: Vec::new(),
+                primary_key: Vec::new(),
+            });
+            keys.push(Vec::new());
+        }
+        if let Some(k) = key {
+            keys.last_mut()
+                .expect("pushed above")
+                .push((k, column.name.clone()));
+        }
+        out.last_mut().expect("pushed above").columns.push(column);
+    }
+    for (t, mut k) in out.iter_mut().zip(keys) {
+        k.sort();
+        t.primary_key = k.into_iter().map(|(_, c)| c).collect();
+    }
+    Ok(out)
+}
+
 /// One CSV file a tables-mode backup stores.
 pub struct Export<'a> {
     /// Where it goes in the snapshot (`tables/x.csv`, `queries/q.csv`).
@@ -239,17 +317,12 @@ impl Out<'_, '_> {
         edit: impl LineEdit,
         scanner: impl DumpScanner,
     ) -> Result<()> {
-        let tool = cmd.get_program().to_string_lossy().into_owned();
-        let name = tool.rsplit('/').next().unwrap_or(&tool).to_string();
+        let name = tool_name(std::path::Path::new(cmd.get_program()));
         let (child, stdout) = Spawned::start(cmd, &name)?;
         let stdout = LineFilter::new(std::io::BufReader::new(stdout), edit);
         let (facts, scanner) =
             backup::store_tool_output(self.writer, file, child, stdout, scanner)?;
-        scanner.verdict().map_err(|why| {
-            EngineError::source(format!(
-                "{what} output is incomplete: {why}; no snapshot was written"
-            ))
-        })?;
+        check_whole(&scanner, what)?;
         self.manifest.add_file(file, facts.size, &facts.sha256);
         Ok(())
     }
@@ -267,6 +340,49 @@ pub(crate) fn one_row<const N: usize>(
         .ok_or_else(|| EngineError::source(missing.to_string()))
 }
 
+/// The header record of a CSV file with `columns`.
+pub(crate) fn csv_header(columns: &[ManifestColumn]) -> Vec<u8> {
+    let mut h = Vec::new();
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            h.push(b',');
+        }
+        let _ = holdfast_format::table_csv::write_text(&mut h, &c.name);
+    }
+    h.push(b'\n');
+    h
+}
+
+/// The views among `views` (name, definition) that read one of `tables`,
+/// directly or through other views, in the order found; `reads(definition,
+/// names)` says whether a definition reads one of `names`.
+pub(crate) fn views_over(
+    views: &[(String, String)],
+    tables: &[String],
+    reads: impl Fn(&str, &[String]) -> bool,
+) -> Vec<String> {
+    let mut gone = tables.to_vec();
+    let mut found = Vec::new();
+    loop {
+        let before = found.len();
+        for (name, definition) in views {
+            if !gone.contains(name) && reads(definition, &gone) {
+                found.push(name.clone());
+                gone.push(name.clone());
+            }
+        }
+        if found.len() == before {
+            return found;
+        }
+    }
+}
+
+/// A query's row as its `N` fields; `what` names the row in the error.
+pub(crate) fn fields<const N: usize>(row: Vec<String>, what: &str) -> Result<[String; N]> {
+    <[String; N]>::try_from(row)
+        .map_err(|r| EngineError::source(format!("unexpected {what} row {r:?}")))
+}
+
 /// A restore's target once prepared.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -274,6 +390,15 @@ pub struct Target {
     pub database: String,
     /// It did not exist (or was dropped with `clean`) and was created.
     pub created: bool,
+}
+
+/// A target database that holds `objects` (of the kinds `what` lists)
+/// and may not be replaced.
+pub(crate) fn not_empty(target: &str, objects: u64, what: &str) -> EngineError {
+    EngineError::Invalid(format!(
+        "the target database {target:?} is not empty ({objects} {what}): \
+         restore into a new database, or add --clean to drop and recreate it"
+    ))
 }
 
 /// The snapshot a restore reads.
@@ -291,6 +416,15 @@ pub trait WholeCopy: Read {
     fn finish(self: Box<Self>, manifest: &mut Manifest) -> Result<()>;
     /// Storing failed: stop producing the copy.
     fn abort(self: Box<Self>);
+}
+
+/// Whether the output of the tool `what` that `scanner` saw is whole.
+fn check_whole(scanner: &impl DumpScanner, what: &str) -> Result<()> {
+    scanner.verdict().map_err(|why| {
+        EngineError::source(format!(
+            "{what} output is incomplete: {why}; no snapshot was written"
+        ))
+    })
 }
 
 /// A dump tool's standard output as a whole copy, scanned as it passes.
@@ -320,11 +454,7 @@ impl<S: DumpScanner> WholeCopy for ToolCopy<S> {
         let what = self.child.what.clone();
         self.child.finish()?;
         let scan = self.reader.scanner;
-        scan.verdict().map_err(|why| {
-            EngineError::source(format!(
-                "{what} output is incomplete: {why}; no snapshot was written"
-            ))
-        })?;
+        check_whole(&scan, &what)?;
         manifest.tables = backup::manifest_tables(scan.into_tables());
         Ok(())
     }

@@ -19,20 +19,16 @@ use crate::progress::Progress;
 /// (dump or file mode) or a tables-mode snapshot's restorable tables.
 pub fn restore(d: &mut dyn Dialect, from: &Stored<'_>, clean: bool) -> Result<RestoreReport> {
     let manifest = from.manifest;
-    let tables: Vec<ManifestTable> = if manifest.mode == "tables" {
-        manifest.restorable_tables().into_iter().cloned().collect()
+    let (tables, whole): (Vec<ManifestTable>, _) = if manifest.mode == "tables" {
+        let tables = manifest.restorable_tables().into_iter().cloned().collect();
+        (tables, None)
     } else {
-        manifest.tables.clone()
-    };
-    let whole = match manifest.mode.as_str() {
-        "tables" => None,
-        _ => Some(
-            manifest
-                .files
-                .first()
-                .map(|f| f.path.clone())
-                .ok_or_else(|| EngineError::Invalid("the manifest lists no dump file".into()))?,
-        ),
+        let file = manifest
+            .files
+            .first()
+            .map(|f| f.path.clone())
+            .ok_or_else(|| EngineError::Invalid("the manifest lists no dump file".into()))?;
+        (manifest.tables.clone(), Some(file))
     };
     let target = d.prepare(manifest, clean)?;
     let loaded = (|| {
@@ -282,11 +278,30 @@ pub(crate) fn columns_from_rows(rows: Vec<Vec<String>>) -> Vec<ManifestColumn> {
         .collect()
 }
 
-/// `(index, count)` rows into counts in index order (`u64::MAX` where a
-/// table gave no row).
-pub(crate) fn counts_by_index(rows: Vec<Vec<String>>, n: usize) -> Result<Vec<u64>> {
-    let mut counts = vec![u64::MAX; n];
-    for r in rows {
+/// Tables counted per statement: a statement opens all of its tables at
+/// once, and servers limit open tables.
+const COUNT_BATCH: usize = 100;
+
+/// The rows of the tables `names` (quoted for SQL), in order, counted by
+/// `query` (`SELECT i, count(*) FROM t UNION ALL …`); `u64::MAX` where a
+/// table gave no row.
+pub(crate) fn count_rows(
+    names: impl ExactSizeIterator<Item = String>,
+    query: impl FnOnce(&str) -> Result<Vec<Vec<String>>>,
+) -> Result<Vec<u64>> {
+    let mut counts = vec![u64::MAX; names.len()];
+    if counts.is_empty() {
+        return Ok(counts);
+    }
+    let selects: Vec<String> = names
+        .enumerate()
+        .map(|(i, name)| format!("SELECT {i}, COUNT(*) FROM {name}"))
+        .collect();
+    let sql: String = selects
+        .chunks(COUNT_BATCH)
+        .map(|c| format!("{};\n", c.join(" UNION ALL ")))
+        .collect();
+    for r in query(&sql)? {
         let (Some(i), Some(c)) = (
             r.first().and_then(|v| v.parse::<usize>().ok()),
             r.get(1).and_then(|v| v.parse::<u64>().ok()),

@@ -24,10 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
-use holdfast_engine::blob_saver::SaverOptions;
-use holdfast_engine::chunker::ChunkerParams;
 use holdfast_engine::repository::Repository;
-use holdfast_engine::snapshot_builder::{SnapshotBuilder, SnapshotMeta, StoreError};
+use holdfast_engine::snapshot_builder::{SnapshotBuilder, StoreError};
 use holdfast_engine::{EngineError, Result};
 use holdfast_format::Id;
 use holdfast_format::snapshot::{Snapshot, SnapshotSummary};
@@ -36,7 +34,8 @@ use holdfast_format::tree::{Node, NodeType, Tree};
 use super::metadata::{node_from_stat, read_xattrs, read_xattrs_fd};
 
 use crate::filter::PathMatcher;
-use crate::progress::{ItemError, Progress};
+use crate::progress::Progress;
+use crate::spec::{BackupReport, BackupSettings};
 
 pub struct DirBackupOptions {
     /// Files and directories to back up, as given (relative ones are made
@@ -44,14 +43,10 @@ pub struct DirBackupOptions {
     pub paths: Vec<PathBuf>,
     pub excludes: PathMatcher,
     pub one_file_system: bool,
-    pub chunker: ChunkerParams,
-    pub saver: SaverOptions,
     /// Files read in parallel.
     pub readers: usize,
     /// The snapshot to compare with (unchanged files are not read again).
     pub parent: Option<(Id, Snapshot)>,
-    pub meta: SnapshotMeta,
-    pub dry_run: bool,
     /// Count the source first so progress can show totals and an ETA.
     pub scan: bool,
     /// A tenant's backup: every directory at or below this root is opened
@@ -59,12 +54,6 @@ pub struct DirBackupOptions {
     /// kernel at each open), so a symlink swapped in while the walk runs
     /// cannot lead it outside. `None`: ordinary path opens.
     pub confine: Option<PathBuf>,
-}
-
-pub struct DirBackupResult {
-    pub snapshot_id: Option<Id>,
-    pub snapshot: Snapshot,
-    pub errors: Vec<ItemError>,
 }
 
 /// Make `p` absolute and remove `.` and `..` lexically, as restic does.
@@ -195,11 +184,8 @@ impl Ctx<'_> {
     }
 
     fn item_error(&self, path: &Path, during: &'static str, e: impl std::fmt::Display) {
-        self.progress.error(ItemError {
-            path: path.display().to_string(),
-            during,
-            message: e.to_string(),
-        });
+        self.progress
+            .item_error(path.display().to_string(), during, e);
     }
 
     fn load_tree(&self, id: Option<Id>, path: &Path) -> Option<Tree> {
@@ -655,18 +641,15 @@ fn scan(paths: &[PathBuf], excludes: &PathMatcher, progress: &Progress, stop: &d
 pub fn backup_dirs(
     repo: &Arc<Repository>,
     opts: DirBackupOptions,
+    settings: BackupSettings,
     progress: &Progress,
-) -> Result<DirBackupResult> {
+) -> Result<BackupReport> {
     let mut targets = Vec::new();
     for p in &opts.paths {
         let abs = clean_absolute(p).map_err(|e| EngineError::io("current directory", e))?;
         match fs::symlink_metadata(&abs) {
             Ok(_) => targets.push(abs),
-            Err(e) => progress.error(ItemError {
-                path: abs.display().to_string(),
-                during: "lstat",
-                message: e.to_string(),
-            }),
+            Err(e) => progress.item_error(abs.display().to_string(), "lstat", e),
         }
     }
     if targets.is_empty() {
@@ -681,7 +664,8 @@ pub fn backup_dirs(
     let all = targets.clone();
     targets.retain(|t| !all.iter().any(|o| o != t && t.starts_with(o)));
     let trie = build_trie(&targets);
-    let builder = SnapshotBuilder::start(repo, opts.chunker, &opts.saver, opts.dry_run)?;
+    let builder =
+        SnapshotBuilder::start(repo, settings.chunker, &settings.saver, settings.dry_run)?;
     let (parent_id, parent_tree) = match &opts.parent {
         Some((id, s)) => (Some(*id), Some(s.tree)),
         None => (None, None),
@@ -773,7 +757,7 @@ pub fn backup_dirs(
         total_bytes_processed: c.total_bytes.load(Ordering::Relaxed),
         ..Default::default()
     };
-    let mut meta = opts.meta;
+    let mut meta = settings.meta;
     meta.paths = targets
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
@@ -781,10 +765,9 @@ pub fn backup_dirs(
     meta.parent = parent_id;
     meta.excludes = opts.excludes.patterns();
     let (snapshot_id, snapshot, _) = builder.commit(root, meta, summary)?;
-    Ok(DirBackupResult {
-        snapshot_id,
-        snapshot,
-        errors: progress.errors(),
+    Ok(BackupReport {
+        unreadable: progress.errors(),
+        ..BackupReport::new(snapshot_id, snapshot)
     })
 }
 

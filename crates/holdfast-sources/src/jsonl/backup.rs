@@ -18,9 +18,9 @@ use serde_json::json;
 
 use super::events::{EventReader, EventValidator};
 use super::{EVENTS_FILE, Endpoint, body_excerpt};
-use crate::database::backup::{DumpBackupOptions, DumpBackupResult, commit_source};
+use crate::database::backup::commit_source;
 use crate::progress::Progress;
-use crate::writer::SnapshotWriter;
+use crate::spec::{BackupReport, BackupSettings};
 use holdfast_format::manifest::Manifest;
 
 /// How long the stream may stay silent before the backup fails.
@@ -36,9 +36,9 @@ pub fn backup_jsonl(
     repo: &Arc<Repository>,
     endpoint: &Endpoint,
     jopts: &JsonlBackupOptions,
-    opts: DumpBackupOptions,
+    opts: BackupSettings,
     progress: &Progress,
-) -> Result<DumpBackupResult> {
+) -> Result<BackupReport> {
     let shown = endpoint.display();
     let client = endpoint.client(STALL)?;
     let resp = endpoint
@@ -74,7 +74,7 @@ pub fn backup_jsonl(
             ),
         ));
     }
-    let mut writer = SnapshotWriter::new(repo, opts.chunker, &opts.saver, opts.dry_run, progress)?;
+    let mut writer = opts.writer(repo, progress)?;
     let mut events = EventReader::new(
         BufReader::with_capacity(1 << 20, resp),
         EventValidator::new(jopts.max_schema_version),
@@ -101,34 +101,25 @@ pub fn backup_jsonl(
         )));
     }
 
+    let extra: serde_json::Map<String, serde_json::Value> = [
+        ("events", json!(stats.events)),
+        ("first_event_id", json!(stats.first_event_id)),
+        ("last_event_id", json!(stats.last_event_id)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     let mut manifest = Manifest::new("jsonl", "events", shown.clone());
     manifest.add_file(EVENTS_FILE, facts.size, &facts.sha256);
-    manifest.extra.insert("events".into(), json!(stats.events));
+    manifest.extra.extend(extra.clone());
     manifest
         .extra
-        .insert("first_event_id".into(), json!(stats.first_event_id));
-    manifest
-        .extra
-        .insert("last_event_id".into(), json!(stats.last_event_id));
-    manifest.extra.insert(
-        "schema_versions".into(),
-        json!(
-            stats
-                .schema_versions
-                .iter()
-                .map(|(v, n)| (v.to_string(), json!(n)))
-                .collect::<serde_json::Map<String, serde_json::Value>>()
-        ),
-    );
+        .insert("schema_versions".into(), json!(stats.schema_versions));
     if let Some(max) = jopts.max_schema_version {
         manifest
             .extra
             .insert("max_schema_version".into(), json!(max));
     }
-    let mut extra = serde_json::Map::new();
-    extra.insert("events".into(), json!(stats.events));
-    extra.insert("first_event_id".into(), json!(stats.first_event_id));
-    extra.insert("last_event_id".into(), json!(stats.last_event_id));
     commit_source(
         writer,
         manifest,

@@ -20,6 +20,7 @@
 
 use std::collections::HashSet;
 
+use crate::dump_scan::mysql::parse_backtick_name;
 use crate::line_filter::LineEdit;
 
 /// Leaves out the foreign keys named in `drop` as (table, constraint); use
@@ -32,27 +33,6 @@ pub struct DropForeignKeys {
     held: Vec<u8>,
     /// Constraints left out so far.
     pub dropped: usize,
-}
-
-/// The name quoted by backticks at the start of `s` (`` `a``b` `` → a`b)
-/// and what follows it.
-fn backticked(s: &[u8]) -> Option<(String, &[u8])> {
-    let s = s.strip_prefix(b"`")?;
-    let mut name = Vec::new();
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'`' {
-            if s.get(i + 1) == Some(&b'`') {
-                name.push(b'`');
-                i += 2;
-                continue;
-            }
-            return Some((String::from_utf8_lossy(&name).into_owned(), &s[i + 1..]));
-        }
-        name.push(s[i]);
-        i += 1;
-    }
-    None
 }
 
 impl DropForeignKeys {
@@ -73,8 +53,8 @@ impl DropForeignKeys {
         let Some(rest) = line.strip_prefix(b"  CONSTRAINT ") else {
             return false;
         };
-        match backticked(rest) {
-            Some((name, after)) if after.starts_with(b" FOREIGN KEY") => {
+        match parse_backtick_name(rest) {
+            Some((name, n)) if rest[n..].starts_with(b" FOREIGN KEY") => {
                 self.drop.contains(&(table.clone(), name))
             }
             _ => false,
@@ -85,7 +65,7 @@ impl DropForeignKeys {
 impl LineEdit for DropForeignKeys {
     fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
         if let Some(rest) = line.strip_prefix(b"CREATE TABLE ") {
-            self.table = backticked(rest).map(|(name, _)| name);
+            self.table = parse_backtick_name(rest).map(|(name, _)| name);
         } else if self.is_dropped_constraint(line) {
             self.dropped += 1;
             return;

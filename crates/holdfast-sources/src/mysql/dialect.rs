@@ -22,16 +22,14 @@ use serde_json::json;
 use super::tables;
 use super::{DumpTool, Flavor, MyClient, ServerInfo, sql_string};
 use crate::database::backup::dump_file_name;
-use crate::database::restore::{FeedPart, counts_by_index, feed_parts};
-use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy};
+use crate::database::restore::{FeedPart, count_rows, feed_parts};
+use crate::database::{
+    Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy, not_empty,
+};
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
 use crate::writer::SnapshotWriter;
-
-/// Tables counted per statement: a statement opens all of its tables at
-/// once, and servers limit open tables.
-const COUNT_BATCH: usize = 100;
 
 /// The dump tool's options (after the connection's, before the database).
 ///
@@ -170,19 +168,9 @@ impl Mysql {
 
     /// Feed `parts` to the client, connected to the target.
     fn feed(&self, from: &Stored<'_>, parts: &[FeedPart]) -> Result<u64> {
-        let program = self.client.tools.client()?.to_path_buf();
-        let mut cmd = self.client.command(&program);
-        cmd.args([
-            "--batch",
-            "--default-character-set=utf8mb4",
-            "--max-allowed-packet=1G",
-            super::CONNECT_TIMEOUT,
-        ])
-        .arg(format!("--database={}", self.target()));
-        let name = program
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "mysql".into());
+        let (cmd, name) = self
+            .client
+            .client_command(Some(self.target()), &["--max-allowed-packet=1G"])?;
         feed_parts(cmd, &name, from, parts)
     }
 }
@@ -291,10 +279,11 @@ impl Dialect for Mysql {
             let objects = self.object_count(&target)?;
             if objects > 0 {
                 if !clean {
-                    return Err(EngineError::Invalid(format!(
-                        "the target database {target:?} is not empty ({objects} tables, views, routines or events): \
-                         restore into a new database, or add --clean to drop and recreate it"
-                    )));
+                    return Err(not_empty(
+                        &target,
+                        objects,
+                        "tables, views, routines or events",
+                    ));
                 }
                 self.drop_database(&target)?;
                 before = None;
@@ -321,22 +310,10 @@ impl Dialect for Mysql {
     }
 
     fn count_rows(&mut self, tables: &[ManifestTable]) -> Result<Vec<u64>> {
-        if tables.is_empty() {
-            return Ok(Vec::new());
-        }
-        let selects: Vec<String> = tables
+        let names = tables
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let name = t.parts.last().map(String::as_str).unwrap_or(&t.name);
-                format!("SELECT {i}, COUNT(*) FROM {}", quote_ident(name))
-            })
-            .collect();
-        let sql: String = selects
-            .chunks(COUNT_BATCH)
-            .map(|c| format!("{};\n", c.join(" UNION ALL ")))
-            .collect();
-        counts_by_index(self.client.query(Some(self.target()), &sql)?, tables.len())
+            .map(|t| quote_ident(t.parts.last().unwrap_or(&t.name)));
+        count_rows(names, |sql| self.client.query(Some(self.target()), sql))
     }
 
     /// Put the database back as it was before the load.

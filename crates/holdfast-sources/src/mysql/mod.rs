@@ -34,7 +34,9 @@ use std::process::{Command, Stdio};
 
 use holdfast_engine::{EngineError, Fault, Result};
 
-use crate::command::how_it_ended;
+use crate::command::{how_it_ended, is_executable, result_rows, run_with_input, tool_name};
+use crate::database::Syntax;
+use crate::dump_scan::mysql::quote_ident;
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
 
@@ -48,6 +50,17 @@ const CLIENTS: [&str; 2] = ["mariadb", "mysql"];
 /// right after the client did.
 const CONNECT_TIMEOUT: &str = "--connect-timeout=15";
 
+/// How MySQL writes SQL; a table without a primary key is ordered by all
+/// its columns, so that the order is still deterministic.
+pub(crate) const SQL: Syntax = Syntax {
+    ident: quote_ident,
+    literal: sql_string,
+    unkeyed_order: |t| {
+        let columns = t.columns.iter().map(|c| quote_ident(&c.name));
+        columns.collect::<Vec<_>>().join(", ")
+    },
+};
+
 /// The tools of one installation, as far as they were found. A restore
 /// needs only the client, so a missing dump tool is an error only when it
 /// is asked for.
@@ -57,12 +70,6 @@ pub struct MyTools {
     pub client: Option<PathBuf>,
     /// Where they were looked for, for messages.
     searched: String,
-}
-
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 /// The first of `names` in the first of `dirs` that has one: the earlier
@@ -180,10 +187,7 @@ impl DumpTool {
 
     /// What it is called in messages (`mariadb-dump`).
     pub fn name(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "mysqldump".into())
+        tool_name(&self.path)
     }
 }
 
@@ -486,72 +490,41 @@ impl MyClient {
         c
     }
 
-    /// Turn a tool's failure into an error (see [`describe_client_error`]).
-    pub fn error(
+    /// The client in batch mode, connected to `database` (or none), with
+    /// `args`; and what it is called.
+    pub fn client_command(
         &self,
-        tool: &str,
-        status: std::process::ExitStatus,
-        stderr: &str,
         database: Option<&str>,
-    ) -> EngineError {
-        EngineError::source_with(
-            client_error_fault(stderr),
-            describe_client_error(
-                stderr,
-                &self.addr_for(database),
-                database,
-                tool,
-                &how_it_ended(status),
-            ),
-        )
+        args: &[&str],
+    ) -> Result<(Command, String)> {
+        let program = self.tools.client()?;
+        let mut cmd = self.command(program);
+        cmd.args([
+            "--batch",
+            "--default-character-set=utf8mb4",
+            CONNECT_TIMEOUT,
+        ]);
+        cmd.args(args)
+            .args(database.map(|db| format!("--database={db}")));
+        Ok((cmd, tool_name(program)))
     }
 
     /// Run `sql` (statements separated by `;`) in `database` (or none);
     /// the result rows of every statement, fields split and unescaped.
     pub fn query(&self, database: Option<&str>, sql: &str) -> Result<Vec<Vec<String>>> {
-        let program = self.tools.client()?;
-        let mut cmd = self.command(program);
-        cmd.args([
-            "--batch",
-            "--skip-column-names",
-            "--default-character-set=utf8mb4",
-            CONNECT_TIMEOUT,
-        ]);
-        if let Some(db) = database {
-            cmd.arg(format!("--database={db}"));
-        }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| EngineError::io(format!("cannot start {}", program.display()), e))?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        let out = std::thread::scope(|s| {
-            s.spawn(move || {
-                let _ = stdin.write_all(sql.as_bytes());
-            });
-            child.wait_with_output()
-        })
-        .map_err(|e| EngineError::io(format!("waiting for {}", program.display()), e))?;
+        let (cmd, name) = self.client_command(database, &["--skip-column-names"])?;
+        let program = Path::new(cmd.get_program()).display().to_string();
+        let out = run_with_input(cmd, sql, &program)?;
         if !out.status.success() {
-            let name = program
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Err(self.error(
-                &name,
-                out.status,
-                &String::from_utf8_lossy(&out.stderr),
-                database,
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let (target, how) = (self.addr_for(database), how_it_ended(out.status));
+            let message = describe_client_error(&stderr, &target, database, &name, &how);
+            return Err(EngineError::source_with(
+                client_error_fault(&stderr),
+                message,
             ));
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| l.split('\t').map(unescape_batch).collect())
-            .collect())
+        Ok(result_rows(&out.stdout, "\t", unescape_batch))
     }
 
     /// Version of the server and character set of `database` (and proof

@@ -17,14 +17,16 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 
 use holdfast_engine::{EngineError, Result};
 use holdfast_format::manifest::{ManifestColumn, ManifestTable};
-use holdfast_format::table_csv::{CsvRecords, RecordCounter, parse_hex_field, write_text};
+use holdfast_format::table_csv::{CsvRecords, RecordCounter, parse_hex_field};
 
 use super::ddl_filter::DropForeignKeys;
-use super::{MyClient, sql_string};
+use super::{MyClient, SQL, sql_string};
 use crate::command::Spawned;
 use crate::database::restore::FeedPart;
 use crate::database::restore::columns_from_rows;
-use crate::database::{Export, Exportable, Exported, Out, Table};
+use crate::database::{
+    self, Export, Exportable, Exported, Out, Table, csv_header, fields, tables_from_catalog,
+};
 use crate::dump_scan::ScanningReader;
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
 use crate::writer::SnapshotWriter;
@@ -79,36 +81,15 @@ pub(crate) fn list_tables(client: &MyClient, db: &str) -> Result<Vec<Table>> {
              ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION;"
         ),
     )?;
-    let mut out: Vec<Table> = Vec::new();
-    let mut keys: Vec<Vec<(u32, String)>> = Vec::new();
-    for r in rows {
-        let [table, col, col_type, pk, generated] = <[String; 5]>::try_from(r)
-            .map_err(|r| EngineError::source(format!("unexpected catalog row {r:?}")))?;
-        if out.last().is_none_or(|t| t.parts != [table.as_str()]) {
-            out.push(Table {
-                parts: vec![table],
-                columns: Vec::new(),
-                primary_key: Vec::new(),
-            });
-            keys.push(Vec::new());
-        }
-        if let Ok(p) = pk.parse::<u32>() {
-            keys.last_mut().expect("pushed").push((p, col.clone()));
-        }
-        out.last_mut()
-            .expect("pushed")
-            .columns
-            .push(ManifestColumn {
-                name: col,
-                sql_type: col_type,
-                generated: !generated.is_empty(),
-            });
-    }
-    for (t, mut k) in out.iter_mut().zip(keys) {
-        k.sort();
-        t.primary_key = k.into_iter().map(|(_, c)| c).collect();
-    }
-    Ok(out)
+    tables_from_catalog(rows.into_iter().map(|r| {
+        let [table, col, col_type, pk, generated] = fields(r, "catalog")?;
+        let column = ManifestColumn {
+            name: col,
+            sql_type: col_type,
+            generated: !generated.is_empty(),
+        };
+        Ok((vec![table], column, pk.parse().ok()))
+    }))
 }
 
 /// The list of expressions that makes the server write CSV records.
@@ -128,29 +109,7 @@ fn csv_fields(columns: &[ManifestColumn]) -> String {
             format!("IF({q} IS NULL, '', {text})")
         })
         .collect();
-    format!("SELECT CONCAT_WS(',', {})", fields.join(", "))
-}
-
-/// The SELECT that makes the server write a table's CSV records (only
-/// the tenant's rows when given), in key order.
-fn table_select(t: &Table, tenant: Option<(&str, &str)>) -> String {
-    let mut sql = format!("{} FROM {}", csv_fields(&t.columns), quote_ident(t.name()));
-    if let Some((col, value)) = tenant {
-        sql.push_str(&format!(
-            " WHERE {} = {}",
-            quote_ident(col),
-            sql_string(value)
-        ));
-    }
-    let order: Vec<String> = if t.primary_key.is_empty() {
-        t.columns.iter().map(|c| quote_ident(&c.name)).collect()
-    } else {
-        t.primary_key.iter().map(|c| quote_ident(c)).collect()
-    };
-    if !order.is_empty() {
-        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
-    }
-    sql
+    format!("CONCAT_WS(',', {})", fields.join(", "))
 }
 
 /// A `--query` result as CSV records. The query becomes a derived table;
@@ -163,7 +122,7 @@ fn query_select(columns: &[ManifestColumn], sql: &str) -> String {
     } else {
         format!("{sql} LIMIT 18446744073709551615")
     };
-    format!("{} FROM ({inner}) AS q", csv_fields(columns))
+    format!("SELECT {} FROM ({inner}) AS q", csv_fields(columns))
 }
 
 /// One table's records from the shared session output: bytes up to the
@@ -223,43 +182,6 @@ fn expect_marker(r: &mut impl BufRead, want: &str) -> Result<()> {
     Ok(())
 }
 
-/// Run the dump tool for DDL only into `file`.
-fn dump_ddl(
-    client: &MyClient,
-    db: &str,
-    post: bool,
-    left_out: &[String],
-    drop_keys: &HashSet<(String, String)>,
-    file: &str,
-    out: &mut Out<'_, '_>,
-) -> Result<()> {
-    let tool = client.tools.dump_tool()?;
-    let mut cmd = client.command(&tool.path);
-    cmd.args([
-        "--single-transaction",
-        "--no-data",
-        "--skip-dump-date",
-        "--no-tablespaces",
-        "--default-character-set=utf8mb4",
-    ]);
-    if post {
-        cmd.args(["--no-create-info", "--triggers", "--routines", "--events"]);
-    } else {
-        cmd.arg("--skip-triggers");
-    }
-    for t in left_out {
-        cmd.arg(format!("--ignore-table={db}.{t}"));
-    }
-    cmd.arg("--").arg(db);
-    out.store_ddl(
-        file,
-        cmd,
-        &format!("{} (DDL)", tool.name()),
-        DropForeignKeys::new(drop_keys.clone()),
-        MysqlDumpScan::default(),
-    )
-}
-
 /// Views of `db` that read one of `tables`, directly or through other
 /// views. The server stores a view's definition with every table named
 /// `` `db`.`table` ``, which is what is looked for.
@@ -272,29 +194,17 @@ fn views_over(client: &MyClient, db: &str, tables: &[String]) -> Result<Vec<Stri
             sql_string(db)
         ),
     )?;
-    let quoted = |name: &str| format!("`{}`", name.replace('`', "``"));
     let views: Vec<(String, String)> = rows
         .into_iter()
         .filter_map(|r| <[String; 2]>::try_from(r).ok())
         .map(|[name, definition]| (name, definition))
         .collect();
-    let mut reads: Vec<String> = tables
-        .iter()
-        .map(|t| format!("{}.{}", quoted(db), quoted(t)))
-        .collect();
-    let mut out = Vec::new();
-    loop {
-        let before = out.len();
-        for (name, definition) in &views {
-            if !out.contains(name) && reads.iter().any(|r| definition.contains(r.as_str())) {
-                out.push(name.clone());
-                reads.push(format!("{}.{}", quoted(db), quoted(name)));
-            }
-        }
-        if out.len() == before {
-            return Ok(out);
-        }
-    }
+    let reads = |definition: &str, names: &[String]| {
+        names
+            .iter()
+            .any(|n| definition.contains(&SQL.idents([db, n], ".")))
+    };
+    Ok(database::views_over(&views, tables, reads))
 }
 
 /// Foreign keys of other tables of `db` that reference one of `tables`:
@@ -351,8 +261,32 @@ pub(crate) fn write_schema(
             drop_keys.insert((table, constraint));
         }
     }
+    let tool = client.tools.dump_tool()?;
     for (post, file) in [(false, "schema.sql"), (true, "schema-post.sql")] {
-        dump_ddl(client, database, post, &left_out, &drop_keys, file, out)?;
+        let mut cmd = client.command(&tool.path);
+        cmd.args([
+            "--single-transaction",
+            "--no-data",
+            "--skip-dump-date",
+            "--no-tablespaces",
+            "--default-character-set=utf8mb4",
+        ]);
+        if post {
+            cmd.args(["--no-create-info", "--triggers", "--routines", "--events"]);
+        } else {
+            cmd.arg("--skip-triggers");
+        }
+        for t in &left_out {
+            cmd.arg(format!("--ignore-table={database}.{t}"));
+        }
+        cmd.arg("--").arg(database);
+        out.store_ddl(
+            file,
+            cmd,
+            &format!("{} (DDL)", tool.name()),
+            DropForeignKeys::new(drop_keys.clone()),
+            MysqlDumpScan::default(),
+        )?;
     }
     Ok(warnings)
 }
@@ -373,28 +307,25 @@ pub(crate) fn export(
         script.push_str(&format!("SELECT '{MARK_TABLE} {i}';\n"));
         script.push_str(&match &item.what {
             Exportable::Table { table, tenant } => {
-                table_select(table, tenant.map(|t| (t.column.as_str(), t.value.as_str())))
+                SQL.table_select(&csv_fields(&table.columns), table, *tenant)
             }
             Exportable::Query { sql, columns } => query_select(columns, sql),
         });
         script.push_str(";\n");
     }
     script.push_str(&format!("SELECT '{MARK_END}';\nCOMMIT;\n"));
-    let program = client.tools.client()?.to_path_buf();
-    let mut cmd = client.command(&program);
-    cmd.args([
-        "--batch",
-        "--raw",
-        "--quick",
-        "--skip-column-names",
-        "--default-character-set=utf8mb4",
-        "--max-allowed-packet=1G",
-        super::CONNECT_TIMEOUT,
-    ])
-    .arg(format!("--database={database}"));
+    let (cmd, _) = client.client_command(
+        Some(database),
+        &[
+            "--raw",
+            "--quick",
+            "--skip-column-names",
+            "--max-allowed-packet=1G",
+        ],
+    )?;
     let (child, stdout) = Spawned::start_with_script(cmd, "mariadb", script)?;
     let mut out = BufReader::with_capacity(1 << 20, stdout);
-    let result: Result<Vec<Exported>> = (|| {
+    child.alongside(|| {
         let mut exported = Vec::new();
         for (i, item) in items.iter().enumerate() {
             expect_marker(&mut out, &format!("{MARK_TABLE} {i}"))?;
@@ -402,15 +333,7 @@ pub(crate) fn export(
                 Exportable::Table { table, .. } => &table.columns[..],
                 Exportable::Query { columns, .. } => columns,
             };
-            let mut header = Vec::new();
-            for (j, c) in columns.iter().enumerate() {
-                if j > 0 {
-                    header.push(b',');
-                }
-                write_text(&mut header, &c.name)
-                    .map_err(|e| EngineError::io("writing a header", e))?;
-            }
-            header.push(b'\n');
+            let header = csv_header(columns);
             let records = TableRecords {
                 inner: &mut out,
                 in_quotes: false,
@@ -426,17 +349,7 @@ pub(crate) fn export(
         }
         expect_marker(&mut out, MARK_END)?;
         Ok(exported)
-    })();
-    match result {
-        Ok(exported) => {
-            child.finish()?;
-            Ok(exported)
-        }
-        Err(e) => {
-            child.kill();
-            Err(e)
-        }
-    }
+    })
 }
 
 /// The columns of a query's result: materialised empty (`LIMIT 0`) as a

@@ -16,12 +16,14 @@ use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
 use serde_json::json;
 
 use super::copy_text::csv_to_copy_text;
-use super::tables::{self, SnapshotHolder};
-use super::{PgClient, ServerInfo};
+use super::tables::{InSnapshot, SnapshotHolder};
+use super::{PgClient, SQL, ServerInfo};
 use crate::database::backup::dump_file_name;
-use crate::database::restore::{FeedPart, counts_by_index, feed_parts};
-use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy};
-use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
+use crate::database::restore::{FeedPart, count_rows, feed_parts};
+use crate::database::{
+    Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy, not_empty,
+};
+use crate::dump_scan::postgres::PgDumpScan;
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
 use crate::writer::SnapshotWriter;
@@ -70,11 +72,17 @@ impl Postgres {
         Ok(server)
     }
 
-    fn snapshot_id(&self) -> Result<&str> {
-        self.holder
+    /// Sessions in the open tables-mode snapshot.
+    fn in_snapshot(&self) -> Result<InSnapshot<'_>> {
+        let holder = self
+            .holder
             .as_ref()
-            .map(|h| h.id.as_str())
-            .ok_or_else(|| EngineError::Invalid("no snapshot is open".into()))
+            .ok_or_else(|| EngineError::Invalid("no snapshot is open".into()))?;
+        Ok(InSnapshot {
+            client: &self.client,
+            database: &self.client.addr.database,
+            id: &holder.id,
+        })
     }
 
     /// The database to connect to for CREATE/DROP DATABASE.
@@ -89,32 +97,24 @@ impl Postgres {
         Err(last.expect("tried at least one"))
     }
 
+    /// The number `sql` counts in `database` (0 when it returns none).
+    fn count(&self, database: &str, sql: &str, vars: &[(&str, &str)]) -> Result<u64> {
+        let rows = self.client.query(database, sql, vars)?;
+        let first = rows.first().and_then(|r| r.first());
+        Ok(first.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
     fn exists(&self, maint: &str, database: &str) -> Result<bool> {
-        let rows = self.client.query(
-            maint,
-            "SELECT count(*) FROM pg_database WHERE datname = :'db';",
-            &[("db", database)],
-        )?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .is_some_and(|v| v != "0"))
+        let sql = "SELECT count(*) FROM pg_database WHERE datname = :'db';";
+        Ok(self.count(maint, sql, &[("db", database)])? > 0)
     }
 
     /// Feed `parts` to one psql session in one transaction.
     fn feed(&self, from: &Stored<'_>, parts: &[FeedPart]) -> Result<u64> {
         let database = &self.target.as_ref().expect("prepared").database;
-        let mut cmd = self.client.command(&self.client.tools.psql, database);
-        cmd.args([
-            "-X",
-            "-q",
-            "-w",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "--single-transaction",
-            "-o",
-            "/dev/null",
-        ]);
+        let cmd = self
+            .client
+            .psql(database, &["--single-transaction", "-o", "/dev/null"]);
         feed_parts(cmd, "psql", from, parts)
     }
 }
@@ -171,7 +171,7 @@ impl Dialect for Postgres {
     }
 
     fn list_tables(&mut self) -> Result<Vec<Table>> {
-        tables::list_tables(&self.client, &self.database(), Some(self.snapshot_id()?))
+        self.in_snapshot()?.list_tables()
     }
 
     fn write_schema(
@@ -180,17 +180,11 @@ impl Dialect for Postgres {
         left_out: &[&Table],
         out: &mut Out<'_, '_>,
     ) -> Result<Vec<String>> {
-        tables::write_schema(
-            &self.client,
-            &self.database(),
-            self.snapshot_id()?,
-            left_out,
-            out,
-        )
+        self.in_snapshot()?.write_schema(left_out, out)
     }
 
     fn describe_query(&mut self, sql: &str) -> Result<Vec<ManifestColumn>> {
-        tables::describe_query(&self.client, &self.database(), self.snapshot_id()?, sql)
+        self.in_snapshot()?.describe_query(sql)
     }
 
     fn export(
@@ -198,10 +192,10 @@ impl Dialect for Postgres {
         items: &[Export<'_>],
         writer: &mut SnapshotWriter,
     ) -> Result<Vec<Exported>> {
-        let (database, snapshot) = (self.database(), self.snapshot_id()?);
+        let snapshot = self.in_snapshot()?;
         items
             .iter()
-            .map(|item| tables::export(&self.client, &database, snapshot, item, writer))
+            .map(|item| snapshot.export(item, writer))
             .collect()
     }
 
@@ -218,18 +212,10 @@ impl Dialect for Postgres {
         let server = self.server(&maint)?;
         let exists = self.exists(&maint, &target)?;
         if exists {
-            let objects = self.client.query(&target, USER_OBJECTS, &[])?;
-            let objects: u64 = objects
-                .first()
-                .and_then(|r| r.first())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            let objects = self.count(&target, USER_OBJECTS, &[])?;
             if objects > 0 {
                 if !clean {
-                    return Err(EngineError::Invalid(format!(
-                        "the target database {target:?} is not empty ({objects} tables, functions or schemas): \
-                         restore into a new database, or add --clean to drop and recreate it"
-                    )));
+                    return Err(not_empty(&target, objects, "tables, functions or schemas"));
                 }
                 let force = if server.major() >= 13 {
                     " WITH (FORCE)"
@@ -284,15 +270,13 @@ impl Dialect for Postgres {
                     t.name
                 )));
             };
-            let name: Vec<String> = t.parts.iter().map(|p| quote_ident(p)).collect();
             // generated columns are exported but computed again by the database
-            let cols: Vec<String> = t.loaded_columns().map(|c| quote_ident(&c.name)).collect();
+            let cols = SQL.idents(t.loaded_columns().map(|c| &c.name), ", ");
             let computed = t.generated_positions();
             // Text format, not the stored CSV: see csv_to_copy_text.
+            let name = SQL.idents(&t.parts, ".");
             parts.push(FeedPart::Text(format!(
-                "COPY {} ({}) FROM STDIN;\n",
-                name.join("."),
-                cols.join(", ")
+                "COPY {name} ({cols}) FROM STDIN;\n"
             )));
             parts.push(FeedPart::Converted {
                 file: file.clone(),
@@ -307,19 +291,8 @@ impl Dialect for Postgres {
 
     fn count_rows(&mut self, tables: &[ManifestTable]) -> Result<Vec<u64>> {
         let database = &self.target.as_ref().expect("prepared").database;
-        let selects: Vec<String> = tables
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let name: Vec<String> = t.parts.iter().map(|p| quote_ident(p)).collect();
-                format!("SELECT {i}, count(*) FROM {}", name.join("."))
-            })
-            .collect();
-        if selects.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!("{};", selects.join(" UNION ALL "));
-        counts_by_index(self.client.query(database, &sql, &[])?, tables.len())
+        let names = tables.iter().map(|t| SQL.idents(&t.parts, "."));
+        count_rows(names, |sql| self.client.query(database, sql, &[]))
     }
 
     fn undo(&mut self, error: EngineError) -> EngineError {

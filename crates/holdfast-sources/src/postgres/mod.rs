@@ -17,16 +17,30 @@ pub mod tables;
 
 pub use dialect::Postgres;
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 
 use holdfast_engine::{EngineError, Result};
 
-use crate::command::how_it_ended;
+use crate::command::{how_it_ended, is_executable, result_rows, run_with_input, tool_fault};
+use crate::database::{Syntax, standard_literal};
+use crate::dump_scan::postgres::quote_ident;
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
+
+/// How PostgreSQL writes SQL; a table without a primary key is ordered by
+/// all its columns as text, so that the order is still deterministic.
+pub(crate) const SQL: Syntax = Syntax {
+    ident: quote_ident,
+    literal: standard_literal,
+    unkeyed_order: |t| {
+        let columns = t
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name) + "::text COLLATE \"C\"");
+        columns.collect::<Vec<_>>().join(", ")
+    },
+};
 
 /// Field separator for psql's unaligned output (ASCII unit separator).
 const FIELD_SEP: &str = "\x1f";
@@ -47,12 +61,6 @@ pub fn parse_tool_major(version: &str) -> Option<u32> {
     let after = version.split(") ").nth(1)?;
     let num: String = after.chars().take_while(|c| c.is_ascii_digit()).collect();
     num.parse().ok()
-}
-
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 impl PgTools {
@@ -264,6 +272,15 @@ impl PgClient {
         c
     }
 
+    /// psql connected to `database`, stopping at a script's first error,
+    /// with `args`.
+    pub fn psql(&self, database: &str, args: &[&str]) -> Command {
+        let mut c = self.command(&self.tools.psql, database);
+        c.args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"])
+            .args(args);
+        c
+    }
+
     /// Run `sql` (psql script text, with `:'var'` / `:"var"` interpolation
     /// of `vars`) against `database`; the result rows of every statement,
     /// fields split.
@@ -273,59 +290,37 @@ impl PgClient {
         sql: &str,
         vars: &[(&str, &str)],
     ) -> Result<Vec<Vec<String>>> {
-        let mut cmd = self.command(&self.tools.psql, database);
-        cmd.args([
-            "-X",
-            "-q",
-            "-w",
-            "-A",
-            "-t",
-            "-F",
-            FIELD_SEP,
-            "-v",
-            "ON_ERROR_STOP=1",
-        ]);
+        let mut cmd = self.psql(database, &["-A", "-t", "-F", FIELD_SEP]);
         for (k, v) in vars {
             cmd.arg("-v").arg(format!("{k}={v}"));
         }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| {
-            EngineError::io(format!("cannot start {}", self.tools.psql.display()), e)
-        })?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        let out = std::thread::scope(|s| {
-            s.spawn(move || {
-                let _ = stdin.write_all(sql.as_bytes());
-            });
-            child.wait_with_output()
-        })
-        .map_err(|e| EngineError::io("waiting for psql", e))?;
+        let out = run_with_input(cmd, sql, "psql")?;
         if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let err = err.trim().trim_start_matches("psql: error: ").trim();
-            // psql exits 2 when the connection failed (refused, lost, or
-            // refused by the server: the tool's words tell which)
-            return Err(if out.status.code() == Some(2) {
-                EngineError::source_with(
-                    crate::command::tool_fault(err),
-                    format!("cannot connect to {}: {err}", self.addr_for(database)),
-                )
-            } else {
-                EngineError::source(format!(
-                    "psql {} against {}: {err}",
-                    how_it_ended(out.status),
-                    self.addr_for(database)
-                ))
-            });
+            let how = how_it_ended(out.status);
+            let otherwise = format!("psql {how} against {}", self.addr_for(database));
+            return Err(self.failure(out.status, &out.stderr, database, &otherwise));
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| l.split(FIELD_SEP).map(str::to_string).collect())
-            .collect())
+        Ok(result_rows(&out.stdout, FIELD_SEP, str::to_string))
+    }
+
+    /// psql's failure as an error: it exits 2 when the connection failed
+    /// (refused, lost, or refused by the server: the tool's words tell
+    /// which); other failures are `otherwise`, with its words.
+    pub(crate) fn failure(
+        &self,
+        status: ExitStatus,
+        stderr: &[u8],
+        database: &str,
+        otherwise: &str,
+    ) -> EngineError {
+        let err = String::from_utf8_lossy(stderr);
+        let err = err.trim().trim_start_matches("psql: error: ").trim();
+        if status.code() == Some(2) {
+            let addr = self.addr_for(database);
+            EngineError::source_with(tool_fault(err), format!("cannot connect to {addr}: {err}"))
+        } else {
+            EngineError::source(format!("{otherwise}: {err}"))
+        }
     }
 
     fn addr_for(&self, database: &str) -> String {

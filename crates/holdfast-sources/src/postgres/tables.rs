@@ -24,27 +24,18 @@ use holdfast_engine::{EngineError, Result};
 use holdfast_format::manifest::ManifestColumn;
 use holdfast_format::table_csv::RecordCounter;
 
-use super::PgClient;
 use super::ddl_filter::{DropEntries, foreign_key_headers};
+use super::{PgClient, SQL};
 use crate::command::Spawned;
 use crate::database::backup::store_tool_output;
 use crate::database::restore::columns_from_rows;
-use crate::database::{Export, Exportable, Exported, Out, Table};
-use crate::dump_scan::postgres::{PgDumpScan, quote_ident};
+use crate::database::{Export, Exportable, Exported, Out, Table, fields, tables_from_catalog};
+use crate::dump_scan::postgres::PgDumpScan;
 use crate::writer::SnapshotWriter;
 
 /// Session settings that make the CSV the same on every server.
 const SESSION: &str = "SET bytea_output = hex; SET DateStyle = 'ISO, YMD'; \
     SET IntervalStyle = postgres; SET extra_float_digits = 3; SET TimeZone = 'UTC';\n";
-
-/// `"schema"."table"`.
-fn sql_name(t: &Table) -> String {
-    t.parts
-        .iter()
-        .map(|p| quote_ident(p))
-        .collect::<Vec<_>>()
-        .join(".")
-}
 
 /// A session that holds the exported snapshot open until dropped.
 pub(crate) struct SnapshotHolder {
@@ -61,9 +52,8 @@ impl SnapshotHolder {
         let dir = tempfile::tempdir()
             .map_err(|e| EngineError::io("creating a temporary directory", e))?;
         let id_file: PathBuf = dir.path().join("snapshot-id");
-        let mut cmd = client.command(&client.tools.psql, database);
-        cmd.args(["-X", "-q", "-w", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-            .stdin(Stdio::piped())
+        let mut cmd = client.psql(database, &["-A", "-t"]);
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {
@@ -92,26 +82,12 @@ impl SnapshotHolder {
                 });
             }
             if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
+                let mut err = Vec::new();
                 if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                    let _ = std::io::Read::read_to_end(&mut e, &mut err);
                 }
-                let err = err
-                    .trim()
-                    .trim_start_matches("psql: error: ")
-                    .trim()
-                    .to_string();
-                return Err(if status.code() == Some(2) {
-                    EngineError::source_with(
-                        crate::command::tool_fault(&err),
-                        format!("cannot connect to {}: {err}", client.display()),
-                    )
-                } else {
-                    EngineError::source(format!(
-                        "cannot open a snapshot on {}: {err}",
-                        client.display()
-                    ))
-                });
+                let otherwise = format!("cannot open a snapshot on {}", client.display());
+                return Err(client.failure(status, &err, database, &otherwise));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -142,244 +118,220 @@ impl Drop for SnapshotHolder {
     }
 }
 
-fn in_snapshot(id: &str, sql: &str) -> String {
-    format!(
-        "{SESSION}BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSET TRANSACTION SNAPSHOT '{id}';\n{sql}\nCOMMIT;\n"
-    )
+/// Sessions that adopt the exported snapshot `id` of `database`: every
+/// tables-mode step after the holder's.
+pub(crate) struct InSnapshot<'a> {
+    pub client: &'a PgClient,
+    pub database: &'a str,
+    pub id: &'a str,
 }
 
-/// Every user table (partitioned parents, not their partitions; not
-/// extensions' tables) with its columns and primary key.
-pub fn list_tables(
-    client: &PgClient,
-    database: &str,
-    snapshot: Option<&str>,
-) -> Result<Vec<Table>> {
-    let sql = "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), \
-         coalesce(array_position(i.indkey::int2[], a.attnum)::text, ''), a.attgenerated <> '' \
-       FROM pg_class c \
-       JOIN pg_namespace n ON n.oid = c.relnamespace \
-       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-       LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
-       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
-         AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
-         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
-                         AND d.objid = c.oid AND d.deptype = 'e') \
-       ORDER BY n.nspname, c.relname, a.attnum;";
-    let script = match snapshot {
-        Some(id) => in_snapshot(id, sql),
-        None => sql.to_string(),
-    };
-    let rows = client.query(database, &script, &[])?;
-    let mut out: Vec<Table> = Vec::new();
-    let mut keys: Vec<Vec<(usize, String)>> = Vec::new();
-    for r in rows {
-        let [schema, name, col, ty, pk, generated] = <[String; 6]>::try_from(r)
-            .map_err(|r| EngineError::source(format!("unexpected catalog row {r:?}")))?;
-        if out
-            .last()
-            .is_none_or(|t| t.parts != [schema.as_str(), name.as_str()])
-        {
-            out.push(Table {
-                parts: vec![schema, name],
-                columns: Vec::new(),
-                primary_key: Vec::new(),
-            });
-            keys.push(Vec::new());
-        }
-        let t = out.last_mut().expect("pushed above");
-        if let Ok(pos) = pk.parse::<usize>() {
-            keys.last_mut()
-                .expect("pushed above")
-                .push((pos, col.clone()));
-        }
-        t.columns.push(ManifestColumn {
-            name: col,
-            sql_type: ty,
-            generated: generated == "t",
-        });
+impl InSnapshot<'_> {
+    /// `sql` as a psql script that runs it in the snapshot.
+    fn script(&self, sql: &str) -> String {
+        let id = self.id;
+        format!(
+            "{SESSION}BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSET TRANSACTION SNAPSHOT '{id}';\n{sql}\nCOMMIT;\n"
+        )
     }
-    for (t, mut k) in out.iter_mut().zip(keys) {
-        k.sort();
-        t.primary_key = k.into_iter().map(|(_, c)| c).collect();
-    }
-    Ok(out)
-}
 
-/// The SELECT that exports a table: its stored columns, the tenant's rows
-/// when asked, in primary-key order (all columns as text when there is no
-/// primary key, so the order is still deterministic).
-fn table_select(t: &Table, tenant: Option<(&str, &str)>) -> String {
-    let columns: Vec<String> = t.columns.iter().map(|c| quote_ident(&c.name)).collect();
-    let mut sql = format!("SELECT {} FROM {}", columns.join(", "), sql_name(t));
-    if let Some((col, value)) = tenant {
-        sql.push_str(&format!(
-            " WHERE {} = {}",
-            quote_ident(col),
-            quote_literal(value)
-        ));
+    /// The rows of `sql`, run in the snapshot.
+    fn query(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        self.client.query(self.database, &self.script(sql), &[])
     }
-    let order: Vec<String> = if t.primary_key.is_empty() {
-        t.columns
-            .iter()
-            .map(|c| format!("{}::text COLLATE \"C\"", quote_ident(&c.name)))
+
+    /// Every user table (partitioned parents, not their partitions; not
+    /// extensions' tables) with its columns and primary key.
+    pub fn list_tables(&self) -> Result<Vec<Table>> {
+        let rows = self.query(
+            "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), \
+                 coalesce(array_position(i.indkey::int2[], a.attnum)::text, ''), a.attgenerated <> '' \
+               FROM pg_class c \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+               LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+               WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
+                 AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+                 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                                 AND d.objid = c.oid AND d.deptype = 'e') \
+               ORDER BY n.nspname, c.relname, a.attnum;",
+        )?;
+        tables_from_catalog(rows.into_iter().map(|r| {
+            let [schema, name, col, ty, pk, generated] = fields(r, "catalog")?;
+            let column = ManifestColumn {
+                name: col,
+                sql_type: ty,
+                generated: generated == "t",
+            };
+            Ok((vec![schema, name], column, pk.parse().ok()))
+        }))
+    }
+
+    /// Column names and types of a query's result (psql's `\gdesc`, which
+    /// describes without running it).
+    pub fn describe_query(&self, sql: &str) -> Result<Vec<ManifestColumn>> {
+        Ok(columns_from_rows(self.query(&format!("{sql} \\gdesc"))?))
+    }
+
+    /// Views and materialized views that read one of `tables`, directly or
+    /// through other views: (schema, name).
+    fn views_over(&self, tables: &[&Table]) -> Result<Vec<(String, String)>> {
+        let rows = self.query(&format!(
+            "WITH RECURSIVE reads(oid) AS ( \
+               SELECT unnest({}::oid[]) \
+               UNION \
+               SELECT r.ev_class FROM pg_depend d \
+                 JOIN pg_rewrite r ON r.oid = d.objid \
+                 JOIN reads ON d.refobjid = reads.oid \
+               WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass \
+                 AND r.ev_class <> d.refobjid) \
+             SELECT n.nspname, c.relname FROM reads JOIN pg_class c ON c.oid = reads.oid \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('v', 'm') ORDER BY 1, 2;",
+            regclass_array(tables)
+        ))?;
+        rows.into_iter()
+            .map(|r| fields(r, "view").map(|[schema, name]| (schema, name)))
             .collect()
-    } else {
-        t.primary_key.iter().map(|c| quote_ident(c)).collect()
-    };
-    if !order.is_empty() {
-        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
     }
-    sql
-}
 
-/// A string literal (standard_conforming_strings is on in every
-/// supported server).
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// Stream `COPY (select) TO STDOUT` into the snapshot as `file`; returns
-/// (rows, size, sha256).
-fn copy_out(
-    client: &PgClient,
-    database: &str,
-    snapshot: &str,
-    select: &str,
-    file: &str,
-    writer: &mut SnapshotWriter,
-) -> Result<Exported> {
-    let mut cmd = client.command(&client.tools.psql, database);
-    cmd.args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"]);
-    cmd.env("PGCLIENTENCODING", "UTF8");
-    let script = in_snapshot(
-        snapshot,
-        &format!("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER);"),
-    );
-    let (child, stdout) = Spawned::start_with_script(cmd, "psql", script)?;
-    let (facts, scan) = store_tool_output(writer, file, child, stdout, RecordCounter::default())?;
-    if scan.open_quote() || scan.records() == 0 {
-        return Err(EngineError::source(format!(
-            "the export of {file} ended early; no snapshot was written"
-        )));
+    /// Foreign keys of other tables that reference one of `tables`:
+    /// (schema, table, constraint).
+    fn foreign_keys_into(&self, tables: &[&Table]) -> Result<Vec<(String, String, String)>> {
+        let left = regclass_array(tables);
+        let rows = self.query(&format!(
+            "SELECT n.nspname, c.relname, con.conname FROM pg_constraint con \
+               JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE con.contype = 'f' AND con.confrelid = ANY({left}) AND NOT con.conrelid = ANY({left}) \
+             ORDER BY 1, 2, 3;"
+        ))?;
+        rows.into_iter()
+            .map(|r| {
+                fields(r, "foreign key")
+                    .map(|[schema, table, constraint]| (schema, table, constraint))
+            })
+            .collect()
     }
-    Ok(Exported {
-        rows: scan.records() - 1,
-        facts,
-    })
-}
 
-/// Column names and types of a query's result (psql's `\gdesc`, which
-/// describes without running it).
-pub(crate) fn describe_query(
-    client: &PgClient,
-    database: &str,
-    snapshot: &str,
-    sql: &str,
-) -> Result<Vec<ManifestColumn>> {
-    let rows = client.query(
-        database,
-        &in_snapshot(snapshot, &format!("{sql} \\gdesc")),
-        &[],
-    )?;
-    Ok(columns_from_rows(rows))
-}
+    fn list_sequences(&self) -> Result<Vec<PgSequence>> {
+        let rows = self.query(
+            "SELECT s.schemaname, s.sequencename, coalesce(s.last_value::text, ''), \
+                 coalesce(tn.nspname, ''), coalesce(t.relname, '') \
+               FROM pg_sequences s \
+               JOIN pg_namespace sn ON sn.nspname = s.schemaname \
+               JOIN pg_class sc ON sc.relname = s.sequencename AND sc.relnamespace = sn.oid \
+               LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sc.oid \
+                    AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
+               LEFT JOIN pg_class t ON t.oid = d.refobjid \
+               LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+               ORDER BY 1, 2;",
+        )?;
+        rows.into_iter()
+            .map(|r| {
+                let [schema, name, value, owner_schema, owner] = fields(r, "sequence")?;
+                Ok(PgSequence {
+                    schema,
+                    name,
+                    last_value: (!value.is_empty()).then_some(value),
+                    owner: (!owner.is_empty()).then_some((owner_schema, owner)),
+                })
+            })
+            .collect()
+    }
 
-/// Run pg_dump for one DDL section of the selected tables into `file`.
-#[allow(clippy::too_many_arguments)]
-fn dump_ddl(
-    client: &PgClient,
-    database: &str,
-    snapshot: &str,
-    section: &str,
-    left_out: &[&Table],
-    left_relations: &[String],
-    drop_entries: &[String],
-    file: &str,
-    out: &mut Out<'_, '_>,
-) -> Result<()> {
-    let mut cmd = client.command(&client.tools.pg_dump, database);
-    // --section alone: pg_dump refuses it next to --schema-only.
-    cmd.args(["--no-owner", "--no-privileges", "--no-password"]);
-    cmd.arg(format!("--section={section}"));
-    cmd.arg(format!("--snapshot={snapshot}"));
-    for t in left_out {
-        // Double quotes make the pattern literal (no wildcards, exact case).
-        cmd.arg(format!("--exclude-table={}", sql_name(t)));
+    /// The schema files of the tables not `left_out`: `schema.sql` and
+    /// `schema-post.sql` from pg_dump's sections, `sequences.sql` with the
+    /// sequences' values. What kept objects say about left-out tables goes
+    /// too: views over them, and foreign keys that reference them (pg_dump
+    /// keeps both); the warnings say so.
+    pub fn write_schema(&self, left_out: &[&Table], out: &mut Out<'_, '_>) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        let sequences = self.list_sequences()?;
+        let mut left_relations: Vec<String> = sequences
+            .iter()
+            .filter(|s| s.owned_by_any(left_out))
+            .map(PgSequence::sql_name)
+            .collect();
+        let mut drop_entries = Vec::new();
+        if !left_out.is_empty() {
+            for (schema, name) in self.views_over(left_out)? {
+                warnings.push(format!(
+                    "view {schema}.{name} reads a table that is left out: it is left out too"
+                ));
+                left_relations.push(SQL.idents([schema, name], "."));
+            }
+            for (schema, table, constraint) in self.foreign_keys_into(left_out)? {
+                warnings.push(format!(
+                    "foreign key {constraint} of {schema}.{table} references a table that is left out: \
+                     the constraint is left out"
+                ));
+                drop_entries.extend(foreign_key_headers(&schema, &table, &constraint));
+            }
+        }
+        // Double quotes make the table patterns literal (no wildcards,
+        // exact case).
+        let left_tables = left_out.iter().map(|t| SQL.idents(&t.parts, "."));
+        let excluded: Vec<String> = left_tables.chain(left_relations).collect();
+        for (section, file) in [("pre-data", "schema.sql"), ("post-data", "schema-post.sql")] {
+            let mut cmd = self
+                .client
+                .command(&self.client.tools.pg_dump, self.database);
+            // --section alone: pg_dump refuses it next to --schema-only.
+            cmd.args(["--no-owner", "--no-privileges", "--no-password"]);
+            cmd.arg(format!("--section={section}"));
+            cmd.arg(format!("--snapshot={}", self.id));
+            cmd.args(excluded.iter().map(|t| format!("--exclude-table={t}")));
+            out.store_ddl(
+                file,
+                cmd,
+                &format!("pg_dump --section={section}"),
+                DropEntries::new(drop_entries.clone()),
+                PgDumpScan::default(),
+            )?;
+        }
+        let sequences = sequences_sql(&sequences, left_out);
+        out.store("sequences.sql", sequences.as_bytes())?;
+        Ok(warnings)
     }
-    for s in left_relations {
-        cmd.arg(format!("--exclude-table={s}"));
+
+    /// One table or query streamed through `COPY … TO STDOUT` into the
+    /// snapshot.
+    pub fn export(&self, item: &Export<'_>, writer: &mut SnapshotWriter) -> Result<Exported> {
+        let select = match &item.what {
+            Exportable::Table { table, tenant } => {
+                let columns = SQL.idents(table.columns.iter().map(|c| &c.name), ", ");
+                SQL.table_select(&columns, table, *tenant)
+            }
+            Exportable::Query { sql, .. } => sql.to_string(),
+        };
+        let mut cmd = self.client.psql(self.database, &[]);
+        cmd.env("PGCLIENTENCODING", "UTF8");
+        let script = self.script(&format!(
+            "COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER);"
+        ));
+        let (child, stdout) = Spawned::start_with_script(cmd, "psql", script)?;
+        let file = &item.file;
+        let (facts, scan) =
+            store_tool_output(writer, file, child, stdout, RecordCounter::default())?;
+        if scan.open_quote() || scan.records() == 0 {
+            return Err(EngineError::source(format!(
+                "the export of {file} ended early; no snapshot was written"
+            )));
+        }
+        Ok(Exported {
+            rows: scan.records() - 1,
+            facts,
+        })
     }
-    out.store_ddl(
-        file,
-        cmd,
-        &format!("pg_dump --section={section}"),
-        DropEntries::new(drop_entries.to_vec()),
-        PgDumpScan::default(),
-    )
 }
 
 /// `ARRAY[...]::regclass[]` of the given tables, for catalog queries.
 fn regclass_array(tables: &[&Table]) -> String {
-    let names: Vec<String> = tables.iter().map(|t| quote_literal(&sql_name(t))).collect();
+    let names: Vec<String> = tables
+        .iter()
+        .map(|t| (SQL.literal)(&SQL.idents(&t.parts, ".")))
+        .collect();
     format!("ARRAY[{}]::regclass[]", names.join(", "))
-}
-
-/// Views and materialized views that read one of `tables`, directly or
-/// through other views: (schema, name).
-fn views_over(
-    client: &PgClient,
-    database: &str,
-    snapshot: &str,
-    tables: &[&Table],
-) -> Result<Vec<(String, String)>> {
-    let sql = format!(
-        "WITH RECURSIVE reads(oid) AS ( \
-           SELECT unnest({}::oid[]) \
-           UNION \
-           SELECT r.ev_class FROM pg_depend d \
-             JOIN pg_rewrite r ON r.oid = d.objid \
-             JOIN reads ON d.refobjid = reads.oid \
-           WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass \
-             AND r.ev_class <> d.refobjid) \
-         SELECT n.nspname, c.relname FROM reads JOIN pg_class c ON c.oid = reads.oid \
-           JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind IN ('v', 'm') ORDER BY 1, 2;",
-        regclass_array(tables)
-    );
-    let rows = client.query(database, &in_snapshot(snapshot, &sql), &[])?;
-    rows.into_iter()
-        .map(|r| match <[String; 2]>::try_from(r) {
-            Ok([schema, name]) => Ok((schema, name)),
-            Err(r) => Err(EngineError::source(format!("unexpected view row {r:?}"))),
-        })
-        .collect()
-}
-
-/// Foreign keys of other tables that reference one of `tables`:
-/// (schema, table, constraint).
-fn foreign_keys_into(
-    client: &PgClient,
-    database: &str,
-    snapshot: &str,
-    tables: &[&Table],
-) -> Result<Vec<(String, String, String)>> {
-    let left = regclass_array(tables);
-    let sql = format!(
-        "SELECT n.nspname, c.relname, con.conname FROM pg_constraint con \
-           JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE con.contype = 'f' AND con.confrelid = ANY({left}) AND NOT con.conrelid = ANY({left}) \
-         ORDER BY 1, 2, 3;"
-    );
-    let rows = client.query(database, &in_snapshot(snapshot, &sql), &[])?;
-    rows.into_iter()
-        .map(|r| match <[String; 3]>::try_from(r) {
-            Ok([schema, table, constraint]) => Ok((schema, table, constraint)),
-            Err(r) => Err(EngineError::source(format!(
-                "unexpected foreign key row {r:?}"
-            ))),
-        })
-        .collect()
 }
 
 /// A sequence, its value at the snapshot and the table that owns it.
@@ -392,7 +344,7 @@ struct PgSequence {
 
 impl PgSequence {
     fn sql_name(&self) -> String {
-        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+        SQL.idents([&self.schema, &self.name], ".")
     }
 
     /// Owned by one of these tables (and so leaves with it).
@@ -401,32 +353,6 @@ impl PgSequence {
             .as_ref()
             .is_some_and(|(s, t)| tables.iter().any(|x| x.parts == [s.as_str(), t.as_str()]))
     }
-}
-
-fn list_sequences(client: &PgClient, database: &str, snapshot: &str) -> Result<Vec<PgSequence>> {
-    let sql = "SELECT s.schemaname, s.sequencename, coalesce(s.last_value::text, ''), \
-         coalesce(tn.nspname, ''), coalesce(t.relname, '') \
-       FROM pg_sequences s \
-       JOIN pg_namespace sn ON sn.nspname = s.schemaname \
-       JOIN pg_class sc ON sc.relname = s.sequencename AND sc.relnamespace = sn.oid \
-       LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sc.oid \
-            AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') \
-       LEFT JOIN pg_class t ON t.oid = d.refobjid \
-       LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace \
-       ORDER BY 1, 2;";
-    let rows = client.query(database, &in_snapshot(snapshot, sql), &[])?;
-    rows.into_iter()
-        .map(|r| {
-            let [schema, name, value, owner_schema, owner] = <[String; 5]>::try_from(r)
-                .map_err(|r| EngineError::source(format!("unexpected sequence row {r:?}")))?;
-            Ok(PgSequence {
-                schema,
-                name,
-                last_value: (!value.is_empty()).then_some(value),
-                owner: (!owner.is_empty()).then_some((owner_schema, owner)),
-            })
-        })
-        .collect()
 }
 
 /// `SELECT setval(…)` for every used sequence that stays in the snapshot.
@@ -439,81 +365,9 @@ fn sequences_sql(sequences: &[PgSequence], left_out: &[&Table]) -> String {
         if let Some(v) = &s.last_value {
             out.push_str(&format!(
                 "SELECT pg_catalog.setval({}, {v}, true);\n",
-                quote_literal(&s.sql_name())
+                (SQL.literal)(&s.sql_name())
             ));
         }
     }
     out
-}
-
-/// The schema files of the tables not `left_out`: `schema.sql` and
-/// `schema-post.sql` from pg_dump's sections, `sequences.sql` with the
-/// sequences' values. What kept objects say about left-out tables goes too:
-/// views over them, and foreign keys that reference them (pg_dump keeps
-/// both); the warnings say so.
-pub(crate) fn write_schema(
-    client: &PgClient,
-    database: &str,
-    snap: &str,
-    left_out: &[&Table],
-    out: &mut Out<'_, '_>,
-) -> Result<Vec<String>> {
-    let mut warnings = Vec::new();
-    let sequences = list_sequences(client, database, snap)?;
-    let mut left_relations: Vec<String> = sequences
-        .iter()
-        .filter(|s| s.owned_by_any(left_out))
-        .map(PgSequence::sql_name)
-        .collect();
-    let mut drop_entries = Vec::new();
-    if !left_out.is_empty() {
-        for (schema, name) in views_over(client, database, snap, left_out)? {
-            warnings.push(format!(
-                "view {schema}.{name} reads a table that is left out: it is left out too"
-            ));
-            left_relations.push(format!("{}.{}", quote_ident(&schema), quote_ident(&name)));
-        }
-        for (schema, table, constraint) in foreign_keys_into(client, database, snap, left_out)? {
-            warnings.push(format!(
-                "foreign key {constraint} of {schema}.{table} references a table that is left out: \
-                 the constraint is left out"
-            ));
-            drop_entries.extend(foreign_key_headers(&schema, &table, &constraint));
-        }
-    }
-    for (section, file) in [("pre-data", "schema.sql"), ("post-data", "schema-post.sql")] {
-        dump_ddl(
-            client,
-            database,
-            snap,
-            section,
-            left_out,
-            &left_relations,
-            &drop_entries,
-            file,
-            out,
-        )?;
-    }
-    out.store(
-        "sequences.sql",
-        sequences_sql(&sequences, left_out).as_bytes(),
-    )?;
-    Ok(warnings)
-}
-
-/// One table or query through `COPY … TO STDOUT` in the snapshot.
-pub(crate) fn export(
-    client: &PgClient,
-    database: &str,
-    snap: &str,
-    item: &Export<'_>,
-    writer: &mut SnapshotWriter,
-) -> Result<Exported> {
-    let select = match &item.what {
-        Exportable::Table { table, tenant } => {
-            table_select(table, tenant.map(|t| (t.column.as_str(), t.value.as_str())))
-        }
-        Exportable::Query { sql, .. } => sql.to_string(),
-    };
-    copy_out(client, database, snap, &select, &item.file, writer)
 }

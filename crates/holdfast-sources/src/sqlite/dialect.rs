@@ -21,7 +21,7 @@ use holdfast_format::manifest::{Manifest, ManifestColumn, ManifestTable};
 use rusqlite::Connection;
 use serde_json::json;
 
-use super::{backup, check_integrity, list_tables, open_read_only, sqlite_err, tables};
+use super::{backup, catalog, check_integrity, list_tables, open_read_only, sqlite_err, tables};
 use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, WholeCopy};
 use crate::source_url::SourceAddress;
 use crate::writer::SnapshotWriter;
@@ -38,6 +38,14 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
+}
+
+/// Remove the file at `path`, if there is one.
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
 }
 
 impl Sqlite {
@@ -113,7 +121,7 @@ impl Dialect for Sqlite {
     }
 
     fn list_tables(&mut self) -> Result<Vec<Table>> {
-        tables::list_tables(self.conn()?)
+        catalog(self.conn()?)
     }
 
     fn write_schema(
@@ -221,16 +229,9 @@ impl Dialect for Sqlite {
         let (target, partial) = (&self.path, self.partial());
         if self.existed {
             for side in ["-wal", "-shm", "-journal"] {
-                match std::fs::remove_file(with_suffix(target, side)) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(EngineError::io(
-                            format!("removing the old database's {side} file"),
-                            e,
-                        ));
-                    }
-                }
+                remove_if_present(&with_suffix(target, side)).map_err(|e| {
+                    EngineError::io(format!("removing the old database's {side} file"), e)
+                })?;
             }
         }
         std::fs::rename(&partial, target).map_err(|e| {
@@ -253,13 +254,7 @@ impl Dialect for Sqlite {
         if self.existed {
             return Ok(());
         }
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(EngineError::io(
-                format!("removing {}", self.path.display()),
-                e,
-            )),
-        }
+        remove_if_present(&self.path)
+            .map_err(|e| EngineError::io(format!("removing {}", self.path.display()), e))
     }
 }

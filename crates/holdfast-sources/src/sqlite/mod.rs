@@ -23,6 +23,17 @@ use rusqlite::{Connection, OpenFlags};
 
 use holdfast_format::manifest::{ManifestColumn, ManifestTable};
 
+use crate::database::{Syntax, Table, standard_literal, tables_from_catalog};
+pub(crate) use crate::dump_scan::postgres::quote_ident;
+
+/// How SQLite writes SQL (names and strings as PostgreSQL does); a table
+/// without a primary key is ordered as its rows are stored.
+pub(crate) const SQL: Syntax = Syntax {
+    ident: quote_ident,
+    literal: standard_literal,
+    unkeyed_order: |_| "rowid".into(),
+};
+
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -69,51 +80,62 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Every table (not SQLite's own) with its columns and primary key, in
+/// name order.
+pub(crate) fn catalog(conn: &Connection) -> Result<Vec<Table>> {
+    // table_xinfo also lists generated columns (hidden 2: virtual, 3:
+    // stored); hidden 1 is a virtual table's hidden column
+    let sql = "SELECT s.name, c.name, c.type, c.pk, c.hidden \
+        FROM sqlite_schema s JOIN pragma_table_xinfo(s.name) c \
+        WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+          AND c.hidden <> 1 ORDER BY s.name, c.cid";
+    let rows = query_all(conn, sql, "listing tables", |r| {
+        let column = ManifestColumn {
+            name: r.get(1)?,
+            sql_type: r.get(2)?,
+            generated: r.get::<_, i64>(4)? != 0,
+        };
+        let key: u32 = r.get(3)?;
+        Ok((vec![r.get(0)?], column, (key > 0).then_some(key)))
+    })?;
+    tables_from_catalog(rows.into_iter().map(Ok))
+}
+
+/// Every row of `sql`, read by `row`; `what` names the reading in errors.
+pub(crate) fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    what: &str,
+    row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare(sql).map_err(|e| sqlite_err(what, e))?;
+    let rows = stmt.query_map([], row).and_then(|rows| rows.collect());
+    rows.map_err(|e| sqlite_err(what, e))
+}
+
 /// Every table (not SQLite's own) with its columns and row count, in name
 /// order.
 pub(crate) fn list_tables(conn: &Connection) -> Result<Vec<ManifestTable>> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' \
-             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-        )
-        .map_err(|e| sqlite_err("listing tables", e))?;
-    let names: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| sqlite_err("listing tables", e))?;
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let q = quote_ident(&name);
-        let rows: i64 = conn
-            .query_row(&format!("SELECT count(*) FROM {q}"), [], |r| r.get(0))
-            .map_err(|e| sqlite_err(format!("counting rows of {name}"), e))?;
-        // table_xinfo also lists generated columns (hidden 2: virtual,
-        // 3: stored); hidden 1 is a virtual table's hidden column
-        let mut cols = conn
-            .prepare(
-                "SELECT name, type, hidden FROM pragma_table_xinfo(?1) WHERE hidden <> 1 ORDER BY cid",
-            )
-            .map_err(|e| sqlite_err(format!("reading the columns of {name}"), e))?;
-        let columns: Vec<ManifestColumn> = cols
-            .query_map([&name], |r| {
-                Ok(ManifestColumn {
-                    name: r.get(0)?,
-                    sql_type: r.get(1)?,
-                    generated: r.get::<_, i64>(2)? != 0,
-                })
+    catalog(conn)?
+        .into_iter()
+        .map(|t| {
+            let name = t.display_name();
+            let rows: i64 = conn
+                .query_row(
+                    &format!("SELECT count(*) FROM {}", quote_ident(&name)),
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sqlite_err(format!("counting rows of {name}"), e))?;
+            Ok(ManifestTable {
+                name,
+                parts: t.parts,
+                rows: rows as u64,
+                file: None,
+                columns: t.columns,
             })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| sqlite_err(format!("reading the columns of {name}"), e))?;
-        out.push(ManifestTable {
-            name: name.clone(),
-            parts: vec![name],
-            rows: rows as u64,
-            file: None,
-            columns,
-        });
-    }
-    Ok(out)
+        })
+        .collect()
 }
 
 /// `PRAGMA integrity_check` (or `quick_check`): Ok when SQLite says "ok",
@@ -124,13 +146,8 @@ pub(crate) fn check_integrity(conn: &Connection, quick: bool) -> Result<()> {
     } else {
         "integrity_check"
     };
-    let mut stmt = conn
-        .prepare(&format!("PRAGMA {pragma}(5)"))
-        .map_err(|e| sqlite_err(format!("running {pragma}"), e))?;
-    let lines: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| sqlite_err(format!("running {pragma}"), e))?;
+    let (sql, what) = (format!("PRAGMA {pragma}(5)"), format!("running {pragma}"));
+    let lines: Vec<String> = query_all(conn, &sql, &what, |r| r.get(0))?;
     if lines.len() == 1 && lines[0] == "ok" {
         return Ok(());
     }
@@ -138,11 +155,6 @@ pub(crate) fn check_integrity(conn: &Connection, quick: bool) -> Result<()> {
         "PRAGMA {pragma} found problems:\n  {}",
         lines.join("\n  ")
     )))
-}
-
-/// A name quoted as an SQLite identifier.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use holdfast_format::table_csv::{CsvField, CsvRecords, hex_field, parse_hex_fiel
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Rows};
 
-use super::{quote_ident, schema_sql, sqlite_err};
-use crate::database::{Export, Exportable, Exported, Out, Stored, Table};
+use super::{SQL, query_all, quote_ident, schema_sql, sqlite_err};
+use crate::database::{self, Export, Exportable, Exported, Out, Stored, Table, csv_header};
 use crate::writer::SnapshotWriter;
 
 /// Rows of a statement as CSV bytes, produced as they are read.
@@ -70,18 +70,6 @@ impl Read for CsvRows<'_> {
     }
 }
 
-fn header(names: &[String]) -> Vec<u8> {
-    let mut h = Vec::new();
-    for (i, n) in names.iter().enumerate() {
-        if i > 0 {
-            h.push(b',');
-        }
-        let _ = write_text(&mut h, n);
-    }
-    h.push(b'\n');
-    h
-}
-
 /// Stream the result of `sql` into the snapshot as `file`.
 fn export_query(
     conn: &Connection,
@@ -90,14 +78,13 @@ fn export_query(
     writer: &mut SnapshotWriter,
 ) -> Result<Exported> {
     let (mut stmt, columns) = prepare_read_only(conn, sql, file)?;
-    let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
     let rows = stmt
         .query([])
         .map_err(|e| sqlite_err(format!("reading {file}"), e))?;
     let mut reader = CsvRows {
         rows,
-        columns: names.len(),
-        header: Some(header(&names)),
+        columns: columns.len(),
+        header: Some(csv_header(&columns)),
         buf: Vec::new(),
         pos: 0,
         count: 0,
@@ -137,20 +124,6 @@ fn prepare_read_only<'c>(
     Ok((stmt, columns))
 }
 
-/// Every user table with its columns and primary key.
-pub(crate) fn list_tables(conn: &Connection) -> Result<Vec<Table>> {
-    super::list_tables(conn)?
-        .into_iter()
-        .map(|t| {
-            Ok(Table {
-                primary_key: primary_key(conn, &t.name)?,
-                parts: vec![t.name],
-                columns: t.columns,
-            })
-        })
-        .collect()
-}
-
 /// The DDL of what stays: tables first (without foreign keys into left-out
 /// tables), then indexes, triggers and views (without those that name a
 /// left-out table), then the AUTOINCREMENT counters.
@@ -163,31 +136,26 @@ pub(crate) fn write_schema(
     let mut warnings = Vec::new();
     let left_out: Vec<String> = left_out.iter().map(|t| t.name().to_string()).collect();
     // DDL of what stays: tables first, then indexes, triggers and views.
-    let mut stmt = conn
-        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid")
-        .map_err(|e| sqlite_err("reading the schema", e))?;
-    let schema: Vec<(String, String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| sqlite_err("reading the schema", e))?;
-    drop(stmt);
+    let schema: Vec<(String, String, String, String)> = query_all(
+        conn,
+        "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
+        "reading the schema",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     let kept = |tbl: &str| kept.iter().any(|t| t.name() == tbl);
     // What names a left-out table goes with it: views over it (and views
     // over those), triggers that name it, foreign keys into it.
+    let views: Vec<(String, String)> = schema
+        .iter()
+        .filter(|(kind, ..)| kind == "view")
+        .map(|(_, name, _, sql)| (name.clone(), sql.clone()))
+        .collect();
     let mut gone = left_out.clone();
-    loop {
-        let before = gone.len();
-        for (kind, name, _, sql) in &schema {
-            if kind == "view" && !gone.contains(name) && schema_sql::names_any(sql, &gone) {
-                warnings.push(format!(
-                    "view {name} reads a table that is left out: it is left out too"
-                ));
-                gone.push(name.clone());
-            }
-        }
-        if gone.len() == before {
-            break;
-        }
+    for name in database::views_over(&views, &left_out, schema_sql::names_any) {
+        warnings.push(format!(
+            "view {name} reads a table that is left out: it is left out too"
+        ));
+        gone.push(name);
     }
     let (mut pre, mut post) = (String::new(), String::new());
     for (kind, name, tbl, sql) in &schema {
@@ -230,17 +198,16 @@ pub(crate) fn write_schema(
         .map(|n| n > 0)
         .unwrap_or(false);
     if has_seq {
-        let mut stmt = conn
-            .prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name")
-            .map_err(|e| sqlite_err("reading sqlite_sequence", e))?;
-        let rows: Vec<(String, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| sqlite_err("reading sqlite_sequence", e))?;
+        let rows: Vec<(String, i64)> = query_all(
+            conn,
+            "SELECT name, seq FROM sqlite_sequence ORDER BY name",
+            "reading sqlite_sequence",
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         for (name, value) in rows.into_iter().filter(|(n, _)| kept(n)) {
+            let name = (SQL.literal)(&name);
             seq.push_str(&format!(
-                "INSERT INTO sqlite_sequence (name, seq) VALUES ('{}', {value});\n",
-                name.replace('\'', "''")
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ({name}, {value});\n"
             ));
         }
     }
@@ -262,43 +229,11 @@ pub(crate) fn export(
     let sql = match &item.what {
         Exportable::Query { sql, .. } => sql.to_string(),
         Exportable::Table { table, tenant } => {
-            let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-            let mut sql = format!(
-                "SELECT {} FROM {}",
-                cols.join(", "),
-                quote_ident(table.name())
-            );
-            if let Some(tenant) = tenant {
-                sql.push_str(&format!(
-                    " WHERE {} = '{}'",
-                    quote_ident(&tenant.column),
-                    tenant.value.replace('\'', "''")
-                ));
-            }
-            sql.push_str(&if table.primary_key.is_empty() {
-                " ORDER BY rowid".to_string()
-            } else {
-                let pk: Vec<String> = table.primary_key.iter().map(|c| quote_ident(c)).collect();
-                format!(" ORDER BY {}", pk.join(", "))
-            });
-            sql
+            let columns = SQL.idents(table.columns.iter().map(|c| &c.name), ", ");
+            SQL.table_select(&columns, table, *tenant)
         }
     };
     export_query(conn, &sql, &item.file, writer)
-}
-
-/// A table's primary key columns, in key order.
-fn primary_key(conn: &Connection, table: &str) -> Result<Vec<String>> {
-    let mut stmt = conn
-        .prepare(&format!("PRAGMA table_info({})", quote_ident(table)))
-        .map_err(|e| sqlite_err(format!("reading the key of {table}"), e))?;
-    let mut cols: Vec<(i64, String)> = stmt
-        .query_map([], |r| Ok((r.get::<_, i64>(5)?, r.get::<_, String>(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| sqlite_err(format!("reading the key of {table}"), e))?;
-    cols.retain(|(pk, _)| *pk > 0);
-    cols.sort();
-    Ok(cols.into_iter().map(|(_, c)| c).collect())
 }
 
 /// Build a tables-mode snapshot's database in `conn`, in one transaction:
@@ -332,13 +267,12 @@ pub(crate) fn load(
             .iter()
             .map(|c| (!c.generated).then(|| affinity(&c.sql_type)))
             .collect();
-        let cols: Vec<String> = t.loaded_columns().map(|c| quote_ident(&c.name)).collect();
-        let marks = vec!["?"; cols.len()].join(", ");
+        let cols = SQL.idents(t.loaded_columns().map(|c| &c.name), ", ");
+        let marks = vec!["?"; t.loaded_columns().count()].join(", ");
         let mut insert = tx
             .prepare(&format!(
-                "INSERT INTO {} ({}) VALUES ({marks})",
-                quote_ident(&t.name),
-                cols.join(", ")
+                "INSERT INTO {} ({cols}) VALUES ({marks})",
+                quote_ident(&t.name)
             ))
             .map_err(|e| sqlite_err(format!("preparing the load of {}", t.name), e))?;
         let mut r = from.open(&file)?;

@@ -5,7 +5,7 @@ use std::os::fd::AsFd;
 use holdfast_format::tree::Node;
 use rustix::fs::{Mode, Timestamps};
 
-use crate::progress::{ItemError, Progress};
+use crate::progress::Progress;
 
 use crate::dir::fd::*;
 
@@ -32,11 +32,7 @@ pub(super) fn current_umask() -> u32 {
 
 impl MetaSetter<'_> {
     pub(super) fn error(&self, path: &[u8], during: &'static str, e: impl std::fmt::Display) {
-        self.progress.error(ItemError {
-            path: lossy(path),
-            during,
-            message: e.to_string(),
-        });
+        self.progress.item_error(lossy(path), during, e);
     }
 
     /// Metadata of a file this restore just created with mode `perm & 0o777`

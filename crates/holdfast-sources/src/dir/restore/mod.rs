@@ -82,6 +82,17 @@ pub enum Action {
     Delete(String),
 }
 
+impl Action {
+    /// `Update` of what `existed`, else `Create`.
+    pub(crate) fn changed(existed: bool, path: String) -> Action {
+        if existed {
+            Action::Update(path)
+        } else {
+            Action::Create(path)
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct RestoreSummary {
     pub files_restored: u64,

@@ -402,32 +402,17 @@ impl Walk<'_> {
             }
             NodeType::Symlink => {
                 let target = node.link_target();
-                if let Some(st) = &existing {
-                    if file_type_bits(st) == 0o120000
+                let same = existing.as_ref().is_some_and(|st| {
+                    file_type_bits(st) == 0o120000
                         && rustix::fs::readlinkat(dir, name, Vec::new())
                             .map(|t| t.as_bytes() == target.as_slice())
                             .unwrap_or(false)
-                    {
-                        (self.on_action)(Action::Unchanged(display));
-                        if !self.opts.dry_run {
-                            self.set_meta_at(dir, name, node, spath);
-                        }
-                        return Ok(());
-                    }
-                    (self.on_action)(Action::Update(display));
-                    if self.opts.dry_run {
-                        return Ok(());
-                    }
-                    remove_at(dir, name, 0)?;
-                } else {
-                    (self.on_action)(Action::Create(display));
-                    if self.opts.dry_run {
-                        return Ok(());
-                    }
+                });
+                if self.make_way(dir, node, spath, existing.is_some(), same)? {
+                    rustix::fs::symlinkat(target.as_slice(), dir, name).map_err(errno)?;
+                    self.counters.symlinks.fetch_add(1, Ordering::Relaxed);
+                    self.set_meta_at(dir, name, node, spath);
                 }
-                rustix::fs::symlinkat(target.as_slice(), dir, name).map_err(errno)?;
-                self.counters.symlinks.fetch_add(1, Ordering::Relaxed);
-                self.set_meta_at(dir, name, node, spath);
                 Ok(())
             }
             NodeType::Fifo | NodeType::Dev | NodeType::Chardev => {
@@ -443,26 +428,12 @@ impl Walk<'_> {
                     NodeType::Dev => 0o060000,
                     _ => 0o020000,
                 };
-                if let Some(st) = &existing
-                    && file_type_bits(st) == want
-                    && (node.node_type == NodeType::Fifo || st.st_rdev == node.device)
-                {
-                    (self.on_action)(Action::Unchanged(display));
-                    if !self.opts.dry_run {
-                        self.set_meta_at(dir, name, node, spath);
-                    }
-                    return Ok(());
-                }
-                (self.on_action)(if existing.is_some() {
-                    Action::Update(display)
-                } else {
-                    Action::Create(display)
+                let same = existing.as_ref().is_some_and(|st| {
+                    file_type_bits(st) == want
+                        && (node.node_type == NodeType::Fifo || st.st_rdev == node.device)
                 });
-                if self.opts.dry_run {
+                if !self.make_way(dir, node, spath, existing.is_some(), same)? {
                     return Ok(());
-                }
-                if existing.is_some() {
-                    remove_at(dir, name, 0)?;
                 }
                 let ft = match node.node_type {
                     NodeType::Fifo => rustix::fs::FileType::Fifo,
@@ -481,6 +452,32 @@ impl Walk<'_> {
                 node.node_type.as_str()
             ))),
         }
+    }
+
+    /// Before a symlink, fifo or device is created: when what is there is
+    /// the `same`, only its metadata is set; otherwise the change is
+    /// reported and, unless a dry run, what `existed` removed. Whether to
+    /// create the entry now.
+    fn make_way(
+        &self,
+        dir: &OwnedFd,
+        node: &Node,
+        spath: &[u8],
+        existed: bool,
+        same: bool,
+    ) -> io::Result<bool> {
+        if same {
+            (self.on_action)(Action::Unchanged(lossy(spath)));
+            if !self.opts.dry_run {
+                self.set_meta_at(dir, &node.name, node, spath);
+            }
+            return Ok(false);
+        }
+        (self.on_action)(Action::changed(existed, lossy(spath)));
+        if existed && !self.opts.dry_run {
+            remove_at(dir, &node.name, 0)?;
+        }
+        Ok(!self.opts.dry_run)
     }
 
     /// Does `dir` have the setgid bit (new entries inherit its group)?
@@ -549,11 +546,7 @@ impl Walk<'_> {
             (self.on_action)(Action::Unchanged(display.to_string()));
             return Ok(());
         }
-        (self.on_action)(if existing.is_some() {
-            Action::Update(display.to_string())
-        } else {
-            Action::Create(display.to_string())
-        });
+        (self.on_action)(Action::changed(existing.is_some(), display.to_string()));
         if self.opts.dry_run {
             return Ok(());
         }

@@ -117,11 +117,7 @@ pub(super) fn write_file(w: &WorkerCtx, job: FileJob) {
         }
         FileAction::Write => {}
     }
-    (w.on_action)(if job.existed {
-        Action::Update(job.path.clone())
-    } else {
-        Action::Create(job.path.clone())
-    });
+    (w.on_action)(Action::changed(job.existed, job.path.clone()));
     w.counters.files_restored.fetch_add(1, Ordering::Relaxed);
     if w.dry_run {
         return;
