@@ -131,6 +131,9 @@ impl Spawned {
             .child
             .wait()
             .map_err(|e| EngineError::io(format!("waiting for {}", self.what), e))?;
+        // reaped: a later cancellation must not signal a group id the
+        // system may have given to another process since
+        self.forget_group();
         if let Some(d) = self.drain.take() {
             let _ = d.join();
         }
