@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use holdfast_catalog::audit::AuditFilter;
 use holdfast_catalog::backups::{BackupFilter, FailureKind, Outcome};
 use holdfast_catalog::chain::ChainBreak;
-use holdfast_catalog::queue::{BACKUPS, DELETIONS, RESTORES, VERIFICATIONS};
+use holdfast_catalog::notifications::{ChannelFields, NewNotification};
+use holdfast_catalog::queue::{BACKUPS, DELETIONS, NOTIFICATIONS, RESTORES, VERIFICATIONS};
 use holdfast_catalog::sources::{Source, SourceFields};
 use holdfast_catalog::tenants::{Tenant, new_id};
 use holdfast_catalog::tokens::Role;
@@ -127,6 +128,7 @@ both!(
     sessions_end_with_sign_out_and_with_their_token,
     drills_are_restores_listed_audited_and_measured_apart,
     verifications_one_at_a_time_mark_the_damaged_backups,
+    notifications_fan_out_once_to_their_own_tenant_and_retry,
 );
 
 async fn drills_are_restores_listed_audited_and_measured_apart(db: Db) {
@@ -353,6 +355,104 @@ async fn verifications_one_at_a_time_mark_the_damaged_backups(db: Db) {
     let failed = events(&c, "verification_failed", 1).await.items.remove(0);
     let metadata: serde_json::Value = serde_json::from_str(&failed.metadata_text).unwrap();
     assert_eq!(metadata["damaged_backups"], serde_json::json!([b2]));
+}
+
+fn channel(name: &str, url: &str) -> ChannelFields {
+    ChannelFields {
+        name: name.into(),
+        kind: "webhook".into(),
+        url: url.into(),
+        url_shown: "https://h/…".into(),
+        secret: Some("k3y".into()),
+        events: Vec::new(),
+        settings: serde_json::json!({}),
+        defined_by: "operator".into(),
+    }
+}
+
+async fn notifications_fan_out_once_to_their_own_tenant_and_retry(db: Db) {
+    let c = db.open().await;
+    let (acme, other) = (tenant(&c, "acme").await, tenant(&c, "other").await);
+    let mine = c
+        .create_channel(Some(&acme.id), channel("hook", "https://h/T0KEN"), &system())
+        .await
+        .unwrap();
+    let theirs = c
+        .create_channel(Some(&other.id), channel("hook", "https://o/x"), &system())
+        .await
+        .unwrap();
+    let global = c
+        .create_channel(None, channel("ops", "https://ops/y"), &system())
+        .await
+        .unwrap();
+    // sealed at rest, opened for the sender only
+    let stored: String = sqlx::query("SELECT url FROM channels WHERE id = $1")
+        .bind(&mine.id)
+        .fetch_one(&sqlx::AnyPool::connect(&db.url).await.unwrap())
+        .await
+        .unwrap()
+        .get("url");
+    assert!(!stored.contains("T0KEN"));
+    let opened = c.open_channel(&mine.id).await.unwrap();
+    assert_eq!((opened.url.as_str(), opened.secret.as_deref()), ("https://h/T0KEN", Some("k3y")));
+    assert!(mine.has_secret);
+    assert_eq!(c.channels(Some(&acme.id)).await.unwrap().len(), 1);
+    assert_eq!(c.channels(None).await.unwrap()[0].id, global.id);
+    // the cursor starts once; a second node starting from "no cursor" moves nothing
+    assert_eq!(c.notify_cursor().await.unwrap(), None);
+    assert!(c.fan_out(None, 10, &[]).await.unwrap());
+    assert!(!c.fan_out(None, 99, &[]).await.unwrap());
+    assert_eq!(c.notify_cursor().await.unwrap(), Some(10));
+    let row = |ch: &str, tenant: &str| NewNotification {
+        channel_id: ch.into(),
+        tenant_id: Some(tenant.into()),
+        event: "backup_failed".into(),
+        body: serde_json::json!({"event": "backup_failed"}),
+    };
+    // a tenant's channel takes only its own tenant's events
+    assert!(c.fan_out(Some(10), 12, &[row(&theirs.id, &acme.id)]).await.is_err());
+    assert_eq!(c.notify_cursor().await.unwrap(), Some(10), "nothing moved");
+    // two nodes fanning out the same rows: one wins
+    let batch = [row(&mine.id, &acme.id), row(&global.id, &acme.id)];
+    let (a, b) = tokio::join!(c.fan_out(Some(10), 12, &batch), c.fan_out(Some(10), 12, &batch));
+    assert_eq!(
+        [a.unwrap(), b.unwrap()].iter().filter(|x| **x).count(),
+        1,
+        "exactly one fan-out"
+    );
+    assert_eq!(c.notify_cursor().await.unwrap(), Some(12));
+    assert_eq!(count(&c, "SELECT COUNT(*) FROM notifications").await, 2);
+    // taken, failed, queued again; then delivered
+    let n = c.claim(&NOTIFICATIONS, "w", minutes(1)).await.unwrap().unwrap();
+    assert_eq!((n.status.as_str(), n.attempts), ("sending", 1));
+    let again = c
+        .finish_notification(&n.id, "w", Err("500".into()), Some(SignedDuration::from_secs(0)))
+        .await
+        .unwrap();
+    assert_eq!((again.status.as_str(), again.last_error.as_deref()), ("queued", Some("500")));
+    assert_eq!(c.channel(&n.channel_id).await.unwrap().last_status.as_deref(), Some("failed"));
+    // not held by another worker
+    let mut taken = Vec::new();
+    while let Some(t) = c.claim(&NOTIFICATIONS, "w2", minutes(1)).await.unwrap() {
+        taken.push(t);
+    }
+    assert_eq!(taken.len(), 2);
+    assert!(c.finish_notification(&taken[0].id, "w", Ok(()), None).await.is_err());
+    for t in &taken {
+        let done = c.finish_notification(&t.id, "w2", Ok(()), None).await.unwrap();
+        assert_eq!(done.status, "delivered");
+        assert!(done.delivered_at.is_some());
+    }
+    let twice = taken.iter().find(|t| t.id == n.id).unwrap();
+    assert_eq!(twice.attempts, 2);
+    // a deleted channel: its queued deliveries dropped, gone from lists
+    c.queue_notification(&row(&mine.id, &acme.id)).await.unwrap();
+    c.delete_channel(&mine.id, &system()).await.unwrap();
+    assert!(c.claim(&NOTIFICATIONS, "w", minutes(1)).await.unwrap().is_none());
+    assert!(c.channels(Some(&acme.id)).await.unwrap().is_empty());
+    assert!(c.open_channel(&mine.id).await.is_err());
+    let listed = c.notifications(&mine.id, 10).await.unwrap();
+    assert_eq!(listed[0].status, "failed");
 }
 
 fn assert_conflict_or_not_found<T: std::fmt::Debug>(r: Result<T, CatalogError>) {
