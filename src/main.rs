@@ -76,6 +76,9 @@ enum Cmd {
     /// The service's catalog: copy it into PostgreSQL
     #[command(subcommand)]
     Catalog(commands::serve::CatalogCmd),
+    /// A tenant's signed evidence report (success rates, achieved RPO,
+    /// drills, verification, the audit head), or `report verify FILE`
+    Report(commands::serve::ReportArgs),
 }
 
 /// restic's exit codes.
@@ -174,6 +177,7 @@ fn main() -> ExitCode {
         Cmd::Tenant(a) => commands::serve::tenant(&ui, a),
         Cmd::Audit(a) => commands::serve::audit(&ui, a),
         Cmd::Catalog(a) => commands::serve::catalog(&ui, a),
+        Cmd::Report(a) => commands::serve::report(&ui, a),
         Cmd::Completion(a) => {
             commands::completion::run(a, &mut Cli::command());
             Ok(exit::OK)

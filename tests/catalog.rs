@@ -374,7 +374,11 @@ async fn notifications_fan_out_once_to_their_own_tenant_and_retry(db: Db) {
     let c = db.open().await;
     let (acme, other) = (tenant(&c, "acme").await, tenant(&c, "other").await);
     let mine = c
-        .create_channel(Some(&acme.id), channel("hook", "https://h/T0KEN"), &system())
+        .create_channel(
+            Some(&acme.id),
+            channel("hook", "https://h/T0KEN"),
+            &system(),
+        )
         .await
         .unwrap();
     let theirs = c
@@ -394,7 +398,10 @@ async fn notifications_fan_out_once_to_their_own_tenant_and_retry(db: Db) {
         .get("url");
     assert!(!stored.contains("T0KEN"));
     let opened = c.open_channel(&mine.id).await.unwrap();
-    assert_eq!((opened.url.as_str(), opened.secret.as_deref()), ("https://h/T0KEN", Some("k3y")));
+    assert_eq!(
+        (opened.url.as_str(), opened.secret.as_deref()),
+        ("https://h/T0KEN", Some("k3y"))
+    );
     assert!(mine.has_secret);
     assert_eq!(c.channels(Some(&acme.id)).await.unwrap().len(), 1);
     assert_eq!(c.channels(None).await.unwrap()[0].id, global.id);
@@ -410,11 +417,18 @@ async fn notifications_fan_out_once_to_their_own_tenant_and_retry(db: Db) {
         body: serde_json::json!({"event": "backup_failed"}),
     };
     // a tenant's channel takes only its own tenant's events
-    assert!(c.fan_out(Some(10), 12, &[row(&theirs.id, &acme.id)]).await.is_err());
+    assert!(
+        c.fan_out(Some(10), 12, &[row(&theirs.id, &acme.id)])
+            .await
+            .is_err()
+    );
     assert_eq!(c.notify_cursor().await.unwrap(), Some(10), "nothing moved");
     // two nodes fanning out the same rows: one wins
     let batch = [row(&mine.id, &acme.id), row(&global.id, &acme.id)];
-    let (a, b) = tokio::join!(c.fan_out(Some(10), 12, &batch), c.fan_out(Some(10), 12, &batch));
+    let (a, b) = tokio::join!(
+        c.fan_out(Some(10), 12, &batch),
+        c.fan_out(Some(10), 12, &batch)
+    );
     assert_eq!(
         [a.unwrap(), b.unwrap()].iter().filter(|x| **x).count(),
         1,
@@ -423,32 +437,65 @@ async fn notifications_fan_out_once_to_their_own_tenant_and_retry(db: Db) {
     assert_eq!(c.notify_cursor().await.unwrap(), Some(12));
     assert_eq!(count(&c, "SELECT COUNT(*) FROM notifications").await, 2);
     // taken, failed, queued again; then delivered
-    let n = c.claim(&NOTIFICATIONS, "w", minutes(1)).await.unwrap().unwrap();
+    let n = c
+        .claim(&NOTIFICATIONS, "w", minutes(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((n.status.as_str(), n.attempts), ("sending", 1));
     let again = c
-        .finish_notification(&n.id, "w", Err("500".into()), Some(SignedDuration::from_secs(0)))
+        .finish_notification(
+            &n.id,
+            "w",
+            Err("500".into()),
+            Some(SignedDuration::from_secs(0)),
+        )
         .await
         .unwrap();
-    assert_eq!((again.status.as_str(), again.last_error.as_deref()), ("queued", Some("500")));
-    assert_eq!(c.channel(&n.channel_id).await.unwrap().last_status.as_deref(), Some("failed"));
+    assert_eq!(
+        (again.status.as_str(), again.last_error.as_deref()),
+        ("queued", Some("500"))
+    );
+    assert_eq!(
+        c.channel(&n.channel_id)
+            .await
+            .unwrap()
+            .last_status
+            .as_deref(),
+        Some("failed")
+    );
     // not held by another worker
     let mut taken = Vec::new();
     while let Some(t) = c.claim(&NOTIFICATIONS, "w2", minutes(1)).await.unwrap() {
         taken.push(t);
     }
     assert_eq!(taken.len(), 2);
-    assert!(c.finish_notification(&taken[0].id, "w", Ok(()), None).await.is_err());
+    assert!(
+        c.finish_notification(&taken[0].id, "w", Ok(()), None)
+            .await
+            .is_err()
+    );
     for t in &taken {
-        let done = c.finish_notification(&t.id, "w2", Ok(()), None).await.unwrap();
+        let done = c
+            .finish_notification(&t.id, "w2", Ok(()), None)
+            .await
+            .unwrap();
         assert_eq!(done.status, "delivered");
         assert!(done.delivered_at.is_some());
     }
     let twice = taken.iter().find(|t| t.id == n.id).unwrap();
     assert_eq!(twice.attempts, 2);
     // a deleted channel: its queued deliveries dropped, gone from lists
-    c.queue_notification(&row(&mine.id, &acme.id)).await.unwrap();
+    c.queue_notification(&row(&mine.id, &acme.id))
+        .await
+        .unwrap();
     c.delete_channel(&mine.id, &system()).await.unwrap();
-    assert!(c.claim(&NOTIFICATIONS, "w", minutes(1)).await.unwrap().is_none());
+    assert!(
+        c.claim(&NOTIFICATIONS, "w", minutes(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(c.channels(Some(&acme.id)).await.unwrap().is_empty());
     assert!(c.open_channel(&mine.id).await.is_err());
     let listed = c.notifications(&mine.id, 10).await.unwrap();

@@ -572,6 +572,168 @@ fn a_verification_reads_its_part_of_the_packs_finds_damage_and_marks_the_backups
 }
 
 #[test]
+fn an_evidence_report_matches_the_catalog_is_signed_and_a_tampered_copy_is_refused() {
+    let a = Acme::start();
+    let (s, admin) = (&a.s, &a.admin);
+    let gone = a.failed_backup();
+    let drill = s.expect(
+        202,
+        "POST",
+        &format!(
+            "/api/v1/tenants/{}/sources/{}/drills",
+            a.acme_id, a.source_id
+        ),
+        Some(admin),
+        None,
+    );
+    let drill = s.wait_restore(drill["id"].as_str().unwrap(), admin);
+    assert_eq!(drill["status"], "done");
+    let v = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{}/verifications", a.acme_id),
+        Some(admin),
+        Some(&json!({"read_data": "all"})),
+    );
+    let vpath = format!(
+        "/api/v1/tenants/{}/verifications/{}",
+        a.acme_id,
+        v["id"].as_str().unwrap()
+    );
+    wait_for("the verification", || {
+        s.get(&vpath, admin)["status"] == "done"
+    });
+    let verification = s.get(&vpath, admin);
+    let (_, viewer) = new_token(s, admin, "viewer", Some("acme"));
+    let (_, other) = new_token(s, admin, "viewer", Some("other"));
+    let path = format!("/api/v1/tenants/{}/report", a.acme_id);
+    s.expect(404, "GET", &path, Some(&other), None);
+    let bad = s.request(
+        "GET",
+        &format!("{path}?from=yesterday"),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(
+        (bad.status, bad.json()["field"].as_str()),
+        (422, Some("from"))
+    );
+    let r = s.get(&path, &viewer);
+    // the numbers, against the catalog's rows
+    assert_eq!(r["report"], "holdfast evidence report");
+    assert_eq!(r["tenant"]["name"], "acme");
+    let source = |name: &str| {
+        r["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {r}"))
+            .clone()
+    };
+    let site = source("site");
+    assert_eq!(
+        (
+            site["backups_succeeded"].as_u64(),
+            site["backups_failed"].as_u64(),
+            site["success_rate"].as_f64()
+        ),
+        (Some(1), Some(0), Some(1.0))
+    );
+    assert_eq!(site["last_success_at"], a.b["finished_at"]);
+    assert_eq!(site["drills_succeeded"], 1);
+    assert_eq!(
+        site["last_drill_seconds"],
+        drill["verification"]["duration_seconds"]
+    );
+    assert_eq!(
+        site["slowest_drill_seconds"],
+        drill["verification"]["duration_seconds"]
+    );
+    // the achieved RPO of a source made seconds ago: at most that long
+    assert!(
+        site["longest_gap_seconds"].as_i64().unwrap() < 600,
+        "{site}"
+    );
+    let failed = source("gone");
+    assert_eq!(
+        (
+            failed["backups_succeeded"].as_u64(),
+            failed["backups_failed"].as_u64(),
+            failed["success_rate"].as_f64()
+        ),
+        (Some(0), Some(1), Some(0.0))
+    );
+    assert!(s.backup(&gone, admin)["status"] == "failed");
+    assert_eq!(r["verification"]["succeeded"], 1);
+    assert_eq!(
+        r["verification"]["packs_read"],
+        verification["summary"]["packs_read"]
+    );
+    assert_eq!(r["verification"]["damaged_backups"], 0);
+    let newest = s.get("/api/v1/audit?limit=1", admin)["items"][0].clone();
+    assert_eq!(r["audit_head"]["seq"], newest["seq"]);
+    assert_eq!(r["audit_head"]["hash"], newest["hash"]);
+    assert_eq!(r["signature"]["algorithm"], "ed25519");
+
+    // verified by the server's key, and by the public key alone
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    fs::write(&file, serde_json::to_string_pretty(&r).unwrap()).unwrap();
+    let verify = |f: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["report", "verify", f.to_str().unwrap()];
+        args.extend(extra);
+        s.cli(&args)
+    };
+    let ok = verify(&file, &[]);
+    assert!(ok.status.success(), "{}", common::stderr(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("report verified: tenant acme"));
+    let pk = r["signature"]["public_key"].as_str().unwrap();
+    assert!(verify(&file, &["--public-key", pk]).status.success());
+    // a rate improved after the fact: refused
+    let mut edited = r.clone();
+    edited["sources"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|x| x["name"] == "gone")
+        .unwrap()["success_rate"] = json!(1.0);
+    let tampered = dir.path().join("tampered.json");
+    fs::write(&tampered, edited.to_string()).unwrap();
+    let no = verify(&tampered, &[]);
+    assert!(!no.status.success());
+    assert!(
+        common::stderr(&no).contains("changed after it was signed"),
+        "{}",
+        common::stderr(&no)
+    );
+    // the printable page verifies too, and an edit of its words is found
+    let page = s.request("GET", &format!("{path}?format=html"), Some(&viewer), None);
+    assert!(
+        page.content_type.starts_with("text/html"),
+        "{}",
+        page.content_type
+    );
+    assert!(page.text.contains("Backup evidence: acme"));
+    let html = dir.path().join("report.html");
+    fs::write(&html, &page.text).unwrap();
+    assert!(verify(&html, &[]).status.success());
+    let reworded = page.text.replacen("0 / 1", "1 / 0", 1);
+    assert_ne!(reworded, page.text);
+    fs::write(&html, reworded).unwrap();
+    let no = verify(&html, &[]);
+    assert!(!no.status.success());
+    assert!(common::stderr(&no).contains("page around the signed report was changed"));
+    // from the console: the same report, signed by the same key
+    let out = dir.path().join("console.json");
+    let made = s.cli(&["report", "acme", "-o", out.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", common::stderr(&made));
+    let console: Value = serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(console["sources"], r["sources"]);
+    assert!(verify(&out, &["--public-key", pk]).status.success());
+}
+
+#[test]
 fn drills_run_on_each_sources_drill_schedule_once_per_slot_unless_off() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -83,6 +83,10 @@ fn rules() -> BTreeMap<&'static str, Rule> {
             r(Viewer, true, false),
         ),
         (
+            "GET /api/v1/tenants/{tenant}/report",
+            r(Viewer, true, false),
+        ),
+        (
             "GET /api/v1/tenants/{tenant}/channels",
             r(Viewer, true, false),
         ),

@@ -1,5 +1,5 @@
 //! `holdfast serve` and the commands that work on the service's catalog
-//! directly: `token`, `tenant export-key`, `audit verify`.
+//! directly: `token`, `tenant export-key`, `audit verify`, `report`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -392,6 +392,123 @@ pub fn tenant(ui: &Ui, cmd: &TenantCmd) -> Result<u8> {
             t.name, t.id, t.repository
         ));
         println!("{password}");
+        Ok(exit::OK)
+    })
+}
+
+/// `holdfast report TENANT` makes a signed evidence report;
+/// `holdfast report verify FILE` checks one.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub cmd: Option<ReportCmd>,
+    #[command(flatten)]
+    pub dir: ServiceDirArgs,
+    /// Tenant name or id
+    pub tenant: Option<String>,
+    /// Start of the period (RFC 3339) [default: 30 days before --to]
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End of the period (RFC 3339) [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// A printable HTML page instead of JSON
+    #[arg(long)]
+    pub html: bool,
+    /// Write it here instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCmd {
+    /// Check a report (JSON or HTML) against this server's key, or the
+    /// public key given; exits non-zero when it was changed after signing
+    Verify {
+        file: PathBuf,
+        /// The signer's public key (hex), for checking without the server
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
+        #[command(flatten)]
+        dir: ServiceDirArgs,
+    },
+}
+
+fn parse_time(flag: &str, text: &str) -> Result<jiff::Timestamp> {
+    text.parse()
+        .with_context(|| format!("{flag} {text:?}: an RFC 3339 time (2026-12-01T00:00:00Z)"))
+}
+
+pub fn report(ui: &Ui, args: &ReportArgs) -> Result<u8> {
+    if let Some(ReportCmd::Verify {
+        file,
+        public_key,
+        dir,
+    }) = &args.cmd
+    {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let key = match public_key {
+            Some(k) => k.trim().to_ascii_lowercase(),
+            None => runtime()?.block_on(async {
+                let catalog = open(&dir.config()?).await?;
+                Ok::<_, anyhow::Error>(holdfast_service::report::public_key(catalog.key()))
+            })?,
+        };
+        return match holdfast_service::report::verify(&text, &key) {
+            Ok(r) => {
+                ui.print(&format!(
+                    "report verified: tenant {} ({}), {} to {}, made {}; signed by {key}",
+                    r.tenant.name, r.tenant.id, r.from, r.to, r.generated_at
+                ));
+                Ok(exit::OK)
+            }
+            Err(e) => bail!("{}: {e}", file.display()),
+        };
+    }
+    let Some(tenant) = &args.tenant else {
+        bail!(
+            "name a tenant (holdfast report TENANT), or check a report: holdfast report verify FILE"
+        );
+    };
+    runtime()?.block_on(async {
+        let catalog = open(&args.dir.config()?).await?;
+        let t = catalog
+            .tenant(tenant)
+            .await
+            .with_context(|| format!("tenant {tenant:?}"))?;
+        let to = match &args.to {
+            Some(t) => parse_time("--to", t)?,
+            None => jiff::Timestamp::now(),
+        };
+        let from = match &args.from {
+            Some(f) => parse_time("--from", f)?,
+            None => to
+                .checked_sub(jiff::SignedDuration::from_hours(24 * 30))
+                .unwrap_or(to),
+        };
+        if from >= to {
+            bail!("--from must be before --to");
+        }
+        let report = holdfast_service::report::build(&catalog, &t, from, to).await?;
+        let signed = holdfast_service::report::sign(catalog.key(), &report);
+        let text = if args.html {
+            holdfast_service::report::html_page(&report, &signed)
+        } else {
+            serde_json::to_string_pretty(&signed)? + "\n"
+        };
+        match &args.output {
+            Some(f) => {
+                std::fs::write(f, text).with_context(|| format!("cannot write {}", f.display()))?;
+                ui.notice(&format!(
+                    "evidence report of {} written to {}",
+                    t.name,
+                    f.display()
+                ));
+            }
+            None => print!("{text}"),
+        }
         Ok(exit::OK)
     })
 }

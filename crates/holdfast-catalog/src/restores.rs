@@ -228,6 +228,25 @@ impl Catalog {
             .collect())
     }
 
+    /// A tenant's drills that finished in [`from`, `to`], oldest first.
+    pub async fn drills_between(
+        &self,
+        tenant_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<Restore>> {
+        self.rows(
+            sqlx::query(
+                "SELECT * FROM restores WHERE tenant_id = $1 AND drill = 1 AND finished_at >= $2 \
+                 AND finished_at <= $3 ORDER BY finished_at, id",
+            )
+            .bind(tenant_id)
+            .bind(from)
+            .bind(to),
+        )
+        .await
+    }
+
     /// A tenant's drills, newest first, at most `limit`.
     pub async fn drills(&self, tenant_id: &str, limit: i64) -> Result<Vec<Restore>> {
         self.rows(

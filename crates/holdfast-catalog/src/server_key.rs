@@ -127,6 +127,12 @@ impl ServerKey {
         })
     }
 
+    /// The seed of the key that signs evidence reports (Ed25519): derived,
+    /// so that it needs no file of its own and changes with the server key.
+    pub fn report_seed(&self) -> [u8; 32] {
+        Sha256::digest([b"holdfast evidence report\0".as_slice(), &self.raw].concat()).into()
+    }
+
     /// The key of the audit chain's MAC.
     pub fn audit_key(&self) -> [u8; 32] {
         Sha256::digest([b"holdfast audit chain\0".as_slice(), &self.raw].concat()).into()

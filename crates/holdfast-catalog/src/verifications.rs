@@ -164,6 +164,39 @@ impl Catalog {
         Ok(v)
     }
 
+    /// A tenant's verifications that finished in [`from`, `to`], oldest
+    /// first.
+    pub async fn verifications_between(
+        &self,
+        tenant_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<Verification>> {
+        self.rows(
+            sqlx::query(
+                "SELECT * FROM verifications WHERE tenant_id = $1 AND finished_at >= $2 \
+                 AND finished_at <= $3 ORDER BY finished_at, id",
+            )
+            .bind(tenant_id)
+            .bind(from)
+            .bind(to),
+        )
+        .await
+    }
+
+    /// How many of a tenant's live backups are marked damaged.
+    pub async fn damaged_backups(&self, tenant_id: &str) -> Result<i64> {
+        sqlx::query(
+            "SELECT COUNT(*) AS n FROM backups WHERE tenant_id = $1 AND damaged_at IS NOT NULL \
+             AND deleted_at IS NULL",
+        )
+        .bind(tenant_id)
+        .fetch_one(self.pool())
+        .await
+        .and_then(|r| r.try_get("n"))
+        .map_err(CatalogError::db)
+    }
+
     /// A tenant's verifications, newest first, at most `limit`.
     pub async fn verifications(&self, tenant_id: &str, limit: i64) -> Result<Vec<Verification>> {
         self.rows(

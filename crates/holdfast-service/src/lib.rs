@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod problem;
+pub mod report;
 pub mod repos;
 pub mod retention;
 pub mod runner;

@@ -6,6 +6,7 @@ mod channels;
 pub(crate) mod download;
 mod drills;
 mod health;
+mod report;
 pub(crate) mod restores;
 pub(crate) mod sources;
 pub(crate) mod tenants;
@@ -63,6 +64,7 @@ fn api_router(state: AppState) -> Router {
             post(drills::create),
         )
         .route("/api/v1/tenants/{tenant}/drills", get(drills::list))
+        .route("/api/v1/tenants/{tenant}/report", get(report::get))
         .route(
             "/api/v1/tenants/{tenant}/verifications",
             post(verifications::create).get(verifications::list),
