@@ -358,6 +358,7 @@ fn rate(r: Option<f64>) -> String {
 fn duration(s: Option<f64>) -> String {
     match s {
         None => "–".into(),
+        Some(s) if s < 10.0 => format!("{s:.2} s"),
         Some(s) if s < 120.0 => format!("{s:.1} s"),
         Some(s) if s < 7200.0 => format!("{:.1} min", s / 60.0),
         Some(s) => format!("{:.1} h", s / 3600.0),
