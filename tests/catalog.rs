@@ -129,6 +129,7 @@ both!(
     drills_are_restores_listed_audited_and_measured_apart,
     verifications_one_at_a_time_mark_the_damaged_backups,
     notifications_fan_out_once_to_their_own_tenant_and_retry,
+    health_and_the_evidence_report_read_the_runs_and_drills,
 );
 
 async fn drills_are_restores_listed_audited_and_measured_apart(db: Db) {
@@ -338,10 +339,15 @@ async fn verifications_one_at_a_time_mark_the_damaged_backups(db: Db) {
     assert_eq!(mine.iter().map(|v| &v.id).collect::<Vec<_>>(), [&v.id]);
     assert_conflict_or_not_found(c.verification(&other.id, &v.id).await);
     let states = c.verification_states().await.unwrap();
-    let acme = states.iter().find(|(n, _, _)| n == "acme").unwrap();
-    assert_eq!((acme.1.is_some(), acme.2), (false, 1));
-    let oth = states.iter().find(|(n, _, _)| n == "other").unwrap();
-    assert_eq!((oth.1.is_some(), oth.2), (true, 0));
+    let state = |name: &str| states.iter().find(|v| v.tenant == name).unwrap();
+    assert_eq!(
+        (state("acme").verified_at.is_some(), state("acme").damaged),
+        (false, 1)
+    );
+    assert_eq!(
+        (state("other").verified_at.is_some(), state("other").damaged),
+        (true, 0)
+    );
     // audited
     let mut seen = Vec::new();
     for e in [
@@ -500,6 +506,131 @@ async fn notifications_fan_out_once_to_their_own_tenant_and_retry(db: Db) {
     assert!(c.open_channel(&mine.id).await.is_err());
     let listed = c.notifications(&mine.id, 10).await.unwrap();
     assert_eq!(listed[0].status, "failed");
+}
+
+async fn health_and_the_evidence_report_read_the_runs_and_drills(db: Db) {
+    let c = db.open().await;
+    let t = tenant(&c, "acme").await;
+    let s = source(&c, &t, "site").await;
+    let first = done_backup(&c, &t, &s, "aa11").await;
+    // a failed run, then a success: a recovery
+    let q = c
+        .enqueue_backup(&s, &t.repository, None, 1, &system())
+        .await
+        .unwrap()
+        .unwrap();
+    c.claim(&BACKUPS, "w", minutes(1)).await.unwrap().unwrap();
+    c.fail_backup(
+        &q.id,
+        Some("w"),
+        "disk full",
+        FailureKind::Permanent,
+        minutes(1),
+    )
+    .await
+    .unwrap();
+    let last = done_backup(&c, &t, &s, "bb22").await;
+    assert_eq!(
+        c.previous_outcome(&s.id, &last, false)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("failed")
+    );
+    assert_eq!(
+        c.previous_outcome(&s.id, &first, false).await.unwrap(),
+        None
+    );
+    // two drills: one passes (2.5 s), the next fails
+    let mut drills = Vec::new();
+    for outcome in [
+        Ok(serde_json::json!({"duration_seconds": 2.5})),
+        Err("MAC check failed".to_string()),
+    ] {
+        let d = c
+            .enqueue_drill(&c.backup(&last).await.unwrap(), &system())
+            .await
+            .unwrap();
+        c.claim(&RESTORES, "w", minutes(1)).await.unwrap().unwrap();
+        drills.push(c.finish_restore(&d.id, Some("w"), outcome).await.unwrap());
+    }
+    let states = c.drill_states(&t.id).await.unwrap();
+    let state = &states[&s.id];
+    assert_eq!(
+        state.last.id, drills[1].id,
+        "the newest, whatever its status"
+    );
+    assert_eq!(state.passed_at, drills[0].finished_at);
+    assert_eq!(
+        c.previous_outcome(&s.id, &drills[1].id, true)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("done")
+    );
+    // the source's health from the same rows
+    let runs = c.recent_runs(&t.id, 1).await.unwrap();
+    let h = holdfast_service::health::assess(
+        &s,
+        runs.iter().find(|r| r.source_id == s.id),
+        Some(state),
+        jiff::Timestamp::now(),
+        &jiff::tz::TimeZone::UTC,
+    );
+    assert_eq!(h.last_backup.as_ref().unwrap().id, last);
+    assert_eq!(h.last_drill.as_ref().unwrap().status, "failed");
+    assert!(!h.backup_overdue && !h.drill_overdue);
+    // an event told once per slot, however many nodes try
+    let once = |node: &'static str| {
+        let c = c.clone();
+        let (tid, sid) = (t.id.clone(), s.id.clone());
+        async move {
+            c.audit_once(
+                ("overdue:backup:x", "2026-12-01T03:00:00.000Z", node),
+                &tid,
+                "source_overdue",
+                &sid,
+                serde_json::json!({"kind": "backup"}),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let (a, b) = tokio::join!(once("n1"), once("n2"));
+    assert!(a ^ b, "exactly one node tells it");
+    assert_eq!(events(&c, "source_overdue", 10).await.items.len(), 1);
+    // the evidence report counts the same rows
+    let now = jiff::Timestamp::now();
+    let report = holdfast_service::report::build(
+        &c,
+        &t,
+        now - jiff::SignedDuration::from_hours(1),
+        now + jiff::SignedDuration::from_hours(1),
+    )
+    .await
+    .unwrap();
+    let e = &report.sources[0];
+    assert_eq!(
+        (
+            e.backups_succeeded,
+            e.backups_failed,
+            e.drills_succeeded,
+            e.drills_failed
+        ),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(
+        (e.last_drill_seconds, e.slowest_drill_seconds),
+        (Some(2.5), Some(2.5))
+    );
+    let head = c.audit_head().await.unwrap().unwrap();
+    assert_eq!(report.audit_head.as_ref().unwrap().seq, head.seq);
+    let signed = holdfast_service::report::sign(c.key(), &report);
+    let public = holdfast_service::report::public_key(c.key());
+    assert_eq!(
+        holdfast_service::report::verify(&signed.to_string(), &public).unwrap(),
+        report
+    );
 }
 
 fn assert_conflict_or_not_found<T: std::fmt::Debug>(r: Result<T, CatalogError>) {

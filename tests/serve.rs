@@ -9,7 +9,7 @@ use std::fs;
 use std::process::Command;
 
 use common::assert_ok;
-use common::service::{Server, restic_with, slow_first_run};
+use common::service::{CatalogClock, Server, restic_with, slow_first_run};
 use serde_json::{Value, json};
 
 fn new_token(s: &Server, admin: &str, role: &str, tenant: Option<&str>) -> (String, String) {
@@ -778,13 +778,7 @@ fn drills_run_on_each_sources_drill_schedule_once_per_slot_unless_off() {
         "no drill slot has come since the sources were made"
     );
     // both sources "existed" for years: the daily one's latest slot is due, once
-    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-    db.execute(
-        "UPDATE sources SET created_at = '2000-01-01T00:00:00.000Z' WHERE tenant_id = ?1",
-        [&tid],
-    )
-    .unwrap();
+    CatalogClock::of(&data).sources_made("tenant_id", &tid, "2000-01-01T00:00:00.000Z");
     wait_for("the scheduled drill", || {
         drills().first().is_some_and(|d| d["status"] == "done")
     });
@@ -822,14 +816,7 @@ fn verification_runs_on_its_schedule_once_per_slot_reading_the_days_part() {
         "a first start waits for the next slot"
     );
     // the last slot claimed long ago: the latest one (04:30 UTC) is due, once
-    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-    db.execute(
-        "INSERT INTO job_slots (name, slot, node, claimed_at) \
-         VALUES ('verification', '2000-01-01T04:30:00.000Z', 'test', '2000-01-01T04:30:00.000Z')",
-        [],
-    )
-    .unwrap();
+    CatalogClock::of(&data).slot_taken("verification", "2000-01-01T04:30:00.000Z");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -906,20 +893,9 @@ fn sources_without_a_success_since_a_missed_slot_are_overdue_and_told_once_per_s
     assert!(overdue_events().is_empty());
     // the clock, as the catalog sees it: both sources three days old, and
     // the healthy one's drills held back (its drill slots taken far ahead)
-    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-    db.execute(
-        "INSERT INTO job_slots (name, slot, node, claimed_at) \
-         VALUES (?1, '2999-01-01T00:00:00.000Z', 'test', '2999-01-01T00:00:00.000Z')",
-        [format!("drill:{hid}")],
-    )
-    .unwrap();
-    db.execute(
-        "UPDATE sources SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-3 days') \
-         WHERE tenant_id = ?1",
-        [&tid],
-    )
-    .unwrap();
+    let clock = CatalogClock::of(&data);
+    clock.slot_taken(&format!("drill:{hid}"), "2999-01-01T00:00:00.000Z");
+    clock.sources_made("tenant_id", &tid, "-3 days");
     wait_for("two overdue events", || overdue_events().len() >= 2);
     std::thread::sleep(std::time::Duration::from_millis(3000));
     let events = overdue_events();

@@ -279,20 +279,9 @@ fn a_source_whose_drill_is_overdue_is_marked_on_the_overview() {
         .to_string();
     // the source three weeks old with its weekly drills held back: a drill
     // slot passed, and the next one too, without a drill
-    let db = rusqlite::Connection::open(dir.path().join("data/catalog.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-    db.execute(
-        "INSERT INTO job_slots (name, slot, node, claimed_at) \
-         VALUES (?1, '2999-01-01T00:00:00.000Z', 'test', '2999-01-01T00:00:00.000Z')",
-        [format!("drill:{orders}")],
-    )
-    .unwrap();
-    db.execute(
-        "UPDATE sources SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-21 days') \
-         WHERE id = ?1",
-        [&orders],
-    )
-    .unwrap();
+    let clock = common::service::CatalogClock::of(&dir.path().join("data"));
+    clock.slot_taken(&format!("drill:{orders}"), "2999-01-01T00:00:00.000Z");
+    clock.sources_made("id", &orders, "-21 days");
     let b = Browser::start("en-US", 1280, 900);
     sign_in(&b, &s.base, &admin);
     let row = b.all("table.overview tbody tr.attention");

@@ -388,3 +388,47 @@ pub fn commands_config(dir: &Path, commands: &[(&str, &str)]) -> std::path::Path
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// The catalog's times, moved by a test: the controlled clock of what the
+/// server decides from them (due slots, overdue sources). A source made
+/// days ago, or a periodic job's slot taken at a chosen time, is what the
+/// scheduler would see after that much real time.
+pub struct CatalogClock(rusqlite::Connection);
+
+impl CatalogClock {
+    /// The SQLite catalog beneath `data_dir` (the server keeps running).
+    pub fn of(data_dir: &Path) -> CatalogClock {
+        let db = rusqlite::Connection::open(data_dir.join("catalog.db")).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        CatalogClock(db)
+    }
+
+    /// Sources whose `column` (`id`, `tenant_id`) is `value` made at
+    /// `when`: an SQLite time modifier from now (`-3 days`) or a time.
+    pub fn sources_made(&self, column: &str, value: &str, when: &str) {
+        let at = if when.starts_with(['-', '+']) {
+            format!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '{when}')")
+        } else {
+            format!("'{when}'")
+        };
+        let n = self
+            .0
+            .execute(
+                &format!("UPDATE sources SET created_at = {at} WHERE {column} = ?1"),
+                [value],
+            )
+            .unwrap();
+        assert!(n > 0, "no source with {column} = {value}");
+    }
+
+    /// The periodic job `name`'s last slot taken at `slot` (one far ahead
+    /// holds the job back; one long past makes its latest slot due).
+    pub fn slot_taken(&self, name: &str, slot: &str) {
+        self.0
+            .execute(
+                "INSERT INTO job_slots (name, slot, node, claimed_at) VALUES (?1, ?2, 'test', ?2)",
+                [name, slot],
+            )
+            .unwrap();
+    }
+}

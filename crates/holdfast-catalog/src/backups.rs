@@ -229,26 +229,6 @@ enum Failer<'a> {
 }
 
 impl Catalog {
-    /// A tenant's runs that finished in [`from`, `to`] (RFC 3339, as the
-    /// catalog stores times), oldest first: what a report counts.
-    pub async fn backups_between(
-        &self,
-        tenant_id: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<Vec<Backup>> {
-        self.rows(
-            sqlx::query(
-                "SELECT * FROM backups WHERE tenant_id = $1 AND finished_at >= $2 \
-                 AND finished_at <= $3 ORDER BY finished_at, id",
-            )
-            .bind(tenant_id)
-            .bind(from)
-            .bind(to),
-        )
-        .await
-    }
-
     /// Queue a run of `source`. `slot` (scheduled runs) makes the insert
     /// idempotent: a second request for the same slot returns `None`.
     pub async fn enqueue_backup(

@@ -61,20 +61,19 @@ impl Catalog {
 
     /// The snapshot is gone: `deleted`, with `deleted_at`.
     pub async fn finish_deletion(&self, id: &str, worker: &str) -> Result<Backup> {
-        let mut w = self.write().await?;
-        let n = w.run(sqlx::query(
+        let w = self.write().await?;
+        let mut w = w
+            .run_held(sqlx::query(
             "UPDATE backups SET status = 'deleted', deleted_at = $1, lease_owner = NULL, lease_until = NULL, \
              error = NULL WHERE id = $2 AND status = 'deleting' AND lease_owner = $3",
         )
         .bind(clock::now())
         .bind(id)
-        .bind(worker))
-        .await?;
-        if n == 0 {
-            return w
-                .abort(crate::error::not_held("deletion of", id, None))
-                .await;
-        }
+        .bind(worker),
+                "deletion of",
+                id,
+            )
+            .await?;
         let b = fetch(&mut w.tx, id).await?;
         w.commit().await?;
         Ok(b)

@@ -167,6 +167,21 @@ impl WriteTx<'_> {
         self.tx.rollback().await.map_err(CatalogError::db)
     }
 
+    /// Run `statement`, which changes row `id` of a job only while the
+    /// caller holds it; the transaction to go on with, or — nothing
+    /// changed: the job is no longer held — rolled back and `NotHeld`.
+    pub(crate) async fn run_held(
+        mut self,
+        statement: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+        what: &'static str,
+        id: &str,
+    ) -> Result<Self> {
+        if self.run(statement).await? == 0 {
+            return self.abort(crate::error::not_held(what, id, None)).await;
+        }
+        Ok(self)
+    }
+
     /// Roll back, then fail with `e`.
     pub(crate) async fn abort<T>(self, e: CatalogError) -> Result<T> {
         // the error that decided to stop is the one to report

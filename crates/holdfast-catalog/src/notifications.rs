@@ -402,19 +402,7 @@ impl Catalog {
                 }
                 Some(_) => {}
             }
-            w.run(
-                sqlx::query(
-                    "INSERT INTO notifications (id, channel_id, tenant_id, event, body, status, \
-                     attempts, run_after, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
-                )
-                .bind(crate::tenants::new_id())
-                .bind(&n.channel_id)
-                .bind(&n.tenant_id)
-                .bind(&n.event)
-                .bind(n.body.to_string())
-                .bind(&now),
-            )
-            .await?;
+            insert(&mut w, n, &crate::tenants::new_id(), &now).await?;
         }
         w.commit().await?;
         Ok(true)
@@ -424,21 +412,11 @@ impl Catalog {
     /// test, a healthchecks start ping).
     pub async fn queue_notification(&self, n: &NewNotification) -> Result<Notification> {
         let id = crate::tenants::new_id();
-        let now = clock::now();
-        self.run(
-            sqlx::query(
-                "INSERT INTO notifications (id, channel_id, tenant_id, event, body, status, \
-                 attempts, run_after, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
-            )
-            .bind(&id)
-            .bind(&n.channel_id)
-            .bind(&n.tenant_id)
-            .bind(&n.event)
-            .bind(n.body.to_string())
-            .bind(&now),
-        )
-        .await?;
-        crate::queue::fetch(self.pool(), &id).await
+        let mut w = self.write().await?;
+        insert(&mut w, n, &id, &clock::now()).await?;
+        let row = crate::queue::fetch(&mut *w.tx, &id).await?;
+        w.commit().await?;
+        Ok(row)
     }
 
     /// Record how an attempt to deliver went, on the row and on its
@@ -452,14 +430,14 @@ impl Catalog {
         retry: Option<jiff::SignedDuration>,
     ) -> Result<Notification> {
         let now = clock::now();
-        let mut w = self.write().await?;
+        let w = self.write().await?;
         let (status, run_after, error) = match (&outcome, retry) {
             (Ok(()), _) => ("delivered", None, None),
             (Err(e), Some(after)) => ("queued", Some(clock::after(after)), Some(e.clone())),
             (Err(e), None) => ("failed", None, Some(e.clone())),
         };
-        let n = w
-            .run(
+        let mut w = w
+            .run_held(
                 sqlx::query(
                     "UPDATE notifications SET status = $1, run_after = COALESCE($2, run_after), \
                      last_error = $3, delivered_at = CASE WHEN $1 = 'delivered' THEN $4 ELSE NULL END, \
@@ -472,13 +450,10 @@ impl Catalog {
                 .bind(&now)
                 .bind(id)
                 .bind(worker),
+                "notification",
+                id,
             )
             .await?;
-        if n == 0 {
-            return w
-                .abort(crate::error::not_held("notification", id, None))
-                .await;
-        }
         let row: Notification = crate::queue::fetch(&mut *w.tx, id).await?;
         w.run(
             sqlx::query(
@@ -514,6 +489,29 @@ impl Catalog {
 impl crate::queue::Record for Channel {
     const TABLE: &'static str = "channels";
     const WHAT: &'static str = "channel";
+}
+
+/// Queue delivery `id` of `n`, due now.
+async fn insert(
+    w: &mut crate::WriteTx<'_>,
+    n: &NewNotification,
+    id: &str,
+    now: &str,
+) -> Result<()> {
+    w.run(
+        sqlx::query(
+            "INSERT INTO notifications (id, channel_id, tenant_id, event, body, status, \
+             attempts, run_after, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
+        )
+        .bind(id)
+        .bind(&n.channel_id)
+        .bind(&n.tenant_id)
+        .bind(&n.event)
+        .bind(n.body.to_string())
+        .bind(now),
+    )
+    .await
+    .map(drop)
 }
 
 async fn fetch_channel(w: &mut crate::WriteTx<'_>, id: &str) -> Result<Channel> {

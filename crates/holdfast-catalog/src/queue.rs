@@ -116,6 +116,28 @@ pub const DELETIONS: Queue<Backup> = Queue {
 };
 
 impl Catalog {
+    /// A tenant's rows of `R`'s table that finished in [`from`, `to`]
+    /// (times as the catalog stores them), oldest first: what a report
+    /// counts.
+    pub async fn finished_between<R: Record>(
+        &self,
+        tenant_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<R>> {
+        self.rows(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT * FROM {} WHERE tenant_id = $1 AND finished_at >= $2 \
+                 AND finished_at <= $3 ORDER BY finished_at, id",
+                R::TABLE
+            )))
+            .bind(tenant_id)
+            .bind(from)
+            .bind(to),
+        )
+        .await
+    }
+
     /// Take the first due row of `q` for `worker`, leased until now +
     /// `lease`; the row as taken, or `None` when nothing is due.
     pub async fn claim<R: Record>(

@@ -228,25 +228,6 @@ impl Catalog {
             .collect())
     }
 
-    /// A tenant's drills that finished in [`from`, `to`], oldest first.
-    pub async fn drills_between(
-        &self,
-        tenant_id: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<Vec<Restore>> {
-        self.rows(
-            sqlx::query(
-                "SELECT * FROM restores WHERE tenant_id = $1 AND drill = 1 AND finished_at >= $2 \
-                 AND finished_at <= $3 ORDER BY finished_at, id",
-            )
-            .bind(tenant_id)
-            .bind(from)
-            .bind(to),
-        )
-        .await
-    }
-
     /// A tenant's drills, newest first, at most `limit`.
     pub async fn drills(&self, tenant_id: &str, limit: i64) -> Result<Vec<Restore>> {
         self.rows(
@@ -335,7 +316,8 @@ impl Catalog {
             (Err(e), false) => ("failed", None, Some(e.clone()), "restore_failed"),
             (Err(e), true) => ("failed", None, Some(e.clone()), "drill_failed"),
         };
-        let n = w.run(sqlx::query(
+        let mut w = w
+            .run_held(sqlx::query(
             "UPDATE restores SET status = $1, verification = $2, error = $3, finished_at = $4, \
              lease_owner = NULL, lease_until = NULL \
              WHERE id = $5 AND status = 'running' AND (($6 IS NULL AND lease_until < $4) OR lease_owner = $6)",
@@ -345,11 +327,11 @@ impl Catalog {
         .bind(error)
         .bind(clock::now())
         .bind(id)
-        .bind(worker))
-        .await?;
-        if n == 0 {
-            return w.abort(crate::error::not_held("restore", id, None)).await;
-        }
+        .bind(worker),
+                "restore",
+                id,
+            )
+            .await?;
         w.audit(NewEvent {
             actor: &Actor::system(),
             tenant_id: Some(&r.tenant_id),

@@ -81,6 +81,27 @@ impl crate::queue::Record for Verification {
     const WHAT: &'static str = "verification";
 }
 
+/// A tenant's verification as the metrics show it.
+#[derive(Debug, Clone)]
+pub struct VerificationState {
+    /// The tenant's name.
+    pub tenant: String,
+    /// When its newest clean verification finished.
+    pub verified_at: Option<String>,
+    /// Its live backups marked damaged.
+    pub damaged: i64,
+}
+
+impl FromRow for VerificationState {
+    fn from_row(r: &AnyRow) -> std::result::Result<VerificationState, sqlx::Error> {
+        Ok(VerificationState {
+            tenant: r.try_get("tenant")?,
+            verified_at: r.try_get("verified_at")?,
+            damaged: r.try_get("damaged")?,
+        })
+    }
+}
+
 /// What a finished `check` reported.
 #[derive(Debug, Clone, Default)]
 pub struct Checked {
@@ -164,26 +185,6 @@ impl Catalog {
         Ok(v)
     }
 
-    /// A tenant's verifications that finished in [`from`, `to`], oldest
-    /// first.
-    pub async fn verifications_between(
-        &self,
-        tenant_id: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<Vec<Verification>> {
-        self.rows(
-            sqlx::query(
-                "SELECT * FROM verifications WHERE tenant_id = $1 AND finished_at >= $2 \
-                 AND finished_at <= $3 ORDER BY finished_at, id",
-            )
-            .bind(tenant_id)
-            .bind(from)
-            .bind(to),
-        )
-        .await
-    }
-
     /// How many of a tenant's live backups are marked damaged.
     pub async fn damaged_backups(&self, tenant_id: &str) -> Result<i64> {
         sqlx::query(
@@ -244,8 +245,8 @@ impl Catalog {
             ),
             Err(e) => ("failed", None, None, Some(e.clone())),
         };
-        let n = w
-            .run(
+        let mut w = w
+            .run_held(
                 sqlx::query(
                     "UPDATE verifications SET status = $1, summary = $2, findings = $3, error = $4, \
                      finished_at = $5, lease_owner = NULL, lease_until = NULL \
@@ -259,13 +260,10 @@ impl Catalog {
                 .bind(&now)
                 .bind(id)
                 .bind(worker),
+                "verification",
+                id,
             )
             .await?;
-        if n == 0 {
-            return w
-                .abort(crate::error::not_held("verification", id, None))
-                .await;
-        }
         let mut damaged = Vec::new();
         if let Ok(c) = &outcome {
             let damage = format!("verification {id}: {}", error.clone().unwrap_or_default());
@@ -339,29 +337,17 @@ impl Catalog {
         .await
     }
 
-    /// Per tenant: its name, when its newest clean verification finished,
-    /// and how many of its live backups are marked damaged (the metrics).
-    pub async fn verification_states(&self) -> Result<Vec<(String, Option<String>, i64)>> {
-        let rows = sqlx::query(
-            "SELECT t.name AS name, \
+    /// Per tenant: when its newest clean verification finished, and how
+    /// many of its live backups are marked damaged (the metrics).
+    pub async fn verification_states(&self) -> Result<Vec<VerificationState>> {
+        self.rows(sqlx::query(
+            "SELECT t.name AS tenant, \
              (SELECT MAX(v.finished_at) FROM verifications v \
-              WHERE v.tenant_id = t.id AND v.status = 'done') AS verified, \
+              WHERE v.tenant_id = t.id AND v.status = 'done') AS verified_at, \
              (SELECT COUNT(*) FROM backups b \
               WHERE b.tenant_id = t.id AND b.damaged_at IS NOT NULL AND b.deleted_at IS NULL) AS damaged \
              FROM tenants t ORDER BY t.name",
-        )
-        .fetch_all(self.pool())
+        ))
         .await
-        .map_err(CatalogError::db)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("name")?,
-                    r.try_get("verified")?,
-                    r.try_get("damaged")?,
-                ))
-            })
-            .collect::<std::result::Result<_, sqlx::Error>>()
-            .map_err(CatalogError::db)
     }
 }

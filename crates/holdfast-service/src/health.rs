@@ -168,25 +168,35 @@ pub async fn of_tenant(
         .collect())
 }
 
+/// A source for unit tests: `site`, a directory, made at `created_at`.
+#[cfg(test)]
+pub(crate) fn test_source(
+    schedule: Option<&str>,
+    options: serde_json::Value,
+    created_at: &str,
+) -> Source {
+    Source {
+        id: "s1".into(),
+        tenant_id: "t".into(),
+        name: "site".into(),
+        kind: "directory".into(),
+        target: "/srv".into(),
+        options,
+        schedule: schedule.map(str::to_string),
+        retention: serde_json::json!({}),
+        has_credentials: false,
+        defined_by: "admin".into(),
+        created_at: created_at.into(),
+        updated_at: created_at.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn source(schedule: Option<&str>, options: serde_json::Value) -> Source {
-        Source {
-            id: "s1".into(),
-            tenant_id: "t".into(),
-            name: "site".into(),
-            kind: "directory".into(),
-            target: "/srv".into(),
-            options,
-            schedule: schedule.map(str::to_string),
-            retention: serde_json::json!({}),
-            has_credentials: false,
-            defined_by: "admin".into(),
-            created_at: "2026-12-01T12:00:00.000Z".into(),
-            updated_at: "2026-12-01T12:00:00.000Z".into(),
-        }
+        test_source(schedule, options, "2026-12-01T12:00:00.000Z")
     }
 
     fn run(status: &str, finished_at: &str) -> RunSummary {

@@ -204,23 +204,24 @@ pub async fn render(state: &crate::AppState) -> Result<String, holdfast_catalog:
     let verified = c.verification_states().await?;
     out.push_str("# HELP holdfast_verification_last_success_timestamp_seconds When each tenant's repository last passed a verification.\n");
     out.push_str("# TYPE holdfast_verification_last_success_timestamp_seconds gauge\n");
-    for (tenant, at, _) in &verified {
-        if let Some(t) = at.as_deref().and_then(clock::parse) {
+    for v in &verified {
+        if let Some(t) = v.verified_at.as_deref().and_then(clock::parse) {
             let _ = writeln!(
                 out,
                 "holdfast_verification_last_success_timestamp_seconds{{tenant=\"{}\"}} {}",
-                label(tenant),
+                label(&v.tenant),
                 t.as_second()
             );
         }
     }
     out.push_str("# HELP holdfast_backups_damaged Live backups a verification found damaged.\n");
     out.push_str("# TYPE holdfast_backups_damaged gauge\n");
-    for (tenant, _, damaged) in &verified {
+    for v in &verified {
         let _ = writeln!(
             out,
-            "holdfast_backups_damaged{{tenant=\"{}\"}} {damaged}",
-            label(tenant)
+            "holdfast_backups_damaged{{tenant=\"{}\"}} {}",
+            label(&v.tenant),
+            v.damaged
         );
     }
     state.metrics.write_process(&mut out);

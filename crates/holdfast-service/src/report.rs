@@ -188,8 +188,13 @@ pub async fn build(
     to: Timestamp,
 ) -> Result<Report, CatalogError> {
     let (from, to) = (clock::format(from), clock::format(to));
-    let backups = c.backups_between(&tenant.id, &from, &to).await?;
-    let drills = c.drills_between(&tenant.id, &from, &to).await?;
+    let backups: Vec<Backup> = c.finished_between(&tenant.id, &from, &to).await?;
+    let drills: Vec<Restore> = c
+        .finished_between::<Restore>(&tenant.id, &from, &to)
+        .await?
+        .into_iter()
+        .filter(|r| r.drill)
+        .collect();
     let sweeps: Vec<(String, serde_json::Value)> = c
         .audit_after(
             &AuditFilter {
@@ -227,7 +232,8 @@ pub async fn build(
         })
         .collect();
     let verification = verification_evidence(
-        &c.verifications_between(&tenant.id, &from, &to).await?,
+        &c.finished_between::<Verification>(&tenant.id, &from, &to)
+            .await?,
         c.damaged_backups(&tenant.id).await?,
     );
     Ok(Report {
@@ -434,20 +440,11 @@ mod tests {
     use super::*;
 
     fn source() -> Source {
-        Source {
-            id: "s1".into(),
-            tenant_id: "t".into(),
-            name: "site".into(),
-            kind: "directory".into(),
-            target: "/srv".into(),
-            options: serde_json::json!({}),
-            schedule: Some("0 3 * * *".into()),
-            retention: serde_json::json!({}),
-            has_credentials: false,
-            defined_by: "admin".into(),
-            created_at: "2026-11-01T00:00:00.000Z".into(),
-            updated_at: "2026-11-01T00:00:00.000Z".into(),
-        }
+        crate::health::test_source(
+            Some("0 3 * * *"),
+            serde_json::json!({}),
+            "2026-11-01T00:00:00.000Z",
+        )
     }
 
     fn report() -> Report {

@@ -85,6 +85,11 @@ pub fn words(
 ) -> (String, String) {
     let src = source.unwrap_or("?");
     let s = |k: &str| details[k].as_str().unwrap_or("").to_string();
+    let (head, what) = if event.starts_with("drill") {
+        ("Restore drill", "restore drill")
+    } else {
+        ("Backup", "backup")
+    };
     match event {
         "backup_failed" => (
             format!("Backup of {src} failed"),
@@ -94,38 +99,22 @@ pub fn words(
                 s("error")
             ),
         ),
-        "backup_overdue" => (
-            format!("Backup of {src} is overdue"),
+        "backup_overdue" | "drill_overdue" => (
+            format!("{head} of {src} is overdue"),
             format!(
-                "{src} ({tenant}) has had no successful backup since the run due at {} \
+                "{src} ({tenant}) has had no successful {what} since the one due at {} \
                  (last success: {}).",
                 s("missed_slot"),
                 details["last_success_at"].as_str().unwrap_or("never")
             ),
         ),
-        "backup_recovered" => (
-            format!("Backup of {src} recovered"),
-            format!("The backup of {src} ({tenant}) succeeded again after a failure."),
+        "backup_recovered" | "drill_recovered" => (
+            format!("{head} of {src} recovered"),
+            format!("The {what} of {src} ({tenant}) succeeded again after a failure."),
         ),
         "drill_failed" => (
-            format!("Restore drill of {src} failed"),
-            format!(
-                "The restore drill of {src} ({tenant}) failed: {}",
-                s("error")
-            ),
-        ),
-        "drill_overdue" => (
-            format!("Restore drill of {src} is overdue"),
-            format!(
-                "{src} ({tenant}) has had no successful restore drill since the drill due at {} \
-                 (last success: {}).",
-                s("missed_slot"),
-                details["last_success_at"].as_str().unwrap_or("never")
-            ),
-        ),
-        "drill_recovered" => (
-            format!("Restore drill of {src} recovered"),
-            format!("The restore drill of {src} ({tenant}) succeeded again after a failure."),
+            format!("{head} of {src} failed"),
+            format!("The {what} of {src} ({tenant}) failed: {}", s("error")),
         ),
         "verification_failed" => (
             format!("Verification of {tenant}'s repository failed"),
