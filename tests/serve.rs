@@ -733,16 +733,32 @@ fn an_evidence_report_matches_the_catalog_is_signed_and_a_tampered_copy_is_refus
     assert!(verify(&out, &["--public-key", pk]).status.success());
 }
 
-#[test]
-fn drills_run_on_each_sources_drill_schedule_once_per_slot_unless_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+/// A server whose scheduler looks every second, a tenant `acme` and a
+/// directory `site` holding one file: where the scheduling tests start.
+fn ticking(
+    dir: &std::path::Path,
+    content: &[u8],
+) -> (
+    std::path::PathBuf,
+    Server,
+    String,
+    String,
+    std::path::PathBuf,
+) {
+    let data = dir.join("data");
     let s = Server::start(&data, &[("HOLDFAST_SCHEDULER_TICK_SECONDS", "1")]);
     let admin = s.admin.clone().unwrap();
     let tid = s.create_tenant(&admin, "acme");
-    let site = dir.path().join("site");
+    let site = dir.join("site");
     fs::create_dir_all(&site).unwrap();
-    fs::write(site.join("a.txt"), b"drill me").unwrap();
+    fs::write(site.join("a.txt"), content).unwrap();
+    (data, s, admin, tid, site)
+}
+
+#[test]
+fn drills_run_on_each_sources_drill_schedule_once_per_slot_unless_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, s, admin, tid, site) = ticking(dir.path(), b"drill me");
     let bad = s.request(
         "POST",
         &format!("/api/v1/tenants/{tid}/sources"),
@@ -843,13 +859,7 @@ fn verification_runs_on_its_schedule_once_per_slot_reading_the_days_part() {
 #[test]
 fn sources_without_a_success_since_a_missed_slot_are_overdue_and_told_once_per_slot() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let s = Server::start(&data, &[("HOLDFAST_SCHEDULER_TICK_SECONDS", "1")]);
-    let admin = s.admin.clone().unwrap();
-    let tid = s.create_tenant(&admin, "acme");
-    let site = dir.path().join("site");
-    fs::create_dir_all(&site).unwrap();
-    fs::write(site.join("a.txt"), b"keep me").unwrap();
+    let (data, s, admin, tid, site) = ticking(dir.path(), b"keep me");
     let healthy = s.create_source(
         &admin,
         &tid,
