@@ -54,18 +54,8 @@ fn empty(scratch: &Path) -> bool {
     !scratch.is_dir() || fs::read_dir(scratch).unwrap().next().is_none()
 }
 
-/// Flip a byte in the middle of the biggest data pack, where blobs' bytes
-/// are (not the header a plain `check` reads).
 fn damage_biggest_pack(repo: &Repo) -> PathBuf {
-    let pack = files_below(&repo.path.join("data"))
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
-    let mut b = fs::read(&pack).unwrap();
-    let i = b.len() / 3;
-    b[i] ^= 0x5a;
-    fs::write(&pack, b).unwrap();
-    pack
+    common::damage_biggest_pack(&repo.path)
 }
 
 /// A `check` without `--read-data` passes: what the drill catches next is

@@ -382,15 +382,8 @@ fn a_drill_restores_the_newest_backup_into_scratch_verifies_it_and_leaves_nothin
     );
 
     // damage behind holdfast's back: the next drill fails and says why
-    let repo = std::path::PathBuf::from(a.b["repository"].as_str().unwrap());
-    let pack = common::files_below(&repo.join("data"))
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
-    let mut bytes = fs::read(&pack).unwrap();
-    let at = bytes.len() / 3;
-    bytes[at] ^= 0x5a;
-    fs::write(&pack, bytes).unwrap();
+    let pack =
+        common::damage_biggest_pack(std::path::Path::new(a.b["repository"].as_str().unwrap()));
     let queued = s.expect(202, "POST", &path, Some(admin), None);
     let failed = s.wait_restore(queued["id"].as_str().unwrap(), admin);
     assert_eq!(failed["status"], "failed", "{failed}");
@@ -477,15 +470,8 @@ fn a_verification_reads_its_part_of_the_packs_finds_damage_and_marks_the_backups
     fs::write(a.src_dir.join("uploads/noise.bin"), noise).unwrap();
     let second = s.run_backup(admin, &a.acme_id, &a.source_id);
     assert_eq!(second["status"], "done", "{second}");
-    let repo = std::path::PathBuf::from(a.b["repository"].as_str().unwrap());
-    let pack = common::files_below(&repo.join("data"))
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
-    let mut bytes = fs::read(&pack).unwrap();
-    let at = bytes.len() / 3;
-    bytes[at] ^= 0x5a;
-    fs::write(&pack, bytes).unwrap();
+    let pack =
+        common::damage_biggest_pack(std::path::Path::new(a.b["repository"].as_str().unwrap()));
     let name = pack.file_name().unwrap().to_str().unwrap().to_string();
     let part = u8::from_str_radix(&name[..2], 16).unwrap() as u32 % 30 + 1;
     // headers only, or a part of the rotation without the pack: not seen

@@ -267,6 +267,21 @@ pub fn xorshift(len: usize, mut state: u64) -> Vec<u8> {
 }
 
 /// Every file (not directory) below `root`, sorted.
+/// Flip a byte a third into the biggest data pack of the repository at
+/// `repo`, where blobs' bytes are (not the header a plain `check` reads);
+/// the pack.
+pub fn damage_biggest_pack(repo: &Path) -> PathBuf {
+    let pack = files_below(&repo.join("data"))
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut b = fs::read(&pack).unwrap();
+    let i = b.len() / 3;
+    b[i] ^= 0x5a;
+    fs::write(&pack, b).unwrap();
+    pack
+}
+
 pub fn files_below(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
