@@ -382,8 +382,7 @@ fn a_drill_restores_the_newest_backup_into_scratch_verifies_it_and_leaves_nothin
     );
 
     // damage behind holdfast's back: the next drill fails and says why
-    let pack =
-        common::damage_biggest_pack(std::path::Path::new(a.b["repository"].as_str().unwrap()));
+    common::damage_biggest_pack(std::path::Path::new(a.b["repository"].as_str().unwrap()));
     let queued = s.expect(202, "POST", &path, Some(admin), None);
     let failed = s.wait_restore(queued["id"].as_str().unwrap(), admin);
     assert_eq!(failed["status"], "failed", "{failed}");

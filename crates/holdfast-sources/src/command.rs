@@ -127,29 +127,28 @@ impl Spawned {
     /// Wait for the child; its status whatever it is, and its standard
     /// error.
     pub fn wait(mut self) -> Result<(ExitStatus, String)> {
+        let status = self.reap()?;
+        Ok((status, self.stderr_tail()))
+    }
+
+    /// Wait for the child and its standard error's reader. Reaped, its
+    /// group id is forgotten: a later cancellation must not signal a group
+    /// the system may have given to another process since.
+    fn reap(&mut self) -> Result<ExitStatus> {
         let status = self
             .child
             .wait()
             .map_err(|e| EngineError::io(format!("waiting for {}", self.what), e))?;
-        // reaped: a later cancellation must not signal a group id the
-        // system may have given to another process since
         self.forget_group();
         if let Some(d) = self.drain.take() {
             let _ = d.join();
         }
-        Ok((status, self.stderr_tail()))
+        Ok(status)
     }
 
     /// Wait for the child and turn a failure into an error.
     pub fn finish(mut self) -> Result<ExitStatus> {
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| EngineError::io(format!("waiting for {}", self.what), e))?;
-        self.forget_group();
-        if let Some(d) = self.drain.take() {
-            let _ = d.join();
-        }
+        let status = self.reap()?;
         if status.success() {
             return Ok(status);
         }
