@@ -279,3 +279,105 @@ fn an_event_stream_drill_validates_every_event_against_the_manifest() {
     assert_eq!(s["items"], 4000);
     assert_eq!(s["bytes"], body.len() as u64);
 }
+
+/// A snapshot forged with the repository's key: the stored dump's rows
+/// altered (the same number of them), the original manifest beside it. The
+/// repository is whole — `check --read-data` reads every byte and passes —
+/// but what it holds is not what was backed up: the drill catches it,
+/// before the load commits, by the manifest's SHA-256.
+#[test]
+fn a_drill_catches_rows_altered_in_a_stored_dump_that_check_passes() {
+    let pg = Postgres::shared();
+    pg.create_db("drill_forged");
+    pg.psql(
+        "drill_forged",
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         INSERT INTO a SELECT i, md5(i::text) FROM generate_series(1, 500) i;",
+    );
+    let repo = Repo::new();
+    let pw = password_file(repo.dir.path(), &pg.password);
+    let pw = pw.to_str().unwrap();
+    repo.ok(&[
+        "backup",
+        "--source-password-file",
+        pw,
+        &pg.url("drill_forged"),
+    ]);
+    let original = repo.snapshot_ids().pop().unwrap();
+    let manifest_bytes = repo.file(&original, "/manifest.json");
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let dump_path = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .find(|p| p.ends_with(".sql"))
+        .unwrap();
+    let dump = String::from_utf8(repo.file(&original, &format!("/{dump_path}"))).unwrap();
+    // row 1's value (md5 of "1") becomes another of the same length
+    let row = "1\tc4ca4238a0b923820dcc509a6f75849b\n";
+    assert!(dump.contains(row), "the dump holds row 1");
+    let altered = dump.replacen(row, &format!("1\t{}\n", "0".repeat(32)), 1);
+    assert_eq!(altered.len(), dump.len());
+
+    let be: std::sync::Arc<dyn holdfast_storage::Backend> =
+        std::sync::Arc::new(holdfast_storage::LocalBackend::new(&repo.path));
+    let r = std::sync::Arc::new(
+        holdfast_engine::repository::Repository::open(be, PASSWORD.as_bytes()).unwrap(),
+    );
+    // forged twice: with the original's summary (as a careful forger
+    // would), and bare (a snapshot that says nothing of its kind)
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["cat", "snapshot", &original])).unwrap();
+    let forge = |extra: Option<serde_json::Value>| -> String {
+        let progress = holdfast_sources::progress::Progress::silent();
+        let mut w = holdfast_sources::writer::SnapshotWriter::new(
+            &r,
+            holdfast_engine::chunker::ChunkerParams::ROWS,
+            &holdfast_engine::blob_saver::SaverOptions::default(),
+            false,
+            &progress,
+        )
+        .unwrap();
+        w.add_file(&dump_path, altered.as_bytes()).unwrap();
+        w.add_bytes("manifest.json", &manifest_bytes).unwrap();
+        let (id, _) = w
+            .commit(holdfast_engine::snapshot_builder::SnapshotMeta {
+                hostname: "forger".into(),
+                extra,
+                ..Default::default()
+            })
+            .unwrap();
+        id.unwrap().to_hex()
+    };
+    assert_eq!(snapshot["holdfast"]["source"]["kind"], "postgres", "{snapshot}");
+    let forgeries = [forge(Some(snapshot["holdfast"].clone())), forge(None)];
+
+    // every byte of the repository reads back and re-hashes
+    repo.ok(&["check", "--read-data"]);
+    let scratch = repo.dir.path().join("scratch");
+    let args = [
+        "--server",
+        &pg.url("postgres"),
+        "--server-password-file",
+        pw,
+    ];
+    for forged in &forgeries {
+        let mut with = vec![forged.as_str()];
+        with.extend(args);
+        let err = failed(&repo, &scratch, &with);
+        assert!(
+            err.contains(&dump_path) && err.contains("SHA-256"),
+            "the drill names the altered file:\n{err}"
+        );
+        let left = pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'holdfast_drill_%'",
+        );
+        assert_eq!(left.trim(), "0", "the failed drill dropped its database");
+    }
+    // the original still drills clean
+    let mut with = vec![original.as_str()];
+    with.extend(args);
+    passed(&repo, &scratch, &with);
+}

@@ -103,7 +103,18 @@ pub fn drill(
     progress: &Progress,
 ) -> Result<DrillReport> {
     let started = Instant::now();
-    let mut report = match snapshot_kind(snapshot) {
+    // what the snapshot says it is; a snapshot that says nothing but holds
+    // a manifest is drilled as the manifest says (its content decides: a
+    // snapshot forged without the summary must not pass as plain files)
+    let kind = match snapshot_kind(snapshot) {
+        Some(k) => Some(k),
+        None => holdfast_engine::manifest::load(repo, snapshot)
+            .ok()
+            .flatten()
+            .filter(|m| matches!(m.kind.as_str(), "postgres" | "mysql" | "sqlite" | "jsonl"))
+            .map(|m| (m.kind, m.mode)),
+    };
+    let mut report = match kind {
         None => drill_files(repo, snapshot, opts, progress)?,
         Some((kind, mode)) => {
             let manifest = holdfast_engine::manifest::load(repo, snapshot)?.ok_or_else(|| {
