@@ -350,7 +350,10 @@ fn a_drill_catches_rows_altered_in_a_stored_dump_that_check_passes() {
             .unwrap();
         id.unwrap().to_hex()
     };
-    assert_eq!(snapshot["holdfast"]["source"]["kind"], "postgres", "{snapshot}");
+    assert_eq!(
+        snapshot["holdfast"]["source"]["kind"], "postgres",
+        "{snapshot}"
+    );
     let forgeries = [forge(Some(snapshot["holdfast"].clone())), forge(None)];
 
     // every byte of the repository reads back and re-hashes

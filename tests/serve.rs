@@ -1468,6 +1468,83 @@ fn kill_9_mid_backup_then_restart_fails_the_run_as_interrupted_and_retries_it() 
 }
 
 #[test]
+fn a_database_drill_restores_on_the_admins_drill_server_when_one_is_configured() {
+    let pg = common::servers::Postgres::shared();
+    pg.create_db("serve_drilled");
+    pg.psql(
+        "serve_drilled",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); \
+         INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 300) g;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let pw = dir.path().join("drill.pw");
+    fs::write(&pw, format!("{}\n", pg.password)).unwrap();
+    // the drill server as the admin configures it: first one that is not
+    // listening, so that the failure shows which server the drill used
+    let config = |port: u16| {
+        let f = dir.path().join(format!("holdfast-{port}.toml"));
+        fs::write(
+            &f,
+            format!(
+                "[drills]\npostgres = \"postgres://{}@127.0.0.1:{port}/postgres\"\n\
+                 postgres_password_file = \"{}\"\n",
+                pg.user,
+                pw.display()
+            ),
+        )
+        .unwrap();
+        f
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let drill = |s: &Server, admin: &str, tid: &str, sid: &str| {
+        let d = s.expect(
+            202,
+            "POST",
+            &format!("/api/v1/tenants/{tid}/sources/{sid}/drills"),
+            Some(admin),
+            None,
+        );
+        s.wait_restore(d["id"].as_str().unwrap(), admin)
+    };
+    let (tid, sid, admin) = {
+        let cfg = config(closed);
+        let s = Server::start(&data, &[("HOLDFAST_CONFIG", cfg.to_str().unwrap())]);
+        let admin = s.admin.clone().unwrap();
+        let tid = s.create_tenant(&admin, "acme");
+        let src = s.create_source(
+            &admin,
+            &tid,
+            json!({"name": "db", "kind": "postgres", "target": pg.url("serve_drilled"),
+                   "credentials": pg.password}),
+        );
+        let sid = src["id"].as_str().unwrap().to_string();
+        assert_eq!(s.run_backup(&admin, &tid, &sid)["status"], "done");
+        let failed = drill(&s, &admin, &tid, &sid);
+        assert_eq!(failed["status"], "failed", "{failed}");
+        let error = failed["error"].as_str().unwrap();
+        assert!(error.contains(&format!("127.0.0.1:{closed}")), "{error}");
+        assert!(!error.contains(&pg.password), "{error}");
+        (tid, sid, admin)
+    };
+    // the drill server reachable: the drill restores there, and passes
+    let cfg = config(pg.port);
+    let s = Server::start(&data, &[("HOLDFAST_CONFIG", cfg.to_str().unwrap())]);
+    let done = drill(&s, &admin, &tid, &sid);
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["verification"]["rows"], 300);
+    let left = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'holdfast_drill_%'",
+    );
+    assert_eq!(left.trim(), "0");
+}
+
+#[test]
 fn a_postgres_source_backs_up_with_stored_credentials_and_restores() {
     let pg = common::servers::Postgres::shared();
     pg.create_db("serve_app");

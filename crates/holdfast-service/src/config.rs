@@ -46,6 +46,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub verification: VerificationConfig,
     pub notifications: NotificationsConfig,
+    pub drills: DrillsConfig,
     /// Largest request body, in bytes (larger: 413).
     pub max_body_bytes: usize,
     /// Named commands for command sources: `name = "shell text"`. A source
@@ -147,6 +148,82 @@ pub struct RetentionConfig {
     pub cleanup: String,
 }
 
+/// `[drills]`: servers that database drills restore into, instead of the
+/// source's own (a drill creates and drops a scratch database there). The
+/// addresses and password files are the admin's; tenants never name them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrillsConfig {
+    /// `postgres://USER@HOST:PORT/DATABASE` (the database to connect to
+    /// for CREATE/DROP DATABASE).
+    pub postgres: Option<String>,
+    pub postgres_password_file: Option<PathBuf>,
+    /// `mysql://USER@HOST:PORT/`.
+    pub mysql: Option<String>,
+    pub mysql_password_file: Option<PathBuf>,
+}
+
+impl DrillsConfig {
+    /// The drill server of a kind of source, with its password file.
+    pub fn server(&self, kind: &str) -> Option<(String, Option<PathBuf>)> {
+        match kind {
+            "postgres" => self
+                .postgres
+                .clone()
+                .map(|a| (a, self.postgres_password_file.clone())),
+            "mysql" => self
+                .mysql
+                .clone()
+                .map(|a| (a, self.mysql_password_file.clone())),
+            _ => None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, kind, addr) in [
+            ("drills.postgres", "postgres", &self.postgres),
+            ("drills.mysql", "mysql", &self.mysql),
+        ] {
+            let Some(a) = addr else { continue };
+            match holdfast_sources::source_url::SourceAddress::parse(a) {
+                Ok(holdfast_sources::source_url::SourceAddress::Postgres(d))
+                    if kind == "postgres" =>
+                {
+                    if d.password.is_some() {
+                        return Err(bad(
+                            key,
+                            "no password in the address: use drills.postgres_password_file",
+                        ));
+                    }
+                }
+                Ok(holdfast_sources::source_url::SourceAddress::Mysql(d)) if kind == "mysql" => {
+                    if d.password.is_some() {
+                        return Err(bad(
+                            key,
+                            "no password in the address: use drills.mysql_password_file",
+                        ));
+                    }
+                }
+                _ => return Err(bad(key, format!("a {kind}:// address"))),
+            }
+        }
+        for (key, f) in [
+            (
+                "drills.postgres_password_file",
+                &self.postgres_password_file,
+            ),
+            ("drills.mysql_password_file", &self.mysql_password_file),
+        ] {
+            if let Some(f) = f
+                && !f.is_file()
+            {
+                return Err(bad(key, format!("{} is not a file", f.display())));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `[notifications]`: how deliveries are tried.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -232,6 +309,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             verification: VerificationConfig::default(),
             notifications: NotificationsConfig::default(),
+            drills: DrillsConfig::default(),
             max_body_bytes: 64 * 1024,
             commands: Default::default(),
             header_timeout_seconds: 10,
@@ -505,6 +583,7 @@ impl Config {
             return Err(bad("retention.max_age_days", "at least 1"));
         }
         self.verification.schedule()?;
+        self.drills.validate()?;
         if self.notifications.max_attempts < 1 {
             return Err(bad("notifications.max_attempts", "at least 1"));
         }

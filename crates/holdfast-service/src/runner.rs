@@ -496,6 +496,9 @@ pub struct DrillInput {
     pub checked: Checked,
     /// The server's scratch area for drills.
     pub scratch: PathBuf,
+    /// The admin's drill server for this kind (`[drills]`): its address
+    /// and password file; `None`: the source's own server.
+    pub drill_server: Option<(String, Option<PathBuf>)>,
 }
 
 /// Restore a backup into a scratch target, verify it against the
@@ -504,8 +507,24 @@ pub struct DrillInput {
 /// scratch area (Landlock).
 pub fn run_drill(input: &DrillInput, progress: &Progress) -> Result<serde_json::Value, String> {
     let (repo, id, snap) = open_snapshot(&input.repository, &input.password, &input.snapshot_id)?;
-    let server = match input.kind.as_str() {
-        "postgres" | "mysql" => {
+    let server = match (input.kind.as_str(), &input.drill_server) {
+        // the admin's drill server: its address and password as configured
+        ("postgres" | "mysql", Some((address, password_file))) => {
+            let addr = SourceAddress::parse(address).map_err(|e| e.to_string())?;
+            let password = password_file
+                .as_ref()
+                .map(|f| {
+                    std::fs::read_to_string(f)
+                        .map(|p| Secret::new(p.trim_end_matches(['\r', '\n'])))
+                        .map_err(|e| {
+                            format!("the drill server's password file {}: {e}", f.display())
+                        })
+                })
+                .transpose()?;
+            Some((addr, password))
+        }
+        // the source's own server, reached as the source is
+        ("postgres" | "mysql", None) => {
             let mut addr = SourceAddress::parse(&input.source_target).map_err(|e| e.to_string())?;
             holdfast_sources::spec::enforce(&mut addr, &input.checked.confinement())
                 .map_err(|e| e.to_string())?;

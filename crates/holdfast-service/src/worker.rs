@@ -601,6 +601,7 @@ async fn drill_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
             credentials: c.credentials,
             checked,
             scratch: state.config.drill_scratch(),
+            drill_server: state.config.drills.server(&c.source.kind),
         };
         Ok((
             c.source.kind,
