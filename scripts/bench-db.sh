@@ -23,6 +23,11 @@
 #                   default the pgbench day's share of rows, 0.86 %), each adding a random delta to
 #                   the k of a uniformly random row and appending a row to sbtest_history: bytes added
 #   update1pct (UPDATE sbtest1 SET k = k + 1 WHERE id % 100 = 0): bytes added.
+# Then, for each database, the last holdfast snapshot (update1pct) is restored and drilled, $REPS times
+# interleaved: restore = `holdfast restore latest --to …/restored` (created, loaded, row counts
+# verified; dropped untimed afterwards), drill = `holdfast drill latest --server …` (a scratch database
+# created, loaded, verified against the manifest, dropped). Target: a drill takes at most 1.2× the
+# plain restore.
 #
 # Every pipeline dumps with the options holdfast itself passes to the dump tool (PG_DUMP_ARGS,
 # MY_DUMP_ARGS below), so the floor and the restic comparison see the same bytes holdfast sees.
@@ -331,6 +336,22 @@ seed_sweep() {
   rm -rf "$W/seed-repo" "$W/$part-A.sql" "$W/$part-B.sql"
 }
 
+# restores PART REPO URL_BASE PWFILE: the repository's latest snapshot restored into a new database
+# and drilled on the same server, REPS times interleaved (the restored database dropped untimed).
+restores() {
+  local part=$1 repo=$2 base=$3 pw=$4 rep
+  for rep in $(seq 1 "$REPS"); do
+    timed "$part" holdfast restore "$rep" "" "" \
+      "$HF -r $repo --json restore latest --to ${base}restored_$rep --source-password-file $pw"
+    case $part in
+      pg) psql_ -d postgres -c "DROP DATABASE restored_$rep" ;;
+      my) mysql_ -e "DROP DATABASE restored_$rep" ;;
+    esac
+    timed "$part" holdfast drill "$rep" "" "" \
+      "$HF -r $repo --json drill latest --server $base --server-password-file $pw"
+  done
+}
+
 run_pg() {
   start_pg
   psql_ -d postgres -c "CREATE DATABASE $PG_DB"
@@ -363,6 +384,7 @@ run_pg() {
   $dump >"$W/pg-B.sql"
   echo "pg.dump_bytes (last): $(stat -c %s "$W/pg-B.sql")" | tee -a "$W/machine.txt" >&2
   seed_sweep pg
+  restores pg "$W/repo-pg-holdfast" "postgres://$PG_USER@127.0.0.1:$PG_PORT/" "$W/pg/pw"
 }
 
 run_my() {
@@ -407,6 +429,8 @@ run_my() {
   $dump >"$W/my-B.sql"
   echo "my.dump_bytes (last): $(stat -c %s "$W/my-B.sql")" | tee -a "$W/machine.txt" >&2
   seed_sweep my
+  printf '%s' "$MY_PW" >"$W/my-pw"
+  restores my "$W/repo-my-holdfast" "mysql://$MY_USER@127.0.0.1:$MY_PORT/" "$W/my-pw"
 }
 
 for part in $PARTS; do
@@ -439,7 +463,7 @@ for part, name in (("pg", "PostgreSQL"), ("my", "MariaDB")):
     for label, r, size in (("dump > /dev/null", null, ""), ("dump \\| gzip", gz, mb(gz["bytes"]))):
         print(f"| {label} | first | {float(r['seconds']):.2f} | {float(r['user']) + float(r['sys']):.2f} | {float(r['machine_cpu']):.2f} | {int(r['max_rss_kb']) / 1024:.0f} | {size} | | {float(r['seconds']) / floor:.2f} |")
     for s in series:
-        for step in ("first", "day", "update1pct"):
+        for step in ("first", "day", "update1pct", "restore", "drill"):
             r = pick(part, s, step)
             if r:
                 size = mb(r["bytes"]) if step == "first" else mb(r["added_bytes"])
@@ -454,6 +478,10 @@ for part, name in (("pg", "PostgreSQL"), ("my", "MariaDB")):
             if h and rr:
                 ratio = int(h["added_bytes"]) / max(1, int(rr["added_bytes"]))
                 print(f"- {s} {step}: added {mb(h['added_bytes'])} MB vs restic {mb(rr['added_bytes'])} MB: ratio {ratio:.2f} (target ≤ 0.5: {'met' if ratio <= 0.5 else 'MISSED'})")
+        rs, dr = pick(part, s, "restore"), pick(part, s, "drill")
+        if rs and dr:
+            q = float(dr["seconds"]) / float(rs["seconds"])
+            print(f"- {s} drill: {float(dr['seconds']):.2f} s vs restore {float(rs['seconds']):.2f} s: {q:.2f}× (target ≤ 1.2: {'met' if q <= 1.2 else 'MISSED'})")
         f = pick(part, s, "first")
         t = float(f["seconds"]) / floor
         print(f"- {s} first backup: {float(f['seconds']):.2f} s = {t:.2f}× the dump to /dev/null (target ≤ 1.3: {'met' if t <= 1.3 else 'MISSED'})")
