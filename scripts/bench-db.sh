@@ -336,10 +336,11 @@ seed_sweep() {
   rm -rf "$W/seed-repo" "$W/$part-A.sql" "$W/$part-B.sql"
 }
 
-# restores PART REPO URL_BASE PWFILE: the repository's latest snapshot restored into a new database
-# and drilled on the same server, REPS times interleaved (the restored database dropped untimed).
+# restores PART REPO URL_BASE PWFILE MAINT_DB: the repository's latest snapshot restored into a new
+# database and drilled on the same server (connecting to MAINT_DB), REPS times interleaved (the
+# restored database dropped untimed).
 restores() {
-  local part=$1 repo=$2 base=$3 pw=$4 rep
+  local part=$1 repo=$2 base=$3 pw=$4 maint=$5 rep
   for rep in $(seq 1 "$REPS"); do
     timed "$part" holdfast restore "$rep" "" "" \
       "$HF -r $repo --json restore latest --to ${base}restored_$rep --source-password-file $pw"
@@ -348,7 +349,7 @@ restores() {
       my) mysql_ -e "DROP DATABASE restored_$rep" ;;
     esac
     timed "$part" holdfast drill "$rep" "" "" \
-      "$HF -r $repo --json drill latest --server $base --server-password-file $pw"
+      "$HF -r $repo --json drill latest --server $base$maint --server-password-file $pw"
   done
 }
 
@@ -384,7 +385,7 @@ run_pg() {
   $dump >"$W/pg-B.sql"
   echo "pg.dump_bytes (last): $(stat -c %s "$W/pg-B.sql")" | tee -a "$W/machine.txt" >&2
   seed_sweep pg
-  restores pg "$W/repo-pg-holdfast" "postgres://$PG_USER@127.0.0.1:$PG_PORT/" "$W/pg/pw"
+  restores pg "$W/repo-pg-holdfast" "postgres://$PG_USER@127.0.0.1:$PG_PORT/" "$W/pg/pw" postgres
 }
 
 run_my() {
@@ -430,7 +431,7 @@ run_my() {
   echo "my.dump_bytes (last): $(stat -c %s "$W/my-B.sql")" | tee -a "$W/machine.txt" >&2
   seed_sweep my
   printf '%s' "$MY_PW" >"$W/my-pw"
-  restores my "$W/repo-my-holdfast" "mysql://$MY_USER@127.0.0.1:$MY_PORT/" "$W/my-pw"
+  restores my "$W/repo-my-holdfast" "mysql://$MY_USER@127.0.0.1:$MY_PORT/" "$W/my-pw" mysql
 }
 
 for part in $PARTS; do
