@@ -13,6 +13,15 @@ use common::http::{HttpServer, Route};
 use common::servers::{MariaDb, Postgres};
 use common::*;
 
+/// The tests that create or count scratch databases on the shared servers
+/// take turns: the sweep drops every `holdfast_drill_…` database, and the
+/// other tests count them.
+static SCRATCH_DATABASES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn scratch_databases() -> std::sync::MutexGuard<'static, ()> {
+    SCRATCH_DATABASES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// `holdfast drill ARGS --json --scratch SCRATCH` on `repo`.
 fn drill(repo: &Repo, scratch: &Path, args: &[&str]) -> std::process::Output {
     repo.cmd()
@@ -171,6 +180,7 @@ fn database_drill(
     kind: &str,
     leftover_databases: &dyn Fn() -> String,
 ) {
+    let _turn = scratch_databases();
     let repo = Repo::new();
     let pw = password_file(repo.dir.path(), password);
     let pw = pw.to_str().unwrap();
@@ -287,6 +297,7 @@ fn an_event_stream_drill_validates_every_event_against_the_manifest() {
 /// before the load commits, by the manifest's SHA-256.
 #[test]
 fn a_drill_catches_rows_altered_in_a_stored_dump_that_check_passes() {
+    let _turn = scratch_databases();
     let pg = Postgres::shared();
     pg.create_db("drill_forged");
     pg.psql(
@@ -383,4 +394,45 @@ fn a_drill_catches_rows_altered_in_a_stored_dump_that_check_passes() {
     let mut with = vec![original.as_str()];
     with.extend(args);
     passed(&repo, &scratch, &with);
+}
+
+/// What a killed drill leaves on a server — a `holdfast_drill_…` database
+/// — is dropped by the sweep a server runs at start; other databases,
+/// however alike their names, stay.
+#[test]
+fn the_sweep_drops_only_scratch_databases_on_postgres_and_mariadb() {
+    use holdfast_sources::secret::Secret;
+    use holdfast_sources::source_url::SourceAddress;
+    let _turn = scratch_databases();
+    let pg = Postgres::shared();
+    let my = MariaDb::shared();
+    for name in ["holdfast_drill_00aa11bb", "holdfast_drillkept"] {
+        pg.psql("postgres", &format!("CREATE DATABASE {name}"));
+        my.sql("mysql", &format!("CREATE DATABASE {name}"));
+    }
+    let swept = holdfast_sources::drill::sweep_databases(
+        SourceAddress::parse(&pg.url("postgres")).unwrap(),
+        Some(Secret::new(&pg.password)),
+    )
+    .unwrap();
+    assert_eq!(swept, 1);
+    let left = pg.psql(
+        "postgres",
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'holdfast_drill%'",
+    );
+    assert_eq!(left.trim(), "holdfast_drillkept");
+    pg.psql("postgres", "DROP DATABASE holdfast_drillkept");
+    let swept = holdfast_sources::drill::sweep_databases(
+        SourceAddress::parse(&my.url("mysql")).unwrap(),
+        Some(Secret::new(&my.password)),
+    )
+    .unwrap();
+    assert_eq!(swept, 1);
+    let left = my.sql(
+        "mysql",
+        "SELECT GROUP_CONCAT(SCHEMA_NAME) FROM information_schema.SCHEMATA \
+         WHERE SCHEMA_NAME LIKE 'holdfast%'",
+    );
+    assert_eq!(left.trim(), "holdfast_drillkept");
+    my.sql("mysql", "DROP DATABASE holdfast_drillkept");
 }

@@ -1531,7 +1531,10 @@ fn a_database_drill_restores_on_the_admins_drill_server_when_one_is_configured()
         assert!(!error.contains(&pg.password), "{error}");
         (tid, sid, admin)
     };
-    // the drill server reachable: the drill restores there, and passes
+    // the drill server reachable: a scratch database a killed drill left
+    // there is dropped at start; the drill restores there, and passes
+    pg.psql("postgres", "CREATE DATABASE holdfast_drill_0123abcd");
+    pg.psql("postgres", "CREATE DATABASE holdfast_drillx_kept");
     let cfg = config(pg.port);
     let s = Server::start(&data, &[("HOLDFAST_CONFIG", cfg.to_str().unwrap())]);
     let done = drill(&s, &admin, &tid, &sid);
@@ -1539,9 +1542,14 @@ fn a_database_drill_restores_on_the_admins_drill_server_when_one_is_configured()
     assert_eq!(done["verification"]["rows"], 300);
     let left = pg.psql(
         "postgres",
-        "SELECT count(*) FROM pg_database WHERE datname LIKE 'holdfast_drill_%'",
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'holdfast_drill%'",
     );
-    assert_eq!(left.trim(), "0");
+    assert_eq!(
+        left.trim(),
+        "holdfast_drillx_kept",
+        "only the scratch ones were dropped"
+    );
+    pg.psql("postgres", "DROP DATABASE holdfast_drillx_kept");
 }
 
 #[test]

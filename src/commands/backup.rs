@@ -11,7 +11,7 @@ use holdfast_engine::snapshots::{self, SnapshotFilter};
 use holdfast_engine::system;
 use holdfast_format::snapshot::SnapshotSummary;
 use holdfast_sources::database::select::{TablesOptions, Tenant};
-use holdfast_sources::dir::backup::clean_absolute;
+use holdfast_sources::dir::backup::{DirBackupOptions, clean_absolute};
 use holdfast_sources::dispatch::SourceOptions;
 use holdfast_sources::filter::{PathMatcher, read_pattern_file};
 use holdfast_sources::progress::Progress;
@@ -226,14 +226,15 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &BackupArgs) -> Result<u8> {
         if let Some((pid, _)) = &parent {
             ui.notice(&format!("using parent snapshot {}", pid.short()));
         }
-        SourceSpec::Paths {
+        SourceSpec::Paths(DirBackupOptions {
             paths: a.paths.clone(),
             excludes,
             one_file_system: a.one_file_system,
             readers: a.read_concurrency,
             parent,
             scan: !ui.quiet && (ui.json || std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        }
+            confine: None,
+        })
     };
     let handle = ui.start_progress(progress.clone(), "");
     let r = holdfast_sources::spec::backup(

@@ -19,6 +19,7 @@ use holdfast_engine::snapshot_builder::SnapshotMeta;
 use holdfast_engine::{snapshots, system};
 use holdfast_format::Id;
 use holdfast_sources::database::select::{TablesOptions, Tenant};
+use holdfast_sources::dir::backup::DirBackupOptions;
 use holdfast_sources::dispatch::SourceOptions;
 use holdfast_sources::filter::PathMatcher;
 use holdfast_sources::progress::Progress;
@@ -509,20 +510,7 @@ pub fn run_drill(input: &DrillInput, progress: &Progress) -> Result<serde_json::
     let (repo, id, snap) = open_snapshot(&input.repository, &input.password, &input.snapshot_id)?;
     let server = match (input.kind.as_str(), &input.drill_server) {
         // the admin's drill server: its address and password as configured
-        ("postgres" | "mysql", Some((address, password_file))) => {
-            let addr = SourceAddress::parse(address).map_err(|e| e.to_string())?;
-            let password = password_file
-                .as_ref()
-                .map(|f| {
-                    std::fs::read_to_string(f)
-                        .map(|p| Secret::new(p.trim_end_matches(['\r', '\n'])))
-                        .map_err(|e| {
-                            format!("the drill server's password file {}: {e}", f.display())
-                        })
-                })
-                .transpose()?;
-            Some((addr, password))
-        }
+        ("postgres" | "mysql", Some(server)) => Some(drill_server(server)?),
         // the source's own server, reached as the source is
         ("postgres" | "mysql", None) => {
             let mut addr = SourceAddress::parse(&input.source_target).map_err(|e| e.to_string())?;
@@ -612,6 +600,23 @@ pub fn run_verification(
         errors: summary.errors,
         damaged_snapshots: damaged.into_iter().collect(),
     })
+}
+
+/// The admin's drill server (`[drills]`): its address, and its password
+/// read from its file.
+pub fn drill_server(
+    (address, password_file): &(String, Option<PathBuf>),
+) -> Result<(SourceAddress, Option<Secret>), String> {
+    let addr = SourceAddress::parse(address).map_err(|e| e.to_string())?;
+    let password = password_file
+        .as_ref()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .map(|p| Secret::new(p.trim_end_matches(['\r', '\n'])))
+                .map_err(|e| format!("the drill server's password file {}: {e}", f.display()))
+        })
+        .transpose()?;
+    Ok((addr, password))
 }
 
 /// An in-place restore replaces the whole database: only a snapshot that
@@ -724,14 +729,15 @@ pub fn run_backup(input: &RunInput, progress: &Progress) -> Result<Outcome, RunF
                 message: format!("cannot restrict the job (Landlock): {e}"),
                 kind: FailureKind::Transient,
             })?;
-            SourceSpec::Paths {
+            SourceSpec::Paths(DirBackupOptions {
                 paths: vec![target],
                 excludes,
                 one_file_system: settings.one_file_system,
                 readers: 2,
                 parent,
                 scan: false,
-            }
+                confine: None,
+            })
         }
         // the configured text of the named command, never the target
         "command" => SourceSpec::Command {

@@ -42,6 +42,27 @@ pub async fn start(state: AppState) -> Result<Workers, ServeError> {
         )),
         Err(e) => log(&format!("cannot clean the drill scratch area: {e}")),
     }
+    // and the scratch databases on the admin's drill servers (the servers
+    // are the admin's: nothing else is dropped there, and no drill runs yet)
+    for kind in ["postgres", "mysql"] {
+        let Some(server) = state.config.drills.server(kind) else {
+            continue;
+        };
+        let swept = tokio::task::spawn_blocking(move || {
+            let (addr, password) = crate::runner::drill_server(&server)?;
+            holdfast_sources::drill::sweep_databases(addr, password).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match swept {
+            Ok(0) => {}
+            Ok(n) => log(&format!(
+                "dropped {n} scratch databases of interrupted drills on the {kind} drill server"
+            )),
+            Err(e) => log(&format!("cannot clean the {kind} drill server: {e}")),
+        }
+    }
     let mut handles = Vec::new();
     for i in 0..state.config.workers {
         let s = state.clone();

@@ -163,6 +163,13 @@ pub fn sweep(scratch: &Path) -> Result<usize> {
     Ok(removed)
 }
 
+/// Drop the scratch databases (`holdfast_drill_…`) drills that were
+/// killed left on `server`; how many. Call it before drills start on that
+/// server, never while one runs there.
+pub fn sweep_databases(server: SourceAddress, credential: Option<Secret>) -> Result<usize> {
+    for_address(server, credential)?.drop_prefixed(DATABASE_PREFIX)
+}
+
 /// A fresh scratch directory, removed when dropped (also on unwinding).
 struct ScratchDir(PathBuf);
 

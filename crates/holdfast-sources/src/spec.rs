@@ -24,7 +24,6 @@ use holdfast_format::snapshot::Snapshot;
 
 use crate::dir::backup::{DirBackupOptions, backup_dirs};
 use crate::dispatch::{SourceOptions, backup_address};
-use crate::filter::PathMatcher;
 use crate::progress::{ItemError, Progress};
 use crate::secret::Secret;
 use crate::source_url::SourceAddress;
@@ -37,18 +36,9 @@ use holdfast_engine::snapshot_builder::SnapshotMeta;
 /// matter.
 #[allow(clippy::large_enum_variant)]
 pub enum SourceSpec<'r> {
-    /// Directory trees and files, with full metadata.
-    Paths {
-        paths: Vec<PathBuf>,
-        excludes: PathMatcher,
-        one_file_system: bool,
-        /// Files read in parallel.
-        readers: usize,
-        /// The snapshot to compare with.
-        parent: Option<(Id, Snapshot)>,
-        /// Count the source first (progress totals).
-        scan: bool,
-    },
+    /// Directory trees and files, with full metadata (`confine` is set
+    /// from the run's [`Confinement`]).
+    Paths(DirBackupOptions),
     /// One stream stored as one file.
     Stream {
         reader: Box<dyn Read + 'r>,
@@ -208,33 +198,14 @@ pub fn backup(
     progress: &Progress,
 ) -> Result<BackupReport, SourceError> {
     match spec {
-        SourceSpec::Paths {
-            paths,
-            excludes,
-            one_file_system,
-            readers,
-            parent,
-            scan,
-        } => {
+        SourceSpec::Paths(mut opts) => {
             if let Some(root) = &confinement.root {
-                for p in &paths {
+                for p in &opts.paths {
                     reachable_beneath(root, p)?;
                 }
             }
-            Ok(backup_dirs(
-                repo,
-                DirBackupOptions {
-                    paths,
-                    excludes,
-                    one_file_system,
-                    readers,
-                    parent,
-                    scan,
-                    confine: confinement.root.clone(),
-                },
-                settings,
-                progress,
-            )?)
+            opts.confine = confinement.root.clone();
+            Ok(backup_dirs(repo, opts, settings, progress)?)
         }
         SourceSpec::Stream { reader, filename } => {
             let (id, snapshot) =

@@ -126,6 +126,12 @@ pub trait Dialect {
     /// Remove the target a finished restore created (a drill's scratch
     /// database, once verified). A target that existed before is left.
     fn discard(&mut self) -> Result<()>;
+    /// Drop every database on the server whose name starts with `prefix`
+    /// (a drill's scratch databases a killed process left); how many.
+    /// Databases the dialect has no server for (SQLite) have none.
+    fn drop_prefixed(&mut self, _prefix: &str) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 /// The dialect for a database address. `credential` replaces a password in
@@ -381,6 +387,15 @@ pub(crate) fn views_over(
 pub(crate) fn fields<const N: usize>(row: Vec<String>, what: &str) -> Result<[String; N]> {
     <[String; N]>::try_from(row)
         .map_err(|r| EngineError::source(format!("unexpected {what} row {r:?}")))
+}
+
+/// The first field of each row, where it starts with `prefix` (database
+/// names a catalog query listed).
+pub(crate) fn names_starting(rows: Vec<Vec<String>>, prefix: &str) -> Vec<String> {
+    rows.into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
 }
 
 /// A restore's target once prepared.

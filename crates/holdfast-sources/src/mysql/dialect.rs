@@ -22,6 +22,7 @@ use serde_json::json;
 use super::tables;
 use super::{DumpTool, Flavor, MyClient, ServerInfo, sql_string};
 use crate::database::backup::dump_file_name;
+use crate::database::names_starting;
 use crate::database::restore::{FeedPart, count_rows, feed_parts};
 use crate::database::{
     Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy, not_empty,
@@ -333,6 +334,18 @@ impl Dialect for Mysql {
                  may hold part of the dump)"
             )),
         }
+    }
+
+    fn drop_prefixed(&mut self, prefix: &str) -> Result<usize> {
+        let names = names_starting(
+            self.client
+                .query(None, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA;")?,
+            prefix,
+        );
+        for name in &names {
+            self.drop_database(name)?;
+        }
+        Ok(names.len())
     }
 
     fn discard(&mut self) -> Result<()> {

@@ -19,6 +19,7 @@ use super::copy_text::csv_to_copy_text;
 use super::tables::{InSnapshot, SnapshotHolder};
 use super::{PgClient, SQL, ServerInfo};
 use crate::database::backup::dump_file_name;
+use crate::database::names_starting;
 use crate::database::restore::{FeedPart, count_rows, feed_parts};
 use crate::database::{
     Dialect, Export, Exported, Out, Stored, Table, Target, ToolCopy, WholeCopy, not_empty,
@@ -298,6 +299,20 @@ impl Dialect for Postgres {
     fn undo(&mut self, error: EngineError) -> EngineError {
         let _ = self.discard();
         error
+    }
+
+    fn drop_prefixed(&mut self, prefix: &str) -> Result<usize> {
+        let maint = self.maintenance_db()?;
+        let names = names_starting(
+            self.client
+                .query(&maint, "SELECT datname FROM pg_database;", &[])?,
+            prefix,
+        );
+        for name in &names {
+            self.client
+                .query(&maint, "DROP DATABASE IF EXISTS :\"db\";", &[("db", name)])?;
+        }
+        Ok(names.len())
     }
 
     fn discard(&mut self) -> Result<()> {
