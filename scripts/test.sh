@@ -81,7 +81,7 @@ if [ ! -x "$venv/bin/moto_server" ]; then
 fi
 if ! "$venv/bin/python" -c 'import aiosmtpd, cryptography' 2>/dev/null; then
   echo "installing aiosmtpd into $venv" >&2
-  "$venv/bin/pip" install -q 'aiosmtpd==1.4.6' 'cryptography==51.0.1'
+  "$venv/bin/pip" install -q 'aiosmtpd==1.4.6' cryptography
 fi
 export HOLDFAST_SCHEMATHESIS="$venv/bin/schemathesis"
 export HOLDFAST_TEST_VENV="$venv"
