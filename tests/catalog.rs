@@ -917,6 +917,14 @@ async fn migration_5_keeps_admin_trust_only_where_the_audit_log_shows_it(db: Db)
     .unwrap();
     // back to the schema before step 5
     for sql in [
+        "DROP TABLE notify_cursor",
+        "DROP TABLE notifications",
+        "DROP TABLE channels",
+        "DELETE FROM holdfast_schema WHERE version = 11",
+        "DROP TABLE verifications",
+        "ALTER TABLE backups DROP COLUMN damaged_at",
+        "ALTER TABLE backups DROP COLUMN damage",
+        "DELETE FROM holdfast_schema WHERE version = 10",
         "DROP INDEX restores_tenant_drills",
         "ALTER TABLE restores DROP COLUMN drill",
         "DELETE FROM holdfast_schema WHERE version = 9",
@@ -943,7 +951,10 @@ async fn migration_5_keeps_admin_trust_only_where_the_audit_log_shows_it(db: Db)
     }
     c.close().await;
     let c = db.open().await;
-    assert_eq!(schema_versions(&c).await, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(
+        schema_versions(&c).await,
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    );
     let of = |s: &Source| {
         let c = c.clone();
         let id = s.id.clone();
@@ -961,14 +972,17 @@ async fn migrations_apply_once_and_reopen_idempotently(db: Db) {
     // two nodes starting at once on an empty catalog: one migrates, the
     // other waits and finds it done
     let (a, b) = tokio::join!(db.open(), db.open());
-    assert_eq!(schema_versions(&a).await, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(
+        schema_versions(&a).await,
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    );
     tenant(&a, "acme").await;
     a.close().await;
     b.close().await;
     let c = db.open().await;
     assert_eq!(
         schema_versions(&c).await,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
         "reopening migrates nothing"
     );
     assert_eq!(c.tenants().await.unwrap().len(), 1, "and keeps the rows");
