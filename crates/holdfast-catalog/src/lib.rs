@@ -1,14 +1,16 @@
 //! The service's catalog: every tenant, token, source, backup run, restore
-//! run and audit event, in one SQL database — an embedded SQLite file by
-//! default, PostgreSQL when several nodes share the work.
+//! run (drills among them), verification, notification channel and
+//! delivery, and audit event, in one SQL database — an embedded SQLite file
+//! by default, PostgreSQL when several nodes share the work.
 //!
 //! One code path serves both: queries go through sqlx's `Any` driver with
 //! portable SQL (`$n` parameters, `TEXT`/`BIGINT` columns, times as
 //! RFC 3339 text in UTC that sorts as it reads). Where the dialects must
 //! differ (taking the queue's next job, serialising writers of the audit
-//! chain) [`Dialect`] says which form to use. The job queue *is* the
-//! `backups` table: a row's status, lease and attempts are the job's state,
-//! so there is no second source of truth to reconcile.
+//! chain) [`Dialect`] says which form to use. Each job queue *is* its table
+//! (`backups`, `restores`, `verifications`, `notifications`; see [`queue`]):
+//! a row's status, lease and attempts are the job's state, so there is no
+//! second source of truth to reconcile.
 //!
 //! Rows are kept forever: deleting a backup sets `deleted_at`.
 

@@ -1,6 +1,6 @@
 //! `holdfast serve`: the multi-tenant service — the REST API and web UI over
-//! the catalog, and the workers that run its queues of backups, restores and
-//! deletions.
+//! the catalog, and the workers that run its queues of backups, restores
+//! (and drills), verifications and deletions.
 //!
 //! - [`config`]: defaults, TOML file, environment;
 //! - [`problem`]: every API error and its HTTP form (the one place);
@@ -12,8 +12,11 @@
 //! - [`runner`]: one backup of one source (blocking), and the
 //!   transient/permanent classification of its failures; deleting snapshots;
 //! - [`schedule`]: cron expressions (pure); [`scheduler`]: queueing due
-//!   slots once, and the retention sweep; [`retention`]: what a source's
-//!   retention lets go (pure).
+//!   slots once, the retention sweep, drills, verification and overdue
+//!   events; [`retention`]: what a source's retention lets go (pure);
+//! - [`health`]: whether each source is overdue (pure rule);
+//! - [`notify`]: notifications from the audit log to the channels;
+//! - [`report`]: the signed evidence report.
 
 pub mod anchor;
 pub mod api;

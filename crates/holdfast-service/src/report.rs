@@ -10,7 +10,8 @@
 //! with keys in sorted order and no whitespace (what `serde_json` writes for
 //! a `Value`). The HTML form embeds the signed JSON and is rendered from it
 //! alone, so verifying an HTML file re-renders it and compares every byte.
-//! [`evidence`] is pure over catalog rows; [`build`] reads them.
+//! [`source_evidence`] and [`verification_evidence`] are pure over catalog
+//! rows; [`build`] reads them.
 
 use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use holdfast_catalog::audit::AuditFilter;
