@@ -382,15 +382,22 @@ impl Catalog {
             return Ok(false);
         }
         let now = clock::now();
+        // each channel's owner, read once in this transaction
+        let mut owners: std::collections::HashMap<String, Option<Option<String>>> =
+            std::collections::HashMap::new();
         for n in rows {
-            let owner: Option<Option<String>> =
-                sqlx::query("SELECT tenant_id FROM channels WHERE id = $1 AND deleted_at IS NULL")
-                    .bind(&n.channel_id)
-                    .fetch_optional(&mut *w.tx)
-                    .await
-                    .and_then(|r| r.map(|r| r.try_get("tenant_id")).transpose())
-                    .map_err(CatalogError::db)?;
-            match owner {
+            if !owners.contains_key(&n.channel_id) {
+                let owner = sqlx::query(
+                    "SELECT tenant_id FROM channels WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(&n.channel_id)
+                .fetch_optional(&mut *w.tx)
+                .await
+                .and_then(|r| r.map(|r| r.try_get("tenant_id")).transpose())
+                .map_err(CatalogError::db)?;
+                owners.insert(n.channel_id.clone(), owner);
+            }
+            match &owners[&n.channel_id] {
                 None => continue, // deleted meanwhile
                 Some(Some(t)) if n.tenant_id.as_deref() != Some(t.as_str()) => {
                     return w

@@ -283,9 +283,11 @@ impl VerificationConfig {
             .map_err(|e| bad("verification.schedule", e.to_string()))
     }
 
-    /// Which packs' data the run on `day` (days since 1970-01-01) reads:
-    /// `none`, or the rotating part `N/M`.
-    pub fn read_data_on(&self, day: i64) -> String {
+    /// Which packs' data the run at `at` reads: `none`, `all`, or the
+    /// rotating part `N/M` of its day (`d` counts days since 1970-01-01,
+    /// UTC).
+    pub fn read_data_at(&self, at: jiff::Timestamp) -> String {
+        let day = at.as_second().div_euclid(86_400);
         match self.read_data_days {
             0 => "none".into(),
             1 => "all".into(),

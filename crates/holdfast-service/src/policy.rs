@@ -438,37 +438,49 @@ pub fn check_channel(
     url: &str,
 ) -> Result<Option<Vec<HostRule>>, Refusal> {
     let field = "url";
-    if url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(refuse(field, Msg::new("msg.policy.channel_url")));
-    }
-    let bad = || refuse(field, Msg::new("msg.policy.channel_url"));
-    let parsed = reqwest::Url::parse(url).map_err(|_| bad())?;
-    let scheme = parsed.scheme();
-    let schemes: &[&str] = if kind == "email" {
-        &["smtp", "smtps"]
-    } else {
-        &["http", "https"]
-    };
-    if !schemes.contains(&scheme) {
-        return Err(refuse(
+    let (host, port) = channel_destination(kind, url).map_err(|schemes| {
+        refuse(
             field,
-            Msg::new("msg.policy.channel_scheme").with("schemes", schemes.join(", ")),
-        ));
-    }
-    let host = parsed
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(bad)?;
-    let port = parsed.port_or_known_default().unwrap_or(match scheme {
-        "smtps" => 465,
-        _ => 587,
-    });
+            Msg::new("msg.policy.channel_url").with("schemes", schemes.join(", ")),
+        )
+    })?;
     if definer == Definer::Admin {
         return Ok(None);
     }
     let rules = policy.notification_rules();
-    egress::allowed_by_name(&rules, host, port).map_err(|r| refuse(field, Msg::text(r.0)))?;
+    egress::allowed_by_name(&rules, &host, port).map_err(|r| refuse(field, Msg::text(r.0)))?;
     Ok(Some(rules))
+}
+
+/// Where a channel URL leads: its host and port, when it has the form its
+/// kind takes — `smtp`/`smtps` for e-mail, `http`/`https` otherwise, a
+/// host, at most 2048 characters, no spaces or control characters; the
+/// schemes it may have when not.
+pub fn channel_destination(
+    kind: &str,
+    url: &str,
+) -> Result<(String, u16), &'static [&'static str]> {
+    let schemes: &'static [&'static str] = if kind == "email" {
+        &["smtp", "smtps"]
+    } else {
+        &["http", "https"]
+    };
+    if url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(schemes);
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|_| schemes)?;
+    if !schemes.contains(&parsed.scheme()) {
+        return Err(schemes);
+    }
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or(schemes)?
+        .to_string();
+    let port = parsed
+        .port_or_known_default()
+        .unwrap_or(if parsed.scheme() == "smtps" { 465 } else { 587 });
+    Ok((host, port))
 }
 
 /// Check a source's target (see the module comment).

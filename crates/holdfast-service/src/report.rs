@@ -188,6 +188,10 @@ pub async fn build(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Report, CatalogError> {
+    let until = clock::format(
+        to.checked_add(jiff::SignedDuration::from_millis(1))
+            .unwrap_or(to),
+    );
     let (from, to) = (clock::format(from), clock::format(to));
     let backups: Vec<Backup> = c.finished_between(&tenant.id, &from, &to).await?;
     let drills: Vec<Restore> = c
@@ -201,6 +205,9 @@ pub async fn build(
             &AuditFilter {
                 tenant_id: Some(tenant.id.clone()),
                 event: Some("retention_applied".into()),
+                since: Some(from.clone()),
+                // `until` is exclusive; the period includes `to`
+                until: Some(until),
                 ..Default::default()
             },
             0,
@@ -208,7 +215,6 @@ pub async fn build(
         )
         .await?
         .into_iter()
-        .filter(|r| r.time >= from && r.time <= to)
         .map(|r| {
             let v = r.view();
             (v.subject.unwrap_or_default(), v.metadata)

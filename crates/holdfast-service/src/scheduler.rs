@@ -246,7 +246,7 @@ async fn claim_due_slot(
 
 /// Queue a verification of every tenant's repository when the
 /// verification slot has come and this node claims it: the day's part of
-/// the packs is read (see `VerificationConfig::read_data_on`).
+/// the packs is read (see `VerificationConfig::read_data_at`).
 async fn verifications_if_due(
     state: &AppState,
     now: Timestamp,
@@ -258,10 +258,7 @@ async fn verifications_if_due(
     let Some(slot) = claim_due_slot(state, "verification", &schedule, now, zone).await? else {
         return Ok(false);
     };
-    let read_data = state
-        .config
-        .verification
-        .read_data_on(slot.as_second().div_euclid(86_400));
+    let read_data = state.config.verification.read_data_at(slot);
     for tenant in state.catalog.tenants().await? {
         let v = state
             .catalog

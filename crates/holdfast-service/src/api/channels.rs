@@ -185,21 +185,8 @@ async fn check(
         _ => {}
     }
     // the URL's form (422) before the policy's word on its host (403)
-    let schemes: &[&str] = if f.kind == "email" {
-        &["smtp", "smtps"]
-    } else {
-        &["http", "https"]
-    };
-    let form_ok = f.url.len() <= 2048
-        && reqwest::Url::parse(&f.url).is_ok_and(|u| {
-            schemes.contains(&u.scheme()) && u.host_str().is_some_and(|h| !h.is_empty())
-        });
-    if !form_ok {
-        return Err(invalid(
-            "url",
-            format!("a {} URL with a host", schemes.join(" or ")),
-        ));
-    }
+    crate::policy::channel_destination(&f.kind, &f.url)
+        .map_err(|schemes| invalid("url", format!("a {} URL with a host", schemes.join(" or "))))?;
     let policy = owner.policy(s).await?;
     crate::policy::check_channel(&policy, definer, &f.kind, &f.url)?;
     Ok(())
@@ -286,11 +273,14 @@ async fn test(
 ) -> Result<(StatusCode, Json<Notification>), ApiError> {
     let owner = Owner::of(&s, &caller, tenant.as_deref(), Role::Operator).await?;
     let c = owner.channel(&s, &id).await?;
-    let name = match &owner {
-        Owner::Tenant(t) => t.name.clone(),
-        Owner::Global => "every tenant".to_string(),
+    let tenant = match &owner {
+        Owner::Tenant(t) => Some(crate::notify::message::Named {
+            id: t.id.clone(),
+            name: t.name.clone(),
+        }),
+        Owner::Global => None,
     };
-    let n = crate::notify::test(&s, &c.id, owner.tenant_id(), &name).await?;
+    let n = crate::notify::test(&s, &c.id, tenant).await?;
     Ok((StatusCode::ACCEPTED, Json(n)))
 }
 

@@ -134,13 +134,12 @@ pub async fn get_one(
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<SourceView>, ApiError> {
     let t = super::tenants::resolve(&s, &caller, &tenant, Role::Viewer).await?;
-    let source = s.catalog.source(&t.id, &id).await?;
-    let health = crate::health::of_tenant(&s, &t.id, jiff::Timestamp::now())
+    // the tenant's live sources with their health: one read of each
+    let (source, health) = crate::health::of_tenant(&s, &t.id, jiff::Timestamp::now())
         .await?
         .into_iter()
-        .find(|(x, _)| x.id == source.id)
-        .map(|(_, h)| h)
-        .unwrap_or_default();
+        .find(|(x, _)| x.id == id)
+        .ok_or(ApiError::NotFound("source"))?;
     Ok(Json(SourceView { source, health }))
 }
 

@@ -48,10 +48,7 @@ pub async fn create(
             check_read_data(&r)?;
             r
         }
-        None => s
-            .config
-            .verification
-            .read_data_on(jiff::Timestamp::now().as_second().div_euclid(86_400)),
+        None => s.config.verification.read_data_at(jiff::Timestamp::now()),
     };
     let v = s
         .catalog

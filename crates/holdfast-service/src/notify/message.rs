@@ -67,6 +67,37 @@ pub struct Notice {
     pub audit_seq: i64,
 }
 
+impl Notice {
+    /// The notice of `event` about `source` of `tenant`, with its severity
+    /// and words; `subject`, `time` and `audit_seq` say where it came from.
+    pub fn new(
+        event: &str,
+        tenant: Option<Named>,
+        source: Option<Named>,
+        (subject, time, audit_seq): (Option<String>, String, i64),
+        details: serde_json::Value,
+    ) -> Notice {
+        let (title, text) = words(
+            event,
+            tenant.as_ref().map_or("every tenant", |t| t.name.as_str()),
+            source.as_ref().map(|s| s.name.as_str()),
+            &details,
+        );
+        Notice {
+            event: event.to_string(),
+            severity: severity(event).to_string(),
+            tenant,
+            source,
+            subject,
+            time,
+            title,
+            text,
+            details,
+            audit_seq,
+        }
+    }
+}
+
 /// The event's severity.
 pub fn severity(event: &str) -> &'static str {
     match event {
@@ -322,26 +353,19 @@ mod tests {
     use super::*;
 
     fn notice(event: &str) -> Notice {
-        let details = serde_json::json!({"error": "disk full", "attempt": 3});
-        let (title, text) = words(event, "acme", Some("site"), &details);
-        Notice {
-            event: event.into(),
-            severity: severity(event).into(),
-            tenant: Some(Named {
+        Notice::new(
+            event,
+            Some(Named {
                 id: "t1".into(),
                 name: "acme".into(),
             }),
-            source: Some(Named {
+            Some(Named {
                 id: "s1".into(),
                 name: "site".into(),
             }),
-            subject: Some("b1".into()),
-            time: "2026-12-06T10:00:00.000Z".into(),
-            title,
-            text,
-            details,
-            audit_seq: 7,
-        }
+            (Some("b1".into()), "2026-12-06T10:00:00.000Z".into(), 7),
+            serde_json::json!({"error": "disk full", "attempt": 3}),
+        )
     }
 
     #[test]

@@ -112,43 +112,21 @@ async fn fan_out(state: &AppState) -> Result<(), CatalogError> {
     Ok(())
 }
 
-/// A notice about `source` of `tenant` (names looked up once per batch).
-async fn notice(
+/// The tenant `id` and its name (looked up once per batch).
+async fn tenant_named(
     state: &AppState,
     tenants: &mut HashMap<String, String>,
-    row: &AuditRow,
-    event: &str,
-    tenant_id: &str,
-    source: Option<Named>,
-    details: serde_json::Value,
-) -> Result<Notice, CatalogError> {
-    if !tenants.contains_key(tenant_id) {
-        let name = found(state.catalog.tenant(tenant_id).await)?
+    id: &str,
+) -> Result<Named, CatalogError> {
+    if !tenants.contains_key(id) {
+        let name = found(state.catalog.tenant(id).await)?
             .map(|t| t.name)
-            .unwrap_or_else(|| tenant_id.to_string());
-        tenants.insert(tenant_id.to_string(), name);
+            .unwrap_or_else(|| id.to_string());
+        tenants.insert(id.to_string(), name);
     }
-    let tenant = tenants[tenant_id].clone();
-    let (title, text) = message::words(
-        event,
-        &tenant,
-        source.as_ref().map(|s| s.name.as_str()),
-        &details,
-    );
-    Ok(Notice {
-        event: event.to_string(),
-        severity: message::severity(event).to_string(),
-        tenant: Some(Named {
-            id: tenant_id.to_string(),
-            name: tenant,
-        }),
-        source,
-        subject: row.subject.clone(),
-        time: row.time.clone(),
-        title,
-        text,
-        details,
-        audit_seq: row.seq,
+    Ok(Named {
+        id: id.to_string(),
+        name: tenants[id].clone(),
     })
 }
 
@@ -223,18 +201,15 @@ async fn notices_of(
     }
     let mut out = Vec::new();
     for (event, source) in told {
-        out.push(
-            notice(
-                state,
-                tenants,
-                row,
-                &event,
-                &tenant_id,
-                source,
-                meta.clone(),
-            )
-            .await?,
-        );
+        let tenant = tenant_named(state, tenants, &tenant_id).await?;
+        let origin = (row.subject.clone(), row.time.clone(), row.seq);
+        out.push(Notice::new(
+            &event,
+            Some(tenant),
+            source,
+            origin,
+            meta.clone(),
+        ));
     }
     Ok(out)
 }
@@ -245,31 +220,21 @@ pub async fn backup_started(state: &AppState, b: &Backup) {
         Ok(c) => c,
         Err(e) => return log(&format!("notifications: {e}")),
     };
-    let row = AuditRow {
-        seq: 0,
-        time: holdfast_catalog::clock::now(),
-        actor: holdfast_catalog::Actor::system(),
-        tenant_id: Some(b.tenant_id.clone()),
-        event: "backup_started".into(),
-        subject: Some(b.id.clone()),
-        metadata_text: "{}".into(),
-        prev_hash: String::new(),
-        hash: String::new(),
-    };
-    let mut tenants = HashMap::new();
-    let Ok(n) = notice(
-        state,
-        &mut tenants,
-        &row,
-        "backup_started",
-        &b.tenant_id,
-        Some(named_backup(b)),
-        serde_json::json!({}),
-    )
-    .await
-    else {
+    // only pings are told of a start: no lookup at all without a pinger
+    if !channels.iter().any(|c| c.kind == "healthchecks") {
+        return;
+    }
+    let Ok(tenant) = tenant_named(state, &mut HashMap::new(), &b.tenant_id).await else {
         return;
     };
+    let origin = (Some(b.id.clone()), holdfast_catalog::clock::now(), 0);
+    let n = Notice::new(
+        "backup_started",
+        Some(tenant),
+        Some(named_backup(b)),
+        origin,
+        serde_json::json!({}),
+    );
     for ch in channels {
         let mine = ch.tenant_id.is_none() || ch.tenant_id.as_deref() == Some(b.tenant_id.as_str());
         if mine && message::wants(&ch.kind, &ch.events, ch.settings["source_id"].as_str(), &n) {
@@ -289,34 +254,21 @@ pub async fn backup_started(state: &AppState, b: &Backup) {
     }
 }
 
-/// Queue a test message to one channel.
+/// Queue a test message to one channel (`tenant`: its owner; `None`, an
+/// admin's channel).
 pub async fn test(
     state: &AppState,
     channel_id: &str,
-    tenant_id: Option<&str>,
-    tenant_name: &str,
+    tenant: Option<Named>,
 ) -> Result<Notification, CatalogError> {
-    let (title, text) = message::words("test", tenant_name, None, &serde_json::json!({}));
-    let n = Notice {
-        event: "test".into(),
-        severity: "info".into(),
-        tenant: tenant_id.map(|id| Named {
-            id: id.to_string(),
-            name: tenant_name.to_string(),
-        }),
-        source: None,
-        subject: None,
-        time: holdfast_catalog::clock::now(),
-        title,
-        text,
-        details: serde_json::json!({}),
-        audit_seq: 0,
-    };
+    let tenant_id = tenant.as_ref().map(|t| t.id.clone());
+    let origin = (None, holdfast_catalog::clock::now(), 0);
+    let n = Notice::new("test", tenant, None, origin, serde_json::json!({}));
     state
         .catalog
         .queue_notification(&NewNotification {
             channel_id: channel_id.to_string(),
-            tenant_id: tenant_id.map(str::to_string),
+            tenant_id,
             event: "test".into(),
             body: serde_json::to_value(&n).unwrap_or_default(),
         })
