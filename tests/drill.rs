@@ -169,6 +169,30 @@ fn a_sqlite_drill_restores_into_a_scratch_file() {
     assert_eq!(s["rows"], 2500);
     assert_eq!(s["tables"][0]["name"], "users");
     assert!(s["checks"].to_string().contains("integrity_check"), "{s}");
+    assert!(!s["checks"].to_string().contains("tables read back"), "{s}");
+
+    // tables mode: the table is also read back out of the scratch file
+    let before = repo.snapshot_ids();
+    repo.ok(&[
+        "backup",
+        "--mode",
+        "tables",
+        &format!("sqlite://{}", db.display()),
+    ]);
+    let tables = repo
+        .snapshot_ids()
+        .into_iter()
+        .find(|id| !before.contains(id))
+        .unwrap();
+    let s = passed(&repo, &scratch, &[&tables]);
+    assert_eq!(s["rows"], 2500);
+    assert!(
+        s["checks"]
+            .to_string()
+            .contains("1 tables read back from the restored database equal to the stored files"),
+        "{s}"
+    );
+    assert!(empty(&scratch), "the scratch file is gone");
 }
 
 /// Back up `db` of a server, drill it on the same server, damage it, drill
@@ -180,17 +204,37 @@ fn database_drill(
     kind: &str,
     leftover_databases: &dyn Fn() -> String,
 ) {
+    for mode in ["dump", "tables"] {
+        database_drill_in(url, server_url, password, kind, mode, leftover_databases);
+    }
+}
+
+fn database_drill_in(
+    url: &str,
+    server_url: &str,
+    password: &str,
+    kind: &str,
+    mode: &str,
+    leftover_databases: &dyn Fn() -> String,
+) {
     let _turn = scratch_databases();
     let repo = Repo::new();
     let pw = password_file(repo.dir.path(), password);
     let pw = pw.to_str().unwrap();
-    repo.ok(&["backup", "--source-password-file", pw, url]);
+    repo.ok(&["backup", "--mode", mode, "--source-password-file", pw, url]);
     let scratch = repo.dir.path().join("scratch");
     let args = ["--server", server_url, "--server-password-file", pw];
     let s = passed(&repo, &scratch, &args);
     assert_eq!(s["kind"], kind);
     assert_eq!(s["rows"], 3000, "{s}");
     assert_eq!(s["tables"].as_array().unwrap().len(), 2, "{s}");
+    assert_eq!(
+        s["checks"]
+            .to_string()
+            .contains("2 tables read back from the restored database equal to the stored files"),
+        mode == "tables",
+        "{s}"
+    );
     assert_eq!(
         leftover_databases(),
         "0",
@@ -290,6 +334,37 @@ fn an_event_stream_drill_validates_every_event_against_the_manifest() {
     assert_eq!(s["bytes"], body.len() as u64);
 }
 
+/// A snapshot written with the repository's key, holding `files` (a
+/// forger's, or damage no `check` can see), with `extra` as its
+/// `holdfast` summary; its id.
+fn forge(repo: &Repo, files: &[(&str, &[u8])], extra: Option<serde_json::Value>) -> String {
+    let be: std::sync::Arc<dyn holdfast_storage::Backend> =
+        std::sync::Arc::new(holdfast_storage::LocalBackend::new(&repo.path));
+    let r = std::sync::Arc::new(
+        holdfast_engine::repository::Repository::open(be, PASSWORD.as_bytes()).unwrap(),
+    );
+    let progress = holdfast_sources::progress::Progress::silent();
+    let mut w = holdfast_sources::writer::SnapshotWriter::new(
+        &r,
+        holdfast_engine::chunker::ChunkerParams::ROWS,
+        &holdfast_engine::blob_saver::SaverOptions::default(),
+        false,
+        &progress,
+    )
+    .unwrap();
+    for (path, data) in files {
+        w.add_bytes(path, data).unwrap();
+    }
+    let (id, _) = w
+        .commit(holdfast_engine::snapshot_builder::SnapshotMeta {
+            hostname: "forger".into(),
+            extra,
+            ..Default::default()
+        })
+        .unwrap();
+    id.unwrap().to_hex()
+}
+
 /// A snapshot forged with the repository's key: the stored dump's rows
 /// altered (the same number of them), the original manifest beside it. The
 /// repository is whole — `check --read-data` reads every byte and passes —
@@ -331,41 +406,25 @@ fn a_drill_catches_rows_altered_in_a_stored_dump_that_check_passes() {
     let altered = dump.replacen(row, &format!("1\t{}\n", "0".repeat(32)), 1);
     assert_eq!(altered.len(), dump.len());
 
-    let be: std::sync::Arc<dyn holdfast_storage::Backend> =
-        std::sync::Arc::new(holdfast_storage::LocalBackend::new(&repo.path));
-    let r = std::sync::Arc::new(
-        holdfast_engine::repository::Repository::open(be, PASSWORD.as_bytes()).unwrap(),
-    );
     // forged twice: with the original's summary (as a careful forger
     // would), and bare (a snapshot that says nothing of its kind)
     let snapshot: serde_json::Value =
         serde_json::from_str(&repo.ok(&["cat", "snapshot", &original])).unwrap();
-    let forge = |extra: Option<serde_json::Value>| -> String {
-        let progress = holdfast_sources::progress::Progress::silent();
-        let mut w = holdfast_sources::writer::SnapshotWriter::new(
-            &r,
-            holdfast_engine::chunker::ChunkerParams::ROWS,
-            &holdfast_engine::blob_saver::SaverOptions::default(),
-            false,
-            &progress,
+    let forged = |extra: Option<serde_json::Value>| {
+        forge(
+            &repo,
+            &[
+                (&dump_path, altered.as_bytes()),
+                ("manifest.json", &manifest_bytes),
+            ],
+            extra,
         )
-        .unwrap();
-        w.add_file(&dump_path, altered.as_bytes()).unwrap();
-        w.add_bytes("manifest.json", &manifest_bytes).unwrap();
-        let (id, _) = w
-            .commit(holdfast_engine::snapshot_builder::SnapshotMeta {
-                hostname: "forger".into(),
-                extra,
-                ..Default::default()
-            })
-            .unwrap();
-        id.unwrap().to_hex()
     };
     assert_eq!(
         snapshot["holdfast"]["source"]["kind"], "postgres",
         "{snapshot}"
     );
-    let forgeries = [forge(Some(snapshot["holdfast"].clone())), forge(None)];
+    let forgeries = [forged(Some(snapshot["holdfast"].clone())), forged(None)];
 
     // every byte of the repository reads back and re-hashes
     repo.ok(&["check", "--read-data"]);
@@ -394,6 +453,115 @@ fn a_drill_catches_rows_altered_in_a_stored_dump_that_check_passes() {
     let mut with = vec![original.as_str()];
     with.extend(args);
     passed(&repo, &scratch, &with);
+}
+
+/// A tables-mode drill reads every table back out of the restored
+/// database and compares it with the stored CSV. Two snapshots forged with
+/// consistent manifests (every SHA-256 right, so the load accepts them):
+/// one whose rows are only in another order passes — a server sorting by
+/// another collation would do that — and one whose value `7` is stored as
+/// `007` fails: the integer column loads it as 7, the row counts agree,
+/// and only reading the table back shows the restored data is not the
+/// stored data.
+#[test]
+fn a_tables_drill_reads_every_table_back_and_catches_a_value_the_load_changed() {
+    let _turn = scratch_databases();
+    let pg = Postgres::shared();
+    pg.create_db("drill_read_back");
+    pg.psql(
+        "drill_read_back",
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         INSERT INTO a SELECT i, md5(i::text) FROM generate_series(1, 50) i;",
+    );
+    let repo = Repo::new();
+    let pw = password_file(repo.dir.path(), &pg.password);
+    let pw = pw.to_str().unwrap();
+    repo.ok(&[
+        "backup",
+        "--mode",
+        "tables",
+        "--source-password-file",
+        pw,
+        &pg.url("drill_read_back"),
+    ]);
+    let original = repo.snapshot_ids().pop().unwrap();
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["cat", "snapshot", &original])).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&repo.file(&original, "/manifest.json")).unwrap();
+    let file = manifest["tables"][0]["file"].as_str().unwrap().to_string();
+    let csv = String::from_utf8(repo.file(&original, &format!("/{file}"))).unwrap();
+    let mut lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 51, "{csv}");
+    assert!(lines[7].starts_with("7,"), "{}", lines[7]);
+    // every file of the original, `file` replaced and the manifest told
+    let with = |data: String| -> String {
+        let mut m = manifest.clone();
+        for f in m["files"].as_array_mut().unwrap() {
+            if f["path"] == file.as_str() {
+                f["sha256"] = sha256_hex(data.as_bytes()).into();
+                f["size"] = data.len().into();
+            }
+        }
+        let mut files: Vec<(String, Vec<u8>)> = manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .filter(|p| *p != file)
+            .map(|p| {
+                let bytes = repo.file(&original, &format!("/{p}"));
+                (p, bytes)
+            })
+            .collect();
+        files.push((file.clone(), data.into_bytes()));
+        files.push(("manifest.json".into(), serde_json::to_vec(&m).unwrap()));
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, d)| (p.as_str(), d.as_slice()))
+            .collect();
+        forge(&repo, &refs, Some(snapshot["holdfast"].clone()))
+    };
+    lines.swap(1, 2);
+    let reordered = with(lines.join("\n") + "\n");
+    lines.swap(1, 2);
+    let seven = lines[7].to_string();
+    let altered_row = format!("007{}", &seven[1..]);
+    lines[7] = &altered_row;
+    let altered = with(lines.join("\n") + "\n");
+
+    let scratch = repo.dir.path().join("scratch");
+    let server = pg.url("postgres");
+    let args = |id: &'static str| -> Vec<&str> {
+        vec![id, "--server", &server, "--server-password-file", pw]
+    };
+    let (original, reordered, altered) = (
+        original.leak() as &str,
+        reordered.leak() as &str,
+        altered.leak() as &str,
+    );
+    let s = passed(&repo, &scratch, &args(original));
+    assert!(
+        s["checks"]
+            .to_string()
+            .contains("1 tables read back from the restored database equal to the stored files\""),
+        "{s}"
+    );
+    let s = passed(&repo, &scratch, &args(reordered));
+    assert!(
+        s["checks"].to_string().contains("(1 in another order"),
+        "{s}"
+    );
+    let err = failed(&repo, &scratch, &args(altered));
+    assert!(
+        err.contains(&file) && err.contains("does not hold the stored rows"),
+        "the drill names the table whose values changed:\n{err}"
+    );
+    let left = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'holdfast_drill_%'",
+    );
+    assert_eq!(left.trim(), "0", "the failed drill dropped its database");
 }
 
 /// What a killed drill leaves on a server — a `holdfast_drill_…` database

@@ -34,6 +34,19 @@ pub struct FileFacts {
     pub sha256: Id,
 }
 
+/// Where a table export's files go: the snapshot being written (a backup)
+/// or only their digests (a drill reading a restored table back).
+pub trait FileSink {
+    /// Take `reader`'s bytes as the file at `path`; their size and SHA-256.
+    fn add_file(&mut self, path: &str, reader: &mut dyn Read) -> Result<FileFacts>;
+}
+
+impl FileSink for SnapshotWriter<'_> {
+    fn add_file(&mut self, path: &str, reader: &mut dyn Read) -> Result<FileFacts> {
+        SnapshotWriter::add_file(self, path, reader)
+    }
+}
+
 enum Entry {
     File(Box<Node>),
     Dir(BTreeMap<Vec<u8>, Entry>),

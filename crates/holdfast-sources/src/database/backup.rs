@@ -13,7 +13,7 @@ use super::select::{Selection, TableFilter, TablesOptions, table_file};
 use super::{Dialect, Export, Exportable, Out};
 use crate::dump_scan::{ScanningReader, StreamScanner, TableRows};
 use crate::progress::Progress;
-use crate::writer::{FileFacts, SnapshotWriter};
+use crate::writer::{FileFacts, FileSink, SnapshotWriter};
 use holdfast_engine::snapshot_builder::SnapshotMeta;
 
 use crate::spec::{BackupReport, BackupSettings};
@@ -222,7 +222,7 @@ pub(crate) fn commit_source(
 /// Stream a tool's stdout through `scanner` into the snapshot as `file`;
 /// the tool is killed if storing fails, and its exit status checked after.
 pub(crate) fn store_tool_output<S: StreamScanner>(
-    writer: &mut SnapshotWriter,
+    writer: &mut dyn FileSink,
     file: &str,
     child: crate::command::Spawned,
     stdout: impl std::io::Read,

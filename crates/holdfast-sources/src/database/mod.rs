@@ -39,7 +39,7 @@ use crate::line_filter::{LineEdit, LineFilter};
 use crate::progress::Progress;
 use crate::secret::Secret;
 use crate::source_url::SourceAddress;
-use crate::writer::{FileFacts, SnapshotWriter};
+use crate::writer::{FileFacts, FileSink, SnapshotWriter};
 use select::Tenant;
 
 /// One kind of database, as the generic backups and restores use it. The
@@ -95,13 +95,9 @@ pub trait Dialect {
     ) -> Result<Vec<String>>;
     /// The columns a `--query` returns.
     fn describe_query(&mut self, sql: &str) -> Result<Vec<ManifestColumn>>;
-    /// Store each item as CSV (header row first); the rows of each, in
-    /// order.
-    fn export(
-        &mut self,
-        items: &[Export<'_>],
-        writer: &mut SnapshotWriter,
-    ) -> Result<Vec<Exported>>;
+    /// Write each item as CSV (header row first) through `writer` (the
+    /// snapshot; a drill's digests); the rows of each, in order.
+    fn export(&mut self, items: &[Export<'_>], writer: &mut dyn FileSink) -> Result<Vec<Exported>>;
     /// Close the snapshot.
     fn end_snapshot(&mut self) -> Result<()>;
 

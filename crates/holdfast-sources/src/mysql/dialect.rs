@@ -30,7 +30,7 @@ use crate::database::{
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
-use crate::writer::SnapshotWriter;
+use crate::writer::FileSink;
 
 /// The dump tool's options (after the connection's, before the database).
 ///
@@ -260,11 +260,7 @@ impl Dialect for Mysql {
         tables::describe_query(&self.client, &self.database(), sql)
     }
 
-    fn export(
-        &mut self,
-        items: &[Export<'_>],
-        writer: &mut SnapshotWriter,
-    ) -> Result<Vec<Exported>> {
+    fn export(&mut self, items: &[Export<'_>], writer: &mut dyn FileSink) -> Result<Vec<Exported>> {
         tables::export(&self.client, &self.database(), items, writer)
     }
 

@@ -29,7 +29,7 @@ use crate::database::{
 };
 use crate::dump_scan::ScanningReader;
 use crate::dump_scan::mysql::{MysqlDumpScan, quote_ident};
-use crate::writer::SnapshotWriter;
+use crate::writer::FileSink;
 
 const MARK_TABLE: &str = "#holdfast-table";
 const MARK_END: &str = "#holdfast-end";
@@ -297,7 +297,7 @@ pub(crate) fn export(
     client: &MyClient,
     database: &str,
     items: &[Export<'_>],
-    writer: &mut SnapshotWriter,
+    writer: &mut dyn FileSink,
 ) -> Result<Vec<Exported>> {
     let mut script = String::from(
         "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;\n\
@@ -341,7 +341,7 @@ pub(crate) fn export(
                 done: false,
             };
             let mut scan = ScanningReader::new(records, RecordCounter::default());
-            let facts = writer.add_file(&item.file, (&header[..]).chain(&mut scan))?;
+            let facts = writer.add_file(&item.file, &mut (&header[..]).chain(&mut scan))?;
             exported.push(Exported {
                 rows: scan.scanner.records(),
                 facts,

@@ -27,7 +27,7 @@ use crate::database::{
 use crate::dump_scan::postgres::PgDumpScan;
 use crate::secret::Secret;
 use crate::source_url::{DbAddress, SourceAddress};
-use crate::writer::SnapshotWriter;
+use crate::writer::FileSink;
 
 /// Objects that make a database "not empty": relations, functions and
 /// schemas besides the built-in ones.
@@ -188,11 +188,7 @@ impl Dialect for Postgres {
         self.in_snapshot()?.describe_query(sql)
     }
 
-    fn export(
-        &mut self,
-        items: &[Export<'_>],
-        writer: &mut SnapshotWriter,
-    ) -> Result<Vec<Exported>> {
+    fn export(&mut self, items: &[Export<'_>], writer: &mut dyn FileSink) -> Result<Vec<Exported>> {
         let snapshot = self.in_snapshot()?;
         items
             .iter()

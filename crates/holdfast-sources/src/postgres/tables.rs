@@ -31,7 +31,7 @@ use crate::database::backup::store_tool_output;
 use crate::database::restore::columns_from_rows;
 use crate::database::{Export, Exportable, Exported, Out, Table, fields, tables_from_catalog};
 use crate::dump_scan::postgres::PgDumpScan;
-use crate::writer::SnapshotWriter;
+use crate::writer::FileSink;
 
 /// Session settings that make the CSV the same on every server.
 const SESSION: &str = "SET bytea_output = hex; SET DateStyle = 'ISO, YMD'; \
@@ -296,7 +296,7 @@ impl InSnapshot<'_> {
 
     /// One table or query streamed through `COPY … TO STDOUT` into the
     /// snapshot.
-    pub fn export(&self, item: &Export<'_>, writer: &mut SnapshotWriter) -> Result<Exported> {
+    pub fn export(&self, item: &Export<'_>, writer: &mut dyn FileSink) -> Result<Exported> {
         let select = match &item.what {
             Exportable::Table { table, tenant } => {
                 let columns = SQL.idents(table.columns.iter().map(|c| &c.name), ", ");

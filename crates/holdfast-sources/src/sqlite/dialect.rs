@@ -24,7 +24,7 @@ use serde_json::json;
 use super::{backup, catalog, check_integrity, list_tables, open_read_only, sqlite_err, tables};
 use crate::database::{Dialect, Export, Exported, Out, Stored, Table, Target, WholeCopy};
 use crate::source_url::SourceAddress;
-use crate::writer::SnapshotWriter;
+use crate::writer::FileSink;
 
 pub struct Sqlite {
     path: PathBuf,
@@ -137,11 +137,7 @@ impl Dialect for Sqlite {
         tables::describe_query(self.conn()?, sql)
     }
 
-    fn export(
-        &mut self,
-        items: &[Export<'_>],
-        writer: &mut SnapshotWriter,
-    ) -> Result<Vec<Exported>> {
+    fn export(&mut self, items: &[Export<'_>], writer: &mut dyn FileSink) -> Result<Vec<Exported>> {
         let conn = self.conn()?;
         items
             .iter()

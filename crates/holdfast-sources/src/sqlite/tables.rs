@@ -19,7 +19,7 @@ use rusqlite::{Connection, Rows};
 
 use super::{SQL, query_all, quote_ident, schema_sql, sqlite_err};
 use crate::database::{self, Export, Exportable, Exported, Out, Stored, Table, csv_header};
-use crate::writer::SnapshotWriter;
+use crate::writer::FileSink;
 
 /// Rows of a statement as CSV bytes, produced as they are read.
 struct CsvRows<'s> {
@@ -75,7 +75,7 @@ fn export_query(
     conn: &Connection,
     sql: &str,
     file: &str,
-    writer: &mut SnapshotWriter,
+    writer: &mut dyn FileSink,
 ) -> Result<Exported> {
     let (mut stmt, columns) = prepare_read_only(conn, sql, file)?;
     let rows = stmt
@@ -224,7 +224,7 @@ pub(crate) fn describe_query(conn: &Connection, sql: &str) -> Result<Vec<Manifes
 pub(crate) fn export(
     conn: &Connection,
     item: &Export<'_>,
-    writer: &mut SnapshotWriter,
+    writer: &mut dyn FileSink,
 ) -> Result<Exported> {
     let sql = match &item.what {
         Exportable::Query { sql, .. } => sql.to_string(),
