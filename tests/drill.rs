@@ -10,17 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::http::{HttpServer, Route};
-use common::servers::{MariaDb, Postgres};
+use common::servers::{MariaDb, Postgres, scratch_databases};
 use common::*;
-
-/// The tests that create or count scratch databases on the shared servers
-/// take turns: the sweep drops every `holdfast_drill_…` database, and the
-/// other tests count them.
-static SCRATCH_DATABASES: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn scratch_databases() -> std::sync::MutexGuard<'static, ()> {
-    SCRATCH_DATABASES.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// `holdfast drill ARGS --json --scratch SCRATCH` on `repo`.
 fn drill(repo: &Repo, scratch: &Path, args: &[&str]) -> std::process::Output {

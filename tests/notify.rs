@@ -265,16 +265,36 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn events_reach_each_tenants_own_channels_signed_retried_and_by_mail() {
+    events_reach_their_channels(&[]);
+}
+
+/// The same with the catalog on PostgreSQL (a fresh database on the
+/// shared private server).
+#[test]
+fn events_reach_their_channels_on_a_postgres_catalog() {
+    let pg = common::servers::Postgres::shared();
+    pg.create_db("notify_pg");
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/notify_pg",
+        pg.user, pg.password, pg.port
+    );
+    let key = holdfast_catalog::ServerKey::random().to_base64();
+    events_reach_their_channels(&[
+        ("HOLDFAST_CATALOG_URL", url.as_str()),
+        ("HOLDFAST_SERVER_KEY", key.as_str()),
+    ]);
+}
+
+fn events_reach_their_channels(env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let hooks = Receiver::start();
     let smtp = Smtp::start(dir.path());
-    let s = Server::start(
-        &dir.path().join("data"),
-        &[
-            ("HOLDFAST_NOTIFY_RETRY_BASE_SECONDS", "1"),
-            ("HOLDFAST_NOTIFY_CA_FILE", smtp.ca.to_str().unwrap()),
-        ],
-    );
+    let mut env = env.to_vec();
+    env.extend([
+        ("HOLDFAST_NOTIFY_RETRY_BASE_SECONDS", "1"),
+        ("HOLDFAST_NOTIFY_CA_FILE", smtp.ca.to_str().unwrap()),
+    ]);
+    let s = Server::start(&dir.path().join("data"), &env);
     let admin = s.admin.clone().unwrap();
     let acme = s.create_tenant(&admin, "acme");
     let other = s.create_tenant(&admin, "other");
@@ -363,6 +383,20 @@ fn events_reach_each_tenants_own_channels_signed_retried_and_by_mail() {
         &acme,
         json!({"name": "chat", "kind": "slack", "url": hooks.url("/slack/S3CRET"),
                "events": ["backup_failed"]}),
+    );
+    // ntfy and Gotify, each with its token (sent as a header, never in
+    // the URL)
+    create(
+        &acme_op,
+        &acme,
+        json!({"name": "phone", "kind": "ntfy", "url": hooks.url("/ntfy/holdfast-acme"),
+               "secret": "tk_ntfy", "events": ["backup_failed"]}),
+    );
+    create(
+        &acme_op,
+        &acme,
+        json!({"name": "gotify", "kind": "gotify", "url": hooks.url("/gotify/message"),
+               "secret": "G0T1FY", "events": ["backup_failed"]}),
     );
     let hc = create(
         &acme_op,
@@ -466,6 +500,21 @@ fn events_reach_each_tenants_own_channels_signed_retried_and_by_mail() {
     let chat = hooks.wait("/slack/S3CRET", 1);
     let text = chat[0].json()["text"].as_str().unwrap().to_string();
     assert!(text.starts_with("*Backup of flaky failed*\n"), "{text}");
+    // ntfy: the text as the body, title, priority and tags as headers
+    let push = &hooks.wait("/ntfy/holdfast-acme", 1)[0];
+    let body = String::from_utf8(push.body.clone()).unwrap();
+    assert!(body.contains("flaky"), "{body}");
+    assert_eq!(push.headers["title"], "Backup of flaky failed", "{push:?}");
+    assert_eq!(push.headers["priority"], "high");
+    assert_eq!(push.headers["tags"], "rotating_light");
+    assert_eq!(push.headers["authorization"], "Bearer tk_ntfy");
+    // Gotify: its JSON message, the application token in X-Gotify-Key
+    let g = &hooks.wait("/gotify/message", 1)[0];
+    let m = g.json();
+    assert_eq!(m["title"], "Backup of flaky failed", "{m}");
+    assert_eq!(m["priority"], 8);
+    assert!(m["message"].as_str().unwrap().contains("flaky"), "{m}");
+    assert_eq!(g.headers["x-gotify-key"], "G0T1FY");
     // healthchecks: start, then fail
     let pings: Vec<String> = hooks
         .wait("/hc/uuid/fail", 1)

@@ -43,9 +43,31 @@ struct Acme {
 
 impl Acme {
     fn start() -> Acme {
+        Acme::start_with(&[])
+    }
+
+    /// The same on a PostgreSQL catalog: the database `db`, made on the
+    /// shared private server.
+    fn on_postgres(db: &str) -> Acme {
+        let pg = common::servers::Postgres::shared();
+        pg.create_db(db);
+        let url = format!(
+            "postgres://{}:{}@127.0.0.1:{}/{db}",
+            pg.user, pg.password, pg.port
+        );
+        let key = holdfast_catalog::ServerKey::random().to_base64();
+        Acme::start_with(&[
+            ("HOLDFAST_CATALOG_URL", url.as_str()),
+            ("HOLDFAST_SERVER_KEY", key.as_str()),
+        ])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Acme {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let s = Server::start(&data, &[("HOLDFAST_RETRY_BASE_SECONDS", "1")]);
+        let mut env = env.to_vec();
+        env.push(("HOLDFAST_RETRY_BASE_SECONDS", "1"));
+        let s = Server::start(&data, &env);
         let admin = s.admin.clone().expect("first start prints an admin token");
         let tenant = |name: &str| {
             s.expect(
@@ -331,7 +353,18 @@ fn a_backup_restores_over_the_api_into_the_default_or_a_chosen_target() {
 
 #[test]
 fn a_drill_restores_the_newest_backup_into_scratch_verifies_it_and_leaves_nothing() {
-    let a = Acme::start();
+    a_drill_restores_the_newest_backup_into_scratch_verifies_it_and_leaves_nothing_on(Acme::start());
+}
+
+#[test]
+fn a_drill_restores_the_newest_backup_into_scratch_verifies_it_and_leaves_nothing_on_a_postgres_catalog()
+ {
+    a_drill_restores_the_newest_backup_into_scratch_verifies_it_and_leaves_nothing_on(
+        Acme::on_postgres("serve_pg_drill"),
+    );
+}
+
+fn a_drill_restores_the_newest_backup_into_scratch_verifies_it_and_leaves_nothing_on(a: Acme) {
     let (s, admin) = (&a.s, &a.admin);
     let (_, viewer) = new_token(s, admin, "viewer", Some("acme"));
     let (_, other_op) = new_token(s, admin, "operator", Some("other"));
@@ -416,7 +449,18 @@ fn a_drill_restores_the_newest_backup_into_scratch_verifies_it_and_leaves_nothin
 
 #[test]
 fn a_verification_reads_its_part_of_the_packs_finds_damage_and_marks_the_backups() {
-    let a = Acme::start();
+    a_verification_reads_its_part_of_the_packs_finds_damage_and_marks_the_backups_on(Acme::start());
+}
+
+#[test]
+fn a_verification_reads_its_part_of_the_packs_finds_damage_and_marks_the_backups_on_a_postgres_catalog()
+ {
+    a_verification_reads_its_part_of_the_packs_finds_damage_and_marks_the_backups_on(
+        Acme::on_postgres("serve_pg_verification"),
+    );
+}
+
+fn a_verification_reads_its_part_of_the_packs_finds_damage_and_marks_the_backups_on(a: Acme) {
     let (s, admin) = (&a.s, &a.admin);
     let (_, viewer) = new_token(s, admin, "viewer", Some("acme"));
     let (_, other_op) = new_token(s, admin, "operator", Some("other"));
@@ -558,7 +602,20 @@ fn a_verification_reads_its_part_of_the_packs_finds_damage_and_marks_the_backups
 
 #[test]
 fn an_evidence_report_matches_the_catalog_is_signed_and_a_tampered_copy_is_refused() {
-    let a = Acme::start();
+    an_evidence_report_matches_the_catalog_is_signed_and_a_tampered_copy_is_refused_on(
+        Acme::start(),
+    );
+}
+
+#[test]
+fn an_evidence_report_matches_the_catalog_is_signed_and_a_tampered_copy_is_refused_on_a_postgres_catalog()
+ {
+    an_evidence_report_matches_the_catalog_is_signed_and_a_tampered_copy_is_refused_on(
+        Acme::on_postgres("serve_pg_report"),
+    );
+}
+
+fn an_evidence_report_matches_the_catalog_is_signed_and_a_tampered_copy_is_refused_on(a: Acme) {
     let (s, admin) = (&a.s, &a.admin);
     let gone = a.failed_backup();
     let drill = s.expect(
@@ -711,7 +768,17 @@ fn an_evidence_report_matches_the_catalog_is_signed_and_a_tampered_copy_is_refus
     assert!(common::stderr(&no).contains("page around the signed report was changed"));
     // from the console: the same report, signed by the same key
     let out = dir.path().join("console.json");
-    let made = s.cli(&["report", "acme", "-o", out.to_str().unwrap()]);
+    // (over the API's period: the gap since the last success runs to its end)
+    let made = s.cli(&[
+        "report",
+        "acme",
+        "--from",
+        r["from"].as_str().unwrap(),
+        "--to",
+        r["to"].as_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(made.status.success(), "{}", common::stderr(&made));
     let console: Value = serde_json::from_str(&fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(console["sources"], r["sources"]);
@@ -1469,6 +1536,7 @@ fn kill_9_mid_backup_then_restart_fails_the_run_as_interrupted_and_retries_it() 
 
 #[test]
 fn a_database_drill_restores_on_the_admins_drill_server_when_one_is_configured() {
+    let _turn = common::servers::scratch_databases();
     let pg = common::servers::Postgres::shared();
     pg.create_db("serve_drilled");
     pg.psql(
@@ -1550,6 +1618,84 @@ fn a_database_drill_restores_on_the_admins_drill_server_when_one_is_configured()
         "only the scratch ones were dropped"
     );
     pg.psql("postgres", "DROP DATABASE holdfast_drillx_kept");
+}
+
+/// A drill on the source's own server whose node died mid-run: at the
+/// next start the recovery marks it failed and drops its scratch database
+/// — found by the name the drill's id gives it, so a database of another
+/// drill on the same (the tenant's) server is not touched.
+#[test]
+fn an_interrupted_drill_on_the_sources_own_server_has_its_scratch_database_dropped() {
+    let _turn = common::servers::scratch_databases();
+    let pg = common::servers::Postgres::shared();
+    pg.create_db("serve_drill_own");
+    pg.psql(
+        "serve_drill_own",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (tid, drill_id, admin) = {
+        let s = Server::start(&data, &[]);
+        let admin = s.admin.clone().unwrap();
+        let tid = s.create_tenant(&admin, "acme");
+        let src = s.create_source(
+            &admin,
+            &tid,
+            json!({"name": "db", "kind": "postgres", "target": pg.url("serve_drill_own"),
+                   "credentials": pg.password}),
+        );
+        let sid = src["id"].as_str().unwrap().to_string();
+        assert_eq!(s.run_backup(&admin, &tid, &sid)["status"], "done");
+        let d = s.expect(
+            202,
+            "POST",
+            &format!("/api/v1/tenants/{tid}/sources/{sid}/drills"),
+            Some(&admin),
+            None,
+        );
+        let id = d["id"].as_str().unwrap().to_string();
+        assert_eq!(s.wait_restore(&id, &admin)["status"], "done");
+        (tid, id, admin)
+    };
+    // as a node killed mid-drill leaves it: the row running, the scratch
+    // database on the source's server (and another drill's beside it)
+    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
+    let n = db
+        .execute(
+            "UPDATE restores SET status = 'running', finished_at = NULL, error = NULL, \
+             verification = NULL, lease_owner = 'gone/0', lease_until = started_at WHERE id = ?1",
+            [&drill_id],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(db);
+    let mine = format!("holdfast_drill_{}", drill_id.replace('-', ""));
+    pg.psql("postgres", &format!("CREATE DATABASE {mine}"));
+    pg.psql("postgres", "CREATE DATABASE holdfast_drill_0000another");
+    let s = Server::start(&data, &[]);
+    let d = s.wait_restore(&drill_id, &admin);
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(d["error"].as_str().unwrap().contains("interrupted"), "{d}");
+    let left = || {
+        pg.psql(
+            "postgres",
+            "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'holdfast_drill%'",
+        )
+        .trim()
+        .to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while left() != "holdfast_drill_0000another" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(
+        left(),
+        "holdfast_drill_0000another",
+        "the interrupted drill's database was dropped, and only it"
+    );
+    pg.psql("postgres", "DROP DATABASE holdfast_drill_0000another");
+    let _ = tid;
 }
 
 #[test]

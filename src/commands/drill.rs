@@ -69,6 +69,7 @@ pub fn run(g: &GlobalOpts, ui: &Arc<Ui>, a: &DrillArgs) -> Result<u8> {
         scratch,
         server,
         workers: a.workers.unwrap_or(4),
+        name: None,
     };
     let ui2 = ui.clone();
     let progress = Arc::new(Progress::new(Box::new(move |e| ui2.item_error(e))));

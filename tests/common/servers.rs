@@ -80,6 +80,15 @@ fn spawn_for_process_lifetime(mut cmd: Command, what: &str) -> Child {
         .unwrap_or_else(|e| panic!("start {what}: {e}"))
 }
 
+/// The tests of one binary that create or count drills' scratch databases
+/// on the shared servers take turns: a sweep drops every
+/// `holdfast_drill_…` database, and the other tests count them.
+static SCRATCH_DATABASES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn scratch_databases() -> std::sync::MutexGuard<'static, ()> {
+    SCRATCH_DATABASES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A command run as `user` (when we are root) that dies with this process.
 fn as_user(user: Option<&str>, program: &Path) -> Command {
     let mut c = Command::new("setpriv");

@@ -500,6 +500,39 @@ pub struct DrillInput {
     /// The admin's drill server for this kind (`[drills]`): its address
     /// and password file; `None`: the source's own server.
     pub drill_server: Option<(String, Option<PathBuf>)>,
+    /// The drill's id: it names the scratch database.
+    pub name: String,
+}
+
+impl DrillInput {
+    /// The server a database drill makes its scratch database on: the
+    /// admin's drill server as configured, or the source's own server
+    /// reached as the source is; `None` for the kinds without one.
+    fn database_server(&self) -> Result<Option<(SourceAddress, Option<Secret>)>, String> {
+        match (self.kind.as_str(), &self.drill_server) {
+            ("postgres" | "mysql", Some(server)) => Ok(Some(drill_server(server)?)),
+            ("postgres" | "mysql", None) => {
+                let mut addr =
+                    SourceAddress::parse(&self.source_target).map_err(|e| e.to_string())?;
+                holdfast_sources::spec::enforce(&mut addr, &self.checked.confinement())
+                    .map_err(|e| e.to_string())?;
+                Ok(Some((addr, self.credentials.clone().map(Secret::new))))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Drop the scratch database an interrupted drill left (its node died
+/// while it ran); whether there was one.
+pub fn drop_drill_database(input: &DrillInput) -> Result<bool, String> {
+    match input.database_server()? {
+        Some((addr, password)) => {
+            holdfast_sources::drill::drop_scratch_database(addr, password, &input.name)
+                .map_err(|e| e.to_string())
+        }
+        None => Ok(false),
+    }
 }
 
 /// Restore a backup into a scratch target, verify it against the
@@ -508,31 +541,21 @@ pub struct DrillInput {
 /// scratch area (Landlock).
 pub fn run_drill(input: &DrillInput, progress: &Progress) -> Result<serde_json::Value, String> {
     let (repo, id, snap) = open_snapshot(&input.repository, &input.password, &input.snapshot_id)?;
-    let server = match (input.kind.as_str(), &input.drill_server) {
-        // the admin's drill server: its address and password as configured
-        ("postgres" | "mysql", Some(server)) => Some(drill_server(server)?),
-        // the source's own server, reached as the source is
-        ("postgres" | "mysql", None) => {
-            let mut addr = SourceAddress::parse(&input.source_target).map_err(|e| e.to_string())?;
-            holdfast_sources::spec::enforce(&mut addr, &input.checked.confinement())
-                .map_err(|e| e.to_string())?;
-            Some((addr, input.credentials.clone().map(Secret::new)))
-        }
-        _ => {
-            std::fs::create_dir_all(&input.scratch)
-                .map_err(|e| format!("create {}: {e}", input.scratch.display()))?;
-            crate::sandbox::restrict_thread(&crate::sandbox::Allowed {
-                read: None,
-                write: vec![input.scratch.clone()],
-            })
-            .map_err(|e| format!("cannot restrict the job (Landlock): {e}"))?;
-            None
-        }
-    };
+    let server = input.database_server()?;
+    if server.is_none() {
+        std::fs::create_dir_all(&input.scratch)
+            .map_err(|e| format!("create {}: {e}", input.scratch.display()))?;
+        crate::sandbox::restrict_thread(&crate::sandbox::Allowed {
+            read: None,
+            write: vec![input.scratch.clone()],
+        })
+        .map_err(|e| format!("cannot restrict the job (Landlock): {e}"))?;
+    }
     let opts = holdfast_sources::drill::DrillOptions {
         scratch: input.scratch.clone(),
         server,
         workers: 2,
+        name: Some(input.name.clone()),
     };
     let r =
         holdfast_sources::drill::drill(&repo, &snap, &opts, progress).map_err(|e| e.to_string())?;

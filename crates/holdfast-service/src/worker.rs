@@ -42,9 +42,17 @@ pub async fn start(state: AppState) -> Result<Workers, ServeError> {
         )),
         Err(e) => log(&format!("cannot clean the drill scratch area: {e}")),
     }
-    // and the scratch databases on the admin's drill servers (the servers
-    // are the admin's: nothing else is dropped there, and no drill runs yet)
-    for kind in ["postgres", "mysql"] {
+    // and, on a one-node catalog, every scratch database on the admin's
+    // drill servers (the servers are the admin's: nothing else is dropped
+    // there, and no drill runs yet). Where nodes share the catalog another
+    // node's drill may be running there: the recovery above dropped the
+    // databases of the drills that were interrupted, by name.
+    let sweep_servers = if all_running {
+        &["postgres", "mysql"][..]
+    } else {
+        &[]
+    };
+    for &kind in sweep_servers {
         let Some(server) = state.config.drills.server(kind) else {
             continue;
         };
@@ -171,6 +179,9 @@ async fn recover(state: &AppState, all_running: bool) -> Result<(), ServeError> 
                 r.id
             ));
         }
+        if r.drill {
+            drop_scratch_database(state, &r).await;
+        }
     }
     for b in state.catalog.orphaned_backups(all_running).await? {
         let delay = backoff(retry_base(state), b.attempts);
@@ -199,6 +210,33 @@ async fn recover(state: &AppState, all_running: bool) -> Result<(), ServeError> 
         }
     }
     Ok(())
+}
+
+/// Drop the scratch database (if any) of a drill whose node died while it
+/// ran — on the admin's drill server or on the source's own server — by
+/// the name the drill's id gives it; another drill's database is never
+/// touched, so this is safe while other nodes run drills.
+async fn drop_scratch_database(state: &AppState, r: &Restore) {
+    let dropped = match drill_input(state, r).await {
+        Ok((_, input)) => {
+            tokio::task::spawn_blocking(move || crate::runner::drop_drill_database(&input))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+        }
+        Err(e) => Err(e),
+    };
+    match dropped {
+        Ok(false) => {}
+        Ok(true) => log(&format!(
+            "drill {}: dropped the scratch database it left",
+            r.id
+        )),
+        Err(e) => log(&format!(
+            "drill {}: cannot drop the scratch database it may have left: {e}",
+            r.id
+        )),
+    }
 }
 
 fn retry_base(state: &AppState) -> SignedDuration {
@@ -603,7 +641,20 @@ async fn restore_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
 /// drill's is a scratch database on the source's own server, reached as
 /// the source is (policy checked again, the address pinned).
 async fn drill_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
-    let prepared = async {
+    let prepared = drill_input(state, r).await.map(|(kind, input)| {
+        (kind, move |p: &holdfast_sources::progress::Progress| {
+            crate::runner::run_drill(&input, p)
+        })
+    });
+    run_restore_row(state, worker, job, r, prepared).await;
+}
+
+/// What the drill `r` runs with: its source's kind, and the input.
+async fn drill_input(
+    state: &AppState,
+    r: &Restore,
+) -> Result<(String, crate::runner::DrillInput), String> {
+    {
         let c = restoring(state, r).await?;
         let checked = crate::policy::check_source(
             &state.config.host_facts(),
@@ -623,14 +674,10 @@ async fn drill_one(state: &AppState, worker: &str, job: &Job, r: &Restore) {
             checked,
             scratch: state.config.drill_scratch(),
             drill_server: state.config.drills.server(&c.source.kind),
+            name: r.id.clone(),
         };
-        Ok((
-            c.source.kind,
-            move |p: &holdfast_sources::progress::Progress| crate::runner::run_drill(&input, p),
-        ))
+        Ok((c.source.kind, input))
     }
-    .await;
-    run_restore_row(state, worker, job, r, prepared).await;
 }
 
 /// `check` a tenant's repository, reading the data of the packs the row

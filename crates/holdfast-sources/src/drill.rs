@@ -73,6 +73,10 @@ pub struct DrillOptions {
     pub server: Option<(SourceAddress, Option<Secret>)>,
     /// Threads writing file contents.
     pub workers: usize,
+    /// What names the scratch database (see [`scratch_database`]): a
+    /// service passes the drill's id, so that the database of a drill
+    /// whose node died can be dropped by name; `None`: random.
+    pub name: Option<String>,
 }
 
 /// What a passing drill restored and proved.
@@ -173,6 +177,34 @@ pub fn sweep(scratch: &Path) -> Result<usize> {
 /// server, never while one runs there.
 pub fn sweep_databases(server: SourceAddress, credential: Option<Secret>) -> Result<usize> {
     for_address(server, credential)?.drop_prefixed(DATABASE_PREFIX)
+}
+
+/// The scratch database of the drill named `name` (its letters and digits,
+/// lowercased, after `holdfast_drill_`; at most 63 bytes, as PostgreSQL
+/// allows).
+pub fn scratch_database(name: &str) -> String {
+    let mut db = DATABASE_PREFIX.to_string();
+    db.extend(
+        name.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase()),
+    );
+    db.truncate(63);
+    db
+}
+
+/// Drop the scratch database of the drill named `name` on `server`, if it
+/// is there (its run was interrupted); whether it was. Databases of other
+/// drills, running or not, stay.
+pub fn drop_scratch_database(
+    server: SourceAddress,
+    credential: Option<Secret>,
+    name: &str,
+) -> Result<bool> {
+    let db = scratch_database(name);
+    // matched as a prefix: only a longer name could match besides, and
+    // no drill's name is longer than an id's
+    Ok(for_address(server, credential)?.drop_prefixed(&db)? > 0)
 }
 
 /// A fresh scratch directory, removed when dropped (also on unwinding).
@@ -507,7 +539,7 @@ fn drill_database(kind: &str, from: &Stored<'_>, opts: &DrillOptions) -> Result<
             "a {kind} drill restores into a scratch database: name a {kind} server to create it on"
         ))
     })?;
-    let name = format!("{DATABASE_PREFIX}{}", random_hex());
+    let name = scratch_database(opts.name.as_deref().unwrap_or(&random_hex()));
     let addr = match (kind, server) {
         ("postgres", SourceAddress::Postgres(mut a)) => {
             a.database = name;
