@@ -356,6 +356,32 @@ fn forge(repo: &Repo, files: &[(&str, &[u8])], extra: Option<serde_json::Value>)
     id.unwrap().to_hex()
 }
 
+/// A database `db` on `pg` with a table `a` of `rows` rows (`id`, the md5
+/// of it), backed up in `mode`: the repository, the password file and the
+/// snapshot's id.
+fn backed_up(pg: &Postgres, db: &str, rows: u32, mode: &str) -> (Repo, PathBuf, String) {
+    pg.create_db(db);
+    pg.psql(
+        db,
+        &format!(
+            "CREATE TABLE a (id int PRIMARY KEY, v text);
+             INSERT INTO a SELECT i, md5(i::text) FROM generate_series(1, {rows}) i;"
+        ),
+    );
+    let repo = Repo::new();
+    let pw = password_file(repo.dir.path(), &pg.password);
+    repo.ok(&[
+        "backup",
+        "--mode",
+        mode,
+        "--source-password-file",
+        pw.to_str().unwrap(),
+        &pg.url(db),
+    ]);
+    let id = repo.snapshot_ids().pop().unwrap();
+    (repo, pw, id)
+}
+
 /// A snapshot forged with the repository's key: the stored dump's rows
 /// altered (the same number of them), the original manifest beside it. The
 /// repository is whole — `check --read-data` reads every byte and passes —
@@ -365,22 +391,8 @@ fn forge(repo: &Repo, files: &[(&str, &[u8])], extra: Option<serde_json::Value>)
 fn a_drill_catches_rows_altered_in_a_stored_dump_that_check_passes() {
     let _turn = scratch_databases();
     let pg = Postgres::shared();
-    pg.create_db("drill_forged");
-    pg.psql(
-        "drill_forged",
-        "CREATE TABLE a (id int PRIMARY KEY, v text);
-         INSERT INTO a SELECT i, md5(i::text) FROM generate_series(1, 500) i;",
-    );
-    let repo = Repo::new();
-    let pw = password_file(repo.dir.path(), &pg.password);
+    let (repo, pw, original) = backed_up(pg, "drill_forged", 500, "dump");
     let pw = pw.to_str().unwrap();
-    repo.ok(&[
-        "backup",
-        "--source-password-file",
-        pw,
-        &pg.url("drill_forged"),
-    ]);
-    let original = repo.snapshot_ids().pop().unwrap();
     let manifest_bytes = repo.file(&original, "/manifest.json");
     let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
     let dump_path = manifest["files"]
@@ -458,24 +470,8 @@ fn a_drill_catches_rows_altered_in_a_stored_dump_that_check_passes() {
 fn a_tables_drill_reads_every_table_back_and_catches_a_value_the_load_changed() {
     let _turn = scratch_databases();
     let pg = Postgres::shared();
-    pg.create_db("drill_read_back");
-    pg.psql(
-        "drill_read_back",
-        "CREATE TABLE a (id int PRIMARY KEY, v text);
-         INSERT INTO a SELECT i, md5(i::text) FROM generate_series(1, 50) i;",
-    );
-    let repo = Repo::new();
-    let pw = password_file(repo.dir.path(), &pg.password);
+    let (repo, pw, original) = backed_up(pg, "drill_read_back", 50, "tables");
     let pw = pw.to_str().unwrap();
-    repo.ok(&[
-        "backup",
-        "--mode",
-        "tables",
-        "--source-password-file",
-        pw,
-        &pg.url("drill_read_back"),
-    ]);
-    let original = repo.snapshot_ids().pop().unwrap();
     let snapshot: serde_json::Value =
         serde_json::from_str(&repo.ok(&["cat", "snapshot", &original])).unwrap();
     let manifest: serde_json::Value =

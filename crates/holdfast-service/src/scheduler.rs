@@ -26,7 +26,7 @@ const LOOKBACK_DAYS: i64 = 400;
 
 pub fn start(state: AppState) {
     tokio::spawn(async move {
-        let mut told = std::collections::HashSet::new();
+        let mut told = std::collections::HashMap::new();
         loop {
             if let Err(e) = tick(&state).await {
                 log(&format!("scheduler: {e}"));
@@ -99,13 +99,14 @@ async fn tick(state: &AppState) -> Result<(), holdfast_catalog::CatalogError> {
 }
 
 /// Audit each source's missed slot once, across nodes (`source_overdue`,
-/// kind `backup` or `drill`, see `crate::health`). `told` remembers what
-/// this node has seen written, so that a source that stays overdue costs
-/// no write per tick.
+/// kind `backup` or `drill`, see `crate::health`). `told` remembers, per
+/// source and kind, the last missed slot this node has seen written, so
+/// that a source that stays overdue costs no write per tick (and the map
+/// holds at most two entries a source).
 async fn overdue_events(
     state: &AppState,
     now: Timestamp,
-    told: &mut std::collections::HashSet<String>,
+    told: &mut std::collections::HashMap<String, String>,
 ) -> Result<(), holdfast_catalog::CatalogError> {
     for tenant in state.catalog.tenants().await? {
         for (src, h) in crate::health::of_tenant(state, &tenant.id, now).await? {
@@ -116,7 +117,8 @@ async fn overdue_events(
             for (kind, slot, last_success) in missed {
                 let Some(slot) = slot else { continue };
                 let name = format!("overdue:{kind}:{}", src.id);
-                if !told.insert(format!("{name}@{slot}")) {
+                let slot_text = slot.to_string();
+                if told.get(&name) == Some(&slot_text) {
                     continue;
                 }
                 let metadata = serde_json::json!({
@@ -125,7 +127,7 @@ async fn overdue_events(
                     "missed_slot": slot,
                     "last_success_at": last_success,
                 });
-                if state
+                let written = state
                     .catalog
                     .audit_once(
                         (&name, slot, &state.node),
@@ -134,8 +136,11 @@ async fn overdue_events(
                         &src.id,
                         metadata,
                     )
-                    .await?
-                {
+                    .await?;
+                // remembered once written (by this node or another): a
+                // failed write is tried again on the next tick
+                told.insert(name, slot_text);
+                if written {
                     log(&format!(
                         "source {} of {}: {kind} overdue (no success since the slot of {slot})",
                         src.name, tenant.name
