@@ -269,12 +269,14 @@ pub(crate) fn tables_from_catalog(
 }
 
 /// One CSV file a tables-mode backup stores.
+#[derive(Clone)]
 pub struct Export<'a> {
     /// Where it goes in the snapshot (`tables/x.csv`, `queries/q.csv`).
     pub file: String,
     pub what: Exportable<'a>,
 }
 
+#[derive(Clone)]
 pub enum Exportable<'a> {
     /// A table's rows (only the tenant's, when given), in key order.
     Table {
