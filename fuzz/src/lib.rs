@@ -13,7 +13,7 @@ use holdfast_format::lock::Lock;
 use holdfast_format::manifest::Manifest;
 use holdfast_format::pack;
 use holdfast_format::snapshot::Snapshot;
-use holdfast_format::table_csv::{CsvRecords, RecordCounter};
+use holdfast_format::table_csv::{CsvRecords, RecordCounter, RecordDigest};
 use holdfast_format::tree::{Tree, TreeRefs};
 use holdfast_format::unpacked;
 use holdfast_sources::dump_scan::DumpScanner;
@@ -168,6 +168,17 @@ pub fn table_csv(data: &[u8]) {
     if readable && !counter.open_quote() {
         assert_eq!(records, counter.records(), "records at step {step}");
     }
+    // the drill's record digest: the same in pieces as whole, counting as
+    // the counter does
+    let mut pieces = RecordDigest::default();
+    for c in data.chunks(step) {
+        pieces.feed(c);
+    }
+    let mut whole = RecordDigest::default();
+    whole.feed(data);
+    let (n, digest) = pieces.finish();
+    assert_eq!((n, digest), whole.finish(), "digest at step {step}");
+    assert_eq!(n, counter.records(), "digest records at step {step}");
     let mut out = Vec::new();
     let _ = holdfast_sources::postgres::copy_text::csv_to_copy_text(
         &mut std::io::BufReader::new(data) as &mut dyn BufRead,
