@@ -636,7 +636,7 @@ fn read_back(d: &mut dyn Dialect, from: &Stored<'_>) -> Result<Option<String>> {
         .zip(&exported)
         .filter(|(item, e)| {
             let stored = manifest.files.iter().find(|f| f.path == item.file);
-            !stored.is_some_and(|f| f.sha256 == e.facts.sha256.to_hex())
+            stored.is_none_or(|f| f.sha256 != e.facts.sha256.to_hex())
         })
         .map(|(item, _)| item)
         .collect();
