@@ -262,6 +262,89 @@ fn an_admin_signs_in_reads_every_page_in_both_languages_and_signs_out() {
     no_axe_violations(&b, "sign-in");
 }
 
+/// A verification that finds a pack damaged marks the backups whose
+/// snapshots it held: the list shows them as damaged (and needing
+/// attention), and each one's page says what was found — in English and
+/// in German.
+#[test]
+fn backups_a_verification_found_damaged_are_marked_in_the_list_and_on_their_page() {
+    let (_dir, s, admin, t) = seeded();
+    let backups = s.get(&format!("/api/v1/tenants/{t}/backups"), &admin)["items"].clone();
+    let repo = backups[0]["repository"].as_str().unwrap().to_string();
+    common::damage_biggest_pack(std::path::Path::new(&repo));
+    let v = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{t}/verifications"),
+        Some(&admin),
+        Some(&json!({"read_data": "all"})),
+    );
+    let vpath = format!(
+        "/api/v1/tenants/{t}/verifications/{}",
+        v["id"].as_str().unwrap()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !["done", "failed"].contains(&s.get(&vpath, &admin)["status"].as_str().unwrap()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the verification did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let damaged: Vec<String> = s.get(&format!("/api/v1/tenants/{t}/backups"), &admin)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| !b["damaged_at"].is_null())
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!damaged.is_empty(), "{}", s.get(&vpath, &admin));
+
+    let b = Browser::start("en-US", 1280, 900);
+    sign_in(&b, &s.base, &admin);
+    b.goto(&format!("{}/ui/backups", s.base));
+    // one badge a damaged backup, in a row that asks for attention
+    let marked = b.exec(
+        "return [...document.querySelectorAll('table.list tbody tr')]\
+           .filter(r => r.querySelector('.badge.damaged'))\
+           .map(r => [r.querySelector('a').getAttribute('href'), r.className, \
+                      r.querySelector('.badge.damaged').textContent])",
+        json!([]),
+    );
+    let mut want: Vec<Value> = damaged
+        .iter()
+        .map(|id| json!([format!("/ui/backups/{id}"), "attention", "damaged"]))
+        .collect();
+    let mut got = marked.as_array().unwrap().clone();
+    want.sort_by_key(|v| v.to_string());
+    got.sort_by_key(|v| v.to_string());
+    assert_eq!(got, want);
+    no_axe_violations(&b, "backups with damaged ones");
+    b.screenshot(&shots(), "backups-damaged-en");
+    b.goto(&format!("{}/ui/backups/{}", s.base, damaged[0]));
+    let alert = b.text("p.alert");
+    assert!(
+        alert.contains("A verification found this backup's data damaged")
+            && alert.contains(&format!(
+                "verification {}: the repository is damaged",
+                v["id"].as_str().unwrap()
+            )),
+        "{alert}"
+    );
+    no_axe_violations(&b, "a damaged backup");
+    b.screenshot(&shots(), "backup-damaged-en");
+    b.goto(&format!("{}/ui/lang/de?next=%2Fui%2Fbackups", s.base));
+    b.goto(&format!("{}/ui/backups/{}", s.base, damaged[0]));
+    assert!(
+        b.text("p.alert")
+            .contains("Eine Prüfung fand die Daten dieser Sicherung"),
+        "{}",
+        b.text("p.alert")
+    );
+    assert!(b.text("p.lead").contains("beschädigt"));
+    b.screenshot(&shots(), "backup-damaged-de");
+}
+
 /// Press Tab until `want` holds of the focused element (at most `max`
 /// times); every element passed on the way shows its focus ring and lies
 /// on the screen. The focused elements, in order.

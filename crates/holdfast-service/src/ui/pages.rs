@@ -568,10 +568,10 @@ pub async fn backups(
                     } }
                     tbody {
                         @for b in &page.items {
-                            tr class=[(b.status == "failed").then_some("attention")] {
+                            tr class=[(b.status == "failed" || b.damaged_at.is_some()).then_some("attention")] {
                                 td.when { a href={ "/ui/backups/" (b.id) } { time datetime=(b.queued_at) title=(tr.time(&b.queued_at)) { (tr.time(b.started_at.as_deref().unwrap_or(&b.queued_at))) } } br; span.sub { (tr.age(&b.queued_at, now)) } }
                                 td { (names.get(b.source_id.as_str()).copied().unwrap_or(&b.source_name)) }
-                                td { (status_badge(tr, &b.status)) }
+                                td { (status_badge(tr, &b.status)) @if b.damaged_at.is_some() { " " (status_badge(tr, "damaged")) } }
                                 td { (tr.t(&format!("kind.{}", b.kind))) }
                                 td.num { @if let Some(d) = run_seconds(b.started_at.as_deref(), b.finished_at.as_deref()) { (tr.duration(d)) } @else { "–" } }
                                 td.num { @if let Some(x) = b.size { (tr.bytes(x)) } @else { "–" } }
@@ -625,6 +625,7 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
     let content = html! {
         p.lead {
             (status_badge(tr, &b.status)) " "
+            @if b.damaged_at.is_some() { (status_badge(tr, "damaged")) " " }
             a href={ "/ui/backups?tenant=" (session::encode(&b.tenant_id)) "&source=" (session::encode(&b.source_id)) } { (b.source_name) }
             " · " (tr.t(&format!("kind.{}", b.kind)))
         }
@@ -646,6 +647,12 @@ pub async fn backup(State(s): State<AppState>, signed: Signed, Path(id): Path<St
                 @if b.status == "done" || b.status == "failed" {
                     a.button.danger href={ "/ui/backups/" (b.id) "/delete" } { (tr.t("action.delete")) }
                 }
+            }
+        }
+        @if let Some(when) = &b.damaged_at {
+            p.alert role="alert" {
+                (tr.f("detail.damaged", &[("time", &tr.time(when))]))
+                @if let Some(d) = &b.damage { br; (d) }
             }
         }
         @if b.status == "running" || b.status == "queued" {
