@@ -5,7 +5,7 @@
 //! standard input, each checked against the manifest before the loader may
 //! commit.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 
 use holdfast_engine::manifest::ListedFile;
 use holdfast_engine::{EngineError, Result};
@@ -118,9 +118,14 @@ pub fn feed_parts(
                     let copied = match part {
                         FeedPart::Converted { convert, .. } => {
                             let mut buffered = BufReader::with_capacity(1 << 20, &mut reader);
-                            convert(&mut buffered, &mut stdin).and_then(|()| {
-                                std::io::copy(&mut buffered, &mut std::io::sink()).map(drop)
-                            })
+                            // a converter writes a row at a time: one pipe
+                            // write each cost more than the conversion
+                            let mut out = BufWriter::with_capacity(1 << 16, &mut stdin);
+                            convert(&mut buffered, &mut out)
+                                .and_then(|()| out.flush())
+                                .and_then(|()| {
+                                    std::io::copy(&mut buffered, &mut std::io::sink()).map(drop)
+                                })
                         }
                         _ => std::io::copy(&mut reader, &mut stdin).map(drop),
                     };
