@@ -78,19 +78,24 @@ struct Charset {
 
 pub struct Mysql {
     client: MyClient,
-    server: Option<ServerInfo>,
-    dump_tool: Option<DumpTool>,
+    asked: Asked,
     /// The restore's target, and what it was before the load (None when
     /// the restore created it): what `undo` puts back.
     target: Option<(Target, Option<Charset>)>,
+}
+
+/// What was asked of the server and the tools, once.
+#[derive(Default)]
+struct Asked {
+    server: Option<ServerInfo>,
+    dump_tool: Option<DumpTool>,
 }
 
 impl Mysql {
     pub fn new(addr: DbAddress, password: Option<Secret>) -> Result<Mysql> {
         Ok(Mysql {
             client: MyClient::new(addr, password)?,
-            server: None,
-            dump_tool: None,
+            asked: Asked::default(),
             target: None,
         })
     }
@@ -101,10 +106,10 @@ impl Mysql {
 
     /// The dump tool and its version (asked once).
     fn dump_tool(&mut self) -> Result<DumpTool> {
-        if self.dump_tool.is_none() {
-            self.dump_tool = Some(self.client.tools.dump_tool()?);
+        if self.asked.dump_tool.is_none() {
+            self.asked.dump_tool = Some(self.client.tools.dump_tool()?);
         }
-        Ok(self.dump_tool.clone().expect("set above"))
+        Ok(self.asked.dump_tool.clone().expect("set above"))
     }
 
     fn target(&self) -> &str {
@@ -210,7 +215,7 @@ impl Dialect for Mysql {
     }
 
     fn describe(&mut self, manifest: &mut Manifest) -> Result<()> {
-        let server = match &self.server {
+        let server = match &self.asked.server {
             Some(s) => s.clone(),
             None => self.client.server_info(Some(&self.database()))?,
         };
@@ -225,7 +230,7 @@ impl Dialect for Mysql {
         manifest
             .extra
             .insert("collation".into(), json!(server.collation));
-        self.server = Some(server);
+        self.asked.server = Some(server);
         Ok(())
     }
 
