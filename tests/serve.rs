@@ -1620,6 +1620,40 @@ fn a_database_drill_restores_on_the_admins_drill_server_when_one_is_configured()
     pg.psql("postgres", "DROP DATABASE holdfast_drillx_kept");
 }
 
+/// A command source's backup is one file, drilled as plain files (its
+/// snapshot names its kind `command` and holds no manifest).
+#[test]
+fn a_command_sources_backup_drills_as_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        common::service::commands_config(dir.path(), &[("orders", "printf 'id,total\\n1,10\\n'")]);
+    let s = Server::start(
+        &dir.path().join("data"),
+        &[("HOLDFAST_CONFIG", config.to_str().unwrap())],
+    );
+    let admin = s.admin.clone().unwrap();
+    let t = s.create_tenant(&admin, "acme");
+    let src = s.create_source(
+        &admin,
+        &t,
+        json!({"name": "orders", "kind": "command", "target": "orders", "schedule": null,
+               "options": {"filename": "orders.csv"}}),
+    );
+    let sid = src["id"].as_str().unwrap().to_string();
+    assert_eq!(s.run_backup(&admin, &t, &sid)["status"], "done");
+    let d = s.expect(
+        202,
+        "POST",
+        &format!("/api/v1/tenants/{t}/sources/{sid}/drills"),
+        Some(&admin),
+        None,
+    );
+    let d = s.wait_restore(d["id"].as_str().unwrap(), &admin);
+    assert_eq!(d["status"], "done", "{d}");
+    assert_eq!(d["verification"]["kind"], "files", "{d}");
+    assert_eq!(d["verification"]["items"], 1, "{d}");
+}
+
 /// A drill on the source's own server whose node died mid-run: at the
 /// next start the recovery marks it failed and drops its scratch database
 /// — found by the name the drill's id gives it, so a database of another

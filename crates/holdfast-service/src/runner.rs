@@ -541,6 +541,22 @@ pub fn drop_drill_database(input: &DrillInput) -> Result<bool, String> {
 /// scratch area (Landlock).
 pub fn run_drill(input: &DrillInput, progress: &Progress) -> Result<serde_json::Value, String> {
     let (repo, id, snap) = open_snapshot(&input.repository, &input.password, &input.snapshot_id)?;
+    // the snapshot is drilled as what it holds: it must be what the source
+    // makes, or a database source's drill (not confined to the scratch
+    // area) could restore files or a SQLite database
+    let held = holdfast_sources::drill::drilled_as(&repo, &snap)
+        .map(|(kind, _)| kind)
+        .unwrap_or_else(|| "directory".into());
+    let made = match input.kind.as_str() {
+        k @ ("postgres" | "mysql" | "sqlite" | "jsonl") => k,
+        _ => "directory",
+    };
+    if held != made {
+        return Err(format!(
+            "the backup's snapshot holds a {held} copy, but the source is a {} source; not drilled",
+            input.kind
+        ));
+    }
     let server = input.database_server()?;
     if server.is_none() {
         std::fs::create_dir_all(&input.scratch)

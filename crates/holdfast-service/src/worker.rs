@@ -169,18 +169,19 @@ async fn recover(state: &AppState, all_running: bool) -> Result<(), ServeError> 
     for r in state.catalog.orphaned_restores(all_running).await? {
         let msg = "interrupted: the worker running this restore stopped (crash, kill or lost lease); \
                    the target may hold part of the data";
-        if let Err(e) = state
+        match state
             .catalog
             .finish_restore(&r.id, None, Err(msg.to_string()))
             .await
         {
-            log(&format!(
+            // recorded by this node: no one runs the drill any more
+            Ok(_) if r.drill => drop_scratch_database(state, r),
+            Ok(_) => {}
+            // a lease renewed meanwhile, or another node recovered it
+            Err(e) => log(&format!(
                 "restore {}: cannot record the interruption: {e}",
                 r.id
-            ));
-        }
-        if r.drill {
-            drop_scratch_database(state, &r).await;
+            )),
         }
     }
     for b in state.catalog.orphaned_backups(all_running).await? {
@@ -215,8 +216,15 @@ async fn recover(state: &AppState, all_running: bool) -> Result<(), ServeError> 
 /// Drop the scratch database (if any) of a drill whose node died while it
 /// ran — on the admin's drill server or on the source's own server — by
 /// the name the drill's id gives it; another drill's database is never
-/// touched, so this is safe while other nodes run drills.
-async fn drop_scratch_database(state: &AppState, r: &Restore) {
+/// touched, so this is safe while other nodes run drills. On a task of its
+/// own: the server may be a tenant's, and however slowly it answers, the
+/// recovery of everything else does not wait for it.
+fn drop_scratch_database(state: &AppState, r: Restore) {
+    let state = state.clone();
+    tokio::spawn(async move { drop_scratch_database_now(&state, &r).await });
+}
+
+async fn drop_scratch_database_now(state: &AppState, r: &Restore) {
     let dropped = match drill_input(state, r).await {
         Ok((_, input)) => {
             tokio::task::spawn_blocking(move || crate::runner::drop_drill_database(&input))

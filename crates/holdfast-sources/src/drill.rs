@@ -103,6 +103,24 @@ impl DrillReport {
     }
 }
 
+/// What [`drill`] takes `snapshot` for: a database or event stream's kind
+/// and mode, or `None` for plain files (a directory's, a command's output).
+/// What the snapshot says it is; a snapshot that names no kind with a
+/// manifest but holds one is drilled as the manifest says (its content
+/// decides: a snapshot forged without the summary must not pass as plain
+/// files).
+pub fn drilled_as(repo: &Repository, snapshot: &Snapshot) -> Option<(String, String)> {
+    let with_manifest = |k: &str| matches!(k, "postgres" | "mysql" | "sqlite" | "jsonl");
+    match snapshot_kind(snapshot) {
+        Some(k) if with_manifest(&k.0) => Some(k),
+        _ => holdfast_engine::manifest::load(repo, snapshot)
+            .ok()
+            .flatten()
+            .filter(|m| with_manifest(&m.kind))
+            .map(|m| (m.kind, m.mode)),
+    }
+}
+
 /// Restore `snapshot` into a scratch target, verify it, remove the target.
 /// `Ok` only when everything verified; the error says what did not.
 pub fn drill(
@@ -112,18 +130,7 @@ pub fn drill(
     progress: &Progress,
 ) -> Result<DrillReport> {
     let started = Instant::now();
-    // what the snapshot says it is; a snapshot that says nothing but holds
-    // a manifest is drilled as the manifest says (its content decides: a
-    // snapshot forged without the summary must not pass as plain files)
-    let kind = match snapshot_kind(snapshot) {
-        Some(k) => Some(k),
-        None => holdfast_engine::manifest::load(repo, snapshot)
-            .ok()
-            .flatten()
-            .filter(|m| matches!(m.kind.as_str(), "postgres" | "mysql" | "sqlite" | "jsonl"))
-            .map(|m| (m.kind, m.mode)),
-    };
-    let mut report = match kind {
+    let mut report = match drilled_as(repo, snapshot) {
         None => drill_files(repo, snapshot, opts, progress)?,
         Some((kind, mode)) => {
             let manifest = holdfast_engine::manifest::load(repo, snapshot)?.ok_or_else(|| {
@@ -201,10 +208,7 @@ pub fn drop_scratch_database(
     credential: Option<Secret>,
     name: &str,
 ) -> Result<bool> {
-    let db = scratch_database(name);
-    // matched as a prefix: only a longer name could match besides, and
-    // no drill's name is longer than an id's
-    Ok(for_address(server, credential)?.drop_prefixed(&db)? > 0)
+    for_address(server, credential)?.drop_named(&scratch_database(name))
 }
 
 /// A fresh scratch directory, removed when dropped (also on unwinding).
@@ -563,10 +567,13 @@ fn drill_database(kind: &str, from: &Stored<'_>, opts: &DrillOptions) -> Result<
         )));
     }
     let r = crate::database::restore::restore(d.as_mut(), from, false)?;
-    // the scratch database goes on every path that returns
+    // the scratch database goes on every path that returns; the read-back's
+    // failure is the one to report
     let read = read_back(d.as_mut(), from);
-    d.discard()?;
-    Ok(database_report(kind, r, read?.into_iter().collect()))
+    let discarded = d.discard();
+    let read = read?;
+    discarded?;
+    Ok(database_report(kind, r, read.into_iter().collect()))
 }
 
 fn database_report(
@@ -607,19 +614,32 @@ fn read_back(d: &mut dyn Dialect, from: &Stored<'_>) -> Result<Option<String>> {
     if manifest.mode != "tables" {
         return Ok(None);
     }
-    let wanted = manifest.restorable_tables();
     d.begin_snapshot()?;
+    // the snapshot's session is closed on every path: an open one keeps
+    // the scratch database from being dropped
+    let compared = compare_tables(d, from);
+    let ended = d.end_snapshot();
+    let line = compared?;
+    ended?;
+    Ok(Some(line))
+}
+
+/// [`read_back`] inside the snapshot: the check's line.
+fn compare_tables(d: &mut dyn Dialect, from: &Stored<'_>) -> Result<String> {
+    let manifest = from.manifest;
+    let wanted = manifest.restorable_tables();
     let found = d.list_tables()?;
     let mut items = Vec::new();
     for t in &wanted {
         let file = t.file.clone().unwrap_or_default();
-        let table = found
-            .iter()
-            .find(|f| f.display_name() == t.name)
-            .ok_or_else(|| EngineError::Corrupt {
-                file: file.clone(),
-                why: format!("the restored database has no table {}", t.name),
-            })?;
+        let table =
+            found
+                .iter()
+                .find(|f| f.parts == t.parts)
+                .ok_or_else(|| EngineError::Corrupt {
+                    file: file.clone(),
+                    why: format!("the restored database has no table {}", t.name),
+                })?;
         items.push(Export {
             file,
             what: Exportable::Table {
@@ -645,7 +665,6 @@ fn read_back(d: &mut dyn Dialect, from: &Stored<'_>) -> Result<Option<String>> {
     };
     let again: Vec<Export<'_>> = differ.iter().map(|item| (*item).clone()).collect();
     d.export(&again, &mut records)?;
-    d.end_snapshot()?;
     let mut read_back = records.records.unwrap_or_default();
     for item in &differ {
         let read = read_back.remove(&item.file).unwrap_or_default();
@@ -655,9 +674,18 @@ fn read_back(d: &mut dyn Dialect, from: &Stored<'_>) -> Result<Option<String>> {
                 file: item.file.clone(),
                 why: format!(
                     "the restored table does not hold the stored rows: {} rows read back \
-                     from the scratch database, {} stored, and their values differ",
+                     from the scratch database, {} stored, and their values differ{}",
                     read.0.saturating_sub(1),
-                    kept.0.saturating_sub(1)
+                    kept.0.saturating_sub(1),
+                    manifest
+                        .server_version
+                        .as_ref()
+                        .map(|v| format!(
+                            " (the backup was made on server version {v}: a drill server of \
+                             another major version may print some values, such as \
+                             floating-point numbers, differently)"
+                        ))
+                        .unwrap_or_default()
                 ),
             });
         }
@@ -667,10 +695,10 @@ fn read_back(d: &mut dyn Dialect, from: &Stored<'_>) -> Result<Option<String>> {
         0 => String::new(),
         n => format!(" ({n} in another order: the server sorts text by another collation)"),
     };
-    Ok(Some(format!(
+    Ok(format!(
         "{} tables read back from the restored database equal to the stored files{order}",
         items.len()
-    )))
+    ))
 }
 
 /// A drill's sink for exports: each file's size and SHA-256, and with

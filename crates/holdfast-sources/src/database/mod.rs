@@ -128,6 +128,12 @@ pub trait Dialect {
     fn drop_prefixed(&mut self, _prefix: &str) -> Result<usize> {
         Ok(0)
     }
+    /// Drop the database named `name` if the server has it (a drill's
+    /// scratch database its interrupted run left); whether it had. Waits
+    /// for locks a bounded time: the server may be a tenant's.
+    fn drop_named(&mut self, _name: &str) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The dialect for a database address. `credential` replaces a password in

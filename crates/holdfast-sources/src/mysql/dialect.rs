@@ -166,9 +166,16 @@ impl Mysql {
         self.client.query(None, &sql).map(drop)
     }
 
+    /// Drop `db`, waiting for locks at most 30 s.
     fn drop_database(&self, db: &str) -> Result<()> {
         self.client
-            .query(None, &format!("DROP DATABASE {};", quote_ident(db)))
+            .query(
+                None,
+                &format!(
+                    "SET SESSION lock_wait_timeout = 30;\nDROP DATABASE {};",
+                    quote_ident(db)
+                ),
+            )
             .map(drop)
     }
 
@@ -347,6 +354,21 @@ impl Dialect for Mysql {
             self.drop_database(name)?;
         }
         Ok(names.len())
+    }
+
+    fn drop_named(&mut self, name: &str) -> Result<bool> {
+        let found = self.client.query(
+            None,
+            &format!(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {};",
+                sql_string(name)
+            ),
+        )?;
+        if found.is_empty() {
+            return Ok(false);
+        }
+        self.drop_database(name)?;
+        Ok(true)
     }
 
     fn discard(&mut self) -> Result<()> {

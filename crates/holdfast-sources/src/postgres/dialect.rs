@@ -110,6 +110,27 @@ impl Postgres {
         Ok(self.count(maint, sql, &[("db", database)])? > 0)
     }
 
+    /// Drop `database`, ending its sessions where the server can (13 and
+    /// later: a session left open must not keep a scratch database), and
+    /// waiting for locks at most 30 s.
+    fn drop_now(&mut self, maint: &str, database: &str) -> Result<()> {
+        let force = if self.server(maint)?.major() >= 13 {
+            " WITH (FORCE)"
+        } else {
+            ""
+        };
+        self.client
+            .query(
+                maint,
+                &format!(
+                    "SET lock_timeout = '30s';\nSET statement_timeout = '120s';\n\
+                     DROP DATABASE IF EXISTS :\"db\"{force};"
+                ),
+                &[("db", database)],
+            )
+            .map(drop)
+    }
+
     /// Feed `parts` to one psql session in one transaction.
     fn feed(&self, from: &Stored<'_>, parts: &[FeedPart]) -> Result<u64> {
         let database = &self.target.as_ref().expect("prepared").database;
@@ -305,10 +326,18 @@ impl Dialect for Postgres {
             prefix,
         );
         for name in &names {
-            self.client
-                .query(&maint, "DROP DATABASE IF EXISTS :\"db\";", &[("db", name)])?;
+            self.drop_now(&maint, name)?;
         }
         Ok(names.len())
+    }
+
+    fn drop_named(&mut self, name: &str) -> Result<bool> {
+        let maint = self.maintenance_db()?;
+        if !self.exists(&maint, name)? {
+            return Ok(false);
+        }
+        self.drop_now(&maint, name)?;
+        Ok(true)
     }
 
     fn discard(&mut self) -> Result<()> {
@@ -316,12 +345,6 @@ impl Dialect for Postgres {
             return Ok(());
         };
         let maint = self.maintenance_db()?;
-        self.client
-            .query(
-                &maint,
-                "DROP DATABASE IF EXISTS :\"db\";",
-                &[("db", &t.database)],
-            )
-            .map(drop)
+        self.drop_now(&maint, &t.database)
     }
 }
