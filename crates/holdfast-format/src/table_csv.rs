@@ -356,6 +356,18 @@ impl RecordDigest {
     }
 }
 
+/// A stream copied in (`io::copy`) is fed as it passes.
+impl Write for RecordDigest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.feed(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Start field number `count + 1`, reusing its buffer from an earlier record.
 fn begin_field(raw: &mut Vec<Vec<u8>>, count: &mut usize, quoted: &mut Vec<bool>) {
     if raw.len() <= *count {

@@ -690,8 +690,7 @@ fn compare_tables(d: &mut dyn Dialect, from: &Stored<'_>) -> Result<String> {
             });
         }
     }
-    let reordered = differ.len();
-    let order = match reordered {
+    let order = match differ.len() {
         0 => String::new(),
         n => format!(" ({n} in another order: the server sorts text by another collation)"),
     };
@@ -710,30 +709,40 @@ struct Digests {
 
 impl FileSink for Digests {
     fn add_file(&mut self, path: &str, reader: &mut dyn Read) -> Result<FileFacts> {
-        let mut sha = Sha256::new();
-        let mut records = self.records.as_ref().map(|_| RecordDigest::default());
-        let mut size = 0u64;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(EngineError::io(format!("reading {path} back"), e)),
-            };
-            sha.update(&buf[..n]);
-            if let Some(r) = &mut records {
-                r.feed(&buf[..n]);
-            }
-            size += n as u64;
-        }
-        if let (Some(all), Some(r)) = (&mut self.records, records) {
+        let mut seen = Seen {
+            sha: Sha256::new(),
+            records: self.records.as_ref().map(|_| RecordDigest::default()),
+        };
+        // the sink never fails: an error is the reading's
+        let size = io::copy(reader, &mut seen)
+            .map_err(|e| EngineError::io(format!("reading {path} back"), e))?;
+        if let (Some(all), Some(r)) = (&mut self.records, seen.records) {
             all.insert(path.to_string(), r.finish());
         }
         Ok(FileFacts {
             size,
-            sha256: Id(sha.finalize().into()),
+            sha256: Id(seen.sha.finalize().into()),
         })
+    }
+}
+
+/// What [`Digests`] keeps of one file as it passes.
+struct Seen {
+    sha: Sha256,
+    records: Option<RecordDigest>,
+}
+
+impl io::Write for Seen {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sha.update(buf);
+        if let Some(r) = &mut self.records {
+            r.feed(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -742,18 +751,11 @@ impl FileSink for Digests {
 fn stored_records(from: &Stored<'_>, file: &str) -> Result<(u64, u128)> {
     let mut reader = from.open(file)?;
     let mut records = RecordDigest::default();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => records.feed(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(reader
-                    .read_failure(e)
-                    .unwrap_or_else(|e| EngineError::io(format!("reading {file}"), e)));
-            }
-        }
+    // the digest never fails: an error is the reading's
+    if let Err(e) = io::copy(&mut reader, &mut records) {
+        return Err(reader
+            .read_failure(e)
+            .unwrap_or_else(|e| EngineError::io(format!("reading {file}"), e)));
     }
     reader.check()?;
     Ok(records.finish())
